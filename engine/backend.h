@@ -1,0 +1,204 @@
+/* engine/backend.h — the compute backend interface: memory plus one entry per op.
+ *
+ * Models see only `struct backend *` and tensors.  The public backend_<op>()
+ * functions below validate dtypes, shapes and ownership once (backend.c) and then
+ * call the backend's vtable entry, so implementations may assume valid arguments.
+ *
+ * Conventions (all tensors contiguous, row-major):
+ *   activations NHWC {N,H,W,C}; token view {N,L,C}; linear weight {out,in};
+ *   conv weight {Cout,KH,KW,Cin}; per-row scalars are host float arrays indexed by
+ *   dim 0 (the batch row).  Outputs never alias inputs unless an op says so.
+ *   The CPU backend computes in f32; GPU backends may store f16/bf16 and accumulate
+ *   in f32.
+ *
+ * Ownership: backend_create functions return a backend the caller destroys with
+ * backend_destroy, after freeing every tensor allocated from it.
+ * Thread-safety: a backend is used by one thread at a time (its worker); ops on one
+ * backend are issued in order.  Weights allocated on it may be read concurrently.
+ */
+#ifndef DIFFUSIOND_ENGINE_BACKEND_H
+#define DIFFUSIOND_ENGINE_BACKEND_H
+
+#include <stdbool.h>
+
+#include "engine/status.h"
+#include "engine/tensor.h"
+
+struct backend;
+
+struct conv2d_params {
+    int stride;  /* 1 or 2 */
+    int padding; /* same on all four sides */
+};
+
+struct attention_params {
+    int heads;    /* head dim = C / heads */
+    float scale;  /* usually 1/sqrt(head dim) */
+    bool causal;  /* query i sees keys 0..i (CLIP text encoder) */
+};
+
+struct group_norm_params {
+    int groups;
+    float eps;
+    bool silu; /* apply SiLU after the affine transform */
+};
+
+struct timestep_embedding_params {
+    int dim;                    /* output features (even) */
+    bool flip_sin_to_cos;       /* [cos, sin] instead of [sin, cos] */
+    float downscale_freq_shift; /* diffusers: 1 for SD U-Nets' default, 0 with flip */
+    float max_period;           /* 10000 */
+};
+
+enum gelu_kind { GELU_ERF = 0, GELU_TANH, GELU_QUICK /* x·σ(1.702x) */ };
+
+struct backend_ops {
+    const char *name;
+    void (*destroy)(struct backend *b);
+
+    /* memory: alloc sets t->data for t's dtype/shape; upload/download convert */
+    enum status (*alloc)(struct backend *b, struct tensor *t, struct errbuf *err);
+    void (*free)(struct backend *b, struct tensor *t);
+    enum status (*upload)(struct backend *b, struct tensor *dst, const void *src,
+                          enum dtype src_dtype, struct errbuf *err);
+    enum status (*download)(struct backend *b, const struct tensor *src, float *dst,
+                            struct errbuf *err);
+    enum status (*sync)(struct backend *b, struct errbuf *err);
+
+    /* ops (arguments already validated by backend.c) */
+    enum status (*conv2d)(struct backend *b, const struct tensor *x, const struct tensor *w,
+                          const struct tensor *bias, const struct tensor *residual,
+                          const struct conv2d_params *p, struct tensor *y, struct errbuf *err);
+    enum status (*linear)(struct backend *b, const struct tensor *x, const struct tensor *w,
+                          const struct tensor *bias, const struct tensor *residual,
+                          struct tensor *y, struct errbuf *err);
+    enum status (*matmul)(struct backend *b, const struct tensor *a, const struct tensor *bm,
+                          bool trans_b, float alpha, struct tensor *y, struct errbuf *err);
+    enum status (*group_norm)(struct backend *b, const struct tensor *x,
+                              const struct tensor *gamma, const struct tensor *beta,
+                              const struct group_norm_params *p, struct tensor *y,
+                              struct errbuf *err);
+    enum status (*layer_norm)(struct backend *b, const struct tensor *x,
+                              const struct tensor *gamma, const struct tensor *beta, float eps,
+                              struct tensor *y, struct errbuf *err);
+    enum status (*attention)(struct backend *b, const struct tensor *q, const struct tensor *k,
+                             const struct tensor *v, const struct attention_params *p,
+                             struct tensor *y, struct errbuf *err);
+    enum status (*gelu)(struct backend *b, const struct tensor *x, enum gelu_kind kind,
+                        struct tensor *y, struct errbuf *err);
+    enum status (*geglu)(struct backend *b, const struct tensor *x, struct tensor *y,
+                         struct errbuf *err);
+    enum status (*silu)(struct backend *b, const struct tensor *x, struct tensor *y,
+                        struct errbuf *err);
+    enum status (*add)(struct backend *b, const struct tensor *a, const struct tensor *bt,
+                       struct tensor *y, struct errbuf *err);
+    enum status (*mul)(struct backend *b, const struct tensor *a, const struct tensor *bt,
+                       struct tensor *y, struct errbuf *err);
+    enum status (*axpby)(struct backend *b, const struct tensor *x, const struct tensor *yin,
+                         const float *alpha, const float *beta, struct tensor *out,
+                         struct errbuf *err);
+    enum status (*upsample_nearest2x)(struct backend *b, const struct tensor *x,
+                                      struct tensor *y, struct errbuf *err);
+    enum status (*concat_channels)(struct backend *b, const struct tensor *a,
+                                   const struct tensor *bt, struct tensor *y,
+                                   struct errbuf *err);
+    enum status (*timestep_embedding)(struct backend *b, const float *timesteps,
+                                      const struct timestep_embedding_params *p,
+                                      struct tensor *y, struct errbuf *err);
+};
+
+/* Implementations embed this as their first member. */
+struct backend {
+    const struct backend_ops *ops;
+};
+
+const char *backend_name(const struct backend *b);
+void backend_destroy(struct backend *b);
+
+/* --- memory ------------------------------------------------------------------ */
+
+/* Allocates storage for t (dtype and shape already set) on b; sets t->data and
+ * t->backend.  On failure t->data stays NULL. */
+enum status backend_alloc(struct backend *b, struct tensor *t, struct errbuf *err);
+/* Frees t's storage (no-op for NULL data); leaves t->data NULL. */
+void backend_free(struct tensor *t);
+/* Copies numel(dst) host elements of src_dtype into dst, converting dtype. */
+enum status backend_upload(struct tensor *dst, const void *src, enum dtype src_dtype,
+                           struct errbuf *err);
+/* Copies src into numel(src) host floats. Synchronous. */
+enum status backend_download(const struct tensor *src, float *dst, struct errbuf *err);
+enum status backend_sync(struct backend *b, struct errbuf *err);
+
+/* --- ops ---------------------------------------------------------------------
+ * Every tensor argument lives on the same backend (the one of the output). */
+
+/* y{N,Ho,Wo,Cout} = conv(x{N,H,W,Cin}, w{Cout,KH,KW,Cin}) + bias{Cout} + residual{y}
+ * Ho = (H + 2·padding − KH)/stride + 1.  bias and residual may be NULL. */
+enum status backend_conv2d(const struct tensor *x, const struct tensor *w,
+                           const struct tensor *bias, const struct tensor *residual,
+                           const struct conv2d_params *p, struct tensor *y, struct errbuf *err);
+
+/* y{rows,out} = x{rows,in} · wᵀ{out,in} + bias{out} + residual{y}; any leading dims
+ * of x and y (their row counts must match). */
+enum status backend_linear(const struct tensor *x, const struct tensor *w,
+                           const struct tensor *bias, const struct tensor *residual,
+                           struct tensor *y, struct errbuf *err);
+
+/* y{B,M,N} = alpha · a{B,M,K} · bm{B,K,N} (or bm{B,N,K}ᵀ when trans_b). */
+enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool trans_b,
+                           float alpha, struct tensor *y, struct errbuf *err);
+
+/* x{N,...,C} (3 or 4 dims): statistics per (sample, group) over all positions and the
+ * group's C/groups channels; gamma/beta{C} may be NULL (no affine). y may be x. */
+enum status backend_group_norm(const struct tensor *x, const struct tensor *gamma,
+                               const struct tensor *beta, const struct group_norm_params *p,
+                               struct tensor *y, struct errbuf *err);
+
+/* Normalizes each row of x{...,C} over C; gamma/beta{C} may be NULL. y may be x. */
+enum status backend_layer_norm(const struct tensor *x, const struct tensor *gamma,
+                               const struct tensor *beta, float eps, struct tensor *y,
+                               struct errbuf *err);
+
+/* y{B,Nq,H·D} = softmax(q·kᵀ·scale [+ causal mask]) · v per head; q{B,Nq,H·D},
+ * k{B,Nk,H·D}, v{B,Nk,H·D} (heads side by side in the last dim, as the projections
+ * produce them).  Never materializes an Nq×Nk matrix. */
+enum status backend_attention(const struct tensor *q, const struct tensor *k,
+                              const struct tensor *v, const struct attention_params *p,
+                              struct tensor *y, struct errbuf *err);
+
+/* Elementwise activations; y same shape as x; y may be x. */
+enum status backend_gelu(const struct tensor *x, enum gelu_kind kind, struct tensor *y,
+                         struct errbuf *err);
+enum status backend_silu(const struct tensor *x, struct tensor *y, struct errbuf *err);
+
+/* y{...,C} = x[..., :C] · gelu_erf(x[..., C:]) for x{...,2C} (diffusers' GEGLU). */
+enum status backend_geglu(const struct tensor *x, struct tensor *y, struct errbuf *err);
+
+/* y = a + bt, y = a · bt.  bt has a's ndim and each of its dims equals a's or is 1
+ * (broadcast), e.g. {N,1,1,C} onto {N,H,W,C}.  y same shape as a; y may be a. */
+enum status backend_add(const struct tensor *a, const struct tensor *bt, struct tensor *y,
+                        struct errbuf *err);
+enum status backend_mul(const struct tensor *a, const struct tensor *bt, struct tensor *y,
+                        struct errbuf *err);
+
+/* out[n] = alpha[n]·x[n] + beta[n]·yin[n] for each batch row n (dim 0); alpha and
+ * beta are host arrays of shape[0] floats.  out may alias x or yin. */
+enum status backend_axpby(const struct tensor *x, const struct tensor *yin, const float *alpha,
+                          const float *beta, struct tensor *out, struct errbuf *err);
+
+/* y{N,2H,2W,C} = nearest-neighbour 2× upsample of x{N,H,W,C}. */
+enum status backend_upsample_nearest2x(const struct tensor *x, struct tensor *y,
+                                       struct errbuf *err);
+
+/* y{N,H,W,Ca+Cb} = [a{N,H,W,Ca}, bt{N,H,W,Cb}] along the last dim (any ndim). */
+enum status backend_concat_channels(const struct tensor *a, const struct tensor *bt,
+                                    struct tensor *y, struct errbuf *err);
+
+/* y{N,dim}: sinusoidal embedding of N host timesteps, as diffusers'
+ * get_timestep_embedding: exponent = −ln(max_period)·i/(half − shift), emb = t·e^exp,
+ * out = [sin, cos] (or [cos, sin] when flip_sin_to_cos). */
+enum status backend_timestep_embedding(const float *timesteps,
+                                       const struct timestep_embedding_params *p,
+                                       struct tensor *y, struct errbuf *err);
+
+#endif

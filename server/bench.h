@@ -1,0 +1,11 @@
+/* server/bench.h — `diffusiond bench …` subcommands (benchmarks run side by side
+ * with their references in one process run). */
+#ifndef DIFFUSIOND_SERVER_BENCH_H
+#define DIFFUSIOND_SERVER_BENCH_H
+
+/* `diffusiond bench ops [options]`: GFLOP/s of the SD1.5 U-Net's largest conv and
+ * attention shapes and of an SGEMM beside the machine's measured FMA peak. Returns a
+ * process exit code; argv[0] is "ops". */
+int bench_ops_main(int argc, char **argv);
+
+#endif

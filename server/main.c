@@ -1,0 +1,73 @@
+/* server/main.c — the diffusiond binary: subcommand dispatch and process wiring.
+ * The only place that may call exit() or own process-wide state. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/log.h"
+#include "engine/threadpool.h"
+#include "server/bench.h"
+
+#ifndef DIFFUSIOND_VERSION
+#define DIFFUSIOND_VERSION "dev"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: diffusiond <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  bench ops     benchmark the engine's heaviest ops against the machine's peak\n"
+            "  version       print version and build configuration\n"
+            "  help          this text\n"
+            "\n"
+            "`diffusiond <command> --help` describes a command's options.\n");
+}
+
+static int cmd_version(void)
+{
+    printf("diffusiond %s\n", DIFFUSIOND_VERSION);
+    printf("cpus: %d\n", threadpool_cpu_count());
+#ifdef DIFFUSIOND_HAVE_CUDA
+    printf("cuda backend: built\n");
+#else
+    printf("cuda backend: not built\n");
+#endif
+    return 0;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fprintf(argc < 2 ? stderr : stdout,
+                "usage: diffusiond bench <suite> [options]\n"
+                "suites:\n"
+                "  ops   conv/attention/SGEMM GFLOP/s vs the measured FMA peak\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "ops") == 0)
+        return bench_ops_main(argc - 1, argv + 1);
+    fprintf(stderr, "diffusiond bench: unknown suite '%s'\n", argv[1]);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    log_configure(LOG_INFO, LOG_FORMAT_PLAIN, NULL);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "diffusiond: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,123 @@
+/* tests/testutil.c — see testutil.h. */
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine/cpu/cpu_backend.h"
+
+struct test_rng test_rng_make(uint64_t seed)
+{
+    struct test_rng r = {seed ^ 0x9e3779b97f4a7c15ull};
+    return r;
+}
+
+uint64_t test_rng_u64(struct test_rng *r)
+{
+    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float test_rng_uniform(struct test_rng *r, float lo, float hi)
+{
+    double u = (double)(test_rng_u64(r) >> 11) * 0x1.0p-53;
+    return (float)(lo + (hi - lo) * u);
+}
+
+int test_rng_int(struct test_rng *r, int lo, int hi)
+{
+    return lo + (int)(test_rng_u64(r) % (uint64_t)(hi - lo + 1));
+}
+
+float test_rng_normal(struct test_rng *r)
+{
+    double u1 = ((double)(test_rng_u64(r) >> 11) + 0.5) * 0x1.0p-53;
+    double u2 = (double)(test_rng_u64(r) >> 11) * 0x1.0p-53;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+float *test_random_floats(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    struct test_rng r = test_rng_make(seed);
+    for (size_t i = 0; i < n; i++)
+        p[i] = test_rng_uniform(&r, lo, hi);
+    return p;
+}
+
+struct tensor test_tensor(struct backend *b, int ndim, const int64_t *shape, const float *host)
+{
+    struct tensor t = tensor_desc(DTYPE_F32, ndim, shape);
+    struct errbuf err;
+    errbuf_clear(&err);
+    enum status s = backend_alloc(b, &t, &err);
+    ck_assert_msg(s == STATUS_OK, "alloc: %s", err.msg);
+    if (host) {
+        s = backend_upload(&t, host, DTYPE_F32, &err);
+        ck_assert_msg(s == STATUS_OK, "upload: %s", err.msg);
+    }
+    return t;
+}
+
+float *test_download(const struct tensor *t)
+{
+    float *p = malloc(tensor_nbytes(t));
+    ck_assert_ptr_nonnull(p);
+    struct errbuf err;
+    errbuf_clear(&err);
+    enum status s = backend_download(t, p, &err);
+    ck_assert_msg(s == STATUS_OK, "download: %s", err.msg);
+    return p;
+}
+
+double test_max_abs_err(const float *got, const double *want, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= m)) /* NaN counts as infinitely wrong */
+            m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+double test_max_abs(const double *want, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(want[i]) > m)
+            m = fabs(want[i]);
+    return m;
+}
+
+void test_assert_close(const char *what, const float *got, const double *want, size_t n,
+                       double atol, double rtol)
+{
+    double e = test_max_abs_err(got, want, n);
+    double bound = atol + rtol * test_max_abs(want, n);
+    ck_assert_msg(e <= bound, "%s: max abs error %.3g exceeds %.3g (n=%zu)", what, e, bound, n);
+}
+
+struct backend *test_cpu_backend(void)
+{
+    static struct backend *cpu; /* one per test process, freed at exit */
+    if (!cpu) {
+        struct errbuf err;
+        enum status s = cpu_backend_create(0, &cpu, &err);
+        ck_assert_msg(s == STATUS_OK, "cpu backend: %s", err.msg);
+    }
+    return cpu;
+}
+
+int test_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

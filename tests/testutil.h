@@ -1,0 +1,47 @@
+/* tests/testutil.h — helpers shared by the Check suites: deterministic random data,
+ * tensors on a backend from host arrays, error measures, and the suite runner. */
+#ifndef DIFFUSIOND_TESTS_TESTUTIL_H
+#define DIFFUSIOND_TESTS_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+
+/* splitmix64-based generator; independent of the engine's Philox. */
+struct test_rng {
+    uint64_t state;
+};
+
+struct test_rng test_rng_make(uint64_t seed);
+uint64_t test_rng_u64(struct test_rng *r);
+/* uniform in [lo, hi) */
+float test_rng_uniform(struct test_rng *r, float lo, float hi);
+/* integer uniform in [lo, hi] */
+int test_rng_int(struct test_rng *r, int lo, int hi);
+float test_rng_normal(struct test_rng *r);
+
+/* n floats uniform in [lo, hi) from seed; returned buffer is malloc'ed (caller frees). */
+float *test_random_floats(size_t n, uint64_t seed, float lo, float hi);
+
+/* Allocates t{ndim,shape} (f32) on b and uploads host (may be NULL: left
+ * uninitialised); fails the current test on error. */
+struct tensor test_tensor(struct backend *b, int ndim, const int64_t *shape, const float *host);
+/* Downloads t into a malloc'ed host array (caller frees). */
+float *test_download(const struct tensor *t);
+
+/* max |got − want| and max |want| over n elements. */
+double test_max_abs_err(const float *got, const double *want, size_t n);
+double test_max_abs(const double *want, size_t n);
+/* Fails the test (naming `what`) unless max|got−want| ≤ atol + rtol·max|want|. */
+void test_assert_close(const char *what, const float *got, const double *want, size_t n,
+                       double atol, double rtol);
+
+/* A CPU backend with the default thread count; the suite's process keeps one. */
+struct backend *test_cpu_backend(void);
+
+/* Runs the suite; returns EXIT_SUCCESS only when every test passed. */
+int test_run_suite(Suite *s);
+
+#endif
