@@ -7,6 +7,10 @@
 #include "engine/threadpool.h"
 #include "server/bench.h"
 
+#ifdef DIFFUSIOND_HAVE_CUDA
+#include "engine/cuda/cuda_device.h"
+#endif
+
 #ifndef DIFFUSIOND_VERSION
 #define DIFFUSIOND_VERSION "dev"
 #endif
@@ -24,12 +28,44 @@ static void usage(FILE *out)
             "`diffusiond <command> --help` describes a command's options.\n");
 }
 
-static int cmd_version(void)
+#ifdef DIFFUSIOND_HAVE_CUDA
+/* "cuda: N device(s)" and one line per device, or "cuda: no device (<reason>)". */
+static void print_cuda_devices(void)
 {
+    int runtime = 0, driver = 0;
+    cuda_versions(&runtime, &driver);
+    printf("cuda backend: built (runtime %d.%d, driver %d.%d)\n", runtime / 1000,
+           (runtime % 1000) / 10, driver / 1000, (driver % 1000) / 10);
+    struct errbuf err;
+    errbuf_clear(&err);
+    int n = 0;
+    if (cuda_device_count(&n, &err) != STATUS_OK) {
+        printf("cuda: no device (%s)\n", err.msg);
+        return;
+    }
+    printf("cuda: %d device(s)\n", n);
+    for (int i = 0; i < n; i++) {
+        char desc[256];
+        if (cuda_device_describe(i, desc, sizeof desc, &err) == STATUS_OK)
+            printf("  cuda:%d  %s\n", i, desc);
+        else
+            printf("  cuda:%d  (%s)\n", i, err.msg);
+    }
+}
+#endif
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: diffusiond version\n"
+               "Prints the version, the CPU count and the CUDA backend: whether this\n"
+               "binary was built with it and which devices the CUDA runtime sees.\n");
+        return 0;
+    }
     printf("diffusiond %s\n", DIFFUSIOND_VERSION);
     printf("cpus: %d\n", threadpool_cpu_count());
 #ifdef DIFFUSIOND_HAVE_CUDA
-    printf("cuda backend: built\n");
+    print_cuda_devices();
 #else
     printf("cuda backend: not built\n");
 #endif
@@ -64,7 +100,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
-        return cmd_version();
+        return cmd_version(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "diffusiond: unknown command '%s'\n\n", cmd);
