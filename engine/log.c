@@ -67,6 +67,12 @@ static size_t json_escape_into(char *buf, size_t len, size_t cap, const char *s)
     return len;
 }
 
+/* A truncated snprintf returns the length it wanted; keep appending inside buf. */
+static size_t clamp_len(size_t len, size_t cap)
+{
+    return len < cap ? len : cap - 1;
+}
+
 size_t log_format_line(char *buf, size_t cap, enum log_format format, double unix_time,
                        enum log_level level, const char *module, const char *msg)
 {
@@ -76,16 +82,16 @@ size_t log_format_line(char *buf, size_t cap, enum log_format format, double uni
     int millis = (int)((unix_time - (double)secs) * 1000.0);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char ts[40];
+    char ts[96]; /* ample for any int fields, so -Wformat-truncation stays quiet */
     snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
     size_t len;
     if (format == LOG_FORMAT_JSON) {
         len = (size_t)snprintf(buf, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"", ts,
                                log_level_name(level));
-        len = json_escape_into(buf, len, cap, module);
+        len = json_escape_into(buf, clamp_len(len, cap), cap, module);
         len += (size_t)snprintf(buf + len, cap - len, "\",\"msg\":\"");
-        len = json_escape_into(buf, len, cap, msg);
+        len = json_escape_into(buf, clamp_len(len, cap), cap, msg);
         len += (size_t)snprintf(buf + len, cap - len, "\"}\n");
     } else {
         len = (size_t)snprintf(buf, cap, "%s %-5s [%s] %s\n", ts, log_level_name(level),

@@ -58,7 +58,10 @@ enum status status_wrap(struct errbuf *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     char joined[ERRBUF_MSG_MAX];
-    snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
+    /* truncation to ERRBUF_MSG_MAX is intended (checking the result also keeps
+     * -Wformat-truncation quiet about it) */
+    if (snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg) < 0)
+        return err->code;
     memcpy(err->msg, joined, sizeof joined);
     return err->code;
 }
