@@ -89,19 +89,22 @@ enum status threadpool_create(int n_threads, struct threadpool **out, struct err
     pthread_cond_init(&pool->done, NULL);
     pool->threads = calloc((size_t)n_threads, sizeof *pool->threads);
     if (!pool->threads) {
+        pool->n_threads = 1; /* no workers to join */
         threadpool_destroy(pool);
         return status_fail(err, STATUS_OUT_OF_MEMORY, "threadpool: out of memory");
     }
     for (int i = 1; i < n_threads; i++) {
         struct worker_arg *arg = malloc(sizeof *arg);
+        if (arg) { /* filled before the thread starts: the worker reads and frees it */
+            arg->pool = pool;
+            arg->index = i;
+        }
         if (!arg || pthread_create(&pool->threads[i], NULL, worker_main, arg) != 0) {
             free(arg);
             pool->n_threads = i; /* join only the ones started */
             threadpool_destroy(pool);
             return status_fail(err, STATUS_INTERNAL, "threadpool: cannot start thread %d", i);
         }
-        arg->pool = pool;
-        arg->index = i;
     }
     *out = pool;
     return STATUS_OK;
@@ -129,6 +132,17 @@ int threadpool_size(const struct threadpool *pool)
     return pool ? pool->n_threads : 1;
 }
 
+/* The calling thread's index in pool: a worker's own index when called from inside
+ * one of its tasks, else 0 (the owner). */
+static int self_index(const struct threadpool *pool)
+{
+    pthread_t self = pthread_self();
+    for (int i = 1; i < pool->n_threads; i++)
+        if (pthread_equal(self, pool->threads[i]))
+            return i;
+    return 0;
+}
+
 void threadpool_parallel_for(struct threadpool *pool, size_t n, size_t grain, threadpool_fn fn,
                              void *ctx)
 {
@@ -139,7 +153,9 @@ void threadpool_parallel_for(struct threadpool *pool, size_t n, size_t grain, th
     int expected = 0;
     if (!pool || pool->n_threads == 1 || n <= grain ||
         !atomic_compare_exchange_strong(&pool->in_loop, &expected, 1)) {
-        fn(ctx, 0, n, 0);
+        /* serial, in the caller's own thread slot so that per-thread scratch indexed by
+         * `thread` is never shared with another running thread */
+        fn(ctx, 0, n, pool ? self_index(pool) : 0);
         return;
     }
     /* About four chunks per thread balances uneven chunks without much overhead. */
