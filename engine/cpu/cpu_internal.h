@@ -14,6 +14,8 @@ struct cpu_backend {
     struct backend base; /* first member: (struct backend *) casts to this */
     struct threadpool *pool;
     int n_threads;
+    bool gemm_portable; /* GEMM-class ops take the CBLAS path even where the AVX-512
+                           kernels run (tests compare both; cpu_sgemm.h) */
 };
 
 static inline struct cpu_backend *cpu_of(struct backend *b)
