@@ -45,11 +45,13 @@ bool log_enabled(enum log_level level)
     return (int)level >= atomic_load(&log_min_level) && level != LOG_OFF;
 }
 
-/* Appends s to buf as the body of a JSON string; returns the new length. */
+/* Appends s to buf as the body of a JSON string; returns the new length.  Stops
+ * early so that room is left for the longest escape (6), the line's closing "}\n
+ * (3) and the NUL: a cut line is still valid JSON. */
 static size_t json_escape_into(char *buf, size_t len, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    for (; *s && len + 7 < cap; s++) {
+    for (; *s && len + 6 + 3 + 1 <= cap; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             buf[len++] = '\\';
