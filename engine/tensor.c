@@ -90,7 +90,9 @@ bool tensor_same_shape(const struct tensor *a, const struct tensor *b)
 bool tensor_reshape(struct tensor *t, int ndim, const int64_t *shape)
 {
     struct tensor r = tensor_desc(t->dtype, ndim, shape);
-    if (ndim < 1 || ndim > TENSOR_MAX_DIMS || tensor_numel(&r) != tensor_numel(t))
+    /* tensor_check first: dims < 1 (a product of negatives can match) and products
+     * that overflow are refused before numel is computed */
+    if (tensor_check(&r, "reshape", NULL) != STATUS_OK || tensor_numel(&r) != tensor_numel(t))
         return false;
     t->ndim = ndim;
     memcpy(t->shape, r.shape, sizeof t->shape);
