@@ -320,6 +320,58 @@ START_TEST(test_hand_built)
 }
 END_TEST
 
+/* tests/fixtures/safetensors/reference.safetensors: written by Hugging Face's
+ * safetensors (tools/make_safetensors_fixtures.py holds the same values). */
+static void fixture_path(char *buf, size_t cap)
+{
+#ifdef DIFFUSIOND_SOURCE_DIR
+    snprintf(buf, cap, "%s/tests/fixtures/safetensors/reference.safetensors",
+             DIFFUSIOND_SOURCE_DIR);
+#else
+    /* __FILE__ is .../tests/unit/test_safetensors.c */
+    snprintf(buf, cap, "%s", __FILE__);
+    char *slash = strrchr(buf, '/');
+    ck_assert_ptr_nonnull(slash);
+    snprintf(slash, cap - (size_t)(slash - buf), "/../fixtures/safetensors/reference.safetensors");
+#endif
+}
+
+START_TEST(test_reference_fixture)
+{
+    char path[1024];
+    fixture_path(path, sizeof path);
+    struct safetensors *st = open_ok(path);
+    ck_assert_uint_eq(safetensors_count(st), 8);
+    float got[6];
+    read_f32_ok(st, "w32", got, 6);
+    assert_floats_eq(got, (const float[]){-1.0f, -0.75f, -0.5f, -0.25f, 0.0f, 0.25f}, 6);
+    ck_assert_int_eq(safetensors_find(st, "w32")->shape[1], 3);
+    read_f32_ok(st, "w16", got, 4);
+    assert_floats_eq(got, (const float[]){1.0f, -2.0f, 0.5f, 65504.0f}, 4);
+    read_f32_ok(st, "wbf", got, 3);
+    assert_floats_eq(got, (const float[]){1.0f, -3.0f, 0.015625f}, 3);
+    read_f32_ok(st, "w64", got, 2);
+    assert_floats_eq(got, (const float[]){(float)0.1, -1e10f}, 2);
+    read_f32_ok(st, "s", got, 1);
+    ck_assert(got[0] == 7.5f && safetensors_find(st, "s")->ndim == 0);
+    read_f32_ok(st, "e4", got, 2);
+    assert_floats_eq(got, (const float[]){1.0f, -2.0f}, 2);
+    const struct safetensors_tensor *z = safetensors_find(st, "z");
+    ck_assert(z->dtype == SAFETENSORS_F16 && z->ndim == 2 && z->numel == 0);
+
+    const struct safetensors_tensor *ids = safetensors_find(st, "ids");
+    ck_assert_int_eq(ids->dtype, SAFETENSORS_I64);
+    int64_t iv[3];
+    memcpy(iv, ids->data, sizeof iv);
+    ck_assert(iv[0] == 1 && iv[1] == 2 && iv[2] == 3);
+    ck_assert_int_eq(safetensors_read_f32(st, ids, got, 3, NULL), STATUS_UNSUPPORTED);
+
+    ck_assert_str_eq(safetensors_metadata_get(st, "format"), "pt");
+    ck_assert(strncmp(safetensors_metadata_get(st, "source"), "safetensors ", 12) == 0);
+    safetensors_close(st);
+}
+END_TEST
+
 START_TEST(test_empty_header_ok)
 {
     struct bytes b = bytes_make("{}", NULL, 0);
@@ -858,6 +910,7 @@ static Suite *safetensors_suite(void)
     tcase_add_test(valid, test_dtype_names);
     tcase_add_test(valid, test_writer_round_trip);
     tcase_add_test(valid, test_hand_built);
+    tcase_add_test(valid, test_reference_fixture);
     tcase_add_test(valid, test_empty_header_ok);
     tcase_add_test(valid, test_unaligned);
     tcase_add_test(valid, test_fp8_and_unsupported_reads);
