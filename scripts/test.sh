@@ -28,8 +28,15 @@ steps=${DIFFUSIOND_TEST_STEPS:-main asan noserver cuda-on}
 summary=()
 failed=()
 
+# Whether CMake's DIFFUSIOND_CUDA=AUTO will find a CUDA compiler: $CUDACXX, nvcc on
+# the PATH, or /usr/local/cuda/bin/nvcc — one that runs (a wrapper or symlink left
+# behind by a removed toolkit does not count).
 nvcc_present() {
-    command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]
+    local nvcc
+    for nvcc in "${CUDACXX:-}" "$(command -v nvcc 2>/dev/null)" /usr/local/cuda/bin/nvcc; do
+        [[ -n "$nvcc" && -x "$nvcc" ]] && "$nvcc" --version >/dev/null 2>&1 && return 0
+    done
+    return 1
 }
 
 run_ctest() {
