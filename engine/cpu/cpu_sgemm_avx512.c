@@ -1,24 +1,36 @@
 /* engine/cpu/cpu_sgemm_avx512.c — packed f32 GEMM with AVX-512 register-blocked
  * microkernels (see cpu_sgemm.h).
  *
- * Blocking (per work item = one batch item × one range of rows or columns):
+ * Microkernel: a 14×32 tile of the output in 28 zmm accumulators; per k it loads
+ * two vectors of a packed panel {kc, 32} and broadcasts 14 scalars of the other
+ * operand (2 loads + 14 broadcasts per 28 FMAs).  Three ways to feed it:
  *
- *   for jc over N in blocks of nc (≤ NC_MAX)              B block  {kc, nc}  ~L2
- *     for pc over K in blocks of kc (≤ KC_MAX)            packed once per item
- *       pack B[pc.., jc..] into NR-column panels {kc, NR}
- *       for each strip of MR rows of A                    A strip  {kc, A_LD} L1
- *         pack the strip (im2col gathered here for convs)
- *         for each B panel: microkernel MR×NR over kc, write-back into C
+ *   PACKED   C{M,N}: A strips {kc, 16} (rows transposed, im2col rows gathered
+ *            while packing) × B panels {kc, 32}.  Blocking per work item:
+ *              for jc over N (nc ≤ NC_MAX):  for pc over K (kc ≤ KC_MAX):
+ *                pack B block {kc, nc} (L2);  for each strip of 14 rows:
+ *                  pack A strip (L1);  for each B panel: kernel, write-back
+ *   STRIPS   stride-1 convs: x is first copied once into "row strips"
+ *            xs{image, ih, strip, cin, 16} — for each strip of ≤14 output columns
+ *            the 16 input columns it reads, transposed.  The A strip of tap
+ *            (kh, kw) is then xs[ih = oh+kh−pad][strip] + kw read in place with
+ *            stride 16: no im2col, no per-tap repacking; K blocks follow taps,
+ *            and taps that fall in the top/bottom padding are skipped.
+ *   SWAPPED  few rows and a {N,K} weight (M < N): computes Cᵀ = W·Aᵀ so that
+ *            the weight — the big operand — is broadcast straight from its rows
+ *            (14 row pointers, no packing, read once) and the activations are
+ *            packed into {kc, 32} panels instead.  Partial sums accumulate in
+ *            per-thread scratch Cᵀ{n, M}; a final pass transposes into C with the
+ *            epilogue.
  *
- * The microkernel keeps a 14×32 tile of C in 28 zmm accumulators; per k it loads
- * two B vectors and broadcasts 14 A values (56 B of A, 128 B of B per 28 FMAs).
- * The write-back adds the earlier K blocks' partial sums from C and, after the last
- * block, applies alpha, bias and residual — the epilogue is fused, no extra pass.
+ * Epilogue (PACKED/STRIPS): the write-back adds the partial sums C holds from
+ * earlier K blocks and, after the last one, applies alpha, bias and residual:
+ * no extra pass over C.
  *
- * Parallelism: the items are split over the pool with one item per thread where
- * possible; a thread packs what its item needs into its own scratch (indexed by
- * the loop's thread argument).  Splitting M costs every thread a packing of B,
- * splitting N a packing of A, so the smaller of the two is duplicated.
+ * Parallelism: one work item per thread where possible (a range of rows or of
+ * columns); a thread packs what its item needs into its own scratch, indexed by
+ * the loop's thread argument.  Splitting M costs every thread a packing of B,
+ * splitting N a packing of A, so the split follows the smaller duplicate.
  */
 #include "engine/cpu/cpu_sgemm.h"
 
@@ -30,11 +42,12 @@
 #define AVX512_INLINE static inline __attribute__((always_inline)) AVX512
 
 enum {
-    MR = 14,      /* rows of the C tile (A values broadcast per k) */
-    NR = 32,      /* columns of the C tile (two zmm) */
-    A_LD = 16,    /* floats per k in a packed A strip (MR padded to a vector) */
+    MR = 14,      /* rows of the tile (broadcast operand) */
+    NR = 32,      /* columns of the tile (two zmm of the panel operand) */
+    A_LD = 16,    /* floats per k in a packed A strip and in row strips */
     KC_MAX = 384, /* K block: A strip 24 KiB (L1), B panel 48 KiB streamed from L2 */
     NC_MAX = 768, /* N block: B block ≤ 1.1 MiB, inside a 2 MiB L2 */
+    STRIP_KW_MAX = 5, /* STRIPS for kernels up to 5 wide (strips of ≥ 12 columns) */
 };
 
 bool cpu_sgemm_avx512_supported(void)
@@ -49,9 +62,19 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
 static int64_t ceil_div(int64_t a, int64_t b)
 {
     return (a + b - 1) / b;
+}
+
+static int64_t round_up(int64_t a, int64_t b)
+{
+    return ceil_div(a, b) * b;
 }
 
 /* --- packing ------------------------------------------------------------------- */
@@ -115,25 +138,24 @@ static AVX512 void pack_transpose16(const float *const rows[16], int64_t len, fl
     }
 }
 
-/* A strip{kc, A_LD} of rows m0..m0+mr-1, columns k0..k0+kc-1 of a row-major A. */
-static AVX512 void pack_a_rows(const float *a, int64_t lda, int64_t m0, int mr, int64_t k0,
-                               int64_t kc, float *dst)
+/* dst[k·ld + i] = A[r0 + i][k0 + k] for i < nrows (≤ 16; rows after nrows are 0)
+ * and k < kc, A being the problem's left operand: a matrix, or the im2col view of
+ * the conv input, gathered tap by tap (within one tap a row's channels are
+ * contiguous in x; out-of-image taps read 0). */
+static AVX512 void pack_a_rows(const struct sgemm_problem *p, const float *a, int64_t r0,
+                               int nrows, int64_t k0, int64_t kc, float *dst, int64_t ld)
 {
     const float *rows[16] = {0};
-    for (int i = 0; i < mr; i++)
-        rows[i] = a + (m0 + i) * lda + k0;
-    pack_transpose16(rows, kc, dst, A_LD);
-}
-
-/* The same strip of the implicit im2col matrix of x{images,h,w,cin}: row m is
- * output pixel (image, oh, ow), column k is (kh, kw, c); out-of-image taps read 0.
- * Packs tap by tap: within one tap each row's channels are contiguous in x. */
-static AVX512 void pack_a_im2col(const float *x, const struct sgemm_conv_geom *g, int64_t m0,
-                                 int mr, int64_t k0, int64_t kc, float *dst)
-{
-    int64_t img[MR], ih0[MR], iw0[MR];
-    for (int i = 0; i < mr; i++) {
-        int64_t m = m0 + i, ow = m % g->wo, t = m / g->wo;
+    if (p->a_kind == SGEMM_A_ROWS) {
+        for (int i = 0; i < nrows; i++)
+            rows[i] = a + (r0 + i) * p->lda + k0;
+        pack_transpose16(rows, kc, dst, ld);
+        return;
+    }
+    const struct sgemm_conv_geom *g = &p->conv;
+    int64_t img[16], ih0[16], iw0[16];
+    for (int i = 0; i < nrows; i++) {
+        int64_t m = r0 + i, ow = m % g->wo, t = m / g->wo;
         img[i] = t / g->ho;
         ih0[i] = (t % g->ho) * g->stride - g->pad;
         iw0[i] = ow * g->stride - g->pad;
@@ -142,44 +164,49 @@ static AVX512 void pack_a_im2col(const float *x, const struct sgemm_conv_geom *g
         int64_t tap = k / g->cin, c = k % g->cin;
         int64_t kh = tap / g->kw, kw = tap % g->kw;
         int64_t len = min64(g->cin - c, k0 + kc - k);
-        const float *rows[16] = {0};
-        for (int i = 0; i < mr; i++) {
+        for (int i = 0; i < nrows; i++) {
             int64_t ih = ih0[i] + kh, iw = iw0[i] + kw;
-            if (ih >= 0 && ih < g->h && iw >= 0 && iw < g->w)
-                rows[i] = x + ((img[i] * g->h + ih) * g->w + iw) * g->cin + c;
+            bool inside = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;
+            rows[i] = inside ? a + ((img[i] * g->h + ih) * g->w + iw) * g->cin + c : NULL;
         }
-        pack_transpose16(rows, len, dst + (k - k0) * A_LD, A_LD);
+        pack_transpose16(rows, len, dst + (k - k0) * ld, ld);
         k += len;
     }
 }
 
-/* B block {kc, nc} at (k0, n0) into ceil(nc/NR) panels {kc, NR}, zero-padded. */
-static AVX512 void pack_b(const struct sgemm_problem *p, const float *b, int64_t n0, int64_t nc,
-                          int64_t k0, int64_t kc, float *dst)
+/* Columns n0..n0+nc-1 (≤ NR, zero-padded to NR) of B over k0..k0+kc-1 as one
+ * panel dst{kc, NR}. */
+static AVX512 void pack_b_panel(const struct sgemm_problem *p, const float *b, int64_t n0,
+                                int64_t nc, int64_t k0, int64_t kc, float *dst)
 {
-    for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
-        int64_t cols = min64(NR, nc - j);
-        if (p->b_trans) { /* b{N,K}: 32 rows of K → transpose in two halves */
-            for (int h = 0; h < 2; h++) {
-                const float *rows[16] = {0};
-                for (int i = 0; i < 16 && h * 16 + i < cols; i++)
-                    rows[i] = b + (n0 + j + h * 16 + i) * p->ldb + k0;
-                pack_transpose16(rows, kc, dst + h * 16, NR);
-            }
-        } else { /* b{K,N}: rows of 32 contiguous floats */
-            __mmask16 m0 = mask_first(cols), m1 = mask_first(cols - 16);
-            for (int64_t k = 0; k < kc; k++) {
-                const float *s = b + (k0 + k) * p->ldb + n0 + j;
-                _mm512_store_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, s));
-                _mm512_store_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
-            }
+    if (p->b_trans) { /* b{N,K}: two transposed halves of 16 rows */
+        for (int h = 0; h < 2; h++) {
+            const float *rows[16] = {0};
+            for (int i = 0; i < 16 && h * 16 + i < nc; i++)
+                rows[i] = b + (n0 + h * 16 + i) * p->ldb + k0;
+            pack_transpose16(rows, kc, dst + h * 16, NR);
         }
+        return;
+    }
+    __mmask16 m0 = mask_first(nc), m1 = mask_first(nc - 16); /* b{K,N}: copy rows */
+    for (int64_t k = 0; k < kc; k++) {
+        const float *s = b + (k0 + k) * p->ldb + n0;
+        _mm512_store_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, s));
+        _mm512_store_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
     }
 }
 
-/* --- microkernel --------------------------------------------------------------- */
+/* B block {kc, nc} at (k0, n0) as ceil(nc/NR) consecutive panels. */
+static void pack_b(const struct sgemm_problem *p, const float *b, int64_t n0, int64_t nc,
+                   int64_t k0, int64_t kc, float *dst)
+{
+    for (int64_t j = 0; j < nc; j += NR, dst += kc * NR)
+        pack_b_panel(p, b, n0 + j, min64(NR, nc - j), k0, kc, dst);
+}
 
-/* Where one MR×NR tile goes and what its write-back adds. */
+/* --- microkernels -------------------------------------------------------------- */
+
+/* Where one tile goes and what its write-back adds. */
 struct tile_out {
     float *c;            /* tile's top-left element */
     int64_t ldc;
@@ -192,31 +219,9 @@ struct tile_out {
     bool final;          /* last K block: scale by alpha, add bias and residual */
 };
 
-/* C tile{mr, ncols} (+)= A strip{kc, A_LD}ᵀ · B panel{kc, NR}, then the write-back.
- * mr is a compile-time constant in each instantiation, so acc lives in registers. */
-AVX512_INLINE void kernel_body(const int mr, int64_t kc, const float *ap, const float *bp,
-                               const struct tile_out *o)
+/* Writes the accumulators of an mr×NR tile back as o describes. */
+AVX512_INLINE void tile_write(const int mr, __m512 acc[MR][2], const struct tile_out *o)
 {
-    __m512 acc[MR][2];
-#pragma GCC unroll 14
-    for (int i = 0; i < mr; i++) {
-        acc[i][0] = _mm512_setzero_ps();
-        acc[i][1] = _mm512_setzero_ps();
-    }
-#pragma GCC unroll 14
-    for (int i = 0; i < mr; i++)
-        _mm_prefetch((const char *)(o->c + i * o->ldc), _MM_HINT_T0);
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-#pragma GCC unroll 14
-        for (int i = 0; i < mr; i++) {
-            __m512 a = _mm512_set1_ps(ap[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
-        }
-        ap += A_LD;
-        bp += NR;
-    }
     __mmask16 m0 = mask_first(o->ncols), m1 = mask_first(o->ncols - 16);
     __m512 alpha = _mm512_set1_ps(o->alpha), bias0 = _mm512_setzero_ps(), bias1 = bias0;
     if (o->final && o->bias) {
@@ -245,66 +250,167 @@ AVX512_INLINE void kernel_body(const int mr, int64_t kc, const float *ap, const 
     }
 }
 
-typedef void (*kernel_fn)(int64_t kc, const float *ap, const float *bp,
-                          const struct tile_out *o);
-
-#define DEFINE_KERNEL(R)                                                                 \
-    static AVX512 void kernel_##R(int64_t kc, const float *ap, const float *bp,          \
-                                  const struct tile_out *o)                              \
-    {                                                                                    \
-        kernel_body(R, kc, ap, bp, o);                                                   \
+AVX512_INLINE void tile_prefetch(const int mr, const struct tile_out *o)
+{
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(o->c + i * o->ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(o->c + i * o->ldc + 16), _MM_HINT_T0);
     }
-DEFINE_KERNEL(1)
-DEFINE_KERNEL(2)
-DEFINE_KERNEL(3)
-DEFINE_KERNEL(4)
-DEFINE_KERNEL(5)
-DEFINE_KERNEL(6)
-DEFINE_KERNEL(7)
-DEFINE_KERNEL(8)
-DEFINE_KERNEL(9)
-DEFINE_KERNEL(10)
-DEFINE_KERNEL(11)
-DEFINE_KERNEL(12)
-DEFINE_KERNEL(13)
-DEFINE_KERNEL(14)
+}
 
-/* kernels[r]: the kernel for a strip of r rows (the last strip may be short). */
-static const kernel_fn kernels[MR + 1] = {
-    NULL,      kernel_1,  kernel_2,  kernel_3,  kernel_4,  kernel_5,  kernel_6, kernel_7,
-    kernel_8,  kernel_9,  kernel_10, kernel_11, kernel_12, kernel_13, kernel_14,
+/* Tile{mr, NR} (+)= Aᵀ · B over kc, A a strip{kc, A_LD} (row i of the tile at
+ * ap[k·A_LD + i]), B a panel{kc, NR}.  mr is a compile-time constant in each
+ * instantiation, so the accumulators live in registers. */
+AVX512_INLINE void kernel_packed_body(const int mr, int64_t kc, const float *ap, const float *bp,
+                                      const struct tile_out *o)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+    tile_prefetch(mr, o);
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < mr; i++) {
+            __m512 a = _mm512_set1_ps(ap[i]);
+            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+        }
+        ap += A_LD;
+        bp += NR;
+    }
+    tile_write(mr, acc, o);
+}
+
+/* Row i of a strided A: five base pointers and offsets 0, lda, 2·lda cover the 14
+ * rows, so the broadcasts use base+index addressing and nothing spills. */
+AVX512_INLINE const float *strided_row(const int i, const float *const base[5], int64_t lda,
+                                       int64_t lda2)
+{
+    const float *b = base[i / 3];
+    return i % 3 == 0 ? b : i % 3 == 1 ? b + lda : b + lda2;
+}
+
+/* Same tile, A read in place: row i at a[i·lda + k] (a weight's rows). */
+AVX512_INLINE void kernel_strided_body(const int mr, int64_t kc, const float *a, int64_t lda,
+                                       const float *bp, const struct tile_out *o)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+    const float *base[5];
+#pragma GCC unroll 5
+    for (int j = 0; j < 5; j++)
+        base[j] = 3 * j < mr ? a + 3 * j * lda : a; /* never past the last row */
+    int64_t lda2 = 2 * lda;
+    tile_prefetch(mr, o);
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < mr; i++) {
+            __m512 s = _mm512_set1_ps(*strided_row(i, base, lda, lda2));
+            acc[i][0] = _mm512_fmadd_ps(s, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(s, b1, acc[i][1]);
+        }
+#pragma GCC unroll 5
+        for (int j = 0; j < 5; j++)
+            base[j]++;
+        bp += NR;
+    }
+    tile_write(mr, acc, o);
+}
+
+typedef void (*kernel_packed_fn)(int64_t kc, const float *ap, const float *bp,
+                                 const struct tile_out *o);
+typedef void (*kernel_strided_fn)(int64_t kc, const float *a, int64_t lda, const float *bp,
+                                  const struct tile_out *o);
+
+#define DEFINE_KERNELS(R)                                                                \
+    static AVX512 void kernel_packed_##R(int64_t kc, const float *ap, const float *bp,   \
+                                         const struct tile_out *o)                       \
+    {                                                                                    \
+        kernel_packed_body(R, kc, ap, bp, o);                                            \
+    }                                                                                    \
+    static AVX512 void kernel_strided_##R(int64_t kc, const float *a, int64_t lda,       \
+                                          const float *bp, const struct tile_out *o)     \
+    {                                                                                    \
+        kernel_strided_body(R, kc, a, lda, bp, o);                                       \
+    }
+DEFINE_KERNELS(1)
+DEFINE_KERNELS(2)
+DEFINE_KERNELS(3)
+DEFINE_KERNELS(4)
+DEFINE_KERNELS(5)
+DEFINE_KERNELS(6)
+DEFINE_KERNELS(7)
+DEFINE_KERNELS(8)
+DEFINE_KERNELS(9)
+DEFINE_KERNELS(10)
+DEFINE_KERNELS(11)
+DEFINE_KERNELS(12)
+DEFINE_KERNELS(13)
+DEFINE_KERNELS(14)
+
+/* [r]: the kernel for a tile of r rows (the last strip or group may be short). */
+static const kernel_packed_fn kernels_packed[MR + 1] = {
+    NULL,
+    kernel_packed_1,  kernel_packed_2,  kernel_packed_3,  kernel_packed_4,  kernel_packed_5,
+    kernel_packed_6,  kernel_packed_7,  kernel_packed_8,  kernel_packed_9,  kernel_packed_10,
+    kernel_packed_11, kernel_packed_12, kernel_packed_13, kernel_packed_14,
+};
+static const kernel_strided_fn kernels_strided[MR + 1] = {
+    NULL,
+    kernel_strided_1,  kernel_strided_2,  kernel_strided_3,  kernel_strided_4,
+    kernel_strided_5,  kernel_strided_6,  kernel_strided_7,  kernel_strided_8,
+    kernel_strided_9,  kernel_strided_10, kernel_strided_11, kernel_strided_12,
+    kernel_strided_13, kernel_strided_14,
 };
 
-/* --- driver -------------------------------------------------------------------- */
+/* --- plan ---------------------------------------------------------------------- */
+
+enum sgemm_mode { MODE_PACKED, MODE_STRIPS, MODE_SWAPPED };
+
+/* STRIPS geometry: each output row is cut into `count` strips of near-equal width
+ * (≤ MR, and ≤ 16 − (kw − 1) so that a strip's input columns fit 16 lanes). */
+struct strip_geom {
+    int64_t count;
+    int64_t chunks; /* K blocks per tap: cin cut into this many channel ranges */
+};
 
 struct sgemm_plan {
     const struct sgemm_problem *p;
-    int64_t kc;       /* K block */
-    int64_t nc_cap;   /* N block capacity (multiple of NR) */
-    int64_t pieces;   /* work items per batch item */
-    bool split_m;     /* pieces cut rows (else columns) */
-    float *scratch;   /* per thread: A strip then B block */
-    size_t per_thread; /* floats */
+    enum sgemm_mode mode;
+    int64_t kc;        /* K block (PACKED, SWAPPED) */
+    int64_t nc_cap;    /* N block capacity, a multiple of NR (PACKED, STRIPS) */
+    int64_t units;     /* what pieces cut: strips of rows, strips, panels or groups */
+    int64_t pieces;    /* work items per batch item */
+    bool split_m;      /* PACKED: pieces cut rows (else columns) */
+    struct strip_geom sg;
+    float *xs;         /* STRIPS: the row-strip copy of x */
+    float *scratch;    /* per thread, per_thread floats */
+    size_t per_thread;
 };
 
-/* Cuts [0, units) into `pieces` near-equal ranges; returns range `i`. */
-static void piece_range(int64_t units, int64_t pieces, int64_t i, int64_t *lo, int64_t *hi)
-{
-    *lo = units * i / pieces;
-    *hi = units * (i + 1) / pieces;
-}
+/* --- PACKED -------------------------------------------------------------------- */
 
-/* One batch item's rows [m0, m1) × columns [n0, n1). */
-static AVX512 void sgemm_block(const struct sgemm_plan *pl, int64_t bi, int64_t m0, int64_t m1,
-                               int64_t n0, int64_t n1, float *ap, float *bp)
+/* Rows [m0, m1) × columns [n0, n1) of batch item bi. */
+static void packed_block(const struct sgemm_plan *pl, int64_t bi, int64_t m0, int64_t m1,
+                         int64_t n0, int64_t n1, float *scratch)
 {
     const struct sgemm_problem *p = pl->p;
     const float *a = p->a + bi * p->stride_a;
     const float *b = p->b + bi * p->stride_b;
     float *c = p->c + bi * p->stride_c;
     const float *res = p->residual ? p->residual + bi * p->stride_c : NULL;
-    int64_t nblocks = ceil_div(n1 - n0, pl->nc_cap);
-    int64_t ncb = ceil_div(ceil_div(n1 - n0, nblocks), NR) * NR;
+    float *ap = scratch, *bp = scratch + pl->kc * A_LD;
+    int64_t ncb = round_up(ceil_div(n1 - n0, ceil_div(n1 - n0, pl->nc_cap)), NR);
     for (int64_t jc = n0; jc < n1; jc += ncb) {
         int64_t nc = min64(ncb, n1 - jc);
         for (int64_t pc = 0; pc < p->k; pc += pl->kc) {
@@ -314,53 +420,286 @@ static AVX512 void sgemm_block(const struct sgemm_plan *pl, int64_t bi, int64_t 
                                  .accumulate = pc > 0, .final = pc + kc == p->k};
             for (int64_t ms = m0; ms < m1; ms += MR) {
                 int mr = (int)min64(MR, m1 - ms);
-                if (p->a_kind == SGEMM_A_IM2COL)
-                    pack_a_im2col(a, &p->conv, ms, mr, pc, kc, ap);
-                else
-                    pack_a_rows(a, p->lda, ms, mr, pc, kc, ap);
+                pack_a_rows(p, a, ms, mr, pc, kc, ap, A_LD);
                 for (int64_t j = 0; j < nc; j += NR) {
                     o.c = c + ms * p->ldc + jc + j;
                     o.res = res ? res + ms * p->ldc + jc + j : NULL;
                     o.bias = p->bias ? p->bias + jc + j : NULL;
                     o.ncols = (int)min64(NR, nc - j);
-                    kernels[mr](kc, ap, bp + (j / NR) * kc * NR, &o);
+                    kernels_packed[mr](kc, ap, bp + (j / NR) * kc * NR, &o);
                 }
             }
         }
     }
 }
 
-static void sgemm_items(void *ctx, size_t begin, size_t end, int thread)
+/* --- STRIPS -------------------------------------------------------------------- */
+
+static int64_t strip_start(const struct sgemm_plan *pl, int64_t s)
 {
+    return s * pl->p->conv.wo / pl->sg.count;
+}
+
+/* xs rows of input row `row` (= image·h + ih): for each strip, its 16 input
+ * columns starting at strip_start − pad, transposed to {cin, 16}. */
+static void strips_fill(void *ctx, size_t begin, size_t end, int thread)
+{
+    (void)thread;
     const struct sgemm_plan *pl = ctx;
-    float *ap = pl->scratch + (size_t)thread * pl->per_thread;
-    float *bp = ap + (size_t)pl->kc * A_LD;
-    for (size_t item = begin; item < end; item++) {
-        int64_t bi = (int64_t)item / pl->pieces, piece = (int64_t)item % pl->pieces;
-        int64_t lo, hi;
-        if (pl->split_m) {
-            piece_range(ceil_div(pl->p->m, MR), pl->pieces, piece, &lo, &hi);
-            sgemm_block(pl, bi, lo * MR, min64(hi * MR, pl->p->m), 0, pl->p->n, ap, bp);
-        } else {
-            piece_range(ceil_div(pl->p->n, NR), pl->pieces, piece, &lo, &hi);
-            sgemm_block(pl, bi, 0, pl->p->m, lo * NR, min64(hi * NR, pl->p->n), ap, bp);
+    const struct sgemm_conv_geom *g = &pl->p->conv;
+    for (size_t row = begin; row < end; row++) {
+        const float *xrow = pl->p->a + (int64_t)row * g->w * g->cin;
+        for (int64_t s = 0; s < pl->sg.count; s++) {
+            const float *rows[16] = {0};
+            int64_t iw0 = strip_start(pl, s) - g->pad;
+            for (int j = 0; j < 16; j++)
+                if (iw0 + j >= 0 && iw0 + j < g->w)
+                    rows[j] = xrow + (iw0 + j) * g->cin;
+            float *dst = pl->xs + ((int64_t)row * pl->sg.count + s) * g->cin * A_LD;
+            pack_transpose16(rows, g->cin, dst, A_LD);
         }
     }
 }
 
-/* Chooses block sizes and the split of the work over `threads`. */
+/* K block q (taps major, then channel ranges) as tap (kh, kw) and channels
+ * [c0, c1). */
+static void strip_kblock(const struct sgemm_plan *pl, int64_t q, int64_t *kh, int64_t *kw,
+                         int64_t *c0, int64_t *c1)
+{
+    const struct sgemm_conv_geom *g = &pl->p->conv;
+    int64_t tap = q / pl->sg.chunks, r = q % pl->sg.chunks;
+    *kh = tap / g->kw;
+    *kw = tap % g->kw;
+    *c0 = g->cin * r / pl->sg.chunks;
+    *c1 = g->cin * (r + 1) / pl->sg.chunks;
+}
+
+/* The rows of tile strip u (image, oh, strip): first output row, width, and the
+ * tap rows kh_lo..kh_hi that land inside the image (kh_lo > kh_hi: none). */
+struct strip_rows {
+    int64_t m0, width, xs_row, kh_lo, kh_hi;
+    int64_t strip;
+};
+
+static struct strip_rows strip_rows_of(const struct sgemm_plan *pl, int64_t u)
+{
+    const struct sgemm_conv_geom *g = &pl->p->conv;
+    int64_t s = u % pl->sg.count, t = u / pl->sg.count, oh = t % g->ho, img = t / g->ho;
+    int64_t ow0 = strip_start(pl, s);
+    struct strip_rows r = {
+        .m0 = t * g->wo + ow0, .width = strip_start(pl, s + 1) - ow0,
+        .xs_row = img * g->h + oh - g->pad, /* + kh: the input row */
+        .kh_lo = max64(0, g->pad - oh), .kh_hi = min64(g->kh - 1, g->h - 1 + g->pad - oh),
+        .strip = s,
+    };
+    return r;
+}
+
+/* Strips whose taps all fall in the padding: C = bias + residual (alpha · 0). */
+static void strip_epilogue_only(const struct sgemm_problem *p, const struct strip_rows *r)
+{
+    for (int64_t i = 0; i < r->width; i++) {
+        float *c = p->c + (r->m0 + i) * p->ldc;
+        const float *res = p->residual ? p->residual + (r->m0 + i) * p->ldc : NULL;
+        for (int64_t n = 0; n < p->n; n++)
+            c[n] = (p->bias ? p->bias[n] : 0.0f) + (res ? res[n] : 0.0f);
+    }
+}
+
+/* Strips [u0, u1) × columns [n0, n1). */
+static void strips_block(const struct sgemm_plan *pl, int64_t u0, int64_t u1, int64_t n0,
+                         int64_t n1, float *bp)
+{
+    const struct sgemm_problem *p = pl->p;
+    const struct sgemm_conv_geom *g = &p->conv;
+    int64_t nblocks = g->kh * g->kw * pl->sg.chunks, per_kh = g->kw * pl->sg.chunks;
+    int64_t ncb = round_up(ceil_div(n1 - n0, ceil_div(n1 - n0, pl->nc_cap)), NR);
+    for (int64_t jc = n0; jc < n1; jc += ncb) {
+        int64_t nc = min64(ncb, n1 - jc);
+        for (int64_t q = 0; q < nblocks; q++) {
+            int64_t kh, kw, c0, c1;
+            strip_kblock(pl, q, &kh, &kw, &c0, &c1);
+            int64_t kc = c1 - c0;
+            pack_b(p, p->b, jc, nc, (kh * g->kw + kw) * g->cin + c0, kc, bp);
+            for (int64_t u = u0; u < u1; u++) {
+                struct strip_rows r = strip_rows_of(pl, u);
+                if (kh < r.kh_lo || kh > r.kh_hi)
+                    continue;
+                const float *ap = pl->xs + ((r.xs_row + kh) * pl->sg.count + r.strip) *
+                                               g->cin * A_LD + c0 * A_LD + kw;
+                struct tile_out o = {
+                    .ldc = p->ldc, .ldr = p->ldc, .alpha = p->alpha,
+                    .accumulate = q > r.kh_lo * per_kh,
+                    .final = q == (r.kh_hi + 1) * per_kh - 1,
+                };
+                for (int64_t j = 0; j < nc; j += NR) {
+                    o.c = p->c + r.m0 * p->ldc + jc + j;
+                    o.res = p->residual ? p->residual + r.m0 * p->ldc + jc + j : NULL;
+                    o.bias = p->bias ? p->bias + jc + j : NULL;
+                    o.ncols = (int)min64(NR, nc - j);
+                    kernels_packed[r.width](kc, ap, bp + (j / NR) * kc * NR, &o);
+                }
+            }
+        }
+    }
+    if (n0 == 0) /* the piece that owns column 0 writes padding-only strips whole */
+        for (int64_t u = u0; u < u1; u++) {
+            struct strip_rows r = strip_rows_of(pl, u);
+            if (r.kh_lo > r.kh_hi)
+                strip_epilogue_only(p, &r);
+        }
+}
+
+/* --- SWAPPED ------------------------------------------------------------------- */
+
+/* y[m][n0 + j] = ct[j][m] + bias + residual for j < nn, m < M (ct{nn, ldt}). */
+static AVX512 void swapped_write(const struct sgemm_problem *p, const float *ct, int64_t ldt,
+                                 int64_t n0, int64_t nn, float *tmp)
+{
+    for (int64_t j0 = 0; j0 < nn; j0 += 16) {
+        int64_t cols = min64(16, nn - j0);
+        __mmask16 mk = mask_first(cols);
+        __m512 bias = p->bias ? _mm512_maskz_loadu_ps(mk, p->bias + n0 + j0) : _mm512_setzero_ps();
+        const float *rows[16] = {0};
+        for (int j = 0; j < cols; j++)
+            rows[j] = ct + (j0 + j) * ldt;
+        for (int64_t m0 = 0; m0 < p->m; m0 += 256) { /* tmp{256, 16} */
+            int64_t mm = min64(256, p->m - m0);
+            const float *shifted[16] = {0};
+            for (int j = 0; j < cols; j++)
+                shifted[j] = rows[j] + m0;
+            pack_transpose16(shifted, mm, tmp, 16);
+            for (int64_t i = 0; i < mm; i++) {
+                int64_t m = m0 + i;
+                __m512 v = _mm512_add_ps(_mm512_load_ps(tmp + i * 16), bias);
+                if (p->residual)
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, p->residual + m * p->ldc + n0 + j0));
+                _mm512_mask_storeu_ps(p->c + m * p->ldc + n0 + j0, mk, v);
+            }
+        }
+    }
+}
+
+/* Output columns [n0, n1) (weight rows) × all rows of batch item 0 (SWAPPED is
+ * used for batch 1 only): ct{n1−n0, mpad} = W[n0..n1) · Aᵀ, then into C. */
+static void swapped_block(const struct sgemm_plan *pl, int64_t n0, int64_t n1, float *scratch)
+{
+    const struct sgemm_problem *p = pl->p;
+    int64_t mpad = round_up(p->m, NR);
+    float *bp = scratch;                  /* A block as panels {kc, NR} × mpad/NR */
+    float *ct = bp + pl->kc * mpad;       /* Cᵀ partial sums */
+    float *tmp = ct + (pl->nc_cap) * mpad; /* {256, 16} for the final transpose */
+    for (int64_t pc = 0; pc < p->k; pc += pl->kc) {
+        int64_t kc = min64(pl->kc, p->k - pc);
+        for (int64_t m = 0; m < p->m; m += NR) /* two transposed halves per panel */
+            for (int h = 0; h < 2; h++)
+                pack_a_rows(p, p->a, m + h * 16, (int)min64(16, max64(0, p->m - m - h * 16)),
+                            pc, kc, bp + (m / NR) * kc * NR + h * 16, NR);
+        struct tile_out o = {.ldc = mpad, .alpha = 1.0f, .accumulate = pc > 0};
+        for (int64_t g = n0; g < n1; g += MR) {
+            int mr = (int)min64(MR, n1 - g);
+            const float *w = p->b + g * p->ldb + pc;
+            for (int64_t m = 0; m < p->m; m += NR) {
+                o.c = ct + (g - n0) * mpad + m;
+                o.ncols = (int)min64(NR, p->m - m);
+                kernels_strided[mr](kc, w, p->ldb, bp + (m / NR) * kc * NR, &o);
+            }
+        }
+    }
+    /* alpha is 1 for every problem SWAPPED takes (linear, conv) */
+    swapped_write(p, ct, mpad, n0, n1 - n0, tmp);
+}
+
+/* --- driver -------------------------------------------------------------------- */
+
+/* Cuts [0, units) into `pieces` near-equal ranges; returns range `i`. */
+static void piece_range(int64_t units, int64_t pieces, int64_t i, int64_t *lo, int64_t *hi)
+{
+    *lo = units * i / pieces;
+    *hi = units * (i + 1) / pieces;
+}
+
+static void sgemm_items(void *ctx, size_t begin, size_t end, int thread)
+{
+    const struct sgemm_plan *pl = ctx;
+    const struct sgemm_problem *p = pl->p;
+    float *scratch = pl->scratch + (size_t)thread * pl->per_thread;
+    for (size_t item = begin; item < end; item++) {
+        int64_t bi = (int64_t)item / pl->pieces, lo, hi;
+        piece_range(pl->units, pl->pieces, (int64_t)item % pl->pieces, &lo, &hi);
+        switch (pl->mode) {
+        case MODE_SWAPPED:
+            swapped_block(pl, lo * MR, min64(hi * MR, p->n), scratch);
+            break;
+        case MODE_STRIPS:
+            strips_block(pl, lo, hi, 0, p->n, scratch);
+            break;
+        case MODE_PACKED:
+            if (pl->split_m)
+                packed_block(pl, bi, lo * MR, min64(hi * MR, p->m), 0, p->n, scratch);
+            else
+                packed_block(pl, bi, 0, p->m, lo * NR, min64(hi * NR, p->n), scratch);
+            break;
+        }
+    }
+}
+
+static enum sgemm_mode choose_mode(const struct sgemm_problem *p)
+{
+    /* few rows against a {N,K} weight: do not pack the weight, broadcast it */
+    if (p->batch == 1 && p->b_trans && p->m < p->n && p->alpha == 1.0f)
+        return MODE_SWAPPED;
+    if (p->batch == 1 && p->a_kind == SGEMM_A_IM2COL && p->conv.stride == 1 &&
+        p->conv.kw <= STRIP_KW_MAX && p->b_trans && p->alpha == 1.0f)
+        return MODE_STRIPS;
+    return MODE_PACKED;
+}
+
+/* Number of pieces per batch item: one per thread unless the batch already
+ * splits evenly (or finely enough), never more than there are units. */
+static int64_t pieces_for(const struct sgemm_problem *p, int threads, int64_t units)
+{
+    if (threads > 1 && p->batch % threads != 0 && p->batch < 4 * (int64_t)threads)
+        return max64(1, min64(threads, units));
+    return 1;
+}
+
+/* Chooses the mode, block sizes, split and scratch size of p over `threads`. */
 static void sgemm_plan_make(const struct sgemm_problem *p, int threads, struct sgemm_plan *pl)
 {
-    pl->p = p;
+    *pl = (struct sgemm_plan){.p = p, .mode = choose_mode(p)};
     pl->kc = ceil_div(p->k, ceil_div(p->k, KC_MAX));
-    pl->nc_cap = min64(ceil_div(p->n, NR) * NR, NC_MAX);
-    int64_t strips = ceil_div(p->m, MR), panels = ceil_div(p->n, NR);
-    /* Duplicated packing: splitting M repacks B (N·K) per piece, N repacks A (M·K). */
-    pl->split_m = p->m >= p->n;
-    int64_t units = pl->split_m ? strips : panels;
-    pl->pieces = 1;
-    if (threads > 1 && p->batch % threads != 0 && p->batch < 4 * (int64_t)threads)
-        pl->pieces = min64(threads, units);
+    pl->nc_cap = min64(round_up(p->n, NR), NC_MAX);
+    switch (pl->mode) {
+    case MODE_SWAPPED: {
+        int64_t mpad = round_up(p->m, NR);
+        pl->units = ceil_div(p->n, MR);
+        pl->pieces = pieces_for(p, threads, pl->units);
+        pl->nc_cap = ceil_div(pl->units, pl->pieces) * MR; /* columns per piece, at most */
+        pl->per_thread = (size_t)(pl->kc * mpad + pl->nc_cap * mpad + 256 * 16);
+        break;
+    }
+    case MODE_STRIPS: {
+        const struct sgemm_conv_geom *g = &p->conv;
+        pl->sg.count = ceil_div(g->wo, min64(MR, A_LD - (g->kw - 1)));
+        pl->sg.chunks = ceil_div(g->cin, KC_MAX);
+        pl->kc = ceil_div(g->cin, pl->sg.chunks);
+        pl->units = g->ho * pl->sg.count * (p->m / (g->ho * g->wo));
+        pl->pieces = pieces_for(p, threads, pl->units);
+        pl->per_thread = (size_t)(pl->kc * pl->nc_cap);
+        break;
+    }
+    case MODE_PACKED: {
+        int64_t strips = ceil_div(p->m, MR), panels = ceil_div(p->n, NR);
+        /* duplicated packing: splitting M repacks B (N·K), splitting N A (M·K) */
+        pl->split_m = p->m >= p->n;
+        pl->units = pl->split_m ? strips : panels;
+        pl->pieces = pieces_for(p, threads, pl->units);
+        pl->per_thread = (size_t)(pl->kc * A_LD + pl->kc * pl->nc_cap);
+        break;
+    }
+    }
+    pl->per_thread = (size_t)round_up((int64_t)pl->per_thread, 16); /* 64-byte aligned */
 }
 
 enum status cpu_sgemm_avx512(struct threadpool *pool, const struct sgemm_problem *p,
@@ -370,12 +709,22 @@ enum status cpu_sgemm_avx512(struct threadpool *pool, const struct sgemm_problem
     int threads = threadpool_size(pool);
     struct sgemm_plan pl;
     sgemm_plan_make(p, threads, &pl);
-    /* A strip, then B block; 64-byte multiples keep every buffer aligned. */
-    pl.per_thread = (size_t)(pl.kc * A_LD + pl.kc * pl.nc_cap);
-    pl.scratch = aligned_alloc(64, pl.per_thread * sizeof(float) * (size_t)threads);
+    size_t xs_floats = 0;
+    if (pl.mode == MODE_STRIPS) {
+        const struct sgemm_conv_geom *g = &p->conv;
+        int64_t images = p->m / (g->ho * g->wo);
+        xs_floats = (size_t)(images * g->h * pl.sg.count * g->cin * A_LD);
+    }
+    size_t bytes = (pl.per_thread * (size_t)threads + xs_floats) * sizeof(float);
+    pl.scratch = aligned_alloc(64, bytes);
     if (!pl.scratch)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "sgemm: cannot allocate %zu bytes of scratch",
-                           pl.per_thread * sizeof(float) * (size_t)threads);
+                           bytes);
+    if (pl.mode == MODE_STRIPS) {
+        pl.xs = pl.scratch + pl.per_thread * (size_t)threads;
+        size_t in_rows = xs_floats / (size_t)(pl.sg.count * p->conv.cin * A_LD);
+        threadpool_parallel_for(pool, in_rows, 1, strips_fill, &pl);
+    }
     threadpool_parallel_for(pool, (size_t)(p->batch * pl.pieces), 1, sgemm_items, &pl);
     free(pl.scratch);
     return STATUS_OK;

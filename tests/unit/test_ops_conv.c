@@ -150,6 +150,11 @@ START_TEST(test_conv_edge_shapes)
         {1, 5, 6, 200, 40, 3, 1, 1, true, true},   /* K blocks cross taps */
         {1, 2, 2, 64, 300, 3, 1, 1, true, false},  /* few pixels, many outputs */
         {2, 16, 16, 8, 8, 3, 2, 1, true, true},    /* M ≫ N */
+        {1, 4, 4, 400, 8, 3, 1, 1, true, true},    /* row strips, cin in two K blocks */
+        {1, 3, 30, 4, 6, 3, 1, 1, true, true},     /* three strips per output row */
+        {1, 2, 3, 5, 6, 1, 1, 2, true, true},      /* rows and columns of padding only */
+        {1, 3, 3, 50, 100, 3, 1, 1, true, true},   /* few pixels: weight broadcast, K > 384 */
+        {1, 12, 12, 100, 20, 3, 2, 1, true, true}, /* stride 2, K blocks cross taps */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_conv(b, &cases[i], 100 + i);

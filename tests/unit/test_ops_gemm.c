@@ -241,6 +241,7 @@ START_TEST(test_matmul_shapes)
         {2, 77, 40, 77, false, 1.0f},  /* and p·v */
         {3, 15, 33, 31, false, -2.0f}, {5, 4, 70, 9, true, 1.0f},
         {8, 20, 20, 400, true, 0.25f}, {1, 50, 100, 3, false, 1.0f},
+        {1, 5, 50, 33, true, 1.0f},    {1, 30, 70, 500, true, 1.0f},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_matmul(b, &cases[i], 300 + i);
