@@ -387,20 +387,71 @@ struct strip_geom {
 struct sgemm_plan {
     const struct sgemm_problem *p;
     enum sgemm_mode mode;
-    int64_t kc;        /* K block (PACKED, SWAPPED) */
+    int64_t kc;        /* K block size (STRIPS: blocks follow taps, see kblock_of) */
+    int64_t kblocks;   /* number of K blocks */
     int64_t nc_cap;    /* N block capacity, a multiple of NR (PACKED, STRIPS) */
-    int64_t units;     /* what pieces cut: strips of rows, strips, panels or groups */
+    int64_t units;     /* what pieces cut: strips of rows, row strips, panels, groups */
     int64_t pieces;    /* work items per batch item */
     bool split_m;      /* PACKED: pieces cut rows (else columns) */
+    bool shared;       /* the panel operand is packed once, for all pieces */
+    int64_t wpad;      /* shared: panel operand width (N, or M when SWAPPED) padded to NR */
     struct strip_geom sg;
     float *xs;         /* STRIPS: the row-strip copy of x */
+    float *panels;     /* shared: the panel operand, K block after K block */
     float *scratch;    /* per thread, per_thread floats */
     size_t per_thread;
 };
 
+/* K block q as [k0, k0 + kc).  STRIPS blocks follow taps (taps major, then ranges
+ * of channels), so that one block is one tap's contiguous channels. */
+static void kblock_of(const struct sgemm_plan *pl, int64_t q, int64_t *k0, int64_t *kc)
+{
+    if (pl->mode == MODE_STRIPS) {
+        const struct sgemm_conv_geom *g = &pl->p->conv;
+        int64_t tap = q / pl->sg.chunks, r = q % pl->sg.chunks;
+        int64_t c0 = g->cin * r / pl->sg.chunks, c1 = g->cin * (r + 1) / pl->sg.chunks;
+        *k0 = tap * g->cin + c0;
+        *kc = c1 - c0;
+        return;
+    }
+    *k0 = q * pl->kc;
+    *kc = min64(pl->kc, pl->p->k - *k0);
+}
+
+/* Panel j of K block [k0, k0 + kc) of the shared panel operand. */
+static const float *shared_panel(const struct sgemm_plan *pl, int64_t k0, int64_t kc, int64_t j)
+{
+    return pl->panels + k0 * pl->wpad + j * kc * NR;
+}
+
+/* Shared packing: items are (K block, panel) pairs.  The panel operand is B, or A
+ * when SWAPPED (two transposed halves of 16 rows per panel). */
+static void panels_fill(void *ctx, size_t begin, size_t end, int thread)
+{
+    (void)thread;
+    const struct sgemm_plan *pl = ctx;
+    const struct sgemm_problem *p = pl->p;
+    int64_t npan = pl->wpad / NR;
+    for (size_t item = begin; item < end; item++) {
+        int64_t q = (int64_t)item / npan, j = (int64_t)item % npan, k0, kc;
+        kblock_of(pl, q, &k0, &kc);
+        float *dst = (float *)shared_panel(pl, k0, kc, j);
+        if (pl->mode != MODE_SWAPPED) {
+            pack_b_panel(p, p->b, j * NR, min64(NR, p->n - j * NR), k0, kc, dst);
+            continue;
+        }
+        for (int h = 0; h < 2; h++) {
+            int64_t r0 = j * NR + h * 16;
+            pack_a_rows(p, p->a, r0, (int)min64(16, max64(0, p->m - r0)), k0, kc, dst + h * 16,
+                        NR);
+        }
+    }
+}
+
 /* --- PACKED -------------------------------------------------------------------- */
 
-/* Rows [m0, m1) × columns [n0, n1) of batch item bi. */
+/* Rows [m0, m1) × columns [n0, n1) of batch item bi; B from the shared panels, or
+ * packed here block by block. */
 static void packed_block(const struct sgemm_plan *pl, int64_t bi, int64_t m0, int64_t m1,
                          int64_t n0, int64_t n1, float *scratch)
 {
@@ -409,13 +460,18 @@ static void packed_block(const struct sgemm_plan *pl, int64_t bi, int64_t m0, in
     const float *b = p->b + bi * p->stride_b;
     float *c = p->c + bi * p->stride_c;
     const float *res = p->residual ? p->residual + bi * p->stride_c : NULL;
-    float *ap = scratch, *bp = scratch + pl->kc * A_LD;
+    float *ap = scratch, *own_b = scratch + pl->kc * A_LD;
     int64_t ncb = round_up(ceil_div(n1 - n0, ceil_div(n1 - n0, pl->nc_cap)), NR);
     for (int64_t jc = n0; jc < n1; jc += ncb) {
         int64_t nc = min64(ncb, n1 - jc);
-        for (int64_t pc = 0; pc < p->k; pc += pl->kc) {
-            int64_t kc = min64(pl->kc, p->k - pc);
-            pack_b(p, b, jc, nc, pc, kc, bp);
+        for (int64_t q = 0; q < pl->kblocks; q++) {
+            int64_t pc, kc;
+            kblock_of(pl, q, &pc, &kc);
+            const float *bp = own_b;
+            if (pl->shared)
+                bp = shared_panel(pl, pc, kc, jc / NR);
+            else
+                pack_b(p, b, jc, nc, pc, kc, own_b);
             struct tile_out o = {.ldc = p->ldc, .ldr = p->ldc, .alpha = p->alpha,
                                  .accumulate = pc > 0, .final = pc + kc == p->k};
             for (int64_t ms = m0; ms < m1; ms += MR) {
@@ -461,24 +517,11 @@ static void strips_fill(void *ctx, size_t begin, size_t end, int thread)
     }
 }
 
-/* K block q (taps major, then channel ranges) as tap (kh, kw) and channels
- * [c0, c1). */
-static void strip_kblock(const struct sgemm_plan *pl, int64_t q, int64_t *kh, int64_t *kw,
-                         int64_t *c0, int64_t *c1)
-{
-    const struct sgemm_conv_geom *g = &pl->p->conv;
-    int64_t tap = q / pl->sg.chunks, r = q % pl->sg.chunks;
-    *kh = tap / g->kw;
-    *kw = tap % g->kw;
-    *c0 = g->cin * r / pl->sg.chunks;
-    *c1 = g->cin * (r + 1) / pl->sg.chunks;
-}
-
-/* The rows of tile strip u (image, oh, strip): first output row, width, and the
- * tap rows kh_lo..kh_hi that land inside the image (kh_lo > kh_hi: none). */
+/* Tile strip u = (image, oh, strip): its first output row m0 and width, the xs
+ * row of tap row 0, and the tap rows kh_lo..kh_hi that land inside the image
+ * (kh_lo > kh_hi: none). */
 struct strip_rows {
-    int64_t m0, width, xs_row, kh_lo, kh_hi;
-    int64_t strip;
+    int64_t m0, width, xs_row, strip, kh_lo, kh_hi;
 };
 
 static struct strip_rows strip_rows_of(const struct sgemm_plan *pl, int64_t u)
@@ -488,9 +531,8 @@ static struct strip_rows strip_rows_of(const struct sgemm_plan *pl, int64_t u)
     int64_t ow0 = strip_start(pl, s);
     struct strip_rows r = {
         .m0 = t * g->wo + ow0, .width = strip_start(pl, s + 1) - ow0,
-        .xs_row = img * g->h + oh - g->pad, /* + kh: the input row */
+        .xs_row = img * g->h + oh - g->pad, .strip = s,
         .kh_lo = max64(0, g->pad - oh), .kh_hi = min64(g->kh - 1, g->h - 1 + g->pad - oh),
-        .strip = s,
     };
     return r;
 }
@@ -506,21 +548,20 @@ static void strip_epilogue_only(const struct sgemm_problem *p, const struct stri
     }
 }
 
-/* Strips [u0, u1) × columns [n0, n1). */
-static void strips_block(const struct sgemm_plan *pl, int64_t u0, int64_t u1, int64_t n0,
-                         int64_t n1, float *bp)
+/* Strips [u0, u1) × all columns. */
+static void strips_block(const struct sgemm_plan *pl, int64_t u0, int64_t u1)
 {
     const struct sgemm_problem *p = pl->p;
     const struct sgemm_conv_geom *g = &p->conv;
-    int64_t nblocks = g->kh * g->kw * pl->sg.chunks, per_kh = g->kw * pl->sg.chunks;
-    int64_t ncb = round_up(ceil_div(n1 - n0, ceil_div(n1 - n0, pl->nc_cap)), NR);
-    for (int64_t jc = n0; jc < n1; jc += ncb) {
-        int64_t nc = min64(ncb, n1 - jc);
-        for (int64_t q = 0; q < nblocks; q++) {
-            int64_t kh, kw, c0, c1;
-            strip_kblock(pl, q, &kh, &kw, &c0, &c1);
-            int64_t kc = c1 - c0;
-            pack_b(p, p->b, jc, nc, (kh * g->kw + kw) * g->cin + c0, kc, bp);
+    int64_t per_kh = g->kw * pl->sg.chunks; /* K blocks per tap row */
+    int64_t ncb = round_up(ceil_div(p->n, ceil_div(p->n, pl->nc_cap)), NR);
+    for (int64_t jc = 0; jc < p->n; jc += ncb) {
+        int64_t nc = min64(ncb, p->n - jc);
+        for (int64_t q = 0; q < pl->kblocks; q++) {
+            int64_t k0, kc, kh = q / per_kh, kw = (q / pl->sg.chunks) % g->kw;
+            kblock_of(pl, q, &k0, &kc);
+            int64_t c0 = k0 - (kh * g->kw + kw) * g->cin;
+            const float *bp = shared_panel(pl, k0, kc, jc / NR);
             for (int64_t u = u0; u < u1; u++) {
                 struct strip_rows r = strip_rows_of(pl, u);
                 if (kh < r.kh_lo || kh > r.kh_hi)
@@ -542,72 +583,74 @@ static void strips_block(const struct sgemm_plan *pl, int64_t u0, int64_t u1, in
             }
         }
     }
-    if (n0 == 0) /* the piece that owns column 0 writes padding-only strips whole */
-        for (int64_t u = u0; u < u1; u++) {
-            struct strip_rows r = strip_rows_of(pl, u);
-            if (r.kh_lo > r.kh_hi)
-                strip_epilogue_only(p, &r);
-        }
+    for (int64_t u = u0; u < u1; u++) {
+        struct strip_rows r = strip_rows_of(pl, u);
+        if (r.kh_lo > r.kh_hi)
+            strip_epilogue_only(p, &r);
+    }
 }
 
 /* --- SWAPPED ------------------------------------------------------------------- */
 
-/* y[m][n0 + j] = ct[j][m] + bias + residual for j < nn, m < M (ct{nn, ldt}). */
+/* Pulls rows[0..n) × [0, len) of a strided matrix towards L2: the weight rows the
+ * next group reads, short runs that the hardware prefetchers pick up late. */
+static AVX512 void prefetch_rows(const float *rows, int n, int64_t ld, int64_t len)
+{
+    for (int i = 0; i < n; i++)
+        for (int64_t k = 0; k < len; k += 16)
+            _mm_prefetch((const char *)(rows + i * ld + k), _MM_HINT_T1);
+}
+
+/* y[m][n0 + j] = alpha·ct[j][m] + bias + residual for j < nn, m < M (ct{nn, ldt}),
+ * transposed 16 columns at a time through tmp{256, 16}. */
 static AVX512 void swapped_write(const struct sgemm_problem *p, const float *ct, int64_t ldt,
                                  int64_t n0, int64_t nn, float *tmp)
 {
+    __m512 alpha = _mm512_set1_ps(p->alpha);
     for (int64_t j0 = 0; j0 < nn; j0 += 16) {
         int64_t cols = min64(16, nn - j0);
         __mmask16 mk = mask_first(cols);
         __m512 bias = p->bias ? _mm512_maskz_loadu_ps(mk, p->bias + n0 + j0) : _mm512_setzero_ps();
-        const float *rows[16] = {0};
-        for (int j = 0; j < cols; j++)
-            rows[j] = ct + (j0 + j) * ldt;
-        for (int64_t m0 = 0; m0 < p->m; m0 += 256) { /* tmp{256, 16} */
+        for (int64_t m0 = 0; m0 < p->m; m0 += 256) {
             int64_t mm = min64(256, p->m - m0);
-            const float *shifted[16] = {0};
+            const float *rows[16] = {0};
             for (int j = 0; j < cols; j++)
-                shifted[j] = rows[j] + m0;
-            pack_transpose16(shifted, mm, tmp, 16);
+                rows[j] = ct + (j0 + j) * ldt + m0;
+            pack_transpose16(rows, mm, tmp, 16);
             for (int64_t i = 0; i < mm; i++) {
-                int64_t m = m0 + i;
-                __m512 v = _mm512_add_ps(_mm512_load_ps(tmp + i * 16), bias);
+                int64_t at = (m0 + i) * p->ldc + n0 + j0;
+                __m512 v = _mm512_fmadd_ps(_mm512_load_ps(tmp + i * 16), alpha, bias);
                 if (p->residual)
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, p->residual + m * p->ldc + n0 + j0));
-                _mm512_mask_storeu_ps(p->c + m * p->ldc + n0 + j0, mk, v);
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, p->residual + at));
+                _mm512_mask_storeu_ps(p->c + at, mk, v);
             }
         }
     }
 }
 
-/* Output columns [n0, n1) (weight rows) × all rows of batch item 0 (SWAPPED is
- * used for batch 1 only): ct{n1−n0, mpad} = W[n0..n1) · Aᵀ, then into C. */
+/* Output columns [n0, n1) — rows of the weight — for all M rows:
+ * ct{n1−n0, mpad} = W[n0..n1) · Aᵀ block by block, then transposed into C. */
 static void swapped_block(const struct sgemm_plan *pl, int64_t n0, int64_t n1, float *scratch)
 {
     const struct sgemm_problem *p = pl->p;
-    int64_t mpad = round_up(p->m, NR);
-    float *bp = scratch;                  /* A block as panels {kc, NR} × mpad/NR */
-    float *ct = bp + pl->kc * mpad;       /* Cᵀ partial sums */
-    float *tmp = ct + (pl->nc_cap) * mpad; /* {256, 16} for the final transpose */
-    for (int64_t pc = 0; pc < p->k; pc += pl->kc) {
-        int64_t kc = min64(pl->kc, p->k - pc);
-        for (int64_t m = 0; m < p->m; m += NR) /* two transposed halves per panel */
-            for (int h = 0; h < 2; h++)
-                pack_a_rows(p, p->a, m + h * 16, (int)min64(16, max64(0, p->m - m - h * 16)),
-                            pc, kc, bp + (m / NR) * kc * NR + h * 16, NR);
-        struct tile_out o = {.ldc = mpad, .alpha = 1.0f, .accumulate = pc > 0};
+    float *ct = scratch, *tmp = scratch + pl->nc_cap * pl->wpad;
+    for (int64_t q = 0; q < pl->kblocks; q++) {
+        int64_t pc, kc;
+        kblock_of(pl, q, &pc, &kc);
+        struct tile_out o = {.ldc = pl->wpad, .alpha = 1.0f, .accumulate = q > 0};
         for (int64_t g = n0; g < n1; g += MR) {
             int mr = (int)min64(MR, n1 - g);
             const float *w = p->b + g * p->ldb + pc;
+            if (g + MR < n1)
+                prefetch_rows(w + MR * p->ldb, (int)min64(MR, n1 - g - MR), p->ldb, kc);
             for (int64_t m = 0; m < p->m; m += NR) {
-                o.c = ct + (g - n0) * mpad + m;
+                o.c = ct + (g - n0) * pl->wpad + m;
                 o.ncols = (int)min64(NR, p->m - m);
-                kernels_strided[mr](kc, w, p->ldb, bp + (m / NR) * kc * NR, &o);
+                kernels_strided[mr](kc, w, p->ldb, shared_panel(pl, pc, kc, m / NR), &o);
             }
         }
     }
-    /* alpha is 1 for every problem SWAPPED takes (linear, conv) */
-    swapped_write(p, ct, mpad, n0, n1 - n0, tmp);
+    swapped_write(p, ct, pl->wpad, n0, n1 - n0, tmp);
 }
 
 /* --- driver -------------------------------------------------------------------- */
@@ -632,7 +675,7 @@ static void sgemm_items(void *ctx, size_t begin, size_t end, int thread)
             swapped_block(pl, lo * MR, min64(hi * MR, p->n), scratch);
             break;
         case MODE_STRIPS:
-            strips_block(pl, lo, hi, 0, p->n, scratch);
+            strips_block(pl, lo, hi);
             break;
         case MODE_PACKED:
             if (pl->split_m)
@@ -646,60 +689,79 @@ static void sgemm_items(void *ctx, size_t begin, size_t end, int thread)
 
 static enum sgemm_mode choose_mode(const struct sgemm_problem *p)
 {
-    /* few rows against a {N,K} weight: do not pack the weight, broadcast it */
-    if (p->batch == 1 && p->b_trans && p->m < p->n && p->alpha == 1.0f)
+    if (p->batch != 1 || !p->b_trans)
+        return MODE_PACKED;
+    if (p->m < p->n) /* few rows against a {N,K} weight: broadcast the weight */
         return MODE_SWAPPED;
-    if (p->batch == 1 && p->a_kind == SGEMM_A_IM2COL && p->conv.stride == 1 &&
-        p->conv.kw <= STRIP_KW_MAX && p->b_trans && p->alpha == 1.0f)
+    if (p->a_kind == SGEMM_A_IM2COL && p->conv.stride == 1 && p->conv.kw <= STRIP_KW_MAX)
         return MODE_STRIPS;
     return MODE_PACKED;
 }
 
-/* Number of pieces per batch item: one per thread unless the batch already
- * splits evenly (or finely enough), never more than there are units. */
-static int64_t pieces_for(const struct sgemm_problem *p, int threads, int64_t units)
+/* Pieces per batch item.  With a shared panel operand, pieces duplicate nothing:
+ * several per thread let a thread that gets more of the CPU take more of them.
+ * Otherwise one per thread, unless the batch already splits evenly. */
+static int64_t pieces_for(const struct sgemm_plan *pl, int threads)
 {
-    if (threads > 1 && p->batch % threads != 0 && p->batch < 4 * (int64_t)threads)
-        return max64(1, min64(threads, units));
+    const struct sgemm_problem *p = pl->p;
+    if (threads == 1)
+        return 1;
+    if (pl->shared && (pl->mode != MODE_PACKED || pl->split_m))
+        return max64(1, min64(4 * (int64_t)threads, pl->units));
+    if (p->batch % threads != 0 && p->batch < 4 * (int64_t)threads)
+        return max64(1, min64(threads, pl->units));
     return 1;
 }
 
-/* Chooses the mode, block sizes, split and scratch size of p over `threads`. */
+/* Chooses the mode, block sizes, split and scratch sizes of p over `threads`. */
 static void sgemm_plan_make(const struct sgemm_problem *p, int threads, struct sgemm_plan *pl)
 {
-    *pl = (struct sgemm_plan){.p = p, .mode = choose_mode(p)};
+    *pl = (struct sgemm_plan){.p = p, .mode = choose_mode(p), .shared = p->batch == 1};
     pl->kc = ceil_div(p->k, ceil_div(p->k, KC_MAX));
+    pl->kblocks = ceil_div(p->k, pl->kc);
     pl->nc_cap = min64(round_up(p->n, NR), NC_MAX);
+    pl->wpad = round_up(p->n, NR);
     switch (pl->mode) {
-    case MODE_SWAPPED: {
-        int64_t mpad = round_up(p->m, NR);
+    case MODE_SWAPPED:
+        pl->wpad = round_up(p->m, NR);
         pl->units = ceil_div(p->n, MR);
-        pl->pieces = pieces_for(p, threads, pl->units);
-        pl->nc_cap = ceil_div(pl->units, pl->pieces) * MR; /* columns per piece, at most */
-        pl->per_thread = (size_t)(pl->kc * mpad + pl->nc_cap * mpad + 256 * 16);
+        pl->pieces = pieces_for(pl, threads);
+        pl->nc_cap = ceil_div(pl->units, pl->pieces) * MR; /* columns of one piece, at most */
+        pl->per_thread = (size_t)(pl->nc_cap * pl->wpad + 256 * 16);
         break;
-    }
     case MODE_STRIPS: {
         const struct sgemm_conv_geom *g = &p->conv;
         pl->sg.count = ceil_div(g->wo, min64(MR, A_LD - (g->kw - 1)));
         pl->sg.chunks = ceil_div(g->cin, KC_MAX);
         pl->kc = ceil_div(g->cin, pl->sg.chunks);
+        pl->kblocks = g->kh * g->kw * pl->sg.chunks;
         pl->units = g->ho * pl->sg.count * (p->m / (g->ho * g->wo));
-        pl->pieces = pieces_for(p, threads, pl->units);
-        pl->per_thread = (size_t)(pl->kc * pl->nc_cap);
+        pl->pieces = pieces_for(pl, threads);
+        pl->per_thread = 0;
         break;
     }
-    case MODE_PACKED: {
-        int64_t strips = ceil_div(p->m, MR), panels = ceil_div(p->n, NR);
+    case MODE_PACKED:
         /* duplicated packing: splitting M repacks B (N·K), splitting N A (M·K) */
         pl->split_m = p->m >= p->n;
-        pl->units = pl->split_m ? strips : panels;
-        pl->pieces = pieces_for(p, threads, pl->units);
-        pl->per_thread = (size_t)(pl->kc * A_LD + pl->kc * pl->nc_cap);
+        pl->units = pl->split_m ? ceil_div(p->m, MR) : ceil_div(p->n, NR);
+        pl->pieces = pieces_for(pl, threads);
+        pl->per_thread = (size_t)(pl->kc * A_LD + (pl->shared ? 0 : pl->kc * pl->nc_cap));
         break;
     }
-    }
     pl->per_thread = (size_t)round_up((int64_t)pl->per_thread, 16); /* 64-byte aligned */
+}
+
+/* Floats of shared scratch: the row strips of x (STRIPS), the packed panels. */
+static void shared_sizes(const struct sgemm_plan *pl, size_t *xs, size_t *panels)
+{
+    const struct sgemm_problem *p = pl->p;
+    *xs = *panels = 0;
+    if (pl->mode == MODE_STRIPS) {
+        const struct sgemm_conv_geom *g = &p->conv;
+        *xs = (size_t)(p->m / (g->ho * g->wo) * g->h * pl->sg.count * g->cin * A_LD);
+    }
+    if (pl->shared)
+        *panels = (size_t)(p->k * pl->wpad);
 }
 
 enum status cpu_sgemm_avx512(struct threadpool *pool, const struct sgemm_problem *p,
@@ -709,22 +771,21 @@ enum status cpu_sgemm_avx512(struct threadpool *pool, const struct sgemm_problem
     int threads = threadpool_size(pool);
     struct sgemm_plan pl;
     sgemm_plan_make(p, threads, &pl);
-    size_t xs_floats = 0;
-    if (pl.mode == MODE_STRIPS) {
-        const struct sgemm_conv_geom *g = &p->conv;
-        int64_t images = p->m / (g->ho * g->wo);
-        xs_floats = (size_t)(images * g->h * pl.sg.count * g->cin * A_LD);
-    }
-    size_t bytes = (pl.per_thread * (size_t)threads + xs_floats) * sizeof(float);
-    pl.scratch = aligned_alloc(64, bytes);
+    size_t xs, panels;
+    shared_sizes(&pl, &xs, &panels);
+    size_t bytes = (pl.per_thread * (size_t)threads + xs + panels) * sizeof(float);
+    pl.scratch = aligned_alloc(64, bytes ? bytes : 64);
     if (!pl.scratch)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "sgemm: cannot allocate %zu bytes of scratch",
                            bytes);
-    if (pl.mode == MODE_STRIPS) {
-        pl.xs = pl.scratch + pl.per_thread * (size_t)threads;
-        size_t in_rows = xs_floats / (size_t)(pl.sg.count * p->conv.cin * A_LD);
+    pl.xs = pl.scratch + pl.per_thread * (size_t)threads;
+    pl.panels = pl.xs + xs;
+    if (xs) {
+        size_t in_rows = xs / (size_t)(pl.sg.count * p->conv.cin * A_LD);
         threadpool_parallel_for(pool, in_rows, 1, strips_fill, &pl);
     }
+    if (panels)
+        threadpool_parallel_for(pool, (size_t)(pl.kblocks * (pl.wpad / NR)), 1, panels_fill, &pl);
     threadpool_parallel_for(pool, (size_t)(p->batch * pl.pieces), 1, sgemm_items, &pl);
     free(pl.scratch);
     return STATUS_OK;
