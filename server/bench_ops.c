@@ -45,12 +45,21 @@ struct bench_opts {
     const char *only; /* comma-separated groups (peak,sgemm,conv,attn,rss) or NULL: all */
 };
 
+/* Wall and process-CPU time of the timed runs.  CPU time counts only what this
+ * process's threads ran, so GFLOP per CPU-second stays meaningful when other
+ * processes take turns on the cores (wall-clock figures then drop). */
+struct timing {
+    double wall;  /* median */
+    double best;  /* shortest */
+    double cpu;   /* median process CPU seconds */
+};
+
 struct bench_row {
     char name[64];
     char path[16];   /* avx512, cblas, openblas, ... */
     double gflop;    /* work of one run; 0 for non-FLOP rows */
-    double seconds;  /* median */
-    double value;    /* GFLOP/s, or the row's own unit */
+    struct timing t;
+    double value;    /* GFLOP/s (wall, median run), or the row's own unit */
     const char *unit;
 };
 
@@ -58,19 +67,13 @@ struct bench_ctx {
     struct bench_opts opts;
     struct backend *be;
     struct threadpool *pool; /* the FMA peak and raw CBLAS loops */
-    double peak;             /* GFLOP/s, the widest ISA measured */
+    double peak;             /* GFLOP/s, the widest ISA, all threads, best run */
+    double core_peak;        /* GFLOP per CPU-second of the same FMA loop */
     struct bench_row rows[BENCH_ROWS_MAX];
     int n_rows;
 };
 
 typedef enum status (*bench_fn)(void *arg, struct errbuf *err);
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -78,35 +81,41 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median (and, when best is non-NULL, shortest) wall time of `repeat` runs of fn
- * after one warm-up run. */
-static enum status time_runs(bench_fn fn, void *arg, int repeat, double *median, double *best,
+static double clock_s(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Times `repeat` runs of fn after one warm-up run. */
+static enum status time_runs(bench_fn fn, void *arg, int repeat, struct timing *t,
                              struct errbuf *err)
 {
-    double t[REPEAT_MAX];
+    double wall[REPEAT_MAX], cpu[REPEAT_MAX];
     enum status s = fn(arg, err);
     for (int i = 0; i < repeat && s == STATUS_OK; i++) {
-        double t0 = now_s();
+        double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         s = fn(arg, err);
-        t[i] = now_s() - t0;
+        wall[i] = clock_s(CLOCK_MONOTONIC) - w0;
+        cpu[i] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
     }
     if (s != STATUS_OK)
         return s;
-    qsort(t, (size_t)repeat, sizeof t[0], cmp_double);
-    *median = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
-    if (best)
-        *best = t[0];
+    t->wall = median_of(wall, repeat);
+    t->best = wall[0];
+    t->cpu = median_of(cpu, repeat);
     return STATUS_OK;
 }
 
-static enum status time_median(bench_fn fn, void *arg, int repeat, double *median,
-                               struct errbuf *err)
-{
-    return time_runs(fn, arg, repeat, median, NULL, err);
-}
-
 static struct bench_row *add_row(struct bench_ctx *c, const char *name, const char *path,
-                                 double gflop, double seconds)
+                                 double gflop, const struct timing *t)
 {
     if (c->n_rows == BENCH_ROWS_MAX)
         return NULL;
@@ -114,8 +123,8 @@ static struct bench_row *add_row(struct bench_ctx *c, const char *name, const ch
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->path, sizeof r->path, "%s", path);
     r->gflop = gflop;
-    r->seconds = seconds;
-    r->value = gflop > 0 && seconds > 0 ? gflop / seconds : 0;
+    r->t = *t;
+    r->value = gflop > 0 && t->wall > 0 ? gflop / t->wall : 0;
     r->unit = "GFLOP/s";
     return r;
 }
@@ -192,21 +201,24 @@ static enum status bench_peak(struct bench_ctx *c, struct errbuf *err)
         if (avx512 ? !has512 : !has2)
             continue;
         struct fma_job j = {.pool = c->pool, .avx512 = avx512};
-        double t, best;
+        struct timing t;
         /* at least 5 runs: the peak is the best one (interference only lowers it) */
         int repeat = c->opts.repeat < 5 ? 5 : c->opts.repeat;
-        enum status s = time_runs(fma_run, &j, repeat, &t, &best, err);
+        enum status s = time_runs(fma_run, &j, repeat, &t, err);
         if (s != STATUS_OK)
             return s;
         /* per iteration: accumulators × lanes × 2 flops */
         double flops = avx512 ? 24.0 * 16 * 2 : 12.0 * 8 * 2;
         double gflop = flops * FMA_ITERS * threads * 1e-9;
         add_row(c, avx512 ? "FMA peak (median run)" : "FMA AVX2 (median run)",
-                avx512 ? "avx512" : "avx2", gflop, t);
+                avx512 ? "avx512" : "avx2", gflop, &t);
+        struct timing best = {.wall = t.best, .best = t.best, .cpu = t.cpu};
         add_row(c, avx512 ? "FMA peak (best run) = 100%" : "FMA AVX2 (best run)",
-                avx512 ? "avx512" : "avx2", gflop, best);
-        if (c->peak == 0)
-            c->peak = gflop / best;
+                avx512 ? "avx512" : "avx2", gflop, &best);
+        if (c->peak == 0) {
+            c->peak = gflop / t.best;
+            c->core_peak = gflop / t.cpu;
+        }
     }
     return STATUS_OK;
 }
@@ -274,11 +286,11 @@ static enum status time_both_paths(struct bench_ctx *c, struct op_job *j, const 
         cpu_gemm_force_portable(c->be, portable == 1);
         if (portable == 0 && !cpu_gemm_uses_avx512(c->be))
             continue;
-        double t;
-        enum status s = time_median(op_run, j, c->opts.repeat, &t, err);
+        struct timing t;
+        enum status s = time_runs(op_run, j, c->opts.repeat, &t, err);
         if (s != STATUS_OK)
             return s;
-        add_row(c, name, portable ? "cblas" : "avx512", gflop, t);
+        add_row(c, name, portable ? "cblas" : "avx512", gflop, &t);
     }
     cpu_gemm_force_portable(c->be, false);
     return STATUS_OK;
@@ -360,12 +372,12 @@ static enum status bench_attention(struct bench_ctx *c, const char *name, int64_
     enum status s = attn_setup(c->be, batch, nq, nk, ch, heads, &j, err);
     if (s != STATUS_OK)
         return s;
-    double t;
-    s = time_median(op_run, &j, c->opts.repeat, &t, err);
+    struct timing t;
+    s = time_runs(op_run, &j, c->opts.repeat, &t, err);
     /* q·kᵀ and p·v: 2 · 2·Nq·Nk·D per head and batch row (softmax not counted) */
     double gflop = 4e-9 * (double)batch * heads * (double)nq * (double)nk * (double)(ch / heads);
     if (s == STATUS_OK)
-        add_row(c, name, "backend", gflop, t);
+        add_row(c, name, "backend", gflop, &t);
     free_tensors(j.t, 4);
     return s;
 }
@@ -419,7 +431,8 @@ static enum status bench_attention_rss(struct bench_ctx *c, struct errbuf *err)
     waitpid(pid, NULL, 0);
     if (got != (ssize_t)sizeof grow || grow < 0)
         return status_fail(err, STATUS_INTERNAL, "bench: attention RSS child failed");
-    struct bench_row *r = add_row(c, "attn self 2x4096x320/8 peak RSS growth", "backend", 0, 0);
+    struct timing none = {0};
+    struct bench_row *r = add_row(c, "attn self 2x4096x320/8 peak RSS growth", "backend", 0, &none);
     if (r) {
         r->value = (double)grow / 1024.0;
         r->unit = "MiB";
@@ -452,7 +465,7 @@ static enum status bench_raw_cblas(struct bench_ctx *c, int n, struct errbuf *er
     enum status s = STATUS_OK;
     if (!j.a || !j.b || !j.c)
         s = status_fail(err, STATUS_OUT_OF_MEMORY, "bench: out of memory");
-    double t = 0;
+    struct timing t = {0};
     if (s == STATUS_OK) {
         for (size_t i = 0; i < sz; i++) {
             j.a[i] = (float)(i % 7) * 0.1f;
@@ -460,14 +473,14 @@ static enum status bench_raw_cblas(struct bench_ctx *c, int n, struct errbuf *er
         }
         if (openblas_set_num_threads)
             openblas_set_num_threads(c->opts.threads);
-        s = time_median(blas_run, &j, c->opts.repeat, &t, err);
+        s = time_runs(blas_run, &j, c->opts.repeat, &t, err);
         if (openblas_set_num_threads)
             openblas_set_num_threads(1);
     }
     if (s == STATUS_OK) {
         char name[64];
         snprintf(name, sizeof name, "sgemm %d^3 (raw cblas_sgemm)", n);
-        add_row(c, name, "openblas", 2e-9 * (double)n * n * n, t);
+        add_row(c, name, "openblas", 2e-9 * (double)n * n * n, &t);
     }
     free(j.a);
     free(j.b);
@@ -501,16 +514,27 @@ static bool wanted(const struct bench_opts *o, const char *group)
     return false;
 }
 
+/* GFLOP per CPU-second of r against the FMA loop's: the op's efficiency per core
+ * it actually ran on, whatever share of the cores other processes took. */
+static double core_efficiency(const struct bench_ctx *c, const struct bench_row *r)
+{
+    return r->gflop > 0 && r->t.cpu > 0 && c->core_peak > 0 ? r->gflop / r->t.cpu / c->core_peak
+                                                             : 0;
+}
+
 static void print_table(const struct bench_ctx *c)
 {
-    printf("\n%-42s %-9s %9s %11s %9s\n", "op", "path", "ms", "value", "% peak");
+    printf("\n%-40s %-8s %9s %15s %7s %9s\n", "op", "path", "ms", "median", "% peak",
+           "per-core");
     for (int i = 0; i < c->n_rows; i++) {
         const struct bench_row *r = &c->rows[i];
-        char pct[16] = "";
+        char pct[16] = "", core[16] = "";
         if (r->gflop > 0 && c->peak > 0)
             snprintf(pct, sizeof pct, "%.0f%%", 100.0 * r->value / c->peak);
-        printf("%-42s %-9s %9.2f %7.1f %-7s %5s\n", r->name, r->path, r->seconds * 1e3, r->value,
-               r->unit, pct);
+        if (core_efficiency(c, r) > 0)
+            snprintf(core, sizeof core, "%.0f%%", 100.0 * core_efficiency(c, r));
+        printf("%-40s %-8s %9.2f %7.1f %-7s %7s %9s\n", r->name, r->path, r->t.wall * 1e3,
+               r->value, r->unit, pct, core);
     }
 }
 
@@ -520,16 +544,20 @@ static void write_json(const struct bench_ctx *c, FILE *f)
             "{\n  \"threads\": %d,\n  \"repeat\": %d,\n  \"openblas_coretype\": \"%s\",\n"
             "  \"openblas_core\": \"%s\",\n",
             c->opts.threads, c->opts.repeat, coretype(), blas_core());
-    fprintf(f, "  \"avx512_gemm\": %s,\n  \"peak_gflops\": %.2f,\n  \"rows\": [\n",
-            cpu_sgemm_avx512_supported() ? "true" : "false", c->peak);
+    fprintf(f,
+            "  \"avx512_gemm\": %s,\n  \"peak_gflops\": %.2f,\n"
+            "  \"core_peak_gflop_per_cpu_second\": %.2f,\n  \"rows\": [\n",
+            cpu_sgemm_avx512_supported() ? "true" : "false", c->peak, c->core_peak);
     for (int i = 0; i < c->n_rows; i++) {
         const struct bench_row *r = &c->rows[i];
         fprintf(f,
-                "    {\"op\": \"%s\", \"path\": \"%s\", \"seconds\": %.6f, \"gflop\": %.4f, "
-                "\"value\": %.3f, \"unit\": \"%s\", \"percent_of_peak\": %.2f}%s\n",
-                r->name, r->path, r->seconds, r->gflop, r->value, r->unit,
+                "    {\"op\": \"%s\", \"path\": \"%s\", \"seconds\": %.6f, "
+                "\"best_seconds\": %.6f, \"cpu_seconds\": %.6f, \"gflop\": %.4f, "
+                "\"value\": %.3f, \"unit\": \"%s\", \"percent_of_peak\": %.2f, "
+                "\"per_core_efficiency\": %.4f}%s\n",
+                r->name, r->path, r->t.wall, r->t.best, r->t.cpu, r->gflop, r->value, r->unit,
                 r->gflop > 0 && c->peak > 0 ? 100.0 * r->value / c->peak : 0.0,
-                i + 1 < c->n_rows ? "," : "");
+                core_efficiency(c, r), i + 1 < c->n_rows ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
 }
@@ -625,7 +653,12 @@ int bench_ops_main(int argc, char **argv)
     enum status s = bench_all(c, &err);
     print_table(c);
     if (c->peak > 0)
-        printf("\npeak = %.1f GFLOP/s (FMA throughput, widest ISA, all threads)\n", c->peak);
+        printf("\npeak = %.1f GFLOP/s (FMA throughput, widest ISA, all threads, best run); "
+               "per core %.1f GFLOP per CPU-second\n"
+               "median: GFLOP/s of the median run; %% peak: of that peak; per-core: GFLOP per "
+               "CPU-second of this process against the FMA loop's (insensitive to other "
+               "processes taking turns on the cores)\n",
+               c->peak, c->core_peak);
     if (s == STATUS_OK && c->opts.json) {
         FILE *f = fopen(c->opts.json, "w");
         if (f) {

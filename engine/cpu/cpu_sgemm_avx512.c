@@ -48,6 +48,7 @@ enum {
     KC_MAX = 384, /* K block: A strip 24 KiB (L1), B panel 48 KiB streamed from L2 */
     NC_MAX = 768, /* N block: B block ≤ 1.1 MiB, inside a 2 MiB L2 */
     STRIP_KW_MAX = 5, /* STRIPS for kernels up to 5 wide (strips of ≥ 12 columns) */
+    XS_FLOATS_MAX = 1 << 21, /* row strips of one band of output rows: ≤ 8 MiB */
 };
 
 bool cpu_sgemm_avx512_supported(void)
@@ -378,10 +379,15 @@ static const kernel_strided_fn kernels_strided[MR + 1] = {
 enum sgemm_mode { MODE_PACKED, MODE_STRIPS, MODE_SWAPPED };
 
 /* STRIPS geometry: each output row is cut into `count` strips of near-equal width
- * (≤ MR, and ≤ 16 − (kw − 1) so that a strip's input columns fit 16 lanes). */
+ * (≤ MR, and ≤ 16 − (kw − 1) so that a strip's input columns fit 16 lanes).  The
+ * output is done in bands of output rows of one image, so that the row strips of
+ * the input rows one band reads stay ≤ XS_FLOATS_MAX. */
 struct strip_geom {
     int64_t count;
-    int64_t chunks; /* K blocks per tap: cin cut into this many channel ranges */
+    int64_t chunks;       /* K blocks per tap: cin cut into this many channel ranges */
+    int64_t band_rows;    /* output rows per band */
+    int64_t img, oh0;     /* the current band: image, first output row */
+    int64_t ih0, in_rows; /* its input rows [ih0, ih0 + in_rows), as xs holds them */
 };
 
 struct sgemm_plan {
@@ -496,15 +502,16 @@ static int64_t strip_start(const struct sgemm_plan *pl, int64_t s)
     return s * pl->p->conv.wo / pl->sg.count;
 }
 
-/* xs rows of input row `row` (= image·h + ih): for each strip, its 16 input
- * columns starting at strip_start − pad, transposed to {cin, 16}. */
+/* xs row r of the band (input row ih0 + r of its image): for each strip, its 16
+ * input columns starting at strip_start − pad, transposed to {cin, 16}. */
 static void strips_fill(void *ctx, size_t begin, size_t end, int thread)
 {
     (void)thread;
     const struct sgemm_plan *pl = ctx;
     const struct sgemm_conv_geom *g = &pl->p->conv;
     for (size_t row = begin; row < end; row++) {
-        const float *xrow = pl->p->a + (int64_t)row * g->w * g->cin;
+        int64_t ih = pl->sg.ih0 + (int64_t)row;
+        const float *xrow = pl->p->a + (pl->sg.img * g->h + ih) * g->w * g->cin;
         for (int64_t s = 0; s < pl->sg.count; s++) {
             const float *rows[16] = {0};
             int64_t iw0 = strip_start(pl, s) - g->pad;
@@ -517,9 +524,9 @@ static void strips_fill(void *ctx, size_t begin, size_t end, int thread)
     }
 }
 
-/* Tile strip u = (image, oh, strip): its first output row m0 and width, the xs
- * row of tap row 0, and the tap rows kh_lo..kh_hi that land inside the image
- * (kh_lo > kh_hi: none). */
+/* Tile strip u of the band = (output row oh0 + u / count, strip u % count): its
+ * first output row m0 and width, the xs row of tap row 0 (+ kh: the tap's), and
+ * the tap rows kh_lo..kh_hi that land inside the image (kh_lo > kh_hi: none). */
 struct strip_rows {
     int64_t m0, width, xs_row, strip, kh_lo, kh_hi;
 };
@@ -527,11 +534,11 @@ struct strip_rows {
 static struct strip_rows strip_rows_of(const struct sgemm_plan *pl, int64_t u)
 {
     const struct sgemm_conv_geom *g = &pl->p->conv;
-    int64_t s = u % pl->sg.count, t = u / pl->sg.count, oh = t % g->ho, img = t / g->ho;
+    int64_t s = u % pl->sg.count, oh = pl->sg.oh0 + u / pl->sg.count;
     int64_t ow0 = strip_start(pl, s);
     struct strip_rows r = {
-        .m0 = t * g->wo + ow0, .width = strip_start(pl, s + 1) - ow0,
-        .xs_row = img * g->h + oh - g->pad, .strip = s,
+        .m0 = (pl->sg.img * g->ho + oh) * g->wo + ow0, .width = strip_start(pl, s + 1) - ow0,
+        .xs_row = oh - g->pad - pl->sg.ih0, .strip = s,
         .kh_lo = max64(0, g->pad - oh), .kh_hi = min64(g->kh - 1, g->h - 1 + g->pad - oh),
     };
     return r;
@@ -735,7 +742,9 @@ static void sgemm_plan_make(const struct sgemm_problem *p, int threads, struct s
         pl->sg.chunks = ceil_div(g->cin, KC_MAX);
         pl->kc = ceil_div(g->cin, pl->sg.chunks);
         pl->kblocks = g->kh * g->kw * pl->sg.chunks;
-        pl->units = g->ho * pl->sg.count * (p->m / (g->ho * g->wo));
+        int64_t row_floats = pl->sg.count * g->cin * A_LD; /* xs per input row */
+        pl->sg.band_rows = max64(1, min64(g->ho, XS_FLOATS_MAX / row_floats - (g->kh - 1)));
+        pl->units = pl->sg.band_rows * pl->sg.count; /* of a full band */
         pl->pieces = pieces_for(pl, threads);
         pl->per_thread = 0;
         break;
@@ -751,17 +760,40 @@ static void sgemm_plan_make(const struct sgemm_problem *p, int threads, struct s
     pl->per_thread = (size_t)round_up((int64_t)pl->per_thread, 16); /* 64-byte aligned */
 }
 
-/* Floats of shared scratch: the row strips of x (STRIPS), the packed panels. */
+/* Floats of shared scratch: the row strips of one band (STRIPS), the panels. */
 static void shared_sizes(const struct sgemm_plan *pl, size_t *xs, size_t *panels)
 {
     const struct sgemm_problem *p = pl->p;
     *xs = *panels = 0;
     if (pl->mode == MODE_STRIPS) {
         const struct sgemm_conv_geom *g = &p->conv;
-        *xs = (size_t)(p->m / (g->ho * g->wo) * g->h * pl->sg.count * g->cin * A_LD);
+        int64_t in_rows = min64(g->h, pl->sg.band_rows + g->kh - 1);
+        *xs = (size_t)(in_rows * pl->sg.count * g->cin * A_LD);
     }
     if (pl->shared)
         *panels = (size_t)(p->k * pl->wpad);
+}
+
+/* STRIPS, band by band: copy the band's input rows into row strips, then its
+ * strips of output rows over the pool. */
+static void strips_run(struct threadpool *pool, struct sgemm_plan *pl, int threads)
+{
+    const struct sgemm_conv_geom *g = &pl->p->conv;
+    int64_t images = pl->p->m / (g->ho * g->wo);
+    for (int64_t img = 0; img < images; img++)
+        for (int64_t oh0 = 0; oh0 < g->ho; oh0 += pl->sg.band_rows) {
+            int64_t oh1 = min64(g->ho, oh0 + pl->sg.band_rows);
+            int64_t ih0 = max64(0, oh0 - g->pad);
+            int64_t ih1 = min64(g->h, oh1 - 1 - g->pad + g->kh); /* exclusive */
+            pl->sg.img = img;
+            pl->sg.oh0 = oh0;
+            pl->sg.ih0 = ih0;
+            pl->sg.in_rows = max64(0, ih1 - ih0);
+            threadpool_parallel_for(pool, (size_t)pl->sg.in_rows, 1, strips_fill, pl);
+            pl->units = (oh1 - oh0) * pl->sg.count;
+            pl->pieces = pieces_for(pl, threads);
+            threadpool_parallel_for(pool, (size_t)pl->pieces, 1, sgemm_items, pl);
+        }
 }
 
 enum status cpu_sgemm_avx512(struct threadpool *pool, const struct sgemm_problem *p,
@@ -780,13 +812,12 @@ enum status cpu_sgemm_avx512(struct threadpool *pool, const struct sgemm_problem
                            bytes);
     pl.xs = pl.scratch + pl.per_thread * (size_t)threads;
     pl.panels = pl.xs + xs;
-    if (xs) {
-        size_t in_rows = xs / (size_t)(pl.sg.count * p->conv.cin * A_LD);
-        threadpool_parallel_for(pool, in_rows, 1, strips_fill, &pl);
-    }
     if (panels)
         threadpool_parallel_for(pool, (size_t)(pl.kblocks * (pl.wpad / NR)), 1, panels_fill, &pl);
-    threadpool_parallel_for(pool, (size_t)(p->batch * pl.pieces), 1, sgemm_items, &pl);
+    if (pl.mode == MODE_STRIPS)
+        strips_run(pool, &pl, threads);
+    else
+        threadpool_parallel_for(pool, (size_t)(p->batch * pl.pieces), 1, sgemm_items, &pl);
     free(pl.scratch);
     return STATUS_OK;
 }
