@@ -44,7 +44,11 @@
  *     zero-SNR schedules);
  *   - for the step counts where numpy's arange(T, 0, −T/n) yields n + 1 values
  *     (timestep_spacing "trailing", n = 61, 103, …), diffusers runs an extra step at
- *     timestep −1; here the first n are kept.
+ *     timestep −1; here the first n are kept;
+ *   - Euler with interpolation_type log_linear and timestep_type continuous: diffusers
+ *     derives n + 1 timesteps (one per σ of its n + 1-point ramp) and runs n + 1
+ *     steps; here n (with discrete timesteps both run n steps, ending at σ_min as
+ *     diffusers does).
  *
  * The update of every step is linear in (latent, model_output, previous x₀, noise)
  * up to an optional clamp of x₀ (clip_sample): struct sampler_coeffs spells it out so

@@ -57,9 +57,11 @@ static void euler_x0(enum schedule_prediction pred, float sigma, struct sampler_
     }
 }
 
-/* Euler's σ ramp (before the final σ): interpolation, then Karras if asked; the
- * timesteps follow Karras σ through _sigma_to_t.  ts/sig hold n + 1 doubles. */
-static void euler_sigmas(const struct sampler_plan_in *in, double *ts, double *sig)
+/* Euler's σ ramp: interpolation, then Karras if asked (the timesteps then follow σ
+ * through _sigma_to_t).  ts/sig hold n + 1 doubles.  Returns how many σ it set: n, or
+ * n + 1 for log_linear interpolation, whose ramp already ends at σ_min — diffusers
+ * appends the final σ after it, so the steps never reach the final σ. */
+static int euler_sigmas(const struct sampler_plan_in *in, double *ts, double *sig)
 {
     const struct schedule *s = in->sched;
     const struct schedule_config *c = &in->cfg;
@@ -77,13 +79,14 @@ static void euler_sigmas(const struct sampler_plan_in *in, double *ts, double *s
         for (int i = 0; i < n; i++)
             sig[i] = schedule_interp_sigma(s, ts[i]);
     }
-    if (c->use_karras_sigmas) {
-        const double smin = schedule_config_has(c, SCHEDULE_F_SIGMA_MIN) ? c->sigma_min : sig[n_in - 1];
-        const double smax = schedule_config_has(c, SCHEDULE_F_SIGMA_MAX) ? c->sigma_max : sig[0];
-        schedule_karras_sigmas(smin, smax, n, sig);
-        for (int i = 0; i < n; i++)
-            ts[i] = (float)schedule_sigma_to_t(s, sig[i]);
-    }
+    if (!c->use_karras_sigmas)
+        return n_in;
+    const double smin = schedule_config_has(c, SCHEDULE_F_SIGMA_MIN) ? c->sigma_min : sig[n_in - 1];
+    const double smax = schedule_config_has(c, SCHEDULE_F_SIGMA_MAX) ? c->sigma_max : sig[0];
+    schedule_karras_sigmas(smin, smax, n, sig);
+    for (int i = 0; i < n; i++)
+        ts[i] = (float)schedule_sigma_to_t(s, sig[i]);
+    return n;
 }
 
 enum status sampler_plan_euler(const struct sampler_plan_in *in, struct sampler_state *st,
@@ -96,10 +99,11 @@ enum status sampler_plan_euler(const struct sampler_plan_in *in, struct sampler_
     if (c->use_beta_sigmas)
         return unsupported(err, in->kind, SCHEDULE_F_USE_BETA_SIGMAS);
     double *ts = in->scratch, *sig = in->scratch + (n + 2);
-    euler_sigmas(in, ts, sig);
-    for (int i = 0; i < n; i++)
+    const int n_sig = euler_sigmas(in, ts, sig);
+    for (int i = 0; i < n_sig; i++)
         st->sigmas[i] = (float)sig[i];
-    st->sigmas[n] = final_sigma(in->sched, c->final_sigmas_type);
+    if (n_sig == n)
+        st->sigmas[n] = final_sigma(in->sched, c->final_sigmas_type);
     const bool continuous = c->timestep_type == SCHEDULE_TIMESTEP_CONTINUOUS &&
                             c->prediction_type == SCHEDULE_PRED_V;
     for (int i = 0; i < n; i++) {
@@ -186,7 +190,12 @@ static void dpm_sigmas(const struct sampler_plan_in *in, bool karras, double *ts
     const struct schedule_config *c = &in->cfg;
     const int n = in->n, T = s->n_train;
     if (karras) {
-        schedule_karras_sigmas(s->sigmas[0], s->sigmas[T - 1], n, sig);
+        /* sigma_min/sigma_max are no DPMSolverMultistepScheduler parameters, but
+         * from_config keeps unknown keys on the config, where _convert_to_karras
+         * finds them */
+        const double smin = schedule_config_has(c, SCHEDULE_F_SIGMA_MIN) ? c->sigma_min : s->sigmas[0];
+        const double smax = schedule_config_has(c, SCHEDULE_F_SIGMA_MAX) ? c->sigma_max : s->sigmas[T - 1];
+        schedule_karras_sigmas(smin, smax, n, sig);
         for (int i = 0; i < n; i++) {
             double t = schedule_sigma_to_t(s, sig[i]);
             if (c->beta_schedule != SCHEDULE_BETA_COSINE)

@@ -31,6 +31,8 @@ numpy 2.4.6, safetensors 0.8.0, Python 3.11.
 What it writes (committed; CI never runs this script):
 
   cases.json          configs (the scheduler_config.json objects the C side parses),
+                      every sampler × n_steps in {1, 4, 20, 25} for the first five, the
+                      samplers that read them for the two "extras" configs,
                       and per case: sampler, config, n_steps, eta, timesteps, sigmas
                       (Euler and DPM families; null otherwise), init_noise_sigma,
                       c_in per step (scale_model_input's factor), whether each step
@@ -101,6 +103,22 @@ CONFIGS = {
         "timestep_spacing": "linspace", "clip_sample": True, "clip_sample_range": 1.5,
         "use_karras_sigmas": True,
     },
+    # the remaining options, for the samplers that read them
+    "extras_v": {
+        "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+        "prediction_type": "v_prediction", "timestep_type": "continuous",
+        "use_karras_sigmas": True, "sigma_min": 0.1, "sigma_max": 10.0,
+        "final_sigmas_type": "sigma_min", "solver_type": "heun",
+        "variance_type": "fixed_small_log", "set_alpha_to_one": False,
+        "timestep_spacing": "trailing", "clip_sample": False,
+    },
+    "extras_eps": {
+        "beta_schedule": "linear", "prediction_type": "epsilon",
+        "interpolation_type": "log_linear", "solver_type": "heun",
+        "lambda_min_clipped": -4.5, "euler_at_final": True,
+        "final_sigmas_type": "sigma_min", "variance_type": "fixed_large",
+        "timestep_spacing": "leading", "steps_offset": 1, "clip_sample": False,
+    },
 }
 
 # name -> (class, from_config overrides, step kwargs)
@@ -116,6 +134,11 @@ SAMPLERS = {
                          "use_karras_sigmas": True}, {}),
     "ddpm": (DDPMScheduler, {}, {}),
     "lcm": (LCMScheduler, {}, {}),
+}
+# config -> (samplers, step counts); every sampler and STEPS where not listed
+RUNS = {
+    "extras_v": (("euler", "dpmpp_2m", "ddpm", "lcm"), (1, 4, 20)),
+    "extras_eps": (("euler", "dpmpp_2m", "ddpm"), (1, 4, 20)),
 }
 SIGMA_FAMILY = ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras")
 EULER_FAMILY = ("euler", "euler_a")
@@ -212,8 +235,9 @@ def main():
     for cname, config in CONFIGS.items():
         ref = DDIMScheduler.from_config(config)
         tensors[f"{cname}/alphas_cumprod"] = ref.alphas_cumprod.numpy().astype(np.float32)
-        for sampler in SAMPLERS:
-            for n in STEPS:
+        samplers, steps = RUNS.get(cname, (tuple(SAMPLERS), STEPS))
+        for sampler in samplers:
+            for n in steps:
                 seed += 1
                 meta, ts = run_case(config, sampler, n, latent0, seed)
                 name = f"{cname}/{sampler}/{n}"

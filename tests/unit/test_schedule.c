@@ -1,9 +1,10 @@
 /* tests/unit/test_schedule.c — scheduler configs and training tables (models/schedule.h).
  *
  * The committed fixtures (tests/fixtures/samplers/, made by
- * tools/make_sampler_fixtures.py with diffusers 0.42.1 / torch 2.15.0) hold five
+ * tools/make_sampler_fixtures.py with diffusers 0.42.1 / torch 2.15.0) hold seven
  * scheduler_config.json objects (SD1.5's, SD2.1-v's, a v-prediction zero-SNR trailing
- * one, a cosine one, a linear one) and, for each, DDIMScheduler's alphas_cumprod:
+ * one, a cosine one, a linear one, two with the remaining options) and, for each,
+ * DDIMScheduler's alphas_cumprod:
  * ours must agree to 1e-6 relative (in practice bit for bit).  Also: parse errors name
  * the key, presence bits, the spacing/interpolation helpers.  (Bit for bit except
  * under rescale_betas_zero_snr, where torch's vectorised sqrt is off by an ulp on a
