@@ -98,6 +98,16 @@ enum status schedule_config_validate(const struct schedule_config *cfg, struct e
         return bad_field(err, SCHEDULE_F_PREDICTION_TYPE, "unknown value");
     if ((unsigned)cfg->timestep_spacing > SCHEDULE_SPACING_LINSPACE)
         return bad_field(err, SCHEDULE_F_TIMESTEP_SPACING, "unknown value");
+    if ((unsigned)cfg->final_sigmas_type > SCHEDULE_FINAL_SIGMA_MIN)
+        return bad_field(err, SCHEDULE_F_FINAL_SIGMAS_TYPE, "unknown value");
+    if ((unsigned)cfg->timestep_type > SCHEDULE_TIMESTEP_CONTINUOUS)
+        return bad_field(err, SCHEDULE_F_TIMESTEP_TYPE, "unknown value");
+    if ((unsigned)cfg->interpolation_type > SCHEDULE_INTERP_LOG_LINEAR)
+        return bad_field(err, SCHEDULE_F_INTERPOLATION_TYPE, "unknown value");
+    if ((unsigned)cfg->solver_type > SCHEDULE_SOLVER_HEUN)
+        return bad_field(err, SCHEDULE_F_SOLVER_TYPE, "unknown value");
+    if ((unsigned)cfg->variance_type > SCHEDULE_VARIANCE_FIXED_LARGE)
+        return bad_field(err, SCHEDULE_F_VARIANCE_TYPE, "unknown value");
     if (cfg->steps_offset < 0 || cfg->steps_offset >= cfg->num_train_timesteps)
         return bad_field(err, SCHEDULE_F_STEPS_OFFSET, "must be in [0, num_train_timesteps)");
     if (!(cfg->clip_sample_range > 0.0) || !isfinite(cfg->clip_sample_range))
@@ -173,6 +183,17 @@ static const struct enum_name VARIANCE_NAMES[] = {
 };
 
 enum value_kind { VK_INT, VK_DOUBLE, VK_BOOL, VK_ENUM };
+
+/* parse_field stores enum values through an int */
+_Static_assert(sizeof(enum schedule_beta) == sizeof(int) &&
+                   sizeof(enum schedule_prediction) == sizeof(int) &&
+                   sizeof(enum schedule_spacing) == sizeof(int) &&
+                   sizeof(enum schedule_final_sigmas) == sizeof(int) &&
+                   sizeof(enum schedule_timestep_type) == sizeof(int) &&
+                   sizeof(enum schedule_interpolation) == sizeof(int) &&
+                   sizeof(enum schedule_solver_type) == sizeof(int) &&
+                   sizeof(enum schedule_variance) == sizeof(int),
+               "schedule enums are int-sized");
 
 struct field_spec {
     enum schedule_field field;

@@ -202,6 +202,10 @@ START_TEST(test_build_validates)
     cfg.beta_schedule = (enum schedule_beta)7;
     ck_assert_int_eq(schedule_build(&s, &cfg, &err), STATUS_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(err.msg, "beta_schedule"));
+    schedule_config_defaults(&cfg);
+    cfg.solver_type = (enum schedule_solver_type)5;
+    ck_assert_int_eq(schedule_config_validate(&cfg, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "solver_type"));
 }
 END_TEST
 
