@@ -4,9 +4,10 @@
  * nothing else includes this header.
  *
  * Every builder follows its diffusers class operation by operation: the scalars that
- * torch evaluates as float32 0-d tensors are evaluated here in float (this file's
- * users compile with -std=c11, so no FMA contraction), and the coefficients are then
- * formed from those floats in double and rounded once.
+ * torch evaluates as float32 0-d tensors are evaluated here in float (GCC with
+ * -std=c11 does not fuse multiply-adds; a compiler that does, clang's default, moves
+ * a scalar by an ulp, far inside the tests' tolerance), and the coefficients are
+ * then formed from those floats in double and rounded once.
  *
  * Ownership: the builders write into the caller's arrays and allocate nothing.
  * Thread-safety: pure functions of their inputs.
