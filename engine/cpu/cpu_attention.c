@@ -458,11 +458,11 @@ CPU_TARGET_AVX512 static void att_tile_step(const struct att_job *j, struct att_
                     t->nv);
 }
 
-/* Scratch: st{KBLOCK, 64}, ATT_GROUPS tiles, kp{KBLOCK, D}, vp{KBLOCK, D}. */
-static size_t att_avx512_scratch(int64_t d)
+/* Scratch: st{KBLOCK, 64}, `groups` tiles, kp{KBLOCK, D}, vp{KBLOCK, D}. */
+static size_t att_avx512_scratch(int64_t d, int64_t groups)
 {
     return (size_t)(ATT_KBLOCK * ATT_LANES + 2 * ATT_KBLOCK * d) +
-           ATT_GROUPS * att_tile_floats(d);
+           (size_t)groups * att_tile_floats(d);
 }
 
 /* dst{rows, D} (packed) = src{rows, D}(stride ld). */
@@ -489,10 +489,10 @@ CPU_TARGET_AVX512 static void att_avx512_item(const struct att_job *j, size_t un
     const int64_t d = j->d;
     const size_t ld = (size_t)j->c;
     float *st = scratch;
-    float *kp = st + ATT_KBLOCK * ATT_LANES + ATT_GROUPS * att_tile_floats(d);
+    const int n_tiles = (it.nq + ATT_LANES - 1) / ATT_LANES; /* ≤ item_q / 64 */
+    float *kp = st + ATT_KBLOCK * ATT_LANES + (size_t)(j->item_q / ATT_LANES) * att_tile_floats(d);
     float *vp = kp + ATT_KBLOCK * d;
     struct att_tile tiles[ATT_GROUPS];
-    const int n_tiles = (it.nq + ATT_LANES - 1) / ATT_LANES;
     for (int g = 0; g < n_tiles; g++) {
         struct att_tile *t = &tiles[g];
         att_tile_init(t, st + ATT_KBLOCK * ATT_LANES + g * att_tile_floats(d), d);
@@ -523,6 +523,7 @@ CPU_TARGET_AVX512 static void att_avx512_item(const struct att_job *j, size_t un
 
 /* --- entry points ------------------------------------------------------------- */
 
+#if CPU_SIMD_X86
 /* Query tiles per work item: as many as ATT_GROUPS while every thread still gets
  * about four items.  (Each query's arithmetic is the same for any grouping.) */
 static int64_t att_groups(int64_t heads_total, int64_t nq, int n_threads)
@@ -533,6 +534,7 @@ static int64_t att_groups(int64_t heads_total, int64_t nq, int n_threads)
             return g;
     return 1;
 }
+#endif
 
 enum status cpu_attention_with(struct backend *b, const struct tensor *q, const struct tensor *k,
                                const struct tensor *v, const struct attention_params *p,
@@ -557,8 +559,9 @@ enum status cpu_attention_with(struct backend *b, const struct tensor *q, const 
     if (path == CPU_ATTENTION_AVX512) {
         job.item = att_avx512_item;
         job.flush_denormals = true;
-        job.item_q = ATT_QBLOCK * att_groups(q->shape[0] * job.heads, job.nq, cb->n_threads);
-        job.per_thread = att_avx512_scratch(job.d);
+        int64_t groups = att_groups(q->shape[0] * job.heads, job.nq, cb->n_threads);
+        job.item_q = ATT_QBLOCK * groups;
+        job.per_thread = att_avx512_scratch(job.d, groups);
     }
 #endif
     job.q_blocks = (job.nq + job.item_q - 1) / job.item_q;

@@ -21,11 +21,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* -DCPU_SIMD_X86=0 builds the portable code only (what non-x86 machines get). */
+#ifndef CPU_SIMD_X86
 #if defined(__x86_64__) || defined(__i386__)
 #define CPU_SIMD_X86 1
-#define CPU_TARGET_AVX512 __attribute__((target("avx512f,fma")))
 #else
 #define CPU_SIMD_X86 0
+#endif
+#endif
+
+#if CPU_SIMD_X86
+#define CPU_TARGET_AVX512 __attribute__((target("avx512f,fma")))
+#else
 #define CPU_TARGET_AVX512
 #endif
 
