@@ -73,11 +73,13 @@ START_TEST(test_activations)
     /* Per element: |err| ≤ 2e-6·max(1, |x|).  The f32 exp is ≤ 1.3 ulp, the erf
      * approximation ≤ 5e-7 absolute (·|x|/2 in GELU); tails such as silu(−100)
      * ≈ −4e-42 may flush to 0. */
-    for (int64_t i = 0; i < n; i++) {
-        double tol = 2e-6 * fmax(1.0, fabs(hx[i]));
-        ck_assert_msg(fabs(got[i] - want[i]) <= tol, "%s(%.9g) = %.9g, want %.9g", act_name(a),
-                      (double)hx[i], (double)got[i], want[i]);
-    }
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (!(fabs(got[i] - want[i]) <= 2e-6 * fmax(1.0, fabs(hx[i]))))
+            bad = i;
+    ck_assert_msg(bad < 0, "%s(%.9g) = %.9g, want %.9g", act_name(a),
+                  (double)hx[bad < 0 ? 0 : bad], (double)got[bad < 0 ? 0 : bad],
+                  want[bad < 0 ? 0 : bad]);
     free(got);
     ck_assert_int_eq(act_run(a, &x, &x, &err), STATUS_OK); /* in place */
     got = test_download(&x);
@@ -256,12 +258,14 @@ START_TEST(test_upsample_nearest2x)
         struct errbuf err;
         ck_assert_int_eq(backend_upsample_nearest2x(&x, &y, &err), STATUS_OK);
         float *got = test_download(&y);
-        for (int64_t e = 0; e < ny; e++) {
+        int64_t bad = -1;
+        for (int64_t e = 0; e < ny && bad < 0; e++) {
             int64_t c = e % ys[3], w = (e / ys[3]) % ys[2], h = (e / (ys[3] * ys[2])) % ys[1];
             int64_t n = e / (ys[3] * ys[2] * ys[1]);
-            float want = hx[((n * xs[1] + h / 2) * xs[2] + w / 2) * xs[3] + c];
-            ck_assert_msg(got[e] == want, "upsample element %lld", (long long)e);
+            if (got[e] != hx[((n * xs[1] + h / 2) * xs[2] + w / 2) * xs[3] + c])
+                bad = e;
         }
+        ck_assert_msg(bad < 0, "upsample element %lld", (long long)bad);
         free(got);
         free(hx);
         backend_free(&x);
@@ -295,11 +299,12 @@ START_TEST(test_concat_channels)
         struct errbuf err;
         ck_assert_int_eq(backend_concat_channels(&a, &b, &y, &err), STATUS_OK);
         float *got = test_download(&y);
-        for (int64_t r = 0; r < rows; r++) {
-            ck_assert(memcmp(got + r * (ca + cb), ha + r * ca, (size_t)ca * sizeof(float)) == 0);
-            ck_assert(memcmp(got + r * (ca + cb) + ca, hb + r * cb, (size_t)cb * sizeof(float)) ==
-                      0);
-        }
+        int64_t bad = -1;
+        for (int64_t r = 0; r < rows && bad < 0; r++)
+            if (memcmp(got + r * (ca + cb), ha + r * ca, (size_t)ca * sizeof(float)) != 0 ||
+                memcmp(got + r * (ca + cb) + ca, hb + r * cb, (size_t)cb * sizeof(float)) != 0)
+                bad = r;
+        ck_assert_msg(bad < 0, "concat row %lld", (long long)bad);
         free(got);
         free(ha);
         free(hb);
@@ -352,11 +357,12 @@ START_TEST(test_timestep_embedding)
          * moves the argument by ~1e-4 rad at most, hence 2e-4 */
         test_assert_close("timestep_embedding", got, want, (size_t)(5 * params[k].dim), 2e-4, 0);
         /* t = 0: sin part 0, cos part 1 exactly */
-        int64_t half = params[k].dim / 2;
-        for (int64_t i = 0; i < half; i++) {
-            ck_assert(got[params[k].flip_sin_to_cos ? half + i : i] == 0.0f);
-            ck_assert(got[params[k].flip_sin_to_cos ? i : half + i] == 1.0f);
-        }
+        int64_t half = params[k].dim / 2, bad = -1;
+        for (int64_t i = 0; i < half && bad < 0; i++)
+            if (got[params[k].flip_sin_to_cos ? half + i : i] != 0.0f ||
+                got[params[k].flip_sin_to_cos ? i : half + i] != 1.0f)
+                bad = i;
+        ck_assert_msg(bad < 0, "timestep_embedding at t = 0, frequency %lld", (long long)bad);
         free(got);
         free(want);
         backend_free(&y);
