@@ -7,8 +7,8 @@ driven by the diffusers configs (layers_per_block, which blocks have attention),
 it works for the tiny fixture models and for the real SD1.5/SD2.1 sizes alike.
 
     to_original(unet, vae, text_encoder, family, ...)  -> {original name: tensor}
-    from_original(sd, unet_cfg, vae_cfg, text_cfg, family) -> {"unet": {...}, "vae": {...},
-                                                             "text_encoder": {...}}
+    from_original(sd, unet_cfg, vae_cfg, text_cfg, family, names...) ->
+        ({"unet": {...}, "vae": {...}, "text_encoder": {...}}, original names read)
 """
 
 import re
@@ -248,35 +248,60 @@ def to_original(unet_sd, unet_cfg, vae_sd, vae_cfg, text_sd, text_cfg, family,
     return res
 
 
-def from_original(sd, unet_cfg, vae_cfg, text_cfg, family, unet_names, vae_names, text_names):
-    """Inverse of to_original for the given diffusers names (f32 out).  Raises on a
-    missing tensor; returns (dicts, unused original names)."""
+class LazyFile:
+    """Read-only mapping over a safetensors file that loads a tensor when asked."""
+
+    def __init__(self, path):
+        from safetensors import safe_open
+        self._f = safe_open(path, "pt")
+        self._keys = list(self._f.keys())
+
+    def keys(self):
+        return self._keys
+
+    def __contains__(self, k):
+        return k in self._keys
+
+    def __getitem__(self, k):
+        return self._f.get_tensor(k)
+
+
+def from_original(sd, unet_cfg, vae_cfg, text_cfg, family, unet_names, vae_names, text_names,
+                  which=("unet", "vae", "text_encoder")):
+    """Inverse of to_original for the given diffusers names (f32 out), for the
+    components in `which`.  Raises on a missing tensor; returns (dicts, the original
+    names it read)."""
     used = set()
 
     def get(k):
         used.add(k)
         return sd[k].float()
 
-    unet = {d: get(UNET_PREFIX + o) for d, o in unet_name_map(unet_cfg, unet_names).items()}
-    vae = {}
-    for d, o in vae_name_map(vae_cfg, vae_names).items():
-        t = get(VAE_PREFIX + o)
-        if _is_vae_attn_matrix(o):
-            t = t.reshape(t.shape[0], t.shape[1])
-        vae[d] = t
-    text = {}
-    if family == "sd1":
-        for d in text_names:
-            text[d] = get(CLIP_PREFIX + d)
-        used.add(CLIP_PREFIX + "text_model.embeddings.position_ids")
-    else:
-        D = text_cfg["hidden_size"]
-        for d, o in openclip_name_map(text_names).items():
-            text[d] = get(OPENCLIP_PREFIX + o)
-        for i in range(text_cfg["num_hidden_layers"]):
-            for kind in ("weight", "bias"):
-                t = get(OPENCLIP_PREFIX + f"transformer.resblocks.{i}.attn.in_proj_{kind}")
-                for j, x in enumerate(("q", "k", "v")):
-                    text[f"text_model.encoder.layers.{i}.self_attn.{x}_proj.{kind}"] = t[j * D:(j + 1) * D]
-    unused = sorted(set(sd.keys()) - used)
-    return {"unet": unet, "vae": vae, "text_encoder": text}, unused
+    out = {}
+    if "unet" in which:
+        out["unet"] = {d: get(UNET_PREFIX + o) for d, o in unet_name_map(unet_cfg, unet_names).items()}
+    if "vae" in which:
+        vae = {}
+        for d, o in vae_name_map(vae_cfg, vae_names).items():
+            t = get(VAE_PREFIX + o)
+            if _is_vae_attn_matrix(o):
+                t = t.reshape(t.shape[0], t.shape[1])
+            vae[d] = t
+        out["vae"] = vae
+    if "text_encoder" in which:
+        text = {}
+        if family == "sd1":
+            for d in text_names:
+                text[d] = get(CLIP_PREFIX + d)
+            used.add(CLIP_PREFIX + "text_model.embeddings.position_ids")
+        else:
+            D = text_cfg["hidden_size"]
+            for d, o in openclip_name_map(text_names).items():
+                text[d] = get(OPENCLIP_PREFIX + o)
+            for i in range(text_cfg["num_hidden_layers"]):
+                for kind in ("weight", "bias"):
+                    t = get(OPENCLIP_PREFIX + f"transformer.resblocks.{i}.attn.in_proj_{kind}")
+                    for j, x in enumerate(("q", "k", "v")):
+                        text[f"text_model.encoder.layers.{i}.self_attn.{x}_proj.{kind}"] = t[j * D:(j + 1) * D]
+        out["text_encoder"] = text
+    return out, used

@@ -187,6 +187,8 @@ FULL_CASES = {
     ],
 }
 
+NO_DIFFUSERS_CHECK = False
+
 COMPARE = {
     "tokens": {"metric": "exact"},
     "component": {"metric": "max_abs_err <= tol * std(reference)", "tol": 1e-4},
@@ -370,7 +372,7 @@ def save_single_file(pipe, spec, path, dropped, text_projection):
     return sd
 
 
-def verify_folder(pipe, spec, folder, case_info, case_file):
+def verify_folder(pipe, spec, folder, case_info, case_file, rerun=True):
     """The saved diffusers folder, loaded back by diffusers itself (tokenizer symlinks
     included), holds the same weights (fp16 variants too) and reproduces the first
     txt2img case bit for bit."""
@@ -393,6 +395,10 @@ def verify_folder(pipe, spec, folder, case_info, case_file):
             f"fp16 variant mismatch in {comp}"
     report["weights_equal"] = True
     report["fp16_variants_equal_to_fp32"] = list(spec["fp16_variant"])
+    if not rerun:
+        del loaded
+        log("  folder reload: weights equal")
+        return report
     # rerun the first case from the loaded folder
     cname = next(iter(case_info))
     info = case_info[cname]
@@ -415,22 +421,26 @@ def verify_single_file(pipe, spec, single_path, folder, sd, workdir, use_diffuse
     """Two checks of the original-layout file: (1) our inverse mapping gives back every
     diffusers tensor bit for bit and leaves only the known extras unused; (2) diffusers'
     own single-file loader (StableDiffusionPipeline.from_single_file with the saved
-    diffusers folder as config, offline) gives back every tensor bit for bit."""
-    from safetensors.torch import load_file, save_file
+    diffusers folder as config, offline) gives back every tensor bit for bit.
+    Tensors are read lazily, one component at a time (the full sizes are GBs)."""
+    from safetensors.torch import save_file
     report = {}
-    ref = {"unet": pipe.unet.state_dict(), "vae": pipe.vae.state_dict(),
-           "text_encoder": pipe.text_encoder.state_dict()}
-    back, unused = layout.from_original(
-        load_file(single_path), dict(pipe.unet.config), dict(pipe.vae.config),
-        pipe.text_encoder.config.to_dict(), spec["family"], list(ref["unet"].keys()),
-        list(ref["vae"].keys()), [k for k in ref["text_encoder"] if not k.endswith("position_ids")])
+    lazy = layout.LazyFile(single_path)
+    used = set()
     n = 0
-    for comp in ref:
-        for k, v in ref[comp].items():
-            if k.endswith("position_ids"):
-                continue
+    for comp in ("unet", "vae", "text_encoder"):
+        ref = {k: v for k, v in getattr(pipe, comp).state_dict().items() if not k.endswith("position_ids")}
+        names = {c: [] for c in ("unet", "vae", "text_encoder")}
+        names[comp] = list(ref.keys())
+        back, u = layout.from_original(
+            lazy, dict(pipe.unet.config), dict(pipe.vae.config), pipe.text_encoder.config.to_dict(),
+            spec["family"], names["unet"], names["vae"], names["text_encoder"], which=(comp,))
+        used |= u
+        for k, v in ref.items():
             assert torch.equal(back[comp][k], v.float()), f"inverse mapping mismatch {comp}.{k}"
             n += 1
+        del back
+    unused = sorted(set(lazy.keys()) - used)
     report["inverse_mapping"] = {"tensors_equal": n, "unused_original_tensors": unused}
     log(f"  inverse mapping: {n} tensors equal; unused: {len(unused)}")
 
@@ -451,9 +461,9 @@ def verify_single_file(pipe, spec, single_path, folder, sd, workdir, use_diffuse
     loaded = StableDiffusionPipeline.from_single_file(path, config=folder, local_files_only=True,
                                                       safety_checker=None, requires_safety_checker=False)
     n = 0
-    for comp in ref:
+    for comp in ("unet", "vae", "text_encoder"):
         got = getattr(loaded, comp).state_dict()
-        for k, v in ref[comp].items():
+        for k, v in getattr(pipe, comp).state_dict().items():
             if k.endswith("position_ids"):
                 continue
             assert k in got, f"diffusers loader lost {comp}.{k}"
@@ -493,7 +503,7 @@ def ref_text(pipe, rec, prompts, files, root, refdir):
 
 
 @torch.no_grad()
-def ref_unet(pipe, rec, ctx, lat_hw, gen):
+def ref_unet(pipe, rec, ctx, lat_hw, gen, full=False):
     B = 2
     h, w = lat_hw
     unet = pipe.unet
@@ -502,7 +512,7 @@ def ref_unet(pipe, rec, ctx, lat_hw, gen):
         ("int", torch.tensor([999, 1], dtype=torch.int64)),
         ("float", torch.tensor([999.0, 10.5], dtype=torch.float32)),
         ("scalar", torch.tensor(499.5, dtype=torch.float32)),
-    ]
+    ][:2 if full else 3]
     for cname, ts in cases:
         x = torch.randn(B, 4, h, w, generator=gen)
         y = unet(x, ts, encoder_hidden_states=context).sample
@@ -511,6 +521,8 @@ def ref_unet(pipe, rec, ctx, lat_hw, gen):
         rec.put(f"{cname}.encoder_hidden_states", context)
         rec.put(f"{cname}.out", y)
         log(f"  unet[{cname}] out {stats(y)}")
+    if full:
+        return
     # non-square latent
     x = torch.randn(B, 4, h, w + w // 2, generator=gen)
     ts = torch.tensor([700, 300], dtype=torch.int64)
@@ -701,7 +713,11 @@ def make_one(name, root, full, workdir, manifest):
         "bytes": os.path.getsize(single), "sha256": sha256(single)}
     log(f"  saved both layouts ({time.time() - t:.1f}s)")
     t = time.time()
-    verification = verify_single_file(pipe, spec, single, folder, sd, workdir)
+    if full:
+        del sd   # the SD2.1 file has the real 24 resblocks: no trimmed copy needed
+        sd = None
+    verification = verify_single_file(pipe, spec, single, folder, sd, workdir,
+                                      use_diffusers_loader=not NO_DIFFUSERS_CHECK)
     del sd
     log(f"  verified ({time.time() - t:.1f}s)")
 
@@ -734,7 +750,7 @@ def make_one(name, root, full, workdir, manifest):
     rec.save(os.path.join(refdir, "text_encoder.safetensors"), files, root,
              "text encoder inputs/outputs for `prompts`")
     rec = Recorder()
-    ref_unet(pipe, rec, ctx, lat_hw, gen)
+    ref_unet(pipe, rec, ctx, lat_hw, gen, full)
     rec.save(os.path.join(refdir, "unet.safetensors"), files, root,
              "U-Net cases: <case>.sample/.timestep/.encoder_hidden_states → <case>.out")
     rec = Recorder()
@@ -757,8 +773,11 @@ def make_one(name, root, full, workdir, manifest):
         log(f"  ({info['seconds']}s)")
     first = next(iter(entry["cases"].values()))
     entry["folder_verification"] = verify_folder(pipe, spec, folder, entry["cases"],
-                                                 os.path.join(root, first["file"]))
+                                                 os.path.join(root, first["file"]), rerun=not full)
     entry["seconds_total"] = round(time.time() - t0, 1)
+    import resource
+    entry["peak_rss_gib_so_far"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)
+    log(f"{name}: {entry['seconds_total']}s, peak RSS so far {entry['peak_rss_gib_so_far']} GiB")
     manifest["pipelines"][name] = entry
     del pipe
 
@@ -770,10 +789,16 @@ def main():
                     "or /tmp/diffusiond-full with --full)")
     ap.add_argument("--only", action="append", help="pipeline name(s) to make (default: all of the mode)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sd21-size", type=int, default=768, help="--full: SD2.1 image size (768 or 512)")
+    ap.add_argument("--no-diffusers-check", action="store_true",
+                    help="skip loading the single file with diffusers' from_single_file (memory)")
     args = ap.parse_args()
 
     if importlib.util.find_spec("ftfy") is not None:
         sys.exit("ftfy is installed: the tokenizer would use ftfy.fix_text; uninstall it (see docs/fixtures.md)")
+    global NO_DIFFUSERS_CHECK
+    NO_DIFFUSERS_CHECK = args.no_diffusers_check
+    SPECS["sd21-full"]["size"] = (args.sd21_size, args.sd21_size)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
