@@ -155,15 +155,23 @@ static void gn_stats_run(void *ctx, size_t begin, size_t end, int thread)
         const float *x = j->x + (n * j->positions + first) * j->c;
         memcpy(shift, x, sizeof *shift * (size_t)j->c);
         (j->avx512 ? gn_sums_avx512 : gn_sums_generic)(x, len, j->c, shift, f1, f2, d1, d2);
+        /* per channel: mean_c = shift + s1/len, M2_c = s2 − s1²/len; per group:
+         * M2 = Σ M2_c + len·Σ (mean_c − mean)² (exact combination of equal counts) */
+        const double inv_len = 1.0 / (double)len;
         for (int64_t g = 0; g < j->groups; g++) {
-            struct gn_stat acc = {0, 0, 0};
+            double mean = 0, m2 = 0;
             for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
                 double s1 = d1[ch];
-                struct gn_stat one = {shift[ch] + s1 / (double)len, d2[ch] - s1 * s1 / (double)len,
-                                      (double)len};
-                gn_stat_merge(&acc, &one);
+                d2[ch] -= s1 * s1 * inv_len;          /* now M2_c */
+                d1[ch] = shift[ch] + s1 * inv_len;    /* now mean_c */
+                mean += d1[ch];
             }
-            out[g] = acc;
+            mean /= (double)cg;
+            for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
+                double dev = d1[ch] - mean;
+                m2 += d2[ch] + (double)len * dev * dev;
+            }
+            out[g] = (struct gn_stat){mean, m2, (double)(len * cg)};
         }
     }
 }
