@@ -2,35 +2,42 @@
  * microkernels (see cpu_sgemm.h).
  *
  * Microkernel: a 14×32 tile of the output in 28 zmm accumulators; per k it loads
- * two vectors of a packed panel {kc, 32} and broadcasts 14 scalars of the other
- * operand (2 loads + 14 broadcasts per 28 FMAs).  Three ways to feed it:
+ * two vectors of a packed panel {kc, 32} (the "panel operand") and broadcasts 14
+ * scalars of the other operand: 2 loads + 14 broadcasts per 28 FMAs, which keeps
+ * both FMA ports busy (≈ 98% of the FMA loop's rate with the panel in L2).  Three
+ * ways to feed it:
  *
- *   PACKED   C{M,N}: A strips {kc, 16} (rows transposed, im2col rows gathered
- *            while packing) × B panels {kc, 32}.  Blocking per work item:
- *              for jc over N (nc ≤ NC_MAX):  for pc over K (kc ≤ KC_MAX):
- *                pack B block {kc, nc} (L2);  for each strip of 14 rows:
- *                  pack A strip (L1);  for each B panel: kernel, write-back
- *   STRIPS   stride-1 convs: x is first copied once into "row strips"
- *            xs{image, ih, strip, cin, 16} — for each strip of ≤14 output columns
- *            the 16 input columns it reads, transposed.  The A strip of tap
- *            (kh, kw) is then xs[ih = oh+kh−pad][strip] + kw read in place with
- *            stride 16: no im2col, no per-tap repacking; K blocks follow taps,
- *            and taps that fall in the top/bottom padding are skipped.
- *   SWAPPED  few rows and a {N,K} weight (M < N): computes Cᵀ = W·Aᵀ so that
- *            the weight — the big operand — is broadcast straight from its rows
- *            (14 row pointers, no packing, read once) and the activations are
- *            packed into {kc, 32} panels instead.  Partial sums accumulate in
- *            per-thread scratch Cᵀ{n, M}; a final pass transposes into C with the
- *            epilogue.
+ *   PACKED   C{M,N} = A·B: A strips {kc, 16} (14 rows transposed; im2col rows
+ *            gathered while packing) × B panels.  Per work item:
+ *              for jc over N (nc ≤ NC_MAX):  for each K block (kc ≤ KC_MAX):
+ *                for each strip of 14 rows: pack A strip (L1);
+ *                  for each B panel of the block (L2): kernel, write-back
+ *   STRIPS   stride-1 convs: x is first copied into "row strips"
+ *            xs{ih, strip, cin, 16} — for each strip of ≤ 14 output columns, the
+ *            16 input columns it reads, transposed.  The A strip of tap (kh, kw)
+ *            is then xs[ih = oh + kh − pad][strip] + kw, read in place with stride
+ *            16: no im2col and no per-tap repacking (a 3×3 conv packs its input
+ *            1.1× instead of 9×); K blocks follow taps, and taps that fall in the
+ *            top/bottom padding are skipped.  Done in bands of output rows so that
+ *            xs stays ≤ XS_FLOATS_MAX.
+ *   SWAPPED  few rows against a {N,K} weight (M < N: the U-Net's 16×16 and 8×8
+ *            levels, text-side projections): computes Cᵀ = W·Aᵀ, so that the
+ *            weight — the big operand — is broadcast straight from its rows
+ *            (never packed, read once) and the activations are the panels.
+ *            Partial sums accumulate in per-thread scratch Cᵀ{n, M}; a final
+ *            pass transposes them into C with the epilogue.
  *
- * Epilogue (PACKED/STRIPS): the write-back adds the partial sums C holds from
- * earlier K blocks and, after the last one, applies alpha, bias and residual:
- * no extra pass over C.
+ * Epilogue (PACKED, STRIPS): the write-back adds the partial sums C holds from
+ * earlier K blocks and, after the last one, applies alpha, bias and residual: no
+ * extra pass over C.
  *
- * Parallelism: one work item per thread where possible (a range of rows or of
- * columns); a thread packs what its item needs into its own scratch, indexed by
- * the loop's thread argument.  Splitting M costs every thread a packing of B,
- * splitting N a packing of A, so the split follows the smaller duplicate.
+ * Parallelism: with one batch item (linear, conv, matmul of batch 1) the panel
+ * operand is packed once into shared scratch (a parallel pass), and the output is
+ * cut into pieces — rows, row strips or weight-row groups — several per thread,
+ * claimed dynamically, so a thread that gets more of the CPU does more of them.
+ * Batched matmuls give each batch item (or a range of it) to one thread, which
+ * packs B block by block into its own scratch, indexed by the loop's thread
+ * argument.
  */
 #include "engine/cpu/cpu_sgemm.h"
 

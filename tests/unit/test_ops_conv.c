@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_sgemm.h"
 #include "tests/testutil.h"
 
@@ -182,6 +183,28 @@ START_TEST(test_conv_random_shapes)
 }
 END_TEST
 
+/* Thread counts other than the default: 1 (no split) and 3 (uneven pieces), on
+ * shapes that take each way of feeding the kernels. */
+START_TEST(test_conv_thread_counts)
+{
+    static const struct conv_case cases[] = {
+        {1, 9, 11, 20, 12, 3, 1, 1, true, true},  /* row strips */
+        {1, 3, 4, 30, 50, 3, 1, 1, true, true},   /* weight broadcast */
+        {1, 9, 11, 20, 12, 3, 2, 1, true, true},  /* packed im2col */
+        {2, 5, 7, 24, 10, 1, 1, 0, true, true},   /* pointwise */
+    };
+    for (int threads = 1; threads <= 3; threads += 2) {
+        struct backend *b = NULL;
+        struct errbuf err;
+        ck_assert_int_eq(cpu_backend_create(threads, &b, &err), STATUS_OK);
+        cpu_gemm_force_portable(b, _i == 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            run_conv(b, &cases[i], 700 + i);
+        backend_destroy(b);
+    }
+}
+END_TEST
+
 START_TEST(test_conv_shape_errors)
 {
     struct backend *b = test_cpu_backend();
@@ -213,6 +236,7 @@ static Suite *conv_suite(void)
     TCase *tc = tcase_create("conv");
     tcase_add_loop_test(tc, test_conv_edge_shapes, 0, 2);
     tcase_add_loop_test(tc, test_conv_random_shapes, 0, 2);
+    tcase_add_loop_test(tc, test_conv_thread_counts, 0, 2);
     tcase_add_test(tc, test_conv_shape_errors);
     suite_add_tcase(s, tc);
     return s;
