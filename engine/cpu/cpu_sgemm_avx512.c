@@ -489,13 +489,21 @@ static void packed_block(const struct sgemm_plan *pl, int64_t bi, int64_t m0, in
                                  .accumulate = pc > 0, .final = pc + kc == p->k};
             for (int64_t ms = m0; ms < m1; ms += MR) {
                 int mr = (int)min64(MR, m1 - ms);
-                pack_a_rows(p, a, ms, mr, pc, kc, ap, A_LD);
+                /* a matrix's rows are broadcast in place; im2col rows are packed */
+                bool in_place = p->a_kind == SGEMM_A_ROWS;
+                const float *arows = a + ms * p->lda + pc;
+                if (!in_place)
+                    pack_a_rows(p, a, ms, mr, pc, kc, ap, A_LD);
                 for (int64_t j = 0; j < nc; j += NR) {
                     o.c = c + ms * p->ldc + jc + j;
                     o.res = res ? res + ms * p->ldc + jc + j : NULL;
                     o.bias = p->bias ? p->bias + jc + j : NULL;
                     o.ncols = (int)min64(NR, nc - j);
-                    kernels_packed[mr](kc, ap, bp + (j / NR) * kc * NR, &o);
+                    const float *panel = bp + (j / NR) * kc * NR;
+                    if (in_place)
+                        kernels_strided[mr](kc, arows, p->lda, panel, &o);
+                    else
+                        kernels_packed[mr](kc, ap, panel, &o);
                 }
             }
         }
