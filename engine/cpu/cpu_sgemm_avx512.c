@@ -7,10 +7,11 @@
  * both FMA ports busy (≈ 98% of the FMA loop's rate with the panel in L2).  Three
  * ways to feed it:
  *
- *   PACKED   C{M,N} = A·B: A strips {kc, 16} (14 rows transposed; im2col rows
- *            gathered while packing) × B panels.  Per work item:
+ *   PACKED   C{M,N} = A·B over B panels.  A matrix's rows are broadcast in
+ *            place (14 row pointers, stride lda); the im2col rows of other convs
+ *            are gathered and transposed into strips {kc, 16} first.  Per piece:
  *              for jc over N (nc ≤ NC_MAX):  for each K block (kc ≤ KC_MAX):
- *                for each strip of 14 rows: pack A strip (L1);
+ *                for each strip of 14 rows (L1):
  *                  for each B panel of the block (L2): kernel, write-back
  *   STRIPS   stride-1 convs: x is first copied into "row strips"
  *            xs{ih, strip, cin, 16} — for each strip of ≤ 14 output columns, the
