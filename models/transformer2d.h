@@ -1,0 +1,68 @@
+/* models/transformer2d.h — diffusers' Transformer2DModel (continuous input) with
+ * BasicTransformerBlocks, as the SD U-Net's attention layers use it:
+ *
+ *   GroupNorm(groups, eps 1e-6) → proj_in (1×1 conv, or linear when
+ *   use_linear_projection; the same op on NHWC tokens) → n × [LayerNorm → self-attention
+ *   → +; LayerNorm → cross-attention on the context → +; LayerNorm → GEGLU feed-forward
+ *   (ff.net.0.proj {8·D, D}, ff.net.2 {D, 4·D}) → +] → proj_out → + input.
+ *
+ * Attention: to_q/to_k/to_v without bias, to_out.0 with bias; heads side by side, head
+ * dim = channels / heads, inner width D = heads · head dim; scale 1/√head dim; the
+ * softmax is f32 on the CPU backend (what upcast_attention asks of fp16 paths).
+ *
+ * Ownership: a loaded transformer2d owns its weight tensors (transformer2d_free).
+ * Thread-safety: immutable after load; forward uses only the caller's workspace.
+ */
+#ifndef DIFFUSIOND_MODELS_TRANSFORMER2D_H
+#define DIFFUSIOND_MODELS_TRANSFORMER2D_H
+
+#include <stdbool.h>
+
+#include "engine/backend.h"
+#include "engine/workspace.h"
+#include "models/weights.h"
+
+struct transformer2d_config {
+    int channels;           /* in/out channels C */
+    int heads;
+    int layers;             /* BasicTransformerBlocks */
+    int cross_dim;          /* context features */
+    int groups;             /* GroupNorm groups */
+    bool linear_projection; /* proj_in/out stored as linear {D,C} (else conv {D,C,1,1}) */
+    bool upcast_attention;
+};
+
+struct t2d_attention {
+    struct tensor to_q, to_k, to_v; /* {D,D}, {D,Ckv}, {D,Ckv} */
+    struct tensor to_out_w, to_out_b; /* {D,D}, {D} */
+};
+
+struct t2d_block {
+    struct tensor norm1_w, norm1_b, norm2_w, norm2_b, norm3_w, norm3_b; /* {D} */
+    struct t2d_attention attn1, attn2;
+    struct tensor ff_in_w, ff_in_b;   /* {8D,D}, {8D} */
+    struct tensor ff_out_w, ff_out_b; /* {D,4D}, {D} */
+};
+
+struct transformer2d {
+    struct transformer2d_config cfg;
+    int inner;                            /* D = heads · (C / heads) */
+    struct tensor norm_w, norm_b;         /* {C} */
+    struct tensor proj_in_w, proj_in_b;   /* {D,C}, {D} */
+    struct tensor proj_out_w, proj_out_b; /* {C,D}, {C} */
+    struct t2d_block *blocks;             /* cfg.layers */
+};
+
+/* Loads "<prefix>.norm.weight", "<prefix>.transformer_blocks.N.…" etc.  Errors name the
+ * tensor.  On failure t holds nothing (already freed). */
+enum status transformer2d_load(struct transformer2d *t, const struct weights *w,
+                               const char *prefix, const struct transformer2d_config *cfg,
+                               struct backend *b, struct errbuf *err);
+void transformer2d_free(struct transformer2d *t);
+
+/* out{B,H,W,C} = Transformer2D(x{B,H,W,C}, context{B,L,cross_dim}); out ≠ x. */
+enum status transformer2d_forward(const struct transformer2d *t, struct workspace *ws,
+                                  const struct tensor *x, const struct tensor *context,
+                                  struct tensor *out, struct errbuf *err);
+
+#endif
