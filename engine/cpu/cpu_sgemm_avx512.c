@@ -57,6 +57,7 @@ enum {
     NC_MAX = 768, /* N block: B block ≤ 1.1 MiB, inside a 2 MiB L2 */
     STRIP_KW_MAX = 5, /* STRIPS for kernels up to 5 wide (strips of ≥ 12 columns) */
     XS_FLOATS_MAX = 1 << 21, /* row strips of one band of output rows: ≤ 8 MiB */
+    B_HOT_BYTES = 1 << 20,   /* packed B that stays in L2 for a whole strip */
 };
 
 bool cpu_sgemm_avx512_supported(void)
@@ -571,40 +572,63 @@ static void strip_epilogue_only(const struct sgemm_problem *p, const struct stri
     }
 }
 
-/* Strips [u0, u1) × all columns. */
-static void strips_block(const struct sgemm_plan *pl, int64_t u0, int64_t u1)
+/* Strip r × K block q (tap kh, kw) × columns [jc, jc + nc): one kernel call per
+ * B panel, skipping taps that fall in the padding. */
+static void strip_tile(const struct sgemm_plan *pl, const struct strip_rows *r, int64_t q,
+                       int64_t jc, int64_t nc)
 {
     const struct sgemm_problem *p = pl->p;
     const struct sgemm_conv_geom *g = &p->conv;
     int64_t per_kh = g->kw * pl->sg.chunks; /* K blocks per tap row */
-    int64_t ncb = round_up(ceil_div(p->n, ceil_div(p->n, pl->nc_cap)), NR);
+    int64_t k0, kc, kh = q / per_kh, kw = (q / pl->sg.chunks) % g->kw;
+    if (kh < r->kh_lo || kh > r->kh_hi)
+        return;
+    kblock_of(pl, q, &k0, &kc);
+    int64_t c0 = k0 - (kh * g->kw + kw) * g->cin;
+    const float *ap = pl->xs + ((r->xs_row + kh) * pl->sg.count + r->strip) * g->cin * A_LD +
+                      c0 * A_LD + kw;
+    const float *bp = shared_panel(pl, k0, kc, jc / NR);
+    struct tile_out o = {
+        .ldc = p->ldc, .ldr = p->ldc, .alpha = p->alpha,
+        .accumulate = q > r->kh_lo * per_kh, .final = q == (r->kh_hi + 1) * per_kh - 1,
+    };
+    for (int64_t j = 0; j < nc; j += NR) {
+        o.c = p->c + r->m0 * p->ldc + jc + j;
+        o.res = p->residual ? p->residual + r->m0 * p->ldc + jc + j : NULL;
+        o.bias = p->bias ? p->bias + jc + j : NULL;
+        o.ncols = (int)min64(NR, nc - j);
+        kernels_packed[r->width](kc, ap, bp + (j / NR) * kc * NR, &o);
+    }
+}
+
+/* Strips [u0, u1) × all columns.  When the packed B of a column block (≥ 3
+ * panels) fits in half of L2 (few channels: the VAE's convs), each strip runs all
+ * its K blocks at once so that its C tiles stay in L1 — the strips themselves are
+ * read in place, so another column block costs no packing; otherwise K blocks go
+ * outermost so that one block of B stays in L2 while the strips stream past it. */
+static void strips_block(const struct sgemm_plan *pl, int64_t u0, int64_t u1)
+{
+    const struct sgemm_problem *p = pl->p;
+    /* columns whose packed B (all K) fits: worth it from 3 panels on */
+    int64_t fit = B_HOT_BYTES / (p->k * (int64_t)sizeof(float)) / NR * NR;
+    int64_t cap = fit >= 3 * NR ? min64(fit, pl->nc_cap) : pl->nc_cap;
+    int64_t ncb = round_up(ceil_div(p->n, ceil_div(p->n, cap)), NR);
+    bool b_fits = p->k * ncb * (int64_t)sizeof(float) <= B_HOT_BYTES;
     for (int64_t jc = 0; jc < p->n; jc += ncb) {
         int64_t nc = min64(ncb, p->n - jc);
-        for (int64_t q = 0; q < pl->kblocks; q++) {
-            int64_t k0, kc, kh = q / per_kh, kw = (q / pl->sg.chunks) % g->kw;
-            kblock_of(pl, q, &k0, &kc);
-            int64_t c0 = k0 - (kh * g->kw + kw) * g->cin;
-            const float *bp = shared_panel(pl, k0, kc, jc / NR);
+        if (b_fits) {
             for (int64_t u = u0; u < u1; u++) {
                 struct strip_rows r = strip_rows_of(pl, u);
-                if (kh < r.kh_lo || kh > r.kh_hi)
-                    continue;
-                const float *ap = pl->xs + ((r.xs_row + kh) * pl->sg.count + r.strip) *
-                                               g->cin * A_LD + c0 * A_LD + kw;
-                struct tile_out o = {
-                    .ldc = p->ldc, .ldr = p->ldc, .alpha = p->alpha,
-                    .accumulate = q > r.kh_lo * per_kh,
-                    .final = q == (r.kh_hi + 1) * per_kh - 1,
-                };
-                for (int64_t j = 0; j < nc; j += NR) {
-                    o.c = p->c + r.m0 * p->ldc + jc + j;
-                    o.res = p->residual ? p->residual + r.m0 * p->ldc + jc + j : NULL;
-                    o.bias = p->bias ? p->bias + jc + j : NULL;
-                    o.ncols = (int)min64(NR, nc - j);
-                    kernels_packed[r.width](kc, ap, bp + (j / NR) * kc * NR, &o);
-                }
+                for (int64_t q = 0; q < pl->kblocks; q++)
+                    strip_tile(pl, &r, q, jc, nc);
             }
+            continue;
         }
+        for (int64_t q = 0; q < pl->kblocks; q++)
+            for (int64_t u = u0; u < u1; u++) {
+                struct strip_rows r = strip_rows_of(pl, u);
+                strip_tile(pl, &r, q, jc, nc);
+            }
     }
     for (int64_t u = u0; u < u1; u++) {
         struct strip_rows r = strip_rows_of(pl, u);

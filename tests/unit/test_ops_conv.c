@@ -157,6 +157,7 @@ START_TEST(test_conv_edge_shapes)
         {1, 3, 3, 50, 100, 3, 1, 1, true, true},   /* few pixels: weight broadcast, K > 384 */
         {1, 12, 12, 100, 20, 3, 2, 1, true, true}, /* stride 2, K blocks cross taps */
         {2, 330, 4, 400, 4, 3, 1, 1, true, true},  /* row strips in several bands */
+        {1, 10, 10, 400, 96, 3, 1, 1, true, true}, /* row strips, K blocks outermost */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_conv(b, &cases[i], 100 + i);
