@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/half.h"
@@ -23,10 +24,16 @@
 #define TOL 1e-4      /* issue 3: max abs error ≤ 1e-4 × std(reference) */
 #define TOL_FP16 1e-3 /* fp16 weight files: rounding of the weights allowed for */
 
+/* root: the fixture set's folder (SD_DIR, or DIFFUSIOND_FULL_DIR for the --full sets). */
+static const char *te_dir_in(const char *root, const char *pipe, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s/diffusers/text_encoder", root, pipe);
+    return buf;
+}
+
 static const char *te_dir(const char *pipe, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s/diffusers/text_encoder", SD_DIR, pipe);
-    return buf;
+    return te_dir_in(SD_DIR, pipe, buf, cap);
 }
 
 /* --- reference tensors -------------------------------------------------------- */
@@ -36,10 +43,10 @@ struct ref {
     int n_prompts, len; /* input_ids {P,L} */
 };
 
-static struct ref ref_open(const char *pipe, const char *file)
+static struct ref ref_open_in(const char *root, const char *pipe, const char *file)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s/reference/%s", SD_DIR, pipe, file);
+    snprintf(path, sizeof path, "%s/%s/reference/%s", root, pipe, file);
     struct ref r;
     struct errbuf err;
     ck_assert_msg(safetensors_open(path, &r.st, &err) == STATUS_OK, "%s", err.msg);
@@ -50,6 +57,11 @@ static struct ref ref_open(const char *pipe, const char *file)
     r.n_prompts = (int)t->shape[0];
     r.len = (int)t->shape[1];
     return r;
+}
+
+static struct ref ref_open(const char *pipe, const char *file)
+{
+    return ref_open_in(SD_DIR, pipe, file);
 }
 
 static int32_t *ref_ids(const struct ref *r)
@@ -133,11 +145,12 @@ static void workspace_make(struct workspace *ws)
                   err.msg);
 }
 
-/* Encodes the reference prompts with clip_skip and compares to ref tensor `name`. */
-static void check_against(const char *pipe, const struct clip_model *m, const char *name,
-                          int clip_skip, double tol)
+/* Encodes the reference prompts of root/pipe with clip_skip and compares to its
+ * reference tensor `name`. */
+static void check_against_in(const char *root, const char *pipe, const struct clip_model *m,
+                             const char *name, int clip_skip, double tol)
 {
-    struct ref r = ref_open(pipe, "text_encoder.safetensors");
+    struct ref r = ref_open_in(root, pipe, "text_encoder.safetensors");
     int32_t *ids = ref_ids(&r);
     size_t n;
     float *want = ref_f32(&r, name, &n);
@@ -154,6 +167,12 @@ static void check_against(const char *pipe, const struct clip_model *m, const ch
     free(want);
     free(ids);
     safetensors_close(r.st);
+}
+
+static void check_against(const char *pipe, const struct clip_model *m, const char *name,
+                          int clip_skip, double tol)
+{
+    check_against_in(SD_DIR, pipe, m, name, clip_skip, tol);
 }
 
 START_TEST(test_sd1_last_hidden_state)
@@ -575,6 +594,42 @@ START_TEST(test_config)
 }
 END_TEST
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The --full sets (SD1.5 / SD2.1 sizes, not committed), when DIFFUSIOND_FULL_DIR names
+ * their folder (tools/make_fixtures.py --full → /tmp/diffusiond-full): the same
+ * comparisons, with the time of one encode of the 5 prompts printed. */
+START_TEST(test_full_size_sets)
+{
+    const char *root = getenv("DIFFUSIOND_FULL_DIR");
+    if (!root || !*root)
+        return;
+    static const char *const pipes[] = {"sd15-full", "sd21-full"};
+    for (int i = 0; i < 2; i++) {
+        char dir[512], path[600];
+        snprintf(path, sizeof path, "%s/%s/reference/text_encoder.safetensors", root, pipes[i]);
+        if (access(path, R_OK) != 0) {
+            printf("clip %s: no reference at %s, skipped\n", pipes[i], path);
+            continue;
+        }
+        double t0 = now_s();
+        struct clip_model *m = load_dir(te_dir_in(root, pipes[i], dir, sizeof dir), false);
+        double t1 = now_s();
+        check_against_in(root, pipes[i], m, "last_hidden_state", 0, TOL);
+        double t2 = now_s();
+        check_against_in(root, pipes[i], m, "clip_skip1", 1, TOL);
+        printf("clip %s: load %.2f s, encode 5x77 (with reference I/O) %.3f s\n", pipes[i],
+               t1 - t0, t2 - t1);
+        clip_free(m);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("clip");
@@ -592,6 +647,7 @@ int main(void)
     tcase_add_test(tc, test_wrong_shape_names_tensor);
     tcase_add_test(tc, test_id_outside_vocab);
     tcase_add_test(tc, test_config);
+    tcase_add_test(tc, test_full_size_sets);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
