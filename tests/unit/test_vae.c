@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "engine/cpu/cpu_backend.h"
 #include "engine/workspace.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
@@ -23,10 +26,11 @@ struct ref {
     float *data;
 };
 
-static struct ref ref_load(const char *pipeline, const char *file, const char *name, bool nchw)
+/* `dir` is a pipeline's fixture folder (SD "sd1-tiny", or a --full one). */
+static struct ref ref_load(const char *dir, const char *file, const char *name, bool nchw)
 {
-    char path[512];
-    snprintf(path, sizeof path, SD "%s/reference/%s", pipeline, file);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/reference/%s", dir, file);
     struct safetensors *st;
     struct errbuf err;
     ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
@@ -84,10 +88,16 @@ static double assert_rel(const char *what, const float *got, const struct ref *w
     return maxerr / sd;
 }
 
-static struct vae_model *load_vae(const char *pipeline, bool fp16)
+static const char *label_of(const char *dir)
 {
-    char dir[512];
-    snprintf(dir, sizeof dir, SD "%s/diffusers/vae", pipeline);
+    const char *slash = strrchr(dir, '/');
+    return slash ? slash + 1 : dir;
+}
+
+static struct vae_model *load_vae(const char *pipeline_dir, bool fp16)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/diffusers/vae", pipeline_dir);
     struct vae_model *m;
     struct errbuf err;
     ck_assert_msg(vae_load_dir(dir, fp16, test_cpu_backend(), &m, &err) == STATUS_OK, "%s",
@@ -136,7 +146,8 @@ static void check_decode(const char *pipeline, struct vae_model *m, const char *
     struct ref want = ref_load(pipeline, "vae.safetensors", oname, true);
     struct workspace ws = make_ws();
     float *got = run_decode(m, &ws, &z, scale);
-    snprintf(what, sizeof what, "%s %s%s", pipeline, key, scale ? " (scaled latents)" : "");
+    snprintf(what, sizeof what, "%s %s%s", label_of(pipeline), key,
+             scale ? " (scaled latents)" : "");
     assert_rel(what, got, &want, REL_TOL);
     free(got);
     free(z.data);
@@ -159,9 +170,9 @@ static void check_encode(const char *pipeline, struct vae_model *m)
     ck_assert_uint_eq(ws.in_use, 0);
     float *gm = test_download(&mt), *gl = test_download(&lt);
     char what[128];
-    snprintf(what, sizeof what, "%s encode.mean", pipeline);
+    snprintf(what, sizeof what, "%s encode.mean", label_of(pipeline));
     assert_rel(what, gm, &mean, REL_TOL);
-    snprintf(what, sizeof what, "%s encode.logvar", pipeline);
+    snprintf(what, sizeof what, "%s encode.logvar", label_of(pipeline));
     assert_rel(what, gl, &logvar, REL_TOL);
     free(gm);
     free(gl);
@@ -176,7 +187,7 @@ static void check_encode(const char *pipeline, struct vae_model *m)
 
 START_TEST(test_config_sd1)
 {
-    struct vae_model *m = load_vae("sd1-tiny", false);
+    struct vae_model *m = load_vae(SD "sd1-tiny", false);
     const struct vae_config *c = vae_config(m);
     ck_assert_int_eq(c->n_levels, 4);
     ck_assert_int_eq(c->block_out_channels[3], 16);
@@ -193,7 +204,7 @@ END_TEST
 
 START_TEST(test_decode_matches_diffusers)
 {
-    const char *pipes[] = {"sd1-tiny", "sd2-tiny"};
+    const char *pipes[] = {SD "sd1-tiny", SD "sd2-tiny"};
     for (int i = 0; i < 2; i++) {
         struct vae_model *m = load_vae(pipes[i], false);
         check_decode(pipes[i], m, "decode", false);
@@ -206,7 +217,7 @@ END_TEST
 
 START_TEST(test_encode_matches_diffusers)
 {
-    const char *pipes[] = {"sd1-tiny", "sd2-tiny"};
+    const char *pipes[] = {SD "sd1-tiny", SD "sd2-tiny"};
     for (int i = 0; i < 2; i++) {
         struct vae_model *m = load_vae(pipes[i], false);
         check_encode(pipes[i], m);
@@ -220,9 +231,9 @@ END_TEST
  * same bound holds. */
 START_TEST(test_fp16_variant)
 {
-    struct vae_model *m = load_vae("sd1-tiny", true);
-    check_decode("sd1-tiny", m, "decode", false);
-    check_encode("sd1-tiny", m);
+    struct vae_model *m = load_vae(SD "sd1-tiny", true);
+    check_decode(SD "sd1-tiny", m, "decode", false);
+    check_encode(SD "sd1-tiny", m);
     vae_free(m);
 }
 END_TEST
@@ -269,7 +280,7 @@ START_TEST(test_legacy_attention_names)
     ck_assert_msg(vae_load(w, &cfg, test_cpu_backend(), &m, &err) == STATUS_OK, "%s", err.msg);
     weights_close(w);
     safetensors_close(st);
-    check_decode("sd1-tiny", m, "decode", false);
+    check_decode(SD "sd1-tiny", m, "decode", false);
     vae_free(m);
 }
 END_TEST
@@ -278,9 +289,9 @@ END_TEST
  * pipeline's output_type="np" image (NHWC in [0,1]). */
 START_TEST(test_pipeline_image)
 {
-    struct vae_model *m = load_vae("sd1-tiny", false);
-    struct ref z = ref_load("sd1-tiny", "pipe_euler_clipskip1_96x64.safetensors", "vae_input", true);
-    struct ref want = ref_load("sd1-tiny", "pipe_euler_clipskip1_96x64.safetensors", "image", false);
+    struct vae_model *m = load_vae(SD "sd1-tiny", false);
+    struct ref z = ref_load(SD "sd1-tiny", "pipe_euler_clipskip1_96x64.safetensors", "vae_input", true);
+    struct ref want = ref_load(SD "sd1-tiny", "pipe_euler_clipskip1_96x64.safetensors", "image", false);
     ck_assert_int_eq(want.w, 96);
     struct workspace ws = make_ws();
     float *x = run_decode(m, &ws, &z, false);
@@ -321,8 +332,8 @@ END_TEST
 /* After the first decode of a shape, further decodes take no new workspace block. */
 START_TEST(test_workspace_reused)
 {
-    struct vae_model *m = load_vae("sd2-tiny", false);
-    struct ref z = ref_load("sd2-tiny", "vae.safetensors", "decode.latents", true);
+    struct vae_model *m = load_vae(SD "sd2-tiny", false);
+    struct ref z = ref_load(SD "sd2-tiny", "vae.safetensors", "decode.latents", true);
     struct workspace ws = make_ws();
     free(run_decode(m, &ws, &z, true));
     unsigned grow = ws.grow_count;
@@ -429,7 +440,7 @@ END_TEST
 START_TEST(test_shape_errors)
 {
     struct backend *b = test_cpu_backend();
-    struct vae_model *m = load_vae("sd1-tiny", false);
+    struct vae_model *m = load_vae(SD "sd1-tiny", false);
     struct workspace ws = make_ws();
     struct errbuf err;
     struct tensor z = test_tensor(b, 4, (int64_t[]){1, 4, 4, 4}, NULL);
@@ -450,6 +461,46 @@ START_TEST(test_shape_errors)
 }
 END_TEST
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The --full sets (SD1.5 / SD2.1 sizes, not committed), when DIFFUSIOND_FULL_DIR names
+ * their folder (tools/make_fixtures.py --full → /tmp/diffusiond-full): 512×512 and
+ * 512×256 decodes and a 512×512 encode, same bound, timings printed. */
+START_TEST(test_full_size_sets)
+{
+    const char *root = getenv("DIFFUSIOND_FULL_DIR");
+    if (!root || !*root)
+        return;
+    static const char *const pipes[] = {"sd15-full", "sd21-full"};
+    for (int i = 0; i < 2; i++) {
+        char dir[512], path[600];
+        snprintf(dir, sizeof dir, "%s/%s", root, pipes[i]);
+        snprintf(path, sizeof path, "%s/reference/vae.safetensors", dir);
+        if (access(path, R_OK) != 0) {
+            printf("vae %s: no reference at %s, skipped\n", pipes[i], path);
+            continue;
+        }
+        struct vae_model *m = load_vae(dir, false);
+        double t0 = now_s();
+        check_decode(dir, m, "decode", false);
+        double t1 = now_s();
+        check_decode(dir, m, "decode_wide", false);
+        double t2 = now_s();
+        check_encode(dir, m);
+        double t3 = now_s();
+        printf("vae %s: decode 512x512 %.2f s, decode 512x256 %.2f s, encode 512x512 %.2f s "
+               "(%d threads, incl. reference I/O)\n", pipes[i], t1 - t0, t2 - t1, t3 - t2,
+               cpu_backend_threads(test_cpu_backend()));
+        vae_free(m);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("vae");
@@ -465,6 +516,7 @@ int main(void)
     tcase_add_test(tc, test_config_errors_name_key);
     tcase_add_test(tc, test_weight_errors_name_tensor);
     tcase_add_test(tc, test_shape_errors);
+    tcase_add_test(tc, test_full_size_sets);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
