@@ -6,12 +6,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define NAME_MAX_LEN 512
-
 struct weights {
     struct safetensors *st;
     bool owns_st;
-    weights_name_map_fn map;
+    weights_name_map_fn map;     /* at most one of map and ref_map */
+    weights_ref_map_fn ref_map;
     const void *map_ctx;
     char label[1024];
 };
@@ -38,8 +37,8 @@ static bool find_component_file(const char *dir, bool prefer_fp16, char *out, si
 }
 
 static enum status weights_wrap(struct safetensors *st, bool owns, const char *label,
-                                weights_name_map_fn map, const void *map_ctx,
-                                struct weights **out, struct errbuf *err)
+                                weights_name_map_fn map, weights_ref_map_fn ref_map,
+                                const void *map_ctx, struct weights **out, struct errbuf *err)
 {
     struct weights *w = calloc(1, sizeof *w);
     if (!w)
@@ -47,6 +46,7 @@ static enum status weights_wrap(struct safetensors *st, bool owns, const char *l
     w->st = st;
     w->owns_st = owns;
     w->map = map;
+    w->ref_map = ref_map;
     w->map_ctx = map_ctx;
     snprintf(w->label, sizeof w->label, "%s", label);
     *out = w;
@@ -66,7 +66,7 @@ enum status weights_open_dir(const char *dir, bool prefer_fp16, struct weights *
     enum status s = safetensors_open(path, &st, err);
     if (s != STATUS_OK)
         return s;
-    s = weights_wrap(st, true, path, NULL, NULL, out, err);
+    s = weights_wrap(st, true, path, NULL, NULL, NULL, out, err);
     if (s != STATUS_OK)
         safetensors_close(st);
     return s;
@@ -77,7 +77,15 @@ enum status weights_open_mapped(struct safetensors *st, const char *label,
                                 struct weights **out, struct errbuf *err)
 {
     *out = NULL;
-    return weights_wrap(st, false, label, map, map_ctx, out, err);
+    return weights_wrap(st, false, label, map, NULL, map_ctx, out, err);
+}
+
+enum status weights_open_mapped_ref(struct safetensors *st, const char *label,
+                                    weights_ref_map_fn map, const void *map_ctx,
+                                    struct weights **out, struct errbuf *err)
+{
+    *out = NULL;
+    return weights_wrap(st, false, label, NULL, map, map_ctx, out, err);
 }
 
 void weights_close(struct weights *w)
@@ -94,19 +102,71 @@ const char *weights_label(const struct weights *w)
     return w->label;
 }
 
+bool weights_resolve(const struct weights *w, const char *name, struct weights_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    if (w->ref_map)
+        return w->ref_map(w->map_ctx, name, ref);
+    if (w->map)
+        return w->map(w->map_ctx, name, ref->name, sizeof ref->name);
+    size_t len = strlen(name);
+    if (len >= sizeof ref->name)
+        return false;
+    memcpy(ref->name, name, len + 1);
+    return true;
+}
+
 const struct safetensors_tensor *weights_find(const struct weights *w, const char *name)
 {
-    if (!w->map)
-        return safetensors_find(w->st, name);
-    char mapped[NAME_MAX_LEN];
-    if (!w->map(w->map_ctx, name, mapped, sizeof mapped))
+    struct weights_ref ref;
+    if (!weights_resolve(w, name, &ref))
         return NULL;
-    return safetensors_find(w->st, mapped);
+    return safetensors_find(w->st, ref.name);
 }
 
 bool weights_has(const struct weights *w, const char *name)
 {
     return weights_find(w, name) != NULL;
+}
+
+/* " (file tensor 'x' rows [a,b))" for a mapped source whose file name differs. */
+static void file_name_note(const char *name, const struct weights_ref *ref, char *buf,
+                           size_t cap)
+{
+    buf[0] = 0;
+    if (ref->row_count > 0)
+        snprintf(buf, cap, " (file tensor '%s' rows [%lld,%lld))", ref->name,
+                 (long long)ref->row_begin, (long long)(ref->row_begin + ref->row_count));
+    else if (ref->name[0] && strcmp(ref->name, name) != 0)
+        snprintf(buf, cap, " (file tensor '%s')", ref->name);
+}
+
+enum status weights_view(const struct weights *w, const char *name,
+                         struct safetensors_tensor *out, struct errbuf *err)
+{
+    struct weights_ref ref;
+    char note[WEIGHTS_NAME_MAX + 64];
+    bool mapped = weights_resolve(w, name, &ref);
+    file_name_note(name, &ref, note, sizeof note);
+    const struct safetensors_tensor *t = mapped ? safetensors_find(w->st, ref.name) : NULL;
+    if (!t)
+        return status_fail(err, STATUS_FORMAT, "%s: missing tensor '%s'%s", w->label, name,
+                           mapped ? note : " (not in this layout)");
+    *out = *t;
+    if (ref.row_count <= 0)
+        return STATUS_OK;
+    if (t->ndim < 1 || ref.row_begin < 0 || ref.row_begin > t->shape[0] ||
+        ref.row_count > t->shape[0] - ref.row_begin)
+        return status_fail(err, STATUS_FORMAT, "%s: tensor '%s'%s: the file tensor has %lld rows",
+                           w->label, name, note, t->ndim ? (long long)t->shape[0] : 0LL);
+    size_t row_elems = t->shape[0] ? t->numel / (size_t)t->shape[0] : 0;
+    size_t row_bytes = row_elems * safetensors_dtype_size(t->dtype);
+    out->shape[0] = ref.row_count;
+    out->numel = row_elems * (size_t)ref.row_count;
+    out->nbytes = row_bytes * (size_t)ref.row_count;
+    out->data = (const unsigned char *)t->data + row_bytes * (size_t)ref.row_begin;
+    out->offset = t->offset + row_bytes * (size_t)ref.row_begin;
+    return STATUS_OK;
 }
 
 static void shape_str(int ndim, const int64_t *shape, char *buf, size_t cap)
@@ -118,25 +178,49 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t cap)
         snprintf(buf + len, cap - len, "]");
 }
 
-/* The tensor `name`, which must have exactly the given shape. */
+static bool is_float_dtype(enum safetensors_dtype dt)
+{
+    return dt == SAFETENSORS_F32 || dt == SAFETENSORS_F16 || dt == SAFETENSORS_BF16 ||
+           dt == SAFETENSORS_F64 || dt == SAFETENSORS_F8_E4M3 || dt == SAFETENSORS_F8_E5M2;
+}
+
+/* The view of `name`, which must be floating-point. */
+static enum status find_float(const struct weights *w, const char *name,
+                              struct safetensors_tensor *t, struct errbuf *err)
+{
+    enum status s = weights_view(w, name, t, err);
+    if (s != STATUS_OK || is_float_dtype(t->dtype))
+        return s;
+    struct weights_ref ref;
+    char note[WEIGHTS_NAME_MAX + 64];
+    weights_resolve(w, name, &ref);
+    file_name_note(name, &ref, note, sizeof note);
+    return status_fail(err, STATUS_FORMAT,
+                       "%s: tensor '%s'%s has dtype %s, expected a floating-point dtype",
+                       w->label, name, note, safetensors_dtype_name(t->dtype));
+}
+
+/* The view of `name`, which must have exactly the given shape. */
 static enum status find_shaped(const struct weights *w, const char *name, int ndim,
-                               const int64_t *shape, const struct safetensors_tensor **out,
+                               const int64_t *shape, struct safetensors_tensor *t,
                                struct errbuf *err)
 {
-    const struct safetensors_tensor *t = weights_find(w, name);
-    if (!t)
-        return status_fail(err, STATUS_FORMAT, "%s: missing tensor '%s'", w->label, name);
+    enum status s = find_float(w, name, t, err);
+    if (s != STATUS_OK)
+        return s;
     bool same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++)
         same = t->shape[i] == shape[i];
     if (!same) {
-        char want[96], got[96];
+        char want[96], got[96], note[WEIGHTS_NAME_MAX + 64];
+        struct weights_ref ref;
+        weights_resolve(w, name, &ref);
+        file_name_note(name, &ref, note, sizeof note);
         shape_str(ndim, shape, want, sizeof want);
         shape_str(t->ndim, t->shape, got, sizeof got);
-        return status_fail(err, STATUS_FORMAT, "%s: tensor '%s' has shape %s, expected %s",
-                           w->label, name, got, want);
+        return status_fail(err, STATUS_FORMAT, "%s: tensor '%s'%s has shape %s, expected %s",
+                           w->label, name, note, got, want);
     }
-    *out = t;
     return STATUS_OK;
 }
 
@@ -173,12 +257,12 @@ enum status weights_load(const struct weights *w, const char *name, int ndim,
                          const int64_t *shape, struct backend *b, struct tensor *out,
                          struct errbuf *err)
 {
-    const struct safetensors_tensor *t;
+    struct safetensors_tensor t;
     enum status s = find_shaped(w, name, ndim, shape, &t, err);
     if (s != STATUS_OK)
         return s;
     float *host;
-    s = read_tensor(w, t, &host, err);
+    s = read_tensor(w, &t, &host, err);
     if (s != STATUS_OK)
         return s;
     s = upload_new(b, ndim, shape, host, out, err);
@@ -190,7 +274,7 @@ enum status weights_load(const struct weights *w, const char *name, int ndim,
  * {cout,cin}. */
 static enum status find_conv(const struct weights *w, const char *name, int64_t cout,
                              int64_t cin, int64_t kh, int64_t kw,
-                             const struct safetensors_tensor **out, struct errbuf *err)
+                             struct safetensors_tensor *out, struct errbuf *err)
 {
     const struct safetensors_tensor *t = weights_find(w, name);
     if (t && kh == 1 && kw == 1 && t->ndim == 2)
@@ -202,15 +286,15 @@ enum status weights_load_conv(const struct weights *w, const char *name, int64_t
                               int64_t cin, int64_t kh, int64_t kw, struct backend *b,
                               struct tensor *out, struct errbuf *err)
 {
-    const struct safetensors_tensor *t;
+    struct safetensors_tensor t;
     enum status s = find_conv(w, name, cout, cin, kh, kw, &t, err);
     if (s != STATUS_OK)
         return s;
     float *oihw;
-    s = read_tensor(w, t, &oihw, err);
+    s = read_tensor(w, &t, &oihw, err);
     if (s != STATUS_OK)
         return s;
-    float *ohwi = malloc(t->numel * sizeof(float));
+    float *ohwi = malloc(t.numel * sizeof(float));
     if (!ohwi) {
         free(oihw);
         return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: out of memory", w->label);
@@ -231,12 +315,12 @@ enum status weights_load_linear(const struct weights *w, const char *name, int64
                                 int64_t n_in, struct backend *b, struct tensor *out,
                                 struct errbuf *err)
 {
-    const struct safetensors_tensor *t;
+    struct safetensors_tensor t;
     enum status s = find_conv(w, name, n_out, n_in, 1, 1, &t, err);
     if (s != STATUS_OK)
         return s;
     float *host;
-    s = read_tensor(w, t, &host, err);
+    s = read_tensor(w, &t, &host, err);
     if (s != STATUS_OK)
         return s;
     s = upload_new(b, 2, (int64_t[]){n_out, n_in}, host, out, err);
@@ -247,8 +331,9 @@ enum status weights_load_linear(const struct weights *w, const char *name, int64
 enum status weights_read_f32(const struct weights *w, const char *name, float *dst, size_t n,
                              struct errbuf *err)
 {
-    const struct safetensors_tensor *t = weights_find(w, name);
-    if (!t)
-        return status_fail(err, STATUS_FORMAT, "%s: missing tensor '%s'", w->label, name);
-    return safetensors_read_f32(w->st, t, dst, n, err);
+    struct safetensors_tensor t;
+    enum status s = find_float(w, name, &t, err);
+    if (s != STATUS_OK)
+        return s;
+    return safetensors_read_f32(w->st, &t, dst, n, err);
 }
