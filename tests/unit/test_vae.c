@@ -461,6 +461,63 @@ START_TEST(test_shape_errors)
 }
 END_TEST
 
+/* A batch of two different latents (decode) / images (encode) gives each row what it
+ * gives alone, and the references. */
+START_TEST(test_batch_rows_independent)
+{
+    struct backend *b = test_cpu_backend();
+    struct vae_model *m = load_vae(SD "sd1-tiny", false);
+    struct ref z0 = ref_load(SD "sd1-tiny", "vae.safetensors", "decode.latents", true);
+    struct ref z1 = ref_load(SD "sd1-tiny", "pipe_euler.safetensors", "vae_input", true);
+    struct ref want0 = ref_load(SD "sd1-tiny", "vae.safetensors", "decode.out", true);
+    ck_assert(z0.h == z1.h && z0.w == z1.w);
+    struct ref zz = {2, z0.h, z0.w, z0.c, malloc(2 * ref_numel(&z0) * sizeof(float))};
+    memcpy(zz.data, z0.data, ref_numel(&z0) * sizeof(float));
+    memcpy(zz.data + ref_numel(&z0), z1.data, ref_numel(&z0) * sizeof(float));
+    struct workspace ws = make_ws();
+    float *both = run_decode(m, &ws, &zz, false), *one = run_decode(m, &ws, &z1, false);
+    const size_t npix = ref_numel(&want0);
+    assert_rel("sd1-tiny batch 2 row 0", both, &want0, REL_TOL);
+    for (size_t i = 0; i < npix; i++)
+        ck_assert_msg(fabsf(both[npix + i] - one[i]) <= 1e-6f, "row 1 [%zu]: %g vs %g", i,
+                      both[npix + i], one[i]);
+
+    /* encode: the row-0 image twice, the second half negated */
+    struct ref img = ref_load(SD "sd1-tiny", "vae.safetensors", "encode.image", true);
+    struct ref mean = ref_load(SD "sd1-tiny", "vae.safetensors", "encode.mean", true);
+    float *two = malloc(2 * ref_numel(&img) * sizeof *two);
+    for (size_t i = 0; i < ref_numel(&img); i++) {
+        two[i] = img.data[i];
+        two[ref_numel(&img) + i] = -img.data[i];
+    }
+    struct tensor it = test_tensor(b, 4, (int64_t[]){2, img.h, img.w, img.c}, two);
+    struct tensor i1 = test_tensor(b, 4, (int64_t[]){1, img.h, img.w, img.c}, two + ref_numel(&img));
+    const int64_t ms[4] = {2, mean.h, mean.w, mean.c}, ms1[4] = {1, mean.h, mean.w, mean.c};
+    struct tensor mt = test_tensor(b, 4, ms, NULL), lt = test_tensor(b, 4, ms, NULL);
+    struct tensor m1 = test_tensor(b, 4, ms1, NULL), l1 = test_tensor(b, 4, ms1, NULL);
+    struct errbuf err;
+    ck_assert_msg(vae_encode(m, &ws, &it, &mt, &lt, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_msg(vae_encode(m, &ws, &i1, &m1, &l1, &err) == STATUS_OK, "%s", err.msg);
+    float *gm = test_download(&mt), *gm1 = test_download(&m1), *gl = test_download(&lt),
+          *gl1 = test_download(&l1);
+    const size_t nl = ref_numel(&mean);
+    assert_rel("sd1-tiny batch 2 encode.mean row 0", gm, &mean, REL_TOL);
+    for (size_t i = 0; i < nl; i++) {
+        ck_assert(fabsf(gm[nl + i] - gm1[i]) <= 1e-6f);
+        ck_assert(fabsf(gl[nl + i] - gl1[i]) <= 1e-6f);
+    }
+    struct tensor *all[] = {&it, &i1, &mt, &lt, &m1, &l1};
+    for (size_t i = 0; i < 6; i++)
+        backend_free(all[i]);
+    float *bufs[] = {both, one, two, gm, gm1, gl, gl1, z0.data, z1.data, zz.data, want0.data,
+                     img.data, mean.data};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    workspace_destroy(&ws);
+    vae_free(m);
+}
+END_TEST
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -516,6 +573,7 @@ int main(void)
     tcase_add_test(tc, test_config_errors_name_key);
     tcase_add_test(tc, test_weight_errors_name_tensor);
     tcase_add_test(tc, test_shape_errors);
+    tcase_add_test(tc, test_batch_rows_independent);
     tcase_add_test(tc, test_full_size_sets);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
