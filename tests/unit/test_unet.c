@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "models/safetensors.h"
 #include "models/unet.h"
 #include "tests/testutil.h"
 
-#define SD_DIR DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd/"
+#define SD_DIR DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
 
 /* --- fixtures -------------------------------------------------------------------- */
 
@@ -21,11 +23,12 @@ struct unet_fixture {
     struct unet_model *m;
 };
 
-static void fixture_open(const char *pipe, bool fp16, struct unet_fixture *f)
+/* root: the fixture set's folder (SD_DIR, or DIFFUSIOND_FULL_DIR for the --full sets). */
+static void fixture_open(const char *root, const char *pipe, bool fp16, struct unet_fixture *f)
 {
     char dir[512], path[600];
     struct errbuf err;
-    snprintf(dir, sizeof dir, SD_DIR "%s/diffusers/unet", pipe);
+    snprintf(dir, sizeof dir, "%s/%s/diffusers/unet", root, pipe);
     snprintf(path, sizeof path, "%s/config.json", dir);
     ck_assert_msg(unet_config_load_file(path, &f->cfg, &err) == STATUS_OK, "%s", err.msg);
     ck_assert_msg(weights_open_dir(dir, fp16, &f->w, &err) == STATUS_OK, "%s", err.msg);
@@ -88,12 +91,12 @@ static float *nchw_to_nhwc(const float *src, int64_t b, int64_t c, int64_t h, in
     return dst;
 }
 
-static void case_load(const char *pipe, const char *name, struct unet_case *k)
+static void case_load(const char *root, const char *pipe, const char *name, struct unet_case *k)
 {
     char path[512], key[128];
     struct errbuf err;
     struct safetensors *st;
-    snprintf(path, sizeof path, SD_DIR "%s/reference/unet.safetensors", pipe);
+    snprintf(path, sizeof path, "%s/%s/reference/unet.safetensors", root, pipe);
     ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
     size_t n;
     snprintf(key, sizeof key, "%s.sample", name);
@@ -179,25 +182,36 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 
 /* Runs one reference case and asserts max|err| ≤ tol × std(ref); returns the ratio
  * err / std(ref). */
-static double check_case(const char *pipe, bool fp16, const char *name, double tol)
+static double check_case_in(const char *root, const char *pipe, bool fp16, const char *name,
+                           double tol)
 {
     struct unet_fixture f;
     struct unet_case k;
     struct workspace ws;
-    fixture_open(pipe, fp16, &f);
-    case_load(pipe, name, &k);
+    fixture_open(root, pipe, fp16, &f);
+    case_load(root, pipe, name, &k);
     ws_init(&ws);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     float *out = run_unet(f.m, &ws, k.b, k.h, k.w, k.x, k.t, k.l, k.ctx);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     size_t n = (size_t)(k.b * k.h * k.w * k.c_out);
     double sd = std_of(k.ref, n), e = max_abs_diff(out, k.ref, n);
-    printf("unet %s%s %s: max abs err %.3g, std(ref) %.4g, err/std %.3g (tol %.0e)\n", pipe,
-           fp16 ? " fp16" : "", name, e, sd, e / sd, tol);
+    printf("unet %s%s %s (batch %lld, %lldx%lld): max abs err %.3g, std(ref) %.4g, "
+           "err/std %.3g (tol %.0e), %.2f s\n",
+           pipe, fp16 ? " fp16" : "", name, (long long)k.b, (long long)k.h, (long long)k.w, e,
+           sd, e / sd, tol, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     ck_assert_msg(e <= tol * sd, "%s %s: max abs err %g > %g × std %g", pipe, name, e, tol, sd);
     free(out);
     workspace_destroy(&ws);
     case_free(&k);
     fixture_close(&f);
     return e / sd;
+}
+
+static double check_case(const char *pipe, bool fp16, const char *name, double tol)
+{
+    return check_case_in(SD_DIR, pipe, fp16, name, tol);
 }
 
 /* --- parity with diffusers ------------------------------------------------------- */
@@ -248,48 +262,74 @@ END_TEST
 
 /* Row i of a batch-3 forward equals the batch-1 forward of that row: a request's
  * output does not depend on its batchmates. */
-static void check_batch_invariance(const char *pipe)
+/* Row i of a batch-3 forward equals the batch-1 forward of that row: a request's
+ * output does not depend on its batchmates.  Random latents/contexts, h×w latent. */
+static void check_batch_invariance(const struct unet_model *m, const char *what, int64_t h,
+                                   int64_t w)
 {
-    struct unet_fixture f;
-    struct unet_case k;
-    struct workspace ws;
-    fixture_open(pipe, false, &f);
-    case_load(pipe, "wide", &k);
-    ws_init(&ws);
-    const int64_t b = 3, hw = k.h * k.w, ci = k.c_in, co = k.c_out, lc = k.l * k.c_ctx;
-    float *x = malloc((size_t)(b * hw * ci) * sizeof *x);
-    float *ctx = malloc((size_t)(b * lc) * sizeof *ctx);
+    const struct unet_config *c = unet_config(m);
+    const int64_t b = 3, l = 77, hw = h * w, ci = c->in_channels, co = c->out_channels;
+    const int64_t lc = l * c->cross_attention_dim[0];
+    float *x = test_random_floats((size_t)(b * hw * ci), 11, -2.0f, 2.0f);
+    float *ctx = test_random_floats((size_t)(b * lc), 12, -1.5f, 1.5f);
     const float t[3] = {999.0f, 10.5f, 377.25f};
-    for (int64_t r = 0; r < b; r++) { /* row 2: a mix so that no two rows are equal */
-        for (int64_t i = 0; i < hw * ci; i++)
-            x[r * hw * ci + i] = r < 2 ? k.x[r * hw * ci + i]
-                                       : 0.5f * (k.x[i] - k.x[hw * ci + i]);
-        for (int64_t i = 0; i < lc; i++)
-            ctx[r * lc + i] = r < 2 ? k.ctx[r * lc + i] : k.ctx[i] * 0.75f;
-    }
-    float *all = run_unet(f.m, &ws, b, k.h, k.w, x, t, k.l, ctx);
+    struct workspace ws;
+    ws_init(&ws);
+    float *all = run_unet(m, &ws, b, h, w, x, t, l, ctx);
+    double worst = 0;
     for (int64_t r = 0; r < b; r++) {
-        float *one = run_unet(f.m, &ws, 1, k.h, k.w, x + r * hw * ci, &t[r], k.l, ctx + r * lc);
+        float *one = run_unet(m, &ws, 1, h, w, x + r * hw * ci, &t[r], l, ctx + r * lc);
         double scale = 0;
         for (int64_t i = 0; i < hw * co; i++)
             scale = fmax(scale, fabs(one[i]));
         double e = max_abs_diff(all + r * hw * co, one, (size_t)(hw * co));
+        worst = fmax(worst, e / scale);
         ck_assert_msg(e <= 1e-6 * scale, "%s row %lld: batch-3 vs batch-1 max diff %g (max %g)",
-                      pipe, (long long)r, e, scale);
+                      what, (long long)r, e, scale);
         free(one);
     }
+    printf("unet %s batch invariance (%lldx%lld): max diff / max |out| %.3g (tol 1e-6)\n", what,
+           (long long)h, (long long)w, worst);
     free(all);
     free(x);
     free(ctx);
     workspace_destroy(&ws);
-    case_free(&k);
+}
+
+static void check_batch_invariance_of(const char *root, const char *pipe, int64_t h, int64_t w)
+{
+    struct unet_fixture f;
+    fixture_open(root, pipe, false, &f);
+    check_batch_invariance(f.m, pipe, h, w);
     fixture_close(&f);
 }
 
+/* The --full sets (SD1.5 / SD2.1 sizes, not committed), when DIFFUSIOND_FULL_DIR
+ * names their folder (tools/make_fixtures.py --full → /tmp/diffusiond-full). */
+START_TEST(test_full_size_sets)
+{
+    const char *root = getenv("DIFFUSIOND_FULL_DIR");
+    if (!root || !*root)
+        return;
+    static const char *const pipes[] = {"sd15-full", "sd21-full"};
+    for (int i = 0; i < 2; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s/reference/unet.safetensors", root, pipes[i]);
+        if (access(path, R_OK) != 0) {
+            printf("unet %s: no reference at %s, skipped\n", pipes[i], path);
+            continue;
+        }
+        check_case_in(root, pipes[i], false, "int", TOL);
+        check_case_in(root, pipes[i], false, "float", TOL);
+        check_batch_invariance_of(root, pipes[i], 16, 24);
+    }
+}
+END_TEST
+
 START_TEST(test_batch_invariance)
 {
-    check_batch_invariance("sd1-tiny");
-    check_batch_invariance("sd2-tiny");
+    check_batch_invariance_of(SD_DIR, "sd1-tiny", 8, 12);
+    check_batch_invariance_of(SD_DIR, "sd2-tiny", 8, 8);
 }
 END_TEST
 
@@ -299,8 +339,8 @@ START_TEST(test_no_allocation_after_warmup)
     struct unet_fixture f;
     struct unet_case k;
     struct workspace ws;
-    fixture_open("sd1-tiny", false, &f);
-    case_load("sd1-tiny", "float", &k);
+    fixture_open(SD_DIR, "sd1-tiny", false, &f);
+    case_load(SD_DIR, "sd1-tiny", "float", &k);
     ws_init(&ws);
     float *a = run_unet(f.m, &ws, k.b, k.h, k.w, k.x, k.t, k.l, k.ctx);
     int blocks = ws.n_blocks;
@@ -324,7 +364,7 @@ START_TEST(test_forward_rejects_bad_shapes)
     struct unet_fixture f;
     struct workspace ws;
     struct backend *be = test_cpu_backend();
-    fixture_open("sd1-tiny", false, &f);
+    fixture_open(SD_DIR, "sd1-tiny", false, &f);
     ws_init(&ws);
     ck_assert_int_eq(unet_size_multiple(f.m), 4);
     ck_assert_int_eq(unet_in_channels(f.m), 4);
@@ -375,7 +415,7 @@ static char *read_text(const char *path)
 /* The sd1-tiny config with the first occurrence of `from` replaced by `to`. */
 static char *edited_config(const char *from, const char *to)
 {
-    char *text = read_text(SD_DIR "sd1-tiny/diffusers/unet/config.json");
+    char *text = read_text(SD_DIR "/sd1-tiny/diffusers/unet/config.json");
     char *at = strstr(text, from);
     ck_assert_msg(at != NULL, "config has no %s", from);
     size_t nf = strlen(from), nt = strlen(to), n = strlen(text);
@@ -478,7 +518,7 @@ START_TEST(test_config_heads_rule)
     ck_assert_int_eq(c.block_out_channels[0], 320); /* diffusers' defaults */
     ck_assert_int_eq(c.cross_attention_dim[0], 1280);
     /* the sd2-tiny fixture: [1, 2, 4] heads on [8, 16, 32] channels */
-    ck_assert_msg(unet_config_load_file(SD_DIR "sd2-tiny/diffusers/unet/config.json", &c, &err) ==
+    ck_assert_msg(unet_config_load_file(SD_DIR "/sd2-tiny/diffusers/unet/config.json", &c, &err) ==
                       STATUS_OK,
                   "%s", err.msg);
     ck_assert_int_eq(c.heads[0], 1);
@@ -506,7 +546,7 @@ START_TEST(test_weight_shape_mismatch_names_tensor)
     struct errbuf err;
     ck_assert_msg(unet_config_parse(text, "edited", &cfg, &err) == STATUS_OK, "%s", err.msg);
     struct weights *w;
-    ck_assert_msg(weights_open_dir(SD_DIR "sd1-tiny/diffusers/unet", false, &w, &err) ==
+    ck_assert_msg(weights_open_dir(SD_DIR "/sd1-tiny/diffusers/unet", false, &w, &err) ==
                       STATUS_OK,
                   "%s", err.msg);
     struct unet_model *m = (struct unet_model *)&cfg; /* overwritten with NULL */
@@ -536,6 +576,7 @@ int main(void)
     tcase_add_test(parity, test_sd1_wide);
     tcase_add_test(parity, test_sd1_fp16_variant);
     tcase_add_test(parity, test_sd2_all_cases);
+    tcase_add_test(parity, test_full_size_sets);
     suite_add_tcase(s, parity);
     TCase *batch = tcase_create("batch");
     tcase_add_test(batch, test_batch_invariance);
