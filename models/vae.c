@@ -284,7 +284,7 @@ static enum status download_new(const struct tensor *t, float **out, struct errb
 static enum status load_downsampler(const struct weights *w, const char *prefix, int64_t c,
                                     struct backend *b, struct vae_conv *out, struct errbuf *err)
 {
-    struct tensor k3;
+    struct tensor k3 = {0};
     char name[VAE_NAME_MAX];
     enum status s = weights_load_conv(w, fmt_name(name, sizeof name, "%s.weight", prefix), c, c,
                                       3, 3, b, &k3, err);

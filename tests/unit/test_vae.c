@@ -399,6 +399,45 @@ START_TEST(test_config_errors_name_key)
 }
 END_TEST
 
+/* Hides one tensor (ctx: its diffusers name). */
+static bool hide_one(const void *ctx, const char *name, char *out, size_t cap)
+{
+    if (strcmp(name, (const char *)ctx) == 0)
+        return false;
+    snprintf(out, cap, "%s", name);
+    return true;
+}
+
+START_TEST(test_missing_tensors_named)
+{
+    static const char *const hidden[] = {"encoder.down_blocks.1.downsamplers.0.conv.weight",
+                                         "decoder.up_blocks.0.upsamplers.0.conv.bias",
+                                         "quant_conv.bias",
+                                         "encoder.mid_block.attentions.0.to_out.0.weight",
+                                         "decoder.conv_norm_out.weight"};
+    struct errbuf err;
+    struct safetensors *st;
+    ck_assert_int_eq(safetensors_open(SD "sd1-tiny/diffusers/vae/diffusion_pytorch_model.safetensors",
+                                      &st, &err), STATUS_OK);
+    json_t *obj = sd1_config_without(NULL);
+    struct vae_config cfg;
+    ck_assert_int_eq(vae_config_from_json(obj, &cfg, &err), STATUS_OK);
+    json_decref(obj);
+    for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++) {
+        struct weights *w;
+        ck_assert_int_eq(weights_open_mapped(st, "vae", hide_one, hidden[i], &w, &err), STATUS_OK);
+        struct vae_model *m;
+        ck_assert_int_eq(vae_load(w, &cfg, test_cpu_backend(), &m, &err), STATUS_FORMAT);
+        ck_assert_ptr_null(m);
+        char want[128];
+        snprintf(want, sizeof want, "missing tensor '%s'", hidden[i]);
+        ck_assert_msg(strstr(err.msg, want), "%s", err.msg);
+        weights_close(w);
+    }
+    safetensors_close(st);
+}
+END_TEST
+
 START_TEST(test_weight_errors_name_tensor)
 {
     struct errbuf err;
@@ -573,6 +612,7 @@ int main(void)
     tcase_add_test(tc, test_config_errors_name_key);
     tcase_add_test(tc, test_weight_errors_name_tensor);
     tcase_add_test(tc, test_shape_errors);
+    tcase_add_test(tc, test_missing_tensors_named);
     tcase_add_test(tc, test_batch_rows_independent);
     tcase_add_test(tc, test_full_size_sets);
     suite_add_tcase(s, tc);
