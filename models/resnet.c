@@ -190,8 +190,13 @@ static enum status forward_body(const struct resnet_block *r, struct workspace *
     const struct tensor *shortcut = x; /* {N,H,W,Cout} */
     struct tensor sc;
     if (s == STATUS_OK && r->has_shortcut) {
-        /* a is free again; it holds Cin channels, the shortcut needs Cout */
-        s = workspace_tensor(ws, 4, (int64_t[]){n, hh, ww, c->out_channels}, &sc, err);
+        /* a is dead after conv1: the shortcut {N,H,W,Cout} reuses it when Cout ≤ Cin */
+        if (c->out_channels <= c->in_channels) {
+            sc = a;
+            sc.shape[3] = c->out_channels;
+        } else {
+            s = workspace_tensor(ws, 4, (int64_t[]){n, hh, ww, c->out_channels}, &sc, err);
+        }
         if (s == STATUS_OK)
             s = backend_conv2d(x, &r->short_w, &r->short_b, NULL, &k1, &sc, err);
         shortcut = &sc;

@@ -57,7 +57,8 @@ void resnet_free(struct resnet_block *r);
 /* y{N,H,W,Cout} = block(x{N,H,W,Cin}).  temb_silu{N,temb_channels} is SiLU(temb),
  * computed once per step by the caller and shared by every block (NULL when
  * temb_channels is 0).  y must be distinct from x; intermediates come from ws
- * (two {N,H,W,max(Cin,Cout)} tensors at most) and are released before returning. */
+ * ({N,H,W,Cin} and {N,H,W,Cout}, plus another {N,H,W,Cout} for a widening shortcut)
+ * and are released before returning. */
 enum status resnet_forward(const struct resnet_block *r, struct workspace *ws,
                            const struct tensor *x, const struct tensor *temb_silu,
                            struct tensor *y, struct errbuf *err);
