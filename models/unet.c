@@ -523,8 +523,9 @@ static enum status check_forward_args(const struct unet_model *m, const struct t
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unet: x must be {B,H,W,%d}",
                            c->in_channels);
     if (x->shape[1] % mult != 0 || x->shape[2] % mult != 0)
-        return status_fail(err, STATUS_INVALID_ARGUMENT,
-                           "unet: latent %lldx%lld (HxW) is not a multiple of %d",
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "unet: latent %lldx%lld (HxW) is not a multiple of %d (diffusers' "
+                           "odd-size upsampling is not implemented)",
                            (long long)x->shape[1], (long long)x->shape[2], mult);
     if (context->ndim != 3 || context->shape[0] != x->shape[0] ||
         context->shape[2] != c->cross_attention_dim[0])
