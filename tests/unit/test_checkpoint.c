@@ -5,14 +5,19 @@
  * bundled tokenizer, and every malformed-checkpoint case with its error. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/workspace.h"
 #include "models/checkpoint.h"
+#include "models/clip.h"
 #include "models/model_config.h"
 #include "models/tokenizer.h"
+#include "models/unet.h"
+#include "models/vae.h"
 #include "tests/testutil.h"
 
 #define SD DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
@@ -775,6 +780,199 @@ START_TEST(test_err_folder_dtype)
 }
 END_TEST
 
+/* --- the single files through the production models ---------------------------------------- */
+
+/* A reference tensor as host floats (4-D NCHW → NHWC); integers converted. */
+static float *ref_read(const char *pipeline, const char *file, const char *name, int64_t *shape,
+                       size_t *numel)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/reference/%s", SD, pipeline, file);
+    struct safetensors *st;
+    struct errbuf err;
+    ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
+    const struct safetensors_tensor *t = safetensors_find(st, name);
+    ck_assert_msg(t, "%s: %s", path, name);
+    float *raw = malloc(t->numel * sizeof *raw);
+    if (t->dtype == SAFETENSORS_I32 || t->dtype == SAFETENSORS_I64) {
+        for (size_t i = 0; i < t->numel; i++) {
+            int64_t v = 0;
+            if (t->dtype == SAFETENSORS_I32) {
+                int32_t v32;
+                memcpy(&v32, (const char *)t->data + 4 * i, 4);
+                v = v32;
+            } else {
+                memcpy(&v, (const char *)t->data + 8 * i, 8);
+            }
+            raw[i] = (float)v;
+        }
+    } else {
+        ck_assert_int_eq(safetensors_read_f32(st, t, raw, t->numel, &err), STATUS_OK);
+    }
+    for (int i = 0; i < t->ndim; i++)
+        shape[i] = t->shape[i];
+    *numel = t->numel;
+    if (t->ndim == 4) { /* NCHW → NHWC */
+        int64_t n = t->shape[0], c = t->shape[1], h = t->shape[2], w = t->shape[3];
+        float *nhwc = malloc(t->numel * sizeof *nhwc);
+        for (int64_t a = 0; a < n; a++)
+            for (int64_t k = 0; k < c; k++)
+                for (int64_t y = 0; y < h; y++)
+                    for (int64_t x = 0; x < w; x++)
+                        nhwc[((a * h + y) * w + x) * c + k] = raw[((a * c + k) * h + y) * w + x];
+        free(raw);
+        raw = nhwc;
+        shape[1] = h;
+        shape[2] = w;
+        shape[3] = c;
+    }
+    safetensors_close(st);
+    return raw;
+}
+
+/* max |got − want| ≤ 1e-4 × std(want) (issue 3). */
+static void assert_close_std(const char *what, const float *got, const float *want, size_t n)
+{
+    double mean = 0, sq = 0, maxerr = 0;
+    for (size_t i = 0; i < n; i++)
+        mean += want[i];
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        sq += (want[i] - mean) * (want[i] - mean);
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= maxerr))
+            maxerr = e;
+    }
+    double sd = sqrt(sq / (double)n);
+    ck_assert_msg(maxerr <= 1e-4 * sd, "%s: max abs err %g > 1e-4 × std %g", what, maxerr, sd);
+}
+
+static struct workspace ws_make(void)
+{
+    struct workspace ws;
+    struct errbuf err;
+    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
+    return ws;
+}
+
+static void run_text(const struct checkpoint *ck, const char *pipeline)
+{
+    const struct weights *w;
+    const json_t *cfgj;
+    struct errbuf err;
+    struct clip_config cfg;
+    struct clip_model *m;
+    checkpoint_component(ck, CHECKPOINT_TEXT_ENCODER, &w, &cfgj, &err);
+    ck_assert_msg(clip_config_from_json(cfgj, &cfg, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_msg(clip_load(w, &cfg, test_cpu_backend(), &m, &err) == STATUS_OK, "%s", err.msg);
+    int64_t ishape[4], oshape[4];
+    size_t ni, no;
+    float *idsf = ref_read(pipeline, "text_encoder.safetensors", "input_ids", ishape, &ni);
+    float *want = ref_read(pipeline, "text_encoder.safetensors", "last_hidden_state", oshape, &no);
+    int32_t *ids = malloc(ni * sizeof *ids);
+    for (size_t i = 0; i < ni; i++)
+        ids[i] = (int32_t)idsf[i];
+    struct workspace ws = ws_make();
+    struct tensor out = test_tensor(test_cpu_backend(), 3, oshape, NULL);
+    ck_assert_msg(clip_encode(m, &ws, ids, (int)ishape[0], 0, &out, &err) == STATUS_OK, "%s", err.msg);
+    float *got = test_download(&out);
+    assert_close_std("text encoder", got, want, no);
+    free(got);
+    backend_free(&out);
+    workspace_destroy(&ws);
+    free(ids);
+    free(idsf);
+    free(want);
+    clip_free(m);
+}
+
+static void run_vae(const struct checkpoint *ck, const char *pipeline)
+{
+    const struct weights *w;
+    const json_t *cfgj;
+    struct errbuf err;
+    struct vae_config cfg;
+    struct vae_model *m;
+    checkpoint_component(ck, CHECKPOINT_VAE, &w, &cfgj, &err);
+    ck_assert_msg(vae_config_from_json(cfgj, &cfg, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_msg(vae_load(w, &cfg, test_cpu_backend(), &m, &err) == STATUS_OK, "%s", err.msg);
+    int64_t zs[4], os[4];
+    size_t nz, no;
+    float *z = ref_read(pipeline, "vae.safetensors", "decode.latents", zs, &nz);
+    float *want = ref_read(pipeline, "vae.safetensors", "decode.out", os, &no);
+    struct workspace ws = ws_make();
+    struct tensor zt = test_tensor(test_cpu_backend(), 4, zs, z);
+    struct tensor img = test_tensor(test_cpu_backend(), 4, os, NULL);
+    ck_assert_msg(vae_decode_raw(m, &ws, &zt, &img, &err) == STATUS_OK, "%s", err.msg);
+    float *got = test_download(&img);
+    assert_close_std("vae decode", got, want, no);
+    free(got);
+    backend_free(&zt);
+    backend_free(&img);
+    workspace_destroy(&ws);
+    free(z);
+    free(want);
+    vae_free(m);
+}
+
+static void run_unet(const struct checkpoint *ck, const char *pipeline)
+{
+    const struct weights *w;
+    const json_t *cfgj;
+    struct errbuf err;
+    struct unet_config cfg;
+    struct unet_model *m;
+    checkpoint_component(ck, CHECKPOINT_UNET, &w, &cfgj, &err);
+    ck_assert_msg(unet_config_from_json(cfgj, &cfg, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_msg(unet_load(w, &cfg, test_cpu_backend(), &m, &err) == STATUS_OK, "%s", err.msg);
+    int64_t xs[4], ts[4], cs[4], os[4];
+    size_t nx, nt, nc, no;
+    float *x = ref_read(pipeline, "unet.safetensors", "int.sample", xs, &nx);
+    float *t = ref_read(pipeline, "unet.safetensors", "int.timestep", ts, &nt);
+    float *c = ref_read(pipeline, "unet.safetensors", "int.encoder_hidden_states", cs, &nc);
+    float *want = ref_read(pipeline, "unet.safetensors", "int.out", os, &no);
+    struct workspace ws = ws_make();
+    struct tensor xt = test_tensor(test_cpu_backend(), 4, xs, x);
+    struct tensor ct = test_tensor(test_cpu_backend(), 3, cs, c);
+    struct tensor out = test_tensor(test_cpu_backend(), 4, os, NULL);
+    ck_assert_msg(unet_forward(m, &ws, &xt, t, &ct, &out, &err) == STATUS_OK, "%s", err.msg);
+    float *got = test_download(&out);
+    assert_close_std("unet", got, want, no);
+    free(got);
+    backend_free(&xt);
+    backend_free(&ct);
+    backend_free(&out);
+    workspace_destroy(&ws);
+    free(x);
+    free(t);
+    free(c);
+    free(want);
+    unet_free(m);
+}
+
+static void run_single(const char *file, const char *pipeline, bool sd2)
+{
+    struct checkpoint_options opt;
+    checkpoint_options_default(&opt);
+    struct checkpoint *ck = open_single(file, sd2, &opt);
+    run_text(ck, pipeline);
+    run_vae(ck, pipeline);
+    run_unet(ck, pipeline);
+    checkpoint_close(ck);
+}
+
+START_TEST(test_single_file_sd1_through_models)
+{
+    run_single(SD1_FILE, "sd1-tiny", false);
+}
+END_TEST
+
+START_TEST(test_single_file_sd2_through_models)
+{
+    run_single(SD2_FILE, "sd2-tiny", true);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -792,6 +990,8 @@ int main(void)
     tcase_add_test(map, test_map_sd1_every_tensor);
     tcase_add_test(map, test_map_sd2_every_tensor);
     tcase_add_test(map, test_map_slices_and_names);
+    tcase_add_test(map, test_single_file_sd1_through_models);
+    tcase_add_test(map, test_single_file_sd2_through_models);
     suite_add_tcase(s, map);
     TCase *bad = tcase_create("malformed");
     tcase_add_test(bad, test_err_path_missing);
