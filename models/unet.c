@@ -217,13 +217,31 @@ static enum status load_all(struct unet_model *m, const struct weights *w, struc
                      &m->conv_out_b, err);
 }
 
+/* A hand-built config must stay inside the model's fixed arrays; the rest (channels,
+ * groups, heads) is checked by resnet_load / transformer2d_load. */
+static enum status check_config(const struct unet_config *c, struct errbuf *err)
+{
+    if (c->n_blocks < 1 || c->n_blocks > UNET_MAX_BLOCKS)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "unet: %d blocks (1..%d)", c->n_blocks,
+                           UNET_MAX_BLOCKS);
+    for (int i = 0; i < c->n_blocks; i++)
+        if (c->layers_per_block[i] < 1 || c->layers_per_block[i] > UNET_MAX_LAYERS)
+            return status_fail(err, STATUS_INVALID_ARGUMENT,
+                               "unet: block %d has %d layers (1..%d)", i, c->layers_per_block[i],
+                               UNET_MAX_LAYERS);
+    if (c->in_channels < 1 || c->out_channels < 1 || c->conv_in_kernel < 1 ||
+        c->conv_in_kernel % 2 == 0 || c->conv_out_kernel < 1 || c->conv_out_kernel % 2 == 0 ||
+        c->time_embed_dim < 1 || c->block_out_channels[0] % 2 != 0)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "unet: bad channels, kernels or time embedding in the config");
+    return STATUS_OK;
+}
+
 enum status unet_load(const struct weights *w, const struct unet_config *cfg, struct backend *b,
                       struct unet_model **out, struct errbuf *err)
 {
     *out = NULL;
-    if (cfg->n_blocks < 1 || cfg->n_blocks > UNET_MAX_BLOCKS)
-        return status_fail(err, STATUS_INVALID_ARGUMENT, "unet: %d blocks (1..%d)",
-                           cfg->n_blocks, UNET_MAX_BLOCKS);
+    TRY(check_config(cfg, err));
     struct unet_model *m = calloc(1, sizeof *m);
     if (!m)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "unet: out of memory");

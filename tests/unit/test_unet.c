@@ -536,6 +536,34 @@ START_TEST(test_config_missing_file)
 }
 END_TEST
 
+/* A hand-built config outside the model's limits is refused before any load. */
+START_TEST(test_load_rejects_bad_config)
+{
+    struct unet_config cfg;
+    struct errbuf err;
+    ck_assert_msg(unet_config_load_file(SD_DIR "/sd1-tiny/diffusers/unet/config.json", &cfg,
+                                        &err) == STATUS_OK,
+                  "%s", err.msg);
+    struct weights *w;
+    ck_assert_msg(weights_open_dir(SD_DIR "/sd1-tiny/diffusers/unet", false, &w, &err) ==
+                      STATUS_OK,
+                  "%s", err.msg);
+    struct unet_model *m;
+    struct unet_config bad = cfg;
+    bad.layers_per_block[1] = UNET_MAX_LAYERS + 1;
+    ck_assert_int_eq(unet_load(w, &bad, test_cpu_backend(), &m, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_null(m);
+    bad = cfg;
+    bad.n_blocks = 0;
+    ck_assert_int_eq(unet_load(w, &bad, test_cpu_backend(), &m, &err), STATUS_INVALID_ARGUMENT);
+    bad = cfg;
+    bad.heads[0] = 0;
+    ck_assert_int_eq(unet_load(w, &bad, test_cpu_backend(), &m, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.msg, "down_blocks.0.attentions.0"), "%s", err.msg);
+    weights_close(w);
+}
+END_TEST
+
 /* --- weights --------------------------------------------------------------------- */
 
 /* A config that disagrees with the weights: the loader names the tensor. */
@@ -588,6 +616,7 @@ int main(void)
     tcase_add_test(cfg, test_config_heads_rule);
     tcase_add_test(cfg, test_config_missing_file);
     tcase_add_test(cfg, test_weight_shape_mismatch_names_tensor);
+    tcase_add_test(cfg, test_load_rejects_bad_config);
     suite_add_tcase(s, cfg);
     return test_run_suite(s);
 }
