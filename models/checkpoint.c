@@ -197,16 +197,24 @@ static enum checkpoint_family single_sd2_family(const struct safetensors *st,
     const char *arch = safetensors_metadata_get(st, "modelspec.architecture");
     const char *title = safetensors_metadata_get(st, "modelspec.title");
     const char *pred = safetensors_metadata_get(st, "modelspec.prediction_type");
+    const char *base = strrchr(safetensors_path(st), '/');
+    base = base ? base + 1 : safetensors_path(st);
     bool turbo = contains_ci(arch, "turbo") || contains_ci(title, "turbo");
+    if (!arch && !title)
+        turbo = contains_ci(base, "turbo");
     bool v = true;
     if (opt->prediction != CHECKPOINT_PREDICTION_AUTO)
         v = opt->prediction == CHECKPOINT_PREDICTION_V;
     else if (pred)
         v = pred[0] == 'v';
-    else if (arch && !contains_ci(arch, "768-v"))
-        v = false;
+    else if (arch)
+        v = contains_ci(arch, "768-v");
     else if (turbo)
         v = false;
+    else if (contains_ci(base, "768"))
+        v = true; /* v2-1_768-ema-pruned, 768-v-ema */
+    else if (contains_ci(base, "512") || contains_ci(base, "base"))
+        v = false; /* v2-1_512-ema-pruned, 512-base-ema */
     return sd2_variant(turbo, v);
 }
 
@@ -250,6 +258,13 @@ static enum status folder_tokenizer(struct checkpoint *ck, struct errbuf *err)
     return STATUS_OK;
 }
 
+/* model_index.json lists `key` as ["library", "Class"] (not [null, null]). */
+static bool index_names_component(const json_t *index, const char *key)
+{
+    const json_t *v = json_object_get(index, key);
+    return json_is_array(v) && json_is_string(json_array_get(v, 1));
+}
+
 static enum status open_folder(struct checkpoint *ck, const struct checkpoint_options *opt,
                                struct errbuf *err)
 {
@@ -262,6 +277,10 @@ static enum status open_folder(struct checkpoint *ck, const struct checkpoint_op
                         ck->path);
     if (s == STATUS_OK)
         s = model_config_load(path, &index, err);
+    if (s == STATUS_OK && index_names_component(index, "text_encoder_2"))
+        s = status_fail(err, STATUS_UNSUPPORTED,
+                        "%s: an SDXL pipeline (text_encoder_2 in model_index.json): not supported yet",
+                        ck->path);
     for (int c = 0; s == STATUS_OK && c < CHECKPOINT_COMPONENT_COUNT_; c++)
         s = folder_component(ck, (enum checkpoint_component)c, opt, err);
     if (s == STATUS_OK)
@@ -290,6 +309,10 @@ static enum status single_text_tower(const struct checkpoint *ck, bool *openclip
     if (!has_prefix(ck->file, LDM_UNET_PREFIX))
         return status_fail(err, STATUS_FORMAT,
                            "%s: no " LDM_UNET_PREFIX "* tensors: not a Stable Diffusion checkpoint",
+                           ck->path);
+    if (has_prefix(ck->file, "conditioner.embedders."))
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "%s: an SDXL checkpoint (conditioner.embedders.*): not supported yet",
                            ck->path);
     if (has_prefix(ck->file, LDM_CLIP_PREFIX "text_model.")) {
         *openclip = false;

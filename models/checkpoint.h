@@ -24,17 +24,21 @@
  *      cond_stage_model.transformer.*; folder: cross_attention_dim 768, or for other
  *      widths hidden_act "quick_gelu"), SD2 when OpenCLIP (cond_stage_model.model.*;
  *      cross_attention_dim 1024, or hidden_act "gelu");
- *   3. within SD2: SD-Turbo when a config's "_name_or_path" or the single file's
- *      metadata "modelspec.architecture"/"modelspec.title" contains "turbo"
- *      (case-insensitive), or the scheduler is an Euler-type one with
- *      timestep_spacing "trailing" and epsilon prediction (sd-turbo's own config);
- *      otherwise SD2 768-v when the prediction type is v_prediction, else SD2 base.
+ *   3. within SD2: SD-Turbo when a config's "_name_or_path" contains "turbo"
+ *      (case-insensitive), or the folder's scheduler is an Euler-type one with
+ *      timestep_spacing "trailing" and epsilon prediction (sd-turbo's own config); for
+ *      a single file when its metadata "modelspec.architecture"/"modelspec.title"
+ *      contains "turbo", or (no such metadata) its file name does ("sd_turbo").
+ *      Otherwise SD2 768-v when the prediction type is v_prediction, else SD2 base.
  *      Prediction type: opt->prediction, else the folder's scheduler config; for a
- *      single file the metadata "modelspec.prediction_type" ("v"/"epsilon") or
- *      "modelspec.architecture" ("…-768-v"), else v_prediction — the weights cannot
- *      tell, and diffusers' from_single_file makes the same SD2 default.  A single-file
- *      SD2 base or SD-Turbo without such metadata needs opt->family or
- *      opt->prediction.
+ *      single file the metadata "modelspec.prediction_type" ("v"/"epsilon"), else
+ *      "modelspec.architecture" ("…-768-v" → v), else epsilon for turbo, else the
+ *      file name ("768" → v as v2-1_768-ema-pruned; "512" or "base" → epsilon as
+ *      v2-1_512-ema-pruned / 512-base-ema), else v_prediction — the weights cannot
+ *      tell, and diffusers' from_single_file makes the same SD2 default.  A renamed
+ *      SD2 base or SD-Turbo file without metadata needs opt->family or opt->prediction.
+ *   SDXL (model_index.json naming text_encoder_2, or conditioner.embedders.* tensors)
+ *   is STATUS_UNSUPPORTED.
  *
  * Errors (checkpoint_open): STATUS_NOT_FOUND for a missing path, model_index.json,
  * component folder, config or weights file; STATUS_FORMAT for a config that is not

@@ -146,6 +146,8 @@ static void rewrite(const char *src, const char *dst, const char *drop,
     safetensors_close(st);
 }
 
+static void fake_folder(char *dir, const char *skip, bool index);
+
 /* --- layouts and families -------------------------------------------------------------- */
 
 START_TEST(test_diffusers_sd1)
@@ -383,6 +385,53 @@ START_TEST(test_single_sd2_family_rules)
     rewrite(SD2_FILE, path, NULL, NULL, turbo, 1);
     ck = open_single(path, true, &opt);
     ck_assert_int_eq(checkpoint_family(ck), CHECKPOINT_FAMILY_SD_TURBO);
+    checkpoint_close(ck);
+
+    /* no metadata: the file name (SD2.1's published names, sd_turbo) */
+    static const struct {
+        const char *name;
+        enum checkpoint_family want;
+    } names[] = {{"v2-1_512-ema-pruned.safetensors", CHECKPOINT_FAMILY_SD2_BASE},
+                 {"512-base-ema.safetensors", CHECKPOINT_FAMILY_SD2_BASE},
+                 {"v2-1_768-ema-pruned.safetensors", CHECKPOINT_FAMILY_SD2_V},
+                 {"sd_turbo.safetensors", CHECKPOINT_FAMILY_SD_TURBO},
+                 {"model.safetensors", CHECKPOINT_FAMILY_SD2_V}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i].name);
+        ck_assert_int_eq(symlink(SD2_FILE, path), 0);
+        ck = open_single(path, true, &opt);
+        ck_assert_msg(checkpoint_family(ck) == names[i].want, "%s: %s", names[i].name,
+                      checkpoint_family_name(checkpoint_family(ck)));
+        checkpoint_close(ck);
+    }
+    rm_rf(dir);
+}
+END_TEST
+
+START_TEST(test_sdxl_rejected)
+{
+    char dir[64], path[256];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/sdxl.safetensors", dir);
+    float x[2] = {1, 2};
+    struct safetensors_write_tensor t[2] = {
+        {"model.diffusion_model.out.2.bias", SAFETENSORS_F32, 1, (int64_t[]){2}, x},
+        {"conditioner.embedders.0.transformer.text_model.final_layer_norm.bias", SAFETENSORS_F32,
+         1, (int64_t[]){2}, x}};
+    struct errbuf err;
+    ck_assert_int_eq(safetensors_write(path, t, 2, NULL, 0, &err), STATUS_OK);
+    expect_fail(path, NULL, STATUS_UNSUPPORTED, "SDXL", "conditioner.embedders");
+    rm_rf(dir);
+
+    fake_folder(dir, NULL, false);
+    snprintf(path, sizeof path, "%s/model_index.json", dir);
+    write_text(path, "{\"_class_name\": \"StableDiffusionXLPipeline\", "
+                     "\"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"]}");
+    expect_fail(dir, NULL, STATUS_UNSUPPORTED, "SDXL", "text_encoder_2");
+    /* [null, null] is no component */
+    write_text(path, "{\"text_encoder_2\": [null, null]}");
+    struct checkpoint *ck = open_ok(dir, NULL);
+    ck_assert_int_eq(checkpoint_family(ck), CHECKPOINT_FAMILY_SD1);
     checkpoint_close(ck);
     rm_rf(dir);
 }
@@ -1001,6 +1050,7 @@ int main(void)
     tcase_add_test(bad, test_err_single_missing_tensor);
     tcase_add_test(bad, test_err_single_shape_and_dtype);
     tcase_add_test(bad, test_err_folder_dtype);
+    tcase_add_test(bad, test_sdxl_rejected);
     suite_add_tcase(s, bad);
     return test_run_suite(s);
 }
