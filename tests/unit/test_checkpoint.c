@@ -15,6 +15,7 @@
 #include "models/checkpoint.h"
 #include "models/clip.h"
 #include "models/model_config.h"
+#include "models/schedule.h"
 #include "models/tokenizer.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -405,6 +406,36 @@ START_TEST(test_single_sd2_family_rules)
         checkpoint_close(ck);
     }
     rm_rf(dir);
+}
+END_TEST
+
+/* Each family's synthesised scheduler config is one models/schedule accepts. */
+START_TEST(test_single_scheduler_configs_parse)
+{
+    static const struct {
+        enum checkpoint_family family;
+        enum schedule_prediction pred;
+        enum schedule_spacing spacing;
+    } cases[] = {{CHECKPOINT_FAMILY_SD1, SCHEDULE_PRED_EPSILON, SCHEDULE_SPACING_LEADING},
+                 {CHECKPOINT_FAMILY_SD2_BASE, SCHEDULE_PRED_EPSILON, SCHEDULE_SPACING_LEADING},
+                 {CHECKPOINT_FAMILY_SD2_V, SCHEDULE_PRED_V, SCHEDULE_SPACING_LEADING},
+                 {CHECKPOINT_FAMILY_SD_TURBO, SCHEDULE_PRED_EPSILON, SCHEDULE_SPACING_TRAILING}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool sd2 = cases[i].family != CHECKPOINT_FAMILY_SD1;
+        struct checkpoint_options opt;
+        checkpoint_options_default(&opt);
+        opt.family = cases[i].family;
+        struct checkpoint *ck = open_single(sd2 ? SD2_FILE : SD1_FILE, sd2, &opt);
+        struct schedule_config cfg;
+        struct errbuf err;
+        ck_assert_msg(schedule_config_from_json(&cfg, checkpoint_scheduler_config(ck), &err) == STATUS_OK,
+                      "%s", err.msg);
+        ck_assert_msg(schedule_config_validate(&cfg, &err) == STATUS_OK, "%s", err.msg);
+        ck_assert_int_eq(cfg.prediction_type, cases[i].pred);
+        ck_assert_int_eq(cfg.timestep_spacing, cases[i].spacing);
+        ck_assert_int_eq(cfg.beta_schedule, SCHEDULE_BETA_SCALED_LINEAR);
+        checkpoint_close(ck);
+    }
 }
 END_TEST
 
@@ -1034,6 +1065,7 @@ int main(void)
     tcase_add_test(tc, test_single_needs_what_shapes_cannot_give);
     tcase_add_test(tc, test_single_sd2_family_rules);
     tcase_add_test(tc, test_single_tokenizer_bundled);
+    tcase_add_test(tc, test_single_scheduler_configs_parse);
     suite_add_tcase(s, tc);
     TCase *map = tcase_create("map");
     tcase_add_test(map, test_map_sd1_every_tensor);
