@@ -303,7 +303,7 @@ static bool has_prefix(const struct safetensors *st, const char *prefix)
 }
 
 /* SD1 (CLIP, HF names) or SD2 (OpenCLIP) text tower; FORMAT when neither. */
-static enum status single_text_tower(const struct checkpoint *ck, bool *openclip,
+static enum status single_text_tower(struct checkpoint *ck, bool *openclip,
                                      struct errbuf *err)
 {
     if (!has_prefix(ck->file, LDM_UNET_PREFIX))
@@ -316,6 +316,11 @@ static enum status single_text_tower(const struct checkpoint *ck, bool *openclip
                            ck->path);
     if (has_prefix(ck->file, LDM_CLIP_PREFIX "text_model.")) {
         *openclip = false;
+        return STATUS_OK;
+    }
+    if (has_prefix(ck->file, LDM_CLIP_PREFIX "embeddings.")) {
+        *openclip = false;
+        ck->lay.clip_legacy = true;
         return STATUS_OK;
     }
     if (has_prefix(ck->file, LDM_OPENCLIP_PREFIX)) {
@@ -350,7 +355,8 @@ static enum status synthesise_configs(struct checkpoint *ck, bool openclip, stru
     if (s == STATUS_OK)
         s = ckcfg_vae(ck->file, res, &ck->config[CHECKPOINT_VAE], err);
     if (s == STATUS_OK)
-        s = ckcfg_text(ck->file, openclip, &ck->config[CHECKPOINT_TEXT_ENCODER], err);
+        s = ckcfg_text(ck->file, openclip, ck->lay.clip_legacy, &ck->config[CHECKPOINT_TEXT_ENCODER],
+                       err);
     if (s == STATUS_OK)
         s = ckcfg_scheduler(ck->path, ck->family, &ck->config[CHECKPOINT_SCHEDULER], err);
     return s;
@@ -423,8 +429,10 @@ static enum status open_single(struct checkpoint *ck, const struct checkpoint_op
     }
     if ((s = single_configs(ck, openclip, opt, err)) != STATUS_OK)
         return s;
+    bool legacy = ck->lay.clip_legacy;
     s = ldm_layout_from_configs(&ck->lay, ck->config[CHECKPOINT_UNET], ck->config[CHECKPOINT_VAE],
                                 ck->config[CHECKPOINT_TEXT_ENCODER], openclip, err);
+    ck->lay.clip_legacy = legacy;
     if (s == STATUS_OK)
         s = single_weights(ck, err);
     if (s == STATUS_OK)
@@ -550,7 +558,7 @@ static const char *const UNUSED_EXACT[] = {
     "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
     "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
     "logvar", "model.logvar",
-    LDM_CLIP_PREFIX "text_model.embeddings.position_ids",
+    LDM_CLIP_PREFIX "text_model.embeddings.position_ids", LDM_CLIP_PREFIX "embeddings.position_ids",
     LDM_OPENCLIP_PREFIX "logit_scale", LDM_OPENCLIP_PREFIX "text_projection",
     LDM_OPENCLIP_PREFIX "attn_mask",
 };
@@ -571,5 +579,8 @@ bool checkpoint_tensor_unused(const char *name, int text_layers)
     static const char layers[] = LDM_CLIP_PREFIX "text_model.encoder.layers.";
     if (strncmp(name, layers, sizeof layers - 1) == 0)
         return atoi(name + sizeof layers - 1) >= text_layers;
+    static const char old_layers[] = LDM_CLIP_PREFIX "encoder.layers.";
+    if (strncmp(name, old_layers, sizeof old_layers - 1) == 0)
+        return atoi(name + sizeof old_layers - 1) >= text_layers;
     return false;
 }

@@ -9,7 +9,7 @@
  *     (vocab.json, merges.txt); scheduler/scheduler_config.json.
  *   - single file, original (CompVis/Stability "ldm") layout: model.diffusion_model.*
  *     (U-Net), first_stage_model.* (VAE), and cond_stage_model.transformer.text_model.*
- *     (SD1: CLIP ViT-L, HF names) or cond_stage_model.model.* (SD2: OpenCLIP, q/k/v
+ *     (SD1: CLIP ViT-L, HF names; old files without "text_model.") or cond_stage_model.model.* (SD2: OpenCLIP, q/k/v
  *     fused in attn.in_proj_*, one more resblock than SD2 uses).  The names are mapped
  *     to diffusers' (models/checkpoint_ldm.c); the configs are not in the file and are
  *     synthesised from the tensor shapes on top of the SD1.5 / SD2.1 configs

@@ -288,10 +288,12 @@ struct text_shape {
 };
 
 static enum status text_shape_read(const struct safetensors *st, bool openclip,
-                                   struct text_shape *x, struct errbuf *err)
+                                   bool clip_legacy, struct text_shape *x, struct errbuf *err)
 {
     const struct safetensors_tensor *t;
-    const char *p = openclip ? LDM_OPENCLIP_PREFIX : LDM_CLIP_PREFIX "text_model.";
+    const char *p = openclip      ? LDM_OPENCLIP_PREFIX
+                    : clip_legacy ? LDM_CLIP_PREFIX
+                                  : LDM_CLIP_PREFIX "text_model.";
     memset(x, 0, sizeof *x);
     enum status s = need(st, 2, &t, err, openclip ? "%stoken_embedding.weight"
                                                   : "%sembeddings.token_embedding.weight", p);
@@ -324,11 +326,11 @@ static enum status text_shape_read(const struct safetensors *st, bool openclip,
     return STATUS_OK;
 }
 
-enum status ckcfg_text(const struct safetensors *st, bool openclip, json_t **out,
-                       struct errbuf *err)
+enum status ckcfg_text(const struct safetensors *st, bool openclip, bool clip_legacy,
+                       json_t **out, struct errbuf *err)
 {
     struct text_shape x;
-    enum status s = text_shape_read(st, openclip, &x, err);
+    enum status s = text_shape_read(st, openclip, clip_legacy, &x, err);
     if (s == STATUS_OK)
         s = from_template(TEXT_TEMPLATE, st, "text_encoder", out, err);
     if (s != STATUS_OK)

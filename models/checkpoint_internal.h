@@ -27,6 +27,7 @@ struct ldm_layout {
     bool unet_up_attn[LDM_MAX_BLOCKS];    /* up_blocks.i is CrossAttnUpBlock2D */
     int vae_blocks;                       /* len(block_out_channels) */
     bool openclip;                        /* SD2 text tower (else SD1's HF CLIP names) */
+    bool clip_legacy;                     /* SD1 names without "text_model." (old files) */
     int text_hidden;                      /* hidden_size: rows of q, k, v in in_proj */
     int text_layers;                      /* num_hidden_layers the model uses */
 };
@@ -47,8 +48,8 @@ enum status ckcfg_unet(const struct safetensors *st, bool sd2, bool v_pred, json
                        struct errbuf *err);
 enum status ckcfg_vae(const struct safetensors *st, int resolution, json_t **out,
                       struct errbuf *err);
-enum status ckcfg_text(const struct safetensors *st, bool openclip, json_t **out,
-                       struct errbuf *err);
+enum status ckcfg_text(const struct safetensors *st, bool openclip, bool clip_legacy,
+                       json_t **out, struct errbuf *err);
 enum status ckcfg_scheduler(const char *path, enum checkpoint_family family, json_t **out,
                             struct errbuf *err);
 /* Checks that the keys the shapes cannot give are usable for these widths: a config

@@ -18,7 +18,8 @@
  *   mid.attn_1.{norm,q,k,v,proj_out} (stored as 1×1 convs); conv_norm_out → norm_out;
  *   conv_shortcut → nin_shortcut; the rest (conv_in, conv_out, quant_conv,
  *   post_quant_conv) unchanged.
- * SD1 text: cond_stage_model.transformer. + the HF name.
+ * SD1 text: cond_stage_model.transformer. + the HF name (files written by old
+ *   transformers versions lack its "text_model." part, as A1111 also accepts).
  * SD2 text (cond_stage_model.model., OpenCLIP): token_embedding.weight,
  *   positional_embedding, ln_final; layers.i → transformer.resblocks.i with
  *   self_attn.{q,k,v}_proj → rows [0,D), [D,2D), [2D,3D) of attn.in_proj_{weight,bias},
@@ -280,16 +281,18 @@ static bool openclip_map(const struct ldm_layout *lay, const char *name, struct 
     return false;
 }
 
-/* SD1: the HF names under the prefix; layers beyond the model's are not part of it. */
+/* SD1: the HF names under the prefix (old files: without "text_model."); layers
+ * beyond the model's are not part of it. */
 static bool clip_map(const struct ldm_layout *lay, const char *name, struct weights_ref *ref)
 {
     const char *p = name;
     int i;
     if (!eat(&p, "text_model."))
         return false;
+    const char *inner = p;
     if (eat(&p, "encoder.layers.") && (!eat_index(&p, &i) || i >= lay->text_layers))
         return false;
-    return put(ref, LDM_CLIP_PREFIX "%s", name);
+    return put(ref, LDM_CLIP_PREFIX "%s", lay->clip_legacy ? inner : name);
 }
 
 bool ldm_map_text(const void *layout, const char *name, struct weights_ref *ref)

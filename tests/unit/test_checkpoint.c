@@ -1053,6 +1053,48 @@ START_TEST(test_single_file_sd2_through_models)
 }
 END_TEST
 
+/* SD1 files from old transformers versions: no "text_model." in the CLIP names. */
+START_TEST(test_single_file_sd1_legacy_clip_names)
+{
+    char dir[64], path[128];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/old.safetensors", dir);
+    struct safetensors *st;
+    struct errbuf err;
+    ck_assert_int_eq(safetensors_open(SD1_FILE, &st, &err), STATUS_OK);
+    size_t n = safetensors_count(st);
+    struct safetensors_write_tensor *wt = calloc(n, sizeof *wt);
+    char(*names)[256] = calloc(n, sizeof *names);
+    static const char old[] = "cond_stage_model.transformer.text_model.";
+    for (size_t i = 0; i < n; i++) {
+        const struct safetensors_tensor *t = safetensors_at(st, i);
+        if (strncmp(t->name, old, sizeof old - 1) == 0)
+            snprintf(names[i], sizeof names[i], "cond_stage_model.transformer.%s", t->name + sizeof old - 1);
+        else
+            snprintf(names[i], sizeof names[i], "%s", t->name);
+        wt[i] = (struct safetensors_write_tensor){names[i], t->dtype, t->ndim, t->shape, t->data};
+    }
+    ck_assert_int_eq(safetensors_write(path, wt, n, NULL, 0, &err), STATUS_OK);
+    free(wt);
+    free(names);
+    safetensors_close(st);
+
+    struct checkpoint_options opt;
+    checkpoint_options_default(&opt);
+    struct checkpoint *ck = open_single(path, false, &opt);
+    ck_assert_int_eq(checkpoint_family(ck), CHECKPOINT_FAMILY_SD1);
+    const struct weights *w;
+    checkpoint_component(ck, CHECKPOINT_TEXT_ENCODER, &w, NULL, &err);
+    struct weights_ref ref;
+    ck_assert(weights_resolve(w, "text_model.encoder.layers.1.mlp.fc2.bias", &ref));
+    ck_assert_str_eq(ref.name, "cond_stage_model.transformer.encoder.layers.1.mlp.fc2.bias");
+    run_text(ck, "sd1-tiny");
+    checkpoint_close(ck);
+    ck_assert(checkpoint_tensor_unused("cond_stage_model.transformer.embeddings.position_ids", 2));
+    rm_rf(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1073,6 +1115,7 @@ int main(void)
     tcase_add_test(map, test_map_slices_and_names);
     tcase_add_test(map, test_single_file_sd1_through_models);
     tcase_add_test(map, test_single_file_sd2_through_models);
+    tcase_add_test(map, test_single_file_sd1_legacy_clip_names);
     suite_add_tcase(s, map);
     TCase *bad = tcase_create("malformed");
     tcase_add_test(bad, test_err_path_missing);
