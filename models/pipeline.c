@@ -1,0 +1,455 @@
+/* models/pipeline.c — the step functions: request begin, one batched U-Net step with
+ * CFG and per-request sampler steps, batched VAE decode. */
+#include "models/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/philox.h"
+#include "models/pipeline_internal.h"
+
+static const float ONE = 1.0f, ZERO = 0.0f;
+
+/* Rows [row0, row0 + rows) of t (dim 0) as a tensor of the same storage. */
+static struct tensor row_view(const struct tensor *t, int64_t row0, int64_t rows)
+{
+    struct tensor v = *t;
+    const size_t row_bytes = tensor_nbytes(t) / (size_t)t->shape[0];
+    v.shape[0] = rows;
+    v.data = (char *)t->data + (size_t)row0 * row_bytes;
+    return v;
+}
+
+/* dst = scale · src (one row each; scale 1 is an exact copy). */
+static enum status copy_scaled(const struct tensor *src, float scale, struct tensor *dst,
+                               struct errbuf *err)
+{
+    return backend_axpby(src, src, &scale, &ZERO, dst, err);
+}
+
+/* --- begin --------------------------------------------------------------------------- */
+
+static enum status alloc_tensor(const struct sd_model *m, enum dtype dt, int ndim,
+                                const int64_t *shape, struct tensor *t, struct errbuf *err)
+{
+    *t = tensor_desc(dt, ndim, shape);
+    return backend_alloc(m->backend, t, err);
+}
+
+/* context row `row` = the text encoder's output for `text`. */
+static enum status encode_text(const struct sd_model *m, struct workspace *ws, const char *text,
+                               int clip_skip, struct sd_request *req, int row, bool *truncated,
+                               struct errbuf *err)
+{
+    int32_t *ids = malloc(sizeof *ids * (size_t)m->context_len);
+    if (!ids)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "prompt: token ids");
+    struct tokenizer_result info;
+    enum status s = tokenizer_encode(m->tokenizer, text ? text : "", ids, &info, err);
+    if (s == STATUS_OK) {
+        *truncated = info.truncated;
+        struct tensor out = row_view(&req->context, row, 1);
+        s = clip_encode(m->clip, ws, ids, 1, clip_skip, &out, err);
+    }
+    free(ids);
+    return s;
+}
+
+static bool plan_has(const struct sampler_state *st, bool noise, bool clip)
+{
+    for (int i = 0; i < st->n_steps; i++) {
+        const struct sampler_coeffs *c = &st->coeffs[i];
+        if ((noise && c->needs_noise) || (clip && c->clip) || (!noise && !clip && c->stores_x0))
+            return true;
+    }
+    return false;
+}
+
+static enum status init_sampler(const struct sd_model *m, const struct gen_params *p,
+                                struct sd_request *req, struct errbuf *err)
+{
+    struct schedule sched = sd_schedule_variant(&m->schedule, p->scheduler);
+    struct sampler_options opt;
+    sampler_options_defaults(&opt);
+    opt.eta = p->eta;
+    opt.seed = req->seed;
+    opt.subsequence = 0;
+    enum status s = sampler_init(&req->sampler, p->sampler, &sched, p->steps, &opt, err);
+    if (s != STATUS_OK)
+        return status_wrap(err, "sampler");
+    req->host_step = plan_has(&req->sampler, false, true);
+    return STATUS_OK;
+}
+
+static enum status init_text(const struct sd_model *m, struct workspace *ws,
+                             const struct gen_params *p, struct sd_request *req,
+                             struct errbuf *err)
+{
+    const int64_t shape[3] = {req->rows, m->context_len, m->context_dim};
+    enum status s = alloc_tensor(m, ws->dtype, 3, shape, &req->context, err);
+    if (s != STATUS_OK)
+        return s;
+    s = encode_text(m, ws, p->prompt, p->clip_skip, req, 0, &req->prompt_truncated, err);
+    if (s != STATUS_OK)
+        return status_wrap(err, "prompt");
+    if (req->rows == 2) {
+        /* diffusers' encode_prompt applies clip_skip to the prompt only: the
+         * negative prompt always takes the last layer (see models/pipeline.h) */
+        s = encode_text(m, ws, p->negative_prompt, 0, req, 1, &req->negative_truncated, err);
+        if (s != STATUS_OK)
+            return status_wrap(err, "negative_prompt");
+    }
+    return STATUS_OK;
+}
+
+/* latent, x₀ history, noise tensors and host scratch; the initial latent. */
+static enum status init_latent(const struct sd_model *m, struct workspace *ws,
+                               const struct gen_params *p, struct sd_request *req,
+                               struct errbuf *err)
+{
+    const int64_t shape[4] = {1, req->lh, req->lw, req->lc};
+    const size_t n = req->n_elems;
+    req->host = malloc(sizeof(float) * n * (req->host_step ? 3 : 1));
+    if (!req->host)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "request: host scratch of %zu floats", n);
+    enum status s = alloc_tensor(m, ws->dtype, 4, shape, &req->latent, err);
+    for (int i = 0; i < 2 && s == STATUS_OK && !req->host_step &&
+                    plan_has(&req->sampler, false, false);
+         i++)
+        s = alloc_tensor(m, ws->dtype, 4, shape, &req->x0[i], err);
+    if (s == STATUS_OK && !req->host_step && plan_has(&req->sampler, true, false))
+        s = alloc_tensor(m, ws->dtype, 4, shape, &req->noise, err);
+    if (s != STATUS_OK)
+        return s;
+    if (p->init_noise) {
+        const float sigma = sampler_init_noise_sigma(&req->sampler);
+        for (size_t i = 0; i < n; i++)
+            req->host[i] = p->init_noise[i] * sigma;
+    } else {
+        sampler_initial_latent(&req->sampler, req->host, n);
+    }
+    return backend_upload(&req->latent, req->host, DTYPE_F32, err);
+}
+
+enum status sd_request_begin(const struct sd_model *model, struct workspace *ws,
+                             const struct gen_params *p, int image_index,
+                             struct sd_request *req, struct errbuf *err)
+{
+    memset(req, 0, sizeof *req);
+    enum status s = gen_params_validate(model, p, err);
+    if (s != STATUS_OK)
+        return s;
+    if (image_index < 0 || image_index >= p->n)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_index: %d outside [0, %d)",
+                           image_index, p->n);
+    req->model = model;
+    req->seed = p->seed + (uint64_t)image_index;
+    req->image_index = image_index;
+    req->width = p->width;
+    req->height = p->height;
+    req->lh = p->height / model->downscale;
+    req->lw = p->width / model->downscale;
+    req->lc = model->latent_channels;
+    req->n_elems = (size_t)req->lh * (size_t)req->lw * (size_t)req->lc;
+    req->guidance = (float)p->guidance;
+    req->rows = p->guidance > 1.0 ? 2 : 1;
+    req->scheduler = p->scheduler;
+    req->step_noise = p->step_noise;
+    s = init_sampler(model, p, req, err);
+    if (s == STATUS_OK)
+        s = init_text(model, ws, p, req, err);
+    if (s == STATUS_OK)
+        s = init_latent(model, ws, p, req, err);
+    if (s != STATUS_OK)
+        sd_request_free(req);
+    return s;
+}
+
+void sd_request_free(struct sd_request *req)
+{
+    if (!req)
+        return;
+    backend_free(&req->context);
+    backend_free(&req->latent);
+    backend_free(&req->x0[0]);
+    backend_free(&req->x0[1]);
+    backend_free(&req->noise);
+    sampler_free(&req->sampler);
+    free(req->host);
+    memset(req, 0, sizeof *req);
+}
+
+bool sd_request_done(const struct sd_request *req)
+{
+    return sampler_done(&req->sampler);
+}
+
+int sd_request_step(const struct sd_request *req)
+{
+    return sampler_step_index(&req->sampler);
+}
+
+int sd_request_steps(const struct sd_request *req)
+{
+    return sampler_n_steps(&req->sampler);
+}
+
+/* --- one step ------------------------------------------------------------------------ */
+
+/* The current step's noise: the test hook's, else the request's Philox draw. */
+static enum status step_noise(struct sd_request *req, float *out, struct errbuf *err)
+{
+    const int k = sampler_step_index(&req->sampler);
+    if (req->step_noise) {
+        if (!req->step_noise[k])
+            return status_fail(err, STATUS_INVALID_ARGUMENT, "step_noise[%d]: missing", k);
+        memcpy(out, req->step_noise[k], sizeof(float) * req->n_elems);
+        return STATUS_OK;
+    }
+    philox_normal_fill(req->seed, 0, sampler_noise_offset(&req->sampler, req->n_elems), out,
+                       req->n_elems);
+    return STATUS_OK;
+}
+
+/* The sampler's update with per-row scalars on the backend (models/sampler.h):
+ * x₀ = a·latent + b·model → history; latent = fold_l·latent + fold_m·model
+ * + c_prev·prev_x₀ + c_noise·noise. */
+static enum status step_backend(struct sd_request *req, const struct tensor *mo,
+                                struct errbuf *err)
+{
+    const struct sampler_coeffs *c = sampler_step_coeffs(&req->sampler);
+    const int next = 1 - req->x0_prev;
+    enum status s = STATUS_OK;
+    if (c->stores_x0)
+        s = backend_axpby(&req->latent, mo, &c->x0_latent, &c->x0_model, &req->x0[next], err);
+    if (s == STATUS_OK)
+        s = backend_axpby(&req->latent, mo, &c->fold_latent, &c->fold_model, &req->latent, err);
+    if (s == STATUS_OK && c->uses_prev_x0)
+        s = backend_axpby(&req->latent, &req->x0[req->x0_prev], &ONE, &c->c_prev, &req->latent,
+                          err);
+    if (s == STATUS_OK && c->needs_noise) {
+        s = step_noise(req, req->host, err);
+        if (s == STATUS_OK)
+            s = backend_upload(&req->noise, req->host, DTYPE_F32, err);
+        if (s == STATUS_OK)
+            s = backend_axpby(&req->latent, &req->noise, &ONE, &c->c_noise, &req->latent, err);
+    }
+    if (s != STATUS_OK)
+        return s;
+    if (c->stores_x0)
+        req->x0_prev = next;
+    return sampler_advance(&req->sampler, err);
+}
+
+/* A step that clamps x₀ (clip_sample) has no backend op: it runs on the host rows. */
+static enum status step_host(struct sd_request *req, const struct tensor *mo, struct errbuf *err)
+{
+    const size_t n = req->n_elems;
+    float *noise = req->host, *lat = req->host + n, *out = req->host + 2 * n;
+    enum status s = backend_download(&req->latent, lat, err);
+    if (s == STATUS_OK)
+        s = backend_download(mo, out, err);
+    if (s != STATUS_OK)
+        return s;
+    if (sampler_step_coeffs(&req->sampler)->needs_noise) {
+        s = step_noise(req, noise, err);
+        if (s == STATUS_OK)
+            s = sampler_step_with_noise(&req->sampler, out, lat, noise, n, err);
+    } else {
+        s = sampler_step_with_noise(&req->sampler, out, lat, NULL, n, err);
+    }
+    return s == STATUS_OK ? backend_upload(&req->latent, lat, DTYPE_F32, err) : s;
+}
+
+static enum status check_batch(struct sd_request *const *reqs, int n, int *rows,
+                               struct errbuf *err)
+{
+    if (!reqs || n < 1)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_unet_step: no requests");
+    *rows = 0;
+    for (int i = 0; i < n; i++) {
+        const struct sd_request *r = reqs[i];
+        if (!r || !r->model || sd_request_done(r))
+            return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_unet_step: request %d is %s", i,
+                               !r || !r->model ? "not begun" : "done");
+        if (r->lh != reqs[0]->lh || r->lw != reqs[0]->lw || r->lc != reqs[0]->lc)
+            return status_fail(err, STATUS_INVALID_ARGUMENT,
+                               "sd_unet_step: request %d is %dx%d, request 0 %dx%d (one latent "
+                               "size per call)",
+                               i, r->width, r->height, reqs[0]->width, reqs[0]->height);
+        *rows += r->rows;
+    }
+    if (*rows > SD_MAX_BATCH_ROWS)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_unet_step: %d rows exceed %d",
+                           *rows, SD_MAX_BATCH_ROWS);
+    return STATUS_OK;
+}
+
+struct batch {
+    struct tensor x, ctx, out; /* {R,h,w,C}, {R,L,Cctx}, {R,h,w,C} */
+    float t[SD_MAX_BATCH_ROWS];
+    int order[SD_MAX_BATCH_ROWS]; /* batch position → request index; CFG ones first */
+    int n, k;                     /* requests, requests with CFG */
+};
+
+/* Batch row `row` = request r's row `which` (0 cond, 1 uncond) at its current step. */
+static enum status fill_row(struct batch *b, const struct sd_request *r, int row, int which,
+                            struct errbuf *err)
+{
+    struct tensor x = row_view(&b->x, row, 1), ctx = row_view(&b->ctx, row, 1);
+    struct tensor src = row_view(&r->context, which, 1);
+    b->t[row] = sampler_timestep(&r->sampler);
+    enum status s = copy_scaled(&r->latent, sampler_model_input_scale(&r->sampler), &x, err);
+    return s == STATUS_OK ? copy_scaled(&src, 1.0f, &ctx, err) : s;
+}
+
+static enum status build_batch(const struct sd_model *m, struct workspace *ws,
+                               struct sd_request *const *reqs, int n, int rows, struct batch *b,
+                               struct errbuf *err)
+{
+    const struct sd_request *r0 = reqs[0];
+    const int64_t xs[4] = {rows, r0->lh, r0->lw, r0->lc};
+    const int64_t cs[3] = {rows, m->context_len, m->context_dim};
+    enum status s = workspace_tensor(ws, 4, xs, &b->x, err);
+    if (s == STATUS_OK)
+        s = workspace_tensor(ws, 3, cs, &b->ctx, err);
+    if (s == STATUS_OK)
+        s = workspace_tensor(ws, 4, xs, &b->out, err);
+    int pos = 0;
+    for (int pass = 0; pass < 2; pass++) /* CFG requests first, then the others */
+        for (int i = 0; i < n; i++)
+            if ((reqs[i]->rows == 2) == (pass == 0))
+                b->order[pos++] = i;
+    b->n = n;
+    b->k = 0;
+    for (int i = 0; i < n; i++)
+        b->k += reqs[i]->rows == 2;
+    for (int pos = 0; pos < n && s == STATUS_OK; pos++) {
+        const struct sd_request *r = reqs[b->order[pos]];
+        s = fill_row(b, r, pos, 0, err);
+        if (s == STATUS_OK && r->rows == 2)
+            s = fill_row(b, r, n + pos, 1, err);
+    }
+    return s;
+}
+
+/* rows [0, k) = g·cond + (1 − g)·uncond with uncond at rows [n, n + k). */
+static enum status apply_cfg(struct sd_request *const *reqs, struct batch *b, struct errbuf *err)
+{
+    if (b->k == 0)
+        return STATUS_OK;
+    float g[SD_MAX_BATCH_ROWS], h[SD_MAX_BATCH_ROWS];
+    for (int pos = 0; pos < b->k; pos++) {
+        g[pos] = reqs[b->order[pos]]->guidance;
+        h[pos] = 1.0f - g[pos];
+    }
+    struct tensor cond = row_view(&b->out, 0, b->k), uncond = row_view(&b->out, b->n, b->k);
+    return backend_axpby(&cond, &uncond, g, h, &cond, err);
+}
+
+enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
+                         struct sd_request *const *reqs, int n, struct errbuf *err)
+{
+    int rows = 0;
+    enum status s = check_batch(reqs, n, &rows, err);
+    if (s != STATUS_OK)
+        return s;
+    const struct workspace_mark mark = workspace_mark(ws);
+    struct batch b;
+    s = build_batch(model, ws, reqs, n, rows, &b, err);
+    if (s == STATUS_OK)
+        s = unet_forward(model->unet, ws, &b.x, b.t, &b.ctx, &b.out, err);
+    if (s == STATUS_OK)
+        s = apply_cfg(reqs, &b, err);
+    for (int pos = 0; pos < n && s == STATUS_OK; pos++) {
+        struct sd_request *r = reqs[b.order[pos]];
+        const struct tensor mo = row_view(&b.out, pos, 1);
+        s = r->host_step ? step_host(r, &mo, err) : step_backend(r, &mo, err);
+    }
+    workspace_rewind(ws, mark);
+    return s;
+}
+
+/* --- decode -------------------------------------------------------------------------- */
+
+static enum status check_decode(struct sd_request *const *reqs, int n, struct errbuf *err)
+{
+    if (!reqs || n < 1)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_decode: no requests");
+    for (int i = 0; i < n; i++) {
+        if (!reqs[i] || !reqs[i]->model || !sd_request_done(reqs[i]))
+            return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_decode: request %d is not done",
+                               i);
+        if (reqs[i]->lh != reqs[0]->lh || reqs[i]->lw != reqs[0]->lw)
+            return status_fail(err, STATUS_INVALID_ARGUMENT,
+                               "sd_decode: request %d's size differs from request 0's", i);
+    }
+    return STATUS_OK;
+}
+
+static enum status images_from_host(const float *host, int n, int w, int h, bool with_unit,
+                                    struct sd_request *const *reqs, struct sd_image *images,
+                                    struct errbuf *err)
+{
+    const size_t px = (size_t)w * (size_t)h * 3;
+    for (int i = 0; i < n; i++) {
+        struct sd_image *img = &images[i];
+        memset(img, 0, sizeof *img);
+        img->width = w;
+        img->height = h;
+        img->seed = reqs[i]->seed;
+        img->rgb = malloc(px);
+        img->unit = with_unit ? malloc(sizeof(float) * px) : NULL;
+        if (!img->rgb || (with_unit && !img->unit)) {
+            for (int j = 0; j <= i; j++)
+                sd_image_free(&images[j]);
+            return status_fail(err, STATUS_OUT_OF_MEMORY, "sd_decode: image %d", i);
+        }
+        vae_image_to_rgb8(host + px * (size_t)i, px, img->rgb);
+        if (with_unit)
+            vae_image_to_unit(host + px * (size_t)i, px, img->unit);
+    }
+    return STATUS_OK;
+}
+
+enum status sd_decode(const struct sd_model *model, struct workspace *ws,
+                      struct sd_request *const *reqs, int n, bool with_unit,
+                      struct sd_image *images, struct errbuf *err)
+{
+    enum status s = check_decode(reqs, n, err);
+    if (s != STATUS_OK)
+        return s;
+    const struct sd_request *r0 = reqs[0];
+    const int w = r0->lw * model->downscale, h = r0->lh * model->downscale;
+    const int64_t zs[4] = {n, r0->lh, r0->lw, r0->lc}, is[4] = {n, h, w, 3};
+    float *host = malloc(sizeof(float) * (size_t)n * (size_t)w * (size_t)h * 3);
+    if (!host)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "sd_decode: %d images of %dx%d", n, w, h);
+    const struct workspace_mark mark = workspace_mark(ws);
+    struct tensor z, img;
+    s = workspace_tensor(ws, 4, zs, &z, err);
+    if (s == STATUS_OK)
+        s = workspace_tensor(ws, 4, is, &img, err);
+    for (int i = 0; i < n && s == STATUS_OK; i++) {
+        struct tensor row = row_view(&z, i, 1);
+        s = copy_scaled(&reqs[i]->latent, 1.0f, &row, err);
+    }
+    if (s == STATUS_OK)
+        s = vae_decode(model->vae, ws, &z, &img, err);
+    if (s == STATUS_OK)
+        s = backend_download(&img, host, err);
+    workspace_rewind(ws, mark);
+    if (s == STATUS_OK)
+        s = images_from_host(host, n, w, h, with_unit, reqs, images, err);
+    free(host);
+    return s;
+}
+
+void sd_image_free(struct sd_image *img)
+{
+    if (!img)
+        return;
+    free(img->rgb);
+    free(img->unit);
+    memset(img, 0, sizeof *img);
+}

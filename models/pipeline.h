@@ -1,0 +1,215 @@
+/* models/pipeline.h — txt2img over a batch of requests, step by step.
+ *
+ * The pipeline is built from step functions that a batching scheduler (issue 4) calls
+ * directly; sd_txt2img is the simple whole-batch driver made ONLY of them:
+ *
+ *     gen_params_validate(model, &p, err)
+ *     sd_request_begin(model, ws, &p, i, &req, err)     tokenize + text-encode, initial
+ *                                                       noise, sampler state
+ *     while some request is not done:
+ *         sd_unet_step(model, ws, reqs, n, err)          ONE U-Net call over every row of
+ *                                                       the n requests, CFG combine and
+ *                                                       each request's sampler step
+ *         (requests that are done leave the batch; new ones may join)
+ *     sd_decode(model, ws, done_reqs, k, images, err)    VAE decode, batched, to RGB8
+ *     sd_request_free(&req)
+ *
+ * Requests in one sd_unet_step may differ in prompt, negative prompt, seed, guidance,
+ * sampler, scheduler, step count and step index; they must share the latent size (a
+ * scheduler's bucket).  Rows of the U-Net batch (NHWC, {R,h,w,C}):
+ *     rows [0, K)        the cond rows of the K requests with CFG (guidance > 1)
+ *     rows [K, n)        the single row of each request without CFG (guidance ≤ 1)
+ *     rows [n, n + K)    the uncond rows of the K CFG requests, in the same order
+ * each row with its request's own timestep and context ({R,77,C}, cond and uncond of
+ * equal length).  CFG is then one backend_axpby with per-row scalars over rows [0, K):
+ *     guided = g·cond + (1 − g)·uncond     (= uncond + g·(cond − uncond))
+ * and each request's sampler step (models/sampler.h coefficients) runs on its own row
+ * with backend_axpby, on the backend where the latents live.  Every operation is per
+ * row and the U-Net is batch invariant, so a request's image does not depend on its
+ * batchmates (tested bit for bit).
+ *
+ * Noise: image i of a gen_params uses seed + i (A1111's convention: image 2 of
+ * "-n 4 --seed 5" is the image of "--seed 7") and Philox subsequence 0.  Its initial
+ * latent is elements [0, N) of the standard-normal stream (seed + i, 0) in NHWC order
+ * (N = h·w·C), times the sampler's init_noise_sigma; the noise of step k (Euler
+ * ancestral, DDIM eta > 0, DDPM, LCM) is elements [(k + 1)·N, (k + 2)·N)
+ * (models/sampler.h).  Test hooks in gen_params replace both with given tensors.
+ *
+ * Scheduler (the timestep spacing / σ schedule, applied over the model's scheduler
+ * config; the sampler class fills in the keys the config lacks, as diffusers'
+ * from_config):
+ *   default   the model's scheduler config as it is;
+ *   karras    Karras σ (use_karras_sigmas) over the full training range (timestep
+ *             spacing linspace): Euler, DPM++ 2M (= the dpmpp_2m_karras sampler);
+ *   leading, linspace, trailing   that timestep_spacing ("trailing" is ComfyUI's
+ *             sgm_uniform, what SD-Turbo uses); not for LCM, which has its own.
+ * "DPM++ 2M Karras" is sampler dpmpp_2m_karras with any scheduler, or dpmpp_2m with
+ * scheduler karras.
+ *
+ * Memory: a request allocates its backend tensors (context, latent, x₀ history, noise)
+ * and host scratch in sd_request_begin; sd_unet_step and sd_decode take their batch
+ * tensors from the workspace and rewind it, so after a warm-up pass at the largest
+ * batch no step allocates anything.
+ *
+ * Ownership: the caller owns params (strings are borrowed and read only during
+ * gen_params_validate and sd_request_begin; the hooks' arrays must live as long as the
+ * request), requests (sd_request_free) and the images sd_decode returns
+ * (sd_image_free).  The model is borrowed and must outlive its requests.
+ * Thread-safety: a request belongs to one thread at a time; the step functions use
+ * the model's backend and the caller's workspace, so they run on the backend's worker
+ * thread.  gen_params_* are reentrant.
+ */
+#ifndef DIFFUSIOND_MODELS_PIPELINE_H
+#define DIFFUSIOND_MODELS_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+#include "engine/workspace.h"
+#include "models/sampler.h"
+#include "models/sd_model.h"
+
+#define GEN_MAX_SIDE 2048    /* pixels */
+#define GEN_MAX_STEPS 1000
+#define GEN_MAX_GUIDANCE 100.0
+#define GEN_MAX_IMAGES 64    /* n per gen_params */
+#define SD_MAX_BATCH_ROWS 256 /* U-Net rows per sd_unet_step */
+
+enum sd_scheduler {
+    SD_SCHEDULER_DEFAULT = 0,
+    SD_SCHEDULER_KARRAS,
+    SD_SCHEDULER_LEADING,
+    SD_SCHEDULER_LINSPACE,
+    SD_SCHEDULER_TRAILING,
+    SD_SCHEDULER_COUNT_
+};
+
+/* "default", "karras", "leading", "linspace", "trailing"; "?" out of range. */
+const char *sd_scheduler_name(enum sd_scheduler s);
+/* The names above (case-insensitive) and the aliases "normal", "automatic"
+ * (default), "uniform" (linspace), "sgm_uniform" (trailing).  STATUS_INVALID_ARGUMENT
+ * naming the field "scheduler" and the value. */
+enum status sd_scheduler_parse(const char *name, enum sd_scheduler *out, struct errbuf *err);
+
+/* A1111's display name of a sampler + scheduler ("DPM++ 2M Karras", "Euler a"), for
+ * metadata. */
+const char *sd_sampler_display_name(enum sampler_kind k, enum sd_scheduler s);
+
+/* One request.  A plain value; strings are borrowed (see the top). */
+struct gen_params {
+    const char *prompt;          /* UTF-8; NULL = "" */
+    const char *negative_prompt; /* UTF-8 uncond prompt with CFG; NULL = "" */
+    int width, height;           /* pixels: multiples of model->size_multiple, ≤ GEN_MAX_SIDE */
+    int steps;                   /* 1 … GEN_MAX_STEPS (and what the sampler allows) */
+    double guidance;             /* CFG scale in [0, GEN_MAX_GUIDANCE]; ≤ 1: no CFG */
+    uint64_t seed;               /* image i uses seed + i ("random" is the caller's job) */
+    enum sampler_kind sampler;
+    enum sd_scheduler scheduler;
+    int clip_skip;               /* diffusers' clip_skip: layers skipped, 0 … layers − 1
+                                    (A1111's "Clip skip 2" is 1); as in diffusers it
+                                    applies to the prompt, not the negative prompt */
+    double eta;                  /* DDIM's eta in [0, 1] */
+    int n;                       /* images, 1 … GEN_MAX_IMAGES */
+    /* Test hooks (NULL: off; need n = 1): the initial noise {h,w,C} NHWC, before
+     * init_noise_sigma (diffusers' `latents=`), and the noise of each step k
+     * (step_noise[k], {h,w,C}; entries of steps that draw none may be NULL). */
+    const float *init_noise;
+    const float *const *step_noise;
+};
+
+/* The model's defaults: native size, its steps/guidance/sampler, scheduler default,
+ * seed 0, clip_skip 0, eta 0, n 1, empty prompts, no hooks. */
+void gen_params_default(const struct sd_model *model, struct gen_params *p);
+
+/* Checks every field against the model; the message starts with the field's name
+ * ("width: must be a multiple of 64 …", "steps: …", "sampler: …").  Returns
+ * STATUS_INVALID_ARGUMENT (prompts that are not UTF-8 fail in sd_request_begin). */
+enum status gen_params_validate(const struct sd_model *model, const struct gen_params *p,
+                                struct errbuf *err);
+
+/* A running request (one image).  Fields are read-only outside this module. */
+struct sd_request {
+    const struct sd_model *model;
+    uint64_t seed;              /* params.seed + image_index */
+    int image_index;
+    int width, height;          /* pixels */
+    int lh, lw, lc;             /* latent {1,lh,lw,lc} */
+    size_t n_elems;             /* lh·lw·lc */
+    float guidance;
+    int rows;                   /* U-Net rows: 2 with CFG (cond, uncond), else 1 */
+    enum sd_scheduler scheduler;
+    struct sampler_state sampler;
+    bool prompt_truncated, negative_truncated; /* the tokenizer cut the text at 77 */
+    struct tensor context;      /* {rows,L,C}: row 0 cond, row 1 uncond */
+    struct tensor latent;       /* {1,lh,lw,lc}: the sampler's state x_t */
+    struct tensor x0[2];        /* DPM++ x₀ history (data NULL when unused) */
+    int x0_prev;                /* which x0[] holds the previous step's x₀ */
+    struct tensor noise;        /* {1,lh,lw,lc} when a step draws noise */
+    bool host_step;             /* a step clamps x₀ (clip_sample): the step runs on the host */
+    float *host;                /* host scratch: noise, and on host_step latent + output */
+    const float *const *step_noise; /* test hook (borrowed) */
+};
+
+/* Starts image `image_index` of p (validated here too): tokenizes and encodes the
+ * prompt (and the negative prompt with CFG), draws the initial latent, builds the
+ * sampler.  On failure *req is empty (sd_request_free is safe). */
+enum status sd_request_begin(const struct sd_model *model, struct workspace *ws,
+                             const struct gen_params *p, int image_index,
+                             struct sd_request *req, struct errbuf *err);
+
+/* One denoising step for each of reqs[0 … n): one U-Net call over all their rows,
+ * CFG, sampler steps.  Every request must be running (not done) and share the latent
+ * size; at most SD_MAX_BATCH_ROWS rows.  STATUS_INVALID_ARGUMENT otherwise. */
+enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
+                         struct sd_request *const *reqs, int n, struct errbuf *err);
+
+/* True when every step has run. */
+bool sd_request_done(const struct sd_request *req);
+int sd_request_step(const struct sd_request *req);   /* steps done so far */
+int sd_request_steps(const struct sd_request *req);  /* steps in all */
+
+/* A decoded image: RGB8, row-major, width·height·3 bytes; unit (optional) the same
+ * pixels as floats in [0,1] (diffusers' output_type "np"). */
+struct sd_image {
+    int width, height;
+    uint8_t *rgb;
+    float *unit;
+    uint64_t seed;
+};
+
+/* Decodes the finished requests reqs[0 … n) (same latent size) in one VAE call and
+ * fills images[0 … n) (allocated here: free with sd_image_free); with_unit also keeps
+ * the [0,1] floats.  A request that is not done → STATUS_INVALID_ARGUMENT. */
+enum status sd_decode(const struct sd_model *model, struct workspace *ws,
+                      struct sd_request *const *reqs, int n, bool with_unit,
+                      struct sd_image *images, struct errbuf *err);
+
+void sd_image_free(struct sd_image *img);
+
+/* Releases a request's tensors and state; req may be empty or NULL. */
+void sd_request_free(struct sd_request *req);
+
+/* --- the whole-batch driver ---------------------------------------------------------- */
+
+/* Called after every U-Net call: steps done / in all over every image. */
+typedef void (*sd_progress_fn)(void *user, int steps_done, int steps_total);
+
+struct sd_timings {
+    double text_encode, denoise, decode; /* seconds */
+    int unet_calls, steps;               /* U-Net calls, request steps in all */
+};
+
+/* Runs params[0 … n_params) to completion: every image of every params begins, they
+ * denoise together (one U-Net call per latent size per iteration; requests with fewer
+ * steps leave early and are decoded as they finish, batched with those finishing in
+ * the same iteration), images in params order (params[0]'s n images first).
+ * images must hold Σ n entries; progress and timings may be NULL.  On failure every
+ * image is freed. */
+enum status sd_txt2img(const struct sd_model *model, struct workspace *ws,
+                       const struct gen_params *params, int n_params, bool with_unit,
+                       sd_progress_fn progress, void *user, struct sd_image *images,
+                       struct sd_timings *timings, struct errbuf *err);
+
+#endif
