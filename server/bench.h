@@ -8,4 +8,10 @@
  * process exit code; argv[0] is "ops". */
 int bench_ops_main(int argc, char **argv);
 
+/* `diffusiond bench model --model PATH [options]`: one U-Net step (batch 2, the CFG
+ * pair) and one VAE decode of a checkpoint on the CPU backend, each part in a forked
+ * child: median seconds and peak RSS.  Returns a process exit code; argv[0] is
+ * "model". */
+int bench_model_main(int argc, char **argv);
+
 #endif

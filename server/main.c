@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "\n"
             "commands:\n"
             "  bench ops     benchmark the engine's heaviest ops against the machine's peak\n"
+            "  bench model   time a checkpoint's U-Net step and VAE decode on the CPU\n"
             "  version       print version and build configuration\n"
             "  help          this text\n"
             "\n"
@@ -78,11 +79,14 @@ static int cmd_bench(int argc, char **argv)
         fprintf(argc < 2 ? stderr : stdout,
                 "usage: diffusiond bench <suite> [options]\n"
                 "suites:\n"
-                "  ops   conv/attention/SGEMM GFLOP/s vs the measured FMA peak\n");
+                "  ops   conv/attention/SGEMM GFLOP/s vs the measured FMA peak\n"
+                "  model U-Net step (CFG batch) and VAE decode of a checkpoint: seconds, RSS\n");
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "ops") == 0)
         return bench_ops_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "model") == 0)
+        return bench_model_main(argc - 1, argv + 1);
     fprintf(stderr, "diffusiond bench: unknown suite '%s'\n", argv[1]);
     return 2;
 }
