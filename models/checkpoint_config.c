@@ -320,8 +320,14 @@ static enum status text_shape_read(const struct safetensors *st, bool openclip,
     if (s != STATUS_OK)
         return s;
     x->inter = (int)t->shape[0];
-    x->proj = openclip ? 512 : x->hidden; /* ViT-L: 768 = hidden */
-    if (openclip && (t = safetensors_find(st, LDM_OPENCLIP_PREFIX "text_projection")) && t->ndim == 2)
+    /* projection_dim (unused by CLIPTextModel): ViT-L's is its width (768); SD2.x's
+     * config says 512 although OpenCLIP's text_projection is {1024,1024}; other widths
+     * take the text_projection's. */
+    x->proj = x->hidden;
+    if (openclip && x->hidden == 1024)
+        x->proj = 512;
+    else if (openclip && (t = safetensors_find(st, LDM_OPENCLIP_PREFIX "text_projection")) &&
+             t->ndim == 2)
         x->proj = (int)t->shape[1];
     return STATUS_OK;
 }
