@@ -1,0 +1,71 @@
+/* api/image_encode.h — 8-bit RGB images to PNG (libpng) and JPEG (libjpeg-turbo's
+ * TurboJPEG API), in memory.
+ *
+ * PNG: 8-bit RGB, no interlace, default zlib level; when `meta` is given, a tEXt chunk
+ * with keyword "parameters" holds the generation parameters the way AUTOMATIC1111
+ * writes them (image_parameters_format), so A1111-compatible tools read them back:
+ *     <prompt>
+ *     Negative prompt: <negative prompt>            (line left out when empty)
+ *     Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x512,
+ *     Model: v1-5-pruned, Clip skip: 2               (one line; Clip skip when > 1)
+ * tEXt is Latin-1 by the PNG spec; like A1111 the text is written as UTF-8 bytes.
+ * JPEG: 4:2:0 chroma subsampling at quality < 90, 4:4:4 at ≥ 90, quality 1…100.
+ *
+ * Errors never exit: libpng's longjmp is caught inside the call, and every failure
+ * returns a status with a message naming the argument or the library's reason.
+ *
+ * Ownership: the encoded bytes are malloc'ed; the caller frees them with free().
+ * Thread-safety: every function is reentrant (no shared state; libpng and TurboJPEG
+ * handles are per call), so an encoder pool may call them from any threads.
+ */
+#ifndef DIFFUSIOND_API_IMAGE_ENCODE_H
+#define DIFFUSIOND_API_IMAGE_ENCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+
+#define IMAGE_MAX_SIDE 16384
+
+/* What an image was made with (strings borrowed, may be NULL = empty). */
+struct image_meta {
+    const char *prompt;
+    const char *negative_prompt;
+    int steps;
+    const char *sampler; /* display name, e.g. "DPM++ 2M Karras" */
+    double cfg;
+    uint64_t seed;
+    int width, height;
+    const char *model;
+    int clip_skip;       /* A1111's "Clip skip" (1 = last layer); written when > 1 */
+};
+
+enum image_format { IMAGE_PNG = 0, IMAGE_JPEG };
+
+/* A1111's "parameters" text into buf (always NUL-terminated); returns the length the
+ * full text needs (as snprintf). */
+size_t image_parameters_format(const struct image_meta *meta, char *buf, size_t cap);
+
+/* rgb: width·height·3 bytes, rows top to bottom.  meta may be NULL (no text chunk).
+ * Invalid arguments (NULL pixels/outputs, sides outside [1, IMAGE_MAX_SIDE]) →
+ * STATUS_INVALID_ARGUMENT naming them; a libpng failure → STATUS_INTERNAL with its
+ * message; STATUS_OUT_OF_MEMORY. */
+enum status image_encode_png(const uint8_t *rgb, int width, int height,
+                             const struct image_meta *meta, uint8_t **out, size_t *out_len,
+                             struct errbuf *err);
+
+/* quality in [1, 100] (else STATUS_INVALID_ARGUMENT naming "quality"). */
+enum status image_encode_jpeg(const uint8_t *rgb, int width, int height, int quality,
+                              uint8_t **out, size_t *out_len, struct errbuf *err);
+
+/* The format a file name asks for: IMAGE_JPEG for .jpg/.jpeg (any case), else PNG. */
+enum image_format image_format_for_path(const char *path);
+
+/* Encodes in `format` (JPEG at `quality`; PNG with meta) and writes the file at
+ * `path` (STATUS_IO naming the path when it cannot be written). */
+enum status image_write_file(const char *path, enum image_format format, const uint8_t *rgb,
+                             int width, int height, int quality, const struct image_meta *meta,
+                             struct errbuf *err);
+
+#endif
