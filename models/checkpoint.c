@@ -153,6 +153,10 @@ static bool family_is_sd2(enum checkpoint_family f)
            f == CHECKPOINT_FAMILY_SD_TURBO;
 }
 
+static enum status sd2_variant_from_configs(struct checkpoint *ck, const json_t *index,
+                                            const struct checkpoint_options *opt,
+                                            struct errbuf *err);
+
 /* A diffusers folder: SD1 or SD2 from the text tower, then the SD2 variant. */
 static enum status folder_family(struct checkpoint *ck, const json_t *index,
                                  const struct checkpoint_options *opt, struct errbuf *err)
@@ -174,8 +178,17 @@ static enum status folder_family(struct checkpoint *ck, const json_t *index,
         ck->family = CHECKPOINT_FAMILY_SD1;
         return STATUS_OK;
     }
+    return sd2_variant_from_configs(ck, index, opt, err);
+}
+
+/* Within SD2, from the configs: turbo hints, else the scheduler's prediction type. */
+static enum status sd2_variant_from_configs(struct checkpoint *ck, const json_t *index,
+                                            const struct checkpoint_options *opt,
+                                            struct errbuf *err)
+{
     const char *pred;
-    s = model_config_string(ck->config[CHECKPOINT_SCHEDULER], "prediction_type", "epsilon", &pred, err);
+    enum status s = model_config_string(ck->config[CHECKPOINT_SCHEDULER], "prediction_type",
+                                        "epsilon", &pred, err);
     if (s != STATUS_OK)
         return s;
     bool v = opt->prediction == CHECKPOINT_PREDICTION_AUTO ? strcmp(pred, "v_prediction") == 0
@@ -406,28 +419,56 @@ static enum status single_tokenizer(struct checkpoint *ck, bool openclip,
     return s;
 }
 
+/* opt->family (which must match the text tower), else by the rules in checkpoint.h. */
+static enum status single_family(struct checkpoint *ck, bool openclip,
+                                 const struct checkpoint_options *opt, struct errbuf *err)
+{
+    if (opt->family == CHECKPOINT_FAMILY_AUTO) {
+        ck->family = openclip ? single_sd2_family(ck->file, opt) : CHECKPOINT_FAMILY_SD1;
+        return STATUS_OK;
+    }
+    if (family_is_sd2(opt->family) != openclip)
+        return status_fail(err, STATUS_FORMAT, "%s: family %s asked for, but the text encoder is %s",
+                           ck->path, checkpoint_family_name(opt->family),
+                           openclip ? "OpenCLIP (SD2)" : "CLIP ViT-L (SD1)");
+    ck->family = opt->family;
+    return STATUS_OK;
+}
+
+/* A hint for the pickle formats we never load. */
+static enum status not_safetensors(const char *path, struct errbuf *err)
+{
+    static const char *const pickles[] = {".ckpt", ".pt", ".pth", ".bin"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof pickles / sizeof pickles[0]; i++) {
+        size_t k = strlen(pickles[i]);
+        if (n > k && strcmp(path + n - k, pickles[i]) == 0)
+            return status_wrap(err, "not a safetensors checkpoint (%s files are Python pickles, "
+                                    "which are never loaded: convert it to .safetensors)",
+                               pickles[i]);
+    }
+    return status_wrap(err, "not a safetensors checkpoint");
+}
+
 static enum status open_single(struct checkpoint *ck, const struct checkpoint_options *opt,
                                struct errbuf *err)
 {
     ck->layout = CHECKPOINT_LAYOUT_SINGLE_FILE;
     enum status s = safetensors_open(ck->path, &ck->file, err);
     if (s == STATUS_FORMAT)
-        return status_wrap(err, "not a safetensors checkpoint");
+        return not_safetensors(ck->path, err);
     bool openclip = false;
     if (s == STATUS_OK)
         s = single_text_tower(ck, &openclip, err);
     if (s != STATUS_OK)
         return s;
-    if (opt->family != CHECKPOINT_FAMILY_AUTO) {
-        if (family_is_sd2(opt->family) != openclip)
-            return status_fail(err, STATUS_FORMAT, "%s: family %s asked for, but the text encoder is %s",
-                               ck->path, checkpoint_family_name(opt->family),
-                               openclip ? "OpenCLIP (SD2)" : "CLIP ViT-L (SD1)");
-        ck->family = opt->family;
-    } else {
-        ck->family = openclip ? single_sd2_family(ck->file, opt) : CHECKPOINT_FAMILY_SD1;
-    }
+    if ((s = single_family(ck, openclip, opt, err)) != STATUS_OK)
+        return s;
     if ((s = single_configs(ck, openclip, opt, err)) != STATUS_OK)
+        return s;
+    /* configs from a diffusers folder: its scheduler knows the prediction type */
+    if (opt->config_dir && openclip && opt->family == CHECKPOINT_FAMILY_AUTO &&
+        (s = sd2_variant_from_configs(ck, NULL, opt, err)) != STATUS_OK)
         return s;
     bool legacy = ck->lay.clip_legacy;
     s = ldm_layout_from_configs(&ck->lay, ck->config[CHECKPOINT_UNET], ck->config[CHECKPOINT_VAE],

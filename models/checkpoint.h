@@ -35,8 +35,10 @@
  *      "modelspec.architecture" ("…-768-v" → v), else epsilon for turbo, else the
  *      file name ("768" → v as v2-1_768-ema-pruned; "512" or "base" → epsilon as
  *      v2-1_512-ema-pruned / 512-base-ema), else v_prediction — the weights cannot
- *      tell, and diffusers' from_single_file makes the same SD2 default.  A renamed
- *      SD2 base or SD-Turbo file without metadata needs opt->family or opt->prediction.
+ *      tell, and diffusers' from_single_file makes the same SD2 default.  With
+ *      opt->config_dir the variant comes from those configs as for a folder.  A
+ *      renamed SD2 base or SD-Turbo file without metadata needs opt->family,
+ *      opt->prediction or opt->config_dir.
  *   SDXL (model_index.json naming text_encoder_2, or conditioner.embedders.* tensors)
  *   is STATUS_UNSUPPORTED.
  *

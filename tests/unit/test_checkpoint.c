@@ -337,6 +337,15 @@ START_TEST(test_single_config_dir)
     struct errbuf err;
     checkpoint_component(ck, CHECKPOINT_UNET, NULL, &cfg, &err);
     ck_assert_str_eq(model_config_source(cfg), SD2_DIR "/unet/config.json");
+    ck_assert_int_eq(checkpoint_family(ck), CHECKPOINT_FAMILY_SD2_V);
+    checkpoint_close(ck);
+
+    /* the folder's scheduler decides the SD2 variant, as for a folder */
+    json_t *sched = json_pack("{s:s}", "prediction_type", "epsilon");
+    opt.config_override[CHECKPOINT_SCHEDULER] = sched;
+    ck = open_ok(SD2_FILE, &opt);
+    json_decref(sched);
+    ck_assert_int_eq(checkpoint_family(ck), CHECKPOINT_FAMILY_SD2_BASE);
     checkpoint_close(ck);
 }
 END_TEST
@@ -751,6 +760,10 @@ START_TEST(test_err_single_not_safetensors_or_not_sd)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     write_text(path, "this is a text file, not a checkpoint\n");
     expect_fail(path, NULL, STATUS_FORMAT, "not a safetensors checkpoint", path);
+    char ckpt[160];
+    snprintf(ckpt, sizeof ckpt, "%s/v1-5-pruned.ckpt", dir);
+    write_text(ckpt, "PK\003\004 pickle");
+    expect_fail(ckpt, NULL, STATUS_FORMAT, ".ckpt files are Python pickles", "convert it");
 
     /* a valid safetensors file with no Stable Diffusion tensors */
     float x[2] = {1, 2};
