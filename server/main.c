@@ -6,6 +6,9 @@
 #include "engine/log.h"
 #include "engine/threadpool.h"
 #include "server/bench.h"
+#ifdef DIFFUSIOND_HAVE_GENERATE
+#include "server/cmd_generate.h"
+#endif
 
 #ifdef DIFFUSIOND_HAVE_CUDA
 #include "engine/cuda/cuda_device.h"
@@ -21,6 +24,7 @@ static void usage(FILE *out)
             "usage: diffusiond <command> [options]\n"
             "\n"
             "commands:\n"
+            "  generate      text to image from the command line (PNG/JPEG)\n"
             "  bench ops     benchmark the engine's heaviest ops against the machine's peak\n"
             "  bench model   time a checkpoint's U-Net step and VAE decode on the CPU\n"
             "  version       print version and build configuration\n"
@@ -107,6 +111,15 @@ int main(int argc, char **argv)
         return cmd_version(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "generate") == 0) {
+#ifdef DIFFUSIOND_HAVE_GENERATE
+        return cmd_generate_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "diffusiond: 'generate' is not in this build (DIFFUSIOND_SERVER=OFF "
+                        "leaves out the image encoders it needs)\n");
+        return 2;
+#endif
+    }
     fprintf(stderr, "diffusiond: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

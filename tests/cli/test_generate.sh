@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# tests/cli/test_generate.sh <diffusiond> <source root> — `diffusiond generate` end to
+# end on the sd1-tiny fixture: PNG with the A1111 parameters chunk, -n 2 file names,
+# JPEG by extension, and the exit codes (2 usage, 1 runtime).
+set -euo pipefail
+
+bin=$1
+root=$2
+model="$root/tests/fixtures/sd/sd1-tiny/diffusers"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# expect <code> <what> <command...>: the command exits with <code>
+expect() {
+    local want=$1 what=$2 rc=0
+    shift 2
+    "$@" >"$out/log" 2>&1 || rc=$?
+    [[ $rc -eq $want ]] || { cat "$out/log" >&2; fail "$what: exit $rc, want $want"; }
+}
+
+expect 0 "help" "$bin" generate --help
+grep -q -- "--negative-prompt" "$out/log" || fail "help lists --negative-prompt"
+
+expect 0 "png -n 2" "$bin" generate --model "$model" --prompt "a red cube" \
+    --negative-prompt "blurry" --steps 3 --cfg 5 --seed 42 --sampler "Euler a" -n 2 \
+    --threads 2 --out "$out/img.png"
+for i in 1 2; do
+    [[ -s "$out/img-$i.png" ]] || fail "img-$i.png written"
+    head -c 8 "$out/img-$i.png" | od -An -tx1 | grep -q "89 50 4e 47" || fail "img-$i.png is a PNG"
+done
+grep -q "timings: load" "$out/log" || fail "timings printed"
+grep -q "steps/s" "$out/log" || fail "steps/s printed"
+grep -aq "Seed: 43, Size: 64x64" "$out/img-2.png" || fail "image 2 records seed + 1"
+grep -aq "Negative prompt: blurry" "$out/img-1.png" || fail "parameters chunk has the negative prompt"
+grep -aq "Sampler: Euler a, CFG scale: 5" "$out/img-1.png" || fail "parameters chunk has sampler and cfg"
+
+# the same seed alone gives the same file as image 2 of the batch
+expect 0 "seed 43 alone" "$bin" generate --model "$model" --prompt "a red cube" \
+    --negative-prompt "blurry" --steps 3 --cfg 5 --seed 43 --sampler euler_a --out "$out/one.png"
+cmp -s "$out/one.png" "$out/img-2.png" || fail "seed + 1 alone equals image 2"
+
+expect 0 "jpeg" "$bin" generate --model "$model" --prompt "x" --steps 2 --seed 1 \
+    --scheduler karras --sampler dpmpp_2m --out "$out/img.JPG"
+head -c 2 "$out/img.JPG" | od -An -tx1 | grep -q "ff d8" || fail "img.JPG is a JPEG"
+
+expect 2 "missing --out" "$bin" generate --model "$model" --prompt x
+expect 2 "unknown option" "$bin" generate --prompt x --out "$out/x.png" --bogus
+expect 2 "width 100" "$bin" generate --model "$model" --prompt x --width 100 --out "$out/x.png"
+grep -q "width" "$out/log" || fail "width error names the field"
+expect 2 "unknown sampler" "$bin" generate --model "$model" --prompt x --sampler nope --out "$out/x.png"
+grep -q "sampler" "$out/log" || fail "sampler error names the field"
+expect 2 "no model" env -u DIFFUSIOND_MODEL "$bin" generate --prompt x --out "$out/x.png"
+grep -q -- "--model is required" "$out/log" || fail "no-model message"
+expect 1 "missing model" "$bin" generate --model "$out/nope" --prompt x --out "$out/x.png"
+expect 1 "unwritable output" "$bin" generate --model "$model" --prompt x --steps 1 \
+    --out "$out/no/such/dir/x.png"
+echo "cli generate: ok"
