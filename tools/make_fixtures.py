@@ -245,7 +245,9 @@ class Recorder:
         if desc:
             self.desc[name] = desc
 
-    def save(self, path, manifest_files, root, content):
+    def save(self, path, manifest_files, root, content, compare=None):
+        """compare: {tensor name or glob: "tokens"|"component"|"image"} — what a C
+        test checks (see COMPARE); the other tensors are inputs or diagnostics."""
         from safetensors.torch import save_file
         save_file(self.t, path, metadata={"generator": "tools/make_fixtures.py"})
         rel = os.path.relpath(path, root)
@@ -255,6 +257,8 @@ class Recorder:
                             **({"desc": self.desc[k]} if k in self.desc else {})}
                         for k, v in self.t.items()},
         }
+        if compare:
+            manifest_files[rel]["compare"] = compare
 
 
 def json_safe(x):
@@ -489,7 +493,8 @@ def ref_text(pipe, rec, prompts, files, root, refdir):
     ids, truncated = tokenize(pipe.tokenizer, prompts)
     rec_t = Recorder()
     rec_t.put("input_ids", ids.to(torch.int32), "[P,77] ids as the pipeline's tokenizer gives them")
-    rec_t.save(os.path.join(refdir, "tokens.safetensors"), files, root, "token ids for `prompts`")
+    rec_t.save(os.path.join(refdir, "tokens.safetensors"), files, root, "token ids for `prompts`",
+               compare={"input_ids": "tokens"})
     out = pipe.text_encoder(ids, output_hidden_states=True)
     rec.put("input_ids", ids.to(torch.int32))
     rec.put("last_hidden_state", out.last_hidden_state,
@@ -748,14 +753,20 @@ def make_one(name, root, full, workdir, manifest):
     entry["token_ids"] = ids.tolist()
     entry["truncated"] = truncated
     rec.save(os.path.join(refdir, "text_encoder.safetensors"), files, root,
-             "text encoder inputs/outputs for `prompts`")
+             "text encoder inputs/outputs for `prompts`",
+             compare={"last_hidden_state": "component", "clip_skip1": "component",
+                      "hidden_states.*": "component"})
     rec = Recorder()
     ref_unet(pipe, rec, ctx, lat_hw, gen, full)
     rec.save(os.path.join(refdir, "unet.safetensors"), files, root,
-             "U-Net cases: <case>.sample/.timestep/.encoder_hidden_states → <case>.out")
+             "U-Net cases: <case>.sample/.timestep/.encoder_hidden_states → <case>.out",
+             compare={"*.out": "component"})
     rec = Recorder()
     ref_vae(pipe, rec, lat_hw, gen)
-    rec.save(os.path.join(refdir, "vae.safetensors"), files, root, "VAE decode and encode")
+    rec.save(os.path.join(refdir, "vae.safetensors"), files, root, "VAE decode and encode",
+             compare={"decode.out": "component", "decode_wide.out": "component",
+                      "encode.moments": "component", "encode.mean": "component",
+                      "encode.logvar": "component"})
     log(f"  components ({time.time() - t:.1f}s)")
 
     entry["cases"] = {}
@@ -766,7 +777,8 @@ def make_one(name, root, full, workdir, manifest):
         gen_noise = torch.Generator().manual_seed(spec["seed"] + 1000 + len(entry["cases"]))
         info = run_case(pipe, spec, case, rec, gen_noise)
         p = os.path.join(refdir, f"pipe_{case[0]}.safetensors")
-        rec.save(p, files, root, f"txt2img {case[0]}")
+        rec.save(p, files, root, f"txt2img {case[0]}",
+                 compare={"image": "image", "prompt_embeds": "component"})
         info["file"] = os.path.relpath(p, root)
         info["seconds"] = round(time.time() - t, 2)
         entry["cases"][case[0]] = info
