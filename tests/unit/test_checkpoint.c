@@ -765,6 +765,18 @@ START_TEST(test_err_single_not_safetensors_or_not_sd)
     write_text(ckpt, "PK\003\004 pickle");
     expect_fail(ckpt, NULL, STATUS_FORMAT, ".ckpt files are Python pickles", "convert it");
 
+    /* a dtype the format does not know */
+    static const char hdr[] = "{\"model.diffusion_model.out.2.bias\": {\"dtype\": \"Q4\", "
+                              "\"shape\": [2], \"data_offsets\": [0, 1]}}";
+    FILE *f = fopen(path, "wb");
+    uint64_t len = sizeof hdr - 1;
+    fwrite(&len, 8, 1, f);
+    fwrite(hdr, 1, len, f);
+    fputc(0, f);
+    fclose(f);
+    expect_fail(path, NULL, STATUS_FORMAT, "not a safetensors checkpoint",
+                "tensor 'model.diffusion_model.out.2.bias': unknown dtype 'Q4'");
+
     /* a valid safetensors file with no Stable Diffusion tensors */
     float x[2] = {1, 2};
     struct safetensors_write_tensor t = {"linear.weight", SAFETENSORS_F32, 1, (int64_t[]){2}, x};
