@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/log.h"
 #include "engine/philox.h"
 #include "models/pipeline_internal.h"
 
@@ -48,6 +49,9 @@ static enum status encode_text(const struct sd_model *m, struct workspace *ws, c
     enum status s = tokenizer_encode(m->tokenizer, text ? text : "", ids, &info, err);
     if (s == STATUS_OK) {
         *truncated = info.truncated;
+        if (info.truncated)
+            LOG_WARNF("pipeline", "%s: %d tokens, truncated to %d (CLIP's limit)",
+                      row == 0 ? "prompt" : "negative_prompt", info.n_tokens, m->context_len);
         struct tensor out = row_view(&req->context, row, 1);
         s = clip_encode(m->clip, ws, ids, 1, clip_skip, &out, err);
     }
@@ -55,11 +59,15 @@ static enum status encode_text(const struct sd_model *m, struct workspace *ws, c
     return s;
 }
 
-static bool plan_has(const struct sampler_state *st, bool noise, bool clip)
+enum plan_need { NEED_NOISE, NEED_X0_HISTORY, NEED_CLIP };
+
+/* Whether any step of the request's plan draws noise / keeps x₀ / clamps x₀. */
+static bool plan_has(const struct sampler_state *st, enum plan_need need)
 {
     for (int i = 0; i < st->n_steps; i++) {
         const struct sampler_coeffs *c = &st->coeffs[i];
-        if ((noise && c->needs_noise) || (clip && c->clip) || (!noise && !clip && c->stores_x0))
+        if ((need == NEED_NOISE && c->needs_noise) || (need == NEED_X0_HISTORY && c->stores_x0) ||
+            (need == NEED_CLIP && c->clip))
             return true;
     }
     return false;
@@ -77,7 +85,7 @@ static enum status init_sampler(const struct sd_model *m, const struct gen_param
     enum status s = sampler_init(&req->sampler, p->sampler, &sched, p->steps, &opt, err);
     if (s != STATUS_OK)
         return status_wrap(err, "sampler");
-    req->host_step = plan_has(&req->sampler, false, true);
+    req->host_step = plan_has(&req->sampler, NEED_CLIP);
     return STATUS_OK;
 }
 
@@ -113,11 +121,10 @@ static enum status init_latent(const struct sd_model *m, struct workspace *ws,
     if (!req->host)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "request: host scratch of %zu floats", n);
     enum status s = alloc_tensor(m, ws->dtype, 4, shape, &req->latent, err);
-    for (int i = 0; i < 2 && s == STATUS_OK && !req->host_step &&
-                    plan_has(&req->sampler, false, false);
-         i++)
+    const bool history = !req->host_step && plan_has(&req->sampler, NEED_X0_HISTORY);
+    for (int i = 0; i < 2 && s == STATUS_OK && history; i++)
         s = alloc_tensor(m, ws->dtype, 4, shape, &req->x0[i], err);
-    if (s == STATUS_OK && !req->host_step && plan_has(&req->sampler, true, false))
+    if (s == STATUS_OK && !req->host_step && plan_has(&req->sampler, NEED_NOISE))
         s = alloc_tensor(m, ws->dtype, 4, shape, &req->noise, err);
     if (s != STATUS_OK)
         return s;

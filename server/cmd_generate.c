@@ -152,8 +152,8 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
     c->quality = 90;
     optind = 1;
     opterr = 0;
-    int id;
-    while ((id = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
+    int id, li = -1;
+    while ((id = getopt_long(argc, argv, ":n:h", opts, &li)) != -1) {
         if (id == O_HELP || id == 'h') {
             usage(stdout);
             return -1;
@@ -168,10 +168,11 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
             return EXIT_USAGE;
         }
         if (!apply_opt(id, optarg, c)) {
-            fprintf(stderr, "diffusiond generate: bad value '%s' for %s\n", optarg,
-                    argv[optind - 1 - (argv[optind - 1] == optarg)]);
+            fprintf(stderr, "diffusiond generate: bad value '%s' for %s%s\n", optarg,
+                    id == 'n' ? "-" : "--", id == 'n' ? "n" : opts[li].name);
             return EXIT_USAGE;
         }
+        li = -1;
     }
     if (optind < argc) {
         fprintf(stderr, "diffusiond generate: unexpected argument '%s'\n", argv[optind]);

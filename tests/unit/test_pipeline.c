@@ -22,11 +22,13 @@
 
 /* --- fixtures ------------------------------------------------------------------------ */
 
-static json_t *manifest(void)
+static json_t *manifest(const char *root)
 {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/manifest.json", root);
     json_error_t e;
-    json_t *m = json_load_file(SD "/manifest.json", 0, &e);
-    ck_assert_msg(m, "manifest: %s", e.text);
+    json_t *m = json_load_file(path, 0, &e);
+    ck_assert_msg(m, "%s: %s", path, e.text);
     return m;
 }
 
@@ -48,21 +50,23 @@ static void tiny_overrides(bool sd2, struct overrides *ov, struct sd_model_optio
         opt->config_override[c] = ov->obj[c];
 }
 
-static struct sd_model *load_model(const char *pipe, bool single, enum checkpoint_prediction pred)
+static struct sd_model *load_model_at(const char *root, const char *pipe, bool single,
+                                      enum checkpoint_prediction pred)
 {
     const bool sd2 = strcmp(pipe, "sd2-tiny") == 0;
+    const bool tiny = strstr(pipe, "-tiny") != NULL;
     char path[1024];
     if (single)
-        snprintf(path, sizeof path, "%s/%s/%s.safetensors", SD, pipe, pipe);
+        snprintf(path, sizeof path, "%s/%s/%s.safetensors", root, pipe, pipe);
     else
-        snprintf(path, sizeof path, "%s/%s/diffusers", SD, pipe);
+        snprintf(path, sizeof path, "%s/%s/diffusers", root, pipe);
     struct sd_model_options opt;
     sd_model_options_default(&opt);
     opt.backend = test_cpu_backend();
     opt.prediction = pred;
     struct overrides ov;
     memset(&ov, 0, sizeof ov);
-    if (single)
+    if (single && tiny)
         tiny_overrides(sd2, &ov, &opt);
     struct sd_model *m;
     struct errbuf err;
@@ -71,6 +75,11 @@ static struct sd_model *load_model(const char *pipe, bool single, enum checkpoin
         json_decref(ov.obj[c]);
     ck_assert_msg(s == STATUS_OK, "%s: %s", path, err.msg);
     return m;
+}
+
+static struct sd_model *load_model(const char *pipe, bool single, enum checkpoint_prediction pred)
+{
+    return load_model_at(SD, pipe, single, pred);
 }
 
 static struct workspace make_ws(void)
@@ -157,7 +166,7 @@ struct pipe_case {
     const char *prediction; /* the case's prediction_type */
 };
 
-static void case_load(const char *pipe, const char *name, const json_t *c,
+static void case_load(const char *root, const char *pipe, const char *name, const json_t *c,
                       const char *model_spacing, struct pipe_case *pc)
 {
     memset(pc, 0, sizeof *pc);
@@ -177,7 +186,7 @@ static void case_load(const char *pipe, const char *name, const json_t *c,
         json_object_get(json_object_get(sched, "config"), "prediction_type"));
 
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s/reference/pipe_%s.safetensors", SD, pipe, name);
+    snprintf(path, sizeof path, "%s/%s/reference/pipe_%s.safetensors", root, pipe, name);
     struct safetensors *st;
     struct errbuf err;
     ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
@@ -205,11 +214,12 @@ static void case_free(struct pipe_case *pc)
     free(pc->image);
 }
 
-static double run_case(struct sd_model *m, struct workspace *ws, const struct pipe_case *pc)
+static double run_case(struct sd_model *m, struct workspace *ws, const struct pipe_case *pc,
+                       struct sd_timings *t)
 {
     struct sd_image img;
     struct errbuf err;
-    enum status s = sd_txt2img(m, ws, &pc->p, 1, true, NULL, NULL, &img, NULL, &err);
+    enum status s = sd_txt2img(m, ws, &pc->p, 1, true, NULL, NULL, &img, t, &err);
     ck_assert_msg(s == STATUS_OK, "%s", err.msg);
     ck_assert_int_eq((size_t)img.width * (size_t)img.height * 3, pc->image_numel);
     const double db = psnr(img.unit, pc->image, pc->image_numel);
@@ -217,17 +227,21 @@ static double run_case(struct sd_model *m, struct workspace *ws, const struct pi
     return db;
 }
 
-/* Every case of one pipeline through one layout. */
-static void run_pipeline(const char *pipe, bool single)
+/* Every case of one pipeline (root/pipe) through one layout. */
+static void run_pipeline_at(const char *root, const char *pipe, bool single)
 {
-    json_t *man = manifest();
+    json_t *man = manifest(root);
     const json_t *pj = json_object_get(json_object_get(man, "pipelines"), pipe);
     const json_t *cases = json_object_get(pj, "cases");
-    ck_assert_int_ge(json_object_size(cases), 5);
-    struct sd_model *m = load_model(pipe, single, CHECKPOINT_PREDICTION_AUTO);
+    ck_assert_int_ge(json_object_size(cases), 1);
+    struct sd_model *m = load_model_at(root, pipe, single, CHECKPOINT_PREDICTION_AUTO);
     struct sd_model *m_eps = NULL;
     struct workspace ws = make_ws();
-    const char *model_spacing = "leading"; /* both tiny models' scheduler configs */
+    static const char *const spacing_names[] = {"leading", "trailing", "linspace"};
+    const struct schedule_config *mc = &m->schedule.config;
+    const char *model_spacing = schedule_config_has(mc, SCHEDULE_F_TIMESTEP_SPACING)
+                                    ? spacing_names[mc->timestep_spacing]
+                                    : NULL; /* the sampler class's default */
     const char *model_pred = m->schedule.config.prediction_type == SCHEDULE_PRED_V ? "v_prediction"
                                                                                  : "epsilon";
     const char *name;
@@ -235,17 +249,20 @@ static void run_pipeline(const char *pipe, bool single)
     double worst = INFINITY;
     json_object_foreach((json_t *)cases, name, c) {
         struct pipe_case pc;
-        case_load(pipe, name, c, model_spacing, &pc);
+        case_load(root, pipe, name, c, model_spacing, &pc);
         struct sd_model *use = m;
         if (strcmp(pc.prediction, model_pred) != 0) { /* prediction_type overridden */
             if (!m_eps)
-                m_eps = load_model(pipe, single, CHECKPOINT_PREDICTION_EPSILON);
+                m_eps = load_model_at(root, pipe, single, CHECKPOINT_PREDICTION_EPSILON);
             use = m_eps;
         }
-        const double db = run_case(use, &ws, &pc);
-        printf("pipeline %-8s %-11s %-22s %-16s %-8s steps %d cfg %.1f: PSNR %.2f dB\n", pipe,
-               single ? "single-file" : "diffusers", name, sampler_kind_name(pc.p.sampler),
-               sd_scheduler_name(pc.p.scheduler), pc.p.steps, pc.p.guidance, db);
+        struct sd_timings t;
+        const double db = run_case(use, &ws, &pc, &t);
+        printf("pipeline %-8s %-11s %-22s %-16s %-8s %dx%d steps %d cfg %.1f: PSNR %.2f dB "
+               "(text %.3f s, denoise %.3f s, decode %.3f s)\n",
+               pipe, single ? "single-file" : "diffusers", name, sampler_kind_name(pc.p.sampler),
+               sd_scheduler_name(pc.p.scheduler), pc.p.width, pc.p.height, pc.p.steps,
+               pc.p.guidance, db, t.text_encode, t.denoise, t.decode);
         ck_assert_msg(db >= MIN_PSNR, "%s/%s (%s): PSNR %.2f dB < %.0f", pipe, name,
                       single ? "single file" : "folder", db, MIN_PSNR);
         worst = fmin(worst, db);
@@ -259,6 +276,31 @@ static void run_pipeline(const char *pipe, bool single)
     sd_model_free(m);
     json_decref(man);
 }
+
+static void run_pipeline(const char *pipe, bool single)
+{
+    run_pipeline_at(SD, pipe, single);
+}
+
+/* The --full sets (SD1.5 512², SD2.1 768², not committed), when DIFFUSIOND_FULL_DIR
+ * names them (docs/fixtures.md): the diffusers folders. */
+START_TEST(test_full_sets)
+{
+    const char *root = getenv("DIFFUSIOND_FULL_DIR");
+    if (!root || !root[0]) {
+        printf("pipeline --full: skipped (DIFFUSIOND_FULL_DIR not set)\n");
+        return;
+    }
+    json_t *man = manifest(root);
+    const char *pipe;
+    const json_t *pj;
+    json_object_foreach(json_object_get(man, "pipelines"), pipe, pj) {
+        (void)pj;
+        run_pipeline_at(root, pipe, false);
+    }
+    json_decref(man);
+}
+END_TEST
 
 START_TEST(test_sd1_folder)
 {
@@ -506,6 +548,34 @@ START_TEST(test_validation)
 }
 END_TEST
 
+START_TEST(test_truncation_reported)
+{
+    struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
+    struct workspace ws = make_ws();
+    json_t *man = manifest(SD);
+    const json_t *pj = json_object_get(json_object_get(man, "pipelines"), "sd1-tiny");
+    const json_t *prompts = json_object_get(pj, "prompts"), *trunc = json_object_get(pj, "truncated");
+    struct gen_params p;
+    gen_params_default(m, &p);
+    p.steps = 1;
+    p.guidance = 7.5;
+    for (size_t i = 0; i < json_array_size(prompts); i++) {
+        p.prompt = json_string_value(json_array_get(prompts, i));
+        p.negative_prompt = p.prompt;
+        struct sd_request r;
+        struct errbuf err;
+        ck_assert_msg(sd_request_begin(m, &ws, &p, 0, &r, &err) == STATUS_OK, "%s", err.msg);
+        ck_assert_int_eq(r.prompt_truncated, json_is_true(json_array_get(trunc, i)));
+        ck_assert_int_eq(r.negative_truncated, r.prompt_truncated);
+        ck_assert_int_eq(r.rows, 2);
+        sd_request_free(&r);
+    }
+    json_decref(man);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+}
+END_TEST
+
 static void count_progress(void *user, int done, int total)
 {
     int *calls = user;
@@ -563,6 +633,11 @@ int main(void)
     suite_add_tcase(s, tb);
     TCase *tv = tcase_create("validation");
     tcase_add_test(tv, test_validation);
+    tcase_add_test(tv, test_truncation_reported);
     suite_add_tcase(s, tv);
+    TCase *tf = tcase_create("full");
+    tcase_set_timeout(tf, 0); /* minutes per case on a few cores */
+    tcase_add_test(tf, test_full_sets);
+    suite_add_tcase(s, tf);
     return test_run_suite(s);
 }
