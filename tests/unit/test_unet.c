@@ -14,6 +14,7 @@
 #include "tests/testutil.h"
 
 #define SD_DIR DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
+#define UNET_FIX_DIR DIFFUSIOND_SOURCE_DIR "/tests/fixtures/unet"
 
 /* --- fixtures -------------------------------------------------------------------- */
 
@@ -23,12 +24,11 @@ struct unet_fixture {
     struct unet_model *m;
 };
 
-/* root: the fixture set's folder (SD_DIR, or DIFFUSIOND_FULL_DIR for the --full sets). */
-static void fixture_open(const char *root, const char *pipe, bool fp16, struct unet_fixture *f)
+/* dir: a diffusers unet/ folder (config.json + weights). */
+static void fixture_open_dir(const char *dir, bool fp16, struct unet_fixture *f)
 {
-    char dir[512], path[600];
+    char path[600];
     struct errbuf err;
-    snprintf(dir, sizeof dir, "%s/%s/diffusers/unet", root, pipe);
     snprintf(path, sizeof path, "%s/config.json", dir);
     ck_assert_msg(unet_config_load_file(path, &f->cfg, &err) == STATUS_OK, "%s", err.msg);
     ck_assert_msg(weights_open_dir(dir, fp16, &f->w, &err) == STATUS_OK, "%s", err.msg);
@@ -36,6 +36,14 @@ static void fixture_open(const char *root, const char *pipe, bool fp16, struct u
         ck_assert_ptr_nonnull(strstr(weights_label(f->w), ".fp16."));
     ck_assert_msg(unet_load(f->w, &f->cfg, test_cpu_backend(), &f->m, &err) == STATUS_OK, "%s",
                   err.msg);
+}
+
+/* root: the fixture set's folder (SD_DIR, or DIFFUSIOND_FULL_DIR for the --full sets). */
+static void fixture_open(const char *root, const char *pipe, bool fp16, struct unet_fixture *f)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s/diffusers/unet", root, pipe);
+    fixture_open_dir(dir, fp16, f);
 }
 
 static void fixture_close(struct unet_fixture *f)
@@ -91,36 +99,45 @@ static float *nchw_to_nhwc(const float *src, int64_t b, int64_t c, int64_t h, in
     return dst;
 }
 
-static void case_load(const char *root, const char *pipe, const char *name, struct unet_case *k)
+/* Tensors "<prefix>sample", "<prefix>timestep", "<prefix>encoder_hidden_states",
+ * "<prefix>out" of the reference file at path. */
+static void case_load_path(const char *path, const char *prefix, struct unet_case *k)
 {
-    char path[512], key[128];
+    char key[128];
     struct errbuf err;
     struct safetensors *st;
-    snprintf(path, sizeof path, "%s/%s/reference/unet.safetensors", root, pipe);
     ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
     size_t n;
-    snprintf(key, sizeof key, "%s.sample", name);
+    snprintf(key, sizeof key, "%ssample", prefix);
     const int64_t *s = tensor_shape(st, key);
     k->b = s[0], k->c_in = s[1], k->h = s[2], k->w = s[3];
     float *raw = read_tensor(st, key, &n);
     k->x = nchw_to_nhwc(raw, k->b, k->c_in, k->h, k->w);
     free(raw);
-    snprintf(key, sizeof key, "%s.out", name);
+    snprintf(key, sizeof key, "%sout", prefix);
     k->c_out = tensor_shape(st, key)[1];
     raw = read_tensor(st, key, &n);
     k->ref = nchw_to_nhwc(raw, k->b, k->c_out, k->h, k->w);
     free(raw);
-    snprintf(key, sizeof key, "%s.encoder_hidden_states", name);
+    snprintf(key, sizeof key, "%sencoder_hidden_states", prefix);
     s = tensor_shape(st, key);
     k->l = s[1], k->c_ctx = s[2];
     k->ctx = read_tensor(st, key, &n);
-    snprintf(key, sizeof key, "%s.timestep", name);
+    snprintf(key, sizeof key, "%stimestep", prefix);
     float *t = read_tensor(st, key, &n);
     ck_assert(k->b <= 8 && (n == 1 || (int64_t)n == k->b));
     for (int64_t i = 0; i < k->b; i++)
         k->t[i] = t[n == 1 ? 0 : i]; /* a 0-dim timestep is one t for the batch */
     free(t);
     safetensors_close(st);
+}
+
+static void case_load(const char *root, const char *pipe, const char *name, struct unet_case *k)
+{
+    char path[512], prefix[64];
+    snprintf(path, sizeof path, "%s/%s/reference/unet.safetensors", root, pipe);
+    snprintf(prefix, sizeof prefix, "%s.", name);
+    case_load_path(path, prefix, k);
 }
 
 static void case_free(struct unet_case *k)
@@ -182,31 +199,40 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 
 /* Runs one reference case and asserts max|err| ≤ tol × std(ref); returns the ratio
  * err / std(ref). */
+static double check_loaded(const struct unet_fixture *f, const struct unet_case *k,
+                           const char *label, double tol)
+{
+    struct workspace ws;
+    ws_init(&ws);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    float *out = run_unet(f->m, &ws, k->b, k->h, k->w, k->x, k->t, k->l, k->ctx);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    size_t n = (size_t)(k->b * k->h * k->w * k->c_out);
+    double sd = std_of(k->ref, n), e = max_abs_diff(out, k->ref, n);
+    printf("unet %s (batch %lld, %lldx%lld): max abs err %.3g, std(ref) %.4g, "
+           "err/std %.3g (tol %.0e), %.2f s\n",
+           label, (long long)k->b, (long long)k->h, (long long)k->w, e, sd, e / sd, tol,
+           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    ck_assert_msg(e <= tol * sd, "%s: max abs err %g > %g × std %g", label, e, tol, sd);
+    free(out);
+    workspace_destroy(&ws);
+    return e / sd;
+}
+
 static double check_case_in(const char *root, const char *pipe, bool fp16, const char *name,
                            double tol)
 {
     struct unet_fixture f;
     struct unet_case k;
-    struct workspace ws;
+    char label[128];
     fixture_open(root, pipe, fp16, &f);
     case_load(root, pipe, name, &k);
-    ws_init(&ws);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    float *out = run_unet(f.m, &ws, k.b, k.h, k.w, k.x, k.t, k.l, k.ctx);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    size_t n = (size_t)(k.b * k.h * k.w * k.c_out);
-    double sd = std_of(k.ref, n), e = max_abs_diff(out, k.ref, n);
-    printf("unet %s%s %s (batch %lld, %lldx%lld): max abs err %.3g, std(ref) %.4g, "
-           "err/std %.3g (tol %.0e), %.2f s\n",
-           pipe, fp16 ? " fp16" : "", name, (long long)k.b, (long long)k.h, (long long)k.w, e,
-           sd, e / sd, tol, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-    ck_assert_msg(e <= tol * sd, "%s %s: max abs err %g > %g × std %g", pipe, name, e, tol, sd);
-    free(out);
-    workspace_destroy(&ws);
+    snprintf(label, sizeof label, "%s%s %s", pipe, fp16 ? " fp16" : "", name);
+    double r = check_loaded(&f, &k, label, tol);
     case_free(&k);
     fixture_close(&f);
-    return e / sd;
+    return r;
 }
 
 static double check_case(const char *pipe, bool fp16, const char *name, double tol)
@@ -247,6 +273,29 @@ START_TEST(test_sd1_fp16_variant)
 {
     check_case("sd1-tiny", true, "float", TOL_FP16);
     check_case("sd1-tiny", true, "wide", TOL_FP16);
+}
+END_TEST
+
+/* tests/fixtures/unet (tools/make_unet_fixtures.py): structures the SD fixtures do not
+ * have — 2 and 4 blocks, in_channels 9, out_channels 3, per-block layer and transformer
+ * layer lists, heads that do not divide the channels, conv kernels 5 and 1,
+ * flip_sin_to_cos false, freq_shift 1, a first block without attention; batch 3,
+ * 8×16 latent, per-row float timesteps. */
+START_TEST(test_config_driven_structures)
+{
+    static const char *const names[] = {"exotic2", "exotic4"};
+    for (int i = 0; i < 2; i++) {
+        char dir[512], ref[600];
+        snprintf(dir, sizeof dir, "%s/%s", UNET_FIX_DIR, names[i]);
+        snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
+        struct unet_fixture f;
+        struct unet_case k;
+        fixture_open_dir(dir, false, &f);
+        case_load_path(ref, "", &k);
+        check_loaded(&f, &k, names[i], TOL);
+        case_free(&k);
+        fixture_close(&f);
+    }
 }
 END_TEST
 
@@ -527,6 +576,35 @@ START_TEST(test_config_heads_rule)
 }
 END_TEST
 
+/* Per-block lists: transformer layers and cross-attention dims run down → mid (last
+ * entry) → up (reversed), as diffusers' constructor builds them. */
+START_TEST(test_config_per_block_lists)
+{
+    static const char text[] =
+        "{\"block_out_channels\": [32, 64, 128], \"down_block_types\": [\"DownBlock2D\","
+        " \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\"], \"up_block_types\":"
+        " [\"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"UpBlock2D\"],"
+        " \"transformer_layers_per_block\": [1, 2, 10], \"layers_per_block\": [1, 2, 3],"
+        " \"cross_attention_dim\": [64, 96, 128], \"attention_head_dim\": [1, 2, 4],"
+        " \"norm_num_groups\": 8, \"mid_block_only_cross_attention\": null,"
+        " \"only_cross_attention\": [false, false, false]}";
+    struct unet_config c;
+    struct errbuf err;
+    ck_assert_msg(unet_config_parse(text, "lists", &c, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_int_eq(c.n_blocks, 3);
+    ck_assert_int_eq(c.transformer_layers_down[1][0], 2);
+    ck_assert_int_eq(c.transformer_layers_down[2][2], 10);
+    ck_assert_int_eq(c.transformer_layers_mid, 10);
+    ck_assert_int_eq(c.transformer_layers_up[0][3], 10); /* up block 0 is the deepest */
+    ck_assert_int_eq(c.transformer_layers_up[1][0], 2);
+    ck_assert_int_eq(c.transformer_layers_up[2][0], 1);
+    ck_assert_int_eq(c.layers_per_block[2], 3);
+    ck_assert_int_eq(c.cross_attention_dim[1], 96);
+    ck_assert_int_eq(c.down_types[0], UNET_BLOCK_PLAIN);
+    ck_assert_int_eq(c.up_types[2], UNET_BLOCK_PLAIN);
+}
+END_TEST
+
 START_TEST(test_config_missing_file)
 {
     struct unet_config c;
@@ -604,6 +682,7 @@ int main(void)
     tcase_add_test(parity, test_sd1_wide);
     tcase_add_test(parity, test_sd1_fp16_variant);
     tcase_add_test(parity, test_sd2_all_cases);
+    tcase_add_test(parity, test_config_driven_structures);
     tcase_add_test(parity, test_full_size_sets);
     suite_add_tcase(s, parity);
     TCase *batch = tcase_create("batch");
@@ -614,6 +693,7 @@ int main(void)
     TCase *cfg = tcase_create("config");
     tcase_add_test(cfg, test_config_rejects_unsupported);
     tcase_add_test(cfg, test_config_heads_rule);
+    tcase_add_test(cfg, test_config_per_block_lists);
     tcase_add_test(cfg, test_config_missing_file);
     tcase_add_test(cfg, test_weight_shape_mismatch_names_tensor);
     tcase_add_test(cfg, test_load_rejects_bad_config);
