@@ -321,16 +321,17 @@ enum status backend_axpby(const struct tensor *x, const struct tensor *yin, cons
     return out->backend->ops->axpby(out->backend, x, yin, alpha, beta, out, err);
 }
 
-enum status backend_upsample_nearest2x(const struct tensor *x, struct tensor *y,
-                                       struct errbuf *err)
+enum status backend_upsample_nearest(const struct tensor *x, struct tensor *y,
+                                     struct errbuf *err)
 {
     TRY(check_tensor(y, "upsample output", err));
     TRY(check_peer(x, "upsample input", y, false, err));
-    if (x->ndim != 4 || y->ndim != 4 || y->shape[0] != x->shape[0] ||
-        y->shape[1] != 2 * x->shape[1] || y->shape[2] != 2 * x->shape[2] ||
-        y->shape[3] != x->shape[3])
-        return shape_error(err, "upsample_nearest2x", "output", y);
-    return y->backend->ops->upsample_nearest2x(y->backend, x, y, err);
+    if (x->ndim != 4)
+        return shape_error(err, "upsample_nearest", "input (need 4 dims)", x);
+    if (y->ndim != 4 || y->shape[0] != x->shape[0] || y->shape[1] < x->shape[1] ||
+        y->shape[2] < x->shape[2] || y->shape[3] != x->shape[3])
+        return shape_error(err, "upsample_nearest", "output", y);
+    return y->backend->ops->upsample_nearest(y->backend, x, y, err);
 }
 
 enum status backend_concat_channels(const struct tensor *a, const struct tensor *bt,

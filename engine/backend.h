@@ -97,8 +97,8 @@ struct backend_ops {
     enum status (*axpby)(struct backend *b, const struct tensor *x, const struct tensor *yin,
                          const float *alpha, const float *beta, struct tensor *out,
                          struct errbuf *err);
-    enum status (*upsample_nearest2x)(struct backend *b, const struct tensor *x,
-                                      struct tensor *y, struct errbuf *err);
+    enum status (*upsample_nearest)(struct backend *b, const struct tensor *x,
+                                    struct tensor *y, struct errbuf *err);
     enum status (*concat_channels)(struct backend *b, const struct tensor *a,
                                    const struct tensor *bt, struct tensor *y,
                                    struct errbuf *err);
@@ -186,9 +186,13 @@ enum status backend_mul(const struct tensor *a, const struct tensor *bt, struct 
 enum status backend_axpby(const struct tensor *x, const struct tensor *yin, const float *alpha,
                           const float *beta, struct tensor *out, struct errbuf *err);
 
-/* y{N,2H,2W,C} = nearest-neighbour 2× upsample of x{N,H,W,C}. */
-enum status backend_upsample_nearest2x(const struct tensor *x, struct tensor *y,
-                                       struct errbuf *err);
+/* y{N,Ho,Wo,C} = nearest-neighbour resize of x{N,H,W,C} to Ho ≥ H, Wo ≥ W, as
+ * PyTorch's F.interpolate(mode="nearest", size=(Ho,Wo)): source row
+ * min(floor(dst · (float)H/Ho), H−1), and likewise for columns (dst/2 when Ho = 2H).
+ * Exact 2× is the U-Net's and VAE's upsampler; other sizes are the U-Net's path for
+ * latents that are not a multiple of its total downscale. */
+enum status backend_upsample_nearest(const struct tensor *x, struct tensor *y,
+                                     struct errbuf *err);
 
 /* y{N,H,W,Ca+Cb} = [a{N,H,W,Ca}, bt{N,H,W,Cb}] along the last dim (any ndim). */
 enum status backend_concat_channels(const struct tensor *a, const struct tensor *bt,

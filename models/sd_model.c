@@ -100,7 +100,7 @@ static enum status load_vae(struct sd_model *m, const struct checkpoint *ck, str
                            unet_in_channels(m->unet), unet_out_channels(m->unet),
                            m->latent_channels);
     m->downscale = vae_downscale(m->vae);
-    m->size_multiple = m->downscale * unet_size_multiple(m->unet);
+    m->size_multiple = m->downscale; /* the U-Net takes any latent size */
     return STATUS_OK;
 }
 

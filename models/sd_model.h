@@ -69,7 +69,7 @@ struct sd_model {
     int context_dim;                 /* text encoder width = U-Net cross-attention dim */
     int latent_channels;             /* 4 */
     int downscale;                   /* image pixels per latent pixel: 8 */
-    int size_multiple;               /* image sides must be multiples of this (64 for SD) */
+    int size_multiple;               /* image sides must be multiples of this (8: the VAE's) */
     int native_width, native_height; /* default image size in pixels */
     int default_steps;
     double default_guidance;

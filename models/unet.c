@@ -305,11 +305,6 @@ int unet_cross_attention_dim(const struct unet_model *m)
     return m->cfg.cross_attention_dim[0];
 }
 
-int unet_size_multiple(const struct unet_model *m)
-{
-    return 1 << (m->cfg.n_blocks - 1);
-}
-
 /* --- forward ------------------------------------------------------------------- */
 
 /* The state of one forward pass. */
@@ -361,7 +356,8 @@ static int64_t pp_elems(const struct unet_config *c, int64_t batch, int64_t h, i
 {
     int64_t best = 0;
     for (int i = 0; i < c->n_blocks; i++) {
-        int64_t px = (h >> i) * (w >> i);
+        /* a stride-2 conv gives ceil(h/2): level i is ceil(h/2^i) */
+        int64_t px = ((h + (1 << i) - 1) >> i) * ((w + (1 << i) - 1) >> i);
         int64_t down = px * c->block_out_channels[i];
         int64_t up = down * (i > 0 ? 4 : 1); /* the up block at level i upsamples */
         if (down > best)
@@ -431,7 +427,7 @@ static enum status down_block(struct pass *p, int i, const struct tensor **cur,
     }
     if (d->has_downsample) {
         struct tensor *skip = NULL;
-        TRY(push_skip(p, h / 2, w / 2, c, &skip, err));
+        TRY(push_skip(p, (h + 1) / 2, (w + 1) / 2, c, &skip, err) /* stride 2 rounds up */);
         TRY(conv3x3(*cur, &d->down_w, &d->down_b, 2, skip, err));
         *cur = skip;
     }
@@ -495,15 +491,20 @@ static enum status up_block(struct pass *p, int i, const struct tensor **cur,
     if (!u->has_upsample)
         return STATUS_OK;
     const struct tensor *x = *cur;
-    int64_t h = x->shape[1], w = x->shape[2], c = x->shape[3];
+    if (p->n_skips == 0)
+        return status_fail(err, STATUS_INTERNAL, "unet: no skip to upsample to");
+    /* diffusers upsamples to the size of the next skip: 2× when the latent is a
+     * multiple of the total downscale, one less where a stride-2 conv rounded up */
+    const struct tensor *next = &p->skips[p->n_skips - 1];
+    int64_t h = next->shape[1], w = next->shape[2], c = x->shape[3];
     int other = pp_other(p, x);
     *slot ^= 1;
-    hold[*slot][0] = pp_view(p, other, 2 * h, 2 * w, c);
+    hold[*slot][0] = pp_view(p, other, h, w, c);
     struct workspace_mark mark = workspace_mark(p->ws);
-    struct tensor up; /* {B,2h,2w,C} nearest */
-    enum status s = workspace_tensor(p->ws, 4, (int64_t[]){p->batch, 2 * h, 2 * w, c}, &up, err);
+    struct tensor up; /* {B,h,w,C} nearest */
+    enum status s = workspace_tensor(p->ws, 4, (int64_t[]){p->batch, h, w, c}, &up, err);
     if (s == STATUS_OK)
-        s = backend_upsample_nearest2x(x, &up, err);
+        s = backend_upsample_nearest(x, &up, err);
     if (s == STATUS_OK)
         s = conv3x3(&up, &u->up_w, &u->up_b, 1, &hold[*slot][0], err);
     workspace_rewind(p->ws, mark);
@@ -534,17 +535,11 @@ static enum status check_forward_args(const struct unet_model *m, const struct t
                                       const struct tensor *out, struct errbuf *err)
 {
     const struct unet_config *c = &m->cfg;
-    int mult = unet_size_multiple(m);
     if (!timesteps)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unet: timesteps is NULL");
     if (x->ndim != 4 || x->shape[3] != c->in_channels)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unet: x must be {B,H,W,%d}",
                            c->in_channels);
-    if (x->shape[1] % mult != 0 || x->shape[2] % mult != 0)
-        return status_fail(err, STATUS_UNSUPPORTED,
-                           "unet: latent %lldx%lld (HxW) is not a multiple of %d (diffusers' "
-                           "odd-size upsampling is not implemented)",
-                           (long long)x->shape[1], (long long)x->shape[2], mult);
     if (context->ndim != 3 || context->shape[0] != x->shape[0] ||
         context->shape[2] != c->cross_attention_dim[0])
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unet: context must be {%lld,L,%d}",

@@ -18,10 +18,8 @@
  * heads.  SD1.5: 8 heads everywhere; SD2.x: [5,10,20,20] heads → head dim 64.
  *
  * Tensors: activations NHWC.  x {B,H,W,in_channels}, context {B,L,cross_attention_dim},
- * out {B,H,W,out_channels}; H and W must be multiples of 2^(number of down blocks − 1),
- * else STATUS_UNSUPPORTED: diffusers' odd-size path (nearest interpolation to the
- * skip's size) needs a backend op we do not have yet, so SD images must be multiples
- * of 64 pixels (latent multiples of 8).
+ * out {B,H,W,out_channels}; any H and W (stride-2 downsamplers round up; each
+ * upsampler resizes to its skip's size, diffusers' odd-size path).
  * Each batch row has its own timestep (host floats, may be non-integer), so requests
  * at different steps share one call; a row's output does not depend on its batchmates.
  *
@@ -102,8 +100,9 @@ void unet_free(struct unet_model *m);
 /* out{B,H,W,Cout} = UNet(x{B,H,W,Cin}, timesteps[B], context{B,L,Cctx}).  All tensors
  * on the model's backend; out must not alias x or context; timesteps[i] is row i's t
  * (cast to f32 as diffusers does; a single t for the batch is B copies of it).
- * Wrong shapes → STATUS_INVALID_ARGUMENT, H/W not a multiple of unet_size_multiple →
- * STATUS_UNSUPPORTED; the workspace is rewound in every case. */
+ * Any H and W: where they are not multiples of the total downscale, each upsampler
+ * resizes to its skip connection's size as diffusers does.  Wrong shapes →
+ * STATUS_INVALID_ARGUMENT; the workspace is rewound in every case. */
 enum status unet_forward(const struct unet_model *m, struct workspace *ws, const struct tensor *x,
                          const float *timesteps, const struct tensor *context,
                          struct tensor *out, struct errbuf *err);
@@ -112,7 +111,5 @@ const struct unet_config *unet_config(const struct unet_model *m);
 int unet_in_channels(const struct unet_model *m);
 int unet_out_channels(const struct unet_model *m);
 int unet_cross_attention_dim(const struct unet_model *m);
-/* H and W of x must be multiples of this (8 for SD: three downsamplers). */
-int unet_size_multiple(const struct unet_model *m);
 
 #endif

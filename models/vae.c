@@ -736,7 +736,7 @@ static enum status flow_upsample(struct flow *f, struct errbuf *err)
 {
     struct tensor y = flow_out(f, f->x.shape[0], 2 * f->x.shape[1], 2 * f->x.shape[2],
                                f->x.shape[3]);
-    enum status s = backend_upsample_nearest2x(&f->x, &y, err);
+    enum status s = backend_upsample_nearest(&f->x, &y, err);
     if (s == STATUS_OK)
         flow_advance(f, y);
     return s;

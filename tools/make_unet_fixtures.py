@@ -18,7 +18,8 @@ these two cover what they do not:
 Weights: the library's init plus seeded noise on every parameter, rounded to fp16 and
 saved as F16 (the reference is computed from exactly those values in float32).
 References: batch 3, non-square 8×16 latent, per-row float timesteps
-[999, 3.25, 500], context [3, 77, Cctx]; NCHW as diffusers has them.
+[999, 3.25, 500], context [3, 77, Cctx]; NCHW as diffusers has them.  reference_odd:
+batch 2 at latent sizes that are not multiples of the downscale (5×7, 9×13).
 
     /tmp/fxvenv/bin/python tools/make_unet_fixtures.py      # see docs/fixtures.md
 
@@ -80,6 +81,28 @@ def make(name, cfg, seed):
                "out": out.contiguous()}, os.path.join(d, "reference.safetensors"),
               metadata={"diffusers": diffusers.__version__, "torch": torch.__version__})
     print(f"{name}: out {tuple(out.shape)} std {out.std().item():.4f}")
+    make_odd(m, d, cfg, seed, cd)
+
+
+# Latent sizes that are not multiples of the total downscale: diffusers' stride-2
+# convs round up and each upsampler resizes to its skip's size.  A separate generator,
+# so the reference above stays as it was.
+ODD_SIZES = {"exotic2": (5, 7), "exotic4": (9, 13)}
+
+
+def make_odd(m, d, cfg, seed, cd):
+    name = os.path.basename(d)
+    h, w = ODD_SIZES[name]
+    g = torch.Generator().manual_seed(seed + 2)
+    x = torch.randn(2, cfg["in_channels"], h, w, generator=g)
+    t = torch.tensor([801.0, 42.5])
+    ctx = torch.randn(2, 77, cd, generator=g)
+    with torch.no_grad():
+        out = m(x, t, ctx).sample
+    save_file({"sample": x.contiguous(), "timestep": t, "encoder_hidden_states": ctx,
+               "out": out.contiguous()}, os.path.join(d, "reference_odd.safetensors"),
+              metadata={"diffusers": diffusers.__version__, "torch": torch.__version__})
+    print(f"{name} odd {h}x{w}: out {tuple(out.shape)} std {out.std().item():.4f}")
 
 
 def main():

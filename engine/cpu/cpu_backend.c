@@ -95,7 +95,7 @@ static const struct backend_ops cpu_ops = {
     .add = cpu_add,
     .mul = cpu_mul,
     .axpby = cpu_axpby,
-    .upsample_nearest2x = cpu_upsample_nearest2x,
+    .upsample_nearest = cpu_upsample_nearest,
     .concat_channels = cpu_concat_channels,
     .timestep_embedding = cpu_timestep_embedding,
 };

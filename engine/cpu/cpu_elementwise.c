@@ -353,30 +353,54 @@ struct ew_copy_job {
     int64_t w, ca, cb; /* upsample: input width and channels (ca); concat: ca, cb */
 };
 
-/* Input rows (n, h) of x{N,H,W,C} → output rows 2h and 2h+1 of y{N,2H,2W,C}. */
+/* PyTorch's nearest source index for output index dst (upsample_nearest's rule). */
+static int64_t ew_nearest_src(int64_t dst, int64_t in, int64_t out)
+{
+    if (out == in)
+        return dst;
+    if (out == 2 * in)
+        return dst >> 1;
+    float scale = (float)in / (float)out;
+    int64_t src = (int64_t)floorf((float)dst * scale);
+    return src < in - 1 ? src : in - 1;
+}
+
+struct ew_upsample_job {
+    const float *x;     /* {N,H,W,C} */
+    float *y;           /* {N,Ho,Wo,C} */
+    int64_t h, w, ho, wo, c;
+};
+
+/* Output rows (n, oy) of y: each is a gather of input row (n, src(oy)); an output row
+ * equal to the one before it is copied whole. */
 static void ew_upsample_run(void *ctx, size_t begin, size_t end, int thread)
 {
     (void)thread;
-    const struct ew_copy_job *j = ctx;
-    const size_t c = (size_t)j->ca, w = (size_t)j->w, out_row = 2 * w * c;
+    const struct ew_upsample_job *j = ctx;
+    const size_t c = (size_t)j->c, out_row = (size_t)j->wo * c;
     for (size_t row = begin; row < end; row++) {
-        const float *x = j->a + row * w * c;
-        float *y = j->y + row * 2 * out_row;
-        for (size_t i = 0; i < w; i++) {
-            memcpy(y + 2 * i * c, x + i * c, c * sizeof *y);
-            memcpy(y + (2 * i + 1) * c, x + i * c, c * sizeof *y);
+        int64_t n = (int64_t)row / j->ho, oy = (int64_t)row % j->ho;
+        int64_t sy = ew_nearest_src(oy, j->h, j->ho);
+        float *y = j->y + row * out_row;
+        if (oy > 0 && ew_nearest_src(oy - 1, j->h, j->ho) == sy && row > begin) {
+            memcpy(y, y - out_row, out_row * sizeof *y);
+            continue;
         }
-        memcpy(y + out_row, y, out_row * sizeof *y);
+        const float *x = j->x + ((size_t)(n * j->h + sy) * (size_t)j->w) * c;
+        for (int64_t ox = 0; ox < j->wo; ox++)
+            memcpy(y + (size_t)ox * c, x + (size_t)ew_nearest_src(ox, j->w, j->wo) * c,
+                   c * sizeof *y);
     }
 }
 
-enum status cpu_upsample_nearest2x(struct backend *b, const struct tensor *x, struct tensor *y,
-                                   struct errbuf *err)
+enum status cpu_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
+                                 struct errbuf *err)
 {
     (void)err;
-    struct ew_copy_job j = {cpu_f32(x), NULL, cpu_f32(y), x->shape[2], x->shape[3], 0};
-    size_t rows = (size_t)(x->shape[0] * x->shape[1]);
-    threadpool_parallel_for(cpu_of(b)->pool, rows, ew_row_grain(4 * j.w * j.ca),
+    struct ew_upsample_job j = {cpu_f32(x), cpu_f32(y), x->shape[1], x->shape[2], y->shape[1],
+                                y->shape[2], x->shape[3]};
+    size_t rows = (size_t)(y->shape[0] * y->shape[1]);
+    threadpool_parallel_for(cpu_of(b)->pool, rows, ew_row_grain(2 * j.wo * j.c),
                             ew_upsample_run, &j);
     return STATUS_OK;
 }

@@ -68,8 +68,8 @@ enum status cpu_mul(struct backend *b, const struct tensor *a, const struct tens
 enum status cpu_axpby(struct backend *b, const struct tensor *x, const struct tensor *yin,
                       const float *alpha, const float *beta, struct tensor *out,
                       struct errbuf *err);
-enum status cpu_upsample_nearest2x(struct backend *b, const struct tensor *x, struct tensor *y,
-                                   struct errbuf *err);
+enum status cpu_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
+                                 struct errbuf *err);
 enum status cpu_concat_channels(struct backend *b, const struct tensor *a,
                                 const struct tensor *bt, struct tensor *y, struct errbuf *err);
 enum status cpu_timestep_embedding(struct backend *b, const float *timesteps,

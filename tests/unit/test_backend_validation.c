@@ -140,7 +140,7 @@ START_TEST(test_elementwise_rejects)
     struct tensor a = make(4, 2, 4, 4, 8), y = make(4, 2, 4, 4, 8);
     struct tensor b_bad = make(4, 2, 3, 1, 8), b_3d = make(3, 2, 16, 8, 1);
     struct tensor y_half = make(4, 2, 4, 4, 4), y_up = make(4, 2, 8, 8, 8);
-    struct tensor y_up_bad = make(4, 2, 8, 7, 8), y_cat_bad = make(4, 2, 4, 4, 15);
+    struct tensor y_up_bad = make(4, 2, 8, 3, 8), y_cat_bad = make(4, 2, 4, 4, 15);
     struct tensor t_out = make(2, 3, 16, 1, 1), x_odd = make(2, 3, 7, 1, 1);
     const float alpha[2] = {1, 1}, beta[2] = {1, 1}, times[3] = {1, 2, 3};
 
@@ -154,9 +154,9 @@ START_TEST(test_elementwise_rejects)
     expect_invalid(backend_geglu(&x_odd, &x_odd, &err), &err, "geglu", "odd input");
     expect_invalid(backend_axpby(&a, &y, NULL, beta, &y, &err), &err, "axpby", "no alpha");
     expect_invalid(backend_axpby(&a, &y_half, alpha, beta, &y, &err), &err, "axpby", "shapes");
-    expect_invalid(backend_upsample_nearest2x(&a, &y_up_bad, &err), &err, "upsample",
-                   "output width");
-    expect_invalid(backend_upsample_nearest2x(&b_3d, &y_up, &err), &err, "upsample", "3-D");
+    expect_invalid(backend_upsample_nearest(&a, &y_up_bad, &err), &err, "upsample",
+                   "output narrower than input");
+    expect_invalid(backend_upsample_nearest(&b_3d, &y_up, &err), &err, "upsample", "3-D");
     expect_invalid(backend_concat_channels(&a, &a, &y_cat_bad, &err), &err, "concat",
                    "channels");
     expect_invalid(backend_concat_channels(&a, &y_half, &y_cat_bad, &err), &err, "concat",

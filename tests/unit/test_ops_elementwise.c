@@ -245,27 +245,41 @@ END_TEST
 
 /* --- upsample / concat ------------------------------------------------------------------ */
 
-START_TEST(test_upsample_nearest2x)
+/* PyTorch's nearest index, written here independently: floor(dst · in/out) in float,
+ * clamped; exactly dst/2 for 2× (where float rounding could otherwise differ). */
+static int64_t ref_nearest(int64_t dst, int64_t in, int64_t out)
+{
+    if (out == 2 * in)
+        return dst / 2;
+    int64_t s = (int64_t)floorf((float)dst * ((float)in / (float)out));
+    return s > in - 1 ? in - 1 : s;
+}
+
+START_TEST(test_upsample_nearest)
 {
     struct backend *be = test_cpu_backend();
-    const int64_t cases[][4] = {{2, 3, 5, 7}, {1, 1, 1, 1}, {1, 32, 32, 64}};
+    /* {N,H,W,C} → {Ho,Wo}: exact 2×, identity, and the U-Net's odd-size targets */
+    const int64_t cases[][6] = {{2, 3, 5, 7, 6, 10}, {1, 1, 1, 1, 2, 2}, {1, 32, 32, 64, 64, 64},
+                                {2, 2, 3, 5, 3, 5},  {1, 3, 4, 6, 5, 7}, {1, 5, 7, 3, 9, 13},
+                                {1, 4, 4, 2, 4, 9}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const int64_t *xs = cases[k];
-        const int64_t ys[4] = {xs[0], 2 * xs[1], 2 * xs[2], xs[3]};
+        const int64_t ys[4] = {xs[0], xs[4], xs[5], xs[3]};
         int64_t ny = numel_of(4, ys);
         float *hx = test_random_floats((size_t)numel_of(4, xs), 80 + k, -1.0f, 1.0f);
         struct tensor x = test_tensor(be, 4, xs, hx), y = test_tensor(be, 4, ys, NULL);
         struct errbuf err;
-        ck_assert_int_eq(backend_upsample_nearest2x(&x, &y, &err), STATUS_OK);
+        ck_assert_int_eq(backend_upsample_nearest(&x, &y, &err), STATUS_OK);
         float *got = test_download(&y);
         int64_t bad = -1;
         for (int64_t e = 0; e < ny && bad < 0; e++) {
             int64_t c = e % ys[3], w = (e / ys[3]) % ys[2], h = (e / (ys[3] * ys[2])) % ys[1];
             int64_t n = e / (ys[3] * ys[2] * ys[1]);
-            if (got[e] != hx[((n * xs[1] + h / 2) * xs[2] + w / 2) * xs[3] + c])
+            int64_t sh = ref_nearest(h, xs[1], ys[1]), sw = ref_nearest(w, xs[2], ys[2]);
+            if (got[e] != hx[((n * xs[1] + sh) * xs[2] + sw) * xs[3] + c])
                 bad = e;
         }
-        ck_assert_msg(bad < 0, "upsample element %lld", (long long)bad);
+        ck_assert_msg(bad < 0, "upsample case %zu element %lld", k, (long long)bad);
         free(got);
         free(hx);
         backend_free(&x);
@@ -400,7 +414,7 @@ static Suite *elementwise_suite(void)
     tcase_add_test(tc, test_geglu);
     tcase_add_loop_test(tc, test_broadcast, 0, (int)(sizeof bcast_cases / sizeof bcast_cases[0]));
     tcase_add_test(tc, test_axpby);
-    tcase_add_test(tc, test_upsample_nearest2x);
+    tcase_add_test(tc, test_upsample_nearest);
     tcase_add_test(tc, test_concat_channels);
     tcase_add_test(tc, test_timestep_embedding);
     tcase_add_test(tc, test_timestep_embedding_known_values);
