@@ -62,13 +62,6 @@ static bool vec_of(const struct tensor *t, int64_t n)
     return t->ndim == 1 && t->shape[0] == n;
 }
 
-#define TRY(expr)                                                                        \
-    do {                                                                                 \
-        enum status try_s_ = (expr);                                                     \
-        if (try_s_ != STATUS_OK)                                                         \
-            return try_s_;                                                               \
-    } while (0)
-
 /* --- memory ------------------------------------------------------------------- */
 
 enum status backend_alloc(struct backend *b, struct tensor *t, struct errbuf *err)

@@ -51,6 +51,15 @@ enum status status_fail(struct errbuf *err, enum status code, const char *fmt, .
 enum status status_wrap(struct errbuf *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Returns from the enclosing function with expr's status when it is not OK (the
+ * message is already in err). */
+#define TRY(expr)                                                                    \
+    do {                                                                             \
+        enum status try_s_ = (expr);                                                 \
+        if (try_s_ != STATUS_OK)                                                     \
+            return try_s_;                                                           \
+    } while (0)
+
 /* Programmer-error check: prints file/line/expression and aborts.  Only for
  * invariants that cannot fail on any input (never for validating input). */
 #define ASSERT(cond)                                                                 \

@@ -11,13 +11,6 @@
 #define NAME_MAX_LEN 128
 #define CLIP_DIM_MAX (1 << 20) /* sanity bound on config sizes (no int64 overflow) */
 
-#define TRY(expr)                                                                        \
-    do {                                                                                 \
-        enum status try_s_ = (expr);                                                     \
-        if (try_s_ != STATUS_OK)                                                         \
-            return try_s_;                                                               \
-    } while (0)
-
 struct clip_linear {
     struct tensor w; /* {out,in} */
     struct tensor b; /* {out} */

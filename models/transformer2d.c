@@ -6,13 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRY(expr)                                                                    \
-    do {                                                                             \
-        enum status s_ = (expr);                                                     \
-        if (s_ != STATUS_OK)                                                         \
-            return s_;                                                               \
-    } while (0)
-
 #define NAME_MAX_ 256
 
 /* --- loading ------------------------------------------------------------------- */

@@ -15,13 +15,6 @@
 #include "models/resnet.h"
 #include "models/transformer2d.h"
 
-#define TRY(expr)                                                                    \
-    do {                                                                             \
-        enum status s_ = (expr);                                                     \
-        if (s_ != STATUS_OK)                                                         \
-            return s_;                                                               \
-    } while (0)
-
 #define NAME_MAX_ 256
 #define MAX_SKIPS (1 + UNET_MAX_BLOCKS * (UNET_MAX_LAYERS + 1))
 

@@ -5,13 +5,6 @@
 #include "models/model_config.h"
 #include "models/unet.h"
 
-#define TRY(expr)                                                                    \
-    do {                                                                             \
-        enum status s_ = (expr);                                                     \
-        if (s_ != STATUS_OK)                                                         \
-            return s_;                                                               \
-    } while (0)
-
 static enum status unsupported(const json_t *obj, const char *key, const char *what,
                                struct errbuf *err)
 {
