@@ -124,7 +124,7 @@ struct gen_params {
 void gen_params_default(const struct sd_model *model, struct gen_params *p);
 
 /* Checks every field against the model; the message starts with the field's name
- * ("width: must be a multiple of 64 …", "steps: …", "sampler: …").  Returns
+ * ("width: must be a multiple of 8 …", "steps: …", "sampler: …").  Returns
  * STATUS_INVALID_ARGUMENT (prompts that are not UTF-8 fail in sd_request_begin). */
 enum status gen_params_validate(const struct sd_model *model, const struct gen_params *p,
                                 struct errbuf *err);

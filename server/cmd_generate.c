@@ -42,7 +42,7 @@ static void usage(FILE *f)
             "                          (default: $DIFFUSIOND_MODEL, else the bundled model)\n"
             "  --prompt TEXT           what to draw\n"
             "  --negative-prompt TEXT  what to avoid (with --cfg > 1)\n"
-            "  --width N, --height N   pixels, multiples of 64 (default: the model's size)\n"
+            "  --width N, --height N   pixels, multiples of 8 (default: the model's size)\n"
             "  --steps N               denoising steps (default: the model's)\n"
             "  --cfg X                 guidance scale; <= 1 turns CFG off (default: the model's)\n"
             "  --seed N|random         noise seed; image i of -n uses seed + i (default: random)\n"
