@@ -37,26 +37,63 @@ static enum status alloc_tensor(const struct sd_model *m, enum dtype dt, int ndi
     return backend_alloc(m->backend, t, err);
 }
 
+/* out {1,L,C} = the text encoder's output for `text`; `what` names it in messages. */
+static enum status encode_into(const struct sd_model *m, struct workspace *ws, const char *text,
+                               int clip_skip, const char *what, struct tensor *out,
+                               bool *truncated, struct errbuf *err)
+{
+    int32_t *ids = malloc(sizeof *ids * (size_t)m->context_len);
+    if (!ids)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: token ids", what);
+    struct tokenizer_result info;
+    enum status s = tokenizer_encode(m->tokenizer, text ? text : "", ids, &info, err);
+    if (s == STATUS_OK) {
+        if (truncated)
+            *truncated = info.truncated;
+        if (info.truncated)
+            LOG_WARNF("pipeline", "%s: %d tokens, truncated to %d (CLIP's limit)", what,
+                      info.n_tokens, m->context_len);
+        s = clip_encode(m->clip, ws, ids, 1, clip_skip, out, err);
+    }
+    free(ids);
+    return s;
+}
+
+enum status sd_text_encode(const struct sd_model *model, struct workspace *ws, const char *text,
+                           int clip_skip, struct tensor *out, bool *truncated,
+                           struct errbuf *err)
+{
+    if (!out || out->ndim != 3 || out->shape[0] != 1 || out->shape[1] != model->context_len ||
+        out->shape[2] != model->context_dim)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "sd_text_encode: out must be {1,%d,%d}", model->context_len,
+                           model->context_dim);
+    if (clip_skip < 0)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "clip_skip: %d is negative", clip_skip);
+    return encode_into(model, ws, text, clip_skip, "prompt", out, truncated, err);
+}
+
 /* context row `row` = the text encoder's output for `text`. */
 static enum status encode_text(const struct sd_model *m, struct workspace *ws, const char *text,
                                int clip_skip, struct sd_request *req, int row, bool *truncated,
                                struct errbuf *err)
 {
-    int32_t *ids = malloc(sizeof *ids * (size_t)m->context_len);
-    if (!ids)
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "prompt: token ids");
-    struct tokenizer_result info;
-    enum status s = tokenizer_encode(m->tokenizer, text ? text : "", ids, &info, err);
-    if (s == STATUS_OK) {
-        *truncated = info.truncated;
-        if (info.truncated)
-            LOG_WARNF("pipeline", "%s: %d tokens, truncated to %d (CLIP's limit)",
-                      row == 0 ? "prompt" : "negative_prompt", info.n_tokens, m->context_len);
-        struct tensor out = row_view(&req->context, row, 1);
-        s = clip_encode(m->clip, ws, ids, 1, clip_skip, &out, err);
-    }
-    free(ids);
-    return s;
+    struct tensor out = row_view(&req->context, row, 1);
+    return encode_into(m, ws, text, clip_skip, row == 0 ? "prompt" : "negative_prompt", &out,
+                       truncated, err);
+}
+
+/* context row `row` = a precomputed embedding (an exact copy). */
+static enum status copy_text(const struct sd_model *m, const struct tensor *src,
+                             struct sd_request *req, int row, struct errbuf *err)
+{
+    if (!src || src->ndim != 3 || src->shape[0] != 1 || src->shape[1] != m->context_len ||
+        src->shape[2] != m->context_dim || src->dtype != req->context.dtype)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "text embeddings: %s must be {1,%d,%d} in the workspace's dtype",
+                           row == 0 ? "cond" : "uncond", m->context_len, m->context_dim);
+    struct tensor dst = row_view(&req->context, row, 1);
+    return copy_scaled(src, 1.0f, &dst, err);
 }
 
 enum plan_need { NEED_NOISE, NEED_X0_HISTORY, NEED_CLIP };
@@ -90,13 +127,22 @@ static enum status init_sampler(const struct sd_model *m, const struct gen_param
 }
 
 static enum status init_text(const struct sd_model *m, struct workspace *ws,
-                             const struct gen_params *p, struct sd_request *req,
-                             struct errbuf *err)
+                             const struct gen_params *p, const struct sd_text_embeddings *text,
+                             struct sd_request *req, struct errbuf *err)
 {
     const int64_t shape[3] = {req->rows, m->context_len, m->context_dim};
     enum status s = alloc_tensor(m, ws->dtype, 3, shape, &req->context, err);
     if (s != STATUS_OK)
         return s;
+    if (text) {
+        req->prompt_truncated = text->cond_truncated;
+        s = copy_text(m, text->cond, req, 0, err);
+        if (s == STATUS_OK && req->rows == 2) {
+            req->negative_truncated = text->uncond_truncated;
+            s = copy_text(m, text->uncond, req, 1, err);
+        }
+        return s;
+    }
     s = encode_text(m, ws, p->prompt, p->clip_skip, req, 0, &req->prompt_truncated, err);
     if (s != STATUS_OK)
         return status_wrap(err, "prompt");
@@ -142,6 +188,14 @@ enum status sd_request_begin(const struct sd_model *model, struct workspace *ws,
                              const struct gen_params *p, int image_index,
                              struct sd_request *req, struct errbuf *err)
 {
+    return sd_request_begin_text(model, ws, p, image_index, NULL, req, err);
+}
+
+enum status sd_request_begin_text(const struct sd_model *model, struct workspace *ws,
+                                  const struct gen_params *p, int image_index,
+                                  const struct sd_text_embeddings *text, struct sd_request *req,
+                                  struct errbuf *err)
+{
     memset(req, 0, sizeof *req);
     enum status s = gen_params_validate(model, p, err);
     if (s != STATUS_OK)
@@ -164,7 +218,7 @@ enum status sd_request_begin(const struct sd_model *model, struct workspace *ws,
     req->step_noise = p->step_noise;
     s = init_sampler(model, p, req, err);
     if (s == STATUS_OK)
-        s = init_text(model, ws, p, req, err);
+        s = init_text(model, ws, p, text, req, err);
     if (s == STATUS_OK)
         s = init_latent(model, ws, p, req, err);
     if (s != STATUS_OK)

@@ -159,6 +159,32 @@ enum status sd_request_begin(const struct sd_model *model, struct workspace *ws,
                              const struct gen_params *p, int image_index,
                              struct sd_request *req, struct errbuf *err);
 
+/* Precomputed text embeddings (a scheduler's text cache): cond is the prompt's
+ * encoder output at p->clip_skip, uncond the negative prompt's at the last layer
+ * (clip_skip 0), each {1, context_len, context_dim} on the model's backend in the
+ * workspace's dtype.  uncond is read only with CFG (guidance > 1).  Borrowed: copied
+ * into the request during sd_request_begin_text. */
+struct sd_text_embeddings {
+    const struct tensor *cond, *uncond;
+    bool cond_truncated, uncond_truncated;
+};
+
+/* Encodes `text` (NULL = "") with the model's tokenizer and text encoder, skipping
+ * clip_skip final layers, into out: {1, context_len, context_dim}, allocated by the
+ * caller on the model's backend in ws->dtype.  *truncated (may be NULL): the tokenizer
+ * cut the text at context_len tokens.  Exactly what sd_request_begin computes for a
+ * context row. */
+enum status sd_text_encode(const struct sd_model *model, struct workspace *ws, const char *text,
+                           int clip_skip, struct tensor *out, bool *truncated,
+                           struct errbuf *err);
+
+/* sd_request_begin with the context rows copied from `text` instead of encoded (text
+ * NULL: encoded as sd_request_begin does).  The prompts in p are not read then. */
+enum status sd_request_begin_text(const struct sd_model *model, struct workspace *ws,
+                                  const struct gen_params *p, int image_index,
+                                  const struct sd_text_embeddings *text, struct sd_request *req,
+                                  struct errbuf *err);
+
 /* One denoising step for each of reqs[0 … n): one U-Net call over all their rows,
  * CFG, sampler steps.  Every request must be running (not done) and share the latent
  * size; at most SD_MAX_BATCH_ROWS rows.  STATUS_INVALID_ARGUMENT otherwise. */

@@ -27,6 +27,7 @@ static void usage(FILE *out)
             "  generate      text to image from the command line (PNG/JPEG)\n"
             "  bench ops     benchmark the engine's heaviest ops against the machine's peak\n"
             "  bench model   time a checkpoint's U-Net step and VAE decode on the CPU\n"
+            "  bench load    batching scheduler under Poisson load: goodput per batching mode\n"
             "  version       print version and build configuration\n"
             "  help          this text\n"
             "\n"
@@ -84,13 +85,16 @@ static int cmd_bench(int argc, char **argv)
                 "usage: diffusiond bench <suite> [options]\n"
                 "suites:\n"
                 "  ops   conv/attention/SGEMM GFLOP/s vs the measured FMA peak\n"
-                "  model U-Net step (CFG batch) and VAE decode of a checkpoint: seconds, RSS\n");
+                "  model U-Net step (CFG batch) and VAE decode of a checkpoint: seconds, RSS\n"
+                "  load  the batching scheduler under Poisson arrivals: goodput per mode\n");
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "ops") == 0)
         return bench_ops_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "model") == 0)
         return bench_model_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "load") == 0)
+        return bench_load_main(argc - 1, argv + 1);
     fprintf(stderr, "diffusiond bench: unknown suite '%s'\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,108 @@
+/* server/sched_internal.h — the scheduler's state, shared by its source files
+ * (scheduler.c: API and worker thread; sched_loop.c: one iteration; sched_admission.c:
+ * cost model and admission; sched_runner.c: the pipeline runner).  Nothing else
+ * includes it.  Ownership and thread-safety as server/scheduler.h: fields marked
+ * [lock] are read and written under s->lock; [worker] only by the iterating thread. */
+#ifndef DIFFUSIOND_SERVER_SCHED_INTERNAL_H
+#define DIFFUSIOND_SERVER_SCHED_INTERNAL_H
+
+#include <pthread.h>
+
+#include "server/scheduler.h"
+
+enum job_state { JOB_QUEUED, JOB_ACTIVE };
+
+struct sched_job;
+
+/* One image of a job: one sd_request while it runs. */
+struct sched_image {
+    struct sched_job *job;
+    int index;
+    struct sd_request req; /* [worker] */
+    bool begun, finished;  /* [worker] begun: in the active set; finished: all steps */
+    int steps_done;        /* [worker] */
+};
+
+struct sched_job {
+    uint64_t id;
+    struct gen_params p;         /* strings point at the copies below */
+    char *prompt, *negative, *request_id;
+    struct job_callbacks cb;
+    int model, priority;
+    int rows;                    /* per image: 2 with CFG, else 1 */
+    uint64_t deadline_ns;        /* absolute on the scheduler clock; 0 none */
+    uint64_t t_submit, t_admit, t_first_step, t_last_step;
+    double encode_s, decode_s;
+    int unet_calls;
+    int64_t rows_sum;
+    enum job_state state;        /* [lock] */
+    enum cancel_reason cancel;   /* [lock] requested */
+    int64_t rowsteps_left;       /* [lock] rows × steps not yet run, over its images */
+    int steps_left_max;          /* [lock] of its images */
+    int n_admit;                 /* [lock] images admitted (to begin) */
+    int n_begun, n_decoded;      /* [worker] */
+    int steps_done_total;        /* [worker] */
+    struct sched_image *images;  /* [p.n] */
+    struct sd_image *out;        /* [p.n] decoded */
+    struct sched_job *next;      /* [lock] in the active list */
+};
+
+struct scheduler {
+    struct scheduler_config cfg;
+    struct sched_runner runner;
+    void *pipeline_runner;       /* the product runner (sched_runner.c) or NULL */
+
+    pthread_mutex_t lock;
+    pthread_cond_t work_cv;      /* the worker waits for work */
+    pthread_cond_t idle_cv;      /* drain waits for an empty scheduler */
+    pthread_t thread;
+    bool started, stop, draining;
+    bool cancel_all;             /* [lock] cancel everything (shutdown) */
+    uint64_t kick;               /* [lock] bumped by every submit/cancel/stop */
+    uint64_t next_id;            /* [lock] */
+
+    struct sched_job **queue;    /* [lock] [queue_capacity] jobs waiting, in arrival order */
+    int queue_len;
+    int completing;              /* [lock] out of the books, on_complete not yet returned */
+    struct sched_job *active;    /* [lock] admitted jobs (some image begun or to begin) */
+    int64_t pending_rowsteps;    /* [lock] over queued + active jobs */
+    int pending_rows;            /* [lock] rows of every image not finished */
+    double step_ewma[SCHED_HIST_MAX + 1]; /* [lock] seconds per U-Net call by rows */
+    double decode_ewma;          /* [lock] seconds per decoded image */
+    struct scheduler_stats stats; /* [lock] */
+
+    struct sched_image **batch;  /* [worker] scratch, max_batch_rows */
+    struct sd_request **reqs;    /* [worker] scratch */
+    struct sched_job **scratch;  /* [worker] scratch, queue_capacity + active */
+    int scratch_cap;
+};
+
+uint64_t sched_now(const struct scheduler *s);
+
+/* sched_admission.c */
+/* Seconds per U-Net call of `rows` rows from the measured EWMAs [lock]. */
+double sched_step_cost(const struct scheduler *s, int rows);
+/* The admission decision for a job of `rows` rows per image × n images × steps [lock]. */
+void sched_admission_judge(const struct scheduler *s, const struct sched_job *j, uint64_t now,
+                           struct admission *adm);
+/* Records a U-Net call's duration [lock]. */
+void sched_record_step(struct scheduler *s, int rows, double seconds);
+void sched_record_decode(struct scheduler *s, int images, double seconds);
+/* Urgency order: priority, then earliest deadline, then longest wait; < 0 when a
+ * goes first. */
+int sched_job_cmp(const struct sched_job *a, const struct sched_job *b);
+
+/* sched_loop.c: one iteration on the calling thread (not under the lock). */
+enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
+                          struct errbuf *err);
+
+/* sched_runner.c: the product runner over the real pipeline. */
+enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
+                                         struct sched_runner *out, void **state,
+                                         struct errbuf *err);
+void sched_pipeline_runner_destroy(void *state);
+void sched_pipeline_runner_counters(void *state, uint64_t *hits, uint64_t *misses);
+
+void sched_job_free(struct sched_job *j);
+
+#endif

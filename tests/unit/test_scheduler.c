@@ -1,0 +1,729 @@
+/* tests/unit/test_scheduler.c — server/scheduler with a fake clock and a fake step
+ * runner (the only place fakes are allowed, issue 4): admission (queue full, deadline,
+ * the estimate), ordering (no head-of-line blocking across buckets, priority, earliest
+ * deadline, longest wait), joining and leaving at step boundaries, the row limit,
+ * cancellation (by id, disconnect, deadline, queued or running), request and none
+ * modes, and a threaded burst where every admitted job completes exactly once. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/scheduler.h"
+#include "tests/testutil.h"
+
+#define MS 1000000ull
+#define MAX_CALLS 256
+#define MAX_JOBS 256
+
+/* --- the fakes ------------------------------------------------------------------------ */
+
+struct fake {
+    uint64_t now;                 /* the fake clock, ns */
+    uint64_t per_call, per_row;   /* step cost */
+    int calls;
+    int call_rows[MAX_CALLS];
+    int call_n[MAX_CALLS];
+    uint64_t call_seed[MAX_CALLS][16]; /* seeds of the call's requests */
+    int begins;
+    uint64_t begin_seed[MAX_JOBS];
+    int released;
+    bool real_clock;              /* threaded test: costs are real sleeps */
+    pthread_mutex_t lock;
+};
+
+static uint64_t fake_now(void *ctx)
+{
+    struct fake *f = ctx;
+    return __atomic_load_n(&f->now, __ATOMIC_SEQ_CST);
+}
+
+static enum status fake_begin(void *ctx, int model, const struct gen_params *p, int image,
+                              struct sd_request *req, struct errbuf *err)
+{
+    (void)model;
+    (void)err;
+    struct fake *f = ctx;
+    memset(req, 0, sizeof *req);
+    req->rows = p->guidance > 1.0 ? 2 : 1;
+    req->width = p->width;
+    req->height = p->height;
+    req->seed = p->seed + (uint64_t)image;
+    pthread_mutex_lock(&f->lock);
+    if (f->begins < MAX_JOBS)
+        f->begin_seed[f->begins] = req->seed;
+    f->begins++;
+    pthread_mutex_unlock(&f->lock);
+    return STATUS_OK;
+}
+
+static enum status fake_step(void *ctx, int model, struct sd_request *const *reqs, int n,
+                             struct errbuf *err)
+{
+    (void)model;
+    (void)err;
+    struct fake *f = ctx;
+    int rows = 0;
+    for (int i = 0; i < n; i++)
+        rows += reqs[i]->rows;
+    pthread_mutex_lock(&f->lock);
+    if (f->calls < MAX_CALLS) {
+        f->call_rows[f->calls] = rows;
+        f->call_n[f->calls] = n;
+        for (int i = 0; i < n && i < 16; i++)
+            f->call_seed[f->calls][i] = reqs[i]->seed;
+    }
+    f->calls++;
+    pthread_mutex_unlock(&f->lock);
+    const uint64_t cost = f->per_call + f->per_row * (uint64_t)rows;
+    if (f->real_clock)
+        usleep((useconds_t)(cost / 1000));
+    else
+        __atomic_add_fetch(&f->now, cost, __ATOMIC_SEQ_CST);
+    return STATUS_OK;
+}
+
+static enum status fake_decode(void *ctx, int model, struct sd_request *const *reqs, int n,
+                               struct sd_image *images, struct errbuf *err)
+{
+    (void)ctx;
+    (void)model;
+    (void)err;
+    for (int i = 0; i < n; i++) {
+        images[i] = (struct sd_image){.width = 1, .height = 1, .seed = reqs[i]->seed};
+        images[i].rgb = calloc(3, 1);
+    }
+    return STATUS_OK;
+}
+
+static void fake_release(void *ctx, struct sd_request *req)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    f->released++;
+    pthread_mutex_unlock(&f->lock);
+    memset(req, 0, sizeof *req);
+}
+
+static const struct sched_runner FAKE_RUNNER = {
+    .begin = fake_begin, .step = fake_step, .decode = fake_decode, .release = fake_release};
+
+/* Completion records, by job id. */
+struct record {
+    pthread_mutex_t lock;
+    int complete[MAX_JOBS];     /* on_complete calls */
+    enum status status[MAX_JOBS];
+    enum cancel_reason reason[MAX_JOBS];
+    int progress[MAX_JOBS];     /* last steps_done */
+    int complete_call[MAX_JOBS]; /* fake->calls when it completed */
+    struct job_metrics metrics[MAX_JOBS];
+    int n_images[MAX_JOBS];
+    struct fake *fake;
+    struct scheduler *sched;
+    uint64_t cancel_at_progress_id; /* cancel this job from its progress callback … */
+    int cancel_at_step;             /* … when it reaches this many steps */
+};
+
+static void on_progress(void *user, uint64_t id, int done, int total)
+{
+    struct record *r = user;
+    (void)total;
+    pthread_mutex_lock(&r->lock);
+    r->progress[id % MAX_JOBS] = done;
+    const bool cancel = id == r->cancel_at_progress_id && done == r->cancel_at_step;
+    pthread_mutex_unlock(&r->lock);
+    if (cancel)
+        ck_assert_int_eq(scheduler_cancel(r->sched, id, CANCEL_CLIENT, NULL), STATUS_OK);
+}
+
+static void on_complete(void *user, struct job_result *res)
+{
+    struct record *r = user;
+    pthread_mutex_lock(&r->lock);
+    const uint64_t id = res->job_id % MAX_JOBS;
+    r->complete[id]++;
+    r->status[id] = res->status;
+    r->reason[id] = res->cancel_reason;
+    r->complete_call[id] = r->fake->calls;
+    r->metrics[id] = res->metrics;
+    r->n_images[id] = res->n_images;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static struct fake *fake_new(void)
+{
+    struct fake *f = calloc(1, sizeof *f);
+    pthread_mutex_init(&f->lock, NULL);
+    f->now = 1000 * MS;
+    f->per_call = 40 * MS;
+    f->per_row = 10 * MS;
+    return f;
+}
+
+static struct record *record_new(struct fake *f)
+{
+    struct record *r = calloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->fake = f;
+    return r;
+}
+
+static const struct sd_model *const DUMMY_MODEL = (const struct sd_model *)&FAKE_RUNNER;
+
+static struct scheduler *make_sched(struct fake *f, enum sched_mode mode, int max_rows,
+                                    int queue_cap, struct record *rec)
+{
+    static struct sched_runner runner;
+    struct scheduler_config cfg;
+    scheduler_config_default(&cfg);
+    cfg.models[0] = DUMMY_MODEL;
+    cfg.n_models = 1;
+    cfg.mode = mode;
+    cfg.max_batch_rows = max_rows;
+    cfg.queue_capacity = queue_cap;
+    cfg.request_max_wait_ms = 100;
+    cfg.decode_batch = 2;
+    if (!f->real_clock)
+        cfg.clock = (struct sched_clock){.now_ns = fake_now, .ctx = f};
+    runner = FAKE_RUNNER;
+    runner.ctx = f;
+    cfg.runner = &runner;
+    struct scheduler *s;
+    struct errbuf err;
+    ck_assert_msg(scheduler_create(&cfg, &s, &err) == STATUS_OK, "%s", err.msg);
+    rec->sched = s;
+    return s;
+}
+
+static struct gen_params params(uint64_t seed, int steps, double guidance, int w, int h)
+{
+    struct gen_params p;
+    memset(&p, 0, sizeof p);
+    p.prompt = "a cube";
+    p.seed = seed;
+    p.steps = steps;
+    p.guidance = guidance;
+    p.width = w;
+    p.height = h;
+    p.n = 1;
+    return p;
+}
+
+static uint64_t submit(struct scheduler *s, struct record *rec, struct gen_params p,
+                       int64_t deadline_ms, int priority)
+{
+    const struct job_callbacks cb = {.on_progress = on_progress, .on_complete = on_complete,
+                                     .user = rec};
+    const struct submit_options opt = {.deadline_ms = deadline_ms, .priority = priority};
+    uint64_t id = 0;
+    struct admission adm;
+    struct errbuf err;
+    ck_assert_msg(scheduler_submit(s, &p, &cb, &opt, &id, &adm, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_int_eq(adm.reason, ADMIT_OK);
+    return id;
+}
+
+static void poll1(struct scheduler *s)
+{
+    struct errbuf err;
+    ck_assert_msg(scheduler_poll(s, NULL, NULL, &err) == STATUS_OK, "%s", err.msg);
+}
+
+static bool call_has(const struct fake *f, int call, uint64_t seed)
+{
+    for (int i = 0; i < f->call_n[call]; i++)
+        if (f->call_seed[call][i] == seed)
+            return true;
+    return false;
+}
+
+static void teardown(struct scheduler *s, struct fake *f, struct record *r)
+{
+    scheduler_destroy(s);
+    ck_assert_int_eq(f->released, f->begins); /* every begun request released */
+    free(f);
+    free(r);
+}
+
+/* --- joining and leaving ------------------------------------------------------------ */
+
+START_TEST(test_join_and_leave)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, r);
+    const uint64_t a = submit(s, r, params(100, 4, 7.5, 64, 64), 0, 0);
+    poll1(s); /* A admitted, its step 1 */
+    const uint64_t b = submit(s, r, params(200, 2, 1.0, 64, 64), 0, 0);
+    poll1(s); /* B joins: A step 2, B step 1 */
+    poll1(s); /* A 3, B 2 → B leaves, decoded, completes */
+    ck_assert_int_eq(r->complete[b], 1);
+    ck_assert_int_eq(r->complete[a], 0);
+    poll1(s); /* A 4 alone */
+    ck_assert_int_eq(f->calls, 4);
+    const int want_rows[4] = {2, 3, 3, 2};
+    for (int c = 0; c < 4; c++)
+        ck_assert_int_eq(f->call_rows[c], want_rows[c]);
+    ck_assert(!call_has(f, 0, 200) && call_has(f, 1, 200) && call_has(f, 2, 200) &&
+              !call_has(f, 3, 200));
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    ck_assert_int_eq(r->n_images[a], 1);
+    ck_assert_int_eq(r->progress[a], 4);
+    ck_assert_int_eq(r->metrics[a].unet_calls, 4);
+    ck_assert_double_eq_tol(r->metrics[a].mean_batch_rows, 2.5, 1e-9);
+    ck_assert_int_eq(r->metrics[b].unet_calls, 2);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.unet_calls, 4);
+    ck_assert_uint_eq(st.unet_rows, 10);
+    ck_assert_uint_eq(st.rows_hist[2], 2);
+    ck_assert_uint_eq(st.rows_hist[3], 2);
+    ck_assert_double_eq_tol(st.mean_rows, 2.5, 1e-9);
+    /* step time EWMA per batch size, from the fake cost (40 ms + 10 ms/row) */
+    ck_assert_double_eq_tol(st.step_ewma_s[2], 0.060, 1e-9);
+    ck_assert_double_eq_tol(st.step_ewma_s[3], 0.070, 1e-9);
+    ck_assert_uint_eq(st.completed_ok, 2);
+    ck_assert_int_eq(st.active_rows, 0);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* n > 1: one request per image; the row limit holds newcomers back until rows free. */
+START_TEST(test_row_limit_and_images)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 4, 8, r);
+    struct gen_params p = params(10, 3, 5.0, 64, 64);
+    p.n = 2; /* 2 images × 2 rows: fills the 4 rows */
+    const uint64_t a = submit(s, r, p, 0, 0);
+    const uint64_t b = submit(s, r, params(50, 2, 5.0, 64, 64), 0, 0);
+    poll1(s);
+    ck_assert_int_eq(f->call_rows[0], 4);
+    ck_assert(call_has(f, 0, 10) && call_has(f, 0, 11) && !call_has(f, 0, 50));
+    poll1(s);
+    poll1(s); /* A's images finish */
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->n_images[a], 2);
+    poll1(s); /* B joins now */
+    ck_assert(call_has(f, 3, 50));
+    ck_assert_int_eq(f->call_rows[3], 2);
+    poll1(s);
+    ck_assert_int_eq(r->complete[b], 1);
+    for (int c = 0; c < f->calls; c++)
+        ck_assert_int_le(f->call_rows[c], 4);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* --- ordering ----------------------------------------------------------------------- */
+
+START_TEST(test_no_head_of_line_blocking)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 2, 8, r);
+    submit(s, r, params(1, 5, 7.5, 64, 64), 0, 0);            /* fills 64x64 */
+    const uint64_t b = submit(s, r, params(2, 2, 7.5, 64, 64), 0, 0); /* waits for it */
+    const uint64_t c = submit(s, r, params(3, 2, 7.5, 96, 64), 0, 0); /* other bucket */
+    poll1(s);
+    ck_assert_int_eq(f->begins, 2); /* A and C began, B did not */
+    ck_assert_uint_eq(f->begin_seed[1], 3);
+    poll1(s);
+    ck_assert_int_eq(r->complete[c], 1); /* one call per bucket per iteration: C did not
+                                            wait for A's 5 steps */
+    ck_assert_int_eq(r->complete_call[c], 4);
+    ck_assert_int_eq(r->complete[b], 0);
+    for (int i = 0; i < 10; i++)
+        poll1(s);
+    ck_assert_int_eq(r->complete[b], 1);
+    teardown(s, f, r);
+}
+END_TEST
+
+START_TEST(test_priority_deadline_then_wait)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 2, 8, r);
+    submit(s, r, params(1, 1, 7.5, 64, 64), 0, 0); /* runs first, alone */
+    poll1(s);
+    submit(s, r, params(2, 1, 7.5, 64, 64), 0, 0);         /* oldest, no deadline */
+    f->now += MS;
+    submit(s, r, params(3, 1, 7.5, 64, 64), 0, 0);         /* younger, no deadline */
+    submit(s, r, params(4, 1, 7.5, 64, 64), 60000, 0);     /* a late deadline */
+    submit(s, r, params(5, 1, 7.5, 64, 64), 30000, 0);     /* an earlier deadline */
+    submit(s, r, params(6, 1, 7.5, 64, 64), 0, 1);         /* priority */
+    for (int i = 0; i < 5; i++)
+        poll1(s); /* one at a time (2 rows each) */
+    const uint64_t want[6] = {1, 6, 5, 4, 2, 3};
+    ck_assert_int_eq(f->begins, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert_uint_eq(f->begin_seed[i], want[i]);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* --- cancellation --------------------------------------------------------------------- */
+
+START_TEST(test_cancel_running_and_queued)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 4, 8, r);
+    const uint64_t a = submit(s, r, params(1, 6, 7.5, 64, 64), 0, 0);
+    const uint64_t b = submit(s, r, params(2, 6, 7.5, 64, 64), 0, 0);
+    const uint64_t c = submit(s, r, params(3, 6, 7.5, 64, 64), 0, 0); /* queued: rows full */
+    poll1(s);
+    poll1(s);
+    ck_assert_int_eq(scheduler_cancel(s, b, CANCEL_CLIENT, NULL), STATUS_OK);
+    ck_assert_int_eq(scheduler_disconnect(s, c, NULL), STATUS_OK);
+    poll1(s); /* B's slot is free at this step boundary: C is gone too */
+    ck_assert_int_eq(r->complete[b], 1);
+    ck_assert_int_eq(r->status[b], STATUS_CANCELLED);
+    ck_assert_int_eq(r->reason[b], CANCEL_CLIENT);
+    ck_assert_int_eq(r->metrics[b].steps_done, 2);
+    ck_assert_int_eq(r->complete[c], 1);
+    ck_assert_int_eq(r->reason[c], CANCEL_DISCONNECT);
+    ck_assert_int_eq(r->metrics[c].unet_calls, 0);
+    ck_assert_int_eq(f->call_rows[2], 2); /* only A in the next call */
+    ck_assert(!call_has(f, 2, 2));
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_cancel(s, b, CANCEL_CLIENT, &err), STATUS_NOT_FOUND);
+    for (int i = 0; i < 4; i++)
+        poll1(s);
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.cancelled, 2);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* Cancelled from its own progress callback (the worker thread): not one more step. */
+START_TEST(test_cancel_from_callback)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 8, r);
+    const uint64_t a = submit(s, r, params(1, 5, 7.5, 64, 64), 0, 0);
+    const uint64_t b = submit(s, r, params(2, 5, 7.5, 64, 64), 0, 0);
+    r->cancel_at_progress_id = b;
+    r->cancel_at_step = 2;
+    for (int i = 0; i < 6; i++)
+        poll1(s);
+    ck_assert_int_eq(r->status[b], STATUS_CANCELLED);
+    ck_assert_int_eq(r->metrics[b].steps_done, 2);
+    ck_assert(call_has(f, 1, 2) && !call_has(f, 2, 2));
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    teardown(s, f, r);
+}
+END_TEST
+
+START_TEST(test_deadline_expiry)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 8, r);
+    /* 60 ms a step: 10 steps need 600 ms; the first guess (50 ms/row) admits 2 s */
+    const uint64_t a = submit(s, r, params(1, 10, 7.5, 64, 64), 2000, 0);
+    poll1(s);
+    f->now += 1990 * MS; /* a stall: the deadline passes mid-way */
+    poll1(s);
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->status[a], STATUS_CANCELLED);
+    ck_assert_int_eq(r->reason[a], CANCEL_DEADLINE);
+    ck_assert_int_eq(r->metrics[a].steps_done, 1);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* --- admission ------------------------------------------------------------------------ */
+
+START_TEST(test_admission_queue_full)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 2, 2, r);
+    submit(s, r, params(1, 10, 7.5, 64, 64), 0, 0);
+    poll1(s); /* running; its step cost is measured */
+    submit(s, r, params(2, 10, 7.5, 64, 64), 0, 0);
+    submit(s, r, params(3, 10, 7.5, 64, 64), 0, 0);
+    struct gen_params p = params(4, 10, 7.5, 64, 64);
+    const struct job_callbacks cb = {.on_complete = on_complete, .user = r};
+    struct admission adm;
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_submit(s, &p, &cb, NULL, NULL, &adm, &err), STATUS_BUSY);
+    ck_assert_int_eq(adm.reason, ADMIT_QUEUE_FULL);
+    ck_assert_int_eq(adm.queue_depth, 2);
+    /* the running job has 9 steps of 60 ms left */
+    ck_assert_int_eq(adm.retry_after_ms, 540);
+    ck_assert_msg(strstr(err.msg, "queue_full") != NULL, "%s", err.msg);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.rejected_queue_full, 1);
+    ck_assert_int_eq(st.queue_depth, 2);
+    teardown(s, f, r); /* the two queued ones are cancelled (shutdown), once each */
+    (void)0;
+}
+END_TEST
+
+START_TEST(test_admission_deadline_and_estimate)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 8, r);
+    const uint64_t a = submit(s, r, params(1, 10, 7.5, 64, 64), 0, 0);
+    poll1(s); /* measured: 2 rows → 60 ms */
+    /* a second CFG job of 10 steps: the batch will be 4 rows (80 ms), work ahead
+     * 9·2 + 10·2 = 38 row-steps → 38 · 80/4 ms = 760 ms; its own 10 · 80 ms = 800 ms */
+    struct gen_params p = params(2, 10, 7.5, 64, 64);
+    const struct job_callbacks cb = {.on_complete = on_complete, .user = r};
+    struct submit_options opt = {.deadline_ms = 500};
+    struct admission adm;
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_submit(s, &p, &cb, &opt, NULL, &adm, &err), STATUS_TIMEOUT);
+    ck_assert_int_eq(adm.reason, ADMIT_DEADLINE);
+    /* 4 rows never measured: scaled from 2 rows, 120 ms → 1.2 s expected */
+    ck_assert_double_eq_tol(adm.expected_s, 1.2, 1e-9);
+    ck_assert_int_eq(adm.retry_after_ms, 700);
+    opt.deadline_ms = 5000;
+    uint64_t b;
+    ck_assert_int_eq(scheduler_submit(s, &p, &cb, &opt, &b, &adm, &err), STATUS_OK);
+    const uint64_t t_submit = f->now;
+    for (int i = 0; i < 12; i++)
+        poll1(s);
+    ck_assert_int_eq(r->status[b], STATUS_OK);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    const double actual = (double)(f->now - t_submit) * 1e-9;
+    printf("admission estimate %.3f s, actual %.3f s\n", adm.expected_s, actual);
+    ck_assert(adm.expected_s >= actual * 0.9); /* conservative, not wildly so */
+    ck_assert(adm.expected_s <= actual * 2.0);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.rejected_deadline, 1);
+    teardown(s, f, r);
+}
+END_TEST
+
+START_TEST(test_draining_rejects)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 8, r);
+    const uint64_t a = submit(s, r, params(1, 3, 7.5, 64, 64), 0, 0);
+    struct errbuf err;
+    ck_assert_msg(scheduler_drain(s, -1, &err) == STATUS_OK, "%s", err.msg); /* polls here */
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    struct gen_params p = params(2, 3, 7.5, 64, 64);
+    const struct job_callbacks cb = {.on_complete = on_complete, .user = r};
+    struct admission adm;
+    ck_assert_int_eq(scheduler_submit(s, &p, &cb, NULL, NULL, &adm, &err), STATUS_BUSY);
+    ck_assert_int_eq(adm.reason, ADMIT_DRAINING);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* --- modes ------------------------------------------------------------------------------- */
+
+START_TEST(test_request_mode)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_REQUEST, 8, 8, r);
+    const uint64_t a = submit(s, r, params(1, 4, 7.5, 64, 64), 0, 0);
+    bool worked = true;
+    uint64_t wake = 0;
+    ck_assert_int_eq(scheduler_poll(s, &worked, &wake, NULL), STATUS_OK);
+    ck_assert(!worked);                       /* gathering */
+    ck_assert_uint_eq(wake, f->now + 100 * MS); /* until the max wait */
+    f->now += 50 * MS;
+    const uint64_t b = submit(s, r, params(2, 2, 7.5, 64, 64), 0, 0);
+    f->now += 50 * MS;
+    poll1(s); /* the oldest waited 100 ms: A and B start together */
+    ck_assert_int_eq(f->call_rows[0], 4);
+    const uint64_t c = submit(s, r, params(3, 2, 7.5, 64, 64), 0, 0);
+    poll1(s); /* B finishes; C does not join the running batch */
+    ck_assert_int_eq(r->complete[b], 1);
+    poll1(s);
+    ck_assert(!call_has(f, 2, 3));
+    ck_assert_int_eq(f->call_rows[2], 2);
+    poll1(s); /* A's last step */
+    ck_assert_int_eq(r->complete[a], 1);
+    f->now += 200 * MS;
+    poll1(s);
+    poll1(s);
+    ck_assert_int_eq(r->complete[c], 1);
+    /* a full batch does not wait */
+    for (int i = 0; i < 4; i++)
+        submit(s, r, params(10 + (uint64_t)i, 1, 7.5, 64, 64), 0, 0);
+    const int before = f->calls;
+    poll1(s);
+    ck_assert_int_eq(f->calls, before + 1);
+    ck_assert_int_eq(f->call_rows[before], 8);
+    teardown(s, f, r);
+}
+END_TEST
+
+START_TEST(test_none_mode)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_NONE, 8, 8, r);
+    const uint64_t a = submit(s, r, params(1, 3, 7.5, 64, 64), 0, 0);
+    const uint64_t b = submit(s, r, params(2, 2, 1.0, 64, 64), 0, 0);
+    for (int i = 0; i < 5; i++)
+        poll1(s);
+    ck_assert_int_eq(f->calls, 5);
+    for (int c = 0; c < 5; c++)
+        ck_assert_int_eq(f->call_n[c], 1);
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->complete[b], 1);
+    ck_assert_int_eq(r->complete_call[a], 3);
+    teardown(s, f, r);
+}
+END_TEST
+
+START_TEST(test_config_validation)
+{
+    struct scheduler_config cfg;
+    scheduler_config_default(&cfg);
+    struct scheduler *s;
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_create(&cfg, &s, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(err.msg, "models", 6) == 0, "%s", err.msg);
+    cfg.models[0] = DUMMY_MODEL;
+    cfg.n_models = 1;
+    cfg.runner = &FAKE_RUNNER;
+    cfg.max_batch_rows = SD_MAX_BATCH_ROWS + 1;
+    ck_assert_int_eq(scheduler_create(&cfg, &s, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(err.msg, "max_batch_rows", 14) == 0, "%s", err.msg);
+    enum sched_mode m;
+    ck_assert_int_eq(sched_mode_parse("request", &m, NULL), STATUS_OK);
+    ck_assert_int_eq(m, SCHED_MODE_REQUEST);
+    ck_assert_int_eq(sched_mode_parse("bogus", &m, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(err.msg, "batching", 8) == 0, "%s", err.msg);
+}
+END_TEST
+
+/* --- threads: a burst, cancellations from another thread, drain ------------------------ */
+
+struct burst_ctx {
+    struct scheduler *s;
+    uint64_t ids[MAX_JOBS];
+    int n;
+};
+
+static void *canceller(void *arg)
+{
+    struct burst_ctx *b = arg;
+    for (int i = 0; i < b->n; i += 7) {
+        scheduler_cancel(b->s, b->ids[i], CANCEL_CLIENT, NULL);
+        struct scheduler_stats st;
+        scheduler_stats(b->s, &st);
+        usleep(200);
+    }
+    return NULL;
+}
+
+START_TEST(test_threaded_burst)
+{
+    struct fake *f = fake_new();
+    f->real_clock = true;
+    f->per_call = 200000; /* 0.2 ms */
+    f->per_row = 20000;
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 200, r);
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_start(s, &err), STATUS_OK);
+    static struct burst_ctx b;
+    memset(&b, 0, sizeof b);
+    b.s = s;
+    struct test_rng rng = test_rng_make(7);
+    for (int i = 0; i < 150; i++) {
+        struct gen_params p = params((uint64_t)i, test_rng_int(&rng, 1, 12),
+                                     test_rng_int(&rng, 0, 1) ? 7.5 : 1.0,
+                                     test_rng_int(&rng, 0, 1) ? 64 : 96, 64);
+        p.n = test_rng_int(&rng, 1, 3);
+        b.ids[b.n++] = submit(s, r, p, 0, test_rng_int(&rng, 0, 1));
+        if (i == 20) {
+            pthread_t t;
+            pthread_create(&t, NULL, canceller, &b);
+            pthread_detach(t);
+        }
+    }
+    usleep(20000);
+    ck_assert_msg(scheduler_drain(s, -1, &err) == STATUS_OK, "%s", err.msg);
+    usleep(50000); /* the canceller's last calls */
+    int ok = 0, cancelled = 0;
+    for (int i = 0; i < b.n; i++) {
+        ck_assert_int_eq(r->complete[b.ids[i]], 1); /* exactly once */
+        ok += r->status[b.ids[i]] == STATUS_OK;
+        cancelled += r->status[b.ids[i]] == STATUS_CANCELLED;
+    }
+    ck_assert_int_eq(ok + cancelled, b.n);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.completed_ok + st.cancelled, (uint64_t)b.n);
+    ck_assert(st.mean_rows > 1.0);
+    printf("burst: %d ok, %d cancelled, %llu calls, mean rows %.2f\n", ok, cancelled,
+           (unsigned long long)st.unet_calls, st.mean_rows);
+    teardown(s, f, r);
+}
+END_TEST
+
+START_TEST(test_destroy_cancels_admitted)
+{
+    struct fake *f = fake_new();
+    f->real_clock = true;
+    f->per_call = 1000000;
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 4, 50, r);
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_start(s, &err), STATUS_OK);
+    uint64_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = submit(s, r, params((uint64_t)i, 30, 7.5, 64, 64), 0, 0);
+    usleep(5000);
+    scheduler_destroy(s);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(r->complete[ids[i]], 1);
+        ck_assert_int_eq(r->reason[ids[i]], CANCEL_SHUTDOWN);
+    }
+    ck_assert_int_eq(f->released, f->begins);
+    free(f);
+    free(r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("scheduler");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_join_and_leave);
+    tcase_add_test(tc, test_row_limit_and_images);
+    tcase_add_test(tc, test_no_head_of_line_blocking);
+    tcase_add_test(tc, test_priority_deadline_then_wait);
+    tcase_add_test(tc, test_cancel_running_and_queued);
+    tcase_add_test(tc, test_cancel_from_callback);
+    tcase_add_test(tc, test_deadline_expiry);
+    tcase_add_test(tc, test_admission_queue_full);
+    tcase_add_test(tc, test_admission_deadline_and_estimate);
+    tcase_add_test(tc, test_draining_rejects);
+    tcase_add_test(tc, test_request_mode);
+    tcase_add_test(tc, test_none_mode);
+    tcase_add_test(tc, test_config_validation);
+    tcase_add_test(tc, test_threaded_burst);
+    tcase_add_test(tc, test_destroy_cancels_admitted);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite());
+}
