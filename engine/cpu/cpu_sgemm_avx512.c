@@ -34,7 +34,7 @@
  *
  * Parallelism: with one batch item (linear, conv, matmul of batch 1) the panel
  * operand is packed once into shared scratch (a parallel pass), and the output is
- * cut into pieces — rows, row strips or weight-row groups — several per thread,
+ * cut into pieces — rows, row strips or weight-row groups — two per thread,
  * claimed dynamically, so a thread that gets more of the CPU does more of them.
  * Batched matmuls give each batch item (or a range of it) to one thread, which
  * packs B block by block into its own scratch, indexed by the loop's thread
@@ -745,16 +745,17 @@ static enum sgemm_mode choose_mode(const struct sgemm_problem *p)
     return MODE_PACKED;
 }
 
-/* Pieces per batch item.  With a shared panel operand, pieces duplicate nothing:
- * several per thread let a thread that gets more of the CPU take more of them.
- * Otherwise one per thread, unless the batch already splits evenly. */
+/* Pieces per batch item.  With a shared panel operand, pieces duplicate no
+ * packing: two per thread let a thread that gets more of the CPU take more of
+ * them (more would make each piece stream every B block from L3 again for less
+ * work).  Otherwise one per thread, unless the batch already splits evenly. */
 static int64_t pieces_for(const struct sgemm_plan *pl, int threads)
 {
     const struct sgemm_problem *p = pl->p;
     if (threads == 1)
         return 1;
     if (pl->shared && (pl->mode != MODE_PACKED || pl->split_m))
-        return max64(1, min64(4 * (int64_t)threads, pl->units));
+        return max64(1, min64(2 * (int64_t)threads, pl->units));
     if (p->batch % threads != 0 && p->batch < 4 * (int64_t)threads)
         return max64(1, min64(threads, pl->units));
     return 1;
