@@ -61,18 +61,19 @@ def make_prompts(n, seed):
         pos = POSITIONS[rng.integers(len(POSITIONS))]
         where = "in the center" if pos == "center" else f"at the {pos}"
         art = "an" if col[0] in "aeiou" else "a"
+        on = "on an" if bg[0] in "aeiou" else "on a"
         tmpl = i % 4
         exp = dict(colour=col, background=bg, kind=kind)
         if tmpl == 0:
-            prompt = f"a {size} {col} {kind} {where} on a {bg} background"
+            prompt = f"a {size} {col} {kind} {where} {on} {bg} background"
             exp.update(size=size, position=pos)
         elif tmpl == 1:
-            prompt = f"{art} {col} {kind} on a {bg} background"
+            prompt = f"{art} {col} {kind} {on} {bg} background"
         elif tmpl == 2:
-            prompt = f"{art} {col} {kind} {where} on a {bg} background"
+            prompt = f"{art} {col} {kind} {where} {on} {bg} background"
             exp.update(position=pos)
         else:
-            prompt = f"a {size} {col} {kind} on a {bg} background"
+            prompt = f"a {size} {col} {kind} {on} {bg} background"
             exp.update(size=size)
         out.append(dict(prompt=prompt, seed=int(1_000_000 + seed * 1000 + i), expect=exp))
     return out

@@ -47,11 +47,12 @@ def caption(attrs, variant):
     3: colour + shape + background; 4: no background; 5: colour + shape only."""
     shape, col, bg, size, pos = (attrs[k] for k in ("shape", "colour", "background", "size", "position"))
     art = "an" if col[0] in "aeiou" else "a"
+    on = f"on an {bg} background" if bg[0] in "aeiou" else f"on a {bg} background"
     parts = {
-        0: f"a {size} {col} {shape} {position_phrase(pos)} on a {bg} background",
-        1: f"a {size} {col} {shape} on a {bg} background",
-        2: f"{art} {col} {shape} {position_phrase(pos)} on a {bg} background",
-        3: f"{art} {col} {shape} on a {bg} background",
+        0: f"a {size} {col} {shape} {position_phrase(pos)} {on}",
+        1: f"a {size} {col} {shape} {on}",
+        2: f"{art} {col} {shape} {position_phrase(pos)} {on}",
+        3: f"{art} {col} {shape} {on}",
         4: f"a {size} {col} {shape} {position_phrase(pos)}",
         5: f"{art} {col} {shape}",
     }

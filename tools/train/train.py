@@ -36,7 +36,7 @@ TOKENIZER_SRC = os.path.join(REPO, "models", "data", "clip-bpe", "sd1")
 
 PRESETS = {
     # name: stage sizes.  "full" is the committed model's recipe (<= 2 h on 2 cores).
-    "full": dict(vae_steps=1500, vae_batch=16, pool=24000, unet_steps=9000, batch=64),
+    "full": dict(vae_steps=2500, vae_batch=16, pool=24000, unet_steps=7000, batch=64),
     "short": dict(vae_steps=600, vae_batch=16, pool=8000, unet_steps=2500, batch=64),
     "tiny": dict(vae_steps=60, vae_batch=8, pool=512, unet_steps=60, batch=16),
 }
@@ -127,7 +127,8 @@ def train_vae(args, p):
         rec = rec.float()
         mse = F.mse_loss(rec, x)
         kl = post.kl().mean() / z[0].numel()  # per latent element
-        loss = mse + args.kl_weight * kl
+        # L1 keeps the flat shapes' edges sharper than MSE alone
+        loss = mse + args.l1_weight * (rec - x).abs().mean() + args.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -312,7 +313,9 @@ def main():
     ap.add_argument("--batch", type=int)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--kl-weight", type=float, default=1e-5)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--l1-weight", type=float, default=0.5)
+    ap.add_argument("--vae-batch", type=int)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--cond-drop", type=float, default=0.1)
     ap.add_argument("--checkpoint-every", type=int, default=0,
@@ -325,7 +328,7 @@ def main():
     if args.bench:
         return bench(args)
     p = dict(PRESETS[args.preset])
-    for k in ("vae_steps", "unet_steps", "pool", "batch"):
+    for k in ("vae_steps", "vae_batch", "unet_steps", "pool", "batch"):
         if getattr(args, k) is not None:
             p[k] = getattr(args, k)
     from transformers import CLIPTokenizer
@@ -342,7 +345,7 @@ def main():
     mean, std, attrs, scale, t_pool = encode_pool(args, vae, p["pool"])
     meta = dict(preset=args.preset, stages=p, seed=args.seed, threads=args.threads,
                 bf16=bool(args.bf16), lr=args.lr, vae_lr=args.vae_lr, kl_weight=args.kl_weight,
-                ema=args.ema, cond_drop=args.cond_drop, scaling_factor=scale,
+                l1_weight=args.l1_weight, ema=args.ema, cond_drop=args.cond_drop, scaling_factor=scale,
                 versions=dict(torch=torch.__version__,
                               diffusers=__import__("diffusers").__version__,
                               transformers=__import__("transformers").__version__))
