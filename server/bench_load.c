@@ -130,6 +130,7 @@ struct load_opts {
     double rates[LOAD_MAX_RATES];
     int n_rates;           /* 0: chosen from the single-request latency */
     int threads, max_rows, max_wait_ms;
+    int min_requests;      /* arrivals go on past the duration until this many */
     int sizes[2];
     uint64_t seed;
 };
@@ -140,6 +141,7 @@ static void usage(FILE *out)
             "usage: diffusiond bench load --model DIR [--mode step|request|none|all]\n"
             "                             [--duration S] [--rates r1,r2,...] [--threads N]\n"
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
+            "                             [--min-requests N]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
             "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — through the batching scheduler in\n"
             "process.  Per mode and rate: p50/p95/p99 latency, p95 slowdown over each\n"
@@ -153,7 +155,8 @@ static void usage(FILE *out)
             "  --max-wait MS  request mode's gather wait (default: a quarter of the mean\n"
             "                 single-request latency)\n"
             "  --sizes A,B    the two square image sizes (default: native and 1.5 × native)\n"
-            "  --seed N       the workload's seed (default 1)\n",
+            "  --seed N       the workload's seed (default 1)\n"
+            "  --min-requests N  arrivals continue past the duration until N (default 40)\n",
             LOAD_MIN_STEPS, LOAD_MAX_STEPS, LOAD_SLO_FACTOR);
 }
 
@@ -179,10 +182,11 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"threads", required_argument, NULL, 't'},  {"max-rows", required_argument, NULL, 'R'},
         {"max-wait", required_argument, NULL, 'w'}, {"sizes", required_argument, NULL, 's'},
         {"seed", required_argument, NULL, 'S'},     {"help", no_argument, NULL, 'h'},
+        {"min-requests", required_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
-                            .max_rows = 16, .seed = 1};
+                            .max_rows = 16, .seed = 1, .min_requests = 40};
     optind = 1;
     int ch;
     double sizes[2];
@@ -202,6 +206,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
             o->sizes[1] = (int)sizes[1];
             break;
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
+        case 'n': o->min_requests = atoi(optarg); break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -210,6 +215,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
     const bool mode_ok = strcmp(o->mode, "all") == 0 || sched_mode_parse(o->mode, &m, NULL) == STATUS_OK;
     if (bad || optind != argc || !o->model || !mode_ok || o->duration <= 0 || o->threads < 1 ||
         o->max_rows < 2 || o->max_rows > SD_MAX_BATCH_ROWS || o->max_wait_ms < 0 ||
+        o->min_requests < 0 ||
         o->sizes[0] % 8 != 0 || o->sizes[1] % 8 != 0) {
         usage(stderr);
         return 2;
@@ -225,7 +231,10 @@ struct load_env {
     struct load_opts o;
     double alone_a[2], alone_b[2]; /* single-request latency ≈ a + b · steps, per size */
     double mean_alone;             /* over the workload's mix */
+    double calib_ref;              /* the calibration request's latency then */
 };
+
+#define CALIB_STEPS 17 /* the calibration request: size 0, the mix's mean steps */
 
 static const enum sampler_kind SAMPLERS[3] = {SAMPLER_EULER, SAMPLER_EULER_A, SAMPLER_DPMPP_2M};
 
@@ -319,6 +328,7 @@ static enum status measure_alone(struct load_env *e, struct errbuf *err)
         printf("single request, %dx%d: %.4f s at %d steps, %.4f s at %d steps\n", e->o.sizes[z],
                e->o.sizes[z], at[0], LOAD_MIN_STEPS, at[1], LOAD_MAX_STEPS);
     }
+    e->calib_ref = alone_median(e, s, CALIB_STEPS, 0);
     scheduler_destroy(s);
     const double mid = (LOAD_MIN_STEPS + LOAD_MAX_STEPS) / 2.0;
     e->mean_alone = 0.5 * (e->alone_a[0] + e->alone_a[1]) + 0.5 * (e->alone_b[0] + e->alone_b[1]) * mid;
@@ -355,6 +365,7 @@ struct rate_result {
     double p50, p95, p99;  /* latency, s */
     double slow_p95;       /* p95 of latency / single-request latency (misses = ∞) */
     double occupancy;
+    double speed;          /* calibration now / at the start (> 1: the machine is slower) */
     bool pass;
 };
 
@@ -408,11 +419,16 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, int 
     memset(r, 0, sizeof *r);
     r->rate = rate;
     struct scheduler *s;
+    /* the machine's speed now against the single-request measurement (background load
+     * drifts): each request's single-request latency is scaled by it */
+    TRY(make_scheduler(e, SCHED_MODE_NONE, 0, &s, err));
+    r->speed = alone_median(e, s, CALIB_STEPS, 0) / e->calib_ref;
+    scheduler_destroy(s);
     TRY(make_scheduler(e, mode, max_wait_ms, &s, err));
     warm_up(e, s);
     struct scheduler_stats before, after;
     scheduler_stats(s, &before);
-    const int cap = (int)(rate * e->o.duration * 2) + 16;
+    const int cap = (int)(rate * e->o.duration * 2) + 2 * e->o.min_requests + 16;
     struct load_request *reqs = calloc((size_t)cap, sizeof *reqs);
     struct job_ctx *ctx = calloc((size_t)cap, sizeof *ctx);
     struct load_run run = {.reqs = reqs};
@@ -425,12 +441,13 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, int 
     int n = 0;
     for (; n < cap; n++) {
         at += -log(1.0 - rng_unit(&rng)) / rate;
-        if (at > t0 + e->o.duration)
+        if (at > t0 + e->o.duration && n >= e->o.min_requests)
             break;
         struct load_request *q = &reqs[n];
         q->steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
         q->size_index = (int)(rng_next(&rng) % 2);
-        q->slo_alone = e->alone_a[q->size_index] + e->alone_b[q->size_index] * q->steps;
+        q->slo_alone = (e->alone_a[q->size_index] + e->alone_b[q->size_index] * q->steps) *
+                       r->speed;
         ctx[n] = (struct job_ctx){&run, q};
         const struct gen_params p = workload_params(e, q->steps, q->size_index, rng_next(&rng));
         sleep_until(at);
@@ -450,40 +467,104 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, int 
     return STATUS_OK;
 }
 
-/* --- modes and the report ------------------------------------------------------------------ */
-
-static void print_rate(const struct rate_result *r)
+/* Capacity: a burst of n requests of the same mix submitted at once (closed, no SLO):
+ * completions per second and mean occupancy — the batching gain without the tail
+ * latency that a shared machine's background load dominates. */
+static enum status run_burst(const struct load_env *e, enum sched_mode mode, int max_wait_ms,
+                             int n, double *per_s, double *occupancy, struct errbuf *err)
 {
-    printf("  %8.2f  %8.2f  %5d  %4d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %s\n", r->rate,
-           r->achieved, r->offered, r->rejected + r->failed, r->p50, r->p95, r->p99, r->slow_p95,
-           r->occupancy, r->pass ? "ok" : "MISS");
+    struct scheduler *s;
+    TRY(make_scheduler(e, mode, max_wait_ms, &s, err));
+    warm_up(e, s);
+    struct scheduler_stats before, after;
+    scheduler_stats(s, &before);
+    struct load_request *reqs = calloc((size_t)n, sizeof *reqs);
+    struct job_ctx *ctx = calloc((size_t)n, sizeof *ctx);
+    struct load_run run = {.reqs = reqs};
+    pthread_mutex_init(&run.lock, NULL);
+    pthread_cond_init(&run.cv, NULL);
+    struct load_target t = {s, &run};
+    uint64_t rng = e->o.seed * 7919u;
+    const double t0 = now_s();
+    int done = 0;
+    for (int i = 0; reqs && ctx && i < n; i++) {
+        reqs[i].steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
+        reqs[i].size_index = (int)(rng_next(&rng) % 2);
+        ctx[i] = (struct job_ctx){&run, &reqs[i]};
+        const struct gen_params p = workload_params(e, reqs[i].steps, reqs[i].size_index, rng_next(&rng));
+        done += target_submit(&t, &p, &ctx[i]);
+    }
+    target_wait(&t);
+    *per_s = done / (now_s() - t0);
+    scheduler_stats(s, &after);
+    const uint64_t calls = after.unet_calls - before.unet_calls;
+    *occupancy = calls ? (double)(after.unet_rows - before.unet_rows) / (double)calls / e->o.max_rows : 0;
+    scheduler_destroy(s);
+    pthread_cond_destroy(&run.cv);
+    pthread_mutex_destroy(&run.lock);
+    free(reqs);
+    free(ctx);
+    return STATUS_OK;
 }
 
-/* Sweeps the rates upward until the first miss; the goodput is the last rate that met
- * the SLO (0 when none did). */
-static enum status run_mode(const struct load_env *e, enum sched_mode mode, const double *rates,
-                            int n_rates, int max_wait_ms, double *goodput, struct errbuf *err)
+static enum status capacity(const struct load_env *e, const bool *selected, int max_wait_ms,
+                            struct errbuf *err)
 {
-    printf("\nmode %s (max rows %d%s)\n", sched_mode_name(mode), e->o.max_rows,
-           mode == SCHED_MODE_REQUEST ? ", gather wait below" : "");
-    if (mode == SCHED_MODE_REQUEST)
-        printf("  gather wait %d ms\n", max_wait_ms);
-    printf("  %8s  %8s  %5s  %4s  %8s  %8s  %8s  %6s  %5s\n", "rate/s", "done/s", "n", "miss",
-           "p50 s", "p95 s", "p99 s", "slow95", "occ");
-    *goodput = 0;
-    for (int i = 0; i < n_rates; i++) {
-        struct rate_result r;
-        TRY(run_rate(e, mode, max_wait_ms, rates[i], &r, err));
-        if (r.offered == 0) { /* no arrival in the window: no evidence either way */
-            printf("  %8.2f  (no arrivals in %.1f s)\n", rates[i], e->o.duration);
+    const int n = e->o.min_requests > 0 ? e->o.min_requests : 40;
+    double per_s[SCHED_MODE_COUNT_] = {0};
+    printf("\ncapacity: a burst of %d requests of the mix at once\n", n);
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
+        if (!selected[m])
             continue;
-        }
-        print_rate(&r);
-        if (!r.pass)
-            break;
-        *goodput = rates[i];
+        double occ;
+        TRY(run_burst(e, (enum sched_mode)m, max_wait_ms, n, &per_s[m], &occ, err));
+        printf("  %-7s  %8.2f requests/s  occupancy %.2f\n", sched_mode_name((enum sched_mode)m),
+               per_s[m], occ);
     }
-    printf("  goodput (p95 slowdown ≤ %.0f): %.2f requests/s\n", LOAD_SLO_FACTOR, *goodput);
+    if (selected[SCHED_MODE_STEP] && selected[SCHED_MODE_REQUEST] && per_s[SCHED_MODE_REQUEST] > 0)
+        printf("  step / request: %.2fx\n", per_s[SCHED_MODE_STEP] / per_s[SCHED_MODE_REQUEST]);
+    if (selected[SCHED_MODE_STEP] && selected[SCHED_MODE_NONE] && per_s[SCHED_MODE_NONE] > 0)
+        printf("  step / none:    %.2fx\n", per_s[SCHED_MODE_STEP] / per_s[SCHED_MODE_NONE]);
+    return STATUS_OK;
+}
+
+/* --- modes and the report ------------------------------------------------------------------ */
+
+static void print_rate(enum sched_mode m, const struct rate_result *r)
+{
+    printf("  %-7s  %8.2f  %8.2f  %5d  %4d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %s\n",
+           sched_mode_name(m), r->rate, r->achieved, r->offered, r->rejected + r->failed, r->p50,
+           r->p95, r->p99, r->slow_p95, r->occupancy, r->speed, r->pass ? "ok" : "MISS");
+}
+
+/* Sweeps the rates upward, every selected mode at each rate before the next (so the
+ * modes see the same machine), each mode until its first miss; a mode's goodput is its
+ * last rate that met the SLO (0 when none did). */
+static enum status sweep(const struct load_env *e, const bool *selected, const double *rates,
+                         int n_rates, int max_wait_ms, double *goodput, struct errbuf *err)
+{
+    printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, max_wait_ms);
+    printf("  %-7s  %8s  %8s  %5s  %4s  %8s  %8s  %8s  %6s  %5s  %5s\n", "mode", "rate/s",
+           "done/s", "n", "miss", "p50 s", "p95 s", "p99 s", "slow95", "occ", "speed");
+    bool going[SCHED_MODE_COUNT_];
+    memcpy(going, selected, sizeof going);
+    for (int i = 0; i < n_rates; i++) {
+        bool any = false;
+        for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
+            if (!going[m])
+                continue;
+            struct rate_result r;
+            TRY(run_rate(e, (enum sched_mode)m, max_wait_ms, rates[i], &r, err));
+            print_rate((enum sched_mode)m, &r);
+            fflush(stdout);
+            if (r.pass)
+                goodput[m] = rates[i];
+            going[m] = r.pass;
+            any = true;
+        }
+        if (!any)
+            break;
+    }
     return STATUS_OK;
 }
 
@@ -522,7 +603,7 @@ static void load_env_close(struct load_env *e)
 
 static void print_ratios(const double *goodput, const bool *ran)
 {
-    printf("\ngoodput:");
+    printf("\ngoodput (p95 slowdown ≤ %.0f):", LOAD_SLO_FACTOR);
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         if (ran[m])
             printf(" %s %.2f/s", sched_mode_name((enum sched_mode)m), goodput[m]);
@@ -554,13 +635,12 @@ static enum status bench_load_run(struct load_env *e, struct errbuf *err)
     const int max_wait = e->o.max_wait_ms ? e->o.max_wait_ms : (int)ceil(e->mean_alone * 250);
     double goodput[SCHED_MODE_COUNT_] = {0};
     bool ran[SCHED_MODE_COUNT_] = {false};
-    for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
-        if (strcmp(e->o.mode, "all") != 0 && strcmp(e->o.mode, sched_mode_name((enum sched_mode)m)) != 0)
-            continue;
-        TRY(run_mode(e, (enum sched_mode)m, rates, n_rates, max_wait, &goodput[m], err));
-        ran[m] = true;
-    }
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
+        ran[m] = strcmp(e->o.mode, "all") == 0 ||
+                 strcmp(e->o.mode, sched_mode_name((enum sched_mode)m)) == 0;
+    TRY(sweep(e, ran, rates, n_rates, max_wait, goodput, err));
     print_ratios(goodput, ran);
+    TRY(capacity(e, ran, max_wait, err));
     return STATUS_OK;
 }
 

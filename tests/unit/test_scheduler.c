@@ -621,7 +621,7 @@ struct burst_ctx {
 static void *canceller(void *arg)
 {
     struct burst_ctx *b = arg;
-    for (int i = 0; i < b->n; i += 7) {
+    for (int i = 0; i < __atomic_load_n(&b->n, __ATOMIC_ACQUIRE); i += 7) {
         scheduler_cancel(b->s, b->ids[i], CANCEL_CLIENT, NULL);
         struct scheduler_stats st;
         scheduler_stats(b->s, &st);
@@ -644,21 +644,19 @@ START_TEST(test_threaded_burst)
     memset(&b, 0, sizeof b);
     b.s = s;
     struct test_rng rng = test_rng_make(7);
+    pthread_t t;
     for (int i = 0; i < 150; i++) {
         struct gen_params p = params((uint64_t)i, test_rng_int(&rng, 1, 12),
                                      test_rng_int(&rng, 0, 1) ? 7.5 : 1.0,
                                      test_rng_int(&rng, 0, 1) ? 64 : 96, 64);
         p.n = test_rng_int(&rng, 1, 3);
-        b.ids[b.n++] = submit(s, r, p, 0, test_rng_int(&rng, 0, 1));
-        if (i == 20) {
-            pthread_t t;
+        b.ids[b.n] = submit(s, r, p, 0, test_rng_int(&rng, 0, 1));
+        __atomic_store_n(&b.n, b.n + 1, __ATOMIC_RELEASE);
+        if (i == 20)
             pthread_create(&t, NULL, canceller, &b);
-            pthread_detach(t);
-        }
     }
-    usleep(20000);
+    pthread_join(t, NULL);
     ck_assert_msg(scheduler_drain(s, -1, &err) == STATUS_OK, "%s", err.msg);
-    usleep(50000); /* the canceller's last calls */
     int ok = 0, cancelled = 0;
     for (int i = 0; i < b.n; i++) {
         ck_assert_int_eq(r->complete[b.ids[i]], 1); /* exactly once */
