@@ -1,33 +1,54 @@
 /* engine/threadpool.c — see threadpool.h.
  *
- * A loop is published as a "generation": workers sleep on a condition variable
- * until the generation changes, then claim chunks from an atomic counter until the
- * loop is exhausted.  The caller claims chunks too and waits until every worker has
- * reported back for that generation.
+ * A loop is published as a "generation".  Its chunks are claimed through one atomic
+ * ticket = (generation << 32 | chunk count << 16 | next chunk), so a claim is valid
+ * only against the loop the ticket itself names: a worker that wakes late — after
+ * the loop it was woken for has finished, or while the next one is being published —
+ * can never claim a chunk of a loop it did not read the parameters of.  The caller claims chunks too
+ * and waits only until every chunk is DONE, not until every worker has checked in:
+ * a worker the OS has not scheduled costs the loop nothing.  Workers spin briefly
+ * between loops (ops come back to back inside a model's forward pass) and then sleep
+ * on a condition variable.
  */
 #include "engine/threadpool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* Polls of the generation before a worker sleeps (~tens of µs), and of the done
+ * counter before the caller sleeps. */
+#define WORKER_SPINS 20000
+#define CALLER_SPINS 20000
 
 struct threadpool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t lock;
-    pthread_cond_t wake;  /* workers wait for a new generation */
-    pthread_cond_t done;  /* caller waits for workers to finish one */
-    unsigned long generation;
-    int workers_busy;
-    bool stopping;
-    _Atomic int in_loop; /* nested calls from inside a task run serially */
-    /* the current loop */
+    pthread_cond_t wake; /* sleeping workers wait for a new generation */
+    pthread_cond_t done; /* the caller waits for the last chunk */
+    int sleeping;        /* workers asleep on `wake` (under lock) */
+    bool caller_waiting; /* the caller is asleep on `done` (under lock) */
+    _Atomic bool stopping;
+    _Atomic int in_loop;         /* nested calls from inside a task run serially */
+    _Atomic uint32_t generation; /* of the current loop */
+    _Atomic uint64_t ticket;     /* generation << 32 | chunk count << 16 | next chunk */
+    _Atomic size_t chunks_done;
+    /* the current loop: written before its generation is published, stable until
+     * all its chunks are done */
     threadpool_fn fn;
     void *ctx;
-    size_t n, chunk;
-    _Atomic size_t next;
+    size_t n, chunk, n_chunks;
 };
 
 struct worker_arg {
@@ -35,15 +56,77 @@ struct worker_arg {
     int index;
 };
 
-static void run_chunks(struct threadpool *pool, int thread)
+#define TICKET_MAX_CHUNKS 0xffffu
+
+static uint64_t ticket_make(uint32_t gen, size_t n_chunks)
 {
+    return (uint64_t)gen << 32 | (uint64_t)n_chunks << 16;
+}
+
+static uint32_t ticket_gen(uint64_t t)
+{
+    return (uint32_t)(t >> 32);
+}
+
+static size_t ticket_count(uint64_t t)
+{
+    return (size_t)(t >> 16) & TICKET_MAX_CHUNKS;
+}
+
+static size_t ticket_next(uint64_t t)
+{
+    return (size_t)t & TICKET_MAX_CHUNKS;
+}
+
+/* One finished chunk of a loop of n_chunks; the one that completes the loop wakes a
+ * sleeping caller. */
+static void chunk_finished(struct threadpool *pool, size_t n_chunks)
+{
+    size_t done = atomic_fetch_add_explicit(&pool->chunks_done, 1, memory_order_acq_rel) + 1;
+    if (done != n_chunks)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->caller_waiting)
+        pthread_cond_signal(&pool->done);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* Claims and runs chunks of generation gen until none is left. */
+static void run_chunks(struct threadpool *pool, uint32_t gen, int thread)
+{
+    uint64_t t = atomic_load_explicit(&pool->ticket, memory_order_acquire);
     for (;;) {
-        size_t begin = atomic_fetch_add(&pool->next, pool->chunk);
-        if (begin >= pool->n)
+        if (ticket_gen(t) != gen || ticket_next(t) >= ticket_count(t))
             return;
+        if (!atomic_compare_exchange_weak_explicit(&pool->ticket, &t, t + 1,
+                                                   memory_order_acq_rel, memory_order_acquire))
+            continue; /* t was reloaded */
+        /* chunk ticket_next(t) of loop gen is ours: its parameters stay put until it
+         * is done */
+        size_t begin = ticket_next(t) * pool->chunk;
         size_t end = begin + pool->chunk < pool->n ? begin + pool->chunk : pool->n;
         pool->fn(pool->ctx, begin, end, thread);
+        chunk_finished(pool, ticket_count(t));
+        t = atomic_load_explicit(&pool->ticket, memory_order_acquire);
     }
+}
+
+/* Waits until the generation differs from seen (or the pool stops); returns it. */
+static uint32_t worker_wait(struct threadpool *pool, uint32_t seen)
+{
+    for (int i = 0; i < WORKER_SPINS; i++) {
+        uint32_t g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        if (g != seen || atomic_load(&pool->stopping))
+            return g;
+        CPU_RELAX();
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->sleeping++;
+    while (!atomic_load(&pool->stopping) && atomic_load(&pool->generation) == seen)
+        pthread_cond_wait(&pool->wake, &pool->lock);
+    pool->sleeping--;
+    pthread_mutex_unlock(&pool->lock);
+    return atomic_load_explicit(&pool->generation, memory_order_acquire);
 }
 
 static void *worker_main(void *p)
@@ -51,22 +134,13 @@ static void *worker_main(void *p)
     struct worker_arg arg = *(struct worker_arg *)p;
     free(p);
     struct threadpool *pool = arg.pool;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&pool->lock);
+    uint32_t seen = 0;
     for (;;) {
-        while (!pool->stopping && pool->generation == seen)
-            pthread_cond_wait(&pool->wake, &pool->lock);
-        if (pool->stopping)
-            break;
-        seen = pool->generation;
-        pthread_mutex_unlock(&pool->lock);
-        run_chunks(pool, arg.index);
-        pthread_mutex_lock(&pool->lock);
-        if (--pool->workers_busy == 0)
-            pthread_cond_signal(&pool->done);
+        seen = worker_wait(pool, seen);
+        if (atomic_load(&pool->stopping))
+            return NULL;
+        run_chunks(pool, seen, arg.index);
     }
-    pthread_mutex_unlock(&pool->lock);
-    return NULL;
 }
 
 int threadpool_cpu_count(void)
@@ -115,7 +189,7 @@ void threadpool_destroy(struct threadpool *pool)
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
-    pool->stopping = true;
+    atomic_store(&pool->stopping, true);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 1; i < pool->n_threads; i++)
@@ -143,6 +217,42 @@ static int self_index(const struct threadpool *pool)
     return 0;
 }
 
+/* Publishes a loop of n items in chunks of `chunk`; returns its generation. */
+static uint32_t publish(struct threadpool *pool, size_t n, size_t chunk, threadpool_fn fn,
+                        void *ctx)
+{
+    pool->fn = fn;
+    pool->ctx = ctx;
+    pool->n = n;
+    pool->chunk = chunk;
+    pool->n_chunks = (n + chunk - 1) / chunk;
+    atomic_store_explicit(&pool->chunks_done, 0, memory_order_relaxed);
+    uint32_t gen = atomic_load(&pool->generation) + 1;
+    atomic_store_explicit(&pool->ticket, ticket_make(gen, pool->n_chunks), memory_order_release);
+    pthread_mutex_lock(&pool->lock);
+    atomic_store_explicit(&pool->generation, gen, memory_order_release);
+    if (pool->sleeping > 0)
+        pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    return gen;
+}
+
+/* Returns once every chunk of the current loop has run. */
+static void wait_done(struct threadpool *pool)
+{
+    for (int i = 0; i < CALLER_SPINS; i++) {
+        if (atomic_load_explicit(&pool->chunks_done, memory_order_acquire) == pool->n_chunks)
+            return;
+        CPU_RELAX();
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->caller_waiting = true;
+    while (atomic_load_explicit(&pool->chunks_done, memory_order_acquire) != pool->n_chunks)
+        pthread_cond_wait(&pool->done, &pool->lock);
+    pool->caller_waiting = false;
+    pthread_mutex_unlock(&pool->lock);
+}
+
 void threadpool_parallel_for(struct threadpool *pool, size_t n, size_t grain, threadpool_fn fn,
                              void *ctx)
 {
@@ -162,22 +272,10 @@ void threadpool_parallel_for(struct threadpool *pool, size_t n, size_t grain, th
     size_t chunk = (n + (size_t)pool->n_threads * 4 - 1) / ((size_t)pool->n_threads * 4);
     if (chunk < grain)
         chunk = grain;
-    pthread_mutex_lock(&pool->lock);
-    pool->fn = fn;
-    pool->ctx = ctx;
-    pool->n = n;
-    pool->chunk = chunk;
-    atomic_store(&pool->next, 0);
-    pool->workers_busy = pool->n_threads - 1;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-
-    run_chunks(pool, 0);
-
-    pthread_mutex_lock(&pool->lock);
-    while (pool->workers_busy > 0)
-        pthread_cond_wait(&pool->done, &pool->lock);
-    pthread_mutex_unlock(&pool->lock);
+    if ((n + chunk - 1) / chunk > TICKET_MAX_CHUNKS)
+        chunk = (n + TICKET_MAX_CHUNKS - 1) / TICKET_MAX_CHUNKS;
+    uint32_t gen = publish(pool, n, chunk, fn, ctx);
+    run_chunks(pool, gen, 0);
+    wait_done(pool);
     atomic_store(&pool->in_loop, 0);
 }
