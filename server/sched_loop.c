@@ -366,7 +366,8 @@ static int gather_batch(struct scheduler *s, const struct bucket_key *key, int *
         struct sched_job *j = s->scratch[k];
         for (int i = 0; i < j->n_begun; i++) {
             struct sched_image *img = &j->images[i];
-            if (!img->begun || img->finished || *rows + j->rows > s->cfg.max_batch_rows)
+            if (!img->begun || img->finished ||
+                (n > 0 && *rows + j->rows > s->cfg.max_batch_rows)) /* one always runs */
                 continue;
             s->batch[n] = img;
             s->reqs[n++] = &img->req;

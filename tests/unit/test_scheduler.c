@@ -318,6 +318,25 @@ START_TEST(test_row_limit_and_images)
 }
 END_TEST
 
+/* A CFG request is 2 rows even when the limit is 1: it runs alone rather than never. */
+START_TEST(test_request_wider_than_limit)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 1, 8, r);
+    const uint64_t a = submit(s, r, params(1, 2, 7.5, 64, 64), 0, 0);
+    const uint64_t b = submit(s, r, params(2, 2, 1.0, 64, 64), 0, 0);
+    for (int i = 0; i < 4; i++)
+        poll1(s);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->complete[b], 1);
+    for (int c = 0; c < f->calls; c++)
+        ck_assert_int_eq(f->call_n[c], 1);
+    teardown(s, f, r);
+}
+END_TEST
+
 /* --- ordering ----------------------------------------------------------------------- */
 
 START_TEST(test_no_head_of_line_blocking)
@@ -704,6 +723,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_join_and_leave);
     tcase_add_test(tc, test_row_limit_and_images);
+    tcase_add_test(tc, test_request_wider_than_limit);
     tcase_add_test(tc, test_no_head_of_line_blocking);
     tcase_add_test(tc, test_priority_deadline_then_wait);
     tcase_add_test(tc, test_cancel_running_and_queued);
