@@ -26,10 +26,11 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* Polls of the generation before a worker sleeps (~tens of µs), and of the done
+/* Polls of the generation before a worker sleeps (a pause is ~10–150 cycles: tens to
+ * hundreds of µs), and of the done
  * counter before the caller sleeps. */
-#define WORKER_SPINS 20000
-#define CALLER_SPINS 20000
+#define WORKER_SPINS 4000
+#define CALLER_SPINS 4000
 
 struct threadpool {
     int n_threads;
