@@ -183,7 +183,11 @@ static enum status run_cancellations(struct scheduler *s, uint64_t now, bool *wo
     for (struct sched_job *a = s->active; st == STATUS_OK && a; a = a->next)
         if (cancel_due(s, a, now) != CANCEL_NONE)
             s->scratch[n++] = a;
-    enum cancel_reason *why = malloc(sizeof *why * (size_t)(n ? n : 1));
+    if (st != STATUS_OK || n == 0) { /* the usual case: nothing to cancel, no allocation */
+        pthread_mutex_unlock(&s->lock);
+        return st;
+    }
+    enum cancel_reason *why = malloc(sizeof *why * (size_t)n);
     for (int i = 0; why && i < n; i++) {
         why[i] = cancel_due(s, s->scratch[i], now);
         forget_job(s, s->scratch[i]);
