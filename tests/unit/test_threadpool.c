@@ -138,7 +138,7 @@ static void *back_to_back_main(void *p)
 {
     struct back_to_back *b = p;
     for (int it = 0; it < b->loops && b->failed_at < 0; it++) {
-        size_t n = 2 + (size_t)(it * 7919) % 97;
+        size_t n = 2 + (size_t)it * 7919 % 97;
         threadpool_parallel_for(b->pool, n, 1, uneven_fn, b);
         b->expected += (long)n;
         if (atomic_load(&b->items) != b->expected)
