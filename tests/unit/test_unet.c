@@ -280,14 +280,14 @@ END_TEST
  * have — 2 and 4 blocks, in_channels 9, out_channels 3, per-block layer and transformer
  * layer lists, heads that do not divide the channels, conv kernels 5 and 1,
  * flip_sin_to_cos false, freq_shift 1, a first block without attention; batch 3,
- * 8×16 latent, per-row float timesteps. */
-START_TEST(test_config_driven_structures)
+ * 8×16 latent, per-row float timesteps.  Runs reference file `ref_name` of each. */
+static void check_unet_fixtures(const char *ref_name)
 {
     static const char *const names[] = {"exotic2", "exotic4"};
     for (int i = 0; i < 2; i++) {
         char dir[512], ref[600];
         snprintf(dir, sizeof dir, "%s/%s", UNET_FIX_DIR, names[i]);
-        snprintf(ref, sizeof ref, "%s/reference.safetensors", dir);
+        snprintf(ref, sizeof ref, "%s/%s", dir, ref_name);
         struct unet_fixture f;
         struct unet_case k;
         fixture_open_dir(dir, false, &f);
@@ -297,25 +297,18 @@ START_TEST(test_config_driven_structures)
         fixture_close(&f);
     }
 }
+
+START_TEST(test_config_driven_structures)
+{
+    check_unet_fixtures("reference.safetensors");
+}
 END_TEST
 
 /* Latents that are not multiples of the downscale (5×7 on 2 blocks, 9×13 on 4):
  * stride-2 convs round up and each upsampler resizes to its skip, as diffusers. */
 START_TEST(test_odd_latent_sizes)
 {
-    static const char *const names[] = {"exotic2", "exotic4"};
-    for (int i = 0; i < 2; i++) {
-        char dir[512], ref[600];
-        snprintf(dir, sizeof dir, "%s/%s", UNET_FIX_DIR, names[i]);
-        snprintf(ref, sizeof ref, "%s/reference_odd.safetensors", dir);
-        struct unet_fixture f;
-        struct unet_case k;
-        fixture_open_dir(dir, false, &f);
-        case_load_path(ref, "", &k);
-        check_loaded(&f, &k, names[i], TOL);
-        case_free(&k);
-        fixture_close(&f);
-    }
+    check_unet_fixtures("reference_odd.safetensors");
 }
 END_TEST
 
