@@ -4,8 +4,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/cpu/cpu_backend.h"
+#include "models/safetensors.h"
 
 struct test_rng test_rng_make(uint64_t seed)
 {
@@ -100,6 +102,48 @@ void test_assert_close(const char *what, const float *got, const double *want, s
     double e = test_max_abs_err(got, want, n);
     double bound = atol + rtol * test_max_abs(want, n);
     ck_assert_msg(e <= bound, "%s: max abs error %.3g exceeds %.3g (n=%zu)", what, e, bound, n);
+}
+
+double test_std(const float *x, size_t n)
+{
+    double mean = 0, var = 0;
+    for (size_t i = 0; i < n; i++)
+        mean += x[i];
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    return sqrt(var / (double)n);
+}
+
+double test_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= e)) /* NaN counts as infinitely wrong */
+            e = isnan(d) ? INFINITY : d;
+    }
+    return e;
+}
+
+float *test_read_tensor(const struct safetensors *st, const char *name, size_t *n)
+{
+    const struct safetensors_tensor *t = safetensors_find(st, name);
+    ck_assert_msg(t != NULL, "reference tensor %s missing", name);
+    float *p = malloc((t->numel ? t->numel : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    if (t->dtype == SAFETENSORS_I64) {
+        for (size_t i = 0; i < t->numel; i++) {
+            int64_t v;
+            memcpy(&v, (const char *)t->data + 8 * i, 8);
+            p[i] = (float)v;
+        }
+    } else {
+        struct errbuf err;
+        ck_assert_msg(safetensors_read_f32(st, t, p, t->numel, &err) == STATUS_OK, "%s", err.msg);
+    }
+    *n = t->numel;
+    return p;
 }
 
 struct backend *test_cpu_backend(void)

@@ -34,6 +34,17 @@ float *test_download(const struct tensor *t);
 /* max |got − want| and max |want| over n elements. */
 double test_max_abs_err(const float *got, const double *want, size_t n);
 double test_max_abs(const double *want, size_t n);
+/* Population standard deviation of n floats (double accumulation). */
+double test_std(const float *x, size_t n);
+/* max |a − b| over n floats; NaN anywhere gives +Inf. */
+double test_max_abs_diff(const float *a, const float *b, size_t n);
+
+struct safetensors;
+/* Reads reference tensor `name` (any float dtype, or I64 converted) from st into a
+ * malloc'ed float array (caller frees); its element count in *n.  Fails the test when
+ * the tensor is missing. */
+float *test_read_tensor(const struct safetensors *st, const char *name, size_t *n);
+
 /* Fails the test (naming `what`) unless max|got−want| ≤ atol + rtol·max|want|. */
 void test_assert_close(const char *what, const float *got, const double *want, size_t n,
                        double atol, double rtol);

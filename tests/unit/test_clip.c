@@ -85,28 +85,6 @@ static float *ref_f32(const struct ref *r, const char *name, size_t *n)
     return p;
 }
 
-static double std_of(const float *x, size_t n)
-{
-    double mean = 0, var = 0;
-    for (size_t i = 0; i < n; i++)
-        mean += x[i];
-    mean /= (double)n;
-    for (size_t i = 0; i < n; i++)
-        var += (x[i] - mean) * (x[i] - mean);
-    return sqrt(var / (double)n);
-}
-
-static double max_err(const float *got, const float *want, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)want[i]);
-        if (!(d <= m)) /* NaN propagates */
-            m = d;
-    }
-    return m;
-}
-
 /* --- running the encoder ------------------------------------------------------ */
 
 static struct clip_model *load_dir(const char *dir, bool fp16)
@@ -158,7 +136,7 @@ static void check_against_in(const char *root, const char *pipe, const struct cl
     struct workspace ws;
     workspace_make(&ws);
     float *got = encode(m, &ws, ids, r.n_prompts, r.len, clip_skip);
-    double e = max_err(got, want, n), sd = std_of(want, n);
+    double e = test_max_abs_diff(got, want, n), sd = test_std(want, n);
     fprintf(stderr, "clip %s %s (clip_skip %d): max abs err %.3g = %.3g x std (std %.4g)\n",
             pipe, name, clip_skip, e, e / sd, sd);
     ck_assert_msg(e <= tol * sd, "%s %s: max abs err %g > %g x std %g", pipe, name, e, tol, sd);
@@ -252,7 +230,7 @@ START_TEST(test_clip_skip_all_layers_is_normed_embeddings)
     struct workspace ws;
     workspace_make(&ws);
     float *got = encode(m, &ws, ids, r.n_prompts, r.len, clip_num_layers(m));
-    double e = max_err(got, want, n), sd = std_of(want, n);
+    double e = test_max_abs_diff(got, want, n), sd = test_std(want, n);
     ck_assert_msg(e <= TOL * sd, "max abs err %g > %g x std %g", e, TOL, sd);
     workspace_destroy(&ws);
     free(got);
@@ -280,7 +258,7 @@ START_TEST(test_prefix_sequence)
     workspace_make(&ws);
     float *got = encode(m, &ws, ids + (size_t)p * r.len, 1, len, 0);
     const float *w = want + (size_t)p * r.len * c;
-    double e = max_err(got, w, (size_t)len * c), sd = std_of(want, n);
+    double e = test_max_abs_diff(got, w, (size_t)len * c), sd = test_std(want, n);
     ck_assert_msg(e <= TOL * sd, "prefix: max abs err %g > %g x std %g", e, TOL, sd);
     workspace_destroy(&ws);
     free(got);
@@ -361,7 +339,7 @@ static void tokenizer_end_to_end(const char *pipe)
     struct workspace ws;
     workspace_make(&ws);
     float *got = encode(m, &ws, ids, tok.n_prompts, tok.len, 0);
-    double e = max_err(got, want, n), sd = std_of(want, n);
+    double e = test_max_abs_diff(got, want, n), sd = test_std(want, n);
     ck_assert_msg(e <= TOL * sd, "%s: max abs err %g > %g x std %g", pipe, e, TOL, sd);
     workspace_destroy(&ws);
     free(got);

@@ -39,18 +39,6 @@ static struct safetensors *load_tensors(void)
     return st;
 }
 
-static float *read_tensor(struct safetensors *st, const char *name, size_t *n)
-{
-    const struct safetensors_tensor *t = safetensors_find(st, name);
-    ck_assert_msg(t, "fixture tensor %s missing", name);
-    float *buf = malloc(t->numel * sizeof *buf);
-    ck_assert_ptr_nonnull(buf);
-    struct errbuf err;
-    ck_assert_msg(safetensors_read_f32(st, t, buf, t->numel, &err) == STATUS_OK, "%s", err.msg);
-    *n = t->numel;
-    return buf;
-}
-
 static void build(const char *json, struct schedule_config *cfg, struct schedule *s)
 {
     struct errbuf err;
@@ -78,7 +66,7 @@ START_TEST(test_alphas_cumprod_match_diffusers)
         char key[128];
         snprintf(key, sizeof key, "%s/alphas_cumprod", name);
         size_t n = 0;
-        float *want = read_tensor(st, key, &n);
+        float *want = test_read_tensor(st, key, &n);
         ck_assert_int_eq((int)n, s.n_train);
         double worst = 0;
         int differ = 0;

@@ -61,25 +61,6 @@ struct unet_case {
     float *ref;     /* {B,H,W,Cout} */
 };
 
-static float *read_tensor(struct safetensors *st, const char *name, size_t *n)
-{
-    const struct safetensors_tensor *t = safetensors_find(st, name);
-    ck_assert_msg(t != NULL, "reference tensor %s missing", name);
-    float *p = malloc(t->numel * sizeof *p);
-    struct errbuf err;
-    if (t->dtype == SAFETENSORS_I64) {
-        for (size_t i = 0; i < t->numel; i++) {
-            int64_t v;
-            memcpy(&v, (const char *)t->data + 8 * i, 8);
-            p[i] = (float)v;
-        }
-    } else {
-        ck_assert_msg(safetensors_read_f32(st, t, p, t->numel, &err) == STATUS_OK, "%s", err.msg);
-    }
-    *n = t->numel;
-    return p;
-}
-
 static const int64_t *tensor_shape(struct safetensors *st, const char *name)
 {
     const struct safetensors_tensor *t = safetensors_find(st, name);
@@ -111,20 +92,20 @@ static void case_load_path(const char *path, const char *prefix, struct unet_cas
     snprintf(key, sizeof key, "%ssample", prefix);
     const int64_t *s = tensor_shape(st, key);
     k->b = s[0], k->c_in = s[1], k->h = s[2], k->w = s[3];
-    float *raw = read_tensor(st, key, &n);
+    float *raw = test_read_tensor(st, key, &n);
     k->x = nchw_to_nhwc(raw, k->b, k->c_in, k->h, k->w);
     free(raw);
     snprintf(key, sizeof key, "%sout", prefix);
     k->c_out = tensor_shape(st, key)[1];
-    raw = read_tensor(st, key, &n);
+    raw = test_read_tensor(st, key, &n);
     k->ref = nchw_to_nhwc(raw, k->b, k->c_out, k->h, k->w);
     free(raw);
     snprintf(key, sizeof key, "%sencoder_hidden_states", prefix);
     s = tensor_shape(st, key);
     k->l = s[1], k->c_ctx = s[2];
-    k->ctx = read_tensor(st, key, &n);
+    k->ctx = test_read_tensor(st, key, &n);
     snprintf(key, sizeof key, "%stimestep", prefix);
-    float *t = read_tensor(st, key, &n);
+    float *t = test_read_tensor(st, key, &n);
     ck_assert(k->b <= 8 && (n == 1 || (int64_t)n == k->b));
     for (int64_t i = 0; i < k->b; i++)
         k->t[i] = t[n == 1 ? 0 : i]; /* a 0-dim timestep is one t for the batch */
@@ -175,28 +156,6 @@ static float *run_unet(const struct unet_model *m, struct workspace *ws, int64_t
     return out;
 }
 
-static double std_of(const float *p, size_t n)
-{
-    double mean = 0, var = 0;
-    for (size_t i = 0; i < n; i++)
-        mean += p[i];
-    mean /= (double)n;
-    for (size_t i = 0; i < n; i++)
-        var += (p[i] - mean) * (p[i] - mean);
-    return sqrt(var / (double)n);
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double e = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= e)) /* NaN counts as a failure */
-            e = isnan(d) ? INFINITY : d;
-    }
-    return e;
-}
-
 /* Runs one reference case and asserts max|err| ≤ tol × std(ref); returns the ratio
  * err / std(ref). */
 static double check_loaded(const struct unet_fixture *f, const struct unet_case *k,
@@ -209,7 +168,7 @@ static double check_loaded(const struct unet_fixture *f, const struct unet_case 
     float *out = run_unet(f->m, &ws, k->b, k->h, k->w, k->x, k->t, k->l, k->ctx);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     size_t n = (size_t)(k->b * k->h * k->w * k->c_out);
-    double sd = std_of(k->ref, n), e = max_abs_diff(out, k->ref, n);
+    double sd = test_std(k->ref, n), e = test_max_abs_diff(out, k->ref, n);
     printf("unet %s (batch %lld, %lldx%lld): max abs err %.3g, std(ref) %.4g, "
            "err/std %.3g (tol %.0e), %.2f s\n",
            label, (long long)k->b, (long long)k->h, (long long)k->w, e, sd, e / sd, tol,
@@ -344,7 +303,7 @@ static void check_batch_invariance(const struct unet_model *m, const char *what,
         double scale = 0;
         for (int64_t i = 0; i < hw * co; i++)
             scale = fmax(scale, fabs(one[i]));
-        double e = max_abs_diff(all + r * hw * co, one, (size_t)(hw * co));
+        double e = test_max_abs_diff(all + r * hw * co, one, (size_t)(hw * co));
         worst = fmax(worst, e / scale);
         ck_assert_msg(e <= 1e-6 * scale, "%s row %lld: batch-3 vs batch-1 max diff %g (max %g)",
                       what, (long long)r, e, scale);
@@ -411,7 +370,7 @@ START_TEST(test_no_allocation_after_warmup)
     ck_assert_int_eq(ws.n_blocks, blocks);
     ck_assert_uint_eq(ws.grow_count, grown);
     ck_assert_uint_eq(ws.in_use, 0);
-    ck_assert_msg(max_abs_diff(a, b, (size_t)(k.b * k.h * k.w * k.c_out)) == 0,
+    ck_assert_msg(test_max_abs_diff(a, b, (size_t)(k.b * k.h * k.w * k.c_out)) == 0,
                   "two runs differ");
     free(a);
     free(b);

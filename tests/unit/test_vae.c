@@ -61,22 +61,11 @@ static size_t ref_numel(const struct ref *r)
     return (size_t)(r->n * r->h * r->w * r->c);
 }
 
-static double std_of(const float *x, size_t n)
-{
-    double mean = 0, sq = 0;
-    for (size_t i = 0; i < n; i++)
-        mean += x[i];
-    mean /= (double)n;
-    for (size_t i = 0; i < n; i++)
-        sq += (x[i] - mean) * (x[i] - mean);
-    return sqrt(sq / (double)n);
-}
-
 /* Asserts max|got − want| ≤ rel · std(want); returns the ratio max err / std. */
 static double assert_rel(const char *what, const float *got, const struct ref *want, double rel)
 {
     size_t n = ref_numel(want);
-    double sd = std_of(want->data, n), maxerr = 0;
+    double sd = test_std(want->data, n), maxerr = 0;
     for (size_t i = 0; i < n; i++) {
         double e = fabs((double)got[i] - want->data[i]);
         if (!(e <= maxerr))
