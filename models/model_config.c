@@ -1,15 +1,87 @@
 /* models/model_config.c — config.json getters; see model_config.h. */
 #include "models/model_config.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Python's json.dumps writes NaN, Infinity and -Infinity, which JSON does not have
+ * (diffusers saves "lambda_min_clipped": -Infinity).  Returns a malloc'ed copy of
+ * text with each such bare token outside strings replaced by `null`, so that the key
+ * reads as absent and takes its default (for every key diffusers writes this way, the
+ * default is that value); NULL when out of memory. */
+static char *config_nonfinite_to_null(const char *text)
+{
+    static const char *const tokens[] = {"-Infinity", "Infinity", "NaN"};
+    size_t n = strlen(text);
+    char *out = malloc(2 * n + 1); /* "NaN" → "null" grows by 1 per 3 bytes at most */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_string) {
+            out[o++] = c;
+            if (c == '\\' && i + 1 < n)
+                out[o++] = text[++i];
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        in_string = c == '"';
+        size_t k = 0;
+        while (k < sizeof tokens / sizeof tokens[0] &&
+               strncmp(text + i, tokens[k], strlen(tokens[k])) != 0)
+            k++;
+        if (k == sizeof tokens / sizeof tokens[0]) {
+            out[o++] = c;
+            continue;
+        }
+        memcpy(out + o, "null", 4);
+        o += 4;
+        i += strlen(tokens[k]) - 1;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The whole file as a NUL-terminated string (caller frees), or NULL. */
+static char *config_read_file(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    char *buf = NULL;
+    if (fseek(fp, 0, SEEK_END) == 0) {
+        long n = ftell(fp);
+        if (n >= 0 && fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+            if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+                free(buf);
+                buf = NULL;
+            } else {
+                buf[n] = '\0';
+            }
+        }
+    }
+    fclose(fp);
+    return buf;
+}
 
 enum status model_config_parse(const char *text, const char *source, json_t **out,
                                struct errbuf *err)
 {
     *out = NULL;
+    char *clean = config_nonfinite_to_null(text);
+    if (!clean)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: out of memory", source);
     json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loads(clean, JSON_REJECT_DUPLICATES, &jerr);
+    free(clean);
     if (!root)
         return status_fail(err, STATUS_FORMAT, "%s: not JSON: %s (line %d)", source, jerr.text,
                            jerr.line);
@@ -28,24 +100,12 @@ enum status model_config_parse(const char *text, const char *source, json_t **ou
 enum status model_config_load(const char *path, json_t **out, struct errbuf *err)
 {
     *out = NULL;
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (json_error_code(&jerr) == json_error_cannot_open_file)
-            return status_fail(err, STATUS_IO, "%s: cannot read: %s", path, jerr.text);
-        return status_fail(err, STATUS_FORMAT, "%s: not JSON: %s (line %d)", path, jerr.text,
-                           jerr.line);
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return status_fail(err, STATUS_FORMAT, "%s: not a JSON object", path);
-    }
-    if (!model_config_set_source(root, path)) {
-        json_decref(root);
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: out of memory", path);
-    }
-    *out = root;
-    return STATUS_OK;
+    char *text = config_read_file(path);
+    if (!text)
+        return status_fail(err, STATUS_IO, "%s: cannot read: %s", path, strerror(errno));
+    enum status s = model_config_parse(text, path, out, err);
+    free(text);
+    return s;
 }
 
 bool model_config_set_source(json_t *obj, const char *source)

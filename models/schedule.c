@@ -1,6 +1,8 @@
 /* models/schedule.c — scheduler configs and training tables; see schedule.h. */
 #include "models/schedule.h"
 
+#include "models/model_config.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -331,14 +333,13 @@ enum status schedule_config_from_json(struct schedule_config *cfg, const json_t 
 enum status schedule_config_from_string(struct schedule_config *cfg, const char *json,
                                         struct errbuf *err)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
+    json_t *root;
+    enum status st = model_config_parse(json, "scheduler config", &root, err);
+    if (st != STATUS_OK) {
         schedule_config_defaults(cfg);
-        return status_fail(err, STATUS_FORMAT, "scheduler config: line %d: %s", jerr.line,
-                           jerr.text);
+        return st;
     }
-    enum status st = schedule_config_from_json(cfg, root, err);
+    st = schedule_config_from_json(cfg, root, err);
     json_decref(root);
     return st;
 }
@@ -346,15 +347,13 @@ enum status schedule_config_from_string(struct schedule_config *cfg, const char 
 enum status schedule_config_load(struct schedule_config *cfg, const char *path,
                                  struct errbuf *err)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
+    json_t *root;
+    enum status st = model_config_load(path, &root, err);
+    if (st != STATUS_OK) {
         schedule_config_defaults(cfg);
-        /* jansson reports an unreadable file with line -1 */
-        return status_fail(err, jerr.line < 0 ? STATUS_IO : STATUS_FORMAT, "%s: %s", path,
-                           jerr.text);
+        return st;
     }
-    enum status st = schedule_config_from_json(cfg, root, err);
+    st = schedule_config_from_json(cfg, root, err);
     json_decref(root);
     if (st != STATUS_OK)
         return status_wrap(err, "%s", path);

@@ -1,10 +1,12 @@
 /* tests/unit/test_model_config.c — models/model_config: getters with defaults, null as
  * absent, scalar-for-list, errors naming the source and the key, a real config.json. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "models/model_config.h"
+#include "models/schedule.h"
 #include "tests/testutil.h"
 
 #define UNET_CONFIG DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd/sd2-tiny/diffusers/unet/config.json"
@@ -152,6 +154,29 @@ START_TEST(test_load_errors)
 }
 END_TEST
 
+/* Python's json.dumps writes NaN/Infinity/-Infinity (diffusers saves
+ * "lambda_min_clipped": -Infinity): read as absent keys, strings left alone. */
+START_TEST(test_python_nonfinite_tokens)
+{
+    json_t *c = parse("{\"a\": -Infinity, \"b\": \"NaN and -Infinity \\\" NaN\", "
+                      "\"c\": NaN, \"d\": [Infinity, 1]}");
+    ck_assert(json_is_null(json_object_get(c, "a")));
+    ck_assert(json_is_null(json_object_get(c, "c")));
+    ck_assert(json_is_null(json_array_get(json_object_get(c, "d"), 0)));
+    ck_assert_str_eq(json_string_value(json_object_get(c, "b")), "NaN and -Infinity \" NaN");
+    json_decref(c);
+    /* the scheduler config diffusers writes for DPM++ loads, -inf kept as the default */
+    struct schedule_config cfg;
+    struct errbuf err;
+    ck_assert_msg(schedule_config_from_string(&cfg,
+                                              "{\"_class_name\": \"DPMSolverMultistepScheduler\", "
+                                              "\"lambda_min_clipped\": -Infinity}",
+                                              &err) == STATUS_OK,
+                  "%s", err.msg);
+    ck_assert(isinf(cfg.lambda_min_clipped) && cfg.lambda_min_clipped < 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model_config");
@@ -161,6 +186,7 @@ int main(void)
     tcase_add_test(tc, test_arrays);
     tcase_add_test(tc, test_load_real_config);
     tcase_add_test(tc, test_load_errors);
+    tcase_add_test(tc, test_python_nonfinite_tokens);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
