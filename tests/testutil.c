@@ -146,6 +146,26 @@ float *test_read_tensor(const struct safetensors *st, const char *name, size_t *
     return p;
 }
 
+void test_tiny_overrides(bool sd2, struct test_overrides *ov,
+                         const json_t *override[CHECKPOINT_COMPONENT_COUNT_])
+{
+    memset(ov, 0, sizeof *ov);
+    ov->obj[CHECKPOINT_UNET] = sd2 ? json_pack("{s:[i,i,i], s:i}", "attention_head_dim", 1, 2, 4,
+                                               "norm_num_groups", 4)
+                                   : json_pack("{s:i, s:i}", "attention_head_dim", 2,
+                                               "norm_num_groups", 4);
+    ov->obj[CHECKPOINT_VAE] = json_pack("{s:i}", "norm_num_groups", 4);
+    ov->obj[CHECKPOINT_TEXT_ENCODER] = json_pack("{s:i}", "num_attention_heads", sd2 ? 3 : 2);
+    for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
+        override[c] = ov->obj[c];
+}
+
+void test_overrides_free(struct test_overrides *ov)
+{
+    for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
+        json_decref(ov->obj[c]);
+}
+
 struct backend *test_cpu_backend(void)
 {
     static struct backend *cpu; /* one per test process, freed at exit */

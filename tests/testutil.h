@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
+#include "models/checkpoint.h"
 
 /* splitmix64-based generator; independent of the engine's Philox. */
 struct test_rng {
@@ -38,6 +39,16 @@ double test_max_abs(const double *want, size_t n);
 double test_std(const float *x, size_t n);
 /* max |a − b| over n floats; NaN anywhere gives +Inf. */
 double test_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* The config keys the tiny fixtures' single files cannot give from their shapes
+ * (attention heads, GroupNorm groups): new objects in ov, also set in override (an
+ * options struct's config_override array).  Free with test_overrides_free. */
+struct test_overrides {
+    json_t *obj[CHECKPOINT_COMPONENT_COUNT_];
+};
+void test_tiny_overrides(bool sd2, struct test_overrides *ov,
+                         const json_t *override[CHECKPOINT_COMPONENT_COUNT_]);
+void test_overrides_free(struct test_overrides *ov);
 
 struct safetensors;
 /* Reads reference tensor `name` (any float dtype, or I64 converted) from st into a

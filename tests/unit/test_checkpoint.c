@@ -29,30 +29,6 @@
 
 /* --- helpers ------------------------------------------------------------------------- */
 
-struct overrides {
-    json_t *obj[CHECKPOINT_COMPONENT_COUNT_];
-};
-
-/* What the tiny single files' shapes cannot give (heads, GroupNorm groups). */
-static void tiny_overrides(bool sd2, struct overrides *ov, struct checkpoint_options *opt)
-{
-    memset(ov, 0, sizeof *ov);
-    ov->obj[CHECKPOINT_UNET] = sd2 ? json_pack("{s:[i,i,i], s:i}", "attention_head_dim", 1, 2, 4,
-                                               "norm_num_groups", 4)
-                                   : json_pack("{s:i, s:i}", "attention_head_dim", 2,
-                                               "norm_num_groups", 4);
-    ov->obj[CHECKPOINT_VAE] = json_pack("{s:i}", "norm_num_groups", 4);
-    ov->obj[CHECKPOINT_TEXT_ENCODER] = json_pack("{s:i}", "num_attention_heads", sd2 ? 3 : 2);
-    for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
-        opt->config_override[c] = ov->obj[c];
-}
-
-static void overrides_free(struct overrides *ov)
-{
-    for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
-        json_decref(ov->obj[c]);
-}
-
 static struct checkpoint *open_ok(const char *path, const struct checkpoint_options *opt)
 {
     struct checkpoint *ck;
@@ -65,10 +41,10 @@ static struct checkpoint *open_ok(const char *path, const struct checkpoint_opti
 static struct checkpoint *open_single(const char *path, bool sd2,
                                       struct checkpoint_options *opt)
 {
-    struct overrides ov;
-    tiny_overrides(sd2, &ov, opt);
+    struct test_overrides ov;
+    test_tiny_overrides(sd2, &ov, opt->config_override);
     struct checkpoint *ck = open_ok(path, opt);
-    overrides_free(&ov); /* merged at open, not kept */
+    test_overrides_free(&ov); /* merged at open, not kept */
     return ck;
 }
 
@@ -360,11 +336,11 @@ START_TEST(test_single_needs_what_shapes_cannot_give)
     expect_fail(SD1_FILE, &opt, STATUS_FORMAT, "'attention_head_dim' is required", "unet config");
     json_decref(unet);
     /* a head count that does not divide the width */
-    struct overrides ov;
-    tiny_overrides(false, &ov, &opt);
+    struct test_overrides ov;
+    test_tiny_overrides(false, &ov, opt.config_override);
     json_object_set_new(ov.obj[CHECKPOINT_TEXT_ENCODER], "num_attention_heads", json_integer(5));
     expect_fail(SD1_FILE, &opt, STATUS_FORMAT, "'num_attention_heads': 5 does not divide 12", NULL);
-    overrides_free(&ov);
+    test_overrides_free(&ov);
 }
 END_TEST
 
@@ -506,12 +482,12 @@ START_TEST(test_single_tokenizer_bundled)
         checkpoint_close(ck);
     }
     struct checkpoint_options opt;
-    struct overrides ov;
+    struct test_overrides ov;
     checkpoint_options_default(&opt);
-    tiny_overrides(false, &ov, &opt);
+    test_tiny_overrides(false, &ov, opt.config_override);
     opt.data_dir = "/nonexistent/data";
     expect_fail(SD1_FILE, &opt, STATUS_NOT_FOUND, "/nonexistent/data/clip-bpe/sd1/vocab.json", NULL);
-    overrides_free(&ov);
+    test_overrides_free(&ov);
 }
 END_TEST
 
@@ -829,11 +805,11 @@ START_TEST(test_err_single_missing_tensor)
     /* a tensor the configs are derived from: checkpoint_open names it */
     rewrite(SD1_FILE, path, "first_stage_model.decoder.conv_in.weight", NULL, NULL, 0);
     struct checkpoint_options opt;
-    struct overrides ov;
+    struct test_overrides ov;
     checkpoint_options_default(&opt);
-    tiny_overrides(false, &ov, &opt);
+    test_tiny_overrides(false, &ov, opt.config_override);
     expect_fail(path, &opt, STATUS_FORMAT, "missing tensor 'first_stage_model.decoder.conv_in.weight'", NULL);
-    overrides_free(&ov);
+    test_overrides_free(&ov);
     rm_rf(dir);
 }
 END_TEST

@@ -32,24 +32,6 @@ static json_t *manifest(const char *root)
     return m;
 }
 
-/* What the tiny single files' shapes cannot give (heads, GroupNorm groups). */
-struct overrides {
-    json_t *obj[CHECKPOINT_COMPONENT_COUNT_];
-};
-
-static void tiny_overrides(bool sd2, struct overrides *ov, struct sd_model_options *opt)
-{
-    memset(ov, 0, sizeof *ov);
-    ov->obj[CHECKPOINT_UNET] = sd2 ? json_pack("{s:[i,i,i], s:i}", "attention_head_dim", 1, 2, 4,
-                                               "norm_num_groups", 4)
-                                   : json_pack("{s:i, s:i}", "attention_head_dim", 2,
-                                               "norm_num_groups", 4);
-    ov->obj[CHECKPOINT_VAE] = json_pack("{s:i}", "norm_num_groups", 4);
-    ov->obj[CHECKPOINT_TEXT_ENCODER] = json_pack("{s:i}", "num_attention_heads", sd2 ? 3 : 2);
-    for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
-        opt->config_override[c] = ov->obj[c];
-}
-
 static struct sd_model *load_model_at(const char *root, const char *pipe, bool single,
                                       enum checkpoint_prediction pred)
 {
@@ -64,15 +46,14 @@ static struct sd_model *load_model_at(const char *root, const char *pipe, bool s
     sd_model_options_default(&opt);
     opt.backend = test_cpu_backend();
     opt.prediction = pred;
-    struct overrides ov;
+    struct test_overrides ov;
     memset(&ov, 0, sizeof ov);
     if (single && tiny)
-        tiny_overrides(sd2, &ov, &opt);
+        test_tiny_overrides(sd2, &ov, opt.config_override);
     struct sd_model *m;
     struct errbuf err;
     enum status s = sd_model_load(path, &opt, &m, &err);
-    for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
-        json_decref(ov.obj[c]);
+    test_overrides_free(&ov);
     ck_assert_msg(s == STATUS_OK, "%s: %s", path, err.msg);
     return m;
 }
