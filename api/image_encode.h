@@ -1,5 +1,5 @@
-/* api/image_encode.h — 8-bit RGB images to PNG (libpng) and JPEG (libjpeg-turbo's
- * TurboJPEG API), in memory.
+/* api/image_encode.h — 8-bit RGB images to PNG (libpng), JPEG (libjpeg-turbo's
+ * TurboJPEG API) and WebP (libwebp), in memory; image_encode() dispatches on the format.
  *
  * PNG: 8-bit RGB, no interlace, default zlib level; when `meta` is given, a tEXt chunk
  * with keyword "parameters" holds the generation parameters the way AUTOMATIC1111
@@ -10,9 +10,12 @@
  *     Model: v1-5-pruned, Clip skip: 2               (one line; Clip skip when > 1)
  * tEXt is Latin-1 by the PNG spec; like A1111 the text is written as UTF-8 bytes.
  * JPEG: 4:2:0 chroma subsampling at quality < 90, 4:4:4 at ≥ 90, quality 1…100.
+ * WebP: quality 0…99 lossy (libwebp's quality factor, method 4); 100 lossless (the
+ * decoded pixels are exactly the input).  No metadata.
  *
- * Errors never exit: libpng's longjmp is caught inside the call, and every failure
- * returns a status with a message naming the argument or the library's reason.
+ * Errors never exit: libpng's longjmp is caught inside the call, libwebp's error codes
+ * are read back, and every failure returns a status with a message naming the argument
+ * or the library's reason.
  *
  * Ownership: the encoded bytes are malloc'ed; the caller frees them with free().
  * Thread-safety: every function is reentrant (no shared state; libpng and TurboJPEG
@@ -41,7 +44,7 @@ struct image_meta {
     int clip_skip;       /* A1111's "Clip skip" (1 = last layer); written when > 1 */
 };
 
-enum image_format { IMAGE_PNG = 0, IMAGE_JPEG };
+enum image_format { IMAGE_PNG = 0, IMAGE_JPEG, IMAGE_WEBP };
 
 /* A1111's "parameters" text into buf (always NUL-terminated); returns the length the
  * full text needs (as snprintf). */
@@ -59,10 +62,22 @@ enum status image_encode_png(const uint8_t *rgb, int width, int height,
 enum status image_encode_jpeg(const uint8_t *rgb, int width, int height, int quality,
                               uint8_t **out, size_t *out_len, struct errbuf *err);
 
-/* The format a file name asks for: IMAGE_JPEG for .jpg/.jpeg (any case), else PNG. */
+/* quality in [0, 100] (else STATUS_INVALID_ARGUMENT naming "quality"); 100 lossless.
+ * A libwebp failure → STATUS_INTERNAL (or OUT_OF_MEMORY) naming libwebp's error. */
+enum status image_encode_webp(const uint8_t *rgb, int width, int height, int quality,
+                              uint8_t **out, size_t *out_len, struct errbuf *err);
+
+/* One entry for every format (what the server's encoder pool calls): PNG with meta
+ * (quality ignored), JPEG at max(1, quality), WebP at quality (0 … 100). */
+enum status image_encode(enum image_format format, const uint8_t *rgb, int width, int height,
+                         int quality, const struct image_meta *meta, uint8_t **out,
+                         size_t *out_len, struct errbuf *err);
+
+/* The format a file name asks for: IMAGE_JPEG for .jpg/.jpeg, IMAGE_WEBP for .webp
+ * (any case), else PNG. */
 enum image_format image_format_for_path(const char *path);
 
-/* Encodes in `format` (JPEG at `quality`; PNG with meta) and writes the file at
+/* Encodes in `format` (as image_encode) and writes the file at
  * `path` (STATUS_IO naming the path when it cannot be written). */
 enum status image_write_file(const char *path, enum image_format format, const uint8_t *rgb,
                              int width, int height, int quality, const struct image_meta *meta,
