@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "models/model_config.h"
 
@@ -171,6 +172,35 @@ static enum status load_all(struct sd_model *m, const struct checkpoint *ck,
     return s;
 }
 
+/* A diffusers folder may carry diffusiond.json, the defaults its author recommends:
+ *     {"default_steps": 20, "default_guidance": 5.0}
+ * (keys optional; others are ignored).  Absent file: the family's defaults stay. */
+static enum status load_folder_defaults(struct sd_model *m, const char *path, struct errbuf *err)
+{
+    char file[4096];
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return STATUS_OK;
+    if ((size_t)snprintf(file, sizeof file, "%s/%s", path, SD_MODEL_DEFAULTS_FILE) >= sizeof file)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "%s: path too long", path);
+    if (stat(file, &st) != 0)
+        return STATUS_OK;
+    json_t *cfg;
+    TRY(model_config_load(file, &cfg, err));
+    enum status s = model_config_int(cfg, "default_steps", m->default_steps, &m->default_steps, err);
+    if (s == STATUS_OK)
+        s = model_config_float(cfg, "default_guidance", m->default_guidance,
+                               &m->default_guidance, err);
+    if (s == STATUS_OK && (m->default_steps < 1 || m->default_steps > 1000))
+        s = status_fail(err, STATUS_FORMAT, "%s: default_steps %d is not in [1, 1000]", file,
+                        m->default_steps);
+    if (s == STATUS_OK && !(m->default_guidance >= 0 && m->default_guidance <= 100))
+        s = status_fail(err, STATUS_FORMAT, "%s: default_guidance %g is not in [0, 100]", file,
+                        m->default_guidance);
+    json_decref(cfg);
+    return s;
+}
+
 enum status sd_model_load(const char *path, const struct sd_model_options *opt,
                           struct sd_model **out, struct errbuf *err)
 {
@@ -200,6 +230,8 @@ enum status sd_model_load(const char *path, const struct sd_model_options *opt,
     model_name(path, m->name, sizeof m->name);
     s = load_all(m, ck, opt, err);
     checkpoint_close(ck);
+    if (s == STATUS_OK)
+        s = load_folder_defaults(m, path, err);
     if (s != STATUS_OK) {
         sd_model_free(m);
         return s;

@@ -79,6 +79,10 @@ struct sd_model {
 /* Zeroes opt: no backend, AUTO family and prediction, full precision, no overrides. */
 void sd_model_options_default(struct sd_model_options *opt);
 
+/* The optional file in a diffusers folder with the author's recommended defaults
+ * ({"default_steps": N, "default_guidance": G}); they replace the family's. */
+#define SD_MODEL_DEFAULTS_FILE "diffusiond.json"
+
 /* Loads `path` (diffusers folder or single file).  Errors come from the checkpoint and
  * component loaders (they name the file, tensor or key); a text encoder whose width is
  * not the U-Net's cross_attention_dim, or a tokenizer whose max_length exceeds the

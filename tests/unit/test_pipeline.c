@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/workspace.h"
 #include "models/pipeline.h"
@@ -594,6 +595,77 @@ START_TEST(test_seed_convention_and_progress)
 }
 END_TEST
 
+/* A temporary copy of sd1-tiny's folder (symlinks) with `defaults` as diffusiond.json
+ * (NULL: none); returns the folder path in dir. */
+static void folder_with_defaults(char *dir, size_t cap, const char *defaults)
+{
+    snprintf(dir, cap, "/tmp/diffusiond-defaults-XXXXXX");
+    ck_assert(mkdtemp(dir));
+    static const char *const parts[] = {"model_index.json", "scheduler", "text_encoder",
+                                        "tokenizer", "unet", "vae"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        char from[1024], to[1024];
+        snprintf(from, sizeof from, "%s/sd1-tiny/diffusers/%s", SD, parts[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, parts[i]);
+        ck_assert_msg(symlink(from, to) == 0, "symlink %s", to);
+    }
+    if (defaults) {
+        char f[1024];
+        snprintf(f, sizeof f, "%s/" SD_MODEL_DEFAULTS_FILE, dir);
+        FILE *fp = fopen(f, "w");
+        ck_assert(fp);
+        fputs(defaults, fp);
+        fclose(fp);
+    }
+}
+
+static void remove_folder(const char *dir)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert(system(cmd) == 0);
+}
+
+/* diffusiond.json replaces the family's default steps and guidance; a bad one fails
+ * the load naming the file. */
+START_TEST(test_folder_defaults)
+{
+    char dir[256];
+    struct sd_model_options opt;
+    sd_model_options_default(&opt);
+    opt.backend = test_cpu_backend();
+    struct sd_model *m;
+    struct errbuf err;
+
+    folder_with_defaults(dir, sizeof dir, NULL);
+    ck_assert_int_eq(sd_model_load(dir, &opt, &m, &err), STATUS_OK);
+    ck_assert_int_eq(m->default_steps, 50); /* SD1's */
+    ck_assert_double_eq(m->default_guidance, 7.5);
+    sd_model_free(m);
+    remove_folder(dir);
+
+    folder_with_defaults(dir, sizeof dir, "{\"default_steps\": 20, \"default_guidance\": 5.0}");
+    ck_assert_int_eq(sd_model_load(dir, &opt, &m, &err), STATUS_OK);
+    ck_assert_int_eq(m->default_steps, 20);
+    ck_assert_double_eq(m->default_guidance, 5.0);
+    struct gen_params p;
+    gen_params_default(m, &p);
+    ck_assert_int_eq(p.steps, 20);
+    sd_model_free(m);
+    remove_folder(dir);
+
+    static const char *const bad[] = {"{\"default_steps\": 0}", "{\"default_steps\": \"20\"}",
+                                      "{\"default_guidance\": -1}", "[1]", "{"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        folder_with_defaults(dir, sizeof dir, bad[i]);
+        enum status s = sd_model_load(dir, &opt, &m, &err);
+        ck_assert_msg(s != STATUS_OK, "%s loaded", bad[i]);
+        ck_assert_msg(strstr(err.msg, SD_MODEL_DEFAULTS_FILE), "%s: %s", bad[i], err.msg);
+        remove_folder(dir);
+    }
+}
+END_TEST
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines survive a failing (forked) test */
@@ -615,6 +687,7 @@ int main(void)
     TCase *tv = tcase_create("validation");
     tcase_add_test(tv, test_validation);
     tcase_add_test(tv, test_truncation_reported);
+    tcase_add_test(tv, test_folder_defaults);
     suite_add_tcase(s, tv);
     TCase *tf = tcase_create("full");
     tcase_set_timeout(tf, 0); /* minutes per case on a few cores */
