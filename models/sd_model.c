@@ -240,6 +240,18 @@ enum status sd_model_load(const char *path, const struct sd_model_options *opt,
     return STATUS_OK;
 }
 
+#ifndef DIFFUSIOND_DEFAULT_MODEL
+#define DIFFUSIOND_DEFAULT_MODEL "models/default"
+#endif
+
+const char *sd_model_bundled_path(void)
+{
+    struct stat st;
+    return stat(DIFFUSIOND_DEFAULT_MODEL, &st) == 0 && S_ISDIR(st.st_mode)
+               ? DIFFUSIOND_DEFAULT_MODEL
+               : NULL;
+}
+
 void sd_model_free(struct sd_model *m)
 {
     if (!m)

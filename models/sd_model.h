@@ -90,6 +90,11 @@ void sd_model_options_default(struct sd_model_options *opt);
 enum status sd_model_load(const char *path, const struct sd_model_options *opt,
                           struct sd_model **out, struct errbuf *err);
 
+/* The bundled default model's folder (the build's DIFFUSIOND_DEFAULT_MODEL, a source
+ * build's models/default), or NULL when it is not there.  Callers let --model and
+ * $DIFFUSIOND_MODEL take precedence. */
+const char *sd_model_bundled_path(void);
+
 /* Frees everything; m may be NULL. */
 void sd_model_free(struct sd_model *m);
 

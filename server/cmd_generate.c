@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,9 +17,6 @@
 #include "models/pipeline.h"
 #include "models/sd_model.h"
 
-#ifndef DIFFUSIOND_DATA_DIR
-#define DIFFUSIOND_DATA_DIR "models/data"
-#endif
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -187,16 +183,14 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
 }
 
 /* --model, else $DIFFUSIOND_MODEL, else the bundled model when it exists. */
-static const char *resolve_model(const struct gen_cli *c, char *buf, size_t cap)
+static const char *resolve_model(const struct gen_cli *c)
 {
     if (c->model)
         return c->model;
     const char *env = getenv("DIFFUSIOND_MODEL");
     if (env && env[0])
         return env;
-    snprintf(buf, cap, "%s/default-model", DIFFUSIOND_DATA_DIR);
-    struct stat st;
-    return stat(buf, &st) == 0 ? buf : NULL;
+    return sd_model_bundled_path();
 }
 
 static uint64_t random_seed(void)
@@ -416,12 +410,10 @@ int cmd_generate_main(int argc, char **argv)
     int rc = parse_args(argc, argv, &c);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
-    char bundled[4096];
-    const char *path = resolve_model(&c, bundled, sizeof bundled);
+    const char *path = resolve_model(&c);
     if (!path) {
-        fprintf(stderr, "diffusiond generate: --model is required (no bundled default model in "
-                        "%s and DIFFUSIOND_MODEL is not set)\n",
-                DIFFUSIOND_DATA_DIR);
+        fprintf(stderr, "diffusiond generate: --model is required (the bundled default model "
+                        "is not installed and DIFFUSIOND_MODEL is not set)\n");
         return EXIT_USAGE;
     }
     struct session s;

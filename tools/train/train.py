@@ -70,6 +70,9 @@ SCHED_SAMPLE = dict(_class_name="DPMSolverMultistepScheduler", num_train_timeste
                     timestep_spacing="leading", steps_offset=1, lower_order_final=True,
                     use_karras_sigmas=False, set_alpha_to_one=False, clip_sample=False,
                     trained_betas=None)
+# What diffusiond applies when a request gives no steps / guidance (diffusiond.json in
+# the folder; models/sd_model.h).  DPM++ 2M converges in ~20 steps on this model.
+DIFFUSIOND_DEFAULTS = dict(default_steps=20, default_guidance=5.0)
 
 
 def log(msg):
@@ -263,6 +266,10 @@ def save_folder(out, vae, text, unet, scale, meta):
     sc = {k: v for k, v in sc.items() if not (isinstance(v, float) and not math.isfinite(v))}
     with open(sc_path, "w") as f:
         json.dump(sc, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
+    # the recommended settings, which diffusiond reads as the model's defaults
+    with open(os.path.join(tmp, "diffusiond.json"), "w") as f:
+        json.dump(DIFFUSIOND_DEFAULTS, f, indent=2, sort_keys=True)
         f.write("\n")
     with open(os.path.join(tmp, "training.json"), "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
