@@ -6,6 +6,7 @@
 #include "engine/log.h"
 #include "engine/threadpool.h"
 #include "server/bench.h"
+#include "server/cmd_healthcheck.h"
 #ifdef DIFFUSIOND_HAVE_GENERATE
 #include "server/cmd_generate.h"
 #endif
@@ -28,6 +29,7 @@ static void usage(FILE *out)
             "  bench ops     benchmark the engine's heaviest ops against the machine's peak\n"
             "  bench model   time a checkpoint's U-Net step and VAE decode on the CPU\n"
             "  bench load    batching scheduler under Poisson load: goodput per batching mode\n"
+            "  healthcheck   probe the local `serve` (GET /readyz): exit 0 when 2xx\n"
             "  version       print version and build configuration\n"
             "  help          this text\n"
             "\n"
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
+    if (strcmp(cmd, "healthcheck") == 0)
+        return cmd_healthcheck_main(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) {
