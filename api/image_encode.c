@@ -1,4 +1,5 @@
-/* api/image_encode.c — PNG (libpng, A1111 "parameters" tEXt) and JPEG (TurboJPEG). */
+/* api/image_encode.c — PNG (libpng, A1111 "parameters" tEXt), JPEG (TurboJPEG) and WebP
+ * (libwebp). */
 #include "api/image_encode.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <turbojpeg.h>
+#include <webp/encode.h>
 
 size_t image_parameters_format(const struct image_meta *m, char *buf, size_t cap)
 {
@@ -204,6 +206,126 @@ enum status image_encode_jpeg(const uint8_t *rgb, int width, int height, int qua
     return s;
 }
 
+/* --- WebP ----------------------------------------------------------------------------- */
+
+/* libwebp's output, appended to a malloc'ed buffer (so the caller frees with free()). */
+struct webp_sink {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+static int webp_on_write(const uint8_t *data, size_t n, const WebPPicture *pic)
+{
+    struct webp_sink *sink = pic->custom_ptr;
+    if (n > sink->cap - sink->len) {
+        size_t cap = sink->cap ? sink->cap : 4096;
+        while (n > cap - sink->len) {
+            if (cap > SIZE_MAX / 2)
+                return 0;
+            cap *= 2;
+        }
+        uint8_t *grown = realloc(sink->data, cap);
+        if (!grown)
+            return 0; /* libwebp reports VP8_ENC_ERROR_BAD_WRITE */
+        sink->data = grown;
+        sink->cap = cap;
+    }
+    memcpy(sink->data + sink->len, data, n);
+    sink->len += n;
+    return 1;
+}
+
+static const char *webp_error_name(WebPEncodingError e)
+{
+    switch (e) {
+    case VP8_ENC_ERROR_OUT_OF_MEMORY: return "out of memory";
+    case VP8_ENC_ERROR_BITSTREAM_OUT_OF_MEMORY: return "bitstream out of memory";
+    case VP8_ENC_ERROR_NULL_PARAMETER: return "null parameter";
+    case VP8_ENC_ERROR_INVALID_CONFIGURATION: return "invalid configuration";
+    case VP8_ENC_ERROR_BAD_DIMENSION: return "bad dimension";
+    case VP8_ENC_ERROR_PARTITION0_OVERFLOW: return "partition 0 overflow";
+    case VP8_ENC_ERROR_PARTITION_OVERFLOW: return "partition overflow";
+    case VP8_ENC_ERROR_BAD_WRITE: return "write failed (out of memory)";
+    case VP8_ENC_ERROR_FILE_TOO_BIG: return "file too big";
+    case VP8_ENC_ERROR_USER_ABORT: return "user abort";
+    default: return "unknown error";
+    }
+}
+
+static enum status webp_failed(WebPEncodingError code, const char *call, struct errbuf *err)
+{
+    const bool oom = code == VP8_ENC_ERROR_OUT_OF_MEMORY || code == VP8_ENC_ERROR_BAD_WRITE ||
+                     code == VP8_ENC_ERROR_BITSTREAM_OUT_OF_MEMORY;
+    return status_fail(err, oom ? STATUS_OUT_OF_MEMORY : STATUS_INTERNAL, "webp: %s: %s", call,
+                       webp_error_name(code));
+}
+
+/* Lossy at quality (method 4, libwebp's default) or lossless (quality 100). */
+static enum status webp_config_for(int quality, WebPConfig *cfg, struct errbuf *err)
+{
+    const bool lossless = quality == 100;
+    if (!WebPConfigPreset(cfg, WEBP_PRESET_DEFAULT, lossless ? 75.0f : (float)quality) ||
+        (lossless && !WebPConfigLosslessPreset(cfg, 2)) || !WebPValidateConfig(cfg))
+        return status_fail(err, STATUS_INTERNAL, "webp: invalid configuration (libwebp %#x)",
+                           (unsigned)WebPGetEncoderVersion());
+    if (lossless)
+        cfg->exact = 1;
+    return STATUS_OK;
+}
+
+enum status image_encode_webp(const uint8_t *rgb, int width, int height, int quality,
+                              uint8_t **out, size_t *out_len, struct errbuf *err)
+{
+    TRY(check_image(rgb, width, height, out, out_len, err));
+    if (quality < 0 || quality > 100)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "quality: %d outside [0, 100]", quality);
+    if (width > WEBP_MAX_DIMENSION || height > WEBP_MAX_DIMENSION)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image: %dx%d above WebP's %d per side",
+                           width, height, WEBP_MAX_DIMENSION);
+    WebPConfig cfg;
+    TRY(webp_config_for(quality, &cfg, err));
+    WebPPicture pic;
+    if (!WebPPictureInit(&pic))
+        return status_fail(err, STATUS_INTERNAL, "webp: WebPPictureInit: version mismatch");
+    pic.use_argb = cfg.lossless; /* lossless encodes ARGB; lossy YUV 4:2:0 */
+    pic.width = width;
+    pic.height = height;
+    struct webp_sink sink = {NULL, 0, 0};
+    pic.writer = webp_on_write;
+    pic.custom_ptr = &sink;
+    enum status s = STATUS_OK;
+    if (!WebPPictureImportRGB(&pic, rgb, width * 3))
+        s = webp_failed(pic.error_code, "WebPPictureImportRGB", err);
+    else if (!WebPEncode(&cfg, &pic))
+        s = webp_failed(pic.error_code, "WebPEncode", err);
+    WebPPictureFree(&pic);
+    if (s != STATUS_OK) {
+        free(sink.data);
+        return s;
+    }
+    *out = sink.data;
+    *out_len = sink.len;
+    return STATUS_OK;
+}
+
+/* --- any format ------------------------------------------------------------------------ */
+
+enum status image_encode(enum image_format format, const uint8_t *rgb, int width, int height,
+                         int quality, const struct image_meta *meta, uint8_t **out,
+                         size_t *out_len, struct errbuf *err)
+{
+    switch (format) {
+    case IMAGE_PNG:
+        return image_encode_png(rgb, width, height, meta, out, out_len, err);
+    case IMAGE_JPEG:
+        return image_encode_jpeg(rgb, width, height, quality < 1 ? 1 : quality, out, out_len,
+                                 err);
+    case IMAGE_WEBP:
+        return image_encode_webp(rgb, width, height, quality, out, out_len, err);
+    }
+    return status_fail(err, STATUS_INVALID_ARGUMENT, "image: unknown format %d", (int)format);
+}
+
 /* --- files ---------------------------------------------------------------------------- */
 
 enum image_format image_format_for_path(const char *path)
@@ -211,6 +333,8 @@ enum image_format image_format_for_path(const char *path)
     const char *dot = path ? strrchr(path, '.') : NULL;
     if (dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0))
         return IMAGE_JPEG;
+    if (dot && strcasecmp(dot, ".webp") == 0)
+        return IMAGE_WEBP;
     return IMAGE_PNG;
 }
 
@@ -236,9 +360,7 @@ enum status image_write_file(const char *path, enum image_format format, const u
         return status_fail(err, STATUS_INVALID_ARGUMENT, "image: no output path");
     uint8_t *data = NULL;
     size_t len = 0;
-    enum status s = format == IMAGE_JPEG
-                        ? image_encode_jpeg(rgb, width, height, quality, &data, &len, err)
-                        : image_encode_png(rgb, width, height, meta, &data, &len, err);
+    enum status s = image_encode(format, rgb, width, height, quality, meta, &data, &len, err);
     if (s == STATUS_OK)
         s = write_bytes(path, data, len, err);
     free(data);

@@ -10,8 +10,9 @@
  *     Model: v1-5-pruned, Clip skip: 2               (one line; Clip skip when > 1)
  * tEXt is Latin-1 by the PNG spec; like A1111 the text is written as UTF-8 bytes.
  * JPEG: 4:2:0 chroma subsampling at quality < 90, 4:4:4 at ≥ 90, quality 1…100.
- * WebP: quality 0…99 lossy (libwebp's quality factor, method 4); 100 lossless (the
- * decoded pixels are exactly the input).  No metadata.
+ * WebP: quality 0…99 lossy (libwebp's quality factor, method 4, YUV 4:2:0); 100
+ * lossless (libwebp's lossless preset 2: the decoded pixels are exactly the input).
+ * At most 16383 pixels per side (WebP's limit).  No metadata.
  *
  * Errors never exit: libpng's longjmp is caught inside the call, libwebp's error codes
  * are read back, and every failure returns a status with a message naming the argument
@@ -62,7 +63,8 @@ enum status image_encode_png(const uint8_t *rgb, int width, int height,
 enum status image_encode_jpeg(const uint8_t *rgb, int width, int height, int quality,
                               uint8_t **out, size_t *out_len, struct errbuf *err);
 
-/* quality in [0, 100] (else STATUS_INVALID_ARGUMENT naming "quality"); 100 lossless.
+/* quality in [0, 100] (else STATUS_INVALID_ARGUMENT naming "quality"); 100 lossless;
+ * a side above 16383 → STATUS_INVALID_ARGUMENT.
  * A libwebp failure → STATUS_INTERNAL (or OUT_OF_MEMORY) naming libwebp's error. */
 enum status image_encode_webp(const uint8_t *rgb, int width, int height, int quality,
                               uint8_t **out, size_t *out_len, struct errbuf *err);

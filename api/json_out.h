@@ -35,7 +35,7 @@ void json_out_string(struct json_out *o, const char *s);        /* "escaped"; NU
 void json_out_string_n(struct json_out *o, const char *s, size_t n);
 void json_out_i64(struct json_out *o, int64_t v);
 void json_out_u64(struct json_out *o, uint64_t v);
-/* Fixed decimals (0–9); NaN, ±Inf → 0. */
+/* Fixed decimals (0–9); NaN, ±Inf and |v| ≥ 1e18 → 0 (bounded output). */
 void json_out_fixed(struct json_out *o, double v, int decimals);
 /* "<base64 of data>" written straight into the buffer. */
 void json_out_base64(struct json_out *o, const uint8_t *data, size_t n);

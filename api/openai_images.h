@@ -34,7 +34,8 @@
  *   stream            false accepted; true → 400 (not supported)
  *   steps             integer in [1, max_steps]; default the model's
  *   guidance_scale    number in [0, 100]; default the model's
- *   seed              integer in [0, 2^63 − 1]; absent: the caller's random_seed
+ *   seed              integer in [0, 2^63 − 1], and seed + n − 1 ≤ 2^63 − 1 (image i
+ *                     uses seed + i); absent: the caller's random_seed's low 53 bits
  *   sampler           a models/sampler.h name (sampler_kind_parse); default the model's
  *   scheduler         a models/pipeline.h name (sd_scheduler_parse); default "default"
  *   clip_skip         integer, layers skipped, in [0, text encoder layers − 1]
@@ -60,6 +61,9 @@
 #define API_DEFAULT_QUALITY 90   /* output_compression when absent */
 #define API_USER_MAX_BYTES 256
 #define API_MAX_WARNINGS 4
+/* A random seed keeps its low 53 bits: exact as a JSON number in every client
+ * (JavaScript's doubles too), and seed + i never passes 2^63 − 1. */
+#define API_RANDOM_SEED_MASK ((UINT64_C(1) << 53) - 1)
 
 /* The server's request limits (serve_config fills them from its flags). */
 struct api_limits {
@@ -72,6 +76,10 @@ struct api_limits {
 
 /* The defaults above. */
 void api_limits_default(struct api_limits *l);
+
+/* Checks the limits themselves (a server's settings): errors name the field
+ * ("max_width: …", "min_side: …"). */
+enum status api_limits_check(const struct api_limits *l, struct errbuf *err);
 
 enum api_response_format { API_RESPONSE_B64_JSON = 0, API_RESPONSE_URL };
 
@@ -111,8 +119,9 @@ struct openai_image_request {
 enum status openai_images_parse(const char *body, size_t len, const struct api_limits *limits,
                                 struct openai_image_request *req, struct api_error *e);
 
-/* Stage 2: req → req->params for `model`.  random_seed is used when the body had no
- * seed (the caller draws it, e.g. with getrandom(2): the api layer holds no RNG);
+/* Stage 2: req → req->params for `model`.  random_seed (its low 53 bits) is used when
+ * the body had no seed (the caller draws it, e.g. with getrandom(2): the api layer
+ * holds no RNG);
  * req->seed_random says so and params.seed holds it, to be echoed.  Prompts over the
  * tokenizer's max_length are not an error: a warning is added per prompt
  * ("prompt: truncated to 77 tokens (it has 93)").  Errors are 400s naming the

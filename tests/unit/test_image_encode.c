@@ -1,13 +1,16 @@
 /* tests/unit/test_image_encode.c — api/image_encode: PNG decoded back with libpng is
  * exact and carries the A1111 "parameters" tEXt chunk; JPEG decoded with tjDecompress2
- * is within PSNR > 30 dB at quality 90; invalid arguments are errors naming them; files
- * by extension.  Built only with DIFFUSIOND_SERVER=ON (tests/CMakeLists.txt). */
+ * is within PSNR > 30 dB at quality 90; WebP decoded with libwebp is exact at quality
+ * 100 (lossless) and > 30 dB lossy, smaller at lower quality; image_encode dispatches
+ * each format; invalid arguments are errors naming them; files by extension.
+ * Built only with DIFFUSIOND_SERVER=ON (tests/CMakeLists.txt). */
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
+#include <webp/decode.h>
 
 #include "api/image_encode.h"
 #include "tests/testutil.h"
@@ -166,12 +169,124 @@ START_TEST(test_invalid_arguments)
 }
 END_TEST
 
+/* PSNR in dB of b against a over n bytes. */
+static double psnr(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (a[i] - b[i]) / 255.0;
+        se += d * d;
+    }
+    return se == 0 ? INFINITY : 10 * log10(1.0 / (se / (double)n));
+}
+
+/* Encodes at quality, decodes with libwebp (its own decoder, not our code), returns the
+ * pixels and the encoded size. */
+static uint8_t *webp_roundtrip(const uint8_t *rgb, int quality, size_t *encoded)
+{
+    uint8_t *webp;
+    size_t len;
+    struct errbuf err;
+    ck_assert_msg(image_encode_webp(rgb, W, H, quality, &webp, &len, &err) == STATUS_OK, "%s",
+                  err.msg);
+    ck_assert_uint_gt(len, 12);
+    ck_assert_int_eq(memcmp(webp, "RIFF", 4), 0);
+    ck_assert_int_eq(memcmp(webp + 8, "WEBP", 4), 0);
+    WebPBitstreamFeatures feat;
+    ck_assert_int_eq(WebPGetFeatures(webp, len, &feat), VP8_STATUS_OK);
+    ck_assert_int_eq(feat.width, W);
+    ck_assert_int_eq(feat.height, H);
+    ck_assert_int_eq(feat.has_alpha, 0);
+    ck_assert_int_eq(feat.format, quality == 100 ? 2 : 1); /* 2 lossless, 1 lossy */
+    int w = 0, h = 0;
+    uint8_t *dec = WebPDecodeRGB(webp, len, &w, &h);
+    ck_assert_ptr_nonnull(dec);
+    ck_assert_int_eq(w, W);
+    ck_assert_int_eq(h, H);
+    uint8_t *back = malloc(W * H * 3);
+    memcpy(back, dec, W * H * 3);
+    WebPFree(dec);
+    free(webp);
+    *encoded = len;
+    return back;
+}
+
+START_TEST(test_webp_roundtrip)
+{
+    uint8_t *rgb = test_image();
+    size_t len100, len90, len20;
+    uint8_t *back = webp_roundtrip(rgb, 100, &len100);
+    ck_assert_int_eq(memcmp(back, rgb, W * H * 3), 0); /* lossless: exact */
+    free(back);
+    back = webp_roundtrip(rgb, 90, &len90);
+    const double db90 = psnr(rgb, back, W * H * 3);
+    free(back);
+    back = webp_roundtrip(rgb, 20, &len20);
+    const double db20 = psnr(rgb, back, W * H * 3);
+    free(back);
+    printf("webp: q100 %zu bytes (lossless), q90 %zu bytes %.2f dB, q20 %zu bytes %.2f dB\n",
+           len100, len90, db90, len20, db20);
+    ck_assert_msg(db90 > 30, "q90 PSNR %.2f dB", db90);
+    ck_assert_msg(db20 > 20 && db20 < db90, "q20 PSNR %.2f dB (q90 %.2f)", db20, db90);
+    ck_assert_uint_lt(len20, len90);
+    back = webp_roundtrip(rgb, 0, &len20); /* 0 is a valid quality */
+    free(back);
+    free(rgb);
+}
+END_TEST
+
+START_TEST(test_dispatch_every_format)
+{
+    uint8_t *rgb = test_image();
+    struct errbuf err;
+    static const struct {
+        enum image_format f;
+        int quality;
+        const char *magic;
+        size_t magic_len;
+    } cases[] = {
+        {IMAGE_PNG, 0, "\x89PNG", 4},
+        {IMAGE_JPEG, 0, "\xFF\xD8", 2}, /* quality 0 → JPEG's 1 */
+        {IMAGE_JPEG, 100, "\xFF\xD8", 2},
+        {IMAGE_WEBP, 50, "RIFF", 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *out = NULL;
+        size_t len = 0;
+        ck_assert_msg(image_encode(cases[i].f, rgb, W, H, cases[i].quality, NULL, &out, &len,
+                                   &err) == STATUS_OK,
+                      "case %zu: %s", i, err.msg);
+        ck_assert_int_eq(memcmp(out, cases[i].magic, cases[i].magic_len), 0);
+        free(out);
+    }
+    uint8_t *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(image_encode((enum image_format)7, rgb, W, H, 90, NULL, &out, &len, &err),
+                     STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "format"));
+    ck_assert_int_eq(image_encode_webp(rgb, W, H, -1, &out, &len, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "quality"));
+    ck_assert_int_eq(image_encode_webp(rgb, W, H, 101, &out, &len, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(image_encode_webp(NULL, W, H, 80, &out, &len, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(image_encode_webp(rgb, 0, H, 80, &out, &len, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "width"));
+    /* WebP's own limit is 16383 per side (PNG/JPEG go to IMAGE_MAX_SIDE) */
+    uint8_t *wide = calloc((size_t)16384 * 3, 1);
+    ck_assert_int_eq(image_encode_webp(wide, 16384, 1, 80, &out, &len, &err),
+                     STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "16383"));
+    free(wide);
+    free(rgb);
+}
+END_TEST
+
 START_TEST(test_files_by_extension)
 {
     ck_assert_int_eq(image_format_for_path("a/b.JPG"), IMAGE_JPEG);
     ck_assert_int_eq(image_format_for_path("x.jpeg"), IMAGE_JPEG);
     ck_assert_int_eq(image_format_for_path("x.png"), IMAGE_PNG);
     ck_assert_int_eq(image_format_for_path("x.jpg.d/noext"), IMAGE_PNG);
+    ck_assert_int_eq(image_format_for_path("x.WebP"), IMAGE_WEBP);
     uint8_t *rgb = test_image();
     char path[] = "/tmp/diffusiond-test-image-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(path));
@@ -199,6 +314,8 @@ int main(void)
     tcase_add_test(tc, test_png_roundtrip);
     tcase_add_test(tc, test_jpeg_roundtrip);
     tcase_add_test(tc, test_invalid_arguments);
+    tcase_add_test(tc, test_webp_roundtrip);
+    tcase_add_test(tc, test_dispatch_every_format);
     tcase_add_test(tc, test_files_by_extension);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
