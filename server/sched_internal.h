@@ -7,6 +7,7 @@
 #define DIFFUSIOND_SERVER_SCHED_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "server/scheduler.h"
 
@@ -35,6 +36,7 @@ struct sched_job {
     double encode_s, decode_s;
     int unet_calls;
     int64_t rows_sum;
+    int batch_sizes[JOB_BATCH_SIZES_MAX]; /* [worker] rows of its first calls */
     enum job_state state;        /* [lock] */
     enum cancel_reason cancel;   /* [lock] requested */
     int64_t rowsteps_left;       /* [lock] rows × steps not yet run, over its images */
@@ -70,6 +72,9 @@ struct scheduler {
     double step_ewma[SCHED_HIST_MAX + 1]; /* [lock] seconds per U-Net call by rows */
     double decode_ewma;          /* [lock] seconds per decoded image */
     struct scheduler_stats stats; /* [lock] */
+    atomic_int hb_outstanding;   /* admitted jobs whose on_complete has not returned */
+    _Atomic uint64_t hb_ns;      /* the worker's last finished iteration (or the moment
+                                    work arrived at an idle scheduler) */
 
     struct sched_image **batch;  /* [worker] scratch, max_batch_rows */
     struct sd_request **reqs;    /* [worker] scratch */

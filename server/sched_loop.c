@@ -130,6 +130,8 @@ static void complete_job(struct scheduler *s, struct sched_job *j, enum status s
     m->unet_calls = j->unet_calls;
     m->mean_batch_rows = j->unet_calls ? (double)j->rows_sum / j->unet_calls : 0;
     m->steps_done = j->steps_done_total;
+    m->n_batch_sizes = j->unet_calls < JOB_BATCH_SIZES_MAX ? j->unet_calls : JOB_BATCH_SIZES_MAX;
+    memcpy(m->batch_sizes, j->batch_sizes, sizeof(int) * (size_t)m->n_batch_sizes);
     j->cb.on_complete(j->cb.user, &r);
     if (st == STATUS_OK && !r.images) /* taken by the callback */
         j->out = NULL;
@@ -143,6 +145,7 @@ static void complete_job(struct scheduler *s, struct sched_job *j, enum status s
         s->stats.completed_error++;
     if (--s->completing == 0 && s->queue_len == 0 && !s->active)
         pthread_cond_broadcast(&s->idle_cv);
+    atomic_fetch_sub(&s->hb_outstanding, 1);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -425,6 +428,8 @@ static void report_progress(struct scheduler *s, int n, int rows)
             seen = s->batch[k]->job == j;
         if (seen)
             continue;
+        if (j->unet_calls < JOB_BATCH_SIZES_MAX)
+            j->batch_sizes[j->unet_calls] = rows;
         j->unet_calls++;
         j->rows_sum += rows;
         if (j->cb.on_progress)
@@ -536,6 +541,7 @@ static void step_bucket(struct scheduler *s, const struct bucket_key *key, bool 
     struct errbuf serr;
     enum status st = s->runner.step(s->runner.ctx, key->model, s->reqs, n, &serr);
     const uint64_t t1 = sched_now(s);
+    atomic_store(&s->hb_ns, t1);
     *worked = true;
     if (st != STATUS_OK) {
         fail_batch_jobs(s, n, &serr);
@@ -613,5 +619,6 @@ enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
     pthread_mutex_lock(&s->lock);
     update_gauges(s, wake_ns);
     pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->hb_ns, sched_now(s)); /* the watchdog's heartbeat */
     return st;
 }

@@ -335,6 +335,8 @@ enum status scheduler_submit(struct scheduler *s, const struct gen_params *p,
     }
     j->id = s->next_id++;
     j->state = JOB_QUEUED;
+    if (atomic_fetch_add(&s->hb_outstanding, 1) == 0)
+        atomic_store(&s->hb_ns, j->t_submit); /* an idle worker's clock starts now */
     s->queue[s->queue_len++] = j;
     s->pending_rowsteps += j->rowsteps_left;
     s->pending_rows += j->rows * p->n;
@@ -396,6 +398,14 @@ void scheduler_stats(struct scheduler *s, struct scheduler_stats *out)
                                        &out->text_cache_misses);
     out->mean_rows = out->unet_calls ? (double)out->unet_rows / (double)out->unet_calls : 0;
     out->mean_occupancy = out->mean_rows / s->cfg.max_batch_rows;
+}
+
+double scheduler_stall_s(struct scheduler *s)
+{
+    if (atomic_load(&s->hb_outstanding) <= 0)
+        return 0;
+    const uint64_t hb = atomic_load(&s->hb_ns), now = sched_now(s);
+    return now > hb ? (double)(now - hb) * 1e-9 : 0;
 }
 
 /* --- poll, drain, destroy -------------------------------------------------------------- */

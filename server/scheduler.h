@@ -109,6 +109,8 @@ enum cancel_reason {
 };
 const char *cancel_reason_name(enum cancel_reason r);
 
+#define JOB_BATCH_SIZES_MAX 256
+
 /* Per-request times (seconds) and batching facts, in the result. */
 struct job_metrics {
     double queue_s;     /* submit → admitted (its first image begun) */
@@ -119,6 +121,9 @@ struct job_metrics {
     int unet_calls;     /* U-Net calls its images took part in */
     double mean_batch_rows; /* mean rows of those calls */
     int steps_done;     /* over its images */
+    int batch_sizes[JOB_BATCH_SIZES_MAX]; /* rows of each U-Net call it took part in, in
+                                             order (the first JOB_BATCH_SIZES_MAX calls) */
+    int n_batch_sizes;
 };
 
 struct job_result {
@@ -211,6 +216,12 @@ enum status scheduler_cancel(struct scheduler *s, uint64_t job_id, enum cancel_r
 enum status scheduler_disconnect(struct scheduler *s, uint64_t job_id, struct errbuf *err);
 
 void scheduler_stats(struct scheduler *s, struct scheduler_stats *out);
+
+/* Liveness for a watchdog, lock-free (atomics only; never waits on the worker): the
+ * seconds the scheduler has had admitted work (queued, running or completing) while
+ * its worker finished no iteration — 0 when it has no work.  A worker stuck inside
+ * one U-Net call or decode shows here as a growing number. */
+double scheduler_stall_s(struct scheduler *s);
 
 /* Not started: one iteration on the caller's thread (cancellations, deadline expiry,
  * admission, one U-Net call, decode of what finished, callbacks).  *worked (may be

@@ -717,6 +717,43 @@ START_TEST(test_destroy_cancels_admitted)
 }
 END_TEST
 
+/* --- liveness heartbeat and per-job batch sizes --------------------------------------- */
+
+START_TEST(test_stall_and_batch_sizes)
+{
+    struct fake *f = fake_new();
+    struct record *rec = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, rec);
+    ck_assert_double_eq(scheduler_stall_s(s), 0); /* idle: never stalled */
+    __atomic_add_fetch(&f->now, 50 * 1000 * MS, __ATOMIC_SEQ_CST);
+    ck_assert_double_eq(scheduler_stall_s(s), 0);
+    const uint64_t a = submit(s, rec, params(1, 3, 1.0, 64, 64), 0, 0); /* 1 row */
+    ck_assert_double_eq(scheduler_stall_s(s), 0); /* work arrived just now */
+    __atomic_add_fetch(&f->now, 10 * 1000 * MS, __ATOMIC_SEQ_CST);
+    ck_assert_double_eq_tol(scheduler_stall_s(s), 10.0, 1e-6); /* work, no iteration */
+    poll1(s);
+    ck_assert_double_eq(scheduler_stall_s(s), 0);
+    const uint64_t b = submit(s, rec, params(2, 2, 7.5, 64, 64), 0, 0); /* CFG: 2 rows */
+    for (int i = 0; i < 20 && (!rec->complete[a % MAX_JOBS] || !rec->complete[b % MAX_JOBS]); i++)
+        poll1(s);
+    ck_assert_int_eq(rec->complete[a % MAX_JOBS], 1);
+    ck_assert_int_eq(rec->complete[b % MAX_JOBS], 1);
+    __atomic_add_fetch(&f->now, 1000 * 1000 * MS, __ATOMIC_SEQ_CST);
+    ck_assert_double_eq(scheduler_stall_s(s), 0); /* all done: idle again */
+    /* A took part in every call from the first until it finished. */
+    const struct job_metrics *ma = &rec->metrics[a % MAX_JOBS], *mb = &rec->metrics[b % MAX_JOBS];
+    ck_assert_int_eq(ma->n_batch_sizes, ma->unet_calls);
+    ck_assert_int_eq(ma->unet_calls, 3);
+    for (int k = 0; k < ma->n_batch_sizes; k++)
+        ck_assert_int_eq(ma->batch_sizes[k], f->call_rows[k]);
+    ck_assert_int_eq(ma->batch_sizes[0], 1);
+    ck_assert_int_eq(mb->n_batch_sizes, 2);
+    ck_assert_int_eq(mb->batch_sizes[0], 3); /* shared with A */
+    ck_assert_int_eq(mb->batch_sizes[1], f->call_rows[rec->complete_call[b % MAX_JOBS] - 1]);
+    teardown(s, f, rec);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("scheduler");
@@ -737,6 +774,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_config_validation);
     tcase_add_test(tc, test_threaded_burst);
     tcase_add_test(tc, test_destroy_cancels_admitted);
+    tcase_add_test(tc, test_stall_and_batch_sizes);
     suite_add_tcase(s, tc);
     return s;
 }
