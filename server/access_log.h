@@ -31,7 +31,7 @@
 #define REQUEST_ID_MAX 128
 #define REQUEST_ID_BUF (REQUEST_ID_MAX + 1)
 #define ACCESS_LOG_FIELD_MAX 512
-#define ACCESS_LOG_LINE_MAX 8192
+#define ACCESS_LOG_LINE_MAX 20480
 
 struct access_log_entry {
     double ts;               /* unix seconds (the request's arrival) */
@@ -50,8 +50,8 @@ struct access_log_entry {
 /* An entry with the optional fields marked absent (user/remote NULL, ms -1). */
 void access_log_entry_init(struct access_log_entry *e);
 
-/* Formats e as one line ending in '\n' into buf (cap ≥ ACCESS_LOG_LINE_MAX);
- * returns its length. */
+/* Formats e as one line ending in '\n' into buf; returns its length (0, and nothing
+ * written, when cap < ACCESS_LOG_LINE_MAX). */
 size_t access_log_format(const struct access_log_entry *e, char *buf, size_t cap);
 
 /* Formats and writes one line to sink (one fwrite). */

@@ -49,9 +49,10 @@ bool auth_exempt(const char *method, const char *path);
 /* The decision for a request's Authorization header (NULL when absent). */
 enum auth_result auth_check(const struct auth *a, const char *authorization);
 
-/* For a 401: the WWW-Authenticate value (RFC 6750: `Bearer realm="diffusiond"`, with
- * `error="invalid_token"` when a token was presented and refused) and the error
- * message for the OpenAI-shaped body.  NULL / "" for AUTH_OK. */
+/* For a 401: the WWW-Authenticate value (RFC 6750: `Bearer realm="diffusiond"`, plus
+ * `error="invalid_request"` for a malformed header and `error="invalid_token"` for a
+ * refused token) and the error message for the OpenAI-shaped body (which never
+ * repeats the token).  NULL / "" for AUTH_OK. */
 const char *auth_www_authenticate(enum auth_result r);
 const char *auth_message(enum auth_result r);
 

@@ -18,7 +18,8 @@
  * when the origin is on the list, the method is GET, POST or HEAD, and every
  * requested header is a valid token (they are echoed: bearer tokens, not cookies,
  * guard the API, so any header the page wants to send is harmless) →
- * 204 with Allow-Origin, Allow-Methods, Allow-Headers, Max-Age (600 s), Vary.
+ * 204 with Allow-Origin, Allow-Methods, Allow-Headers (when any were requested),
+ * Max-Age (600 s), and Vary (Origin, Access-Control-Request-Method/-Headers).
  * Otherwise 403 with Vary only.
  * Simple/actual requests also get Access-Control-Expose-Headers for the headers a
  * frontend reads: X-Request-Id, Server-Timing, Retry-After, retry-after-ms.
