@@ -1,6 +1,6 @@
 /* server/access_log.h — one JSON line per HTTP request, and request ids.
  *
- * Line (keys in this order; absent ones left out):
+ * Line (keys in this order; absent ones left out; cmd_serve writes them to stdout):
  *   {"ts":"2026-01-02T03:04:05.678Z","type":"access","request_id":"…","method":"POST",
  *    "path":"/v1/images/generations","status":200,"bytes":12345,"duration_ms":812.4,
  *    "remote":"127.0.0.1","user":"…","queue_ms":3.1,"total_ms":805.0}

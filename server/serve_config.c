@@ -106,7 +106,7 @@ static const struct setting settings[] = {
     {"log-level", "DIFFUSIOND_LOG_LEVEL", SET_LOG_LEVEL, F(log_level), 0, 0, "info",
      "debug, info, warn, error or off"},
     {"access-log", "DIFFUSIOND_ACCESS_LOG", SET_BOOL, F(access_log), 0, 0, "true",
-     "one JSON line per request on stderr (--no-access-log to stop)"},
+     "one JSON line per request on standard output (--no-access-log to stop)"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
