@@ -19,19 +19,32 @@ export DIFFUSIOND_ROOT
 diffusiond_say() { printf '==> %s\n' "$*"; }
 diffusiond_err() { printf 'error: %s\n' "$*" >&2; }
 
-# The package names of scripts/packages.txt, one a line.
+# The package names of scripts/packages.txt, one a line.  A line may carry tags after
+# the name: @ci (only the tests need it, not the build) and @runtime (the runtime
+# image installs it under this name).  DIFFUSIOND_PACKAGES_SKIP=ci leaves out the
+# lines tagged @ci; DIFFUSIOND_PACKAGES_ONLY=runtime keeps only those tagged @runtime
+# (docker/build.sh uses both).
 diffusiond_packages() {
-    sed -e 's/#.*//' "$DIFFUSIOND_ROOT/scripts/packages.txt" | awk 'NF { print $1 }'
+    sed -e 's/#.*//' "$DIFFUSIOND_ROOT/scripts/packages.txt" |
+        awk -v only="${DIFFUSIOND_PACKAGES_ONLY:-}" -v skip="${DIFFUSIOND_PACKAGES_SKIP:-}" '
+            NF && (only == "" || index(" " $0 " ", " @" only " ")) &&
+            (skip == "" || !index(" " $0 " ", " @" skip " ")) { print $1 }'
 }
 
 # Installs the packages of scripts/packages.txt that are not installed yet.
 diffusiond_install_packages() {
+    local pkgs=()
+    mapfile -t pkgs < <(diffusiond_packages)
+    diffusiond_install_these "${pkgs[@]}"
+}
+
+# Installs the packages named as arguments that are not installed yet.
+diffusiond_install_these() {
     if [[ -n "${DIFFUSIOND_SKIP_INSTALL:-}" ]]; then
         diffusiond_say "packages: skipped (DIFFUSIOND_SKIP_INSTALL is set)"
         return 0
     fi
-    local pkgs=() missing=() pkg status
-    mapfile -t pkgs < <(diffusiond_packages)
+    local pkgs=("$@") missing=() pkg status
     if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
         diffusiond_say "packages: not a Debian-based system (no dpkg-query/apt-get);" \
             "make sure the equivalents of these are installed: ${pkgs[*]}"
