@@ -213,6 +213,27 @@ static void family(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void counter1(FILE *f, const char *name, const char *help, uint64_t v)
+{
+    family(f, name, "counter", help);
+    fprintf(f, "%s %" PRIu64 "\n", name, v);
+}
+
+/* A counter family with one label taking the values names[0 … n). */
+static void counter_by(FILE *f, const char *name, const char *help, const char *label_name,
+                       const char *const *names, const uint64_t *values, int n)
+{
+    family(f, name, "counter", help);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label_name, names[i], values[i]);
+}
+
+static void gauge1(FILE *f, const char *name, const char *help, double v)
+{
+    family(f, name, "gauge", help);
+    fprintf(f, "%s %.17g\n", name, v);
+}
+
 /* Writes `name="escaped value"`. */
 static void label(FILE *f, const char *name, const char *value)
 {
@@ -287,11 +308,11 @@ static void render_generation(FILE *f, struct metrics *m)
            "Denoising steps run, summed over the generated images.");
     fprintf(f, "diffusiond_denoise_steps_total %" PRIu64 "\n",
             atomic_load_explicit(&m->steps, memory_order_relaxed));
-    family(f, "diffusiond_rejections_total", "counter",
-           "Requests refused by the HTTP layer, by reason.");
+    uint64_t rejections[METRICS_REJECT_COUNT_];
     for (int r = 0; r < METRICS_REJECT_COUNT_; r++)
-        fprintf(f, "diffusiond_rejections_total{reason=\"%s\"} %" PRIu64 "\n", reject_labels[r],
-                atomic_load_explicit(&m->rejections[r], memory_order_relaxed));
+        rejections[r] = atomic_load_explicit(&m->rejections[r], memory_order_relaxed);
+    counter_by(f, "diffusiond_rejections_total", "Requests refused by the HTTP layer, by reason.",
+               "reason", reject_labels, rejections, METRICS_REJECT_COUNT_);
 }
 
 static void render_state(FILE *f, struct metrics *m)
@@ -330,18 +351,6 @@ static void render_rows(FILE *f, const struct scheduler_stats *s)
             name, cum, name, s->unet_rows, name, cum);
 }
 
-static void counter1(FILE *f, const char *name, const char *help, uint64_t v)
-{
-    family(f, name, "counter", help);
-    fprintf(f, "%s %" PRIu64 "\n", name, v);
-}
-
-static void gauge1(FILE *f, const char *name, const char *help, double v)
-{
-    family(f, name, "gauge", help);
-    fprintf(f, "%s %.17g\n", name, v);
-}
-
 static void render_scheduler(FILE *f, const struct scheduler_stats *s)
 {
     gauge1(f, "diffusiond_queue_depth", "Generation jobs waiting for admission.", s->queue_depth);
@@ -353,27 +362,24 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
            "Mean rows per U-Net call divided by --max-batch-rows.", s->mean_occupancy);
     counter1(f, "diffusiond_scheduler_submitted_total", "Jobs offered to the scheduler.",
              s->submitted);
-    family(f, "diffusiond_scheduler_rejected_total", "counter",
-           "Jobs the scheduler refused at submission, by reason.");
-    fprintf(f, "diffusiond_scheduler_rejected_total{reason=\"queue_full\"} %" PRIu64 "\n"
-               "diffusiond_scheduler_rejected_total{reason=\"deadline\"} %" PRIu64 "\n"
-               "diffusiond_scheduler_rejected_total{reason=\"draining\"} %" PRIu64 "\n",
-            s->rejected_queue_full, s->rejected_deadline, s->rejected_draining);
-    family(f, "diffusiond_scheduler_completed_total", "counter",
-           "Admitted jobs completed, by result.");
-    fprintf(f, "diffusiond_scheduler_completed_total{result=\"ok\"} %" PRIu64 "\n"
-               "diffusiond_scheduler_completed_total{result=\"error\"} %" PRIu64 "\n"
-               "diffusiond_scheduler_completed_total{result=\"cancelled\"} %" PRIu64 "\n",
-            s->completed_ok, s->completed_error, s->cancelled);
+    static const char *const rejected[] = {"queue_full", "deadline", "draining"};
+    const uint64_t rejected_v[] = {s->rejected_queue_full, s->rejected_deadline,
+                                   s->rejected_draining};
+    counter_by(f, "diffusiond_scheduler_rejected_total",
+               "Jobs the scheduler refused at submission, by reason.", "reason", rejected,
+               rejected_v, 3);
+    static const char *const results[] = {"ok", "error", "cancelled"};
+    const uint64_t results_v[] = {s->completed_ok, s->completed_error, s->cancelled};
+    counter_by(f, "diffusiond_scheduler_completed_total", "Admitted jobs completed, by result.",
+               "result", results, results_v, 3);
     counter1(f, "diffusiond_unet_calls_total", "U-Net calls.", s->unet_calls);
     counter1(f, "diffusiond_vae_decode_calls_total", "VAE decoder calls.", s->decode_calls);
     counter1(f, "diffusiond_vae_decoded_images_total", "Images through the VAE decoder.",
              s->decoded_images);
-    family(f, "diffusiond_text_cache_lookups_total", "counter",
-           "Prompt-embedding cache lookups, by result.");
-    fprintf(f, "diffusiond_text_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n"
-               "diffusiond_text_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n",
-            s->text_cache_hits, s->text_cache_misses);
+    static const char *const lookups[] = {"hit", "miss"};
+    const uint64_t lookups_v[] = {s->text_cache_hits, s->text_cache_misses};
+    counter_by(f, "diffusiond_text_cache_lookups_total",
+               "Prompt-embedding cache lookups, by result.", "result", lookups, lookups_v, 2);
     gauge1(f, "diffusiond_draining", "1 once shutdown has begun.", s->draining ? 1 : 0);
 }
 

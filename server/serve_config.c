@@ -474,39 +474,23 @@ void serve_config_free(struct serve_config *cfg)
     free_list(&cfg->cors_origins, &cfg->n_cors_origins);
 }
 
-static const char *type_doc(const struct setting *s)
+/* How a setting's value is named in the docs' type column and after its flag in --help. */
+static void type_names(const struct setting *s, const char **doc, const char **metavar)
 {
-    switch (s->type) {
-    case SET_STRING: return strcmp(s->flag, "host") == 0 ? "address"
-                            : strcmp(s->flag, "model-name") == 0 ? "string" : "path";
-    case SET_INT: return "integer";
-    case SET_BYTES: return "bytes";
-    case SET_BOOL: return "boolean";
-    case SET_BATCHING: return "step|request|none";
-    case SET_LOG_FORMAT: return "plain|json";
-    case SET_LOG_LEVEL: return "level";
-    case SET_ORIGINS: return "list";
-    case SET_KEYS: return "list";
-    }
-    return "";
-}
-
-/* The value syntax shown after the flag in --help. */
-static const char *metavar(const struct setting *s)
-{
-    switch (s->type) {
-    case SET_STRING: return strcmp(s->flag, "host") == 0 ? "ADDR"
-                            : strcmp(s->flag, "model-name") == 0 ? "NAME" : "PATH";
-    case SET_INT: return "N";
-    case SET_BYTES: return "BYTES";
-    case SET_BATCHING: return "MODE";
-    case SET_LOG_FORMAT: return "FORMAT";
-    case SET_LOG_LEVEL: return "LEVEL";
-    case SET_ORIGINS: return "LIST";
-    case SET_BOOL:
-    case SET_KEYS: break;
-    }
-    return "";
+    static const struct { const char *doc, *metavar; } names[] = {
+        [SET_STRING] = {"path", "PATH"},     [SET_INT] = {"integer", "N"},
+        [SET_BYTES] = {"bytes", "BYTES"},    [SET_BOOL] = {"boolean", ""},
+        [SET_BATCHING] = {"step|request|none", "MODE"},
+        [SET_LOG_FORMAT] = {"plain|json", "FORMAT"},
+        [SET_LOG_LEVEL] = {"level", "LEVEL"}, [SET_ORIGINS] = {"list", "LIST"},
+        [SET_KEYS] = {"list", ""},
+    };
+    *doc = names[s->type].doc;
+    *metavar = names[s->type].metavar;
+    if (s->type == SET_STRING && strcmp(s->flag, "host") == 0)
+        *doc = "address", *metavar = "ADDR";
+    else if (s->type == SET_STRING && strcmp(s->flag, "model-name") == 0)
+        *doc = "string", *metavar = "NAME";
 }
 
 static void range_doc(const struct setting *s, char *buf, size_t cap)
@@ -527,13 +511,15 @@ void serve_config_print_help(FILE *out)
             "\n");
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
+        const char *doc, *metavar;
+        type_names(s, &doc, &metavar);
         char flag[96], range[64];
         if (!s->flag)
             snprintf(flag, sizeof flag, "(environment only)");
         else if (s->type == SET_BOOL)
             snprintf(flag, sizeof flag, "--%s, --no-%s", s->flag, s->flag);
         else
-            snprintf(flag, sizeof flag, "--%s %s", s->flag, metavar(s));
+            snprintf(flag, sizeof flag, "--%s %s", s->flag, metavar);
         range_doc(s, range, sizeof range);
         fprintf(out, "  %s\n      %s\n      env %s; default %s%s%s\n", flag, s->help, s->env,
                 s->def[0] ? s->def : "(empty)", range[0] ? "; range " : "", range);
@@ -584,7 +570,9 @@ void serve_config_print_markdown(FILE *out)
             fprintf(out, "| `--%s` | `%s` | ", s->flag, s->env);
         else
             fprintf(out, "| — | `%s` | ", s->env);
-        md_cell(out, type_doc(s));
+        const char *doc, *metavar;
+        type_names(s, &doc, &metavar);
+        md_cell(out, doc);
         fputs(" | ", out);
         if (s->def[0])
             fprintf(out, "`%s`", s->def);
@@ -596,6 +584,33 @@ void serve_config_print_markdown(FILE *out)
     }
 }
 
+/* A setting's current value as text (API keys: their count, never a key). */
+static void value_text(const struct serve_config *cfg, const struct setting *s, char *buf,
+                       size_t cap)
+{
+    const void *field = (const char *)cfg + s->offset;
+    switch (s->type) {
+    case SET_STRING: snprintf(buf, cap, "%s", (const char *)field); return;
+    case SET_INT: snprintf(buf, cap, "%d", *(const int *)field); return;
+    case SET_BYTES: snprintf(buf, cap, "%" PRId64, *(const int64_t *)field); return;
+    case SET_BOOL: snprintf(buf, cap, "%s", *(const bool *)field ? "true" : "false"); return;
+    case SET_BATCHING: snprintf(buf, cap, "%s", sched_mode_name(cfg->batching)); return;
+    case SET_LOG_FORMAT:
+        snprintf(buf, cap, "%s", cfg->log_format == LOG_FORMAT_JSON ? "json" : "plain");
+        return;
+    case SET_LOG_LEVEL: snprintf(buf, cap, "%s", log_level_name(cfg->log_level)); return;
+    case SET_KEYS: snprintf(buf, cap, "%d", cfg->n_api_keys); return;
+    case SET_ORIGINS: {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (int k = 0; k < cfg->n_cors_origins && n < cap; k++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", k ? "," : "", cfg->cors_origins[k]);
+        return;
+    }
+    }
+    buf[0] = '\0';
+}
+
 size_t serve_config_describe(const struct serve_config *cfg, char *buf, size_t cap)
 {
     if (cap == 0)
@@ -603,44 +618,10 @@ size_t serve_config_describe(const struct serve_config *cfg, char *buf, size_t c
     size_t len = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < N_SETTINGS && len < cap - 1; i++) {
-        const struct setting *s = &settings[i];
-        const char *field = (const char *)cfg + s->offset;
-        const char *name = s->flag ? s->flag : "api-keys";
-        const char *sep = i ? " " : "";
-        int w = 0;
-        switch (s->type) {
-        case SET_STRING: w = snprintf(buf + len, cap - len, "%s%s=%s", sep, name, field); break;
-        case SET_INT:
-            w = snprintf(buf + len, cap - len, "%s%s=%d", sep, name, *(const int *)(const void *)field);
-            break;
-        case SET_BYTES:
-            w = snprintf(buf + len, cap - len, "%s%s=%" PRId64, sep, name,
-                         *(const int64_t *)(const void *)field);
-            break;
-        case SET_BOOL:
-            w = snprintf(buf + len, cap - len, "%s%s=%s", sep, name,
-                         *(const bool *)(const void *)field ? "true" : "false");
-            break;
-        case SET_BATCHING:
-            w = snprintf(buf + len, cap - len, "%s%s=%s", sep, name, sched_mode_name(cfg->batching));
-            break;
-        case SET_LOG_FORMAT:
-            w = snprintf(buf + len, cap - len, "%s%s=%s", sep, name,
-                         cfg->log_format == LOG_FORMAT_JSON ? "json" : "plain");
-            break;
-        case SET_LOG_LEVEL:
-            w = snprintf(buf + len, cap - len, "%s%s=%s", sep, name, log_level_name(cfg->log_level));
-            break;
-        case SET_KEYS: /* a count only: keys never reach a log */
-            w = snprintf(buf + len, cap - len, "%s%s=%d", sep, name, cfg->n_api_keys);
-            break;
-        case SET_ORIGINS:
-            w = snprintf(buf + len, cap - len, "%s%s=", sep, name);
-            for (int k = 0; k < cfg->n_cors_origins && w >= 0 && len + (size_t)w < cap; k++)
-                w += snprintf(buf + len + w, cap - len - (size_t)w, "%s%s", k ? "," : "",
-                              cfg->cors_origins[k]);
-            break;
-        }
+        char value[SERVE_PATH_MAX];
+        value_text(cfg, &settings[i], value, sizeof value);
+        int w = snprintf(buf + len, cap - len, "%s%s=%s", i ? " " : "",
+                         settings[i].flag ? settings[i].flag : "api-keys", value);
         if (w < 0)
             break;
         len += (size_t)w;

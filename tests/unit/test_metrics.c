@@ -32,24 +32,27 @@ static char *render(struct metrics *m, const struct scheduler_stats *s)
     return out;
 }
 
-/* The value of the sample line that starts with `series ` (exact series text). */
-static double sample(const char *text, const char *series)
+/* The line of the sample `series` (exact series text), NULL when absent. */
+static const char *find_series(const char *text, const char *series)
 {
     size_t n = strlen(series);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    ck_abort_msg("series %s not found", series);
-    return NAN;
+            return p;
+    return NULL;
 }
 
 static bool has_series(const char *text, const char *series)
 {
-    size_t n = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return true;
-    return false;
+    return find_series(text, series) != NULL;
+}
+
+/* The value of the sample `series`; fails the test when it is absent. */
+static double sample(const char *text, const char *series)
+{
+    const char *p = find_series(text, series);
+    ck_assert_msg(p != NULL, "series %s not found", series);
+    return strtod(p + strlen(series) + 1, NULL);
 }
 
 static void populate(struct metrics *m, struct scheduler_stats *s)
