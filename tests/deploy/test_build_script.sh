@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# tests/deploy/test_build_script.sh <source root> — the images' install-and-build steps,
+# run here as docker/Dockerfile.cpu runs them (no Docker engine on CI): the RUN lines
+# of both Dockerfiles are read out of the files (so the test follows them), the CPU
+# image's are run into a scratch prefix with CUDA off, and the install is checked as
+# the container would use it:
+#   - every library of the binary resolves; the runtime package set was derived
+#   - `generate` with no --model finds the bundled model in the prefix's data folder
+#     (the sd1-tiny fixture stands in for models/default via --model)
+#   - `healthcheck` with the image's environment and nothing listening: exit 1, fast
+#   - when this build has `serve`: the ENTRYPOINT (tini -- diffusiond serve) with the
+#     image's environment becomes healthy for the HEALTHCHECK (no arguments), and
+#     SIGTERM to tini ends it with status 0, after which the healthcheck fails.
+set -euo pipefail
+
+root=$(cd "$1" && pwd)
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [[ -n "$server_pid" ]]; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# The docker/build.sh command lines of a Dockerfile (continuations joined), one a line.
+run_lines() {
+    sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$1" | grep -E '^RUN .*docker/build\.sh' |
+        sed -e 's/^RUN //' -e 's/ &&.*//' -e 's/  */ /g'
+}
+
+cpu=$(run_lines "$root/docker/Dockerfile.cpu")
+gpu=$(run_lines "$root/docker/Dockerfile")
+echo "Dockerfile.cpu runs:"; echo "$cpu"
+echo "Dockerfile runs:"; echo "$gpu"
+[[ $(grep -c 'build.sh build ' <<<"$cpu") -eq 1 && $(grep -c 'build.sh runtime ' <<<"$cpu") -eq 1 ]] ||
+    fail "Dockerfile.cpu: one 'build.sh build' and one 'build.sh runtime' RUN line"
+# The GPU image runs the same steps, CUDA on.
+[[ "${cpu//--cuda OFF/--cuda ON}" == "$gpu" ]] ||
+    fail "docker/Dockerfile's build.sh steps differ from Dockerfile.cpu's beyond --cuda"
+
+# The CPU image's steps, moved into the scratch folder: /opt/diffusiond -> $tmp/opt,
+# /tmp/diffusiond-build -> $tmp/build, the fixture model as the bundled model (CI has
+# no models/default until it is committed), and 2 jobs (the shared 2-core machine).
+build_cmd=$(grep 'build.sh build ' <<<"$cpu" | sed -e "s#/opt/diffusiond#$tmp/opt#g" \
+    -e "s#/tmp/diffusiond-build#$tmp/build#g" -e "s#bash docker/#bash $root/docker/#")
+runtime_cmd=$(grep 'build.sh runtime ' <<<"$cpu" | sed -e "s#/opt/diffusiond/src/docker/#$root/docker/#" \
+    -e "s#/opt/diffusiond#$tmp/opt#g")
+model="$root/tests/fixtures/sd/sd1-tiny/diffusers"
+echo "+ $build_cmd --jobs 2 --model $model"
+eval "$build_cmd --jobs 2 --model '$model'"
+echo "+ $runtime_cmd"
+eval "$runtime_cmd"
+
+bin="$tmp/opt/bin/diffusiond"
+data="$tmp/opt/share/diffusiond"
+[[ -x "$bin" ]] || fail "$bin installed"
+[[ -f "$data/clip-bpe/vocab.json" ]] || fail "models/data installed into $data"
+[[ -f "$data/default-model/model_index.json" ]] || fail "bundled model installed"
+pk="$data/runtime-packages.txt"
+for want in tini libc6 libjansson4 libturbojpeg0; do
+    grep -qx "$want" "$pk" || fail "runtime-packages.txt lists $want (has: $(tr '\n' ' ' <"$pk"))"
+done
+grep -q '^libopenblas' "$pk" || fail "runtime-packages.txt lists an OpenBLAS package"
+if grep -qE -- '-dev$|^build-essential$|^cmake$|^check$' "$pk"; then
+    fail "runtime-packages.txt has build packages: $(tr '\n' ' ' <"$pk")"
+fi
+
+# The bundled model, found with no --model and no DIFFUSIOND_MODEL, as in the image.
+(cd "$tmp" && env -u DIFFUSIOND_MODEL "$bin" generate --prompt "a red circle" --steps 2 \
+    --threads 2 --seed 7 --out "$tmp/bundled.png") >"$tmp/gen.log" 2>&1 ||
+    { cat "$tmp/gen.log" >&2; fail "generate with the bundled model"; }
+head -c 8 "$tmp/bundled.png" | od -An -tx1 | grep -q "89 50 4e 47" || fail "bundled.png is a PNG"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+export DIFFUSIOND_HOST=0.0.0.0 DIFFUSIOND_PORT=$port # the image's ENV (port moved)
+
+t0=$(date +%s%N)
+rc=0
+"$bin" healthcheck 2>"$tmp/hc.err" || rc=$?
+dt=$((($(date +%s%N) - t0) / 1000000))
+[[ $rc -eq 1 ]] || fail "healthcheck with nothing on :$port: exit $rc, want 1"
+grep -q "^unhealthy: GET http://0.0.0.0:$port/readyz: .*refused" "$tmp/hc.err" ||
+    fail "healthcheck's reason: $(cat "$tmp/hc.err")"
+[[ $dt -lt 2000 ]] || fail "healthcheck of a closed port took $dt ms"
+echo "healthcheck, nothing listening: exit 1 in $dt ms: $(cat "$tmp/hc.err")"
+
+if ! "$bin" serve --help >/dev/null 2>&1; then
+    echo "serve is not in this build yet: the ENTRYPOINT check is skipped"
+    echo "deploy build script: ok"
+    exit 0
+fi
+tini=$(command -v tini) || fail "tini (scripts/packages.txt @runtime) is installed"
+(cd "$tmp" && exec env -u DIFFUSIOND_MODEL "$tini" -- "$bin" serve --threads 1) \
+    >"$tmp/serve.log" 2>&1 &
+server_pid=$!
+healthy=0
+for _ in $(seq 1 240); do # 60 s at most
+    if "$bin" healthcheck --timeout-ms 1000 >"$tmp/hc.out" 2>&1; then
+        healthy=1
+        break
+    fi
+    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/serve.log" >&2; fail "serve exited"; }
+    sleep 0.25
+done
+[[ $healthy -eq 1 ]] || { cat "$tmp/serve.log" >&2; fail "serve not ready within 60 s"; }
+echo "ENTRYPOINT up: $(cat "$tmp/hc.out")"
+"$bin" healthcheck --path /livez >/dev/null || fail "healthcheck --path /livez"
+kill -TERM "$server_pid"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=""
+[[ $rc -eq 0 ]] || { cat "$tmp/serve.log" >&2; fail "tini -- serve after SIGTERM: exit $rc, want 0"; }
+rc=0
+"$bin" healthcheck 2>/dev/null || rc=$?
+[[ $rc -eq 1 ]] || fail "healthcheck after the server stopped: exit $rc, want 1"
+echo "deploy build script: ok"
