@@ -10,6 +10,9 @@
 #ifdef DIFFUSIOND_HAVE_GENERATE
 #include "server/cmd_generate.h"
 #endif
+#ifdef DIFFUSIOND_HAVE_SERVE
+#include "server/cmd_serve.h"
+#endif
 
 #ifdef DIFFUSIOND_HAVE_CUDA
 #include "engine/cuda/cuda_device.h"
@@ -25,6 +28,7 @@ static void usage(FILE *out)
             "usage: diffusiond <command> [options]\n"
             "\n"
             "commands:\n"
+            "  serve         the HTTP service (OpenAI images API, health, metrics)\n"
             "  generate      text to image from the command line (PNG/JPEG)\n"
             "  bench ops     benchmark the engine's heaviest ops against the machine's peak\n"
             "  bench model   time a checkpoint's U-Net step and VAE decode on the CPU\n"
@@ -119,6 +123,14 @@ int main(int argc, char **argv)
         return cmd_healthcheck_main(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) {
+#ifdef DIFFUSIOND_HAVE_SERVE
+        return cmd_serve_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "diffusiond: 'serve' is not in this build (DIFFUSIOND_SERVER=OFF)\n");
+        return 2;
+#endif
+    }
     if (strcmp(cmd, "generate") == 0) {
 #ifdef DIFFUSIOND_HAVE_GENERATE
         return cmd_generate_main(argc - 1, argv + 1);

@@ -1,0 +1,321 @@
+/* server/cmd_serve.c — `diffusiond serve` (server/cmd_serve.h): wiring, start-up,
+ * the signal loop, and the drain. */
+#include "server/cmd_serve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/log.h"
+#include "models/sd_model.h"
+#include "server/auth.h"
+#include "server/cors.h"
+#include "server/encoder_pool.h"
+#include "server/http.h"
+#include "server/image_store.h"
+#include "server/metrics.h"
+#include "server/routes.h"
+#include "server/scheduler.h"
+#include "server/serve_config.h"
+
+#ifndef DIFFUSIOND_VERSION
+#define DIFFUSIOND_VERSION "dev"
+#endif
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define CLIENT_CHECK_MS 200   /* how often suspended clients are checked for a hang-up */
+#define FLUSH_WAIT_MS 5000    /* after the drain: answers still being written */
+
+extern char **environ;
+
+struct serve {
+    struct serve_config cfg;
+    char model_path[SERVE_PATH_MAX];
+    char model_name[SERVE_NAME_MAX];
+    struct metrics *metrics;
+    struct auth *auth;
+    struct cors *cors;
+    struct encoder_pool *pool;
+    struct image_store *store;
+    struct routes *routes;
+    struct http_server *http;
+    struct backend *backend;
+    struct sd_model *model;
+    struct scheduler *sched;
+    uint64_t warmup_t0;
+};
+
+/* --- set-up ---------------------------------------------------------------------------- */
+
+/* --model, else the bundled model (the same lookup as generate). */
+static enum status resolve_model(struct serve *sv, struct errbuf *err)
+{
+    const char *p = sv->cfg.model[0] ? sv->cfg.model : sd_model_bundled_path();
+    if (!p)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "--model / DIFFUSIOND_MODEL is required (the bundled default model "
+                           "is not installed)");
+    snprintf(sv->model_path, sizeof sv->model_path, "%s", p);
+    if (sv->cfg.model_name[0]) {
+        snprintf(sv->model_name, sizeof sv->model_name, "%s", sv->cfg.model_name);
+        return STATUS_OK;
+    }
+    /* The base name, without a trailing slash or a .safetensors extension. */
+    char tmp[SERVE_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", p);
+    size_t n = strlen(tmp);
+    while (n > 1 && tmp[n - 1] == '/')
+        tmp[--n] = '\0';
+    char *base = strrchr(tmp, '/');
+    if (base && strcmp(base + 1, "diffusers") == 0 && base > tmp) {
+        *base = '\0'; /* <name>/diffusers (the fixtures' layout): the parent names it */
+        base = strrchr(tmp, '/');
+    }
+    base = base ? base + 1 : tmp;
+    snprintf(sv->model_name, sizeof sv->model_name, "%.*s", SERVE_NAME_MAX - 1, base);
+    char *ext = strstr(sv->model_name, ".safetensors");
+    if (ext && ext[strlen(".safetensors")] == '\0' && ext != sv->model_name)
+        *ext = '\0';
+    return STATUS_OK;
+}
+
+static enum status make_services(struct serve *sv, struct errbuf *err)
+{
+    const char *names[1] = {sv->model_name};
+    const struct metrics_info info = {.version = DIFFUSIOND_VERSION, .cuda = "none",
+                                      .models = {names[0]}, .n_models = 1};
+    TRY(metrics_create(&info, &sv->metrics, err));
+    TRY(auth_create((const char *const *)sv->cfg.api_keys, sv->cfg.n_api_keys, &sv->auth, err));
+    TRY(cors_create((const char *const *)sv->cfg.cors_origins, sv->cfg.n_cors_origins, &sv->cors,
+                    err));
+    TRY(encoder_pool_create(sv->cfg.encoder_threads, &sv->pool, err));
+    TRY(image_store_create(sv->cfg.url_store_images, sv->cfg.url_ttl_s, &sv->store, err));
+    struct routes_config rc = {
+        .metrics = sv->metrics, .auth = sv->auth, .cors = sv->cors, .pool = sv->pool,
+        .store = sv->store, .max_body_bytes = (size_t)sv->cfg.max_body_bytes,
+        .watchdog_s = sv->cfg.watchdog_s, .url_ttl_s = sv->cfg.url_ttl_s,
+        .access_log = sv->cfg.access_log ? stdout : NULL};
+    api_limits_default(&rc.limits);
+    rc.limits.max_width = sv->cfg.max_width;
+    rc.limits.max_height = sv->cfg.max_height;
+    rc.limits.min_side = sv->cfg.min_side;
+    rc.limits.max_n = sv->cfg.max_n;
+    rc.limits.max_steps = sv->cfg.max_steps;
+    rc.limits.max_prompt_chars = sv->cfg.max_prompt_chars;
+    return routes_create(&rc, &sv->routes, err);
+}
+
+static enum status start_http(struct serve *sv, struct errbuf *err)
+{
+    const struct http_config hc = {
+        .host = sv->cfg.host, .port = sv->cfg.port, .max_connections = sv->cfg.max_connections,
+        .connection_timeout_s = sv->cfg.connection_timeout_s,
+        .connection_memory = (size_t)sv->cfg.connection_memory_bytes,
+        .max_body_bytes = (size_t)sv->cfg.max_body_bytes};
+    struct http_handlers h;
+    routes_handlers(sv->routes, &h);
+    TRY(http_server_start(&hc, &h, &sv->http, err));
+    LOG_INFOF("serve", "listening on http://%s:%d (%s, max %d connections)",
+              sv->cfg.host[0] ? sv->cfg.host : "127.0.0.1", http_server_port(sv->http),
+              http_server_poller(sv->http), sv->cfg.max_connections);
+    return STATUS_OK;
+}
+
+static enum status load_model(struct serve *sv, struct errbuf *err)
+{
+    const uint64_t t0 = http_now_ns();
+    TRY(cpu_backend_create(sv->cfg.threads, &sv->backend, err));
+    struct sd_model_options opt;
+    sd_model_options_default(&opt);
+    opt.backend = sv->backend;
+    if (sd_model_load(sv->model_path, &opt, &sv->model, err) != STATUS_OK)
+        return status_wrap(err, "model '%s'", sv->model_path);
+    struct scheduler_config sc;
+    scheduler_config_default(&sc);
+    serve_config_to_scheduler(&sv->cfg, &sc);
+    sc.models[0] = sv->model;
+    sc.n_models = 1;
+    TRY(scheduler_create(&sc, &sv->sched, err));
+    TRY(scheduler_start(sv->sched, err));
+    const struct sd_model *models[1] = {sv->model};
+    const char *names[1] = {sv->model_name};
+    routes_attach_model(sv->routes, sv->sched, models, names, 1, (int64_t)time(NULL));
+    metrics_set_model_loaded(sv->metrics, 0, true);
+    LOG_INFOF("serve", "model %s loaded from %s in %.2f s (%s, %s batching)", sv->model_name,
+              sv->model_path, (double)(http_now_ns() - t0) * 1e-9,
+              checkpoint_family_name(sv->model->family), sched_mode_name(sv->cfg.batching));
+    return STATUS_OK;
+}
+
+/* --- warm-up: one generation through the scheduler; ready when it completes --------- */
+
+static void set_ready(struct serve *sv)
+{
+    if (routes_state(sv->routes) == SERVE_WARMING) {
+        routes_set_state(sv->routes, SERVE_READY);
+        metrics_set_ready(sv->metrics, true);
+    }
+}
+
+static void warmup_done(void *user, struct job_result *res)
+{
+    struct serve *sv = user;
+    if (res->status == STATUS_OK)
+        LOG_INFOF("serve", "warm-up generation done in %.2f s; ready",
+                  (double)(http_now_ns() - sv->warmup_t0) * 1e-9);
+    else
+        LOG_WARNF("serve", "warm-up generation failed (%s); ready anyway", res->error);
+    set_ready(sv);
+}
+
+static enum status start_warmup(struct serve *sv, struct errbuf *err)
+{
+    routes_set_state(sv->routes, SERVE_WARMING);
+    if (!sv->cfg.warmup) {
+        set_ready(sv);
+        return STATUS_OK;
+    }
+    struct gen_params p;
+    gen_params_default(sv->model, &p);
+    p.prompt = "a warm-up picture";
+    p.steps = p.steps > 2 ? 2 : p.steps; /* every buffer of a step at the native size */
+    if (gen_params_validate(sv->model, &p, NULL) != STATUS_OK)
+        gen_params_default(sv->model, &p);
+    const struct job_callbacks cb = {.on_complete = warmup_done, .user = sv};
+    const struct submit_options opt = {.request_id = "warm-up"};
+    sv->warmup_t0 = http_now_ns();
+    return scheduler_submit(sv->sched, &p, &cb, &opt, NULL, NULL, err);
+}
+
+/* --- the signal loop and the drain ---------------------------------------------------- */
+
+/* Waits for SIGTERM/SIGINT, checking suspended clients meanwhile; returns the signal. */
+static int wait_for_signal(struct serve *sv, const sigset_t *set)
+{
+    const struct timespec tick = {.tv_sec = 0, .tv_nsec = CLIENT_CHECK_MS * 1000000L};
+    for (;;) {
+        const int sig = sigtimedwait(set, NULL, &tick);
+        if (sig > 0)
+            return sig;
+        if (sv->http)
+            http_server_check_clients(sv->http);
+    }
+}
+
+static void drain(struct serve *sv)
+{
+    routes_set_state(sv->routes, SERVE_DRAINING);
+    metrics_set_ready(sv->metrics, false);
+    http_server_quiesce(sv->http);
+    int deferred = 0, open = 0;
+    http_server_counts(sv->http, &deferred, &open);
+    LOG_INFOF("serve", "draining: %d requests waiting for images, grace %d s", deferred,
+              sv->cfg.drain_grace_s);
+    struct errbuf err;
+    if (sv->sched && scheduler_drain(sv->sched, (int64_t)sv->cfg.drain_grace_s * 1000, &err) !=
+                         STATUS_OK)
+        LOG_WARNF("serve", "%s (answered 503)", err.msg);
+    encoder_pool_wait_idle(sv->pool, -1); /* every completion has answered its exchange */
+    /* The answers are queued; let the daemon write them out. */
+    const uint64_t until = http_now_ns() + (uint64_t)FLUSH_WAIT_MS * 1000000u;
+    while (http_now_ns() < until) {
+        http_server_counts(sv->http, &deferred, &open);
+        if (open == 0)
+            break;
+        http_server_check_clients(sv->http);
+        nanosleep(&(struct timespec){.tv_nsec = 10000000L}, NULL);
+    }
+    if (open)
+        LOG_WARNF("serve", "%d answers still being written at shutdown", open);
+}
+
+static void teardown(struct serve *sv)
+{
+    http_server_stop(sv->http);
+    scheduler_destroy(sv->sched);
+    encoder_pool_destroy(sv->pool);
+    image_store_destroy(sv->store);
+    routes_destroy(sv->routes);
+    sd_model_free(sv->model);
+    if (sv->backend)
+        backend_destroy(sv->backend);
+    cors_destroy(sv->cors);
+    auth_destroy(sv->auth);
+    metrics_destroy(sv->metrics);
+    serve_config_free(&sv->cfg);
+}
+
+static int parse(struct serve *sv, int argc, char **argv)
+{
+    struct errbuf err;
+    const struct serve_env env = {.get = serve_env_envp, .ctx = environ};
+    if (serve_config_parse(&sv->cfg, argc, argv, &env, &err) != STATUS_OK) {
+        fprintf(stderr, "diffusiond serve: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (sv->cfg.help == SERVE_HELP_TEXT)
+        serve_config_print_help(stdout);
+    else if (sv->cfg.help == SERVE_HELP_MARKDOWN)
+        serve_config_print_markdown(stdout);
+    if (sv->cfg.help != SERVE_HELP_NONE)
+        return -1;
+    log_configure(sv->cfg.log_level, sv->cfg.log_format, NULL);
+    if (sv->cfg.access_log) /* one access-log line per request, each as it happens */
+        setvbuf(stdout, NULL, _IOLBF, 0);
+    if (resolve_model(sv, &err) != STATUS_OK) {
+        fprintf(stderr, "diffusiond serve: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    char desc[2048];
+    serve_config_describe(&sv->cfg, desc, sizeof desc);
+    LOG_INFOF("serve", "diffusiond %s: %s", DIFFUSIOND_VERSION, desc);
+    return 0;
+}
+
+int cmd_serve_main(int argc, char **argv)
+{
+    /* Before any thread exists: every thread inherits the mask; only sigtimedwait below
+     * takes these signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct serve sv;
+    memset(&sv, 0, sizeof sv);
+    int rc = parse(&sv, argc, argv);
+    if (rc != 0) {
+        serve_config_free(&sv.cfg);
+        return rc < 0 ? 0 : rc;
+    }
+    struct errbuf err;
+    errbuf_clear(&err);
+    enum status st = make_services(&sv, &err);
+    if (st == STATUS_OK)
+        st = start_http(&sv, &err);
+    if (st == STATUS_OK)
+        st = load_model(&sv, &err);
+    if (st == STATUS_OK)
+        st = start_warmup(&sv, &err);
+    if (st != STATUS_OK) {
+        LOG_ERRORF("serve", "%s", err.msg);
+        if (sv.http)
+            drain(&sv);
+        teardown(&sv);
+        return st == STATUS_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    const int sig = wait_for_signal(&sv, &set);
+    LOG_INFOF("serve", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(&sv);
+    teardown(&sv);
+    LOG_INFOF("serve", "stopped");
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* server/routes_internal.h — what the route files share (routes.c: dispatch and the
+ * common answer path; routes_info.c: health, readiness, metrics, models, stored
+ * images; routes_generate.c: generations).  Nothing else includes it.  Ownership and
+ * thread-safety as server/routes.h. */
+#ifndef DIFFUSIOND_SERVER_ROUTES_INTERNAL_H
+#define DIFFUSIOND_SERVER_ROUTES_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "api/api_error.h"
+#include "server/access_log.h"
+#include "server/metrics.h"
+#include "server/routes.h"
+
+struct routes {
+    struct routes_config cfg;
+    atomic_int state;                 /* enum serve_state */
+    struct scheduler *sched;          /* set before the state leaves loading */
+    const struct sd_model *models[SCHED_MAX_MODELS];
+    const char *names[SCHED_MAX_MODELS];
+    int n_models;
+    int64_t created;
+};
+
+/* One exchange's route data (http_exchange_data), freed with the exchange.  Fields
+ * written by the answering thread before http_exchange_respond, read by on_finished
+ * after it (the exchange's lock orders them). */
+struct route_req {
+    enum metrics_route route;
+    char request_id[REQUEST_ID_BUF];
+    char *user;                       /* the generation's "user" (access log) */
+    double queue_ms, total_ms;        /* generations; −1 otherwise */
+    uint64_t bytes;                   /* body bytes answered */
+};
+
+/* Adds the common headers (X-Request-Id, CORS) and answers. */
+void routes_answer(struct routes *r, struct http_exchange *ex, struct http_response *resp);
+/* An OpenAI-shaped error answer (e: its http status, type, param, code, message). */
+void routes_answer_error(struct routes *r, struct http_exchange *ex, const struct api_error *e);
+/* A JSON/text body answer (body copied). */
+void routes_answer_body(struct routes *r, struct http_exchange *ex, int code,
+                        const char *content_type, const char *body, size_t len);
+/* 503 with Retry-After (seconds) for loading/draining, counted as a rejection. */
+void routes_answer_unavailable(struct routes *r, struct http_exchange *ex);
+
+/* routes_info.c */
+void routes_livez(struct routes *r, struct http_exchange *ex);
+void routes_readyz(struct routes *r, struct http_exchange *ex);
+void routes_metrics(struct routes *r, struct http_exchange *ex);
+void routes_models(struct routes *r, struct http_exchange *ex);
+void routes_image(struct routes *r, struct http_exchange *ex);
+
+/* routes_generate.c: the body is complete; answers or defers. */
+void routes_generate(struct routes *r, struct http_exchange *ex);
+/* A deferred generation's client went away: tag is the scheduler job id + 1 (0: not
+ * yet submitted). */
+void routes_generate_abort(struct routes *r, uint64_t tag);
+
+#endif
