@@ -72,8 +72,9 @@ static void add_cors(struct routes *r, struct http_exchange *ex, struct http_res
 {
     if (!cors_enabled(r->cfg.cors))
         return;
+    const struct route_req *rq = http_exchange_data(ex);
     struct cors_headers h;
-    cors_simple(r->cfg.cors, http_exchange_header(ex, "Origin"), &h);
+    cors_simple(r->cfg.cors, rq ? rq->origin : NULL, &h);
     for (int i = 0; i < h.n; i++)
         http_response_header(resp, h.h[i].name, h.h[i].value, NULL);
 }
@@ -184,8 +185,10 @@ static void answer_options(struct routes *r, struct http_exchange *ex, const str
 static void free_route_req(void *p)
 {
     struct route_req *rq = p;
-    if (rq)
+    if (rq) {
         free(rq->user);
+        free(rq->origin);
+    }
     free(rq);
 }
 
@@ -315,6 +318,11 @@ static void on_headers(void *user, struct http_exchange *ex)
         STATUS_OK)
         snprintf(rq->request_id, sizeof rq->request_id, "-");
     http_exchange_set_data(ex, rq, free_route_req);
+    const char *origin = http_exchange_header(ex, "Origin");
+    if (origin && cors_enabled(r->cfg.cors) && !(rq->origin = strdup(origin))) {
+        http_exchange_respond(ex, NULL);
+        return;
+    }
 
     if (cors_is_preflight(r->cfg.cors, http_exchange_method_name(ex),
                           http_exchange_header(ex, "Origin"),

@@ -29,6 +29,8 @@ struct route_req {
     enum metrics_route route;
     char request_id[REQUEST_ID_BUF];
     char *user;                       /* the generation's "user" (access log) */
+    char *origin;                     /* the request's Origin (CORS), copied: headers
+                                         are read on the MHD thread only */
     double queue_ms, total_ms;        /* generations; −1 otherwise */
     uint64_t bytes;                   /* body bytes answered */
 };
