@@ -2,8 +2,8 @@
 # tests/deploy/test_build_script.sh <source root> — the images' install-and-build steps,
 # run here as docker/Dockerfile.cpu runs them (no Docker engine on CI): the RUN lines
 # of both Dockerfiles are read out of the files (so the test follows them), the CPU
-# image's are run into a scratch prefix with CUDA off, and the install is checked as
-# the container would use it:
+# image's are run with CUDA off in a copy of the build context (.dockerignore applied)
+# into a scratch prefix, and the install is checked as the container would use it:
 #   - every library of the binary resolves; the runtime package set was derived
 #   - `generate` with no --model finds the bundled model in the prefix's data folder
 #     (the sd1-tiny fixture stands in for models/default via --model)
@@ -43,16 +43,42 @@ echo "Dockerfile runs:"; echo "$gpu"
 [[ "${cpu//--cuda OFF/--cuda ON}" == "$gpu" ]] ||
     fail "docker/Dockerfile's build.sh steps differ from Dockerfile.cpu's beyond --cuda"
 
-# The CPU image's steps, moved into the scratch folder: /opt/diffusiond -> $tmp/opt,
-# /tmp/diffusiond-build -> $tmp/build, the fixture model as the bundled model (CI has
-# no models/default until it is committed), and 2 jobs (the shared 2-core machine).
+# The build context as Docker sends it: the tree filtered by .dockerignore (docker-py's
+# own matcher, from Debian's python3-docker, which docker-compose brings).  The build
+# runs inside this copy, as the Dockerfiles run it in /src: a file the build needs
+# but .dockerignore drops fails here.
+ctx="$tmp/context"
+/usr/bin/python3 - "$root" "$ctx" <<'PY' || fail "copy the build context (python3-docker)"
+import os, shutil, sys
+from docker.utils.build import exclude_paths
+root, ctx = sys.argv[1:]
+with open(os.path.join(root, ".dockerignore")) as f:
+    patterns = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+n = 0
+for rel in sorted(exclude_paths(root, patterns)):
+    src = os.path.join(root, rel)
+    if os.path.isfile(src):
+        os.makedirs(os.path.dirname(os.path.join(ctx, rel)), exist_ok=True)
+        shutil.copy2(src, os.path.join(ctx, rel))
+        n += 1
+print(f"build context: {n} files")
+PY
+for gone in tests/fixtures .git docs; do
+    [[ ! -e "$ctx/$gone" ]] || fail ".dockerignore leaves $gone out of the context"
+done
+if compgen -G "$ctx/build*" >/dev/null; then fail ".dockerignore leaves the build trees out"; fi
+
+# The CPU image's steps, in the context copy (WORKDIR /src), moved into the scratch
+# folder: /opt/diffusiond -> $tmp/opt, /tmp/diffusiond-build -> $tmp/build, the fixture
+# model as the bundled model (CI has no models/default until it is committed), and 2
+# jobs (the shared 2-core machine).
 build_cmd=$(grep 'build.sh build ' <<<"$cpu" | sed -e "s#/opt/diffusiond#$tmp/opt#g" \
-    -e "s#/tmp/diffusiond-build#$tmp/build#g" -e "s#bash docker/#bash $root/docker/#")
-runtime_cmd=$(grep 'build.sh runtime ' <<<"$cpu" | sed -e "s#/opt/diffusiond/src/docker/#$root/docker/#" \
+    -e "s#/tmp/diffusiond-build#$tmp/build#g")
+runtime_cmd=$(grep 'build.sh runtime ' <<<"$cpu" | sed -e "s#/opt/diffusiond/src/docker/#$ctx/docker/#" \
     -e "s#/opt/diffusiond#$tmp/opt#g")
 model="$root/tests/fixtures/sd/sd1-tiny/diffusers"
-echo "+ $build_cmd --jobs 2 --model $model"
-eval "$build_cmd --jobs 2 --model '$model'"
+echo "+ (cd $ctx && $build_cmd --jobs 2 --model $model)"
+(cd "$ctx" && eval "$build_cmd --jobs 2 --model '$model'")
 echo "+ $runtime_cmd"
 eval "$runtime_cmd"
 
