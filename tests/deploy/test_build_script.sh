@@ -7,10 +7,13 @@
 #   - every library of the binary resolves; the runtime package set was derived
 #   - `generate` with no --model finds the bundled model in the prefix's data folder
 #     (the sd1-tiny fixture stands in for models/default via --model)
-#   - `healthcheck` with the image's environment and nothing listening: exit 1, fast
-#   - when this build has `serve`: the ENTRYPOINT (tini -- diffusiond serve) with the
-#     image's environment becomes healthy for the HEALTHCHECK (no arguments), and
-#     SIGTERM to tini ends it with status 0, after which the healthcheck fails.
+#   - both Dockerfiles' runtime stages have the same ENTRYPOINT, HEALTHCHECK command,
+#     DIFFUSIOND_* ENV, numeric non-root USER and EXPOSE (= DIFFUSIOND_PORT)
+#   - the HEALTHCHECK command, read from Dockerfile.cpu, with the image's ENV and PATH
+#     and nothing listening: exit 1, fast
+#   - when this build has `serve`: the ENTRYPOINT, read from Dockerfile.cpu (tini --
+#     diffusiond serve), with the image's ENV becomes healthy for the HEALTHCHECK, and
+#     SIGTERM to PID 1 ends it with status 0, after which the healthcheck fails.
 set -euo pipefail
 
 root=$(cd "$1" && pwd)
@@ -105,31 +108,77 @@ head -c 8 "$tmp/bundled.png" | od -An -tx1 | grep -q "89 50 4e 47" || fail "bund
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# The runtime stage's instructions, read out of a Dockerfile (continuations joined):
+# `dockerfile_get FILE ENTRYPOINT|HEALTHCHECK` prints the exec-form command one word a
+# line; `ENV` prints its DIFFUSIOND_* assignments; `USER` and `EXPOSE` their value.
+dockerfile_get() {
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, re, sys
+text = re.sub(r"\\\n\s*", " ", open(sys.argv[1]).read())
+final = text.split("\nFROM ")[-1]  # the last stage: the runtime image
+key = sys.argv[2]
+for line in final.splitlines():
+    word, _, rest = line.partition(" ")
+    if word != key:
+        continue
+    if key == "ENTRYPOINT":
+        print("\n".join(json.loads(rest)))
+    elif key == "HEALTHCHECK":
+        print("\n".join(json.loads(rest.split(" CMD ", 1)[1])))
+    elif key == "ENV":
+        print("\n".join(re.findall(r"DIFFUSIOND_\w+=\S+", rest)))
+    else:
+        print(rest.strip())
+PY
+}
+for key in ENTRYPOINT HEALTHCHECK ENV USER EXPOSE; do
+    a=$(dockerfile_get "$root/docker/Dockerfile.cpu" $key)
+    b=$(dockerfile_get "$root/docker/Dockerfile" $key)
+    [[ -n "$a" && "$a" == "$b" ]] || fail "both images: the same $key (cpu: '$a', gpu: '$b')"
+done
+user=$(dockerfile_get "$root/docker/Dockerfile.cpu" USER)
+[[ "$user" =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || fail "USER is a numeric non-root uid:gid ($user)"
+mapfile -t image_env < <(dockerfile_get "$root/docker/Dockerfile.cpu" ENV)
+mapfile -t entrypoint < <(dockerfile_get "$root/docker/Dockerfile.cpu" ENTRYPOINT)
+mapfile -t healthcheck < <(dockerfile_get "$root/docker/Dockerfile.cpu" HEALTHCHECK)
+expose=$(dockerfile_get "$root/docker/Dockerfile.cpu" EXPOSE)
+printf '%s\n' "${image_env[@]}" | grep -qx "DIFFUSIOND_PORT=$expose" ||
+    fail "EXPOSE $expose is DIFFUSIOND_PORT (${image_env[*]})"
+printf '%s\n' "${image_env[@]}" | grep -qx "DIFFUSIOND_HOST=0.0.0.0" ||
+    fail "the image listens on every interface (${image_env[*]})"
+echo "image: USER $user, EXPOSE $expose, ENV ${image_env[*]}"
+echo "image: ENTRYPOINT ${entrypoint[*]}; HEALTHCHECK CMD ${healthcheck[*]}"
+
+# The container's environment: the image's ENV with the port moved to a free one, and
+# its PATH (the install's bin first).
 port=$(free_port)
-export DIFFUSIOND_HOST=0.0.0.0 DIFFUSIOND_PORT=$port # the image's ENV (port moved)
+export "${image_env[@]}" DIFFUSIOND_PORT="$port"
+export PATH="$tmp/opt/bin:$PATH"
+[[ "$(command -v diffusiond)" == "$bin" ]] || fail "diffusiond on the image's PATH is the install"
+unset DIFFUSIOND_MODEL
 
 t0=$(date +%s%N)
 rc=0
-"$bin" healthcheck 2>"$tmp/hc.err" || rc=$?
+"${healthcheck[@]}" 2>"$tmp/hc.err" || rc=$?
 dt=$((($(date +%s%N) - t0) / 1000000))
-[[ $rc -eq 1 ]] || fail "healthcheck with nothing on :$port: exit $rc, want 1"
+[[ $rc -eq 1 ]] || fail "HEALTHCHECK with nothing on :$port: exit $rc, want 1"
 grep -q "^unhealthy: GET http://0.0.0.0:$port/readyz: .*refused" "$tmp/hc.err" ||
     fail "healthcheck's reason: $(cat "$tmp/hc.err")"
 [[ $dt -lt 2000 ]] || fail "healthcheck of a closed port took $dt ms"
-echo "healthcheck, nothing listening: exit 1 in $dt ms: $(cat "$tmp/hc.err")"
+echo "HEALTHCHECK, nothing listening: exit 1 in $dt ms: $(cat "$tmp/hc.err")"
 
 if ! "$bin" serve --help >/dev/null 2>&1; then
     echo "serve is not in this build yet: the ENTRYPOINT check is skipped"
     echo "deploy build script: ok"
     exit 0
 fi
-tini=$(command -v tini) || fail "tini (scripts/packages.txt @runtime) is installed"
-(cd "$tmp" && exec env -u DIFFUSIOND_MODEL "$tini" -- "$bin" serve --threads 1) \
-    >"$tmp/serve.log" 2>&1 &
+[[ -x "${entrypoint[0]}" ]] || fail "the ENTRYPOINT's init ${entrypoint[0]} is installed (tini, @runtime)"
+(cd "$tmp" && exec "${entrypoint[@]}" --threads 1) >"$tmp/serve.log" 2>&1 &
 server_pid=$!
 healthy=0
 for _ in $(seq 1 240); do # 60 s at most
-    if "$bin" healthcheck --timeout-ms 1000 >"$tmp/hc.out" 2>&1; then
+    if "${healthcheck[@]}" >"$tmp/hc.out" 2>&1; then
         healthy=1
         break
     fi
@@ -137,14 +186,14 @@ for _ in $(seq 1 240); do # 60 s at most
     sleep 0.25
 done
 [[ $healthy -eq 1 ]] || { cat "$tmp/serve.log" >&2; fail "serve not ready within 60 s"; }
-echo "ENTRYPOINT up: $(cat "$tmp/hc.out")"
-"$bin" healthcheck --path /livez >/dev/null || fail "healthcheck --path /livez"
-kill -TERM "$server_pid"
+echo "ENTRYPOINT up, HEALTHCHECK: $(cat "$tmp/hc.out")"
+"${healthcheck[@]}" --path /livez >/dev/null || fail "healthcheck --path /livez"
+kill -TERM "$server_pid" # what docker stop sends to PID 1
 rc=0
 wait "$server_pid" || rc=$?
 server_pid=""
-[[ $rc -eq 0 ]] || { cat "$tmp/serve.log" >&2; fail "tini -- serve after SIGTERM: exit $rc, want 0"; }
+[[ $rc -eq 0 ]] || { cat "$tmp/serve.log" >&2; fail "ENTRYPOINT after SIGTERM: exit $rc, want 0"; }
 rc=0
-"$bin" healthcheck 2>/dev/null || rc=$?
-[[ $rc -eq 1 ]] || fail "healthcheck after the server stopped: exit $rc, want 1"
+"${healthcheck[@]}" 2>/dev/null || rc=$?
+[[ $rc -eq 1 ]] || fail "HEALTHCHECK after the server stopped: exit $rc, want 1"
 echo "deploy build script: ok"
