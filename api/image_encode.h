@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "engine/status.h"
+#include "models/pipeline.h"
 
 #define IMAGE_MAX_SIDE 16384
 
@@ -48,6 +49,12 @@ struct image_meta {
 };
 
 enum image_format { IMAGE_PNG = 0, IMAGE_JPEG, IMAGE_WEBP };
+
+/* The metadata of a decoded image made from p by the model named model_name: A1111's
+ * sampler display name, Clip skip = p->clip_skip + 1.  Strings are borrowed from p and
+ * model_name. */
+struct image_meta image_meta_for(const struct gen_params *p, const char *model_name,
+                                 const struct sd_image *img);
 
 /* A1111's "parameters" text into buf (always NUL-terminated); returns the length the
  * full text needs (as snprintf). */

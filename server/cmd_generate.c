@@ -301,11 +301,7 @@ static int write_images(const struct sd_model *m, const struct gen_cli *c,
     for (int i = 0; i < p->n; i++) {
         char path[4096];
         output_name(c->out, i, p->n, path, sizeof path);
-        struct image_meta meta = {
-            .prompt = p->prompt, .negative_prompt = p->negative_prompt, .steps = p->steps,
-            .sampler = sd_sampler_display_name(p->sampler, p->scheduler), .cfg = p->guidance,
-            .seed = imgs[i].seed, .width = imgs[i].width, .height = imgs[i].height,
-            .model = m->name, .clip_skip = p->clip_skip + 1};
+        const struct image_meta meta = image_meta_for(p, m->name, &imgs[i]);
         struct errbuf err;
         if (image_write_file(path, fmt, imgs[i].rgb, imgs[i].width, imgs[i].height, c->quality,
                              &meta, &err) != STATUS_OK) {

@@ -115,6 +115,26 @@ START_TEST(test_png_roundtrip)
 }
 END_TEST
 
+START_TEST(test_meta_for_params)
+{
+    struct gen_params p;
+    memset(&p, 0, sizeof p);
+    p.prompt = "a cat";
+    p.negative_prompt = "dog";
+    p.steps = 25;
+    p.guidance = 6.5;
+    p.sampler = SAMPLER_DPMPP_2M;
+    p.scheduler = SD_SCHEDULER_KARRAS;
+    p.clip_skip = 1;
+    const struct sd_image img = {.width = 96, .height = 64, .seed = 77};
+    const struct image_meta m = image_meta_for(&p, "sd15", &img);
+    char buf[256];
+    image_parameters_format(&m, buf, sizeof buf);
+    ck_assert_str_eq(buf, "a cat\nNegative prompt: dog\nSteps: 25, Sampler: DPM++ 2M Karras, "
+                          "CFG scale: 6.5, Seed: 77, Size: 96x64, Model: sd15, Clip skip: 2");
+}
+END_TEST
+
 START_TEST(test_jpeg_roundtrip)
 {
     uint8_t *rgb = test_image();
@@ -312,6 +332,7 @@ int main(void)
     Suite *s = suite_create("image_encode");
     TCase *tc = tcase_create("encode");
     tcase_add_test(tc, test_png_roundtrip);
+    tcase_add_test(tc, test_meta_for_params);
     tcase_add_test(tc, test_jpeg_roundtrip);
     tcase_add_test(tc, test_invalid_arguments);
     tcase_add_test(tc, test_webp_roundtrip);
