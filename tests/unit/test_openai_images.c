@@ -491,6 +491,64 @@ START_TEST(test_free_is_safe)
 }
 END_TEST
 
+/* Random mutations of valid bodies (bytes flipped, inserted, deleted, truncated): the
+ * parser never crashes (ASan/UBSan builds run this too), answers OK or a 400 with a
+ * message, and whatever it accepts resolves to OK or a 400. */
+START_TEST(test_mutations_never_crash)
+{
+    static const char *const seeds[] = {
+        "{\"prompt\":\"a cat\",\"n\":2,\"size\":\"64x64\",\"seed\":5,\"steps\":3}",
+        "{\"prompt\":\"é 🐶\",\"negative_prompt\":\"x\",\"guidance_scale\":7.5,"
+        "\"sampler\":\"euler_a\",\"scheduler\":\"karras\",\"clip_skip\":1}",
+        "{\"prompt\":\"a\",\"output_format\":\"webp\",\"output_compression\":80,"
+        "\"response_format\":\"url\",\"user\":\"u\",\"x\":[1,{\"y\":null}]}",
+    };
+    static const char alphabet[] = "{}[]\":,0123456789.-+eE\\ntrufalsx \x00\x7f\xc3\xa9\xff";
+    struct api_limits lim;
+    api_limits_default(&lim);
+    struct test_rng rng = test_rng_make(42);
+    int accepted = 0, rejected = 0;
+    for (int iter = 0; iter < 6000; iter++) {
+        char buf[512];
+        const char *seed = seeds[iter % 3];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        const int edits = test_rng_int(&rng, 1, 4);
+        for (int k = 0; k < edits && n > 0; k++) {
+            const size_t at = (size_t)test_rng_int(&rng, 0, (int)n - 1);
+            const char c = alphabet[test_rng_int(&rng, 0, (int)sizeof alphabet - 2)];
+            switch (test_rng_int(&rng, 0, 3)) {
+            case 0: buf[at] = c; break;                                  /* replace */
+            case 1:                                                      /* insert */
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = c;
+                    n++;
+                }
+                break;
+            case 2: memmove(buf + at, buf + at + 1, n - at - 1); n--; break; /* delete */
+            default: n = at; break;                                      /* truncate */
+            }
+        }
+        struct openai_image_request req;
+        struct api_error e;
+        memset(&e, 0, sizeof e);
+        enum status s = openai_images_parse(buf, n, &lim, &req, &e);
+        if (s == STATUS_OK) {
+            s = openai_images_resolve(g_model, &lim, 9, &req, &e);
+            ck_assert_msg(s == STATUS_OK || e.http == 400, "%.*s: resolve %d %s", (int)n, buf,
+                          e.http, e.message);
+        } else {
+            ck_assert_msg(e.http == 400 && e.message[0], "%.*s: parse %d", (int)n, buf, e.http);
+        }
+        s == STATUS_OK ? accepted++ : rejected++;
+        openai_image_request_free(&req);
+    }
+    ck_assert_int_gt(accepted, 100); /* the mutations exercise both paths */
+    ck_assert_int_gt(rejected, 1000);
+}
+END_TEST
+
 /* --- responses ------------------------------------------------------------------------- */
 
 static json_t *load_json(const char *body, size_t len)
@@ -688,6 +746,7 @@ static Suite *suite(void)
     tcase_add_test(ok, test_limits);
     tcase_add_test(ok, test_model_select);
     tcase_add_test(ok, test_free_is_safe);
+    tcase_add_test(ok, test_mutations_never_crash);
     suite_add_tcase(s, ok);
     TCase *resp = tcase_create("responses");
     tcase_add_test(resp, test_images_response_b64);
