@@ -70,6 +70,8 @@ const char *api_output_format_name(enum image_format f)
 
 /* --- errors --------------------------------------------------------------------------- */
 
+/* A 400 naming param ("<param>: <message>"; param NULL: JSON null).  fmt is one of
+ * this file's literals with exactly two %s, filled with a and b (NULL = ""). */
 static enum status bad(struct api_error *e, const char *param, const char *fmt, const char *a,
                        const char *b)
 {
