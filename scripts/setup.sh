@@ -104,7 +104,7 @@ diffusiond_build() {
 
 # Packages, then the main Release build in build/.
 diffusiond_setup() {
-    diffusiond_install_packages && diffusiond_build build Release "$@"
+    diffusiond_install_packages && bash "$DIFFUSIOND_ROOT/scripts/pyenv.sh" && diffusiond_build build Release "$@"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

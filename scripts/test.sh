@@ -97,7 +97,7 @@ step_cuda_on() {
     check_cuda_built build built
 }
 
-if ! diffusiond_install_packages; then
+if ! diffusiond_install_packages || ! bash "$DIFFUSIOND_ROOT/scripts/pyenv.sh"; then # + tests/http venv
     echo "test.sh: FAILED (packages) in $((SECONDS - started))s"
     exit 1
 fi

@@ -1,0 +1,170 @@
+"""tests/http/test_clients.py — third-party clients against the live server:
+  * the official `openai` package: client.images.generate(...) → decodable images;
+    its errors (AuthenticationError, BadRequestError, NotFoundError) on ours;
+  * schemathesis with api/openapi.yaml: zero failures (every check);
+  * openapi-spec-validator on api/openapi.yaml.
+
+The schemathesis run uses a server with small limits (sizes 64–128, n ≤ 2, steps ≤ 4,
+prompts ≤ 300 characters) so that it finishes in a few minutes; the spec it is given
+is api/openapi.yaml with those limits written in (the spec's bounds are the default
+settings, marked x-diffusiond-setting), nothing else changed.
+
+Run: .venv/bin/python -m unittest -v tests/http/test_clients.py  (DIFFUSIOND_BIN set)."""
+import base64
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import openai
+import yaml
+from PIL import Image
+
+import harness
+from harness import Server, image_kind
+
+SPEC = os.path.join(harness.ROOT, "api", "openapi.yaml")
+HERE = os.path.dirname(os.path.abspath(__file__))
+VENV_BIN = os.path.dirname(sys.executable)
+SCHEMATHESIS_EXAMPLES = int(os.environ.get("DIFFUSIOND_SCHEMATHESIS_EXAMPLES", "60"))
+
+
+def side_regex(lo, hi):
+    sides = "|".join(str(v) for v in range(lo, hi + 1) if v % 8 == 0)
+    return f"^(?:auto|(?:{sides})x(?:{sides}))$"
+
+
+def spec_with_limits(min_side, max_side, max_n, max_steps, max_prompt, max_clip_skip):
+    """api/openapi.yaml with the server's settings in place of the defaults."""
+    with open(SPEC) as f:
+        spec = yaml.safe_load(f)
+    props = spec["components"]["schemas"]["ImageGenerationRequest"]["properties"]
+    assert props["size"]["x-diffusiond-setting"].startswith("--min-side")
+    props["size"]["pattern"] = side_regex(min_side, max_side)
+    props["n"]["maximum"] = max_n
+    props["steps"]["maximum"] = max_steps
+    props["prompt"]["maxLength"] = max_prompt
+    props["negative_prompt"]["maxLength"] = max_prompt
+    props["clip_skip"]["maximum"] = max_clip_skip  # the model's: text encoder layers − 1
+    return spec
+
+
+class TestSpec(unittest.TestCase):
+    def test_openapi_spec_valid(self):
+        p = subprocess.run([os.path.join(VENV_BIN, "openapi-spec-validator"), SPEC],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_size_regex_is_the_default_bounds(self):
+        import re
+        with open(SPEC) as f:
+            spec = yaml.safe_load(f)
+        pat = re.compile(spec["components"]["schemas"]["ImageGenerationRequest"]
+                         ["properties"]["size"]["pattern"])
+        for w in range(0, 2100):
+            for s in (f"{w}x64", f"64x{w}"):
+                want = 64 <= w <= 2048 and w % 8 == 0
+                self.assertEqual(bool(pat.fullmatch(s)), want, s)
+        self.assertTrue(pat.fullmatch("auto"))
+
+
+class TestOpenAIClient(unittest.TestCase):
+    KEY = "sk-test-key"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(["--queue-capacity", "16"], env={"DIFFUSIOND_API_KEYS": cls.KEY})
+        cls.client = openai.OpenAI(base_url=cls.server.base_url + "/v1", api_key=cls.KEY,
+                                   max_retries=0, timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        cls.server.close()
+        if code != 0:
+            raise AssertionError(f"diffusiond serve exited {code}")
+
+    def test_generate_b64_json(self):
+        res = self.client.images.generate(model=harness.TINY_NAME, prompt="a small red house",
+                                          size="64x64", response_format="b64_json", n=2,
+                                          extra_body={"steps": 2, "seed": 11})
+        self.assertEqual(len(res.data), 2)
+        for d in res.data:
+            data = base64.b64decode(d.b64_json)
+            self.assertEqual(image_kind(data), "png")
+            img = Image.open(io.BytesIO(data))
+            img.load()
+            self.assertEqual(img.size, (64, 64))
+        self.assertIsInstance(res.created, int)
+        extra = res.model_extra or {}
+        self.assertIn("metrics", extra)
+        self.assertEqual(extra["metrics"]["seeds"], [11, 12])
+
+    def test_generate_jpeg_and_url(self):
+        res = self.client.images.generate(model=harness.TINY_NAME, prompt="a boat",
+                                          size="64x64", response_format="b64_json",
+                                          output_format="jpeg", output_compression=70,
+                                          extra_body={"steps": 2})
+        self.assertEqual(image_kind(base64.b64decode(res.data[0].b64_json)), "jpeg")
+        res = self.client.images.generate(model=harness.TINY_NAME, prompt="a boat",
+                                          size="64x64", response_format="url",
+                                          extra_body={"steps": 2})
+        url = res.data[0].url
+        r = self.server.request("GET", url[url.index("/v1/images/"):])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(image_kind(r.body), "png")
+
+    def test_models_list(self):
+        ids = [m.id for m in self.client.models.list()]
+        self.assertEqual(ids, [harness.TINY_NAME])
+
+    def test_errors_map_to_sdk_exceptions(self):
+        bad_key = openai.OpenAI(base_url=self.server.base_url + "/v1", api_key="wrong",
+                                max_retries=0)
+        with self.assertRaises(openai.AuthenticationError):
+            bad_key.images.generate(prompt="x", size="64x64", extra_body={"steps": 1})
+        with self.assertRaises(openai.BadRequestError) as cm:
+            self.client.images.generate(prompt="x", size="65x64", extra_body={"steps": 1})
+        self.assertEqual(cm.exception.body.get("param"), "size")
+        with self.assertRaises(openai.NotFoundError) as cm:
+            self.client.images.generate(model="dall-e-3", prompt="x", size="64x64",
+                                        extra_body={"steps": 1})
+        self.assertEqual(cm.exception.body.get("code"), "model_not_found")
+
+
+class TestSchemathesis(unittest.TestCase):
+    def test_schemathesis_zero_failures(self):
+        min_side, max_side, max_n, max_steps, max_prompt = 64, 128, 2, 4, 300
+        server = Server(["--min-side", str(min_side), "--max-width", str(max_side),
+                         "--max-height", str(max_side), "--max-n", str(max_n),
+                         "--max-steps", str(max_steps), "--max-prompt-chars", str(max_prompt),
+                         "--queue-capacity", "64", "--cors-origins", "http://localhost:3000"])
+        tmp = tempfile.mkdtemp(prefix="diffusiond-schemathesis-")
+        try:
+            spec = spec_with_limits(min_side, max_side, max_n, max_steps, max_prompt, 1)
+            spec_path = os.path.join(tmp, "openapi.yaml")
+            with open(spec_path, "w") as f:
+                yaml.safe_dump(spec, f, sort_keys=False)
+            cmd = [sys.executable, os.path.join(HERE, "run_schemathesis.py"), "run", spec_path,
+                   "--url", server.base_url, "--checks", "all",
+                   "--max-examples", str(SCHEMATHESIS_EXAMPLES), "--seed", "20261128",
+                   "--workers", "2", "--request-timeout", "120",
+                   "--generation-database", "none", "--generation-allow-x00", "false",
+                   "--generation-codec", "utf-8", "--suppress-health-check", "all",
+                   "--no-color", "--output-truncate", "false", "--continue-on-failure"]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp)
+            out = p.stdout + p.stderr
+            self.assertEqual(p.returncode, 0, f"schemathesis failed:\n{out[-12000:]}")
+            self.assertNotIn("FAILURES", out)
+        finally:
+            code = server.stop()
+            log = server.log()
+            server.close()
+            subprocess.run(["rm", "-rf", tmp])
+        self.assertEqual(code, 0, log[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()

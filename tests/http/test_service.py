@@ -1,0 +1,556 @@
+"""tests/http/test_service.py — `diffusiond serve` started with different settings:
+bearer auth (keys from the environment and from a file; health exempt), CORS (off,
+allow-list, "*"), the queue-full 429 (Retry-After, retry-after-ms; still ready), url
+images expiring, 32 concurrent requests, a client disconnect cancelling its job,
+503 while loading, SIGTERM under load (nothing admitted lost, readiness 503 while
+draining, exit 0), /metrics through `promtool check metrics`.
+
+Run: .venv/bin/python -m unittest -v tests/http/test_service.py  (DIFFUSIOND_BIN set)."""
+import base64
+import http.client
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from PIL import Image
+
+import harness
+from harness import Server, image_kind, metric, run_threads
+
+GEN = "/v1/images/generations"
+# Slow on the tiny model with one thread: 256×256 is ~30 steps/s, so ~2-5 s a request.
+SLOW = {"prompt": "slow", "size": "256x256", "steps": 100}
+
+
+def error_of(tc, r, status):
+    tc.assertEqual(r.status, status, r.body[:300])
+    tc.assertTrue(r.header("Content-Type").startswith("application/json"))
+    err = r.json()["error"]
+    tc.assertEqual(set(err), {"message", "type", "param", "code"})
+    return err
+
+
+class ServerCase(unittest.TestCase):
+    """A test class with its own server (ARGS / ENV)."""
+    ARGS = ()
+    ENV = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.ARGS, env=cls.ENV)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        cls.server.close()
+        if code != 0:
+            raise AssertionError(f"diffusiond serve exited {code} after SIGTERM")
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+
+class TestAuthEnv(ServerCase):
+    ENV = {"DIFFUSIOND_API_KEYS": "key-one,key-two"}
+
+    def test_missing_token_401(self):
+        for method, path in [("GET", "/v1/models"), ("GET", "/metrics"), ("POST", GEN)]:
+            with self.subTest(path=path):
+                r = self.server.request(method, path, body={"prompt": "a", "steps": 1}
+                                        if method == "POST" else None)
+                err = error_of(self, r, 401)
+                self.assertEqual(err["type"], "authentication_error")
+                self.assertTrue(r.header("WWW-Authenticate").startswith("Bearer"))
+
+    def test_wrong_token_401(self):
+        for auth in ["Bearer key-three", "Bearer key-on", "Bearer key-one2", "Basic a2V5LW9uZQ==",
+                     "Bearer", "key-one", "Bearer key-one extra"]:
+            with self.subTest(auth=auth):
+                r = self.server.request("GET", "/v1/models", headers={"Authorization": auth})
+                error_of(self, r, 401)
+                self.assertTrue(r.header("WWW-Authenticate").startswith("Bearer"))
+
+    def test_right_tokens(self):
+        for key in ["key-one", "key-two"]:
+            with self.subTest(key=key):
+                h = {"Authorization": f"Bearer {key}"}
+                self.assertEqual(self.server.request("GET", "/v1/models", headers=h).status, 200)
+                self.assertEqual(self.server.request("GET", "/metrics", headers=h).status, 200)
+                r = self.server.generate({"prompt": "a", "steps": 1}, headers=h)
+                self.assertEqual(r.status, 200, r.body[:300])
+        r = self.server.request("GET", "/v1/models", headers={"Authorization": "bearer key-one"})
+        self.assertEqual(r.status, 200, "the scheme is case-insensitive")
+
+    def test_health_exempt(self):
+        for path in ["/livez", "/healthz", "/readyz"]:
+            with self.subTest(path=path):
+                self.assertEqual(self.server.request("GET", path).status, 200)
+
+    def test_auth_checked_before_body(self):
+        # A 401 is decided on the headers: no body needed.
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 100000\r\n\r\n").encode())
+            r = harness.read_response(s)
+        error_of(self, r, 401)
+
+
+class TestAuthFile(ServerCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.keyfile = tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False)
+        cls.keyfile.write("# keys\n\n  file-key-1  \nfile-key-2\n")
+        cls.keyfile.close()
+        cls.ARGS = ["--api-keys-file", cls.keyfile.name]
+        cls.ENV = {"DIFFUSIOND_API_KEYS": "env-key"}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            os.unlink(cls.keyfile.name)
+
+    def test_file_and_env_keys(self):
+        for key, want in [("file-key-1", 200), ("file-key-2", 200), ("env-key", 200),
+                          ("# keys", 401), ("", 401)]:
+            with self.subTest(key=key):
+                r = self.server.request("GET", "/v1/models",
+                                        headers={"Authorization": f"Bearer {key}"})
+                self.assertEqual(r.status, want)
+
+    def test_keys_not_in_ps(self):
+        with open(f"/proc/{self.server.proc.pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        self.assertNotIn(b"file-key-1", cmdline)
+        self.assertNotIn(b"env-key", cmdline)
+        self.assertNotIn(b"file-key-1", self.server.log().encode())
+        self.assertNotIn(b"env-key", self.server.log().encode())
+
+
+# --- CORS ------------------------------------------------------------------------------------
+
+
+class TestCorsAllowList(ServerCase):
+    ARGS = ["--cors-origins", "https://app.example.com,http://localhost:3000"]
+
+    def preflight(self, origin, method="POST", headers="content-type, authorization"):
+        h = {"Origin": origin, "Access-Control-Request-Method": method}
+        if headers:
+            h["Access-Control-Request-Headers"] = headers
+        return self.server.request("OPTIONS", GEN, headers=h)
+
+    def test_preflight_allowed(self):
+        r = self.preflight("https://app.example.com")
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "https://app.example.com")
+        self.assertIn("POST", r.header("Access-Control-Allow-Methods"))
+        self.assertIn("authorization", r.header("Access-Control-Allow-Headers").lower())
+        self.assertIn("content-type", r.header("Access-Control-Allow-Headers").lower())
+        self.assertTrue(r.header("Access-Control-Max-Age").isdigit())
+        self.assertIn("Origin", r.header("Vary"))
+        self.assertIsNone(r.header("Access-Control-Allow-Credentials"))
+        self.assertTrue(r.header("X-Request-Id"))
+
+    def test_preflight_second_origin(self):
+        r = self.preflight("http://localhost:3000")
+        self.assertEqual(r.status, 204)
+
+    def test_preflight_refused_origin(self):
+        for origin in ["https://evil.example.com", "https://app.example.com:8443",
+                       "http://app.example.com", "null"]:
+            with self.subTest(origin=origin):
+                r = self.preflight(origin)
+                self.assertEqual(r.status, 403)
+                self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+                self.assertIn("Origin", r.header("Vary"))
+
+    def test_preflight_refused_method(self):
+        r = self.preflight("https://app.example.com", method="DELETE")
+        self.assertEqual(r.status, 403)
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+
+    def test_simple_request_allowed_origin(self):
+        r = self.server.request("GET", "/v1/models", headers={"Origin": "https://app.example.com"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "https://app.example.com")
+        self.assertIn("Origin", r.header("Vary"))
+        expose = r.header("Access-Control-Expose-Headers").lower()
+        for h in ["x-request-id", "server-timing", "retry-after"]:
+            self.assertIn(h, expose)
+        self.assertIsNone(r.header("Access-Control-Allow-Credentials"))
+
+    def test_simple_request_other_origin(self):
+        r = self.server.request("GET", "/v1/models", headers={"Origin": "https://evil.example.com"})
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+        self.assertIn("Origin", r.header("Vary"))
+
+    def test_cors_on_errors_and_generation(self):
+        h = {"Origin": "https://app.example.com"}
+        r = self.server.generate({"prompt": "a", "steps": 1}, headers=h)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "https://app.example.com")
+        r = self.server.generate({"prompt": ""}, headers=h)
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "https://app.example.com")
+
+    def test_options_without_preflight_headers(self):
+        r = self.server.request("OPTIONS", GEN)
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("Allow"), "POST, OPTIONS")
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+
+
+class TestCorsStar(ServerCase):
+    ARGS = ["--cors-origins", "*"]
+    ENV = {"DIFFUSIOND_API_KEYS": "k"}
+
+    def test_star_never_with_credentials(self):
+        r = self.server.request("OPTIONS", GEN, headers={
+            "Origin": "https://any.example.org", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization"})
+        self.assertEqual(r.status, 204, "preflight is exempt from auth")
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "*")
+        self.assertIsNone(r.header("Access-Control-Allow-Credentials"))
+        r = self.server.request("GET", "/v1/models", headers={
+            "Origin": "https://any.example.org", "Authorization": "Bearer k"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "*")
+        self.assertIsNone(r.header("Access-Control-Allow-Credentials"))
+
+
+# --- queue full, url expiry, concurrency, cancellation ---------------------------------------
+
+
+class TestQueueFull(ServerCase):
+    ARGS = ["--queue-capacity", "1", "--batching", "none"]
+
+    def test_429_when_full(self):
+        n = 6
+        results = [None] * n
+
+        def one(i):
+            results[i] = self.server.generate({**SLOW, "seed": i}, timeout=300)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        # While full: still ready, still live.
+        ready = self.server.request("GET", "/readyz", timeout=5)
+        live = self.server.request("GET", "/livez", timeout=5)
+        for t in threads:
+            t.join()
+        self.assertEqual(ready.status, 200, "a full queue must not make the server unready")
+        self.assertEqual(live.status, 200)
+        codes = sorted(r.status for r in results)
+        self.assertIn(200, codes)
+        self.assertIn(429, codes, codes)
+        self.assertTrue(set(codes) <= {200, 429}, codes)
+        for r in results:
+            if r.status != 429:
+                continue
+            err = error_of(self, r, 429)
+            self.assertEqual(err["code"], "queue_full")
+            self.assertEqual(err["type"], "rate_limit_error")
+            ra = r.header("Retry-After")
+            ra_ms = r.header("retry-after-ms")
+            self.assertIsNotNone(ra)
+            self.assertIsNotNone(ra_ms)
+            self.assertTrue(ra.isdigit() and int(ra) >= 1, ra)
+            self.assertTrue(ra_ms.isdigit(), ra_ms)
+            self.assertGreaterEqual(int(ra) * 1000, int(ra_ms), "Retry-After is rounded up")
+            self.assertLess(int(ra) * 1000 - int(ra_ms), 1000)
+        samples = self.server.metrics()
+        self.assertGreaterEqual(
+            metric(samples, "diffusiond_rejections_total", reason="queue_full"),
+            codes.count(429))
+        self.assertGreaterEqual(
+            metric(samples, "diffusiond_http_requests_total", route=GEN, code="429"),
+            codes.count(429))
+
+
+class TestUrlExpiry(ServerCase):
+    ARGS = ["--url-ttl-s", "1", "--url-store-images", "4"]
+
+    def fetch_path(self, url):
+        return url[url.index("/v1/images/"):]
+
+    def test_url_expires(self):
+        r = self.server.generate({"prompt": "a", "steps": 1, "response_format": "url"})
+        self.assertEqual(r.status, 200, r.body[:300])
+        path = self.fetch_path(r.json()["data"][0]["url"])
+        got = self.server.request("GET", path)
+        self.assertEqual(got.status, 200)
+        self.assertEqual(image_kind(got.body), "png")
+        time.sleep(2.2)
+        gone = self.server.request("GET", path)
+        error_of(self, gone, 404)
+
+    def test_store_capacity_evicts_oldest(self):
+        paths = []
+        for i in range(3):
+            r = self.server.generate({"prompt": "a", "steps": 1, "n": 2, "response_format": "url"})
+            self.assertEqual(r.status, 200, r.body[:300])
+            paths.append([self.fetch_path(d["url"]) for d in r.json()["data"]])
+        # 6 images into a store of 4: the first set is gone, the last is there.
+        self.assertEqual(self.server.request("GET", paths[0][0]).status, 404)
+        self.assertEqual(self.server.request("GET", paths[2][0]).status, 200)
+        self.assertEqual(self.server.request("GET", paths[2][1]).status, 200)
+
+
+class TestConcurrency(ServerCase):
+    ARGS = ["--queue-capacity", "64", "--max-connections", "256"]
+
+    def test_32_concurrent(self):
+        def one(i):
+            fmt = ["png", "jpeg", "webp"][i % 3]
+            r = self.server.generate({"prompt": f"image {i}", "steps": 3, "seed": 1000 + i,
+                                      "output_format": fmt, "n": 1 + i % 2},
+                                     headers={"X-Request-Id": f"c-{i}"}, timeout=300)
+            return i, fmt, r
+
+        results = run_threads(one, [(i,) for i in range(32)])
+        for res in results:
+            self.assertNotIsInstance(res, BaseException, repr(res))
+            i, fmt, r = res
+            with self.subTest(i=i):
+                self.assertEqual(r.status, 200, r.body[:300])
+                self.assertEqual(r.header("X-Request-Id"), f"c-{i}")
+                body = r.json()
+                self.assertEqual(len(body["data"]), 1 + i % 2)
+                self.assertEqual([d["seed"] for d in body["data"]],
+                                 [1000 + i + k for k in range(1 + i % 2)])
+                for d in body["data"]:
+                    data = base64.b64decode(d["b64_json"])
+                    self.assertEqual(image_kind(data), fmt)
+                    self.assertEqual(Image.open(io.BytesIO(data)).size, (64, 64))
+        # Batching: a same-seed request alone gives the same image as in the crowd.
+        alone = self.server.generate({"prompt": "image 0", "steps": 3, "seed": 1000,
+                                      "output_format": "png", "n": 1})
+        crowd = [r for (i, _, r) in results if i == 0][0]
+        a = Image.open(io.BytesIO(base64.b64decode(alone.json()["data"][0]["b64_json"])))
+        b = Image.open(io.BytesIO(base64.b64decode(crowd.json()["data"][0]["b64_json"])))
+        diff = max(abs(x - y) for x, y in zip(a.convert("RGB").tobytes(), b.convert("RGB").tobytes()))
+        self.assertLessEqual(diff, 2, "an image depends on who shared its batch")
+
+
+class TestDisconnectCancels(ServerCase):
+    ARGS = ["--batching", "none"]
+
+    def cancelled(self):
+        s = self.server.metrics()
+        return metric(s, "diffusiond_scheduler_completed_total", result="cancelled")
+
+    def test_disconnect_cancels_job(self):
+        before = self.cancelled()
+        body = json.dumps({"prompt": "abandoned", "size": "256x256", "steps": 150}).encode()
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        time.sleep(0.7)  # admitted and running
+        s.close()
+        t0 = time.monotonic()
+        deadline = t0 + 15
+        while time.monotonic() < deadline and self.cancelled() <= before:
+            time.sleep(0.1)
+        self.assertGreater(self.cancelled(), before,
+                           "the job of a client that went away was not cancelled")
+        # The worker is free again well before the 150 steps would have run.
+        r = self.server.generate({"prompt": "next", "steps": 2})
+        self.assertEqual(r.status, 200)
+        self.assertLess(time.monotonic() - t0, 4.0)
+
+
+# --- life cycle ------------------------------------------------------------------------------
+
+
+class TestLoading(unittest.TestCase):
+    def test_503_while_loading(self):
+        """The port is bound before the weights load: until the warm-up has run,
+        /readyz and POST answer 503 with Retry-After while /livez answers 200.  The
+        window is short with the tiny model (~0.1 s), so a few starts are tried; the
+        503 must be seen in at least one."""
+        seen_503 = False
+        for attempt in range(8):
+            srv = Server(["--warmup"], wait_ready=False)
+            try:
+                r = srv.request("GET", "/readyz", timeout=5)
+                if r.status == 503:
+                    seen_503 = True
+                    self.assertTrue(r.header("Retry-After").isdigit())
+                    self.assertIn(r.json()["status"], ["loading", "warming up"])
+                    post = srv.generate({"prompt": "early", "steps": 1})
+                    live = srv.request("GET", "/livez", timeout=5)
+                    self.assertEqual(live.status, 200, "liveness must not fail while loading")
+                    if post.status == 503:
+                        self.assertTrue(post.header("Retry-After").isdigit())
+                        error_of(self, post, 503)
+                    else:  # the warm-up finished in between
+                        self.assertEqual(post.status, 200, post.body[:300])
+                else:
+                    self.assertEqual(r.status, 200)
+                srv.wait_ready()
+            finally:
+                code = srv.stop()
+                srv.close()
+            self.assertEqual(code, 0)
+            if seen_503:
+                break
+        self.assertTrue(seen_503, "never saw /readyz 503 before ready in 8 starts")
+
+
+class TestShutdown(unittest.TestCase):
+    def test_sigterm_under_load(self):
+        srv = Server(["--drain-grace-s", "60", "--queue-capacity", "32"])
+        try:
+            # A keep-alive connection opened before the signal, to watch readiness.
+            watch = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+            watch.request("GET", "/readyz")
+            r = watch.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+
+            n = 8
+            payloads = [{"prompt": f"drain {i}", "size": "128x128", "steps": 40, "seed": i}
+                        for i in range(n)]
+            results = [None] * n
+            sent = threading.Barrier(n + 1)
+
+            def one(i):
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+                body = json.dumps(payloads[i])
+                conn.putrequest("POST", GEN)
+                conn.putheader("Content-Type", "application/json")
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body.encode())
+                sent.wait()
+                try:
+                    resp = conn.getresponse()
+                    results[i] = (resp.status, resp.read())
+                except Exception as e:  # reported below
+                    results[i] = e
+                finally:
+                    conn.close()
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            sent.wait()
+            time.sleep(0.5)  # all admitted
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.2)
+            watch.request("GET", "/readyz")
+            rr = watch.getresponse()
+            rr.read()
+            watch.request("POST", GEN, body=json.dumps({"prompt": "late", "steps": 1}),
+                          headers={"Content-Type": "application/json"})
+            late = watch.getresponse()
+            late_body = late.read()
+            watch.close()
+            for t in threads:
+                t.join(timeout=180)
+            code = srv.wait(timeout=120)
+        finally:
+            srv.kill()
+            log = srv.log()
+            srv.close()
+        self.assertEqual(rr.status, 503, "readiness must be 503 while draining")
+        self.assertTrue((rr.getheader("Retry-After") or "").isdigit())
+        self.assertEqual(late.status, 503, late_body[:300])
+        self.assertTrue((late.getheader("Retry-After") or "").isdigit())
+        self.assertEqual(json.loads(late_body)["error"]["type"], "server_error")
+        for i, res in enumerate(results):
+            with self.subTest(i=i):
+                self.assertNotIsInstance(res, BaseException, f"request {i} lost: {res!r}\n{log[-3000:]}")
+                status, body = res
+                self.assertEqual(status, 200, body[:300])
+                self.assertEqual(json.loads(body)["data"][0]["seed"], i)
+        self.assertEqual(code, 0, log[-3000:])
+
+    def test_new_connections_refused_while_draining(self):
+        srv = Server(["--drain-grace-s", "30"])
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            body = json.dumps({"prompt": "long", "size": "256x256", "steps": 60})
+            conn.request("POST", GEN, body=body, headers={"Content-Type": "application/json"})
+            time.sleep(0.5)
+            srv.signal(signal.SIGTERM)
+            time.sleep(0.3)
+            refused = False
+            try:
+                r = srv.request("GET", "/livez", timeout=3)
+                refused = r.status == 503
+            except OSError:
+                refused = True
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200, resp.read()[:300])
+            conn.close()
+            self.assertTrue(refused, "a new connection was served normally while draining")
+            self.assertEqual(srv.wait(60), 0)
+        finally:
+            srv.kill()
+            srv.close()
+
+    def test_sigint_exits_0(self):
+        srv = Server()
+        try:
+            srv.signal(signal.SIGINT)
+            self.assertEqual(srv.wait(30), 0, srv.log()[-2000:])
+        finally:
+            srv.kill()
+            srv.close()
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+class TestMetricsExposition(ServerCase):
+    FAMILIES = [
+        "diffusiond_http_requests_total", "diffusiond_http_request_duration_seconds_bucket",
+        "diffusiond_queue_wait_seconds_bucket", "diffusiond_generation_duration_seconds_bucket",
+        "diffusiond_queue_depth", "diffusiond_unet_batch_rows_bucket",
+        "diffusiond_images_generated_total", "diffusiond_denoise_steps_total",
+        "diffusiond_rejections_total", "diffusiond_model_loaded", "diffusiond_build_info",
+        "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+    ]
+
+    def test_families_present(self):
+        self.server.generate({"prompt": "a", "steps": 2})
+        self.server.generate({"prompt": ""})
+        s = self.server.metrics()
+        for fam in self.FAMILIES:
+            with self.subTest(family=fam):
+                self.assertTrue(harness.has_family(s, fam), fam)
+        self.assertEqual(metric(s, "diffusiond_model_loaded", model=harness.TINY_NAME), 1)
+        self.assertGreater(metric(s, "process_resident_memory_bytes"), 1e6)
+        # Histograms: _count equals the +Inf bucket, buckets are cumulative.
+        for h in ["diffusiond_generation_duration_seconds", "diffusiond_queue_wait_seconds"]:
+            inf = metric(s, h + "_bucket", le="+Inf")
+            self.assertEqual(inf, metric(s, h + "_count"), h)
+            self.assertGreaterEqual(inf, 1, h)
+
+    def test_promtool(self):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool not found (Debian package prometheus; "
+                                       "scripts/packages.txt)")
+        self.server.generate({"prompt": "a", "steps": 2})
+        r = self.server.request("GET", "/metrics")
+        self.assertEqual(r.status, 200)
+        p = subprocess.run([promtool, "check", "metrics"], input=r.body,
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, (p.stdout + p.stderr).decode()[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
