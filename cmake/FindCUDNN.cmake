@@ -1,6 +1,7 @@
 # FindCUDNN — locate cuDNN (headers + libcudnn).
 #
-# Searched, in order: CUDNN_ROOT / $ENV{CUDNN_ROOT}; the CUDA toolkit
+# Searched, in order: CUDNN_ROOT / $ENV{CUDNN_ROOT}, $ENV{CUDNN_PATH}, $ENV{CUDNN_HOME};
+# the CUDA toolkit
 # (CUDAToolkit_INCLUDE_DIRS / CUDAToolkit_LIBRARY_DIR); the system; then the
 # nvidia-cudnn-cu* Python wheel (site-packages/nvidia/cudnn/{include,lib}), found
 # through `python3 -c "import nvidia.cudnn"`.  The wheel ships only libcudnn.so.9,
@@ -14,9 +15,11 @@ set(_cudnn_wheel_paths)
 if(CUDNN_ROOT)
   list(APPEND _cudnn_hints ${CUDNN_ROOT})
 endif()
-if(DEFINED ENV{CUDNN_ROOT})
-  list(APPEND _cudnn_hints $ENV{CUDNN_ROOT})
-endif()
+foreach(_cudnn_env CUDNN_ROOT CUDNN_PATH CUDNN_HOME)
+  if(DEFINED ENV{${_cudnn_env}})
+    list(APPEND _cudnn_hints $ENV{${_cudnn_env}})
+  endif()
+endforeach()
 find_program(_cudnn_python NAMES python3 python)
 if(_cudnn_python)
   execute_process(

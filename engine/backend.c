@@ -104,6 +104,16 @@ enum status backend_sync(struct backend *b, struct errbuf *err)
     return b->ops->sync(b, err);
 }
 
+bool backend_is_broken(const struct backend *b)
+{
+    return b && b->ops->broken && b->ops->broken(b);
+}
+
+enum dtype backend_weight_dtype(const struct backend *b)
+{
+    return b && b->ops->weight_dtype ? b->ops->weight_dtype(b) : DTYPE_F32;
+}
+
 /* --- ops ---------------------------------------------------------------------- */
 
 enum status backend_conv2d(const struct tensor *x, const struct tensor *w,

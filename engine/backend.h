@@ -64,6 +64,10 @@ struct backend_ops {
     enum status (*download)(struct backend *b, const struct tensor *src, float *dst,
                             struct errbuf *err);
     enum status (*sync)(struct backend *b, struct errbuf *err);
+    /* optional (NULL: never): the device failed for good (sticky CUDA error) */
+    bool (*broken)(const struct backend *b);
+    /* optional (NULL: DTYPE_F32): the dtype models store weights in on this backend */
+    enum dtype (*weight_dtype)(const struct backend *b);
 
     /* ops (arguments already validated by backend.c) */
     enum status (*conv2d)(struct backend *b, const struct tensor *x, const struct tensor *w,
@@ -128,6 +132,13 @@ enum status backend_upload(struct tensor *dst, const void *src, enum dtype src_d
 /* Copies src into numel(src) host floats. Synchronous. */
 enum status backend_download(const struct tensor *src, float *dst, struct errbuf *err);
 enum status backend_sync(struct backend *b, struct errbuf *err);
+/* True once b's device has failed for good (a sticky CUDA error): every later call
+ * fails with STATUS_DEVICE and only a new process recovers, so liveness must fail.
+ * Always false for the CPU backend. */
+bool backend_is_broken(const struct backend *b);
+/* The dtype models load weights (and size their workspaces) in on b: DTYPE_F32 for the
+ * CPU backend; the CUDA backend's is chosen at its creation (f32, f16 or bf16). */
+enum dtype backend_weight_dtype(const struct backend *b);
 
 /* --- ops ---------------------------------------------------------------------
  * Every tensor argument lives on the same backend (the one of the output). */

@@ -257,7 +257,7 @@ static enum status load_linear(const struct weights *w, const char *prefix, int6
 static enum status upload_new(struct backend *b, int ndim, const int64_t *shape,
                               const float *host, struct tensor *out, struct errbuf *err)
 {
-    *out = tensor_desc(DTYPE_F32, ndim, shape);
+    *out = tensor_desc(backend_weight_dtype(b), ndim, shape);
     enum status s = backend_alloc(b, out, err);
     if (s == STATUS_OK)
         s = backend_upload(out, host, DTYPE_F32, err);

@@ -1,0 +1,351 @@
+/* engine/cuda/cuda_backend.cu — creation, memory, dtype conversion, error mapping and
+ * the vtable of the CUDA backend; the ops live in the other .cu files here. */
+#include "engine/cuda/cuda_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Errors after which the CUDA context is unusable (cudaGetLastError cannot clear them). */
+static bool cuda_error_is_sticky(cudaError_t e)
+{
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorAssert:
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorUnknown:
+        return true;
+    default:
+        return false;
+    }
+}
+
+enum status cuda_check(struct cuda_backend *cb, cudaError_t e, const char *what,
+                       struct errbuf *err)
+{
+    if (e == cudaSuccess)
+        return STATUS_OK;
+    (void)cudaGetLastError(); /* clears a non-sticky error; a sticky one stays */
+    if (e == cudaErrorMemoryAllocation)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "cuda: %s: out of device memory", what);
+    if (cuda_error_is_sticky(e))
+        cb->broken = true;
+    return status_fail(err, STATUS_DEVICE, "cuda: %s: %s (%s)%s", what, cudaGetErrorString(e),
+                       cudaGetErrorName(e), cb->broken ? "; the device context is lost" : "");
+}
+
+enum status cuda_check_launch(struct cuda_backend *cb, const char *what, struct errbuf *err)
+{
+    return cuda_check(cb, cudaGetLastError(), what, err);
+}
+
+enum status cuda_usable(struct cuda_backend *cb, struct errbuf *err)
+{
+    if (cb->broken)
+        return status_fail(err, STATUS_DEVICE,
+                           "cuda: the device failed earlier (sticky error); restart the process");
+    /* the current device is per host thread; the worker may not be the creator */
+    return cuda_check(cb, cudaSetDevice(cb->device), "cudaSetDevice", err);
+}
+
+/* Grows *buf to at least `bytes` (stream-ordered; the old block is freed after the
+ * work queued before it). */
+static enum status grow(struct cuda_backend *cb, void **buf, size_t *cap, size_t bytes,
+                        const char *what, struct errbuf *err)
+{
+    if (bytes <= *cap)
+        return STATUS_OK;
+    size_t want = bytes + bytes / 4;
+    void *p = NULL;
+    TRY(cuda_check(cb, cudaMallocAsync(&p, want, cb->stream), what, err));
+    if (*buf)
+        (void)cudaFreeAsync(*buf, cb->stream);
+    *buf = p;
+    *cap = want;
+    return STATUS_OK;
+}
+
+enum status cuda_workspace_reserve(struct cuda_backend *cb, size_t bytes, struct errbuf *err)
+{
+    return grow(cb, &cb->workspace, &cb->workspace_bytes, bytes, "workspace", err);
+}
+
+enum status cuda_scratch_reserve(struct cuda_backend *cb, size_t bytes, struct errbuf *err)
+{
+    return grow(cb, &cb->scratch, &cb->scratch_bytes, bytes, "scratch", err);
+}
+
+/* --- dtype conversion ------------------------------------------------------------- */
+
+template <typename S, typename D>
+__global__ static void convert_kernel(const S *src, D *dst, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        cuda_st(dst + i, cuda_ld(src + i));
+}
+
+template <typename S>
+static void convert_from(const S *src, void *dst, enum dtype dst_dt, size_t n, cudaStream_t st)
+{
+    unsigned blocks = cuda_blocks(n, 256);
+    CUDA_DISPATCH(dst_dt, (convert_kernel<S, T><<<blocks, 256, 0, st>>>(src, (T *)dst, n)));
+}
+
+enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype src_dt, void *dst,
+                         enum dtype dst_dt, size_t n, struct errbuf *err)
+{
+    if (n == 0)
+        return STATUS_OK;
+    if (src_dt == dst_dt)
+        return cuda_check(cb,
+                          cudaMemcpyAsync(dst, src, n * dtype_size(src_dt),
+                                          cudaMemcpyDeviceToDevice, cb->stream),
+                          "convert (copy)", err);
+    CUDA_DISPATCH(src_dt, convert_from((const T *)src, dst, dst_dt, n, cb->stream));
+    return cuda_check_launch(cb, "convert", err);
+}
+
+/* --- vtable: memory ------------------------------------------------------------- */
+
+static void cuda_destroy(struct backend *b)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    (void)cudaSetDevice(cb->device);
+    if (!cb->broken)
+        (void)cudaStreamSynchronize(cb->stream);
+    cuda_conv_cache_destroy(cb->conv_cache);
+    cuda_gemm_cache_destroy(cb->gemm_cache);
+    if (cb->workspace)
+        (void)cudaFreeAsync(cb->workspace, cb->stream);
+    if (cb->scratch)
+        (void)cudaFreeAsync(cb->scratch, cb->stream);
+    if (cb->cudnn)
+        (void)cudnnDestroy(cb->cudnn);
+    if (cb->lt)
+        (void)cublasLtDestroy(cb->lt);
+    if (cb->stream) {
+        (void)cudaStreamSynchronize(cb->stream);
+        (void)cudaStreamDestroy(cb->stream);
+    }
+    (void)cudaGetLastError();
+    free(cb);
+}
+
+static enum status cuda_alloc(struct backend *b, struct tensor *t, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    size_t bytes = (tensor_nbytes(t) + 255) & ~(size_t)255;
+    void *p = NULL;
+    cudaError_t e = cudaMallocAsync(&p, bytes, cb->stream);
+    if (e != cudaSuccess) {
+        char d[64];
+        enum status s = cuda_check(cb, e, "alloc", err);
+        if (err)
+            status_wrap(err, "%s (%zu bytes)", tensor_describe(t, d, sizeof d), bytes);
+        return s;
+    }
+    t->data = p;
+    return STATUS_OK;
+}
+
+static void cuda_free(struct backend *b, struct tensor *t)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    if (!cb->broken && cudaSetDevice(cb->device) == cudaSuccess)
+        (void)cudaFreeAsync(t->data, cb->stream);
+    (void)cudaGetLastError();
+}
+
+static enum status cuda_upload(struct backend *b, struct tensor *dst, const void *src,
+                               enum dtype src_dtype, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    size_t n = (size_t)tensor_numel(dst);
+    size_t src_bytes = n * dtype_size(src_dtype);
+    if (src_dtype == dst->dtype)
+        return cuda_check(cb,
+                          cudaMemcpyAsync(dst->data, src, src_bytes, cudaMemcpyHostToDevice,
+                                          cb->stream),
+                          "upload", err);
+    void *tmp = NULL;
+    TRY(cuda_check(cb, cudaMallocAsync(&tmp, src_bytes, cb->stream), "upload staging", err));
+    enum status s = cuda_check(
+        cb, cudaMemcpyAsync(tmp, src, src_bytes, cudaMemcpyHostToDevice, cb->stream), "upload",
+        err);
+    if (s == STATUS_OK)
+        s = cuda_convert(cb, tmp, src_dtype, dst->data, dst->dtype, n, err);
+    (void)cudaFreeAsync(tmp, cb->stream);
+    return s;
+}
+
+static enum status cuda_download(struct backend *b, const struct tensor *src, float *dst,
+                                 struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    size_t n = (size_t)tensor_numel(src);
+    const void *from = src->data;
+    void *tmp = NULL;
+    if (src->dtype != DTYPE_F32) {
+        TRY(cuda_check(cb, cudaMallocAsync(&tmp, n * sizeof(float), cb->stream),
+                       "download staging", err));
+        enum status s = cuda_convert(cb, src->data, src->dtype, tmp, DTYPE_F32, n, err);
+        if (s != STATUS_OK) {
+            (void)cudaFreeAsync(tmp, cb->stream);
+            return s;
+        }
+        from = tmp;
+    }
+    enum status s = cuda_check(
+        cb, cudaMemcpyAsync(dst, from, n * sizeof(float), cudaMemcpyDeviceToHost, cb->stream),
+        "download", err);
+    if (tmp)
+        (void)cudaFreeAsync(tmp, cb->stream);
+    if (s == STATUS_OK)
+        s = cuda_check(cb, cudaStreamSynchronize(cb->stream), "download (sync)", err);
+    return s;
+}
+
+static enum status cuda_sync(struct backend *b, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    return cuda_check(cb, cudaStreamSynchronize(cb->stream), "sync", err);
+}
+
+static bool cuda_broken_op(const struct backend *b)
+{
+    return ((const struct cuda_backend *)b)->broken;
+}
+
+static enum dtype cuda_weight_dtype_op(const struct backend *b)
+{
+    return ((const struct cuda_backend *)b)->weight_dtype;
+}
+
+static const struct backend_ops cuda_ops = {
+    .name = "cuda",
+    .destroy = cuda_destroy,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .sync = cuda_sync,
+    .broken = cuda_broken_op,
+    .weight_dtype = cuda_weight_dtype_op,
+    .conv2d = cuda_conv2d,
+    .linear = cuda_linear,
+    .matmul = cuda_matmul,
+    .group_norm = cuda_group_norm,
+    .layer_norm = cuda_layer_norm,
+    .attention = cuda_attention,
+    .gelu = cuda_gelu,
+    .geglu = cuda_geglu,
+    .silu = cuda_silu,
+    .add = cuda_add,
+    .mul = cuda_mul,
+    .axpby = cuda_axpby,
+    .upsample_nearest = cuda_upsample_nearest,
+    .concat_channels = cuda_concat_channels,
+    .timestep_embedding = cuda_timestep_embedding,
+};
+
+/* --- creation ------------------------------------------------------------------- */
+
+extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->device = 0;
+    opt->allow_tf32 = true;
+    opt->weight_dtype = DTYPE_F32;
+}
+
+static enum status setup(struct cuda_backend *cb, struct errbuf *err)
+{
+    TRY(cuda_check(cb, cudaSetDevice(cb->device), "cudaSetDevice", err));
+    TRY(cuda_check(cb, cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
+                   "cudaStreamCreate", err));
+    TRY(cuda_check(cb, cudaDeviceGetDefaultMemPool(&cb->pool, cb->device), "memory pool", err));
+    uint64_t threshold = UINT64_MAX; /* keep freed blocks for reuse */
+    TRY(cuda_check(cb, cudaMemPoolSetAttribute(cb->pool, cudaMemPoolAttrReleaseThreshold, &threshold),
+                   "memory pool threshold", err));
+    cudnnStatus_t ds = cudnnCreate(&cb->cudnn);
+    if (ds != CUDNN_STATUS_SUCCESS) {
+        cb->cudnn = NULL;
+        return status_fail(err, STATUS_DEVICE, "cudnnCreate: %s", cudnnGetErrorString(ds));
+    }
+    ds = cudnnSetStream(cb->cudnn, cb->stream);
+    if (ds != CUDNN_STATUS_SUCCESS)
+        return status_fail(err, STATUS_DEVICE, "cudnnSetStream: %s", cudnnGetErrorString(ds));
+    cublasStatus_t ls = cublasLtCreate(&cb->lt);
+    if (ls != CUBLAS_STATUS_SUCCESS) {
+        cb->lt = NULL;
+        return status_fail(err, STATUS_DEVICE, "cublasLtCreate: status %d", (int)ls);
+    }
+    return cuda_workspace_reserve(cb, (size_t)32 << 20, err);
+}
+
+extern "C" enum status cuda_backend_create(const struct cuda_backend_options *opt,
+                                           struct backend **out, struct errbuf *err)
+{
+    *out = NULL;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n <= 0) {
+        (void)cudaGetLastError();
+        return status_fail(err, STATUS_NOT_FOUND, "cuda backend: no device (%s)",
+                           e != cudaSuccess ? cudaGetErrorName(e) : "none");
+    }
+    if ((unsigned)opt->weight_dtype >= DTYPE_COUNT_)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "cuda backend: unknown weight dtype");
+    if (opt->device < 0 || opt->device >= n)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "cuda backend: device %d out of range (%d device(s))", opt->device, n);
+    struct cuda_backend *cb = (struct cuda_backend *)calloc(1, sizeof *cb);
+    if (!cb)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "cuda backend: out of memory");
+    cb->base.ops = &cuda_ops;
+    cb->device = opt->device;
+    cb->allow_tf32 = opt->allow_tf32;
+    cb->cudnn_find = opt->cudnn_find;
+    cb->weight_dtype = opt->weight_dtype;
+    enum status s = setup(cb, err);
+    if (s != STATUS_OK) {
+        cuda_destroy(&cb->base);
+        return s;
+    }
+    *out = &cb->base;
+    return STATUS_OK;
+}
+
+extern "C" bool cuda_backend_broken(const struct backend *b)
+{
+    return ((const struct cuda_backend *)b)->broken;
+}
+
+extern "C" bool cuda_backend_is(const struct backend *b)
+{
+    return b && b->ops == &cuda_ops;
+}
+
+extern "C" size_t cuda_backend_pool_bytes(const struct backend *b)
+{
+    const struct cuda_backend *cb = (const struct cuda_backend *)b;
+    uint64_t v = 0;
+    if (cudaMemPoolGetAttribute(cb->pool, cudaMemPoolAttrReservedMemCurrent, &v) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return (size_t)v;
+}

@@ -1,0 +1,76 @@
+/* engine/cuda/cuda_backend.h — the CUDA backend: every op of engine/backend.h on one
+ * NVIDIA GPU, checked op by op against the CPU reference (tests/gpu/).
+ *
+ * Storage: tensors may be DTYPE_F32, DTYPE_F16 or DTYPE_BF16 (an op's tensors share
+ * one dtype, as backend.c validates); every op accumulates in f32.  f32 GEMMs and
+ * convolutions may use TF32 tensor cores (options.allow_tf32).  Upload and download
+ * convert dtypes on the device.
+ *   conv2d     cuDNN (NHWC activations, KRSC filters = the engine's {Cout,KH,KW,Cin}),
+ *              the algorithm chosen once per shape (heuristic, or timed with
+ *              options.cudnn_find) and cached; bias and residual in one fused
+ *              epilogue kernel.
+ *   linear     cuBLASLt, bias in the GEMM epilogue, residual as its C operand (β = 1);
+ *   matmul     cuBLASLt strided-batched; algorithms cached per shape and alignment.
+ *   attention  a flash-attention kernel of this backend (online softmax, no Nq×Nk
+ *              buffer): a tiled warp kernel for head dims ≤ 128 (40/64/80/128 and any
+ *              other), a block-per-row kernel for larger ones.
+ *   the rest   kernels of this backend (GroupNorm with SiLU fused, LayerNorm, GEGLU,
+ *              GELU/SiLU, broadcast add/mul, per-row axpby, upsample, concat,
+ *              timestep embedding).  Per-row scalars and timesteps travel as kernel
+ *              arguments (no host→device copy), so a sampler step keeps its latents on
+ *              the GPU and stays capturable in a CUDA graph.
+ * Memory comes from a stream-ordered pool (cudaMallocAsync on the backend's stream,
+ * release threshold unlimited, so a warm pool never returns to the driver).
+ *
+ * Errors: an allocation the device cannot satisfy → STATUS_OUT_OF_MEMORY for that
+ * call and the backend lives on.  A sticky CUDA error (illegal address, launch failure,
+ * …) → STATUS_DEVICE, and from then on cuda_backend_broken() / backend_is_broken() is
+ * true and every call fails with STATUS_DEVICE: the context is lost, only a new
+ * process recovers (the server's liveness probe reports it; the orchestrator restarts).
+ * A build without a driver or GPU: cuda_backend_create fails with STATUS_NOT_FOUND.
+ *
+ * Ops are asynchronous on the backend's one stream; download and sync wait for it.
+ * Ownership/thread-safety: as engine/backend.h (one thread issues a backend's ops).
+ */
+#ifndef DIFFUSIOND_ENGINE_CUDA_BACKEND_H
+#define DIFFUSIOND_ENGINE_CUDA_BACKEND_H
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "engine/backend.h"
+
+struct cuda_backend_options {
+    int device;              /* CUDA device index */
+    bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */
+    bool cudnn_find;         /* per conv shape, time cuDNN's algorithms on first use
+                                (slower first call) instead of its heuristic choice */
+    enum dtype weight_dtype; /* what backend_weight_dtype reports: models load their
+                                weights, and size workspaces, in it (f32, f16, bf16) */
+};
+
+/* device 0, TF32 allowed, heuristic conv algorithms, f32 weights. */
+void cuda_backend_options_default(struct cuda_backend_options *opt);
+
+/* No driver/GPU or device out of range → STATUS_NOT_FOUND / STATUS_INVALID_ARGUMENT;
+ * a cuDNN/cuBLASLt handle that cannot be made → STATUS_DEVICE. */
+enum status cuda_backend_create(const struct cuda_backend_options *opt, struct backend **out,
+                                struct errbuf *err);
+
+/* True once a sticky device error was seen (see above).  b must be a CUDA backend. */
+bool cuda_backend_broken(const struct backend *b);
+
+/* True when b is a CUDA backend. */
+bool cuda_backend_is(const struct backend *b);
+
+/* Bytes the backend's memory pool holds now (in use and cached). */
+size_t cuda_backend_pool_bytes(const struct backend *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,366 @@
+/* engine/cuda/cuda_elementwise.cu — activations, GEGLU, broadcast add/mul, per-row
+ * axpby, nearest upsample, channel concat, timestep embedding and the conv epilogue.
+ *
+ * Every kernel reads T (f32/f16/bf16), computes in f32 and writes T; grid-stride loops
+ * over the output.  Host scalars (axpby's per-row α/β, timesteps) are passed by value
+ * in chunks, so no host→device copy is queued and the ops can be graph-captured. */
+#include <math.h>
+
+#include "engine/cuda/cuda_internal.h"
+
+#define EW_THREADS 256
+
+#define GRID_LOOP(i, n)                                                                  \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);              \
+         i += (size_t)gridDim.x * blockDim.x)
+
+/* --- activations ------------------------------------------------------------------- */
+
+enum ew_act { EW_GELU_ERF = 0, EW_GELU_TANH, EW_GELU_QUICK, EW_SILU };
+
+__device__ __forceinline__ float ew_gelu_erf(float x)
+{
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+template <int ACT>
+__device__ __forceinline__ float ew_apply(float x)
+{
+    if (ACT == EW_GELU_ERF)
+        return ew_gelu_erf(x);
+    if (ACT == EW_GELU_TANH) /* ½x(1 + tanh(u)) = x·σ(2u), u = √(2/π)(x + 0.044715x³) */
+        return x / (1.0f + expf(-1.5957691216057308f * (x + 0.044715f * x * x * x)));
+    if (ACT == EW_GELU_QUICK)
+        return x / (1.0f + expf(-1.702f * x));
+    return x / (1.0f + expf(-x)); /* SiLU */
+}
+
+template <typename T, int ACT>
+__global__ static void act_kernel(const T *x, T *y, size_t n)
+{
+    GRID_LOOP(i, n) cuda_st(y + i, ew_apply<ACT>(cuda_ld(x + i)));
+}
+
+template <typename T>
+static void act_launch(const void *x, void *y, size_t n, int act, cudaStream_t st)
+{
+    unsigned g = cuda_blocks(n, EW_THREADS);
+    const T *xs = (const T *)x;
+    T *ys = (T *)y;
+    switch (act) {
+    case EW_GELU_ERF: act_kernel<T, EW_GELU_ERF><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
+    case EW_GELU_TANH: act_kernel<T, EW_GELU_TANH><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
+    case EW_GELU_QUICK: act_kernel<T, EW_GELU_QUICK><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
+    default: act_kernel<T, EW_SILU><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
+    }
+}
+
+static enum status activation(struct backend *b, const struct tensor *x, int act,
+                              struct tensor *y, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    size_t n = (size_t)tensor_numel(x);
+    CUDA_DISPATCH(y->dtype, act_launch<T>(x->data, y->data, n, act, cb->stream));
+    return cuda_check_launch(cb, "activation", err);
+}
+
+enum status cuda_gelu(struct backend *b, const struct tensor *x, enum gelu_kind kind,
+                      struct tensor *y, struct errbuf *err)
+{
+    int act = kind == GELU_TANH ? EW_GELU_TANH : kind == GELU_QUICK ? EW_GELU_QUICK : EW_GELU_ERF;
+    return activation(b, x, act, y, err);
+}
+
+enum status cuda_silu(struct backend *b, const struct tensor *x, struct tensor *y,
+                      struct errbuf *err)
+{
+    return activation(b, x, EW_SILU, y, err);
+}
+
+/* y{rows,C} = x[:, :C] · gelu_erf(x[:, C:]) for x{rows,2C}. */
+template <typename T>
+__global__ static void geglu_kernel(const T *x, T *y, size_t rows, size_t c)
+{
+    GRID_LOOP(i, rows * c) {
+        size_t r = i / c, ch = i - r * c;
+        const T *h = x + r * 2 * c;
+        cuda_st(y + i, cuda_ld(h + ch) * ew_gelu_erf(cuda_ld(h + c + ch)));
+    }
+}
+
+enum status cuda_geglu(struct backend *b, const struct tensor *x, struct tensor *y,
+                       struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    size_t rows = (size_t)tensor_rows(y), c = (size_t)tensor_last_dim(y);
+    unsigned g = cuda_blocks(rows * c, EW_THREADS);
+    CUDA_DISPATCH(y->dtype, (geglu_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+                                (const T *)x->data, (T *)y->data, rows, c)));
+    return cuda_check_launch(cb, "geglu", err);
+}
+
+/* --- broadcast add / mul ------------------------------------------------------------ */
+
+/* a's shape (padded to 4 dims at the front) and bt's strides (0 on broadcast dims). */
+struct ew_bcast {
+    int64_t shape[4];
+    int64_t bstride[4];
+};
+
+template <typename T, bool MUL, bool SAME>
+__global__ static void bcast_kernel(const T *a, const T *bt, T *y, size_t n, struct ew_bcast j)
+{
+    GRID_LOOP(i, n) {
+        size_t bi = i;
+        if (!SAME) {
+            size_t rest = i;
+            bi = 0;
+            for (int d = 3; d >= 0; d--) {
+                size_t dim = (size_t)j.shape[d];
+                size_t coord = rest % dim;
+                rest /= dim;
+                bi += coord * (size_t)j.bstride[d];
+            }
+        }
+        float av = cuda_ld(a + i), bv = cuda_ld(bt + bi);
+        cuda_st(y + i, MUL ? av * bv : av + bv);
+    }
+}
+
+template <typename T, bool MUL>
+static void bcast_launch(const struct tensor *a, const struct tensor *bt, struct tensor *y,
+                         cudaStream_t st)
+{
+    size_t n = (size_t)tensor_numel(a);
+    unsigned g = cuda_blocks(n, EW_THREADS);
+    struct ew_bcast j;
+    int pad = 4 - a->ndim;
+    int64_t stride = 1;
+    for (int d = 3; d >= 0; d--) {
+        int src = d - pad;
+        j.shape[d] = src >= 0 ? a->shape[src] : 1;
+        int64_t bdim = src >= 0 ? bt->shape[src] : 1;
+        j.bstride[d] = bdim == 1 ? 0 : stride;
+        stride *= bdim;
+    }
+    const T *ap = (const T *)a->data, *bp = (const T *)bt->data;
+    T *yp = (T *)y->data;
+    if (tensor_numel(bt) == tensor_numel(a))
+        bcast_kernel<T, MUL, true><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, n, j);
+    else
+        bcast_kernel<T, MUL, false><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, n, j);
+}
+
+enum status cuda_add(struct backend *b, const struct tensor *a, const struct tensor *bt,
+                     struct tensor *y, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    CUDA_DISPATCH(y->dtype, (bcast_launch<T, false>(a, bt, y, cb->stream)));
+    return cuda_check_launch(cb, "add", err);
+}
+
+enum status cuda_mul(struct backend *b, const struct tensor *a, const struct tensor *bt,
+                     struct tensor *y, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    CUDA_DISPATCH(y->dtype, (bcast_launch<T, true>(a, bt, y, cb->stream)));
+    return cuda_check_launch(cb, "mul", err);
+}
+
+/* --- axpby: out[n] = α[n]·x[n] + β[n]·yin[n] --------------------------------------- */
+
+#define AXPBY_CHUNK 128
+
+struct ew_rows {
+    float alpha[AXPBY_CHUNK];
+    float beta[AXPBY_CHUNK];
+};
+
+/* Rows [0, rows) of this chunk, each row_len elements; pointers already at its start. */
+template <typename T>
+__global__ static void axpby_kernel(const T *x, const T *yin, T *out, size_t row_len,
+                                    size_t rows, struct ew_rows s)
+{
+    GRID_LOOP(i, rows * row_len) {
+        size_t r = i / row_len;
+        cuda_st(out + i, s.alpha[r] * cuda_ld(x + i) + s.beta[r] * cuda_ld(yin + i));
+    }
+}
+
+template <typename T>
+static void axpby_launch(const struct tensor *x, const struct tensor *yin, const float *alpha,
+                         const float *beta, struct tensor *out, cudaStream_t st)
+{
+    size_t rows = (size_t)x->shape[0], row_len = (size_t)tensor_numel(x) / rows;
+    for (size_t r0 = 0; r0 < rows; r0 += AXPBY_CHUNK) {
+        size_t nr = rows - r0 < AXPBY_CHUNK ? rows - r0 : AXPBY_CHUNK;
+        struct ew_rows s;
+        for (size_t r = 0; r < nr; r++) {
+            s.alpha[r] = alpha[r0 + r];
+            s.beta[r] = beta[r0 + r];
+        }
+        for (size_t r = nr; r < AXPBY_CHUNK; r++)
+            s.alpha[r] = s.beta[r] = 0.0f;
+        size_t off = r0 * row_len;
+        axpby_kernel<T><<<cuda_blocks(nr * row_len, EW_THREADS), EW_THREADS, 0, st>>>(
+            (const T *)x->data + off, (const T *)yin->data + off, (T *)out->data + off, row_len,
+            nr, s);
+    }
+}
+
+enum status cuda_axpby(struct backend *b, const struct tensor *x, const struct tensor *yin,
+                       const float *alpha, const float *beta, struct tensor *out,
+                       struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    CUDA_DISPATCH(out->dtype, axpby_launch<T>(x, yin, alpha, beta, out, cb->stream));
+    return cuda_check_launch(cb, "axpby", err);
+}
+
+/* --- upsample_nearest, concat -------------------------------------------------------- */
+
+/* PyTorch's nearest source index (as the CPU backend's ew_nearest_src). */
+__device__ __forceinline__ int64_t ew_nearest_src(int64_t dst, int64_t in, int64_t out)
+{
+    if (out == in)
+        return dst;
+    if (out == 2 * in)
+        return dst >> 1;
+    float scale = (float)in / (float)out;
+    int64_t src = (int64_t)floorf((float)dst * scale);
+    return src < in - 1 ? src : in - 1;
+}
+
+template <typename T>
+__global__ static void upsample_kernel(const T *x, T *y, int64_t n, int64_t h, int64_t w,
+                                       int64_t ho, int64_t wo, int64_t c)
+{
+    GRID_LOOP(i, (size_t)(n * ho * wo * c)) {
+        int64_t ch = (int64_t)i % c, rest = (int64_t)i / c;
+        int64_t ox = rest % wo;
+        rest /= wo;
+        int64_t oy = rest % ho, nn = rest / ho;
+        int64_t sy = ew_nearest_src(oy, h, ho), sx = ew_nearest_src(ox, w, wo);
+        y[i] = x[((nn * h + sy) * w + sx) * c + ch];
+    }
+}
+
+enum status cuda_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
+                                  struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    unsigned g = cuda_blocks((size_t)tensor_numel(y), EW_THREADS);
+    CUDA_DISPATCH(y->dtype, (upsample_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+                                (const T *)x->data, (T *)y->data, x->shape[0], x->shape[1],
+                                x->shape[2], y->shape[1], y->shape[2], x->shape[3])));
+    return cuda_check_launch(cb, "upsample_nearest", err);
+}
+
+template <typename T>
+__global__ static void concat_kernel(const T *a, const T *bt, T *y, size_t rows, size_t ca,
+                                     size_t cb)
+{
+    size_t c = ca + cb;
+    GRID_LOOP(i, rows * c) {
+        size_t r = i / c, ch = i - r * c;
+        y[i] = ch < ca ? a[r * ca + ch] : bt[r * cb + (ch - ca)];
+    }
+}
+
+enum status cuda_concat_channels(struct backend *b, const struct tensor *a,
+                                 const struct tensor *bt, struct tensor *y, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    size_t rows = (size_t)tensor_rows(y);
+    size_t ca = (size_t)tensor_last_dim(a), cbn = (size_t)tensor_last_dim(bt);
+    unsigned g = cuda_blocks(rows * (ca + cbn), EW_THREADS);
+    CUDA_DISPATCH(y->dtype, (concat_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+                                (const T *)a->data, (const T *)bt->data, (T *)y->data, rows, ca,
+                                cbn)));
+    return cuda_check_launch(cb, "concat_channels", err);
+}
+
+/* --- timestep embedding ------------------------------------------------------------- */
+
+#define TS_CHUNK 256
+
+struct ew_times {
+    float t[TS_CHUNK];
+};
+
+/* rows of this chunk, y at its first row; as the CPU backend's formula. */
+template <typename T>
+__global__ static void timestep_kernel(T *y, size_t rows, int64_t half, float neg_log,
+                                       float denom, bool flip, struct ew_times ts)
+{
+    GRID_LOOP(i, rows * (size_t)half) {
+        size_t r = i / (size_t)half;
+        int64_t k = (int64_t)(i - r * (size_t)half);
+        float exponent = neg_log * (float)k / denom;
+        float arg = ts.t[r] * expf(exponent);
+        T *row = y + r * (size_t)(2 * half);
+        T *sin_part = flip ? row + half : row, *cos_part = flip ? row : row + half;
+        cuda_st(sin_part + k, sinf(arg));
+        cuda_st(cos_part + k, cosf(arg));
+    }
+}
+
+enum status cuda_timestep_embedding(struct backend *b, const float *timesteps,
+                                    const struct timestep_embedding_params *p, struct tensor *y,
+                                    struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    const int64_t half = p->dim / 2;
+    const size_t n = (size_t)y->shape[0];
+    const float neg_log = (float)-log((double)p->max_period);
+    const float denom = (float)half - p->downscale_freq_shift;
+    for (size_t r0 = 0; r0 < n; r0 += TS_CHUNK) {
+        size_t nr = n - r0 < TS_CHUNK ? n - r0 : TS_CHUNK;
+        struct ew_times ts;
+        for (size_t r = 0; r < TS_CHUNK; r++)
+            ts.t[r] = r < nr ? timesteps[r0 + r] : 0.0f;
+        unsigned g = cuda_blocks(nr * (size_t)half, EW_THREADS);
+        CUDA_DISPATCH(y->dtype, (timestep_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+                                    (T *)y->data + r0 * (size_t)p->dim, nr, half, neg_log, denom,
+                                    p->flip_sin_to_cos, ts)));
+    }
+    return cuda_check_launch(cb, "timestep_embedding", err);
+}
+
+/* --- conv epilogue: y += bias + residual ---------------------------------------------- */
+
+template <typename T>
+__global__ static void bias_residual_kernel(T *y, const T *bias, const T *res, size_t n,
+                                            size_t c)
+{
+    GRID_LOOP(i, n) {
+        float v = cuda_ld(y + i);
+        if (bias)
+            v += cuda_ld(bias + i % c);
+        if (res)
+            v += cuda_ld(res + i);
+        cuda_st(y + i, v);
+    }
+}
+
+enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bias,
+                               const struct tensor *residual, struct tensor *y,
+                               struct errbuf *err)
+{
+    if (!bias && !residual)
+        return STATUS_OK;
+    size_t n = (size_t)tensor_numel(y), c = (size_t)tensor_last_dim(y);
+    unsigned g = cuda_blocks(n, EW_THREADS);
+    CUDA_DISPATCH(y->dtype, (bias_residual_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+                                (T *)y->data, bias ? (const T *)bias->data : (const T *)NULL,
+                                residual ? (const T *)residual->data : (const T *)NULL, n, c)));
+    return cuda_check_launch(cb, "conv epilogue", err);
+}

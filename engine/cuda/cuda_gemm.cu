@@ -1,0 +1,272 @@
+/* engine/cuda/cuda_gemm.cu — linear and matmul through cuBLASLt.
+ *
+ * Row-major products are computed as their column-major transposes:
+ *   linear  y{rows,out} = x·wᵀ + bias + residual  ⇔  Yᶜ{out,rows} = op(W)·Xᶜ with
+ *           A = w (stored in×out column-major, transposed), B = x (in×rows), bias in
+ *           the epilogue (CUBLASLT_EPILOGUE_BIAS: one value per output feature, i.e.
+ *           per row of Yᶜ), residual as C with β = 1;
+ *   matmul  y{B,M,N} = α·a·bm  ⇔  Yᶜ{N,M} = op(bm)·aᶜ, strided-batched.
+ * f16/bf16 operands with f32 compute and scale; f32 with TF32 tensor cores when
+ * allowed.  Descriptors and the heuristic's first algorithm are cached per (shape,
+ * dtype, transposition, batch, epilogue, residual, operand alignments).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cuda/cuda_internal.h"
+
+#define GEMM_CACHE_MAX 1024
+
+struct gemm_key {
+    int64_t m, n, k, batch;
+    int64_t stride_a, stride_b, stride_d;
+    enum dtype dtype;
+    bool trans_a, bias, residual;
+    unsigned align; /* smallest alignment of the operands' addresses, bytes (≤ 256) */
+};
+
+struct gemm_entry {
+    struct gemm_key key;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+};
+
+struct cuda_gemm_cache {
+    struct gemm_entry e[GEMM_CACHE_MAX];
+    int n;
+};
+
+static void entry_release(struct gemm_entry *e)
+{
+    if (e->op)
+        (void)cublasLtMatmulDescDestroy(e->op);
+    if (e->la)
+        (void)cublasLtMatrixLayoutDestroy(e->la);
+    if (e->lb)
+        (void)cublasLtMatrixLayoutDestroy(e->lb);
+    if (e->lc)
+        (void)cublasLtMatrixLayoutDestroy(e->lc);
+    memset(e, 0, sizeof *e);
+}
+
+void cuda_gemm_cache_destroy(struct cuda_gemm_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        entry_release(&c->e[i]);
+    free(c);
+}
+
+static enum status lt_fail(cublasStatus_t s, const char *what, struct errbuf *err)
+{
+    enum status code = s == CUBLAS_STATUS_ALLOC_FAILED  ? STATUS_OUT_OF_MEMORY
+                       : s == CUBLAS_STATUS_NOT_SUPPORTED ? STATUS_UNSUPPORTED
+                                                          : STATUS_DEVICE;
+    return status_fail(err, code, "cublasLt: %s: status %d", what, (int)s);
+}
+
+#define LT_TRY(call, what)                                                               \
+    do {                                                                                 \
+        cublasStatus_t lt_s_ = (call);                                                   \
+        if (lt_s_ != CUBLAS_STATUS_SUCCESS)                                              \
+            return lt_fail(lt_s_, what, err);                                            \
+    } while (0)
+
+static cudaDataType_t lt_type(enum dtype dt)
+{
+    return dt == DTYPE_F16 ? CUDA_R_16F : dt == DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+static unsigned align_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    unsigned al = 256;
+    while (al > 1 && (a & (al - 1)))
+        al >>= 1;
+    return al;
+}
+
+static enum status layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows,
+                          int64_t cols, int64_t ld, int64_t batch, int64_t stride,
+                          struct errbuf *err)
+{
+    LT_TRY(cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, ld), "layout");
+    if (batch > 1) {
+        int32_t bc = (int32_t)batch;
+        LT_TRY(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc,
+                                                sizeof bc),
+               "batch count");
+        LT_TRY(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                &stride, sizeof stride),
+               "batch stride");
+    }
+    return STATUS_OK;
+}
+
+static enum status describe(struct cuda_backend *cb, const struct gemm_key *k,
+                            struct gemm_entry *e, struct errbuf *err)
+{
+    const cudaDataType_t t = lt_type(k->dtype);
+    cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+    if (k->dtype == DTYPE_F32 && cb->allow_tf32)
+        compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+    LT_TRY(cublasLtMatmulDescCreate(&e->op, compute, CUDA_R_32F), "matmul descriptor");
+    cublasOperation_t ta = k->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    LT_TRY(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+           "transa");
+    LT_TRY(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+           "transb");
+    if (k->bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        LT_TRY(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                              sizeof epi),
+               "epilogue");
+        cudaDataType_t bt = t;
+        LT_TRY(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
+                                              sizeof bt),
+               "bias type");
+    }
+    /* A: k×m stored when transposed, else m×k; B: k×n; C/D: m×n. */
+    if (k->trans_a)
+        TRY(layout(&e->la, t, k->k, k->m, k->k, k->batch, k->stride_a, err));
+    else
+        TRY(layout(&e->la, t, k->m, k->k, k->m, k->batch, k->stride_a, err));
+    TRY(layout(&e->lb, t, k->k, k->n, k->k, k->batch, k->stride_b, err));
+    TRY(layout(&e->lc, t, k->m, k->n, k->m, k->batch, k->stride_d, err));
+
+    cublasLtMatmulPreference_t pref;
+    LT_TRY(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    uint64_t ws = cb->workspace_bytes;
+    uint32_t al = k->align;
+    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    const cublasLtMatmulPreferenceAttributes_t aligns[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (size_t i = 0; s == CUBLAS_STATUS_SUCCESS && i < sizeof aligns / sizeof aligns[0]; i++)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &al, sizeof al);
+    cublasLtMatmulHeuristicResult_t res;
+    memset(&res, 0, sizeof res);
+    int got = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(cb->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 1,
+                                           &res, &got);
+    (void)cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lt_fail(s, "algorithm heuristic", err);
+    if (got < 1)
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "cublasLt: no algorithm for %lldx%lldx%lld (batch %lld)",
+                           (long long)k->m, (long long)k->n, (long long)k->k,
+                           (long long)k->batch);
+    e->algo = res.algo;
+    return STATUS_OK;
+}
+
+static bool key_eq(const struct gemm_key *a, const struct gemm_key *b)
+{
+    return a->m == b->m && a->n == b->n && a->k == b->k && a->batch == b->batch &&
+           a->stride_a == b->stride_a && a->stride_b == b->stride_b &&
+           a->stride_d == b->stride_d && a->dtype == b->dtype && a->trans_a == b->trans_a &&
+           a->bias == b->bias && a->residual == b->residual && a->align == b->align;
+}
+
+static enum status lookup(struct cuda_backend *cb, const struct gemm_key *k,
+                          struct gemm_entry *tmp, struct gemm_entry **out, struct errbuf *err)
+{
+    if (!cb->gemm_cache) {
+        cb->gemm_cache = (struct cuda_gemm_cache *)calloc(1, sizeof *cb->gemm_cache);
+        if (!cb->gemm_cache)
+            return status_fail(err, STATUS_OUT_OF_MEMORY, "gemm cache: out of memory");
+    }
+    struct cuda_gemm_cache *c = cb->gemm_cache;
+    for (int i = 0; i < c->n; i++)
+        if (key_eq(&c->e[i].key, k)) {
+            *out = &c->e[i];
+            return STATUS_OK;
+        }
+    struct gemm_entry *e = c->n < GEMM_CACHE_MAX ? &c->e[c->n] : tmp;
+    memset(e, 0, sizeof *e);
+    e->key = *k;
+    enum status s = describe(cb, k, e, err);
+    if (s != STATUS_OK) {
+        entry_release(e);
+        return s;
+    }
+    if (e != tmp)
+        c->n++;
+    *out = e;
+    return STATUS_OK;
+}
+
+/* D = alpha·op(A)·B (+ bias) (+ C with β = 1); see the file comment for the roles. */
+static enum status gemm(struct cuda_backend *cb, struct gemm_key *k, const void *a,
+                        const void *bmat, const void *c, const void *bias, void *d, float alpha,
+                        struct errbuf *err)
+{
+    TRY(cuda_usable(cb, err));
+    unsigned al = align_of(a);
+    unsigned al_b = align_of(bmat), al_d = align_of(d), al_c = c ? align_of(c) : 256;
+    al = al < al_b ? al : al_b;
+    al = al < al_d ? al : al_d;
+    al = al < al_c ? al : al_c;
+    k->align = al;
+    struct gemm_entry tmp, *e = NULL;
+    memset(&tmp, 0, sizeof tmp);
+    TRY(lookup(cb, k, &tmp, &e, err));
+    enum status s = STATUS_OK;
+    if (bias) {
+        cublasStatus_t ls = cublasLtMatmulDescSetAttribute(
+            e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+        if (ls != CUBLAS_STATUS_SUCCESS)
+            s = lt_fail(ls, "bias pointer", err);
+    }
+    if (s == STATUS_OK) {
+        const float beta = c ? 1.0f : 0.0f;
+        cublasStatus_t ls = cublasLtMatmul(cb->lt, e->op, &alpha, a, e->la, bmat, e->lb, &beta,
+                                           c ? c : d, e->lc, d, e->lc, &e->algo, cb->workspace,
+                                           cb->workspace_bytes, cb->stream);
+        if (ls != CUBLAS_STATUS_SUCCESS)
+            s = lt_fail(ls, "matmul", err);
+    }
+    if (e == &tmp)
+        entry_release(&tmp);
+    return s == STATUS_OK ? cuda_check_launch(cb, "gemm", err) : s;
+}
+
+enum status cuda_linear(struct backend *b, const struct tensor *x, const struct tensor *w,
+                        const struct tensor *bias, const struct tensor *residual,
+                        struct tensor *y, struct errbuf *err)
+{
+    struct gemm_key k;
+    memset(&k, 0, sizeof k);
+    k.m = w->shape[0];       /* out */
+    k.n = tensor_rows(x);    /* rows */
+    k.k = w->shape[1];       /* in */
+    k.batch = 1;
+    k.dtype = y->dtype;
+    k.trans_a = true;
+    k.bias = bias != NULL;
+    k.residual = residual != NULL;
+    return gemm(cuda_of(b), &k, w->data, x->data, residual ? residual->data : NULL,
+                bias ? bias->data : NULL, y->data, 1.0f, err);
+}
+
+enum status cuda_matmul(struct backend *b, const struct tensor *a, const struct tensor *bm,
+                        bool trans_b, float alpha, struct tensor *y, struct errbuf *err)
+{
+    struct gemm_key k;
+    memset(&k, 0, sizeof k);
+    k.batch = a->shape[0];
+    k.m = y->shape[2];       /* N */
+    k.n = a->shape[1];       /* M */
+    k.k = a->shape[2];       /* K */
+    k.stride_a = k.m * k.k;  /* bm: K·N per batch */
+    k.stride_b = k.n * k.k;  /* a: M·K */
+    k.stride_d = k.m * k.n;  /* y: M·N */
+    k.dtype = y->dtype;
+    k.trans_a = trans_b;
+    return gemm(cuda_of(b), &k, bm->data, a->data, NULL, NULL, y->data, alpha, err);
+}

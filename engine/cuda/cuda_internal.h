@@ -1,0 +1,142 @@
+/* engine/cuda/cuda_internal.h — shared by the CUDA backend's .cu files; not public.
+ *
+ * struct cuda_backend, the error mapping (cuda_check: OOM vs sticky), typed element
+ * access for f32/f16/bf16 kernels, the dtype dispatch macro, and the vtable entries
+ * each op file implements.  C++ (CUDA) only.
+ */
+#ifndef DIFFUSIOND_ENGINE_CUDA_INTERNAL_H
+#define DIFFUSIOND_ENGINE_CUDA_INTERNAL_H
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "engine/cuda/cuda_backend.h"
+
+struct cuda_conv_cache;
+struct cuda_gemm_cache;
+
+struct cuda_backend {
+    struct backend base; /* first member */
+    int device;
+    bool allow_tf32;
+    bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
+    enum dtype weight_dtype;
+    bool broken;         /* a sticky error was seen: everything fails from now on */
+    cudaStream_t stream;
+    cudaMemPool_t pool;
+    cudnnHandle_t cudnn;
+    cublasLtHandle_t lt;
+    void *workspace;     /* cuDNN/cuBLASLt workspace, grown on demand (never in capture) */
+    size_t workspace_bytes;
+    void *scratch;       /* small per-op device scratch (GroupNorm statistics, ...) */
+    size_t scratch_bytes;
+    struct cuda_conv_cache *conv_cache;
+    struct cuda_gemm_cache *gemm_cache;
+};
+
+static inline struct cuda_backend *cuda_of(struct backend *b)
+{
+    return (struct cuda_backend *)b;
+}
+
+/* Maps a CUDA error to a status: allocation failure → OUT_OF_MEMORY (cleared, the
+ * backend lives on); a sticky error → DEVICE and cb->broken; anything else → DEVICE.
+ * cudaSuccess → OK. */
+enum status cuda_check(struct cuda_backend *cb, cudaError_t e, const char *what,
+                       struct errbuf *err);
+
+/* cudaGetLastError after kernel launches, through cuda_check. */
+enum status cuda_check_launch(struct cuda_backend *cb, const char *what, struct errbuf *err);
+
+/* STATUS_DEVICE when the backend is already broken; else makes its device current. */
+enum status cuda_usable(struct cuda_backend *cb, struct errbuf *err);
+
+/* Ensures cb->workspace holds at least `bytes`; cb->scratch likewise. */
+enum status cuda_workspace_reserve(struct cuda_backend *cb, size_t bytes, struct errbuf *err);
+enum status cuda_scratch_reserve(struct cuda_backend *cb, size_t bytes, struct errbuf *err);
+
+/* Caches (cuda_conv.cu, cuda_gemm.cu); destroy accepts NULL. */
+void cuda_conv_cache_destroy(struct cuda_conv_cache *c);
+void cuda_gemm_cache_destroy(struct cuda_gemm_cache *c);
+
+/* Blocks of `threads` covering n items, capped (kernels use grid-stride loops). */
+static inline unsigned cuda_blocks(size_t n, unsigned threads)
+{
+    size_t b = (n + threads - 1) / threads;
+    if (b < 1)
+        b = 1;
+    return b > 65535u * 8u ? 65535u * 8u : (unsigned)b;
+}
+
+/* --- typed element access (f32 accumulation) ------------------------------------ */
+
+__device__ __forceinline__ float cuda_ld(const float *p) { return *p; }
+__device__ __forceinline__ float cuda_ld(const __half *p) { return __half2float(*p); }
+__device__ __forceinline__ float cuda_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void cuda_st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void cuda_st(__half *p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void cuda_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+/* Runs BODY with `T` bound to the element type of dtype DT. */
+#define CUDA_DISPATCH(DT, BODY)                                                           \
+    do {                                                                                  \
+        switch (DT) {                                                                     \
+        case DTYPE_F32: { typedef float T; BODY; } break;                                 \
+        case DTYPE_F16: { typedef __half T; BODY; } break;                                \
+        case DTYPE_BF16: { typedef __nv_bfloat16 T; BODY; } break;                        \
+        default: break;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+/* --- ops (arguments validated by engine/backend.c) ------------------------------- */
+
+enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype src_dt, void *dst,
+                         enum dtype dst_dt, size_t n, struct errbuf *err);
+
+enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct tensor *w,
+                        const struct tensor *bias, const struct tensor *residual,
+                        const struct conv2d_params *p, struct tensor *y, struct errbuf *err);
+enum status cuda_linear(struct backend *b, const struct tensor *x, const struct tensor *w,
+                        const struct tensor *bias, const struct tensor *residual,
+                        struct tensor *y, struct errbuf *err);
+enum status cuda_matmul(struct backend *b, const struct tensor *a, const struct tensor *bm,
+                        bool trans_b, float alpha, struct tensor *y, struct errbuf *err);
+enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
+                            const struct tensor *beta, const struct group_norm_params *p,
+                            struct tensor *y, struct errbuf *err);
+enum status cuda_layer_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
+                            const struct tensor *beta, float eps, struct tensor *y,
+                            struct errbuf *err);
+enum status cuda_attention(struct backend *b, const struct tensor *q, const struct tensor *k,
+                           const struct tensor *v, const struct attention_params *p,
+                           struct tensor *y, struct errbuf *err);
+enum status cuda_gelu(struct backend *b, const struct tensor *x, enum gelu_kind kind,
+                      struct tensor *y, struct errbuf *err);
+enum status cuda_geglu(struct backend *b, const struct tensor *x, struct tensor *y,
+                       struct errbuf *err);
+enum status cuda_silu(struct backend *b, const struct tensor *x, struct tensor *y,
+                      struct errbuf *err);
+enum status cuda_add(struct backend *b, const struct tensor *a, const struct tensor *bt,
+                     struct tensor *y, struct errbuf *err);
+enum status cuda_mul(struct backend *b, const struct tensor *a, const struct tensor *bt,
+                     struct tensor *y, struct errbuf *err);
+enum status cuda_axpby(struct backend *b, const struct tensor *x, const struct tensor *yin,
+                       const float *alpha, const float *beta, struct tensor *out,
+                       struct errbuf *err);
+enum status cuda_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
+                                  struct errbuf *err);
+enum status cuda_concat_channels(struct backend *b, const struct tensor *a,
+                                 const struct tensor *bt, struct tensor *y, struct errbuf *err);
+enum status cuda_timestep_embedding(struct backend *b, const float *timesteps,
+                                    const struct timestep_embedding_params *p, struct tensor *y,
+                                    struct errbuf *err);
+/* y{rows,C} += bias{C} (may be NULL) + residual{rows,C} (may be NULL): the conv
+ * epilogue. */
+enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bias,
+                               const struct tensor *residual, struct tensor *y,
+                               struct errbuf *err);
+
+#endif
