@@ -1,0 +1,402 @@
+/* tests/gpu/bench_gpu.c — the GPU benchmark of the CUDA backend on a full-size
+ * checkpoint (tools/make_random_sd15.py writes an SD1.5-shaped random-weight one).
+ *
+ *   unet_step   one U-Net call, batch 2 (the CFG pair), latent size/8, 77 tokens, t=999;
+ *   vae_decode  one VAE decode of one latent to a size×size image;
+ *   txt2img     images/s of whole requests (text encode, --steps Euler steps with CFG,
+ *               decode) through sd_txt2img, which runs every image of a batch in one
+ *               U-Net call per step (2·B rows) — the scheduler's batching, without its
+ *               queue — at each --batches size.
+ * Weights and activations in --dtype (f16 by default; f32 runs on TF32).  Each figure
+ * is the median of --repeat runs after warm-up runs (the workspace grows and cuDNN
+ * picks its algorithms there); the device is synchronised around every timed run.
+ * A part that has used up --budget seconds is skipped (and says so), so the whole run
+ * stays inside a GPU session's time.
+ *
+ * Usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] [--repeat 10]
+ *                  [--steps 20] [--batches 1,4,8,16] [--budget 240] [--json FILE] [--cpu]
+ * --cpu runs the same on the CPU backend (f32): a smoke test of this program.
+ * Exit 0 on success, 77 without a GPU, 1 on an error. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/cuda_device.h"
+#include "engine/philox.h"
+#include "engine/workspace.h"
+#include "models/pipeline.h"
+#include "models/sd_model.h"
+
+#define MAX_REPEAT 100
+#define MAX_BATCHES 8
+
+struct opts {
+    const char *model, *json;
+    int size, repeat, steps;
+    enum dtype dtype;
+    int batches[MAX_BATCHES], n_batches;
+    double budget;
+    bool cpu; /* --cpu: the CPU backend (f32) instead: a smoke test of this program */
+};
+
+struct bench {
+    struct opts o;
+    struct backend *be;
+    struct sd_model *m;
+    struct workspace ws;
+    double t_start;
+    FILE *json;
+    int n_json;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static bool over_budget(const struct bench *b)
+{
+    return now_s() - b->t_start > b->o.budget;
+}
+
+static void json_entry(struct bench *b, const char *fmt_body)
+{
+    if (b->json)
+        fprintf(b->json, "%s  %s", b->n_json++ ? ",\n" : "", fmt_body);
+}
+
+static enum status normal_tensor(struct bench *b, int ndim, const int64_t *shape, uint64_t seed,
+                                 struct tensor *t, struct errbuf *err)
+{
+    *t = tensor_desc(b->o.dtype, ndim, shape);
+    TRY(backend_alloc(b->be, t, err));
+    size_t n = (size_t)tensor_numel(t);
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "bench: host memory");
+    philox_normal_fill(seed, 0, 0, h, n);
+    enum status s = backend_upload(t, h, DTYPE_F32, err);
+    free(h);
+    return s;
+}
+
+/* Times fn(ctx) o.repeat times after `warm` runs; median seconds in *med. */
+typedef enum status (*run_fn)(struct bench *b, void *ctx, struct errbuf *err);
+
+static enum status timed(struct bench *b, run_fn fn, void *ctx, int warm, int repeat,
+                         double *med, double *best, struct errbuf *err)
+{
+    for (int i = 0; i < warm; i++) {
+        TRY(fn(b, ctx, err));
+        TRY(backend_sync(b->be, err));
+    }
+    double t[MAX_REPEAT];
+    int n = 0;
+    for (; n < repeat && n < MAX_REPEAT; n++) {
+        double t0 = now_s();
+        TRY(fn(b, ctx, err));
+        TRY(backend_sync(b->be, err));
+        t[n] = now_s() - t0;
+        if (over_budget(b) && n >= 1) {
+            n++;
+            break;
+        }
+    }
+    *med = median(t, n);
+    *best = t[0];
+    for (int i = 1; i < n; i++)
+        *best = t[i] < *best ? t[i] : *best;
+    return STATUS_OK;
+}
+
+/* --- U-Net step ------------------------------------------------------------------- */
+
+struct unet_ctx {
+    struct tensor x, ctx, out;
+    float t[2];
+};
+
+static enum status unet_run(struct bench *b, void *c, struct errbuf *err)
+{
+    struct unet_ctx *u = c;
+    return unet_forward(b->m->unet, &b->ws, &u->x, u->t, &u->ctx, &u->out, err);
+}
+
+static enum status bench_unet(struct bench *b, struct errbuf *err)
+{
+    const int64_t h = b->o.size / 8;
+    struct unet_ctx u;
+    memset(&u, 0, sizeof u);
+    u.t[0] = u.t[1] = 999.0f;
+    enum status s = normal_tensor(b, 4, (int64_t[]){2, h, h, unet_in_channels(b->m->unet)}, 1, &u.x, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(b, 3, (int64_t[]){2, 77, unet_cross_attention_dim(b->m->unet)}, 2,
+                          &u.ctx, err);
+    if (s == STATUS_OK) {
+        u.out = tensor_desc(b->o.dtype, 4, (int64_t[]){2, h, h, unet_out_channels(b->m->unet)});
+        s = backend_alloc(b->be, &u.out, err);
+    }
+    double med = 0, best = 0;
+    if (s == STATUS_OK)
+        s = timed(b, unet_run, &u, 3, b->o.repeat, &med, &best, err);
+    if (s == STATUS_OK) {
+        printf("unet_step  batch 2 (CFG), latent %lldx%lld, %s: median %.2f ms, best %.2f ms\n",
+               (long long)h, (long long)h, dtype_name(b->o.dtype), med * 1e3, best * 1e3);
+        char buf[256];
+        snprintf(buf, sizeof buf,
+                 "{\"part\":\"unet_step\",\"rows\":2,\"latent\":%lld,\"median_ms\":%.3f,"
+                 "\"best_ms\":%.3f}",
+                 (long long)h, med * 1e3, best * 1e3);
+        json_entry(b, buf);
+    }
+    backend_free(&u.x);
+    backend_free(&u.ctx);
+    backend_free(&u.out);
+    return s;
+}
+
+/* --- VAE decode ------------------------------------------------------------------- */
+
+struct vae_ctx {
+    struct tensor z, img;
+};
+
+static enum status vae_run(struct bench *b, void *c, struct errbuf *err)
+{
+    struct vae_ctx *v = c;
+    return vae_decode(b->m->vae, &b->ws, &v->z, &v->img, err);
+}
+
+static enum status bench_vae(struct bench *b, struct errbuf *err)
+{
+    const int64_t h = b->o.size / 8;
+    struct vae_ctx v;
+    memset(&v, 0, sizeof v);
+    enum status s = normal_tensor(b, 4, (int64_t[]){1, h, h, b->m->latent_channels}, 3, &v.z, err);
+    if (s == STATUS_OK) {
+        v.img = tensor_desc(b->o.dtype, 4, (int64_t[]){1, b->o.size, b->o.size, 3});
+        s = backend_alloc(b->be, &v.img, err);
+    }
+    double med = 0, best = 0;
+    if (s == STATUS_OK)
+        s = timed(b, vae_run, &v, 2, b->o.repeat, &med, &best, err);
+    if (s == STATUS_OK) {
+        printf("vae_decode 1 image %dx%d, %s: median %.2f ms, best %.2f ms\n", b->o.size,
+               b->o.size, dtype_name(b->o.dtype), med * 1e3, best * 1e3);
+        char buf[256];
+        snprintf(buf, sizeof buf,
+                 "{\"part\":\"vae_decode\",\"size\":%d,\"median_ms\":%.3f,\"best_ms\":%.3f}",
+                 b->o.size, med * 1e3, best * 1e3);
+        json_entry(b, buf);
+    }
+    backend_free(&v.z);
+    backend_free(&v.img);
+    return s;
+}
+
+/* --- whole requests ----------------------------------------------------------------- */
+
+struct t2i_ctx {
+    struct gen_params p;
+    struct sd_image img[GEN_MAX_IMAGES];
+    struct sd_timings tm;
+};
+
+static enum status t2i_run(struct bench *b, void *c, struct errbuf *err)
+{
+    struct t2i_ctx *t = c;
+    enum status s = sd_txt2img(b->m, &b->ws, &t->p, 1, false, NULL, NULL, t->img, &t->tm, err);
+    for (int i = 0; s == STATUS_OK && i < t->p.n; i++)
+        sd_image_free(&t->img[i]);
+    return s;
+}
+
+static enum status bench_txt2img(struct bench *b, int batch, struct errbuf *err)
+{
+    struct t2i_ctx *t = calloc(1, sizeof *t);
+    if (!t)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "bench: host memory");
+    gen_params_default(b->m, &t->p);
+    t->p.prompt = "a photograph of an astronaut riding a horse";
+    t->p.width = t->p.height = b->o.size;
+    t->p.steps = b->o.steps;
+    t->p.guidance = 7.5;
+    t->p.sampler = SAMPLER_EULER;
+    t->p.n = batch;
+    double med = 0, best = 0;
+    int repeat = b->o.repeat < 3 ? b->o.repeat : 3;
+    enum status s = timed(b, t2i_run, t, 1, repeat, &med, &best, err);
+    if (s == STATUS_OK) {
+        printf("txt2img    batch %2d, %d Euler steps, CFG, %dx%d, %s: %.2f images/s "
+               "(median %.3f s per batch; last: text %.3f s, denoise %.3f s, decode %.3f s)\n",
+               batch, b->o.steps, b->o.size, b->o.size, dtype_name(b->o.dtype), batch / med, med,
+               t->tm.text_encode, t->tm.denoise, t->tm.decode);
+        char buf[320];
+        snprintf(buf, sizeof buf,
+                 "{\"part\":\"txt2img\",\"batch\":%d,\"steps\":%d,\"images_per_s\":%.3f,"
+                 "\"median_s\":%.4f,\"text_s\":%.4f,\"denoise_s\":%.4f,\"decode_s\":%.4f}",
+                 batch, b->o.steps, batch / med, med, t->tm.text_encode, t->tm.denoise,
+                 t->tm.decode);
+        json_entry(b, buf);
+    }
+    free(t);
+    return s;
+}
+
+/* --- main --------------------------------------------------------------------------- */
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->size = 512;
+    o->repeat = 10;
+    o->steps = 20;
+    o->dtype = DTYPE_F16;
+    o->budget = 240;
+    const int def_batches[] = {1, 4, 8, 16};
+    memcpy(o->batches, def_batches, sizeof def_batches);
+    o->n_batches = 4;
+    static const struct option lo[] = {{"model", required_argument, 0, 'm'},
+                                       {"size", required_argument, 0, 's'},
+                                       {"dtype", required_argument, 0, 'd'},
+                                       {"repeat", required_argument, 0, 'r'},
+                                       {"steps", required_argument, 0, 't'},
+                                       {"batches", required_argument, 0, 'b'},
+                                       {"budget", required_argument, 0, 'B'},
+                                       {"json", required_argument, 0, 'j'},
+                                       {"cpu", no_argument, 0, 'c'},
+                                       {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 's': o->size = atoi(optarg); break;
+        case 'r': o->repeat = atoi(optarg); break;
+        case 't': o->steps = atoi(optarg); break;
+        case 'B': o->budget = atof(optarg); break;
+        case 'j': o->json = optarg; break;
+        case 'c': o->cpu = true; break;
+        case 'd':
+            if (!strcmp(optarg, "f16"))
+                o->dtype = DTYPE_F16;
+            else if (!strcmp(optarg, "bf16"))
+                o->dtype = DTYPE_BF16;
+            else if (!strcmp(optarg, "f32"))
+                o->dtype = DTYPE_F32;
+            else
+                return -1;
+            break;
+        case 'b': {
+            o->n_batches = 0;
+            for (char *tok = strtok(optarg, ","); tok && o->n_batches < MAX_BATCHES;
+                 tok = strtok(NULL, ","))
+                o->batches[o->n_batches++] = atoi(tok);
+            break;
+        }
+        default: return -1;
+        }
+    }
+    if (!o->model || o->size < 64 || o->size % 64 || o->repeat < 1 || o->steps < 1)
+        return -1;
+    if (o->repeat > MAX_REPEAT)
+        o->repeat = MAX_REPEAT;
+    return 0;
+}
+
+static int finish(struct bench *b, enum status s, const struct errbuf *err)
+{
+    if (s != STATUS_OK)
+        fprintf(stderr, "bench_gpu: %s: %s\n", status_name(s), err->msg);
+    if (b->json) {
+        fprintf(b->json, "\n], \"ok\": %s, \"error\": \"%s\"}\n", s == STATUS_OK ? "true" : "false",
+                s == STATUS_OK ? "" : status_name(s));
+        fclose(b->json);
+    }
+    if (b->m) {
+        workspace_destroy(&b->ws);
+        sd_model_free(b->m);
+    }
+    backend_destroy(b->be);
+    return s == STATUS_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench b;
+    memset(&b, 0, sizeof b);
+    if (parse_opts(argc, argv, &b.o) != 0) {
+        fprintf(stderr, "usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] "
+                        "[--repeat 10] [--steps 20] [--batches 1,4,8,16] [--budget 240] "
+                        "[--json FILE]\n");
+        return 2;
+    }
+    b.t_start = now_s();
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.weight_dtype = b.o.dtype;
+    if (b.o.cpu)
+        b.o.dtype = DTYPE_F32;
+    enum status s = b.o.cpu ? cpu_backend_create(0, &b.be, &err)
+                            : cuda_backend_create(&opt, &b.be, &err);
+    if (s == STATUS_NOT_FOUND) {
+        printf("skip: %s\n", err.msg);
+        return 77;
+    }
+    char dev[256] = "cpu";
+    if (!b.o.cpu)
+        (void)cuda_device_describe(0, dev, sizeof dev, NULL);
+    if (b.o.json && (b.json = fopen(b.o.json, "w")) != NULL)
+        fprintf(b.json, "{\"device\": \"%s\", \"dtype\": \"%s\", \"size\": %d, \"results\": [\n",
+                dev, dtype_name(b.o.dtype), b.o.size);
+    if (s != STATUS_OK)
+        return finish(&b, s, &err);
+    printf("device: %s\n", dev);
+    struct sd_model_options mo;
+    sd_model_options_default(&mo);
+    mo.backend = b.be;
+    double t0 = now_s();
+    s = sd_model_load(b.o.model, &mo, &b.m, &err);
+    if (s != STATUS_OK)
+        return finish(&b, s, &err);
+    printf("model loaded in %.1f s (weights %s, device pool %.2f GiB)\n", now_s() - t0,
+           dtype_name(b.o.dtype),
+           b.o.cpu ? 0.0 : (double)cuda_backend_pool_bytes(b.be) / (1 << 30));
+    s = workspace_init(&b.ws, b.be, b.o.dtype, 0, &err);
+    if (s != STATUS_OK) {
+        sd_model_free(b.m);
+        b.m = NULL;
+        return finish(&b, s, &err);
+    }
+    s = bench_unet(&b, &err);
+    if (s == STATUS_OK)
+        s = bench_vae(&b, &err);
+    for (int i = 0; s == STATUS_OK && i < b.o.n_batches; i++) {
+        if (over_budget(&b)) {
+            printf("txt2img    batch %d skipped: the %.0f s budget is spent\n", b.o.batches[i],
+                   b.o.budget);
+            continue;
+        }
+        s = bench_txt2img(&b, b.o.batches[i], &err);
+    }
+    return finish(&b, s, &err);
+}

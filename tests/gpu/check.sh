@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# tests/gpu/check.sh — the one script for a machine with an NVIDIA GPU (no network, no
+# Debian -dev packages; CUDA, PyTorch and cuDNN in Python's nvidia packages).  Needs
+# .gpu-deps/ from tests/gpu/prepare.sh (run beforehand on a machine with network).
+#
+#   1 env        what the machine has (GPU, driver, nvcc, torch, cuDNN wheel)
+#   2 deps       unpacks .gpu-deps/prefix.tar.xz (jansson, utf8proc, OpenBLAS, pkgconf)
+#   3 build      engine + models + tests/gpu + benchmark, DIFFUSIOND_SERVER=OFF,
+#                BUILD_TESTING=OFF (no Check), sm_90 (CHECK_CUDA_ARCH to change);
+#                meanwhile tools/make_random_sd15.py writes the random SD1.5 folder
+#   4 ops        tests/gpu/test_gpu_ops: every op, CUDA vs CPU, f32/f16/bf16
+#   5 pipeline   tests/gpu/test_gpu_pipeline: sd1-tiny, sd2-tiny, CUDA vs CPU PSNR
+#   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²)
+#   7 diffusers  tools/bench_diffusers_gpu.py on the same folder and card
+#   8 summary    summary.json: stage results, the figures, ratios and the issue's goals
+#
+# Results and the log go to $OUT (the device tool's output folder; default
+# out/gpu-check).  Every stage runs under `timeout`, its limit cut to what is left of
+# CHECK_BUDGET_S (default 450 s), so the whole run ends inside 8 minutes even if one
+# stage hangs.  Exit status: 0 when ops and pipeline pass, else 1.
+#
+# From a session with a GPU:  run(command="bash tests/gpu/check.sh", carry=[".gpu-deps"],
+#                                 timeout_s=540)
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-$ROOT/out/gpu-check}
+WORK=${CHECK_WORK:-/tmp/diffusiond-gpu}
+TOTAL=${CHECK_BUDGET_S:-450}
+ARCH=${CHECK_CUDA_ARCH:-90}
+mkdir -p "$OUT" "$WORK"
+exec > >(tee -a "$OUT/check.log") 2>&1
+START=$(date +%s)
+STAGES_JSON=""
+
+left() { echo $((TOTAL - ($(date +%s) - START))); }
+
+# run_stage NAME MAX_SECONDS CMD...: runs CMD under a timeout of at most MAX_SECONDS and
+# at most what is left of the budget (less a reserve for the summary).
+run_stage() {
+  local name=$1 max=$2 t rc s
+  shift 2
+  t=$(($(left) - 20))
+  ((t > max)) && t=$max
+  if ((t < 5)); then
+    echo "=== $name: skipped, the ${TOTAL}s budget is spent"
+    STAGES_JSON+="{\"stage\":\"$name\",\"rc\":-1,\"seconds\":0,\"skipped\":true},"
+    return 124
+  fi
+  echo "=== $name (limit ${t}s, $(left)s left) ==="
+  s=$(date +%s)
+  timeout -k 5 "$t" "$@"
+  rc=$?
+  echo "=== $name: rc $rc in $(($(date +%s) - s))s ==="
+  STAGES_JSON+="{\"stage\":\"$name\",\"rc\":$rc,\"seconds\":$(($(date +%s) - s))},"
+  return $rc
+}
+
+stage_env() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+  echo "nvcc: $(command -v nvcc || echo none) $(echo /usr/local/cuda*/bin/nvcc)"
+  "${NVCC:-nvcc}" --version 2>/dev/null | tail -2
+  echo "cmake: $(cmake --version | head -1), ninja: $(command -v ninja || echo none), cc: $(cc --version | head -1)"
+  python3 - <<'PY'
+import importlib, os
+for m in ("torch", "transformers", "huggingface_hub", "safetensors"):
+    try:
+        print(m, importlib.import_module(m).__version__)
+    except Exception as e:
+        print(m, "missing:", e)
+try:
+    import nvidia
+    for p in nvidia.__path__:
+        print("nvidia wheels:", p, sorted(os.listdir(p)))
+except Exception as e:
+    print("nvidia wheels: none", e)
+PY
+}
+
+stage_deps() {
+  local deps=$WORK/deps
+  rm -rf "$deps" && mkdir -p "$deps" || return 1
+  tar -C "$deps" -xJf "$ROOT/.gpu-deps/prefix.tar.xz" || return 1
+  find "$deps" -name '*.pc' -exec sed -i "s|=/usr|=$deps/usr|g" {} + || return 1
+  mkdir -p "$WORK/bin"
+  if ! command -v pkg-config >/dev/null; then
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$deps/usr/lib/x86_64-linux-gnu" \
+      "$deps/usr/bin/pkgconf" >"$WORK/bin/pkg-config"
+    chmod +x "$WORK/bin/pkg-config"
+  fi
+  PATH=$WORK/bin:$PATH pkg-config --modversion jansson libutf8proc openblas
+}
+
+# Library folders of Python's nvidia wheels (cuDNN, cuBLAS) for the loader.
+nvidia_lib_dirs() {
+  python3 -c "
+import nvidia, os
+print(':'.join(os.path.join(p, d, 'lib') for p in nvidia.__path__ for d in sorted(os.listdir(p))
+               if os.path.isdir(os.path.join(p, d, 'lib'))))" 2>/dev/null
+}
+
+stage_build() {
+  local gen=() nvcc_arg=()
+  command -v ninja >/dev/null && gen=(-G Ninja)
+  local nvcc_path
+  nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
+  [[ -n $nvcc_path ]] && nvcc_arg=(-DCMAKE_CUDA_COMPILER="$nvcc_path")
+  cmake -S "$ROOT" -B "$WORK/build" "${gen[@]}" "${nvcc_arg[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DDIFFUSIOND_CUDA=ON -DDIFFUSIOND_SERVER=OFF -DBUILD_TESTING=OFF \
+    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" || return 1
+  cmake --build "$WORK/build" -j"$(nproc)" --target test_gpu_ops test_gpu_pipeline bench_gpu
+}
+
+stage_model() {
+  [[ -f $WORK/sd15/unet/diffusion_pytorch_model.safetensors ]] && return 0
+  # shellcheck disable=SC2086 # CHECK_MODEL_ARGS=--small: a quick dry run without a GPU
+  python3 "$ROOT/tools/make_random_sd15.py" "$WORK/sd15.tmp" --dtype fp16 ${CHECK_MODEL_ARGS:-} &&
+    rm -rf "$WORK/sd15" && mv "$WORK/sd15.tmp" "$WORK/sd15"
+}
+
+# --- run ------------------------------------------------------------------------------
+echo "diffusiond GPU check, $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), budget ${TOTAL}s"
+run_stage env 60 bash -c "$(declare -f stage_env); stage_env"
+run_stage deps 60 bash -c "ROOT='$ROOT' WORK='$WORK'; $(declare -f stage_deps); stage_deps"
+export PATH=$WORK/bin:$PATH
+export PKG_CONFIG_PATH=$WORK/deps/usr/lib/x86_64-linux-gnu/pkgconfig:$WORK/deps/usr/lib/x86_64-linux-gnu/openblas-pthread/pkgconfig
+NV_LIBS=$(nvidia_lib_dirs)
+export LD_LIBRARY_PATH=$WORK/deps/usr/lib/x86_64-linux-gnu:$WORK/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:$NV_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export OPENBLAS_NUM_THREADS=1
+# diffusers (+ importlib_metadata) for the random model and the side-by-side benchmark
+mkdir -p "$WORK/site"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target "$WORK/site" "$ROOT"/.gpu-deps/wheels/*.whl || echo "pip install of the wheels failed"
+export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
+
+# the random model is written while the build runs (both mostly on the CPU)
+( run_stage model 200 bash -c "ROOT='$ROOT' WORK='$WORK' CHECK_MODEL_ARGS='${CHECK_MODEL_ARGS:-}'; $(declare -f stage_model); stage_model" \
+    >"$WORK/model.log" 2>&1 ) &
+MODEL_PID=$!
+run_stage build 240 bash -c "ROOT='$ROOT' WORK='$WORK' ARCH='$ARCH'; $(declare -f stage_build); stage_build"
+BUILD_RC=$?
+B=$WORK/build/tests/gpu
+OPS_RC=1
+PIPE_RC=1
+if ((BUILD_RC == 0)); then
+  run_stage ops 120 "$B/test_gpu_ops" "$OUT/ops.json"
+  OPS_RC=$?
+  run_stage pipeline 120 "$B/test_gpu_pipeline" "$ROOT" "$OUT/pipeline.json"
+  PIPE_RC=$?
+fi
+wait "$MODEL_PID"
+cat "$WORK/model.log"
+STAGES_JSON+="{\"stage\":\"model\",\"rc\":$([[ -f $WORK/sd15/model_index.json ]] && echo 0 || echo 1)},"
+HAVE_GPU=0
+nvidia-smi -L >/dev/null 2>&1 && HAVE_GPU=1
+if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
+  b=$(($(left) - 150))
+  ((b > 150)) && b=150
+  ((b < 10)) && b=10
+  run_stage bench "$((b + 40))" "$B/bench_gpu" --model "$WORK/sd15" --dtype f16 --size 512 \
+    --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json"
+fi
+if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json ]]; then
+  b=$(($(left) - 40))
+  ((b > 120)) && b=120
+  ((b < 10)) && b=10
+  PYTHONUNBUFFERED=1 run_stage diffusers \
+    "$((b + 30))" python3 "$ROOT/tools/bench_diffusers_gpu.py" --model "$WORK/sd15" \
+    --dtype fp16 --size 512 --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" \
+    --json "$OUT/diffusers.json"
+fi
+
+echo "=== summary ==="
+STAGES_JSON="[${STAGES_JSON%,}]" OUT="$OUT" python3 "$ROOT/tests/gpu/summarize.py" || true
+echo "check.sh: done in $(($(date +%s) - START))s; ops rc $OPS_RC, pipeline rc $PIPE_RC"
+((OPS_RC == 0 && PIPE_RC == 0))

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Merges tests/gpu/check.sh's outputs in $OUT into $OUT/summary.json and prints it.
+
+Reads ops.json and pipeline.json (one JSON object per line), bench.json (bench_gpu)
+and diffusers.json (tools/bench_diffusers_gpu.py), and $STAGES_JSON (the stages' exit
+codes and times).  Adds the engine/diffusers ratios and the issue's goals on an H100:
+U-Net step ≤ 6 ms (batch 1 with CFG), ≥ 10 images/s at 20 steps, VAE decode ≤ 10 ms,
+≥ 2× diffusers.  Missing files are reported as missing, never invented.
+"""
+import json
+import os
+import sys
+
+
+def lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except (OSError, ValueError) as e:
+        return {"missing": f"{path}: {e}"}
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        return {"missing": f"{path}: {e}"}
+
+
+def part(res, name, **kw):
+    for r in res.get("results", []) if isinstance(res, dict) else []:
+        if r.get("part") == name and all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def main():
+    out = os.environ.get("OUT", ".")
+    s = {"stages": json.loads(os.environ.get("STAGES_JSON", "[]"))}
+    ops = lines(os.path.join(out, "ops.json"))
+    if isinstance(ops, list):
+        s["ops"] = {"passed": sum(1 for o in ops if o.get("ok")),
+                    "failed": [f"{o.get('op')}/{o.get('dtype', '')}" for o in ops if not o.get("ok")]}
+    else:
+        s["ops"] = ops
+    pipe = lines(os.path.join(out, "pipeline.json"))
+    s["pipeline"] = pipe
+    ours, theirs = load(os.path.join(out, "bench.json")), load(os.path.join(out, "diffusers.json"))
+    s["bench"], s["diffusers"] = ours, theirs
+    ratios, goals = {}, {}
+    u, du = part(ours, "unet_step"), part(theirs, "unet_step")
+    v, dv = part(ours, "vae_decode"), part(theirs, "vae_decode")
+    if u:
+        goals["unet_step_le_6ms"] = u["median_ms"] <= 6.0
+    if v:
+        goals["vae_decode_le_10ms"] = v["median_ms"] <= 10.0
+    if u and du:
+        ratios["unet_step_speedup"] = du["median_ms"] / u["median_ms"]
+    if v and dv:
+        ratios["vae_decode_speedup"] = dv["median_ms"] / v["median_ms"]
+    best_ips = 0.0
+    for b in (1, 4, 8, 16):
+        t, dt = part(ours, "txt2img", batch=b), part(theirs, "txt2img", batch=b)
+        if t:
+            best_ips = max(best_ips, t["images_per_s"])
+        if t and dt:
+            ratios[f"txt2img_b{b}_speedup"] = t["images_per_s"] / dt["images_per_s"]
+    if best_ips:
+        goals["ge_10_images_per_s"] = best_ips >= 10.0
+        s["best_images_per_s"] = best_ips
+    if ratios:
+        goals["ge_2x_diffusers"] = all(r >= 2.0 for r in ratios.values())
+    s["ratios"], s["goals"] = ratios, goals
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(s, f, indent=1)
+    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,575 @@
+/* tests/gpu/test_gpu_ops.c — op conformance: every op of engine/backend.h on the CUDA
+ * backend against the CPU reference, on the same random inputs, in f32, f16 and bf16.
+ *
+ * Inputs are drawn once per case and rounded to the dtype under test, so both
+ * backends see identical values; the CPU computes in f32.  The error of a case is
+ * max|gpu − cpu| / max|cpu| (relative to the output's scale) and must stay under the
+ * case's tolerance for that dtype (f32 GEMMs/convolutions run on TF32).  Odd shapes
+ * (tails, head dims 17/40/80/160, broadcasts) and SD1.5's shapes (64×64×320 convs,
+ * 4096-token attention with 8 heads of 40) are both covered.  Also: allocation
+ * failure → STATUS_OUT_OF_MEMORY with the backend still usable; an illegal address →
+ * STATUS_DEVICE and backend_is_broken (run last: it ends the CUDA context).
+ *
+ * Usage: test_gpu_ops [results.json]   exit 0 all pass, 1 a failure, 77 no GPU.
+ * Plain C (no Check): it builds on a GPU machine with no -dev packages. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/backend.h"
+#include "engine/cpu/cpu_backend.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/half.h"
+
+#define MAX_TENSORS 12
+
+struct suite {
+    struct backend *cpu, *gpu;
+    FILE *json;
+    int failed, passed;
+    const char *filter; /* run only cases whose name contains this (NULL: all) */
+};
+
+/* --- random inputs ----------------------------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float *random_floats(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++)
+        p[i] = lo + (hi - lo) * (float)((double)(rng_next(&s) >> 11) / 9007199254740992.0);
+    return p;
+}
+
+/* Rounds p to dtype precision in place (both backends then see the same values). */
+static void round_to(float *p, size_t n, enum dtype dt)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dt == DTYPE_F16)
+            p[i] = half_f16_to_f32(half_f32_to_f16(p[i]));
+        else if (dt == DTYPE_BF16)
+            p[i] = half_bf16_to_f32(half_f32_to_bf16(p[i]));
+    }
+}
+
+/* --- one run of a case on one backend ------------------------------------------------ */
+
+struct run {
+    struct backend *b;
+    enum dtype dt;
+    struct tensor t[MAX_TENSORS];
+    int n;
+    struct errbuf err;
+    enum status s; /* first failure */
+};
+
+static int64_t numel_of(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    return n;
+}
+
+/* A tensor of run->dt on the run's backend with host contents (NULL: zeros). */
+static struct tensor *mk(struct run *r, int ndim, const int64_t *shape, const float *host)
+{
+    if (r->s != STATUS_OK || r->n == MAX_TENSORS)
+        return NULL;
+    struct tensor *t = &r->t[r->n];
+    *t = tensor_desc(r->dt, ndim, shape);
+    r->s = backend_alloc(r->b, t, &r->err);
+    if (r->s != STATUS_OK)
+        return NULL;
+    r->n++;
+    size_t n = (size_t)numel_of(ndim, shape);
+    float *zeros = NULL;
+    if (!host) {
+        zeros = calloc(n ? n : 1, sizeof *zeros);
+        host = zeros;
+    }
+    r->s = host ? backend_upload(t, host, DTYPE_F32, &r->err) : STATUS_OUT_OF_MEMORY;
+    free(zeros);
+    return r->s == STATUS_OK ? t : NULL;
+}
+
+static void run_free(struct run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        backend_free(&r->t[i]);
+    r->n = 0;
+}
+
+/* A case: builds its tensors on r from the host inputs in c, runs the op, returns the
+ * output tensor (NULL after a failure, recorded in r). */
+struct case_def;
+typedef struct tensor *(*case_fn)(struct run *r, const struct case_def *c, float **in);
+
+#define MAX_INPUTS 6
+
+struct case_def {
+    const char *name;
+    case_fn fn;
+    int n_in;
+    int ndim[MAX_INPUTS];
+    int64_t shape[MAX_INPUTS][4];
+    float lo, hi;             /* input range */
+    double tol[DTYPE_COUNT_]; /* per dtype: max|Δ| / max|ref| */
+    /* op parameters */
+    int i0, i1;
+    float f0;
+    bool flag;
+    int64_t out_shape[4];
+};
+
+/* --- the ops ----------------------------------------------------------------------------- */
+
+#define IN(k) mk(r, c->ndim[k], c->shape[k], in[k])
+
+static struct tensor *c_conv(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0), *w = IN(1);
+    struct tensor *bias = c->n_in > 2 ? IN(2) : NULL;
+    struct conv2d_params p = {c->i0, c->i1};
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t ho = (x->shape[1] + 2 * p.padding - w->shape[1]) / p.stride + 1;
+    int64_t wo = (x->shape[2] + 2 * p.padding - w->shape[2]) / p.stride + 1;
+    const int64_t ys[4] = {x->shape[0], ho, wo, w->shape[0]};
+    struct tensor *res = NULL;
+    if (c->flag) { /* residual: the output's shape, random */
+        float *h = random_floats((size_t)numel_of(4, ys), 99, -1, 1);
+        round_to(h, (size_t)numel_of(4, ys), r->dt);
+        res = mk(r, 4, ys, h);
+        free(h);
+    }
+    struct tensor *y = mk(r, 4, ys, NULL);
+    if (r->s == STATUS_OK)
+        r->s = backend_conv2d(x, w, bias, res, &p, y, &r->err);
+    return y;
+}
+
+static struct tensor *c_linear(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0), *w = IN(1);
+    struct tensor *bias = c->n_in > 2 ? IN(2) : NULL;
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t ys[4];
+    memcpy(ys, x->shape, sizeof ys);
+    ys[x->ndim - 1] = w->shape[0];
+    struct tensor *res = NULL;
+    if (c->flag) {
+        size_t n = (size_t)numel_of(x->ndim, ys);
+        float *h = random_floats(n, 77, -1, 1);
+        round_to(h, n, r->dt);
+        res = mk(r, x->ndim, ys, h);
+        free(h);
+    }
+    struct tensor *y = mk(r, x->ndim, ys, NULL);
+    if (r->s == STATUS_OK)
+        r->s = backend_linear(x, w, bias, res, y, &r->err);
+    return y;
+}
+
+static struct tensor *c_matmul(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *a = IN(0), *bm = IN(1);
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t n = c->flag ? bm->shape[1] : bm->shape[2];
+    struct tensor *y = mk(r, 3, (int64_t[]){a->shape[0], a->shape[1], n}, NULL);
+    if (r->s == STATUS_OK)
+        r->s = backend_matmul(a, bm, c->flag, c->f0, y, &r->err);
+    return y;
+}
+
+/* i0 = groups, flag = silu, i1 = 1: in place (y = x), n_in 3: affine */
+static struct tensor *c_group_norm(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0);
+    struct tensor *g = c->n_in > 1 ? IN(1) : NULL, *b = c->n_in > 2 ? IN(2) : NULL;
+    if (r->s != STATUS_OK)
+        return NULL;
+    struct tensor *y = c->i1 ? x : mk(r, x->ndim, x->shape, NULL);
+    struct group_norm_params p = {c->i0, 1e-5f, c->flag};
+    if (r->s == STATUS_OK)
+        r->s = backend_group_norm(x, g, b, &p, y, &r->err);
+    return y;
+}
+
+static struct tensor *c_layer_norm(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0);
+    struct tensor *g = c->n_in > 1 ? IN(1) : NULL, *b = c->n_in > 2 ? IN(2) : NULL;
+    struct tensor *y = r->s == STATUS_OK ? mk(r, x->ndim, x->shape, NULL) : NULL;
+    if (r->s == STATUS_OK)
+        r->s = backend_layer_norm(x, g, b, 1e-5f, y, &r->err);
+    return y;
+}
+
+/* i0 = heads, flag = causal */
+static struct tensor *c_attention(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *q = IN(0), *k = IN(1), *v = IN(2);
+    struct tensor *y = r->s == STATUS_OK ? mk(r, 3, q->shape, NULL) : NULL;
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t d = q->shape[2] / c->i0;
+    struct attention_params p = {c->i0, 1.0f / sqrtf((float)d), c->flag};
+    r->s = backend_attention(q, k, v, &p, y, &r->err);
+    return y;
+}
+
+/* i0: 0..2 gelu kind, 3 silu, 4 geglu; i1 = 1: in place */
+static struct tensor *c_act(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0);
+    if (r->s != STATUS_OK)
+        return NULL;
+    if (c->i0 == 4) {
+        int64_t ys[4];
+        memcpy(ys, x->shape, sizeof ys);
+        ys[x->ndim - 1] /= 2;
+        struct tensor *y = mk(r, x->ndim, ys, NULL);
+        if (r->s == STATUS_OK)
+            r->s = backend_geglu(x, y, &r->err);
+        return y;
+    }
+    struct tensor *y = c->i1 ? x : mk(r, x->ndim, x->shape, NULL);
+    if (r->s == STATUS_OK)
+        r->s = c->i0 == 3 ? backend_silu(x, y, &r->err)
+                          : backend_gelu(x, (enum gelu_kind)c->i0, y, &r->err);
+    return y;
+}
+
+/* flag: mul */
+static struct tensor *c_binary(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *a = IN(0), *b = IN(1);
+    struct tensor *y = r->s == STATUS_OK ? mk(r, a->ndim, a->shape, NULL) : NULL;
+    if (r->s == STATUS_OK)
+        r->s = c->flag ? backend_mul(a, b, y, &r->err) : backend_add(a, b, y, &r->err);
+    return y;
+}
+
+/* flag: out aliases x */
+static struct tensor *c_axpby(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0), *yin = IN(1);
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t rows = x->shape[0];
+    float *al = malloc((size_t)rows * sizeof *al), *be = malloc((size_t)rows * sizeof *be);
+    for (int64_t i = 0; i < rows; i++) {
+        al[i] = 0.5f + 0.25f * (float)(i % 5);
+        be[i] = -1.0f + 0.125f * (float)(i % 7);
+    }
+    struct tensor *out = c->flag ? x : mk(r, x->ndim, x->shape, NULL);
+    if (r->s == STATUS_OK)
+        r->s = backend_axpby(x, yin, al, be, out, &r->err);
+    free(al);
+    free(be);
+    return out;
+}
+
+static struct tensor *c_upsample(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0);
+    struct tensor *y = r->s == STATUS_OK ? mk(r, 4, c->out_shape, NULL) : NULL;
+    if (r->s == STATUS_OK)
+        r->s = backend_upsample_nearest(x, y, &r->err);
+    return y;
+}
+
+static struct tensor *c_concat(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *a = IN(0), *b = IN(1);
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t ys[4];
+    memcpy(ys, a->shape, sizeof ys);
+    ys[a->ndim - 1] += b->shape[b->ndim - 1];
+    struct tensor *y = mk(r, a->ndim, ys, NULL);
+    if (r->s == STATUS_OK)
+        r->s = backend_concat_channels(a, b, y, &r->err);
+    return y;
+}
+
+/* i0 = dim, flag = flip, f0 = shift; rows from shape[0][0] (input 0 = timesteps) */
+static struct tensor *c_timestep(struct run *r, const struct case_def *c, float **in)
+{
+    int64_t n = c->shape[0][0];
+    struct tensor *y = mk(r, 2, (int64_t[]){n, c->i0}, NULL);
+    struct timestep_embedding_params p = {c->i0, c->flag, c->f0, 10000.0f};
+    if (r->s == STATUS_OK)
+        r->s = backend_timestep_embedding(in[0], &p, y, &r->err);
+    return y;
+}
+
+/* --- the case table ----------------------------------------------------------------------- */
+
+/* tolerances: {f32, f16, bf16} */
+#define TOL_EXACT {1e-6, 1e-6, 1e-6}
+#define TOL_EW {2e-5, 2e-3, 1.6e-2}
+#define TOL_NORM {1e-4, 4e-3, 3e-2}
+#define TOL_GEMM {4e-3, 4e-3, 3e-2} /* f32 on TF32 */
+#define TOL_ATT {1e-4, 4e-3, 3e-2}
+#define TOL_TS {5e-4, 3e-3, 1.6e-2} /* sin/cos of args up to ~1000: f32 argument rounding */
+
+#define S1(a) {a}
+static const struct case_def CASES[] = {
+    /* conv2d: {x, w, bias}; i0 stride, i1 padding, flag residual */
+    {"conv3x3_odd", c_conv, 3, {4, 4, 1}, {{1, 7, 9, 5}, {6, 3, 3, 5}, S1(6)}, -1, 1, TOL_GEMM, 1, 1, 0, false, {0}},
+    {"conv3x3_s2_res", c_conv, 3, {4, 4, 1}, {{2, 9, 7, 4}, {8, 3, 3, 4}, S1(8)}, -1, 1, TOL_GEMM, 2, 1, 0, true, {0}},
+    {"conv1x1_nobias_res", c_conv, 2, {4, 4}, {{1, 5, 5, 8}, {16, 1, 1, 8}}, -1, 1, TOL_GEMM, 1, 0, 0, true, {0}},
+    {"conv3x3_pad0", c_conv, 3, {4, 4, 1}, {{1, 6, 11, 3}, {5, 3, 3, 3}, S1(5)}, -1, 1, TOL_GEMM, 1, 0, 0, false, {0}},
+    {"conv_sd_64x64x320", c_conv, 3, {4, 4, 1}, {{2, 64, 64, 320}, {320, 3, 3, 320}, S1(320)}, -1, 1, TOL_GEMM, 1, 1, 0, true, {0}},
+    {"conv_sd_in_4to320", c_conv, 3, {4, 4, 1}, {{2, 64, 64, 4}, {320, 3, 3, 4}, S1(320)}, -1, 1, TOL_GEMM, 1, 1, 0, false, {0}},
+    {"conv_sd_down_s2", c_conv, 3, {4, 4, 1}, {{2, 32, 32, 640}, {640, 3, 3, 640}, S1(640)}, -1, 1, TOL_GEMM, 2, 1, 0, false, {0}},
+    /* linear: {x, w, bias}; flag residual */
+    {"linear_odd", c_linear, 3, {2, 2, 1}, {{3, 37}, {29, 37}, S1(29)}, -1, 1, TOL_GEMM, 0, 0, 0, true, {0}},
+    {"linear_nobias_3d", c_linear, 2, {3, 2}, {{2, 5, 33}, {7, 33}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_sd_qkv", c_linear, 2, {3, 2}, {{2, 4096, 320}, {320, 320}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_sd_out_res", c_linear, 3, {3, 2, 1}, {{2, 4096, 320}, {320, 320}, S1(320)}, -1, 1, TOL_GEMM, 0, 0, 0, true, {0}},
+    {"linear_sd_geglu_proj", c_linear, 3, {3, 2, 1}, {{2, 4096, 320}, {2560, 320}, S1(2560)}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_sd_ctx_k", c_linear, 2, {3, 2}, {{2, 77, 768}, {320, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    /* matmul: {a, b}; flag trans_b, f0 alpha */
+    {"matmul_odd", c_matmul, 2, {3, 3}, {{3, 17, 23}, {3, 23, 19}}, -1, 1, TOL_GEMM, 0, 0, 1.0f, false, {0}},
+    {"matmul_transb_alpha", c_matmul, 2, {3, 3}, {{2, 33, 40}, {2, 29, 40}}, -1, 1, TOL_GEMM, 0, 0, 0.5f, true, {0}},
+    /* group_norm: {x, gamma, beta}; i0 groups, i1 in place, flag silu */
+    {"group_norm_odd_silu", c_group_norm, 3, {4, 1, 1}, {{2, 9, 7, 64}, S1(64), S1(64)}, -2, 3, TOL_NORM, 32, 0, 0, true, {0}},
+    {"group_norm_tokens_noaffine", c_group_norm, 1, {3}, {{2, 77, 96}}, -1, 1, TOL_NORM, 8, 0, 0, false, {0}},
+    {"group_norm_inplace", c_group_norm, 3, {4, 1, 1}, {{1, 5, 3, 12}, S1(12), S1(12)}, -1, 1, TOL_NORM, 3, 1, 0, false, {0}},
+    {"group_norm_sd_64x64x320", c_group_norm, 3, {4, 1, 1}, {{2, 64, 64, 320}, S1(320), S1(320)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
+    /* layer_norm: {x, gamma, beta} */
+    {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_noaffine", c_layer_norm, 1, {2}, {{7, 1000}}, 1, 5, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_sd", c_layer_norm, 3, {3, 1, 1}, {{2, 4096, 320}, S1(320), S1(320)}, -1, 1, TOL_NORM, 0, 0, 0, false, {0}},
+    /* attention: {q, k, v}; i0 heads, flag causal */
+    {"attention_d64", c_attention, 3, {3, 3, 3}, {{1, 100, 128}, {1, 100, 128}, {1, 100, 128}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
+    {"attention_d80_cross", c_attention, 3, {3, 3, 3}, {{2, 257, 160}, {2, 77, 160}, {2, 77, 160}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
+    {"attention_d128_causal", c_attention, 3, {3, 3, 3}, {{1, 77, 256}, {1, 77, 256}, {1, 77, 256}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_d17_odd", c_attention, 3, {3, 3, 3}, {{1, 33, 51}, {1, 45, 51}, {1, 45, 51}}, -2, 2, TOL_ATT, 3, 0, 0, false, {0}},
+    {"attention_d160_generic", c_attention, 3, {3, 3, 3}, {{1, 50, 320}, {1, 61, 320}, {1, 61, 320}}, -1, 1, TOL_ATT, 2, 0, 0, false, {0}},
+    {"attention_d160_generic_causal", c_attention, 3, {3, 3, 3}, {{1, 130, 320}, {1, 130, 320}, {1, 130, 320}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_clip_causal", c_attention, 3, {3, 3, 3}, {{2, 77, 768}, {2, 77, 768}, {2, 77, 768}}, -1, 1, TOL_ATT, 12, 0, 0, true, {0}},
+    {"attention_sd_self_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 4096, 320}, {2, 4096, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
+    {"attention_sd_cross_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
+    /* activations: i0 kind (3 silu, 4 geglu), i1 in place */
+    {"gelu_erf", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 0, 0, 0, false, {0}},
+    {"gelu_tanh", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 1, 0, 0, false, {0}},
+    {"gelu_quick_inplace", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 2, 1, 0, false, {0}},
+    {"silu", c_act, 1, {4}, {{2, 3, 5, 7}}, -8, 8, TOL_EW, 3, 0, 0, false, {0}},
+    {"geglu", c_act, 1, {3}, {{2, 17, 66}}, -4, 4, TOL_EW, 4, 0, 0, false, {0}},
+    {"geglu_sd", c_act, 1, {3}, {{2, 4096, 2560}}, -4, 4, TOL_EW, 4, 0, 0, false, {0}},
+    /* add/mul: {a, b}; flag mul */
+    {"add_same", c_binary, 2, {4, 4}, {{2, 5, 7, 9}, {2, 5, 7, 9}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"add_bcast_channels", c_binary, 2, {4, 4}, {{2, 5, 7, 9}, {2, 1, 1, 9}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"add_bcast_batch", c_binary, 2, {4, 4}, {{2, 5, 7, 9}, {1, 5, 7, 9}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"mul_bcast_col", c_binary, 2, {2, 2}, {{6, 3}, {6, 1}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    {"mul_bcast_mixed", c_binary, 2, {3, 3}, {{4, 5, 6}, {1, 5, 1}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    /* axpby: {x, y}; flag in place */
+    {"axpby", c_axpby, 2, {4, 4}, {{3, 4, 5, 7}, {3, 4, 5, 7}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"axpby_inplace_300rows", c_axpby, 2, {2, 2}, {{300, 33}, {300, 33}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    /* upsample: out_shape */
+    {"upsample_2x", c_upsample, 1, {4}, {{2, 5, 7, 3}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {2, 10, 14, 3}},
+    {"upsample_odd", c_upsample, 1, {4}, {{1, 5, 7, 3}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {1, 8, 9, 3}},
+    {"upsample_sd", c_upsample, 1, {4}, {{2, 32, 32, 640}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {2, 64, 64, 640}},
+    /* concat */
+    {"concat", c_concat, 2, {4, 4}, {{2, 3, 5, 7}, {2, 3, 5, 4}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {0}},
+    {"concat_sd", c_concat, 2, {4, 4}, {{2, 32, 32, 640}, {2, 32, 32, 320}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {0}},
+    /* timestep embedding: input 0 = the timesteps {n}; i0 dim, flag flip, f0 shift */
+    {"timestep_sd", c_timestep, 1, {1}, {S1(4)}, 0, 999, TOL_TS, 320, 0, 0.0f, true, {0}},
+    {"timestep_shift1_300rows", c_timestep, 1, {1}, {S1(300)}, 0, 999, TOL_TS, 64, 0, 1.0f, false, {0}},
+};
+#define N_CASES (sizeof CASES / sizeof CASES[0])
+
+/* --- running and comparing ----------------------------------------------------------------- */
+
+static const enum dtype DTYPES[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Runs case c on backend b in dtype dt; *out = malloc'ed host result, *n its size. */
+static enum status run_case(struct backend *b, enum dtype dt, const struct case_def *c,
+                            float **in, float **out, size_t *n, struct errbuf *err)
+{
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.b = b;
+    r.dt = dt;
+    struct tensor *y = c->fn(&r, c, in);
+    if (r.s == STATUS_OK && y) {
+        *n = (size_t)tensor_numel(y);
+        *out = malloc(*n * sizeof **out);
+        r.s = *out ? backend_download(y, *out, &r.err) : STATUS_OUT_OF_MEMORY;
+    }
+    if (r.s != STATUS_OK && err)
+        *err = r.err;
+    run_free(&r);
+    return r.s;
+}
+
+static void check_case(struct suite *su, const struct case_def *c, enum dtype dt)
+{
+    float *in[MAX_INPUTS] = {0};
+    for (int k = 0; k < c->n_in; k++) {
+        size_t n = (size_t)numel_of(c->ndim[k], c->shape[k]);
+        in[k] = random_floats(n, 1000u * (uint64_t)(c - CASES) + (uint64_t)k + 1, c->lo, c->hi);
+        if (c->fn != c_timestep)
+            round_to(in[k], n, dt);
+    }
+    struct errbuf err;
+    errbuf_clear(&err);
+    float *ref = NULL, *got = NULL;
+    size_t nr = 0, ng = 0;
+    double t0 = now_ms();
+    enum status s = run_case(su->cpu, DTYPE_F32, c, in, &ref, &nr, &err);
+    double t1 = now_ms();
+    if (s == STATUS_OK)
+        s = run_case(su->gpu, dt, c, in, &got, &ng, &err);
+    double t2 = now_ms();
+    double max_ref = 0, max_diff = 0, sum_sq = 0;
+    bool nan = false;
+    if (s == STATUS_OK) {
+        for (size_t i = 0; i < nr; i++) {
+            double d = fabs((double)got[i] - (double)ref[i]);
+            if (isnan(got[i]) || isnan(d))
+                nan = true;
+            max_diff = d > max_diff ? d : max_diff;
+            sum_sq += d * d;
+            double a = fabs((double)ref[i]);
+            max_ref = a > max_ref ? a : max_ref;
+        }
+    }
+    double rel = max_diff / (max_ref > 1e-30 ? max_ref : 1.0);
+    double rms = nr ? sqrt(sum_sq / (double)nr) / (max_ref > 1e-30 ? max_ref : 1.0) : 0;
+    bool ok = s == STATUS_OK && !nan && ng == nr && rel <= c->tol[dt];
+    printf("%-4s %-32s %-4s  max|d|/max|ref| %.3e (tol %.1e)  rms %.3e  cpu %.1f ms gpu %.1f ms%s%s\n",
+           ok ? "ok" : "FAIL", c->name, dtype_name(dt), rel, c->tol[dt], rms, t1 - t0, t2 - t1,
+           s != STATUS_OK ? "  error: " : "", s != STATUS_OK ? err.msg : "");
+    fflush(stdout);
+    if (su->json)
+        fprintf(su->json,
+                "{\"op\":\"%s\",\"dtype\":\"%s\",\"ok\":%s,\"rel_max\":%.6e,\"rel_rms\":%.6e,"
+                "\"tol\":%.1e,\"status\":\"%s\"}\n",
+                c->name, dtype_name(dt), ok ? "true" : "false", rel, rms, c->tol[dt],
+                status_name(s));
+    if (ok)
+        su->passed++;
+    else
+        su->failed++;
+    free(ref);
+    free(got);
+    for (int k = 0; k < c->n_in; k++)
+        free(in[k]);
+}
+
+/* An allocation far beyond the card fails with OUT_OF_MEMORY; the backend lives on. */
+static void check_oom(struct suite *su)
+{
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct tensor big = tensor_desc2(DTYPE_F32, (int64_t)1 << 28, (int64_t)1 << 12); /* 4 TiB */
+    enum status s = backend_alloc(su->gpu, &big, &err);
+    bool ok = s == STATUS_OUT_OF_MEMORY && big.data == NULL && !backend_is_broken(su->gpu);
+    struct tensor small = tensor_desc1(DTYPE_F32, 1000);
+    float host[1000], back[1000];
+    for (int i = 0; i < 1000; i++)
+        host[i] = (float)i;
+    if (ok)
+        ok = backend_alloc(su->gpu, &small, &err) == STATUS_OK &&
+             backend_upload(&small, host, DTYPE_F32, &err) == STATUS_OK &&
+             backend_download(&small, back, &err) == STATUS_OK && back[999] == 999.0f;
+    backend_free(&small);
+    printf("%-4s %-32s (alloc 4 TiB: %s; %s)\n", ok ? "ok" : "FAIL", "oom_then_usable",
+           status_name(s), err.msg);
+    if (su->json)
+        fprintf(su->json, "{\"op\":\"oom_then_usable\",\"ok\":%s}\n", ok ? "true" : "false");
+    ok ? su->passed++ : su->failed++;
+}
+
+/* A kernel writing through a bogus device address: STATUS_DEVICE and broken; run last. */
+static void check_sticky(struct suite *su)
+{
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct tensor x = tensor_desc1(DTYPE_F32, 1 << 20), y = x;
+    enum status s = backend_alloc(su->gpu, &x, &err);
+    if (s == STATUS_OK) {
+        y.backend = su->gpu;
+        y.data = (void *)(uintptr_t)0x10; /* not device memory */
+        s = backend_silu(&x, &y, &err);
+        if (s == STATUS_OK)
+            s = backend_sync(su->gpu, &err);
+    }
+    bool ok = s == STATUS_DEVICE && backend_is_broken(su->gpu) &&
+              backend_sync(su->gpu, NULL) == STATUS_DEVICE;
+    printf("%-4s %-32s (%s: %s)\n", ok ? "ok" : "FAIL", "sticky_error_breaks", status_name(s),
+           err.msg);
+    if (su->json)
+        fprintf(su->json, "{\"op\":\"sticky_error_breaks\",\"ok\":%s}\n", ok ? "true" : "false");
+    ok ? su->passed++ : su->failed++;
+    x.data = NULL; /* the context is gone; nothing to free */
+}
+
+int main(int argc, char **argv)
+{
+    struct suite su;
+    memset(&su, 0, sizeof su);
+    su.filter = getenv("GPU_OPS_FILTER");
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    enum status s = cuda_backend_create(&opt, &su.gpu, &err);
+    if (s == STATUS_NOT_FOUND) {
+        printf("skip: %s\n", err.msg);
+        return 77;
+    }
+    if (s != STATUS_OK) {
+        fprintf(stderr, "cuda backend: %s\n", err.msg);
+        return 1;
+    }
+    if (cpu_backend_create(0, &su.cpu, &err) != STATUS_OK) {
+        fprintf(stderr, "cpu backend: %s\n", err.msg);
+        return 1;
+    }
+    if (argc > 1 && !(su.json = fopen(argv[1], "w"))) {
+        fprintf(stderr, "cannot write %s\n", argv[1]);
+        return 1;
+    }
+    for (size_t i = 0; i < N_CASES; i++) {
+        if (su.filter && !strstr(CASES[i].name, su.filter))
+            continue;
+        for (size_t d = 0; d < sizeof DTYPES / sizeof DTYPES[0]; d++)
+            check_case(&su, &CASES[i], DTYPES[d]);
+    }
+    check_oom(&su);
+    check_sticky(&su);
+    printf("%d passed, %d failed\n", su.passed, su.failed);
+    if (su.json)
+        fclose(su.json);
+    backend_destroy(su.gpu);
+    backend_destroy(su.cpu);
+    return su.failed ? 1 : 0;
+}
