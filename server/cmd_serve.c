@@ -122,8 +122,11 @@ static enum status start_http(struct serve *sv, struct errbuf *err)
     struct http_handlers h;
     routes_handlers(sv->routes, &h);
     TRY(http_server_start(&hc, &h, &sv->http, err));
-    LOG_INFOF("serve", "listening on http://%s:%d (%s, max %d connections)",
-              sv->cfg.host[0] ? sv->cfg.host : "127.0.0.1", http_server_port(sv->http),
+    const char *host = sv->cfg.host[0] ? sv->cfg.host : "127.0.0.1";
+    const int port = http_server_port(sv->http);
+    if (sv->cfg.port == 0 && !log_enabled(LOG_INFO)) /* the chosen port must be seen */
+        fprintf(stderr, "diffusiond serve: listening on http://%s:%d\n", host, port);
+    LOG_INFOF("serve", "listening on http://%s:%d (%s, max %d connections)", host, port,
               http_server_poller(sv->http), sv->cfg.max_connections);
     return STATUS_OK;
 }
