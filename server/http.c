@@ -402,7 +402,7 @@ static void notify_completed(void *cls, struct MHD_Connection *c, void **con_cls
     if (abort && s->h.on_abort)
         s->h.on_abort(s->h.user, ex, tag);
     if (s->h.on_finished)
-        s->h.on_finished(s->h.user, ex, abort ? 499 : ex->code ? ex->code : 500,
+        s->h.on_finished(s->h.user, ex, abort || !ex->code ? 499 : ex->code, /* 499: none sent */
                          toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !abort);
     pthread_mutex_lock(&s->lock);
     const bool last = unref_locked(ex);
@@ -438,6 +438,29 @@ int64_t http_exchange_content_length(const struct http_exchange *ex)
         n = n * 10 + (*p - '0');
     }
     return n;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct {
+        const char *name;
+        int n;
+    } *c = cls;
+    c->n += strcasecmp(key, c->name) == 0;
+    return MHD_YES;
+}
+
+int http_exchange_header_count(const struct http_exchange *ex, const char *name)
+{
+    struct {
+        const char *name;
+        int n;
+    } c = {name, 0};
+    MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, count_header, &c);
+    return c.n;
 }
 
 bool http_exchange_chunked(const struct http_exchange *ex)
@@ -653,18 +676,22 @@ void http_server_stop(struct http_server *s)
     if (!s)
         return;
     /* Anything still suspended (the owner should have answered it) is closed. */
-    struct MHD_Connection *left[256];
-    int n = 0;
-    pthread_mutex_lock(&s->lock);
-    while (s->suspended && n < 256) {
-        struct http_exchange *ex = s->suspended;
-        list_remove_locked(s, ex);
-        ex->state = EX_GONE;
-        left[n++] = ex->conn;
+    for (;;) {
+        struct MHD_Connection *left[256];
+        int n = 0;
+        pthread_mutex_lock(&s->lock);
+        while (s->suspended && n < 256) {
+            struct http_exchange *ex = s->suspended;
+            list_remove_locked(s, ex);
+            ex->state = EX_GONE;
+            left[n++] = ex->conn;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++)
+            MHD_resume_connection(left[i]);
     }
-    pthread_mutex_unlock(&s->lock);
-    for (int i = 0; i < n; i++)
-        MHD_resume_connection(left[i]);
     MHD_stop_daemon(s->d);
     pthread_mutex_destroy(&s->lock);
     free(s);

@@ -20,7 +20,8 @@
  *                with the tag set by http_exchange_set_tag; the answer must still come
  *                (http_exchange_respond), it is then dropped.
  *   on_finished  once per exchange when MHD is done with it (sent, or failed), on the
- *                MHD thread: the final status code, and whether it was sent in full.
+ *                MHD thread: the final status code (499 when none was sent: the client
+ *                went away first), and whether it was sent in full.
  *
  * Ownership: an exchange is reference-counted inside this module — one reference for
  * the connection (dropped after on_finished) and one while deferred (dropped by
@@ -120,6 +121,8 @@ const char *http_exchange_method_name(const struct http_exchange *ex);
 const char *http_exchange_path(const struct http_exchange *ex);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_exchange_header(const struct http_exchange *ex, const char *name);
+/* How many times a header was sent (case-insensitive name). */
+int http_exchange_header_count(const struct http_exchange *ex, const char *name);
 /* Content-Length as sent: -1 when absent (or chunked), -2 when malformed. */
 int64_t http_exchange_content_length(const struct http_exchange *ex);
 /* Whether Transfer-Encoding was sent (we take no chunked bodies). */

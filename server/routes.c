@@ -86,6 +86,8 @@ void routes_answer(struct routes *r, struct http_exchange *ex, struct http_respo
         http_response_header(resp, "X-Request-Id", rq->request_id, NULL);
         rq->bytes = resp->len;
     }
+    if (rq)
+        rq->answered_ns = http_now_ns();
     if (resp && !http_response_get_header(resp, "Cache-Control"))
         http_response_header(resp, "Cache-Control", "no-store", NULL);
     if (resp)
@@ -280,6 +282,10 @@ static bool check_post(struct routes *r, struct http_exchange *ex)
         return false;
     }
     const int64_t len = http_exchange_content_length(ex);
+    if (http_exchange_header_count(ex, "Content-Length") > 1) { /* a smuggling attempt */
+        reject_body(r, ex, 400, "invalid_content_length", "Content-Length sent more than once");
+        return false;
+    }
     if (len == -1) {
         reject_body(r, ex, 411, "length_required",
                     "Content-Length is required (chunked bodies are not accepted)");
@@ -384,7 +390,9 @@ static void on_finished(void *user, struct http_exchange *ex, int code, bool sen
     (void)sent;
     struct routes *r = user;
     const struct route_req *rq = http_exchange_data(ex);
-    const double secs = (double)(http_now_ns() - http_exchange_start_ns(ex)) * 1e-9;
+    /* Arrival → answer (to the end of sending when no answer was given). */
+    const uint64_t end = rq && rq->answered_ns ? rq->answered_ns : http_now_ns();
+    const double secs = (double)(end - http_exchange_start_ns(ex)) * 1e-9;
     const enum metrics_route route = rq ? rq->route : METRICS_ROUTE_OTHER;
     metrics_observe_request(r->cfg.metrics, route, code, secs);
     if (!r->cfg.access_log)

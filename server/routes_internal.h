@@ -33,6 +33,7 @@ struct route_req {
                                          are read on the MHD thread only */
     double queue_ms, total_ms;        /* generations; −1 otherwise */
     uint64_t bytes;                   /* body bytes answered */
+    uint64_t answered_ns;             /* when the answer was handed over (0: none) */
 };
 
 /* Adds the common headers (X-Request-Id, CORS) and answers. */

@@ -101,6 +101,12 @@ expect 411 "chunked" "${json[@]}" -H 'Transfer-Encoding: chunked' -d '{}' \
 head -c 5000 /dev/zero | tr '\0' ' ' >"$out/big"
 expect 413 "over --max-body-bytes" "${json[@]}" --data-binary "@$out/big" \
     "$base/v1/images/generations"
+# two Content-Length headers (request smuggling): 400, by hand over /dev/tcp
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}' >&3
+status=$(head -1 <&3 | tr -d '\r')
+exec 3<&-
+[[ $status == "HTTP/1.1 400"* ]] || fail "duplicate Content-Length: '$status'"
 expect 400 "n out of range" "${json[@]}" -d '{"prompt":"x","n":99}' "$base/v1/images/generations"
 grep -q '"param":"n"' "$out/body" || fail "400 does not name n"
 expect 400 "not JSON" "${json[@]}" -d '{nope' "$base/v1/images/generations"
