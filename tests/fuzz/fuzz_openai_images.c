@@ -4,7 +4,7 @@
  * 400 (or 503 out of memory) whose error body is well-formed.
  *
  * Not part of ctest (needs clang's libFuzzer).  Build against a Release build's
- * libraries and run (docs/api.md, "Fuzzing"):
+ * libraries and run (docs/api.md, "Tests and fuzzing"):
  *   S=api; B=build
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I. \
  *     $(pkg-config --cflags jansson) -DFIXTURE=\"$PWD/tests/fixtures/sd/sd1-tiny/diffusers\" \
