@@ -5,8 +5,9 @@
 # X-Request-Id; url + JPEG served from /v1/images/…), the errors answered before the
 # body (404, 405 + Allow, 411, 413, 415) and after (400 naming the field), /metrics
 # (promtool when installed), the JSON access log, and SIGTERM with a generation in
-# flight: it is answered 200 and the process exits 0.  tests/http/ (Python) is the
-# full suite; this one needs only curl.
+# flight: it is answered 200 and the process exits 0; with --drain-grace-s 0 the job in
+# flight is answered 503 shutting_down instead, and the exit is still 0.  tests/http/
+# (Python) is the full suite; this one needs only curl.
 set -euo pipefail
 
 bin=$1
@@ -31,19 +32,24 @@ fail() {
 code() { curl -s -o "$out/body" -D "$out/head" -w '%{http_code}' "$@" || echo 000; }
 json=(-H 'Content-Type: application/json')
 
-"$bin" serve --port 0 --model "$model" --threads 1 --encoder-threads 2 --max-body-bytes 4096 \
-    >"$out/access" 2>"$out/err" &
-pid=$!
-port=
-for _ in $(seq 200); do
-    port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out/err" 2>/dev/null || true)
-    [[ -n $port ]] && break
-    kill -0 "$pid" 2>/dev/null || fail "serve exited at start-up"
-    sleep 0.05
-done
-[[ -n $port ]] || fail "no 'listening on' line"
-base="http://127.0.0.1:$port"
+# start <flags…>: a server on a free port; sets pid, port, base.
+start() {
+    : >"$out/err"
+    "$bin" serve --port 0 --model "$model" --threads 1 --encoder-threads 2 "$@" \
+        >"$out/access" 2>"$out/err" &
+    pid=$!
+    port=
+    for _ in $(seq 200); do
+        port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$out/err" 2>/dev/null || true)
+        [[ -n $port ]] && break
+        kill -0 "$pid" 2>/dev/null || fail "serve exited at start-up"
+        sleep 0.05
+    done
+    [[ -n $port ]] || fail "no 'listening on' line"
+    base="http://127.0.0.1:$port"
+}
 
+start --max-body-bytes 4096
 [[ $(code "$base/livez") == 200 ]] || fail "livez"
 grep -q '"status":"ok"' "$out/body" || fail "livez body"
 c=000
@@ -140,4 +146,24 @@ pid=
 [[ $(cat "$out/late.code") == 200 ]] || fail "in-flight generation answered $(cat "$out/late.code")"
 grep -q '"b64_json"' "$out/late" || fail "in-flight generation body"
 grep -q 'stopped' "$out/err" || fail "no 'stopped' line"
-echo "serve smoke: ok (port $port)"
+
+# --- a grace of 0: the job in flight is cancelled and answered 503, exit 0 ---------------
+start --drain-grace-s 0 --no-warmup
+for _ in $(seq 100); do [[ $(code "$base/readyz") == 200 ]] && break; sleep 0.05; done
+curl -s -o "$out/late" -w '%{http_code}' "${json[@]}" -d '{"prompt":"x","steps":150,"n":8}' \
+    "$base/v1/images/generations" >"$out/late.code" &
+cpid=$!
+for _ in $(seq 100); do
+    curl -s -o "$out/m" "$base/metrics" || true
+    grep -q '^diffusiond_scheduler_submitted_total 1$' "$out/m" && break
+    sleep 0.05
+done
+kill -TERM "$pid"
+wait "$cpid" || true
+rc=0
+wait "$pid" || rc=$?
+pid=
+[[ $rc == 0 ]] || fail "serve (grace 0) exited $rc after SIGTERM"
+[[ $(cat "$out/late.code") == 503 ]] || fail "grace 0: in-flight job answered $(cat "$out/late.code")"
+grep -q '"code":"shutting_down"' "$out/late" || fail "grace 0: body $(cat "$out/late")"
+echo "serve smoke: ok"
