@@ -1,7 +1,7 @@
 /* engine/cuda/cuda_attention.cu — flash attention (online softmax, f32 accumulation,
  * no Nq×Nk buffer) over q{B,Nq,H·D}, k/v{B,Nk,H·D}, y{B,Nq,H·D}.
  *
- * Tiled kernel (D ≤ 128, any D: 40, 64, 80, 128, odd ones too): a block of FA_WARPS
+ * Tiled kernel (D ≤ 256, any D: SD1.5's 40/80/160, 64, 128, odd ones too): a block of FA_WARPS
  * warps owns FA_WARPS·FA_ROWS query rows of one (batch, head); it walks the keys in
  * tiles of 32, staged as f32 in shared memory (rows padded to D+1: conflict-free).
  * Per row and tile, lane j scores key j (a full dot product against the row's scaled
@@ -9,7 +9,7 @@
  * the row's accumulator (lane owns dims lane, lane+32, ...) and adds Σ_j p_j·v_j.
  * Causal: keys past the block's last query are never loaded; key j > query i scores
  * −inf.
- * Generic kernel (D > 128): one block per (query row, head, batch), the q row and the
+ * Generic kernel (D > 256): one block per (query row, head, batch), the q row and the
  * accumulator in shared memory, 128 keys scored per round (one per thread).
  *
  * The scaled scores s = (q·scale)·k (the CPU reference computes (q·k)·scale: the
@@ -215,14 +215,23 @@ template <typename T>
 static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct fa_dims *p, cudaStream_t st)
 {
-    if (p->d <= 128) {
+    if (p->d <= 256) {
         const int rows = FA_WARPS * FA_ROWS;
         dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
         size_t smem = fa_tiled_smem(p->d);
-        if (p->d <= 64)
+        if (p->d <= 64) {
             fa_tiled_kernel<T, 64><<<grid, FA_WARPS * 32, smem, st>>>(q, k, v, y, *p);
-        else
+        } else if (p->d <= 128) {
             fa_tiled_kernel<T, 128><<<grid, FA_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+        } else {
+            /* 52 KiB (D = 160) to 83 KiB (D = 256): above the default 48 KiB */
+            cudaError_t e = cudaFuncSetAttribute(fa_tiled_kernel<T, 256>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 (int)smem);
+            if (e != cudaSuccess)
+                return e;
+            fa_tiled_kernel<T, 256><<<grid, FA_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+        }
         return cudaGetLastError();
     }
     size_t smem = sizeof(float) * (size_t)(2 * p->d + FA_GENERIC_THREADS + 32);
@@ -252,7 +261,7 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
     dims.scale = p->scale;
     dims.causal = p->causal;
     const int64_t batch = q->shape[0];
-    if (batch > 65535 || p->heads > 65535 || (dims.d > 128 && dims.nq > 2147483647) ||
+    if (batch > 65535 || p->heads > 65535 || (dims.d > 256 && dims.nq > 2147483647) ||
         sizeof(float) * (size_t)(2 * dims.d + FA_GENERIC_THREADS + 32) > 200 * 1024)
         return status_fail(err, STATUS_UNSUPPORTED,
                            "cuda attention: batch %lld, %d heads of %d dims is beyond this kernel",

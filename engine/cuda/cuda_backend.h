@@ -12,8 +12,8 @@
  *   linear     cuBLASLt, bias in the GEMM epilogue, residual as its C operand (β = 1);
  *   matmul     cuBLASLt strided-batched; algorithms cached per shape and alignment.
  *   attention  a flash-attention kernel of this backend (online softmax, no Nq×Nk
- *              buffer): a tiled warp kernel for head dims ≤ 128 (40/64/80/128 and any
- *              other), a block-per-row kernel for larger ones.
+ *              buffer): a tiled warp kernel for head dims ≤ 256 (SD1.5's 40/80/160,
+ *              64, 128 and any other), a block-per-row kernel for larger ones.
  *   the rest   kernels of this backend (GroupNorm with SiLU fused, LayerNorm, GEGLU,
  *              GELU/SiLU, broadcast add/mul, per-row axpby, upsample, concat,
  *              timestep embedding).  Per-row scalars and timesteps travel as kernel

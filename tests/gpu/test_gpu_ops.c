@@ -5,8 +5,9 @@
  * backends see identical values; the CPU computes in f32.  The error of a case is
  * max|gpu − cpu| / max|cpu| (relative to the output's scale) and must stay under the
  * case's tolerance for that dtype (f32 GEMMs/convolutions run on TF32).  Odd shapes
- * (tails, head dims 17/40/80/160, broadcasts) and SD1.5's shapes (64×64×320 convs,
- * 4096-token attention with 8 heads of 40) are both covered.  Also: allocation
+ * (tails, head dims 17/64/80/128/256 and the generic kernel's 320, broadcasts) and
+ * SD1.5's shapes (64×64×320 convs, 4096-token attention with 8 heads of 40, 8 heads of
+ * 160) are both covered.  Also: allocation
  * failure → STATUS_OUT_OF_MEMORY with the backend still usable; an illegal address →
  * STATUS_DEVICE and backend_is_broken (run last: it ends the CUDA context).
  *
@@ -69,7 +70,8 @@ static void round_to(float *p, size_t n, enum dtype dt)
 
 struct run {
     struct backend *b;
-    enum dtype dt;
+    enum dtype dt;       /* the tensors' dtype on this backend */
+    enum dtype round_dt; /* the dtype under test: extra inputs are rounded to it */
     struct tensor t[MAX_TENSORS];
     int n;
     struct errbuf err;
@@ -152,7 +154,7 @@ static struct tensor *c_conv(struct run *r, const struct case_def *c, float **in
     struct tensor *res = NULL;
     if (c->flag) { /* residual: the output's shape, random */
         float *h = random_floats((size_t)numel_of(4, ys), 99, -1, 1);
-        round_to(h, (size_t)numel_of(4, ys), r->dt);
+        round_to(h, (size_t)numel_of(4, ys), r->round_dt);
         res = mk(r, 4, ys, h);
         free(h);
     }
@@ -175,7 +177,7 @@ static struct tensor *c_linear(struct run *r, const struct case_def *c, float **
     if (c->flag) {
         size_t n = (size_t)numel_of(x->ndim, ys);
         float *h = random_floats(n, 77, -1, 1);
-        round_to(h, n, r->dt);
+        round_to(h, n, r->round_dt);
         res = mk(r, x->ndim, ys, h);
         free(h);
     }
@@ -364,8 +366,10 @@ static const struct case_def CASES[] = {
     {"attention_d80_cross", c_attention, 3, {3, 3, 3}, {{2, 257, 160}, {2, 77, 160}, {2, 77, 160}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
     {"attention_d128_causal", c_attention, 3, {3, 3, 3}, {{1, 77, 256}, {1, 77, 256}, {1, 77, 256}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_d17_odd", c_attention, 3, {3, 3, 3}, {{1, 33, 51}, {1, 45, 51}, {1, 45, 51}}, -2, 2, TOL_ATT, 3, 0, 0, false, {0}},
-    {"attention_d160_generic", c_attention, 3, {3, 3, 3}, {{1, 50, 320}, {1, 61, 320}, {1, 61, 320}}, -1, 1, TOL_ATT, 2, 0, 0, false, {0}},
-    {"attention_d160_generic_causal", c_attention, 3, {3, 3, 3}, {{1, 130, 320}, {1, 130, 320}, {1, 130, 320}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_sd_d160", c_attention, 3, {3, 3, 3}, {{2, 256, 1280}, {2, 256, 1280}, {2, 256, 1280}}, -1, 1, TOL_ATT, 8, 0, 0, false, {0}},
+    {"attention_d256_causal", c_attention, 3, {3, 3, 3}, {{1, 70, 512}, {1, 70, 512}, {1, 70, 512}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_d320_generic", c_attention, 3, {3, 3, 3}, {{1, 50, 320}, {1, 61, 320}, {1, 61, 320}}, -1, 1, TOL_ATT, 1, 0, 0, false, {0}},
+    {"attention_d320_generic_causal", c_attention, 3, {3, 3, 3}, {{1, 130, 640}, {1, 130, 640}, {1, 130, 640}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_clip_causal", c_attention, 3, {3, 3, 3}, {{2, 77, 768}, {2, 77, 768}, {2, 77, 768}}, -1, 1, TOL_ATT, 12, 0, 0, true, {0}},
     {"attention_sd_self_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 4096, 320}, {2, 4096, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
     {"attention_sd_cross_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
@@ -410,13 +414,15 @@ static double now_ms(void)
 }
 
 /* Runs case c on backend b in dtype dt; *out = malloc'ed host result, *n its size. */
-static enum status run_case(struct backend *b, enum dtype dt, const struct case_def *c,
-                            float **in, float **out, size_t *n, struct errbuf *err)
+static enum status run_case(struct backend *b, enum dtype dt, enum dtype round_dt,
+                            const struct case_def *c, float **in, float **out, size_t *n,
+                            struct errbuf *err)
 {
     struct run r;
     memset(&r, 0, sizeof r);
     r.b = b;
     r.dt = dt;
+    r.round_dt = round_dt;
     struct tensor *y = c->fn(&r, c, in);
     if (r.s == STATUS_OK && y) {
         *n = (size_t)tensor_numel(y);
@@ -443,10 +449,10 @@ static void check_case(struct suite *su, const struct case_def *c, enum dtype dt
     float *ref = NULL, *got = NULL;
     size_t nr = 0, ng = 0;
     double t0 = now_ms();
-    enum status s = run_case(su->cpu, DTYPE_F32, c, in, &ref, &nr, &err);
+    enum status s = run_case(su->cpu, DTYPE_F32, dt, c, in, &ref, &nr, &err);
     double t1 = now_ms();
     if (s == STATUS_OK)
-        s = run_case(su->gpu, dt, c, in, &got, &ng, &err);
+        s = run_case(su->gpu, dt, dt, c, in, &got, &ng, &err);
     double t2 = now_ms();
     double max_ref = 0, max_diff = 0, sum_sq = 0;
     bool nan = false;
