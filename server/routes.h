@@ -54,6 +54,7 @@ struct routes_config {
     size_t max_body_bytes;
     int watchdog_s;                /* /livez 503 after a stall this long */
     int url_ttl_s;                 /* Cache-Control of /v1/images/… */
+    int url_store_images;          /* the store's capacity: a "url" request's n ≤ it */
     FILE *access_log;              /* NULL: no access log */
 };
 

@@ -266,6 +266,14 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
         if (j->model < 0)
             st = STATUS_NOT_FOUND;
     }
+    if (st == STATUS_OK && j->req.response_format == API_RESPONSE_URL &&
+        r->cfg.url_store_images > 0 && j->req.n > r->cfg.url_store_images) {
+        api_error_set(&e, 400, NULL, "n", NULL,
+                      "n: at most %d images with response_format \"url\" (the image store "
+                      "holds %d; see --url-store-images)",
+                      r->cfg.url_store_images, r->cfg.url_store_images);
+        st = STATUS_INVALID_ARGUMENT;
+    }
     if (st == STATUS_OK)
         st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), &j->req,
                                    &e);
