@@ -101,13 +101,16 @@ void routes_answer_body(struct routes *r, struct http_exchange *ex, int code,
     routes_answer(r, ex, http_response_copy(code, content_type, body, len));
 }
 
-void routes_answer_error(struct routes *r, struct http_exchange *ex, const struct api_error *e)
+struct http_response *routes_error_response(const struct api_error *e)
 {
     size_t len = 0;
     char *body = api_error_body(e, &len);
-    struct http_response *resp = body ? http_response_new(e->http, "application/json", body, len)
-                                      : NULL;
-    routes_answer(r, ex, resp);
+    return body ? http_response_new(e->http, "application/json", body, len) : NULL;
+}
+
+void routes_answer_error(struct routes *r, struct http_exchange *ex, const struct api_error *e)
+{
+    routes_answer(r, ex, routes_error_response(e));
 }
 
 void routes_answer_unavailable(struct routes *r, struct http_exchange *ex)
@@ -117,10 +120,7 @@ void routes_answer_unavailable(struct routes *r, struct http_exchange *ex)
     api_error_set(&e, 503, NULL, NULL, st == SERVE_DRAINING ? "draining" : "loading",
                   "the server is %s; retry later", serve_state_name(st));
     metrics_reject(r->cfg.metrics, METRICS_REJECT_DRAINING);
-    size_t len = 0;
-    char *body = api_error_body(&e, &len);
-    struct http_response *resp = body ? http_response_new(503, "application/json", body, len)
-                                      : NULL;
+    struct http_response *resp = routes_error_response(&e);
     char v[16];
     snprintf(v, sizeof v, "%d", RETRY_AFTER_UNAVAILABLE_S);
     if (resp)
@@ -215,10 +215,7 @@ static void answer_405(struct routes *r, struct http_exchange *ex, const struct 
     struct api_error e;
     api_error_set(&e, 405, NULL, NULL, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
                   http_exchange_method_name(ex), http_exchange_path(ex), allow_header(d));
-    size_t len = 0;
-    char *body = api_error_body(&e, &len);
-    struct http_response *resp = body ? http_response_new(405, "application/json", body, len)
-                                      : NULL;
+    struct http_response *resp = routes_error_response(&e);
     if (resp)
         http_response_header(resp, "Allow", allow_header(d), NULL);
     routes_answer(r, ex, resp);
@@ -239,10 +236,7 @@ static bool check_auth(struct routes *r, struct http_exchange *ex, const struct 
     struct api_error e;
     api_error_set(&e, 401, NULL, NULL, a == AUTH_INVALID_KEY ? "invalid_api_key" : "missing_api_key",
                   "%s", auth_message(a));
-    size_t len = 0;
-    char *body = api_error_body(&e, &len);
-    struct http_response *resp = body ? http_response_new(401, "application/json", body, len)
-                                      : NULL;
+    struct http_response *resp = routes_error_response(&e);
     if (resp)
         http_response_header(resp, "WWW-Authenticate", auth_www_authenticate(a), NULL);
     routes_answer(r, ex, resp);

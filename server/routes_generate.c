@@ -234,10 +234,7 @@ static void answer_rejection(struct routes *r, struct http_exchange *ex, enum st
                       "%s: the server is busy (%d requests waiting); retry after %lld ms",
                       full ? "queue full" : "deadline", adm->queue_depth,
                       (long long)adm->retry_after_ms);
-        size_t len = 0;
-        char *body = api_error_body(&e, &len);
-        struct http_response *resp = body ? http_response_new(429, "application/json", body, len)
-                                          : NULL;
+        struct http_response *resp = routes_error_response(&e);
         const int64_t ra_ms = adm->retry_after_ms > 0 ? adm->retry_after_ms : 1000;
         char v[32];
         snprintf(v, sizeof v, "%lld", (long long)((ra_ms + 999) / 1000));

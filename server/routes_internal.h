@@ -38,6 +38,8 @@ struct route_req {
 
 /* Adds the common headers (X-Request-Id, CORS) and answers. */
 void routes_answer(struct routes *r, struct http_exchange *ex, struct http_response *resp);
+/* The OpenAI-shaped error response for e (its http status); NULL when out of memory. */
+struct http_response *routes_error_response(const struct api_error *e);
 /* An OpenAI-shaped error answer (e: its http status, type, param, code, message). */
 void routes_answer_error(struct routes *r, struct http_exchange *ex, const struct api_error *e);
 /* A JSON/text body answer (body copied). */

@@ -128,20 +128,26 @@ if command -v promtool >/dev/null; then
 fi
 grep -q '"request_id":"smoke-1".*"status":200' "$out/access" || fail "access log line"
 
+# sigterm_in_flight <body> <jobs submitted before it>: posts body, waits until it is
+# admitted, sends SIGTERM, waits for both; the answer in $out/late(.code), exit in $rc.
+sigterm_in_flight() {
+    curl -s -o "$out/late" -w '%{http_code}' "${json[@]}" -d "$1" \
+        "$base/v1/images/generations" >"$out/late.code" &
+    local cpid=$! want=$(($2 + 1))
+    for _ in $(seq 100); do # until it is admitted
+        curl -s -o "$out/m" "$base/metrics" || true
+        grep -q "^diffusiond_scheduler_submitted_total $want\$" "$out/m" && break
+        sleep 0.05
+    done
+    kill -TERM "$pid"
+    wait "$cpid" || true
+    rc=0
+    wait "$pid" || rc=$?
+    pid=
+}
+
 # --- SIGTERM with a generation in flight: answered, exit 0 ---------------------------------
-curl -s -o "$out/late" -w '%{http_code}' "${json[@]}" -d '{"prompt":"x","steps":80,"n":4}' \
-    "$base/v1/images/generations" >"$out/late.code" &
-cpid=$!
-for _ in $(seq 100); do # until it is admitted
-    curl -s -o "$out/m" "$base/metrics" || true
-    grep -q '^diffusiond_scheduler_submitted_total 4$' "$out/m" && break
-    sleep 0.05
-done
-kill -TERM "$pid"
-wait "$cpid" || true
-rc=0
-wait "$pid" || rc=$?
-pid=
+sigterm_in_flight '{"prompt":"x","steps":80,"n":4}' 3
 [[ $rc == 0 ]] || fail "serve exited $rc after SIGTERM"
 [[ $(cat "$out/late.code") == 200 ]] || fail "in-flight generation answered $(cat "$out/late.code")"
 grep -q '"b64_json"' "$out/late" || fail "in-flight generation body"
@@ -150,19 +156,7 @@ grep -q 'stopped' "$out/err" || fail "no 'stopped' line"
 # --- a grace of 0: the job in flight is cancelled and answered 503, exit 0 ---------------
 start --drain-grace-s 0 --no-warmup
 for _ in $(seq 100); do [[ $(code "$base/readyz") == 200 ]] && break; sleep 0.05; done
-curl -s -o "$out/late" -w '%{http_code}' "${json[@]}" -d '{"prompt":"x","steps":150,"n":8}' \
-    "$base/v1/images/generations" >"$out/late.code" &
-cpid=$!
-for _ in $(seq 100); do
-    curl -s -o "$out/m" "$base/metrics" || true
-    grep -q '^diffusiond_scheduler_submitted_total 1$' "$out/m" && break
-    sleep 0.05
-done
-kill -TERM "$pid"
-wait "$cpid" || true
-rc=0
-wait "$pid" || rc=$?
-pid=
+sigterm_in_flight '{"prompt":"x","steps":150,"n":8}' 0
 [[ $rc == 0 ]] || fail "serve (grace 0) exited $rc after SIGTERM"
 [[ $(cat "$out/late.code") == 503 ]] || fail "grace 0: in-flight job answered $(cat "$out/late.code")"
 grep -q '"code":"shutting_down"' "$out/late" || fail "grace 0: body $(cat "$out/late")"
