@@ -178,6 +178,26 @@ class TestRequestId(unittest.TestCase):
                 r = SERVER.request("GET", "/livez", headers={"X-Request-Id": bad})
                 self.assertRegex(r.header("X-Request-Id"), r"^[0-9a-f]{32}$")
 
+    def test_in_access_log(self):
+        rid = "access-log-probe-42"
+        r = SERVER.generate({"prompt": "logged", "user": "user-7", **FAST},
+                            headers={"X-Request-Id": rid})
+        self.assertEqual(r.status, 200)
+        deadline = time.time() + 5
+        line = None
+        while time.time() < deadline and line is None:
+            for ln in SERVER.log().splitlines():
+                if rid in ln and ln.lstrip().startswith("{"):
+                    line = json.loads(ln)
+            time.sleep(0.05)
+        self.assertIsNotNone(line, "no JSON access-log line with the request id")
+        self.assertEqual(line["request_id"], rid)
+        self.assertEqual(line["method"], "POST")
+        self.assertEqual(line["path"], GEN)
+        self.assertEqual(line["status"], 200)
+        self.assertEqual(line["user"], "user-7")
+        self.assertIn("total_ms", line)
+
     def test_128_chars_kept(self):
         rid = "a" * 128
         self.assertEqual(SERVER.request("GET", "/livez", headers={"X-Request-Id": rid})

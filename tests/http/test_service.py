@@ -297,6 +297,13 @@ class TestUrlExpiry(ServerCase):
         gone = self.server.request("GET", path)
         error_of(self, gone, 404)
 
+    def test_more_images_than_the_store_400(self):
+        r = self.server.generate({"prompt": "a", "steps": 1, "n": 5, "response_format": "url"})
+        err = error_of(self, r, 400)
+        self.assertEqual(err["param"], "n")
+        r = self.server.generate({"prompt": "a", "steps": 1, "n": 5})  # b64_json: fine
+        self.assertEqual(r.status, 200, r.body[:300])
+
     def test_store_capacity_evicts_oldest(self):
         paths = []
         for i in range(3):
@@ -501,6 +508,34 @@ class TestShutdown(unittest.TestCase):
         finally:
             srv.kill()
             srv.close()
+
+    def test_past_the_grace_503(self):
+        """A job still running when --drain-grace-s runs out is answered 503
+        (shutting_down) — answered, not dropped — and the exit code is still 0."""
+        srv = Server(["--drain-grace-s", "1", "--batching", "none"])
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+            body = json.dumps({"prompt": "too long", "size": "256x256", "steps": 150})
+            conn.request("POST", GEN, body=body, headers={"Content-Type": "application/json"})
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            srv.signal(signal.SIGTERM)
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+            code = srv.wait(60)
+            waited = time.monotonic() - t0
+        finally:
+            srv.kill()
+            log = srv.log()
+            srv.close()
+        self.assertEqual(resp.status, 503, data[:300])
+        err = json.loads(data)["error"]
+        self.assertEqual(err["type"], "server_error")
+        self.assertEqual(err["code"], "shutting_down")
+        self.assertTrue((resp.getheader("Retry-After") or "").isdigit())
+        self.assertLess(waited, 15, "the grace was not kept")
+        self.assertEqual(code, 0, log[-2000:])
 
     def test_sigint_exits_0(self):
         srv = Server()
