@@ -280,6 +280,66 @@ class TestBodyChecks(unittest.TestCase):
                            headers={"Content-Type": "application/json; charset=utf-8"})
         self.assertEqual(r.status, 200, r.body[:300])
 
+    def test_duplicate_content_length_400(self):
+        body = b'{"prompt":"a","steps":1}'
+        r = raw_post({"Content-Type": "application/json", "Content-Length": str(len(body)),
+                      "content-length": str(len(body))}, body)
+        err = assert_error(self, r, 400, param=None)
+        self.assertEqual(err["code"], "invalid_content_length")
+
+    def test_transfer_encoding_with_content_length_411(self):
+        body = b'{"prompt":"a","steps":1}'
+        r = raw_post({"Content-Type": "application/json", "Content-Length": str(len(body)),
+                      "Transfer-Encoding": "chunked"}, body)
+        assert_error(self, r, 411, param=None)
+
+    def test_malformed_content_length_400(self):
+        for cl in ["12abc", "-5", "1 2", "0x10"]:
+            with self.subTest(cl=cl):
+                r = raw_post({"Content-Type": "application/json", "Content-Length": cl},
+                             b'{"prompt":"a"}')
+                self.assertIsNotNone(r)
+                self.assertEqual(r.status, 400)
+                self.assertEqual(SERVER.request("GET", "/livez").status, 200)
+
+    def test_mhd_rejections_are_well_formed(self):
+        """Requests libmicrohttpd rejects before any route sees them (bad
+        Content-Length, HTTP/1.1 without Host) must still get ONE well-formed HTTP
+        response: one status line, a body of Content-Length bytes."""
+        cases = {
+            "bad_content_length": (f"POST {GEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 12abc\r\n"
+                                   "\r\n{}").encode(),
+            "no_host": b"GET /livez HTTP/1.1\r\nConnection: close\r\n\r\n",
+        }
+        for name, req in cases.items():
+            with self.subTest(case=name):
+                with socket.create_connection(("127.0.0.1", SERVER.port), timeout=10) as s:
+                    s.sendall(req)
+                    data = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                self.assertEqual(data.count(b"HTTP/1.1 "), 1, data[:600])
+                head, _, body = data.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+                self.assertIsNotNone(m, head)
+                self.assertEqual(len(body), int(m.group(1)), data[:600])
+
+    def test_header_too_large_431(self):
+        r = SERVER.raw(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 +
+                       b"\r\nConnection: close\r\n\r\n")
+        self.assertIsNotNone(r)
+        self.assertIn(r.status, (413, 431))
+        self.assertEqual(SERVER.request("GET", "/livez").status, 200)
+
+    def test_http_1_0(self):
+        r = SERVER.raw(b"GET /livez HTTP/1.0\r\n\r\n")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(json.loads(r.body)["status"], "ok")
+
     def test_server_survives_garbage(self):
         for junk in [b"\x00\x01\x02garbage\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
                      b"POST " + GEN.encode() + b" HTTP/1.1\r\nContent-Length: abc\r\n\r\n"]:
