@@ -642,6 +642,11 @@ class TestGenerate(unittest.TestCase):
         self.assertTrue(any("prompt" in w and "77" in w for w in body["warnings"]),
                         body["warnings"])
 
+    def test_user_256_code_points(self):
+        """The spec bounds `user` at 256 characters (JSON Schema counts code points)."""
+        self.gen(user="u" * 256)
+        self.gen(user="é" * 256)
+
     def test_unicode_prompt(self):
         self.gen(prompt="un chat 猫 🐱 — café")
 
