@@ -137,6 +137,77 @@ class TestAuthFile(ServerCase):
         self.assertNotIn(b"env-key", self.server.log().encode())
 
 
+# --- configured limits (flags and DIFFUSIOND_* variables) ------------------------------------
+
+
+class TestConfiguredLimits(ServerCase):
+    # Flags win over variables: DIFFUSIOND_MAX_N=5 loses to --max-n 2; the others come
+    # from the environment alone.
+    ARGS = ["--max-n", "2", "--max-width", "128", "--min-side", "32"]
+    ENV = {"DIFFUSIOND_MAX_N": "5", "DIFFUSIOND_MAX_STEPS": "4", "DIFFUSIOND_MAX_HEIGHT": "96",
+           "DIFFUSIOND_MAX_PROMPT_CHARS": "10", "DIFFUSIOND_MAX_BODY_BYTES": "2048",
+           "DIFFUSIOND_MODEL_NAME": "tiny-one"}
+
+    def check(self, payload, param):
+        r = self.server.generate(payload)
+        err = error_of(self, r, 400)
+        self.assertEqual(err["param"], param, err)
+
+    def test_limits_from_flags_and_env(self):
+        ok = {"prompt": "0123456789", "n": 2, "steps": 4, "size": "128x96"}
+        r = self.server.generate(ok)
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual(r.json()["size"], "128x96")
+        self.assertEqual(self.server.generate({"prompt": "a", "steps": 1, "size": "32x32"})
+                         .status, 200)
+        self.check({**ok, "n": 3}, "n")
+        self.check({**ok, "steps": 5}, "steps")
+        self.check({**ok, "size": "136x64"}, "size")
+        self.check({**ok, "size": "64x104"}, "size")
+        self.check({**ok, "size": "24x64"}, "size")
+        self.check({**ok, "prompt": "01234567890"}, "prompt")
+        self.check({**ok, "negative_prompt": "01234567890"}, "negative_prompt")
+
+    def test_body_limit_from_env(self):
+        big = json.dumps({"prompt": "a", "pad": "x" * 2100})
+        r = self.server.request("POST", GEN, body=big, headers={"Content-Type": "application/json"})
+        error_of(self, r, 413)
+
+    def test_model_name_from_env(self):
+        ids = [m["id"] for m in self.server.request("GET", "/v1/models").json()["data"]]
+        self.assertEqual(ids, ["tiny-one"])
+        self.assertEqual(self.server.generate({"prompt": "a", "steps": 1, "model": "tiny-one"})
+                         .status, 200)
+        r = self.server.generate({"prompt": "a", "steps": 1, "model": "sd1-tiny"})
+        self.assertEqual(error_of(self, r, 404)["code"], "model_not_found")
+
+
+class TestBadSettings(unittest.TestCase):
+    def test_bad_flag_names_flag_and_variable(self):
+        for args, env, needle in [(["--port", "70000"], {}, "--port"),
+                                  ([], {"DIFFUSIOND_MAX_N": "0"}, "DIFFUSIOND_MAX_N"),
+                                  (["--batching", "sometimes"], {}, "--batching"),
+                                  (["--no-such-flag"], {}, "--no-such-flag")]:
+            with self.subTest(args=args, env=env):
+                env2 = {k: v for k, v in os.environ.items() if not k.startswith("DIFFUSIOND_")}
+                env2.update(env)
+                p = subprocess.run([harness.BIN, "serve", "--model", harness.TINY_MODEL] + args,
+                                   env=env2, capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(needle, p.stdout + p.stderr)
+
+    def test_help(self):
+        p = subprocess.run([harness.BIN, "serve", "--help"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0)
+        for flag in ["--host", "--port", "--queue-capacity", "--max-body-bytes", "--cors-origins",
+                     "--api-keys-file", "DIFFUSIOND_API_KEYS", "--drain-grace-s", "--watchdog-s",
+                     "--url-ttl-s"]:
+            self.assertIn(flag, p.stdout)
+        self.assertNotIn("--api-keys ", p.stdout.replace("--api-keys-file", ""),
+                         "API keys must not be a flag")
+
+
 # --- CORS ------------------------------------------------------------------------------------
 
 
