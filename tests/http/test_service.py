@@ -536,7 +536,7 @@ class TestShutdown(unittest.TestCase):
             self.assertEqual(r.status, 200)
 
             n = 8
-            payloads = [{"prompt": f"drain {i}", "size": "128x128", "steps": 40, "seed": i}
+            payloads = [{"prompt": f"drain {i}", "size": "128x128", "steps": 80, "seed": i}
                         for i in range(n)]
             results = [None] * n
             sent = threading.Barrier(n + 1)
