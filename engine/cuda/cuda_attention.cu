@@ -12,9 +12,21 @@
  * Generic kernel (D > 256): one block per (query row, head, batch), the q row and the
  * accumulator in shared memory, 128 keys scored per round (one per thread).
  *
- * The scaled scores s = (q·scale)·k (the CPU reference computes (q·k)·scale: the
- * difference is f32 rounding). */
+ * Tensor-core kernel (f16/bf16, D ≤ 256, compute capability ≥ 8.0; the default for
+ * those): FlashAttention-2's loop on WMMA 16×16×16 fragments.  A block of 4 warps owns
+ * 64 query rows (16 per warp) of one (batch, head); Q, and per step 64 keys of K and
+ * V, sit in shared memory in T with the head dim zero-padded to Dp (a multiple of 16).
+ * Per warp and key tile: S = Q·Kᵀ (f32 fragments → shared), the online softmax over
+ * its 16 rows (two lanes per row; scale applied to the f32 scores; masked keys −inf),
+ * P → T in shared, the f32 output rows (in shared memory, so they can be rescaled per
+ * row) rescaled by e^(m_old − m_new), then O += P·V on fragments.  Finally O / l.
+ * options.attention_scalar forces the f32 kernels below (the conformance suite checks
+ * both).
+ *
+ * The scaled scores of the scalar kernels are s = (q·scale)·k (the CPU reference
+ * computes (q·k)·scale: the difference is f32 rounding). */
 #include <math.h>
+#include <mma.h>
 
 #include "engine/cuda/cuda_internal.h"
 
@@ -206,6 +218,219 @@ __global__ static void fa_generic_kernel(const T *q, const T *k, const T *v, T *
         cuda_st(yr + c, acc[c] * inv);
 }
 
+/* --- tensor-core kernel --------------------------------------------------------------- */
+
+#define FW_WARPS 4
+#define FW_ROWS 16 /* query rows per warp (one fragment row) */
+#define FW_BK 64   /* keys per tile */
+
+/* Shared memory of the WMMA kernel for padded head dim dp (every region a multiple of
+ * 32 bytes, as load/store_matrix_sync need). */
+static size_t fw_smem(int dp, size_t t_size)
+{
+    const size_t q = (size_t)FW_WARPS * FW_ROWS * dp, kv = 2 * (size_t)FW_BK * dp;
+    const size_t p = (size_t)FW_WARPS * FW_ROWS * FW_BK;
+    return t_size * (q + kv + p) + sizeof(float) * (p + (size_t)FW_WARPS * FW_ROWS * dp +
+                                                    3 * FW_WARPS * FW_ROWS);
+}
+
+template <typename T>
+__global__ static void __launch_bounds__(FW_WARPS * 32)
+    fa_wmma_kernel(const T *q, const T *k, const T *v, T *y, struct fa_dims p, int dp)
+{
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    namespace wm = nvcuda::wmma;
+    extern __shared__ __align__(128) unsigned char fw_raw[];
+    const int d = p.d, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t ld = (int64_t)p.heads * d;
+    const int h = blockIdx.y, bz = blockIdx.z;
+    const int64_t q0 = (int64_t)blockIdx.x * (FW_WARPS * FW_ROWS);
+    const int64_t w0 = q0 + warp * FW_ROWS; /* this warp's first query row */
+
+    T *qs = (T *)fw_raw;                           /* [64][dp] */
+    T *ks = qs + FW_WARPS * FW_ROWS * dp;          /* [FW_BK][dp] */
+    T *vs = ks + FW_BK * dp;                       /* [FW_BK][dp] */
+    T *ps = vs + FW_BK * dp;                       /* [warps][16][FW_BK] */
+    float *ss = (float *)(ps + FW_WARPS * FW_ROWS * FW_BK); /* [warps][16][FW_BK] */
+    float *os = ss + FW_WARPS * FW_ROWS * FW_BK;   /* [warps][16][dp] */
+    float *rm = os + FW_WARPS * FW_ROWS * dp;      /* [warps·16] running max */
+    float *rl = rm + FW_WARPS * FW_ROWS;           /* running sum */
+    float *rc = rl + FW_WARPS * FW_ROWS;           /* this tile's correction */
+    T *pw = ps + warp * FW_ROWS * FW_BK;
+    float *sw = ss + warp * FW_ROWS * FW_BK, *ow = os + warp * FW_ROWS * dp;
+
+    const T *qb = q + (size_t)bz * (size_t)(p.nq * ld) + (size_t)h * d;
+    const T *kb = k + (size_t)bz * (size_t)(p.nk * ld) + (size_t)h * d;
+    const T *vb = v + (size_t)bz * (size_t)(p.nk * ld) + (size_t)h * d;
+    T *yb = y + (size_t)bz * (size_t)(p.nq * ld) + (size_t)h * d;
+
+    for (int e = threadIdx.x; e < FW_WARPS * FW_ROWS * dp; e += blockDim.x) {
+        int r = e / dp, c = e - r * dp;
+        int64_t i = q0 + r;
+        if (i < p.nq && c < d)
+            qs[e] = qb[i * ld + c];
+        else
+            cuda_st(qs + e, 0.0f);
+    }
+    for (int e = lane; e < FW_ROWS * dp; e += 32)
+        ow[e] = 0.0f;
+    if (lane < FW_ROWS) {
+        rm[warp * FW_ROWS + lane] = -INFINITY;
+        rl[warp * FW_ROWS + lane] = 0.0f;
+    }
+
+    int64_t last_q = q0 + FW_WARPS * FW_ROWS - 1;
+    if (last_q > p.nq - 1)
+        last_q = p.nq - 1;
+    const int64_t nk = p.causal ? (last_q + 1 < p.nk ? last_q + 1 : p.nk) : p.nk;
+    const int nd = dp / 16;
+
+    for (int64_t k0 = 0; k0 < nk; k0 += FW_BK) {
+        __syncthreads(); /* the previous tile is no longer read */
+        for (int e = threadIdx.x; e < FW_BK * dp; e += blockDim.x) {
+            int j = e / dp, c = e - j * dp;
+            int64_t key = k0 + j;
+            if (key < p.nk && c < d) {
+                ks[e] = kb[key * ld + c];
+                vs[e] = vb[key * ld + c];
+            } else {
+                cuda_st(ks + e, 0.0f);
+                cuda_st(vs + e, 0.0f);
+            }
+        }
+        __syncthreads();
+        /* warp-uniform: no rows of this warp, or every key of the tile hidden */
+        if (w0 >= p.nq || (p.causal && k0 > w0 + FW_ROWS - 1))
+            continue;
+
+        /* S{16, 64} = Q_w{16, dp} · K_tileᵀ{dp, 64} */
+        for (int j = 0; j < FW_BK / 16; j++) {
+            wm::fragment<wm::accumulator, 16, 16, 16, float> acc;
+            wm::fill_fragment(acc, 0.0f);
+            for (int kk = 0; kk < nd; kk++) {
+                wm::fragment<wm::matrix_a, 16, 16, 16, T, wm::row_major> a;
+                wm::fragment<wm::matrix_b, 16, 16, 16, T, wm::col_major> b;
+                wm::load_matrix_sync(a, qs + warp * FW_ROWS * dp + kk * 16, dp);
+                wm::load_matrix_sync(b, ks + j * 16 * dp + kk * 16, dp);
+                wm::mma_sync(acc, a, b, acc);
+            }
+            wm::store_matrix_sync(sw + j * 16, acc, FW_BK, wm::mem_row_major);
+        }
+        __syncwarp();
+
+        /* online softmax: lanes 2r and 2r+1 share row r, 32 keys each */
+        {
+            const int r = lane >> 1, half = lane & 1;
+            const int64_t i = w0 + r;
+            float s[32];
+            float tmax = -INFINITY;
+#pragma unroll
+            for (int c = 0; c < 32; c++) {
+                const int col = half * 32 + c;
+                const int64_t key = k0 + col;
+                const bool ok = i < p.nq && key < p.nk && (!p.causal || key <= i);
+                s[c] = ok ? sw[r * FW_BK + col] * p.scale : -INFINITY;
+                tmax = fmaxf(tmax, s[c]);
+            }
+            tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+            const float m_old = rm[warp * FW_ROWS + r];
+            const float m_new = fmaxf(m_old, tmax);
+            float sum = 0.0f, corr = 1.0f;
+            if (m_new != -INFINITY) {
+                corr = expf(m_old - m_new); /* m_old = −inf → 0 */
+#pragma unroll
+                for (int c = 0; c < 32; c++) {
+                    const float e = s[c] == -INFINITY ? 0.0f : expf(s[c] - m_new);
+                    cuda_st(pw + r * FW_BK + half * 32 + c, e);
+                    sum += e;
+                }
+            } else {
+#pragma unroll
+                for (int c = 0; c < 32; c++)
+                    cuda_st(pw + r * FW_BK + half * 32 + c, 0.0f);
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            __syncwarp();
+            if (half == 0) {
+                rl[warp * FW_ROWS + r] = rl[warp * FW_ROWS + r] * corr + sum;
+                rm[warp * FW_ROWS + r] = m_new;
+                rc[warp * FW_ROWS + r] = corr;
+            }
+        }
+        __syncwarp();
+        for (int e = lane; e < FW_ROWS * dp; e += 32)
+            ow[e] *= rc[warp * FW_ROWS + e / dp];
+        __syncwarp();
+
+        /* O_w{16, dp} += P{16, 64} · V_tile{64, dp} */
+        for (int dd = 0; dd < nd; dd++) {
+            wm::fragment<wm::accumulator, 16, 16, 16, float> o;
+            wm::load_matrix_sync(o, ow + dd * 16, dp, wm::mem_row_major);
+            for (int jj = 0; jj < FW_BK / 16; jj++) {
+                wm::fragment<wm::matrix_a, 16, 16, 16, T, wm::row_major> a;
+                wm::fragment<wm::matrix_b, 16, 16, 16, T, wm::row_major> b;
+                wm::load_matrix_sync(a, pw + jj * 16, FW_BK);
+                wm::load_matrix_sync(b, vs + jj * 16 * dp + dd * 16, dp);
+                wm::mma_sync(o, a, b, o);
+            }
+            wm::store_matrix_sync(ow + dd * 16, o, dp, wm::mem_row_major);
+        }
+        __syncwarp();
+    }
+
+    for (int e = lane; e < FW_ROWS * dp; e += 32) {
+        const int r = e / dp, c = e - r * dp;
+        const int64_t i = w0 + r;
+        if (i < p.nq && c < d)
+            cuda_st(yb + i * ld + c, ow[e] / rl[warp * FW_ROWS + r]);
+    }
+#else
+    (void)q, (void)k, (void)v, (void)y, (void)p, (void)dp;
+    __trap(); /* never launched: the host checks the compute capability */
+#endif
+}
+
+template <typename T>
+static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
+                             const struct fa_dims *p, cudaStream_t st)
+{
+    const int dp = (p->d + 15) / 16 * 16;
+    const size_t smem = fw_smem(dp, sizeof(T));
+    cudaError_t e = cudaFuncSetAttribute(fa_wmma_kernel<T>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return e;
+    const int rows = FW_WARPS * FW_ROWS;
+    dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
+    fa_wmma_kernel<T><<<grid, FW_WARPS * 32, smem, st>>>(q, k, v, y, *p, dp);
+    return cudaGetLastError();
+}
+
+/* The tensor-core kernel exists for the 16-bit types only. */
+template <typename T>
+static bool fw_try(const T *q, const T *k, const T *v, T *y, int64_t batch,
+                   const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
+{
+    (void)q, (void)k, (void)v, (void)y, (void)batch, (void)p, (void)st, (void)e;
+    return false;
+}
+template <>
+bool fw_try<__half>(const __half *q, const __half *k, const __half *v, __half *y, int64_t batch,
+                    const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
+{
+    *e = fw_launch<__half>(q, k, v, y, batch, p, st);
+    return true;
+}
+template <>
+bool fw_try<__nv_bfloat16>(const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                           const __nv_bfloat16 *v, __nv_bfloat16 *y, int64_t batch,
+                           const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
+{
+    *e = fw_launch<__nv_bfloat16>(q, k, v, y, batch, p, st);
+    return true;
+}
+
+
 static size_t fa_tiled_smem(int d)
 {
     return sizeof(float) * (size_t)(2 * FA_BK * (d + 1) + FA_WARPS * FA_ROWS * d + FA_WARPS * FA_BK);
@@ -213,8 +438,11 @@ static size_t fa_tiled_smem(int d)
 
 template <typename T>
 static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct fa_dims *p, cudaStream_t st)
+                             const struct fa_dims *p, bool tensor_cores, cudaStream_t st)
 {
+    cudaError_t e = cudaSuccess;
+    if (tensor_cores && p->d <= 256 && fw_try<T>(q, k, v, y, batch, p, st, &e))
+        return e;
     if (p->d <= 256) {
         const int rows = FA_WARPS * FA_ROWS;
         dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
@@ -236,7 +464,7 @@ static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t b
     }
     size_t smem = sizeof(float) * (size_t)(2 * p->d + FA_GENERIC_THREADS + 32);
     if (smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(fa_generic_kernel<T>,
+        e = cudaFuncSetAttribute(fa_generic_kernel<T>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess)
@@ -267,8 +495,9 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
                            "cuda attention: batch %lld, %d heads of %d dims is beyond this kernel",
                            (long long)batch, p->heads, dims.d);
     cudaError_t e = cudaSuccess;
+    const bool tc = !cb->attention_scalar && cb->cc_major >= 8;
     CUDA_DISPATCH(y->dtype, e = fa_launch<T>((const T *)q->data, (const T *)k->data,
                                              (const T *)v->data, (T *)y->data, batch, &dims,
-                                             cb->stream));
+                                             tc, cb->stream));
     return cuda_check(cb, e, "attention", err);
 }

@@ -274,6 +274,9 @@ extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
 static enum status setup(struct cuda_backend *cb, struct errbuf *err)
 {
     TRY(cuda_check(cb, cudaSetDevice(cb->device), "cudaSetDevice", err));
+    TRY(cuda_check(cb, cudaDeviceGetAttribute(&cb->cc_major, cudaDevAttrComputeCapabilityMajor,
+                                              cb->device),
+                   "compute capability", err));
     TRY(cuda_check(cb, cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
                    "cudaStreamCreate", err));
     TRY(cuda_check(cb, cudaDeviceGetDefaultMemPool(&cb->pool, cb->device), "memory pool", err));
@@ -319,6 +322,7 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->device = opt->device;
     cb->allow_tf32 = opt->allow_tf32;
     cb->cudnn_find = opt->cudnn_find;
+    cb->attention_scalar = opt->attention_scalar;
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
     if (s != STATUS_OK) {

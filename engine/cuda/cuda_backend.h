@@ -11,9 +11,11 @@
  *              epilogue kernel.
  *   linear     cuBLASLt, bias in the GEMM epilogue, residual as its C operand (β = 1);
  *   matmul     cuBLASLt strided-batched; algorithms cached per shape and alignment.
- *   attention  a flash-attention kernel of this backend (online softmax, no Nq×Nk
- *              buffer): a tiled warp kernel for head dims ≤ 256 (SD1.5's 40/80/160,
- *              64, 128 and any other), a block-per-row kernel for larger ones.
+ *   attention  flash-attention kernels of this backend (online softmax, no Nq×Nk
+ *              buffer): f16/bf16 on tensor cores (WMMA, head dims ≤ 256 padded to
+ *              16, compute capability ≥ 8.0); f32 — and f16/bf16 with
+ *              options.attention_scalar — on a tiled warp kernel for head dims ≤ 256
+ *              (SD1.5's 40/80/160, 64, 128, any other), a block-per-row kernel above.
  *   the rest   kernels of this backend (GroupNorm with SiLU fused, LayerNorm, GEGLU,
  *              GELU/SiLU, broadcast add/mul, per-row axpby, upsample, concat,
  *              timestep embedding).  Per-row scalars and timesteps travel as kernel
@@ -48,6 +50,8 @@ struct cuda_backend_options {
     bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */
     bool cudnn_find;         /* per conv shape, time cuDNN's algorithms on first use
                                 (slower first call) instead of its heuristic choice */
+    bool attention_scalar;   /* f16/bf16 attention on the f32 (CUDA-core) kernels instead
+                                of the tensor-core one (tests compare both) */
     enum dtype weight_dtype; /* what backend_weight_dtype reports: models load their
                                 weights, and size workspaces, in it (f32, f16, bf16) */
 };

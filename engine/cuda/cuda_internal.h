@@ -23,6 +23,8 @@ struct cuda_backend {
     int device;
     bool allow_tf32;
     bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
+    bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
+    int cc_major;        /* the device's compute capability (major) */
     enum dtype weight_dtype;
     bool broken;         /* a sticky error was seen: everything fails from now on */
     cudaStream_t stream;

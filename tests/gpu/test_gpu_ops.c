@@ -29,6 +29,7 @@
 
 struct suite {
     struct backend *cpu, *gpu;
+    struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar) */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -435,7 +436,8 @@ static enum status run_case(struct backend *b, enum dtype dt, enum dtype round_d
     return r.s;
 }
 
-static void check_case(struct suite *su, const struct case_def *c, enum dtype dt)
+static void check_case(struct suite *su, struct backend *gpu, const char *variant,
+                       const struct case_def *c, enum dtype dt)
 {
     float *in[MAX_INPUTS] = {0};
     for (int k = 0; k < c->n_in; k++) {
@@ -452,7 +454,7 @@ static void check_case(struct suite *su, const struct case_def *c, enum dtype dt
     enum status s = run_case(su->cpu, DTYPE_F32, dt, c, in, &ref, &nr, &err);
     double t1 = now_ms();
     if (s == STATUS_OK)
-        s = run_case(su->gpu, dt, dt, c, in, &got, &ng, &err);
+        s = run_case(gpu, dt, dt, c, in, &got, &ng, &err);
     double t2 = now_ms();
     double max_ref = 0, max_diff = 0, sum_sq = 0;
     bool nan = false;
@@ -470,15 +472,17 @@ static void check_case(struct suite *su, const struct case_def *c, enum dtype dt
     double rel = max_diff / (max_ref > 1e-30 ? max_ref : 1.0);
     double rms = nr ? sqrt(sum_sq / (double)nr) / (max_ref > 1e-30 ? max_ref : 1.0) : 0;
     bool ok = s == STATUS_OK && !nan && ng == nr && rel <= c->tol[dt];
-    printf("%-4s %-32s %-4s  max|d|/max|ref| %.3e (tol %.1e)  rms %.3e  cpu %.1f ms gpu %.1f ms%s%s\n",
-           ok ? "ok" : "FAIL", c->name, dtype_name(dt), rel, c->tol[dt], rms, t1 - t0, t2 - t1,
+    char name[96];
+    snprintf(name, sizeof name, "%s%s", c->name, variant);
+    printf("%-4s %-40s %-4s  max|d|/max|ref| %.3e (tol %.1e)  rms %.3e  cpu %.1f ms gpu %.1f ms%s%s\n",
+           ok ? "ok" : "FAIL", name, dtype_name(dt), rel, c->tol[dt], rms, t1 - t0, t2 - t1,
            s != STATUS_OK ? "  error: " : "", s != STATUS_OK ? err.msg : "");
     fflush(stdout);
     if (su->json)
         fprintf(su->json,
                 "{\"op\":\"%s\",\"dtype\":\"%s\",\"ok\":%s,\"rel_max\":%.6e,\"rel_rms\":%.6e,"
                 "\"tol\":%.1e,\"status\":\"%s\"}\n",
-                c->name, dtype_name(dt), ok ? "true" : "false", rel, rms, c->tol[dt],
+                name, dtype_name(dt), ok ? "true" : "false", rel, rms, c->tol[dt],
                 status_name(s));
     if (ok)
         su->passed++;
@@ -556,6 +560,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "cuda backend: %s\n", err.msg);
         return 1;
     }
+    opt.attention_scalar = true;
+    if (cuda_backend_create(&opt, &su.gpu_scalar, &err) != STATUS_OK) {
+        fprintf(stderr, "cuda backend (scalar attention): %s\n", err.msg);
+        return 1;
+    }
     if (cpu_backend_create(0, &su.cpu, &err) != STATUS_OK) {
         fprintf(stderr, "cpu backend: %s\n", err.msg);
         return 1;
@@ -567,14 +576,19 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < N_CASES; i++) {
         if (su.filter && !strstr(CASES[i].name, su.filter))
             continue;
-        for (size_t d = 0; d < sizeof DTYPES / sizeof DTYPES[0]; d++)
-            check_case(&su, &CASES[i], DTYPES[d]);
+        for (size_t d = 0; d < sizeof DTYPES / sizeof DTYPES[0]; d++) {
+            check_case(&su, su.gpu, "", &CASES[i], DTYPES[d]);
+            /* f16/bf16 attention runs on tensor cores by default: the f32 kernels too */
+            if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32)
+                check_case(&su, su.gpu_scalar, "[scalar]", &CASES[i], DTYPES[d]);
+        }
     }
     check_oom(&su);
     check_sticky(&su);
     printf("%d passed, %d failed\n", su.passed, su.failed);
     if (su.json)
         fclose(su.json);
+    backend_destroy(su.gpu_scalar);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
