@@ -1,9 +1,10 @@
 /* engine/cuda/cuda_norm.cu — GroupNorm (+SiLU) and LayerNorm.
  *
- * GroupNorm: x{N, P positions, C} (NHWC or tokens).  One block per (sample, group)
- * computes the mean, then Σ(x − mean)² (two passes: accurate when |mean| ≫ std, as
- * the CPU reference), into scratch {N·G, 2} = (mean, rstd); a second kernel applies
- * (x − mean)·rstd·γ + β (then SiLU) over every element.  y may be x.
+ * GroupNorm: x{N, P positions, C} (NHWC or tokens).  Each (sample, group) is split
+ * into up to 64 chunks; a block per chunk computes its mean, then Σ(x − mean)² (two
+ * passes: accurate when |mean| ≫ std, as the CPU reference); a small kernel merges the
+ * chunks (Chan's formula, double) into scratch {N·G, 2} = (mean, rstd); a third
+ * applies (x − mean)·rstd·γ + β (then SiLU) over every element.  y may be x.
  * LayerNorm: one warp per row, two passes over the row, then the affine write. */
 #include "engine/cuda/cuda_internal.h"
 
@@ -27,32 +28,63 @@ __device__ static float block_sum(float v, float *shared32)
     return v;
 }
 
-/* grid (G, N): stats[(n·G + g)·2 + {0,1}] = mean, rstd. */
+/* grid (G, N, S): chunk s of group (n, g) — elements [s·len, (s+1)·len) of the group's
+ * positions × C/G channels — writes (count, mean, M2) of its values to
+ * part[((n·G + g)·S + s)·3], two passes over the chunk (mean, then Σ(x − mean)²). */
 template <typename T>
-__global__ static void gn_stats_kernel(const T *x, float *stats, int64_t positions, int64_t c,
-                                       int groups, float eps)
+__global__ static void gn_partial_kernel(const T *x, float *part, int64_t positions, int64_t c,
+                                         int groups, int64_t len)
 {
     __shared__ float red[32];
-    const int g = blockIdx.x, n = blockIdx.y;
+    const int g = blockIdx.x, n = blockIdx.y, sidx = blockIdx.z, chunks = gridDim.z;
     const int64_t cg = c / groups, count = positions * cg;
+    const int64_t e0 = (int64_t)sidx * len, e1 = e0 + len < count ? e0 + len : count;
     const T *base = x + (size_t)n * (size_t)(positions * c) + (size_t)g * (size_t)cg;
     float s = 0.0f;
-    for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
+    for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
         int64_t p = e / cg, ch = e - p * cg;
         s += cuda_ld(base + p * c + ch);
     }
-    const float mean = block_sum(s, red) / (float)count;
+    const float cnt = e1 > e0 ? (float)(e1 - e0) : 0.0f;
+    const float tot = block_sum(s, red); /* every thread: cnt is the block's */
+    const float mean = cnt > 0 ? tot / cnt : 0.0f;
     float s2 = 0.0f;
-    for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
+    for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
         int64_t p = e / cg, ch = e - p * cg;
         float d = cuda_ld(base + p * c + ch) - mean;
         s2 += d * d;
     }
-    const float var = block_sum(s2, red) / (float)count;
+    const float m2 = block_sum(s2, red);
     if (threadIdx.x == 0) {
-        stats[((size_t)n * groups + g) * 2] = mean;
-        stats[((size_t)n * groups + g) * 2 + 1] = rsqrtf(var + eps);
+        float *o = part + (((size_t)n * groups + g) * chunks + sidx) * 3;
+        o[0] = cnt;
+        o[1] = mean;
+        o[2] = m2;
     }
+}
+
+/* One thread per (sample, group): merges the S chunks (Chan's formula, in double) into
+ * stats[(n·G + g)·2 + {0,1}] = mean, rstd. */
+__global__ static void gn_merge_kernel(const float *part, float *stats, int n_groups, int chunks,
+                                       float eps)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_groups)
+        return;
+    const float *pp = part + (size_t)i * chunks * 3;
+    double n = 0, mean = 0, m2 = 0;
+    for (int s = 0; s < chunks; s++) {
+        const double nb = pp[3 * s], mb = pp[3 * s + 1], m2b = pp[3 * s + 2];
+        if (nb <= 0)
+            continue;
+        const double tot = n + nb, delta = mb - mean;
+        mean += delta * nb / tot;
+        m2 += m2b + delta * delta * n * nb / tot;
+        n = tot;
+    }
+    const double var = n > 0 && m2 > 0 ? m2 / n : 0.0;
+    stats[2 * (size_t)i] = (float)mean;
+    stats[2 * (size_t)i + 1] = (float)(1.0 / sqrt(var + (double)eps));
 }
 
 template <typename T, bool SILU>
@@ -77,16 +109,34 @@ __global__ static void gn_apply_kernel(const T *x, T *y, const float *stats, con
     }
 }
 
+/* Chunks per (sample, group): about GN_CHUNK elements each, at most GN_MAX_CHUNKS, so
+ * SD's 2 × 32 groups of 64×64×10 values keep 640 blocks busy instead of 64. */
+#define GN_CHUNK 8192
+#define GN_MAX_CHUNKS 64
+
+static int gn_chunks(int64_t count)
+{
+    int64_t s = (count + GN_CHUNK - 1) / GN_CHUNK;
+    return (int)(s < 1 ? 1 : s > GN_MAX_CHUNKS ? GN_MAX_CHUNKS : s);
+}
+
 template <typename T>
 static void gn_launch(const struct tensor *x, const struct tensor *gamma,
                       const struct tensor *beta, const struct group_norm_params *p,
-                      struct tensor *y, float *stats, cudaStream_t st)
+                      struct tensor *y, float *scratch, cudaStream_t st)
 {
     const int64_t n = x->shape[0], c = tensor_last_dim(x);
     const int64_t positions = tensor_numel(x) / (n * c);
-    dim3 grid((unsigned)p->groups, (unsigned)n);
-    gn_stats_kernel<T><<<grid, GN_THREADS, 0, st>>>((const T *)x->data, stats, positions, c,
-                                                    p->groups, p->eps);
+    const int64_t count = positions * (c / p->groups);
+    const int chunks = gn_chunks(count);
+    const int64_t len = (count + chunks - 1) / chunks;
+    float *stats = scratch, *part = scratch + 2 * (size_t)n * p->groups;
+    dim3 grid((unsigned)p->groups, (unsigned)n, (unsigned)chunks);
+    gn_partial_kernel<T><<<grid, GN_THREADS, 0, st>>>((const T *)x->data, part, positions, c,
+                                                      p->groups, len);
+    const int n_groups = (int)n * p->groups;
+    gn_merge_kernel<<<(n_groups + 127) / 128, 128, 0, st>>>(part, stats, n_groups, chunks,
+                                                            p->eps);
     size_t total = (size_t)tensor_numel(x);
     unsigned blocks = cuda_blocks(total, 256);
     const T *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
@@ -109,8 +159,10 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
     if (x->shape[0] > 65535)
         return status_fail(err, STATUS_UNSUPPORTED, "cuda group_norm: batch %lld too large",
                            (long long)x->shape[0]);
-    size_t stats_bytes = (size_t)x->shape[0] * (size_t)p->groups * 2 * sizeof(float);
-    TRY(cuda_scratch_reserve(cb, stats_bytes, err));
+    const int64_t count = tensor_numel(x) / x->shape[0] / p->groups;
+    size_t scratch_bytes = (size_t)x->shape[0] * (size_t)p->groups *
+                           (2 + 3 * (size_t)gn_chunks(count)) * sizeof(float);
+    TRY(cuda_scratch_reserve(cb, scratch_bytes, err));
     CUDA_DISPATCH(y->dtype, gn_launch<T>(x, gamma, beta, p, y, (float *)cb->scratch, cb->stream));
     return cuda_check_launch(cb, "group_norm", err);
 }

@@ -357,6 +357,8 @@ static const struct case_def CASES[] = {
     {"group_norm_odd_silu", c_group_norm, 3, {4, 1, 1}, {{2, 9, 7, 64}, S1(64), S1(64)}, -2, 3, TOL_NORM, 32, 0, 0, true, {0}},
     {"group_norm_tokens_noaffine", c_group_norm, 1, {3}, {{2, 77, 96}}, -1, 1, TOL_NORM, 8, 0, 0, false, {0}},
     {"group_norm_inplace", c_group_norm, 3, {4, 1, 1}, {{1, 5, 3, 12}, S1(12), S1(12)}, -1, 1, TOL_NORM, 3, 1, 0, false, {0}},
+    {"group_norm_chunks_odd", c_group_norm, 3, {4, 1, 1}, {{1, 129, 131, 24}, S1(24), S1(24)}, -1, 1, TOL_NORM, 3, 0, 0, true, {0}},
+    {"group_norm_offset_mean", c_group_norm, 1, {4}, {{2, 33, 35, 16}}, 100, 101, TOL_NORM, 4, 0, 0, false, {0}},
     {"group_norm_sd_64x64x320", c_group_norm, 3, {4, 1, 1}, {{2, 64, 64, 320}, S1(320), S1(320)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
     /* layer_norm: {x, gamma, beta} */
     {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
