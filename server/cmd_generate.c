@@ -1,5 +1,6 @@
 /* server/cmd_generate.c — `diffusiond generate`: load a checkpoint, run sd_txt2img on
- * the CPU backend, write PNG/JPEG files, print timings (docs/cli.md). */
+ * the CPU backend (or, with --device cuda, the CUDA backend in --dtype), write PNG/JPEG
+ * files, print timings (docs/cli.md). */
 #include "server/cmd_generate.h"
 
 #include <errno.h>
@@ -13,6 +14,9 @@
 
 #include "api/image_encode.h"
 #include "engine/cpu/cpu_backend.h"
+#ifdef DIFFUSIOND_HAVE_CUDA_BACKEND
+#include "engine/cuda/cuda_backend.h"
+#endif
 #include "engine/workspace.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
@@ -23,6 +27,7 @@
 
 struct gen_cli {
     const char *model, *config_dir, *out, *prompt, *negative, *sampler, *scheduler;
+    const char *device, *dtype; /* NULL: cpu; f16 on cuda */
     int width, height, steps, clip_skip, n, threads, quality;
     double cfg;
     bool has_seed, fp16;
@@ -48,6 +53,8 @@ static void usage(FILE *f)
             "  --clip-skip N           A1111's Clip skip: 1 = last layer (default), 2 = penultimate\n"
             "  -n N                    images (FILE-1.png, FILE-2.png, ... when N > 1)\n"
             "  --threads N             CPU threads (default: all)\n"
+            "  --device cpu|cuda       where to run (default cpu; cuda needs a CUDA build)\n"
+            "  --dtype f32|f16|bf16    cuda: weights and activations (default f16)\n"
             "  --quality N             JPEG quality 1-100 (default 90)\n"
             "  --fp16                  load *.fp16.* weight variants of a diffusers folder\n"
             "  --config-dir DIR        single file: take the component configs from this\n"
@@ -89,7 +96,8 @@ static bool parse_seed(const char *s, struct gen_cli *c)
 
 enum opt_id {
     O_MODEL = 256, O_PROMPT, O_NEG, O_WIDTH, O_HEIGHT, O_STEPS, O_CFG, O_SEED, O_SAMPLER,
-    O_SCHEDULER, O_CLIP_SKIP, O_THREADS, O_OUT, O_QUALITY, O_FP16, O_HELP, O_CONFIG_DIR
+    O_SCHEDULER, O_CLIP_SKIP, O_THREADS, O_OUT, O_QUALITY, O_FP16, O_HELP, O_CONFIG_DIR,
+    O_DEVICE, O_DTYPE
 };
 
 static bool apply_opt(int id, const char *v, struct gen_cli *c)
@@ -103,6 +111,10 @@ static bool apply_opt(int id, const char *v, struct gen_cli *c)
     case O_SAMPLER: c->sampler = v; return true;
     case O_SCHEDULER: c->scheduler = v; return true;
     case O_OUT: c->out = v; return true;
+    case O_DEVICE: c->device = v; return !strcmp(v, "cpu") || !strcmp(v, "cuda");
+    case O_DTYPE:
+        c->dtype = v;
+        return !strcmp(v, "f32") || !strcmp(v, "f16") || !strcmp(v, "bf16");
     case O_WIDTH: return parse_int(v, 1, 1 << 20, &c->width);
     case O_HEIGHT: return parse_int(v, 1, 1 << 20, &c->height);
     case O_STEPS: return parse_int(v, 0, 1 << 20, &c->steps);
@@ -139,6 +151,8 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
         {"quality", required_argument, NULL, O_QUALITY},
         {"fp16", no_argument, NULL, O_FP16},
         {"config-dir", required_argument, NULL, O_CONFIG_DIR},
+        {"device", required_argument, NULL, O_DEVICE},
+        {"dtype", required_argument, NULL, O_DTYPE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(c, 0, sizeof *c);
@@ -338,12 +352,30 @@ static void session_close(struct session *s)
         backend_destroy(s->backend);
 }
 
+/* The backend --device names: the CPU's, or the CUDA backend with --dtype weights. */
+static enum status make_backend(const struct gen_cli *c, struct backend **out, struct errbuf *err)
+{
+    if (!c->device || !strcmp(c->device, "cpu"))
+        return cpu_backend_create(c->threads, out, err);
+#ifdef DIFFUSIOND_HAVE_CUDA_BACKEND
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.weight_dtype = !c->dtype || !strcmp(c->dtype, "f16") ? DTYPE_F16
+                       : !strcmp(c->dtype, "bf16")           ? DTYPE_BF16
+                                                             : DTYPE_F32;
+    return cuda_backend_create(&opt, out, err);
+#else
+    return status_fail(err, STATUS_UNSUPPORTED, "--device cuda: this build has no CUDA backend");
+#endif
+}
+
 static int load(struct session *s, const struct gen_cli *c, const char *path, double *secs)
 {
     const double t0 = now_s();
     struct errbuf err;
-    if (cpu_backend_create(c->threads, &s->backend, &err) != STATUS_OK ||
-        workspace_init(&s->ws, s->backend, DTYPE_F32, 0, &err) != STATUS_OK) {
+    if (make_backend(c, &s->backend, &err) != STATUS_OK ||
+        workspace_init(&s->ws, s->backend, backend_weight_dtype(s->backend), 0, &err) !=
+            STATUS_OK) {
         fprintf(stderr, "diffusiond generate: backend: %s\n", err.msg);
         return EXIT_RUNTIME;
     }

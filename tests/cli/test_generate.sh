@@ -56,6 +56,19 @@ expect 2 "unknown sampler" "$bin" generate --model "$model" --prompt x --sampler
 grep -q "sampler" "$out/log" || fail "sampler error names the field"
 expect 2 "no model" env -u DIFFUSIOND_MODEL "$bin" generate --prompt x --out "$out/x.png"
 grep -q -- "--model is required" "$out/log" || fail "no-model message"
+expect 2 "unknown device" "$bin" generate --model "$model" --prompt x --device tpu --out "$out/x.png"
+expect 2 "unknown dtype" "$bin" generate --model "$model" --prompt x --dtype f8 --out "$out/x.png"
+# --device cuda: an image where a GPU is, else a runtime error that says why (no
+# device, or no CUDA backend in this build) — never a crash or a usage error
+rc=0
+"$bin" generate --model "$model" --prompt "a red cube" --steps 2 --seed 1 --device cuda \
+    --dtype f32 --out "$out/cuda.png" >"$out/log" 2>&1 || rc=$?
+if [[ $rc -eq 0 ]]; then
+    [[ -s "$out/cuda.png" ]] || fail "cuda.png written"
+else
+    [[ $rc -eq 1 ]] || { cat "$out/log" >&2; fail "--device cuda: exit $rc, want 0 or 1"; }
+    grep -Eq "no device|no CUDA backend" "$out/log" || { cat "$out/log" >&2; fail "--device cuda: reason"; }
+fi
 expect 1 "missing model" "$bin" generate --model "$out/nope" --prompt x --out "$out/x.png"
 expect 1 "unwritable output" "$bin" generate --model "$model" --prompt x --steps 1 \
     --out "$out/no/such/dir/x.png"
