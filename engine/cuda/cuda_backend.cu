@@ -353,3 +353,62 @@ extern "C" size_t cuda_backend_pool_bytes(const struct backend *b)
     }
     return (size_t)v;
 }
+
+/* --- CUDA graphs ------------------------------------------------------------------- */
+
+struct cuda_graph {
+    struct cuda_backend *cb;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+};
+
+extern "C" enum status cuda_backend_capture_begin(struct backend *b, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    return cuda_check(cb, cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal),
+                      "begin capture", err);
+}
+
+extern "C" enum status cuda_backend_capture_end(struct backend *b, struct cuda_graph **out,
+                                                struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    *out = NULL;
+    cudaGraph_t graph = NULL;
+    enum status s = cuda_check(cb, cudaStreamEndCapture(cb->stream, &graph), "end capture", err);
+    if (s != STATUS_OK)
+        return s;
+    struct cuda_graph *g = (struct cuda_graph *)calloc(1, sizeof *g);
+    if (!g) {
+        (void)cudaGraphDestroy(graph);
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "cuda graph: out of memory");
+    }
+    g->cb = cb;
+    g->graph = graph;
+    s = cuda_check(cb, cudaGraphInstantiate(&g->exec, graph, 0), "instantiate graph", err);
+    if (s != STATUS_OK) {
+        cuda_graph_destroy(g);
+        return s;
+    }
+    *out = g;
+    return STATUS_OK;
+}
+
+extern "C" enum status cuda_graph_launch(struct cuda_graph *g, struct errbuf *err)
+{
+    TRY(cuda_usable(g->cb, err));
+    return cuda_check(g->cb, cudaGraphLaunch(g->exec, g->cb->stream), "graph launch", err);
+}
+
+extern "C" void cuda_graph_destroy(struct cuda_graph *g)
+{
+    if (!g)
+        return;
+    if (g->exec)
+        (void)cudaGraphExecDestroy(g->exec);
+    if (g->graph)
+        (void)cudaGraphDestroy(g->graph);
+    (void)cudaGetLastError();
+    free(g);
+}

@@ -73,6 +73,23 @@ bool cuda_backend_is(const struct backend *b);
 /* Bytes the backend's memory pool holds now (in use and cached). */
 size_t cuda_backend_pool_bytes(const struct backend *b);
 
+/* --- CUDA graphs ----------------------------------------------------------------------
+ * Between capture_begin and capture_end the backend's ops are recorded, not run
+ * (stream capture, thread-local mode); cuda_graph_launch replays them on the backend's
+ * stream.  What a capture may contain: ops whose shapes were run once before (cuDNN's
+ * and cuBLASLt's choices are then cached) on tensors that stay allocated while the
+ * graph lives; no download or sync (they fail the capture).  Host scalars (axpby's
+ * α/β, timesteps) are baked into the graph as they were at capture.  A failed capture
+ * → STATUS_DEVICE (the backend is not broken by it).
+ * Ownership: the caller destroys the graph (before the backend). */
+struct cuda_graph;
+
+enum status cuda_backend_capture_begin(struct backend *b, struct errbuf *err);
+enum status cuda_backend_capture_end(struct backend *b, struct cuda_graph **out,
+                                     struct errbuf *err);
+enum status cuda_graph_launch(struct cuda_graph *g, struct errbuf *err);
+void cuda_graph_destroy(struct cuda_graph *g);
+
 #ifdef __cplusplus
 }
 #endif

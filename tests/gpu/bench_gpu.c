@@ -3,6 +3,8 @@
  *
  *   unet_step   one U-Net call, batch 2 (the CFG pair), latent size/8, 77 tokens, t=999;
  *   vae_decode  one VAE decode of one latent to a size×size image;
+ *   *_graph     the same two captured once as a CUDA graph (engine/cuda/cuda_backend.h)
+ *               and replayed: what the launch overhead costs;
  *   txt2img     images/s of whole requests (text encode, --steps Euler steps with CFG,
  *               decode) through sd_txt2img, which runs every image of a batch in one
  *               U-Net call per step (2·B rows) — the scheduler's batching, without its
@@ -127,6 +129,59 @@ static enum status timed(struct bench *b, run_fn fn, void *ctx, int warm, int re
     return STATUS_OK;
 }
 
+/* Captures one fn(ctx) into a CUDA graph and times its replays.  A capture the
+ * backend cannot make is reported (and the figure left out), not an error of the run. */
+static enum status timed_graph(struct bench *b, const char *part, run_fn fn, void *ctx,
+                               struct errbuf *err)
+{
+    if (b->o.cpu)
+        return STATUS_OK;
+    struct errbuf gerr;
+    errbuf_clear(&gerr);
+    struct cuda_graph *g = NULL;
+    enum status s = cuda_backend_capture_begin(b->be, &gerr);
+    if (s == STATUS_OK) {
+        enum status run = fn(b, ctx, &gerr);
+        s = cuda_backend_capture_end(b->be, &g, run == STATUS_OK ? &gerr : NULL);
+        if (run != STATUS_OK)
+            s = run;
+    }
+    if (s != STATUS_OK) {
+        if (backend_is_broken(b->be))
+            return status_fail(err, STATUS_DEVICE, "%s graph: %s", part, gerr.msg);
+        printf("%s  CUDA graph: capture failed (%s: %s); eager figures only\n", part,
+               status_name(s), gerr.msg);
+        cuda_graph_destroy(g);
+        return STATUS_OK;
+    }
+    double t[MAX_REPEAT];
+    int n = 0;
+    for (int i = 0; i < 2 && s == STATUS_OK; i++)
+        s = cuda_graph_launch(g, err);
+    if (s == STATUS_OK)
+        s = backend_sync(b->be, err);
+    for (; s == STATUS_OK && n < b->o.repeat; n++) {
+        double t0 = now_s();
+        s = cuda_graph_launch(g, err);
+        if (s == STATUS_OK)
+            s = backend_sync(b->be, err);
+        t[n] = now_s() - t0;
+    }
+    cuda_graph_destroy(g);
+    if (s != STATUS_OK || n == 0)
+        return s;
+    double best = t[0];
+    for (int i = 1; i < n; i++)
+        best = t[i] < best ? t[i] : best;
+    double med = median(t, n);
+    printf("%s  CUDA graph replay: median %.2f ms, best %.2f ms\n", part, med * 1e3, best * 1e3);
+    char buf[200];
+    snprintf(buf, sizeof buf, "{\"part\":\"%s_graph\",\"median_ms\":%.3f,\"best_ms\":%.3f}", part,
+             med * 1e3, best * 1e3);
+    json_entry(b, buf);
+    return STATUS_OK;
+}
+
 /* --- U-Net step ------------------------------------------------------------------- */
 
 struct unet_ctx {
@@ -166,6 +221,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
                  "\"best_ms\":%.3f}",
                  (long long)h, med * 1e3, best * 1e3);
         json_entry(b, buf);
+        s = timed_graph(b, "unet_step", unet_run, &u, err);
     }
     backend_free(&u.x);
     backend_free(&u.ctx);
@@ -206,6 +262,7 @@ static enum status bench_vae(struct bench *b, struct errbuf *err)
                  "{\"part\":\"vae_decode\",\"size\":%d,\"median_ms\":%.3f,\"best_ms\":%.3f}",
                  b->o.size, med * 1e3, best * 1e3);
         json_entry(b, buf);
+        s = timed_graph(b, "vae_decode", vae_run, &v, err);
     }
     backend_free(&v.z);
     backend_free(&v.img);

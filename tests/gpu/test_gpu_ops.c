@@ -8,7 +8,8 @@
  * (tails, head dims 17/64/80/128/256 and the generic kernel's 320, broadcasts) and
  * SD1.5's shapes (64×64×320 convs, 4096-token attention with 8 heads of 40, 8 heads of
  * 160) are both covered.  Also: allocation
- * failure → STATUS_OUT_OF_MEMORY with the backend still usable; an illegal address →
+ * failure → STATUS_OUT_OF_MEMORY with the backend still usable; a captured CUDA graph
+ * replays on new contents; an illegal address →
  * STATUS_DEVICE and backend_is_broken (run last: it ends the CUDA context).
  *
  * Usage: test_gpu_ops [results.json]   exit 0 all pass, 1 a failure, 77 no GPU.
@@ -520,6 +521,64 @@ static void check_oom(struct suite *su)
     ok ? su->passed++ : su->failed++;
 }
 
+/* A captured CUDA graph (silu, then axpby with baked-in scalars) replays on the
+ * tensors' current contents. */
+static void check_graph(struct suite *su)
+{
+    enum { N = 3 * 1000 };
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct tensor x = tensor_desc2(DTYPE_F32, 3, 1000), y = x;
+    float host[N], back[N];
+    const float al[3] = {0.5f, 1.0f, 2.0f}, be[3] = {1.0f, -1.0f, 0.25f};
+    for (int i = 0; i < N; i++)
+        host[i] = (float)(i % 17) * 0.25f - 2.0f;
+    struct cuda_graph *g = NULL;
+    enum status s = backend_alloc(su->gpu, &x, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(su->gpu, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_upload(&x, host, DTYPE_F32, &err);
+    for (int pass = 0; pass < 2 && s == STATUS_OK; pass++) { /* warm-up, then capture */
+        if (pass == 1)
+            s = cuda_backend_capture_begin(su->gpu, &err);
+        if (s == STATUS_OK)
+            s = backend_silu(&x, &y, &err);
+        if (s == STATUS_OK)
+            s = backend_axpby(&y, &x, al, be, &y, &err);
+        if (pass == 1) {
+            enum status e = cuda_backend_capture_end(su->gpu, &g, s == STATUS_OK ? &err : NULL);
+            s = s == STATUS_OK ? e : s;
+        } else if (s == STATUS_OK) {
+            s = backend_sync(su->gpu, &err);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        host[i] = (float)(i % 13) * 0.5f - 3.0f; /* new contents after the capture */
+    if (s == STATUS_OK)
+        s = backend_upload(&x, host, DTYPE_F32, &err);
+    if (s == STATUS_OK)
+        s = cuda_graph_launch(g, &err);
+    if (s == STATUS_OK)
+        s = backend_download(&y, back, &err);
+    double worst = 0;
+    for (int i = 0; s == STATUS_OK && i < N; i++) {
+        float v = host[i], silu = v / (1.0f + expf(-v));
+        double want = (double)al[i / 1000] * silu + (double)be[i / 1000] * v;
+        double d = fabs(back[i] - want);
+        worst = d > worst ? d : worst;
+    }
+    bool ok = s == STATUS_OK && worst < 1e-4;
+    printf("%-4s %-40s (max |d| %.2e; %s%s%s)\n", ok ? "ok" : "FAIL", "cuda_graph_replay", worst,
+           status_name(s), s ? ": " : "", s ? err.msg : "");
+    if (su->json)
+        fprintf(su->json, "{\"op\":\"cuda_graph_replay\",\"ok\":%s}\n", ok ? "true" : "false");
+    ok ? su->passed++ : su->failed++;
+    cuda_graph_destroy(g);
+    backend_free(&x);
+    backend_free(&y);
+}
+
 /* A kernel writing through a bogus device address: STATUS_DEVICE and broken; run last. */
 static void check_sticky(struct suite *su)
 {
@@ -586,6 +645,7 @@ int main(int argc, char **argv)
         }
     }
     check_oom(&su);
+    check_graph(&su);
     check_sticky(&su);
     printf("%d passed, %d failed\n", su.passed, su.failed);
     if (su.json)
