@@ -156,8 +156,16 @@ class TestSchemathesis(unittest.TestCase):
                    "--no-color", "--output-truncate", "false", "--continue-on-failure"]
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp)
             out = p.stdout + p.stderr
+            samples = server.metrics()
+            codes = {dict(ls).get("code"): v for (n, ls), v in samples.items()
+                     if n == "diffusiond_http_requests_total"
+                     and dict(ls).get("route") == "/v1/images/generations"}
+            print(f"\nschemathesis: generation answers by code {codes}", file=sys.stderr)
             self.assertEqual(p.returncode, 0, f"schemathesis failed:\n{out[-12000:]}")
             self.assertNotIn("FAILURES", out)
+            # The run reached real generations, not only rejections.
+            self.assertGreaterEqual(codes.get("200", 0), 20, codes)
+            self.assertGreaterEqual(codes.get("400", 0), 20, codes)
         finally:
             code = server.stop()
             log = server.log()
