@@ -71,7 +71,8 @@ enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
     if (!r)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "scheduler: pipeline runner");
     memcpy(r->models, cfg->models, sizeof r->models);
-    enum status s = workspace_init(&r->ws, cfg->models[0]->backend, DTYPE_F32, 0, err);
+    enum status s = workspace_init(&r->ws, cfg->models[0]->backend,
+                                   backend_weight_dtype(cfg->models[0]->backend), 0, err);
     if (s != STATUS_OK) {
         free(r);
         return s;
