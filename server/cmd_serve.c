@@ -124,11 +124,13 @@ static enum status start_http(struct serve *sv, struct errbuf *err)
     routes_handlers(sv->routes, &h);
     TRY(http_server_start(&hc, &h, &sv->http, err));
     const char *host = sv->cfg.host[0] ? sv->cfg.host : "127.0.0.1";
+    const bool v6 = strchr(host, ':') != NULL; /* an IPv6 address goes in brackets */
     const int port = http_server_port(sv->http);
     if (sv->cfg.port == 0 && !log_enabled(LOG_INFO)) /* the chosen port must be seen */
-        fprintf(stderr, "diffusiond serve: listening on http://%s:%d\n", host, port);
-    LOG_INFOF("serve", "listening on http://%s:%d (%s, max %d connections)", host, port,
-              http_server_poller(sv->http), sv->cfg.max_connections);
+        fprintf(stderr, "diffusiond serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "",
+                host, v6 ? "]" : "", port);
+    LOG_INFOF("serve", "listening on http://%s%s%s:%d (%s, max %d connections)", v6 ? "[" : "",
+              host, v6 ? "]" : "", port, http_server_poller(sv->http), sv->cfg.max_connections);
     return STATUS_OK;
 }
 
