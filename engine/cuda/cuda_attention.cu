@@ -410,7 +410,7 @@ static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t b
 template <typename T>
 static bool fw_try(const T *q, const T *k, const T *v, T *y, int64_t batch,
                    const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
-{
+{ /* f32: no tensor-core kernel */
     (void)q, (void)k, (void)v, (void)y, (void)batch, (void)p, (void)st, (void)e;
     return false;
 }
@@ -436,14 +436,18 @@ static size_t fa_tiled_smem(int d)
     return sizeof(float) * (size_t)(2 * FA_BK * (d + 1) + FA_WARPS * FA_ROWS * d + FA_WARPS * FA_BK);
 }
 
+/* max_smem: the device's opt-in shared memory per block; a kernel needing more is
+ * passed over for the next one (tensor cores → tiled → generic). */
 template <typename T>
 static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct fa_dims *p, bool tensor_cores, cudaStream_t st)
+                             const struct fa_dims *p, bool tensor_cores, size_t max_smem,
+                             cudaStream_t st)
 {
     cudaError_t e = cudaSuccess;
-    if (tensor_cores && p->d <= 256 && fw_try<T>(q, k, v, y, batch, p, st, &e))
+    if (tensor_cores && p->d <= 256 && fw_smem((p->d + 15) / 16 * 16, sizeof(T)) <= max_smem &&
+        fw_try<T>(q, k, v, y, batch, p, st, &e))
         return e;
-    if (p->d <= 256) {
+    if (p->d <= 256 && fa_tiled_smem(p->d) <= max_smem) {
         const int rows = FA_WARPS * FA_ROWS;
         dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
         size_t smem = fa_tiled_smem(p->d);
@@ -489,8 +493,8 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
     dims.scale = p->scale;
     dims.causal = p->causal;
     const int64_t batch = q->shape[0];
-    if (batch > 65535 || p->heads > 65535 || (dims.d > 256 && dims.nq > 2147483647) ||
-        sizeof(float) * (size_t)(2 * dims.d + FA_GENERIC_THREADS + 32) > 200 * 1024)
+    if (batch > 65535 || p->heads > 65535 || dims.nq > 2147483647 ||
+        sizeof(float) * (size_t)(2 * dims.d + FA_GENERIC_THREADS + 32) > cb->max_smem)
         return status_fail(err, STATUS_UNSUPPORTED,
                            "cuda attention: batch %lld, %d heads of %d dims is beyond this kernel",
                            (long long)batch, p->heads, dims.d);
@@ -498,6 +502,6 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
     const bool tc = !cb->attention_scalar && cb->cc_major >= 8;
     CUDA_DISPATCH(y->dtype, e = fa_launch<T>((const T *)q->data, (const T *)k->data,
                                              (const T *)v->data, (T *)y->data, batch, &dims,
-                                             tc, cb->stream));
+                                             tc, cb->max_smem, cb->stream));
     return cuda_check(cb, e, "attention", err);
 }

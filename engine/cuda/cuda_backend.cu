@@ -277,6 +277,11 @@ static enum status setup(struct cuda_backend *cb, struct errbuf *err)
     TRY(cuda_check(cb, cudaDeviceGetAttribute(&cb->cc_major, cudaDevAttrComputeCapabilityMajor,
                                               cb->device),
                    "compute capability", err));
+    int smem = 0;
+    TRY(cuda_check(cb, cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                              cb->device),
+                   "shared memory per block", err));
+    cb->max_smem = (size_t)smem;
     TRY(cuda_check(cb, cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
                    "cudaStreamCreate", err));
     TRY(cuda_check(cb, cudaDeviceGetDefaultMemPool(&cb->pool, cb->device), "memory pool", err));

@@ -25,6 +25,7 @@ struct cuda_backend {
     bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
     int cc_major;        /* the device's compute capability (major) */
+    size_t max_smem;     /* opt-in shared memory per block, bytes */
     enum dtype weight_dtype;
     bool broken;         /* a sticky error was seen: everything fails from now on */
     cudaStream_t stream;

@@ -5,10 +5,13 @@
  *   vae_decode  one VAE decode of one latent to a size×size image;
  *   *_graph     the same two captured once as a CUDA graph (engine/cuda/cuda_backend.h)
  *               and replayed: what the launch overhead costs;
- *   txt2img     images/s of whole requests (text encode, --steps Euler steps with CFG,
- *               decode) through sd_txt2img, which runs every image of a batch in one
- *               U-Net call per step (2·B rows) — the scheduler's batching, without its
- *               queue — at each --batches size.
+ *   scheduler   images/s of B whole requests (one image each: text encode, --steps
+ *               Euler steps with CFG, decode) submitted together to the batching
+ *               scheduler (server/scheduler.h, step mode, max_batch_rows 2·B, driven
+ *               by scheduler_poll on this thread), at each --batches size B;
+ *   txt2img     one request of B images through sd_txt2img (one U-Net call per step
+ *               over its 2·B rows), at the first --batches size: the scheduler's
+ *               overhead is the difference.
  * Weights and activations in --dtype (f16 by default; f32 runs on TF32).  Each figure
  * is the median of --repeat runs after warm-up runs (the workspace grows and cuDNN
  * picks its algorithms there); the device is synchronised around every timed run.
@@ -32,6 +35,7 @@
 #include "engine/workspace.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
+#include "server/scheduler.h"
 
 #define MAX_REPEAT 100
 #define MAX_BATCHES 8
@@ -318,6 +322,94 @@ static enum status bench_txt2img(struct bench *b, int batch, struct errbuf *err)
     return s;
 }
 
+/* --- through the scheduler -------------------------------------------------------------- */
+
+struct sched_ctx {
+    int done, failed;
+    char error[160];
+};
+
+static void sched_complete(void *user, struct job_result *r)
+{
+    struct sched_ctx *c = user;
+    if (r->status == STATUS_OK) {
+        c->done++;
+    } else {
+        c->failed++;
+        snprintf(c->error, sizeof c->error, "%s: %s", status_name(r->status), r->error);
+    }
+}
+
+/* Submits `batch` one-image jobs at once and polls until all completed; seconds in *t. */
+static enum status sched_round(struct bench *b, struct scheduler *s, int batch, uint64_t seed0,
+                               double *t, struct errbuf *err)
+{
+    struct sched_ctx c;
+    memset(&c, 0, sizeof c);
+    struct job_callbacks cb = {NULL, sched_complete, &c};
+    struct gen_params p;
+    gen_params_default(b->m, &p);
+    p.prompt = "a photograph of an astronaut riding a horse";
+    p.width = p.height = b->o.size;
+    p.steps = b->o.steps;
+    p.guidance = 7.5;
+    p.sampler = SAMPLER_EULER;
+    p.n = 1;
+    double t0 = now_s();
+    for (int i = 0; i < batch; i++) {
+        p.seed = seed0 + (uint64_t)i;
+        TRY(scheduler_submit(s, &p, &cb, NULL, NULL, NULL, err));
+    }
+    while (c.done + c.failed < batch)
+        TRY(scheduler_poll(s, NULL, NULL, err));
+    TRY(backend_sync(b->be, err));
+    *t = now_s() - t0;
+    if (c.failed)
+        return status_fail(err, STATUS_INTERNAL, "scheduler: %d job(s) failed (%s)", c.failed,
+                           c.error);
+    return STATUS_OK;
+}
+
+static enum status bench_scheduler(struct bench *b, int batch, struct errbuf *err)
+{
+    struct scheduler_config cfg;
+    scheduler_config_default(&cfg);
+    cfg.models[0] = b->m;
+    cfg.n_models = 1;
+    cfg.mode = SCHED_MODE_STEP;
+    cfg.max_batch_rows = 2 * batch;
+    cfg.queue_capacity = batch > 64 ? batch : 64;
+    struct scheduler *s = NULL;
+    TRY(scheduler_create(&cfg, &s, err));
+    double t[3] = {0};
+    int n = 0;
+    enum status st = sched_round(b, s, batch, 1000, &t[0], err); /* warm-up */
+    for (; st == STATUS_OK && n < 2; n++) {
+        st = sched_round(b, s, batch, 2000 + 100 * (uint64_t)n, &t[n], err);
+        if (over_budget(b)) {
+            n++;
+            break;
+        }
+    }
+    struct scheduler_stats ss;
+    scheduler_stats(s, &ss);
+    scheduler_destroy(s);
+    if (st != STATUS_OK)
+        return st;
+    double med = median(t, n);
+    printf("scheduler  %2d requests, %d Euler steps, CFG, %dx%d, %s: %.2f images/s "
+           "(median %.3f s for the %d; mean rows per U-Net call %.1f)\n",
+           batch, b->o.steps, b->o.size, b->o.size, dtype_name(b->o.dtype), batch / med, med,
+           batch, ss.mean_rows);
+    char buf[256];
+    snprintf(buf, sizeof buf,
+             "{\"part\":\"scheduler\",\"batch\":%d,\"steps\":%d,\"images_per_s\":%.3f,"
+             "\"median_s\":%.4f,\"mean_rows\":%.2f}",
+             batch, b->o.steps, batch / med, med, ss.mean_rows);
+    json_entry(b, buf);
+    return STATUS_OK;
+}
+
 /* --- main --------------------------------------------------------------------------- */
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -449,11 +541,13 @@ int main(int argc, char **argv)
         s = bench_vae(&b, &err);
     for (int i = 0; s == STATUS_OK && i < b.o.n_batches; i++) {
         if (over_budget(&b)) {
-            printf("txt2img    batch %d skipped: the %.0f s budget is spent\n", b.o.batches[i],
+            printf("scheduler  batch %d skipped: the %.0f s budget is spent\n", b.o.batches[i],
                    b.o.budget);
             continue;
         }
-        s = bench_txt2img(&b, b.o.batches[i], &err);
+        s = bench_scheduler(&b, b.o.batches[i], &err);
     }
+    if (s == STATUS_OK && b.o.n_batches > 0 && !over_budget(&b))
+        s = bench_txt2img(&b, b.o.batches[0], &err);
     return finish(&b, s, &err);
 }
