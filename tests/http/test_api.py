@@ -387,9 +387,12 @@ MALFORMED = [
     ("n_zero", {"prompt": "a", "n": 0}, 400, "n"),
     ("n_over_max", {"prompt": "a", "n": 9}, 400, "n"),
     ("n_negative", {"prompt": "a", "n": -1}, 400, "n"),
-    ("n_float_integral", b'{"prompt": "a", "n": 2.0}', 400, "n"),
     ("n_float", {"prompt": "a", "n": 1.5}, 400, "n"),
-    ("n_exponent", b'{"prompt": "a", "n": 1e0}', 400, "n"),
+    ("n_float_exponent", b'{"prompt": "a", "n": 15e-1}', 400, "n"),
+    ("n_float_over_max", b'{"prompt": "a", "n": 9.0}', 400, "n"),
+    ("steps_float", {"prompt": "a", "steps": 10.5}, 400, "steps"),
+    ("seed_float_negative", b'{"prompt": "a", "seed": -1.0}', 400, "seed"),
+    ("seed_float_2_63", b'{"prompt": "a", "seed": 9223372036854775808.0}', 400, "seed"),
     ("n_string", {"prompt": "a", "n": "2"}, 400, "n"),
     ("n_bool", {"prompt": "a", "n": True}, 400, "n"),
     ("n_huge", b'{"prompt": "a", "n": 99999999999999999999999}', 400, "n"),
@@ -427,7 +430,6 @@ MALFORMED = [
     ("steps_over_max", {"prompt": "a", "steps": 151}, 400, "steps"),
     ("steps_string", {"prompt": "a", "steps": "10"}, 400, "steps"),
     ("steps_bool", {"prompt": "a", "steps": True}, 400, "steps"),
-    ("steps_float", {"prompt": "a", "steps": 10.0}, 400, "steps"),
     ("guidance_negative", {"prompt": "a", "guidance_scale": -0.5}, 400, "guidance_scale"),
     ("guidance_over_max", {"prompt": "a", "guidance_scale": 100.5}, 400, "guidance_scale"),
     ("guidance_string", {"prompt": "a", "guidance_scale": "7"}, 400, "guidance_scale"),
@@ -641,6 +643,18 @@ class TestGenerate(unittest.TestCase):
         self.assertIn("warnings", body)
         self.assertTrue(any("prompt" in w and "77" in w for w in body["warnings"]),
                         body["warnings"])
+
+    def test_integral_reals_are_integers(self):
+        """JSON Schema's integer includes 2.0 and 1e0 (same number); so does the parser."""
+        r = SERVER.generate(b'{"prompt": "a", "n": 2.0, "steps": 2e0, "seed": 7.0, '
+                            b'"output_compression": 8e1, "output_format": "jpeg"}',
+                            headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual([d["seed"] for d in r.json()["data"]], [7, 8])
+        r = SERVER.generate(b'{"prompt": "a", "steps": 1, "seed": 1e18}',
+                            headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual(r.json()["data"][0]["seed"], 10 ** 18)
 
     def test_user_256_code_points(self):
         """The spec bounds `user` at 256 characters (JSON Schema counts code points)."""
