@@ -119,12 +119,23 @@ static enum status wrong_type(struct api_error *e, const char *field, const char
 
 /* --- typed field readers -------------------------------------------------------------- */
 
+/* A real with no fractional part that a double holds exactly (|x| ≤ 2^53). */
+static bool is_integral(double x)
+{
+    return isfinite(x) && x == floor(x) && fabs(x) <= 9007199254740992.0;
+}
+
 static enum status read_int(const json_t *v, const char *field, json_int_t lo, json_int_t hi,
                             json_int_t *out, struct api_error *e)
 {
-    if (!json_is_integer(v))
+    json_int_t x;
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+    } else if (json_is_real(v) && is_integral(json_real_value(v))) {
+        x = (json_int_t)json_real_value(v); /* JSON Schema's integer: 2.0 is 2 */
+    } else {
         return wrong_type(e, field, "an integer", v);
-    const json_int_t x = json_integer_value(v);
+    }
     if (x < lo || x > hi) {
         char range[96], got[32];
         snprintf(range, sizeof range, "[%" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT "]", lo,
@@ -326,12 +337,7 @@ static enum status f_user(const json_t *v, const struct api_limits *lim,
                           struct openai_image_request *req, struct api_error *e)
 {
     (void)lim;
-    if (json_is_string(v) && json_string_length(v) > API_USER_MAX_BYTES) {
-        char cap[16];
-        snprintf(cap, sizeof cap, "%d", API_USER_MAX_BYTES);
-        return bad(e, "user", "longer than %s bytes%s", cap, NULL);
-    }
-    return read_string(v, "user", 0, &req->user, e);
+    return read_string(v, "user", API_USER_MAX_CHARS, &req->user, e);
 }
 
 static enum status f_quality(const json_t *v, const struct api_limits *lim,

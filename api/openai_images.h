@@ -59,7 +59,7 @@
 #include "models/sd_model.h"
 
 #define API_DEFAULT_QUALITY 90   /* output_compression when absent */
-#define API_USER_MAX_BYTES 256
+#define API_USER_MAX_CHARS 256 /* code points, as JSON Schema's maxLength counts */
 #define API_MAX_WARNINGS 4
 /* A random seed keeps its low 53 bits: exact as a JSON number in every client
  * (JavaScript's doubles too), and seed + i never passes 2^63 − 1. */

@@ -72,8 +72,8 @@ static const struct bad_case BAD[] = {
     {"{\"prompt\":\"a\",\"n\":9}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":\"2\"}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":2.5}", AT_PARSE, 400, "n"},
-    {"{\"prompt\":\"a\",\"n\":2.0}", AT_PARSE, 400, "n"},
-    {"{\"prompt\":\"a\",\"n\":2e0}", AT_PARSE, 400, "n"},
+    {"{\"prompt\":\"a\",\"n\":-1.0}", AT_PARSE, 400, "n"},
+    {"{\"prompt\":\"a\",\"n\":1e300}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":true}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":99999999999999999999}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":9223372036854775807}", AT_PARSE, 400, "n"},
@@ -186,7 +186,7 @@ static char *make_body(const char *name, size_t *len)
         n += (size_t)sprintf(b + n, "\"}");
     } else if (strcmp(name, "@long_user") == 0) {
         n = (size_t)sprintf(b, "{\"prompt\":\"a\",\"user\":\"");
-        for (int i = 0; i < API_USER_MAX_BYTES + 1; i++)
+        for (int i = 0; i < API_USER_MAX_CHARS + 1; i++)
             b[n++] = 'u';
         n += (size_t)sprintf(b + n, "\"}");
     } else if (strcmp(name, "@depth_top") == 0 || strcmp(name, "@depth_field") == 0) {
@@ -343,6 +343,18 @@ START_TEST(test_every_field_applied)
     ck_assert_int_eq(req.params.sampler, SAMPLER_DPMPP_2M_KARRAS);
     ck_assert_int_eq(req.params.width, 64);
     ck_assert(req.params.seed == 0 && !req.seed_random);
+    openai_image_request_free(&req);
+
+    /* JSON Schema's integer: a number with no fractional part; user counted in code points */
+    char body[1200];
+    int k = snprintf(body, sizeof body, "{\"prompt\":\"x\",\"n\":2.0,\"steps\":3e0,\"user\":\"");
+    for (int i = 0; i < API_USER_MAX_CHARS; i++)
+        k += snprintf(body + k, sizeof body - (size_t)k, "é");
+    snprintf(body + k, sizeof body - (size_t)k, "\"}");
+    accept(body, &lim, 5, &req);
+    ck_assert_int_eq(req.params.n, 2);
+    ck_assert_int_eq(req.params.steps, 3);
+    ck_assert_uint_eq(strlen(req.user), 2 * API_USER_MAX_CHARS);
     openai_image_request_free(&req);
 }
 END_TEST
