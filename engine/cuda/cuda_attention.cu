@@ -12,10 +12,12 @@
  * Generic kernel (D > 256): one block per (query row, head, batch), the q row and the
  * accumulator in shared memory, 128 keys scored per round (one per thread).
  *
- * Tensor-core kernel (f16/bf16, D ≤ 256, compute capability ≥ 8.0; the default for
+ * Tensor-core kernel (f16/bf16, D ≤ 512, compute capability ≥ 8.0; the default for
  * those): FlashAttention-2's loop on WMMA 16×16×16 fragments.  A block of 4 warps owns
  * 64 query rows (16 per warp) of one (batch, head); Q, and per step 64 keys of K and
  * V, sit in shared memory in T with the head dim zero-padded to Dp (a multiple of 16).
+ * Above Dp = 256 (the VAE's single 512-wide head) 2 warps and 32-key tiles, so that
+ * it fits the 227 KiB of an H100's shared memory.
  * Per warp and key tile: S = Q·Kᵀ (f32 fragments → shared), the online softmax over
  * its 16 rows (two lanes per row; scale applied to the f32 scores; masked keys −inf),
  * P → T in shared, the f32 output rows (in shared memory, so they can be rescaled per
@@ -220,24 +222,30 @@ __global__ static void fa_generic_kernel(const T *q, const T *k, const T *v, T *
 
 /* --- tensor-core kernel --------------------------------------------------------------- */
 
-#define FW_WARPS 4
 #define FW_ROWS 16 /* query rows per warp (one fragment row) */
-#define FW_BK 64   /* keys per tile */
+
+/* Two shapes: head dims ≤ 256 take 4 warps and 64-key tiles; ≤ 512 (the VAE's one
+ * 512-wide head) 2 warps and 32-key tiles, to fit shared memory. */
+#define FW_WARPS_S 4
+#define FW_BK_S 64
+#define FW_WARPS_L 2
+#define FW_BK_L 32
 
 /* Shared memory of the WMMA kernel for padded head dim dp (every region a multiple of
  * 32 bytes, as load/store_matrix_sync need). */
-static size_t fw_smem(int dp, size_t t_size)
+static size_t fw_smem(int dp, size_t t_size, int warps, int bk)
 {
-    const size_t q = (size_t)FW_WARPS * FW_ROWS * dp, kv = 2 * (size_t)FW_BK * dp;
-    const size_t p = (size_t)FW_WARPS * FW_ROWS * FW_BK;
-    return t_size * (q + kv + p) + sizeof(float) * (p + (size_t)FW_WARPS * FW_ROWS * dp +
-                                                    3 * FW_WARPS * FW_ROWS);
+    const size_t q = (size_t)warps * FW_ROWS * dp, kv = 2 * (size_t)bk * dp;
+    const size_t p = (size_t)warps * FW_ROWS * bk;
+    return t_size * (q + kv + p) +
+           sizeof(float) * (p + (size_t)warps * FW_ROWS * dp + 3 * (size_t)warps * FW_ROWS);
 }
 
-template <typename T>
+template <typename T, int FW_WARPS, int FW_BK>
 __global__ static void __launch_bounds__(FW_WARPS * 32)
     fa_wmma_kernel(const T *q, const T *k, const T *v, T *y, struct fa_dims p, int dp)
 {
+    constexpr int HALF = FW_BK / 2; /* keys per lane in the softmax (two lanes per row) */
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     namespace wm = nvcuda::wmma;
     extern __shared__ __align__(128) unsigned char fw_raw[];
@@ -318,15 +326,15 @@ __global__ static void __launch_bounds__(FW_WARPS * 32)
         }
         __syncwarp();
 
-        /* online softmax: lanes 2r and 2r+1 share row r, 32 keys each */
+        /* online softmax: lanes 2r and 2r+1 share row r, HALF keys each */
         {
             const int r = lane >> 1, half = lane & 1;
             const int64_t i = w0 + r;
-            float s[32];
+            float s[HALF];
             float tmax = -INFINITY;
 #pragma unroll
-            for (int c = 0; c < 32; c++) {
-                const int col = half * 32 + c;
+            for (int c = 0; c < HALF; c++) {
+                const int col = half * HALF + c;
                 const int64_t key = k0 + col;
                 const bool ok = i < p.nq && key < p.nk && (!p.causal || key <= i);
                 s[c] = ok ? sw[r * FW_BK + col] * p.scale : -INFINITY;
@@ -339,15 +347,15 @@ __global__ static void __launch_bounds__(FW_WARPS * 32)
             if (m_new != -INFINITY) {
                 corr = expf(m_old - m_new); /* m_old = −inf → 0 */
 #pragma unroll
-                for (int c = 0; c < 32; c++) {
+                for (int c = 0; c < HALF; c++) {
                     const float e = s[c] == -INFINITY ? 0.0f : expf(s[c] - m_new);
-                    cuda_st(pw + r * FW_BK + half * 32 + c, e);
+                    cuda_st(pw + r * FW_BK + half * HALF + c, e);
                     sum += e;
                 }
             } else {
 #pragma unroll
-                for (int c = 0; c < 32; c++)
-                    cuda_st(pw + r * FW_BK + half * 32 + c, 0.0f);
+                for (int c = 0; c < HALF; c++)
+                    cuda_st(pw + r * FW_BK + half * HALF + c, 0.0f);
             }
             sum += __shfl_xor_sync(0xffffffffu, sum, 1);
             __syncwarp();
@@ -390,20 +398,40 @@ __global__ static void __launch_bounds__(FW_WARPS * 32)
 #endif
 }
 
+template <typename T, int WARPS, int BK>
+static cudaError_t fw_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
+                                const struct fa_dims *p, int dp, cudaStream_t st)
+{
+    const size_t smem = fw_smem(dp, sizeof(T), WARPS, BK);
+    cudaError_t e = cudaFuncSetAttribute(fa_wmma_kernel<T, WARPS, BK>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return e;
+    const int rows = WARPS * FW_ROWS;
+    dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
+    fa_wmma_kernel<T, WARPS, BK><<<grid, WARPS * 32, smem, st>>>(q, k, v, y, *p, dp);
+    return cudaGetLastError();
+}
+
+/* Shared memory the WMMA kernel needs for head dim d (0: no shape takes d). */
+static size_t fw_need(int d, size_t t_size)
+{
+    const int dp = (d + 15) / 16 * 16;
+    if (dp <= 256)
+        return fw_smem(dp, t_size, FW_WARPS_S, FW_BK_S);
+    if (dp <= 512)
+        return fw_smem(dp, t_size, FW_WARPS_L, FW_BK_L);
+    return 0;
+}
+
 template <typename T>
 static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct fa_dims *p, cudaStream_t st)
 {
     const int dp = (p->d + 15) / 16 * 16;
-    const size_t smem = fw_smem(dp, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fa_wmma_kernel<T>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess)
-        return e;
-    const int rows = FW_WARPS * FW_ROWS;
-    dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fa_wmma_kernel<T><<<grid, FW_WARPS * 32, smem, st>>>(q, k, v, y, *p, dp);
-    return cudaGetLastError();
+    if (dp <= 256)
+        return fw_launch_as<T, FW_WARPS_S, FW_BK_S>(q, k, v, y, batch, p, dp, st);
+    return fw_launch_as<T, FW_WARPS_L, FW_BK_L>(q, k, v, y, batch, p, dp, st);
 }
 
 /* The tensor-core kernel exists for the 16-bit types only. */
@@ -444,8 +472,8 @@ static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t b
                              cudaStream_t st)
 {
     cudaError_t e = cudaSuccess;
-    if (tensor_cores && p->d <= 256 && fw_smem((p->d + 15) / 16 * 16, sizeof(T)) <= max_smem &&
-        fw_try<T>(q, k, v, y, batch, p, st, &e))
+    const size_t fw = fw_need(p->d, sizeof(T));
+    if (tensor_cores && fw > 0 && fw <= max_smem && fw_try<T>(q, k, v, y, batch, p, st, &e))
         return e;
     if (p->d <= 256 && fa_tiled_smem(p->d) <= max_smem) {
         const int rows = FA_WARPS * FA_ROWS;

@@ -12,7 +12,7 @@
  *   linear     cuBLASLt, bias in the GEMM epilogue, residual as its C operand (β = 1);
  *   matmul     cuBLASLt strided-batched; algorithms cached per shape and alignment.
  *   attention  flash-attention kernels of this backend (online softmax, no Nq×Nk
- *              buffer): f16/bf16 on tensor cores (WMMA, head dims ≤ 256 padded to
+ *              buffer): f16/bf16 on tensor cores (WMMA, head dims ≤ 512 padded to
  *              16, compute capability ≥ 8.0); f32 — and f16/bf16 with
  *              options.attention_scalar — on a tiled warp kernel for head dims ≤ 256
  *              (SD1.5's 40/80/160, 64, 128, any other), a block-per-row kernel above.

@@ -5,9 +5,9 @@
  * backends see identical values; the CPU computes in f32.  The error of a case is
  * max|gpu − cpu| / max|cpu| (relative to the output's scale) and must stay under the
  * case's tolerance for that dtype (f32 GEMMs/convolutions run on TF32).  Odd shapes
- * (tails, head dims 17/64/80/128/256 and the generic kernel's 320, broadcasts) and
- * SD1.5's shapes (64×64×320 convs, 4096-token attention with 8 heads of 40, 8 heads of
- * 160) are both covered.  Also: allocation
+ * (tails, head dims 17/64/80/128/256/320/512, broadcasts) and SD1.5's shapes (64×64×320
+ * convs, 4096-token attention with 8 heads of 40, 8 heads of 160, the VAE's 4096 tokens
+ * with one head of 512) are both covered.  Also: allocation
  * failure → STATUS_OUT_OF_MEMORY with the backend still usable; a captured CUDA graph
  * replays on new contents; an illegal address →
  * STATUS_DEVICE and backend_is_broken (run last: it ends the CUDA context).
@@ -372,6 +372,9 @@ static const struct case_def CASES[] = {
     {"attention_d17_odd", c_attention, 3, {3, 3, 3}, {{1, 33, 51}, {1, 45, 51}, {1, 45, 51}}, -2, 2, TOL_ATT, 3, 0, 0, false, {0}},
     {"attention_sd_d160", c_attention, 3, {3, 3, 3}, {{2, 256, 1280}, {2, 256, 1280}, {2, 256, 1280}}, -1, 1, TOL_ATT, 8, 0, 0, false, {0}},
     {"attention_d256_causal", c_attention, 3, {3, 3, 3}, {{1, 70, 512}, {1, 70, 512}, {1, 70, 512}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_d512_odd", c_attention, 3, {3, 3, 3}, {{1, 300, 512}, {1, 300, 512}, {1, 300, 512}}, -1, 1, TOL_ATT, 1, 0, 0, false, {0}},
+    {"attention_d512_causal", c_attention, 3, {3, 3, 3}, {{2, 77, 1024}, {2, 77, 1024}, {2, 77, 1024}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_vae_d512", c_attention, 3, {3, 3, 3}, {{1, 4096, 512}, {1, 4096, 512}, {1, 4096, 512}}, -1, 1, TOL_ATT, 1, 0, 0, false, {0}},
     {"attention_d320_generic", c_attention, 3, {3, 3, 3}, {{1, 50, 320}, {1, 61, 320}, {1, 61, 320}}, -1, 1, TOL_ATT, 1, 0, 0, false, {0}},
     {"attention_d320_generic_causal", c_attention, 3, {3, 3, 3}, {{1, 130, 640}, {1, 130, 640}, {1, 130, 640}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_clip_causal", c_attention, 3, {3, 3, 3}, {{2, 77, 768}, {2, 77, 768}, {2, 77, 768}}, -1, 1, TOL_ATT, 12, 0, 0, true, {0}},
