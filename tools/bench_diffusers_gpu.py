@@ -40,9 +40,11 @@ def main():
                 json.dump(out, f, indent=1)
 
     try:
+        import os
         import torch
         import diffusers
-        from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+        from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline,
+                               UNet2DConditionModel)
 
         dev = a.device
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[a.dtype]
@@ -55,14 +57,12 @@ def main():
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = False
         t0 = time.time()
-        pipe = StableDiffusionPipeline.from_pretrained(
-            a.model, torch_dtype=dtype, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False)
-        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-        pipe = pipe.to(dev)
-        pipe.set_progress_bar_config(disable=True)
-        out["attention_processor"] = type(
-            next(iter(pipe.unet.attn_processors.values()))).__name__
+        # U-Net and VAE alone first: their figures do not depend on the text side
+        unet = UNet2DConditionModel.from_pretrained(os.path.join(a.model, "unet"),
+                                                    torch_dtype=dtype).to(dev)
+        vae = AutoencoderKL.from_pretrained(os.path.join(a.model, "vae"),
+                                            torch_dtype=dtype).to(dev)
+        out["attention_processor"] = type(next(iter(unet.attn_processors.values()))).__name__
         print(f"diffusers {diffusers.__version__}, torch {torch.__version__}, {out['device']}, "
               f"{out['attention_processor']}; loaded in {time.time() - t0:.1f} s", flush=True)
 
@@ -87,11 +87,10 @@ def main():
         h = a.size // 8
         g = torch.Generator(device="cpu").manual_seed(0)
         x = torch.randn(2, 4, h, h, generator=g).to(dev, dtype)
-        ctx = torch.randn(2, 77, pipe.unet.config.cross_attention_dim, generator=g).to(dev, dtype)
+        ctx = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g).to(dev, dtype)
         t = torch.tensor([999, 999], device=dev)
         with torch.inference_mode():
-            med, best = timed(lambda: pipe.unet(x, t, encoder_hidden_states=ctx).sample, 3,
-                              a.repeat)
+            med, best = timed(lambda: unet(x, t, encoder_hidden_states=ctx).sample, 3, a.repeat)
         print(f"unet_step  batch 2 (CFG), latent {h}x{h}: median {med * 1e3:.2f} ms, "
               f"best {best * 1e3:.2f} ms", flush=True)
         out["results"].append({"part": "unet_step", "rows": 2, "latent": h,
@@ -99,15 +98,21 @@ def main():
         save()
 
         z = torch.randn(1, 4, h, h, generator=g).to(dev, dtype)
-        sf = pipe.vae.config.scaling_factor
+        sf = vae.config.scaling_factor
         with torch.inference_mode():
-            med, best = timed(lambda: pipe.vae.decode(z / sf).sample, 2, a.repeat)
+            med, best = timed(lambda: vae.decode(z / sf).sample, 2, a.repeat)
         print(f"vae_decode 1 image {a.size}x{a.size}: median {med * 1e3:.2f} ms, "
               f"best {best * 1e3:.2f} ms", flush=True)
         out["results"].append({"part": "vae_decode", "size": a.size, "median_ms": med * 1e3,
                                "best_ms": best * 1e3})
         save()
 
+        pipe = StableDiffusionPipeline.from_pretrained(
+            a.model, unet=unet, vae=vae, torch_dtype=dtype, safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False)
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        pipe = pipe.to(dev)
+        pipe.set_progress_bar_config(disable=True)
         prompt = "a photograph of an astronaut riding a horse"
         for b in [int(v) for v in a.batches.split(",") if v]:
             if time.time() - t_start > a.budget:

@@ -76,14 +76,14 @@ def main():
     os.makedirs(a.out, exist_ok=True)
 
     unet = UNet2DConditionModel(**unet_cfg).to(dtype)
-    unet.save_pretrained(os.path.join(a.out, "unet"), safe_serialization=True)
+    unet.save_pretrained(os.path.join(a.out, "unet"))
     n_unet = sum(p.numel() for p in unet.parameters())
     del unet
     vae = AutoencoderKL(**vae_cfg).to(dtype)
-    vae.save_pretrained(os.path.join(a.out, "vae"), safe_serialization=True)
+    vae.save_pretrained(os.path.join(a.out, "vae"))
     del vae
     te = CLIPTextModel(CLIPTextConfig(**clip_cfg)).to(dtype)
-    te.save_pretrained(os.path.join(a.out, "text_encoder"), safe_serialization=True)
+    te.save_pretrained(os.path.join(a.out, "text_encoder"))
     del te
     EulerDiscreteScheduler(**SCHEDULER).save_pretrained(os.path.join(a.out, "scheduler"))
 
