@@ -86,6 +86,7 @@ static const char *content_type(enum image_format f)
 static void answer_failure(struct gen_job *j)
 {
     struct api_error e;
+    struct http_response *resp;
     if (j->status == STATUS_CANCELLED && j->reason == CANCEL_SHUTDOWN)
         api_error_set(&e, 503, NULL, NULL, "shutting_down",
                       "the server shut down before the images were ready; retry");
@@ -98,7 +99,10 @@ static void answer_failure(struct gen_job *j)
         api_error_from_status(&e, j->status, &err, "");
         LOG_ERRORF("serve", "generation failed: %s", j->error);
     }
-    routes_answer_error(j->r, j->ex, &e);
+    resp = routes_error_response(&e);
+    if (resp && e.http == 503) /* shutting down or out of memory: another replica may do it */
+        http_response_header(resp, "Retry-After", "5", NULL);
+    routes_answer(j->r, j->ex, resp);
 }
 
 /* Encodes every image into data[i]/lens[i]; STATUS_* with err on failure. */

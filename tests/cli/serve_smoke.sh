@@ -131,7 +131,7 @@ grep -q '"request_id":"smoke-1".*"status":200' "$out/access" || fail "access log
 # sigterm_in_flight <body> <jobs submitted before it>: posts body, waits until it is
 # admitted, sends SIGTERM, waits for both; the answer in $out/late(.code), exit in $rc.
 sigterm_in_flight() {
-    curl -s -o "$out/late" -w '%{http_code}' "${json[@]}" -d "$1" \
+    curl -s -o "$out/late" -D "$out/late.head" -w '%{http_code}' "${json[@]}" -d "$1" \
         "$base/v1/images/generations" >"$out/late.code" &
     local cpid=$! want=$(($2 + 1))
     for _ in $(seq 100); do # until it is admitted
@@ -160,4 +160,5 @@ sigterm_in_flight '{"prompt":"x","steps":150,"n":8}' 0
 [[ $rc == 0 ]] || fail "serve (grace 0) exited $rc after SIGTERM"
 [[ $(cat "$out/late.code") == 503 ]] || fail "grace 0: in-flight job answered $(cat "$out/late.code")"
 grep -q '"code":"shutting_down"' "$out/late" || fail "grace 0: body $(cat "$out/late")"
+grep -qi '^Retry-After: [0-9]' "$out/late.head" || fail "grace 0: 503 without Retry-After"
 echo "serve smoke: ok"
