@@ -463,12 +463,15 @@ static void check_case(struct suite *su, struct backend *gpu, const char *varian
         s = run_case(gpu, dt, dt, c, in, &got, &ng, &err);
     double t2 = now_ms();
     double max_ref = 0, max_diff = 0, sum_sq = 0;
+    size_t worst_i = 0;
     bool nan = false;
     if (s == STATUS_OK) {
         for (size_t i = 0; i < nr; i++) {
             double d = fabs((double)got[i] - (double)ref[i]);
             if (isnan(got[i]) || isnan(d))
                 nan = true;
+            if (d > max_diff)
+                worst_i = i;
             max_diff = d > max_diff ? d : max_diff;
             sum_sq += d * d;
             double a = fabs((double)ref[i]);
@@ -484,6 +487,9 @@ static void check_case(struct suite *su, struct backend *gpu, const char *varian
            ok ? "ok" : "FAIL", name, dtype_name(dt), rel, c->tol[dt], rms, t1 - t0, t2 - t1,
            s != STATUS_OK ? "  error: " : "", s != STATUS_OK ? err.msg : "");
     fflush(stdout);
+    if (!ok && s == STATUS_OK && nr > 0) /* where it is worst, to start debugging from */
+        printf("       worst at element %zu of %zu: gpu %.6g, cpu %.6g%s\n", worst_i, nr,
+               (double)got[worst_i], (double)ref[worst_i], nan ? " (NaN present)" : "");
     if (su->json)
         fprintf(su->json,
                 "{\"op\":\"%s\",\"dtype\":\"%s\",\"ok\":%s,\"rel_max\":%.6e,\"rel_rms\":%.6e,"
