@@ -12,7 +12,8 @@
 #   5 pipeline   tests/gpu/test_gpu_pipeline: sd1-tiny, sd2-tiny, CUDA vs CPU PSNR
 #   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²)
 #   7 diffusers  tools/bench_diffusers_gpu.py on the same folder and card
-#   8 summary    summary.json: stage results, the figures, ratios and the issue's goals
+#   8 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
+#   9 summary    summary.json: stage results, the figures, ratios and the issue's goals
 #
 # Results and the log go to $OUT (the device tool's output folder; default
 # out/gpu-check).  Every stage runs under `timeout`, its limit cut to what is left of
@@ -167,6 +168,22 @@ if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json ]]; then
     "$((b + 30))" python3 "$ROOT/tools/bench_diffusers_gpu.py" --model "$WORK/sd15" \
     --dtype fp16 --size 512 --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" \
     --json "$OUT/diffusers.json"
+fi
+
+# An op that failed: its case once more under compute-sanitizer (memcheck), when there
+# is time left, so one run also says where an illegal access comes from.
+if ((BUILD_RC == 0 && OPS_RC != 0 && OPS_RC != 77)) && command -v compute-sanitizer >/dev/null &&
+  [[ -f $OUT/ops.json ]]; then
+  first=$(python3 -c "
+import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    if not o.get('ok') and 'dtype' in o:
+        print(o['op'].split('[')[0]); break" "$OUT/ops.json" 2>/dev/null)
+  if [[ -n $first ]]; then
+    GPU_OPS_FILTER=$first run_stage sanitizer 90 compute-sanitizer --tool memcheck \
+      --print-limit 10 "$B/test_gpu_ops"
+  fi
 fi
 
 echo "=== summary ==="
