@@ -129,7 +129,7 @@ export LD_LIBRARY_PATH=$WORK/deps/usr/lib/x86_64-linux-gnu:$WORK/deps/usr/lib/x8
 export OPENBLAS_NUM_THREADS=1
 # diffusers (+ importlib_metadata) for the random model and the side-by-side benchmark
 mkdir -p "$WORK/site"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+timeout 60 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target "$WORK/site" "$ROOT"/.gpu-deps/wheels/*.whl || echo "pip install of the wheels failed"
 export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
 
