@@ -13,13 +13,10 @@
 #include <unistd.h>
 
 #include "api/image_encode.h"
-#include "engine/cpu/cpu_backend.h"
-#ifdef DIFFUSIOND_HAVE_CUDA_BACKEND
-#include "engine/cuda/cuda_backend.h"
-#endif
 #include "engine/workspace.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
+#include "server/device.h"
 
 
 #define EXIT_RUNTIME 1
@@ -355,18 +352,7 @@ static void session_close(struct session *s)
 /* The backend --device names: the CPU's, or the CUDA backend with --dtype weights. */
 static enum status make_backend(const struct gen_cli *c, struct backend **out, struct errbuf *err)
 {
-    if (!c->device || !strcmp(c->device, "cpu"))
-        return cpu_backend_create(c->threads, out, err);
-#ifdef DIFFUSIOND_HAVE_CUDA_BACKEND
-    struct cuda_backend_options opt;
-    cuda_backend_options_default(&opt);
-    opt.weight_dtype = !c->dtype || !strcmp(c->dtype, "f16") ? DTYPE_F16
-                       : !strcmp(c->dtype, "bf16")           ? DTYPE_BF16
-                                                             : DTYPE_F32;
-    return cuda_backend_create(&opt, out, err);
-#else
-    return status_fail(err, STATUS_UNSUPPORTED, "--device cuda: this build has no CUDA backend");
-#endif
+    return device_backend_create(c->device, c->dtype, c->threads, out, NULL, err);
 }
 
 static int load(struct session *s, const struct gen_cli *c, const char *path, double *secs)

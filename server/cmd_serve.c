@@ -11,11 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/cpu/cpu_backend.h"
 #include "engine/log.h"
 #include "models/sd_model.h"
 #include "server/auth.h"
 #include "server/cors.h"
+#include "server/device.h"
 #include "server/encoder_pool.h"
 #include "server/http.h"
 #include "server/image_store.h"
@@ -137,7 +137,9 @@ static enum status start_http(struct serve *sv, struct errbuf *err)
 static enum status load_model(struct serve *sv, struct errbuf *err)
 {
     const uint64_t t0 = http_now_ns();
-    TRY(cpu_backend_create(sv->cfg.threads, &sv->backend, err));
+    const char *device = "cpu";
+    TRY(device_backend_create(sv->cfg.device, sv->cfg.dtype, sv->cfg.threads, &sv->backend,
+                              &device, err));
     struct sd_model_options opt;
     sd_model_options_default(&opt);
     opt.backend = sv->backend;
@@ -154,9 +156,10 @@ static enum status load_model(struct serve *sv, struct errbuf *err)
     const char *names[1] = {sv->model_name};
     routes_attach_model(sv->routes, sv->sched, models, names, 1, (int64_t)time(NULL));
     metrics_set_model_loaded(sv->metrics, 0, true);
-    LOG_INFOF("serve", "model %s loaded from %s in %.2f s (%s, %s batching)", sv->model_name,
-              sv->model_path, (double)(http_now_ns() - t0) * 1e-9,
-              checkpoint_family_name(sv->model->family), sched_mode_name(sv->cfg.batching));
+    LOG_INFOF("serve", "model %s loaded from %s in %.2f s (%s on %s, %s batching)",
+              sv->model_name, sv->model_path, (double)(http_now_ns() - t0) * 1e-9,
+              checkpoint_family_name(sv->model->family), device,
+              sched_mode_name(sv->cfg.batching));
     return STATUS_OK;
 }
 

@@ -18,6 +18,12 @@ void routes_livez(struct routes *r, struct http_exchange *ex)
     const double stall = st == SERVE_LOADING || !r->sched ? 0 : scheduler_stall_s(r->sched);
     char body[160];
     int n;
+    if (st != SERVE_LOADING && r->n_models > 0 && backend_is_broken(r->models[0]->backend)) {
+        /* A sticky device error: only a new process recovers. */
+        n = snprintf(body, sizeof body, "{\"status\":\"device_failed\"}");
+        routes_answer_body(r, ex, 503, JSON, body, (size_t)n);
+        return;
+    }
     if (r->cfg.watchdog_s > 0 && stall > r->cfg.watchdog_s) {
         n = snprintf(body, sizeof body,
                      "{\"status\":\"stalled\",\"stalled_s\":%.1f,\"watchdog_s\":%d}", stall,

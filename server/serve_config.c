@@ -51,6 +51,10 @@ static const struct setting settings[] = {
      "the model's id in /v1/models and in requests' \"model\"; empty: the model path's base name"},
     {"threads", "DIFFUSIOND_THREADS", SET_INT, F(threads), 0, 4096, "0",
      "CPU compute threads; 0: all CPUs"},
+    {"device", "DIFFUSIOND_DEVICE", SET_STRING, F(device), 0, 0, "auto",
+     "where the model runs: cpu, cuda, or auto (cuda when the build has it and a GPU is there)"},
+    {"dtype", "DIFFUSIOND_DTYPE", SET_STRING, F(dtype), 0, 0, "f16",
+     "on cuda: weights and activations in f16, bf16 or f32 (the CPU computes in f32)"},
     {"warmup", "DIFFUSIOND_WARMUP", SET_BOOL, F(warmup), 0, 0, "true",
      "run one generation before /readyz reports ready (--no-warmup to skip)"},
     {"batching", "DIFFUSIOND_BATCHING", SET_BATCHING, F(batching), 0, 0, "step",
@@ -433,6 +437,13 @@ static enum status validate(const struct serve_config *cfg, struct errbuf *err)
 {
     if (!cfg->host[0])
         return status_fail(err, STATUS_INVALID_ARGUMENT, "--host / DIFFUSIOND_HOST: empty");
+    if (strcmp(cfg->device, "auto") && strcmp(cfg->device, "cpu") && strcmp(cfg->device, "cuda"))
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "--device / DIFFUSIOND_DEVICE: '%s' is not auto, cpu or cuda",
+                           cfg->device);
+    if (strcmp(cfg->dtype, "f16") && strcmp(cfg->dtype, "bf16") && strcmp(cfg->dtype, "f32"))
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "--dtype / DIFFUSIOND_DTYPE: '%s' is not f16, bf16 or f32", cfg->dtype);
     static const struct { const char *flag, *env; size_t off; } sides[] = {
         {"max-width", "DIFFUSIOND_MAX_WIDTH", offsetof(struct serve_config, max_width)},
         {"max-height", "DIFFUSIOND_MAX_HEIGHT", offsetof(struct serve_config, max_height)},
@@ -491,6 +502,10 @@ static void type_names(const struct setting *s, const char **doc, const char **m
         *doc = "address", *metavar = "ADDR";
     else if (s->type == SET_STRING && strcmp(s->flag, "model-name") == 0)
         *doc = "string", *metavar = "NAME";
+    else if (s->type == SET_STRING && strcmp(s->flag, "device") == 0)
+        *doc = "auto|cpu|cuda", *metavar = "DEVICE";
+    else if (s->type == SET_STRING && strcmp(s->flag, "dtype") == 0)
+        *doc = "f16|bf16|f32", *metavar = "DTYPE";
 }
 
 static void range_doc(const struct setting *s, char *buf, size_t cap)

@@ -50,6 +50,8 @@ struct serve_config {
     char model[SERVE_PATH_MAX];         /* "": the bundled model (<data dir>/default-model) */
     char model_name[SERVE_NAME_MAX];    /* "": the model path's base name */
     int threads;                        /* CPU compute threads; 0: all CPUs */
+    char device[16];                    /* "auto" (default), "cpu", "cuda" */
+    char dtype[8];                      /* cuda weights/activations: "f16" (default), "bf16", "f32" */
     bool warmup;                        /* one generation before /readyz says ready */
     /* scheduler (server/scheduler.h's scheduler_config) */
     enum sched_mode batching;
