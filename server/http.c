@@ -44,6 +44,7 @@ struct http_exchange {
     int code;                 /* the status queued */
     enum http_method method;
     const char *method_name;
+    bool http11;              /* HTTP/1.1 (or later): a Host header is required */
     char *path;
     uint8_t *body;
     size_t body_len, body_cap;
@@ -222,7 +223,8 @@ static void client_address(struct MHD_Connection *c, char *buf, size_t cap)
 }
 
 static struct http_exchange *exchange_new(struct http_server *s, struct MHD_Connection *c,
-                                          const char *url, const char *method)
+                                          const char *url, const char *method,
+                                          const char *version)
 {
     struct http_exchange *ex = calloc(1, sizeof *ex);
     if (!ex)
@@ -239,6 +241,7 @@ static struct http_exchange *exchange_new(struct http_server *s, struct MHD_Conn
     ex->state = EX_HEADERS;
     ex->method = parse_method(method);
     ex->method_name = method;
+    ex->http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
     ex->start_ns = http_now_ns();
     client_address(c, ex->client, sizeof ex->client);
     pthread_mutex_lock(&s->lock);
@@ -345,11 +348,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
                                       const char *method, const char *version,
                                       const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     struct http_server *s = cls;
     struct http_exchange *ex = *con_cls;
     if (!ex) {
-        ex = exchange_new(s, c, url, method);
+        ex = exchange_new(s, c, url, method, version);
         if (!ex)
             return MHD_NO;
         *con_cls = ex;
@@ -417,6 +419,7 @@ enum http_method http_exchange_method(const struct http_exchange *ex) { return e
 const char *http_exchange_method_name(const struct http_exchange *ex) { return ex->method_name; }
 const char *http_exchange_path(const struct http_exchange *ex) { return ex->path; }
 const char *http_exchange_client(const struct http_exchange *ex) { return ex->client; }
+bool http_exchange_http11(const struct http_exchange *ex) { return ex->http11; }
 uint64_t http_exchange_start_ns(const struct http_exchange *ex) { return ex->start_ns; }
 
 const char *http_exchange_header(const struct http_exchange *ex, const char *name)
@@ -605,7 +608,10 @@ enum status http_server_start(const struct http_config *cfg, const struct http_h
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_memory,
-        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        /* 0, not 1: in 0.9.75 strictness 1 only adds the HTTP/1.1 Host check, and MHD's
+         * own rejection then sends its status line and headers twice (measured); the
+         * routes make that check instead (http_exchange_http11) and answer once. */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)0,
         MHD_OPTION_NOTIFY_COMPLETED, notify_completed, s,
         MHD_OPTION_END);
     if (!s->d) {

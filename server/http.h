@@ -2,8 +2,10 @@
  * module that includes microhttpd.h; routes see exchanges and responses, never MHD.
  *
  * Daemon: MHD's internal polling thread (epoll where the library has it, else poll),
- * suspend/resume, connection limit, idle timeout, per-connection memory limit, strict
- * parsing (STRICT_FOR_CLIENT 1), notify-completed.  No post processor: the body is
+ * suspend/resume, connection limit, idle timeout, per-connection memory limit,
+ * notify-completed.  STRICT_FOR_CLIENT is 0: in 0.9.75 its 1 only adds the HTTP/1.1
+ * Host check, whose rejection MHD sends with a doubled status line; the routes check
+ * Host themselves (http_exchange_http11).  No post processor: the body is
  * accumulated here, up to max_body_bytes (a body past it closes the connection).
  *
  * One exchange = one request on a connection:
@@ -129,6 +131,8 @@ int64_t http_exchange_content_length(const struct http_exchange *ex);
 bool http_exchange_chunked(const struct http_exchange *ex);
 /* The body (on_request): NUL-terminated after len bytes; len 0 when none. */
 const uint8_t *http_exchange_body(const struct http_exchange *ex, size_t *len);
+/* Whether the request line said HTTP/1.1 (not 1.0): a Host header is then required. */
+bool http_exchange_http11(const struct http_exchange *ex);
 /* The client's address as text ("127.0.0.1", "::1"). */
 const char *http_exchange_client(const struct http_exchange *ex);
 /* Monotonic ns when the request line arrived. */

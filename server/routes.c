@@ -324,6 +324,13 @@ static void on_headers(void *user, struct http_exchange *ex)
         return;
     }
 
+    if (http_exchange_http11(ex) && !http_exchange_header(ex, "Host")) { /* RFC 9112 §3.2 */
+        struct api_error e;
+        api_error_set(&e, 400, NULL, NULL, "missing_host", "a Host header is required (HTTP/1.1)");
+        metrics_reject(r->cfg.metrics, METRICS_REJECT_INVALID);
+        routes_answer_error(r, ex, &e);
+        return;
+    }
     if (cors_is_preflight(r->cfg.cors, http_exchange_method_name(ex),
                           http_exchange_header(ex, "Origin"),
                           http_exchange_header(ex, "Access-Control-Request-Method"))) {
