@@ -113,11 +113,7 @@ static enum status encode_images(struct gen_job *j, uint8_t **data, size_t *lens
     const struct routes *r = j->r;
     for (int i = 0; i < j->n_images; i++) {
         const struct sd_image *im = &j->images[i];
-        const struct image_meta meta = {
-            .prompt = p->prompt, .negative_prompt = p->negative_prompt, .steps = p->steps,
-            .sampler = sd_sampler_display_name(p->sampler, p->scheduler), .cfg = p->guidance,
-            .seed = im->seed, .width = im->width, .height = im->height,
-            .model = r->names[j->model], .clip_skip = p->clip_skip + 1};
+        const struct image_meta meta = image_meta_for(p, r->names[j->model], im);
         TRY(image_encode(j->req.output_format, im->rgb, im->width, im->height, j->req.quality,
                          &meta, &data[i], &lens[i], err));
     }
