@@ -161,6 +161,8 @@ class TestSchemathesis(unittest.TestCase):
                      if n == "diffusiond_http_requests_total"
                      and dict(ls).get("route") == "/v1/images/generations"}
             print(f"\nschemathesis: generation answers by code {codes}", file=sys.stderr)
+            summary = out[out.rfind("SUMMARY"):] if "SUMMARY" in out else out[-3000:]
+            print(summary, file=sys.stderr)
             self.assertEqual(p.returncode, 0, f"schemathesis failed:\n{out[-12000:]}")
             self.assertNotIn("FAILURES", out)
             # The run reached real generations, not only rejections.
