@@ -328,6 +328,11 @@ class TestBodyChecks(unittest.TestCase):
                 self.assertIsNotNone(m, head)
                 self.assertEqual(len(body), int(m.group(1)), data[:600])
 
+    def test_no_host_400(self):
+        r = SERVER.raw(b"GET /livez HTTP/1.1\r\nConnection: close\r\n\r\n")
+        err = assert_error(self, r, 400, param=None)
+        self.assertEqual(err["code"], "missing_host")
+
     def test_header_too_large_431(self):
         r = SERVER.raw(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 +
                        b"\r\nConnection: close\r\n\r\n")
