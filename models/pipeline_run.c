@@ -161,7 +161,7 @@ enum status sd_txt2img(const struct sd_model *model, struct workspace *ws,
                        sd_progress_fn progress, void *user, struct sd_image *images,
                        struct sd_timings *timings, struct errbuf *err)
 {
-    int total;
+    int total = 0;
     enum status s = check_args(params, n_params, images, &total, err);
     if (s != STATUS_OK)
         return s;

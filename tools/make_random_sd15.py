@@ -83,7 +83,15 @@ def main():
     vae.save_pretrained(os.path.join(a.out, "vae"))
     del vae
     te = CLIPTextModel(CLIPTextConfig(**clip_cfg)).to(dtype)
-    te.save_pretrained(os.path.join(a.out, "text_encoder"))
+    # the state dict under transformers' usual names (text_model.*), whatever this
+    # transformers version's save_pretrained writes (5.x drops the prefix)
+    ted = os.path.join(a.out, "text_encoder")
+    os.makedirs(ted, exist_ok=True)
+    te.config.save_pretrained(ted)
+    from safetensors.torch import save_file
+    sd = {(k if k.startswith("text_model.") else "text_model." + k): v.contiguous()
+          for k, v in te.state_dict().items()}
+    save_file(sd, os.path.join(ted, "model.safetensors"), metadata={"format": "pt"})
     del te
     EulerDiscreteScheduler(**SCHEDULER).save_pretrained(os.path.join(a.out, "scheduler"))
 

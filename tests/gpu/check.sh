@@ -88,7 +88,8 @@ stage_deps() {
       "$deps/usr/bin/pkgconf" >"$WORK/bin/pkg-config"
     chmod +x "$WORK/bin/pkg-config"
   fi
-  PATH=$WORK/bin:$PATH pkg-config --modversion jansson libutf8proc openblas
+  PATH=$WORK/bin:$PATH PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/lib/x86_64-linux-gnu/openblas-pthread/pkgconfig \
+    pkg-config --modversion jansson libutf8proc openblas
 }
 
 # Library folders of Python's nvidia wheels (cuDNN, cuBLAS) for the loader.
@@ -160,7 +161,7 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
   run_stage bench "$((b + 40))" "$B/bench_gpu" --model "$WORK/sd15" --dtype f16 --size 512 \
     --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json"
 fi
-if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json ]]; then
+if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSERS:-} ]]; then
   b=$(($(left) - 40))
   ((b > 120)) && b=120
   ((b < 10)) && b=10
