@@ -46,7 +46,7 @@ static const struct setting settings[] = {
     {"port", "DIFFUSIOND_PORT", SET_INT, F(port), 0, 65535, "8080",
      "TCP port; 0 picks a free port and logs it"},
     {"model", "DIFFUSIOND_MODEL", SET_STRING, F(model), 0, 0, "",
-     "diffusers folder or .safetensors file; empty: the bundled model (<data dir>/default-model)"},
+     "diffusers folder or .safetensors file; empty: the bundled model (models/default; the build's DIFFUSIOND_DEFAULT_MODEL)"},
     {"model-name", "DIFFUSIOND_MODEL_NAME", SET_STRING, F(model_name), 0, 0, "",
      "the model's id in /v1/models and in requests' \"model\"; empty: the model path's base name"},
     {"threads", "DIFFUSIOND_THREADS", SET_INT, F(threads), 0, 4096, "0",

@@ -47,7 +47,7 @@ struct serve_config {
     char host[SERVE_NAME_MAX];          /* bind address; default 127.0.0.1 */
     int port;                           /* 0: pick a free port (cmd_serve logs it) */
     /* model */
-    char model[SERVE_PATH_MAX];         /* "": the bundled model (<data dir>/default-model) */
+    char model[SERVE_PATH_MAX];         /* "": the bundled model (sd_model_bundled_path) */
     char model_name[SERVE_NAME_MAX];    /* "": the model path's base name */
     int threads;                        /* CPU compute threads; 0: all CPUs */
     char device[16];                    /* "auto" (default), "cpu", "cuda" */
