@@ -169,6 +169,18 @@ class Server:
     def generate(self, payload, headers=None, timeout=300):
         return self.request("POST", "/v1/images/generations", payload, headers, timeout)
 
+    def steps_for(self, seconds, size=128, images=1, lo=4, hi=1000):
+        """Denoising steps that keep the worker busy about `seconds` with `images`
+        images of size×size in flight together, measured on this server (one
+        calibration request of n=images, 4 steps): the load tests then take about the
+        same wall time on a fast machine, a GPU, or a sanitizer build."""
+        r = self.generate({"prompt": "calibration", "size": f"{size}x{size}", "steps": 4,
+                           "n": images, "seed": 1})
+        if r.status != 200:
+            raise ServerError(f"calibration request failed: {r.status} {r.body[:300]!r}")
+        per_step_ms = max(r.json()["metrics"]["denoise_ms"] / 4, 1e-3)
+        return int(min(max(seconds * 1000 / per_step_ms, lo), hi))
+
     def raw(self, data, timeout=30, read_until_close=True):
         """Sends raw bytes on a new socket and returns the parsed response (or None
         when the server closed without answering)."""

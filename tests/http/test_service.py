@@ -26,8 +26,10 @@ import harness
 from harness import Server, image_kind, metric, run_threads
 
 GEN = "/v1/images/generations"
-# Slow on the tiny model with one thread: 256×256 is ~30 steps/s, so ~2-5 s a request.
-SLOW = {"prompt": "slow", "size": "256x256", "steps": 100}
+# Load tests size their requests with Server.steps_for (a calibration request on the
+# server under test), so they take about the same wall time on any machine or build;
+# their servers allow up to 1000 steps.
+LONG_STEPS = ["--max-steps", "1000"]
 
 
 def error_of(tc, r, status):
@@ -304,14 +306,16 @@ class TestCorsStar(ServerCase):
 
 
 class TestQueueFull(ServerCase):
-    ARGS = ["--queue-capacity", "1", "--batching", "none"]
+    ARGS = ["--queue-capacity", "1", "--batching", "none"] + LONG_STEPS
 
     def test_429_when_full(self):
         n = 6
         results = [None] * n
+        slow = {"prompt": "slow", "size": "128x128",
+                "steps": self.server.steps_for(1.5, size=128)}
 
         def one(i):
-            results[i] = self.server.generate({**SLOW, "seed": i}, timeout=300)
+            results[i] = self.server.generate({**slow, "seed": i}, timeout=300)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
         for t in threads:
@@ -425,7 +429,7 @@ class TestConcurrency(ServerCase):
 
 
 class TestDisconnectCancels(ServerCase):
-    ARGS = ["--batching", "none"]
+    ARGS = ["--batching", "none"] + LONG_STEPS
 
     def cancelled(self):
         s = self.server.metrics()
@@ -433,7 +437,8 @@ class TestDisconnectCancels(ServerCase):
 
     def test_disconnect_cancels_job(self):
         before = self.cancelled()
-        body = json.dumps({"prompt": "abandoned", "size": "256x256", "steps": 150}).encode()
+        steps = self.server.steps_for(20, size=128)
+        body = json.dumps({"prompt": "abandoned", "size": "128x128", "steps": steps}).encode()
         s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
@@ -527,8 +532,10 @@ class TestLoading(unittest.TestCase):
 
 class TestShutdown(unittest.TestCase):
     def test_sigterm_under_load(self):
-        srv = Server(["--drain-grace-s", "60", "--queue-capacity", "32"])
+        srv = Server(["--drain-grace-s", "120", "--queue-capacity", "32"] + LONG_STEPS)
         try:
+            n = 8
+            steps = srv.steps_for(3, size=128, images=n)
             # A keep-alive connection opened before the signal, to watch readiness.
             watch = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
             watch.request("GET", "/readyz")
@@ -536,8 +543,7 @@ class TestShutdown(unittest.TestCase):
             r.read()
             self.assertEqual(r.status, 200)
 
-            n = 8
-            payloads = [{"prompt": f"drain {i}", "size": "128x128", "steps": 80, "seed": i}
+            payloads = [{"prompt": f"drain {i}", "size": "128x128", "steps": steps, "seed": i}
                         for i in range(n)]
             results = [None] * n
             sent = threading.Barrier(n + 1)
@@ -594,10 +600,11 @@ class TestShutdown(unittest.TestCase):
         self.assertEqual(code, 0, log[-3000:])
 
     def test_new_connections_refused_while_draining(self):
-        srv = Server(["--drain-grace-s", "30"])
+        srv = Server(["--drain-grace-s", "120"] + LONG_STEPS)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
-            body = json.dumps({"prompt": "long", "size": "256x256", "steps": 60})
+            steps = srv.steps_for(2.5, size=128)
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=180)
+            body = json.dumps({"prompt": "long", "size": "128x128", "steps": steps})
             conn.request("POST", GEN, body=body, headers={"Content-Type": "application/json"})
             time.sleep(0.5)
             srv.signal(signal.SIGTERM)
@@ -620,10 +627,11 @@ class TestShutdown(unittest.TestCase):
     def test_past_the_grace_503(self):
         """A job still running when --drain-grace-s runs out is answered 503
         (shutting_down) — answered, not dropped — and the exit code is still 0."""
-        srv = Server(["--drain-grace-s", "1", "--batching", "none"])
+        srv = Server(["--drain-grace-s", "1", "--batching", "none"] + LONG_STEPS)
         try:
+            steps = srv.steps_for(20, size=128)
             conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
-            body = json.dumps({"prompt": "too long", "size": "256x256", "steps": 150})
+            body = json.dumps({"prompt": "too long", "size": "128x128", "steps": steps})
             conn.request("POST", GEN, body=body, headers={"Content-Type": "application/json"})
             time.sleep(0.5)
             t0 = time.monotonic()
