@@ -1,16 +1,19 @@
 /* server/bench_load.c — `diffusiond bench load`: open-loop Poisson arrivals (fixed
  * seed) of a mixed workload (steps 4–30, two image sizes, three samplers) against the
- * batching scheduler, for each batching mode; per offered rate p50/p95/p99 latency,
- * the p95 of each request's slowdown over its single-request latency, mean U-Net
- * occupancy; goodput = the highest rate whose p95 slowdown ≤ the SLO factor (2), and
- * the ratios between modes (docs/scheduler.md, docs/benchmarks.md).
+ * real server, for each batching mode; per offered rate p50/p95/p99 latency, the p95 of
+ * each request's slowdown over its single-request latency, mean U-Net occupancy;
+ * goodput = the highest rate whose p95 slowdown ≤ the SLO factor (2), and the ratios
+ * between modes (docs/scheduler.md, docs/benchmarks.md).
  *
- * In-process for now: requests go to the scheduler through struct load_target, the one
- * seam the HTTP issue replaces with an over-the-wire target (POST, wait for the
- * response) — arrivals, timing and the statistics stay as they are. */
+ * Where requests go is server/bench_load_target.h: by default a `diffusiond serve`
+ * child per mode and rate, driven over HTTP (POST /v1/images/generations, one
+ * connection and one client thread per request), the latency measured on the client
+ * from the arrival to the end of the response; with --in-process the scheduler in this
+ * process.  The single-request latencies (the SLO base) come from the same kind of
+ * target: an idle `--batching none` server kept for the whole run, which also measures
+ * the machine's speed before each rate. */
 #include <getopt.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +25,19 @@
 #include "models/pipeline.h"
 #include "models/sd_model.h"
 #include "server/bench.h"
+#include "server/bench_load_target.h"
 #include "server/scheduler.h"
 
 #define LOAD_MAX_RATES 32
 #define LOAD_SLO_FACTOR 2.0
 #define LOAD_MIN_STEPS 4
 #define LOAD_MAX_STEPS 30
+
+#ifdef DIFFUSIOND_HAVE_SERVE
+#define LOAD_HAVE_HTTP 1
+#else
+#define LOAD_HAVE_HTTP 0 /* a build without `serve`: only the in-process target */
+#endif
 
 static double now_s(void)
 {
@@ -57,75 +67,13 @@ static double rng_unit(uint64_t *s)
     return (double)(rng_next(s) >> 11) * 0x1.0p-53;
 }
 
-/* --- the requests and their outcome ---------------------------------------------------- */
-
-struct load_request {
-    int steps, size_index;
-    double t_submit, t_done, slo_alone; /* slo_alone: its single-request latency */
-    bool admitted, done, ok;
-};
-
-struct load_run {
-    pthread_mutex_t lock;
-    pthread_cond_t cv;
-    struct load_request *reqs;
-    int n, outstanding;
-};
-
-/* --- the target: where requests go (in-process scheduler; HTTP later) ------------------ */
-
-struct load_target {
-    struct scheduler *sched;
-    struct load_run *run;
-};
-
-struct job_ctx {
-    struct load_run *run;
-    struct load_request *req;
-};
-
-static void job_done(void *user, struct job_result *r)
-{
-    struct job_ctx *c = user;
-    const double t = now_s();
-    pthread_mutex_lock(&c->run->lock);
-    c->req->t_done = t;
-    c->req->done = true;
-    c->req->ok = r->status == STATUS_OK;
-    if (--c->run->outstanding == 0)
-        pthread_cond_broadcast(&c->run->cv);
-    pthread_mutex_unlock(&c->run->lock);
-}
-
-/* Submits; false when the target rejected it (it then counts as an SLO miss). */
-static bool target_submit(struct load_target *t, const struct gen_params *p, struct job_ctx *c)
-{
-    const struct job_callbacks cb = {.on_complete = job_done, .user = c};
-    pthread_mutex_lock(&t->run->lock);
-    t->run->outstanding++;
-    pthread_mutex_unlock(&t->run->lock);
-    c->req->t_submit = now_s();
-    if (scheduler_submit(t->sched, p, &cb, NULL, NULL, NULL, NULL) == STATUS_OK)
-        return true;
-    pthread_mutex_lock(&t->run->lock);
-    t->run->outstanding--;
-    pthread_mutex_unlock(&t->run->lock);
-    return false;
-}
-
-static void target_wait(struct load_target *t)
-{
-    pthread_mutex_lock(&t->run->lock);
-    while (t->run->outstanding > 0)
-        pthread_cond_wait(&t->run->cv, &t->run->lock);
-    pthread_mutex_unlock(&t->run->lock);
-}
-
 /* --- options ------------------------------------------------------------------------- */
 
 struct load_opts {
-    const char *model;
+    const char *model;     /* NULL: the bundled model */
     const char *mode;      /* step|request|none|all */
+    const char *json;      /* results file, or NULL */
+    bool in_process;
     double duration;       /* seconds of arrivals per rate */
     double rates[LOAD_MAX_RATES];
     int n_rates;           /* 0: chosen from the single-request latency */
@@ -138,25 +86,31 @@ struct load_opts {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: diffusiond bench load --model DIR [--mode step|request|none|all]\n"
+            "usage: diffusiond bench load [--model PATH] [--mode step|request|none|all]\n"
             "                             [--duration S] [--rates r1,r2,...] [--threads N]\n"
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
-            "                             [--min-requests N]\n"
+            "                             [--min-requests N] [--json FILE] [--in-process]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
-            "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — through the batching scheduler in\n"
-            "process.  Per mode and rate: p50/p95/p99 latency, p95 slowdown over each\n"
-            "request's single-request latency, mean occupancy; goodput = the highest rate\n"
-            "whose p95 slowdown ≤ %.0f (rejections count as misses); then the mode ratios.\n"
+            "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — sent over HTTP to a `diffusiond\n"
+            "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
+            "mode and rate: p50/p95/p99 latency (client side, arrival to the full answer),\n"
+            "p95 slowdown over each request's single-request latency (measured alone on an\n"
+            "idle server), mean occupancy (/metrics); goodput = the highest rate whose p95\n"
+            "slowdown ≤ %.0f (non-200 answers and failures count as misses); the mode ratios.\n"
+            "  --model PATH   diffusers folder or .safetensors (default: the bundled model)\n"
             "  --mode M       one mode, or all (default) in one run\n"
             "  --duration S   seconds of arrivals per rate (default 10)\n"
             "  --rates LIST   requests/s (default: multiples of 1 / mean single latency)\n"
-            "  --threads N    CPU backend threads (default: every CPU)\n"
+            "  --threads N    the server's CPU threads (default: every CPU)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
             "  --max-wait MS  request mode's gather wait (default: a quarter of the mean\n"
             "                 single-request latency)\n"
             "  --sizes A,B    the two square image sizes (default: native and 1.5 × native)\n"
             "  --seed N       the workload's seed (default 1)\n"
-            "  --min-requests N  arrivals continue past the duration until N (default 40)\n",
+            "  --min-requests N  arrivals continue past the duration until N (default 40)\n"
+            "  --json FILE    also write the results as JSON\n"
+            "  --in-process   the scheduler in this process instead of the server over HTTP\n"
+            "                 (the only target in a build without `serve`)\n",
             LOAD_MIN_STEPS, LOAD_MAX_STEPS, LOAD_SLO_FACTOR);
 }
 
@@ -174,6 +128,15 @@ static int parse_list(const char *s, double *out, int max)
     return n;
 }
 
+static bool opts_valid(const struct load_opts *o)
+{
+    enum sched_mode m;
+    const bool mode_ok = strcmp(o->mode, "all") == 0 || sched_mode_parse(o->mode, &m, NULL) == STATUS_OK;
+    return mode_ok && o->duration > 0 && o->threads >= 1 && o->max_rows >= 2 &&
+           o->max_rows <= SD_MAX_BATCH_ROWS && o->max_wait_ms >= 0 && o->min_requests >= 0 &&
+           o->sizes[0] % 8 == 0 && o->sizes[1] % 8 == 0;
+}
+
 static int parse_args(int argc, char **argv, struct load_opts *o)
 {
     static const struct option longopts[] = {
@@ -182,11 +145,13 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"threads", required_argument, NULL, 't'},  {"max-rows", required_argument, NULL, 'R'},
         {"max-wait", required_argument, NULL, 'w'}, {"sizes", required_argument, NULL, 's'},
         {"seed", required_argument, NULL, 'S'},     {"help", no_argument, NULL, 'h'},
-        {"min-requests", required_argument, NULL, 'n'},
+        {"min-requests", required_argument, NULL, 'n'}, {"json", required_argument, NULL, 'j'},
+        {"in-process", no_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
-                            .max_rows = 16, .seed = 1, .min_requests = 40};
+                            .max_rows = 16, .seed = 1, .min_requests = 40,
+                            .in_process = !LOAD_HAVE_HTTP};
     optind = 1;
     int ch;
     double sizes[2];
@@ -207,167 +172,148 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
             break;
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
         case 'n': o->min_requests = atoi(optarg); break;
+        case 'j': o->json = optarg; break;
+        case 'i': o->in_process = true; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
     }
-    enum sched_mode m;
-    const bool mode_ok = strcmp(o->mode, "all") == 0 || sched_mode_parse(o->mode, &m, NULL) == STATUS_OK;
-    if (bad || optind != argc || !o->model || !mode_ok || o->duration <= 0 || o->threads < 1 ||
-        o->max_rows < 2 || o->max_rows > SD_MAX_BATCH_ROWS || o->max_wait_ms < 0 ||
-        o->min_requests < 0 ||
-        o->sizes[0] % 8 != 0 || o->sizes[1] % 8 != 0) {
+    if (!o->model)
+        o->model = sd_model_bundled_path();
+    if (!o->model)
+        fprintf(stderr, "diffusiond bench load: --model is required (the bundled model is not "
+                        "installed)\n");
+    if (bad || optind != argc || !o->model || !opts_valid(o)) {
         usage(stderr);
         return 2;
     }
     return 0;
 }
 
-/* --- the workload ------------------------------------------------------------------------ */
-
-struct load_env {
-    struct backend *backend;
-    struct sd_model *model;
-    struct load_opts o;
-    double alone_a[2], alone_b[2]; /* single-request latency ≈ a + b · steps, per size */
-    double mean_alone;             /* over the workload's mix */
-    double calib_ref;              /* the calibration request's latency then */
-};
-
-#define CALIB_STEPS 17 /* the calibration request: size 0, the mix's mean steps */
-
-static const enum sampler_kind SAMPLERS[3] = {SAMPLER_EULER, SAMPLER_EULER_A, SAMPLER_DPMPP_2M};
-
-static struct gen_params workload_params(const struct load_env *e, int steps, int size_index,
-                                         uint64_t seed)
-{
-    struct gen_params p;
-    gen_params_default(e->model, &p);
-    static const char *const prompts[4] = {"a red cube on a table", "a lighthouse at dusk",
-                                           "a photograph of an astronaut riding a horse",
-                                           "a bowl of fruit, oil painting"};
-    p.prompt = prompts[seed % 4];
-    p.width = p.height = e->o.sizes[size_index];
-    p.steps = steps;
-    p.guidance = 7.5;
-    p.sampler = SAMPLERS[seed % 3];
-    p.seed = seed;
-    return p;
-}
-
-static enum status make_scheduler(const struct load_env *e, enum sched_mode mode, int max_wait_ms,
-                                  struct scheduler **out, struct errbuf *err)
-{
-    struct scheduler_config cfg;
-    scheduler_config_default(&cfg);
-    cfg.models[0] = e->model;
-    cfg.n_models = 1;
-    cfg.mode = mode;
-    cfg.max_batch_rows = e->o.max_rows;
-    cfg.queue_capacity = 256;
-    cfg.request_max_wait_ms = max_wait_ms > 0 ? max_wait_ms : -1;
-    TRY(scheduler_create(&cfg, out, err));
-    enum status s = scheduler_start(*out, err);
-    if (s != STATUS_OK)
-        scheduler_destroy(*out);
-    return s;
-}
-
-/* One request alone, submitted and waited for: its latency. */
-static double run_alone(const struct load_env *e, struct scheduler *sched, int steps, int size)
-{
-    struct load_run run = {.n = 1};
-    struct load_request req = {.steps = steps, .size_index = size};
-    pthread_mutex_init(&run.lock, NULL);
-    pthread_cond_init(&run.cv, NULL);
-    run.reqs = &req;
-    struct load_target t = {sched, &run};
-    struct job_ctx c = {&run, &req};
-    const struct gen_params p = workload_params(e, steps, size, 7);
-    double lat = NAN;
-    if (target_submit(&t, &p, &c)) {
-        target_wait(&t);
-        lat = req.t_done - req.t_submit;
-    }
-    pthread_cond_destroy(&run.cv);
-    pthread_mutex_destroy(&run.lock);
-    return lat;
-}
-
-#define ALONE_REPEAT 5
-
-/* The median of ALONE_REPEAT runs alone. */
-static double alone_median(const struct load_env *e, struct scheduler *s, int steps, int size)
-{
-    double v[ALONE_REPEAT];
-    for (int i = 0; i < ALONE_REPEAT; i++)
-        v[i] = run_alone(e, s, steps, size);
-    for (int i = 1; i < ALONE_REPEAT; i++) /* insertion sort */
-        for (int k = i; k > 0 && v[k] < v[k - 1]; k--) {
-            const double x = v[k];
-            v[k] = v[k - 1];
-            v[k - 1] = x;
-        }
-    return v[ALONE_REPEAT / 2];
-}
-
-/* Single-request latency per size at 4 and 30 steps (median of ALONE_REPEAT, after a
- * warm-up run): the line a + b · steps. */
-static enum status measure_alone(struct load_env *e, struct errbuf *err)
-{
-    struct scheduler *s;
-    TRY(make_scheduler(e, SCHED_MODE_NONE, 0, &s, err));
-    for (int z = 0; z < 2; z++) {
-        run_alone(e, s, 2, z);
-        double at[2];
-        const int steps[2] = {LOAD_MIN_STEPS, LOAD_MAX_STEPS};
-        for (int k = 0; k < 2; k++)
-            at[k] = alone_median(e, s, steps[k], z);
-        e->alone_b[z] = (at[1] - at[0]) / (LOAD_MAX_STEPS - LOAD_MIN_STEPS);
-        e->alone_a[z] = at[0] - e->alone_b[z] * LOAD_MIN_STEPS;
-        printf("single request, %dx%d: %.4f s at %d steps, %.4f s at %d steps\n", e->o.sizes[z],
-               e->o.sizes[z], at[0], LOAD_MIN_STEPS, at[1], LOAD_MAX_STEPS);
-    }
-    e->calib_ref = alone_median(e, s, CALIB_STEPS, 0);
-    scheduler_destroy(s);
-    const double mid = (LOAD_MIN_STEPS + LOAD_MAX_STEPS) / 2.0;
-    e->mean_alone = 0.5 * (e->alone_a[0] + e->alone_a[1]) + 0.5 * (e->alone_b[0] + e->alone_b[1]) * mid;
-    return STATUS_OK;
-}
-
-/* A full batch of each size once, so no measured run grows the workspace. */
-static void warm_up(const struct load_env *e, struct scheduler *s)
-{
-    struct load_run run = {0};
-    pthread_mutex_init(&run.lock, NULL);
-    pthread_cond_init(&run.cv, NULL);
-    struct load_request reqs[2 * SD_MAX_BATCH_ROWS];
-    struct job_ctx ctx[2 * SD_MAX_BATCH_ROWS];
-    struct load_target t = {s, &run};
-    int n = 0;
-    for (int z = 0; z < 2; z++)
-        for (int i = 0; i < e->o.max_rows / 2; i++, n++) {
-            reqs[n] = (struct load_request){.steps = 2, .size_index = z};
-            ctx[n] = (struct job_ctx){&run, &reqs[n]};
-            const struct gen_params p = workload_params(e, 2, z, (uint64_t)n);
-            target_submit(&t, &p, &ctx[n]);
-        }
-    target_wait(&t);
-    pthread_cond_destroy(&run.cv);
-    pthread_mutex_destroy(&run.lock);
-}
-
-/* --- one rate ------------------------------------------------------------------------------ */
+/* --- the environment and the results --------------------------------------------------- */
 
 struct rate_result {
+    enum sched_mode mode;
     double rate, achieved;
-    int offered, rejected, failed;
+    int offered, non200, failed;
     double p50, p95, p99;  /* latency, s */
     double slow_p95;       /* p95 of latency / single-request latency (misses = ∞) */
     double occupancy;
     double speed;          /* calibration now / at the start (> 1: the machine is slower) */
     bool pass;
 };
+
+struct load_env {
+    struct backend *backend; /* in process */
+    struct sd_model *model;  /* in process */
+    struct load_opts o;
+    struct load_target *ref; /* an idle none-mode target: single-request latencies */
+    double alone_at[2][2];   /* per size: at LOAD_MIN_STEPS and LOAD_MAX_STEPS */
+    double alone_a[2], alone_b[2]; /* single-request latency ≈ a + b · steps, per size */
+    double mean_alone;             /* over the workload's mix */
+    double calib_ref;              /* the calibration request's latency then */
+    int max_wait_ms;
+    struct rate_result results[LOAD_MAX_RATES * SCHED_MODE_COUNT_];
+    int n_results;
+    double goodput[SCHED_MODE_COUNT_];
+    double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
+    bool ran[SCHED_MODE_COUNT_];
+    int burst_n;
+};
+
+#define CALIB_STEPS 17 /* the calibration request: size 0, the mix's mean steps */
+
+static const enum sampler_kind SAMPLERS[3] = {SAMPLER_EULER, SAMPLER_EULER_A, SAMPLER_DPMPP_2M};
+
+/* The workload's request: prompt, sampler and seed from seed; size from size_index. */
+static void workload_request(const struct load_env *e, int steps, int size_index, uint64_t seed,
+                             struct load_request *q)
+{
+    static const char *const prompts[4] = {"a red cube on a table", "a lighthouse at dusk",
+                                           "a photograph of an astronaut riding a horse",
+                                           "a bowl of fruit, oil painting"};
+    *q = (struct load_request){.steps = steps, .size_index = size_index,
+                               .prompt = prompts[seed % 4], .size = e->o.sizes[size_index],
+                               .sampler = SAMPLERS[seed % 3], .seed = seed};
+}
+
+static enum status target_open(const struct load_env *e, enum sched_mode mode, int max_wait_ms,
+                               struct load_target **out, struct errbuf *err)
+{
+    const struct load_target_config c = {.in_process = e->o.in_process, .mode = mode,
+                                         .max_rows = e->o.max_rows, .max_wait_ms = max_wait_ms,
+                                         .model = e->model, .model_path = e->o.model,
+                                         .threads = e->o.threads};
+    return load_target_open(&c, out, err);
+}
+
+/* --- single requests ---------------------------------------------------------------------- */
+
+/* One request alone, submitted and waited for: its latency (NAN when it failed). */
+static double run_alone(const struct load_env *e, struct load_target *t, int steps, int size)
+{
+    struct load_request req;
+    workload_request(e, steps, size, 7, &req);
+    load_target_submit(t, &req);
+    load_target_wait(t);
+    return req.outcome == LOAD_OK ? req.t_done - req.t_submit : NAN;
+}
+
+#define ALONE_REPEAT 5
+
+/* The median of ALONE_REPEAT runs alone; STATUS_IO when one failed. */
+static enum status alone_median(const struct load_env *e, struct load_target *t, int steps,
+                                int size, double *out, struct errbuf *err)
+{
+    double v[ALONE_REPEAT];
+    for (int i = 0; i < ALONE_REPEAT; i++)
+        if (isnan(v[i] = run_alone(e, t, steps, size)))
+            return status_fail(err, STATUS_IO, "a single request (%d steps, %dx%d) failed",
+                               steps, e->o.sizes[size], e->o.sizes[size]);
+    for (int i = 1; i < ALONE_REPEAT; i++) /* insertion sort */
+        for (int k = i; k > 0 && v[k] < v[k - 1]; k--) {
+            const double x = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = x;
+        }
+    *out = v[ALONE_REPEAT / 2];
+    return STATUS_OK;
+}
+
+/* Single-request latency per size at 4 and 30 steps (median of ALONE_REPEAT, after a
+ * warm-up run) on the idle reference target: the line a + b · steps. */
+static enum status measure_alone(struct load_env *e, struct errbuf *err)
+{
+    for (int z = 0; z < 2; z++) {
+        run_alone(e, e->ref, 2, z);
+        double *at = e->alone_at[z];
+        TRY(alone_median(e, e->ref, LOAD_MIN_STEPS, z, &at[0], err));
+        TRY(alone_median(e, e->ref, LOAD_MAX_STEPS, z, &at[1], err));
+        e->alone_b[z] = (at[1] - at[0]) / (LOAD_MAX_STEPS - LOAD_MIN_STEPS);
+        e->alone_a[z] = at[0] - e->alone_b[z] * LOAD_MIN_STEPS;
+        printf("single request, %dx%d: %.4f s at %d steps, %.4f s at %d steps\n", e->o.sizes[z],
+               e->o.sizes[z], at[0], LOAD_MIN_STEPS, at[1], LOAD_MAX_STEPS);
+    }
+    TRY(alone_median(e, e->ref, CALIB_STEPS, 0, &e->calib_ref, err));
+    const double mid = (LOAD_MIN_STEPS + LOAD_MAX_STEPS) / 2.0;
+    e->mean_alone = 0.5 * (e->alone_a[0] + e->alone_a[1]) + 0.5 * (e->alone_b[0] + e->alone_b[1]) * mid;
+    return STATUS_OK;
+}
+
+/* A full batch of each size once, so no measured run grows the workspace. */
+static void warm_up(const struct load_env *e, struct load_target *t)
+{
+    struct load_request reqs[2 * SD_MAX_BATCH_ROWS];
+    int n = 0;
+    for (int z = 0; z < 2; z++)
+        for (int i = 0; i < e->o.max_rows / 2; i++, n++) {
+            workload_request(e, 2, z, (uint64_t)n, &reqs[n]);
+            load_target_submit(t, &reqs[n]);
+        }
+    load_target_wait(t);
+}
+
+/* --- one rate ------------------------------------------------------------------------------ */
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -383,22 +329,26 @@ static double percentile(const double *sorted, int n, double q)
     return sorted[i < 0 ? 0 : (i >= n ? n - 1 : i)];
 }
 
-static void summarise(const struct load_env *e, struct load_request *reqs, int n, double elapsed,
-                      struct rate_result *r)
+static enum status summarise(const struct load_request *reqs, int n, double elapsed,
+                             struct rate_result *r, struct errbuf *err)
 {
     double *lat = malloc(sizeof *lat * (size_t)(n ? n : 1));
     double *slow = malloc(sizeof *slow * (size_t)(n ? n : 1));
+    if (!lat || !slow) {
+        free(lat);
+        free(slow);
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "latencies");
+    }
     int k = 0;
     for (int i = 0; i < n; i++) {
         const struct load_request *q = &reqs[i];
-        r->rejected += !q->admitted;
-        r->failed += q->admitted && !q->ok;
-        const bool good = q->admitted && q->ok;
+        r->non200 += q->outcome == LOAD_REJECTED;
+        r->failed += q->outcome == LOAD_FAILED || q->outcome == LOAD_PENDING;
+        const bool good = q->outcome == LOAD_OK;
         slow[i] = good ? (q->t_done - q->t_submit) / q->slo_alone : INFINITY;
         if (good)
             lat[k++] = q->t_done - q->t_submit;
     }
-    (void)e;
     qsort(lat, (size_t)k, sizeof *lat, cmp_double);
     qsort(slow, (size_t)n, sizeof *slow, cmp_double);
     r->offered = n;
@@ -410,156 +360,171 @@ static void summarise(const struct load_env *e, struct load_request *reqs, int n
     r->pass = r->slow_p95 <= LOAD_SLO_FACTOR;
     free(lat);
     free(slow);
+    return STATUS_OK;
 }
 
-/* Arrivals for duration seconds at `rate` (exponential gaps), then waits for all. */
-static enum status run_rate(const struct load_env *e, enum sched_mode mode, int max_wait_ms,
-                            double rate, struct rate_result *r, struct errbuf *err)
+/* Mean rows per U-Net call since (rows0, calls0), over max_rows. */
+static enum status occupancy_since(const struct load_env *e, struct load_target *t,
+                                   uint64_t rows0, uint64_t calls0, double *occ,
+                                   struct errbuf *err)
 {
-    memset(r, 0, sizeof *r);
-    r->rate = rate;
-    struct scheduler *s;
-    /* the machine's speed now against the single-request measurement (background load
-     * drifts): each request's single-request latency is scaled by it */
-    TRY(make_scheduler(e, SCHED_MODE_NONE, 0, &s, err));
-    r->speed = alone_median(e, s, CALIB_STEPS, 0) / e->calib_ref;
-    scheduler_destroy(s);
-    TRY(make_scheduler(e, mode, max_wait_ms, &s, err));
-    warm_up(e, s);
-    struct scheduler_stats before, after;
-    scheduler_stats(s, &before);
-    const int cap = (int)(rate * e->o.duration * 2) + 2 * e->o.min_requests + 16;
-    struct load_request *reqs = calloc((size_t)cap, sizeof *reqs);
-    struct job_ctx *ctx = calloc((size_t)cap, sizeof *ctx);
-    struct load_run run = {.reqs = reqs};
-    pthread_mutex_init(&run.lock, NULL);
-    pthread_cond_init(&run.cv, NULL);
-    struct load_target t = {s, &run};
+    uint64_t rows, calls;
+    TRY(load_target_rows(t, &rows, &calls, err));
+    *occ = calls > calls0 ? (double)(rows - rows0) / (double)(calls - calls0) / e->o.max_rows : 0;
+    return STATUS_OK;
+}
+
+/* Poisson arrivals for the duration (at least min_requests) into reqs[0..cap); the count. */
+static int arrivals(const struct load_env *e, struct load_target *t, double rate, double speed,
+                    struct load_request *reqs, int cap, double t0)
+{
     uint64_t rng = e->o.seed * 1000003u + (uint64_t)(rate * 1000);
-    const double t0 = now_s();
     double at = t0;
     int n = 0;
     for (; n < cap; n++) {
         at += -log(1.0 - rng_unit(&rng)) / rate;
         if (at > t0 + e->o.duration && n >= e->o.min_requests)
             break;
+        const int steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
+        const int z = (int)(rng_next(&rng) % 2);
         struct load_request *q = &reqs[n];
-        q->steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
-        q->size_index = (int)(rng_next(&rng) % 2);
-        q->slo_alone = (e->alone_a[q->size_index] + e->alone_b[q->size_index] * q->steps) *
-                       r->speed;
-        ctx[n] = (struct job_ctx){&run, q};
-        const struct gen_params p = workload_params(e, q->steps, q->size_index, rng_next(&rng));
+        workload_request(e, steps, z, rng_next(&rng) >> 11, q); /* seeds < 2^53: any JSON */
+        q->slo_alone = (e->alone_a[z] + e->alone_b[z] * steps) * speed;
         sleep_until(at);
-        q->admitted = target_submit(&t, &p, &ctx[n]);
+        load_target_submit(t, q);
     }
-    target_wait(&t);
-    const double elapsed = now_s() - t0;
-    scheduler_stats(s, &after);
-    const uint64_t calls = after.unet_calls - before.unet_calls;
-    r->occupancy = calls ? (double)(after.unet_rows - before.unet_rows) / (double)calls / e->o.max_rows : 0;
-    summarise(e, reqs, n, elapsed, r);
-    scheduler_destroy(s);
-    pthread_cond_destroy(&run.cv);
-    pthread_mutex_destroy(&run.lock);
+    return n;
+}
+
+/* The rate's run on a fresh target of the mode: calibration on the reference, warm-up,
+ * arrivals, the wait for all, occupancy; the target stopped (the server must exit 0). */
+static enum status run_rate(const struct load_env *e, enum sched_mode mode, double rate,
+                            struct rate_result *r, struct errbuf *err)
+{
+    memset(r, 0, sizeof *r);
+    r->mode = mode;
+    r->rate = rate;
+    /* the machine's speed now against the single-request measurement (background load
+     * drifts): each request's single-request latency is scaled by it */
+    double calib;
+    TRY(alone_median(e, e->ref, CALIB_STEPS, 0, &calib, err));
+    r->speed = calib / e->calib_ref;
+    struct load_target *t;
+    TRY(target_open(e, mode, e->max_wait_ms, &t, err));
+    warm_up(e, t);
+    uint64_t rows0 = 0, calls0 = 0;
+    const int cap = (int)(rate * e->o.duration * 2) + 2 * e->o.min_requests + 16;
+    struct load_request *reqs = calloc((size_t)cap, sizeof *reqs);
+    enum status s = reqs ? load_target_rows(t, &rows0, &calls0, err)
+                         : status_fail(err, STATUS_OUT_OF_MEMORY, "requests");
+    if (s == STATUS_OK) {
+        const double t0 = now_s();
+        const int n = arrivals(e, t, rate, r->speed, reqs, cap, t0);
+        load_target_wait(t);
+        const double elapsed = now_s() - t0;
+        s = occupancy_since(e, t, rows0, calls0, &r->occupancy, err);
+        if (s == STATUS_OK)
+            s = summarise(reqs, n, elapsed, r, err);
+        if (s == STATUS_OK && r->non200 + r->failed > 0)
+            fprintf(stderr, "bench load: %s at %.2f/s: %d answers not 200, %d failed; the first: %s\n",
+                    sched_mode_name(mode), rate, r->non200, r->failed, load_target_first_error(t));
+    }
+    struct errbuf cerr;
+    errbuf_clear(&cerr);
+    const enum status cs = load_target_close(t, s == STATUS_OK ? err : &cerr);
     free(reqs);
-    free(ctx);
-    return STATUS_OK;
+    return s != STATUS_OK ? s : cs;
 }
 
 /* Capacity: a burst of n requests of the same mix submitted at once (closed, no SLO):
  * completions per second and mean occupancy — the batching gain without the tail
  * latency that a shared machine's background load dominates. */
-static enum status run_burst(const struct load_env *e, enum sched_mode mode, int max_wait_ms,
-                             int n, double *per_s, double *occupancy, struct errbuf *err)
+static enum status run_burst(const struct load_env *e, enum sched_mode mode, int n, double *per_s,
+                             double *occupancy, struct errbuf *err)
 {
-    struct scheduler *s;
-    TRY(make_scheduler(e, mode, max_wait_ms, &s, err));
-    warm_up(e, s);
-    struct scheduler_stats before, after;
-    scheduler_stats(s, &before);
+    struct load_target *t;
+    TRY(target_open(e, mode, e->max_wait_ms, &t, err));
+    warm_up(e, t);
+    uint64_t rows0 = 0, calls0 = 0;
     struct load_request *reqs = calloc((size_t)n, sizeof *reqs);
-    struct job_ctx *ctx = calloc((size_t)n, sizeof *ctx);
-    struct load_run run = {.reqs = reqs};
-    pthread_mutex_init(&run.lock, NULL);
-    pthread_cond_init(&run.cv, NULL);
-    struct load_target t = {s, &run};
-    uint64_t rng = e->o.seed * 7919u;
-    const double t0 = now_s();
-    int done = 0;
-    for (int i = 0; reqs && ctx && i < n; i++) {
-        reqs[i].steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
-        reqs[i].size_index = (int)(rng_next(&rng) % 2);
-        ctx[i] = (struct job_ctx){&run, &reqs[i]};
-        const struct gen_params p = workload_params(e, reqs[i].steps, reqs[i].size_index, rng_next(&rng));
-        done += target_submit(&t, &p, &ctx[i]);
+    enum status s = reqs ? load_target_rows(t, &rows0, &calls0, err)
+                         : status_fail(err, STATUS_OUT_OF_MEMORY, "requests");
+    if (s == STATUS_OK) {
+        uint64_t rng = e->o.seed * 7919u;
+        const double t0 = now_s();
+        for (int i = 0; i < n; i++) {
+            const int steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
+            const int z = (int)(rng_next(&rng) % 2);
+            workload_request(e, steps, z, rng_next(&rng) >> 11, &reqs[i]);
+            load_target_submit(t, &reqs[i]);
+        }
+        load_target_wait(t);
+        const double elapsed = now_s() - t0;
+        int done = 0;
+        for (int i = 0; i < n; i++)
+            done += reqs[i].outcome == LOAD_OK;
+        *per_s = done / elapsed;
+        s = occupancy_since(e, t, rows0, calls0, occupancy, err);
     }
-    target_wait(&t);
-    *per_s = done / (now_s() - t0);
-    scheduler_stats(s, &after);
-    const uint64_t calls = after.unet_calls - before.unet_calls;
-    *occupancy = calls ? (double)(after.unet_rows - before.unet_rows) / (double)calls / e->o.max_rows : 0;
-    scheduler_destroy(s);
-    pthread_cond_destroy(&run.cv);
-    pthread_mutex_destroy(&run.lock);
+    struct errbuf cerr;
+    errbuf_clear(&cerr);
+    const enum status cs = load_target_close(t, s == STATUS_OK ? err : &cerr);
     free(reqs);
-    free(ctx);
-    return STATUS_OK;
+    return s != STATUS_OK ? s : cs;
 }
 
-static enum status capacity(const struct load_env *e, const bool *selected, int max_wait_ms,
-                            struct errbuf *err)
+static enum status capacity(struct load_env *e, struct errbuf *err)
 {
-    const int n = e->o.min_requests > 0 ? e->o.min_requests : 40;
-    double per_s[SCHED_MODE_COUNT_] = {0};
-    printf("\ncapacity: a burst of %d requests of the mix at once\n", n);
+    e->burst_n = e->o.min_requests > 0 ? e->o.min_requests : 40;
+    printf("\ncapacity: a burst of %d requests of the mix at once\n", e->burst_n);
     for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
-        if (!selected[m])
+        if (!e->ran[m])
             continue;
-        double occ;
-        TRY(run_burst(e, (enum sched_mode)m, max_wait_ms, n, &per_s[m], &occ, err));
+        TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &e->capacity_occ[m],
+                      err));
         printf("  %-7s  %8.2f requests/s  occupancy %.2f\n", sched_mode_name((enum sched_mode)m),
-               per_s[m], occ);
+               e->capacity[m], e->capacity_occ[m]);
     }
-    if (selected[SCHED_MODE_STEP] && selected[SCHED_MODE_REQUEST] && per_s[SCHED_MODE_REQUEST] > 0)
-        printf("  step / request: %.2fx\n", per_s[SCHED_MODE_STEP] / per_s[SCHED_MODE_REQUEST]);
-    if (selected[SCHED_MODE_STEP] && selected[SCHED_MODE_NONE] && per_s[SCHED_MODE_NONE] > 0)
-        printf("  step / none:    %.2fx\n", per_s[SCHED_MODE_STEP] / per_s[SCHED_MODE_NONE]);
+    const double *c = e->capacity;
+    if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && c[SCHED_MODE_REQUEST] > 0)
+        printf("  step / request: %.2fx\n", c[SCHED_MODE_STEP] / c[SCHED_MODE_REQUEST]);
+    if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_NONE] && c[SCHED_MODE_NONE] > 0)
+        printf("  step / none:    %.2fx\n", c[SCHED_MODE_STEP] / c[SCHED_MODE_NONE]);
     return STATUS_OK;
 }
 
 /* --- modes and the report ------------------------------------------------------------------ */
 
-static void print_rate(enum sched_mode m, const struct rate_result *r)
+static void print_rate(const struct rate_result *r)
 {
-    printf("  %-7s  %8.2f  %8.2f  %5d  %4d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %s\n",
-           sched_mode_name(m), r->rate, r->achieved, r->offered, r->rejected + r->failed, r->p50,
-           r->p95, r->p99, r->slow_p95, r->occupancy, r->speed, r->pass ? "ok" : "MISS");
+    printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %s\n",
+           sched_mode_name(r->mode), r->rate, r->achieved, r->offered, r->non200, r->failed,
+           r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->speed, r->pass ? "ok" : "MISS");
 }
 
 /* Sweeps the rates upward, every selected mode at each rate before the next (so the
  * modes see the same machine), each mode until its first miss; a mode's goodput is its
  * last rate that met the SLO (0 when none did). */
-static enum status sweep(const struct load_env *e, const bool *selected, const double *rates,
-                         int n_rates, int max_wait_ms, double *goodput, struct errbuf *err)
+static enum status sweep(struct load_env *e, const double *rates, int n_rates, struct errbuf *err)
 {
-    printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, max_wait_ms);
-    printf("  %-7s  %8s  %8s  %5s  %4s  %8s  %8s  %8s  %6s  %5s  %5s\n", "mode", "rate/s",
-           "done/s", "n", "miss", "p50 s", "p95 s", "p99 s", "slow95", "occ", "speed");
+    printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, e->max_wait_ms);
+    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s\n", "mode", "rate/s",
+           "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95", "occ", "speed");
     bool going[SCHED_MODE_COUNT_];
-    memcpy(going, selected, sizeof going);
+    memcpy(going, e->ran, sizeof going);
     for (int i = 0; i < n_rates; i++) {
         bool any = false;
         for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
             if (!going[m])
                 continue;
-            struct rate_result r;
-            TRY(run_rate(e, (enum sched_mode)m, max_wait_ms, rates[i], &r, err));
-            print_rate((enum sched_mode)m, &r);
+            struct rate_result *r = &e->results[e->n_results];
+            TRY(run_rate(e, (enum sched_mode)m, rates[i], r, err));
+            e->n_results++;
+            print_rate(r);
             fflush(stdout);
-            if (r.pass)
-                goodput[m] = rates[i];
-            going[m] = r.pass;
+            if (r->pass)
+                e->goodput[m] = rates[i];
+            going[m] = r->pass;
             any = true;
         }
         if (!any)
@@ -578,50 +543,136 @@ static int default_rates(const struct load_env *e, double *rates)
     return n;
 }
 
+static void print_ratios(const struct load_env *e)
+{
+    printf("\ngoodput (p95 slowdown ≤ %.0f):", LOAD_SLO_FACTOR);
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
+        if (e->ran[m])
+            printf(" %s %.2f/s", sched_mode_name((enum sched_mode)m), e->goodput[m]);
+    printf("\n");
+    const double *g = e->goodput;
+    if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && g[SCHED_MODE_REQUEST] > 0)
+        printf("step / request: %.2fx (goal ≥ 2)\n", g[SCHED_MODE_STEP] / g[SCHED_MODE_REQUEST]);
+    if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_NONE] && g[SCHED_MODE_NONE] > 0)
+        printf("step / none:    %.2fx (goal ≥ 3)\n", g[SCHED_MODE_STEP] / g[SCHED_MODE_NONE]);
+}
+
+/* --- the JSON file ----------------------------------------------------------------------- */
+
+static void json_num(FILE *f, const char *key, double v, const char *after)
+{
+    if (isfinite(v))
+        fprintf(f, "\"%s\": %.6g%s", key, v, after);
+    else
+        fprintf(f, "\"%s\": null%s", key, after);
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : NAN;
+}
+
+static void json_result(FILE *f, const struct rate_result *r, bool last)
+{
+    fprintf(f, "    {\"mode\": \"%s\", ", sched_mode_name(r->mode));
+    json_num(f, "rate", r->rate, ", ");
+    json_num(f, "achieved", r->achieved, ", ");
+    fprintf(f, "\"offered\": %d, \"non_200\": %d, \"failed\": %d, ", r->offered, r->non200,
+            r->failed);
+    json_num(f, "p50_s", r->p50, ", ");
+    json_num(f, "p95_s", r->p95, ", ");
+    json_num(f, "p99_s", r->p99, ", ");
+    json_num(f, "slowdown_p95", r->slow_p95, ", ");
+    json_num(f, "occupancy", r->occupancy, ", ");
+    json_num(f, "speed", r->speed, ", ");
+    fprintf(f, "\"pass\": %s}%s\n", r->pass ? "true" : "false", last ? "" : ",");
+}
+
+static void json_modes(FILE *f, const struct load_env *e, const char *key, const double *v,
+                       const char *after)
+{
+    fprintf(f, "  \"%s\": {", key);
+    bool first = true;
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
+        if (e->ran[m]) {
+            fprintf(f, "%s", first ? "" : ", ");
+            json_num(f, sched_mode_name((enum sched_mode)m), v[m], "");
+            first = false;
+        }
+    fprintf(f, "}%s\n", after);
+}
+
+static enum status write_json(const struct load_env *e, const char *path, struct errbuf *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return status_fail(err, STATUS_IO, "--json %s: cannot write", path);
+    fprintf(f, "{\n  \"target\": \"%s\", \"model\": \"%s\", \"threads\": %d, \"max_rows\": %d, "
+               "\"max_wait_ms\": %d,\n  \"sizes\": [%d, %d], \"steps\": [%d, %d], "
+               "\"duration_s\": %g, \"min_requests\": %d, \"seed\": %llu, \"slo_factor\": %g,\n",
+            e->o.in_process ? "in-process" : "http", e->o.model, e->o.threads, e->o.max_rows,
+            e->max_wait_ms, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS, LOAD_MAX_STEPS,
+            e->o.duration, e->o.min_requests, (unsigned long long)e->o.seed, LOAD_SLO_FACTOR);
+    fprintf(f, "  \"single_request_s\": [");
+    for (int z = 0; z < 2; z++)
+        fprintf(f, "%s{\"size\": %d, \"steps_%d\": %.6g, \"steps_%d\": %.6g}", z ? ", " : "",
+                e->o.sizes[z], LOAD_MIN_STEPS, e->alone_at[z][0], LOAD_MAX_STEPS, e->alone_at[z][1]);
+    fprintf(f, "],\n  ");
+    json_num(f, "mean_single_request_s", e->mean_alone, ",\n");
+    fprintf(f, "  \"rates\": [\n");
+    for (int i = 0; i < e->n_results; i++)
+        json_result(f, &e->results[i], i == e->n_results - 1);
+    fprintf(f, "  ],\n");
+    json_modes(f, e, "goodput", e->goodput, ",");
+    fprintf(f, "  \"ratios\": {");
+    json_num(f, "step_request", ratio(e->goodput[SCHED_MODE_STEP], e->goodput[SCHED_MODE_REQUEST]), ", ");
+    json_num(f, "step_none", ratio(e->goodput[SCHED_MODE_STEP], e->goodput[SCHED_MODE_NONE]), "},\n");
+    fprintf(f, "  \"capacity_burst\": %d,\n", e->burst_n);
+    json_modes(f, e, "capacity_per_s", e->capacity, ",");
+    json_modes(f, e, "capacity_occupancy", e->capacity_occ, "");
+    fprintf(f, "}\n");
+    return fclose(f) == 0 ? STATUS_OK : status_fail(err, STATUS_IO, "--json %s: write failed", path);
+}
+
+/* --- the run ------------------------------------------------------------------------------- */
+
 static enum status load_env_open(struct load_env *e, struct errbuf *err)
 {
-    TRY(cpu_backend_create(e->o.threads, &e->backend, err));
-    struct sd_model_options mo;
-    sd_model_options_default(&mo);
-    mo.backend = e->backend;
-    enum status s = sd_model_load(e->o.model, &mo, &e->model, err);
-    if (s != STATUS_OK)
-        return s;
+    if (e->o.in_process) {
+        TRY(cpu_backend_create(e->o.threads, &e->backend, err));
+        struct sd_model_options mo;
+        sd_model_options_default(&mo);
+        mo.backend = e->backend;
+        TRY(sd_model_load(e->o.model, &mo, &e->model, err));
+    }
+    TRY(target_open(e, SCHED_MODE_NONE, 0, &e->ref, err));
     if (!e->o.sizes[0]) {
-        e->o.sizes[0] = e->model->native_width;
-        e->o.sizes[1] = (e->model->native_width * 3 / 2 + 7) / 8 * 8;
+        int w;
+        TRY(load_target_native_size(e->ref, &w, err));
+        e->o.sizes[0] = w;
+        e->o.sizes[1] = (w * 3 / 2 + 7) / 8 * 8;
     }
     return STATUS_OK;
 }
 
-static void load_env_close(struct load_env *e)
+static enum status load_env_close(struct load_env *e, struct errbuf *err)
 {
+    const enum status s = load_target_close(e->ref, err);
+    e->ref = NULL;
     sd_model_free(e->model);
     if (e->backend)
         backend_destroy(e->backend);
-}
-
-static void print_ratios(const double *goodput, const bool *ran)
-{
-    printf("\ngoodput (p95 slowdown ≤ %.0f):", LOAD_SLO_FACTOR);
-    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
-        if (ran[m])
-            printf(" %s %.2f/s", sched_mode_name((enum sched_mode)m), goodput[m]);
-    printf("\n");
-    const double step = goodput[SCHED_MODE_STEP];
-    if (ran[SCHED_MODE_STEP] && ran[SCHED_MODE_REQUEST] && goodput[SCHED_MODE_REQUEST] > 0)
-        printf("step / request: %.2fx (goal ≥ 2)\n", step / goodput[SCHED_MODE_REQUEST]);
-    if (ran[SCHED_MODE_STEP] && ran[SCHED_MODE_NONE] && goodput[SCHED_MODE_NONE] > 0)
-        printf("step / none:    %.2fx (goal ≥ 3)\n", step / goodput[SCHED_MODE_NONE]);
+    return s;
 }
 
 static enum status bench_load_run(struct load_env *e, struct errbuf *err)
 {
     TRY(load_env_open(e, err));
-    printf("bench load: %s, %d threads, sizes %d and %d, steps %d–%d, %.1f s per rate, seed "
+    printf("bench load: %s, %s, %d threads, sizes %d and %d, steps %d–%d, %.1f s per rate, seed "
            "%llu\n",
-           e->model->name, e->o.threads, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS,
-           LOAD_MAX_STEPS, e->o.duration, (unsigned long long)e->o.seed);
+           e->o.model, e->o.in_process ? "scheduler in process" : "diffusiond serve over HTTP",
+           e->o.threads, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS, LOAD_MAX_STEPS,
+           e->o.duration, (unsigned long long)e->o.seed);
     TRY(measure_alone(e, err));
     printf("mean single-request latency of the mix: %.4f s; SLO: each request within %.0f× its "
            "own\n",
@@ -632,30 +683,39 @@ static enum status bench_load_run(struct load_env *e, struct errbuf *err)
         memcpy(rates, e->o.rates, sizeof(double) * (size_t)n_rates);
     else
         n_rates = default_rates(e, rates);
-    const int max_wait = e->o.max_wait_ms ? e->o.max_wait_ms : (int)ceil(e->mean_alone * 250);
-    double goodput[SCHED_MODE_COUNT_] = {0};
-    bool ran[SCHED_MODE_COUNT_] = {false};
+    e->max_wait_ms = e->o.max_wait_ms ? e->o.max_wait_ms : (int)ceil(e->mean_alone * 250);
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
-        ran[m] = strcmp(e->o.mode, "all") == 0 ||
-                 strcmp(e->o.mode, sched_mode_name((enum sched_mode)m)) == 0;
-    TRY(sweep(e, ran, rates, n_rates, max_wait, goodput, err));
-    print_ratios(goodput, ran);
-    TRY(capacity(e, ran, max_wait, err));
-    return STATUS_OK;
+        e->ran[m] = strcmp(e->o.mode, "all") == 0 ||
+                    strcmp(e->o.mode, sched_mode_name((enum sched_mode)m)) == 0;
+    TRY(sweep(e, rates, n_rates, err));
+    print_ratios(e);
+    fflush(stdout);
+    TRY(capacity(e, err));
+    return e->o.json ? write_json(e, e->o.json, err) : STATUS_OK;
 }
 
 int bench_load_main(int argc, char **argv)
 {
-    struct load_env e = {0};
-    const int rc = parse_args(argc, argv, &e.o);
-    if (rc != 0)
+    struct load_env *e = calloc(1, sizeof *e);
+    if (!e)
+        return 1;
+    int rc = parse_args(argc, argv, &e->o);
+    if (rc != 0) {
+        free(e);
         return rc == 1 ? 0 : rc;
+    }
+    if (!LOAD_HAVE_HTTP && !e->o.in_process)
+        e->o.in_process = true;
     log_configure(LOG_WARN, LOG_FORMAT_PLAIN, NULL);
-    struct errbuf err;
+    struct errbuf err, cerr;
     errbuf_clear(&err);
-    const enum status s = bench_load_run(&e, &err);
-    load_env_close(&e);
+    errbuf_clear(&cerr);
+    enum status s = bench_load_run(e, &err);
+    const enum status cs = load_env_close(e, s == STATUS_OK ? &err : &cerr);
+    if (s == STATUS_OK)
+        s = cs;
     if (s != STATUS_OK)
         fprintf(stderr, "diffusiond bench load: %s: %s\n", status_name(s), err.msg);
+    free(e);
     return s == STATUS_OK ? 0 : 1;
 }
