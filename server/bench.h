@@ -14,8 +14,9 @@ int bench_ops_main(int argc, char **argv);
  * "model". */
 int bench_model_main(int argc, char **argv);
 
-/* `diffusiond bench load --model DIR [options]`: open-loop Poisson arrivals of a mixed
- * workload through the batching scheduler (in process), per batching mode: latency
+/* `diffusiond bench load [--model PATH] [options]`: open-loop Poisson arrivals of a
+ * mixed workload sent over HTTP to `diffusiond serve` children (one per batching mode
+ * and rate; --in-process: the scheduler in this process), per batching mode: latency
  * percentiles, occupancy, goodput at the SLO and the ratios between modes.  Returns a
  * process exit code; argv[0] is "load". */
 int bench_load_main(int argc, char **argv);

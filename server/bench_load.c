@@ -76,6 +76,7 @@ struct load_opts {
     bool in_process;
     double duration;       /* seconds of arrivals per rate */
     double rates[LOAD_MAX_RATES];
+    bool rate_rel[LOAD_MAX_RATES]; /* rates[i] is a multiple of 1 / mean single latency */
     int n_rates;           /* 0: chosen from the single-request latency */
     int threads, max_rows, max_wait_ms;
     int min_requests;      /* arrivals go on past the duration until this many */
@@ -100,7 +101,9 @@ static void usage(FILE *out)
             "  --model PATH   diffusers folder or .safetensors (default: the bundled model)\n"
             "  --mode M       one mode, or all (default) in one run\n"
             "  --duration S   seconds of arrivals per rate (default 10)\n"
-            "  --rates LIST   requests/s (default: multiples of 1 / mean single latency)\n"
+            "  --rates LIST   requests/s; a value ending in x is a multiple of 1 / the mean\n"
+            "                 single-request latency (default 0.3x,0.5x,0.7x,1x,1.4x,2x,2.8x,\n"
+            "                 4x,5.6x,8x)\n"
             "  --threads N    the server's CPU threads (default: every CPU)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
             "  --max-wait MS  request mode's gather wait (default: a quarter of the mean\n"
@@ -114,18 +117,24 @@ static void usage(FILE *out)
             LOAD_MIN_STEPS, LOAD_MAX_STEPS, LOAD_SLO_FACTOR);
 }
 
-static int parse_list(const char *s, double *out, int max)
+/* "a,b,…" of positive numbers; with rel, each may end in 'x' (rel[i] set): a multiple of
+ * 1 / the mean single-request latency. */
+static int parse_list(const char *s, double *out, bool *rel, int max)
 {
     int n = 0;
     for (char *end; *s && n < max; s = *end == ',' ? end + 1 : end) {
         out[n] = strtod(s, &end);
         if (end == s || out[n] <= 0)
             return -1;
+        if (rel)
+            rel[n] = *end == 'x';
+        if (rel && *end == 'x')
+            end++;
         n++;
         if (*end != ',' && *end != '\0')
             return -1;
     }
-    return n;
+    return *s ? -1 : n;
 }
 
 static bool opts_valid(const struct load_opts *o)
@@ -161,12 +170,12 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'm': o->model = optarg; break;
         case 'M': o->mode = optarg; break;
         case 'd': o->duration = atof(optarg); break;
-        case 'r': bad |= (o->n_rates = parse_list(optarg, o->rates, LOAD_MAX_RATES)) < 1; break;
+        case 'r': bad |= (o->n_rates = parse_list(optarg, o->rates, o->rate_rel, LOAD_MAX_RATES)) < 1; break;
         case 't': o->threads = atoi(optarg); break;
         case 'R': o->max_rows = atoi(optarg); break;
         case 'w': o->max_wait_ms = atoi(optarg); break;
         case 's':
-            bad |= parse_list(optarg, sizes, 2) != 2;
+            bad |= parse_list(optarg, sizes, NULL, 2) != 2;
             o->sizes[0] = (int)sizes[0];
             o->sizes[1] = (int)sizes[1];
             break;
@@ -219,6 +228,7 @@ struct load_env {
     double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
     bool ran[SCHED_MODE_COUNT_];
     int burst_n;
+    double t_start;
 };
 
 #define CALIB_STEPS 17 /* the calibration request: size 0, the mix's mean steps */
@@ -533,10 +543,16 @@ static enum status sweep(struct load_env *e, const double *rates, int n_rates, s
     return STATUS_OK;
 }
 
-static int default_rates(const struct load_env *e, double *rates)
+/* The rates in requests/s: --rates (its 'x' values scaled), else the default multiples
+ * of 1 / the mean single-request latency (a √2 grid: each mode stops at its first miss). */
+static int sweep_rates(const struct load_env *e, double *rates)
 {
-    static const double mult[] = {0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4,
-                                  1.6, 1.8, 2.0, 2.5, 3, 4, 5, 6, 8};
+    static const double mult[] = {0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0};
+    if (e->o.n_rates) {
+        for (int i = 0; i < e->o.n_rates; i++)
+            rates[i] = e->o.rate_rel[i] ? e->o.rates[i] / e->mean_alone : e->o.rates[i];
+        return e->o.n_rates;
+    }
     const int n = (int)(sizeof mult / sizeof mult[0]);
     for (int i = 0; i < n; i++)
         rates[i] = mult[i] / e->mean_alone;
@@ -667,6 +683,7 @@ static enum status load_env_close(struct load_env *e, struct errbuf *err)
 
 static enum status bench_load_run(struct load_env *e, struct errbuf *err)
 {
+    e->t_start = now_s();
     TRY(load_env_open(e, err));
     printf("bench load: %s, %s, %d threads, sizes %d and %d, steps %d–%d, %.1f s per rate, seed "
            "%llu\n",
@@ -678,11 +695,7 @@ static enum status bench_load_run(struct load_env *e, struct errbuf *err)
            "own\n",
            e->mean_alone, LOAD_SLO_FACTOR);
     double rates[LOAD_MAX_RATES];
-    int n_rates = e->o.n_rates;
-    if (n_rates)
-        memcpy(rates, e->o.rates, sizeof(double) * (size_t)n_rates);
-    else
-        n_rates = default_rates(e, rates);
+    const int n_rates = sweep_rates(e, rates);
     e->max_wait_ms = e->o.max_wait_ms ? e->o.max_wait_ms : (int)ceil(e->mean_alone * 250);
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         e->ran[m] = strcmp(e->o.mode, "all") == 0 ||
@@ -691,6 +704,7 @@ static enum status bench_load_run(struct load_env *e, struct errbuf *err)
     print_ratios(e);
     fflush(stdout);
     TRY(capacity(e, err));
+    printf("\nbench load: done in %.0f s\n", now_s() - e->t_start);
     return e->o.json ? write_json(e, e->o.json, err) : STATUS_OK;
 }
 
