@@ -73,6 +73,7 @@ struct load_opts {
     const char *model;     /* NULL: the bundled model */
     const char *mode;      /* step|request|none|all */
     const char *json;      /* results file, or NULL */
+    const char *device;    /* the server's --device, or NULL */
     bool in_process;
     double duration;       /* seconds of arrivals per rate */
     double rates[LOAD_MAX_RATES];
@@ -90,7 +91,8 @@ static void usage(FILE *out)
             "usage: diffusiond bench load [--model PATH] [--mode step|request|none|all]\n"
             "                             [--duration S] [--rates r1,r2,...] [--threads N]\n"
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
-            "                             [--min-requests N] [--json FILE] [--in-process]\n"
+            "                             [--min-requests N] [--json FILE] [--device D]\n"
+            "                             [--in-process]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
             "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — sent over HTTP to a `diffusiond\n"
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
@@ -105,6 +107,7 @@ static void usage(FILE *out)
             "                 single-request latency (default 0.3x,0.5x,0.7x,1x,1.4x,2x,2.8x,\n"
             "                 4x,5.6x,8x)\n"
             "  --threads N    the server's CPU threads (default: every CPU)\n"
+            "  --device D     the server's --device auto|cpu|cuda (default: its own, auto)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
             "  --max-wait MS  request mode's gather wait (default: a quarter of the mean\n"
             "                 single-request latency)\n"
@@ -155,7 +158,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"max-wait", required_argument, NULL, 'w'}, {"sizes", required_argument, NULL, 's'},
         {"seed", required_argument, NULL, 'S'},     {"help", no_argument, NULL, 'h'},
         {"min-requests", required_argument, NULL, 'n'}, {"json", required_argument, NULL, 'j'},
-        {"in-process", no_argument, NULL, 'i'},
+        {"in-process", no_argument, NULL, 'i'},   {"device", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
@@ -183,6 +186,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'n': o->min_requests = atoi(optarg); break;
         case 'j': o->json = optarg; break;
         case 'i': o->in_process = true; break;
+        case 'D': o->device = optarg; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -192,6 +196,10 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
     if (!o->model)
         fprintf(stderr, "diffusiond bench load: --model is required (the bundled model is not "
                         "installed)\n");
+    if (o->in_process && o->device && strcmp(o->device, "cpu") != 0) {
+        fprintf(stderr, "diffusiond bench load: --in-process runs on the CPU only\n");
+        bad = true;
+    }
     if (bad || optind != argc || !o->model || !opts_valid(o)) {
         usage(stderr);
         return 2;
@@ -253,7 +261,7 @@ static enum status target_open(const struct load_env *e, enum sched_mode mode, i
     const struct load_target_config c = {.in_process = e->o.in_process, .mode = mode,
                                          .max_rows = e->o.max_rows, .max_wait_ms = max_wait_ms,
                                          .model = e->model, .model_path = e->o.model,
-                                         .threads = e->o.threads};
+                                         .threads = e->o.threads, .device = e->o.device};
     return load_target_open(&c, out, err);
 }
 
@@ -623,10 +631,11 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     FILE *f = fopen(path, "w");
     if (!f)
         return status_fail(err, STATUS_IO, "--json %s: cannot write", path);
-    fprintf(f, "{\n  \"target\": \"%s\", \"model\": \"%s\", \"threads\": %d, \"max_rows\": %d, "
+    fprintf(f, "{\n  \"target\": \"%s\", \"device\": \"%s\", \"model\": \"%s\", \"threads\": %d, \"max_rows\": %d, "
                "\"max_wait_ms\": %d,\n  \"sizes\": [%d, %d], \"steps\": [%d, %d], "
                "\"duration_s\": %g, \"min_requests\": %d, \"seed\": %llu, \"slo_factor\": %g,\n",
-            e->o.in_process ? "in-process" : "http", e->o.model, e->o.threads, e->o.max_rows,
+            e->o.in_process ? "in-process" : "http", e->o.device ? e->o.device : "default",
+            e->o.model, e->o.threads, e->o.max_rows,
             e->max_wait_ms, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS, LOAD_MAX_STEPS,
             e->o.duration, e->o.min_requests, (unsigned long long)e->o.seed, LOAD_SLO_FACTOR);
     fprintf(f, "  \"single_request_s\": [");
@@ -685,10 +694,10 @@ static enum status bench_load_run(struct load_env *e, struct errbuf *err)
 {
     e->t_start = now_s();
     TRY(load_env_open(e, err));
-    printf("bench load: %s, %s, %d threads, sizes %d and %d, steps %d–%d, %.1f s per rate, seed "
-           "%llu\n",
+    printf("bench load: %s, %s%s%s, %d threads, sizes %d and %d, steps %d–%d, %.1f s per rate, "
+           "seed %llu\n",
            e->o.model, e->o.in_process ? "scheduler in process" : "diffusiond serve over HTTP",
-           e->o.threads, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS, LOAD_MAX_STEPS,
+           e->o.device ? " --device " : "", e->o.device ? e->o.device : "", e->o.threads, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS, LOAD_MAX_STEPS,
            e->o.duration, (unsigned long long)e->o.seed);
     TRY(measure_alone(e, err));
     printf("mean single-request latency of the mix: %.4f s; SLO: each request within %.0f× its "

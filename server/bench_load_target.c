@@ -89,12 +89,16 @@ static enum status open_http(const struct load_target_config *c, struct load_tar
     snprintf(rows, sizeof rows, "%d", c->max_rows);
     snprintf(wait, sizeof wait, "%d", c->max_wait_ms);
     snprintf(conns, sizeof conns, "%d", LOAD_TARGET_MAX_INFLIGHT + 16);
-    const char *const args[] = {
+    const char *args[20] = {
         "--model", c->model_path, "--threads", threads, "--batching", sched_mode_name(c->mode),
         "--max-batch-rows", rows, "--request-max-wait-ms", wait, "--queue-capacity", "256",
         "--max-connections", conns, "--connection-timeout-s", "600", "--min-side", "8"};
-    TRY(bench_serve_start(sched_mode_name(c->mode), args, (int)(sizeof args / sizeof args[0]),
-                          SERVER_READY_S, &t->serve, err));
+    int n = 18;
+    if (c->device) {
+        args[n++] = "--device";
+        args[n++] = c->device;
+    }
+    TRY(bench_serve_start(sched_mode_name(c->mode), args, n, SERVER_READY_S, &t->serve, err));
     t->port = bench_serve_port(t->serve);
     return STATUS_OK;
 }

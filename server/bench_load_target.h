@@ -57,6 +57,7 @@ struct load_target_config {
     struct sd_model *model;    /* in process: the loaded model */
     const char *model_path;    /* HTTP: the server's --model */
     int threads;               /* HTTP: the server's --threads */
+    const char *device;        /* HTTP: the server's --device, or NULL (its default) */
 };
 
 struct load_target;
