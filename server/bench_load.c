@@ -272,7 +272,7 @@ static double run_alone(const struct load_env *e, struct load_target *t, int ste
 {
     struct load_request req;
     workload_request(e, steps, size, 7, &req);
-    load_target_submit(t, &req);
+    load_target_submit(t, &req, 0);
     load_target_wait(t);
     return req.outcome == LOAD_OK ? req.t_done - req.t_submit : NAN;
 }
@@ -326,7 +326,7 @@ static void warm_up(const struct load_env *e, struct load_target *t)
     for (int z = 0; z < 2; z++)
         for (int i = 0; i < e->o.max_rows / 2; i++, n++) {
             workload_request(e, 2, z, (uint64_t)n, &reqs[n]);
-            load_target_submit(t, &reqs[n]);
+            load_target_submit(t, &reqs[n], 0);
         }
     load_target_wait(t);
 }
@@ -409,7 +409,7 @@ static int arrivals(const struct load_env *e, struct load_target *t, double rate
         workload_request(e, steps, z, rng_next(&rng) >> 11, q); /* seeds < 2^53: any JSON */
         q->slo_alone = (e->alone_a[z] + e->alone_b[z] * steps) * speed;
         sleep_until(at);
-        load_target_submit(t, q);
+        load_target_submit(t, q, at);
     }
     return n;
 }
@@ -474,7 +474,7 @@ static enum status run_burst(const struct load_env *e, enum sched_mode mode, int
             const int steps = LOAD_MIN_STEPS + (int)(rng_next(&rng) % (LOAD_MAX_STEPS - LOAD_MIN_STEPS + 1));
             const int z = (int)(rng_next(&rng) % 2);
             workload_request(e, steps, z, rng_next(&rng) >> 11, &reqs[i]);
-            load_target_submit(t, &reqs[i]);
+            load_target_submit(t, &reqs[i], t0);
         }
         load_target_wait(t);
         const double elapsed = now_s() - t0;

@@ -244,13 +244,13 @@ static void submit_http(struct load_target *t, struct job_ctx *c)
     }
 }
 
-void load_target_submit(struct load_target *t, struct load_request *req)
+void load_target_submit(struct load_target *t, struct load_request *req, double t_arrival)
 {
     pthread_mutex_lock(&t->lock);
     const bool room = t->in_process || t->outstanding < LOAD_TARGET_MAX_INFLIGHT;
     t->outstanding++;
     pthread_mutex_unlock(&t->lock);
-    req->t_submit = now_s();
+    req->t_submit = t_arrival > 0 ? t_arrival : now_s();
     req->outcome = LOAD_PENDING;
     struct job_ctx *c = room ? calloc(1, sizeof *c) : NULL;
     if (!c) {

@@ -65,9 +65,10 @@ struct load_target;
 enum status load_target_open(const struct load_target_config *cfg, struct load_target **out,
                              struct errbuf *err);
 
-/* Sends req (its t_submit set now); its outcome is set on completion (or at once when
- * refused).  Never blocks on the request's completion. */
-void load_target_submit(struct load_target *t, struct load_request *req);
+/* Sends req; its t_submit is t_arrival (the arrival it was scheduled for, so a late
+ * wake-up of the sender counts in its latency) or, when t_arrival ≤ 0, now.  Its outcome
+ * is set on completion (or at once when refused).  Never blocks on the completion. */
+void load_target_submit(struct load_target *t, struct load_request *req, double t_arrival);
 
 /* Waits until every submitted request has completed. */
 void load_target_wait(struct load_target *t);
