@@ -78,6 +78,8 @@ struct load_opts {
     double duration;       /* seconds of arrivals per rate */
     double rates[LOAD_MAX_RATES];
     bool rate_rel[LOAD_MAX_RATES]; /* rates[i] is a multiple of 1 / mean single latency */
+    double start_rate;     /* where the sweep begins (0: its default) */
+    bool start_rel;        /* start_rate is a multiple too */
     int n_rates;           /* 0: chosen from the single-request latency */
     int threads, max_rows, max_wait_ms;
     int min_requests;      /* arrivals go on past the duration until this many */
@@ -92,20 +94,24 @@ static void usage(FILE *out)
             "                             [--duration S] [--rates r1,r2,...] [--threads N]\n"
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
             "                             [--min-requests N] [--json FILE] [--device D]\n"
-            "                             [--in-process]\n"
+            "                             [--start-rate R] [--in-process]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
             "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — sent over HTTP to a `diffusiond\n"
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
             "mode and rate: p50/p95/p99 latency (client side, arrival to the full answer),\n"
             "p95 slowdown over each request's single-request latency (measured alone on an\n"
             "idle server), mean occupancy (/metrics); goodput = the highest rate whose p95\n"
-            "slowdown ≤ %.0f (non-200 answers and failures count as misses); the mode ratios.\n"
+            "slowdown ≤ %.0f below the first that misses (non-200 answers and failures count\n"
+            "as misses); the mode ratios.\n"
             "  --model PATH   diffusers folder or .safetensors (default: the bundled model)\n"
             "  --mode M       one mode, or all (default) in one run\n"
             "  --duration S   seconds of arrivals per rate (default 10)\n"
             "  --rates LIST   requests/s; a value ending in x is a multiple of 1 / the mean\n"
-            "                 single-request latency (default 0.3x,0.5x,0.7x,1x,1.4x,2x,2.8x,\n"
-            "                 4x,5.6x,8x)\n"
+            "                 single-request latency (default 0.1x,0.15x,0.2x,0.3x,0.4x,0.5x,\n"
+            "                 0.7x,1x,1.4x,2x,2.8x,4x,5.6x,8x)\n"
+            "  --start-rate R where each mode's search begins (x allowed; default 0.3x with\n"
+            "                 the default rates, else the lowest): up while the SLO is met,\n"
+            "                 down while it is missed, until the boundary is bracketed\n"
             "  --threads N    the server's CPU threads (default: every CPU)\n"
             "  --device D     the server's --device auto|cpu|cuda (default: its own, auto)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
@@ -159,6 +165,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"seed", required_argument, NULL, 'S'},     {"help", no_argument, NULL, 'h'},
         {"min-requests", required_argument, NULL, 'n'}, {"json", required_argument, NULL, 'j'},
         {"in-process", no_argument, NULL, 'i'},   {"device", required_argument, NULL, 'D'},
+        {"start-rate", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
@@ -187,6 +194,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'j': o->json = optarg; break;
         case 'i': o->in_process = true; break;
         case 'D': o->device = optarg; break;
+        case 'a': bad |= parse_list(optarg, &o->start_rate, &o->start_rel, 1) != 1; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -520,50 +528,80 @@ static void print_rate(const struct rate_result *r)
            r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->speed, r->pass ? "ok" : "MISS");
 }
 
-/* Sweeps the rates upward, every selected mode at each rate before the next (so the
- * modes see the same machine), each mode until its first miss; a mode's goodput is its
- * last rate that met the SLO (0 when none did). */
-static enum status sweep(struct load_env *e, const double *rates, int n_rates, struct errbuf *err)
+/* One mode's walk along the sorted rates: up from the start while it passes, down
+ * while it misses; it ends at the first miss above a pass or the first pass below a
+ * miss (p95 slowdown is taken to grow with the rate). */
+struct walk {
+    int idx, dir; /* dir: 0 before the first run, +1 going up, -1 going down */
+    bool done;
+};
+
+static void walk_step(struct walk *w, bool pass, int n_rates)
+{
+    if (pass ? w->dir < 0 : w->dir > 0) { /* the boundary is bracketed */
+        w->done = true;
+        return;
+    }
+    w->dir = pass ? +1 : -1;
+    w->idx += w->dir;
+    w->done = w->idx < 0 || w->idx >= n_rates;
+}
+
+/* Finds each selected mode's goodput on the sorted rates, bracketing from rates[start]:
+ * round by round every mode still walking runs its next rate (so the modes see the
+ * same machine, background load drifts); a mode's goodput is the highest rate that met
+ * the SLO below its first miss (0 when none did). */
+static enum status sweep(struct load_env *e, const double *rates, int n_rates, int start,
+                         struct errbuf *err)
 {
     printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, e->max_wait_ms);
     printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s\n", "mode", "rate/s",
            "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95", "occ", "speed");
-    bool going[SCHED_MODE_COUNT_];
-    memcpy(going, e->ran, sizeof going);
-    for (int i = 0; i < n_rates; i++) {
-        bool any = false;
+    struct walk w[SCHED_MODE_COUNT_];
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
+        w[m] = (struct walk){.idx = start, .done = !e->ran[m]};
+    for (bool any = true; any;) {
+        any = false;
         for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
-            if (!going[m])
+            if (w[m].done || e->n_results >= LOAD_MAX_RATES * SCHED_MODE_COUNT_)
                 continue;
             struct rate_result *r = &e->results[e->n_results];
-            TRY(run_rate(e, (enum sched_mode)m, rates[i], r, err));
+            TRY(run_rate(e, (enum sched_mode)m, rates[w[m].idx], r, err));
             e->n_results++;
             print_rate(r);
             fflush(stdout);
-            if (r->pass)
-                e->goodput[m] = rates[i];
-            going[m] = r->pass;
+            if (r->pass && r->rate > e->goodput[m])
+                e->goodput[m] = r->rate;
+            walk_step(&w[m], r->pass, n_rates);
             any = true;
         }
-        if (!any)
-            break;
     }
     return STATUS_OK;
 }
 
-/* The rates in requests/s: --rates (its 'x' values scaled), else the default multiples
- * of 1 / the mean single-request latency (a √2 grid: each mode stops at its first miss). */
-static int sweep_rates(const struct load_env *e, double *rates)
+/* The rates in requests/s, sorted: --rates (its 'x' values scaled), else the default
+ * multiples of 1 / the mean single-request latency; *start: the index where every
+ * mode begins (--start-rate's nearest rate at or above it; else the default grid's
+ * 0.3x, or the lowest of --rates). */
+static int sweep_rates(const struct load_env *e, double *rates, int *start)
 {
-    static const double mult[] = {0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0};
-    if (e->o.n_rates) {
-        for (int i = 0; i < e->o.n_rates; i++)
-            rates[i] = e->o.rate_rel[i] ? e->o.rates[i] / e->mean_alone : e->o.rates[i];
-        return e->o.n_rates;
-    }
-    const int n = (int)(sizeof mult / sizeof mult[0]);
+    static const double mult[] = {0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0,
+                                  1.4, 2.0, 2.8, 4.0, 5.6, 8.0};
+    int n = e->o.n_rates;
     for (int i = 0; i < n; i++)
-        rates[i] = mult[i] / e->mean_alone;
+        rates[i] = e->o.rate_rel[i] ? e->o.rates[i] / e->mean_alone : e->o.rates[i];
+    if (!n) {
+        n = (int)(sizeof mult / sizeof mult[0]);
+        for (int i = 0; i < n; i++)
+            rates[i] = mult[i] / e->mean_alone;
+    }
+    qsort(rates, (size_t)n, sizeof *rates, cmp_double);
+    double from = e->o.n_rates ? rates[0] : 0.3 / e->mean_alone;
+    if (e->o.start_rate > 0)
+        from = e->o.start_rel ? e->o.start_rate / e->mean_alone : e->o.start_rate;
+    *start = 0;
+    while (*start < n - 1 && rates[*start] < from * (1 - 1e-9))
+        ++*start;
     return n;
 }
 
@@ -704,12 +742,13 @@ static enum status bench_load_run(struct load_env *e, struct errbuf *err)
            "own\n",
            e->mean_alone, LOAD_SLO_FACTOR);
     double rates[LOAD_MAX_RATES];
-    const int n_rates = sweep_rates(e, rates);
+    int start;
+    const int n_rates = sweep_rates(e, rates, &start);
     e->max_wait_ms = e->o.max_wait_ms ? e->o.max_wait_ms : (int)ceil(e->mean_alone * 250);
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         e->ran[m] = strcmp(e->o.mode, "all") == 0 ||
                     strcmp(e->o.mode, sched_mode_name((enum sched_mode)m)) == 0;
-    TRY(sweep(e, rates, n_rates, err));
+    TRY(sweep(e, rates, n_rates, start, err));
     print_ratios(e);
     fflush(stdout);
     TRY(capacity(e, err));
