@@ -65,7 +65,11 @@ class Server:
             if wait_ready:
                 self.wait_ready()
         except BaseException:
-            self.kill()
+            self.kill()  # the ServerError message already holds the log's tail
+            try:
+                os.unlink(self.log_file.name)
+            except OSError:
+                pass
             raise
 
     # --- life cycle ------------------------------------------------------------------
