@@ -15,29 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until fd is ready for events or the deadline passes (STATUS_TIMEOUT). */
-static enum status wait_fd(int fd, short events, long deadline, const char *what,
-                           struct errbuf *err)
-{
-    for (;;) {
-        const long left = deadline - now_ms();
-        if (left <= 0)
-            return status_fail(err, STATUS_TIMEOUT, "timed out %s", what);
-        struct pollfd pfd = {.fd = fd, .events = events};
-        const int n = poll(&pfd, 1, (int)left);
-        if (n > 0)
-            return STATUS_OK;
-        if (n < 0 && errno != EINTR)
-            return status_fail(err, STATUS_IO, "poll while %s: %s", what, strerror(errno));
-    }
-}
+#include "server/sock_io.h"
 
 static enum status connect_loopback(int port, long deadline, int *out, struct errbuf *err)
 {
@@ -51,7 +29,7 @@ static enum status connect_loopback(int port, long deadline, int *out, struct er
         if (errno != EINPROGRESS)
             s = status_fail(err, STATUS_IO, "connect 127.0.0.1:%d: %s", port, strerror(errno));
         else
-            s = wait_fd(fd, POLLOUT, deadline, "connecting", err);
+            s = sock_wait(fd, POLLOUT, deadline, "connecting", err);
         int soerr = 0;
         socklen_t len = sizeof soerr;
         if (s == STATUS_OK && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr))
@@ -64,43 +42,6 @@ static enum status connect_loopback(int port, long deadline, int *out, struct er
     }
     *out = fd;
     return STATUS_OK;
-}
-
-static enum status send_all(int fd, const char *buf, size_t len, long deadline,
-                            struct errbuf *err)
-{
-    while (len > 0) {
-        const ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            TRY(wait_fd(fd, POLLOUT, deadline, "sending the request", err));
-        } else if (n < 0 && errno != EINTR) {
-            return status_fail(err, STATUS_IO, "send: %s", strerror(errno));
-        }
-    }
-    return STATUS_OK;
-}
-
-/* Reads what is available into buf[*len..cap) once it is; *eof when the peer closed. */
-static enum status read_some(int fd, char *buf, size_t *len, size_t cap, long deadline,
-                             bool *eof, struct errbuf *err)
-{
-    for (;;) {
-        TRY(wait_fd(fd, POLLIN, deadline, "reading the response", err));
-        const ssize_t n = recv(fd, buf + *len, cap - *len, 0);
-        if (n > 0) {
-            *len += (size_t)n;
-            return STATUS_OK;
-        }
-        if (n == 0) {
-            *eof = true;
-            return STATUS_OK;
-        }
-        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return status_fail(err, STATUS_IO, "recv: %s", strerror(errno));
-    }
 }
 
 /* The end of the head ("\r\n\r\n" included), or 0 when not there yet. */
@@ -152,7 +93,8 @@ static enum status read_head(int fd, char *head, size_t *len, size_t *head_len, 
         if (*len >= BENCH_HTTP_HEAD_MAX)
             return status_fail(err, STATUS_FORMAT, "response head over %d bytes",
                                BENCH_HTTP_HEAD_MAX);
-        TRY(read_some(fd, head, len, BENCH_HTTP_HEAD_MAX, deadline, &eof, err));
+        TRY(sock_read_some(fd, head, len, BENCH_HTTP_HEAD_MAX, deadline, "reading the response",
+                           &eof, err));
         if ((*head_len = head_end(head, *len)) > 0)
             return STATUS_OK;
     }
@@ -187,7 +129,7 @@ static enum status read_body(int fd, const char *head, size_t len, size_t head_l
             body = bigger;
             cap *= 2;
         }
-        s = read_some(fd, body, &n, cap, deadline, &eof, err);
+        s = sock_read_some(fd, body, &n, cap, deadline, "reading the response", &eof, err);
     }
     if (s == STATUS_OK && want >= 0 && n < (size_t)want)
         s = status_fail(err, STATUS_IO, "connection closed after %zu of %ld body bytes", n, want);
@@ -217,9 +159,9 @@ static enum status exchange(int fd, const struct bench_http_request *req, long d
         n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
     if (n < 0 || (size_t)n >= sizeof head)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "request head too long");
-    TRY(send_all(fd, head, (size_t)n, deadline, err));
+    TRY(sock_send_all(fd, head, (size_t)n, deadline, err));
     if (body_len)
-        TRY(send_all(fd, req->body, body_len, deadline, err));
+        TRY(sock_send_all(fd, req->body, body_len, deadline, err));
     size_t len = 0, head_len = 0;
     TRY(read_head(fd, head, &len, &head_len, deadline, err));
     res->status_code = status_code(head, head_len);
@@ -236,7 +178,7 @@ enum status bench_http_exchange(const struct bench_http_request *req,
         !req->path || req->path[0] != '/')
         return status_fail(err, STATUS_INVALID_ARGUMENT, "bad request (port %d, path %s)",
                            req->port, req->path ? req->path : "(null)");
-    const long deadline = now_ms() + req->timeout_ms;
+    const long deadline = sock_now_ms() + req->timeout_ms;
     int fd = -1;
     TRY(connect_loopback(req->port, deadline, &fd, err));
     const enum status s = exchange(fd, req, deadline, res, err);

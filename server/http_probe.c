@@ -13,19 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Milliseconds left before deadline (0 when it has passed). */
-static int remaining_ms(long deadline)
-{
-    long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
-}
+#include "server/sock_io.h"
 
 /* --- arguments ------------------------------------------------------------------------ */
 
@@ -78,23 +66,6 @@ static enum status check_request(const struct http_probe_request *req, struct er
 
 /* --- connection ----------------------------------------------------------------------- */
 
-/* Waits until fd is ready for events or the deadline passes.  STATUS_TIMEOUT then. */
-static enum status wait_fd(int fd, short events, long deadline, const char *what,
-                           struct errbuf *err)
-{
-    for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = events};
-        int left = remaining_ms(deadline);
-        if (left == 0)
-            return status_fail(err, STATUS_TIMEOUT, "timed out %s", what);
-        int n = poll(&pfd, 1, left);
-        if (n > 0)
-            return STATUS_OK;
-        if (n < 0 && errno != EINTR)
-            return status_fail(err, STATUS_IO, "poll while %s: %s", what, strerror(errno));
-    }
-}
-
 /* One non-blocking connect to ai within the deadline; returns the fd or -1 with err. */
 static int connect_one(const struct addrinfo *ai, long deadline, struct errbuf *err)
 {
@@ -111,7 +82,7 @@ static int connect_one(const struct addrinfo *ai, long deadline, struct errbuf *
         close(fd);
         return -1;
     }
-    if (wait_fd(fd, POLLOUT, deadline, "connecting", err) != STATUS_OK) {
+    if (sock_wait(fd, POLLOUT, deadline, "connecting", err) != STATUS_OK) {
         close(fd);
         return -1;
     }
@@ -151,46 +122,6 @@ static enum status open_connection(const char *host, int port, long deadline, in
                            last.msg[0] ? last.msg : "no address");
     *fd_out = fd;
     return STATUS_OK;
-}
-
-static enum status send_all(int fd, const char *buf, size_t len, long deadline,
-                            struct errbuf *err)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            TRY(wait_fd(fd, POLLOUT, deadline, "sending the request", err));
-        } else if (n < 0 && errno != EINTR) {
-            return status_fail(err, STATUS_IO, "send: %s", strerror(errno));
-        }
-    }
-    return STATUS_OK;
-}
-
-/* Reads what is available into buf[*len..cap) after waiting for it; *eof set when the
- * peer closed. */
-static enum status read_some(int fd, char *buf, size_t *len, size_t cap, long deadline,
-                             const char *what, bool *eof, struct errbuf *err)
-{
-    for (;;) {
-        TRY(wait_fd(fd, POLLIN, deadline, what, err));
-        ssize_t n = recv(fd, buf + *len, cap - *len, 0);
-        if (n > 0) {
-            *len += (size_t)n;
-            return STATUS_OK;
-        }
-        if (n == 0) {
-            *eof = true;
-            return STATUS_OK;
-        }
-        if (errno == ECONNRESET)
-            return status_fail(err, STATUS_IO, "connection reset while %s", what);
-        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return status_fail(err, STATUS_IO, "recv: %s", strerror(errno));
-    }
 }
 
 /* --- response parsing ----------------------------------------------------------------- */
@@ -263,7 +194,7 @@ static enum status read_head(int fd, char *buf, size_t cap, size_t *len, size_t 
 {
     bool eof = false;
     while (!eof) {
-        TRY(read_some(fd, buf, len, cap, deadline, "waiting for the response", &eof, err));
+        TRY(sock_read_some(fd, buf, len, cap, deadline, "waiting for the response", &eof, err));
         int c = parse_status_line(buf, *len);
         if (c < 0 && *len > 0) {
             char excerpt[41];
@@ -296,7 +227,7 @@ static void read_body(int fd, char *buf, size_t cap, size_t len, size_t head_len
     bool eof = false;
     struct errbuf ignored;
     while (len < limit && !eof &&
-           read_some(fd, buf, &len, limit, deadline, "reading the body", &eof, &ignored) ==
+           sock_read_some(fd, buf, &len, limit, deadline, "reading the body", &eof, &ignored) ==
                STATUS_OK) {
     }
     size_t n = len > limit ? limit - head_len : len - head_len;
@@ -318,7 +249,7 @@ static enum status exchange(int fd, const struct http_probe_request *req, const 
                      req->path, v6 ? "[" : "", host, v6 ? "]" : "", req->port);
     if (n < 0 || (size_t)n >= sizeof request)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "request line too long");
-    TRY(send_all(fd, request, (size_t)n, deadline, err));
+    TRY(sock_send_all(fd, request, (size_t)n, deadline, err));
 
     char buf[HTTP_PROBE_HEAD_MAX + HTTP_PROBE_BODY_MAX];
     size_t len = 0, head_len = 0;
@@ -331,7 +262,7 @@ static enum status exchange(int fd, const struct http_probe_request *req, const 
 enum status http_probe_get(const struct http_probe_request *req, struct http_probe_result *res,
                            struct errbuf *err)
 {
-    long start = now_ms();
+    long start = sock_now_ms();
     memset(res, 0, sizeof *res);
     TRY(check_request(req, err));
     char host[256];
@@ -341,6 +272,6 @@ enum status http_probe_get(const struct http_probe_request *req, struct http_pro
     TRY(open_connection(host, req->port, deadline, &fd, err));
     enum status s = exchange(fd, req, host, deadline, res, err);
     close(fd);
-    res->elapsed_ms = now_ms() - start;
+    res->elapsed_ms = sock_now_ms() - start;
     return s;
 }
