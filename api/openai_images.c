@@ -119,10 +119,12 @@ static enum status wrong_type(struct api_error *e, const char *field, const char
 
 /* --- typed field readers -------------------------------------------------------------- */
 
-/* A real with no fractional part that a double holds exactly (|x| ≤ 2^53). */
+/* A real with no fractional part within json_int_t's range, [-2^63, 2^63) (every
+ * double that large is a whole number; 1e18 is the integer 10^18). */
 static bool is_integral(double x)
 {
-    return isfinite(x) && x == floor(x) && fabs(x) <= 9007199254740992.0;
+    return isfinite(x) && x == floor(x) && x >= -9223372036854775808.0 &&
+           x < 9223372036854775808.0;
 }
 
 static enum status read_int(const json_t *v, const char *field, json_int_t lo, json_int_t hi,

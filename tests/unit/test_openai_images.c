@@ -74,6 +74,7 @@ static const struct bad_case BAD[] = {
     {"{\"prompt\":\"a\",\"n\":2.5}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":-1.0}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":1e300}", AT_PARSE, 400, "n"},
+    {"{\"prompt\":\"a\",\"seed\":1e19}", AT_PARSE, 400, "seed"},
     {"{\"prompt\":\"a\",\"n\":true}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":99999999999999999999}", AT_PARSE, 400, "n"},
     {"{\"prompt\":\"a\",\"n\":9223372036854775807}", AT_PARSE, 400, "n"},
@@ -355,6 +356,9 @@ START_TEST(test_every_field_applied)
     ck_assert_int_eq(req.params.n, 2);
     ck_assert_int_eq(req.params.steps, 3);
     ck_assert_uint_eq(strlen(req.user), 2 * API_USER_MAX_CHARS);
+    openai_image_request_free(&req);
+    accept("{\"prompt\":\"x\",\"seed\":1e18}", &lim, 5, &req);
+    ck_assert(req.params.seed == 1000000000000000000ull && !req.seed_random);
     openai_image_request_free(&req);
 }
 END_TEST
