@@ -102,9 +102,10 @@ diffusiond_build() {
     fi
 }
 
-# Packages, then the main Release build in build/.
+# What running the service needs: the packages not tagged @ci (the test tools and the
+# tests' Python venv are scripts/test.sh's), then the build.
 diffusiond_setup() {
-    diffusiond_install_packages && bash "$DIFFUSIOND_ROOT/scripts/pyenv.sh" && diffusiond_build build Release "$@"
+    DIFFUSIOND_PACKAGES_SKIP=ci diffusiond_install_packages && diffusiond_build build Release "$@"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
