@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/http_head.h"
 #include "server/sock_io.h"
 
 static enum status connect_loopback(int port, long deadline, int *out, struct errbuf *err)
@@ -44,15 +45,6 @@ static enum status connect_loopback(int port, long deadline, int *out, struct er
     return STATUS_OK;
 }
 
-/* The end of the head ("\r\n\r\n" included), or 0 when not there yet. */
-static size_t head_end(const char *buf, size_t len)
-{
-    for (size_t i = 3; i < len; i++)
-        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
-            return i + 1;
-    return 0;
-}
-
 /* "HTTP/1.x DDD": the code, or -1. */
 static int status_code(const char *head, size_t len)
 {
@@ -67,23 +59,6 @@ static int status_code(const char *head, size_t len)
     return code >= 100 && code <= 599 ? code : -1;
 }
 
-/* The head's Content-Length, or -1 when absent. */
-static long content_length(const char *head, size_t len)
-{
-    const char *end = head + len, *line = memchr(head, '\n', len);
-    while (line && ++line < end) {
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        if (eol - line > 15 && strncasecmp(line, "content-length:", 15) == 0) {
-            const long v = strtol(line + 15, NULL, 10);
-            return v >= 0 ? v : -1;
-        }
-        line = eol;
-    }
-    return -1;
-}
-
 /* Reads the head into head[0..*len); *head_len: where the body starts. */
 static enum status read_head(int fd, char *head, size_t *len, size_t *head_len, long deadline,
                              struct errbuf *err)
@@ -95,7 +70,7 @@ static enum status read_head(int fd, char *head, size_t *len, size_t *head_len, 
                                BENCH_HTTP_HEAD_MAX);
         TRY(sock_read_some(fd, head, len, BENCH_HTTP_HEAD_MAX, deadline, "reading the response",
                            &eof, err));
-        if ((*head_len = head_end(head, *len)) > 0)
+        if ((*head_len = http_head_end(head, *len)) > 0)
             return STATUS_OK;
     }
     return status_fail(err, STATUS_IO, *len ? "connection closed inside the response head"
@@ -106,7 +81,7 @@ static enum status read_head(int fd, char *head, size_t *len, size_t *head_len, 
 static enum status read_body(int fd, const char *head, size_t len, size_t head_len,
                              long deadline, struct bench_http_response *res, struct errbuf *err)
 {
-    const long want = content_length(head, head_len);
+    const long want = http_head_content_length(head, head_len);
     if (want > (long)BENCH_HTTP_BODY_MAX)
         return status_fail(err, STATUS_FORMAT, "body of %ld bytes over the bound", want);
     size_t cap = want >= 0 ? (size_t)want : 65536;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/http_head.h"
 #include "server/sock_io.h"
 
 /* --- arguments ------------------------------------------------------------------------ */
@@ -152,34 +153,6 @@ static int parse_status_line(const char *buf, size_t len)
     return code;
 }
 
-/* The Content-Length of the head (between the status line and the blank line), or -1. */
-static long content_length(const char *head, size_t head_len)
-{
-    const char *end = head + head_len;
-    const char *line = memchr(head, '\n', head_len);
-    while (line && ++line < end) {
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        if (eol - line > 15 && strncasecmp(line, "content-length:", 15) == 0) {
-            char *stop;
-            long v = strtol(line + 15, &stop, 10);
-            return v >= 0 ? v : -1;
-        }
-        line = eol;
-    }
-    return -1;
-}
-
-/* The end of the head ("\r\n\r\n" included) in buf, or 0 when not there yet. */
-static size_t head_end(const char *buf, size_t len)
-{
-    for (size_t i = 3; i < len; i++)
-        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
-            return i + 1;
-    return 0;
-}
-
 void http_probe_first_line(const char *buf, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
@@ -202,7 +175,7 @@ static enum status read_head(int fd, char *buf, size_t cap, size_t *len, size_t 
             return status_fail(err, STATUS_FORMAT, "not an HTTP/1.x response: \"%s\"", excerpt);
         }
         *code = c;
-        if (c > 0 && (*head_len = head_end(buf, *len)) > 0)
+        if (c > 0 && (*head_len = http_head_end(buf, *len)) > 0)
             return STATUS_OK;
         if (*len >= HTTP_PROBE_HEAD_MAX)
             return status_fail(err, STATUS_FORMAT, "response head over %d bytes",
@@ -218,7 +191,7 @@ static enum status read_head(int fd, char *buf, size_t cap, size_t *len, size_t 
 static void read_body(int fd, char *buf, size_t cap, size_t len, size_t head_len,
                       long deadline, struct http_probe_result *res)
 {
-    long want = content_length(buf, head_len);
+    long want = http_head_content_length(buf, head_len);
     size_t limit = head_len + HTTP_PROBE_BODY_MAX;
     if (want >= 0 && (size_t)want < HTTP_PROBE_BODY_MAX)
         limit = head_len + (size_t)want;

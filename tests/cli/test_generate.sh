@@ -54,8 +54,17 @@ expect 2 "width 100" "$bin" generate --model "$model" --prompt x --width 100 --o
 grep -q "width" "$out/log" || fail "width error names the field"
 expect 2 "unknown sampler" "$bin" generate --model "$model" --prompt x --sampler nope --out "$out/x.png"
 grep -q "sampler" "$out/log" || fail "sampler error names the field"
-expect 2 "no model" env -u DIFFUSIOND_MODEL "$bin" generate --prompt x --out "$out/x.png"
-grep -q -- "--model is required" "$out/log" || fail "no-model message"
+# No --model and no DIFFUSIOND_MODEL: the bundled model (models/default, 64x64) when the
+# build has it, else a usage error that says --model is required.
+if [[ -f "$root/models/default/model_index.json" ]]; then
+    expect 0 "bundled model" env -u DIFFUSIOND_MODEL "$bin" generate --prompt "a red circle" \
+        --out "$out/bundled.png"
+    grep -q "64x64, 20 steps" "$out/log" || fail "bundled model: its size and diffusiond.json steps"
+    [[ -s "$out/bundled.png" ]] || fail "bundled model: no image"
+else
+    expect 2 "no model" env -u DIFFUSIOND_MODEL "$bin" generate --prompt x --out "$out/x.png"
+    grep -q -- "--model is required" "$out/log" || fail "no-model message"
+fi
 expect 2 "unknown device" "$bin" generate --model "$model" --prompt x --device tpu --out "$out/x.png"
 expect 2 "unknown dtype" "$bin" generate --model "$model" --prompt x --dtype f8 --out "$out/x.png"
 # --device cuda: an image where a GPU is, else a runtime error that says why (no
