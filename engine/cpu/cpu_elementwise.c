@@ -11,6 +11,7 @@
 
 #include "engine/cpu/cpu_internal.h"
 #include "engine/cpu/cpu_simd.h"
+#include "engine/nearest.h"
 
 #define EW_CHUNK 16384 /* elements per work item */
 
@@ -353,18 +354,6 @@ struct ew_copy_job {
     int64_t w, ca, cb; /* upsample: input width and channels (ca); concat: ca, cb */
 };
 
-/* PyTorch's nearest source index for output index dst (upsample_nearest's rule). */
-static int64_t ew_nearest_src(int64_t dst, int64_t in, int64_t out)
-{
-    if (out == in)
-        return dst;
-    if (out == 2 * in)
-        return dst >> 1;
-    float scale = (float)in / (float)out;
-    int64_t src = (int64_t)floorf((float)dst * scale);
-    return src < in - 1 ? src : in - 1;
-}
-
 struct ew_upsample_job {
     const float *x;     /* {N,H,W,C} */
     float *y;           /* {N,Ho,Wo,C} */
@@ -380,15 +369,15 @@ static void ew_upsample_run(void *ctx, size_t begin, size_t end, int thread)
     const size_t c = (size_t)j->c, out_row = (size_t)j->wo * c;
     for (size_t row = begin; row < end; row++) {
         int64_t n = (int64_t)row / j->ho, oy = (int64_t)row % j->ho;
-        int64_t sy = ew_nearest_src(oy, j->h, j->ho);
+        int64_t sy = nearest_src_index(oy, j->h, j->ho);
         float *y = j->y + row * out_row;
-        if (oy > 0 && ew_nearest_src(oy - 1, j->h, j->ho) == sy && row > begin) {
+        if (oy > 0 && nearest_src_index(oy - 1, j->h, j->ho) == sy && row > begin) {
             memcpy(y, y - out_row, out_row * sizeof *y);
             continue;
         }
         const float *x = j->x + ((size_t)(n * j->h + sy) * (size_t)j->w) * c;
         for (int64_t ox = 0; ox < j->wo; ox++)
-            memcpy(y + (size_t)ox * c, x + (size_t)ew_nearest_src(ox, j->w, j->wo) * c,
+            memcpy(y + (size_t)ox * c, x + (size_t)nearest_src_index(ox, j->w, j->wo) * c,
                    c * sizeof *y);
     }
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "engine/cuda/cuda_internal.h"
+#include "engine/nearest.h"
 
 #define EW_THREADS 256
 
@@ -224,18 +225,6 @@ enum status cuda_axpby(struct backend *b, const struct tensor *x, const struct t
 
 /* --- upsample_nearest, concat -------------------------------------------------------- */
 
-/* PyTorch's nearest source index (as the CPU backend's ew_nearest_src). */
-__device__ __forceinline__ int64_t ew_nearest_src(int64_t dst, int64_t in, int64_t out)
-{
-    if (out == in)
-        return dst;
-    if (out == 2 * in)
-        return dst >> 1;
-    float scale = (float)in / (float)out;
-    int64_t src = (int64_t)floorf((float)dst * scale);
-    return src < in - 1 ? src : in - 1;
-}
-
 template <typename T>
 __global__ static void upsample_kernel(const T *x, T *y, int64_t n, int64_t h, int64_t w,
                                        int64_t ho, int64_t wo, int64_t c)
@@ -245,7 +234,7 @@ __global__ static void upsample_kernel(const T *x, T *y, int64_t n, int64_t h, i
         int64_t ox = rest % wo;
         rest /= wo;
         int64_t oy = rest % ho, nn = rest / ho;
-        int64_t sy = ew_nearest_src(oy, h, ho), sx = ew_nearest_src(ox, w, wo);
+        int64_t sy = nearest_src_index(oy, h, ho), sx = nearest_src_index(ox, w, wo);
         y[i] = x[((nn * h + sy) * w + sx) * c + ch];
     }
 }
