@@ -63,6 +63,10 @@ void test_assert_close(const char *what, const float *got, const double *want, s
 /* A CPU backend with the default thread count; the suite's process keeps one. */
 struct backend *test_cpu_backend(void);
 
+/* Removes dir and everything below it (symbolic links themselves, never their
+ * targets); quiet about what is already gone. */
+void test_remove_tree(const char *dir);
+
 /* Runs the suite; returns EXIT_SUCCESS only when every test passed. */
 int test_run_suite(Suite *s);
 

@@ -4,11 +4,11 @@
  * with identical values, no file tensor left unmapped but the known-unused ones), the
  * bundled tokenizer, and every malformed-checkpoint case with its error. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/workspace.h"
@@ -59,19 +59,6 @@ static void expect_fail(const char *path, const struct checkpoint_options *opt,
     ck_assert_ptr_null(ck);
     ck_assert_msg(strstr(err.msg, needle1), "'%s' not in: %s", needle1, err.msg);
     ck_assert_msg(!needle2 || strstr(err.msg, needle2), "'%s' not in: %s", needle2, err.msg);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void make_tmpdir(char *buf)
@@ -401,7 +388,7 @@ START_TEST(test_single_sd2_family_rules)
                       checkpoint_family_name(checkpoint_family(ck)));
         checkpoint_close(ck);
     }
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -448,7 +435,7 @@ START_TEST(test_sdxl_rejected)
     struct errbuf err;
     ck_assert_int_eq(safetensors_write(path, t, 2, NULL, 0, &err), STATUS_OK);
     expect_fail(path, NULL, STATUS_UNSUPPORTED, "SDXL", "conditioner.embedders");
-    rm_rf(dir);
+    test_remove_tree(dir);
 
     fake_folder(dir, NULL, false);
     snprintf(path, sizeof path, "%s/model_index.json", dir);
@@ -460,7 +447,7 @@ START_TEST(test_sdxl_rejected)
     struct checkpoint *ck = open_ok(dir, NULL);
     ck_assert_int_eq(checkpoint_family(ck), CHECKPOINT_FAMILY_SD1);
     checkpoint_close(ck);
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -675,23 +662,23 @@ START_TEST(test_err_folder_structure)
     char dir[64], path[256];
     fake_folder(dir, NULL, false);
     expect_fail(dir, NULL, STATUS_NOT_FOUND, "no model_index.json", "not a diffusers folder");
-    rm_rf(dir);
+    test_remove_tree(dir);
 
     fake_folder(dir, "vae", true);
     snprintf(path, sizeof path, "%s/vae: missing component folder", dir);
     expect_fail(dir, NULL, STATUS_NOT_FOUND, path, NULL);
-    rm_rf(dir);
+    test_remove_tree(dir);
 
     fake_folder(dir, "tokenizer", true);
     expect_fail(dir, NULL, STATUS_NOT_FOUND, "/tokenizer: missing component folder", NULL);
-    rm_rf(dir);
+    test_remove_tree(dir);
 
     /* model_index.json that is not JSON */
     fake_folder(dir, NULL, false);
     snprintf(path, sizeof path, "%s/model_index.json", dir);
     write_text(path, "{ not json");
     expect_fail(dir, NULL, STATUS_FORMAT, path, "not JSON");
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -720,12 +707,12 @@ START_TEST(test_err_component_config_and_weights)
     expect_fail(dir, NULL, STATUS_NOT_FOUND, unet, "diffusion_pytorch_model[.fp16].safetensors");
 
     /* scheduler/ without scheduler_config.json */
-    rm_rf(dir);
+    test_remove_tree(dir);
     fake_folder(dir, "scheduler", true);
     snprintf(path, sizeof path, "%s/scheduler", dir);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     expect_fail(dir, NULL, STATUS_NOT_FOUND, "scheduler_config.json: missing component config", NULL);
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -765,7 +752,7 @@ START_TEST(test_err_single_not_safetensors_or_not_sd)
     t.name = "model.diffusion_model.out.2.bias";
     ck_assert_int_eq(safetensors_write(path, &t, 1, NULL, 0, &err), STATUS_OK);
     expect_fail(path, NULL, STATUS_FORMAT, "no text encoder", NULL);
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -810,7 +797,7 @@ START_TEST(test_err_single_missing_tensor)
     test_tiny_overrides(false, &ov, opt.config_override);
     expect_fail(path, &opt, STATUS_FORMAT, "missing tensor 'first_stage_model.decoder.conv_in.weight'", NULL);
     test_overrides_free(&ov);
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -841,7 +828,7 @@ START_TEST(test_err_single_shape_and_dtype)
     ck_assert_int_eq(load_from_rewritten(path, CHECKPOINT_UNET, "conv_in.bias", 1, (int64_t[]){8}, &err),
                      STATUS_OK);
     (void)buf;
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -867,7 +854,7 @@ START_TEST(test_err_folder_dtype)
     ck_assert_msg(strstr(err.msg, "'conv_in.bias'") && strstr(err.msg, "dtype I32") &&
                       strstr(err.msg, path), "%s", err.msg);
     checkpoint_close(ck);
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 
@@ -1136,7 +1123,7 @@ START_TEST(test_single_file_sd1_legacy_clip_names)
     run_text(ck, "sd1-tiny");
     checkpoint_close(ck);
     ck_assert(checkpoint_tensor_unused("cond_stage_model.transformer.embeddings.position_ids", 2));
-    rm_rf(dir);
+    test_remove_tree(dir);
 }
 END_TEST
 

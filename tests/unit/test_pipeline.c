@@ -619,13 +619,6 @@ static void folder_with_defaults(char *dir, size_t cap, const char *defaults)
     }
 }
 
-static void remove_folder(const char *dir)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert(system(cmd) == 0);
-}
-
 /* diffusiond.json replaces the family's default steps and guidance; a bad one fails
  * the load naming the file. */
 START_TEST(test_folder_defaults)
@@ -642,7 +635,7 @@ START_TEST(test_folder_defaults)
     ck_assert_int_eq(m->default_steps, 50); /* SD1's */
     ck_assert_double_eq(m->default_guidance, 7.5);
     sd_model_free(m);
-    remove_folder(dir);
+    test_remove_tree(dir);
 
     folder_with_defaults(dir, sizeof dir, "{\"default_steps\": 20, \"default_guidance\": 5.0}");
     ck_assert_int_eq(sd_model_load(dir, &opt, &m, &err), STATUS_OK);
@@ -652,7 +645,7 @@ START_TEST(test_folder_defaults)
     gen_params_default(m, &p);
     ck_assert_int_eq(p.steps, 20);
     sd_model_free(m);
-    remove_folder(dir);
+    test_remove_tree(dir);
 
     static const char *const bad[] = {"{\"default_steps\": 0}", "{\"default_steps\": \"20\"}",
                                       "{\"default_guidance\": -1}", "[1]", "{"};
@@ -661,7 +654,7 @@ START_TEST(test_folder_defaults)
         enum status s = sd_model_load(dir, &opt, &m, &err);
         ck_assert_msg(s != STATUS_OK, "%s loaded", bad[i]);
         ck_assert_msg(strstr(err.msg, SD_MODEL_DEFAULTS_FILE), "%s: %s", bad[i], err.msg);
-        remove_folder(dir);
+        test_remove_tree(dir);
     }
 }
 END_TEST
