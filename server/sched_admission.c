@@ -29,9 +29,12 @@ double sched_step_cost(const struct scheduler *s, int rows)
     return s->cfg.initial_step_s * (double)rows;
 }
 
-void sched_record_step(struct scheduler *s, int rows, double seconds)
+void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double seconds)
 {
     const int i = hist_index(rows);
+    s->step_pixels_ewma = s->step_pixels_ewma > 0
+                              ? (1 - EWMA_ALPHA) * s->step_pixels_ewma + EWMA_ALPHA * (double)pixels
+                              : (double)pixels;
     s->step_ewma[i] = s->step_ewma[i] > 0 ? (1 - EWMA_ALPHA) * s->step_ewma[i] + EWMA_ALPHA * seconds
                                           : seconds;
     s->stats.step_ewma_s[i] = s->step_ewma[i];
@@ -51,9 +54,22 @@ int sched_job_cmp(const struct sched_job *a, const struct sched_job *b)
     const uint64_t db = b->deadline_ns ? b->deadline_ns : UINT64_MAX;
     if (da != db)
         return da < db ? -1 : 1;
+    if (a->due_ns != b->due_ns)
+        return a->due_ns < b->due_ns ? -1 : 1;
     if (a->t_submit != b->t_submit)
         return a->t_submit < b->t_submit ? -1 : 1;
     return a->id < b->id ? -1 : (a->id > b->id);
+}
+
+double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j)
+{
+    const int max_rows = s->cfg.max_batch_rows;
+    const int all = j->rows * j->p.n;
+    const int b = all < max_rows ? all : max_rows;
+    const int rounds = (all + max_rows - 1) / max_rows;
+    const double pixels = (double)j->p.width * (double)j->p.height;
+    const double scale = s->step_pixels_ewma > 0 ? pixels / s->step_pixels_ewma : 1.0;
+    return (double)j->p.steps * rounds * sched_step_cost(s, b) * scale + s->decode_ewma * j->p.n;
 }
 
 /* The smallest number of steps any active job still has (its finishing frees rows). */

@@ -32,6 +32,7 @@ struct sched_job {
     int model, priority;
     int rows;                    /* per image: 2 with CFG, else 1 */
     uint64_t deadline_ns;        /* absolute on the scheduler clock; 0 none */
+    uint64_t due_ns;             /* t_submit + due_factor × its time alone (ordering) */
     uint64_t t_submit, t_admit, t_first_step, t_last_step;
     double encode_s, decode_s;
     int unet_calls;
@@ -70,6 +71,7 @@ struct scheduler {
     int64_t pending_rowsteps;    /* [lock] over queued + active jobs */
     int pending_rows;            /* [lock] rows of every image not finished */
     double step_ewma[SCHED_HIST_MAX + 1]; /* [lock] seconds per U-Net call by rows */
+    double step_pixels_ewma;     /* [lock] image pixels of those calls (their size mix) */
     double decode_ewma;          /* [lock] seconds per decoded image */
     struct scheduler_stats stats; /* [lock] */
     atomic_int hb_outstanding;   /* admitted jobs whose on_complete has not returned */
@@ -90,11 +92,14 @@ double sched_step_cost(const struct scheduler *s, int rows);
 /* The admission decision for a job of `rows` rows per image × n images × steps [lock]. */
 void sched_admission_judge(const struct scheduler *s, const struct sched_job *j, uint64_t now,
                            struct admission *adm);
-/* Records a U-Net call's duration [lock]. */
-void sched_record_step(struct scheduler *s, int rows, double seconds);
+/* Expected seconds for job j alone on the device: its steps at its own rows, scaled
+ * by its pixels against the measured calls' mix, plus its decodes [lock]. */
+double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j);
+/* Records a U-Net call's duration (rows of images of `pixels` pixels each) [lock]. */
+void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double seconds);
 void sched_record_decode(struct scheduler *s, int images, double seconds);
-/* Urgency order: priority, then earliest deadline, then longest wait; < 0 when a
- * goes first. */
+/* Urgency order: priority, then earliest deadline, then earliest due time (submit +
+ * due_factor × time alone), then longest wait; < 0 when a goes first. */
 int sched_job_cmp(const struct sched_job *a, const struct sched_job *b);
 
 /* sched_loop.c: one iteration on the calling thread (not under the lock). */

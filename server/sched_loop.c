@@ -341,23 +341,17 @@ static bool has_running(const struct sched_job *j)
     return false;
 }
 
-/* The buckets with running images, the one of the most urgent job first [worker]. */
-static int running_buckets(struct scheduler *s, struct bucket_key *keys)
+/* The bucket of the most urgent job with running images; false when none runs
+ * [worker]. */
+static bool most_urgent_bucket(const struct scheduler *s, struct bucket_key *key)
 {
-    int jn = 0, n = 0;
-    for (struct sched_job *j = s->active; j; j = j->next)
-        if (has_running(j))
-            s->scratch[jn++] = j;
-    qsort(s->scratch, (size_t)jn, sizeof *s->scratch, by_urgency);
-    for (int i = 0; i < jn && n < SCHED_MAX_BUCKETS; i++) {
-        bool known = false;
-        for (int k = 0; k < n && !known; k++)
-            known = in_bucket(s->scratch[i], &keys[k]);
-        if (!known)
-            keys[n++] = (struct bucket_key){s->scratch[i]->model, s->scratch[i]->p.width,
-                                            s->scratch[i]->p.height};
-    }
-    return n;
+    const struct sched_job *best = NULL;
+    for (const struct sched_job *j = s->active; j; j = j->next)
+        if (has_running(j) && (!best || sched_job_cmp(j, best) < 0))
+            best = j;
+    if (best)
+        *key = (struct bucket_key){best->model, best->p.width, best->p.height};
+    return best != NULL;
 }
 
 /* The running images of bucket k, most urgent job first, ≤ max rows [worker]. */
@@ -394,9 +388,10 @@ static int job_steps_left(const struct sched_job *j)
 }
 
 /* Books one step of the batch (the call ran from t0 to t1) [lock]. */
-static void account_step(struct scheduler *s, int n, int rows, uint64_t t0, uint64_t t1)
+static void account_step(struct scheduler *s, int n, int rows, int64_t pixels, uint64_t t0,
+                         uint64_t t1)
 {
-    sched_record_step(s, rows, secs(t0, t1));
+    sched_record_step(s, rows, pixels, secs(t0, t1));
     s->stats.unet_calls++;
     s->stats.unet_rows += (uint64_t)rows;
     s->stats.rows_hist[rows < SCHED_HIST_MAX ? rows : SCHED_HIST_MAX]++;
@@ -548,21 +543,22 @@ static void step_bucket(struct scheduler *s, const struct bucket_key *key, bool 
         return;
     }
     pthread_mutex_lock(&s->lock);
-    account_step(s, n, rows, t0, t1);
+    account_step(s, n, rows, (int64_t)key->width * key->height, t0, t1);
     pthread_mutex_unlock(&s->lock);
     report_progress(s, n, rows);
     decode_finished(s, n, worked);
 }
 
-/* One U-Net call per bucket with running images, the most urgent bucket first: every
- * running request advances one step per iteration, whatever its bucket (no bucket
- * waits for another's requests to finish). */
-static void step_all(struct scheduler *s, bool *worked)
+/* One U-Net call: the bucket of the most urgent running job (earliest deadline, then
+ * earliest due time — a short job overtakes a long one at the next step boundary, and
+ * a waiting job's due time comes), over every running image in it up to the max rows.
+ * Admission never waits for another bucket (no head-of-line blocking); the device
+ * runs one bucket per iteration. */
+static void step_most_urgent(struct scheduler *s, bool *worked)
 {
-    struct bucket_key keys[SCHED_MAX_BUCKETS];
-    const int nb = running_buckets(s, keys);
-    for (int b = 0; b < nb; b++)
-        step_bucket(s, &keys[b], worked);
+    struct bucket_key key;
+    if (most_urgent_bucket(s, &key))
+        step_bucket(s, &key, worked);
 }
 
 /* --- the iteration ----------------------------------------------------------------------- */
@@ -615,7 +611,7 @@ enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
     pthread_mutex_unlock(&s->lock);
     TRY(st);
     begin_admitted(s, worked);
-    step_all(s, worked);
+    step_most_urgent(s, worked);
     pthread_mutex_lock(&s->lock);
     update_gauges(s, wake_ns);
     pthread_mutex_unlock(&s->lock);

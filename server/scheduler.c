@@ -3,6 +3,7 @@
 #include "server/scheduler.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -89,6 +90,9 @@ static enum status config_resolve(struct scheduler_config *c, struct errbuf *err
     c->text_cache_entries = c->text_cache_entries ? c->text_cache_entries : 256;
     c->decode_batch = c->decode_batch ? c->decode_batch : 4;
     c->initial_step_s = c->initial_step_s > 0 ? c->initial_step_s : 0.05;
+    if (!isfinite(c->due_factor))
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "due_factor: not a finite number");
+    c->due_factor = c->due_factor == 0 ? 2.0 : c->due_factor < 0 ? 0.0 : c->due_factor;
     if (!c->clock.now_ns)
         c->clock.now_ns = monotonic_ns;
     if (c->max_batch_rows < 1 || c->max_batch_rows > SD_MAX_BATCH_ROWS)
@@ -325,6 +329,7 @@ enum status scheduler_submit(struct scheduler *s, const struct gen_params *p,
     pthread_mutex_lock(&s->lock);
     j->t_submit = sched_now(s);
     j->deadline_ns = opt->deadline_ms ? j->t_submit + (uint64_t)opt->deadline_ms * 1000000u : 0;
+    j->due_ns = j->t_submit + (uint64_t)(s->cfg.due_factor * sched_alone_seconds(s, j) * 1e9);
     struct admission a;
     sched_admission_judge(s, j, j->t_submit, &a);
     if (a.reason != ADMIT_OK) {

@@ -6,8 +6,10 @@
  *   submit ──▶ bounded queue ──▶ (worker thread) admit: text-encode through an LRU
  *   cache, sd_request_begin_text for each image of the job
  *        ──▶ active set, bucketed by (model, latent size)
- *        ──▶ every iteration: the most urgent bucket's active images, ≤ max_batch_rows
- *            rows (CFG 2 rows, guidance ≤ 1 one), run ONE sd_unet_step
+ *        ──▶ every iteration: the bucket of the most urgent running job (priority,
+ *            deadline, due time = submit + due_factor × time alone, submit), its
+ *            active images ≤ max_batch_rows rows (CFG 2 rows, guidance ≤ 1 one), run
+ *            ONE sd_unet_step
  *        ──▶ images that finished leave: sd_decode batched across the images of that
  *            bucket that finished together ──▶ on_complete (RGB8 images + metrics)
  *
@@ -93,6 +95,10 @@ struct scheduler_config {
     int text_cache_entries;    /* LRU size; 0: 256 */
     int decode_batch;          /* images per VAE call; 0: 4 */
     double initial_step_s;     /* step cost guess before any measurement; 0: 0.05 s */
+    double due_factor;         /* ordering of jobs with no deadline: due at submit +
+                                  due_factor × its estimated time alone (so a short job
+                                  overtakes a long one, which is never starved: its due
+                                  time comes); 0: 2; < 0: by arrival only */
     struct sched_clock clock;
     const struct sched_runner *runner; /* NULL: the real pipeline (product path) */
 };

@@ -299,7 +299,8 @@ START_TEST(test_row_limit_and_images)
     struct gen_params p = params(10, 3, 5.0, 64, 64);
     p.n = 2; /* 2 images × 2 rows: fills the 4 rows */
     const uint64_t a = submit(s, r, p, 0, 0);
-    const uint64_t b = submit(s, r, params(50, 2, 5.0, 64, 64), 0, 0);
+    /* 8 steps: due after A (2 × 8 × 0.1 s > 2 × 3 × 0.2 s), so A goes first */
+    const uint64_t b = submit(s, r, params(50, 8, 5.0, 64, 64), 0, 0);
     poll1(s);
     ck_assert_int_eq(f->call_rows[0], 4);
     ck_assert(call_has(f, 0, 10) && call_has(f, 0, 11) && !call_has(f, 0, 50));
@@ -310,7 +311,8 @@ START_TEST(test_row_limit_and_images)
     poll1(s); /* B joins now */
     ck_assert(call_has(f, 3, 50));
     ck_assert_int_eq(f->call_rows[3], 2);
-    poll1(s);
+    for (int i = 0; i < 7; i++)
+        poll1(s);
     ck_assert_int_eq(r->complete[b], 1);
     for (int c = 0; c < f->calls; c++)
         ck_assert_int_le(f->call_rows[c], 4);
@@ -344,20 +346,67 @@ START_TEST(test_no_head_of_line_blocking)
     struct fake *f = fake_new();
     struct record *r = record_new(f);
     struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 2, 8, r);
-    submit(s, r, params(1, 5, 7.5, 64, 64), 0, 0);            /* fills 64x64 */
-    const uint64_t b = submit(s, r, params(2, 2, 7.5, 64, 64), 0, 0); /* waits for it */
+    const uint64_t a = submit(s, r, params(1, 5, 7.5, 64, 64), 0, 0); /* fills 64x64 */
+    poll1(s);                                                          /* A's step 1 */
+    const uint64_t b = submit(s, r, params(2, 2, 7.5, 64, 64), 0, 0); /* waits for A */
     const uint64_t c = submit(s, r, params(3, 2, 7.5, 96, 64), 0, 0); /* other bucket */
     poll1(s);
-    ck_assert_int_eq(f->begins, 2); /* A and C began, B did not */
+    ck_assert_int_eq(f->begins, 2); /* C began although B (ahead of it) waits: admission
+                                       skips the full bucket */
     ck_assert_uint_eq(f->begin_seed[1], 3);
     poll1(s);
-    ck_assert_int_eq(r->complete[c], 1); /* one call per bucket per iteration: C did not
-                                            wait for A's 5 steps */
-    ck_assert_int_eq(r->complete_call[c], 4);
-    ck_assert_int_eq(r->complete[b], 0);
+    ck_assert_int_eq(r->complete[c], 1); /* C (due first: 2 steps) did not wait for A */
+    ck_assert_int_eq(r->complete_call[c], 3);
+    ck_assert(call_has(f, 1, 3) && call_has(f, 2, 3));
+    ck_assert_int_eq(r->complete[a], 0);
     for (int i = 0; i < 10; i++)
         poll1(s);
-    ck_assert_int_eq(r->complete[b], 1);
+    ck_assert_int_eq(r->complete_call[a], 7);
+    ck_assert_int_eq(r->complete[b], 1); /* B waited for A's rows only */
+    ck_assert_int_eq(r->complete_call[b], 9);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* One bucket per U-Net call, chosen by due time: a short job arriving later in another
+ * bucket overtakes a running long one at the next step boundary; the long one is not
+ * starved by a stream of short ones, since its due time comes. */
+START_TEST(test_short_overtakes_long_without_starving_it)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 2, 200, r);
+    /* long: 20 steps × 2 rows at the initial guess 0.05 s a row → alone 2 s, due 4 s
+     * after its submit; a call costs 60 ms (40 + 10 a row) */
+    const uint64_t t0 = f->now;
+    const uint64_t l = submit(s, r, params(1, 20, 7.5, 96, 96), 0, 0);
+    poll1(s);
+    poll1(s);
+    const uint64_t sh = submit(s, r, params(2, 2, 7.5, 64, 64), 0, 0);
+    poll1(s);
+    poll1(s);
+    ck_assert_int_eq(r->complete[sh], 1); /* its two steps came next */
+    ck_assert_int_eq(r->complete_call[sh], 4);
+    ck_assert_int_eq(r->progress[l], 2);
+    /* a short job (2 calls) arrives every other call, each due later than the one
+     * before: the shorts go first until they are due after the long job, which then
+     * runs to its end */
+    uint64_t shorts[200];
+    int n = 0;
+    for (int call = 0; !r->complete[l] && n < 190; call++) {
+        if (call % 2 == 0) {
+            shorts[n] = submit(s, r, params(100 + (uint64_t)n, 2, 7.5, 64, 64), 0, 0);
+            n++;
+        }
+        poll1(s);
+    }
+    ck_assert_int_eq(r->complete[l], 1);
+    ck_assert_uint_ge(f->now, t0 + 3500 * MS);
+    ck_assert_uint_le(f->now, t0 + 4000 * MS + 19 * 60 * MS + 240 * MS);
+    for (int i = 0; i < 400 && !r->complete[shorts[n - 1] % MAX_JOBS]; i++)
+        poll1(s);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(r->complete[shorts[i] % MAX_JOBS], 1);
     teardown(s, f, r);
 }
 END_TEST
@@ -602,7 +651,8 @@ START_TEST(test_none_mode)
         ck_assert_int_eq(f->call_n[c], 1);
     ck_assert_int_eq(r->complete[a], 1);
     ck_assert_int_eq(r->complete[b], 1);
-    ck_assert_int_eq(r->complete_call[a], 3);
+    ck_assert_int_eq(r->complete_call[b], 2); /* the shorter job (due first) went first */
+    ck_assert_int_eq(r->complete_call[a], 5);
     teardown(s, f, r);
 }
 END_TEST
@@ -762,6 +812,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_row_limit_and_images);
     tcase_add_test(tc, test_request_wider_than_limit);
     tcase_add_test(tc, test_no_head_of_line_blocking);
+    tcase_add_test(tc, test_short_overtakes_long_without_starving_it);
     tcase_add_test(tc, test_priority_deadline_then_wait);
     tcase_add_test(tc, test_cancel_running_and_queued);
     tcase_add_test(tc, test_cancel_from_callback);
