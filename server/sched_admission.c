@@ -72,6 +72,27 @@ double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j)
     return (double)j->p.steps * rounds * sched_step_cost(s, b) * scale + s->decode_ewma * j->p.n;
 }
 
+static bool meets(const struct sched_job *j, uint64_t now, double step_s, double decode_s)
+{
+    const uint64_t due = j->deadline_ns && j->deadline_ns < j->due_ns ? j->deadline_ns : j->due_ns;
+    const double finish = (double)j->steps_left_max * step_s + decode_s * j->p.n;
+    return (double)now + finish * 1e9 <= (double)due;
+}
+
+bool sched_join_delays(const struct scheduler *s, struct sched_job *const *in, int n, int rows,
+                       int add, double pixels, uint64_t now)
+{
+    if (s->step_ewma[hist_index(rows + add)] <= 0)
+        return false;
+    const double scale = s->step_pixels_ewma > 0 ? pixels / s->step_pixels_ewma : 1.0;
+    const double before = sched_step_cost(s, rows) * scale;
+    const double after = sched_step_cost(s, rows + add) * scale;
+    for (int i = 0; i < n; i++)
+        if (meets(in[i], now, before, s->decode_ewma) && !meets(in[i], now, after, s->decode_ewma))
+            return true;
+    return false;
+}
+
 /* The smallest number of steps any active job still has (its finishing frees rows). */
 static int min_steps_left(const struct scheduler *s)
 {

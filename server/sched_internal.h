@@ -95,6 +95,13 @@ void sched_admission_judge(const struct scheduler *s, const struct sched_job *j,
 /* Expected seconds for job j alone on the device: its steps at its own rows, scaled
  * by its pixels against the measured calls' mix, plus its decodes [lock]. */
 double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j);
+/* Whether growing a call over images of `pixels` pixels from `rows` to rows + add rows
+ * would make one of the jobs in[0 … n) — those already in the call — miss its due
+ * time (or deadline) that it meets at `rows`, at the measured call costs; false while
+ * the cost at rows + add is unmeasured (the call grows, and so it is measured) [worker:
+ * the worker is the only writer of the cost model]. */
+bool sched_join_delays(const struct scheduler *s, struct sched_job *const *in, int n, int rows,
+                       int add, double pixels, uint64_t now);
 /* Records a U-Net call's duration (rows of images of `pixels` pixels each) [lock]. */
 void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double seconds);
 void sched_record_decode(struct scheduler *s, int images, double seconds);

@@ -354,26 +354,49 @@ static bool most_urgent_bucket(const struct scheduler *s, struct bucket_key *key
     return best != NULL;
 }
 
-/* The running images of bucket k, most urgent job first, ≤ max rows [worker]. */
+/* Rows of j's running images that fit beside `rows` (one always runs) [worker]. */
+static int fitting_rows(const struct scheduler *s, const struct sched_job *j, int rows)
+{
+    int add = 0;
+    for (int i = 0; i < j->n_begun; i++) {
+        const struct sched_image *img = &j->images[i];
+        if (img->begun && !img->finished &&
+            (rows + add == 0 || rows + add + j->rows <= s->cfg.max_batch_rows))
+            add += j->rows;
+    }
+    return add;
+}
+
+/* The running images of bucket k, most urgent job first, ≤ max rows; a job joins the
+ * call unless its rows would make a more urgent job in it miss its due time
+ * (sched_join_delays: on a GPU an extra row is nearly free and everyone joins; on a
+ * CPU a short request is not slowed by a long one that has time to spare) [worker]. */
 static int gather_batch(struct scheduler *s, const struct bucket_key *key, int *rows)
 {
-    int n = 0, jn = 0;
+    int n = 0, jn = 0, n_in = 0;
     for (struct sched_job *j = s->active; j; j = j->next)
         if (in_bucket(j, key))
             s->scratch[jn++] = j;
     qsort(s->scratch, (size_t)jn, sizeof *s->scratch, by_urgency);
+    const double pixels = (double)key->width * (double)key->height;
+    const uint64_t now = sched_now(s);
     *rows = 0;
     for (int k = 0; k < jn; k++) {
         struct sched_job *j = s->scratch[k];
+        const int add = fitting_rows(s, j, *rows);
+        if (add == 0 ||
+            (n_in > 0 && sched_join_delays(s, s->scratch, n_in, *rows, add, pixels, now)))
+            continue;
         for (int i = 0; i < j->n_begun; i++) {
             struct sched_image *img = &j->images[i];
             if (!img->begun || img->finished ||
-                (n > 0 && *rows + j->rows > s->cfg.max_batch_rows)) /* one always runs */
+                (n > 0 && *rows + j->rows > s->cfg.max_batch_rows))
                 continue;
             s->batch[n] = img;
             s->reqs[n++] = &img->req;
             *rows += j->rows;
         }
+        s->scratch[n_in++] = j; /* the jobs in the call, at the front (k ≥ n_in) */
     }
     return n;
 }

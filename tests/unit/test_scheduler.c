@@ -253,7 +253,8 @@ START_TEST(test_join_and_leave)
     struct fake *f = fake_new();
     struct record *r = record_new(f);
     struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, r);
-    const uint64_t a = submit(s, r, params(100, 4, 7.5, 64, 64), 0, 0);
+    /* A's deadline puts it first in the call; B joins since A keeps it */
+    const uint64_t a = submit(s, r, params(100, 4, 7.5, 64, 64), 10000, 0);
     poll1(s); /* A admitted, its step 1 */
     const uint64_t b = submit(s, r, params(200, 2, 1.0, 64, 64), 0, 0);
     poll1(s); /* B joins: A step 2, B step 1 */
@@ -365,6 +366,58 @@ START_TEST(test_no_head_of_line_blocking)
     ck_assert_int_eq(r->complete[b], 1); /* B waited for A's rows only */
     ck_assert_int_eq(r->complete_call[b], 9);
     teardown(s, f, r);
+}
+END_TEST
+
+/* A less urgent job joins a call only if the jobs already in it still finish by their
+ * due times at the bigger call's measured cost: on a GPU-like cost (40 ms a call + 1 ms
+ * a row) the long job joins the short one at once; on a CPU-like cost (30 ms a row) it
+ * waits until the short one's slack allows it. */
+static void join_case(uint64_t per_call, uint64_t per_row, bool expect_join)
+{
+    struct fake *f = fake_new();
+    f->per_call = per_call;
+    f->per_row = per_row;
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, r);
+    submit(s, r, params(1, 1, 7.5, 64, 64), 0, 0);
+    poll1(s); /* the cost at 2 rows measured */
+    for (uint64_t i = 0; i < 3; i++)
+        submit(s, r, params(2 + i, 1, 7.5, 64, 64), 0, 0);
+    poll1(s); /* … and at 6 */
+    ck_assert_int_eq(f->call_rows[1], 6);
+    struct gen_params lp = params(10, 20, 7.5, 64, 64);
+    lp.n = 2;
+    const uint64_t l = submit(s, r, lp, 0, 0); /* 4 rows */
+    poll1(s);
+    const uint64_t t_sh = f->now;
+    const uint64_t sh = submit(s, r, params(20, 4, 7.5, 64, 64), 0, 0);
+    for (int i = 0; i < 4; i++)
+        poll1(s);
+    ck_assert_int_eq(r->complete[sh], 1);
+    ck_assert_int_eq(r->complete_call[sh], 7);
+    /* the short job finished within its due time: 2 × its 4 steps alone */
+    ck_assert_uint_le(f->now - t_sh, 2 * 4 * (per_call + 2 * per_row));
+    for (int c = 3; c < 7; c++)
+        ck_assert(call_has(f, c, 20));
+    if (expect_join) {
+        for (int c = 3; c < 7; c++)
+            ck_assert_int_eq(f->call_rows[c], 6);
+    } else { /* the long job waits while joining would make the short one late, then
+                joins with the slack left */
+        ck_assert_int_eq(f->call_rows[3], 2);
+        ck_assert_int_eq(f->call_rows[6], 6);
+    }
+    for (int i = 0; i < 40 && !r->complete[l]; i++)
+        poll1(s);
+    ck_assert_int_eq(r->complete[l], 1);
+    teardown(s, f, r);
+}
+
+START_TEST(test_join_keeps_due_times)
+{
+    join_case(40 * MS, 1 * MS, true);
+    join_case(0, 30 * MS, false);
 }
 END_TEST
 
@@ -813,6 +866,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_request_wider_than_limit);
     tcase_add_test(tc, test_no_head_of_line_blocking);
     tcase_add_test(tc, test_short_overtakes_long_without_starving_it);
+    tcase_add_test(tc, test_join_keeps_due_times);
     tcase_add_test(tc, test_priority_deadline_then_wait);
     tcase_add_test(tc, test_cancel_running_and_queued);
     tcase_add_test(tc, test_cancel_from_callback);
