@@ -3,7 +3,14 @@
 
 #include <stddef.h>
 
+#include "engine/profile.h"
+
 #define DESC_MAX 64
+
+/* The vtable call `call` of op `name` on backend b, timed when a profile is attached
+ * (engine/profile.h); x, w: the input and weight tensors of its key (may be NULL). */
+#define DISPATCH(b, name, x, w, y, call) \
+    ((b)->profile ? (op_profile_begin(b), op_profile_end((b), (name), (x), (w), (y), (call))) : (call))
 
 const char *backend_name(const struct backend *b)
 {
@@ -144,7 +151,8 @@ enum status backend_conv2d(const struct tensor *x, const struct tensor *w,
         return shape_error(err, "conv2d", "bias", bias);
     if (residual && !tensor_same_shape(residual, y))
         return shape_error(err, "conv2d", "residual", residual);
-    return y->backend->ops->conv2d(y->backend, x, w, bias, residual, p, y, err);
+    return DISPATCH(y->backend, "conv2d", x, w, y,
+                    y->backend->ops->conv2d(y->backend, x, w, bias, residual, p, y, err));
 }
 
 enum status backend_linear(const struct tensor *x, const struct tensor *w,
@@ -164,7 +172,8 @@ enum status backend_linear(const struct tensor *x, const struct tensor *w,
         return shape_error(err, "linear", "bias", bias);
     if (residual && !tensor_same_shape(residual, y))
         return shape_error(err, "linear", "residual", residual);
-    return y->backend->ops->linear(y->backend, x, w, bias, residual, y, err);
+    return DISPATCH(y->backend, "linear", x, w, y,
+                    y->backend->ops->linear(y->backend, x, w, bias, residual, y, err));
 }
 
 enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool trans_b,
@@ -182,7 +191,8 @@ enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool
         return shape_error(err, "matmul", "b", bm);
     if (y->ndim != 3 || y->shape[0] != batch || y->shape[1] != m || y->shape[2] != n)
         return shape_error(err, "matmul", "output", y);
-    return y->backend->ops->matmul(y->backend, a, bm, trans_b, alpha, y, err);
+    return DISPATCH(y->backend, "matmul", a, bm, y,
+                    y->backend->ops->matmul(y->backend, a, bm, trans_b, alpha, y, err));
 }
 
 enum status backend_group_norm(const struct tensor *x, const struct tensor *gamma,
@@ -202,7 +212,8 @@ enum status backend_group_norm(const struct tensor *x, const struct tensor *gamm
                            (long long)c, p ? p->groups : 0);
     if ((gamma && !vec_of(gamma, c)) || (beta && !vec_of(beta, c)))
         return shape_error(err, "group_norm", "gamma/beta", gamma ? gamma : beta);
-    return y->backend->ops->group_norm(y->backend, x, gamma, beta, p, y, err);
+    return DISPATCH(y->backend, "group_norm", x, NULL, y,
+                    y->backend->ops->group_norm(y->backend, x, gamma, beta, p, y, err));
 }
 
 enum status backend_layer_norm(const struct tensor *x, const struct tensor *gamma,
@@ -220,7 +231,8 @@ enum status backend_layer_norm(const struct tensor *x, const struct tensor *gamm
         return shape_error(err, "layer_norm", "gamma/beta", gamma ? gamma : beta);
     if (!(eps > 0))
         return status_fail(err, STATUS_INVALID_ARGUMENT, "layer_norm: eps must be > 0");
-    return y->backend->ops->layer_norm(y->backend, x, gamma, beta, eps, y, err);
+    return DISPATCH(y->backend, "layer_norm", x, NULL, y,
+                    y->backend->ops->layer_norm(y->backend, x, gamma, beta, eps, y, err));
 }
 
 enum status backend_attention(const struct tensor *q, const struct tensor *k,
@@ -243,7 +255,8 @@ enum status backend_attention(const struct tensor *q, const struct tensor *k,
     if (p->causal && k->shape[1] != q->shape[1])
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "attention: causal mask needs as many keys as queries");
-    return y->backend->ops->attention(y->backend, q, k, v, p, y, err);
+    return DISPATCH(y->backend, "attention", q, k, y,
+                    y->backend->ops->attention(y->backend, q, k, v, p, y, err));
 }
 
 static enum status check_unary(const char *op, const struct tensor *x, struct tensor *y,
@@ -262,13 +275,15 @@ enum status backend_gelu(const struct tensor *x, enum gelu_kind kind, struct ten
     TRY(check_unary("gelu", x, y, err));
     if (kind != GELU_ERF && kind != GELU_TANH && kind != GELU_QUICK)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "gelu: unknown kind %d", (int)kind);
-    return y->backend->ops->gelu(y->backend, x, kind, y, err);
+    return DISPATCH(y->backend, "gelu", x, NULL, y,
+                    y->backend->ops->gelu(y->backend, x, kind, y, err));
 }
 
 enum status backend_silu(const struct tensor *x, struct tensor *y, struct errbuf *err)
 {
     TRY(check_unary("silu", x, y, err));
-    return y->backend->ops->silu(y->backend, x, y, err);
+    return DISPATCH(y->backend, "silu", x, NULL, y,
+                    y->backend->ops->silu(y->backend, x, y, err));
 }
 
 enum status backend_geglu(const struct tensor *x, struct tensor *y, struct errbuf *err)
@@ -277,7 +292,8 @@ enum status backend_geglu(const struct tensor *x, struct tensor *y, struct errbu
     TRY(check_peer(x, "geglu input", y, false, err));
     if (tensor_last_dim(x) != 2 * tensor_last_dim(y) || tensor_rows(x) != tensor_rows(y))
         return shape_error(err, "geglu", "output", y);
-    return y->backend->ops->geglu(y->backend, x, y, err);
+    return DISPATCH(y->backend, "geglu", x, NULL, y,
+                    y->backend->ops->geglu(y->backend, x, y, err));
 }
 
 static enum status check_broadcast(const char *op, const struct tensor *a,
@@ -301,14 +317,16 @@ enum status backend_add(const struct tensor *a, const struct tensor *bt, struct 
                         struct errbuf *err)
 {
     TRY(check_broadcast("add", a, bt, y, err));
-    return y->backend->ops->add(y->backend, a, bt, y, err);
+    return DISPATCH(y->backend, "add", a, bt, y,
+                    y->backend->ops->add(y->backend, a, bt, y, err));
 }
 
 enum status backend_mul(const struct tensor *a, const struct tensor *bt, struct tensor *y,
                         struct errbuf *err)
 {
     TRY(check_broadcast("mul", a, bt, y, err));
-    return y->backend->ops->mul(y->backend, a, bt, y, err);
+    return DISPATCH(y->backend, "mul", a, bt, y,
+                    y->backend->ops->mul(y->backend, a, bt, y, err));
 }
 
 enum status backend_axpby(const struct tensor *x, const struct tensor *yin, const float *alpha,
@@ -321,7 +339,8 @@ enum status backend_axpby(const struct tensor *x, const struct tensor *yin, cons
         return shape_error(err, "axpby", "operands", yin);
     if (!alpha || !beta)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "axpby: missing per-row scalars");
-    return out->backend->ops->axpby(out->backend, x, yin, alpha, beta, out, err);
+    return DISPATCH(out->backend, "axpby", x, yin, out,
+                    out->backend->ops->axpby(out->backend, x, yin, alpha, beta, out, err));
 }
 
 enum status backend_upsample_nearest(const struct tensor *x, struct tensor *y,
@@ -334,7 +353,8 @@ enum status backend_upsample_nearest(const struct tensor *x, struct tensor *y,
     if (y->ndim != 4 || y->shape[0] != x->shape[0] || y->shape[1] < x->shape[1] ||
         y->shape[2] < x->shape[2] || y->shape[3] != x->shape[3])
         return shape_error(err, "upsample_nearest", "output", y);
-    return y->backend->ops->upsample_nearest(y->backend, x, y, err);
+    return DISPATCH(y->backend, "upsample_nearest", x, NULL, y,
+                    y->backend->ops->upsample_nearest(y->backend, x, y, err));
 }
 
 enum status backend_concat_channels(const struct tensor *a, const struct tensor *bt,
@@ -350,7 +370,8 @@ enum status backend_concat_channels(const struct tensor *a, const struct tensor 
     for (int i = 0; i + 1 < y->ndim; i++)
         if (a->shape[i] != y->shape[i] || bt->shape[i] != y->shape[i])
             return shape_error(err, "concat_channels", "operand", a);
-    return y->backend->ops->concat_channels(y->backend, a, bt, y, err);
+    return DISPATCH(y->backend, "concat_channels", a, bt, y,
+                    y->backend->ops->concat_channels(y->backend, a, bt, y, err));
 }
 
 enum status backend_timestep_embedding(const float *timesteps,
@@ -366,5 +387,6 @@ enum status backend_timestep_embedding(const float *timesteps,
     if ((float)(p->dim / 2) - p->downscale_freq_shift == 0.0f)
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "timestep_embedding: dim/2 - shift must not be 0");
-    return y->backend->ops->timestep_embedding(y->backend, timesteps, p, y, err);
+    return DISPATCH(y->backend, "timestep_embedding", NULL, NULL, y,
+                    y->backend->ops->timestep_embedding(y->backend, timesteps, p, y, err));
 }

@@ -112,8 +112,11 @@ struct backend_ops {
 };
 
 /* Implementations embed this as their first member. */
+struct op_profile;
+
 struct backend {
     const struct backend_ops *ops;
+    struct op_profile *profile; /* NULL (calloc'd backends): not profiled; engine/profile.h */
 };
 
 const char *backend_name(const struct backend *b);

@@ -39,6 +39,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/cpu_sgemm.h"
 #include "engine/philox.h"
+#include "engine/profile.h"
 #include "engine/threadpool.h"
 #include "engine/workspace.h"
 #include "models/checkpoint.h"
@@ -64,6 +65,7 @@ struct model_opts {
     int batch;    /* U-Net rows (2: one CFG pair) */
     const char *json;
     const char *only; /* "unet", "vae" or NULL: both */
+    int profile;      /* > 0: after timing, one profiled run, its `profile` costliest shapes */
 };
 
 /* What a child sends back through its pipe (plain data: same binary both sides). */
@@ -294,6 +296,24 @@ static enum status part_time(const struct model_opts *o, struct part_job *j,
     return STATUS_OK;
 }
 
+/* One more run with every op timed between syncs (engine/profile.h), printed. */
+static enum status part_profile(const struct model_opts *o, struct backend *be,
+                                struct part_job *j, const struct part_result *r,
+                                struct errbuf *err)
+{
+    struct op_profile *prof;
+    TRY(op_profile_create(&prof, err));
+    op_profile_attach(be, prof);
+    enum status s = part_run(j, err);
+    op_profile_detach(be);
+    if (s == STATUS_OK) {
+        op_profile_print(prof, r->what, o->profile, stdout);
+        fflush(stdout);
+    }
+    op_profile_destroy(prof);
+    return s;
+}
+
 static void part_release(struct part_job *j)
 {
     backend_free(&j->x);
@@ -327,6 +347,8 @@ static enum status part_measure(const struct model_opts *o, enum model_part part
         s = workspace_init(&j.ws, be, DTYPE_F32, 0, err);
     if (s == STATUS_OK)
         s = part_time(o, &j, r, err);
+    if (s == STATUS_OK && o->profile > 0)
+        s = part_profile(o, be, &j, r, err);
     if (s == STATUS_OK && reset) {
         r->peak_run_kib = proc_status_kib("VmHWM");
         r->peak_all_kib = r->peak_run_kib > r->peak_load_kib ? r->peak_run_kib : r->peak_load_kib;
@@ -475,7 +497,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: diffusiond bench model --model PATH [--threads N] [--repeat N] [--size S]\n"
             "                              [--batch N] [--only unet|vae] [--json FILE]\n"
-            "                              [--config-dir DIR]\n"
+            "                              [--config-dir DIR] [--profile N]\n"
             "  --model PATH  a diffusers folder or a single-file .safetensors checkpoint\n"
             "  --config-dir DIR  single file: a diffusers folder whose configs to use\n"
             "  --threads N   backend threads (default: one per online CPU)\n"
@@ -483,7 +505,9 @@ static void usage(FILE *out)
             "  --size S      image side in pixels (default 512): U-Net latent S/8, VAE S×S\n"
             "  --batch N     U-Net batch rows (default 2: the CFG pair of one image)\n"
             "  --only PART   unet or vae (default: both, each in its own child process)\n"
-            "  --json FILE   also write the results as JSON to FILE\n");
+            "  --json FILE   also write the results as JSON to FILE\n"
+            "  --profile N   then one more run with each op timed between syncs: time per\n"
+            "                op and the N costliest shapes (engine/profile.h)\n");
 }
 
 static bool part_wanted(const struct model_opts *o, enum model_part p)
@@ -499,7 +523,7 @@ static int parse_args(int argc, char **argv, struct model_opts *o)
         {"repeat", required_argument, NULL, 'r'}, {"size", required_argument, NULL, 's'},
         {"batch", required_argument, NULL, 'b'},  {"only", required_argument, NULL, 'o'},
         {"json", required_argument, NULL, 'j'},   {"config-dir", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
+        {"profile", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct model_opts){.threads = threadpool_cpu_count(), .repeat = 3, .size = 512,
@@ -516,6 +540,7 @@ static int parse_args(int argc, char **argv, struct model_opts *o)
         case 'o': o->only = optarg; break;
         case 'j': o->json = optarg; break;
         case 'c': o->config_dir = optarg; break;
+        case 'p': o->profile = atoi(optarg); break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -523,7 +548,7 @@ static int parse_args(int argc, char **argv, struct model_opts *o)
     bool only_ok = !o->only || strcmp(o->only, "unet") == 0 || strcmp(o->only, "vae") == 0;
     if (optind != argc || !o->model || !only_ok || o->threads < 1 || o->repeat < 1 ||
         o->repeat > MODEL_REPEAT_MAX || o->size < 8 || o->size % 8 != 0 || o->batch < 1 ||
-        o->batch > 8) {
+        o->batch > 8 || o->profile < 0) {
         usage(stderr);
         return 2;
     }

@@ -20,6 +20,7 @@
  *
  * Usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] [--repeat 10]
  *                  [--steps 20] [--batches 1,4,8,16] [--budget 240] [--json FILE] [--cpu]
+ *                  [--profile N]
  * --cpu runs the same on the CPU backend (f32): a smoke test of this program.
  * Exit 0 on success, 77 without a GPU, 1 on an error. */
 #include <getopt.h>
@@ -32,6 +33,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_device.h"
 #include "engine/philox.h"
+#include "engine/profile.h"
 #include "engine/workspace.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
@@ -47,6 +49,8 @@ struct opts {
     int batches[MAX_BATCHES], n_batches;
     double budget;
     bool cpu; /* --cpu: the CPU backend (f32) instead: a smoke test of this program */
+    int profile; /* > 0: U-Net steps at 2 and 16 rows and a VAE decode with every op
+                    timed between syncs, the `profile` costliest shapes each */
 };
 
 struct bench {
@@ -227,6 +231,61 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
         json_entry(b, buf);
         s = timed_graph(b, "unet_step", unet_run, &u, err);
     }
+    backend_free(&u.x);
+    backend_free(&u.ctx);
+    backend_free(&u.out);
+    return s;
+}
+
+/* One U-Net step of `rows` rows with every op timed between syncs (engine/profile.h):
+ * where the time goes, per op and per shape (a warm run first: algorithm search and
+ * workspace growth stay out of it). */
+static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
+{
+    const int64_t h = b->o.size / 8;
+    struct unet_ctx u;
+    memset(&u, 0, sizeof u);
+    float t[16];
+    for (int i = 0; i < 16; i++)
+        t[i] = 999.0f;
+    struct op_profile *prof = NULL;
+    enum status s = normal_tensor(b, 4, (int64_t[]){rows, h, h, unet_in_channels(b->m->unet)},
+                                  1, &u.x, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(b, 3, (int64_t[]){rows, 77, unet_cross_attention_dim(b->m->unet)}, 2,
+                          &u.ctx, err);
+    if (s == STATUS_OK) {
+        u.out = tensor_desc(b->o.dtype, 4, (int64_t[]){rows, h, h, unet_out_channels(b->m->unet)});
+        s = backend_alloc(b->be, &u.out, err);
+    }
+    if (s == STATUS_OK)
+        s = unet_forward(b->m->unet, &b->ws, &u.x, t, &u.ctx, &u.out, err);
+    if (s == STATUS_OK)
+        s = backend_sync(b->be, err);
+    if (s == STATUS_OK)
+        s = op_profile_create(&prof, err);
+    if (s == STATUS_OK) {
+        op_profile_attach(b->be, prof);
+        s = unet_forward(b->m->unet, &b->ws, &u.x, t, &u.ctx, &u.out, err);
+        op_profile_detach(b->be);
+    }
+    if (s == STATUS_OK) {
+        char title[128];
+        snprintf(title, sizeof title, "unet step, %d rows, latent %lldx%lld, %s", rows,
+                 (long long)h, (long long)h, dtype_name(b->o.dtype));
+        op_profile_print(prof, title, b->o.profile, stdout);
+        char buf[512];
+        snprintf(buf, sizeof buf,
+                 "{\"part\":\"profile_unet\",\"rows\":%d,\"total_ms\":%.3f,\"conv2d_ms\":%.3f,"
+                 "\"attention_ms\":%.3f,\"linear_ms\":%.3f,\"group_norm_ms\":%.3f}",
+                 rows, op_profile_seconds(prof, NULL) * 1e3,
+                 op_profile_seconds(prof, "conv2d") * 1e3,
+                 op_profile_seconds(prof, "attention") * 1e3,
+                 op_profile_seconds(prof, "linear") * 1e3,
+                 op_profile_seconds(prof, "group_norm") * 1e3);
+        json_entry(b, buf);
+    }
+    op_profile_destroy(prof);
     backend_free(&u.x);
     backend_free(&u.ctx);
     backend_free(&u.out);
@@ -432,6 +491,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                        {"budget", required_argument, 0, 'B'},
                                        {"json", required_argument, 0, 'j'},
                                        {"cpu", no_argument, 0, 'c'},
+                                       {"profile", required_argument, 0, 'p'},
                                        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -443,6 +503,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'B': o->budget = atof(optarg); break;
         case 'j': o->json = optarg; break;
         case 'c': o->cpu = true; break;
+        case 'p': o->profile = atoi(optarg); break;
         case 'd':
             if (!strcmp(optarg, "f16"))
                 o->dtype = DTYPE_F16;
@@ -494,7 +555,7 @@ int main(int argc, char **argv)
     if (parse_opts(argc, argv, &b.o) != 0) {
         fprintf(stderr, "usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] "
                         "[--repeat 10] [--steps 20] [--batches 1,4,8,16] [--budget 240] "
-                        "[--json FILE]\n");
+                        "[--json FILE] [--cpu] [--profile N]\n");
         return 2;
     }
     b.t_start = now_s();
@@ -539,6 +600,8 @@ int main(int argc, char **argv)
     s = bench_unet(&b, &err);
     if (s == STATUS_OK)
         s = bench_vae(&b, &err);
+    for (int rows = 2; s == STATUS_OK && b.o.profile > 0 && rows <= 16; rows *= 8)
+        s = profile_unet(&b, rows, &err);
     for (int i = 0; s == STATUS_OK && i < b.o.n_batches; i++) {
         if (over_budget(&b)) {
             printf("scheduler  batch %d skipped: the %.0f s budget is spent\n", b.o.batches[i],

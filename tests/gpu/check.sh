@@ -10,7 +10,8 @@
 #                meanwhile tools/make_random_sd15.py writes the random SD1.5 folder
 #   4 ops        tests/gpu/test_gpu_ops: every op, CUDA vs CPU, f32/f16/bf16
 #   5 pipeline   tests/gpu/test_gpu_pipeline: sd1-tiny, sd2-tiny, CUDA vs CPU PSNR
-#   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²)
+#   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²), with a per-op
+#                profile of a U-Net step at 2 and 16 rows (CHECK_PROFILE shapes each)
 #   7 diffusers  tools/bench_diffusers_gpu.py on the same folder and card
 #   8 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
 #   9 summary    summary.json: stage results, the figures, ratios and the goals
@@ -159,7 +160,8 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
   ((b > 150)) && b=150
   ((b < 10)) && b=10
   run_stage bench "$((b + 40))" "$B/bench_gpu" --model "$WORK/sd15" --dtype f16 --size 512 \
-    --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json"
+    --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json" \
+    --profile "${CHECK_PROFILE:-25}"
 fi
 if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSERS:-} ]]; then
   b=$(($(left) - 40))
