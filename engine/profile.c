@@ -116,21 +116,31 @@ enum status op_profile_end(struct backend *b, const char *op, const struct tenso
     return st;
 }
 
+/* Seconds and calls over the entries of op (NULL: all). */
+static void totals(const struct op_profile *p, const char *op, double *seconds, long *calls)
+{
+    *seconds = 0;
+    *calls = 0;
+    for (int i = 0; i < p->n; i++)
+        if (!op || strcmp(p->e[i].op, op) == 0) {
+            *seconds += p->e[i].seconds;
+            *calls += p->e[i].calls;
+        }
+}
+
 double op_profile_seconds(const struct op_profile *p, const char *op)
 {
-    double s = 0;
-    for (int i = 0; i < p->n; i++)
-        if (!op || strcmp(p->e[i].op, op) == 0)
-            s += p->e[i].seconds;
+    double s;
+    long c;
+    totals(p, op, &s, &c);
     return s;
 }
 
 long op_profile_calls(const struct op_profile *p, const char *op)
 {
-    long c = 0;
-    for (int i = 0; i < p->n; i++)
-        if (!op || strcmp(p->e[i].op, op) == 0)
-            c += p->e[i].calls;
+    double s;
+    long c;
+    totals(p, op, &s, &c);
     return c;
 }
 
