@@ -73,9 +73,13 @@ def main():
     if ratios:
         goals["ge_2x_diffusers"] = all(r >= 2.0 for r in ratios.values())
     s["ratios"], s["goals"] = ratios, goals
+    # where a U-Net step's time goes (bench_gpu --profile): ms per op kind at 2 and 16 rows
+    s["profile"] = {str(r["rows"]): {k: r[k] for k in r if k.endswith("_ms")}
+                    for r in (ours.get("results", []) if isinstance(ours, dict) else [])
+                    if r.get("part") == "profile_unet"}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
-    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals")}, indent=1))
+    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals", "profile")}, indent=1))
     return 0
 
 
