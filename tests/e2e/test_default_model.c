@@ -48,10 +48,12 @@ static const struct want CASES[] = {
     {"a large purple square at the bottom right on a white background", "purple", "white", "square", 8},
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
-/* Per attribute, 7 of 8 (the evaluator's goals are 90 / 95 / 80 %).  The committed
- * model draws seed 1 of the first prompt orange (its known red/orange confusion,
- * docs/models.md), so no single prompt is required to be right. */
-#define MIN_CORRECT (N_CASES - 1)
+/* Every colour and background right, kind 7 of 8 (on 480 held-out prompts the model
+ * gets colour 100 %, background 99.8 %, kind 95.8 %: docs/models.md), and the issue's
+ * first-user prompt (CASES[0]) right in all three. */
+#define MIN_COLOUR N_CASES
+#define MIN_BACKGROUND N_CASES
+#define MIN_KIND (N_CASES - 1)
 
 static const char *nearest(const double rgb[3])
 {
@@ -247,6 +249,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int ok_colour = 0, ok_bg = 0, ok_kind = 0;
+    bool first_ok = false;
     for (int i = 0; i < N_CASES; i++) {
         struct gen_params p;
         gen_params_default(m, &p);
@@ -265,6 +268,8 @@ int main(int argc, char **argv)
         bool c = same(s.colour, CASES[i].colour), b = same(s.background, CASES[i].background),
              k = same(s.kind, CASES[i].kind);
         ok_colour += c, ok_bg += b, ok_kind += k;
+        if (i == 0)
+            first_ok = c && b && k;
         printf("%-66s seed %llu: %s %s on %s (fill %.2f, top %.2f, %d px)%s\n", CASES[i].prompt,
                (unsigned long long)CASES[i].seed, s.colour ? s.colour : "-", s.kind ? s.kind : "-",
                s.background, s.fill, s.top, s.area, c && b && k ? "" : "   <-- miss");
@@ -272,9 +277,12 @@ int main(int argc, char **argv)
     workspace_destroy(&ws);
     sd_model_free(m);
     backend_destroy(opt.backend);
-    printf("colour %d/%d, background %d/%d, kind %d/%d (need %d each)\n",
-           ok_colour, N_CASES, ok_bg, N_CASES, ok_kind, N_CASES, MIN_CORRECT);
-    bool pass = ok_colour >= MIN_CORRECT && ok_bg >= MIN_CORRECT && ok_kind >= MIN_CORRECT;
+    printf("colour %d/%d (need %d), background %d/%d (need %d), kind %d/%d (need %d); "
+           "\"%s\" %s\n",
+           ok_colour, N_CASES, MIN_COLOUR, ok_bg, N_CASES, MIN_BACKGROUND, ok_kind, N_CASES,
+           MIN_KIND, CASES[0].prompt, first_ok ? "right" : "WRONG");
+    bool pass = ok_colour >= MIN_COLOUR && ok_bg >= MIN_BACKGROUND && ok_kind >= MIN_KIND &&
+                first_ok;
     printf("%s\n", pass ? "PASS" : "FAIL");
     return pass ? 0 : 1;
 }

@@ -36,7 +36,7 @@ TOKENIZER_SRC = os.path.join(REPO, "models", "data", "clip-bpe", "sd1")
 
 PRESETS = {
     # name: stage sizes.  "full" is the committed model's recipe (<= 2 h on 2 cores).
-    "full": dict(vae_steps=2500, vae_batch=16, pool=24000, unet_steps=7000, batch=64),
+    "full": dict(vae_steps=3000, vae_batch=16, pool=24000, unet_steps=8000, batch=64),
     "short": dict(vae_steps=600, vae_batch=16, pool=8000, unet_steps=2500, batch=64),
     "tiny": dict(vae_steps=60, vae_batch=8, pool=512, unet_steps=60, batch=16),
 }
@@ -111,6 +111,19 @@ def autocast(enabled):
 
 # ---------------------------------------------------------------------------- VAE
 
+def shape_weight(x, fg_weight):
+    """Per-pixel loss weight [N,1,H,W]: 1 + fg_weight on the shape and a pixel around it.
+
+    A small shape is ~5 % of the pixels; unweighted, the VAE learns the background and
+    rounds small triangles and squares into blobs (decoded kind accuracy 74 % at 2500
+    steps, against 92 % with this weight at 1200).  The background is the corner pixel:
+    shapes never reach the corners."""
+    corner = x[:, :, :1, :1]
+    fg = ((x - corner).abs().amax(1, keepdim=True) > 0.05).float()
+    fg = F.max_pool2d(fg, 3, 1, 1)  # both sides of the edge
+    return 1 + fg_weight * fg
+
+
 def train_vae(args, p):
     from diffusers import AutoencoderKL
     torch.manual_seed(args.seed + 1)
@@ -128,10 +141,12 @@ def train_vae(args, p):
             z = post.sample()
             rec = vae.decode(z).sample
         rec = rec.float()
-        mse = F.mse_loss(rec, x)
+        err = rec - x
+        w = shape_weight(x, args.fg_weight)
+        mse = (w * err.square()).mean() / w.mean()
         kl = post.kl().mean() / z[0].numel()  # per latent element
         # L1 keeps the flat shapes' edges sharper than MSE alone
-        loss = mse + args.l1_weight * (rec - x).abs().mean() + args.kl_weight * kl
+        loss = mse + args.l1_weight * (w * err.abs()).mean() / w.mean() + args.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -321,6 +336,8 @@ def main():
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--kl-weight", type=float, default=1e-5)
     ap.add_argument("--l1-weight", type=float, default=0.5)
+    ap.add_argument("--fg-weight", type=float, default=9.0,
+                    help="VAE loss weight added on shape pixels (0: unweighted)")
     ap.add_argument("--vae-batch", type=int)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -352,7 +369,7 @@ def main():
     mean, std, attrs, scale, t_pool = encode_pool(args, vae, p["pool"])
     meta = dict(preset=args.preset, stages=p, seed=args.seed, threads=args.threads,
                 bf16=bool(args.bf16), lr=args.lr, vae_lr=args.vae_lr, kl_weight=args.kl_weight,
-                l1_weight=args.l1_weight, ema=args.ema, cond_drop=args.cond_drop, scaling_factor=scale,
+                l1_weight=args.l1_weight, fg_weight=args.fg_weight, ema=args.ema, cond_drop=args.cond_drop, scaling_factor=scale,
                 versions=dict(torch=torch.__version__,
                               diffusers=__import__("diffusers").__version__,
                               transformers=__import__("transformers").__version__))
