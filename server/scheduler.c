@@ -329,7 +329,10 @@ enum status scheduler_submit(struct scheduler *s, const struct gen_params *p,
     pthread_mutex_lock(&s->lock);
     j->t_submit = sched_now(s);
     j->deadline_ns = opt->deadline_ms ? j->t_submit + (uint64_t)opt->deadline_ms * 1000000u : 0;
-    j->due_ns = j->t_submit + (uint64_t)(s->cfg.due_factor * sched_alone_seconds(s, j) * 1e9);
+    /* step mode only: the other modes are today's baselines, first come first served */
+    j->due_ns = j->t_submit;
+    if (s->cfg.mode == SCHED_MODE_STEP)
+        j->due_ns += (uint64_t)(s->cfg.due_factor * sched_alone_seconds(s, j) * 1e9);
     struct admission a;
     sched_admission_judge(s, j, j->t_submit, &a);
     if (a.reason != ADMIT_OK) {

@@ -95,10 +95,11 @@ struct scheduler_config {
     int text_cache_entries;    /* LRU size; 0: 256 */
     int decode_batch;          /* images per VAE call; 0: 4 */
     double initial_step_s;     /* step cost guess before any measurement; 0: 0.05 s */
-    double due_factor;         /* ordering of jobs with no deadline: due at submit +
-                                  due_factor × its estimated time alone (so a short job
-                                  overtakes a long one, which is never starved: its due
-                                  time comes); 0: 2; < 0: by arrival only */
+    double due_factor;         /* step mode's order of jobs with no deadline: due at
+                                  submit + due_factor × its estimated time alone (so a
+                                  short job overtakes a long one, which is never
+                                  starved: its due time comes); 0: 2; < 0: by arrival
+                                  only.  Modes request and none: by arrival. */
     struct sched_clock clock;
     const struct sched_runner *runner; /* NULL: the real pipeline (product path) */
 };

@@ -704,8 +704,8 @@ START_TEST(test_none_mode)
         ck_assert_int_eq(f->call_n[c], 1);
     ck_assert_int_eq(r->complete[a], 1);
     ck_assert_int_eq(r->complete[b], 1);
-    ck_assert_int_eq(r->complete_call[b], 2); /* the shorter job (due first) went first */
-    ck_assert_int_eq(r->complete_call[a], 5);
+    ck_assert_int_eq(r->complete_call[a], 3); /* first come, first served: the shorter B */
+    ck_assert_int_eq(r->complete_call[b], 5); /* does not overtake A in mode none */
     teardown(s, f, r);
 }
 END_TEST
