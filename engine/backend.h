@@ -111,9 +111,9 @@ struct backend_ops {
                                       struct tensor *y, struct errbuf *err);
 };
 
-/* Implementations embed this as their first member. */
 struct op_profile;
 
+/* Implementations embed this as their first member. */
 struct backend {
     const struct backend_ops *ops;
     struct op_profile *profile; /* NULL (calloc'd backends): not profiled; engine/profile.h */

@@ -29,21 +29,23 @@ double sched_step_cost(const struct scheduler *s, int rows)
     return s->cfg.initial_step_s * (double)rows;
 }
 
+/* An exponentially weighted moving average: its first value is the first sample. */
+static double ewma_add(double avg, double sample)
+{
+    return avg > 0 ? (1 - EWMA_ALPHA) * avg + EWMA_ALPHA * sample : sample;
+}
+
 void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double seconds)
 {
     const int i = hist_index(rows);
-    s->step_pixels_ewma = s->step_pixels_ewma > 0
-                              ? (1 - EWMA_ALPHA) * s->step_pixels_ewma + EWMA_ALPHA * (double)pixels
-                              : (double)pixels;
-    s->step_ewma[i] = s->step_ewma[i] > 0 ? (1 - EWMA_ALPHA) * s->step_ewma[i] + EWMA_ALPHA * seconds
-                                          : seconds;
+    s->step_pixels_ewma = ewma_add(s->step_pixels_ewma, (double)pixels);
+    s->step_ewma[i] = ewma_add(s->step_ewma[i], seconds);
     s->stats.step_ewma_s[i] = s->step_ewma[i];
 }
 
 void sched_record_decode(struct scheduler *s, int images, double seconds)
 {
-    const double per = seconds / (images > 0 ? images : 1);
-    s->decode_ewma = s->decode_ewma > 0 ? (1 - EWMA_ALPHA) * s->decode_ewma + EWMA_ALPHA * per : per;
+    s->decode_ewma = ewma_add(s->decode_ewma, seconds / (images > 0 ? images : 1));
 }
 
 int sched_job_cmp(const struct sched_job *a, const struct sched_job *b)
@@ -61,14 +63,19 @@ int sched_job_cmp(const struct sched_job *a, const struct sched_job *b)
     return a->id < b->id ? -1 : (a->id > b->id);
 }
 
+/* A call's cost at images of `pixels` pixels against the measured calls' size mix. */
+static double pixel_scale(const struct scheduler *s, double pixels)
+{
+    return s->step_pixels_ewma > 0 ? pixels / s->step_pixels_ewma : 1.0;
+}
+
 double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j)
 {
     const int max_rows = s->cfg.max_batch_rows;
     const int all = j->rows * j->p.n;
     const int b = all < max_rows ? all : max_rows;
     const int rounds = (all + max_rows - 1) / max_rows;
-    const double pixels = (double)j->p.width * (double)j->p.height;
-    const double scale = s->step_pixels_ewma > 0 ? pixels / s->step_pixels_ewma : 1.0;
+    const double scale = pixel_scale(s, (double)j->p.width * (double)j->p.height);
     return (double)j->p.steps * rounds * sched_step_cost(s, b) * scale + s->decode_ewma * j->p.n;
 }
 
@@ -84,7 +91,7 @@ bool sched_join_delays(const struct scheduler *s, struct sched_job *const *in, i
 {
     if (s->step_ewma[hist_index(rows + add)] <= 0)
         return false;
-    const double scale = s->step_pixels_ewma > 0 ? pixels / s->step_pixels_ewma : 1.0;
+    const double scale = pixel_scale(s, pixels);
     const double before = sched_step_cost(s, rows) * scale;
     const double after = sched_step_cost(s, rows + add) * scale;
     for (int i = 0; i < n; i++)

@@ -105,8 +105,9 @@ bool sched_join_delays(const struct scheduler *s, struct sched_job *const *in, i
 /* Records a U-Net call's duration (rows of images of `pixels` pixels each) [lock]. */
 void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double seconds);
 void sched_record_decode(struct scheduler *s, int images, double seconds);
-/* Urgency order: priority, then earliest deadline, then earliest due time (submit +
- * due_factor × time alone), then longest wait; < 0 when a goes first. */
+/* Urgency order: priority, then earliest deadline, then earliest due time (step mode:
+ * submit + due_factor × time alone; other modes: submit), then longest wait; < 0 when
+ * a goes first. */
 int sched_job_cmp(const struct sched_job *a, const struct sched_job *b);
 
 /* sched_loop.c: one iteration on the calling thread (not under the lock). */

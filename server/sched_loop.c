@@ -354,16 +354,22 @@ static bool most_urgent_bucket(const struct scheduler *s, struct bucket_key *key
     return best != NULL;
 }
 
-/* Rows of j's running images that fit beside `rows` (one always runs) [worker]. */
+/* Whether image i of j runs and fits in a call of `rows` rows (one always runs)
+ * [worker]. */
+static bool image_fits(const struct scheduler *s, const struct sched_job *j, int i, int rows)
+{
+    const struct sched_image *img = &j->images[i];
+    return img->begun && !img->finished &&
+           (rows == 0 || rows + j->rows <= s->cfg.max_batch_rows);
+}
+
+/* Rows of j's running images that fit beside `rows` [worker]. */
 static int fitting_rows(const struct scheduler *s, const struct sched_job *j, int rows)
 {
     int add = 0;
-    for (int i = 0; i < j->n_begun; i++) {
-        const struct sched_image *img = &j->images[i];
-        if (img->begun && !img->finished &&
-            (rows + add == 0 || rows + add + j->rows <= s->cfg.max_batch_rows))
+    for (int i = 0; i < j->n_begun; i++)
+        if (image_fits(s, j, i, rows + add))
             add += j->rows;
-    }
     return add;
 }
 
@@ -388,12 +394,10 @@ static int gather_batch(struct scheduler *s, const struct bucket_key *key, int *
             (n_in > 0 && sched_join_delays(s, s->scratch, n_in, *rows, add, pixels, now)))
             continue;
         for (int i = 0; i < j->n_begun; i++) {
-            struct sched_image *img = &j->images[i];
-            if (!img->begun || img->finished ||
-                (n > 0 && *rows + j->rows > s->cfg.max_batch_rows))
+            if (!image_fits(s, j, i, *rows))
                 continue;
-            s->batch[n] = img;
-            s->reqs[n++] = &img->req;
+            s->batch[n] = &j->images[i];
+            s->reqs[n++] = &j->images[i].req;
             *rows += j->rows;
         }
         s->scratch[n_in++] = j; /* the jobs in the call, at the front (k ≥ n_in) */

@@ -192,10 +192,40 @@ static enum status timed_graph(struct bench *b, const char *part, run_fn fn, voi
 
 /* --- U-Net step ------------------------------------------------------------------- */
 
+#define UNET_MAX_ROWS 16
+
 struct unet_ctx {
-    struct tensor x, ctx, out;
-    float t[2];
+    struct tensor x, ctx, out; /* {rows,h,h,Cin}, {rows,77,D}, {rows,h,h,Cout} */
+    float t[UNET_MAX_ROWS];
 };
+
+/* Random inputs and an output for a U-Net step of `rows` ≤ UNET_MAX_ROWS rows at t 999. */
+static enum status unet_ctx_init(struct bench *b, int rows, struct unet_ctx *u,
+                                 struct errbuf *err)
+{
+    const int64_t h = b->o.size / 8;
+    memset(u, 0, sizeof *u);
+    for (int i = 0; i < UNET_MAX_ROWS; i++)
+        u->t[i] = 999.0f;
+    enum status s = normal_tensor(b, 4, (int64_t[]){rows, h, h, unet_in_channels(b->m->unet)},
+                                  1, &u->x, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(b, 3, (int64_t[]){rows, 77, unet_cross_attention_dim(b->m->unet)}, 2,
+                          &u->ctx, err);
+    if (s == STATUS_OK) {
+        u->out = tensor_desc(b->o.dtype, 4,
+                             (int64_t[]){rows, h, h, unet_out_channels(b->m->unet)});
+        s = backend_alloc(b->be, &u->out, err);
+    }
+    return s;
+}
+
+static void unet_ctx_free(struct unet_ctx *u)
+{
+    backend_free(&u->x);
+    backend_free(&u->ctx);
+    backend_free(&u->out);
+}
 
 static enum status unet_run(struct bench *b, void *c, struct errbuf *err)
 {
@@ -207,16 +237,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
     const int64_t h = b->o.size / 8;
     struct unet_ctx u;
-    memset(&u, 0, sizeof u);
-    u.t[0] = u.t[1] = 999.0f;
-    enum status s = normal_tensor(b, 4, (int64_t[]){2, h, h, unet_in_channels(b->m->unet)}, 1, &u.x, err);
-    if (s == STATUS_OK)
-        s = normal_tensor(b, 3, (int64_t[]){2, 77, unet_cross_attention_dim(b->m->unet)}, 2,
-                          &u.ctx, err);
-    if (s == STATUS_OK) {
-        u.out = tensor_desc(b->o.dtype, 4, (int64_t[]){2, h, h, unet_out_channels(b->m->unet)});
-        s = backend_alloc(b->be, &u.out, err);
-    }
+    enum status s = unet_ctx_init(b, 2, &u, err);
     double med = 0, best = 0;
     if (s == STATUS_OK)
         s = timed(b, unet_run, &u, 3, b->o.repeat, &med, &best, err);
@@ -231,9 +252,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
         json_entry(b, buf);
         s = timed_graph(b, "unet_step", unet_run, &u, err);
     }
-    backend_free(&u.x);
-    backend_free(&u.ctx);
-    backend_free(&u.out);
+    unet_ctx_free(&u);
     return s;
 }
 
@@ -244,29 +263,17 @@ static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
 {
     const int64_t h = b->o.size / 8;
     struct unet_ctx u;
-    memset(&u, 0, sizeof u);
-    float t[16];
-    for (int i = 0; i < 16; i++)
-        t[i] = 999.0f;
     struct op_profile *prof = NULL;
-    enum status s = normal_tensor(b, 4, (int64_t[]){rows, h, h, unet_in_channels(b->m->unet)},
-                                  1, &u.x, err);
+    enum status s = unet_ctx_init(b, rows, &u, err);
     if (s == STATUS_OK)
-        s = normal_tensor(b, 3, (int64_t[]){rows, 77, unet_cross_attention_dim(b->m->unet)}, 2,
-                          &u.ctx, err);
-    if (s == STATUS_OK) {
-        u.out = tensor_desc(b->o.dtype, 4, (int64_t[]){rows, h, h, unet_out_channels(b->m->unet)});
-        s = backend_alloc(b->be, &u.out, err);
-    }
-    if (s == STATUS_OK)
-        s = unet_forward(b->m->unet, &b->ws, &u.x, t, &u.ctx, &u.out, err);
+        s = unet_run(b, &u, err);
     if (s == STATUS_OK)
         s = backend_sync(b->be, err);
     if (s == STATUS_OK)
         s = op_profile_create(&prof, err);
     if (s == STATUS_OK) {
         op_profile_attach(b->be, prof);
-        s = unet_forward(b->m->unet, &b->ws, &u.x, t, &u.ctx, &u.out, err);
+        s = unet_run(b, &u, err);
         op_profile_detach(b->be);
     }
     if (s == STATUS_OK) {
@@ -286,9 +293,7 @@ static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
         json_entry(b, buf);
     }
     op_profile_destroy(prof);
-    backend_free(&u.x);
-    backend_free(&u.ctx);
-    backend_free(&u.out);
+    unet_ctx_free(&u);
     return s;
 }
 
@@ -600,7 +605,7 @@ int main(int argc, char **argv)
     s = bench_unet(&b, &err);
     if (s == STATUS_OK)
         s = bench_vae(&b, &err);
-    for (int rows = 2; s == STATUS_OK && b.o.profile > 0 && rows <= 16; rows *= 8)
+    for (int rows = 2; s == STATUS_OK && b.o.profile > 0 && rows <= UNET_MAX_ROWS; rows *= 8)
         s = profile_unet(&b, rows, &err);
     for (int i = 0; s == STATUS_OK && i < b.o.n_batches; i++) {
         if (over_budget(&b)) {
