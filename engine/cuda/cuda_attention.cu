@@ -12,8 +12,12 @@
  * Generic kernel (D > 256): one block per (query row, head, batch), the q row and the
  * accumulator in shared memory, 128 keys scored per round (one per thread).
  *
- * Tensor-core kernel (f16/bf16, D ≤ 512, compute capability ≥ 8.0; the default for
- * those): FlashAttention-2's loop on WMMA 16×16×16 fragments.  A block of 4 warps owns
+ * f16/bf16 with head dims that are multiples of 8 up to 160 go to cuda_flash.cu's
+ * register-resident kernel (mma.sync, P and O in registers); the kernels here take the
+ * rest.
+ *
+ * WMMA tensor-core kernel (f16/bf16, D ≤ 512, compute capability ≥ 8.0; the default for
+ * what cuda_flash.cu does not take: the VAE's 512-wide head, odd head dims): FlashAttention-2's loop on WMMA 16×16×16 fragments.  A block of 4 warps owns
  * 64 query rows (16 per warp) of one (batch, head); Q, and per step 64 keys of K and
  * V, sit in shared memory in T with the head dim zero-padded to Dp (a multiple of 16).
  * Above Dp = 256 (the VAE's single 512-wide head) 2 warps and 32-key tiles, so that
@@ -527,6 +531,11 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
                            "cuda attention: batch %lld, %d heads of %d dims is beyond this kernel",
                            (long long)batch, p->heads, dims.d);
     cudaError_t e = cudaSuccess;
+    if (cuda_flash_supports(cb, y->dtype, dims.d, q->data, k->data, v->data, y->data)) {
+        e = cuda_flash_launch(cb, y->dtype, q->data, k->data, v->data, y->data, batch, dims.nq,
+                              dims.nk, dims.heads, dims.d, dims.scale, dims.causal);
+        return cuda_check(cb, e, "attention", err);
+    }
     const bool tc = !cb->attention_scalar && cb->cc_major >= 8;
     CUDA_DISPATCH(y->dtype, e = fa_launch<T>((const T *)q->data, (const T *)k->data,
                                              (const T *)v->data, (T *)y->data, batch, &dims,

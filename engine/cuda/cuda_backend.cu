@@ -348,6 +348,14 @@ extern "C" bool cuda_backend_is(const struct backend *b)
     return b && b->ops == &cuda_ops;
 }
 
+extern "C" void cuda_backend_set_cudnn_find(struct backend *b, bool on)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    cb->cudnn_find = on;
+    cuda_conv_cache_destroy(cb->conv_cache); /* host-side descriptors only */
+    cb->conv_cache = NULL;
+}
+
 extern "C" size_t cuda_backend_pool_bytes(const struct backend *b)
 {
     const struct cuda_backend *cb = (const struct cuda_backend *)b;

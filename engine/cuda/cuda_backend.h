@@ -70,6 +70,11 @@ bool cuda_backend_broken(const struct backend *b);
 /* True when b is a CUDA backend. */
 bool cuda_backend_is(const struct backend *b);
 
+/* Switches cuDNN's timed algorithm search (options.cudnn_find) on or off and forgets the
+ * convolution plans made so far, so that each shape is planned again on its next use.
+ * Not during a capture.  b must be a CUDA backend. */
+void cuda_backend_set_cudnn_find(struct backend *b, bool on);
+
 /* Bytes the backend's memory pool holds now (in use and cached). */
 size_t cuda_backend_pool_bytes(const struct backend *b);
 

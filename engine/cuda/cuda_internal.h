@@ -136,6 +136,14 @@ enum status cuda_concat_channels(struct backend *b, const struct tensor *a,
 enum status cuda_timestep_embedding(struct backend *b, const float *timesteps,
                                     const struct timestep_embedding_params *p, struct tensor *y,
                                     struct errbuf *err);
+/* The register-resident flash-attention kernel (cuda_flash.cu): whether it takes these
+ * q/k/v/y (f16/bf16, head dim d a multiple of 8 up to 160, 16-byte aligned, tensor
+ * cores present, attention_scalar off), and its launch on cb->stream. */
+bool cuda_flash_supports(const struct cuda_backend *cb, enum dtype dt, int d, const void *q,
+                         const void *k, const void *v, const void *y);
+cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void *q,
+                              const void *k, const void *v, void *y, int64_t batch, int64_t nq,
+                              int64_t nk, int heads, int d, float scale, bool causal);
 /* y{rows,C} += bias{C} (may be NULL) + residual{rows,C} (may be NULL): the conv
  * epilogue. */
 enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bias,

@@ -63,54 +63,15 @@ __global__ static void gn_partial_kernel(const T *x, float *part, int64_t positi
     }
 }
 
-/* One thread per (sample, group): merges the S chunks (Chan's formula, in double) into
- * stats[(n·G + g)·2 + {0,1}] = mean, rstd. */
-__global__ static void gn_merge_kernel(const float *part, float *stats, int n_groups, int chunks,
-                                       float eps)
-{
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n_groups)
-        return;
-    const float *pp = part + (size_t)i * chunks * 3;
-    double n = 0, mean = 0, m2 = 0;
-    for (int s = 0; s < chunks; s++) {
-        const double nb = pp[3 * s], mb = pp[3 * s + 1], m2b = pp[3 * s + 2];
-        if (nb <= 0)
-            continue;
-        const double tot = n + nb, delta = mb - mean;
-        mean += delta * nb / tot;
-        m2 += m2b + delta * delta * n * nb / tot;
-        n = tot;
-    }
-    const double var = n > 0 && m2 > 0 ? m2 / n : 0.0;
-    stats[2 * (size_t)i] = (float)mean;
-    stats[2 * (size_t)i + 1] = (float)(1.0 / sqrt(var + (double)eps));
-}
-
-template <typename T, bool SILU>
-__global__ static void gn_apply_kernel(const T *x, T *y, const float *stats, const T *gamma,
-                                       const T *beta, size_t n, int64_t positions, int64_t c,
-                                       int groups)
-{
-    const int64_t cg = c / groups;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int64_t ch = (int64_t)(i % (size_t)c);
-        int64_t sample = (int64_t)(i / (size_t)(positions * c));
-        const float *st = stats + ((size_t)sample * groups + (size_t)(ch / cg)) * 2;
-        float v = (cuda_ld(x + i) - st[0]) * st[1];
-        if (gamma)
-            v *= cuda_ld(gamma + ch);
-        if (beta)
-            v += cuda_ld(beta + ch);
-        if (SILU)
-            v = v / (1.0f + expf(-v));
-        cuda_st(y + i, v);
-    }
-}
-
-/* Chunks per (sample, group): about GN_CHUNK elements each, at most GN_MAX_CHUNKS, so
- * SD's 2 × 32 groups of 64×64×10 values keep 640 blocks busy instead of 64. */
+/* grid (S, N), block (bx, by): chunk s of sample n's positions, every channel pair.
+ * Thread (tx, ty) walks pairs tx, tx+bx, ... and, for each, the chunk's positions
+ * ty, ty+by, ...: coalesced 4-byte loads (two channels) across the warp.  Per pair it
+ * sums x − shift and (x − shift)², shift = the pair's first value (no cancellation when
+ * |mean| ≫ std), into (mean, M2) in shared memory [by][C/2]; then thread g < G merges
+ * its group's by·cg/2 entries (Chan, equal counts) into part[((n·G + g)·S + s)·3] =
+ * (count, mean, M2) — the layout gn_partial_kernel writes.  Needs C/G even. */
+/* Chunks per (sample, group) for gn_partial_kernel (C/G odd): about GN_CHUNK elements
+ * each, at most GN_MAX_CHUNKS. */
 #define GN_CHUNK 8192
 #define GN_MAX_CHUNKS 64
 
@@ -121,33 +82,237 @@ static int gn_chunks(int64_t count)
 }
 
 template <typename T>
+__global__ static void gn_pairs_kernel(const T *x, float *part, int64_t positions, int c,
+                                       int groups, int64_t len)
+{
+    extern __shared__ float gp_sm[]; /* [by][C/2][2] */
+    const int pairs = c / 2, bx = blockDim.x, by = blockDim.y;
+    const int s = blockIdx.x, n = blockIdx.y, chunks = gridDim.x;
+    const int64_t p0 = (int64_t)s * len, p1 = p0 + len < positions ? p0 + len : positions;
+    const T *base = x + (size_t)n * (size_t)(positions * c);
+    int64_t mine = 0; /* positions this thread visits: ty, ty+by, ... in [p0, p1) */
+    if (p1 > p0 + threadIdx.y)
+        mine = (p1 - p0 - threadIdx.y + by - 1) / by;
+    for (int pr = threadIdx.x; pr < pairs; pr += bx) {
+        float sh0 = 0.0f, sh1 = 0.0f, s0 = 0.0f, s1 = 0.0f, q0 = 0.0f, q1 = 0.0f;
+        if (mine > 0) {
+            const T *e = base + (p0 + threadIdx.y) * c + 2 * pr;
+            sh0 = cuda_ld(e);
+            sh1 = cuda_ld(e + 1);
+            for (int64_t i = 0; i < mine; i++, e += (int64_t)by * c) {
+                const float a = cuda_ld(e) - sh0, b = cuda_ld(e + 1) - sh1;
+                s0 += a;
+                s1 += b;
+                q0 += a * a;
+                q1 += b * b;
+            }
+        }
+        /* the pair's two channels as one (count 2·mine) set: mean, M2 */
+        const float cnt = (float)mine, m0 = sh0 + (cnt > 0 ? s0 / cnt : 0.0f),
+                    m1 = sh1 + (cnt > 0 ? s1 / cnt : 0.0f);
+        const float v0 = cnt > 0 ? q0 - s0 * s0 / cnt : 0.0f,
+                    v1 = cnt > 0 ? q1 - s1 * s1 / cnt : 0.0f;
+        const float mean = 0.5f * (m0 + m1), dm = 0.5f * (m0 - m1);
+        float *o = gp_sm + ((size_t)threadIdx.y * pairs + pr) * 2;
+        o[0] = mean;
+        o[1] = fmaxf(v0, 0.0f) + fmaxf(v1, 0.0f) + 2.0f * cnt * dm * dm;
+    }
+    __syncthreads();
+    const int cg2 = c / groups / 2, tid = threadIdx.y * bx + threadIdx.x;
+    for (int g = tid; g < groups; g += bx * by) {
+        /* by·cg2 sets; set (ty, pr) has 2·mine(ty) values */
+        double tot = 0, mean = 0, m2 = 0;
+        for (int ty = 0; ty < by; ty++) {
+            const int64_t m = p1 > p0 + ty ? (p1 - p0 - ty + by - 1) / by : 0;
+            const double nb = 2.0 * (double)m;
+            if (nb <= 0)
+                continue;
+            for (int pr = g * cg2; pr < (g + 1) * cg2; pr++) {
+                const float *e = gp_sm + ((size_t)ty * pairs + pr) * 2;
+                const double t2 = tot + nb, delta = (double)e[0] - mean;
+                mean += delta * nb / t2;
+                m2 += (double)e[1] + delta * delta * tot * nb / t2;
+                tot = t2;
+            }
+        }
+        float *o = part + (((size_t)n * groups + g) * chunks + s) * 3;
+        o[0] = (float)tot;
+        o[1] = (float)mean;
+        o[2] = (float)m2;
+    }
+}
+
+/* grid N·G, GN_MERGE_THREADS threads: merges group (n, g)'s S chunks (Chan's formula,
+ * in double: a strided share per thread, then a tree over the block) and writes the
+ * affine form of its channels: ab[(n·C + ch)·2] = (rstd·γ, β − mean·rstd·γ). */
+#define GN_MERGE_THREADS 128
+template <typename T>
+__global__ static void gn_merge_kernel(const float *part, float *ab, int groups, int chunks,
+                                       int64_t c, const T *gamma, const T *beta, float eps)
+{
+    __shared__ double sm[3][GN_MERGE_THREADS];
+    const int i = blockIdx.x, n = i / groups, g = i - n * groups;
+    const float *pp = part + (size_t)i * chunks * 3;
+    double tot = 0, mean = 0, m2 = 0;
+    for (int s = threadIdx.x; s < chunks; s += GN_MERGE_THREADS) {
+        const double nb = pp[3 * s], mb = pp[3 * s + 1], m2b = pp[3 * s + 2];
+        if (nb <= 0)
+            continue;
+        const double t2 = tot + nb, delta = mb - mean;
+        mean += delta * nb / t2;
+        m2 += m2b + delta * delta * tot * nb / t2;
+        tot = t2;
+    }
+    sm[0][threadIdx.x] = tot;
+    sm[1][threadIdx.x] = mean;
+    sm[2][threadIdx.x] = m2;
+    for (int w = GN_MERGE_THREADS / 2; w > 0; w >>= 1) {
+        __syncthreads();
+        if (threadIdx.x < w) {
+            const double na = sm[0][threadIdx.x], nb = sm[0][threadIdx.x + w];
+            if (nb > 0) {
+                const double t2 = na + nb, delta = sm[1][threadIdx.x + w] - sm[1][threadIdx.x];
+                sm[1][threadIdx.x] += delta * nb / t2;
+                sm[2][threadIdx.x] += sm[2][threadIdx.x + w] + delta * delta * na * nb / t2;
+                sm[0][threadIdx.x] = t2;
+            }
+        }
+    }
+    __syncthreads();
+    const double var = sm[0][0] > 0 && sm[2][0] > 0 ? sm[2][0] / sm[0][0] : 0.0;
+    const float mu = (float)sm[1][0], rstd = (float)(1.0 / sqrt(var + (double)eps));
+    const int64_t cg = c / groups;
+    for (int64_t k = threadIdx.x; k < cg; k += GN_MERGE_THREADS) {
+        const int64_t ch = g * cg + k;
+        const float a = rstd * (gamma ? cuda_ld(gamma + ch) : 1.0f);
+        const float b = (beta ? cuda_ld(beta + ch) : 0.0f) - mu * a;
+        ab[((size_t)n * c + ch) * 2] = a;
+        ab[((size_t)n * c + ch) * 2 + 1] = b;
+    }
+}
+
+template <bool SILU> __device__ __forceinline__ float gn_out(float x, const float *ab)
+{
+    const float v = fmaf(x, ab[0], ab[1]);
+    return SILU ? v / (1.0f + __expf(-v)) : v;
+}
+
+/* y = x·a + b per (sample, channel) (then SiLU), one element per thread-step. */
+template <typename T, bool SILU>
+__global__ static void gn_apply_kernel(const T *x, T *y, const float *ab, size_t n,
+                                       int64_t positions, int64_t c)
+{
+    const size_t pc = (size_t)(positions * c);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t sample = i / pc, ch = i % (size_t)c;
+        cuda_st(y + i, gn_out<SILU>(cuda_ld(x + i), ab + (sample * (size_t)c + ch) * 2));
+    }
+}
+
+/* The same, 8 elements (16 bytes of f16/bf16) per thread-step; C % 8 == 0. */
+template <typename T, bool SILU>
+__global__ static void gn_apply8_kernel(const T *x, T *y, const float *ab, size_t n8,
+                                        int64_t positions, int64_t c)
+{
+    const size_t pc = (size_t)(positions * c);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8;
+         i += (size_t)gridDim.x * blockDim.x) {
+        const size_t e = i * 8, sample = e / pc, ch = e % (size_t)c;
+        const float *abp = ab + (sample * (size_t)c + ch) * 2;
+        union {
+            uint4 u;
+            T v[8];
+        } in, out;
+        in.u = *(const uint4 *)(x + e);
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            cuda_st(&out.v[j], gn_out<SILU>(cuda_ld(&in.v[j]), abp + 2 * j));
+        *(uint4 *)(y + e) = out.u;
+    }
+}
+
+/* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least
+ * GN_MIN_ROWS positions each, at most GN_MAX_PAIR_CHUNKS. */
+#define GN_BLOCKS 1024
+#define GN_MIN_ROWS 8
+#define GN_MAX_PAIR_CHUNKS 1024
+
+static int gn_pair_chunks(int64_t n, int64_t positions)
+{
+    int64_t s = (GN_BLOCKS + n - 1) / n, most = positions / GN_MIN_ROWS;
+    if (s > most)
+        s = most;
+    return (int)(s < 1 ? 1 : s > GN_MAX_PAIR_CHUNKS ? GN_MAX_PAIR_CHUNKS : s);
+}
+
+/* Block shape of the pair kernel: bx threads over the C/2 pairs (a multiple of 32, at
+ * most 256), by over positions, 256 threads in all. */
+static dim3 gn_pair_block(int64_t c)
+{
+    int64_t bx = (c / 2 + 31) / 32 * 32;
+    if (bx > 256)
+        bx = 256;
+    return dim3((unsigned)bx, (unsigned)(256 / bx));
+}
+
+static bool gn_use_pairs(int64_t c, int groups)
+{
+    return (c / groups) % 2 == 0 && c <= 8192;
+}
+
+/* Scratch floats: ab{N, C, 2} then part{N, G, S, 3}. */
+static size_t gn_scratch_floats(int64_t n, int64_t c, int64_t positions, int groups)
+{
+    const int64_t chunks = gn_use_pairs(c, groups) ? gn_pair_chunks(n, positions)
+                                                   : gn_chunks(positions * (c / groups));
+    return (size_t)n * (size_t)c * 2 + (size_t)n * (size_t)groups * (size_t)chunks * 3;
+}
+
+template <typename T>
 static void gn_launch(const struct tensor *x, const struct tensor *gamma,
                       const struct tensor *beta, const struct group_norm_params *p,
                       struct tensor *y, float *scratch, cudaStream_t st)
 {
     const int64_t n = x->shape[0], c = tensor_last_dim(x);
     const int64_t positions = tensor_numel(x) / (n * c);
-    const int64_t count = positions * (c / p->groups);
-    const int chunks = gn_chunks(count);
-    const int64_t len = (count + chunks - 1) / chunks;
-    float *stats = scratch, *part = scratch + 2 * (size_t)n * p->groups;
-    dim3 grid((unsigned)p->groups, (unsigned)n, (unsigned)chunks);
-    gn_partial_kernel<T><<<grid, GN_THREADS, 0, st>>>((const T *)x->data, part, positions, c,
-                                                      p->groups, len);
-    const int n_groups = (int)n * p->groups;
-    gn_merge_kernel<<<(n_groups + 127) / 128, 128, 0, st>>>(part, stats, n_groups, chunks,
-                                                            p->eps);
-    size_t total = (size_t)tensor_numel(x);
-    unsigned blocks = cuda_blocks(total, 256);
+    float *ab = scratch, *part = scratch + 2 * (size_t)n * (size_t)c;
+    int chunks;
+    if (gn_use_pairs(c, p->groups)) {
+        chunks = gn_pair_chunks(n, positions);
+        const int64_t len = (positions + chunks - 1) / chunks;
+        const dim3 block = gn_pair_block(c);
+        const size_t smem = sizeof(float) * 2 * (size_t)block.y * (size_t)(c / 2);
+        gn_pairs_kernel<T><<<dim3((unsigned)chunks, (unsigned)n), block, smem, st>>>(
+            (const T *)x->data, part, positions, (int)c, p->groups, len);
+    } else {
+        const int64_t count = positions * (c / p->groups);
+        chunks = gn_chunks(count);
+        const int64_t len = (count + chunks - 1) / chunks;
+        dim3 grid((unsigned)p->groups, (unsigned)n, (unsigned)chunks);
+        gn_partial_kernel<T><<<grid, GN_THREADS, 0, st>>>((const T *)x->data, part, positions,
+                                                          c, p->groups, len);
+    }
     const T *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
     const T *bp = beta ? (const T *)beta->data : (const T *)NULL;
-    if (p->silu)
-        gn_apply_kernel<T, true><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, stats,
-                                                         gp, bp, total, positions, c, p->groups);
+    gn_merge_kernel<T><<<(unsigned)(n * p->groups), GN_MERGE_THREADS, 0, st>>>(
+        part, ab, p->groups, chunks, c, gp, bp, p->eps);
+    const size_t total = (size_t)tensor_numel(x);
+    const bool vec = sizeof(T) == 2 && c % 8 == 0 && (uintptr_t)x->data % 16 == 0 &&
+                     (uintptr_t)y->data % 16 == 0;
+    const unsigned blocks = cuda_blocks(vec ? total / 8 : total, 256);
+    if (vec && p->silu)
+        gn_apply8_kernel<T, true><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+                                                          total / 8, positions, c);
+    else if (vec)
+        gn_apply8_kernel<T, false><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+                                                           total / 8, positions, c);
+    else if (p->silu)
+        gn_apply_kernel<T, true><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+                                                         total, positions, c);
     else
-        gn_apply_kernel<T, false><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data,
-                                                          stats, gp, bp, total, positions, c,
-                                                          p->groups);
+        gn_apply_kernel<T, false><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+                                                          total, positions, c);
 }
 
 enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
@@ -159,9 +324,9 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
     if (x->shape[0] > 65535)
         return status_fail(err, STATUS_UNSUPPORTED, "cuda group_norm: batch %lld too large",
                            (long long)x->shape[0]);
-    const int64_t count = tensor_numel(x) / x->shape[0] / p->groups;
-    size_t scratch_bytes = (size_t)x->shape[0] * (size_t)p->groups *
-                           (2 + 3 * (size_t)gn_chunks(count)) * sizeof(float);
+    const int64_t c = tensor_last_dim(x), positions = tensor_numel(x) / x->shape[0] / c;
+    const size_t scratch_bytes =
+        gn_scratch_floats(x->shape[0], c, positions, p->groups) * sizeof(float);
     TRY(cuda_scratch_reserve(cb, scratch_bytes, err));
     CUDA_DISPATCH(y->dtype, gn_launch<T>(x, gamma, beta, p, y, (float *)cb->scratch, cb->stream));
     return cuda_check_launch(cb, "group_norm", err);

@@ -233,26 +233,58 @@ static enum status unet_run(struct bench *b, void *c, struct errbuf *err)
     return unet_forward(b->m->unet, &b->ws, &u->x, u->t, &u->ctx, &u->out, err);
 }
 
-static enum status bench_unet(struct bench *b, struct errbuf *err)
+/* A U-Net step of `rows` rows (2 = batch 1 with CFG), eager and (graph) replayed; part
+ * names the JSON entries ("unet_step", "unet_step_find", ...). */
+static enum status bench_unet_rows(struct bench *b, int rows, const char *part, bool graph,
+                                   double *median_s, struct errbuf *err)
 {
     const int64_t h = b->o.size / 8;
     struct unet_ctx u;
-    enum status s = unet_ctx_init(b, 2, &u, err);
+    enum status s = unet_ctx_init(b, rows, &u, err);
     double med = 0, best = 0;
     if (s == STATUS_OK)
         s = timed(b, unet_run, &u, 3, b->o.repeat, &med, &best, err);
     if (s == STATUS_OK) {
-        printf("unet_step  batch 2 (CFG), latent %lldx%lld, %s: median %.2f ms, best %.2f ms\n",
+        printf("%-10s %2d rows, latent %lldx%lld, %s: median %.2f ms, best %.2f ms\n", part, rows,
                (long long)h, (long long)h, dtype_name(b->o.dtype), med * 1e3, best * 1e3);
         char buf[256];
         snprintf(buf, sizeof buf,
-                 "{\"part\":\"unet_step\",\"rows\":2,\"latent\":%lld,\"median_ms\":%.3f,"
+                 "{\"part\":\"%s\",\"rows\":%d,\"latent\":%lld,\"median_ms\":%.3f,"
                  "\"best_ms\":%.3f}",
-                 (long long)h, med * 1e3, best * 1e3);
+                 part, rows, (long long)h, med * 1e3, best * 1e3);
         json_entry(b, buf);
-        s = timed_graph(b, "unet_step", unet_run, &u, err);
+        *median_s = med;
+        if (graph) {
+            char gpart[64];
+            snprintf(gpart, sizeof gpart, "%s_%d", part, rows);
+            s = timed_graph(b, rows == 2 ? part : gpart, unet_run, &u, err);
+        }
     }
     unet_ctx_free(&u);
+    return s;
+}
+
+/* The step at 2 and 16 rows with cuDNN's heuristic algorithms, then (on CUDA) the same
+ * with its timed search (cuda_backend_set_cudnn_find), which stays on afterwards when it
+ * was faster at 16 rows. */
+static enum status bench_unet(struct bench *b, struct errbuf *err)
+{
+    const int rows[2] = {2, UNET_MAX_ROWS};
+    double heur = 0, find = 0;
+    enum status s = STATUS_OK;
+    for (int i = 0; i < 2 && s == STATUS_OK; i++)
+        s = bench_unet_rows(b, rows[i], "unet_step", true, &heur, err);
+    if (s != STATUS_OK || b->o.cpu)
+        return s;
+    cuda_backend_set_cudnn_find(b->be, true);
+    for (int i = 0; i < 2 && s == STATUS_OK; i++)
+        s = bench_unet_rows(b, rows[i], "unet_step_find", true, &find, err);
+    const double heur16 = heur, find16 = find;
+    if (s == STATUS_OK && find16 >= heur16) {
+        cuda_backend_set_cudnn_find(b->be, false);
+        printf("cudnn find: no faster at %d rows; heuristic algorithms from here on\n",
+               UNET_MAX_ROWS);
+    }
     return s;
 }
 

@@ -49,7 +49,7 @@ def main():
     ours, theirs = load(os.path.join(out, "bench.json")), load(os.path.join(out, "diffusers.json"))
     s["bench"], s["diffusers"] = ours, theirs
     ratios, goals = {}, {}
-    u, du = part(ours, "unet_step"), part(theirs, "unet_step")
+    u, du = part(ours, "unet_step", rows=2), part(theirs, "unet_step")
     v, dv = part(ours, "vae_decode"), part(theirs, "vae_decode")
     ug = part(ours, "unet_step_graph")
     if u:

@@ -362,6 +362,8 @@ static const struct case_def CASES[] = {
     {"group_norm_inplace", c_group_norm, 3, {4, 1, 1}, {{1, 5, 3, 12}, S1(12), S1(12)}, -1, 1, TOL_NORM, 3, 1, 0, false, {0}},
     {"group_norm_chunks_odd", c_group_norm, 3, {4, 1, 1}, {{1, 129, 131, 24}, S1(24), S1(24)}, -1, 1, TOL_NORM, 3, 0, 0, true, {0}},
     {"group_norm_offset_mean", c_group_norm, 1, {4}, {{2, 33, 35, 16}}, 100, 101, TOL_NORM, 4, 0, 0, false, {0}},
+    {"group_norm_odd_group_width", c_group_norm, 3, {4, 1, 1}, {{2, 7, 9, 15}, S1(15), S1(15)}, -2, 3, TOL_NORM, 5, 0, 0, true, {0}},
+    {"group_norm_vae_offset", c_group_norm, 3, {4, 1, 1}, {{1, 128, 96, 128}, S1(128), S1(128)}, 50, 52, TOL_NORM, 32, 1, 0, false, {0}},
     {"group_norm_sd_64x64x320", c_group_norm, 3, {4, 1, 1}, {{2, 64, 64, 320}, S1(320), S1(320)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
     /* layer_norm: {x, gamma, beta} */
     {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
@@ -381,6 +383,8 @@ static const struct case_def CASES[] = {
     {"attention_d320_generic_causal", c_attention, 3, {3, 3, 3}, {{1, 130, 640}, {1, 130, 640}, {1, 130, 640}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_clip_causal", c_attention, 3, {3, 3, 3}, {{2, 77, 768}, {2, 77, 768}, {2, 77, 768}}, -1, 1, TOL_ATT, 12, 0, 0, true, {0}},
     {"attention_sd_self_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 4096, 320}, {2, 4096, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
+    {"attention_d40_ragged", c_attention, 3, {3, 3, 3}, {{1, 100, 80}, {1, 130, 80}, {1, 130, 80}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
+    {"attention_d40_ragged_causal", c_attention, 3, {3, 3, 3}, {{2, 150, 80}, {2, 150, 80}, {2, 150, 80}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_sd_cross_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
     /* activations: i0 kind (3 silu, 4 geglu), i1 in place */
     {"gelu_erf", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 0, 0, 0, false, {0}},
