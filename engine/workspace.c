@@ -99,6 +99,7 @@ enum status workspace_tensor(struct workspace *ws, int ndim, const int64_t *shap
             return s;
         if (ws->n_blocks > 1) {
             ws->grow_count++;
+            ws->grew = true;
             LOG_DEBUGF("workspace", "added a block of %zu bytes (%d blocks)", want, ws->n_blocks);
         }
     }
@@ -123,6 +124,30 @@ struct workspace_mark workspace_mark(const struct workspace *ws)
     return m;
 }
 
+/* Nothing in use and several blocks: one block of the high-water size replaces them
+ * (views of a single block need no alignment gaps after the first).  Allocated before
+ * the old ones go, so a failure keeps the workspace as it was. */
+static void consolidate(struct workspace *ws)
+{
+    struct workspace_block old[WORKSPACE_MAX_BLOCKS];
+    const int n_old = ws->n_blocks;
+    memcpy(old, ws->blocks, sizeof old);
+    ws->n_blocks = 0;
+    struct errbuf err;
+    if (block_alloc(ws, ws->high_water, &err) != STATUS_OK) {
+        LOG_DEBUGF("workspace", "kept %d blocks: %s", n_old, err.msg);
+        memcpy(ws->blocks, old, sizeof old);
+        ws->n_blocks = n_old;
+        return;
+    }
+    for (int i = 0; i < n_old; i++)
+        backend_free(&old[i].storage);
+    memset(&ws->blocks[1], 0, sizeof ws->blocks - sizeof ws->blocks[0]);
+    ws->current = 0;
+    LOG_DEBUGF("workspace", "%d blocks replaced by one of %zu bytes", n_old,
+               ws->blocks[0].capacity);
+}
+
 void workspace_rewind(struct workspace *ws, struct workspace_mark m)
 {
     for (int b = m.block + 1; b < ws->n_blocks; b++)
@@ -131,4 +156,9 @@ void workspace_rewind(struct workspace *ws, struct workspace_mark m)
         ws->blocks[m.block].used = m.used;
     ws->current = m.block;
     ws->in_use = m.in_use;
+    if (ws->in_use == 0 && ws->grew) {
+        ws->grew = false;
+        if (ws->n_blocks > 1)
+            consolidate(ws);
+    }
 }

@@ -4,7 +4,12 @@
  * A model's forward pass takes its intermediate tensors from a workspace and rewinds
  * at the end, so after the first (warm-up) pass at the largest batch no allocation
  * happens at all: the blocks are kept and reused.  When a request does not fit, a new
- * block is added (and logged); workspace_reserve sizes it up front.
+ * block is added (and logged); workspace_reserve sizes it up front.  A pass that added
+ * blocks leaves one: when it rewinds to empty, its blocks are replaced by a single block
+ * of the high-water size, so the next pass of that size fits and a later, larger batch
+ * grows from there instead of piling up blocks.  (A CUDA graph captured over views of
+ * the old blocks must not be replayed after that; a capture never grows the workspace
+ * when its pass was run once before.)
  *
  * Views share the backend of the workspace; never backend_free a view.
  * Ownership: the workspace owns its blocks; views are valid until the workspace is
@@ -36,6 +41,7 @@ struct workspace {
     size_t high_water;      /* most bytes in use at once */
     size_t in_use;          /* bytes handed out now */
     unsigned grow_count;    /* blocks added after the first */
+    bool grew;              /* blocks were added since the last rewind to empty */
 };
 
 /* A position to rewind to. */

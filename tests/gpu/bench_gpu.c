@@ -288,36 +288,30 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
     return s;
 }
 
-/* One U-Net step of `rows` rows with every op timed between syncs (engine/profile.h):
- * where the time goes, per op and per shape (a warm run first: algorithm search and
- * workspace growth stay out of it). */
-static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
+/* fn(ctx) once warm, then once with every op timed between syncs (engine/profile.h):
+ * the per-kind table and the `profile` costliest shapes on stdout, ms per kind in the
+ * JSON entry `part`. */
+static enum status profile_once(struct bench *b, run_fn fn, void *ctx, const char *title,
+                                const char *part, int rows, struct errbuf *err)
 {
-    const int64_t h = b->o.size / 8;
-    struct unet_ctx u;
     struct op_profile *prof = NULL;
-    enum status s = unet_ctx_init(b, rows, &u, err);
-    if (s == STATUS_OK)
-        s = unet_run(b, &u, err);
+    enum status s = fn(b, ctx, err);
     if (s == STATUS_OK)
         s = backend_sync(b->be, err);
     if (s == STATUS_OK)
         s = op_profile_create(&prof, err);
     if (s == STATUS_OK) {
         op_profile_attach(b->be, prof);
-        s = unet_run(b, &u, err);
+        s = fn(b, ctx, err);
         op_profile_detach(b->be);
     }
     if (s == STATUS_OK) {
-        char title[128];
-        snprintf(title, sizeof title, "unet step, %d rows, latent %lldx%lld, %s", rows,
-                 (long long)h, (long long)h, dtype_name(b->o.dtype));
         op_profile_print(prof, title, b->o.profile, stdout);
         char buf[512];
         snprintf(buf, sizeof buf,
-                 "{\"part\":\"profile_unet\",\"rows\":%d,\"total_ms\":%.3f,\"conv2d_ms\":%.3f,"
+                 "{\"part\":\"%s\",\"rows\":%d,\"total_ms\":%.3f,\"conv2d_ms\":%.3f,"
                  "\"attention_ms\":%.3f,\"linear_ms\":%.3f,\"group_norm_ms\":%.3f}",
-                 rows, op_profile_seconds(prof, NULL) * 1e3,
+                 part, rows, op_profile_seconds(prof, NULL) * 1e3,
                  op_profile_seconds(prof, "conv2d") * 1e3,
                  op_profile_seconds(prof, "attention") * 1e3,
                  op_profile_seconds(prof, "linear") * 1e3,
@@ -325,6 +319,23 @@ static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
         json_entry(b, buf);
     }
     op_profile_destroy(prof);
+    return s;
+}
+
+/* One U-Net step of `rows` rows with every op timed between syncs (engine/profile.h):
+ * where the time goes, per op and per shape (a warm run first: algorithm search and
+ * workspace growth stay out of it). */
+static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
+{
+    const int64_t h = b->o.size / 8;
+    struct unet_ctx u;
+    enum status s = unet_ctx_init(b, rows, &u, err);
+    if (s == STATUS_OK) {
+        char title[128];
+        snprintf(title, sizeof title, "unet step, %d rows, latent %lldx%lld, %s", rows,
+                 (long long)h, (long long)h, dtype_name(b->o.dtype));
+        s = profile_once(b, unet_run, &u, title, "profile_unet", rows, err);
+    }
     unet_ctx_free(&u);
     return s;
 }
@@ -363,6 +374,12 @@ static enum status bench_vae(struct bench *b, struct errbuf *err)
                  b->o.size, med * 1e3, best * 1e3);
         json_entry(b, buf);
         s = timed_graph(b, "vae_decode", vae_run, &v, err);
+    }
+    if (s == STATUS_OK && b->o.profile > 0) {
+        char title[128];
+        snprintf(title, sizeof title, "vae decode, 1 image %dx%d, %s", b->o.size, b->o.size,
+                 dtype_name(b->o.dtype));
+        s = profile_once(b, vae_run, &v, title, "profile_vae", 1, err);
     }
     backend_free(&v.z);
     backend_free(&v.img);

@@ -73,10 +73,12 @@ def main():
     if ratios:
         goals["ge_2x_diffusers"] = all(r >= 2.0 for r in ratios.values())
     s["ratios"], s["goals"] = ratios, goals
-    # where a U-Net step's time goes (bench_gpu --profile): ms per op kind at 2 and 16 rows
-    s["profile"] = {str(r["rows"]): {k: r[k] for k in r if k.endswith("_ms")}
+    # where a U-Net step's time goes (bench_gpu --profile): ms per op kind at 2 and 16 rows,
+    # and a VAE decode's ("vae")
+    s["profile"] = {(str(r["rows"]) if r["part"] == "profile_unet" else "vae"):
+                    {k: r[k] for k in r if k.endswith("_ms")}
                     for r in (ours.get("results", []) if isinstance(ours, dict) else [])
-                    if r.get("part") == "profile_unet"}
+                    if r.get("part") in ("profile_unet", "profile_vae")}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
     print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals", "profile")}, indent=1))

@@ -40,9 +40,12 @@ START_TEST(test_grows_then_stops_allocating)
         struct tensor t;
         for (int i = 0; i < 6; i++) /* 6 × 8 MiB: more than one 16 MiB block */
             ck_assert_int_eq(workspace_tensor(&ws, 1, (int64_t[]){2 << 20}, &t, &err), STATUS_OK);
-        workspace_rewind(&ws, m);
         if (pass == 0)
             ck_assert_int_gt(ws.n_blocks, 1);
+        workspace_rewind(&ws, m);
+        /* rewound to empty after growing: one block of the high-water size */
+        ck_assert_int_eq(ws.n_blocks, 1);
+        ck_assert_uint_ge(ws.blocks[0].capacity, ws.high_water);
     }
     int blocks = ws.n_blocks;
     unsigned grown = ws.grow_count;
@@ -52,6 +55,34 @@ START_TEST(test_grows_then_stops_allocating)
     ck_assert_int_eq(ws.n_blocks, blocks);
     ck_assert_uint_eq(ws.grow_count, grown);
     ck_assert_uint_ge(ws.high_water, (size_t)6 * (8 << 20));
+    workspace_destroy(&ws);
+}
+END_TEST
+
+/* Batches growing pass after pass (2, 4, ... 32 tensors of 4 MiB) never run out of
+ * blocks: each pass's blocks are consolidated when it rewinds. */
+START_TEST(test_growing_batches_consolidate)
+{
+    struct workspace ws;
+    struct errbuf err;
+    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
+    for (int n = 2; n <= 32; n *= 2) {
+        struct workspace_mark m = workspace_mark(&ws);
+        struct tensor t;
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(workspace_tensor(&ws, 1, (int64_t[]){1 << 20}, &t, &err), STATUS_OK);
+        workspace_rewind(&ws, m);
+        ck_assert_int_eq(ws.n_blocks, 1);
+    }
+    /* a nested mark rewound (things still in use) does not consolidate */
+    struct tensor keep, t;
+    ck_assert_int_eq(workspace_tensor(&ws, 1, (int64_t[]){1 << 20}, &keep, &err), STATUS_OK);
+    struct workspace_mark inner = workspace_mark(&ws);
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(workspace_tensor(&ws, 1, (int64_t[]){1 << 20}, &t, &err), STATUS_OK);
+    workspace_rewind(&ws, inner);
+    ck_assert_int_gt(ws.n_blocks, 1);
+    memset(keep.data, 1, tensor_nbytes(&keep)); /* still valid */
     workspace_destroy(&ws);
 }
 END_TEST
@@ -88,6 +119,7 @@ int main(void)
     TCase *tc = tcase_create("workspace");
     tcase_add_test(tc, test_views_aligned_disjoint_and_reused);
     tcase_add_test(tc, test_grows_then_stops_allocating);
+    tcase_add_test(tc, test_growing_batches_consolidate);
     tcase_add_test(tc, test_reserve_replaces_small_blocks);
     tcase_add_test(tc, test_bad_shape);
     suite_add_tcase(s, tc);
