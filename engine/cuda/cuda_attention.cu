@@ -13,15 +13,18 @@
  * accumulator in shared memory, 128 keys scored per round (one per thread).
  *
  * f16/bf16 with head dims that are multiples of 8 up to 160 go to cuda_flash.cu's
- * register-resident kernel (mma.sync, P and O in registers); the kernels here take the
- * rest.
+ * register-resident kernel (mma.sync, P and O in registers), and multiples of 8 in
+ * (160, 512] (the VAE's 512-wide head) to cuda_flash_wide.cu's (the same loop with the
+ * head dim split across 4 warps); both need compute capability ≥ 8.0, 16-byte aligned
+ * tensors and attention_scalar off.  The kernels here take the rest.
  *
  * WMMA tensor-core kernel (f16/bf16, D ≤ 512, compute capability ≥ 8.0; the default for
- * what cuda_flash.cu does not take: the VAE's 512-wide head, odd head dims): FlashAttention-2's loop on WMMA 16×16×16 fragments.  A block of 4 warps owns
- * 64 query rows (16 per warp) of one (batch, head); Q, and per step 64 keys of K and
- * V, sit in shared memory in T with the head dim zero-padded to Dp (a multiple of 16).
- * Above Dp = 256 (the VAE's single 512-wide head) 2 warps and 32-key tiles, so that
- * it fits the 227 KiB of an H100's shared memory.
+ * what the flash kernels do not take: odd head dims, and the wide heads where
+ * cuda_flash_wide.cu's shared memory does not fit): FlashAttention-2's loop on WMMA
+ * 16×16×16 fragments.  A block of 4 warps owns 64 query rows (16 per warp) of one
+ * (batch, head); Q, and per step 64 keys of K and V, sit in shared memory in T with the
+ * head dim zero-padded to Dp (a multiple of 16).  Above Dp = 256 (a 512-wide head) 2
+ * warps and 32-key tiles, so that it fits the 227 KiB of an H100's shared memory.
  * Per warp and key tile: S = Q·Kᵀ (f32 fragments → shared), the online softmax over
  * its 16 rows (two lanes per row; scale applied to the f32 scores; masked keys −inf),
  * P → T in shared, the f32 output rows (in shared memory, so they can be rescaled per
@@ -534,6 +537,12 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
     if (cuda_flash_supports(cb, y->dtype, dims.d, q->data, k->data, v->data, y->data)) {
         e = cuda_flash_launch(cb, y->dtype, q->data, k->data, v->data, y->data, batch, dims.nq,
                               dims.nk, dims.heads, dims.d, dims.scale, dims.causal);
+        return cuda_check(cb, e, "attention", err);
+    }
+    if (cuda_flash_wide_supports(cb, y->dtype, dims.d, q->data, k->data, v->data, y->data)) {
+        e = cuda_flash_wide_launch(cb, y->dtype, q->data, k->data, v->data, y->data, batch,
+                                   dims.nq, dims.nk, dims.heads, dims.d, dims.scale,
+                                   dims.causal);
         return cuda_check(cb, e, "attention", err);
     }
     const bool tc = !cb->attention_scalar && cb->cc_major >= 8;

@@ -268,6 +268,7 @@ extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->device = 0;
     opt->allow_tf32 = true;
+    opt->conv_gemm_rows = 8192;
     opt->weight_dtype = DTYPE_F32;
 }
 
@@ -282,6 +283,9 @@ static enum status setup(struct cuda_backend *cb, struct errbuf *err)
                                               cb->device),
                    "shared memory per block", err));
     cb->max_smem = (size_t)smem;
+    TRY(cuda_check(cb, cudaDeviceGetAttribute(&cb->sm_count, cudaDevAttrMultiProcessorCount,
+                                              cb->device),
+                   "multiprocessor count", err));
     TRY(cuda_check(cb, cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
                    "cudaStreamCreate", err));
     TRY(cuda_check(cb, cudaDeviceGetDefaultMemPool(&cb->pool, cb->device), "memory pool", err));
@@ -328,6 +332,8 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->allow_tf32 = opt->allow_tf32;
     cb->cudnn_find = opt->cudnn_find;
     cb->attention_scalar = opt->attention_scalar;
+    cb->conv_gemm_rows = opt->conv_gemm_rows;
+    cb->attention_row_tiles = opt->attention_row_tiles;
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
     if (s != STATUS_OK) {
@@ -348,10 +354,11 @@ extern "C" bool cuda_backend_is(const struct backend *b)
     return b && b->ops == &cuda_ops;
 }
 
-extern "C" void cuda_backend_set_cudnn_find(struct backend *b, bool on)
+extern "C" void cuda_backend_set_conv_plan(struct backend *b, bool cudnn_find, int conv_gemm_rows)
 {
     struct cuda_backend *cb = cuda_of(b);
-    cb->cudnn_find = on;
+    cb->cudnn_find = cudnn_find;
+    cb->conv_gemm_rows = conv_gemm_rows;
     cuda_conv_cache_destroy(cb->conv_cache); /* host-side descriptors only */
     cb->conv_cache = NULL;
 }

@@ -52,11 +52,17 @@ struct cuda_backend_options {
                                 (slower first call) instead of its heuristic choice */
     bool attention_scalar;   /* f16/bf16 attention on the f32 (CUDA-core) kernels instead
                                 of the tensor-core one (tests compare both) */
+    int attention_row_tiles; /* flash attention's 16-row query tiles per warp: 0 = chosen
+                                per shape, 1 or 2 = always (benchmarks compare) */
+    int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
+                                positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
+                                of cuDNN (small maps, where cuDNN leaves most of the GPU
+                                idle); 0: never.  1×1 stride-1 ones are GEMMs always */
     enum dtype weight_dtype; /* what backend_weight_dtype reports: models load their
                                 weights, and size workspaces, in it (f32, f16, bf16) */
 };
 
-/* device 0, TF32 allowed, heuristic conv algorithms, f32 weights. */
+/* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 8192, f32 weights. */
 void cuda_backend_options_default(struct cuda_backend_options *opt);
 
 /* No driver/GPU or device out of range → STATUS_NOT_FOUND / STATUS_INVALID_ARGUMENT;
@@ -70,10 +76,10 @@ bool cuda_backend_broken(const struct backend *b);
 /* True when b is a CUDA backend. */
 bool cuda_backend_is(const struct backend *b);
 
-/* Switches cuDNN's timed algorithm search (options.cudnn_find) on or off and forgets the
- * convolution plans made so far, so that each shape is planned again on its next use.
- * Not during a capture.  b must be a CUDA backend. */
-void cuda_backend_set_cudnn_find(struct backend *b, bool on);
+/* Changes how convolutions are planned (options.cudnn_find, options.conv_gemm_rows) and
+ * forgets the plans made so far, so that each shape is planned again on its next use
+ * (benchmarks compare the choices).  Not during a capture.  b must be a CUDA backend. */
+void cuda_backend_set_conv_plan(struct backend *b, bool cudnn_find, int conv_gemm_rows);
 
 /* Bytes the backend's memory pool holds now (in use and cached). */
 size_t cuda_backend_pool_bytes(const struct backend *b);

@@ -7,7 +7,16 @@
  * by default, or (options.cudnn_find) cudnnFindConvolutionForwardAlgorithmEx, which
  * times the candidates on the real buffers; the shared workspace grows to the chosen
  * algorithm's need.  Bias and residual follow in one
- * epilogue kernel (cuda_bias_residual). */
+ * epilogue kernel (cuda_bias_residual).
+ *
+ * Two shapes skip cuDNN and run as cuBLASLt GEMMs (cuda_linear: bias and residual in
+ * its epilogue, no extra pass):
+ *   - 1×1, stride 1, no padding: y{N·H·W, Cout} = x{N·H·W, Cin} · w{Cout, Cin}ᵀ as is;
+ *   - f16/bf16 with Cin % 8 == 0 over at most options.conv_gemm_rows output positions
+ *     (U-Net maps of 8×8 to 64×64 at small batches, where cuDNN's kernels launch too few
+ *     blocks to fill the GPU): im2col into the backend's scratch,
+ *     col{N·Ho·Wo, KH·KW·Cin} (column order (ky, kx, c) = the filter's {Cout,KH,KW,Cin}
+ *     rows), then y = col · w{Cout, KH·KW·Cin}ᵀ. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +205,93 @@ static enum status lookup(struct cuda_backend *cb, const struct conv_key *k, con
     return STATUS_OK;
 }
 
+/* --- convolutions as GEMMs ------------------------------------------------------- */
+
+/* A 2-D view {rows, cols} of t's data. */
+static struct tensor as_matrix(const struct tensor *t, int64_t rows, int64_t cols)
+{
+    const int64_t shape[2] = {rows, cols};
+    struct tensor m = tensor_desc(t->dtype, 2, shape);
+    m.data = t->data;
+    m.backend = t->backend;
+    return m;
+}
+
+/* col{M, KH·KW·C} from x{N,H,W,C}, 8 channels (16 bytes) per thread-step; zeros where
+ * the window leaves the image.  Index i = ((m·KH + ky)·KW + kx)·C/8 + c8. */
+struct im2col_dims {
+    int h, w, c8, kh, kw, stride, pad, ho, wo;
+};
+
+__global__ static void im2col8_kernel(const uint4 *x, uint4 *col, unsigned total,
+                                      struct im2col_dims d)
+{
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += gridDim.x * blockDim.x) {
+        unsigned r = i / d.c8;
+        const int c8 = (int)(i - r * d.c8);
+        const int kx = (int)(r % d.kw);
+        r /= d.kw;
+        const int ky = (int)(r % d.kh);
+        const unsigned m = r / d.kh;
+        const int ox = (int)(m % d.wo);
+        const unsigned t = m / d.wo;
+        const int oy = (int)(t % d.ho);
+        const unsigned n = t / d.ho;
+        const int iy = oy * d.stride - d.pad + ky, ix = ox * d.stride - d.pad + kx;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (iy >= 0 && iy < d.h && ix >= 0 && ix < d.w)
+            v = x[(((size_t)n * d.h + iy) * d.w + ix) * d.c8 + c8];
+        col[i] = v;
+    }
+}
+
+static bool conv_is_pointwise(const struct tensor *w, const struct conv2d_params *p)
+{
+    return w->shape[1] == 1 && w->shape[2] == 1 && p->stride == 1 && p->padding == 0;
+}
+
+/* Whether conv(x, w) runs as im2col + GEMM (see the file comment). */
+static bool conv_wants_im2col(const struct cuda_backend *cb, const struct tensor *x,
+                              const struct tensor *y)
+{
+    const int64_t rows = y->shape[0] * y->shape[1] * y->shape[2];
+    const uintptr_t a = (uintptr_t)x->data;
+    return y->dtype != DTYPE_F32 && x->shape[3] % 8 == 0 && a % 16 == 0 &&
+           rows <= cb->conv_gemm_rows;
+}
+
+/* y = conv(x, w) + bias + residual through cuda_linear, im2col first unless 1×1. */
+static enum status conv_as_gemm(struct cuda_backend *cb, const struct tensor *x,
+                                const struct tensor *w, const struct tensor *bias,
+                                const struct tensor *residual, const struct conv2d_params *p,
+                                struct tensor *y, struct errbuf *err)
+{
+    const int64_t rows = y->shape[0] * y->shape[1] * y->shape[2], cout = y->shape[3];
+    const int64_t k = w->shape[1] * w->shape[2] * w->shape[3];
+    struct tensor xm = as_matrix(x, rows, k);
+    if (!conv_is_pointwise(w, p)) {
+        const size_t bytes = (size_t)rows * (size_t)k * dtype_size(x->dtype);
+        if (bytes / 16 > 2147483647u)
+            return status_fail(err, STATUS_UNSUPPORTED, "cuda conv2d: im2col of %zu bytes",
+                               bytes);
+        TRY(cuda_scratch_reserve(cb, bytes, err));
+        struct im2col_dims d = {(int)x->shape[1], (int)x->shape[2], (int)(x->shape[3] / 8),
+                                (int)w->shape[1], (int)w->shape[2], p->stride, p->padding,
+                                (int)y->shape[1], (int)y->shape[2]};
+        const unsigned total = (unsigned)(bytes / 16);
+        im2col8_kernel<<<cuda_blocks(total, 256), 256, 0, cb->stream>>>(
+            (const uint4 *)x->data, (uint4 *)cb->scratch, total, d);
+        TRY(cuda_check_launch(cb, "conv2d im2col", err));
+        xm.data = cb->scratch;
+    }
+    struct tensor wm = as_matrix(w, cout, k), ym = as_matrix(y, rows, cout);
+    struct tensor rm;
+    if (residual)
+        rm = as_matrix(residual, rows, cout);
+    return cuda_linear(&cb->base, &xm, &wm, bias, residual ? &rm : NULL, &ym, err);
+}
+
 enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct tensor *w,
                         const struct tensor *bias, const struct tensor *residual,
                         const struct conv2d_params *p, struct tensor *y, struct errbuf *err)
@@ -208,6 +304,8 @@ enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct 
     if (key.n > 2147483647 || key.h > 2147483647 || key.w > 2147483647 ||
         key.cin > 2147483647 || key.cout > 2147483647)
         return status_fail(err, STATUS_UNSUPPORTED, "cuda conv2d: dimension beyond int");
+    if (conv_is_pointwise(w, p) || conv_wants_im2col(cb, x, y))
+        return conv_as_gemm(cb, x, w, bias, residual, p, y, err);
     struct conv_entry tmp, *e = NULL;
     memset(&tmp, 0, sizeof tmp);
     TRY(lookup(cb, &key, x->data, w->data, y->data, &tmp, &e, err));

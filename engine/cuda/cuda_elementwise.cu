@@ -2,8 +2,13 @@
  * axpby, nearest upsample, channel concat, timestep embedding and the conv epilogue.
  *
  * Every kernel reads T (f32/f16/bf16), computes in f32 and writes T; grid-stride loops
- * over the output.  Host scalars (axpby's per-row α/β, timesteps) are passed by value
- * in chunks, so no host→device copy is queued and the ops can be graph-captured. */
+ * over the output.  Memory-bound ops have 16-byte vector paths, taken when the pointers
+ * are 16-byte aligned and the inner run is a whole number of vectors (else the scalar
+ * kernels): GEGLU, add/mul (same shape, or b repeated over a middle run of dims such as
+ * [N,1,1,C]) and the conv epilogue on 8 f16/bf16 elements; concat and 2× upsample copy
+ * raw 16-byte vectors of any dtype.  At most one 64-bit division per vector.  Host
+ * scalars (axpby's per-row α/β, timesteps) are passed by value in chunks, so no
+ * host→device copy is queued and the ops can be graph-captured. */
 #include <math.h>
 
 #include "engine/cuda/cuda_internal.h"
@@ -14,6 +19,40 @@
 #define GRID_LOOP(i, n)                                                                  \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);              \
          i += (size_t)gridDim.x * blockDim.x)
+
+/* --- 16-byte vectors ----------------------------------------------------------------- */
+
+#define EW_VEC 8 /* f16/bf16 elements per 16-byte vector */
+
+static inline bool ew_aligned(const void *p) /* NULL counts as aligned */
+{
+    return ((uintptr_t)p & 15u) == 0;
+}
+
+/* f[0..8) = the 8 f16/bf16 elements at p (16-byte aligned). */
+template <typename T>
+__device__ __forceinline__ void ew_ld8(const T *p, float f[EW_VEC])
+{
+    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
+    uint4 u = *reinterpret_cast<const uint4 *>(p);
+    const T *e = reinterpret_cast<const T *>(&u);
+#pragma unroll
+    for (int k = 0; k < EW_VEC; k++)
+        f[k] = cuda_ld(e + k);
+}
+
+/* The 8 f16/bf16 elements at p (16-byte aligned) = f[0..8), rounded to nearest. */
+template <typename T>
+__device__ __forceinline__ void ew_st8(T *p, const float f[EW_VEC])
+{
+    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
+    uint4 u;
+    T *e = reinterpret_cast<T *>(&u);
+#pragma unroll
+    for (int k = 0; k < EW_VEC; k++)
+        cuda_st(e + k, f[k]);
+    *reinterpret_cast<uint4 *>(p) = u;
+}
 
 /* --- activations ------------------------------------------------------------------- */
 
@@ -90,15 +129,46 @@ __global__ static void geglu_kernel(const T *x, T *y, size_t rows, size_t c)
     }
 }
 
+/* The same on 8-element vectors (f16/bf16, C % 8 == 0, aligned): cv = C/8, i runs over
+ * y's rows·cv vectors. */
+template <typename T>
+__global__ static void geglu_vec_kernel(const T *x, T *y, size_t nvec, size_t cv)
+{
+    GRID_LOOP(i, nvec) {
+        size_t r = i / cv, k = i - r * cv;
+        const T *h = x + (r * 2 * cv + k) * EW_VEC; /* x[r, 8k]; its gate is C further */
+        float a[EW_VEC], g[EW_VEC];
+        ew_ld8(h, a);
+        ew_ld8(h + cv * EW_VEC, g);
+#pragma unroll
+        for (int e = 0; e < EW_VEC; e++)
+            a[e] *= ew_gelu_erf(g[e]);
+        ew_st8(y + i * EW_VEC, a);
+    }
+}
+
+template <typename T>
+static void geglu_launch(const T *x, T *y, size_t rows, size_t c, cudaStream_t st)
+{
+    if constexpr (sizeof(T) == 2) {
+        if (c % EW_VEC == 0 && ew_aligned(x) && ew_aligned(y)) {
+            size_t nvec = rows * c / EW_VEC;
+            geglu_vec_kernel<T><<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+                x, y, nvec, c / EW_VEC);
+            return;
+        }
+    }
+    geglu_kernel<T><<<cuda_blocks(rows * c, EW_THREADS), EW_THREADS, 0, st>>>(x, y, rows, c);
+}
+
 enum status cuda_geglu(struct backend *b, const struct tensor *x, struct tensor *y,
                        struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
     size_t rows = (size_t)tensor_rows(y), c = (size_t)tensor_last_dim(y);
-    unsigned g = cuda_blocks(rows * c, EW_THREADS);
-    CUDA_DISPATCH(y->dtype, (geglu_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
-                                (const T *)x->data, (T *)y->data, rows, c)));
+    CUDA_DISPATCH(y->dtype,
+                  geglu_launch<T>((const T *)x->data, (T *)y->data, rows, c, cb->stream));
     return cuda_check_launch(cb, "geglu", err);
 }
 
@@ -130,6 +200,93 @@ __global__ static void bcast_kernel(const T *a, const T *bt, T *y, size_t n, str
     }
 }
 
+template <bool MUL>
+__device__ __forceinline__ void ew_binary8(float a[EW_VEC], const float b[EW_VEC])
+{
+#pragma unroll
+    for (int e = 0; e < EW_VEC; e++)
+        a[e] = MUL ? a[e] * b[e] : a[e] + b[e];
+}
+
+/* Same shape, 8-element vectors (f16/bf16, numel % 8 == 0, aligned): i over nvec. */
+template <typename T, bool MUL>
+__global__ static void same_vec_kernel(const T *a, const T *bt, T *y, size_t nvec)
+{
+    GRID_LOOP(i, nvec) {
+        float av[EW_VEC], bv[EW_VEC];
+        ew_ld8(a + i * EW_VEC, av);
+        ew_ld8(bt + i * EW_VEC, bv);
+        ew_binary8<MUL>(av, bv);
+        ew_st8(y + i * EW_VEC, av);
+    }
+}
+
+/* a viewed as {O, M, I} and bt as {O, 1, I} (bt repeats over the middle: [N,1,1,C],
+ * [1,1,1,C], [1,H,W,C], ...), I % 8 == 0, aligned, f16/bf16.  In vectors: iv = I/8,
+ * miv = M·iv (≤ UINT32_MAX); i runs over a's nvec; one_outer: O == 1. */
+template <typename T, bool MUL>
+__global__ static void bcast_vec_kernel(const T *a, const T *bt, T *y, size_t nvec, size_t miv,
+                                        unsigned iv, bool one_outer)
+{
+    GRID_LOOP(i, nvec) {
+        size_t o = one_outer ? 0 : i / miv;
+        unsigned rem = (unsigned)(i - o * miv); /* m·iv + inner vector */
+        size_t bi = o * iv + rem % iv;
+        float av[EW_VEC], bv[EW_VEC];
+        ew_ld8(a + i * EW_VEC, av);
+        ew_ld8(bt + bi * EW_VEC, bv);
+        ew_binary8<MUL>(av, bv);
+        ew_st8(y + i * EW_VEC, av);
+    }
+}
+
+/* Splits the padded dims into a prefix where bt equals a, a middle where bt is 1 and a
+ * suffix where bt equals a again; false when bt does not fit that pattern.  *o, *m, *in:
+ * the extents' products (a's). */
+static bool bcast_split(const int64_t as[4], const int64_t bs[4], size_t *o, size_t *m,
+                        size_t *in)
+{
+    int d = 0;
+    *o = *m = *in = 1;
+    for (; d < 4 && bs[d] == as[d]; d++)
+        *o *= (size_t)as[d];
+    for (; d < 4 && bs[d] == 1; d++)
+        *m *= (size_t)as[d];
+    for (; d < 4; d++) {
+        if (bs[d] != as[d])
+            return false;
+        *in *= (size_t)as[d];
+    }
+    return true;
+}
+
+/* The vector kernels when they apply (f16/bf16, aligned, whole vectors); false: not. */
+template <typename T, bool MUL>
+static bool bcast_vec_launch(const T *ap, const T *bp, T *yp, size_t n, const int64_t as[4],
+                             const int64_t bs[4], bool same, cudaStream_t st)
+{
+    if constexpr (sizeof(T) == 2) {
+        if (!ew_aligned(ap) || !ew_aligned(bp) || !ew_aligned(yp) || n % EW_VEC != 0)
+            return false;
+        size_t nvec = n / EW_VEC;
+        unsigned g = cuda_blocks(nvec, EW_THREADS);
+        if (same) {
+            same_vec_kernel<T, MUL><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, nvec);
+            return true;
+        }
+        size_t o, m, in;
+        if (!bcast_split(as, bs, &o, &m, &in) || in % EW_VEC != 0 ||
+            m * (in / EW_VEC) > UINT32_MAX)
+            return false;
+        bcast_vec_kernel<T, MUL><<<g, EW_THREADS, 0, st>>>(
+            ap, bp, yp, nvec, m * (in / EW_VEC), (unsigned)(in / EW_VEC), o == 1);
+        return true;
+    } else {
+        (void)ap, (void)bp, (void)yp, (void)n, (void)as, (void)bs, (void)same, (void)st;
+        return false;
+    }
+}
+
 template <typename T, bool MUL>
 static void bcast_launch(const struct tensor *a, const struct tensor *bt, struct tensor *y,
                          cudaStream_t st)
@@ -137,18 +294,23 @@ static void bcast_launch(const struct tensor *a, const struct tensor *bt, struct
     size_t n = (size_t)tensor_numel(a);
     unsigned g = cuda_blocks(n, EW_THREADS);
     struct ew_bcast j;
+    int64_t bshape[4];
     int pad = 4 - a->ndim;
     int64_t stride = 1;
     for (int d = 3; d >= 0; d--) {
         int src = d - pad;
         j.shape[d] = src >= 0 ? a->shape[src] : 1;
         int64_t bdim = src >= 0 ? bt->shape[src] : 1;
+        bshape[d] = bdim;
         j.bstride[d] = bdim == 1 ? 0 : stride;
         stride *= bdim;
     }
     const T *ap = (const T *)a->data, *bp = (const T *)bt->data;
     T *yp = (T *)y->data;
-    if (tensor_numel(bt) == tensor_numel(a))
+    bool same = tensor_numel(bt) == tensor_numel(a);
+    if (bcast_vec_launch<T, MUL>(ap, bp, yp, n, j.shape, bshape, same, st))
+        return;
+    if (same)
         bcast_kernel<T, MUL, true><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, n, j);
     else
         bcast_kernel<T, MUL, false><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, n, j);
@@ -239,11 +401,49 @@ __global__ static void upsample_kernel(const T *x, T *y, int64_t n, int64_t h, i
     }
 }
 
+/* Exactly 2×, x{N,H,W,C} → y{N,2H,2W,C}, C·sizeof(T) % 16 == 0, aligned: raw 16-byte
+ * vectors, cv per pixel, wcv = W·cv (cv, wcv ≤ UINT32_MAX).  i runs over x's nvec; each
+ * vector goes to its 2×2 output pixels. */
+__global__ static void upsample2x_vec_kernel(const uint4 *x, uint4 *y, size_t nvec, size_t wcv,
+                                             unsigned cv)
+{
+    GRID_LOOP(i, nvec) {
+        size_t row = i / wcv;                     /* input row n·H + sy */
+        unsigned rem = (unsigned)(i - row * wcv); /* sx·cv + k */
+        unsigned sx = rem / cv, k = rem - sx * cv;
+        /* output row 2·row (of 2·wcv vectors), pixel 2·sx */
+        size_t o = 4 * row * wcv + 2 * (size_t)sx * cv + k;
+        uint4 v = x[i];
+        y[o] = v;
+        y[o + cv] = v;
+        y[o + 2 * wcv] = v;
+        y[o + 2 * wcv + cv] = v;
+    }
+}
+
+/* The vector kernel when it applies; false: not. */
+static bool upsample_vec_launch(const struct tensor *x, struct tensor *y, cudaStream_t st)
+{
+    size_t es = dtype_size(y->dtype);
+    size_t row_bytes = (size_t)x->shape[2] * (size_t)x->shape[3] * es;
+    if (y->shape[1] != 2 * x->shape[1] || y->shape[2] != 2 * x->shape[2] ||
+        ((size_t)x->shape[3] * es) % 16 != 0 || row_bytes / 16 > UINT32_MAX ||
+        !ew_aligned(x->data) || !ew_aligned(y->data))
+        return false;
+    size_t nvec = (size_t)tensor_numel(x) * es / 16;
+    unsigned cv = (unsigned)((size_t)x->shape[3] * es / 16);
+    upsample2x_vec_kernel<<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+        (const uint4 *)x->data, (uint4 *)y->data, nvec, row_bytes / 16, cv);
+    return true;
+}
+
 enum status cuda_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
                                   struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
+    if (upsample_vec_launch(x, y, cb->stream))
+        return cuda_check_launch(cb, "upsample_nearest", err);
     unsigned g = cuda_blocks((size_t)tensor_numel(y), EW_THREADS);
     CUDA_DISPATCH(y->dtype, (upsample_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
                                 (const T *)x->data, (T *)y->data, x->shape[0], x->shape[1],
@@ -262,6 +462,36 @@ __global__ static void concat_kernel(const T *a, const T *bt, T *y, size_t rows,
     }
 }
 
+/* The same on raw 16-byte vectors (C_a·sizeof(T) and C_b·sizeof(T) multiples of 16,
+ * aligned): av, bv vectors per row of a, bt; i runs over y's rows·(av + bv). */
+__global__ static void concat_vec_kernel(const uint4 *a, const uint4 *bt, uint4 *y, size_t nvec,
+                                         unsigned av, unsigned bv)
+{
+    const unsigned cv = av + bv;
+    GRID_LOOP(i, nvec) {
+        size_t r = i / cv;
+        unsigned k = (unsigned)(i - r * cv);
+        if (k < av)
+            y[i] = a[r * av + k];
+        else
+            y[i] = bt[r * bv + (k - av)];
+    }
+}
+
+/* The vector kernel when it applies; false: not. */
+static bool concat_vec_launch(const void *a, const void *bt, void *y, size_t rows, size_t ca,
+                              size_t cbn, size_t es, cudaStream_t st)
+{
+    if ((ca * es) % 16 != 0 || (cbn * es) % 16 != 0 || (ca + cbn) * es / 16 > UINT32_MAX ||
+        !ew_aligned(a) || !ew_aligned(bt) || !ew_aligned(y))
+        return false;
+    unsigned av = (unsigned)(ca * es / 16), bv = (unsigned)(cbn * es / 16);
+    size_t nvec = rows * (av + bv);
+    concat_vec_kernel<<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+        (const uint4 *)a, (const uint4 *)bt, (uint4 *)y, nvec, av, bv);
+    return true;
+}
+
 enum status cuda_concat_channels(struct backend *b, const struct tensor *a,
                                  const struct tensor *bt, struct tensor *y, struct errbuf *err)
 {
@@ -269,6 +499,9 @@ enum status cuda_concat_channels(struct backend *b, const struct tensor *a,
     TRY(cuda_usable(cb, err));
     size_t rows = (size_t)tensor_rows(y);
     size_t ca = (size_t)tensor_last_dim(a), cbn = (size_t)tensor_last_dim(bt);
+    if (concat_vec_launch(a->data, bt->data, y->data, rows, ca, cbn, dtype_size(y->dtype),
+                          cb->stream))
+        return cuda_check_launch(cb, "concat_channels", err);
     unsigned g = cuda_blocks(rows * (ca + cbn), EW_THREADS);
     CUDA_DISPATCH(y->dtype, (concat_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
                                 (const T *)a->data, (const T *)bt->data, (T *)y->data, rows, ca,
@@ -340,6 +573,47 @@ __global__ static void bias_residual_kernel(T *y, const T *bias, const T *res, s
     }
 }
 
+/* The same on 8-element vectors (f16/bf16, C % 8 == 0, aligned): cv = C/8, i runs over
+ * y's nvec. */
+template <typename T>
+__global__ static void bias_residual_vec_kernel(T *y, const T *bias, const T *res, size_t nvec,
+                                                size_t cv)
+{
+    GRID_LOOP(i, nvec) {
+        float v[EW_VEC], t[EW_VEC];
+        ew_ld8(y + i * EW_VEC, v);
+        if (bias) {
+            ew_ld8(bias + (i % cv) * EW_VEC, t);
+#pragma unroll
+            for (int e = 0; e < EW_VEC; e++)
+                v[e] += t[e];
+        }
+        if (res) {
+            ew_ld8(res + i * EW_VEC, t);
+#pragma unroll
+            for (int e = 0; e < EW_VEC; e++)
+                v[e] += t[e];
+        }
+        ew_st8(y + i * EW_VEC, v);
+    }
+}
+
+template <typename T>
+static void bias_residual_launch(T *y, const T *bias, const T *res, size_t n, size_t c,
+                                 cudaStream_t st)
+{
+    if constexpr (sizeof(T) == 2) {
+        if (c % EW_VEC == 0 && ew_aligned(y) && ew_aligned(bias) && ew_aligned(res)) {
+            size_t nvec = n / EW_VEC;
+            bias_residual_vec_kernel<T><<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+                y, bias, res, nvec, c / EW_VEC);
+            return;
+        }
+    }
+    bias_residual_kernel<T><<<cuda_blocks(n, EW_THREADS), EW_THREADS, 0, st>>>(y, bias, res, n,
+                                                                               c);
+}
+
 enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bias,
                                const struct tensor *residual, struct tensor *y,
                                struct errbuf *err)
@@ -347,9 +621,9 @@ enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bia
     if (!bias && !residual)
         return STATUS_OK;
     size_t n = (size_t)tensor_numel(y), c = (size_t)tensor_last_dim(y);
-    unsigned g = cuda_blocks(n, EW_THREADS);
-    CUDA_DISPATCH(y->dtype, (bias_residual_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+    CUDA_DISPATCH(y->dtype, bias_residual_launch<T>(
                                 (T *)y->data, bias ? (const T *)bias->data : (const T *)NULL,
-                                residual ? (const T *)residual->data : (const T *)NULL, n, c)));
+                                residual ? (const T *)residual->data : (const T *)NULL, n, c,
+                                cb->stream));
     return cuda_check_launch(cb, "conv epilogue", err);
 }

@@ -1,13 +1,17 @@
 /* engine/cuda/cuda_flash.cu — the register-resident flash-attention kernel (f16/bf16,
  * compute capability ≥ 8.0, head dims that are multiples of 8 up to 160: SD's 40, 64,
- * 80, 160, and 128).  The default for those shapes; cuda_attention.cu falls back to its
- * WMMA and f32 kernels for the rest (the VAE's 512-wide head, odd head dims).
+ * 80, 160, and 128).  The default for those shapes; cuda_flash_wide.cu takes the wide
+ * heads (multiples of 8 up to 512: the VAE's 512-wide head), and cuda_attention.cu its
+ * WMMA and f32 kernels for the rest (odd head dims).  The PTX wrappers (cm_*) are in
+ * cuda_mma.h.
  *
  * Layout as every attention kernel here: q{B,Nq,H·D}, k/v{B,Nk,H·D}, y{B,Nq,H·D}, the
  * head h in columns [h·D, (h+1)·D) of each row.
  *
  * FlashAttention-2's loop on mma.sync m16n8k16 (f32 accumulators).  A block of 4 warps
- * owns 64 query rows of one (batch, head); each warp 16 of them.
+ * owns 64·MT query rows of one (batch, head); each warp 16·MT of them (MT = 2 for head
+ * dims ≤ 64 when the grid still fills the GPU: each K/V fragment then feeds two row
+ * tiles, halving shared-memory reads per mma).
  *   - Q{64, DP}, and per step a tile of BK keys of K{BK, DP} and V{BK, DP}, are copied
  *     to shared memory with cp.async, 16 bytes at a time, double-buffered: tile j+1
  *     loads while tile j is computed.  DP is D rounded up to 16 (40 → 48); the padding
@@ -27,6 +31,7 @@
 #include <stdint.h>
 
 #include "engine/cuda/cuda_internal.h"
+#include "engine/cuda/cuda_mma.h"
 
 #define FL_WARPS 4
 #define FL_ROWS 16 /* query rows per warp */
@@ -39,77 +44,12 @@ struct fl_dims {
     bool causal;
 };
 
-/* --- PTX wrappers ------------------------------------------------------------------ */
-
-__device__ __forceinline__ uint32_t fl_smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-/* 16 bytes global → shared; src_bytes 0 zero-fills the destination. */
-__device__ __forceinline__ void fl_cp16(void *dst, const void *src, int src_bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(fl_smem_addr(dst)),
-                 "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void fl_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void fl_cp_wait()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void fl_ldm_x4(uint32_t r[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(fl_smem_addr(p)));
-}
-__device__ __forceinline__ void fl_ldm_x4_trans(uint32_t r[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(fl_smem_addr(p)));
-}
-
-/* d{16×8, f32} += a{16×16} · b{16×8} */
-template <typename T> __device__ __forceinline__ void fl_mma(float d[4], const uint32_t a[4],
-                                                             uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void fl_mma<__half>(float d[4], const uint32_t a[4],
-                                                           uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <> __device__ __forceinline__ void fl_mma<__nv_bfloat16>(float d[4], const uint32_t a[4],
-                                                                  uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* Two floats → one register of two T (lower half = first). */
-template <typename T> __device__ __forceinline__ uint32_t fl_pack(float lo, float hi);
-template <> __device__ __forceinline__ uint32_t fl_pack<__half>(float lo, float hi)
-{
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *(uint32_t *)&h;
-}
-template <> __device__ __forceinline__ uint32_t fl_pack<__nv_bfloat16>(float lo, float hi)
-{
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&h;
-}
-
 /* --- the kernel -------------------------------------------------------------------- */
 
-/* Shared memory: Q{64, DP+8} and two stages of K{BK, DP+8} and V{BK, DP+8}, in T. */
-static size_t fl_smem(int dp, int bk, size_t t_size)
+/* Shared memory: Q{64·MT, DP+8} and two stages of K{BK, DP+8} and V{BK, DP+8}, in T. */
+static size_t fl_smem(int dp, int bk, int mt, size_t t_size)
 {
-    return t_size * (size_t)(dp + 8) * (size_t)(FL_QROWS + 4 * bk);
+    return t_size * (size_t)(dp + 8) * (size_t)(FL_QROWS * mt + 4 * bk);
 }
 
 /* Copies rows [r0, r0 + rows) of a {N, ld} tensor's head slice (d columns, d/8 chunks
@@ -122,11 +62,15 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
         const int r = c / chunks, col = (c - r * chunks) * 8;
         const int64_t row = r0 + r;
         const bool in = row < n;
-        fl_cp16(smem + r * stride + col, base + (in ? row : 0) * ld + col, in ? 16 : 0);
+        cm_cp16(smem + r * stride + col, base + (in ? row : 0) * ld + col, in ? 16 : 0);
     }
 }
 
-template <typename T, int DP, int BK>
+/* MT: m16 tiles of query rows per warp (1 or 2).  Two tiles share every K and V
+ * fragment loaded from shared memory (half the ldmatrix traffic per mma) at the cost of
+ * twice the registers; fl_launch takes MT = 2 for the narrow heads when the grid still
+ * fills the GPU. */
+template <typename T, int DP, int BK, int MT>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct fl_dims p)
 {
@@ -135,15 +79,16 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
     constexpr int KD = DP / 16; /* k16 blocks of the head dim (Q·Kᵀ) */
     constexpr int NT = BK / 8;  /* n8 key tiles of S */
     constexpr int ND = DP / 8;  /* n8 dim tiles of O */
+    constexpr int WROWS = FL_ROWS * MT, QROWS = FL_QROWS * MT;
     extern __shared__ __align__(128) unsigned char fl_raw[];
-    T *qs = (T *)fl_raw;            /* [64][S] */
-    T *kv = qs + FL_QROWS * S;      /* [2 stages][K, V][BK][S] */
+    T *qs = (T *)fl_raw;            /* [QROWS][S] */
+    T *kv = qs + QROWS * S;         /* [2 stages][K, V][BK][S] */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int d = p.d, chunks = d / 8;
     const int64_t ld = (int64_t)p.heads * d;
     const int h = blockIdx.y, bz = blockIdx.z;
-    const int64_t q0 = (int64_t)blockIdx.x * FL_QROWS, w0 = q0 + warp * FL_ROWS;
+    const int64_t q0 = (int64_t)blockIdx.x * QROWS, w0 = q0 + warp * WROWS;
     const T *qb = q + (size_t)bz * (size_t)(p.nq * ld) + (size_t)h * d;
     const T *kb = k + (size_t)bz * (size_t)(p.nk * ld) + (size_t)h * d;
     const T *vb = v + (size_t)bz * (size_t)(p.nk * ld) + (size_t)h * d;
@@ -151,28 +96,32 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 
     /* zero the padding columns [d, DP) of Q and of both stages of K and V */
     if (d < DP) {
-        const int pad = DP - d, rows = FL_QROWS + 4 * BK;
+        const int pad = DP - d, rows = QROWS + 4 * BK;
         for (int e = threadIdx.x; e < rows * pad; e += FL_WARPS * 32) {
             const int r = e / pad;
             qs[r * S + d + (e - r * pad)] = T(0.0f);
         }
     }
-    int64_t last_q = q0 + FL_QROWS - 1 < p.nq - 1 ? q0 + FL_QROWS - 1 : p.nq - 1;
+    int64_t last_q = q0 + QROWS - 1 < p.nq - 1 ? q0 + QROWS - 1 : p.nq - 1;
     const int64_t nk = p.causal && last_q + 1 < p.nk ? last_q + 1 : p.nk;
     const int tiles = (int)((nk + BK - 1) / BK);
 
-    fl_load_rows(qs, S, qb, ld, q0, FL_QROWS, p.nq, chunks);
+    fl_load_rows(qs, S, qb, ld, q0, QROWS, p.nq, chunks);
     fl_load_rows(kv, S, kb, ld, 0, BK, nk, chunks);
     fl_load_rows(kv + BK * S, S, vb, ld, 0, BK, nk, chunks);
-    fl_cp_commit();
+    cm_cp_commit();
 
-    uint32_t qf[KD][4];
-    float o[ND][4];
+    uint32_t qf[MT][KD][4];
+    float o[MT][ND][4];
+    float m[MT][2], l[MT][2]; /* per tile: rows g and g+8 */
 #pragma unroll
-    for (int i = 0; i < ND; i++)
-        o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* rows g and g+8 */
-    const int64_t row0 = w0 + g, row1 = w0 + g + 8;
+    for (int mt = 0; mt < MT; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < ND; i++)
+            o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+    }
 
     for (int j = 0; j < tiles; j++) {
         const int64_t k0 = (int64_t)j * BK;
@@ -181,116 +130,142 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
             fl_load_rows(nxt, S, kb, ld, k0 + BK, BK, nk, chunks);
             fl_load_rows(nxt + BK * S, S, vb, ld, k0 + BK, BK, nk, chunks);
         }
-        fl_cp_commit();
-        fl_cp_wait<1>();
+        cm_cp_commit();
+        cm_cp_wait<1>();
         __syncthreads();
         if (j == 0) {
 #pragma unroll
-            for (int kk = 0; kk < KD; kk++) /* Q rows w0.., dims kk·16.. */
-                fl_ldm_x4(qf[kk], qs + (warp * FL_ROWS + (lane & 7) + ((lane >> 3) & 1) * 8) * S +
-                                      kk * 16 + (lane >> 4) * 8);
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int kk = 0; kk < KD; kk++) /* Q rows w0 + 16·mt.., dims kk·16.. */
+                    cm_ldm_x4(qf[mt][kk],
+                              qs + (warp * WROWS + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S +
+                                  kk * 16 + (lane >> 4) * 8);
         }
         const T *ks = kv + (j & 1) * 2 * BK * S, *vs = ks + BK * S;
         /* warp-uniform: no rows of this warp, or the whole tile is after its queries */
-        const bool skip = w0 >= p.nq || (p.causal && k0 > w0 + FL_ROWS - 1);
+        const bool skip = w0 >= p.nq || (p.causal && k0 > w0 + WROWS - 1);
         if (!skip) {
-            /* S{16, BK} = Q·Kᵀ */
-            float s[NT][4];
+            /* S{16·MT, BK} = Q·Kᵀ, each K fragment used by the MT row tiles */
+            float s[MT][NT][4];
 #pragma unroll
-            for (int n = 0; n < NT; n++)
-                s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int n = 0; n < NT; n++)
+                    s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
 #pragma unroll
             for (int n = 0; n < NT; n += 2) {
 #pragma unroll
                 for (int kk = 0; kk < KD; kk++) {
                     uint32_t b[4]; /* keys n·8.. (b0 b1), n·8+8.. (b2 b3); dims kk·16.. */
-                    fl_ldm_x4(b, ks + (n * 8 + (lane & 7) + (lane >> 4) * 8) * S + kk * 16 +
+                    cm_ldm_x4(b, ks + (n * 8 + (lane & 7) + (lane >> 4) * 8) * S + kk * 16 +
                                      ((lane >> 3) & 1) * 8);
-                    fl_mma<T>(s[n], qf[kk], b[0], b[1]);
-                    fl_mma<T>(s[n + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        cm_mma<T>(s[mt][n], qf[mt][kk], b[0], b[1]);
+                        cm_mma<T>(s[mt][n + 1], qf[mt][kk], b[2], b[3]);
+                    }
                 }
             }
             /* mask (only a tile past Nk or on the causal diagonal), scale (base 2), the
-             * tile max per row */
+             * online softmax per row; P stays in s */
             const bool whole = k0 + BK <= nk && (!p.causal || k0 + BK - 1 <= w0);
-            float tm0 = -INFINITY, tm1 = -INFINITY;
 #pragma unroll
-            for (int n = 0; n < NT; n++) {
+            for (int mt = 0; mt < MT; mt++) {
+                const int64_t row0 = w0 + mt * 16 + g, row1 = row0 + 8;
+                float tm0 = -INFINITY, tm1 = -INFINITY;
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
-                    const int64_t row = e < 2 ? row0 : row1;
-                    const bool ok = whole || (key < nk && (!p.causal || key <= row));
-                    s[n][e] = ok ? s[n][e] * p.scale_log2 : -INFINITY;
+                for (int n = 0; n < NT; n++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
+                        const int64_t row = e < 2 ? row0 : row1;
+                        const bool ok = whole || (key < nk && (!p.causal || key <= row));
+                        s[mt][n][e] = ok ? s[mt][n][e] * p.scale_log2 : -INFINITY;
+                    }
+                    tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
+                    tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
                 }
-                tm0 = fmaxf(tm0, fmaxf(s[n][0], s[n][1]));
-                tm1 = fmaxf(tm1, fmaxf(s[n][2], s[n][3]));
-            }
-            tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
-            tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
-            tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
-            tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
-            const float mn0 = fmaxf(m0, tm0), mn1 = fmaxf(m1, tm1);
-            /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
-            const float b0 = mn0 == -INFINITY ? 0.0f : mn0, b1 = mn1 == -INFINITY ? 0.0f : mn1;
-            const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
-            m0 = mn0;
-            m1 = mn1;
-            float rs0 = 0.0f, rs1 = 0.0f;
+                tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
+                tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+                tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
+                tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+                const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
+                /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
+                const float b0 = mn0 == -INFINITY ? 0.0f : mn0;
+                const float b1 = mn1 == -INFINITY ? 0.0f : mn1;
+                const float c0 = exp2f(m[mt][0] - b0), c1 = exp2f(m[mt][1] - b1);
+                m[mt][0] = mn0;
+                m[mt][1] = mn1;
+                float rs0 = 0.0f, rs1 = 0.0f;
 #pragma unroll
-            for (int n = 0; n < NT; n++) {
-                s[n][0] = exp2f(s[n][0] - b0);
-                s[n][1] = exp2f(s[n][1] - b0);
-                s[n][2] = exp2f(s[n][2] - b1);
-                s[n][3] = exp2f(s[n][3] - b1);
-                rs0 += s[n][0] + s[n][1];
-                rs1 += s[n][2] + s[n][3];
-            }
-            l0 = l0 * c0 + rs0;
-            l1 = l1 * c1 + rs1;
+                for (int n = 0; n < NT; n++) {
+                    s[mt][n][0] = exp2f(s[mt][n][0] - b0);
+                    s[mt][n][1] = exp2f(s[mt][n][1] - b0);
+                    s[mt][n][2] = exp2f(s[mt][n][2] - b1);
+                    s[mt][n][3] = exp2f(s[mt][n][3] - b1);
+                    rs0 += s[mt][n][0] + s[mt][n][1];
+                    rs1 += s[mt][n][2] + s[mt][n][3];
+                }
+                l[mt][0] = l[mt][0] * c0 + rs0;
+                l[mt][1] = l[mt][1] * c1 + rs1;
 #pragma unroll
-            for (int i = 0; i < ND; i++) {
-                o[i][0] *= c0;
-                o[i][1] *= c0;
-                o[i][2] *= c1;
-                o[i][3] *= c1;
+                for (int i = 0; i < ND; i++) {
+                    o[mt][i][0] *= c0;
+                    o[mt][i][1] *= c0;
+                    o[mt][i][2] *= c1;
+                    o[mt][i][3] *= c1;
+                }
             }
-            /* O{16, DP} += P{16, BK} · V{BK, DP} */
+            /* O{16·MT, DP} += P{16·MT, BK} · V{BK, DP}, each V fragment used MT times */
 #pragma unroll
             for (int kb2 = 0; kb2 < BK / 16; kb2++) {
-                uint32_t a[4];
-                a[0] = fl_pack<T>(s[2 * kb2][0], s[2 * kb2][1]);
-                a[1] = fl_pack<T>(s[2 * kb2][2], s[2 * kb2][3]);
-                a[2] = fl_pack<T>(s[2 * kb2 + 1][0], s[2 * kb2 + 1][1]);
-                a[3] = fl_pack<T>(s[2 * kb2 + 1][2], s[2 * kb2 + 1][3]);
+                uint32_t a[MT][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    a[mt][0] = cm_pack<T>(s[mt][2 * kb2][0], s[mt][2 * kb2][1]);
+                    a[mt][1] = cm_pack<T>(s[mt][2 * kb2][2], s[mt][2 * kb2][3]);
+                    a[mt][2] = cm_pack<T>(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
+                    a[mt][3] = cm_pack<T>(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
+                }
 #pragma unroll
                 for (int i = 0; i < ND; i += 2) {
                     uint32_t b[4]; /* keys kb2·16.. (b0 b1) for dims i·8.., (b2 b3) i·8+8.. */
-                    fl_ldm_x4_trans(b, vs + (kb2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S +
+                    cm_ldm_x4_trans(b, vs + (kb2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S +
                                            i * 8 + (lane >> 4) * 8);
-                    fl_mma<T>(o[i], a, b[0], b[1]);
-                    fl_mma<T>(o[i + 1], a, b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        cm_mma<T>(o[mt][i], a[mt], b[0], b[1]);
+                        cm_mma<T>(o[mt][i + 1], a[mt], b[2], b[3]);
+                    }
                 }
             }
         }
         __syncthreads(); /* this stage is reloaded by the next iteration but one */
     }
-    fl_cp_wait<0>();
+    cm_cp_wait<0>();
 
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
 #pragma unroll
-    for (int i = 0; i < ND; i++) {
-        const int col = i * 8 + 2 * t;
-        if (col >= d)
-            continue;
-        if (row0 < p.nq)
-            *(uint32_t *)(yb + row0 * ld + col) = fl_pack<T>(o[i][0] * i0, o[i][1] * i0);
-        if (row1 < p.nq)
-            *(uint32_t *)(yb + row1 * ld + col) = fl_pack<T>(o[i][2] * i1, o[i][3] * i1);
+    for (int mt = 0; mt < MT; mt++) {
+        float l0 = l[mt][0], l1 = l[mt][1];
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+        const int64_t row0 = w0 + mt * 16 + g, row1 = row0 + 8;
+#pragma unroll
+        for (int i = 0; i < ND; i++) {
+            const int col = i * 8 + 2 * t;
+            if (col >= d)
+                continue;
+            if (row0 < p.nq)
+                *(uint32_t *)(yb + row0 * ld + col) =
+                    cm_pack<T>(o[mt][i][0] * i0, o[mt][i][1] * i0);
+            if (row1 < p.nq)
+                *(uint32_t *)(yb + row1 * ld + col) =
+                    cm_pack<T>(o[mt][i][2] * i1, o[mt][i][3] * i1);
+        }
     }
 #else
     (void)q, (void)k, (void)v, (void)y, (void)p;
@@ -298,18 +273,18 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #endif
 }
 
-template <typename T, int DP, int BK>
+template <typename T, int DP, int BK, int MT>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
                                 const struct fl_dims *p, cudaStream_t st)
 {
-    const size_t smem = fl_smem(DP, BK, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, DP, BK>,
+    const size_t smem = fl_smem(DP, BK, MT, sizeof(T));
+    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, DP, BK, MT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
-    dim3 grid((unsigned)((p->nq + FL_QROWS - 1) / FL_QROWS), (unsigned)p->heads,
-              (unsigned)batch);
-    fl_kernel<T, DP, BK><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    const int rows = FL_QROWS * MT;
+    dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
+    fl_kernel<T, DP, BK, MT><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -322,20 +297,35 @@ static void fl_shape(int d, int *dp, int *bk)
     *bk = *dp == 160 ? 32 : 64;
 }
 
+/* Two row tiles per warp (128 query rows a block) for head dims ≤ 64 when that still
+ * makes FL_WAVES blocks per multiprocessor; else one.  row_tiles 1 or 2 forces it (2
+ * only where instantiated: head dims ≤ 64). */
+#define FL_WAVES 3
+
 template <typename T>
 static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct fl_dims *p, cudaStream_t st)
+                             const struct fl_dims *p, int sm_count, int row_tiles,
+                             cudaStream_t st)
 {
     int dp, bk;
     fl_shape(p->d, &dp, &bk);
+    const int64_t blocks2 = (p->nq + 2 * FL_QROWS - 1) / (2 * FL_QROWS) * p->heads * batch;
+    const bool two = dp <= 64 && (row_tiles == 2 || (row_tiles == 0 &&
+                                                     blocks2 >= (int64_t)FL_WAVES * sm_count));
     switch (dp) {
-    case 32: return fl_launch_as<T, 32, 64>(q, k, v, y, batch, p, st);
-    case 48: return fl_launch_as<T, 48, 64>(q, k, v, y, batch, p, st);
-    case 64: return fl_launch_as<T, 64, 64>(q, k, v, y, batch, p, st);
-    case 80: return fl_launch_as<T, 80, 64>(q, k, v, y, batch, p, st);
-    case 96: return fl_launch_as<T, 96, 64>(q, k, v, y, batch, p, st);
-    case 128: return fl_launch_as<T, 128, 64>(q, k, v, y, batch, p, st);
-    default: return fl_launch_as<T, 160, 32>(q, k, v, y, batch, p, st);
+    case 32:
+        return two ? fl_launch_as<T, 32, 64, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 32, 64, 1>(q, k, v, y, batch, p, st);
+    case 48:
+        return two ? fl_launch_as<T, 48, 64, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 48, 64, 1>(q, k, v, y, batch, p, st);
+    case 64:
+        return two ? fl_launch_as<T, 64, 64, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 64, 64, 1>(q, k, v, y, batch, p, st);
+    case 80: return fl_launch_as<T, 80, 64, 1>(q, k, v, y, batch, p, st);
+    case 96: return fl_launch_as<T, 96, 64, 1>(q, k, v, y, batch, p, st);
+    case 128: return fl_launch_as<T, 128, 64, 1>(q, k, v, y, batch, p, st);
+    default: return fl_launch_as<T, 160, 32, 1>(q, k, v, y, batch, p, st);
     }
 }
 
@@ -343,7 +333,7 @@ static size_t fl_smem_for(int d)
 {
     int dp, bk;
     fl_shape(d, &dp, &bk);
-    return fl_smem(dp, bk, 2);
+    return fl_smem(dp, bk, dp <= 64 ? 2 : 1, 2);
 }
 
 bool cuda_flash_supports(const struct cuda_backend *cb, enum dtype dt, int d, const void *q,
@@ -368,8 +358,9 @@ cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void
     p.causal = causal;
     if (dt == DTYPE_F16)
         return fl_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
-                                 (__half *)y, batch, &p, cb->stream);
+                                 (__half *)y, batch, &p, cb->sm_count,
+                                 cb->attention_row_tiles, cb->stream);
     return fl_launch<__nv_bfloat16>((const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
                                     (const __nv_bfloat16 *)v, (__nv_bfloat16 *)y, batch, &p,
-                                    cb->stream);
+                                    cb->sm_count, cb->attention_row_tiles, cb->stream);
 }

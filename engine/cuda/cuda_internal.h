@@ -24,8 +24,11 @@ struct cuda_backend {
     bool allow_tf32;
     bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
+    int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
+    int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
     int cc_major;        /* the device's compute capability (major) */
     size_t max_smem;     /* opt-in shared memory per block, bytes */
+    int sm_count;        /* multiprocessors */
     enum dtype weight_dtype;
     bool broken;         /* a sticky error was seen: everything fails from now on */
     cudaStream_t stream;
@@ -144,6 +147,15 @@ bool cuda_flash_supports(const struct cuda_backend *cb, enum dtype dt, int d, co
 cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void *q,
                               const void *k, const void *v, void *y, int64_t batch, int64_t nq,
                               int64_t nk, int heads, int d, float scale, bool causal);
+/* The wide-head flash-attention kernel (cuda_flash_wide.cu): the same, for head dims
+ * that are multiples of 8 in (160, 512] (the VAE's 512-wide head; its shared memory
+ * must fit cb->max_smem). */
+bool cuda_flash_wide_supports(const struct cuda_backend *cb, enum dtype dt, int d,
+                              const void *q, const void *k, const void *v, const void *y);
+cudaError_t cuda_flash_wide_launch(struct cuda_backend *cb, enum dtype dt, const void *q,
+                                   const void *k, const void *v, void *y, int64_t batch,
+                                   int64_t nq, int64_t nk, int heads, int d, float scale,
+                                   bool causal);
 /* y{rows,C} += bias{C} (may be NULL) + residual{rows,C} (may be NULL): the conv
  * epilogue. */
 enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bias,

@@ -5,7 +5,9 @@
  * passes: accurate when |mean| ≫ std, as the CPU reference); a small kernel merges the
  * chunks (Chan's formula, double) into scratch {N·G, 2} = (mean, rstd); a third
  * applies (x − mean)·rstd·γ + β (then SiLU) over every element.  y may be x.
- * LayerNorm: one warp per row, two passes over the row, then the affine write. */
+ * LayerNorm: one warp per row, two passes over the row, then the affine write; for
+ * f16/bf16 rows of C % 8 == 0, C ≤ 2048 (16-byte aligned) the row stays in registers as
+ * 8-element vectors (one read, one write), else three passes over memory. */
 #include "engine/cuda/cuda_internal.h"
 
 #define GN_THREADS 512
@@ -367,6 +369,137 @@ __global__ static void ln_kernel(const T *x, T *y, const T *gamma, const T *beta
     }
 }
 
+#define LN_VEC 8     /* f16/bf16 elements per 16-byte vector */
+#define LN_MAX_NV 8  /* vectors per lane: rows up to 32·8·8 = 2048 elements */
+
+/* f[0..8) = the 8 f16/bf16 elements at p (16-byte aligned). */
+template <typename T>
+__device__ __forceinline__ void ln_ld8(const T *p, float f[LN_VEC])
+{
+    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
+    uint4 u = *reinterpret_cast<const uint4 *>(p);
+    const T *e = reinterpret_cast<const T *>(&u);
+#pragma unroll
+    for (int k = 0; k < LN_VEC; k++)
+        f[k] = cuda_ld(e + k);
+}
+
+/* The 8 f16/bf16 elements at p (16-byte aligned) = f[0..8), rounded to nearest. */
+template <typename T>
+__device__ __forceinline__ void ln_st8(T *p, const float f[LN_VEC])
+{
+    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
+    uint4 u;
+    T *e = reinterpret_cast<T *>(&u);
+#pragma unroll
+    for (int k = 0; k < LN_VEC; k++)
+        cuda_st(e + k, f[k]);
+    *reinterpret_cast<uint4 *>(p) = u;
+}
+
+/* One warp per row of x{rows, C} held in registers: f16/bf16, C = 8·cv, cv ≤ 32·NV,
+ * x, y, gamma, beta 16-byte aligned.  Lane l holds the row's vectors l, l + 32, ...
+ * (NV slots, those ≥ cv unused); mean, then Σ(x − mean)² from registers, one write. */
+template <typename T, int NV>
+__global__ static void ln_vec_kernel(const T *x, T *y, const T *gamma, const T *beta,
+                                     size_t rows, int cv, float eps)
+{
+    const int lane = threadIdx.x & 31;
+    const size_t row = (size_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
+    if (row >= rows)
+        return;
+    const size_t c = (size_t)cv * LN_VEC;
+    const T *xr = x + row * c;
+    T *yr = y + row * c;
+    float v[NV][LN_VEC];
+    float s = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        const int j = lane + 32 * t;
+        if (j < cv) {
+            ln_ld8(xr + (size_t)j * LN_VEC, v[t]);
+#pragma unroll
+            for (int e = 0; e < LN_VEC; e++)
+                s += v[t][e];
+        } else {
+#pragma unroll
+            for (int e = 0; e < LN_VEC; e++)
+                v[t][e] = 0.0f;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mean = s / (float)c;
+    float s2 = 0.0f;
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        if (lane + 32 * t < cv) {
+#pragma unroll
+            for (int e = 0; e < LN_VEC; e++) {
+                float d = v[t][e] - mean;
+                s2 += d * d;
+            }
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+    const float rstd = rsqrtf(s2 / (float)c + eps);
+#pragma unroll
+    for (int t = 0; t < NV; t++) {
+        const int j = lane + 32 * t;
+        if (j >= cv)
+            continue;
+        float out[LN_VEC], p[LN_VEC];
+#pragma unroll
+        for (int e = 0; e < LN_VEC; e++)
+            out[e] = (v[t][e] - mean) * rstd;
+        if (gamma) {
+            ln_ld8(gamma + (size_t)j * LN_VEC, p);
+#pragma unroll
+            for (int e = 0; e < LN_VEC; e++)
+                out[e] *= p[e];
+        }
+        if (beta) {
+            ln_ld8(beta + (size_t)j * LN_VEC, p);
+#pragma unroll
+            for (int e = 0; e < LN_VEC; e++)
+                out[e] += p[e];
+        }
+        ln_st8(yr + (size_t)j * LN_VEC, out);
+    }
+}
+
+static bool ln_aligned(const void *p) /* NULL counts as aligned */
+{
+    return ((uintptr_t)p & 15u) == 0;
+}
+
+/* The register kernel (NV = vectors per lane, 1..LN_MAX_NV) when it applies, else the
+ * general one. */
+template <typename T>
+static void ln_launch(const T *x, T *y, const T *gamma, const T *beta, size_t rows, int64_t c,
+                      float eps, unsigned blocks, cudaStream_t st)
+{
+    const unsigned th = LN_WARPS * 32;
+    if constexpr (sizeof(T) == 2) {
+        if (c % LN_VEC == 0 && c <= 32 * LN_VEC * LN_MAX_NV && ln_aligned(x) && ln_aligned(y) &&
+            ln_aligned(gamma) && ln_aligned(beta)) {
+            const int cv = (int)(c / LN_VEC), nv = (cv + 31) / 32;
+            switch (nv) {
+#define LN_CASE(NV)                                                                       \
+    case NV:                                                                              \
+        ln_vec_kernel<T, NV><<<blocks, th, 0, st>>>(x, y, gamma, beta, rows, cv, eps);    \
+        return;
+                LN_CASE(1) LN_CASE(2) LN_CASE(3) LN_CASE(4)
+                LN_CASE(5) LN_CASE(6) LN_CASE(7) LN_CASE(8)
+#undef LN_CASE
+            default: break;
+            }
+        }
+    }
+    ln_kernel<T><<<blocks, th, 0, st>>>(x, y, gamma, beta, rows, c, eps);
+}
+
 enum status cuda_layer_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
                             const struct tensor *beta, float eps, struct tensor *y,
                             struct errbuf *err)
@@ -378,9 +511,9 @@ enum status cuda_layer_norm(struct backend *b, const struct tensor *x, const str
     size_t blocks = (rows + LN_WARPS - 1) / LN_WARPS;
     if (blocks > 2147483647u)
         return status_fail(err, STATUS_UNSUPPORTED, "cuda layer_norm: too many rows");
-    CUDA_DISPATCH(y->dtype, (ln_kernel<T><<<(unsigned)blocks, LN_WARPS * 32, 0, cb->stream>>>(
-                                (const T *)x->data, (T *)y->data,
-                                gamma ? (const T *)gamma->data : (const T *)NULL,
-                                beta ? (const T *)beta->data : (const T *)NULL, rows, c, eps)));
+    CUDA_DISPATCH(y->dtype, ln_launch<T>((const T *)x->data, (T *)y->data,
+                                         gamma ? (const T *)gamma->data : (const T *)NULL,
+                                         beta ? (const T *)beta->data : (const T *)NULL, rows,
+                                         c, eps, (unsigned)blocks, cb->stream));
     return cuda_check_launch(cb, "layer_norm", err);
 }

@@ -24,6 +24,7 @@
  * --cpu runs the same on the CPU backend (f32): a smoke test of this program.
  * Exit 0 on success, 77 without a GPU, 1 on an error. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,27 +265,35 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
     return s;
 }
 
-/* The step at 2 and 16 rows with cuDNN's heuristic algorithms, then (on CUDA) the same
- * with its timed search (cuda_backend_set_cudnn_find), which stays on afterwards when it
- * was faster at 16 rows. */
+/* The step at 2 and 16 rows with the backend's default convolution plan (cuDNN's
+ * heuristic choice, small maps as im2col + GEMM), then (on CUDA) with every 3×3
+ * convolution on cuDNN ("unet_step_cudnn") and with cuDNN's timed search
+ * ("unet_step_find"), eager only; the default plan is restored for what follows. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
-    const int rows[2] = {2, UNET_MAX_ROWS};
-    double heur = 0, find = 0;
+    static const struct {
+        const char *part;
+        bool find;
+        bool gemm;
+    } plans[] = {{"unet_step", false, true},
+                 {"unet_step_cudnn", false, false},
+                 {"unet_step_find", true, true}};
+    struct cuda_backend_options def;
+    cuda_backend_options_default(&def);
     enum status s = STATUS_OK;
-    for (int i = 0; i < 2 && s == STATUS_OK; i++)
-        s = bench_unet_rows(b, rows[i], "unet_step", true, &heur, err);
-    if (s != STATUS_OK || b->o.cpu)
-        return s;
-    cuda_backend_set_cudnn_find(b->be, true);
-    for (int i = 0; i < 2 && s == STATUS_OK; i++)
-        s = bench_unet_rows(b, rows[i], "unet_step_find", true, &find, err);
-    const double heur16 = heur, find16 = find;
-    if (s == STATUS_OK && find16 >= heur16) {
-        cuda_backend_set_cudnn_find(b->be, false);
-        printf("cudnn find: no faster at %d rows; heuristic algorithms from here on\n",
-               UNET_MAX_ROWS);
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0] && s == STATUS_OK; i++) {
+        if (i > 0 && b->o.cpu)
+            break;
+        if (i > 0)
+            cuda_backend_set_conv_plan(b->be, plans[i].find,
+                                       plans[i].gemm ? def.conv_gemm_rows : 0);
+        double med = 0;
+        s = bench_unet_rows(b, 2, plans[i].part, i == 0, &med, err);
+        if (s == STATUS_OK)
+            s = bench_unet_rows(b, UNET_MAX_ROWS, plans[i].part, i == 0, &med, err);
     }
+    if (!b->o.cpu)
+        cuda_backend_set_conv_plan(b->be, def.cudnn_find, def.conv_gemm_rows);
     return s;
 }
 
@@ -337,6 +346,96 @@ static enum status profile_unet(struct bench *b, int rows, struct errbuf *err)
         s = profile_once(b, unet_run, &u, title, "profile_unet", rows, err);
     }
     unet_ctx_free(&u);
+    return s;
+}
+
+/* --- attention kernels ------------------------------------------------------------ */
+
+struct att_ctx {
+    struct tensor q, k, v, y; /* {B, N, H·D} */
+    int heads;
+};
+
+static enum status att_run(struct bench *b, void *c, struct errbuf *err)
+{
+    (void)b;
+    struct att_ctx *a = c;
+    const float d = (float)(a->q.shape[2] / a->heads);
+    struct attention_params p = {a->heads, 1.0f / sqrtf(d), false};
+    return backend_attention(&a->q, &a->k, &a->v, &p, &a->y, err);
+}
+
+/* One attention shape on backend `be`: median ms and TFLOP/s (4·B·H·N²·D). */
+static enum status bench_att_shape(struct bench *b, struct backend *be, const char *variant,
+                                   int64_t batch, int64_t n, int64_t c, int heads,
+                                   struct errbuf *err)
+{
+    struct bench bb = *b;
+    bb.be = be;
+    struct att_ctx a;
+    memset(&a, 0, sizeof a);
+    a.heads = heads;
+    const int64_t shape[3] = {batch, n, c};
+    enum status s = normal_tensor(&bb, 3, shape, 11, &a.q, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(&bb, 3, shape, 12, &a.k, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(&bb, 3, shape, 13, &a.v, err);
+    if (s == STATUS_OK) {
+        a.y = tensor_desc(b->o.dtype, 3, shape);
+        s = backend_alloc(be, &a.y, err);
+    }
+    double med = 0, best = 0;
+    if (s == STATUS_OK)
+        s = timed(&bb, att_run, &a, 2, b->o.repeat, &med, &best, err);
+    if (s == STATUS_OK) {
+        const double tflops = 4.0 * (double)batch * (double)n * (double)n * (double)c / med / 1e12;
+        printf("attention  [%lld,%lld,%lld] %d heads of %lld, %-8s: median %.3f ms, %.0f TFLOP/s\n",
+               (long long)batch, (long long)n, (long long)c, heads, (long long)(c / heads),
+               variant, med * 1e3, tflops);
+        char buf[256];
+        snprintf(buf, sizeof buf,
+                 "{\"part\":\"attention\",\"batch\":%lld,\"tokens\":%lld,\"channels\":%lld,"
+                 "\"heads\":%d,\"variant\":\"%s\",\"median_ms\":%.4f,\"tflops\":%.1f}",
+                 (long long)batch, (long long)n, (long long)c, heads, variant, med * 1e3, tflops);
+        json_entry(b, buf);
+    }
+    backend_free(&a.q);
+    backend_free(&a.k);
+    backend_free(&a.v);
+    backend_free(&a.y);
+    return s;
+}
+
+/* The U-Net's and the VAE's self-attention shapes on the default kernel choice; the
+ * narrow heads (D = 40) also with 1 and with 2 query-row tiles per warp forced. */
+static enum status bench_attention(struct bench *b, struct errbuf *err)
+{
+    if (b->o.cpu)
+        return STATUS_OK;
+    static const struct {
+        int64_t batch, n, c;
+        int heads;
+    } shapes[] = {{2, 4096, 320, 8}, {16, 4096, 320, 8}, {16, 1024, 640, 8},
+                  {16, 256, 1280, 8}, {1, 4096, 512, 1}};
+    struct backend *forced[2] = {NULL, NULL};
+    enum status s = STATUS_OK;
+    for (int i = 0; i < 2 && s == STATUS_OK; i++) {
+        struct cuda_backend_options opt;
+        cuda_backend_options_default(&opt);
+        opt.weight_dtype = b->o.dtype;
+        opt.attention_row_tiles = i + 1;
+        s = cuda_backend_create(&opt, &forced[i], err);
+    }
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && s == STATUS_OK; i++) {
+        s = bench_att_shape(b, b->be, "default", shapes[i].batch, shapes[i].n, shapes[i].c,
+                            shapes[i].heads, err);
+        for (int f = 0; f < 2 && s == STATUS_OK && shapes[i].c / shapes[i].heads <= 64; f++)
+            s = bench_att_shape(b, forced[f], f == 0 ? "1 tile" : "2 tiles", shapes[i].batch,
+                                shapes[i].n, shapes[i].c, shapes[i].heads, err);
+    }
+    backend_destroy(forced[0]);
+    backend_destroy(forced[1]);
     return s;
 }
 
@@ -492,6 +591,10 @@ static enum status bench_scheduler(struct bench *b, int batch, struct errbuf *er
     cfg.mode = SCHED_MODE_STEP;
     cfg.max_batch_rows = 2 * batch;
     cfg.queue_capacity = batch > 64 ? batch : 64;
+    /* capacity: arrival order, every running request joins the next U-Net call (the
+     * default due-time order keeps a request out of a call that would make the ones in it
+     * miss 2× their time alone: a latency policy, not a throughput one) */
+    cfg.due_factor = -1;
     struct scheduler *s = NULL;
     TRY(scheduler_create(&cfg, &s, err));
     double t[3] = {0};
@@ -654,6 +757,8 @@ int main(int argc, char **argv)
     s = bench_unet(&b, &err);
     if (s == STATUS_OK)
         s = bench_vae(&b, &err);
+    if (s == STATUS_OK)
+        s = bench_attention(&b, &err);
     for (int rows = 2; s == STATUS_OK && b.o.profile > 0 && rows <= UNET_MAX_ROWS; rows *= 8)
         s = profile_unet(&b, rows, &err);
     for (int i = 0; s == STATUS_OK && i < b.o.n_batches; i++) {

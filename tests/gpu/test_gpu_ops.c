@@ -32,7 +32,8 @@
 
 struct suite {
     struct backend *cpu, *gpu;
-    struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar) */
+    struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar),
+                                   every convolution but 1×1 on cuDNN (conv_gemm_rows 0) */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -345,6 +346,9 @@ static const struct case_def CASES[] = {
     {"conv3x3_pad0", c_conv, 3, {4, 4, 1}, {{1, 6, 11, 3}, {5, 3, 3, 3}, S1(5)}, -1, 1, TOL_GEMM, 1, 0, 0, false, {0}},
     {"conv_sd_64x64x320", c_conv, 3, {4, 4, 1}, {{2, 64, 64, 320}, {320, 3, 3, 320}, S1(320)}, -1, 1, TOL_GEMM, 1, 1, 0, true, {0}},
     {"conv_sd_in_4to320", c_conv, 3, {4, 4, 1}, {{2, 64, 64, 4}, {320, 3, 3, 4}, S1(320)}, -1, 1, TOL_GEMM, 1, 1, 0, false, {0}},
+    {"conv_sd_8x8x1280_res", c_conv, 3, {4, 4, 1}, {{2, 8, 8, 1280}, {1280, 3, 3, 1280}, S1(1280)}, -1, 1, TOL_GEMM, 1, 1, 0, true, {0}},
+    {"conv_sd_1x1_2560to1280_res", c_conv, 3, {4, 4, 1}, {{2, 16, 16, 2560}, {1280, 1, 1, 2560}, S1(1280)}, -1, 1, TOL_GEMM, 1, 0, 0, true, {0}},
+    {"conv_s2_c64_odd", c_conv, 3, {4, 4, 1}, {{3, 15, 13, 64}, {24, 3, 3, 64}, S1(24)}, -1, 1, TOL_GEMM, 2, 1, 0, false, {0}},
     {"conv_sd_down_s2", c_conv, 3, {4, 4, 1}, {{2, 32, 32, 640}, {640, 3, 3, 640}, S1(640)}, -1, 1, TOL_GEMM, 2, 1, 0, false, {0}},
     /* linear: {x, w, bias}; flag residual */
     {"linear_odd", c_linear, 3, {2, 2, 1}, {{3, 37}, {29, 37}, S1(29)}, -1, 1, TOL_GEMM, 0, 0, 0, true, {0}},
@@ -369,6 +373,12 @@ static const struct case_def CASES[] = {
     {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
     {"layer_norm_noaffine", c_layer_norm, 1, {2}, {{7, 1000}}, 1, 5, TOL_NORM, 0, 0, 0, false, {0}},
     {"layer_norm_sd", c_layer_norm, 3, {3, 1, 1}, {{2, 4096, 320}, S1(320), S1(320)}, -1, 1, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_c1280", c_layer_norm, 3, {3, 1, 1}, {{2, 77, 1280}, S1(1280), S1(1280)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_c2048", c_layer_norm, 3, {2, 1, 1}, {{5, 2048}, S1(2048), S1(2048)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_c768_gamma_only", c_layer_norm, 2, {3, 1}, {{2, 3, 768}, S1(768)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_c24_offset", c_layer_norm, 1, {2}, {{9, 24}}, 100, 101, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_c640_offset", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 640}, S1(640), S1(640)}, 50, 52, TOL_NORM, 0, 0, 0, false, {0}},
+    {"layer_norm_c2056_general", c_layer_norm, 3, {2, 1, 1}, {{3, 2056}, S1(2056), S1(2056)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
     /* attention: {q, k, v}; i0 heads, flag causal */
     {"attention_d64", c_attention, 3, {3, 3, 3}, {{1, 100, 128}, {1, 100, 128}, {1, 100, 128}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
     {"attention_d80_cross", c_attention, 3, {3, 3, 3}, {{2, 257, 160}, {2, 77, 160}, {2, 77, 160}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
@@ -381,6 +391,8 @@ static const struct case_def CASES[] = {
     {"attention_vae_d512", c_attention, 3, {3, 3, 3}, {{1, 4096, 512}, {1, 4096, 512}, {1, 4096, 512}}, -1, 1, TOL_ATT, 1, 0, 0, false, {0}},
     {"attention_d320_generic", c_attention, 3, {3, 3, 3}, {{1, 50, 320}, {1, 61, 320}, {1, 61, 320}}, -1, 1, TOL_ATT, 1, 0, 0, false, {0}},
     {"attention_d320_generic_causal", c_attention, 3, {3, 3, 3}, {{1, 130, 640}, {1, 130, 640}, {1, 130, 640}}, -1, 1, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_d200_pad_cross", c_attention, 3, {3, 3, 3}, {{2, 45, 400}, {2, 90, 400}, {2, 90, 400}}, -1, 1, TOL_ATT, 2, 0, 0, false, {0}},
+    {"attention_d168_causal", c_attention, 3, {3, 3, 3}, {{1, 97, 168}, {1, 97, 168}, {1, 97, 168}}, -1, 1, TOL_ATT, 1, 0, 0, true, {0}},
     {"attention_clip_causal", c_attention, 3, {3, 3, 3}, {{2, 77, 768}, {2, 77, 768}, {2, 77, 768}}, -1, 1, TOL_ATT, 12, 0, 0, true, {0}},
     {"attention_sd_self_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 4096, 320}, {2, 4096, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
     {"attention_d40_ragged", c_attention, 3, {3, 3, 3}, {{1, 100, 80}, {1, 130, 80}, {1, 130, 80}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
@@ -393,12 +405,23 @@ static const struct case_def CASES[] = {
     {"silu", c_act, 1, {4}, {{2, 3, 5, 7}}, -8, 8, TOL_EW, 3, 0, 0, false, {0}},
     {"geglu", c_act, 1, {3}, {{2, 17, 66}}, -4, 4, TOL_EW, 4, 0, 0, false, {0}},
     {"geglu_sd", c_act, 1, {3}, {{2, 4096, 2560}}, -4, 4, TOL_EW, 4, 0, 0, false, {0}},
+    {"geglu_c8", c_act, 1, {3}, {{3, 5, 16}}, -4, 4, TOL_EW, 4, 0, 0, false, {0}},
+    {"geglu_c12_general", c_act, 1, {2}, {{7, 24}}, -4, 4, TOL_EW, 4, 0, 0, false, {0}},
     /* add/mul: {a, b}; flag mul */
     {"add_same", c_binary, 2, {4, 4}, {{2, 5, 7, 9}, {2, 5, 7, 9}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     {"add_bcast_channels", c_binary, 2, {4, 4}, {{2, 5, 7, 9}, {2, 1, 1, 9}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     {"add_bcast_batch", c_binary, 2, {4, 4}, {{2, 5, 7, 9}, {1, 5, 7, 9}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     {"mul_bcast_col", c_binary, 2, {2, 2}, {{6, 3}, {6, 1}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
     {"mul_bcast_mixed", c_binary, 2, {3, 3}, {{4, 5, 6}, {1, 5, 1}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    {"add_same_vec", c_binary, 2, {4, 4}, {{2, 8, 8, 40}, {2, 8, 8, 40}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"mul_same_vec", c_binary, 2, {2, 2}, {{3, 24}, {3, 24}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    {"add_bcast_channels_sd", c_binary, 2, {4, 4}, {{2, 16, 16, 320}, {2, 1, 1, 320}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"add_bcast_c_only", c_binary, 2, {4, 4}, {{2, 3, 5, 16}, {1, 1, 1, 16}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"mul_bcast_vec_row", c_binary, 2, {2, 2}, {{5, 24}, {1, 24}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    {"mul_bcast_tokens", c_binary, 2, {3, 3}, {{2, 7, 24}, {2, 1, 24}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
+    {"add_bcast_batch_vec", c_binary, 2, {4, 4}, {{3, 4, 5, 8}, {1, 4, 5, 8}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"add_bcast_mid_vec", c_binary, 2, {4, 4}, {{2, 3, 4, 8}, {2, 3, 1, 8}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"add_bcast_two_runs_general", c_binary, 2, {4, 4}, {{2, 3, 4, 8}, {1, 3, 1, 8}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     /* axpby: {x, y}; flag in place */
     {"axpby", c_axpby, 2, {4, 4}, {{3, 4, 5, 7}, {3, 4, 5, 7}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     {"axpby_inplace_300rows", c_axpby, 2, {2, 2}, {{300, 33}, {300, 33}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
@@ -406,9 +429,14 @@ static const struct case_def CASES[] = {
     {"upsample_2x", c_upsample, 1, {4}, {{2, 5, 7, 3}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {2, 10, 14, 3}},
     {"upsample_odd", c_upsample, 1, {4}, {{1, 5, 7, 3}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {1, 8, 9, 3}},
     {"upsample_sd", c_upsample, 1, {4}, {{2, 32, 32, 640}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {2, 64, 64, 640}},
+    {"upsample_2x_c8", c_upsample, 1, {4}, {{2, 3, 5, 8}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {2, 6, 10, 8}},
+    {"upsample_2x_c4", c_upsample, 1, {4}, {{1, 3, 3, 4}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {1, 6, 6, 4}},
+    {"upsample_odd_c8", c_upsample, 1, {4}, {{1, 3, 5, 8}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {1, 7, 11, 8}},
     /* concat */
     {"concat", c_concat, 2, {4, 4}, {{2, 3, 5, 7}, {2, 3, 5, 4}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {0}},
     {"concat_sd", c_concat, 2, {4, 4}, {{2, 32, 32, 640}, {2, 32, 32, 320}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {0}},
+    {"concat_c8_c16", c_concat, 2, {4, 4}, {{2, 3, 5, 8}, {2, 3, 5, 16}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {0}},
+    {"concat_c8_c4", c_concat, 2, {3, 3}, {{2, 7, 8}, {2, 7, 4}}, -2, 2, TOL_EXACT, 0, 0, 0, false, {0}},
     /* timestep embedding: input 0 = the timesteps {n}; i0 dim, flag flip, f0 shift */
     {"timestep_sd", c_timestep, 1, {1}, {S1(4)}, 0, 999, TOL_TS, 320, 0, 0.0f, true, {0}},
     {"timestep_shift1_300rows", c_timestep, 1, {1}, {S1(300)}, 0, 999, TOL_TS, 64, 0, 1.0f, false, {0}},
@@ -637,6 +665,7 @@ int main(int argc, char **argv)
         return 1;
     }
     opt.attention_scalar = true;
+    opt.conv_gemm_rows = 0;
     if (cuda_backend_create(&opt, &su.gpu_scalar, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (scalar attention): %s\n", err.msg);
         return 1;
@@ -654,9 +683,12 @@ int main(int argc, char **argv)
             continue;
         for (size_t d = 0; d < sizeof DTYPES / sizeof DTYPES[0]; d++) {
             check_case(&su, su.gpu, "", &CASES[i], DTYPES[d]);
-            /* f16/bf16 attention runs on tensor cores by default: the f32 kernels too */
+            /* f16/bf16 attention runs on tensor cores by default: the f32 kernels too;
+             * small f16/bf16 convolutions run as im2col + GEMM: cuDNN too */
             if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[scalar]", &CASES[i], DTYPES[d]);
+            if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
+                check_case(&su, su.gpu_scalar, "[cudnn]", &CASES[i], DTYPES[d]);
         }
     }
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */

@@ -1,0 +1,77 @@
+/* engine/cuda/cuda_mma.h — the PTX wrappers shared by the mma.sync flash-attention
+ * kernels (cuda_flash.cu, cuda_flash_wide.cu): cp.async (16 bytes, zero-fill), ldmatrix
+ * (x4, plain and transposed), mma.sync m16n8k16 with f32 accumulators for f16 and bf16,
+ * and packing two floats into one register of two T.  Compute capability ≥ 8.0 only:
+ * callers guard their kernel bodies with __CUDA_ARCH__ >= 800.  CUDA C++ only. */
+#ifndef DIFFUSIOND_ENGINE_CUDA_MMA_H
+#define DIFFUSIOND_ENGINE_CUDA_MMA_H
+
+#include <stdint.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+__device__ __forceinline__ uint32_t cm_smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16 bytes global → shared; src_bytes 0 zero-fills the destination. */
+__device__ __forceinline__ void cm_cp16(void *dst, const void *src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(cm_smem_addr(dst)),
+                 "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cm_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cm_cp_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void cm_ldm_x4(uint32_t r[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(cm_smem_addr(p)));
+}
+__device__ __forceinline__ void cm_ldm_x4_trans(uint32_t r[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(cm_smem_addr(p)));
+}
+
+/* d{16×8, f32} += a{16×16} · b{16×8} */
+template <typename T> __device__ __forceinline__ void cm_mma(float d[4], const uint32_t a[4],
+                                                             uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void cm_mma<__half>(float d[4], const uint32_t a[4],
+                                                           uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void cm_mma<__nv_bfloat16>(float d[4], const uint32_t a[4],
+                                                                  uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Two floats → one register of two T (lower half = first). */
+template <typename T> __device__ __forceinline__ uint32_t cm_pack(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t cm_pack<__half>(float lo, float hi)
+{
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+template <> __device__ __forceinline__ uint32_t cm_pack<__nv_bfloat16>(float lo, float hi)
+{
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+
+#endif
