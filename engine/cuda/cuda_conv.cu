@@ -256,8 +256,7 @@ static bool conv_wants_im2col(const struct cuda_backend *cb, const struct tensor
                               const struct tensor *y)
 {
     const int64_t rows = y->shape[0] * y->shape[1] * y->shape[2];
-    const uintptr_t a = (uintptr_t)x->data;
-    return y->dtype != DTYPE_F32 && x->shape[3] % 8 == 0 && a % 16 == 0 &&
+    return y->dtype != DTYPE_F32 && x->shape[3] % 8 == 0 && cuda_aligned16(x->data) &&
            rows <= cb->conv_gemm_rows;
 }
 

@@ -20,39 +20,8 @@
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);              \
          i += (size_t)gridDim.x * blockDim.x)
 
-/* --- 16-byte vectors ----------------------------------------------------------------- */
-
-#define EW_VEC 8 /* f16/bf16 elements per 16-byte vector */
-
-static inline bool ew_aligned(const void *p) /* NULL counts as aligned */
-{
-    return ((uintptr_t)p & 15u) == 0;
-}
-
-/* f[0..8) = the 8 f16/bf16 elements at p (16-byte aligned). */
-template <typename T>
-__device__ __forceinline__ void ew_ld8(const T *p, float f[EW_VEC])
-{
-    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
-    uint4 u = *reinterpret_cast<const uint4 *>(p);
-    const T *e = reinterpret_cast<const T *>(&u);
-#pragma unroll
-    for (int k = 0; k < EW_VEC; k++)
-        f[k] = cuda_ld(e + k);
-}
-
-/* The 8 f16/bf16 elements at p (16-byte aligned) = f[0..8), rounded to nearest. */
-template <typename T>
-__device__ __forceinline__ void ew_st8(T *p, const float f[EW_VEC])
-{
-    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
-    uint4 u;
-    T *e = reinterpret_cast<T *>(&u);
-#pragma unroll
-    for (int k = 0; k < EW_VEC; k++)
-        cuda_st(e + k, f[k]);
-    *reinterpret_cast<uint4 *>(p) = u;
-}
+/* 16-byte vectors: cuda_ld8/cuda_st8/cuda_aligned16 (cuda_internal.h). */
+#define EW_VEC CUDA_VEC
 
 /* --- activations ------------------------------------------------------------------- */
 
@@ -138,12 +107,12 @@ __global__ static void geglu_vec_kernel(const T *x, T *y, size_t nvec, size_t cv
         size_t r = i / cv, k = i - r * cv;
         const T *h = x + (r * 2 * cv + k) * EW_VEC; /* x[r, 8k]; its gate is C further */
         float a[EW_VEC], g[EW_VEC];
-        ew_ld8(h, a);
-        ew_ld8(h + cv * EW_VEC, g);
+        cuda_ld8(h, a);
+        cuda_ld8(h + cv * EW_VEC, g);
 #pragma unroll
         for (int e = 0; e < EW_VEC; e++)
             a[e] *= ew_gelu_erf(g[e]);
-        ew_st8(y + i * EW_VEC, a);
+        cuda_st8(y + i * EW_VEC, a);
     }
 }
 
@@ -151,7 +120,7 @@ template <typename T>
 static void geglu_launch(const T *x, T *y, size_t rows, size_t c, cudaStream_t st)
 {
     if constexpr (sizeof(T) == 2) {
-        if (c % EW_VEC == 0 && ew_aligned(x) && ew_aligned(y)) {
+        if (c % EW_VEC == 0 && cuda_aligned16(x) && cuda_aligned16(y)) {
             size_t nvec = rows * c / EW_VEC;
             geglu_vec_kernel<T><<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
                 x, y, nvec, c / EW_VEC);
@@ -214,10 +183,10 @@ __global__ static void same_vec_kernel(const T *a, const T *bt, T *y, size_t nve
 {
     GRID_LOOP(i, nvec) {
         float av[EW_VEC], bv[EW_VEC];
-        ew_ld8(a + i * EW_VEC, av);
-        ew_ld8(bt + i * EW_VEC, bv);
+        cuda_ld8(a + i * EW_VEC, av);
+        cuda_ld8(bt + i * EW_VEC, bv);
         ew_binary8<MUL>(av, bv);
-        ew_st8(y + i * EW_VEC, av);
+        cuda_st8(y + i * EW_VEC, av);
     }
 }
 
@@ -233,10 +202,10 @@ __global__ static void bcast_vec_kernel(const T *a, const T *bt, T *y, size_t nv
         unsigned rem = (unsigned)(i - o * miv); /* m·iv + inner vector */
         size_t bi = o * iv + rem % iv;
         float av[EW_VEC], bv[EW_VEC];
-        ew_ld8(a + i * EW_VEC, av);
-        ew_ld8(bt + bi * EW_VEC, bv);
+        cuda_ld8(a + i * EW_VEC, av);
+        cuda_ld8(bt + bi * EW_VEC, bv);
         ew_binary8<MUL>(av, bv);
-        ew_st8(y + i * EW_VEC, av);
+        cuda_st8(y + i * EW_VEC, av);
     }
 }
 
@@ -266,7 +235,7 @@ static bool bcast_vec_launch(const T *ap, const T *bp, T *yp, size_t n, const in
                              const int64_t bs[4], bool same, cudaStream_t st)
 {
     if constexpr (sizeof(T) == 2) {
-        if (!ew_aligned(ap) || !ew_aligned(bp) || !ew_aligned(yp) || n % EW_VEC != 0)
+        if (!cuda_aligned16(ap) || !cuda_aligned16(bp) || !cuda_aligned16(yp) || n % EW_VEC != 0)
             return false;
         size_t nvec = n / EW_VEC;
         unsigned g = cuda_blocks(nvec, EW_THREADS);
@@ -428,7 +397,7 @@ static bool upsample_vec_launch(const struct tensor *x, struct tensor *y, cudaSt
     size_t row_bytes = (size_t)x->shape[2] * (size_t)x->shape[3] * es;
     if (y->shape[1] != 2 * x->shape[1] || y->shape[2] != 2 * x->shape[2] ||
         ((size_t)x->shape[3] * es) % 16 != 0 || row_bytes / 16 > UINT32_MAX ||
-        !ew_aligned(x->data) || !ew_aligned(y->data))
+        !cuda_aligned16(x->data) || !cuda_aligned16(y->data))
         return false;
     size_t nvec = (size_t)tensor_numel(x) * es / 16;
     unsigned cv = (unsigned)((size_t)x->shape[3] * es / 16);
@@ -483,7 +452,7 @@ static bool concat_vec_launch(const void *a, const void *bt, void *y, size_t row
                               size_t cbn, size_t es, cudaStream_t st)
 {
     if ((ca * es) % 16 != 0 || (cbn * es) % 16 != 0 || (ca + cbn) * es / 16 > UINT32_MAX ||
-        !ew_aligned(a) || !ew_aligned(bt) || !ew_aligned(y))
+        !cuda_aligned16(a) || !cuda_aligned16(bt) || !cuda_aligned16(y))
         return false;
     unsigned av = (unsigned)(ca * es / 16), bv = (unsigned)(cbn * es / 16);
     size_t nvec = rows * (av + bv);
@@ -581,20 +550,20 @@ __global__ static void bias_residual_vec_kernel(T *y, const T *bias, const T *re
 {
     GRID_LOOP(i, nvec) {
         float v[EW_VEC], t[EW_VEC];
-        ew_ld8(y + i * EW_VEC, v);
+        cuda_ld8(y + i * EW_VEC, v);
         if (bias) {
-            ew_ld8(bias + (i % cv) * EW_VEC, t);
+            cuda_ld8(bias + (i % cv) * EW_VEC, t);
 #pragma unroll
             for (int e = 0; e < EW_VEC; e++)
                 v[e] += t[e];
         }
         if (res) {
-            ew_ld8(res + i * EW_VEC, t);
+            cuda_ld8(res + i * EW_VEC, t);
 #pragma unroll
             for (int e = 0; e < EW_VEC; e++)
                 v[e] += t[e];
         }
-        ew_st8(y + i * EW_VEC, v);
+        cuda_st8(y + i * EW_VEC, v);
     }
 }
 
@@ -603,7 +572,7 @@ static void bias_residual_launch(T *y, const T *bias, const T *res, size_t n, si
                                  cudaStream_t st)
 {
     if constexpr (sizeof(T) == 2) {
-        if (c % EW_VEC == 0 && ew_aligned(y) && ew_aligned(bias) && ew_aligned(res)) {
+        if (c % EW_VEC == 0 && cuda_aligned16(y) && cuda_aligned16(bias) && cuda_aligned16(res)) {
             size_t nvec = n / EW_VEC;
             bias_residual_vec_kernel<T><<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
                 y, bias, res, nvec, c / EW_VEC);

@@ -37,13 +37,6 @@
 #define FL_ROWS 16 /* query rows per warp */
 #define FL_QROWS (FL_WARPS * FL_ROWS)
 
-struct fl_dims {
-    int64_t nq, nk;
-    int heads, d;
-    float scale_log2; /* scale · log2(e) */
-    bool causal;
-};
-
 /* --- the kernel -------------------------------------------------------------------- */
 
 /* Shared memory: Q{64·MT, DP+8} and two stages of K{BK, DP+8} and V{BK, DP+8}, in T. */
@@ -72,7 +65,7 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
  * fills the GPU. */
 template <typename T, int DP, int BK, int MT>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
-    fl_kernel(const T *q, const T *k, const T *v, T *y, struct fl_dims p)
+    fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     constexpr int S = DP + 8;   /* smem row stride, elements */
@@ -275,7 +268,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 
 template <typename T, int DP, int BK, int MT>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                const struct fl_dims *p, cudaStream_t st)
+                                const struct cm_attn_dims *p, cudaStream_t st)
 {
     const size_t smem = fl_smem(DP, BK, MT, sizeof(T));
     cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, DP, BK, MT>,
@@ -304,7 +297,7 @@ static void fl_shape(int d, int *dp, int *bk)
 
 template <typename T>
 static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct fl_dims *p, int sm_count, int row_tiles,
+                             const struct cm_attn_dims *p, int sm_count, int row_tiles,
                              cudaStream_t st)
 {
     int dp, bk;
@@ -339,23 +332,17 @@ static size_t fl_smem_for(int d)
 bool cuda_flash_supports(const struct cuda_backend *cb, enum dtype dt, int d, const void *q,
                          const void *k, const void *v, const void *y)
 {
-    const uintptr_t a = (uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)y;
     return cb->cc_major >= 8 && !cb->attention_scalar &&
            (dt == DTYPE_F16 || dt == DTYPE_BF16) && d % 8 == 0 && d >= 8 && d <= 160 &&
-           a % 16 == 0 && fl_smem_for(d) <= cb->max_smem;
+           cuda_aligned16(q) && cuda_aligned16(k) && cuda_aligned16(v) && cuda_aligned16(y) &&
+           fl_smem_for(d) <= cb->max_smem;
 }
 
 cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void *q,
                               const void *k, const void *v, void *y, int64_t batch, int64_t nq,
                               int64_t nk, int heads, int d, float scale, bool causal)
 {
-    struct fl_dims p;
-    p.nq = nq;
-    p.nk = nk;
-    p.heads = heads;
-    p.d = d;
-    p.scale_log2 = scale * 1.4426950408889634f;
-    p.causal = causal;
+    const struct cm_attn_dims p = cm_attn_dims_make(nq, nk, heads, d, scale, causal);
     if (dt == DTYPE_F16)
         return fl_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
                                  (__half *)y, batch, &p, cb->sm_count,

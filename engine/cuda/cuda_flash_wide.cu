@@ -50,13 +50,6 @@
 #define FW_BK 32  /* keys per tile */
 #define FW_SPS 40 /* row stride of the partial scores, floats: conflict-free float2 */
 
-struct fw_dims {
-    int64_t nq, nk;
-    int heads, d;
-    float scale_log2; /* scale · log2(e) */
-    bool causal;
-};
-
 /* Shared memory: two stages of K{BK, DP+8} and V{BK, DP+8} in T (2-byte), then the
  * partial scores [groups][slices][16][FW_SPS] in f32. */
 static size_t fw_smem(int dp)
@@ -98,7 +91,7 @@ __device__ __forceinline__ void fw_group_sync(int rg)
 
 template <typename T, int DP>
 __global__ static void __launch_bounds__(FW_THREADS, 1)
-    fw_kernel(const T *q, const T *k, const T *v, T *y, struct fw_dims p)
+    fw_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     constexpr int S = DP + 8;          /* smem row stride, elements */
@@ -296,7 +289,7 @@ __global__ static void __launch_bounds__(FW_THREADS, 1)
 
 template <typename T, int DP>
 static cudaError_t fw_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                const struct fw_dims *p, cudaStream_t st)
+                                const struct cm_attn_dims *p, cudaStream_t st)
 {
     const size_t smem = fw_smem(DP);
     cudaError_t e = cudaFuncSetAttribute(fw_kernel<T, DP>,
@@ -315,7 +308,7 @@ static int fw_dp(int d) { return (d + 63) / 64 * 64; }
 
 template <typename T>
 static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct fw_dims *p, cudaStream_t st)
+                             const struct cm_attn_dims *p, cudaStream_t st)
 {
     switch (fw_dp(p->d)) {
     case 192: return fw_launch_as<T, 192>(q, k, v, y, batch, p, st);
@@ -330,10 +323,10 @@ static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t b
 bool cuda_flash_wide_supports(const struct cuda_backend *cb, enum dtype dt, int d,
                               const void *q, const void *k, const void *v, const void *y)
 {
-    const uintptr_t a = (uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)y;
     return cb->cc_major >= 8 && !cb->attention_scalar &&
            (dt == DTYPE_F16 || dt == DTYPE_BF16) && d % 8 == 0 && d > 160 && d <= 512 &&
-           a % 16 == 0 && fw_smem(fw_dp(d)) <= cb->max_smem;
+           cuda_aligned16(q) && cuda_aligned16(k) && cuda_aligned16(v) && cuda_aligned16(y) &&
+           fw_smem(fw_dp(d)) <= cb->max_smem;
 }
 
 cudaError_t cuda_flash_wide_launch(struct cuda_backend *cb, enum dtype dt, const void *q,
@@ -343,13 +336,7 @@ cudaError_t cuda_flash_wide_launch(struct cuda_backend *cb, enum dtype dt, const
 {
     if (batch <= 0 || nq <= 0 || heads <= 0)
         return cudaSuccess; /* nothing to write (an empty grid is a launch error) */
-    struct fw_dims p;
-    p.nq = nq;
-    p.nk = nk;
-    p.heads = heads;
-    p.d = d;
-    p.scale_log2 = scale * 1.4426950408889634f;
-    p.causal = causal;
+    const struct cm_attn_dims p = cm_attn_dims_make(nq, nk, heads, d, scale, causal);
     if (dt == DTYPE_F16)
         return fw_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
                                  (__half *)y, batch, &p, cb->stream);

@@ -86,6 +86,41 @@ __device__ __forceinline__ void cuda_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void cuda_st(__half *p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void cuda_st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
+/* --- 16-byte vectors of 8 f16/bf16 elements ------------------------------------- */
+
+#define CUDA_VEC 8 /* f16/bf16 elements per 16-byte vector */
+
+/* Whether p is 16-byte aligned (NULL counts as aligned). */
+static inline bool cuda_aligned16(const void *p)
+{
+    return ((uintptr_t)p & 15u) == 0;
+}
+
+/* f[0..8) = the 8 f16/bf16 elements at p (16-byte aligned). */
+template <typename T>
+__device__ __forceinline__ void cuda_ld8(const T *p, float f[CUDA_VEC])
+{
+    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
+    uint4 u = *reinterpret_cast<const uint4 *>(p);
+    const T *e = reinterpret_cast<const T *>(&u);
+#pragma unroll
+    for (int k = 0; k < CUDA_VEC; k++)
+        f[k] = cuda_ld(e + k);
+}
+
+/* The 8 f16/bf16 elements at p (16-byte aligned) = f[0..8), rounded to nearest. */
+template <typename T>
+__device__ __forceinline__ void cuda_st8(T *p, const float f[CUDA_VEC])
+{
+    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
+    uint4 u;
+    T *e = reinterpret_cast<T *>(&u);
+#pragma unroll
+    for (int k = 0; k < CUDA_VEC; k++)
+        cuda_st(e + k, f[k]);
+    *reinterpret_cast<uint4 *>(p) = u;
+}
+
 /* Runs BODY with `T` bound to the element type of dtype DT. */
 #define CUDA_DISPATCH(DT, BODY)                                                           \
     do {                                                                                  \

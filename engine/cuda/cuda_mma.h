@@ -74,4 +74,25 @@ template <> __device__ __forceinline__ uint32_t cm_pack<__nv_bfloat16>(float lo,
     return *(uint32_t *)&h;
 }
 
+/* The shape of one attention call, as both flash kernels take it (by value). */
+struct cm_attn_dims {
+    int64_t nq, nk;
+    int heads, d;
+    float scale_log2; /* scale · log2(e): the softmax runs in base 2 */
+    bool causal;
+};
+
+static inline struct cm_attn_dims cm_attn_dims_make(int64_t nq, int64_t nk, int heads, int d,
+                                                    float scale, bool causal)
+{
+    struct cm_attn_dims p;
+    p.nq = nq;
+    p.nk = nk;
+    p.heads = heads;
+    p.d = d;
+    p.scale_log2 = scale * 1.4426950408889634f;
+    p.causal = causal;
+    return p;
+}
+
 #endif

@@ -300,8 +300,8 @@ static void gn_launch(const struct tensor *x, const struct tensor *gamma,
     gn_merge_kernel<T><<<(unsigned)(n * p->groups), GN_MERGE_THREADS, 0, st>>>(
         part, ab, p->groups, chunks, c, gp, bp, p->eps);
     const size_t total = (size_t)tensor_numel(x);
-    const bool vec = sizeof(T) == 2 && c % 8 == 0 && (uintptr_t)x->data % 16 == 0 &&
-                     (uintptr_t)y->data % 16 == 0;
+    const bool vec = sizeof(T) == 2 && c % CUDA_VEC == 0 && cuda_aligned16(x->data) &&
+                     cuda_aligned16(y->data);
     const unsigned blocks = cuda_blocks(vec ? total / 8 : total, 256);
     if (vec && p->silu)
         gn_apply8_kernel<T, true><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
@@ -369,33 +369,8 @@ __global__ static void ln_kernel(const T *x, T *y, const T *gamma, const T *beta
     }
 }
 
-#define LN_VEC 8     /* f16/bf16 elements per 16-byte vector */
+#define LN_VEC CUDA_VEC
 #define LN_MAX_NV 8  /* vectors per lane: rows up to 32·8·8 = 2048 elements */
-
-/* f[0..8) = the 8 f16/bf16 elements at p (16-byte aligned). */
-template <typename T>
-__device__ __forceinline__ void ln_ld8(const T *p, float f[LN_VEC])
-{
-    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
-    uint4 u = *reinterpret_cast<const uint4 *>(p);
-    const T *e = reinterpret_cast<const T *>(&u);
-#pragma unroll
-    for (int k = 0; k < LN_VEC; k++)
-        f[k] = cuda_ld(e + k);
-}
-
-/* The 8 f16/bf16 elements at p (16-byte aligned) = f[0..8), rounded to nearest. */
-template <typename T>
-__device__ __forceinline__ void ln_st8(T *p, const float f[LN_VEC])
-{
-    static_assert(sizeof(T) == 2, "8-element vectors are f16/bf16");
-    uint4 u;
-    T *e = reinterpret_cast<T *>(&u);
-#pragma unroll
-    for (int k = 0; k < LN_VEC; k++)
-        cuda_st(e + k, f[k]);
-    *reinterpret_cast<uint4 *>(p) = u;
-}
 
 /* One warp per row of x{rows, C} held in registers: f16/bf16, C = 8·cv, cv ≤ 32·NV,
  * x, y, gamma, beta 16-byte aligned.  Lane l holds the row's vectors l, l + 32, ...
@@ -417,7 +392,7 @@ __global__ static void ln_vec_kernel(const T *x, T *y, const T *gamma, const T *
     for (int t = 0; t < NV; t++) {
         const int j = lane + 32 * t;
         if (j < cv) {
-            ln_ld8(xr + (size_t)j * LN_VEC, v[t]);
+            cuda_ld8(xr + (size_t)j * LN_VEC, v[t]);
 #pragma unroll
             for (int e = 0; e < LN_VEC; e++)
                 s += v[t][e];
@@ -454,24 +429,19 @@ __global__ static void ln_vec_kernel(const T *x, T *y, const T *gamma, const T *
         for (int e = 0; e < LN_VEC; e++)
             out[e] = (v[t][e] - mean) * rstd;
         if (gamma) {
-            ln_ld8(gamma + (size_t)j * LN_VEC, p);
+            cuda_ld8(gamma + (size_t)j * LN_VEC, p);
 #pragma unroll
             for (int e = 0; e < LN_VEC; e++)
                 out[e] *= p[e];
         }
         if (beta) {
-            ln_ld8(beta + (size_t)j * LN_VEC, p);
+            cuda_ld8(beta + (size_t)j * LN_VEC, p);
 #pragma unroll
             for (int e = 0; e < LN_VEC; e++)
                 out[e] += p[e];
         }
-        ln_st8(yr + (size_t)j * LN_VEC, out);
+        cuda_st8(yr + (size_t)j * LN_VEC, out);
     }
-}
-
-static bool ln_aligned(const void *p) /* NULL counts as aligned */
-{
-    return ((uintptr_t)p & 15u) == 0;
 }
 
 /* The register kernel (NV = vectors per lane, 1..LN_MAX_NV) when it applies, else the
@@ -482,8 +452,8 @@ static void ln_launch(const T *x, T *y, const T *gamma, const T *beta, size_t ro
 {
     const unsigned th = LN_WARPS * 32;
     if constexpr (sizeof(T) == 2) {
-        if (c % LN_VEC == 0 && c <= 32 * LN_VEC * LN_MAX_NV && ln_aligned(x) && ln_aligned(y) &&
-            ln_aligned(gamma) && ln_aligned(beta)) {
+        if (c % LN_VEC == 0 && c <= 32 * LN_VEC * LN_MAX_NV && cuda_aligned16(x) && cuda_aligned16(y) &&
+            cuda_aligned16(gamma) && cuda_aligned16(beta)) {
             const int cv = (int)(c / LN_VEC), nv = (cv + 31) / 32;
             switch (nv) {
 #define LN_CASE(NV)                                                                       \
