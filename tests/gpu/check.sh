@@ -13,8 +13,12 @@
 #   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²), with a per-op
 #                profile of a U-Net step at 2 and 16 rows (CHECK_PROFILE shapes each)
 #   7 diffusers  tools/bench_diffusers_gpu.py on the same folder and card
-#   8 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
-#   9 summary    summary.json: stage results, the figures, ratios and the goals
+#   8 load       `diffusiond bench load --in-process --device cuda` on the bundled model
+#                (models/default): goodput of the three batching modes under Poisson
+#                arrivals on the GPU (the scheduler issue's benchmark; no HTTP: the GPU
+#                machine has no libmicrohttpd); CHECK_SKIP_LOAD=1 leaves it out
+#   9 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
+#  10 summary    summary.json: stage results, the figures, ratios and the goals
 #
 # Results and the log go to $OUT (the device tool's output folder; default
 # out/gpu-check).  Every stage runs under `timeout`, its limit cut to what is left of
@@ -110,7 +114,8 @@ stage_build() {
   cmake -S "$ROOT" -B "$WORK/build" "${gen[@]}" "${nvcc_arg[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DDIFFUSIOND_CUDA=ON -DDIFFUSIOND_SERVER=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="$ARCH" || return 1
-  cmake --build "$WORK/build" -j"$(nproc)" --target test_gpu_ops test_gpu_pipeline bench_gpu
+  cmake --build "$WORK/build" -j"$(nproc)" --target test_gpu_ops test_gpu_pipeline bench_gpu \
+    diffusiond
 }
 
 stage_model() {
@@ -171,6 +176,16 @@ if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSER
     "$((b + 30))" python3 "$ROOT/tools/bench_diffusers_gpu.py" --model "$WORK/sd15" \
     --dtype fp16 --size 512 --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" \
     --json "$OUT/diffusers.json"
+fi
+
+# The scheduler's goodput per batching mode on the GPU, in process (bundled model: small
+# enough that a sweep of the three modes fits the budget).
+if ((HAVE_GPU && BUILD_RC == 0)) && [[ -z ${CHECK_SKIP_LOAD:-} ]]; then
+  b=$(($(left) - 30))
+  ((b > 150)) && b=150
+  PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
+    --in-process --device cuda --model "$ROOT/models/default" --duration 3 \
+    --min-requests 40 --json "$OUT/load.json"
 fi
 
 # An op that failed: its case once more under compute-sanitizer (memcheck), when there

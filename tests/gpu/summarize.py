@@ -79,9 +79,19 @@ def main():
                     {k: r[k] for k in r if k.endswith("_ms")}
                     for r in (ours.get("results", []) if isinstance(ours, dict) else [])
                     if r.get("part") in ("profile_unet", "profile_vae")}
+    # the scheduler's goodput per mode on the GPU (diffusiond bench load --in-process)
+    sched = load(os.path.join(out, "load.json"))
+    if isinstance(sched, dict) and "goodput" in sched:
+        s["load"] = {k: sched.get(k) for k in ("device", "model", "mean_single_request_s",
+                                                "goodput", "ratios", "capacity_per_s")}
+        r = sched.get("ratios", {})
+        if "step_request" in r and "step_none" in r:
+            goals["sched_step_ge_2x_request"] = r["step_request"] >= 2.0
+            goals["sched_step_ge_3x_none"] = r["step_none"] >= 3.0
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
-    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals", "profile")}, indent=1))
+    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals", "profile", "load")
+                      if k in s}, indent=1))
     return 0
 
 
