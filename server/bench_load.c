@@ -19,13 +19,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/cpu/cpu_backend.h"
 #include "engine/log.h"
 #include "engine/threadpool.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
 #include "server/bench.h"
 #include "server/bench_load_target.h"
+#include "server/device.h"
 #include "server/scheduler.h"
 
 #define LOAD_MAX_RATES 32
@@ -113,7 +113,8 @@ static void usage(FILE *out)
             "                 the default rates, else the lowest): up while the SLO is met,\n"
             "                 down while it is missed, until the boundary is bracketed\n"
             "  --threads N    the server's CPU threads (default: every CPU)\n"
-            "  --device D     the server's --device auto|cpu|cuda (default: its own, auto)\n"
+            "  --device D     the server's --device auto|cpu|cuda (default: its own, auto);\n"
+            "                 with --in-process this process's (default cpu)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
             "  --max-wait MS  request mode's gather wait (default: a quarter of the single-\n"
             "                 request latency of the shortest request, 4 steps at size A)\n"
@@ -204,10 +205,6 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
     if (!o->model)
         fprintf(stderr, "diffusiond bench load: --model is required (the bundled model is not "
                         "installed)\n");
-    if (o->in_process && o->device && strcmp(o->device, "cpu") != 0) {
-        fprintf(stderr, "diffusiond bench load: --in-process runs on the CPU only\n");
-        bad = true;
-    }
     if (bad || optind != argc || !o->model || !opts_valid(o)) {
         usage(stderr);
         return 2;
@@ -701,8 +698,9 @@ static enum status write_json(const struct load_env *e, const char *path, struct
 
 static enum status load_env_open(struct load_env *e, struct errbuf *err)
 {
-    if (e->o.in_process) {
-        TRY(cpu_backend_create(e->o.threads, &e->backend, err));
+    if (e->o.in_process) { /* --device as serve takes it; cpu when not given */
+        TRY(device_backend_create(e->o.device ? e->o.device : "cpu", NULL, e->o.threads,
+                                  &e->backend, NULL, err));
         struct sd_model_options mo;
         sd_model_options_default(&mo);
         mo.backend = e->backend;
