@@ -182,7 +182,7 @@ fi
 # enough that a sweep of the three modes fits the budget).
 if ((HAVE_GPU && BUILD_RC == 0)) && [[ -z ${CHECK_SKIP_LOAD:-} ]]; then
   b=$(($(left) - 30))
-  ((b > 150)) && b=150
+  ((b > 200)) && b=200
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
     --in-process --device cuda --model "$ROOT/models/default" --duration 3 \
     --min-requests 40 --json "$OUT/load.json"
