@@ -1,10 +1,15 @@
 /* engine/cuda/cuda_norm.cu — GroupNorm (+SiLU) and LayerNorm.
  *
- * GroupNorm: x{N, P positions, C} (NHWC or tokens).  Each (sample, group) is split
- * into up to 64 chunks; a block per chunk computes its mean, then Σ(x − mean)² (two
- * passes: accurate when |mean| ≫ std, as the CPU reference); a small kernel merges the
- * chunks (Chan's formula, double) into scratch {N·G, 2} = (mean, rstd); a third
- * applies (x − mean)·rstd·γ + β (then SiLU) over every element.  y may be x.
+ * GroupNorm: x{N, P positions, C} (NHWC or tokens), three kernels:
+ *   1. statistics per (sample, group, chunk of positions) as (count, mean, M2) — when
+ *      C/G is even (SD's case) gn_pairs_kernel reads whole rows in coalesced channel
+ *      pairs (a block per chunk of one sample's positions, every group at once); else
+ *      gn_partial_kernel, a block per chunk of one group (two passes: mean, then
+ *      Σ(x − mean)²).  Both are accurate when |mean| ≫ std, as the CPU reference;
+ *   2. gn_merge_kernel, a block per (sample, group): Chan's formula in double over the
+ *      chunks, then the affine form per channel, ab{N, C, 2} = (rstd·γ, β − mean·rstd·γ);
+ *   3. the apply pass y = x·a + b (then SiLU), 16 bytes per thread when it can.
+ * y may be x.
  * LayerNorm: one warp per row, two passes over the row, then the affine write; for
  * f16/bf16 rows of C % 8 == 0, C ≤ 2048 (16-byte aligned) the row stays in registers as
  * 8-element vectors (one read, one write), else three passes over memory. */
@@ -65,13 +70,6 @@ __global__ static void gn_partial_kernel(const T *x, float *part, int64_t positi
     }
 }
 
-/* grid (S, N), block (bx, by): chunk s of sample n's positions, every channel pair.
- * Thread (tx, ty) walks pairs tx, tx+bx, ... and, for each, the chunk's positions
- * ty, ty+by, ...: coalesced 4-byte loads (two channels) across the warp.  Per pair it
- * sums x − shift and (x − shift)², shift = the pair's first value (no cancellation when
- * |mean| ≫ std), into (mean, M2) in shared memory [by][C/2]; then thread g < G merges
- * its group's by·cg/2 entries (Chan, equal counts) into part[((n·G + g)·S + s)·3] =
- * (count, mean, M2) — the layout gn_partial_kernel writes.  Needs C/G even. */
 /* Chunks per (sample, group) for gn_partial_kernel (C/G odd): about GN_CHUNK elements
  * each, at most GN_MAX_CHUNKS. */
 #define GN_CHUNK 8192
@@ -83,6 +81,13 @@ static int gn_chunks(int64_t count)
     return (int)(s < 1 ? 1 : s > GN_MAX_CHUNKS ? GN_MAX_CHUNKS : s);
 }
 
+/* grid (S, N), block (bx, by): chunk s of sample n's positions, every channel pair.
+ * Thread (tx, ty) walks pairs tx, tx+bx, ... and, for each, the chunk's positions
+ * ty, ty+by, ...: coalesced 4-byte loads (two channels) across the warp.  Per pair it
+ * sums x − shift and (x − shift)², shift = the pair's first value (no cancellation when
+ * |mean| ≫ std), into (mean, M2) in shared memory [by][C/2]; then thread g < G merges
+ * its group's by·cg/2 entries (Chan, equal counts) into part[((n·G + g)·S + s)·3] =
+ * (count, mean, M2) — the layout gn_partial_kernel writes.  Needs C/G even. */
 template <typename T>
 __global__ static void gn_pairs_kernel(const T *x, float *part, int64_t positions, int c,
                                        int groups, int64_t len)
