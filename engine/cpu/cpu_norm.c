@@ -2,8 +2,9 @@
  * statistics.
  *
  * GroupNorm over x{N, P positions, C} (NHWC or tokens):
- *   1. stats: each sample's positions are cut into at most GN_CHUNKS chunks (a fixed
- *      split, so results do not depend on the thread count).  A chunk sums, per
+ *   1. stats: each sample's positions are cut into at most GN_CHUNKS chunks of at
+ *      least GN_CHUNK_VALUES values (a split fixed by the shape, so results do not
+ *      depend on the thread count; an 8×8 map is one chunk, not 64 of one row).  A chunk sums, per
  *      channel, the deviations from the chunk's first row (float over GN_FLUSH rows,
  *      then double) and reduces them to a (mean, M2) per group.
  *   2. merge: the chunks' (mean, M2) per (sample, group) are merged in double with
@@ -20,7 +21,8 @@
 #include "engine/cpu/cpu_internal.h"
 #include "engine/cpu/cpu_simd.h"
 
-#define GN_CHUNKS 64 /* chunks per sample */
+#define GN_CHUNKS 64          /* chunks per sample, at most */
+#define GN_CHUNK_VALUES 4096  /* values per chunk, at least (small maps: fewer chunks) */
 #define GN_FLUSH 16  /* rows summed in float before adding into double */
 
 struct gn_stat {
@@ -224,6 +226,9 @@ enum status cpu_group_norm(struct backend *b, const struct tensor *x, const stru
     j.positions = tensor_numel(x) / (j.n * j.c);
     int64_t want = j.positions < GN_CHUNKS ? j.positions : GN_CHUNKS;
     j.chunk_len = (j.positions + want - 1) / want;
+    const int64_t min_rows = (GN_CHUNK_VALUES + j.c - 1) / j.c;
+    if (j.chunk_len < min_rows)
+        j.chunk_len = min_rows < j.positions ? min_rows : j.positions;
     j.chunks = (j.positions + j.chunk_len - 1) / j.chunk_len; /* none empty */
     j.per_thread = ((size_t)j.c * (3 * sizeof(float) + 2 * sizeof(double)) + 63) & ~(size_t)63;
     size_t items = (size_t)(j.n * j.chunks);
