@@ -2,6 +2,7 @@
 #include "engine/backend.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "engine/profile.h"
 
@@ -119,6 +120,67 @@ bool backend_is_broken(const struct backend *b)
 enum dtype backend_weight_dtype(const struct backend *b)
 {
     return b && b->ops->weight_dtype ? b->ops->weight_dtype(b) : DTYPE_F32;
+}
+
+/* --- graphs -------------------------------------------------------------------- */
+
+struct backend_graph {
+    struct backend *b;
+    void *impl;
+};
+
+enum status backend_graph_begin(struct backend *b, struct errbuf *err)
+{
+    if (!b || !b->ops->graph_begin)
+        return status_fail(err, STATUS_UNSUPPORTED, "graphs: the %s backend records none",
+                           b ? b->ops->name : "(null)");
+    return b->ops->graph_begin(b, err);
+}
+
+enum status backend_graph_end(struct backend *b, struct backend_graph **out,
+                              struct errbuf *err)
+{
+    *out = NULL;
+    if (!b || !b->ops->graph_end)
+        return status_fail(err, STATUS_UNSUPPORTED, "graphs: none recording");
+    struct backend_graph *g = calloc(1, sizeof *g);
+    void *impl = NULL;
+    enum status s = b->ops->graph_end(b, &impl, err); /* ends the recording either way */
+    if (s == STATUS_OK && !g) {
+        b->ops->graph_destroy(impl);
+        s = status_fail(err, STATUS_OUT_OF_MEMORY, "graphs: out of memory");
+    }
+    if (s != STATUS_OK) {
+        free(g);
+        return s;
+    }
+    g->b = b;
+    g->impl = impl;
+    *out = g;
+    return STATUS_OK;
+}
+
+enum status backend_graph_set_timesteps(struct backend_graph *g, const float *timesteps,
+                                        int rows, struct errbuf *err)
+{
+    if (!g || !timesteps || rows < 1)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "graph timesteps: none");
+    return g->b->ops->graph_set_timesteps(g->impl, timesteps, rows, err);
+}
+
+enum status backend_graph_launch(struct backend_graph *g, struct errbuf *err)
+{
+    if (!g)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "graph launch: no graph");
+    return g->b->ops->graph_launch(g->impl, err);
+}
+
+void backend_graph_destroy(struct backend_graph *g)
+{
+    if (!g)
+        return;
+    g->b->ops->graph_destroy(g->impl);
+    free(g);
 }
 
 /* --- ops ---------------------------------------------------------------------- */

@@ -68,6 +68,13 @@ struct backend_ops {
     bool (*broken)(const struct backend *b);
     /* optional (NULL: DTYPE_F32): the dtype models store weights in on this backend */
     enum dtype (*weight_dtype)(const struct backend *b);
+    /* optional (NULL: no graphs): recorded op sequences, see backend_graph_begin */
+    enum status (*graph_begin)(struct backend *b, struct errbuf *err);
+    enum status (*graph_end)(struct backend *b, void **impl, struct errbuf *err);
+    enum status (*graph_set_timesteps)(void *impl, const float *timesteps, int rows,
+                                       struct errbuf *err);
+    enum status (*graph_launch)(void *impl, struct errbuf *err);
+    void (*graph_destroy)(void *impl);
 
     /* ops (arguments already validated by backend.c) */
     enum status (*conv2d)(struct backend *b, const struct tensor *x, const struct tensor *w,
@@ -142,6 +149,27 @@ bool backend_is_broken(const struct backend *b);
 /* The dtype models load weights (and size their workspaces) in on b: DTYPE_F32 for the
  * CPU backend; the CUDA backend's is chosen at its creation (f32, f16 or bf16). */
 enum dtype backend_weight_dtype(const struct backend *b);
+
+/* --- graphs -------------------------------------------------------------------
+ * Between graph_begin and graph_end the ops called on b (from this thread) are
+ * recorded, not run; backend_graph_launch replays them on b in order, on the same
+ * tensors (their addresses are baked in: the tensors must stay allocated, and their
+ * contents are read at replay).  Host scalars are baked in as they were, except the
+ * timesteps of the recorded timestep_embedding (one, of at most 256 rows), which
+ * backend_graph_set_timesteps replaces for the following launches.  What a recording
+ * may contain: ops whose shapes ran once before on b (the CUDA backend's algorithm
+ * choices are then made); no upload, download or sync.  The CPU backend records
+ * nothing: graph_begin → STATUS_UNSUPPORTED.  A failed recording leaves b usable.
+ * Ownership: the caller destroys a graph, before its backend.  Thread-safety: as b's. */
+struct backend_graph;
+
+enum status backend_graph_begin(struct backend *b, struct errbuf *err);
+enum status backend_graph_end(struct backend *b, struct backend_graph **out,
+                              struct errbuf *err);
+enum status backend_graph_set_timesteps(struct backend_graph *g, const float *timesteps,
+                                        int rows, struct errbuf *err);
+enum status backend_graph_launch(struct backend_graph *g, struct errbuf *err);
+void backend_graph_destroy(struct backend_graph *g);
 
 /* --- ops ---------------------------------------------------------------------
  * Every tensor argument lives on the same backend (the one of the output). */

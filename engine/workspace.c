@@ -43,6 +43,7 @@ static enum status block_alloc(struct workspace *ws, size_t bytes, struct errbuf
     blk->capacity = bytes;
     blk->used = 0;
     ws->n_blocks++;
+    ws->generation++;
     return STATUS_OK;
 }
 
@@ -74,6 +75,7 @@ enum status workspace_reserve(struct workspace *ws, size_t bytes, struct errbuf 
             backend_free(&ws->blocks[i].storage);
         ws->n_blocks = 0;
         ws->current = 0;
+        ws->generation++;
     }
     return block_alloc(ws, bytes, err);
 }

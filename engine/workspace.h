@@ -42,6 +42,9 @@ struct workspace {
     size_t in_use;          /* bytes handed out now */
     unsigned grow_count;    /* blocks added after the first */
     bool grew;              /* blocks were added since the last rewind to empty */
+    unsigned generation;    /* changes whenever a block is added, freed or replaced: the
+                               same views at the same marks have the same addresses
+                               while it stays (a recorded graph's condition) */
 };
 
 /* A position to rewind to. */

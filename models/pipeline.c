@@ -408,8 +408,143 @@ static enum status apply_cfg(struct sd_request *const *reqs, struct batch *b, st
     return backend_axpby(&cond, &uncond, g, h, &cond, err);
 }
 
-enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
-                         struct sd_request *const *reqs, int n, struct errbuf *err)
+/* --- U-Net graphs ------------------------------------------------------------------ */
+
+struct sd_graph_entry {
+    const struct sd_model *model;
+    int rows;
+    int64_t lh, lw, lc;
+    const void *x, *ctx, *out; /* the batch tensors' addresses */
+    unsigned generation;       /* the workspace's */
+    bool warm;                 /* ran eagerly once */
+    struct backend_graph *graph;
+    uint64_t used;             /* tick of the last use */
+};
+
+struct sd_graphs {
+    struct sd_graph_entry e[SD_GRAPHS_MAX];
+    int n;
+    uint64_t tick;
+    struct sd_graphs_stats stats;
+};
+
+enum status sd_graphs_create(struct sd_graphs **out, struct errbuf *err)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? STATUS_OK : status_fail(err, STATUS_OUT_OF_MEMORY, "sd_graphs: out of memory");
+}
+
+void sd_graphs_destroy(struct sd_graphs *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n; i++)
+        backend_graph_destroy(g->e[i].graph);
+    free(g);
+}
+
+void sd_graphs_stats(const struct sd_graphs *g, struct sd_graphs_stats *out)
+{
+    if (g)
+        *out = g->stats;
+    else
+        memset(out, 0, sizeof *out);
+}
+
+static bool entry_matches(const struct sd_graph_entry *e, const struct sd_model *m,
+                          const struct batch *b, unsigned generation)
+{
+    return e->model == m && e->rows == (int)b->x.shape[0] && e->lh == b->x.shape[1] &&
+           e->lw == b->x.shape[2] && e->lc == b->x.shape[3] && e->x == b->x.data &&
+           e->ctx == b->ctx.data && e->out == b->out.data && e->generation == generation;
+}
+
+/* The entry for this batch: found, or made (replacing the least recently used). */
+static struct sd_graph_entry *graph_entry(struct sd_graphs *g, const struct sd_model *m,
+                                          const struct batch *b, unsigned generation)
+{
+    g->tick++;
+    for (int i = 0; i < g->n; i++)
+        if (entry_matches(&g->e[i], m, b, generation)) {
+            g->e[i].used = g->tick;
+            return &g->e[i];
+        }
+    int slot = g->n < SD_GRAPHS_MAX ? g->n++ : 0;
+    for (int i = 0; i < g->n && g->n == SD_GRAPHS_MAX; i++)
+        if (g->e[i].used < g->e[slot].used)
+            slot = i;
+    struct sd_graph_entry *e = &g->e[slot];
+    if (e->graph) { /* a replay of it may still be queued */
+        struct errbuf ignored;
+        (void)backend_sync(m->backend, &ignored);
+        backend_graph_destroy(e->graph);
+    }
+    *e = (struct sd_graph_entry){.model = m, .rows = (int)b->x.shape[0], .lh = b->x.shape[1],
+                                 .lw = b->x.shape[2], .lc = b->x.shape[3], .x = b->x.data,
+                                 .ctx = b->ctx.data, .out = b->out.data,
+                                 .generation = generation, .used = g->tick};
+    return e;
+}
+
+/* Records the U-Net call of this batch into e->graph; false (and graphs off for good
+ * when the backend records none) when it cannot be used. */
+static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e,
+                         const struct sd_model *model, struct workspace *ws, struct batch *b)
+{
+    struct errbuf err;
+    errbuf_clear(&err);
+    enum status s = backend_graph_begin(model->backend, &err);
+    if (s != STATUS_OK) {
+        g->stats.unsupported = true;
+        LOG_DEBUGF("pipeline", "no U-Net graphs: %s", err.msg);
+        return false;
+    }
+    const unsigned generation = ws->generation;
+    enum status run = unet_forward(model->unet, ws, &b->x, b->t, &b->ctx, &b->out, &err);
+    struct backend_graph *graph = NULL;
+    s = backend_graph_end(model->backend, &graph, run == STATUS_OK ? &err : &(struct errbuf){0});
+    if (run == STATUS_OK && s == STATUS_OK) /* its timesteps must be settable */
+        s = backend_graph_set_timesteps(graph, b->t, (int)b->x.shape[0], &err);
+    if (run != STATUS_OK || s != STATUS_OK || ws->generation != generation) {
+        /* an op that cannot be recorded, or the workspace moved: eager from now on */
+        backend_graph_destroy(graph);
+        g->stats.unsupported = run != STATUS_OK || s != STATUS_OK;
+        LOG_DEBUGF("pipeline", "U-Net graph not recorded: %s",
+                   err.msg[0] ? err.msg : "the workspace grew while recording");
+        return false;
+    }
+    e->graph = graph;
+    g->stats.recorded++;
+    return true;
+}
+
+/* The U-Net call of a built batch: replayed, recorded then replayed, or eager. */
+static enum status unet_call(const struct sd_model *model, struct workspace *ws,
+                             struct sd_graphs *g, struct batch *b, struct errbuf *err)
+{
+    const int rows = (int)b->x.shape[0];
+    struct sd_graph_entry *e = NULL;
+    if (g && !g->stats.unsupported) {
+        e = graph_entry(g, model, b, ws->generation);
+        if (!e->graph && e->warm && !graph_record(g, e, model, ws, b))
+            e = NULL;
+    }
+    if (!e || !e->graph) {
+        if (e)
+            e->warm = true;
+        if (g)
+            g->stats.eager++;
+        return unet_forward(model->unet, ws, &b->x, b->t, &b->ctx, &b->out, err);
+    }
+    TRY(backend_graph_set_timesteps(e->graph, b->t, rows, err));
+    TRY(backend_graph_launch(e->graph, err));
+    g->stats.replays++;
+    return STATUS_OK;
+}
+
+enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,
+                                struct sd_graphs *graphs, struct sd_request *const *reqs,
+                                int n, struct errbuf *err)
 {
     int rows = 0;
     enum status s = check_batch(reqs, n, &rows, err);
@@ -419,7 +554,7 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
     struct batch b;
     s = build_batch(model, ws, reqs, n, rows, &b, err);
     if (s == STATUS_OK)
-        s = unet_forward(model->unet, ws, &b.x, b.t, &b.ctx, &b.out, err);
+        s = unet_call(model, ws, graphs, &b, err);
     if (s == STATUS_OK)
         s = apply_cfg(reqs, &b, err);
     for (int pos = 0; pos < n && s == STATUS_OK; pos++) {
@@ -429,6 +564,12 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
     }
     workspace_rewind(ws, mark);
     return s;
+}
+
+enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
+                         struct sd_request *const *reqs, int n, struct errbuf *err)
+{
+    return sd_unet_step_graphs(model, ws, NULL, reqs, n, err);
 }
 
 /* --- decode -------------------------------------------------------------------------- */

@@ -191,6 +191,36 @@ enum status sd_request_begin_text(const struct sd_model *model, struct workspace
 enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
                          struct sd_request *const *reqs, int n, struct errbuf *err);
 
+/* U-Net graphs: the same step with the U-Net call replayed from a recorded backend
+ * graph (engine/backend.h) where the backend records them (CUDA).  Per (model, rows,
+ * latent size, batch tensors' addresses, workspace generation): the first call runs
+ * eagerly (it plans the convolutions and grows the workspace), the second records the
+ * U-Net and replays it, later ones replay it with their own timesteps — the same
+ * kernels on the same data, so the same numbers as sd_unet_step.  On a backend without
+ * graphs (CPU), or after a recording failed, every call runs eagerly.  At most
+ * SD_GRAPHS_MAX graphs, the least recently used replaced.
+ * Ownership: the caller's (sd_graphs_destroy, before the backend).  Thread-safety: one
+ * thread, the one that runs the steps. */
+#define SD_GRAPHS_MAX 16
+
+struct sd_graphs;
+
+struct sd_graphs_stats {
+    unsigned recorded; /* graphs recorded */
+    unsigned replays;  /* U-Net calls replayed from a graph */
+    unsigned eager;    /* U-Net calls run eagerly */
+    bool unsupported;  /* the backend records no graphs (or a recording failed) */
+};
+
+enum status sd_graphs_create(struct sd_graphs **out, struct errbuf *err);
+void sd_graphs_destroy(struct sd_graphs *g);
+void sd_graphs_stats(const struct sd_graphs *g, struct sd_graphs_stats *out);
+
+/* sd_unet_step through `graphs` (NULL: exactly sd_unet_step). */
+enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,
+                                struct sd_graphs *graphs, struct sd_request *const *reqs,
+                                int n, struct errbuf *err);
+
 /* True when every step has run. */
 bool sd_request_done(const struct sd_request *req);
 int sd_request_step(const struct sd_request *req);   /* steps done so far */

@@ -119,7 +119,8 @@ enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
                                          struct sched_runner *out, void **state,
                                          struct errbuf *err);
 void sched_pipeline_runner_destroy(void *state);
-void sched_pipeline_runner_counters(void *state, uint64_t *hits, uint64_t *misses);
+/* The runner's counters into st: text cache hits and misses, U-Net graph replays. */
+void sched_pipeline_runner_counters(void *state, struct scheduler_stats *st);
 
 void sched_job_free(struct sched_job *j);
 

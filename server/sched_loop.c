@@ -617,8 +617,7 @@ static void update_gauges(struct scheduler *s, uint64_t *wake)
     s->stats.active_rows = rows;
     s->stats.buckets = buckets;
     if (s->pipeline_runner)
-        sched_pipeline_runner_counters(s->pipeline_runner, &s->stats.text_cache_hits,
-                                       &s->stats.text_cache_misses);
+        sched_pipeline_runner_counters(s->pipeline_runner, &s->stats);
 }
 
 enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,

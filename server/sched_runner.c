@@ -12,6 +12,7 @@ struct pipeline_runner {
     const struct sd_model *models[SCHED_MAX_MODELS];
     struct workspace ws;
     struct text_cache *cache;
+    struct sd_graphs *graphs; /* NULL unless cfg->unet_graphs */
 };
 
 /* The cond (prompt at clip_skip) and, with CFG, uncond (negative prompt, last layer)
@@ -46,7 +47,7 @@ static enum status pr_step(void *ctx, int model, struct sd_request *const *reqs,
                            struct errbuf *err)
 {
     struct pipeline_runner *r = ctx;
-    return sd_unet_step(r->models[model], &r->ws, reqs, n, err);
+    return sd_unet_step_graphs(r->models[model], &r->ws, r->graphs, reqs, n, err);
 }
 
 static enum status pr_decode(void *ctx, int model, struct sd_request *const *reqs, int n,
@@ -78,7 +79,10 @@ enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
         return s;
     }
     s = text_cache_create(cfg->text_cache_entries, &r->cache, err);
+    if (s == STATUS_OK && cfg->unet_graphs)
+        s = sd_graphs_create(&r->graphs, err);
     if (s != STATUS_OK) {
+        text_cache_destroy(r->cache);
         workspace_destroy(&r->ws);
         free(r);
         return s;
@@ -94,13 +98,17 @@ void sched_pipeline_runner_destroy(void *state)
     struct pipeline_runner *r = state;
     if (!r)
         return;
+    sd_graphs_destroy(r->graphs);
     text_cache_destroy(r->cache);
     workspace_destroy(&r->ws);
     free(r);
 }
 
-void sched_pipeline_runner_counters(void *state, uint64_t *hits, uint64_t *misses)
+void sched_pipeline_runner_counters(void *state, struct scheduler_stats *st)
 {
     const struct pipeline_runner *r = state;
-    text_cache_counters(r->cache, hits, misses);
+    text_cache_counters(r->cache, &st->text_cache_hits, &st->text_cache_misses);
+    struct sd_graphs_stats gs;
+    sd_graphs_stats(r->graphs, &gs);
+    st->unet_graph_replays = gs.replays;
 }

@@ -402,8 +402,7 @@ void scheduler_stats(struct scheduler *s, struct scheduler_stats *out)
     out->draining = s->draining;
     pthread_mutex_unlock(&s->lock);
     if (s->pipeline_runner && !s->started) /* the worker updates these when started */
-        sched_pipeline_runner_counters(s->pipeline_runner, &out->text_cache_hits,
-                                       &out->text_cache_misses);
+        sched_pipeline_runner_counters(s->pipeline_runner, out);
     out->mean_rows = out->unet_calls ? (double)out->unet_rows / (double)out->unet_calls : 0;
     out->mean_occupancy = out->mean_rows / s->cfg.max_batch_rows;
 }

@@ -100,6 +100,9 @@ struct scheduler_config {
                                   short job overtakes a long one, which is never
                                   starved: its due time comes); 0: 2; < 0: by arrival
                                   only.  Modes request and none: by arrival. */
+    bool unet_graphs;          /* replay each U-Net call from a recorded backend graph
+                                  where the backend records them (CUDA; models/
+                                  pipeline.h, sd_unet_step_graphs); default off */
     struct sched_clock clock;
     const struct sched_runner *runner; /* NULL: the real pipeline (product path) */
 };
@@ -189,6 +192,7 @@ struct scheduler_stats {
     double step_ewma_s[SCHED_HIST_MAX + 1]; /* per rows; 0 where never measured */
     uint64_t decode_calls, decoded_images;
     uint64_t text_cache_hits, text_cache_misses;
+    uint64_t unet_graph_replays;        /* U-Net calls replayed from a graph */
     bool draining;
 };
 

@@ -53,6 +53,7 @@ struct serve_config {
     char device[16];                    /* "auto" (default), "cpu", "cuda" */
     char dtype[8];                      /* cuda weights/activations: "f16" (default), "bf16", "f32" */
     bool warmup;                        /* one generation before /readyz says ready */
+    bool unet_graphs;                   /* scheduler_config.unet_graphs */
     /* scheduler (server/scheduler.h's scheduler_config) */
     enum sched_mode batching;
     int max_batch_rows, queue_capacity, request_max_wait_ms, text_cache_entries;

@@ -234,6 +234,13 @@ static enum dtype cuda_weight_dtype_op(const struct backend *b)
     return ((const struct cuda_backend *)b)->weight_dtype;
 }
 
+static enum status cuda_graph_begin_op(struct backend *b, struct errbuf *err);
+static enum status cuda_graph_end_op(struct backend *b, void **impl, struct errbuf *err);
+static enum status cuda_graph_set_timesteps_op(void *impl, const float *t, int rows,
+                                               struct errbuf *err);
+static enum status cuda_graph_launch_op(void *impl, struct errbuf *err);
+static void cuda_graph_destroy_op(void *impl);
+
 static const struct backend_ops cuda_ops = {
     .name = "cuda",
     .destroy = cuda_destroy,
@@ -244,6 +251,11 @@ static const struct backend_ops cuda_ops = {
     .sync = cuda_sync,
     .broken = cuda_broken_op,
     .weight_dtype = cuda_weight_dtype_op,
+    .graph_begin = cuda_graph_begin_op,
+    .graph_end = cuda_graph_end_op,
+    .graph_set_timesteps = cuda_graph_set_timesteps_op,
+    .graph_launch = cuda_graph_launch_op,
+    .graph_destroy = cuda_graph_destroy_op,
     .conv2d = cuda_conv2d,
     .linear = cuda_linear,
     .matmul = cuda_matmul,
@@ -380,6 +392,9 @@ struct cuda_graph {
     struct cuda_backend *cb;
     cudaGraph_t graph;
     cudaGraphExec_t exec;
+    int n_ts;                      /* timestep_embedding kernel nodes recorded */
+    cudaGraphNode_t ts_node;       /* the first of them */
+    struct cudaKernelNodeParams ts_params; /* its parameters as recorded (node-owned) */
 };
 
 extern "C" enum status cuda_backend_capture_begin(struct backend *b, struct errbuf *err)
@@ -388,6 +403,31 @@ extern "C" enum status cuda_backend_capture_begin(struct backend *b, struct errb
     TRY(cuda_usable(cb, err));
     return cuda_check(cb, cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal),
                       "begin capture", err);
+}
+
+/* Finds the graph's timestep_embedding kernel nodes (for cuda_graph_set_timesteps). */
+static enum status find_timestep_nodes(struct cuda_graph *g, struct errbuf *err)
+{
+    size_t n = 0;
+    TRY(cuda_check(g->cb, cudaGraphGetNodes(g->graph, NULL, &n), "graph nodes", err));
+    cudaGraphNode_t *nodes = (cudaGraphNode_t *)calloc(n ? n : 1, sizeof *nodes);
+    if (!nodes)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "cuda graph: out of memory");
+    enum status s = cuda_check(g->cb, cudaGraphGetNodes(g->graph, nodes, &n), "graph nodes", err);
+    for (size_t i = 0; i < n && s == STATUS_OK; i++) {
+        cudaGraphNodeType type;
+        s = cuda_check(g->cb, cudaGraphNodeGetType(nodes[i], &type), "graph node type", err);
+        if (s != STATUS_OK || type != cudaGraphNodeTypeKernel)
+            continue;
+        struct cudaKernelNodeParams kp;
+        s = cuda_check(g->cb, cudaGraphKernelNodeGetParams(nodes[i], &kp), "kernel node", err);
+        if (s == STATUS_OK && cuda_timestep_node_is(&kp) && g->n_ts++ == 0) {
+            g->ts_node = nodes[i];
+            g->ts_params = kp;
+        }
+    }
+    free(nodes);
+    return s;
 }
 
 extern "C" enum status cuda_backend_capture_end(struct backend *b, struct cuda_graph **out,
@@ -407,12 +447,27 @@ extern "C" enum status cuda_backend_capture_end(struct backend *b, struct cuda_g
     g->cb = cb;
     g->graph = graph;
     s = cuda_check(cb, cudaGraphInstantiate(&g->exec, graph, 0), "instantiate graph", err);
+    if (s == STATUS_OK)
+        s = find_timestep_nodes(g, err);
     if (s != STATUS_OK) {
         cuda_graph_destroy(g);
         return s;
     }
     *out = g;
     return STATUS_OK;
+}
+
+extern "C" enum status cuda_graph_set_timesteps(struct cuda_graph *g, const float *timesteps,
+                                                int rows, struct errbuf *err)
+{
+    TRY(cuda_usable(g->cb, err));
+    if (g->n_ts != 1)
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "cuda graph: %d timestep embeddings recorded (one can be set)",
+                           g->n_ts);
+    return cuda_check(g->cb,
+                      cuda_timestep_node_set(g->exec, g->ts_node, &g->ts_params, timesteps, rows),
+                      "graph timesteps", err);
 }
 
 extern "C" enum status cuda_graph_launch(struct cuda_graph *g, struct errbuf *err)
@@ -431,4 +486,35 @@ extern "C" void cuda_graph_destroy(struct cuda_graph *g)
         (void)cudaGraphDestroy(g->graph);
     (void)cudaGetLastError();
     free(g);
+}
+
+/* --- the vtable's graph entries (engine/backend.h) --------------------------------- */
+
+static enum status cuda_graph_begin_op(struct backend *b, struct errbuf *err)
+{
+    return cuda_backend_capture_begin(b, err);
+}
+
+static enum status cuda_graph_end_op(struct backend *b, void **impl, struct errbuf *err)
+{
+    struct cuda_graph *g = NULL;
+    const enum status s = cuda_backend_capture_end(b, &g, err);
+    *impl = g;
+    return s;
+}
+
+static enum status cuda_graph_set_timesteps_op(void *impl, const float *t, int rows,
+                                               struct errbuf *err)
+{
+    return cuda_graph_set_timesteps((struct cuda_graph *)impl, t, rows, err);
+}
+
+static enum status cuda_graph_launch_op(void *impl, struct errbuf *err)
+{
+    return cuda_graph_launch((struct cuda_graph *)impl, err);
+}
+
+static void cuda_graph_destroy_op(void *impl)
+{
+    cuda_graph_destroy((struct cuda_graph *)impl);
 }

@@ -526,6 +526,36 @@ enum status cuda_timestep_embedding(struct backend *b, const float *timesteps,
     return cuda_check_launch(cb, "timestep_embedding", err);
 }
 
+/* Whether a graph kernel node runs timestep_kernel (any dtype). */
+bool cuda_timestep_node_is(const struct cudaKernelNodeParams *kp)
+{
+    return kp->func == (void *)timestep_kernel<float> ||
+           kp->func == (void *)timestep_kernel<__half> ||
+           kp->func == (void *)timestep_kernel<__nv_bfloat16>;
+}
+
+/* Sets the timesteps of a recorded timestep_kernel node `node` (its parameters `kp`, as
+ * recorded) in `exec` for the following launches: rows must be the node's. */
+cudaError_t cuda_timestep_node_set(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                   const struct cudaKernelNodeParams *kp, const float *t,
+                                   int rows)
+{
+    /* timestep_kernel(y, rows, half, neg_log, denom, flip, ts): argument 1 rows, 6 ts */
+    if (*(const size_t *)kp->kernelParams[1] != (size_t)rows || rows > TS_CHUNK)
+        return cudaErrorInvalidValue;
+    struct ew_times ts;
+    for (int r = 0; r < TS_CHUNK; r++)
+        ts.t[r] = r < rows ? t[r] : 0.0f;
+    void *args[7];
+    for (int i = 0; i < 6; i++)
+        args[i] = kp->kernelParams[i];
+    args[6] = &ts;
+    struct cudaKernelNodeParams np = *kp;
+    np.kernelParams = args;
+    np.extra = NULL;
+    return cudaGraphExecKernelNodeSetParams(exec, node, &np);
+}
+
 /* --- conv epilogue: y += bias + residual ---------------------------------------------- */
 
 template <typename T>

@@ -191,6 +191,12 @@ cudaError_t cuda_flash_wide_launch(struct cuda_backend *cb, enum dtype dt, const
                                    const void *k, const void *v, void *y, int64_t batch,
                                    int64_t nq, int64_t nk, int heads, int d, float scale,
                                    bool causal);
+/* Graphs (cuda_elementwise.cu): whether a kernel node runs the timestep embedding, and
+ * its timesteps replaced in an instantiated graph (rows as recorded, ≤ 256). */
+bool cuda_timestep_node_is(const struct cudaKernelNodeParams *kp);
+cudaError_t cuda_timestep_node_set(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                   const struct cudaKernelNodeParams *kp, const float *t,
+                                   int rows);
 /* y{rows,C} += bias{C} (may be NULL) + residual{rows,C} (may be NULL): the conv
  * epilogue. */
 enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bias,

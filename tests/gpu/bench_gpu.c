@@ -582,7 +582,7 @@ static enum status sched_round(struct bench *b, struct scheduler *s, int batch, 
     return STATUS_OK;
 }
 
-static enum status bench_scheduler(struct bench *b, int batch, struct errbuf *err)
+static enum status bench_scheduler(struct bench *b, int batch, bool graphs, struct errbuf *err)
 {
     struct scheduler_config cfg;
     scheduler_config_default(&cfg);
@@ -595,6 +595,7 @@ static enum status bench_scheduler(struct bench *b, int batch, struct errbuf *er
      * default due-time order keeps a request out of a call that would make the ones in it
      * miss 2× their time alone: a latency policy, not a throughput one) */
     cfg.due_factor = -1;
+    cfg.unet_graphs = graphs;
     struct scheduler *s = NULL;
     TRY(scheduler_create(&cfg, &s, err));
     double t[3] = {0};
@@ -613,15 +614,19 @@ static enum status bench_scheduler(struct bench *b, int batch, struct errbuf *er
     if (st != STATUS_OK)
         return st;
     double med = median(t, n);
-    printf("scheduler  %2d requests, %d Euler steps, CFG, %dx%d, %s: %.2f images/s "
-           "(median %.3f s for the %d; mean rows per U-Net call %.1f)\n",
-           batch, b->o.steps, b->o.size, b->o.size, dtype_name(b->o.dtype), batch / med, med,
-           batch, ss.mean_rows);
-    char buf[256];
+    const char *part = graphs ? "scheduler_graphs" : "scheduler";
+    printf("%-16s %2d requests, %d Euler steps, CFG, %dx%d, %s: %.2f images/s "
+           "(median %.3f s for the %d; mean rows per U-Net call %.1f; %llu of %llu U-Net "
+           "calls replayed)\n",
+           part, batch, b->o.steps, b->o.size, b->o.size, dtype_name(b->o.dtype), batch / med,
+           med, batch, ss.mean_rows, (unsigned long long)ss.unet_graph_replays,
+           (unsigned long long)ss.unet_calls);
+    char buf[320];
     snprintf(buf, sizeof buf,
-             "{\"part\":\"scheduler\",\"batch\":%d,\"steps\":%d,\"images_per_s\":%.3f,"
-             "\"median_s\":%.4f,\"mean_rows\":%.2f}",
-             batch, b->o.steps, batch / med, med, ss.mean_rows);
+             "{\"part\":\"%s\",\"batch\":%d,\"steps\":%d,\"images_per_s\":%.3f,"
+             "\"median_s\":%.4f,\"mean_rows\":%.2f,\"graph_replays\":%llu}",
+             part, batch, b->o.steps, batch / med, med, ss.mean_rows,
+             (unsigned long long)ss.unet_graph_replays);
     json_entry(b, buf);
     return STATUS_OK;
 }
@@ -767,7 +772,10 @@ int main(int argc, char **argv)
                    b.o.budget);
             continue;
         }
-        s = bench_scheduler(&b, b.o.batches[i], &err);
+        s = bench_scheduler(&b, b.o.batches[i], false, &err);
+        /* the same through recorded U-Net graphs (scheduler_config.unet_graphs) */
+        if (s == STATUS_OK && !b.o.cpu && !over_budget(&b))
+            s = bench_scheduler(&b, b.o.batches[i], true, &err);
     }
     if (s == STATUS_OK && b.o.n_batches > 0 && !over_budget(&b))
         s = bench_txt2img(&b, b.o.batches[0], &err);

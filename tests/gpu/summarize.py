@@ -67,6 +67,14 @@ def main():
             best_ips = max(best_ips, t["images_per_s"])
         if t and dt:
             ratios[f"images_per_s_b{b}_speedup"] = t["images_per_s"] / dt["images_per_s"]
+    # the scheduler with recorded U-Net graphs (scheduler_config.unet_graphs, off by default)
+    s["graphs"] = {}
+    for b in (1, 4, 8, 16):
+        t, tg = part(ours, "scheduler", batch=b), part(ours, "scheduler_graphs", batch=b)
+        if t and tg:
+            s["graphs"][str(b)] = {"images_per_s": t["images_per_s"],
+                                   "with_graphs": tg["images_per_s"],
+                                   "replays": tg.get("graph_replays")}
     if best_ips:
         goals["ge_10_images_per_s"] = best_ips >= 10.0
         s["best_images_per_s"] = best_ips
@@ -90,7 +98,8 @@ def main():
             goals["sched_step_ge_3x_none"] = r["step_none"] >= 3.0
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
-    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals", "profile", "load")
+    print(json.dumps({k: s[k] for k in ("stages", "ops", "ratios", "goals", "profile", "graphs",
+                                         "load")
                       if k in s}, indent=1))
     return 0
 

@@ -3,7 +3,9 @@
  * CPU backend: same prompt, seed and sampler; PSNR of the decoded images (the [0,1]
  * floats) must be ≥ 35 dB for the f32 runs (TF32 on, then off).  f16 and bf16 runs
  * (weights and workspace in that dtype: backend_weight_dtype) are reported with their
- * PSNR but not yet held to the bound.
+ * PSNR but not yet held to the bound.  Then U-Net graphs (sd_unet_step_graphs): the
+ * same two requests stepped eagerly and through recorded graphs on CUDA f16 must give
+ * the same images (PSNR ≥ 60 dB; bit-identical expected) with graphs replayed.
  *
  * Usage: test_gpu_pipeline <source dir> [results.json]   exit 0 pass, 1 fail, 77 no GPU.
  * Plain C (no Check). */
@@ -141,6 +143,109 @@ static int check_fixture(const char *src, const char *name, struct backend *cpu,
     return failed;
 }
 
+/* Steps N_IMAGES requests of p to the end through sd_unet_step_graphs (graphs may be
+ * NULL: eager) and decodes them. */
+static enum status step_all(struct sd_model *m, struct workspace *ws, struct sd_graphs *graphs,
+                            const struct gen_params *p, struct sd_image *img, struct errbuf *err)
+{
+    struct sd_request req[N_IMAGES];
+    struct sd_request *all[N_IMAGES], *run[N_IMAGES];
+    memset(req, 0, sizeof req);
+    enum status s = STATUS_OK;
+    for (int i = 0; i < N_IMAGES && s == STATUS_OK; i++) {
+        s = sd_request_begin(m, ws, p, i, &req[i], err);
+        all[i] = &req[i];
+    }
+    while (s == STATUS_OK) {
+        int n = 0;
+        for (int i = 0; i < N_IMAGES; i++)
+            if (!sd_request_done(&req[i]))
+                run[n++] = &req[i];
+        if (n == 0)
+            break;
+        s = sd_unet_step_graphs(m, ws, graphs, run, n, err);
+    }
+    if (s == STATUS_OK)
+        s = sd_decode(m, ws, all, N_IMAGES, true, img, err);
+    for (int i = 0; i < N_IMAGES; i++)
+        sd_request_free(&req[i]);
+    return s;
+}
+
+/* U-Net graphs against eager steps on the same CUDA backend (f16). */
+static int check_graphs(const char *src, const char *name, FILE *json)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.weight_dtype = DTYPE_F16;
+    struct backend *gpu = NULL;
+    struct sd_model *m = NULL;
+    struct sd_graphs *graphs = NULL;
+    struct workspace ws;
+    memset(&ws, 0, sizeof ws);
+    struct sd_image eager[N_IMAGES], replay[N_IMAGES];
+    memset(eager, 0, sizeof eager);
+    memset(replay, 0, sizeof replay);
+    enum status s = cuda_backend_create(&opt, &gpu, &err);
+    if (s == STATUS_OK) {
+        struct sd_model_options mo;
+        sd_model_options_default(&mo);
+        mo.backend = gpu;
+        s = sd_model_load(dir, &mo, &m, &err);
+    }
+    if (s == STATUS_OK)
+        s = workspace_init(&ws, gpu, backend_weight_dtype(gpu), 0, &err);
+    if (s == STATUS_OK)
+        s = sd_graphs_create(&graphs, &err);
+    struct gen_params p;
+    if (s == STATUS_OK) {
+        gen_params_default(m, &p);
+        p.prompt = "a red cube on a wooden table, studio light";
+        p.steps = 12;
+        p.guidance = 7.5;
+        p.seed = 99;
+        p.n = N_IMAGES;
+        s = step_all(m, &ws, NULL, &p, eager, &err);
+    }
+    if (s == STATUS_OK)
+        s = step_all(m, &ws, graphs, &p, replay, &err);
+    struct sd_graphs_stats st;
+    sd_graphs_stats(graphs, &st);
+    double worst = INFINITY;
+    bool identical = s == STATUS_OK;
+    for (int i = 0; i < N_IMAGES && s == STATUS_OK; i++) {
+        const double pv = psnr(&eager[i], &replay[i]);
+        worst = pv < worst ? pv : worst;
+        identical = identical && !memcmp(eager[i].rgb, replay[i].rgb,
+                                         (size_t)eager[i].width * eager[i].height * 3);
+    }
+    const bool ok = s == STATUS_OK && worst >= 60.0 && st.replays > 0 && !st.unsupported;
+    printf("%-4s %s U-Net graphs, cuda f16: %u recorded, %u replayed, %u eager; PSNR vs eager "
+           "%.2f dB%s%s%s\n",
+           ok ? "ok" : "FAIL", name, st.recorded, st.replays, st.eager, worst,
+           identical ? " (identical)" : "", s ? "  error: " : "", s ? err.msg : "");
+    if (json)
+        fprintf(json,
+                "{\"fixture\":\"%s\",\"variant\":\"graphs f16\",\"required\":true,"
+                "\"ok\":%s,\"psnr_db\":%.3f,\"identical\":%s,\"recorded\":%u,"
+                "\"replays\":%u,\"status\":\"%s\"}\n",
+                name, ok ? "true" : "false", isinf(worst) ? 999.0 : worst,
+                identical ? "true" : "false", st.recorded, st.replays, status_name(s));
+    for (int i = 0; i < N_IMAGES; i++) {
+        sd_image_free(&eager[i]);
+        sd_image_free(&replay[i]);
+    }
+    sd_graphs_destroy(graphs);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+    backend_destroy(gpu);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -169,7 +274,8 @@ int main(int argc, char **argv)
     }
     FILE *json = argc > 2 ? fopen(argv[2], "w") : NULL;
     int failed = check_fixture(argv[1], "sd1-tiny", cpu, json) +
-                 check_fixture(argv[1], "sd2-tiny", cpu, json);
+                 check_fixture(argv[1], "sd2-tiny", cpu, json) +
+                 check_graphs(argv[1], "sd1-tiny", json);
     if (json)
         fclose(json);
     backend_destroy(cpu);

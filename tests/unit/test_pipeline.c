@@ -431,6 +431,46 @@ START_TEST(test_join_running_batch)
 }
 END_TEST
 
+/* sd_unet_step_graphs on a backend that records no graphs (the CPU): every call eager,
+ * the images those of sd_unet_step; NULL graphs is sd_unet_step itself. */
+START_TEST(test_graphs_fall_back_on_cpu)
+{
+    struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
+    struct workspace ws = make_ws();
+    struct gen_params p = mixed_params(m, 1);
+    struct sd_graphs *graphs = NULL;
+    struct errbuf err;
+    ck_assert_int_eq(sd_graphs_create(&graphs, &err), STATUS_OK);
+    struct sd_request r;
+    ck_assert_int_eq(sd_request_begin(m, &ws, &p, 0, &r, &err), STATUS_OK);
+    struct sd_request *batch[1] = {&r};
+    int calls = 0;
+    while (!sd_request_done(&r)) {
+        ck_assert_msg(sd_unet_step_graphs(m, &ws, graphs, batch, 1, &err) == STATUS_OK, "%s",
+                      err.msg);
+        calls++;
+    }
+    struct sd_graphs_stats st;
+    sd_graphs_stats(graphs, &st);
+    ck_assert(st.unsupported);
+    ck_assert_uint_eq(st.recorded, 0);
+    ck_assert_uint_eq(st.replays, 0);
+    ck_assert_uint_eq(st.eager, (unsigned)calls);
+    struct sd_image img, one;
+    ck_assert_msg(sd_decode(m, &ws, batch, 1, true, &img, &err) == STATUS_OK, "%s", err.msg);
+    alone(m, &ws, p, 0, &one);
+    compare_images("graphs on the CPU", &img, &one);
+    sd_image_free(&one);
+    sd_image_free(&img);
+    sd_request_free(&r);
+    sd_graphs_destroy(graphs);
+    sd_graphs_stats(NULL, &st); /* no graphs: zeros */
+    ck_assert_uint_eq(st.eager, 0);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+}
+END_TEST
+
 START_TEST(test_no_growth_after_warmup)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
@@ -674,6 +714,7 @@ int main(void)
     tcase_set_timeout(tb, 300);
     tcase_add_test(tb, test_mixed_batch);
     tcase_add_test(tb, test_join_running_batch);
+    tcase_add_test(tb, test_graphs_fall_back_on_cpu);
     tcase_add_test(tb, test_no_growth_after_warmup);
     tcase_add_test(tb, test_seed_convention_and_progress);
     suite_add_tcase(s, tb);

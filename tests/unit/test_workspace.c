@@ -42,18 +42,22 @@ START_TEST(test_grows_then_stops_allocating)
             ck_assert_int_eq(workspace_tensor(&ws, 1, (int64_t[]){2 << 20}, &t, &err), STATUS_OK);
         if (pass == 0)
             ck_assert_int_gt(ws.n_blocks, 1);
+        const unsigned generation = ws.generation;
         workspace_rewind(&ws, m);
+        if (pass == 0) /* the blocks were replaced */
+            ck_assert_uint_ne(ws.generation, generation);
         /* rewound to empty after growing: one block of the high-water size */
         ck_assert_int_eq(ws.n_blocks, 1);
         ck_assert_uint_ge(ws.blocks[0].capacity, ws.high_water);
     }
     int blocks = ws.n_blocks;
-    unsigned grown = ws.grow_count;
+    unsigned grown = ws.grow_count, generation = ws.generation;
     struct tensor t;
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(workspace_tensor(&ws, 1, (int64_t[]){2 << 20}, &t, &err), STATUS_OK);
     ck_assert_int_eq(ws.n_blocks, blocks);
     ck_assert_uint_eq(ws.grow_count, grown);
+    ck_assert_uint_eq(ws.generation, generation); /* same blocks: same addresses */
     ck_assert_uint_ge(ws.high_water, (size_t)6 * (8 << 20));
     workspace_destroy(&ws);
 }
