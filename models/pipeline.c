@@ -469,10 +469,13 @@ static struct sd_graph_entry *graph_entry(struct sd_graphs *g, const struct sd_m
             g->e[i].used = g->tick;
             return &g->e[i];
         }
-    int slot = g->n < SD_GRAPHS_MAX ? g->n++ : 0;
-    for (int i = 0; i < g->n && g->n == SD_GRAPHS_MAX; i++)
-        if (g->e[i].used < g->e[slot].used)
-            slot = i;
+    int slot = 0;
+    if (g->n < SD_GRAPHS_MAX)
+        slot = g->n++;
+    else
+        for (int i = 1; i < g->n; i++)
+            if (g->e[i].used < g->e[slot].used)
+                slot = i;
     struct sd_graph_entry *e = &g->e[slot];
     if (e->graph) { /* a replay of it may still be queued */
         struct errbuf ignored;
