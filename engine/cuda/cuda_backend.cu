@@ -346,7 +346,6 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->attention_scalar = opt->attention_scalar;
     cb->conv_gemm_rows = opt->conv_gemm_rows;
     cb->attention_row_tiles = opt->attention_row_tiles;
-    cb->attention_fast = opt->attention_fast;
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
     if (s != STATUS_OK) {

@@ -54,9 +54,6 @@ struct cuda_backend_options {
                                 of the tensor-core one (tests compare both) */
     int attention_row_tiles; /* flash attention's 16-row query tiles per warp: 0 = chosen
                                 per shape, 1 or 2 = always (benchmarks compare) */
-    bool attention_fast;     /* head dims ≤ 160: the flash kernel's variant with Q
-                                pre-scaled, ex2.approx and rescaling only on a new row
-                                maximum (off: under measurement, docs/cuda.md) */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU

@@ -63,10 +63,7 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
  * fragment loaded from shared memory (half the ldmatrix traffic per mma) at the cost of
  * twice the registers; fl_launch takes MT = 2 for the narrow heads when the grid still
  * fills the GPU. */
-/* FAST (options.attention_fast, a variant under measurement): Q scaled by scale·log2 e
- * once in shared memory (in T) instead of every score in f32, ex2.approx for the
- * exponentials, and O rescaled only where a row's maximum moved. */
-template <typename T, int DP, int BK, int MT, bool FAST>
+template <typename T, int DP, int BK, int MT>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
@@ -130,13 +127,6 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
         cm_cp_wait<1>();
         __syncthreads();
         if (j == 0) {
-            if (FAST) { /* this warp's Q rows × scale·log2 e, in place */
-                for (int e = lane; e < WROWS * d; e += 32) {
-                    T *qe = qs + (warp * WROWS + e / d) * S + e % d;
-                    *qe = T(cm_to_float(*qe) * p.scale_log2);
-                }
-                __syncwarp();
-            }
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -184,8 +174,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                         const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
                         const int64_t row = e < 2 ? row0 : row1;
                         const bool ok = whole || (key < nk && (!p.causal || key <= row));
-                        s[mt][n][e] = !ok ? -INFINITY : FAST ? s[mt][n][e]
-                                                              : s[mt][n][e] * p.scale_log2;
+                        s[mt][n][e] = ok ? s[mt][n][e] * p.scale_log2 : -INFINITY;
                     }
                     tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
                     tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
@@ -198,23 +187,21 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                 /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
                 const float b0 = mn0 == -INFINITY ? 0.0f : mn0;
                 const float b1 = mn1 == -INFINITY ? 0.0f : mn1;
-                const float c0 = cm_exp2<FAST>(m[mt][0] - b0), c1 = cm_exp2<FAST>(m[mt][1] - b1);
+                const float c0 = exp2f(m[mt][0] - b0), c1 = exp2f(m[mt][1] - b1);
                 m[mt][0] = mn0;
                 m[mt][1] = mn1;
                 float rs0 = 0.0f, rs1 = 0.0f;
 #pragma unroll
                 for (int n = 0; n < NT; n++) {
-                    s[mt][n][0] = cm_exp2<FAST>(s[mt][n][0] - b0);
-                    s[mt][n][1] = cm_exp2<FAST>(s[mt][n][1] - b0);
-                    s[mt][n][2] = cm_exp2<FAST>(s[mt][n][2] - b1);
-                    s[mt][n][3] = cm_exp2<FAST>(s[mt][n][3] - b1);
+                    s[mt][n][0] = exp2f(s[mt][n][0] - b0);
+                    s[mt][n][1] = exp2f(s[mt][n][1] - b0);
+                    s[mt][n][2] = exp2f(s[mt][n][2] - b1);
+                    s[mt][n][3] = exp2f(s[mt][n][3] - b1);
                     rs0 += s[mt][n][0] + s[mt][n][1];
                     rs1 += s[mt][n][2] + s[mt][n][3];
                 }
                 l[mt][0] = l[mt][0] * c0 + rs0;
                 l[mt][1] = l[mt][1] * c1 + rs1;
-                if (FAST && c0 == 1.0f && c1 == 1.0f)
-                    continue; /* neither row's maximum moved */
 #pragma unroll
                 for (int i = 0; i < ND; i++) {
                     o[mt][i][0] *= c0;
@@ -279,27 +266,19 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #endif
 }
 
-template <typename T, int DP, int BK, int MT, bool FAST>
-static cudaError_t fl_launch_kernel(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                    const struct cm_attn_dims *p, cudaStream_t st)
+template <typename T, int DP, int BK, int MT>
+static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
+                                const struct cm_attn_dims *p, cudaStream_t st)
 {
     const size_t smem = fl_smem(DP, BK, MT, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, DP, BK, MT, FAST>,
+    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, DP, BK, MT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
     const int rows = FL_QROWS * MT;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fl_kernel<T, DP, BK, MT, FAST><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    fl_kernel<T, DP, BK, MT><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
     return cudaGetLastError();
-}
-
-template <typename T, int DP, int BK, int MT>
-static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                const struct cm_attn_dims *p, bool fast, cudaStream_t st)
-{
-    return fast ? fl_launch_kernel<T, DP, BK, MT, true>(q, k, v, y, batch, p, st)
-                : fl_launch_kernel<T, DP, BK, MT, false>(q, k, v, y, batch, p, st);
 }
 
 /* The padded head dim instantiated for head dim d (d % 8 == 0, ≤ 160), and its key tile
@@ -319,7 +298,7 @@ static void fl_shape(int d, int *dp, int *bk)
 template <typename T>
 static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct cm_attn_dims *p, int sm_count, int row_tiles,
-                             bool fast, cudaStream_t st)
+                             cudaStream_t st)
 {
     int dp, bk;
     fl_shape(p->d, &dp, &bk);
@@ -328,18 +307,18 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
                                                      blocks2 >= (int64_t)FL_WAVES * sm_count));
     switch (dp) {
     case 32:
-        return two ? fl_launch_as<T, 32, 64, 2>(q, k, v, y, batch, p, fast, st)
-                   : fl_launch_as<T, 32, 64, 1>(q, k, v, y, batch, p, fast, st);
+        return two ? fl_launch_as<T, 32, 64, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 32, 64, 1>(q, k, v, y, batch, p, st);
     case 48:
-        return two ? fl_launch_as<T, 48, 64, 2>(q, k, v, y, batch, p, fast, st)
-                   : fl_launch_as<T, 48, 64, 1>(q, k, v, y, batch, p, fast, st);
+        return two ? fl_launch_as<T, 48, 64, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 48, 64, 1>(q, k, v, y, batch, p, st);
     case 64:
-        return two ? fl_launch_as<T, 64, 64, 2>(q, k, v, y, batch, p, fast, st)
-                   : fl_launch_as<T, 64, 64, 1>(q, k, v, y, batch, p, fast, st);
-    case 80: return fl_launch_as<T, 80, 64, 1>(q, k, v, y, batch, p, fast, st);
-    case 96: return fl_launch_as<T, 96, 64, 1>(q, k, v, y, batch, p, fast, st);
-    case 128: return fl_launch_as<T, 128, 64, 1>(q, k, v, y, batch, p, fast, st);
-    default: return fl_launch_as<T, 160, 32, 1>(q, k, v, y, batch, p, fast, st);
+        return two ? fl_launch_as<T, 64, 64, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 64, 64, 1>(q, k, v, y, batch, p, st);
+    case 80: return fl_launch_as<T, 80, 64, 1>(q, k, v, y, batch, p, st);
+    case 96: return fl_launch_as<T, 96, 64, 1>(q, k, v, y, batch, p, st);
+    case 128: return fl_launch_as<T, 128, 64, 1>(q, k, v, y, batch, p, st);
+    default: return fl_launch_as<T, 160, 32, 1>(q, k, v, y, batch, p, st);
     }
 }
 
@@ -367,9 +346,8 @@ cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void
     if (dt == DTYPE_F16)
         return fl_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
                                  (__half *)y, batch, &p, cb->sm_count,
-                                 cb->attention_row_tiles, cb->attention_fast, cb->stream);
+                                 cb->attention_row_tiles, cb->stream);
     return fl_launch<__nv_bfloat16>((const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
                                     (const __nv_bfloat16 *)v, (__nv_bfloat16 *)y, batch, &p,
-                                    cb->sm_count, cb->attention_row_tiles, cb->attention_fast,
-                                    cb->stream);
+                                    cb->sm_count, cb->attention_row_tiles, cb->stream);
 }

@@ -26,7 +26,6 @@ struct cuda_backend {
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
     int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
-    bool attention_fast; /* options.attention_fast */
     int cc_major;        /* the device's compute capability (major) */
     size_t max_smem;     /* opt-in shared memory per block, bytes */
     int sm_count;        /* multiprocessors */

@@ -74,20 +74,6 @@ template <> __device__ __forceinline__ uint32_t cm_pack<__nv_bfloat16>(float lo,
     return *(uint32_t *)&h;
 }
 
-/* T → float (for the f16/bf16 element types). */
-__device__ __forceinline__ float cm_to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float cm_to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-/* 2^x: exp2f, or (APPROX) the bare ex2.approx.ftz instruction (2^−∞ = 0 either way). */
-template <bool APPROX> __device__ __forceinline__ float cm_exp2(float x)
-{
-    if (!APPROX)
-        return exp2f(x);
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 /* The shape of one attention call, as both flash kernels take it (by value). */
 struct cm_attn_dims {
     int64_t nq, nk;

@@ -408,8 +408,7 @@ static enum status bench_att_shape(struct bench *b, struct backend *be, const ch
 }
 
 /* The U-Net's and the VAE's self-attention shapes on the default kernel choice; the
- * narrow heads (D = 40) also with 1 and with 2 query-row tiles per warp forced; head
- * dims ≤ 160 also on the flash kernel's variant (options.attention_fast). */
+ * narrow heads (D = 40) also with 1 and with 2 query-row tiles per warp forced. */
 static enum status bench_attention(struct bench *b, struct errbuf *err)
 {
     if (b->o.cpu)
@@ -419,14 +418,13 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
         int heads;
     } shapes[] = {{2, 4096, 320, 8}, {16, 4096, 320, 8}, {16, 1024, 640, 8},
                   {16, 256, 1280, 8}, {1, 4096, 512, 1}};
-    struct backend *forced[3] = {NULL, NULL, NULL}; /* 1 tile, 2 tiles, fast */
+    struct backend *forced[2] = {NULL, NULL};
     enum status s = STATUS_OK;
-    for (int i = 0; i < 3 && s == STATUS_OK; i++) {
+    for (int i = 0; i < 2 && s == STATUS_OK; i++) {
         struct cuda_backend_options opt;
         cuda_backend_options_default(&opt);
         opt.weight_dtype = b->o.dtype;
-        opt.attention_row_tiles = i < 2 ? i + 1 : 0;
-        opt.attention_fast = i == 2;
+        opt.attention_row_tiles = i + 1;
         s = cuda_backend_create(&opt, &forced[i], err);
     }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && s == STATUS_OK; i++) {
@@ -435,12 +433,9 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
         for (int f = 0; f < 2 && s == STATUS_OK && shapes[i].c / shapes[i].heads <= 64; f++)
             s = bench_att_shape(b, forced[f], f == 0 ? "1 tile" : "2 tiles", shapes[i].batch,
                                 shapes[i].n, shapes[i].c, shapes[i].heads, err);
-        if (s == STATUS_OK && shapes[i].c / shapes[i].heads <= 160)
-            s = bench_att_shape(b, forced[2], "fast", shapes[i].batch, shapes[i].n,
-                                shapes[i].c, shapes[i].heads, err);
     }
-    for (int i = 0; i < 3; i++)
-        backend_destroy(forced[i]);
+    backend_destroy(forced[0]);
+    backend_destroy(forced[1]);
     return s;
 }
 

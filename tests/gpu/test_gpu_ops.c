@@ -34,7 +34,6 @@ struct suite {
     struct backend *cpu, *gpu;
     struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar),
                                    every convolution but 1×1 on cuDNN (conv_gemm_rows 0) */
-    struct backend *gpu_fast;   /* the flash kernel's variant (options.attention_fast) */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -671,12 +670,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "cuda backend (scalar attention): %s\n", err.msg);
         return 1;
     }
-    cuda_backend_options_default(&opt);
-    opt.attention_fast = true;
-    if (cuda_backend_create(&opt, &su.gpu_fast, &err) != STATUS_OK) {
-        fprintf(stderr, "cuda backend (fast attention): %s\n", err.msg);
-        return 1;
-    }
     if (cpu_backend_create(0, &su.cpu, &err) != STATUS_OK) {
         fprintf(stderr, "cpu backend: %s\n", err.msg);
         return 1;
@@ -692,10 +685,8 @@ int main(int argc, char **argv)
             check_case(&su, su.gpu, "", &CASES[i], DTYPES[d]);
             /* f16/bf16 attention runs on tensor cores by default: the f32 kernels too;
              * small f16/bf16 convolutions run as im2col + GEMM: cuDNN too */
-            if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32) {
+            if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[scalar]", &CASES[i], DTYPES[d]);
-                check_case(&su, su.gpu_fast, "[fast]", &CASES[i], DTYPES[d]);
-            }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[cudnn]", &CASES[i], DTYPES[d]);
         }
@@ -709,7 +700,6 @@ int main(int argc, char **argv)
     if (su.json)
         fclose(su.json);
     backend_destroy(su.gpu_scalar);
-    backend_destroy(su.gpu_fast);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
