@@ -54,6 +54,7 @@ void scheduler_config_default(struct scheduler_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->mode = SCHED_MODE_STEP;
+    cfg->unet_graphs = true;
 }
 
 static uint64_t monotonic_ns(void *ctx)

@@ -102,12 +102,13 @@ struct scheduler_config {
                                   only.  Modes request and none: by arrival. */
     bool unet_graphs;          /* replay each U-Net call from a recorded backend graph
                                   where the backend records them (CUDA; models/
-                                  pipeline.h, sd_unet_step_graphs); default off */
+                                  pipeline.h, sd_unet_step_graphs); default on (the
+                                  CPU runs eagerly either way) */
     struct sched_clock clock;
     const struct sched_runner *runner; /* NULL: the real pipeline (product path) */
 };
 
-/* Zeroes cfg: the defaults above, mode step, no models. */
+/* Zeroes cfg: the defaults above, mode step, U-Net graphs on, no models. */
 void scheduler_config_default(struct scheduler_config *cfg);
 
 enum cancel_reason {

@@ -67,7 +67,7 @@ static const struct setting settings[] = {
      0, 60000, "50", "request batching: longest wait to gather a batch; 0: no wait"},
     {"text-cache-entries", "DIFFUSIOND_TEXT_CACHE_ENTRIES", SET_INT, F(text_cache_entries), 1,
      1000000, "256", "prompt embeddings kept (LRU)"},
-    {"unet-graphs", "DIFFUSIOND_UNET_GRAPHS", SET_BOOL, F(unet_graphs), 0, 0, "false",
+    {"unet-graphs", "DIFFUSIOND_UNET_GRAPHS", SET_BOOL, F(unet_graphs), 0, 0, "true",
      "on cuda: replay each U-Net call from a recorded CUDA graph (the CPU ignores it)"},
     {"max-body-bytes", "DIFFUSIOND_MAX_BODY_BYTES", SET_BYTES, F(max_body_bytes), 1 * KIB,
      1 * GIB, "1MiB", "largest request body; 413 above it (suffixes KiB, MiB, GiB)"},

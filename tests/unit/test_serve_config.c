@@ -372,7 +372,7 @@ START_TEST(test_to_scheduler)
     struct errbuf err;
     const char *args[] = {"--batching=request", "--max-batch-rows=8", "--queue-capacity=5",
                           "--request-max-wait-ms=0", "--text-cache-entries=9",
-                          "--unet-graphs", NULL};
+                          "--no-unet-graphs", NULL};
     ck_assert_int_eq(parse(&c, NULL, args, &err), STATUS_OK);
     struct scheduler_config sc;
     scheduler_config_default(&sc);
@@ -382,13 +382,13 @@ START_TEST(test_to_scheduler)
     ck_assert_int_eq(sc.queue_capacity, 5);
     ck_assert_int_lt(sc.request_max_wait_ms, 0); /* 0 = no wait = the scheduler's < 0 */
     ck_assert_int_eq(sc.text_cache_entries, 9);
-    ck_assert(sc.unet_graphs);
+    ck_assert(!sc.unet_graphs);
     serve_config_free(&c);
     const char *args2[] = {"--request-max-wait-ms=20", NULL};
     ck_assert_int_eq(parse(&c, NULL, args2, &err), STATUS_OK);
     serve_config_to_scheduler(&c, &sc);
     ck_assert_int_eq(sc.request_max_wait_ms, 20);
-    ck_assert(!sc.unet_graphs); /* off by default */
+    ck_assert(sc.unet_graphs); /* on by default */
     serve_config_free(&c);
 }
 END_TEST
