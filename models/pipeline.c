@@ -505,7 +505,7 @@ static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e,
     const unsigned generation = ws->generation;
     enum status run = unet_forward(model->unet, ws, &b->x, b->t, &b->ctx, &b->out, &err);
     struct backend_graph *graph = NULL;
-    s = backend_graph_end(model->backend, &graph, run == STATUS_OK ? &err : &(struct errbuf){0});
+    s = backend_graph_end(model->backend, &graph, run == STATUS_OK ? &err : NULL);
     if (run == STATUS_OK && s == STATUS_OK) /* its timesteps must be settable */
         s = backend_graph_set_timesteps(graph, b->t, (int)b->x.shape[0], &err);
     if (run != STATUS_OK || s != STATUS_OK || ws->generation != generation) {

@@ -234,12 +234,12 @@ static enum dtype cuda_weight_dtype_op(const struct backend *b)
     return ((const struct cuda_backend *)b)->weight_dtype;
 }
 
-static enum status cuda_graph_begin_op(struct backend *b, struct errbuf *err);
-static enum status cuda_graph_end_op(struct backend *b, void **impl, struct errbuf *err);
-static enum status cuda_graph_set_timesteps_op(void *impl, const float *t, int rows,
-                                               struct errbuf *err);
-static enum status cuda_graph_launch_op(void *impl, struct errbuf *err);
-static void cuda_graph_destroy_op(void *impl);
+static enum status cuda_graph_begin(struct backend *b, struct errbuf *err);
+static enum status cuda_graph_end(struct backend *b, void **impl, struct errbuf *err);
+static enum status cuda_graph_set_timesteps(void *impl, const float *timesteps, int rows,
+                                            struct errbuf *err);
+static enum status cuda_graph_launch(void *impl, struct errbuf *err);
+static void cuda_graph_destroy(void *impl);
 
 static const struct backend_ops cuda_ops = {
     .name = "cuda",
@@ -251,11 +251,11 @@ static const struct backend_ops cuda_ops = {
     .sync = cuda_sync,
     .broken = cuda_broken_op,
     .weight_dtype = cuda_weight_dtype_op,
-    .graph_begin = cuda_graph_begin_op,
-    .graph_end = cuda_graph_end_op,
-    .graph_set_timesteps = cuda_graph_set_timesteps_op,
-    .graph_launch = cuda_graph_launch_op,
-    .graph_destroy = cuda_graph_destroy_op,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_set_timesteps = cuda_graph_set_timesteps,
+    .graph_launch = cuda_graph_launch,
+    .graph_destroy = cuda_graph_destroy,
     .conv2d = cuda_conv2d,
     .linear = cuda_linear,
     .matmul = cuda_matmul,
@@ -397,7 +397,7 @@ struct cuda_graph {
     struct cudaKernelNodeParams ts_params; /* its parameters as recorded (node-owned) */
 };
 
-extern "C" enum status cuda_backend_capture_begin(struct backend *b, struct errbuf *err)
+static enum status cuda_graph_begin(struct backend *b, struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
@@ -433,8 +433,7 @@ static void find_timestep_nodes(struct cuda_graph *g)
     free(nodes);
 }
 
-extern "C" enum status cuda_backend_capture_end(struct backend *b, struct cuda_graph **out,
-                                                struct errbuf *err)
+static enum status cuda_graph_end(struct backend *b, void **out, struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
     *out = NULL;
@@ -460,9 +459,10 @@ extern "C" enum status cuda_backend_capture_end(struct backend *b, struct cuda_g
     return STATUS_OK;
 }
 
-extern "C" enum status cuda_graph_set_timesteps(struct cuda_graph *g, const float *timesteps,
-                                                int rows, struct errbuf *err)
+static enum status cuda_graph_set_timesteps(void *impl, const float *timesteps, int rows,
+                                            struct errbuf *err)
 {
+    struct cuda_graph *g = (struct cuda_graph *)impl;
     TRY(cuda_usable(g->cb, err));
     if (g->n_ts != 1)
         return status_fail(err, STATUS_UNSUPPORTED,
@@ -473,14 +473,16 @@ extern "C" enum status cuda_graph_set_timesteps(struct cuda_graph *g, const floa
                       "graph timesteps", err);
 }
 
-extern "C" enum status cuda_graph_launch(struct cuda_graph *g, struct errbuf *err)
+static enum status cuda_graph_launch(void *impl, struct errbuf *err)
 {
+    const struct cuda_graph *g = (const struct cuda_graph *)impl;
     TRY(cuda_usable(g->cb, err));
     return cuda_check(g->cb, cudaGraphLaunch(g->exec, g->cb->stream), "graph launch", err);
 }
 
-extern "C" void cuda_graph_destroy(struct cuda_graph *g)
+static void cuda_graph_destroy(void *impl)
 {
+    struct cuda_graph *g = (struct cuda_graph *)impl;
     if (!g)
         return;
     if (g->exec)
@@ -489,35 +491,4 @@ extern "C" void cuda_graph_destroy(struct cuda_graph *g)
         (void)cudaGraphDestroy(g->graph);
     (void)cudaGetLastError();
     free(g);
-}
-
-/* --- the vtable's graph entries (engine/backend.h) --------------------------------- */
-
-static enum status cuda_graph_begin_op(struct backend *b, struct errbuf *err)
-{
-    return cuda_backend_capture_begin(b, err);
-}
-
-static enum status cuda_graph_end_op(struct backend *b, void **impl, struct errbuf *err)
-{
-    struct cuda_graph *g = NULL;
-    const enum status s = cuda_backend_capture_end(b, &g, err);
-    *impl = g;
-    return s;
-}
-
-static enum status cuda_graph_set_timesteps_op(void *impl, const float *t, int rows,
-                                               struct errbuf *err)
-{
-    return cuda_graph_set_timesteps((struct cuda_graph *)impl, t, rows, err);
-}
-
-static enum status cuda_graph_launch_op(void *impl, struct errbuf *err)
-{
-    return cuda_graph_launch((struct cuda_graph *)impl, err);
-}
-
-static void cuda_graph_destroy_op(void *impl)
-{
-    cuda_graph_destroy((struct cuda_graph *)impl);
 }

@@ -84,29 +84,11 @@ void cuda_backend_set_conv_plan(struct backend *b, bool cudnn_find, int conv_gem
 /* Bytes the backend's memory pool holds now (in use and cached). */
 size_t cuda_backend_pool_bytes(const struct backend *b);
 
-/* --- CUDA graphs ----------------------------------------------------------------------
- * Between capture_begin and capture_end the backend's ops are recorded, not run
- * (stream capture, thread-local mode); cuda_graph_launch replays them on the backend's
- * stream.  What a capture may contain: ops whose shapes were run once before (cuDNN's
- * and cuBLASLt's choices are then cached) on tensors that stay allocated while the
- * graph lives; no download or sync (they fail the capture).  Host scalars (axpby's
- * α/β, timesteps) are baked into the graph as they were at capture; the one recorded
- * timestep_embedding's timesteps can be replaced (cuda_graph_set_timesteps).  The
- * vtable's graph entries (engine/backend.h, backend_graph_*) are these functions.  A failed capture
- * → STATUS_DEVICE (the backend is not broken by it).
- * Ownership: the caller destroys the graph (before the backend). */
-struct cuda_graph;
-
-enum status cuda_backend_capture_begin(struct backend *b, struct errbuf *err);
-enum status cuda_backend_capture_end(struct backend *b, struct cuda_graph **out,
-                                     struct errbuf *err);
-enum status cuda_graph_launch(struct cuda_graph *g, struct errbuf *err);
-/* Replaces the timesteps of the graph's one recorded timestep_embedding (rows as
- * recorded, ≤ 256) for the following launches; launches already queued keep theirs.
- * Two or more recorded → STATUS_UNSUPPORTED. */
-enum status cuda_graph_set_timesteps(struct cuda_graph *g, const float *timesteps, int rows,
-                                     struct errbuf *err);
-void cuda_graph_destroy(struct cuda_graph *g);
+/* CUDA graphs are engine/backend.h's backend_graph_* (stream capture, thread-local mode,
+ * on the backend's stream).  A failed capture → STATUS_DEVICE (the backend is not broken
+ * by it); backend_graph_set_timesteps rewrites the recorded timestep_embedding kernel
+ * node's by-value timesteps in the instantiated graph (cudaGraphExecKernelNodeSetParams),
+ * so launches already queued keep theirs. */
 
 #ifdef __cplusplus
 }

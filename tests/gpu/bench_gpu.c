@@ -147,11 +147,11 @@ static enum status timed_graph(struct bench *b, const char *part, run_fn fn, voi
         return STATUS_OK;
     struct errbuf gerr;
     errbuf_clear(&gerr);
-    struct cuda_graph *g = NULL;
-    enum status s = cuda_backend_capture_begin(b->be, &gerr);
+    struct backend_graph *g = NULL;
+    enum status s = backend_graph_begin(b->be, &gerr);
     if (s == STATUS_OK) {
         enum status run = fn(b, ctx, &gerr);
-        s = cuda_backend_capture_end(b->be, &g, run == STATUS_OK ? &gerr : NULL);
+        s = backend_graph_end(b->be, &g, run == STATUS_OK ? &gerr : NULL);
         if (run != STATUS_OK)
             s = run;
     }
@@ -160,23 +160,23 @@ static enum status timed_graph(struct bench *b, const char *part, run_fn fn, voi
             return status_fail(err, STATUS_DEVICE, "%s graph: %s", part, gerr.msg);
         printf("%s  CUDA graph: capture failed (%s: %s); eager figures only\n", part,
                status_name(s), gerr.msg);
-        cuda_graph_destroy(g);
+        backend_graph_destroy(g);
         return STATUS_OK;
     }
     double t[MAX_REPEAT];
     int n = 0;
     for (int i = 0; i < 2 && s == STATUS_OK; i++)
-        s = cuda_graph_launch(g, err);
+        s = backend_graph_launch(g, err);
     if (s == STATUS_OK)
         s = backend_sync(b->be, err);
     for (; s == STATUS_OK && n < b->o.repeat; n++) {
         double t0 = now_s();
-        s = cuda_graph_launch(g, err);
+        s = backend_graph_launch(g, err);
         if (s == STATUS_OK)
             s = backend_sync(b->be, err);
         t[n] = now_s() - t0;
     }
-    cuda_graph_destroy(g);
+    backend_graph_destroy(g);
     if (s != STATUS_OK || n == 0)
         return s;
     double best = t[0];

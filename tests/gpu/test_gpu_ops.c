@@ -576,7 +576,7 @@ static void check_graph(struct suite *su)
     const float al[3] = {0.5f, 1.0f, 2.0f}, be[3] = {1.0f, -1.0f, 0.25f};
     for (int i = 0; i < N; i++)
         host[i] = (float)(i % 17) * 0.25f - 2.0f;
-    struct cuda_graph *g = NULL;
+    struct backend_graph *g = NULL;
     enum status s = backend_alloc(su->gpu, &x, &err);
     if (s == STATUS_OK)
         s = backend_alloc(su->gpu, &y, &err);
@@ -584,13 +584,13 @@ static void check_graph(struct suite *su)
         s = backend_upload(&x, host, DTYPE_F32, &err);
     for (int pass = 0; pass < 2 && s == STATUS_OK; pass++) { /* warm-up, then capture */
         if (pass == 1)
-            s = cuda_backend_capture_begin(su->gpu, &err);
+            s = backend_graph_begin(su->gpu, &err);
         if (s == STATUS_OK)
             s = backend_silu(&x, &y, &err);
         if (s == STATUS_OK)
             s = backend_axpby(&y, &x, al, be, &y, &err);
         if (pass == 1) {
-            enum status e = cuda_backend_capture_end(su->gpu, &g, s == STATUS_OK ? &err : NULL);
+            enum status e = backend_graph_end(su->gpu, &g, s == STATUS_OK ? &err : NULL);
             s = s == STATUS_OK ? e : s;
         } else if (s == STATUS_OK) {
             s = backend_sync(su->gpu, &err);
@@ -601,7 +601,7 @@ static void check_graph(struct suite *su)
     if (s == STATUS_OK)
         s = backend_upload(&x, host, DTYPE_F32, &err);
     if (s == STATUS_OK)
-        s = cuda_graph_launch(g, &err);
+        s = backend_graph_launch(g, &err);
     if (s == STATUS_OK)
         s = backend_download(&y, back, &err);
     double worst = 0;
@@ -617,7 +617,7 @@ static void check_graph(struct suite *su)
     if (su->json)
         fprintf(su->json, "{\"op\":\"cuda_graph_replay\",\"ok\":%s}\n", ok ? "true" : "false");
     ok ? su->passed++ : su->failed++;
-    cuda_graph_destroy(g);
+    backend_graph_destroy(g);
     backend_free(&x);
     backend_free(&y);
 }
