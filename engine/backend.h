@@ -75,6 +75,12 @@ struct backend_ops {
                                        struct errbuf *err);
     enum status (*graph_launch)(void *impl, struct errbuf *err);
     void (*graph_destroy)(void *impl);
+    /* optional (NULL: engine/profile.h times ops between syncs): device timestamps.
+     * mark records timestamp `index` (0 ≤ index < BACKEND_MARKS) in b's queue;
+     * mark_seconds, once both have passed (after a sync), the time between two. */
+    enum status (*mark)(struct backend *b, int index, struct errbuf *err);
+    enum status (*mark_seconds)(struct backend *b, int from, int to, double *seconds,
+                                struct errbuf *err);
 
     /* ops (arguments already validated by backend.c) */
     enum status (*conv2d)(struct backend *b, const struct tensor *x, const struct tensor *w,
@@ -117,6 +123,8 @@ struct backend_ops {
                                       const struct timestep_embedding_params *p,
                                       struct tensor *y, struct errbuf *err);
 };
+
+#define BACKEND_MARKS 4096 /* device timestamps a backend keeps (mark indices) */
 
 struct op_profile;
 

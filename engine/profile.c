@@ -16,10 +16,20 @@ struct op_entry {
     double seconds;
 };
 
+/* An op timed between two device marks, resolved by op_profile_flush. */
+struct op_pending {
+    int entry;     /* index into e */
+    int from, to;  /* mark indices */
+};
+
 struct op_profile {
     struct op_entry *e;
     int n, cap;
-    double t0; /* of the op in flight */
+    double t0;     /* of the op in flight (sync timing) */
+    int mark0;     /* its first mark (device timing) */
+    struct op_pending pend[BACKEND_MARKS / 2];
+    int n_pend;    /* marks in use: 2·n_pend */
+    bool marked;   /* some op was timed on the device */
 };
 
 static double now_s(void)
@@ -49,18 +59,50 @@ void op_profile_attach(struct backend *b, struct op_profile *p)
 
 void op_profile_detach(struct backend *b)
 {
+    op_profile_flush(b);
     b->profile = NULL;
 }
 
 void op_profile_reset(struct op_profile *p)
 {
     p->n = 0;
+    p->n_pend = 0;
+    p->marked = false;
+}
+
+/* Device marks where b has them and they work (a failed mark falls back to syncs). */
+static bool use_marks(const struct backend *b)
+{
+    return b->ops->mark && b->ops->mark_seconds;
+}
+
+void op_profile_flush(struct backend *b)
+{
+    struct op_profile *p = b->profile;
+    if (!p || p->n_pend == 0)
+        return;
+    backend_sync(b, NULL);
+    for (int i = 0; i < p->n_pend; i++) {
+        double sec = 0;
+        if (b->ops->mark_seconds(b, p->pend[i].from, p->pend[i].to, &sec, NULL) == STATUS_OK)
+            p->e[p->pend[i].entry].seconds += sec;
+    }
+    p->n_pend = 0;
 }
 
 void op_profile_begin(struct backend *b)
 {
+    struct op_profile *p = b->profile;
+    if (use_marks(b)) {
+        if (p->n_pend == BACKEND_MARKS / 2)
+            op_profile_flush(b);
+        p->mark0 = 2 * p->n_pend;
+        if (b->ops->mark(b, p->mark0, NULL) == STATUS_OK)
+            return;
+    }
+    p->mark0 = -1;
     backend_sync(b, NULL);
-    b->profile->t0 = now_s();
+    p->t0 = now_s();
 }
 
 /* Appends " name[d0,d1,…]" for t (nothing for NULL) at *len. */
@@ -101,8 +143,12 @@ enum status op_profile_end(struct backend *b, const char *op, const struct tenso
                            const struct tensor *w, const struct tensor *y, enum status st)
 {
     struct op_profile *p = b->profile;
-    backend_sync(b, NULL);
-    const double dt = now_s() - p->t0;
+    const bool marked = p->mark0 >= 0 && b->ops->mark(b, p->mark0 + 1, NULL) == STATUS_OK;
+    double dt = 0;
+    if (!marked) {
+        backend_sync(b, NULL);
+        dt = now_s() - p->t0;
+    }
     char key[KEY_MAX];
     size_t len = (size_t)snprintf(key, sizeof key, "%s", op);
     key_shape(key, &len, "x", x);
@@ -112,6 +158,10 @@ enum status op_profile_end(struct backend *b, const char *op, const struct tenso
     if (e) {
         e->calls++;
         e->seconds += dt;
+        p->marked |= marked;
+        if (marked)
+            p->pend[p->n_pend++] =
+                (struct op_pending){.entry = (int)(e - p->e), .from = p->mark0, .to = p->mark0 + 1};
     }
     return st;
 }
@@ -153,8 +203,9 @@ static int by_seconds_desc(const void *a, const void *b)
 void op_profile_print(const struct op_profile *p, const char *title, int top, FILE *f)
 {
     const double total = op_profile_seconds(p, NULL);
-    fprintf(f, "profile: %s — %ld ops, %.3f ms (each op between syncs)\n", title,
-            op_profile_calls(p, NULL), total * 1e3);
+    fprintf(f, "profile: %s — %ld ops, %.3f ms (%s)\n", title,
+            op_profile_calls(p, NULL), total * 1e3,
+            p->marked ? "device time of each op, between device marks" : "each op between syncs");
     struct op_entry *sorted = malloc((size_t)(p->n ? p->n : 1) * sizeof *sorted);
     if (!sorted)
         return;

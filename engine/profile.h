@@ -1,11 +1,14 @@
 /* engine/profile.h — where a backend's time goes, op by op: a measuring tool for
  * benchmarks (`diffusiond bench model --profile`, tests/gpu/bench_gpu --profile).
  *
- * Attached to a backend, every op dispatched through backend.c is bracketed by
- * backend_sync calls and timed on CLOCK_MONOTONIC, and the time is added to the
- * entry keyed by (op, input shape, weight shape, output shape).  The syncs serialize
- * the device, so the totals are each op's own time with no overlap; never attach
- * during CUDA graph capture (a sync there fails the capture) or in the service.
+ * Attached to a backend, every op dispatched through backend.c is timed and the time
+ * is added to the entry keyed by (op, input shape, weight shape, output shape).  On a
+ * backend with device marks (CUDA events: backend_ops.mark) an op's time is the device
+ * time between a mark queued before it and one after it, read by op_profile_flush: no
+ * syncs between ops, so the device runs as it does unprofiled (each op's time includes
+ * any wait for the host to queue its work).  Elsewhere (the CPU) each op is bracketed
+ * by backend_sync calls and timed on CLOCK_MONOTONIC.  Never attach during CUDA graph
+ * capture or in the service.
  *
  * Ownership: the caller owns the op_profile; op_profile_attach borrows it until
  * op_profile_detach (detach before destroying either).
@@ -24,6 +27,9 @@ enum status op_profile_create(struct op_profile **out, struct errbuf *err);
 void op_profile_destroy(struct op_profile *p);
 void op_profile_attach(struct backend *b, struct op_profile *p);
 void op_profile_detach(struct backend *b);
+/* Resolves the device-timed ops queued so far (syncs b); op_profile_detach does it
+ * too, so totals are complete once detached.  No-op without such ops. */
+void op_profile_flush(struct backend *b);
 /* Forgets every entry (keeps attachment). */
 void op_profile_reset(struct op_profile *p);
 

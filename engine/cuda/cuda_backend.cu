@@ -116,6 +116,8 @@ enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype sr
 
 /* --- vtable: memory ------------------------------------------------------------- */
 
+static void cuda_marks_destroy(struct cuda_backend *cb);
+
 static void cuda_destroy(struct backend *b)
 {
     struct cuda_backend *cb = cuda_of(b);
@@ -124,6 +126,7 @@ static void cuda_destroy(struct backend *b)
         (void)cudaStreamSynchronize(cb->stream);
     cuda_conv_cache_destroy(cb->conv_cache);
     cuda_gemm_cache_destroy(cb->gemm_cache);
+    cuda_marks_destroy(cb);
     if (cb->workspace)
         (void)cudaFreeAsync(cb->workspace, cb->stream);
     if (cb->scratch)
@@ -240,6 +243,9 @@ static enum status cuda_graph_set_timesteps(void *impl, const float *timesteps, 
                                             struct errbuf *err);
 static enum status cuda_graph_launch(void *impl, struct errbuf *err);
 static void cuda_graph_destroy(void *impl);
+static enum status cuda_mark(struct backend *b, int index, struct errbuf *err);
+static enum status cuda_mark_seconds(struct backend *b, int from, int to, double *seconds,
+                                     struct errbuf *err);
 
 static const struct backend_ops cuda_ops = {
     .name = "cuda",
@@ -256,6 +262,8 @@ static const struct backend_ops cuda_ops = {
     .graph_set_timesteps = cuda_graph_set_timesteps,
     .graph_launch = cuda_graph_launch,
     .graph_destroy = cuda_graph_destroy,
+    .mark = cuda_mark,
+    .mark_seconds = cuda_mark_seconds,
     .conv2d = cuda_conv2d,
     .linear = cuda_linear,
     .matmul = cuda_matmul,
@@ -384,6 +392,48 @@ extern "C" size_t cuda_backend_pool_bytes(const struct backend *b)
         return 0;
     }
     return (size_t)v;
+}
+
+/* --- profile marks (engine/profile.h) --------------------------------------------- */
+
+static void cuda_marks_destroy(struct cuda_backend *cb)
+{
+    if (!cb->marks)
+        return;
+    for (int i = 0; i < BACKEND_MARKS; i++)
+        if (cb->marks[i])
+            (void)cudaEventDestroy(cb->marks[i]);
+    free(cb->marks);
+    cb->marks = NULL;
+}
+
+static enum status cuda_mark(struct backend *b, int index, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    if (index < 0 || index >= BACKEND_MARKS)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "cuda: mark %d out of range", index);
+    if (!cb->marks && !(cb->marks = (cudaEvent_t *)calloc(BACKEND_MARKS, sizeof *cb->marks)))
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "cuda: marks: out of memory");
+    if (!cb->marks[index])
+        TRY(cuda_check(cb, cudaEventCreate(&cb->marks[index]), "mark", err));
+    return cuda_check(cb, cudaEventRecord(cb->marks[index], cb->stream), "mark", err);
+}
+
+static enum status cuda_mark_seconds(struct backend *b, int from, int to, double *seconds,
+                                     struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    if (!cb->marks || from < 0 || to < 0 || from >= BACKEND_MARKS || to >= BACKEND_MARKS ||
+        !cb->marks[from] || !cb->marks[to])
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "cuda: marks %d, %d not recorded",
+                           from, to);
+    float ms = 0;
+    TRY(cuda_check(cb, cudaEventElapsedTime(&ms, cb->marks[from], cb->marks[to]), "mark time",
+                   err));
+    *seconds = 1e-3 * ms;
+    return STATUS_OK;
 }
 
 /* --- CUDA graphs ------------------------------------------------------------------- */

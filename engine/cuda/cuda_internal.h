@@ -41,6 +41,7 @@ struct cuda_backend {
     size_t scratch_bytes;
     struct cuda_conv_cache *conv_cache;
     struct cuda_gemm_cache *gemm_cache;
+    cudaEvent_t *marks;  /* [BACKEND_MARKS] profile timestamps, created on first use */
 };
 
 static inline struct cuda_backend *cuda_of(struct backend *b)
