@@ -114,6 +114,159 @@ enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype sr
     return cuda_check_launch(cb, "convert", err);
 }
 
+/* --- pinned host staging (upload/download) ------------------------------------------
+ *
+ * Copies from pageable memory are staged by the driver through its own pinned buffers
+ * and run at a fraction of the PCIe/NVLink rate.  Large transfers go through the
+ * backend's own pinned buffers instead (cb->stage, STAGE_BUFS × STAGE_BYTES, allocated
+ * on first use), a chunk at a time, alternating buffers: the host's memcpy of chunk i+1
+ * overlaps the DMA of chunk i.  cb->stage_done[k] is recorded after each copy that
+ * reads or writes buffer k; the host waits on it before it writes (upload) or reads
+ * (download) the buffer.  Copies on the device side need no wait: they are all on
+ * cb->stream, in order.  So upload never reads the caller's memory after it returns
+ * (its last chunk may still be in flight from the pinned buffer), and download's result
+ * is complete on return.  The backend is used by one thread at a time, and so are
+ * these buffers.  No pinned memory (cudaHostAlloc failed), a capture in progress, or
+ * an upload under STAGE_MIN_BYTES: the pageable path, as before. */
+
+#define STAGE_BUFS 2
+#define STAGE_BYTES ((size_t)8 << 20)
+/* Smaller uploads stay pageable: the driver copies those into its staging memory and
+ * returns at once, where a pinned buffer might have to wait for the stream to reach
+ * an earlier copy of it (small per-step uploads while a U-Net call is queued). */
+#define STAGE_MIN_BYTES ((size_t)1 << 20)
+
+static_assert(sizeof(((struct cuda_backend *)0)->stage_done) / sizeof(cudaEvent_t) ==
+                  STAGE_BUFS,
+              "one event per staging buffer");
+
+static void stage_destroy(struct cuda_backend *cb)
+{
+    for (int k = 0; k < STAGE_BUFS; k++)
+        if (cb->stage_done[k])
+            (void)cudaEventDestroy(cb->stage_done[k]);
+    if (cb->stage)
+        (void)cudaFreeHost(cb->stage);
+    cb->stage = NULL;
+    memset(cb->stage_done, 0, sizeof cb->stage_done);
+    (void)cudaGetLastError();
+}
+
+/* Whether the staged path may run now: the buffers exist (made here on first use) and
+ * the stream is not capturing.  Never an error: without them the pageable path runs. */
+static bool stage_ready(struct cuda_backend *cb)
+{
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(cb->stream, &cs) != cudaSuccess ||
+        cs != cudaStreamCaptureStatusNone) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    if (cb->stage || cb->stage_failed)
+        return cb->stage != NULL;
+    void *p = NULL;
+    bool ok = cudaHostAlloc(&p, STAGE_BUFS * STAGE_BYTES, cudaHostAllocDefault) == cudaSuccess;
+    cb->stage = (char *)p;
+    for (int k = 0; ok && k < STAGE_BUFS; k++)
+        ok = cudaEventCreateWithFlags(&cb->stage_done[k], cudaEventDisableTiming) ==
+             cudaSuccess;
+    if (!ok) {
+        stage_destroy(cb); /* clears the error; a sticky one stays for the next call */
+        cb->stage_failed = true;
+    }
+    return ok;
+}
+
+/* Waits until buffer k's last copy is done (at once when it never had one). */
+static enum status stage_wait(struct cuda_backend *cb, int k, struct errbuf *err)
+{
+    return cuda_check(cb, cudaEventSynchronize(cb->stage_done[k]), "staging wait", err);
+}
+
+/* One async copy that reads or writes buffer k, then its event.  If the event cannot
+ * be recorded the stream is drained, so no copy is left in flight unguarded. */
+static enum status stage_copy(struct cuda_backend *cb, int k, void *to, const void *from,
+                              size_t len, cudaMemcpyKind kind, const char *what,
+                              struct errbuf *err)
+{
+    cudaError_t e = cudaMemcpyAsync(to, from, len, kind, cb->stream);
+    if (e == cudaSuccess) {
+        e = cudaEventRecord(cb->stage_done[k], cb->stream);
+        if (e != cudaSuccess)
+            (void)cudaStreamSynchronize(cb->stream);
+    }
+    return cuda_check(cb, e, what, err);
+}
+
+static size_t stage_chunk(size_t bytes, size_t off)
+{
+    return bytes - off < STAGE_BYTES ? bytes - off : STAGE_BYTES;
+}
+
+/* Host → device through the pinned buffers (the caller checked stage_ready). */
+static enum status h2d_staged(struct cuda_backend *cb, void *dst, const void *src, size_t bytes,
+                              struct errbuf *err)
+{
+    for (size_t off = 0; off < bytes; off += STAGE_BYTES) {
+        size_t len = stage_chunk(bytes, off);
+        int k = cb->stage_next;
+        cb->stage_next = (k + 1) % STAGE_BUFS;
+        char *buf = cb->stage + (size_t)k * STAGE_BYTES;
+        TRY(stage_wait(cb, k, err));
+        memcpy(buf, (const char *)src + off, len);
+        TRY(stage_copy(cb, k, (char *)dst + off, buf, len, cudaMemcpyHostToDevice, "upload",
+                       err));
+    }
+    return STATUS_OK;
+}
+
+/* Device → host through the pinned buffers: chunk i+1 is queued before the host waits
+ * for chunk i and copies it out, so the DMA runs while the host copies. */
+static enum status d2h_staged(struct cuda_backend *cb, void *dst, const void *src, size_t bytes,
+                              struct errbuf *err)
+{
+    size_t chunks = (bytes + STAGE_BYTES - 1) / STAGE_BYTES;
+    int k0 = cb->stage_next;
+    cb->stage_next = (int)((k0 + chunks) % STAGE_BUFS);
+    for (size_t i = 0; i <= chunks; i++) {
+        if (i < chunks) { /* queue chunk i; its buffer's previous chunk (i-2) is copied out */
+            int k = (int)((k0 + i) % STAGE_BUFS);
+            size_t off = i * STAGE_BYTES;
+            TRY(stage_copy(cb, k, cb->stage + (size_t)k * STAGE_BYTES, (const char *)src + off,
+                           stage_chunk(bytes, off), cudaMemcpyDeviceToHost, "download", err));
+        }
+        if (i > 0) { /* copy chunk i-1 out */
+            int k = (int)((k0 + i - 1) % STAGE_BUFS);
+            size_t off = (i - 1) * STAGE_BYTES;
+            TRY(stage_wait(cb, k, err));
+            memcpy((char *)dst + off, cb->stage + (size_t)k * STAGE_BYTES,
+                   stage_chunk(bytes, off));
+        }
+    }
+    return STATUS_OK;
+}
+
+/* Host → device: staged when large and possible, else from the caller's pageable memory
+ * (the driver's copy; either way the caller's memory is not read after return). */
+static enum status h2d(struct cuda_backend *cb, void *dst, const void *src, size_t bytes,
+                       struct errbuf *err)
+{
+    if (bytes >= STAGE_MIN_BYTES && stage_ready(cb))
+        return h2d_staged(cb, dst, src, bytes, err);
+    return cuda_check(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cb->stream),
+                      "upload", err);
+}
+
+/* Device → host, staged when possible; complete only after the caller's stream sync. */
+static enum status d2h(struct cuda_backend *cb, void *dst, const void *src, size_t bytes,
+                       struct errbuf *err)
+{
+    if (bytes > 0 && stage_ready(cb))
+        return d2h_staged(cb, dst, src, bytes, err);
+    return cuda_check(cb, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cb->stream),
+                      "download", err);
+}
+
 /* --- vtable: memory ------------------------------------------------------------- */
 
 static void cuda_marks_destroy(struct cuda_backend *cb);
@@ -127,6 +280,7 @@ static void cuda_destroy(struct backend *b)
     cuda_conv_cache_destroy(cb->conv_cache);
     cuda_gemm_cache_destroy(cb->gemm_cache);
     cuda_marks_destroy(cb);
+    stage_destroy(cb); /* after the sync above: no copy reads or writes it any more */
     if (cb->workspace)
         (void)cudaFreeAsync(cb->workspace, cb->stream);
     if (cb->scratch)
@@ -177,15 +331,10 @@ static enum status cuda_upload(struct backend *b, struct tensor *dst, const void
     size_t n = (size_t)tensor_numel(dst);
     size_t src_bytes = n * dtype_size(src_dtype);
     if (src_dtype == dst->dtype)
-        return cuda_check(cb,
-                          cudaMemcpyAsync(dst->data, src, src_bytes, cudaMemcpyHostToDevice,
-                                          cb->stream),
-                          "upload", err);
+        return h2d(cb, dst->data, src, src_bytes, err);
     void *tmp = NULL;
     TRY(cuda_check(cb, cudaMallocAsync(&tmp, src_bytes, cb->stream), "upload staging", err));
-    enum status s = cuda_check(
-        cb, cudaMemcpyAsync(tmp, src, src_bytes, cudaMemcpyHostToDevice, cb->stream), "upload",
-        err);
+    enum status s = h2d(cb, tmp, src, src_bytes, err);
     if (s == STATUS_OK)
         s = cuda_convert(cb, tmp, src_dtype, dst->data, dst->dtype, n, err);
     (void)cudaFreeAsync(tmp, cb->stream);
@@ -210,9 +359,7 @@ static enum status cuda_download(struct backend *b, const struct tensor *src, fl
         }
         from = tmp;
     }
-    enum status s = cuda_check(
-        cb, cudaMemcpyAsync(dst, from, n * sizeof(float), cudaMemcpyDeviceToHost, cb->stream),
-        "download", err);
+    enum status s = d2h(cb, dst, from, n * sizeof(float), err);
     if (tmp)
         (void)cudaFreeAsync(tmp, cb->stream);
     if (s == STATUS_OK)
@@ -354,6 +501,7 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->attention_scalar = opt->attention_scalar;
     cb->conv_gemm_rows = opt->conv_gemm_rows;
     cb->attention_row_tiles = opt->attention_row_tiles;
+    cb->attention_kernel = (int)opt->attention_kernel;
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
     if (s != STATUS_OK) {

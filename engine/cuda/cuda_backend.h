@@ -45,6 +45,17 @@ extern "C" {
 
 #include "engine/backend.h"
 
+/* Which flash-attention kernel takes f16/bf16 head dims that are multiples of 8 up to
+ * 160 (benchmarks and tests compare them; the default is the measured best). */
+enum cuda_attention_kernel {
+    CUDA_ATTENTION_DEFAULT = 0, /* EXACT2 */
+    CUDA_ATTENTION_PADDED,      /* one kernel per padded dim (40 → 48), two K/V stages */
+    CUDA_ATTENTION_EXACT2,      /* SD's head dims (40, 64, 80, 128, 160) on kernels built
+                                   for exactly them (no padding columns), two stages;
+                                   other dims padded */
+    CUDA_ATTENTION_EXACT3,      /* the same with three K/V stages */
+};
+
 struct cuda_backend_options {
     int device;              /* CUDA device index */
     bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */
@@ -54,6 +65,7 @@ struct cuda_backend_options {
                                 of the tensor-core one (tests compare both) */
     int attention_row_tiles; /* flash attention's 16-row query tiles per warp: 0 = chosen
                                 per shape, 1 or 2 = always (benchmarks compare) */
+    enum cuda_attention_kernel attention_kernel;
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU

@@ -39,10 +39,10 @@
 
 /* --- the kernel -------------------------------------------------------------------- */
 
-/* Shared memory: Q{64·MT, DP+8} and two stages of K{BK, DP+8} and V{BK, DP+8}, in T. */
-static size_t fl_smem(int dp, int bk, int mt, size_t t_size)
+/* Shared memory: Q{64·MT, DP+8} and ST stages of K{BK, DP+8} and V{BK, DP+8}, in T. */
+static size_t fl_smem(int dp, int bk, int mt, int st, size_t t_size)
 {
-    return t_size * (size_t)(dp + 8) * (size_t)(FL_QROWS * mt + 4 * bk);
+    return t_size * (size_t)(dp + 8) * (size_t)(FL_QROWS * mt + 2 * st * bk);
 }
 
 /* Copies rows [r0, r0 + rows) of a {N, ld} tensor's head slice (d columns, d/8 chunks
@@ -59,26 +59,33 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
     }
 }
 
-/* MT: m16 tiles of query rows per warp (1 or 2).  Two tiles share every K and V
+/* D: the exact head dim the kernel is built for (a multiple of 8: no padding columns
+ * are computed; a dim of 8 mod 16 ends Q·Kᵀ with one m16n8k8), or 0: any multiple of 8
+ * up to DP, read from p.d and zero-padded to DP in shared memory.
+ * MT: m16 tiles of query rows per warp (1 or 2).  Two tiles share every K and V
  * fragment loaded from shared memory (half the ldmatrix traffic per mma) at the cost of
  * twice the registers; fl_launch takes MT = 2 for the narrow heads when the grid still
- * fills the GPU. */
-template <typename T, int DP, int BK, int MT>
+ * fills the GPU.
+ * ST: K/V stages in shared memory (2: tile j+1 loads while j is computed; 3: j+2 too). */
+template <typename T, int D, int DP, int BK, int MT, int ST>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-    constexpr int S = DP + 8;   /* smem row stride, elements */
-    constexpr int KD = DP / 16; /* k16 blocks of the head dim (Q·Kᵀ) */
-    constexpr int NT = BK / 8;  /* n8 key tiles of S */
-    constexpr int ND = DP / 8;  /* n8 dim tiles of O */
+    static_assert(D % 8 == 0 && D <= DP && DP % 16 == 0 && BK % 32 == 0 && ST >= 2, "shape");
+    constexpr int S = DP + 8;                  /* smem row stride, elements */
+    constexpr int K16 = D ? D / 16 : DP / 16;  /* k16 blocks of the head dim (Q·Kᵀ) */
+    constexpr bool K8 = D % 16 != 0;           /* then one k8 block after them */
+    constexpr int KQ = K16 + (K8 ? 1 : 0);     /* Q fragments per row tile */
+    constexpr int NT = BK / 8;                 /* n8 key tiles of S */
+    constexpr int ND = D ? D / 8 : DP / 8;     /* n8 dim tiles of O */
     constexpr int WROWS = FL_ROWS * MT, QROWS = FL_QROWS * MT;
     extern __shared__ __align__(128) unsigned char fl_raw[];
     T *qs = (T *)fl_raw;            /* [QROWS][S] */
-    T *kv = qs + QROWS * S;         /* [2 stages][K, V][BK][S] */
+    T *kv = qs + QROWS * S;         /* [ST stages][K, V][BK][S] */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int d = p.d, chunks = d / 8;
+    const int d = D ? D : p.d, chunks = d / 8;
     const int64_t ld = (int64_t)p.heads * d;
     const int h = blockIdx.y, bz = blockIdx.z;
     const int64_t q0 = (int64_t)blockIdx.x * QROWS, w0 = q0 + warp * WROWS;
@@ -87,24 +94,33 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
     const T *vb = v + (size_t)bz * (size_t)(p.nk * ld) + (size_t)h * d;
     T *yb = y + (size_t)bz * (size_t)(p.nq * ld) + (size_t)h * d;
 
-    /* zero the padding columns [d, DP) of Q and of both stages of K and V */
-    if (d < DP) {
-        const int pad = DP - d, rows = QROWS + 4 * BK;
-        for (int e = threadIdx.x; e < rows * pad; e += FL_WARPS * 32) {
-            const int r = e / pad;
-            qs[r * S + d + (e - r * pad)] = T(0.0f);
+    /* D = 0: zero the padding columns [d, DP) of Q and of every stage of K and V */
+    if constexpr (D == 0) {
+        if (d < DP) {
+            const int pad = DP - d, rows = QROWS + 2 * ST * BK;
+            for (int e = threadIdx.x; e < rows * pad; e += FL_WARPS * 32) {
+                const int r = e / pad;
+                qs[r * S + d + (e - r * pad)] = T(0.0f);
+            }
         }
     }
     int64_t last_q = q0 + QROWS - 1 < p.nq - 1 ? q0 + QROWS - 1 : p.nq - 1;
     const int64_t nk = p.causal && last_q + 1 < p.nk ? last_q + 1 : p.nk;
     const int tiles = (int)((nk + BK - 1) / BK);
 
+    /* groups: {Q, tile 0}, then tiles 1 .. ST−2 (a group each, empty past the end) */
     fl_load_rows(qs, S, qb, ld, q0, QROWS, p.nq, chunks);
-    fl_load_rows(kv, S, kb, ld, 0, BK, nk, chunks);
-    fl_load_rows(kv + BK * S, S, vb, ld, 0, BK, nk, chunks);
-    cm_cp_commit();
+#pragma unroll
+    for (int st = 0; st < ST - 1; st++) {
+        if (st < tiles) {
+            T *dst = kv + st * 2 * BK * S;
+            fl_load_rows(dst, S, kb, ld, (int64_t)st * BK, BK, nk, chunks);
+            fl_load_rows(dst + BK * S, S, vb, ld, (int64_t)st * BK, BK, nk, chunks);
+        }
+        cm_cp_commit();
+    }
 
-    uint32_t qf[MT][KD][4];
+    uint32_t qf[MT][KQ][4]; /* the k8 block uses [0..1] */
     float o[MT][ND][4];
     float m[MT][2], l[MT][2]; /* per tile: rows g and g+8 */
 #pragma unroll
@@ -118,24 +134,26 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 
     for (int j = 0; j < tiles; j++) {
         const int64_t k0 = (int64_t)j * BK;
-        if (j + 1 < tiles) { /* the next tile into the other stage */
-            T *nxt = kv + ((j + 1) & 1) * 2 * BK * S;
-            fl_load_rows(nxt, S, kb, ld, k0 + BK, BK, nk, chunks);
-            fl_load_rows(nxt + BK * S, S, vb, ld, k0 + BK, BK, nk, chunks);
+        if (j + ST - 1 < tiles) { /* tile j+ST−1 into the stage tile j−1 used */
+            T *nxt = kv + ((j + ST - 1) % ST) * 2 * BK * S;
+            fl_load_rows(nxt, S, kb, ld, k0 + (ST - 1) * BK, BK, nk, chunks);
+            fl_load_rows(nxt + BK * S, S, vb, ld, k0 + (ST - 1) * BK, BK, nk, chunks);
         }
         cm_cp_commit();
-        cm_cp_wait<1>();
+        cm_cp_wait<ST - 1>();
         __syncthreads();
         if (j == 0) {
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++)
+            for (int mt = 0; mt < MT; mt++) {
+                const T *qrow = qs + (warp * WROWS + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S;
 #pragma unroll
-                for (int kk = 0; kk < KD; kk++) /* Q rows w0 + 16·mt.., dims kk·16.. */
-                    cm_ldm_x4(qf[mt][kk],
-                              qs + (warp * WROWS + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S +
-                                  kk * 16 + (lane >> 4) * 8);
+                for (int kk = 0; kk < K16; kk++) /* Q rows w0 + 16·mt.., dims kk·16.. */
+                    cm_ldm_x4(qf[mt][kk], qrow + kk * 16 + (lane >> 4) * 8);
+                if (K8)
+                    cm_ldm_x2(qf[mt][K16], qrow + K16 * 16);
+            }
         }
-        const T *ks = kv + (j & 1) * 2 * BK * S, *vs = ks + BK * S;
+        const T *ks = kv + (j % ST) * 2 * BK * S, *vs = ks + BK * S;
         /* warp-uniform: no rows of this warp, or the whole tile is after its queries */
         const bool skip = w0 >= p.nq || (p.causal && k0 > w0 + WROWS - 1);
         if (!skip) {
@@ -149,7 +167,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #pragma unroll
             for (int n = 0; n < NT; n += 2) {
 #pragma unroll
-                for (int kk = 0; kk < KD; kk++) {
+                for (int kk = 0; kk < K16; kk++) {
                     uint32_t b[4]; /* keys n·8.. (b0 b1), n·8+8.. (b2 b3); dims kk·16.. */
                     cm_ldm_x4(b, ks + (n * 8 + (lane & 7) + (lane >> 4) * 8) * S + kk * 16 +
                                      ((lane >> 3) & 1) * 8);
@@ -158,6 +176,18 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                         cm_mma<T>(s[mt][n], qf[mt][kk], b[0], b[1]);
                         cm_mma<T>(s[mt][n + 1], qf[mt][kk], b[2], b[3]);
                     }
+                }
+            }
+            if (K8) { /* dims K16·16 .. +8 of four key tiles per ldmatrix */
+#pragma unroll
+                for (int n = 0; n < NT; n += 4) {
+                    uint32_t b[4]; /* b[i]: keys (n+i)·8.. */
+                    cm_ldm_x4(b, ks + ((n + (lane >> 3)) * 8 + (lane & 7)) * S + K16 * 16);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                        for (int i = 0; i < 4; i++)
+                            cm_mma8<T>(s[mt][n + i], qf[mt][K16], b[i]);
                 }
             }
             /* mask (only a tile past Nk or on the causal diagonal), scale (base 2), the
@@ -187,16 +217,16 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                 /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
                 const float b0 = mn0 == -INFINITY ? 0.0f : mn0;
                 const float b1 = mn1 == -INFINITY ? 0.0f : mn1;
-                const float c0 = exp2f(m[mt][0] - b0), c1 = exp2f(m[mt][1] - b1);
+                const float c0 = cm_ex2(m[mt][0] - b0), c1 = cm_ex2(m[mt][1] - b1);
                 m[mt][0] = mn0;
                 m[mt][1] = mn1;
                 float rs0 = 0.0f, rs1 = 0.0f;
 #pragma unroll
                 for (int n = 0; n < NT; n++) {
-                    s[mt][n][0] = exp2f(s[mt][n][0] - b0);
-                    s[mt][n][1] = exp2f(s[mt][n][1] - b0);
-                    s[mt][n][2] = exp2f(s[mt][n][2] - b1);
-                    s[mt][n][3] = exp2f(s[mt][n][3] - b1);
+                    s[mt][n][0] = cm_ex2(s[mt][n][0] - b0);
+                    s[mt][n][1] = cm_ex2(s[mt][n][1] - b0);
+                    s[mt][n][2] = cm_ex2(s[mt][n][2] - b1);
+                    s[mt][n][3] = cm_ex2(s[mt][n][3] - b1);
                     rs0 += s[mt][n][0] + s[mt][n][1];
                     rs1 += s[mt][n][2] + s[mt][n][3];
                 }
@@ -210,7 +240,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                     o[mt][i][3] *= c1;
                 }
             }
-            /* O{16·MT, DP} += P{16·MT, BK} · V{BK, DP}, each V fragment used MT times */
+            /* O{16·MT, D} += P{16·MT, BK} · V{BK, D}, each V fragment used MT times */
 #pragma unroll
             for (int kb2 = 0; kb2 < BK / 16; kb2++) {
                 uint32_t a[MT][4];
@@ -221,20 +251,27 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                     a[mt][2] = cm_pack<T>(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
                     a[mt][3] = cm_pack<T>(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
                 }
+                const T *vrow = vs + (kb2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S;
 #pragma unroll
-                for (int i = 0; i < ND; i += 2) {
+                for (int i = 0; i + 1 < ND; i += 2) {
                     uint32_t b[4]; /* keys kb2·16.. (b0 b1) for dims i·8.., (b2 b3) i·8+8.. */
-                    cm_ldm_x4_trans(b, vs + (kb2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S +
-                                           i * 8 + (lane >> 4) * 8);
+                    cm_ldm_x4_trans(b, vrow + i * 8 + (lane >> 4) * 8);
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++) {
                         cm_mma<T>(o[mt][i], a[mt], b[0], b[1]);
                         cm_mma<T>(o[mt][i + 1], a[mt], b[2], b[3]);
                     }
                 }
+                if (ND % 2) { /* the last dim tile alone */
+                    uint32_t b[2];
+                    cm_ldm_x2_trans(b, vrow + (ND - 1) * 8);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+                        cm_mma<T>(o[mt][ND - 1], a[mt], b[0], b[1]);
+                }
             }
         }
-        __syncthreads(); /* this stage is reloaded by the next iteration but one */
+        __syncthreads(); /* this stage is reloaded ST − 1 iterations on */
     }
     cm_cp_wait<0>();
 
@@ -250,7 +287,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #pragma unroll
         for (int i = 0; i < ND; i++) {
             const int col = i * 8 + 2 * t;
-            if (col >= d)
+            if (D == 0 && col >= d)
                 continue;
             if (row0 < p.nq)
                 *(uint32_t *)(yb + row0 * ld + col) =
@@ -266,18 +303,18 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #endif
 }
 
-template <typename T, int DP, int BK, int MT>
+template <typename T, int D, int DP, int BK, int MT, int ST>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
                                 const struct cm_attn_dims *p, cudaStream_t st)
 {
-    const size_t smem = fl_smem(DP, BK, MT, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, DP, BK, MT>,
+    const size_t smem = fl_smem(DP, BK, MT, ST, sizeof(T));
+    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
     const int rows = FL_QROWS * MT;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fl_kernel<T, DP, BK, MT><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    fl_kernel<T, D, DP, BK, MT, ST><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -295,38 +332,76 @@ static void fl_shape(int d, int *dp, int *bk)
  * only where instantiated: head dims ≤ 64). */
 #define FL_WAVES 3
 
+/* Stable Diffusion's head dims (SD1: 40, 80, 160; SD2: 64; 128) on kernels built for
+ * exactly them, ST stages; false: not one of them. */
+template <typename T, int ST>
+static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t batch,
+                            const struct cm_attn_dims *p, bool two, cudaStream_t st,
+                            cudaError_t *e)
+{
+    switch (p->d) {
+    case 40:
+        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 40, 48, 64, 1, ST>(q, k, v, y, batch, p, st);
+        return true;
+    case 64:
+        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 64, 64, 64, 1, ST>(q, k, v, y, batch, p, st);
+        return true;
+    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST>(q, k, v, y, batch, p, st); return true;
+    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST>(q, k, v, y, batch, p, st); return true;
+    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST>(q, k, v, y, batch, p, st); return true;
+    default: return false;
+    }
+}
+
+/* Any multiple of 8 up to 160, padded to DP. */
+template <typename T>
+static cudaError_t fl_launch_padded(const T *q, const T *k, const T *v, T *y, int64_t batch,
+                                    const struct cm_attn_dims *p, bool two, int dp,
+                                    cudaStream_t st)
+{
+    switch (dp) {
+    case 32:
+        return two ? fl_launch_as<T, 0, 32, 64, 2, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 0, 32, 64, 1, 2>(q, k, v, y, batch, p, st);
+    case 48:
+        return two ? fl_launch_as<T, 0, 48, 64, 2, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 0, 48, 64, 1, 2>(q, k, v, y, batch, p, st);
+    case 64:
+        return two ? fl_launch_as<T, 0, 64, 64, 2, 2>(q, k, v, y, batch, p, st)
+                   : fl_launch_as<T, 0, 64, 64, 1, 2>(q, k, v, y, batch, p, st);
+    case 80: return fl_launch_as<T, 0, 80, 64, 1, 2>(q, k, v, y, batch, p, st);
+    case 96: return fl_launch_as<T, 0, 96, 64, 1, 2>(q, k, v, y, batch, p, st);
+    case 128: return fl_launch_as<T, 0, 128, 64, 1, 2>(q, k, v, y, batch, p, st);
+    default: return fl_launch_as<T, 0, 160, 32, 1, 2>(q, k, v, y, batch, p, st);
+    }
+}
+
 template <typename T>
 static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct cm_attn_dims *p, int sm_count, int row_tiles,
-                             cudaStream_t st)
+                             int kernel, cudaStream_t st)
 {
     int dp, bk;
     fl_shape(p->d, &dp, &bk);
     const int64_t blocks2 = (p->nq + 2 * FL_QROWS - 1) / (2 * FL_QROWS) * p->heads * batch;
     const bool two = dp <= 64 && (row_tiles == 2 || (row_tiles == 0 &&
                                                      blocks2 >= (int64_t)FL_WAVES * sm_count));
-    switch (dp) {
-    case 32:
-        return two ? fl_launch_as<T, 32, 64, 2>(q, k, v, y, batch, p, st)
-                   : fl_launch_as<T, 32, 64, 1>(q, k, v, y, batch, p, st);
-    case 48:
-        return two ? fl_launch_as<T, 48, 64, 2>(q, k, v, y, batch, p, st)
-                   : fl_launch_as<T, 48, 64, 1>(q, k, v, y, batch, p, st);
-    case 64:
-        return two ? fl_launch_as<T, 64, 64, 2>(q, k, v, y, batch, p, st)
-                   : fl_launch_as<T, 64, 64, 1>(q, k, v, y, batch, p, st);
-    case 80: return fl_launch_as<T, 80, 64, 1>(q, k, v, y, batch, p, st);
-    case 96: return fl_launch_as<T, 96, 64, 1>(q, k, v, y, batch, p, st);
-    case 128: return fl_launch_as<T, 128, 64, 1>(q, k, v, y, batch, p, st);
-    default: return fl_launch_as<T, 160, 32, 1>(q, k, v, y, batch, p, st);
-    }
+    cudaError_t e = cudaSuccess;
+    if (kernel == CUDA_ATTENTION_EXACT3 && fl_launch_exact<T, 3>(q, k, v, y, batch, p, two, st, &e))
+        return e;
+    if (kernel != CUDA_ATTENTION_PADDED && kernel != CUDA_ATTENTION_EXACT3 &&
+        fl_launch_exact<T, 2>(q, k, v, y, batch, p, two, st, &e))
+        return e;
+    return fl_launch_padded<T>(q, k, v, y, batch, p, two, dp, st);
 }
 
 static size_t fl_smem_for(int d)
 {
     int dp, bk;
     fl_shape(d, &dp, &bk);
-    return fl_smem(dp, bk, dp <= 64 ? 2 : 1, 2);
+    return fl_smem(dp, bk, dp <= 64 ? 2 : 1, 3, 2);
 }
 
 bool cuda_flash_supports(const struct cuda_backend *cb, enum dtype dt, int d, const void *q,
@@ -346,8 +421,9 @@ cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void
     if (dt == DTYPE_F16)
         return fl_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
                                  (__half *)y, batch, &p, cb->sm_count,
-                                 cb->attention_row_tiles, cb->stream);
+                                 cb->attention_row_tiles, cb->attention_kernel, cb->stream);
     return fl_launch<__nv_bfloat16>((const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
                                     (const __nv_bfloat16 *)v, (__nv_bfloat16 *)y, batch, &p,
-                                    cb->sm_count, cb->attention_row_tiles, cb->stream);
+                                    cb->sm_count, cb->attention_row_tiles, cb->attention_kernel,
+                                    cb->stream);
 }

@@ -26,6 +26,7 @@ struct cuda_backend {
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
     int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
+    int attention_kernel; /* enum cuda_attention_kernel */
     int cc_major;        /* the device's compute capability (major) */
     size_t max_smem;     /* opt-in shared memory per block, bytes */
     int sm_count;        /* multiprocessors */
@@ -42,6 +43,15 @@ struct cuda_backend {
     struct cuda_conv_cache *conv_cache;
     struct cuda_gemm_cache *gemm_cache;
     cudaEvent_t *marks;  /* [BACKEND_MARKS] profile timestamps, created on first use */
+    /* Pinned host staging for upload/download (cuda_backend.cu): 2 buffers of 8 MiB in
+     * one cudaHostAlloc block, made on first use and freed by destroy; stage_done[k] is
+     * recorded after the last copy that reads or writes buffer k, and the host waits on
+     * it before touching the buffer again.  Owned by the backend, so used by one thread
+     * at a time.  stage_failed: the allocation failed once, the pageable path is used. */
+    char *stage;
+    cudaEvent_t stage_done[2];
+    int stage_next;      /* the buffer the next chunk goes through */
+    bool stage_failed;
 };
 
 static inline struct cuda_backend *cuda_of(struct backend *b)

@@ -1,7 +1,7 @@
 /* engine/cuda/cuda_mma.h — the PTX wrappers shared by the mma.sync flash-attention
  * kernels (cuda_flash.cu, cuda_flash_wide.cu): cp.async (16 bytes, zero-fill), ldmatrix
- * (x4, plain and transposed), mma.sync m16n8k16 with f32 accumulators for f16 and bf16,
- * and packing two floats into one register of two T.  Compute capability ≥ 8.0 only:
+ * (x4/x2, plain and transposed), mma.sync m16n8k16 and m16n8k8 with f32 accumulators
+ * for f16 and bf16, ex2 and packing two floats into one register of two T.  Compute capability ≥ 8.0 only:
  * callers guard their kernel bodies with __CUDA_ARCH__ >= 800.  CUDA C++ only. */
 #ifndef DIFFUSIOND_ENGINE_CUDA_MMA_H
 #define DIFFUSIOND_ENGINE_CUDA_MMA_H
@@ -34,6 +34,18 @@ __device__ __forceinline__ void cm_ldm_x4(uint32_t r[4], const void *p)
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(cm_smem_addr(p)));
 }
+__device__ __forceinline__ void cm_ldm_x2(uint32_t r[2], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(cm_smem_addr(p)));
+}
+__device__ __forceinline__ void cm_ldm_x2_trans(uint32_t r[2], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(cm_smem_addr(p)));
+}
 __device__ __forceinline__ void cm_ldm_x4_trans(uint32_t r[4], const void *p)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -59,6 +71,34 @@ template <> __device__ __forceinline__ void cm_mma<__nv_bfloat16>(float d[4], co
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* d{16×8, f32} += a{16×8} · b{8×8} (m16n8k8: a head dim's last 8 when it is 8 mod 16) */
+template <typename T> __device__ __forceinline__ void cm_mma8(float d[4], const uint32_t a[2],
+                                                              uint32_t b);
+template <> __device__ __forceinline__ void cm_mma8<__half>(float d[4], const uint32_t a[2],
+                                                            uint32_t b)
+{
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(b));
+}
+template <> __device__ __forceinline__ void cm_mma8<__nv_bfloat16>(float d[4],
+                                                                   const uint32_t a[2], uint32_t b)
+{
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(b));
+}
+
+/* 2^x on the special-function unit (flush-to-zero; 2^−inf = 0): the softmax's exp. */
+__device__ __forceinline__ float cm_ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
 }
 
 /* Two floats → one register of two T (lower half = first). */

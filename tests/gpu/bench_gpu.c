@@ -408,7 +408,8 @@ static enum status bench_att_shape(struct bench *b, struct backend *be, const ch
 }
 
 /* The U-Net's and the VAE's self-attention shapes on the default kernel choice; the
- * narrow heads (D = 40) also with 1 and with 2 query-row tiles per warp forced. */
+ * flash kernel's head dims (≤ 160) also on the other kernel choices: the padded kernel,
+ * three K/V stages, and (D ≤ 64) 1 and 2 query-row tiles per warp forced. */
 static enum status bench_attention(struct bench *b, struct errbuf *err)
 {
     if (b->o.cpu)
@@ -416,26 +417,38 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
     static const struct {
         int64_t batch, n, c;
         int heads;
-    } shapes[] = {{2, 4096, 320, 8}, {16, 4096, 320, 8}, {16, 1024, 640, 8},
+    } shapes[] = {{2, 4096, 320, 8}, {16, 4096, 320, 8}, {2, 1024, 640, 8}, {16, 1024, 640, 8},
                   {16, 256, 1280, 8}, {1, 4096, 512, 1}};
-    struct backend *forced[2] = {NULL, NULL};
+    static const struct {
+        const char *name;
+        int row_tiles;
+        enum cuda_attention_kernel kernel;
+        int max_d;
+    } variants[] = {{"padded", 0, CUDA_ATTENTION_PADDED, 160},
+                    {"3 stages", 0, CUDA_ATTENTION_EXACT3, 160},
+                    {"1 tile", 1, CUDA_ATTENTION_DEFAULT, 64},
+                    {"2 tiles", 2, CUDA_ATTENTION_DEFAULT, 64}};
+    enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+    struct backend *forced[N_VARIANTS] = {NULL};
     enum status s = STATUS_OK;
-    for (int i = 0; i < 2 && s == STATUS_OK; i++) {
+    for (int i = 0; i < N_VARIANTS && s == STATUS_OK; i++) {
         struct cuda_backend_options opt;
         cuda_backend_options_default(&opt);
         opt.weight_dtype = b->o.dtype;
-        opt.attention_row_tiles = i + 1;
+        opt.attention_row_tiles = variants[i].row_tiles;
+        opt.attention_kernel = variants[i].kernel;
         s = cuda_backend_create(&opt, &forced[i], err);
     }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && s == STATUS_OK; i++) {
         s = bench_att_shape(b, b->be, "default", shapes[i].batch, shapes[i].n, shapes[i].c,
                             shapes[i].heads, err);
-        for (int f = 0; f < 2 && s == STATUS_OK && shapes[i].c / shapes[i].heads <= 64; f++)
-            s = bench_att_shape(b, forced[f], f == 0 ? "1 tile" : "2 tiles", shapes[i].batch,
-                                shapes[i].n, shapes[i].c, shapes[i].heads, err);
+        for (int f = 0; f < N_VARIANTS && s == STATUS_OK; f++)
+            if (shapes[i].c / shapes[i].heads <= variants[f].max_d)
+                s = bench_att_shape(b, forced[f], variants[f].name, shapes[i].batch,
+                                    shapes[i].n, shapes[i].c, shapes[i].heads, err);
     }
-    backend_destroy(forced[0]);
-    backend_destroy(forced[1]);
+    for (int i = 0; i < N_VARIANTS; i++)
+        backend_destroy(forced[i]);
     return s;
 }
 

@@ -34,6 +34,8 @@ struct suite {
     struct backend *cpu, *gpu;
     struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar),
                                    every convolution but 1×1 on cuDNN (conv_gemm_rows 0) */
+    struct backend *gpu_padded; /* flash attention on the padded kernels */
+    struct backend *gpu_stages; /* flash attention on three K/V stages */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -564,6 +566,73 @@ static void check_oom(struct suite *su)
     ok ? su->passed++ : su->failed++;
 }
 
+/* Whether back[0..n) holds want[0..n) as stored in dt: exactly in f32, within f16
+ * rounding (half an ulp: 2^-11 relative, 2^-25 among the subnormals) in f16. */
+static bool transfer_matches(const float *back, const float *want, size_t n, enum dtype dt)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)back[i] - (double)want[i]);
+        double tol = dt == DTYPE_F32 ? 0.0 : ldexp(fabs(want[i]), -11) + ldexp(1.0, -25);
+        if (!(d <= tol))
+            return false;
+    }
+    return true;
+}
+
+/* Uploads and downloads larger than the backend's pinned staging (2 × 8 MiB; 40 MiB
+ * + a tail here) round-trip, in f32 and f16; two uploads from one host buffer that is
+ * overwritten between them each keep what it held at their call (upload may not read
+ * the caller's memory after it returns). */
+static void check_transfer(struct suite *su)
+{
+    const size_t n = ((size_t)10 << 20) + 12345; /* floats: not a multiple of a chunk */
+    const enum dtype dts[2] = {DTYPE_F32, DTYPE_F16};
+    for (int d = 0; d < 2; d++) {
+        struct errbuf err;
+        errbuf_clear(&err);
+        struct tensor t1 = tensor_desc1(dts[d], (int64_t)n), t2 = t1;
+        float *a = random_floats(n, 101, -1000.0f, 1000.0f);
+        float *b2 = random_floats(n, 202, -1000.0f, 1000.0f);
+        float *host = malloc(n * sizeof *host), *back = malloc(n * sizeof *back);
+        enum status s = a && b2 && host && back ? STATUS_OK : STATUS_OUT_OF_MEMORY;
+        if (s == STATUS_OK)
+            s = backend_alloc(su->gpu, &t1, &err);
+        if (s == STATUS_OK)
+            s = backend_alloc(su->gpu, &t2, &err);
+        if (s == STATUS_OK) {
+            memcpy(host, a, n * sizeof *host);
+            s = backend_upload(&t1, host, DTYPE_F32, &err);
+        }
+        if (s == STATUS_OK) {
+            memcpy(host, b2, n * sizeof *host); /* at once: t1's copy may be in flight */
+            s = backend_upload(&t2, host, DTYPE_F32, &err);
+        }
+        if (s == STATUS_OK)
+            memset(host, 0xff, n * sizeof *host); /* NaNs: a late read shows */
+        bool ok1 = false, ok2 = false;
+        if (s == STATUS_OK && (s = backend_download(&t1, back, &err)) == STATUS_OK)
+            ok1 = transfer_matches(back, a, n, dts[d]);
+        if (s == STATUS_OK && (s = backend_download(&t2, back, &err)) == STATUS_OK)
+            ok2 = transfer_matches(back, b2, n, dts[d]);
+        bool ok = s == STATUS_OK && ok1 && ok2;
+        printf("%-4s %-40s %-4s (%zu floats; first %s, second %s; %s%s%s)\n",
+               ok ? "ok" : "FAIL", "upload_download_staged", dtype_name(dts[d]), n,
+               ok1 ? "ok" : "wrong", ok2 ? "ok" : "wrong", status_name(s), s ? ": " : "",
+               s ? err.msg : "");
+        if (su->json)
+            fprintf(su->json,
+                    "{\"op\":\"upload_download_staged\",\"dtype\":\"%s\",\"ok\":%s}\n",
+                    dtype_name(dts[d]), ok ? "true" : "false");
+        ok ? su->passed++ : su->failed++;
+        backend_free(&t1);
+        backend_free(&t2);
+        free(a);
+        free(b2);
+        free(host);
+        free(back);
+    }
+}
+
 /* A captured CUDA graph (silu, then axpby with baked-in scalars) replays on the
  * tensors' current contents. */
 static void check_graph(struct suite *su)
@@ -670,6 +739,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "cuda backend (scalar attention): %s\n", err.msg);
         return 1;
     }
+    opt.attention_scalar = false;
+    opt.conv_gemm_rows = 8192;
+    opt.attention_kernel = CUDA_ATTENTION_PADDED;
+    enum status sp = cuda_backend_create(&opt, &su.gpu_padded, &err);
+    opt.attention_kernel = CUDA_ATTENTION_EXACT3;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_stages, &err) != STATUS_OK) {
+        fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
+        return 1;
+    }
     if (cpu_backend_create(0, &su.cpu, &err) != STATUS_OK) {
         fprintf(stderr, "cpu backend: %s\n", err.msg);
         return 1;
@@ -685,14 +763,18 @@ int main(int argc, char **argv)
             check_case(&su, su.gpu, "", &CASES[i], DTYPES[d]);
             /* f16/bf16 attention runs on tensor cores by default: the f32 kernels too;
              * small f16/bf16 convolutions run as im2col + GEMM: cuDNN too */
-            if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32)
+            if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32) {
                 check_case(&su, su.gpu_scalar, "[scalar]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_padded, "[padded]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_stages, "[3 stages]", &CASES[i], DTYPES[d]);
+            }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[cudnn]", &CASES[i], DTYPES[d]);
         }
     }
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
         check_oom(&su);
+        check_transfer(&su);
         check_graph(&su);
         check_sticky(&su);
     }
@@ -700,6 +782,8 @@ int main(int argc, char **argv)
     if (su.json)
         fclose(su.json);
     backend_destroy(su.gpu_scalar);
+    backend_destroy(su.gpu_padded);
+    backend_destroy(su.gpu_stages);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
