@@ -435,7 +435,7 @@ extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->device = 0;
     opt->allow_tf32 = true;
-    opt->conv_gemm_rows = 8192;
+    opt->conv_gemm_rows = 0; /* every 3×3 on cuDNN: 3 % faster than im2col on the H200 */
     opt->weight_dtype = DTYPE_F32;
 }
 
@@ -502,6 +502,8 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->conv_gemm_rows = opt->conv_gemm_rows;
     cb->attention_row_tiles = opt->attention_row_tiles;
     cb->attention_kernel = (int)opt->attention_kernel;
+    cb->gemm_autotune = opt->gemm_autotune;
+    cb->group_norm_kernel = opt->group_norm_kernel;
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
     if (s != STATUS_OK) {
@@ -522,13 +524,19 @@ extern "C" bool cuda_backend_is(const struct backend *b)
     return b && b->ops == &cuda_ops;
 }
 
-extern "C" void cuda_backend_set_conv_plan(struct backend *b, bool cudnn_find, int conv_gemm_rows)
+extern "C" void cuda_backend_set_plan(struct backend *b, const struct cuda_backend_options *opt)
 {
     struct cuda_backend *cb = cuda_of(b);
-    cb->cudnn_find = cudnn_find;
-    cb->conv_gemm_rows = conv_gemm_rows;
+    cb->cudnn_find = opt->cudnn_find;
+    cb->conv_gemm_rows = opt->conv_gemm_rows;
+    cb->gemm_autotune = opt->gemm_autotune;
+    cb->attention_kernel = (int)opt->attention_kernel;
+    cb->attention_row_tiles = opt->attention_row_tiles;
+    cb->group_norm_kernel = opt->group_norm_kernel;
     cuda_conv_cache_destroy(cb->conv_cache); /* host-side descriptors only */
     cb->conv_cache = NULL;
+    cuda_gemm_cache_destroy(cb->gemm_cache);
+    cb->gemm_cache = NULL;
 }
 
 extern "C" size_t cuda_backend_pool_bytes(const struct backend *b)

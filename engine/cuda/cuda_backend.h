@@ -66,6 +66,12 @@ struct cuda_backend_options {
     int attention_row_tiles; /* flash attention's 16-row query tiles per warp: 0 = chosen
                                 per shape, 1 or 2 = always (benchmarks compare) */
     enum cuda_attention_kernel attention_kernel;
+    bool gemm_autotune;      /* per GEMM shape, time cuBLASLt's candidate algorithms on
+                                first use (eagerly, never in a capture) and keep the
+                                fastest, instead of the heuristic's first */
+    int group_norm_kernel;   /* 0: chosen per shape, 1: statistics/merge/apply kernels,
+                                2: one kernel per (sample, group) where it applies
+                                (benchmarks and tests compare) */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU
@@ -74,7 +80,8 @@ struct cuda_backend_options {
                                 weights, and size workspaces, in it (f32, f16, bf16) */
 };
 
-/* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 8192, f32 weights. */
+/* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 0 (cuDNN), heuristic
+ * GEMM algorithms, f32 weights; the attention and GroupNorm kernels chosen per shape. */
 void cuda_backend_options_default(struct cuda_backend_options *opt);
 
 /* No driver/GPU or device out of range → STATUS_NOT_FOUND / STATUS_INVALID_ARGUMENT;
@@ -88,10 +95,12 @@ bool cuda_backend_broken(const struct backend *b);
 /* True when b is a CUDA backend. */
 bool cuda_backend_is(const struct backend *b);
 
-/* Changes how convolutions are planned (options.cudnn_find, options.conv_gemm_rows) and
- * forgets the plans made so far, so that each shape is planned again on its next use
- * (benchmarks compare the choices).  Not during a capture.  b must be a CUDA backend. */
-void cuda_backend_set_conv_plan(struct backend *b, bool cudnn_find, int conv_gemm_rows);
+/* Changes how ops are planned — opt's cudnn_find, conv_gemm_rows, gemm_autotune,
+ * attention_kernel, attention_row_tiles and group_norm_kernel (the rest of opt is not
+ * read) — and forgets the convolution and GEMM plans made so far, so that each shape
+ * is planned again on its next use (benchmarks compare the choices).  Not during a
+ * capture.  b must be a CUDA backend. */
+void cuda_backend_set_plan(struct backend *b, const struct cuda_backend_options *opt);
 
 /* Bytes the backend's memory pool holds now (in use and cached). */
 size_t cuda_backend_pool_bytes(const struct backend *b);

@@ -7,7 +7,8 @@
  *           per row of Yᶜ), residual as C with β = 1;
  *   matmul  y{B,M,N} = α·a·bm  ⇔  Yᶜ{N,M} = op(bm)·aᶜ, strided-batched.
  * f16/bf16 operands with f32 compute and scale; f32 with TF32 tensor cores when
- * allowed.  Descriptors and the heuristic's first algorithm are cached per (shape,
+ * allowed.  Descriptors and the heuristic's first algorithm (options.gemm_autotune: the
+ * fastest of its first GEMM_CANDIDATES, timed on first use) are cached per (shape,
  * dtype, transposition, batch, epilogue, residual, operand alignments).
  */
 #include <stdlib.h>
@@ -25,11 +26,16 @@ struct gemm_key {
     unsigned align; /* smallest alignment of the operands' addresses, bytes (≤ 256) */
 };
 
+#define GEMM_CANDIDATES 8 /* algorithms options.gemm_autotune times per shape */
+
 struct gemm_entry {
     struct gemm_key key;
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES]; /* the heuristic's list, best first */
+    int n_cand;
+    bool tuned; /* algo is the fastest of cand, timed (or tuning is off) */
 };
 
 struct cuda_gemm_cache {
@@ -147,12 +153,12 @@ static enum status describe(struct cuda_backend *cb, const struct gemm_key *k,
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
     for (size_t i = 0; s == CUBLAS_STATUS_SUCCESS && i < sizeof aligns / sizeof aligns[0]; i++)
         s = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i], &al, sizeof al);
-    cublasLtMatmulHeuristicResult_t res;
-    memset(&res, 0, sizeof res);
+    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
+    memset(res, 0, sizeof res);
     int got = 0;
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(cb->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 1,
-                                           &res, &got);
+        s = cublasLtMatmulAlgoGetHeuristic(cb->lt, e->op, e->la, e->lb, e->lc, e->lc, pref,
+                                           cb->gemm_autotune ? GEMM_CANDIDATES : 1, res, &got);
     (void)cublasLtMatmulPreferenceDestroy(pref);
     if (s != CUBLAS_STATUS_SUCCESS)
         return lt_fail(s, "algorithm heuristic", err);
@@ -161,7 +167,11 @@ static enum status describe(struct cuda_backend *cb, const struct gemm_key *k,
                            "cublasLt: no algorithm for %lldx%lldx%lld (batch %lld)",
                            (long long)k->m, (long long)k->n, (long long)k->k,
                            (long long)k->batch);
-    e->algo = res.algo;
+    e->algo = res[0].algo;
+    for (int i = 0; i < got && i < GEMM_CANDIDATES; i++)
+        if (res[i].state == CUBLAS_STATUS_SUCCESS)
+            e->cand[e->n_cand++] = res[i].algo;
+    e->tuned = !cb->gemm_autotune || e->n_cand < 2;
     return STATUS_OK;
 }
 
@@ -201,6 +211,63 @@ static enum status lookup(struct cuda_backend *cb, const struct gemm_key *k,
     return STATUS_OK;
 }
 
+/* options.gemm_autotune: times each candidate of e (GEMM_TUNE_RUNS runs after one warm
+ * one, CUDA events) on the real operands into a scratch D with β = 0 (D may alias the
+ * residual C, which a timing run must not overwrite) and keeps the fastest in e->algo.
+ * Only outside a capture; a candidate that fails is passed over; any failure of the
+ * tuning itself leaves the heuristic's choice. */
+#define GEMM_TUNE_RUNS 3
+static void tune(struct cuda_backend *cb, struct gemm_entry *e, const void *a, const void *bmat,
+                 float alpha, size_t d_bytes)
+{
+    e->tuned = true;
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(cb->stream, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) {
+        (void)cudaGetLastError();
+        e->tuned = false; /* try again on an eager call */
+        return;
+    }
+    void *scratch = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    if (cudaMallocAsync(&scratch, d_bytes, cb->stream) != cudaSuccess ||
+        cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess) {
+        (void)cudaGetLastError();
+        goto done;
+    }
+    {
+        const float beta = 0.0f;
+        float best_ms = -1.0f;
+        for (int i = 0; i < e->n_cand; i++) {
+            float ms = 0.0f;
+            bool ok = true;
+            for (int r = 0; r <= GEMM_TUNE_RUNS && ok; r++) {
+                if (r == 1)
+                    ok = cudaEventRecord(t0, cb->stream) == cudaSuccess;
+                ok = ok && cublasLtMatmul(cb->lt, e->op, &alpha, a, e->la, bmat, e->lb, &beta,
+                                          scratch, e->lc, scratch, e->lc, &e->cand[i],
+                                          cb->workspace, cb->workspace_bytes,
+                                          cb->stream) == CUBLAS_STATUS_SUCCESS;
+            }
+            ok = ok && cudaEventRecord(t1, cb->stream) == cudaSuccess &&
+                 cudaEventSynchronize(t1) == cudaSuccess &&
+                 cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess;
+            (void)cudaGetLastError();
+            if (ok && (best_ms < 0 || ms < best_ms)) {
+                best_ms = ms;
+                e->algo = e->cand[i];
+            }
+        }
+    }
+done:
+    if (scratch)
+        (void)cudaFreeAsync(scratch, cb->stream);
+    if (t0)
+        (void)cudaEventDestroy(t0);
+    if (t1)
+        (void)cudaEventDestroy(t1);
+    (void)cudaGetLastError();
+}
+
 /* D = alpha·op(A)·B (+ bias) (+ C with β = 1); see the file comment for the roles. */
 static enum status gemm(struct cuda_backend *cb, struct gemm_key *k, const void *a,
                         const void *bmat, const void *c, const void *bias, void *d, float alpha,
@@ -223,6 +290,9 @@ static enum status gemm(struct cuda_backend *cb, struct gemm_key *k, const void 
         if (ls != CUBLAS_STATUS_SUCCESS)
             s = lt_fail(ls, "bias pointer", err);
     }
+    if (s == STATUS_OK && !e->tuned)
+        tune(cb, e, a, bmat, alpha,
+             (size_t)(k->m * k->n * (k->batch > 1 ? k->batch : 1)) * dtype_size(k->dtype));
     if (s == STATUS_OK) {
         const float beta = c ? 1.0f : 0.0f;
         cublasStatus_t ls = cublasLtMatmul(cb->lt, e->op, &alpha, a, e->la, bmat, e->lb, &beta,

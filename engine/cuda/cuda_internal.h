@@ -27,6 +27,8 @@ struct cuda_backend {
     int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
     int attention_kernel; /* enum cuda_attention_kernel */
+    bool gemm_autotune;   /* options.gemm_autotune */
+    int group_norm_kernel; /* options.group_norm_kernel */
     int cc_major;        /* the device's compute capability (major) */
     size_t max_smem;     /* opt-in shared memory per block, bytes */
     int sm_count;        /* multiprocessors */

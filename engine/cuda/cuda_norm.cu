@@ -9,6 +9,9 @@
  *   2. gn_merge_kernel, a block per (sample, group): Chan's formula in double over the
  *      chunks, then the affine form per channel, ab{N, C, 2} = (rstd·γ, β − mean·rstd·γ);
  *   3. the apply pass y = x·a + b (then SiLU), 16 bytes per thread when it can.
+ * Or, for f16/bf16 groups of an even width (options.group_norm_kernel; by default those
+ * of at most GN_FUSED_MAX values: every U-Net map), gn_fused_kernel: a block per
+ * (sample, group) computes the statistics and applies them, one launch.
  * y may be x.
  * LayerNorm: one warp per row, two passes over the row, then the affine write; for
  * f16/bf16 rows of C % 8 == 0, C ≤ 2048 (16-byte aligned) the row stays in registers as
@@ -239,6 +242,106 @@ __global__ static void gn_apply8_kernel(const T *x, T *y, const float *ab, size_
     }
 }
 
+/* --- one kernel per (sample, group) ------------------------------------------------ */
+
+#define GN_FUSED_THREADS 512
+#define GN_FUSED_MAX 131072 /* values per group (256 KB of f16) for the automatic choice */
+
+/* Sum over the block in double (blockDim.x a multiple of 32); every thread gets it. */
+__device__ static double block_sum_d(double v, double *shared32)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __syncthreads();
+    if (lane == 0)
+        shared32[warp] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? shared32[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Two T at p (4-byte aligned) as floats. */
+template <typename T> __device__ __forceinline__ float2 gn_ld2(const T *p)
+{
+    union {
+        uint32_t u;
+        T v[2];
+    } w;
+    w.u = *(const uint32_t *)p;
+    return make_float2(cuda_ld(&w.v[0]), cuda_ld(&w.v[1]));
+}
+template <typename T> __device__ __forceinline__ void gn_st2(T *p, float a, float b)
+{
+    union {
+        uint32_t u;
+        T v[2];
+    } w;
+    cuda_st(&w.v[0], a);
+    cuda_st(&w.v[1], b);
+    *(uint32_t *)p = w.u;
+}
+
+/* grid (G, N), GN_FUSED_THREADS threads: the whole group (n, g) — P positions × cg
+ * channels (cg even, f16/bf16, 4-byte aligned) — in one block, one launch instead of
+ * three.  Thread (r, k) = (tid / (cg/2), tid % (cg/2)) owns channel pair k of positions
+ * r, r + rows, ... (rows = threads / (cg/2)).  Pass 1 sums x − shift and (x − shift)²
+ * (shift = the group's first value: no cancellation when |mean| ≫ std), reduced over
+ * the block in double; pass 2 (the group's values again, mostly from L2) writes
+ * y = x·a + b (then SiLU) with the thread's two channels' (a, b).  y may be x. */
+template <typename T, bool SILU>
+__global__ static void __launch_bounds__(GN_FUSED_THREADS)
+    gn_fused_kernel(const T *x, T *y, const T *gamma, const T *beta, int64_t positions, int c,
+                    int groups, float eps)
+{
+    __shared__ double red[32];
+    const int g = blockIdx.x, n = blockIdx.y, cg = c / groups, cp = cg / 2;
+    const int k = threadIdx.x % cp, r = threadIdx.x / cp, rows = blockDim.x / cp;
+    const size_t off = (size_t)n * (size_t)(positions * c) + (size_t)g * cg + 2 * k;
+    const T *xb = x + off;
+    T *yb = y + off;
+    const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg);
+    float s = 0.0f, q = 0.0f;
+    if (r < rows) {
+#pragma unroll 4
+        for (int64_t p = r; p < positions; p += rows) {
+            const float2 v = gn_ld2(xb + p * c);
+            const float a = v.x - shift, b = v.y - shift;
+            s += a + b;
+            q += a * a + b * b;
+        }
+    }
+    const double cnt = (double)positions * cg;
+    const double ds = block_sum_d((double)s, red) / cnt, dq = block_sum_d((double)q, red) / cnt;
+    const double var = dq - ds * ds > 0.0 ? dq - ds * ds : 0.0;
+    const float mean = shift + (float)ds, rstd = (float)(1.0 / sqrt(var + (double)eps));
+    if (r >= rows)
+        return;
+    const int ch = g * cg + 2 * k;
+    const float a0 = rstd * (gamma ? cuda_ld(gamma + ch) : 1.0f);
+    const float a1 = rstd * (gamma ? cuda_ld(gamma + ch + 1) : 1.0f);
+    const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) - mean * a0};
+    const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) - mean * a1};
+#pragma unroll 4
+    for (int64_t p = r; p < positions; p += rows) {
+        const float2 v = gn_ld2(xb + p * c);
+        gn_st2(yb + p * c, gn_out<SILU>(v.x, ab0), gn_out<SILU>(v.y, ab1));
+    }
+}
+
+/* Whether the one-kernel path can take x → y (kernel: options.group_norm_kernel; 0
+ * chooses it for groups of at most GN_FUSED_MAX values). */
+static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int groups, int kernel)
+{
+    const int64_t c = tensor_last_dim(x), cg = c / groups;
+    const int64_t per_group = tensor_numel(x) / x->shape[0] / groups;
+    const bool can = dtype_size(y->dtype) == 2 && cg % 2 == 0 && cg / 2 <= GN_FUSED_THREADS &&
+                     ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0;
+    return can && (kernel == 2 || (kernel == 0 && per_group <= GN_FUSED_MAX));
+}
+
 /* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least
  * GN_MIN_ROWS positions each, at most GN_MAX_PAIR_CHUNKS. */
 #define GN_BLOCKS 1024
@@ -322,6 +425,26 @@ static void gn_launch(const struct tensor *x, const struct tensor *gamma,
                                                           total, positions, c);
 }
 
+template <typename T>
+static void gn_launch_fused(const struct tensor *x, const struct tensor *gamma,
+                            const struct tensor *beta, const struct group_norm_params *p,
+                            struct tensor *y, cudaStream_t st)
+{
+    const int64_t n = x->shape[0], c = tensor_last_dim(x);
+    const int64_t positions = tensor_numel(x) / (n * c);
+    const T *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
+    const T *bp = beta ? (const T *)beta->data : (const T *)NULL;
+    const dim3 grid((unsigned)p->groups, (unsigned)n);
+    if constexpr (sizeof(T) == 2) { /* gn_use_fused: f16/bf16 only */
+        if (p->silu)
+            gn_fused_kernel<T, true><<<grid, GN_FUSED_THREADS, 0, st>>>(
+                (const T *)x->data, (T *)y->data, gp, bp, positions, (int)c, p->groups, p->eps);
+        else
+            gn_fused_kernel<T, false><<<grid, GN_FUSED_THREADS, 0, st>>>(
+                (const T *)x->data, (T *)y->data, gp, bp, positions, (int)c, p->groups, p->eps);
+    }
+}
+
 enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
                             const struct tensor *beta, const struct group_norm_params *p,
                             struct tensor *y, struct errbuf *err)
@@ -332,6 +455,10 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
         return status_fail(err, STATUS_UNSUPPORTED, "cuda group_norm: batch %lld too large",
                            (long long)x->shape[0]);
     const int64_t c = tensor_last_dim(x), positions = tensor_numel(x) / x->shape[0] / c;
+    if (gn_use_fused(x, y, p->groups, cb->group_norm_kernel)) {
+        CUDA_DISPATCH(y->dtype, gn_launch_fused<T>(x, gamma, beta, p, y, cb->stream));
+        return cuda_check_launch(cb, "group_norm", err);
+    }
     const size_t scratch_bytes =
         gn_scratch_floats(x->shape[0], c, positions, p->groups) * sizeof(float);
     TRY(cuda_scratch_reserve(cb, scratch_bytes, err));

@@ -265,35 +265,38 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
     return s;
 }
 
-/* The step at 2 and 16 rows with the backend's default convolution plan (cuDNN's
- * heuristic choice, small maps as im2col + GEMM), then (on CUDA) with every 3×3
- * convolution on cuDNN ("unet_step_cudnn") and with cuDNN's timed search
- * ("unet_step_find"), eager only; the default plan is restored for what follows. */
+/* The step at 2 and 16 rows with the backend's default plan, then (on CUDA, eager
+ * only) with one planning choice changed each: small convolutions as im2col + GEMM
+ * ("unet_step_im2col", conv_gemm_rows 8192), cuDNN's timed search ("unet_step_find"),
+ * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
+ * ("unet_step_gn_split", "unet_step_gn_fused"); the default is restored after. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
-    static const struct {
-        const char *part;
-        bool find;
-        bool gemm;
-    } plans[] = {{"unet_step", false, true},
-                 {"unet_step_cudnn", false, false},
-                 {"unet_step_find", true, true}};
     struct cuda_backend_options def;
     cuda_backend_options_default(&def);
+    struct cuda_backend_options plans[6];
+    const char *names[6] = {"unet_step", "unet_step_im2col", "unet_step_find",
+                            "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused"};
+    for (int i = 0; i < 6; i++)
+        plans[i] = def;
+    plans[1].conv_gemm_rows = 8192;
+    plans[2].cudnn_find = true;
+    plans[3].gemm_autotune = true;
+    plans[4].group_norm_kernel = 1;
+    plans[5].group_norm_kernel = 2;
     enum status s = STATUS_OK;
-    for (size_t i = 0; i < sizeof plans / sizeof plans[0] && s == STATUS_OK; i++) {
+    for (int i = 0; i < 6 && s == STATUS_OK; i++) {
         if (i > 0 && b->o.cpu)
             break;
         if (i > 0)
-            cuda_backend_set_conv_plan(b->be, plans[i].find,
-                                       plans[i].gemm ? def.conv_gemm_rows : 0);
+            cuda_backend_set_plan(b->be, &plans[i]);
         double med = 0;
-        s = bench_unet_rows(b, 2, plans[i].part, i == 0, &med, err);
+        s = bench_unet_rows(b, 2, names[i], i == 0, &med, err);
         if (s == STATUS_OK)
-            s = bench_unet_rows(b, UNET_MAX_ROWS, plans[i].part, i == 0, &med, err);
+            s = bench_unet_rows(b, UNET_MAX_ROWS, names[i], i == 0, &med, err);
     }
     if (!b->o.cpu)
-        cuda_backend_set_conv_plan(b->be, def.cudnn_find, def.conv_gemm_rows);
+        cuda_backend_set_plan(b->be, &def);
     return s;
 }
 
@@ -487,6 +490,33 @@ static enum status bench_vae(struct bench *b, struct errbuf *err)
         json_entry(b, buf);
         s = timed_graph(b, "vae_decode", vae_run, &v, err);
     }
+    /* the VAE with the other convolution plan and GroupNorm kernels, eager */
+    static const struct {
+        const char *part;
+        int conv_gemm_rows, gn;
+    } alts[] = {{"vae_decode_im2col", 8192, 0}, {"vae_decode_gn_split", -1, 1},
+                {"vae_decode_gn_fused", -1, 2}};
+    struct cuda_backend_options def;
+    cuda_backend_options_default(&def);
+    for (size_t i = 0; s == STATUS_OK && !b->o.cpu && i < sizeof alts / sizeof alts[0]; i++) {
+        struct cuda_backend_options o = def;
+        if (alts[i].conv_gemm_rows >= 0)
+            o.conv_gemm_rows = alts[i].conv_gemm_rows;
+        o.group_norm_kernel = alts[i].gn;
+        cuda_backend_set_plan(b->be, &o);
+        s = timed(b, vae_run, &v, 2, b->o.repeat, &med, &best, err);
+        if (s == STATUS_OK) {
+            printf("%s 1 image %dx%d, %s: median %.2f ms, best %.2f ms\n", alts[i].part,
+                   b->o.size, b->o.size, dtype_name(b->o.dtype), med * 1e3, best * 1e3);
+            char buf[256];
+            snprintf(buf, sizeof buf,
+                     "{\"part\":\"%s\",\"size\":%d,\"median_ms\":%.3f,\"best_ms\":%.3f}",
+                     alts[i].part, b->o.size, med * 1e3, best * 1e3);
+            json_entry(b, buf);
+        }
+    }
+    if (!b->o.cpu)
+        cuda_backend_set_plan(b->be, &def);
     if (s == STATUS_OK && b->o.profile > 0) {
         char title[128];
         snprintf(title, sizeof title, "vae decode, 1 image %dx%d, %s", b->o.size, b->o.size,

@@ -33,9 +33,11 @@
 struct suite {
     struct backend *cpu, *gpu;
     struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar),
-                                   every convolution but 1×1 on cuDNN (conv_gemm_rows 0) */
-    struct backend *gpu_padded; /* flash attention on the padded kernels */
-    struct backend *gpu_stages; /* flash attention on three K/V stages */
+                                   small convolutions as im2col + GEMM (conv_gemm_rows) */
+    struct backend *gpu_padded; /* flash attention on the padded kernels; GroupNorm on
+                                   the statistics/merge/apply kernels; GEMMs autotuned */
+    struct backend *gpu_stages; /* flash attention on three K/V stages; GroupNorm on the
+                                   one-kernel path wherever it applies */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -734,16 +736,20 @@ int main(int argc, char **argv)
         return 1;
     }
     opt.attention_scalar = true;
-    opt.conv_gemm_rows = 0;
+    opt.conv_gemm_rows = 8192;
     if (cuda_backend_create(&opt, &su.gpu_scalar, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (scalar attention): %s\n", err.msg);
         return 1;
     }
     opt.attention_scalar = false;
-    opt.conv_gemm_rows = 8192;
+    opt.conv_gemm_rows = 0;
     opt.attention_kernel = CUDA_ATTENTION_PADDED;
+    opt.group_norm_kernel = 1;
+    opt.gemm_autotune = true;
     enum status sp = cuda_backend_create(&opt, &su.gpu_padded, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT3;
+    opt.group_norm_kernel = 2;
+    opt.gemm_autotune = false;
     if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_stages, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
@@ -769,7 +775,13 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_stages, "[3 stages]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
-                check_case(&su, su.gpu_scalar, "[cudnn]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
+            if (CASES[i].fn == c_group_norm) {
+                check_case(&su, su.gpu_padded, "[gn split]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_stages, "[gn fused]", &CASES[i], DTYPES[d]);
+            }
+            if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul)
+                check_case(&su, su.gpu_padded, "[autotuned]", &CASES[i], DTYPES[d]);
         }
     }
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
