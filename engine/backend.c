@@ -238,6 +238,62 @@ enum status backend_linear(const struct tensor *x, const struct tensor *w,
                     y->backend->ops->linear(y->backend, x, w, bias, residual, y, err));
 }
 
+/* y[g] of a stacked tensor (G leading) as its own tensor: dims 1.. of t, data at g. */
+static struct tensor stack_part(const struct tensor *t, int64_t g)
+{
+    struct tensor p = *t;
+    p.ndim = t->ndim - 1;
+    for (int d = 0; d < TENSOR_MAX_DIMS; d++)
+        p.shape[d] = d + 1 < TENSOR_MAX_DIMS ? t->shape[d + 1] : 1;
+    p.data = (char *)t->data + (size_t)g * (size_t)tensor_numel(&p) * dtype_size(t->dtype);
+    return p;
+}
+
+static enum status linear_stack_each(const struct tensor *x, const struct tensor *w,
+                                     struct tensor *y, struct errbuf *err)
+{
+    for (int64_t g = 0; g < w->shape[0]; g++) {
+        const struct tensor wg = stack_part(w, g);
+        struct tensor yg = stack_part(y, g);
+        TRY(y->backend->ops->linear(y->backend, x, &wg, NULL, NULL, &yg, err));
+    }
+    return STATUS_OK;
+}
+
+static enum status linear_stack_run(const struct tensor *x, const struct tensor *w,
+                                    struct tensor *y, struct errbuf *err)
+{
+    const struct backend_ops *ops = y->backend->ops;
+    if (ops->linear_stack) {
+        struct errbuf quiet;
+        errbuf_clear(&quiet);
+        enum status s = ops->linear_stack(y->backend, x, w, y, &quiet);
+        if (s != STATUS_UNSUPPORTED) {
+            if (s != STATUS_OK && err)
+                *err = quiet;
+            return s;
+        }
+    }
+    return linear_stack_each(x, w, y, err);
+}
+
+enum status backend_linear_stack(const struct tensor *x, const struct tensor *w,
+                                 struct tensor *y, struct errbuf *err)
+{
+    TRY(check_tensor(y, "linear_stack output", err));
+    TRY(check_peer(x, "linear_stack input", y, false, err));
+    TRY(check_peer(w, "linear_stack weight", y, false, err));
+    if (w->ndim != 3 || w->shape[2] != tensor_last_dim(x))
+        return shape_error(err, "linear_stack", "weight", w);
+    bool ok = y->ndim == x->ndim + 1 && y->shape[0] == w->shape[0] &&
+              tensor_last_dim(y) == w->shape[1];
+    for (int d = 0; ok && d + 1 < x->ndim; d++)
+        ok = y->shape[d + 1] == x->shape[d];
+    if (!ok)
+        return shape_error(err, "linear_stack", "output", y);
+    return DISPATCH(y->backend, "linear_stack", x, w, y, linear_stack_run(x, w, y, err));
+}
+
 enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool trans_b,
                            float alpha, struct tensor *y, struct errbuf *err)
 {

@@ -89,6 +89,9 @@ struct backend_ops {
     enum status (*linear)(struct backend *b, const struct tensor *x, const struct tensor *w,
                           const struct tensor *bias, const struct tensor *residual,
                           struct tensor *y, struct errbuf *err);
+    /* optional (NULL or STATUS_UNSUPPORTED: backend.c runs G linears) */
+    enum status (*linear_stack)(struct backend *b, const struct tensor *x,
+                                const struct tensor *w, struct tensor *y, struct errbuf *err);
     enum status (*matmul)(struct backend *b, const struct tensor *a, const struct tensor *bm,
                           bool trans_b, float alpha, struct tensor *y, struct errbuf *err);
     enum status (*group_norm)(struct backend *b, const struct tensor *x,
@@ -193,6 +196,12 @@ enum status backend_conv2d(const struct tensor *x, const struct tensor *w,
 enum status backend_linear(const struct tensor *x, const struct tensor *w,
                            const struct tensor *bias, const struct tensor *residual,
                            struct tensor *y, struct errbuf *err);
+
+/* G linears of one input, their outputs stacked: y[g] = x{rows,in} · w[g]ᵀ for
+ * w{G,out,in}, y{G, x's leading dims, out} (no bias: attention's Q/K/V projections in
+ * one call).  A backend without a stacked GEMM runs G linears on views. */
+enum status backend_linear_stack(const struct tensor *x, const struct tensor *w,
+                                 struct tensor *y, struct errbuf *err);
 
 /* y{B,M,N} = alpha · a{B,M,K} · bm{B,K,N} (or bm{B,N,K}ᵀ when trans_b). */
 enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool trans_b,

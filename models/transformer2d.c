@@ -41,8 +41,7 @@ static enum status load_lin(const struct weights *w, const char *prefix, const c
 static void attention_free(struct t2d_attention *a)
 {
     backend_free(&a->to_q);
-    backend_free(&a->to_k);
-    backend_free(&a->to_v);
+    backend_free(&a->proj);
     backend_free(&a->to_out_w);
     backend_free(&a->to_out_b);
 }
@@ -79,14 +78,22 @@ void transformer2d_free(struct transformer2d *t)
     memset(t, 0, sizeof *t);
 }
 
-/* attn: "<prefix>.to_q.weight" … "<prefix>.to_out.0.bias"; keys/values from kv_dim. */
+/* attn: "<prefix>.to_q.weight" … "<prefix>.to_out.0.bias"; keys/values from kv_dim
+ * (self-attention: kv_dim 0, keys/values from the queries' input). */
 static enum status attention_load(struct t2d_attention *a, const struct weights *w,
                                   const char *prefix, int d, int kv_dim, struct backend *b,
                                   struct errbuf *err)
 {
-    TRY(load_lin(w, prefix, "to_q.weight", d, d, b, &a->to_q, err));
-    TRY(load_lin(w, prefix, "to_k.weight", d, kv_dim, b, &a->to_k, err));
-    TRY(load_lin(w, prefix, "to_v.weight", d, kv_dim, b, &a->to_v, err));
+    char q[NAME_MAX_], k[NAME_MAX_], v[NAME_MAX_];
+    const char *names[3] = {join(q, sizeof q, prefix, ".", "to_q.weight"),
+                            join(k, sizeof k, prefix, ".", "to_k.weight"),
+                            join(v, sizeof v, prefix, ".", "to_v.weight")};
+    if (kv_dim == 0)
+        TRY(weights_load_linear_stack(w, names, 3, d, d, b, &a->proj, err));
+    else {
+        TRY(load_lin(w, prefix, "to_q.weight", d, d, b, &a->to_q, err));
+        TRY(weights_load_linear_stack(w, names + 1, 2, d, kv_dim, b, &a->proj, err));
+    }
     TRY(load_lin(w, prefix, "to_out.0.weight", d, d, b, &a->to_out_w, err));
     return load_vec(w, prefix, "to_out.0.bias", d, b, &a->to_out_b, err);
 }
@@ -101,7 +108,7 @@ static enum status block_load(struct t2d_block *blk, const struct weights *w, co
     TRY(load_vec(w, prefix, "norm2.bias", d, b, &blk->norm2_b, err));
     TRY(load_vec(w, prefix, "norm3.weight", d, b, &blk->norm3_w, err));
     TRY(load_vec(w, prefix, "norm3.bias", d, b, &blk->norm3_b, err));
-    TRY(attention_load(&blk->attn1, w, join(sub, sizeof sub, prefix, ".", "attn1"), d, d, b, err));
+    TRY(attention_load(&blk->attn1, w, join(sub, sizeof sub, prefix, ".", "attn1"), d, 0, b, err));
     TRY(attention_load(&blk->attn2, w, join(sub, sizeof sub, prefix, ".", "attn2"), d, cross_dim,
                        b, err));
     TRY(load_lin(w, prefix, "ff.net.0.proj.weight", 8 * (int64_t)d, d, b, &blk->ff_in_w, err));
@@ -162,24 +169,39 @@ static enum status ws_tensor3(struct workspace *ws, int64_t a, int64_t b, int64_
     return workspace_tensor(ws, 3, (int64_t[]){a, b, c}, out, err);
 }
 
-/* y{B,N,D} = x + to_out(attention(to_q(n), to_k(kv), to_v(kv))); n{B,N,D}, kv{B,L,Ckv}. */
+/* Part g of a stacked {G, B, N, D} tensor as {B, N, D}. */
+static struct tensor stacked_part(const struct tensor *t, int g)
+{
+    struct tensor p = tensor_desc3(t->dtype, t->shape[1], t->shape[2], t->shape[3]);
+    p.backend = t->backend;
+    p.data = (char *)t->data + (size_t)g * tensor_nbytes(&p);
+    return p;
+}
+
+/* y{B,N,D} = x + to_out(attention(q, k, v)); n{B,N,D}, kv{B,L,Ckv}.  Self-attention
+ * (a->proj {3,D,D}): q, k, v = n·[to_q; to_k; to_v]ᵀ in one stacked GEMM; cross: q =
+ * to_q(n), then k, v = kv·[to_k; to_v]ᵀ in one. */
 static enum status attention_forward(const struct transformer2d *t, const struct t2d_attention *a,
                                      struct workspace *ws, const struct tensor *n,
                                      const struct tensor *kv, const struct tensor *x,
                                      struct tensor *y, struct errbuf *err)
 {
     int64_t bsz = n->shape[0], nq = n->shape[1], nk = kv->shape[1], d = t->inner;
+    const bool self = a->proj.shape[0] == 3;
     struct workspace_mark mark = workspace_mark(ws);
-    struct tensor q, k, v, o; /* q,o {B,N,D}; k,v {B,L,D} */
+    struct tensor qs, kvs, o; /* qs {1,B,N,D} (cross only); kvs {2|3,B,L,D}; o {B,N,D} */
     enum status s;
-    if ((s = ws_tensor3(ws, bsz, nq, d, &q, err)) != STATUS_OK ||
-        (s = ws_tensor3(ws, bsz, nk, d, &k, err)) != STATUS_OK ||
-        (s = ws_tensor3(ws, bsz, nk, d, &v, err)) != STATUS_OK ||
+    if ((s = workspace_tensor(ws, 4, (int64_t[]){self ? 3 : 2, bsz, nk, d}, &kvs, err)) !=
+            STATUS_OK ||
+        (!self && (s = workspace_tensor(ws, 4, (int64_t[]){1, bsz, nq, d}, &qs, err)) !=
+                      STATUS_OK) ||
         (s = ws_tensor3(ws, bsz, nq, d, &o, err)) != STATUS_OK)
         goto out;
-    if ((s = backend_linear(n, &a->to_q, NULL, NULL, &q, err)) != STATUS_OK ||
-        (s = backend_linear(kv, &a->to_k, NULL, NULL, &k, err)) != STATUS_OK ||
-        (s = backend_linear(kv, &a->to_v, NULL, NULL, &v, err)) != STATUS_OK)
+    if ((s = backend_linear_stack(kv, &a->proj, &kvs, err)) != STATUS_OK)
+        goto out;
+    struct tensor q = self ? stacked_part(&kvs, 0) : stacked_part(&qs, 0);
+    const struct tensor k = stacked_part(&kvs, self ? 1 : 0), v = stacked_part(&kvs, self ? 2 : 1);
+    if (!self && (s = backend_linear(n, &a->to_q, NULL, NULL, &q, err)) != STATUS_OK)
         goto out;
     struct attention_params p = {
         .heads = t->cfg.heads,

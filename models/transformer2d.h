@@ -33,7 +33,10 @@ struct transformer2d_config {
 };
 
 struct t2d_attention {
-    struct tensor to_q, to_k, to_v; /* {D,D}, {D,Ckv}, {D,Ckv} */
+    /* self-attention: proj {3,D,D} = to_q, to_k, to_v stacked, to_q unused (no data);
+     * cross-attention: to_q {D,D}, proj {2,D,Ckv} = to_k, to_v stacked
+     * (backend_linear_stack: one GEMM for the stacked projections) */
+    struct tensor to_q, proj;
     struct tensor to_out_w, to_out_b; /* {D,D}, {D} */
 };
 

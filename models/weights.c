@@ -328,6 +328,28 @@ enum status weights_load_linear(const struct weights *w, const char *name, int64
     return s;
 }
 
+enum status weights_load_linear_stack(const struct weights *w, const char *const *names, int g,
+                                      int64_t n_out, int64_t n_in, struct backend *b,
+                                      struct tensor *out, struct errbuf *err)
+{
+    const size_t each = (size_t)n_out * (size_t)n_in;
+    float *all = malloc((size_t)g * each * sizeof *all);
+    if (!all)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: tensor '%s': out of memory",
+                           w->label, names[0]);
+    enum status s = STATUS_OK;
+    for (int i = 0; i < g && s == STATUS_OK; i++) {
+        struct safetensors_tensor t;
+        s = find_conv(w, names[i], n_out, n_in, 1, 1, &t, err);
+        if (s == STATUS_OK)
+            s = safetensors_read_f32(w->st, &t, all + (size_t)i * each, each, err);
+    }
+    if (s == STATUS_OK)
+        s = upload_new(b, 3, (int64_t[]){g, n_out, n_in}, all, out, err);
+    free(all);
+    return s;
+}
+
 enum status weights_read_f32(const struct weights *w, const char *name, float *dst, size_t n,
                              struct errbuf *err)
 {

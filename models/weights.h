@@ -103,6 +103,12 @@ enum status weights_load_linear(const struct weights *w, const char *name, int64
                                 int64_t n_in, struct backend *b, struct tensor *out,
                                 struct errbuf *err);
 
+/* Loads g linear weights {out,in} (names[0..g)) as one {g,out,in} tensor (for
+ * backend_linear_stack); each as weights_load_linear accepts it. */
+enum status weights_load_linear_stack(const struct weights *w, const char *const *names, int g,
+                                      int64_t n_out, int64_t n_in, struct backend *b,
+                                      struct tensor *out, struct errbuf *err);
+
 /* Reads `name` (n elements, any float dtype; a row slice reads only its rows) into
  * host floats; errors as weights_load's. */
 enum status weights_read_f32(const struct weights *w, const char *name, float *dst, size_t n,

@@ -413,6 +413,7 @@ static const struct backend_ops cuda_ops = {
     .mark_seconds = cuda_mark_seconds,
     .conv2d = cuda_conv2d,
     .linear = cuda_linear,
+    .linear_stack = cuda_linear_stack,
     .matmul = cuda_matmul,
     .group_norm = cuda_group_norm,
     .layer_norm = cuda_layer_norm,

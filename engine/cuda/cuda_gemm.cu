@@ -5,7 +5,9 @@
  *           A = w (stored in×out column-major, transposed), B = x (in×rows), bias in
  *           the epilogue (CUBLASLT_EPILOGUE_BIAS: one value per output feature, i.e.
  *           per row of Yᶜ), residual as C with β = 1;
- *   matmul  y{B,M,N} = α·a·bm  ⇔  Yᶜ{N,M} = op(bm)·aᶜ, strided-batched.
+ *   matmul  y{B,M,N} = α·a·bm  ⇔  Yᶜ{N,M} = op(bm)·aᶜ, strided-batched;
+ *   linear_stack  y[g] = x·w[g]ᵀ: linear's roles, strided-batched over g with x's
+ *           batch stride 0.
  * f16/bf16 operands with f32 compute and scale; f32 with TF32 tensor cores when
  * allowed.  Descriptors and the heuristic's first algorithm (options.gemm_autotune: the
  * fastest of its first GEMM_CANDIDATES, timed on first use) are cached per (shape,
@@ -322,6 +324,25 @@ enum status cuda_linear(struct backend *b, const struct tensor *x, const struct 
     k.residual = residual != NULL;
     return gemm(cuda_of(b), &k, w->data, x->data, residual ? residual->data : NULL,
                 bias ? bias->data : NULL, y->data, 1.0f, err);
+}
+
+/* y{G,rows,out}[g] = x{rows,in} · w{G,out,in}[g]ᵀ: one strided-batched GEMM, x's batch
+ * stride 0 (every g reads the same x). */
+enum status cuda_linear_stack(struct backend *b, const struct tensor *x, const struct tensor *w,
+                              struct tensor *y, struct errbuf *err)
+{
+    struct gemm_key k;
+    memset(&k, 0, sizeof k);
+    k.batch = w->shape[0];   /* G */
+    k.m = w->shape[1];       /* out */
+    k.n = tensor_rows(x);    /* rows */
+    k.k = w->shape[2];       /* in */
+    k.stride_a = k.m * k.k;  /* w[g] */
+    k.stride_b = 0;          /* x, shared */
+    k.stride_d = k.m * k.n;  /* y[g] */
+    k.dtype = y->dtype;
+    k.trans_a = true;
+    return gemm(cuda_of(b), &k, w->data, x->data, NULL, NULL, y->data, 1.0f, err);
 }
 
 enum status cuda_matmul(struct backend *b, const struct tensor *a, const struct tensor *bm,

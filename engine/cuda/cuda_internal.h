@@ -156,6 +156,8 @@ enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct 
 enum status cuda_linear(struct backend *b, const struct tensor *x, const struct tensor *w,
                         const struct tensor *bias, const struct tensor *residual,
                         struct tensor *y, struct errbuf *err);
+enum status cuda_linear_stack(struct backend *b, const struct tensor *x, const struct tensor *w,
+                              struct tensor *y, struct errbuf *err);
 enum status cuda_matmul(struct backend *b, const struct tensor *a, const struct tensor *bm,
                         bool trans_b, float alpha, struct tensor *y, struct errbuf *err);
 enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,

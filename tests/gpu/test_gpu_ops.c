@@ -196,6 +196,22 @@ static struct tensor *c_linear(struct run *r, const struct case_def *c, float **
     return y;
 }
 
+/* w{G,out,in}: y{G, x's leading dims, out} */
+static struct tensor *c_linear_stack(struct run *r, const struct case_def *c, float **in)
+{
+    struct tensor *x = IN(0), *w = IN(1);
+    if (r->s != STATUS_OK)
+        return NULL;
+    int64_t ys[4] = {w->shape[0], 1, 1, 1};
+    for (int d = 0; d + 1 < x->ndim; d++)
+        ys[d + 1] = x->shape[d];
+    ys[x->ndim] = w->shape[1];
+    struct tensor *y = mk(r, x->ndim + 1, ys, NULL);
+    if (r->s == STATUS_OK)
+        r->s = backend_linear_stack(x, w, y, &r->err);
+    return y;
+}
+
 static struct tensor *c_matmul(struct run *r, const struct case_def *c, float **in)
 {
     struct tensor *a = IN(0), *bm = IN(1);
@@ -360,6 +376,9 @@ static const struct case_def CASES[] = {
     {"linear_sd_qkv", c_linear, 2, {3, 2}, {{2, 4096, 320}, {320, 320}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_sd_out_res", c_linear, 3, {3, 2, 1}, {{2, 4096, 320}, {320, 320}, S1(320)}, -1, 1, TOL_GEMM, 0, 0, 0, true, {0}},
     {"linear_sd_geglu_proj", c_linear, 3, {3, 2, 1}, {{2, 4096, 320}, {2560, 320}, S1(2560)}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_stack_odd", c_linear_stack, 2, {2, 3}, {{7, 37}, {3, 29, 37}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_stack_sd_qkv", c_linear_stack, 2, {3, 3}, {{2, 4096, 320}, {3, 320, 320}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_stack_sd_ctx_kv", c_linear_stack, 2, {3, 3}, {{2, 77, 768}, {2, 1280, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_sd_ctx_k", c_linear, 2, {3, 2}, {{2, 77, 768}, {320, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     /* matmul: {a, b}; flag trans_b, f0 alpha */
     {"matmul_odd", c_matmul, 2, {3, 3}, {{3, 17, 23}, {3, 23, 19}}, -1, 1, TOL_GEMM, 0, 0, 1.0f, false, {0}},
@@ -780,7 +799,8 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_padded, "[gn split]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_stages, "[gn fused]", &CASES[i], DTYPES[d]);
             }
-            if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul)
+            if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul ||
+                CASES[i].fn == c_linear_stack)
                 check_case(&su, su.gpu_padded, "[autotuned]", &CASES[i], DTYPES[d]);
         }
     }

@@ -206,10 +206,25 @@ START_TEST(test_gemm_class_rejects)
     expect_invalid(backend_linear(&ly, &lw, NULL, NULL, &ly, &err), &err, "linear",
                    "in features");
     expect_invalid(backend_matmul(&lx, &lx, false, 1.0f, &ly, &err), &err, "matmul", "K");
+    /* stacked linears: w{G,out,in}, y{G, x's leading dims, out} */
+    struct tensor sw = make(3, 3, 32, 16, 1), sy = make(4, 3, 2, 5, 32);
+    struct tensor sy_g = make(4, 2, 2, 5, 32), sy_rows = make(4, 3, 2, 4, 32);
+    expect_invalid(backend_linear_stack(&lx, &lw, &sy, &err), &err, "linear_stack",
+                   "2-D weight");
+    expect_invalid(backend_linear_stack(&lx, &sw, &sy_g, &err), &err, "linear_stack",
+                   "G of the output");
+    expect_invalid(backend_linear_stack(&lx, &sw, &sy_rows, &err), &err, "linear_stack",
+                   "rows of the output");
+    expect_invalid(backend_linear_stack(&ly, &sw, &sy, &err), &err, "linear_stack",
+                   "in features");
     expect_untouched(&y);
     expect_untouched(&ly);
+    expect_untouched(&sy);
+    expect_untouched(&sy_g);
+    expect_untouched(&sy_rows);
 
-    struct tensor *all[] = {&x, &w, &y, &w_bad, &bias_bad, &lw, &lx, &ly, &ly_bad};
+    struct tensor *all[] = {&x,  &w,  &y,  &w_bad, &bias_bad, &lw,     &lx,
+                            &ly, &ly_bad, &sw, &sy,  &sy_g,    &sy_rows};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         backend_free(all[i]);
 }

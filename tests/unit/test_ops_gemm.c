@@ -150,6 +150,43 @@ START_TEST(test_linear_random_shapes)
 }
 END_TEST
 
+/* Stacked linears: y[g] = x·w[g]ᵀ for each g, on x{2, rows, in}, against the reference
+ * of each part (the CPU backend runs them as G linears on views). */
+START_TEST(test_linear_stack)
+{
+    struct backend *b = backend_for_path(_i);
+    const int64_t g = 3, rows = 10, in = 37, out = 24;
+    float *x = test_random_floats((size_t)(2 * rows * in), 51, -1, 1);
+    float *w = test_random_floats((size_t)(g * out * in), 52, -1, 1);
+    struct tensor tx = test_tensor(b, 3, (int64_t[]){2, rows, in}, x);
+    struct tensor tw = test_tensor(b, 3, (int64_t[]){g, out, in}, w);
+    struct tensor ty = test_tensor(b, 4, (int64_t[]){g, 2, rows, out}, NULL);
+    struct errbuf err;
+    enum status s = backend_linear_stack(&tx, &tw, &ty, &err);
+    ck_assert_msg(s == STATUS_OK, "linear_stack: %s", err.msg);
+    float *got = test_download(&ty);
+    const size_t part = (size_t)(2 * rows * out);
+    double *want = malloc(part * sizeof *want), *absum = malloc(part * sizeof *absum);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_ptr_nonnull(absum);
+    const struct linear_case c = {2 * rows, in, out, false, false};
+    for (int64_t k = 0; k < g; k++) {
+        linear_ref(&c, x, w + k * out * in, NULL, NULL, want, absum);
+        char what[64];
+        snprintf(what, sizeof what, "linear_stack part %lld", (long long)k);
+        check_close(what, got + k * (int64_t)part, want, absum, part, in);
+    }
+    free(want);
+    free(absum);
+    free(got);
+    backend_free(&ty);
+    backend_free(&tw);
+    backend_free(&tx);
+    free(w);
+    free(x);
+}
+END_TEST
+
 /* Thread counts other than the default: 1 (no split) and 3 (uneven split). */
 START_TEST(test_linear_thread_counts)
 {
@@ -303,6 +340,7 @@ static Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_linear_edge_shapes, 0, 2);
     tcase_add_loop_test(tc, test_linear_random_shapes, 0, 2);
     tcase_add_loop_test(tc, test_linear_thread_counts, 0, 2);
+    tcase_add_loop_test(tc, test_linear_stack, 0, 2);
     tcase_add_loop_test(tc, test_matmul_shapes, 0, 2);
     tcase_add_loop_test(tc, test_matmul_random_shapes, 0, 2);
     tcase_add_test(tc, test_gemm_shape_errors);
