@@ -54,6 +54,8 @@ enum cuda_attention_kernel {
                                    for exactly them (no padding columns), two stages;
                                    other dims padded */
     CUDA_ATTENTION_EXACT3,      /* the same with three K/V stages */
+    CUDA_ATTENTION_EXACT_BK128, /* the same, two stages, key tiles of 128 for head dims
+                                   ≤ 80 (one 16-row tile per warp) */
 };
 
 struct cuda_backend_options {

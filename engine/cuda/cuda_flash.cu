@@ -333,22 +333,28 @@ static void fl_shape(int d, int *dp, int *bk)
 #define FL_WAVES 3
 
 /* Stable Diffusion's head dims (SD1: 40, 80, 160; SD2: 64; 128) on kernels built for
- * exactly them, ST stages; false: not one of them. */
-template <typename T, int ST>
+ * exactly them, ST stages, key tiles of 64 (BK2 = 2: of 128 for head dims ≤ 80, one row
+ * tile per warp); false: not one of them. */
+template <typename T, int ST, int BK2>
 static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t batch,
                             const struct cm_attn_dims *p, bool two, cudaStream_t st,
                             cudaError_t *e)
 {
     switch (p->d) {
     case 40:
-        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST>(q, k, v, y, batch, p, st)
-                 : fl_launch_as<T, 40, 48, 64, 1, ST>(q, k, v, y, batch, p, st);
+        *e = BK2 == 2 ? fl_launch_as<T, 40, 48, 128, 1, ST>(q, k, v, y, batch, p, st)
+             : two    ? fl_launch_as<T, 40, 48, 64, 2, ST>(q, k, v, y, batch, p, st)
+                      : fl_launch_as<T, 40, 48, 64, 1, ST>(q, k, v, y, batch, p, st);
         return true;
     case 64:
-        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST>(q, k, v, y, batch, p, st)
-                 : fl_launch_as<T, 64, 64, 64, 1, ST>(q, k, v, y, batch, p, st);
+        *e = BK2 == 2 ? fl_launch_as<T, 64, 64, 128, 1, ST>(q, k, v, y, batch, p, st)
+             : two    ? fl_launch_as<T, 64, 64, 64, 2, ST>(q, k, v, y, batch, p, st)
+                      : fl_launch_as<T, 64, 64, 64, 1, ST>(q, k, v, y, batch, p, st);
         return true;
-    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST>(q, k, v, y, batch, p, st); return true;
+    case 80:
+        *e = BK2 == 2 ? fl_launch_as<T, 80, 80, 128, 1, ST>(q, k, v, y, batch, p, st)
+                      : fl_launch_as<T, 80, 80, 64, 1, ST>(q, k, v, y, batch, p, st);
+        return true;
     case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST>(q, k, v, y, batch, p, st); return true;
     case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST>(q, k, v, y, batch, p, st); return true;
     default: return false;
@@ -389,11 +395,20 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
     const bool two = dp <= 64 && (row_tiles == 2 || (row_tiles == 0 &&
                                                      blocks2 >= (int64_t)FL_WAVES * sm_count));
     cudaError_t e = cudaSuccess;
-    if (kernel == CUDA_ATTENTION_EXACT3 && fl_launch_exact<T, 3>(q, k, v, y, batch, p, two, st, &e))
-        return e;
-    if (kernel != CUDA_ATTENTION_PADDED && kernel != CUDA_ATTENTION_EXACT3 &&
-        fl_launch_exact<T, 2>(q, k, v, y, batch, p, two, st, &e))
-        return e;
+    switch (kernel) {
+    case CUDA_ATTENTION_PADDED: break;
+    case CUDA_ATTENTION_EXACT3:
+        if (fl_launch_exact<T, 3, 1>(q, k, v, y, batch, p, two, st, &e))
+            return e;
+        break;
+    case CUDA_ATTENTION_EXACT_BK128:
+        if (fl_launch_exact<T, 2, 2>(q, k, v, y, batch, p, two, st, &e))
+            return e;
+        break;
+    default:
+        if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
+            return e;
+    }
     return fl_launch_padded<T>(q, k, v, y, batch, p, two, dp, st);
 }
 
@@ -401,7 +416,9 @@ static size_t fl_smem_for(int d)
 {
     int dp, bk;
     fl_shape(d, &dp, &bk);
-    return fl_smem(dp, bk, dp <= 64 ? 2 : 1, 3, 2);
+    const size_t three = fl_smem(dp, bk, dp <= 64 ? 2 : 1, 3, 2);
+    const size_t wide = dp <= 80 ? fl_smem(dp, 128, 1, 2, 2) : 0;
+    return three > wide ? three : wide;
 }
 
 bool cuda_flash_supports(const struct cuda_backend *cb, enum dtype dt, int d, const void *q,

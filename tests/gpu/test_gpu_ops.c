@@ -38,6 +38,7 @@ struct suite {
                                    the statistics/merge/apply kernels; GEMMs autotuned */
     struct backend *gpu_stages; /* flash attention on three K/V stages; GroupNorm on the
                                    one-kernel path wherever it applies */
+    struct backend *gpu_bk128;  /* flash attention on key tiles of 128 */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -769,7 +770,11 @@ int main(int argc, char **argv)
     opt.attention_kernel = CUDA_ATTENTION_EXACT3;
     opt.group_norm_kernel = 2;
     opt.gemm_autotune = false;
-    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_stages, &err) != STATUS_OK) {
+    if (sp == STATUS_OK)
+        sp = cuda_backend_create(&opt, &su.gpu_stages, &err);
+    opt.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
+    opt.group_norm_kernel = 0;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_bk128, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
     }
@@ -792,6 +797,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_scalar, "[scalar]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_padded, "[padded]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_stages, "[3 stages]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_bk128, "[bk 128]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
@@ -816,6 +822,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_scalar);
     backend_destroy(su.gpu_padded);
     backend_destroy(su.gpu_stages);
+    backend_destroy(su.gpu_bk128);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
