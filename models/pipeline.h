@@ -201,7 +201,7 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
  * SD_GRAPHS_MAX graphs, the least recently used replaced.
  * Ownership: the caller's (sd_graphs_destroy, before the backend).  Thread-safety: one
  * thread, the one that runs the steps. */
-#define SD_GRAPHS_MAX 16
+#define SD_GRAPHS_MAX 32
 
 struct sd_graphs;
 
