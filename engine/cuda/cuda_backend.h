@@ -56,6 +56,7 @@ enum cuda_attention_kernel {
     CUDA_ATTENTION_EXACT3,      /* the same with three K/V stages */
     CUDA_ATTENTION_EXACT_BK128, /* the same, two stages, key tiles of 128 for head dims
                                    ≤ 80 (one 16-row tile per warp) */
+    CUDA_ATTENTION_EXACT_SYNC1, /* EXACT2 with one barrier per key tile, not two */
 };
 
 struct cuda_backend_options {

@@ -66,8 +66,11 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
  * fragment loaded from shared memory (half the ldmatrix traffic per mma) at the cost of
  * twice the registers; fl_launch takes MT = 2 for the narrow heads when the grid still
  * fills the GPU.
- * ST: K/V stages in shared memory (2: tile j+1 loads while j is computed; 3: j+2 too). */
-template <typename T, int D, int DP, int BK, int MT, int ST>
+ * ST: K/V stages in shared memory (2: tile j+1 loads while j is computed; 3: j+2 too).
+ * SYNC1: one barrier per key tile — wait for tile j, barrier, then load tile j+ST−1
+ * into the stage tile j−1 used (every warp is past it) — instead of two (load, wait,
+ * barrier, compute, barrier). */
+template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
@@ -134,14 +137,20 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 
     for (int j = 0; j < tiles; j++) {
         const int64_t k0 = (int64_t)j * BK;
+        if constexpr (SYNC1) { /* tile j's group is the oldest pending but ST − 2 */
+            cm_cp_wait<ST - 2>();
+            __syncthreads();
+        }
         if (j + ST - 1 < tiles) { /* tile j+ST−1 into the stage tile j−1 used */
             T *nxt = kv + ((j + ST - 1) % ST) * 2 * BK * S;
             fl_load_rows(nxt, S, kb, ld, k0 + (ST - 1) * BK, BK, nk, chunks);
             fl_load_rows(nxt + BK * S, S, vb, ld, k0 + (ST - 1) * BK, BK, nk, chunks);
         }
         cm_cp_commit();
-        cm_cp_wait<ST - 1>();
-        __syncthreads();
+        if constexpr (!SYNC1) {
+            cm_cp_wait<ST - 1>();
+            __syncthreads();
+        }
         if (j == 0) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
@@ -271,7 +280,8 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                 }
             }
         }
-        __syncthreads(); /* this stage is reloaded ST − 1 iterations on */
+        if constexpr (!SYNC1)
+            __syncthreads(); /* this stage is reloaded ST − 1 iterations on */
     }
     cm_cp_wait<0>();
 
@@ -303,18 +313,18 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #endif
 }
 
-template <typename T, int D, int DP, int BK, int MT, int ST>
+template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1 = false>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
                                 const struct cm_attn_dims *p, cudaStream_t st)
 {
     const size_t smem = fl_smem(DP, BK, MT, ST, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST>,
+    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST, SYNC1>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
     const int rows = FL_QROWS * MT;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fl_kernel<T, D, DP, BK, MT, ST><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    fl_kernel<T, D, DP, BK, MT, ST, SYNC1><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -335,28 +345,31 @@ static void fl_shape(int d, int *dp, int *bk)
 /* Stable Diffusion's head dims (SD1: 40, 80, 160; SD2: 64; 128) on kernels built for
  * exactly them, ST stages, key tiles of 64 (BK2 = 2: of 128 for head dims ≤ 80, one row
  * tile per warp); false: not one of them. */
-template <typename T, int ST, int BK2>
+template <typename T, int ST, int BK2, bool SYNC1 = false>
 static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t batch,
                             const struct cm_attn_dims *p, bool two, cudaStream_t st,
                             cudaError_t *e)
 {
+    if constexpr (BK2 == 2) {
+        switch (p->d) {
+        case 40: *e = fl_launch_as<T, 40, 48, 128, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+        case 64: *e = fl_launch_as<T, 64, 64, 128, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+        case 80: *e = fl_launch_as<T, 80, 80, 128, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+        default: break; /* wider heads: the 64-key tiles below */
+        }
+    }
     switch (p->d) {
     case 40:
-        *e = BK2 == 2 ? fl_launch_as<T, 40, 48, 128, 1, ST>(q, k, v, y, batch, p, st)
-             : two    ? fl_launch_as<T, 40, 48, 64, 2, ST>(q, k, v, y, batch, p, st)
-                      : fl_launch_as<T, 40, 48, 64, 1, ST>(q, k, v, y, batch, p, st);
+        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST, SYNC1>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 40, 48, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st);
         return true;
     case 64:
-        *e = BK2 == 2 ? fl_launch_as<T, 64, 64, 128, 1, ST>(q, k, v, y, batch, p, st)
-             : two    ? fl_launch_as<T, 64, 64, 64, 2, ST>(q, k, v, y, batch, p, st)
-                      : fl_launch_as<T, 64, 64, 64, 1, ST>(q, k, v, y, batch, p, st);
+        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST, SYNC1>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 64, 64, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st);
         return true;
-    case 80:
-        *e = BK2 == 2 ? fl_launch_as<T, 80, 80, 128, 1, ST>(q, k, v, y, batch, p, st)
-                      : fl_launch_as<T, 80, 80, 64, 1, ST>(q, k, v, y, batch, p, st);
-        return true;
-    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST>(q, k, v, y, batch, p, st); return true;
-    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST>(q, k, v, y, batch, p, st); return true;
+    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
     default: return false;
     }
 }
@@ -403,6 +416,10 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
         break;
     case CUDA_ATTENTION_EXACT_BK128:
         if (fl_launch_exact<T, 2, 2>(q, k, v, y, batch, p, two, st, &e))
+            return e;
+        break;
+    case CUDA_ATTENTION_EXACT_SYNC1:
+        if (fl_launch_exact<T, 2, 1, true>(q, k, v, y, batch, p, two, st, &e))
             return e;
         break;
     default:

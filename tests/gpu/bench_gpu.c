@@ -430,6 +430,7 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
     } variants[] = {{"padded", 0, CUDA_ATTENTION_PADDED, 160},
                     {"3 stages", 0, CUDA_ATTENTION_EXACT3, 160},
                     {"bk 128", 0, CUDA_ATTENTION_EXACT_BK128, 80},
+                    {"1 sync", 0, CUDA_ATTENTION_EXACT_SYNC1, 160},
                     {"1 tile", 1, CUDA_ATTENTION_DEFAULT, 64},
                     {"2 tiles", 2, CUDA_ATTENTION_DEFAULT, 64}};
     enum { N_VARIANTS = sizeof variants / sizeof variants[0] };

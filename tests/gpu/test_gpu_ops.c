@@ -39,6 +39,7 @@ struct suite {
     struct backend *gpu_stages; /* flash attention on three K/V stages; GroupNorm on the
                                    one-kernel path wherever it applies */
     struct backend *gpu_bk128;  /* flash attention on key tiles of 128 */
+    struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -774,7 +775,10 @@ int main(int argc, char **argv)
         sp = cuda_backend_create(&opt, &su.gpu_stages, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
     opt.group_norm_kernel = 0;
-    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_bk128, &err) != STATUS_OK) {
+    if (sp == STATUS_OK)
+        sp = cuda_backend_create(&opt, &su.gpu_bk128, &err);
+    opt.attention_kernel = CUDA_ATTENTION_EXACT_SYNC1;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_sync1, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
     }
@@ -798,6 +802,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_padded, "[padded]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_stages, "[3 stages]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_bk128, "[bk 128]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_sync1, "[1 sync]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
@@ -823,6 +828,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_padded);
     backend_destroy(su.gpu_stages);
     backend_destroy(su.gpu_bk128);
+    backend_destroy(su.gpu_sync1);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
