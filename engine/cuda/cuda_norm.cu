@@ -305,7 +305,7 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg);
     float s = 0.0f, q = 0.0f;
     if (r < rows) {
-#pragma unroll 4
+#pragma unroll 8
         for (int64_t p = r; p < positions; p += rows) {
             const float2 v = gn_ld2(xb + p * c);
             const float a = v.x - shift, b = v.y - shift;
@@ -324,7 +324,7 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     const float a1 = rstd * (gamma ? cuda_ld(gamma + ch + 1) : 1.0f);
     const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) - mean * a0};
     const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) - mean * a1};
-#pragma unroll 4
+#pragma unroll 8
     for (int64_t p = r; p < positions; p += rows) {
         const float2 v = gn_ld2(xb + p * c);
         gn_st2(yb + p * c, gn_out<SILU>(v.x, ab0), gn_out<SILU>(v.y, ab1));
