@@ -8,11 +8,16 @@ slowdown (latency / the request's own single-request latency) stays <= 2.
 Modes: none (FIFO) and none_edf (due-ordered), request (FIFO gather),
 step_rr (one call per bucket per iteration, the old policy), step_edf (one bucket per
 iteration by due time), step_edf + the join rule.  Used to choose the step-mode policy
-before measuring it for real; `python3 tools/sched_sim.py`.
+before measuring it for real; `python3 tools/sched_sim.py` (`--gpu`: the H200's costs,
+where an extra row in a call is nearly free).
 """
 import random, heapq, sys
 # CPU costs (bundled model): per-call cost c0 + c1*rows, scaled by size; fixed a per request
 SIZES = {64: (1.95e-3, 1.545e-3, 5.8e-3), 96: (1.95e-3*1.69, 1.545e-3*1.69, 11e-3)}
+if '--gpu' in sys.argv:
+    # H200 run 6, U-Net graphs: alone 4.15 ms at 4 steps, 26.3 ms at 30 (64²), 4.35 / 27.1
+    # (96²): ~0.83 ms a call at 2 rows, ~0.8 ms fixed; an extra row assumed ~1 % of a call
+    SIZES = {64: (0.84e-3, 0.008e-3, 0.78e-3), 96: (0.87e-3, 0.009e-3, 0.86e-3)}
 def call(size, rows): c0, c1, _ = SIZES[size]; return c0 + c1*rows
 def alone(size, steps): return SIZES[size][2] + steps*call(size, 2)
 MAXROWS = 16
