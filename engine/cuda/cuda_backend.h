@@ -72,6 +72,8 @@ struct cuda_backend_options {
     bool gemm_autotune;      /* per GEMM shape, time cuBLASLt's candidate algorithms on
                                 first use (eagerly, never in a capture) and keep the
                                 fastest, instead of the heuristic's first */
+    bool no_linear_stack;    /* linear_stack as G linears instead of one strided-batched
+                                GEMM (benchmarks compare) */
     int group_norm_kernel;   /* 0: chosen per shape, 1: statistics/merge/apply kernels,
                                 2: one kernel per (sample, group) where it applies
                                 (benchmarks and tests compare) */
@@ -99,10 +101,10 @@ bool cuda_backend_broken(const struct backend *b);
 bool cuda_backend_is(const struct backend *b);
 
 /* Changes how ops are planned — opt's cudnn_find, conv_gemm_rows, gemm_autotune,
- * attention_kernel, attention_row_tiles and group_norm_kernel (the rest of opt is not
- * read) — and forgets the convolution and GEMM plans made so far, so that each shape
- * is planned again on its next use (benchmarks compare the choices).  Not during a
- * capture.  b must be a CUDA backend. */
+ * no_linear_stack, attention_kernel, attention_row_tiles and group_norm_kernel (the
+ * rest of opt is not read) — and forgets the convolution and GEMM plans made so far, so
+ * that each shape is planned again on its next use (benchmarks compare the choices).
+ * Not during a capture.  b must be a CUDA backend. */
 void cuda_backend_set_plan(struct backend *b, const struct cuda_backend_options *opt);
 
 /* Bytes the backend's memory pool holds now (in use and cached). */

@@ -269,23 +269,27 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
  * only) with one planning choice changed each: small convolutions as im2col + GEMM
  * ("unet_step_im2col", conv_gemm_rows 8192), cuDNN's timed search ("unet_step_find"),
  * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
- * ("unet_step_gn_split", "unet_step_gn_fused"); the default is restored after. */
+ * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as separate
+ * GEMMs ("unet_step_unstacked"); the default is restored after. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
     struct cuda_backend_options def;
     cuda_backend_options_default(&def);
-    struct cuda_backend_options plans[6];
-    const char *names[6] = {"unet_step", "unet_step_im2col", "unet_step_find",
-                            "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused"};
-    for (int i = 0; i < 6; i++)
+    enum { N_PLANS = 7 };
+    struct cuda_backend_options plans[N_PLANS];
+    const char *names[N_PLANS] = {"unet_step",          "unet_step_im2col",   "unet_step_find",
+                                  "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused",
+                                  "unet_step_unstacked"};
+    for (int i = 0; i < N_PLANS; i++)
         plans[i] = def;
     plans[1].conv_gemm_rows = 8192;
     plans[2].cudnn_find = true;
     plans[3].gemm_autotune = true;
     plans[4].group_norm_kernel = 1;
     plans[5].group_norm_kernel = 2;
+    plans[6].no_linear_stack = true;
     enum status s = STATUS_OK;
-    for (int i = 0; i < 6 && s == STATUS_OK; i++) {
+    for (int i = 0; i < N_PLANS && s == STATUS_OK; i++) {
         if (i > 0 && b->o.cpu)
             break;
         if (i > 0)
