@@ -373,6 +373,8 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
     counter_by(f, "diffusiond_scheduler_completed_total", "Admitted jobs completed, by result.",
                "result", results, results_v, 3);
     counter1(f, "diffusiond_unet_calls_total", "U-Net calls.", s->unet_calls);
+    counter1(f, "diffusiond_unet_graph_replays_total",
+             "U-Net calls replayed from a recorded CUDA graph.", s->unet_graph_replays);
     counter1(f, "diffusiond_vae_decode_calls_total", "VAE decoder calls.", s->decode_calls);
     counter1(f, "diffusiond_vae_decoded_images_total", "Images through the VAE decoder.",
              s->decoded_images);

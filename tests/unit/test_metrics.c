@@ -81,6 +81,7 @@ static void populate(struct metrics *m, struct scheduler_stats *s)
     s->rows_hist[40] = 1;
     s->rows_hist[SCHED_HIST_MAX] = 1; /* ≥ 64 rows */
     s->unet_calls = 13;
+    s->unet_graph_replays = 11;
     s->unet_rows = 5 + 8 + 32 + 40 + 80;
     s->submitted = 10;
     s->rejected_queue_full = 1;
@@ -199,6 +200,7 @@ START_TEST(test_rows_histogram)
     ck_assert_double_eq(sample(t, "diffusiond_unet_batch_rows_bucket{le=\"+Inf\"}"), 13);
     ck_assert_double_eq(sample(t, "diffusiond_unet_batch_rows_count"), 13);
     ck_assert_double_eq(sample(t, "diffusiond_unet_batch_rows_sum"), 165);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_graph_replays_total"), 11);
     free(t);
     /* without scheduler stats the scheduler families are absent */
     t = render(m, NULL);
