@@ -83,6 +83,7 @@ struct load_opts {
     int n_rates;           /* 0: chosen from the single-request latency */
     int threads, max_rows, max_wait_ms;
     int min_requests;      /* arrivals go on past the duration until this many */
+    int refine;            /* bisections of each mode's bracket after the walk */
     int sizes[2];
     uint64_t seed;
 };
@@ -94,7 +95,7 @@ static void usage(FILE *out)
             "                             [--duration S] [--rates r1,r2,...] [--threads N]\n"
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
             "                             [--min-requests N] [--json FILE] [--device D]\n"
-            "                             [--start-rate R] [--in-process]\n"
+            "                             [--start-rate R] [--refine N] [--in-process]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
             "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — sent over HTTP to a `diffusiond\n"
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
@@ -112,6 +113,8 @@ static void usage(FILE *out)
             "  --start-rate R where each mode's search begins (x allowed; default 0.3x with\n"
             "                 the default rates, else the lowest): up while the SLO is met,\n"
             "                 down while it is missed, until the boundary is bracketed\n"
+            "  --refine N     then N bisections (geometric) of each mode's bracket: the\n"
+            "                 goodput to a finer rate than the grid's (default 0)\n"
             "  --threads N    the server's CPU threads (default: every CPU)\n"
             "  --device D     the server's --device auto|cpu|cuda (default: its own, auto);\n"
             "                 with --in-process this process's (default cpu)\n"
@@ -166,7 +169,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"seed", required_argument, NULL, 'S'},     {"help", no_argument, NULL, 'h'},
         {"min-requests", required_argument, NULL, 'n'}, {"json", required_argument, NULL, 'j'},
         {"in-process", no_argument, NULL, 'i'},   {"device", required_argument, NULL, 'D'},
-        {"start-rate", required_argument, NULL, 'a'},
+        {"start-rate", required_argument, NULL, 'a'}, {"refine", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
@@ -196,6 +199,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'i': o->in_process = true; break;
         case 'D': o->device = optarg; break;
         case 'a': bad |= parse_list(optarg, &o->start_rate, &o->start_rel, 1) != 1; break;
+        case 'F': o->refine = atoi(optarg); bad |= o->refine < 0 || o->refine > 8; break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -544,6 +548,7 @@ static void print_rate(const struct rate_result *r)
 struct walk {
     int idx, dir; /* dir: 0 before the first run, +1 going up, -1 going down */
     bool done;
+    double miss;  /* the lowest rate that missed (0: none yet) */
 };
 
 static void walk_step(struct walk *w, bool pass, int n_rates)
@@ -555,6 +560,29 @@ static void walk_step(struct walk *w, bool pass, int n_rates)
     w->dir = pass ? +1 : -1;
     w->idx += w->dir;
     w->done = w->idx < 0 || w->idx >= n_rates;
+}
+
+/* --refine: N rounds in which every mode with a bracket (a pass below a miss) runs the
+ * geometric midpoint and keeps the half the boundary is in. */
+static enum status refine(struct load_env *e, struct walk *w, struct errbuf *err)
+{
+    for (int k = 0; k < e->o.refine; k++)
+        for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
+            const double lo = e->goodput[m], hi = w[m].miss;
+            if (!e->ran[m] || lo <= 0 || hi <= lo ||
+                e->n_results >= LOAD_MAX_RATES * SCHED_MODE_COUNT_)
+                continue;
+            struct rate_result *r = &e->results[e->n_results];
+            TRY(run_rate(e, (enum sched_mode)m, sqrt(lo * hi), r, err));
+            e->n_results++;
+            print_rate(r);
+            fflush(stdout);
+            if (r->pass)
+                e->goodput[m] = r->rate;
+            else
+                w[m].miss = r->rate;
+        }
+    return STATUS_OK;
 }
 
 /* Finds each selected mode's goodput on the sorted rates, bracketing from rates[start]:
@@ -582,11 +610,13 @@ static enum status sweep(struct load_env *e, const double *rates, int n_rates, i
             fflush(stdout);
             if (r->pass && r->rate > e->goodput[m])
                 e->goodput[m] = r->rate;
+            if (!r->pass && (w[m].miss == 0 || r->rate < w[m].miss))
+                w[m].miss = r->rate;
             walk_step(&w[m], r->pass, n_rates);
             any = true;
         }
     }
-    return STATUS_OK;
+    return refine(e, w, err);
 }
 
 /* The rates in requests/s, sorted: --rates (its 'x' values scaled), else the default

@@ -185,7 +185,7 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -z ${CHECK_SKIP_LOAD:-} ]]; then
   ((b > 200)) && b=200
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
     --in-process --device cuda --model "$ROOT/models/default" --duration 3 \
-    --min-requests 40 --json "$OUT/load.json"
+    --min-requests 40 --refine 2 --json "$OUT/load.json"
 fi
 
 # An op that failed: its case once more under compute-sanitizer (memcheck), when there
