@@ -313,6 +313,33 @@ enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool
                     y->backend->ops->matmul(y->backend, a, bm, trans_b, alpha, y, err));
 }
 
+/* The op; with a shift it cannot fuse (STATUS_UNSUPPORTED, y untouched): y = x + shift
+ * (shift as {N,1,…,C}), then the norm of y in place. */
+static enum status group_norm_run(const struct tensor *x, const struct tensor *gamma,
+                                  const struct tensor *beta, const struct group_norm_params *p,
+                                  struct tensor *y, struct errbuf *err)
+{
+    const struct backend_ops *ops = y->backend->ops;
+    if (!p->shift)
+        return ops->group_norm(y->backend, x, gamma, beta, p, y, err);
+    struct errbuf quiet;
+    errbuf_clear(&quiet);
+    enum status s = ops->group_norm(y->backend, x, gamma, beta, p, y, &quiet);
+    if (s != STATUS_UNSUPPORTED) {
+        if (s != STATUS_OK && err)
+            *err = quiet;
+        return s;
+    }
+    struct tensor sh = *p->shift; /* {N,C} → {N,1,…,C}: repeated over the positions */
+    sh.ndim = x->ndim;
+    for (int d = 1; d < TENSOR_MAX_DIMS; d++)
+        sh.shape[d] = d == x->ndim - 1 ? p->shift->shape[1] : 1;
+    TRY(ops->add(y->backend, x, &sh, y, err));
+    struct group_norm_params plain = *p;
+    plain.shift = NULL;
+    return ops->group_norm(y->backend, y, gamma, beta, &plain, y, err);
+}
+
 enum status backend_group_norm(const struct tensor *x, const struct tensor *gamma,
                                const struct tensor *beta, const struct group_norm_params *p,
                                struct tensor *y, struct errbuf *err)
@@ -330,8 +357,12 @@ enum status backend_group_norm(const struct tensor *x, const struct tensor *gamm
                            (long long)c, p ? p->groups : 0);
     if ((gamma && !vec_of(gamma, c)) || (beta && !vec_of(beta, c)))
         return shape_error(err, "group_norm", "gamma/beta", gamma ? gamma : beta);
-    return DISPATCH(y->backend, "group_norm", x, NULL, y,
-                    y->backend->ops->group_norm(y->backend, x, gamma, beta, p, y, err));
+    if (p->shift) {
+        TRY(check_peer(p->shift, "group_norm shift", y, false, err));
+        if (p->shift->ndim != 2 || p->shift->shape[0] != x->shape[0] || p->shift->shape[1] != c)
+            return shape_error(err, "group_norm", "shift", p->shift);
+    }
+    return DISPATCH(y->backend, "group_norm", x, NULL, y, group_norm_run(x, gamma, beta, p, y, err));
 }
 
 enum status backend_layer_norm(const struct tensor *x, const struct tensor *gamma,

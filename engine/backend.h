@@ -41,6 +41,9 @@ struct group_norm_params {
     int groups;
     float eps;
     bool silu; /* apply SiLU after the affine transform */
+    /* optional {N, C}: added to x per (sample, channel) first — y = GN(x + shift), as
+     * a ResNet block adds its time embedding right before its second norm (NULL: none) */
+    const struct tensor *shift;
 };
 
 struct timestep_embedding_params {
@@ -208,7 +211,9 @@ enum status backend_matmul(const struct tensor *a, const struct tensor *bm, bool
                            float alpha, struct tensor *y, struct errbuf *err);
 
 /* x{N,...,C} (3 or 4 dims): statistics per (sample, group) over all positions and the
- * group's C/groups channels; gamma/beta{C} may be NULL (no affine). y may be x. */
+ * group's C/groups channels; gamma/beta{C} may be NULL (no affine). y may be x.  With
+ * p->shift{N,C}: of x + shift (one kernel where the backend has it, else an add into y
+ * and the norm in place). */
 enum status backend_group_norm(const struct tensor *x, const struct tensor *gamma,
                                const struct tensor *beta, const struct group_norm_params *p,
                                struct tensor *y, struct errbuf *err);

@@ -130,19 +130,13 @@ void resnet_free(struct resnet_block *r)
         backend_free(all[i]);
 }
 
-/* h{N,H,W,Cout} += time_emb_proj(temb_silu){N,Cout} broadcast over H, W. */
-static enum status add_temb(const struct resnet_block *r, struct workspace *ws,
-                            const struct tensor *temb_silu, struct tensor *h, struct errbuf *err)
+/* t{N,Cout} = time_emb_proj(temb_silu): added to h before norm2 (the norm's shift). */
+static enum status project_temb(const struct resnet_block *r, struct workspace *ws,
+                                const struct tensor *temb_silu, int64_t n, struct tensor *t,
+                                struct errbuf *err)
 {
-    const int64_t n = h->shape[0], cout = r->cfg.out_channels;
-    struct tensor t; /* {N,Cout} viewed as {N,1,1,Cout} */
-    enum status s = workspace_tensor(ws, 2, (int64_t[]){n, cout}, &t, err);
-    if (s == STATUS_OK)
-        s = backend_linear(temb_silu, &r->temb_w, &r->temb_b, NULL, &t, err);
-    if (s != STATUS_OK)
-        return s;
-    tensor_reshape(&t, 4, (int64_t[]){n, 1, 1, cout});
-    return backend_add(h, &t, h, err);
+    TRY(workspace_tensor(ws, 2, (int64_t[]){n, r->cfg.out_channels}, t, err));
+    return backend_linear(temb_silu, &r->temb_w, &r->temb_b, NULL, t, err);
 }
 
 static enum status check_inputs(const struct resnet_block *r, const struct tensor *x,
@@ -174,6 +168,7 @@ static enum status forward_body(const struct resnet_block *r, struct workspace *
     const struct resnet_config *c = &r->cfg;
     const int64_t n = x->shape[0], hh = x->shape[1], ww = x->shape[2];
     const struct group_norm_params gn = {.groups = c->groups, .eps = c->eps, .silu = true};
+    struct group_norm_params gn2 = gn; /* norm2 of h + time_emb_proj(temb) */
     const struct conv2d_params k3 = {.stride = 1, .padding = 1}, k1 = {.stride = 1, .padding = 0};
     struct tensor a, h; /* a{N,H,W,Cin}: SiLU(norm1(x)); h{N,H,W,Cout}: conv1 → norm2 */
     enum status s = workspace_tensor(ws, 4, (int64_t[]){n, hh, ww, c->in_channels}, &a, err);
@@ -183,10 +178,13 @@ static enum status forward_body(const struct resnet_block *r, struct workspace *
         s = backend_group_norm(x, &r->norm1_w, &r->norm1_b, &gn, &a, err);
     if (s == STATUS_OK)
         s = backend_conv2d(&a, &r->conv1_w, &r->conv1_b, NULL, &k3, &h, err);
-    if (s == STATUS_OK && c->temb_channels > 0)
-        s = add_temb(r, ws, temb_silu, &h, err);
+    struct tensor t; /* {N,Cout} */
+    if (s == STATUS_OK && c->temb_channels > 0) {
+        s = project_temb(r, ws, temb_silu, n, &t, err);
+        gn2.shift = &t;
+    }
     if (s == STATUS_OK)
-        s = backend_group_norm(&h, &r->norm2_w, &r->norm2_b, &gn, &h, err);
+        s = backend_group_norm(&h, &r->norm2_w, &r->norm2_b, &gn2, &h, err);
     const struct tensor *shortcut = x; /* {N,H,W,Cout} */
     struct tensor sc;
     if (s == STATUS_OK && r->has_shortcut) {

@@ -6,7 +6,8 @@
  *   y = (shortcut(x) + h) / output_scale_factor
  *
  * shortcut is the 1×1 `conv_shortcut` when Cin ≠ Cout, else the identity; the sum is
- * fused into conv2 through its residual argument.  Only time_embedding_norm "default"
+ * fused into conv2 through its residual argument, and the time embedding's add into
+ * norm2 (group_norm_params.shift).  Only time_embedding_norm "default"
  * (the additive one SD uses) is implemented.  Parameter names are diffusers' under a
  * prefix: <prefix>.norm1, .conv1, .time_emb_proj, .norm2, .conv2, .conv_shortcut.
  *

@@ -216,6 +216,8 @@ enum status cpu_group_norm(struct backend *b, const struct tensor *x, const stru
                            const struct tensor *beta, const struct group_norm_params *p,
                            struct tensor *y, struct errbuf *err)
 {
+    if (p->shift) /* backend.c adds it first */
+        return status_fail(err, STATUS_UNSUPPORTED, "cpu group_norm: no fused shift");
     struct cpu_backend *cb = cpu_of(b);
     struct gn_job j = {
         .x = cpu_f32(x), .y = cpu_f32(y), .n = x->shape[0], .c = tensor_last_dim(x),

@@ -11,7 +11,9 @@
  *   3. the apply pass y = x·a + b (then SiLU), 16 bytes per thread when it can.
  * Or, for f16/bf16 groups of an even width (options.group_norm_kernel; by default those
  * of at most GN_FUSED_MAX values: every U-Net map), gn_fused_kernel: a block per
- * (sample, group) computes the statistics and applies them, one launch.
+ * (sample, group) computes the statistics and applies them, one launch — and adds the
+ * params' per-(sample, channel) shift first (the ResNet's time embedding), which the
+ * three-kernel path leaves to backend.c.
  * y may be x.
  * LayerNorm: one warp per row, two passes over the row, then the affine write; for
  * f16/bf16 rows of C % 8 == 0, C ≤ 2048 (16-byte aligned) the row stays in registers as
@@ -293,8 +295,8 @@ template <typename T> __device__ __forceinline__ void gn_st2(T *p, float a, floa
  * y = x·a + b (then SiLU) with the thread's two channels' (a, b).  y may be x. */
 template <typename T, bool SILU>
 __global__ static void __launch_bounds__(GN_FUSED_THREADS)
-    gn_fused_kernel(const T *x, T *y, const T *gamma, const T *beta, int64_t positions, int c,
-                    int groups, float eps)
+    gn_fused_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
+                    int64_t positions, int c, int groups, float eps)
 {
     __shared__ double red[32];
     const int g = blockIdx.x, n = blockIdx.y, cg = c / groups, cp = cg / 2;
@@ -302,13 +304,19 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     const size_t off = (size_t)n * (size_t)(positions * c) + (size_t)g * cg + 2 * k;
     const T *xb = x + off;
     T *yb = y + off;
-    const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg);
+    /* add{N,C} (the shift of group_norm_params, NULL: none) for this thread's pair, and
+     * for the group's first channel (the statistics' shift: the group's first value) */
+    const int ch = g * cg + 2 * k;
+    const float add0 = add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f;
+    const float add1 = add ? cuda_ld(add + (size_t)n * c + ch + 1) : 0.0f;
+    const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg) +
+                        (add ? cuda_ld(add + (size_t)n * c + (size_t)g * cg) : 0.0f);
     float s = 0.0f, q = 0.0f;
     if (r < rows) {
 #pragma unroll 8
         for (int64_t p = r; p < positions; p += rows) {
             const float2 v = gn_ld2(xb + p * c);
-            const float a = v.x - shift, b = v.y - shift;
+            const float a = v.x + add0 - shift, b = v.y + add1 - shift;
             s += a + b;
             q += a * a + b * b;
         }
@@ -319,11 +327,11 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     const float mean = shift + (float)ds, rstd = (float)(1.0 / sqrt(var + (double)eps));
     if (r >= rows)
         return;
-    const int ch = g * cg + 2 * k;
+    /* y = (x + add − mean)·rstd·γ + β = x·a + b with b = β + (add − mean)·a */
     const float a0 = rstd * (gamma ? cuda_ld(gamma + ch) : 1.0f);
     const float a1 = rstd * (gamma ? cuda_ld(gamma + ch + 1) : 1.0f);
-    const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) - mean * a0};
-    const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) - mean * a1};
+    const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) + (add0 - mean) * a0};
+    const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) + (add1 - mean) * a1};
 #pragma unroll 8
     for (int64_t p = r; p < positions; p += rows) {
         const float2 v = gn_ld2(xb + p * c);
@@ -434,14 +442,17 @@ static void gn_launch_fused(const struct tensor *x, const struct tensor *gamma,
     const int64_t positions = tensor_numel(x) / (n * c);
     const T *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
     const T *bp = beta ? (const T *)beta->data : (const T *)NULL;
+    const T *ap = p->shift ? (const T *)p->shift->data : (const T *)NULL;
     const dim3 grid((unsigned)p->groups, (unsigned)n);
     if constexpr (sizeof(T) == 2) { /* gn_use_fused: f16/bf16 only */
         if (p->silu)
             gn_fused_kernel<T, true><<<grid, GN_FUSED_THREADS, 0, st>>>(
-                (const T *)x->data, (T *)y->data, gp, bp, positions, (int)c, p->groups, p->eps);
+                (const T *)x->data, (T *)y->data, gp, bp, ap, positions, (int)c, p->groups,
+                p->eps);
         else
             gn_fused_kernel<T, false><<<grid, GN_FUSED_THREADS, 0, st>>>(
-                (const T *)x->data, (T *)y->data, gp, bp, positions, (int)c, p->groups, p->eps);
+                (const T *)x->data, (T *)y->data, gp, bp, ap, positions, (int)c, p->groups,
+                p->eps);
     }
 }
 
@@ -459,6 +470,8 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
         CUDA_DISPATCH(y->dtype, gn_launch_fused<T>(x, gamma, beta, p, y, cb->stream));
         return cuda_check_launch(cb, "group_norm", err);
     }
+    if (p->shift) /* backend.c adds it first, then the norm */
+        return status_fail(err, STATUS_UNSUPPORTED, "cuda group_norm: shift off the fused path");
     const size_t scratch_bytes =
         gn_scratch_floats(x->shape[0], c, positions, p->groups) * sizeof(float);
     TRY(cuda_scratch_reserve(cb, scratch_bytes, err));

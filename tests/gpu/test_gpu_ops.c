@@ -226,15 +226,16 @@ static struct tensor *c_matmul(struct run *r, const struct case_def *c, float **
     return y;
 }
 
-/* i0 = groups, flag = silu, i1 = 1: in place (y = x), n_in 3: affine */
+/* i0 = groups, flag = silu, i1 = 1: in place (y = x), n_in 3: affine, 4: and a shift */
 static struct tensor *c_group_norm(struct run *r, const struct case_def *c, float **in)
 {
     struct tensor *x = IN(0);
     struct tensor *g = c->n_in > 1 ? IN(1) : NULL, *b = c->n_in > 2 ? IN(2) : NULL;
     if (r->s != STATUS_OK)
         return NULL;
+    struct tensor *sh = c->n_in > 3 ? IN(3) : NULL; /* the shift {N, C} */
     struct tensor *y = c->i1 ? x : mk(r, x->ndim, x->shape, NULL);
-    struct group_norm_params p = {c->i0, 1e-5f, c->flag};
+    struct group_norm_params p = {c->i0, 1e-5f, c->flag, sh};
     if (r->s == STATUS_OK)
         r->s = backend_group_norm(x, g, b, &p, y, &r->err);
     return y;
@@ -393,6 +394,8 @@ static const struct case_def CASES[] = {
     {"group_norm_offset_mean", c_group_norm, 1, {4}, {{2, 33, 35, 16}}, 100, 101, TOL_NORM, 4, 0, 0, false, {0}},
     {"group_norm_odd_group_width", c_group_norm, 3, {4, 1, 1}, {{2, 7, 9, 15}, S1(15), S1(15)}, -2, 3, TOL_NORM, 5, 0, 0, true, {0}},
     {"group_norm_vae_offset", c_group_norm, 3, {4, 1, 1}, {{1, 128, 96, 128}, S1(128), S1(128)}, 50, 52, TOL_NORM, 32, 1, 0, false, {0}},
+    {"group_norm_shift_sd", c_group_norm, 4, {4, 1, 1, 2}, {{2, 64, 64, 320}, S1(320), S1(320), {2, 320}}, -1, 3, TOL_NORM, 32, 1, 0, true, {0}},
+    {"group_norm_shift_offset", c_group_norm, 4, {4, 1, 1, 2}, {{2, 7, 9, 30}, S1(30), S1(30), {2, 30}}, 20, 22, TOL_NORM, 5, 0, 0, false, {0}},
     {"group_norm_sd_64x64x320", c_group_norm, 3, {4, 1, 1}, {{2, 64, 64, 320}, S1(320), S1(320)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
     /* layer_norm: {x, gamma, beta} */
     {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},

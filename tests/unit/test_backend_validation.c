@@ -120,6 +120,21 @@ START_TEST(test_norm_rejects)
                    "output shape");
     expect_invalid(backend_group_norm(NULL, &g, &g, &p, &y, &err), &err, "group_norm",
                    "missing input");
+    struct tensor sh_c = make(2, 2, 32, 1, 1), sh_n = make(2, 1, 64, 1, 1);
+    struct tensor sh_3d = make(3, 2, 1, 64, 1);
+    struct group_norm_params ps = p;
+    ps.shift = &sh_c;
+    expect_invalid(backend_group_norm(&x, &g, &g, &ps, &y, &err), &err, "group_norm",
+                   "shift channels");
+    ps.shift = &sh_n;
+    expect_invalid(backend_group_norm(&x, &g, &g, &ps, &y, &err), &err, "group_norm",
+                   "shift samples");
+    ps.shift = &sh_3d;
+    expect_invalid(backend_group_norm(&x, &g, &g, &ps, &y, &err), &err, "group_norm",
+                   "3-D shift");
+    backend_free(&sh_c);
+    backend_free(&sh_n);
+    backend_free(&sh_3d);
 
     expect_invalid(backend_layer_norm(&x, &g_bad, NULL, 1e-5f, &y, &err), &err, "layer_norm",
                    "gamma length");

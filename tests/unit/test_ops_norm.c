@@ -117,6 +117,50 @@ START_TEST(test_group_norm_cases)
 }
 END_TEST
 
+/* With p.shift{N,C}: the norm of x + shift (backend.c adds it, then the norm in place),
+ * against the reference on x + shift computed here; out of place and in place. */
+START_TEST(test_group_norm_shift)
+{
+    struct backend *be = test_cpu_backend();
+    const struct gn_case c = {4, {2, 6, 5, 40}, 8, true, true, true, 0};
+    const int64_t numel = 2 * 6 * 5 * 40, ch = 40;
+    float *hx = test_random_floats((size_t)numel, 61, -2.0f, 2.0f);
+    float *hs = test_random_floats(2 * 40, 62, -3.0f, 3.0f);
+    float *hg = test_random_floats((size_t)ch, 63, 0.5f, 1.5f);
+    float *hb = test_random_floats((size_t)ch, 64, -1.0f, 1.0f);
+    float *xs = malloc((size_t)numel * sizeof *xs);
+    ck_assert_ptr_nonnull(xs);
+    for (int64_t i = 0; i < numel; i++)
+        xs[i] = hx[i] + hs[(i / (30 * 40)) * 40 + i % 40];
+    double *want = gn_reference(&c, xs, hg, hb, 1e-5f);
+    struct tensor sh = test_tensor(be, 2, (int64_t[]){2, 40}, hs);
+    struct tensor g = test_tensor(be, 1, &ch, hg), b = test_tensor(be, 1, &ch, hb);
+    struct group_norm_params p = {8, 1e-5f, true, &sh};
+    for (int in_place = 0; in_place < 2; in_place++) {
+        struct tensor x = test_tensor(be, 4, c.shape, hx);
+        struct tensor y = in_place ? x : test_tensor(be, 4, c.shape, NULL);
+        struct errbuf err;
+        ck_assert_msg(backend_group_norm(&x, &g, &b, &p, &y, &err) == STATUS_OK, "%s", err.msg);
+        float *got = test_download(&y);
+        test_assert_close(in_place ? "group_norm shift in place" : "group_norm shift", got,
+                          want, (size_t)numel, 2e-5, 1e-6);
+        free(got);
+        if (!in_place)
+            backend_free(&y);
+        backend_free(&x);
+    }
+    backend_free(&sh);
+    backend_free(&g);
+    backend_free(&b);
+    free(want);
+    free(xs);
+    free(hx);
+    free(hs);
+    free(hg);
+    free(hb);
+}
+END_TEST
+
 /* Constant input: variance 0 must give β (not NaN), as PyTorch does (rstd = 1/√eps). */
 START_TEST(test_group_norm_constant)
 {
@@ -235,6 +279,7 @@ static Suite *norm_suite(void)
     TCase *tc = tcase_create("norm");
     tcase_add_loop_test(tc, test_group_norm_cases, 0, (int)(sizeof gn_cases / sizeof gn_cases[0]));
     tcase_add_test(tc, test_group_norm_constant);
+    tcase_add_test(tc, test_group_norm_shift);
     tcase_add_loop_test(tc, test_layer_norm_cases, 0, (int)(sizeof ln_cases / sizeof ln_cases[0]));
     suite_add_tcase(s, tc);
     return s;
