@@ -99,8 +99,8 @@ START_TEST(test_norm_rejects)
     struct tensor x = make(4, 2, 4, 4, 64), y = make(4, 2, 4, 4, 64), x2 = make(2, 8, 64, 1, 1);
     struct tensor g = make(1, 64, 1, 1, 1), g_bad = make(1, 32, 1, 1, 1);
     struct tensor y_bad = make(4, 2, 4, 4, 32);
-    struct group_norm_params p = {32, 1e-5f, false}, odd = {3, 1e-5f, false};
-    struct group_norm_params no_eps = {32, 0.0f, false}, nan_eps = {32, NAN, false};
+    struct group_norm_params p = {32, 1e-5f, false, NULL}, odd = {3, 1e-5f, false, NULL};
+    struct group_norm_params no_eps = {32, 0.0f, false, NULL}, nan_eps = {32, NAN, false, NULL};
 
     expect_invalid(backend_group_norm(&x, &g, &g, &odd, &y, &err), &err, "group_norm",
                    "C % groups");

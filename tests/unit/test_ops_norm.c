@@ -70,7 +70,7 @@ static void gn_check(const struct gn_case *c, bool in_place, uint64_t seed)
     struct tensor x = test_tensor(be, c->ndim, c->shape, hx);
     struct tensor g = test_tensor(be, 1, &ch, hg), b = test_tensor(be, 1, &ch, hb);
     struct tensor yt = in_place ? x : test_tensor(be, c->ndim, c->shape, NULL);
-    struct group_norm_params p = {c->groups, eps, c->silu};
+    struct group_norm_params p = {c->groups, eps, c->silu, NULL};
     struct errbuf err;
     enum status s = backend_group_norm(&x, c->gamma ? &g : NULL, c->beta ? &b : NULL, &p, &yt,
                                        &err);
@@ -172,7 +172,7 @@ START_TEST(test_group_norm_constant)
     for (int i = 0; i < 32; i++)
         hb[i] = (float)i;
     struct tensor x = test_tensor(be, 4, shape, hx), b = test_tensor(be, 1, &ch, hb);
-    struct group_norm_params p = {8, 1e-5f, false};
+    struct group_norm_params p = {8, 1e-5f, false, NULL};
     struct errbuf err;
     ck_assert_int_eq(backend_group_norm(&x, NULL, &b, &p, &x, &err), STATUS_OK);
     float *got = test_download(&x);
