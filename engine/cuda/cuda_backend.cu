@@ -504,7 +504,7 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->attention_row_tiles = opt->attention_row_tiles;
     cb->attention_kernel = (int)opt->attention_kernel;
     cb->gemm_autotune = opt->gemm_autotune;
-    cb->no_linear_stack = opt->no_linear_stack;
+    cb->linear_stack = opt->linear_stack;
     cb->group_norm_kernel = opt->group_norm_kernel;
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
@@ -532,7 +532,7 @@ extern "C" void cuda_backend_set_plan(struct backend *b, const struct cuda_backe
     cb->cudnn_find = opt->cudnn_find;
     cb->conv_gemm_rows = opt->conv_gemm_rows;
     cb->gemm_autotune = opt->gemm_autotune;
-    cb->no_linear_stack = opt->no_linear_stack;
+    cb->linear_stack = opt->linear_stack;
     cb->attention_kernel = (int)opt->attention_kernel;
     cb->attention_row_tiles = opt->attention_row_tiles;
     cb->group_norm_kernel = opt->group_norm_kernel;

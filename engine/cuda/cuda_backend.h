@@ -72,11 +72,13 @@ struct cuda_backend_options {
     bool gemm_autotune;      /* per GEMM shape, time cuBLASLt's candidate algorithms on
                                 first use (eagerly, never in a capture) and keep the
                                 fastest, instead of the heuristic's first */
-    bool no_linear_stack;    /* linear_stack as G linears instead of one strided-batched
-                                GEMM (benchmarks compare) */
-    int group_norm_kernel;   /* 0: chosen per shape, 1: statistics/merge/apply kernels,
-                                2: one kernel per (sample, group) where it applies
-                                (benchmarks and tests compare) */
+    bool linear_stack;       /* linear_stack as one strided-batched GEMM (the input's
+                                batch stride 0) instead of G linears; off by default
+                                until a GPU run has checked and timed it */
+    int group_norm_kernel;   /* 0: chosen per shape (for now the three kernels: the one-
+                                kernel path waits for a GPU run), 1: statistics/merge/
+                                apply kernels, 2: one kernel per (sample, group) where
+                                it applies (benchmarks and tests compare) */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU
@@ -101,7 +103,7 @@ bool cuda_backend_broken(const struct backend *b);
 bool cuda_backend_is(const struct backend *b);
 
 /* Changes how ops are planned — opt's cudnn_find, conv_gemm_rows, gemm_autotune,
- * no_linear_stack, attention_kernel, attention_row_tiles and group_norm_kernel (the
+ * linear_stack, attention_kernel, attention_row_tiles and group_norm_kernel (the
  * rest of opt is not read) — and forgets the convolution and GEMM plans made so far, so
  * that each shape is planned again on its next use (benchmarks compare the choices).
  * Not during a capture.  b must be a CUDA backend. */

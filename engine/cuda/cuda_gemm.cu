@@ -331,7 +331,7 @@ enum status cuda_linear(struct backend *b, const struct tensor *x, const struct 
 enum status cuda_linear_stack(struct backend *b, const struct tensor *x, const struct tensor *w,
                               struct tensor *y, struct errbuf *err)
 {
-    if (cuda_of(b)->no_linear_stack)
+    if (!cuda_of(b)->linear_stack)
         return status_fail(err, STATUS_UNSUPPORTED, "cuda linear_stack: off (options)");
     struct gemm_key k;
     memset(&k, 0, sizeof k);

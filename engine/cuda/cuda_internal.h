@@ -28,7 +28,7 @@ struct cuda_backend {
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
     int attention_kernel; /* enum cuda_attention_kernel */
     bool gemm_autotune;   /* options.gemm_autotune */
-    bool no_linear_stack; /* options.no_linear_stack */
+    bool linear_stack;    /* options.linear_stack */
     int group_norm_kernel; /* options.group_norm_kernel */
     int cc_major;        /* the device's compute capability (major) */
     size_t max_smem;     /* opt-in shared memory per block, bytes */

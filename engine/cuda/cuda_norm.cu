@@ -248,6 +248,7 @@ __global__ static void gn_apply8_kernel(const T *x, T *y, const float *ab, size_
 
 #define GN_FUSED_THREADS 512
 #define GN_FUSED_MAX 131072 /* values per group (256 KB of f16) for the automatic choice */
+#define GN_FUSED_BY_DEFAULT 0 /* the automatic choice takes the one-kernel path (once run) */
 
 /* Sum over the block in double (blockDim.x a multiple of 32); every thread gets it. */
 __device__ static double block_sum_d(double v, double *shared32)
@@ -339,15 +340,16 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     }
 }
 
-/* Whether the one-kernel path can take x → y (kernel: options.group_norm_kernel; 0
- * chooses it for groups of at most GN_FUSED_MAX values). */
+/* Whether the one-kernel path can take x → y (kernel: options.group_norm_kernel: 2
+ * takes it where it can; 0, the default, not yet — it waits for a GPU run to check and
+ * time it, then 0 is to choose it for groups of at most GN_FUSED_MAX values). */
 static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int groups, int kernel)
 {
     const int64_t c = tensor_last_dim(x), cg = c / groups;
     const int64_t per_group = tensor_numel(x) / x->shape[0] / groups;
     const bool can = dtype_size(y->dtype) == 2 && cg % 2 == 0 && cg / 2 <= GN_FUSED_THREADS &&
                      ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0;
-    return can && (kernel == 2 || (kernel == 0 && per_group <= GN_FUSED_MAX));
+    return can && (kernel == 2 || (kernel == 0 && GN_FUSED_BY_DEFAULT && per_group <= GN_FUSED_MAX));
 }
 
 /* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least

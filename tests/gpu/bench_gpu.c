@@ -270,7 +270,7 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
  * ("unet_step_im2col", conv_gemm_rows 8192), cuDNN's timed search ("unet_step_find"),
  * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
  * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as separate
- * GEMMs ("unet_step_unstacked"); the default is restored after. */
+ * GEMMs ("unet_step_stacked"); the default is restored after. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
     struct cuda_backend_options def;
@@ -279,7 +279,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
     struct cuda_backend_options plans[N_PLANS];
     const char *names[N_PLANS] = {"unet_step",          "unet_step_im2col",   "unet_step_find",
                                   "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused",
-                                  "unet_step_unstacked"};
+                                  "unet_step_stacked"};
     for (int i = 0; i < N_PLANS; i++)
         plans[i] = def;
     plans[1].conv_gemm_rows = 8192;
@@ -287,7 +287,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
     plans[3].gemm_autotune = true;
     plans[4].group_norm_kernel = 1;
     plans[5].group_norm_kernel = 2;
-    plans[6].no_linear_stack = true;
+    plans[6].linear_stack = true;
     enum status s = STATUS_OK;
     for (int i = 0; i < N_PLANS && s == STATUS_OK; i++) {
         if (i > 0 && b->o.cpu)

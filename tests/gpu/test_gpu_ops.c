@@ -37,7 +37,8 @@ struct suite {
     struct backend *gpu_padded; /* flash attention on the padded kernels; GroupNorm on
                                    the statistics/merge/apply kernels; GEMMs autotuned */
     struct backend *gpu_stages; /* flash attention on three K/V stages; GroupNorm on the
-                                   one-kernel path wherever it applies */
+                                   one-kernel path wherever it applies; linear_stack as
+                                   one strided-batched GEMM */
     struct backend *gpu_bk128;  /* flash attention on key tiles of 128 */
     struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
     FILE *json;
@@ -774,10 +775,12 @@ int main(int argc, char **argv)
     opt.attention_kernel = CUDA_ATTENTION_EXACT3;
     opt.group_norm_kernel = 2;
     opt.gemm_autotune = false;
+    opt.linear_stack = true;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_stages, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
     opt.group_norm_kernel = 0;
+    opt.linear_stack = false;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_bk128, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_SYNC1;
@@ -816,6 +819,8 @@ int main(int argc, char **argv)
             if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul ||
                 CASES[i].fn == c_linear_stack)
                 check_case(&su, su.gpu_padded, "[autotuned]", &CASES[i], DTYPES[d]);
+            if (CASES[i].fn == c_linear_stack)
+                check_case(&su, su.gpu_stages, "[stacked gemm]", &CASES[i], DTYPES[d]);
         }
     }
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
