@@ -238,23 +238,26 @@ enum status backend_linear(const struct tensor *x, const struct tensor *w,
                     y->backend->ops->linear(y->backend, x, w, bias, residual, y, err));
 }
 
-/* y[g] of a stacked tensor (G leading) as its own tensor: dims 1.. of t, data at g. */
-static struct tensor stack_part(const struct tensor *t, int64_t g)
+/* An optional fused path run with `quiet` for its message: true when it declined
+ * (STATUS_UNSUPPORTED: the caller takes the general path); else its status is *out
+ * and its message err's. */
+static bool fused_declined(enum status s, const struct errbuf *quiet, struct errbuf *err,
+                           enum status *out)
 {
-    struct tensor p = *t;
-    p.ndim = t->ndim - 1;
-    for (int d = 0; d < TENSOR_MAX_DIMS; d++)
-        p.shape[d] = d + 1 < TENSOR_MAX_DIMS ? t->shape[d + 1] : 1;
-    p.data = (char *)t->data + (size_t)g * (size_t)tensor_numel(&p) * dtype_size(t->dtype);
-    return p;
+    if (s == STATUS_UNSUPPORTED)
+        return true;
+    if (s != STATUS_OK && err)
+        *err = *quiet;
+    *out = s;
+    return false;
 }
 
 static enum status linear_stack_each(const struct tensor *x, const struct tensor *w,
                                      struct tensor *y, struct errbuf *err)
 {
     for (int64_t g = 0; g < w->shape[0]; g++) {
-        const struct tensor wg = stack_part(w, g);
-        struct tensor yg = stack_part(y, g);
+        const struct tensor wg = tensor_index(w, g);
+        struct tensor yg = tensor_index(y, g);
         TRY(y->backend->ops->linear(y->backend, x, &wg, NULL, NULL, &yg, err));
     }
     return STATUS_OK;
@@ -264,16 +267,12 @@ static enum status linear_stack_run(const struct tensor *x, const struct tensor 
                                     struct tensor *y, struct errbuf *err)
 {
     const struct backend_ops *ops = y->backend->ops;
-    if (ops->linear_stack) {
-        struct errbuf quiet;
-        errbuf_clear(&quiet);
-        enum status s = ops->linear_stack(y->backend, x, w, y, &quiet);
-        if (s != STATUS_UNSUPPORTED) {
-            if (s != STATUS_OK && err)
-                *err = quiet;
-            return s;
-        }
-    }
+    struct errbuf quiet;
+    errbuf_clear(&quiet);
+    enum status s = STATUS_OK;
+    if (ops->linear_stack &&
+        !fused_declined(ops->linear_stack(y->backend, x, w, y, &quiet), &quiet, err, &s))
+        return s;
     return linear_stack_each(x, w, y, err);
 }
 
@@ -324,12 +323,10 @@ static enum status group_norm_run(const struct tensor *x, const struct tensor *g
         return ops->group_norm(y->backend, x, gamma, beta, p, y, err);
     struct errbuf quiet;
     errbuf_clear(&quiet);
-    enum status s = ops->group_norm(y->backend, x, gamma, beta, p, y, &quiet);
-    if (s != STATUS_UNSUPPORTED) {
-        if (s != STATUS_OK && err)
-            *err = quiet;
+    enum status s = STATUS_OK;
+    if (!fused_declined(ops->group_norm(y->backend, x, gamma, beta, p, y, &quiet), &quiet, err,
+                        &s))
         return s;
-    }
     struct tensor sh = *p->shift; /* {N,C} → {N,1,…,C}: repeated over the positions */
     sh.ndim = x->ndim;
     for (int d = 1; d < TENSOR_MAX_DIMS; d++)

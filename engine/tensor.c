@@ -87,6 +87,16 @@ bool tensor_same_shape(const struct tensor *a, const struct tensor *b)
     return true;
 }
 
+struct tensor tensor_index(const struct tensor *t, int64_t i)
+{
+    struct tensor p = *t;
+    p.ndim = t->ndim - 1;
+    for (int d = 0; d < TENSOR_MAX_DIMS; d++)
+        p.shape[d] = d + 1 < TENSOR_MAX_DIMS ? t->shape[d + 1] : 1;
+    p.data = (char *)t->data + (size_t)i * tensor_nbytes(&p);
+    return p;
+}
+
 bool tensor_reshape(struct tensor *t, int ndim, const int64_t *shape)
 {
     struct tensor r = tensor_desc(t->dtype, ndim, shape);

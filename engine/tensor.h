@@ -53,6 +53,9 @@ int64_t tensor_rows(const struct tensor *t);
 
 bool tensor_same_shape(const struct tensor *a, const struct tensor *b);
 
+/* t[i]: the sub-tensor at index i of dim 0 (ndim ≥ 2), one dim fewer, same memory
+ * (a part of a stacked tensor such as backend_linear_stack's weights and output). */
+struct tensor tensor_index(const struct tensor *t, int64_t i);
 /* Same memory, new shape with equal numel; false when numel differs. */
 bool tensor_reshape(struct tensor *t, int ndim, const int64_t *shape);
 

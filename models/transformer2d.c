@@ -169,15 +169,6 @@ static enum status ws_tensor3(struct workspace *ws, int64_t a, int64_t b, int64_
     return workspace_tensor(ws, 3, (int64_t[]){a, b, c}, out, err);
 }
 
-/* Part g of a stacked {G, B, N, D} tensor as {B, N, D}. */
-static struct tensor stacked_part(const struct tensor *t, int g)
-{
-    struct tensor p = tensor_desc3(t->dtype, t->shape[1], t->shape[2], t->shape[3]);
-    p.backend = t->backend;
-    p.data = (char *)t->data + (size_t)g * tensor_nbytes(&p);
-    return p;
-}
-
 /* y{B,N,D} = x + to_out(attention(q, k, v)); n{B,N,D}, kv{B,L,Ckv}.  Self-attention
  * (a->proj {3,D,D}): q, k, v = n·[to_q; to_k; to_v]ᵀ in one stacked GEMM; cross: q =
  * to_q(n), then k, v = kv·[to_k; to_v]ᵀ in one. */
@@ -199,8 +190,9 @@ static enum status attention_forward(const struct transformer2d *t, const struct
         goto out;
     if ((s = backend_linear_stack(kv, &a->proj, &kvs, err)) != STATUS_OK)
         goto out;
-    struct tensor q = self ? stacked_part(&kvs, 0) : stacked_part(&qs, 0);
-    const struct tensor k = stacked_part(&kvs, self ? 1 : 0), v = stacked_part(&kvs, self ? 2 : 1);
+    struct tensor q = self ? tensor_index(&kvs, 0) : tensor_index(&qs, 0);
+    const struct tensor k = tensor_index(&kvs, self ? 1 : 0);
+    const struct tensor v = tensor_index(&kvs, self ? 2 : 1);
     if (!self && (s = backend_linear(n, &a->to_q, NULL, NULL, &q, err)) != STATUS_OK)
         goto out;
     struct attention_params p = {

@@ -440,6 +440,18 @@ extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
     opt->weight_dtype = DTYPE_F32;
 }
 
+/* The planning options (what cuda_backend_set_plan may change later). */
+static void apply_plan(struct cuda_backend *cb, const struct cuda_backend_options *opt)
+{
+    cb->cudnn_find = opt->cudnn_find;
+    cb->conv_gemm_rows = opt->conv_gemm_rows;
+    cb->gemm_autotune = opt->gemm_autotune;
+    cb->linear_stack = opt->linear_stack;
+    cb->attention_kernel = (int)opt->attention_kernel;
+    cb->attention_row_tiles = opt->attention_row_tiles;
+    cb->group_norm_kernel = opt->group_norm_kernel;
+}
+
 static enum status setup(struct cuda_backend *cb, struct errbuf *err)
 {
     TRY(cuda_check(cb, cudaSetDevice(cb->device), "cudaSetDevice", err));
@@ -498,14 +510,8 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->base.ops = &cuda_ops;
     cb->device = opt->device;
     cb->allow_tf32 = opt->allow_tf32;
-    cb->cudnn_find = opt->cudnn_find;
     cb->attention_scalar = opt->attention_scalar;
-    cb->conv_gemm_rows = opt->conv_gemm_rows;
-    cb->attention_row_tiles = opt->attention_row_tiles;
-    cb->attention_kernel = (int)opt->attention_kernel;
-    cb->gemm_autotune = opt->gemm_autotune;
-    cb->linear_stack = opt->linear_stack;
-    cb->group_norm_kernel = opt->group_norm_kernel;
+    apply_plan(cb, opt);
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);
     if (s != STATUS_OK) {
@@ -529,13 +535,7 @@ extern "C" bool cuda_backend_is(const struct backend *b)
 extern "C" void cuda_backend_set_plan(struct backend *b, const struct cuda_backend_options *opt)
 {
     struct cuda_backend *cb = cuda_of(b);
-    cb->cudnn_find = opt->cudnn_find;
-    cb->conv_gemm_rows = opt->conv_gemm_rows;
-    cb->gemm_autotune = opt->gemm_autotune;
-    cb->linear_stack = opt->linear_stack;
-    cb->attention_kernel = (int)opt->attention_kernel;
-    cb->attention_row_tiles = opt->attention_row_tiles;
-    cb->group_norm_kernel = opt->group_norm_kernel;
+    apply_plan(cb, opt);
     cuda_conv_cache_destroy(cb->conv_cache); /* host-side descriptors only */
     cb->conv_cache = NULL;
     cuda_gemm_cache_destroy(cb->gemm_cache);

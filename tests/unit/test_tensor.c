@@ -89,6 +89,22 @@ START_TEST(test_reshape)
 }
 END_TEST
 
+/* t[i]: one dim fewer, the right memory, the backend kept. */
+START_TEST(test_index)
+{
+    uint16_t buf[3 * 2 * 5];
+    struct tensor t = tensor_host(DTYPE_F16, 3, (int64_t[]){3, 2, 5}, buf);
+    struct tensor p = tensor_index(&t, 2);
+    ck_assert_int_eq(p.ndim, 2);
+    ck_assert_int_eq(p.shape[0], 2);
+    ck_assert_int_eq(p.shape[1], 5);
+    ck_assert_int_eq(p.shape[2], 1);
+    ck_assert_int_eq(p.dtype, DTYPE_F16);
+    ck_assert_ptr_eq(p.data, buf + 2 * 10);
+    ck_assert_ptr_eq(p.backend, t.backend);
+}
+END_TEST
+
 START_TEST(test_describe)
 {
     char buf[64];
@@ -178,6 +194,7 @@ static Suite *tensor_suite(void)
     tcase_add_test(tc, test_desc_numel_nbytes);
     tcase_add_test(tc, test_same_shape);
     tcase_add_test(tc, test_reshape);
+    tcase_add_test(tc, test_index);
     tcase_add_test(tc, test_describe);
     tcase_add_test(tc, test_check);
     suite_add_tcase(s, tc);
