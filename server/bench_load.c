@@ -12,6 +12,7 @@
  * process.  The single-request latencies (the SLO base) come from the same kind of
  * target: an idle `--batching none` server kept for the whole run, which also measures
  * the machine's speed before each rate. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -73,7 +74,9 @@ struct load_opts {
     const char *model;     /* NULL: the bundled model */
     const char *mode;      /* step|request|none|all */
     const char *json;      /* results file, or NULL */
+    const char *trace;     /* per-request CSV file, or NULL */
     const char *device;    /* the server's --device, or NULL */
+    const char *cuda_plan; /* the server's --cuda-plan, or NULL */
     bool in_process;
     double duration;       /* seconds of arrivals per rate */
     double rates[LOAD_MAX_RATES];
@@ -95,7 +98,8 @@ static void usage(FILE *out)
             "                             [--duration S] [--rates r1,r2,...] [--threads N]\n"
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
             "                             [--min-requests N] [--json FILE] [--device D]\n"
-            "                             [--start-rate R] [--refine N] [--in-process]\n"
+            "                             [--start-rate R] [--refine N] [--trace FILE]\n"
+            "                             [--cuda-plan PLAN] [--in-process]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
             "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — sent over HTTP to a `diffusiond\n"
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
@@ -118,6 +122,7 @@ static void usage(FILE *out)
             "  --threads N    the server's CPU threads (default: every CPU)\n"
             "  --device D     the server's --device auto|cpu|cuda (default: its own, auto);\n"
             "                 with --in-process this process's (default cpu)\n"
+            "  --cuda-plan P  the CUDA backend's planning choices (serve --cuda-plan)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
             "  --max-wait MS  request mode's gather wait (default: a quarter of the single-\n"
             "                 request latency of the shortest request, 4 steps at size A)\n"
@@ -125,6 +130,10 @@ static void usage(FILE *out)
             "  --seed N       the workload's seed (default 1)\n"
             "  --min-requests N  arrivals continue past the duration until N (default 40)\n"
             "  --json FILE    also write the results as JSON\n"
+            "  --trace FILE   also write every request as a CSV line: mode, rate, arrival,\n"
+            "                 size, steps, sampler, outcome, latency, its single-request\n"
+            "                 latency, slowdown, and the server's queue / text encode /\n"
+            "                 denoise / VAE decode / total seconds from its answer\n"
             "  --in-process   the scheduler in this process instead of the server over HTTP\n"
             "                 (the only target in a build without `serve`)\n",
             LOAD_MIN_STEPS, LOAD_MAX_STEPS, LOAD_SLO_FACTOR);
@@ -170,6 +179,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"min-requests", required_argument, NULL, 'n'}, {"json", required_argument, NULL, 'j'},
         {"in-process", no_argument, NULL, 'i'},   {"device", required_argument, NULL, 'D'},
         {"start-rate", required_argument, NULL, 'a'}, {"refine", required_argument, NULL, 'F'},
+        {"trace", required_argument, NULL, 'T'}, {"cuda-plan", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
@@ -196,6 +206,8 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
         case 'n': o->min_requests = atoi(optarg); break;
         case 'j': o->json = optarg; break;
+        case 'T': o->trace = optarg; break;
+        case 'P': o->cuda_plan = optarg; break;
         case 'i': o->in_process = true; break;
         case 'D': o->device = optarg; break;
         case 'a': bad |= parse_list(optarg, &o->start_rate, &o->start_rel, 1) != 1; break;
@@ -244,6 +256,7 @@ struct load_env {
     double goodput[SCHED_MODE_COUNT_];
     double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
     bool ran[SCHED_MODE_COUNT_];
+    FILE *trace; /* --trace, or NULL */
     int burst_n;
     double t_start;
 };
@@ -270,7 +283,8 @@ static enum status target_open(const struct load_env *e, enum sched_mode mode, i
     const struct load_target_config c = {.in_process = e->o.in_process, .mode = mode,
                                          .max_rows = e->o.max_rows, .max_wait_ms = max_wait_ms,
                                          .model = e->model, .model_path = e->o.model,
-                                         .threads = e->o.threads, .device = e->o.device};
+                                         .threads = e->o.threads, .device = e->o.device,
+                                         .cuda_plan = e->o.cuda_plan};
     return load_target_open(&c, out, err);
 }
 
@@ -436,6 +450,23 @@ static int arrivals(const struct load_env *e, struct load_target *t, double rate
     return n;
 }
 
+static const char *const OUTCOME_NAMES[] = {"pending", "ok", "rejected", "failed"};
+
+/* --trace: one CSV line per request of the rate (arrival from t0). */
+static void trace_rate(const struct load_env *e, enum sched_mode mode, double rate,
+                       const struct load_request *reqs, int n, double t0)
+{
+    for (int i = 0; e->trace && i < n; i++) {
+        const struct load_request *q = &reqs[i];
+        const double lat = q->outcome == LOAD_OK ? q->t_done - q->t_submit : NAN;
+        fprintf(e->trace, "%s,%.4f,%.4f,%d,%d,%s,%s,%.4f,%.4f,%.3f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+                sched_mode_name(mode), rate, q->t_submit - t0, q->size, q->steps,
+                sampler_kind_name(q->sampler), OUTCOME_NAMES[q->outcome], lat, q->slo_alone,
+                lat / q->slo_alone, q->queue_s, q->encode_s, q->denoise_s, q->decode_s,
+                q->total_s);
+    }
+}
+
 /* The rate's run on a fresh target of the mode: calibration on the reference, warm-up,
  * arrivals, the wait for all, occupancy; the target stopped (the server must exit 0). */
 static enum status run_rate(const struct load_env *e, enum sched_mode mode, double rate,
@@ -465,6 +496,7 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
         s = occupancy_since(e, t, rows0, calls0, &r->occupancy, err);
         if (s == STATUS_OK)
             s = summarise(reqs, n, elapsed, r, err);
+        trace_rate(e, mode, rate, reqs, n, t0);
         if (s == STATUS_OK && r->non200 + r->failed > 0)
             fprintf(stderr, "bench load: %s at %.2f/s: %d answers not 200, %d failed; the first: %s\n",
                     sched_mode_name(mode), rate, r->non200, r->failed, load_target_first_error(t));
@@ -742,12 +774,19 @@ static enum status write_json(const struct load_env *e, const char *path, struct
 static enum status load_env_open(struct load_env *e, struct errbuf *err)
 {
     if (e->o.in_process) { /* --device as serve takes it; cpu when not given */
-        TRY(device_backend_create(e->o.device ? e->o.device : "cpu", NULL, e->o.threads,
+        TRY(device_backend_create(e->o.device ? e->o.device : "cpu", NULL, e->o.cuda_plan,
+                                  e->o.threads,
                                   &e->backend, NULL, err));
         struct sd_model_options mo;
         sd_model_options_default(&mo);
         mo.backend = e->backend;
         TRY(sd_model_load(e->o.model, &mo, &e->model, err));
+    }
+    if (e->o.trace) {
+        if (!(e->trace = fopen(e->o.trace, "w")))
+            return status_fail(err, STATUS_IO, "--trace %s: %s", e->o.trace, strerror(errno));
+        fprintf(e->trace, "mode,rate,arrival_s,size,steps,sampler,outcome,latency_s,alone_s,"
+                          "slowdown,queue_s,encode_s,denoise_s,decode_s,total_s\n");
     }
     TRY(target_open(e, SCHED_MODE_NONE, 0, &e->ref, err));
     if (!e->o.sizes[0]) {
@@ -761,8 +800,11 @@ static enum status load_env_open(struct load_env *e, struct errbuf *err)
 
 static enum status load_env_close(struct load_env *e, struct errbuf *err)
 {
-    const enum status s = load_target_close(e->ref, err);
+    enum status s = load_target_close(e->ref, err);
     e->ref = NULL;
+    if (e->trace && fclose(e->trace) != 0 && s == STATUS_OK)
+        s = status_fail(err, STATUS_IO, "--trace %s: %s", e->o.trace, strerror(errno));
+    e->trace = NULL;
     sd_model_free(e->model);
     if (e->backend)
         backend_destroy(e->backend);

@@ -89,7 +89,7 @@ static enum status open_http(const struct load_target_config *c, struct load_tar
     snprintf(rows, sizeof rows, "%d", c->max_rows);
     snprintf(wait, sizeof wait, "%d", c->max_wait_ms);
     snprintf(conns, sizeof conns, "%d", LOAD_TARGET_MAX_INFLIGHT + 16);
-    const char *args[20] = {
+    const char *args[22] = {
         "--model", c->model_path, "--threads", threads, "--batching", sched_mode_name(c->mode),
         "--max-batch-rows", rows, "--request-max-wait-ms", wait, "--queue-capacity", "256",
         "--max-connections", conns, "--connection-timeout-s", "600", "--min-side", "8"};
@@ -97,6 +97,10 @@ static enum status open_http(const struct load_target_config *c, struct load_tar
     if (c->device) {
         args[n++] = "--device";
         args[n++] = c->device;
+    }
+    if (c->cuda_plan) {
+        args[n++] = "--cuda-plan";
+        args[n++] = c->cuda_plan;
     }
     TRY(bench_serve_start(sched_mode_name(c->mode), args, n, SERVER_READY_S, &t->serve, err));
     t->port = bench_serve_port(t->serve);
@@ -156,6 +160,11 @@ static void job_done(void *user, struct job_result *r)
     struct job_ctx *c = user;
     struct load_target *t = c->t;
     struct load_request *req = c->req;
+    req->queue_s = r->metrics.queue_s;
+    req->encode_s = r->metrics.encode_s;
+    req->denoise_s = r->metrics.denoise_s;
+    req->decode_s = r->metrics.decode_s;
+    req->total_s = r->metrics.total_s;
     const enum load_outcome out = r->status == STATUS_OK ? LOAD_OK : LOAD_FAILED;
     free(c);
     finish(t, req, out, 0, now_s(), r->error);
@@ -188,6 +197,24 @@ static bool has_png(const char *body)
     return body && strstr(body, "\"b64_json\":\"iVBORw0KGgo") != NULL;
 }
 
+/* The number after "key": in body, in seconds (the answer gives milliseconds); -1 when
+ * absent. */
+static double metric_s(const char *body, const char *key)
+{
+    const char *at = body ? strstr(body, key) : NULL;
+    return at ? 1e-3 * strtod(at + strlen(key), NULL) : -1;
+}
+
+/* The answer's "metrics" into req (before finish publishes it). */
+static void read_metrics(const char *body, struct load_request *req)
+{
+    req->queue_s = metric_s(body, "\"queue_ms\":");
+    req->encode_s = metric_s(body, "\"text_encode_ms\":");
+    req->denoise_s = metric_s(body, "\"denoise_ms\":");
+    req->decode_s = metric_s(body, "\"vae_decode_ms\":");
+    req->total_s = metric_s(body, "\"total_ms\":");
+}
+
 static void *client_main(void *arg)
 {
     struct job_ctx *c = arg;
@@ -207,9 +234,10 @@ static void *client_main(void *arg)
         snprintf(why, sizeof why, "%s: %.160s", status_name(s), err.msg);
     else if (out != LOAD_OK)
         snprintf(why, sizeof why, "HTTP %d: %.160s", code, res.body ? res.body : "");
-    bench_http_response_free(&res);
     struct load_target *t = c->t;
     struct load_request *req = c->req;
+    read_metrics(s == STATUS_OK ? res.body : NULL, req);
+    bench_http_response_free(&res);
     free(c);
     finish(t, req, out, code, t_done, why);
     return NULL;
@@ -252,6 +280,7 @@ void load_target_submit(struct load_target *t, struct load_request *req, double 
     pthread_mutex_unlock(&t->lock);
     req->t_submit = t_arrival > 0 ? t_arrival : now_s();
     req->outcome = LOAD_PENDING;
+    req->queue_s = req->encode_s = req->denoise_s = req->decode_s = req->total_s = -1;
     struct job_ctx *c = room ? calloc(1, sizeof *c) : NULL;
     if (!c) {
         finish(t, req, LOAD_FAILED, 0, now_s(),

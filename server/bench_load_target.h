@@ -48,6 +48,9 @@ struct load_request {
     double slo_alone;        /* its single-request latency (the benchmark's to fill) */
     enum load_outcome outcome;
     int http_status; /* HTTP: the answer's status (0: none) */
+    /* the server's own account (the answer's "metrics"; in process: the job's), seconds;
+     * negative when the answer had none */
+    double queue_s, encode_s, denoise_s, decode_s, total_s;
 };
 
 struct load_target_config {
@@ -58,6 +61,7 @@ struct load_target_config {
     const char *model_path;    /* HTTP: the server's --model */
     int threads;               /* HTTP: the server's --threads */
     const char *device;        /* HTTP: the server's --device, or NULL (its default) */
+    const char *cuda_plan;     /* HTTP: the server's --cuda-plan, or NULL (its default) */
 };
 
 struct load_target;

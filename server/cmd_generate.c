@@ -25,6 +25,7 @@
 struct gen_cli {
     const char *model, *config_dir, *out, *prompt, *negative, *sampler, *scheduler;
     const char *device, *dtype; /* NULL: cpu; f16 on cuda */
+    const char *cuda_plan;      /* NULL: the CUDA backend's defaults */
     int width, height, steps, clip_skip, n, threads, quality;
     double cfg;
     bool has_seed, fp16;
@@ -52,6 +53,7 @@ static void usage(FILE *f)
             "  --threads N             CPU threads (default: all)\n"
             "  --device cpu|cuda       where to run (default cpu; cuda needs a CUDA build)\n"
             "  --dtype f32|f16|bf16    cuda: weights and activations (default f16)\n"
+            "  --cuda-plan PLAN        cuda: planning choices, key=value,... (docs/cuda.md)\n"
             "  --quality N             JPEG quality 1-100 (default 90)\n"
             "  --fp16                  load *.fp16.* weight variants of a diffusers folder\n"
             "  --config-dir DIR        single file: take the component configs from this\n"
@@ -94,7 +96,7 @@ static bool parse_seed(const char *s, struct gen_cli *c)
 enum opt_id {
     O_MODEL = 256, O_PROMPT, O_NEG, O_WIDTH, O_HEIGHT, O_STEPS, O_CFG, O_SEED, O_SAMPLER,
     O_SCHEDULER, O_CLIP_SKIP, O_THREADS, O_OUT, O_QUALITY, O_FP16, O_HELP, O_CONFIG_DIR,
-    O_DEVICE, O_DTYPE
+    O_DEVICE, O_DTYPE, O_CUDA_PLAN
 };
 
 static bool apply_opt(int id, const char *v, struct gen_cli *c)
@@ -109,6 +111,7 @@ static bool apply_opt(int id, const char *v, struct gen_cli *c)
     case O_SCHEDULER: c->scheduler = v; return true;
     case O_OUT: c->out = v; return true;
     case O_DEVICE: c->device = v; return !strcmp(v, "cpu") || !strcmp(v, "cuda");
+    case O_CUDA_PLAN: c->cuda_plan = v; return true; /* checked when the backend is made */
     case O_DTYPE:
         c->dtype = v;
         return !strcmp(v, "f32") || !strcmp(v, "f16") || !strcmp(v, "bf16");
@@ -150,6 +153,7 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
         {"config-dir", required_argument, NULL, O_CONFIG_DIR},
         {"device", required_argument, NULL, O_DEVICE},
         {"dtype", required_argument, NULL, O_DTYPE},
+        {"cuda-plan", required_argument, NULL, O_CUDA_PLAN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(c, 0, sizeof *c);
@@ -352,7 +356,7 @@ static void session_close(struct session *s)
 /* The backend --device names: the CPU's, or the CUDA backend with --dtype weights. */
 static enum status make_backend(const struct gen_cli *c, struct backend **out, struct errbuf *err)
 {
-    return device_backend_create(c->device, c->dtype, c->threads, out, NULL, err);
+    return device_backend_create(c->device, c->dtype, c->cuda_plan, c->threads, out, NULL, err);
 }
 
 static int load(struct session *s, const struct gen_cli *c, const char *path, double *secs)

@@ -138,8 +138,8 @@ static enum status load_model(struct serve *sv, struct errbuf *err)
 {
     const uint64_t t0 = http_now_ns();
     const char *device = "cpu";
-    TRY(device_backend_create(sv->cfg.device, sv->cfg.dtype, sv->cfg.threads, &sv->backend,
-                              &device, err));
+    TRY(device_backend_create(sv->cfg.device, sv->cfg.dtype, sv->cfg.cuda_plan, sv->cfg.threads,
+                              &sv->backend, &device, err));
     struct sd_model_options opt;
     sd_model_options_default(&opt);
     opt.backend = sv->backend;

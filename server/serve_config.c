@@ -55,6 +55,8 @@ static const struct setting settings[] = {
      "where the model runs: cpu, cuda, or auto (cuda when the build has it and a GPU is there)"},
     {"dtype", "DIFFUSIOND_DTYPE", SET_STRING, F(dtype), 0, 0, "f16",
      "on cuda: weights and activations in f16, bf16 or f32 (the CPU computes in f32)"},
+    {"cuda-plan", "DIFFUSIOND_CUDA_PLAN", SET_STRING, F(cuda_plan), 0, 0, "",
+     "on cuda: planning choices over the defaults, key=value,… (gn=auto|split|fused, stack=on|off, autotune=on|off, find=on|off, im2col=N, attention=…, tiles=0|1|2; docs/cuda.md); empty: the defaults"},
     {"warmup", "DIFFUSIOND_WARMUP", SET_BOOL, F(warmup), 0, 0, "true",
      "run one generation before /readyz reports ready (--no-warmup to skip)"},
     {"batching", "DIFFUSIOND_BATCHING", SET_BATCHING, F(batching), 0, 0, "step",
@@ -446,6 +448,10 @@ static enum status validate(const struct serve_config *cfg, struct errbuf *err)
     if (strcmp(cfg->dtype, "f16") && strcmp(cfg->dtype, "bf16") && strcmp(cfg->dtype, "f32"))
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "--dtype / DIFFUSIOND_DTYPE: '%s' is not f16, bf16 or f32", cfg->dtype);
+    struct cuda_backend_options plan;
+    memset(&plan, 0, sizeof plan);
+    if (cuda_plan_parse(cfg->cuda_plan, &plan, err) != STATUS_OK)
+        return status_wrap(err, "--cuda-plan / DIFFUSIOND_CUDA_PLAN");
     static const struct { const char *flag, *env; size_t off; } sides[] = {
         {"max-width", "DIFFUSIOND_MAX_WIDTH", offsetof(struct serve_config, max_width)},
         {"max-height", "DIFFUSIOND_MAX_HEIGHT", offsetof(struct serve_config, max_height)},
@@ -508,6 +514,8 @@ static void type_names(const struct setting *s, const char **doc, const char **m
         *doc = "auto|cpu|cuda", *metavar = "DEVICE";
     else if (s->type == SET_STRING && strcmp(s->flag, "dtype") == 0)
         *doc = "f16|bf16|f32", *metavar = "DTYPE";
+    else if (s->type == SET_STRING && strcmp(s->flag, "cuda-plan") == 0)
+        *doc = "plan", *metavar = "PLAN";
 }
 
 static void range_doc(const struct setting *s, char *buf, size_t cap)

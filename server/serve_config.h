@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine/cuda/cuda_plan.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "server/scheduler.h"
@@ -52,6 +53,7 @@ struct serve_config {
     int threads;                        /* CPU compute threads; 0: all CPUs */
     char device[16];                    /* "auto" (default), "cpu", "cuda" */
     char dtype[8];                      /* cuda weights/activations: "f16" (default), "bf16", "f32" */
+    char cuda_plan[CUDA_PLAN_TEXT_MAX]; /* cuda: planning choices (engine/cuda/cuda_plan.h); "": defaults */
     bool warmup;                        /* one generation before /readyz says ready */
     bool unet_graphs;                   /* scheduler_config.unet_graphs */
     /* scheduler (server/scheduler.h's scheduler_config) */

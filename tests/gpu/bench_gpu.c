@@ -12,6 +12,12 @@
  *   txt2img     one request of B images through sd_txt2img (one U-Net call per step
  *               over its 2·B rows), at the first --batches size: the scheduler's
  *               overhead is the difference.
+ * Plans (CUDA): the U-Net step is also timed with one planning choice changed at a time
+ * (engine/cuda/cuda_plan.h); the choices faster at 2 rows (by ≥ 1 %, and not slower by
+ * > 1 % at 16) are combined, the combination timed ("unet_step_best"), and when it beats
+ * the base plan it is the plan of every later part (the "plan" entry says which):
+ * one run measures the alternatives and the figures with the best of them.  --plan
+ * sets the base (default: the backend's defaults); --no-adopt keeps the base throughout.
  * Weights and activations in --dtype (f16 by default; f32 runs on TF32).  Each figure
  * is the median of --repeat runs after warm-up runs (the workspace grows and cuDNN
  * picks its algorithms there); the device is synchronised around every timed run.
@@ -20,7 +26,7 @@
  *
  * Usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] [--repeat 10]
  *                  [--steps 20] [--batches 1,4,8,16] [--budget 240] [--json FILE] [--cpu]
- *                  [--profile N]
+ *                  [--profile N] [--plan PLAN] [--no-adopt]
  * --cpu runs the same on the CPU backend (f32): a smoke test of this program.
  * Exit 0 on success, 77 without a GPU, 1 on an error. */
 #include <getopt.h>
@@ -33,6 +39,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_device.h"
+#include "engine/cuda/cuda_plan.h"
 #include "engine/philox.h"
 #include "engine/profile.h"
 #include "engine/workspace.h"
@@ -52,11 +59,15 @@ struct opts {
     bool cpu; /* --cpu: the CPU backend (f32) instead: a smoke test of this program */
     int profile; /* > 0: U-Net steps at 2 and 16 rows and a VAE decode with every op
                     timed between syncs, the `profile` costliest shapes each */
+    const char *plan; /* --plan: the base plan's text (NULL: the defaults) */
+    bool no_adopt;    /* --no-adopt: keep the base plan after the plan table */
 };
 
 struct bench {
     struct opts o;
     struct backend *be;
+    struct cuda_backend_options plan; /* CUDA: the plan every part runs with (the base,
+                                         or the adopted best after bench_unet) */
     struct sd_model *m;
     struct workspace ws;
     double t_start;
@@ -265,43 +276,125 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
     return s;
 }
 
-/* The step at 2 and 16 rows with the backend's default plan, then (on CUDA, eager
- * only) with one planning choice changed each: small convolutions as im2col + GEMM
+/* dst takes each planning field in which p differs from base, unless dst already
+ * differs from base there (an earlier, faster plan set it). */
+static void plan_merge(struct cuda_backend_options *dst, const struct cuda_backend_options *p,
+                       const struct cuda_backend_options *base)
+{
+#define MERGE(f)                                                                                   \
+    if (p->f != base->f && dst->f == base->f)                                                      \
+        dst->f = p->f;
+    MERGE(cudnn_find)
+    MERGE(conv_gemm_rows)
+    MERGE(gemm_autotune)
+    MERGE(linear_stack)
+    MERGE(group_norm_kernel)
+    MERGE(attention_kernel)
+    MERGE(attention_row_tiles)
+#undef MERGE
+}
+
+static bool plan_same(const struct cuda_backend_options *a, const struct cuda_backend_options *b)
+{
+    char ta[CUDA_PLAN_TEXT_MAX], tb[CUDA_PLAN_TEXT_MAX];
+    cuda_plan_format(a, ta, sizeof ta);
+    cuda_plan_format(b, tb, sizeof tb);
+    return strcmp(ta, tb) == 0;
+}
+
+static void json_plan(struct bench *b, const char *which, const struct cuda_backend_options *p)
+{
+    char text[CUDA_PLAN_TEXT_MAX], buf[CUDA_PLAN_TEXT_MAX + 64];
+    cuda_plan_format(p, text, sizeof text);
+    snprintf(buf, sizeof buf, "{\"part\":\"%s\",\"plan\":\"%s\"}", which, text);
+    json_entry(b, buf);
+}
+
+#define N_PLANS 7
+
+/* After the plan table (med[i][0] 2 rows, med[i][1] 16 rows; plan 0 the base): the
+ * single changes faster at 2 rows by ≥ 1 % and not slower at 16 rows by > 1 %, fastest
+ * first, merged; timed as "unet_step_best" and kept as b->plan when faster than the
+ * base at 2 rows. */
+static enum status adopt_best(struct bench *b, const struct cuda_backend_options *plans,
+                              double med[N_PLANS][2], struct errbuf *err)
+{
+    int order[N_PLANS], n = 0;
+    for (int i = 1; i < N_PLANS; i++)
+        if (med[i][0] > 0 && med[i][0] < 0.99 * med[0][0] && med[i][1] <= 1.01 * med[0][1])
+            order[n++] = i;
+    for (int i = 1; i < n; i++) /* insertion sort by the 2-row median */
+        for (int j = i; j > 0 && med[order[j]][0] < med[order[j - 1]][0]; j--) {
+            const int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    struct cuda_backend_options best = b->plan;
+    for (int k = 0; k < n; k++)
+        plan_merge(&best, &plans[order[k]], &b->plan);
+    char text[CUDA_PLAN_TEXT_MAX];
+    cuda_plan_format(&best, text, sizeof text);
+    if (n == 0 || b->o.no_adopt) {
+        printf("plan: %s (the base: %s)\n", text, n ? "--no-adopt" : "no single change was faster");
+        json_plan(b, "plan", &b->plan);
+        return STATUS_OK;
+    }
+    cuda_backend_set_plan(b->be, &best);
+    double m2 = 0, m16 = 0;
+    enum status s = bench_unet_rows(b, 2, "unet_step_best", true, &m2, err);
+    if (s == STATUS_OK)
+        s = bench_unet_rows(b, UNET_MAX_ROWS, "unet_step_best", true, &m16, err);
+    if (s != STATUS_OK)
+        return s;
+    const bool adopt = m2 < med[0][0];
+    printf("plan: %s — %s (2 rows %.2f ms against the base's %.2f)\n", text,
+           adopt ? "adopted for the rest of the run" : "not faster combined, the base kept",
+           m2 * 1e3, med[0][0] * 1e3);
+    if (adopt)
+        b->plan = best;
+    cuda_backend_set_plan(b->be, &b->plan);
+    json_plan(b, "plan", &b->plan);
+    return STATUS_OK;
+}
+
+/* The step at 2 and 16 rows with the base plan (b->plan), then (on CUDA, eager only)
+ * with one planning choice changed each: small convolutions as im2col + GEMM
  * ("unet_step_im2col", conv_gemm_rows 8192), cuDNN's timed search ("unet_step_find"),
  * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
- * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as separate
- * GEMMs ("unet_step_stacked"); the default is restored after. */
+ * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as one
+ * strided-batched GEMM ("unet_step_stacked"); then adopt_best. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
-    struct cuda_backend_options def;
-    cuda_backend_options_default(&def);
-    enum { N_PLANS = 7 };
+    const struct cuda_backend_options base = b->plan;
     struct cuda_backend_options plans[N_PLANS];
     const char *names[N_PLANS] = {"unet_step",          "unet_step_im2col",   "unet_step_find",
                                   "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused",
                                   "unet_step_stacked"};
     for (int i = 0; i < N_PLANS; i++)
-        plans[i] = def;
+        plans[i] = base;
     plans[1].conv_gemm_rows = 8192;
     plans[2].cudnn_find = true;
     plans[3].gemm_autotune = true;
     plans[4].group_norm_kernel = 1;
     plans[5].group_norm_kernel = 2;
     plans[6].linear_stack = true;
+    double med[N_PLANS][2] = {{0}};
     enum status s = STATUS_OK;
     for (int i = 0; i < N_PLANS && s == STATUS_OK; i++) {
         if (i > 0 && b->o.cpu)
             break;
+        if (i > 0 && plan_same(&plans[i], &base))
+            continue; /* the base has it already */
         if (i > 0)
             cuda_backend_set_plan(b->be, &plans[i]);
-        double med = 0;
-        s = bench_unet_rows(b, 2, names[i], i == 0, &med, err);
+        s = bench_unet_rows(b, 2, names[i], i == 0, &med[i][0], err);
         if (s == STATUS_OK)
-            s = bench_unet_rows(b, UNET_MAX_ROWS, names[i], i == 0, &med, err);
+            s = bench_unet_rows(b, UNET_MAX_ROWS, names[i], i == 0, &med[i][1], err);
     }
-    if (!b->o.cpu)
-        cuda_backend_set_plan(b->be, &def);
-    return s;
+    if (b->o.cpu || s != STATUS_OK)
+        return s;
+    cuda_backend_set_plan(b->be, &base);
+    return adopt_best(b, plans, med, err);
 }
 
 /* fn(ctx) once warm, then once with every op timed between syncs (engine/profile.h):
@@ -502,10 +595,8 @@ static enum status bench_vae(struct bench *b, struct errbuf *err)
         int conv_gemm_rows, gn;
     } alts[] = {{"vae_decode_im2col", 8192, 0}, {"vae_decode_gn_split", -1, 1},
                 {"vae_decode_gn_fused", -1, 2}};
-    struct cuda_backend_options def;
-    cuda_backend_options_default(&def);
     for (size_t i = 0; s == STATUS_OK && !b->o.cpu && i < sizeof alts / sizeof alts[0]; i++) {
-        struct cuda_backend_options o = def;
+        struct cuda_backend_options o = b->plan;
         if (alts[i].conv_gemm_rows >= 0)
             o.conv_gemm_rows = alts[i].conv_gemm_rows;
         o.group_norm_kernel = alts[i].gn;
@@ -522,7 +613,7 @@ static enum status bench_vae(struct bench *b, struct errbuf *err)
         }
     }
     if (!b->o.cpu)
-        cuda_backend_set_plan(b->be, &def);
+        cuda_backend_set_plan(b->be, &b->plan);
     if (s == STATUS_OK && b->o.profile > 0) {
         char title[128];
         snprintf(title, sizeof title, "vae decode, 1 image %dx%d, %s", b->o.size, b->o.size,
@@ -703,6 +794,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                        {"json", required_argument, 0, 'j'},
                                        {"cpu", no_argument, 0, 'c'},
                                        {"profile", required_argument, 0, 'p'},
+                                       {"plan", required_argument, 0, 'P'},
+                                       {"no-adopt", no_argument, 0, 'A'},
                                        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -715,6 +808,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'j': o->json = optarg; break;
         case 'c': o->cpu = true; break;
         case 'p': o->profile = atoi(optarg); break;
+        case 'P': o->plan = optarg; break;
+        case 'A': o->no_adopt = true; break;
         case 'd':
             if (!strcmp(optarg, "f16"))
                 o->dtype = DTYPE_F16;
@@ -766,19 +861,22 @@ int main(int argc, char **argv)
     if (parse_opts(argc, argv, &b.o) != 0) {
         fprintf(stderr, "usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] "
                         "[--repeat 10] [--steps 20] [--batches 1,4,8,16] [--budget 240] "
-                        "[--json FILE] [--cpu] [--profile N]\n");
+                        "[--json FILE] [--cpu] [--profile N] [--plan PLAN] [--no-adopt]\n");
         return 2;
     }
     b.t_start = now_s();
     struct errbuf err;
     errbuf_clear(&err);
-    struct cuda_backend_options opt;
-    cuda_backend_options_default(&opt);
-    opt.weight_dtype = b.o.dtype;
+    cuda_backend_options_default(&b.plan);
+    b.plan.weight_dtype = b.o.dtype;
+    if (cuda_plan_parse(b.o.plan, &b.plan, &err) != STATUS_OK) {
+        fprintf(stderr, "bench_gpu: --plan: %s\n", err.msg);
+        return 2;
+    }
     if (b.o.cpu)
         b.o.dtype = DTYPE_F32;
     enum status s = b.o.cpu ? cpu_backend_create(0, &b.be, &err)
-                            : cuda_backend_create(&opt, &b.be, &err);
+                            : cuda_backend_create(&b.plan, &b.be, &err);
     if (s == STATUS_NOT_FOUND) {
         printf("skip: %s\n", err.msg);
         return 77;

@@ -11,12 +11,16 @@
 #   4 ops        tests/gpu/test_gpu_ops: every op, CUDA vs CPU, f32/f16/bf16
 #   5 pipeline   tests/gpu/test_gpu_pipeline: sd1-tiny, sd2-tiny, CUDA vs CPU PSNR
 #   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²), with a per-op
-#                profile of a U-Net step at 2 and 16 rows (CHECK_PROFILE shapes each)
+#                profile of a U-Net step at 2 and 16 rows (CHECK_PROFILE shapes each);
+#                it times each planning choice (engine/cuda/cuda_plan.h) against the
+#                base (CHECK_PLAN, default: the backend's defaults), adopts the faster
+#                ones for its later parts and records the plan in bench.json
 #   7 diffusers  tools/bench_diffusers_gpu.py on the same folder and card
 #   8 load       `diffusiond bench load --in-process --device cuda` on the bundled model
 #                (models/default): goodput of the three batching modes under Poisson
 #                arrivals on the GPU (the scheduler issue's benchmark; no HTTP: the GPU
-#                machine has no libmicrohttpd); CHECK_SKIP_LOAD=1 leaves it out
+#                machine has no libmicrohttpd), with bench.json's plan; every request
+#                in load-trace.csv; CHECK_SKIP_LOAD=1 leaves it out
 #   9 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
 #  10 summary    summary.json: stage results, the figures, ratios and the issue's goals
 #
@@ -166,7 +170,7 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
   ((b < 10)) && b=10
   run_stage bench "$((b + 40))" "$B/bench_gpu" --model "$WORK/sd15" --dtype f16 --size 512 \
     --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json" \
-    --profile "${CHECK_PROFILE:-25}"
+    --profile "${CHECK_PROFILE:-25}" --plan "${CHECK_PLAN:-default}"
 fi
 if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSERS:-} ]]; then
   b=$(($(left) - 40))
@@ -183,9 +187,18 @@ fi
 if ((HAVE_GPU && BUILD_RC == 0)) && [[ -z ${CHECK_SKIP_LOAD:-} ]]; then
   b=$(($(left) - 30))
   ((b > 200)) && b=200
+  # the plan the bench stage measured best (or the base when it did not run)
+  plan=$(python3 -c "
+import json, sys
+try:
+    print(next(e['plan'] for e in json.load(open(sys.argv[1]))['results'] if e.get('part') == 'plan'))
+except Exception:
+    print(sys.argv[2])" "$OUT/bench.json" "${CHECK_PLAN:-default}")
+  echo "load: --cuda-plan $plan"
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
-    --in-process --device cuda --model "$ROOT/models/default" --duration 3 \
-    --min-requests 40 --refine 2 --json "$OUT/load.json"
+    --in-process --device cuda --cuda-plan "$plan" --model "$ROOT/models/default" \
+    --duration 3 --min-requests 40 --refine 2 --json "$OUT/load.json" \
+    --trace "$OUT/load-trace.csv"
 fi
 
 # An op that failed: its case once more under compute-sanitizer (memcheck), when there

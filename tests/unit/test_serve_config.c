@@ -58,6 +58,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.log_format, LOG_FORMAT_PLAIN);
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert(c.access_log);
+    ck_assert_str_eq(c.cuda_plan, "");
     ck_assert_int_eq(c.help, SERVE_HELP_NONE);
     serve_config_free(&c);
 }
@@ -68,7 +69,8 @@ START_TEST(test_env_then_flag_precedence)
     const char *env[] = {"DIFFUSIOND_PORT=9000", "DIFFUSIOND_HOST=0.0.0.0",
                          "DIFFUSIOND_BATCHING=request", "DIFFUSIOND_WARMUP=off",
                          "DIFFUSIOND_MAX_BODY_BYTES=2MiB", "DIFFUSIOND_LOG_FORMAT=json",
-                         "OTHER=1", "DIFFUSIOND_PORTX=1", NULL};
+                         "DIFFUSIOND_CUDA_PLAN=gn=fused,stack=on", "OTHER=1",
+                         "DIFFUSIOND_PORTX=1", NULL};
     struct serve_config c;
     struct errbuf err;
     ck_assert_int_eq(parse(&c, env, NULL, &err), STATUS_OK);
@@ -78,6 +80,7 @@ START_TEST(test_env_then_flag_precedence)
     ck_assert(!c.warmup);
     ck_assert_int_eq(c.max_body_bytes, 2 * 1024 * 1024);
     ck_assert_int_eq(c.log_format, LOG_FORMAT_JSON);
+    ck_assert_str_eq(c.cuda_plan, "gn=fused,stack=on");
     serve_config_free(&c);
 
     const char *args[] = {"--port", "9100", "--host=::1", "--warmup", "--batching", "none",
@@ -146,6 +149,8 @@ START_TEST(test_bad_values_name_flag_and_env)
         {"--log-level=loud", "--log-level", "DIFFUSIOND_LOG_LEVEL"},
         {"--host=", "--host", "DIFFUSIOND_HOST"},
         {"--encoder-threads=0", "--encoder-threads", "DIFFUSIOND_ENCODER_THREADS"},
+        {"--cuda-plan=gn=fast", "--cuda-plan", "DIFFUSIOND_CUDA_PLAN"},
+        {"--cuda-plan=turbo", "--cuda-plan", "DIFFUSIOND_CUDA_PLAN"},
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         const char *args[] = {flags[i].arg, NULL};

@@ -1,0 +1,128 @@
+/* engine/cuda/cuda_plan.c — the CUDA backend's planning choices as text
+ * (engine/cuda/cuda_plan.h). */
+#include "engine/cuda/cuda_plan.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ITEM_MAX 64 /* one "key=value", NUL included */
+
+/* A key's values by name, in field order (value i ↔ field value i). */
+static const char *const GN_NAMES[] = {"auto", "split", "fused", NULL};
+static const char *const ONOFF_NAMES[] = {"off", "on", NULL};
+static const char *const TILES_NAMES[] = {"0", "1", "2", NULL};
+static const struct {
+    const char *name;
+    enum cuda_attention_kernel kernel;
+} ATTENTION_NAMES[] = {
+    {"auto", CUDA_ATTENTION_DEFAULT},     {"padded", CUDA_ATTENTION_PADDED},
+    {"exact2", CUDA_ATTENTION_EXACT2},    {"exact3", CUDA_ATTENTION_EXACT3},
+    {"bk128", CUDA_ATTENTION_EXACT_BK128}, {"sync1", CUDA_ATTENTION_EXACT_SYNC1},
+};
+#define N_ATTENTION ((int)(sizeof ATTENTION_NAMES / sizeof ATTENTION_NAMES[0]))
+#define IM2COL_MAX (1 << 30)
+
+/* The index of value in names (NULL-terminated), or -1. */
+static int name_index(const char *const *names, const char *value)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], value) == 0)
+            return i;
+    return -1;
+}
+
+static enum status bad_value(const char *key, const char *value, const char *allowed,
+                             struct errbuf *err)
+{
+    return status_fail(err, STATUS_INVALID_ARGUMENT, "cuda plan: %s='%s' is not %s", key, value,
+                       allowed);
+}
+
+/* One "key=value" over opt. */
+static enum status apply_item(const char *key, const char *value,
+                              struct cuda_backend_options *opt, struct errbuf *err)
+{
+    int i;
+    if (strcmp(key, "gn") == 0) {
+        if ((i = name_index(GN_NAMES, value)) < 0)
+            return bad_value(key, value, "auto, split or fused", err);
+        opt->group_norm_kernel = i;
+    } else if (strcmp(key, "stack") == 0 || strcmp(key, "autotune") == 0 ||
+               strcmp(key, "find") == 0) {
+        if ((i = name_index(ONOFF_NAMES, value)) < 0)
+            return bad_value(key, value, "on or off", err);
+        bool *field = key[0] == 's' ? &opt->linear_stack
+                      : key[0] == 'a' ? &opt->gemm_autotune
+                                      : &opt->cudnn_find;
+        *field = i == 1;
+    } else if (strcmp(key, "im2col") == 0) {
+        char *end;
+        const long v = strtol(value, &end, 10);
+        if (!value[0] || *end || v < 0 || v > IM2COL_MAX)
+            return bad_value(key, value, "an integer 0 … 1073741824", err);
+        opt->conv_gemm_rows = (int)v;
+    } else if (strcmp(key, "attention") == 0) {
+        for (i = 0; i < N_ATTENTION && strcmp(ATTENTION_NAMES[i].name, value); i++) {
+        }
+        if (i == N_ATTENTION)
+            return bad_value(key, value, "auto, padded, exact2, exact3, bk128 or sync1", err);
+        opt->attention_kernel = ATTENTION_NAMES[i].kernel;
+    } else if (strcmp(key, "tiles") == 0) {
+        if ((i = name_index(TILES_NAMES, value)) < 0)
+            return bad_value(key, value, "0, 1 or 2", err);
+        opt->attention_row_tiles = i;
+    } else {
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "cuda plan: unknown key '%s' (gn, stack, autotune, find, im2col, "
+                           "attention, tiles)",
+                           key);
+    }
+    return STATUS_OK;
+}
+
+enum status cuda_plan_parse(const char *text, struct cuda_backend_options *opt,
+                            struct errbuf *err)
+{
+    if (!text || !text[0] || strcmp(text, "default") == 0)
+        return STATUS_OK;
+    struct cuda_backend_options o = *opt; /* opt unchanged on failure */
+    for (const char *p = text;;) {
+        const size_t len = strcspn(p, ",");
+        char item[ITEM_MAX];
+        if (len == 0)
+            return status_fail(err, STATUS_INVALID_ARGUMENT, "cuda plan: empty item in '%.100s'",
+                               text);
+        if (len >= sizeof item)
+            return status_fail(err, STATUS_INVALID_ARGUMENT, "cuda plan: item '%.20s…' is too long",
+                               p);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item || strpbrk(item, " \t"))
+            return status_fail(err, STATUS_INVALID_ARGUMENT,
+                               "cuda plan: '%s' is not key=value", item);
+        *eq = '\0';
+        TRY(apply_item(item, eq + 1, &o, err));
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *opt = o;
+    return STATUS_OK;
+}
+
+void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t cap)
+{
+    const char *attention = "auto";
+    for (int i = 0; i < N_ATTENTION; i++)
+        if (ATTENTION_NAMES[i].kernel == opt->attention_kernel)
+            attention = ATTENTION_NAMES[i].name;
+    const int gn = opt->group_norm_kernel;
+    const int tiles = opt->attention_row_tiles;
+    snprintf(buf, cap, "gn=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s",
+             gn >= 0 && gn <= 2 ? GN_NAMES[gn] : "auto", ONOFF_NAMES[opt->linear_stack],
+             ONOFF_NAMES[opt->gemm_autotune], ONOFF_NAMES[opt->cudnn_find],
+             opt->conv_gemm_rows, attention, tiles >= 0 && tiles <= 2 ? TILES_NAMES[tiles] : "0");
+}
