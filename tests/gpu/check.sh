@@ -168,9 +168,13 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
   b=$(($(left) - 150))
   ((b > 150)) && b=150
   ((b < 10)) && b=10
+  # a plan is adopted only when every op passed its conformance test (a faster but
+  # wrong kernel must not become the figures' plan)
+  adopt=()
+  ((OPS_RC != 0)) && adopt=(--no-adopt)
   run_stage bench "$((b + 40))" "$B/bench_gpu" --model "$WORK/sd15" --dtype f16 --size 512 \
     --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json" \
-    --profile "${CHECK_PROFILE:-25}" --plan "${CHECK_PLAN:-default}"
+    --profile "${CHECK_PROFILE:-25}" --plan "${CHECK_PLAN:-default}" "${adopt[@]}"
 fi
 if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSERS:-} ]]; then
   b=$(($(left) - 40))
