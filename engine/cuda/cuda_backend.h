@@ -57,6 +57,10 @@ enum cuda_attention_kernel {
     CUDA_ATTENTION_EXACT_BK128, /* the same, two stages, key tiles of 128 for head dims
                                    ≤ 80 (one 16-row tile per warp) */
     CUDA_ATTENTION_EXACT_SYNC1, /* EXACT2 with one barrier per key tile, not two */
+    CUDA_ATTENTION_LEAN,        /* EXACT2 with the softmax in fewer instructions per score:
+                                   no mask on whole tiles, 32-bit limits on partial ones,
+                                   the scale folded into one FFMA before ex2 (a positive
+                                   scale; else EXACT2) */
 };
 
 struct cuda_backend_options {

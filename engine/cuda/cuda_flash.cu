@@ -59,6 +59,148 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
     }
 }
 
+/* The online softmax of one key tile (the kernel's default): scores s{MT}{NT}{4} of
+ * rows w0 + 16·mt + g (+ 8) and keys k0 + 8·n + 2t (+ 1) masked where past nk or the
+ * causal limit (unless whole), scaled to base 2, the running max m and sum l updated,
+ * O rescaled; P is left in s. */
+template <int MT, int NT, int ND>
+__device__ __forceinline__ void fl_softmax(float (&s)[MT][NT][4], float (&o)[MT][ND][4],
+                                           float (&m)[MT][2], float (&l)[MT][2], bool whole,
+                                           int64_t k0, int64_t nk, int64_t w0, int g, int t,
+                                           const struct cm_attn_dims &p)
+{
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int64_t row0 = w0 + mt * 16 + g, row1 = row0 + 8;
+        float tm0 = -INFINITY, tm1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
+                const int64_t row = e < 2 ? row0 : row1;
+                const bool ok = whole || (key < nk && (!p.causal || key <= row));
+                s[mt][n][e] = ok ? s[mt][n][e] * p.scale_log2 : -INFINITY;
+            }
+            tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
+            tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
+        }
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+        const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
+        /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
+        const float b0 = mn0 == -INFINITY ? 0.0f : mn0;
+        const float b1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float c0 = cm_ex2(m[mt][0] - b0), c1 = cm_ex2(m[mt][1] - b1);
+        m[mt][0] = mn0;
+        m[mt][1] = mn1;
+        float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            s[mt][n][0] = cm_ex2(s[mt][n][0] - b0);
+            s[mt][n][1] = cm_ex2(s[mt][n][1] - b0);
+            s[mt][n][2] = cm_ex2(s[mt][n][2] - b1);
+            s[mt][n][3] = cm_ex2(s[mt][n][3] - b1);
+            rs0 += s[mt][n][0] + s[mt][n][1];
+            rs1 += s[mt][n][2] + s[mt][n][3];
+        }
+        l[mt][0] = l[mt][0] * c0 + rs0;
+        l[mt][1] = l[mt][1] * c1 + rs1;
+#pragma unroll
+        for (int i = 0; i < ND; i++) {
+            o[mt][i][0] *= c0;
+            o[mt][i][1] *= c0;
+            o[mt][i][2] *= c1;
+            o[mt][i][3] *= c1;
+        }
+    }
+}
+
+/* Keys of this thread's scores at or past lim (relative to the tile) → −inf; one row
+ * pair's limits (rows g and g + 8 of row tile mt). */
+template <int MT, int NT>
+__device__ __forceinline__ void fl_mask_lean(float (&s)[MT][NT][4], int mt, int lim0, int lim1,
+                                             int t)
+{
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int key = n * 8 + 2 * t + (e & 1);
+            if (key >= (e < 2 ? lim0 : lim1))
+                s[mt][n][e] = -INFINITY;
+        }
+}
+
+/* How many keys of the tile at k0 row `row` may see: those before nk and (causal) up
+ * to the row itself, clamped to [0, bk]. */
+__device__ __forceinline__ int fl_key_limit(int64_t row, int64_t k0, int64_t nk, bool causal,
+                                            int bk)
+{
+    int64_t lim = nk - k0;
+    if (causal && row - k0 + 1 < lim)
+        lim = row - k0 + 1;
+    return lim < 0 ? 0 : lim > bk ? bk : (int)lim;
+}
+
+/* fl_softmax in fewer instructions (the kernel's LEAN): no mask on a whole tile, 32-bit
+ * limits on a partial one, the max on raw scores (m unscaled; needs scale > 0), each
+ * probability one FFMA + ex2. */
+template <int MT, int NT, int ND>
+__device__ __forceinline__ void fl_softmax_lean(float (&s)[MT][NT][4], float (&o)[MT][ND][4],
+                                                float (&m)[MT][2], float (&l)[MT][2],
+                                                bool whole, int64_t k0, int64_t nk, int64_t w0,
+                                                int g, int t, const struct cm_attn_dims &p)
+{
+    const float c = p.scale_log2;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        if (!whole) {
+            const int64_t row0 = w0 + mt * 16 + g;
+            fl_mask_lean<MT, NT>(s, mt, fl_key_limit(row0, k0, nk, p.causal, NT * 8),
+                                 fl_key_limit(row0 + 8, k0, nk, p.causal, NT * 8), t);
+        }
+        float tm0 = s[mt][0][0], tm1 = s[mt][0][2];
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
+            tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
+        }
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+        const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
+        /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
+        const float b0 = mn0 == -INFINITY ? 0.0f : mn0 * c;
+        const float b1 = mn1 == -INFINITY ? 0.0f : mn1 * c;
+        const float c0 = cm_ex2(fmaf(m[mt][0], c, -b0)), c1 = cm_ex2(fmaf(m[mt][1], c, -b1));
+        m[mt][0] = mn0;
+        m[mt][1] = mn1;
+        float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            s[mt][n][0] = cm_ex2(fmaf(s[mt][n][0], c, -b0));
+            s[mt][n][1] = cm_ex2(fmaf(s[mt][n][1], c, -b0));
+            s[mt][n][2] = cm_ex2(fmaf(s[mt][n][2], c, -b1));
+            s[mt][n][3] = cm_ex2(fmaf(s[mt][n][3], c, -b1));
+            rs0 += s[mt][n][0] + s[mt][n][1];
+            rs1 += s[mt][n][2] + s[mt][n][3];
+        }
+        l[mt][0] = l[mt][0] * c0 + rs0;
+        l[mt][1] = l[mt][1] * c1 + rs1;
+#pragma unroll
+        for (int i = 0; i < ND; i++) {
+            o[mt][i][0] *= c0;
+            o[mt][i][1] *= c0;
+            o[mt][i][2] *= c1;
+            o[mt][i][3] *= c1;
+        }
+    }
+}
+
 /* D: the exact head dim the kernel is built for (a multiple of 8: no padding columns
  * are computed; a dim of 8 mod 16 ends Q·Kᵀ with one m16n8k8), or 0: any multiple of 8
  * up to DP, read from p.d and zero-padded to DP in shared memory.
@@ -69,8 +211,14 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
  * ST: K/V stages in shared memory (2: tile j+1 loads while j is computed; 3: j+2 too).
  * SYNC1: one barrier per key tile — wait for tile j, barrier, then load tile j+ST−1
  * into the stage tile j−1 used (every warp is past it) — instead of two (load, wait,
- * barrier, compute, barrier). */
-template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1>
+ * barrier, compute, barrier).
+ * LEAN: the softmax in fewer instructions per score (needs scale > 0): a tile wholly
+ * inside Nk (and the causal limit) is not masked at all, a partial tile is masked with
+ * 32-bit key offsets against per-row limits computed once, the row max is taken on the
+ * raw scores (m kept unscaled), and each probability is one FFMA and one ex2:
+ * p = 2^(s·c − m·c), c = scale·log2 e.  Without it every score pays a 64-bit key
+ * compare and a select (or a branch) and a separate multiply by c. */
+template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1, bool LEAN = false>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
@@ -202,53 +350,10 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
             /* mask (only a tile past Nk or on the causal diagonal), scale (base 2), the
              * online softmax per row; P stays in s */
             const bool whole = k0 + BK <= nk && (!p.causal || k0 + BK - 1 <= w0);
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                const int64_t row0 = w0 + mt * 16 + g, row1 = row0 + 8;
-                float tm0 = -INFINITY, tm1 = -INFINITY;
-#pragma unroll
-                for (int n = 0; n < NT; n++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
-                        const int64_t row = e < 2 ? row0 : row1;
-                        const bool ok = whole || (key < nk && (!p.causal || key <= row));
-                        s[mt][n][e] = ok ? s[mt][n][e] * p.scale_log2 : -INFINITY;
-                    }
-                    tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
-                    tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
-                }
-                tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
-                tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
-                tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
-                tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
-                const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
-                /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
-                const float b0 = mn0 == -INFINITY ? 0.0f : mn0;
-                const float b1 = mn1 == -INFINITY ? 0.0f : mn1;
-                const float c0 = cm_ex2(m[mt][0] - b0), c1 = cm_ex2(m[mt][1] - b1);
-                m[mt][0] = mn0;
-                m[mt][1] = mn1;
-                float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-                for (int n = 0; n < NT; n++) {
-                    s[mt][n][0] = cm_ex2(s[mt][n][0] - b0);
-                    s[mt][n][1] = cm_ex2(s[mt][n][1] - b0);
-                    s[mt][n][2] = cm_ex2(s[mt][n][2] - b1);
-                    s[mt][n][3] = cm_ex2(s[mt][n][3] - b1);
-                    rs0 += s[mt][n][0] + s[mt][n][1];
-                    rs1 += s[mt][n][2] + s[mt][n][3];
-                }
-                l[mt][0] = l[mt][0] * c0 + rs0;
-                l[mt][1] = l[mt][1] * c1 + rs1;
-#pragma unroll
-                for (int i = 0; i < ND; i++) {
-                    o[mt][i][0] *= c0;
-                    o[mt][i][1] *= c0;
-                    o[mt][i][2] *= c1;
-                    o[mt][i][3] *= c1;
-                }
-            }
+            if constexpr (LEAN)
+                fl_softmax_lean<MT, NT, ND>(s, o, m, l, whole, k0, nk, w0, g, t, p);
+            else
+                fl_softmax<MT, NT, ND>(s, o, m, l, whole, k0, nk, w0, g, t, p);
             /* O{16·MT, D} += P{16·MT, BK} · V{BK, D}, each V fragment used MT times */
 #pragma unroll
             for (int kb2 = 0; kb2 < BK / 16; kb2++) {
@@ -313,18 +418,19 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #endif
 }
 
-template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1 = false>
+template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1 = false,
+          bool LEAN = false>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
                                 const struct cm_attn_dims *p, cudaStream_t st)
 {
     const size_t smem = fl_smem(DP, BK, MT, ST, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST, SYNC1>,
+    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST, SYNC1, LEAN>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
     const int rows = FL_QROWS * MT;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fl_kernel<T, D, DP, BK, MT, ST, SYNC1><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    fl_kernel<T, D, DP, BK, MT, ST, SYNC1, LEAN><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -344,32 +450,32 @@ static void fl_shape(int d, int *dp, int *bk)
 
 /* Stable Diffusion's head dims (SD1: 40, 80, 160; SD2: 64; 128) on kernels built for
  * exactly them, ST stages, key tiles of 64 (BK2 = 2: of 128 for head dims ≤ 80, one row
- * tile per warp); false: not one of them. */
-template <typename T, int ST, int BK2, bool SYNC1 = false>
+ * tile per warp), the LEAN softmax or not; false: not one of them. */
+template <typename T, int ST, int BK2, bool SYNC1 = false, bool LEAN = false>
 static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t batch,
                             const struct cm_attn_dims *p, bool two, cudaStream_t st,
                             cudaError_t *e)
 {
     if constexpr (BK2 == 2) {
         switch (p->d) {
-        case 40: *e = fl_launch_as<T, 40, 48, 128, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
-        case 64: *e = fl_launch_as<T, 64, 64, 128, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
-        case 80: *e = fl_launch_as<T, 80, 80, 128, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+        case 40: *e = fl_launch_as<T, 40, 48, 128, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
+        case 64: *e = fl_launch_as<T, 64, 64, 128, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
+        case 80: *e = fl_launch_as<T, 80, 80, 128, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
         default: break; /* wider heads: the 64-key tiles below */
         }
     }
     switch (p->d) {
     case 40:
-        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST, SYNC1>(q, k, v, y, batch, p, st)
-                 : fl_launch_as<T, 40, 48, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st);
+        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 40, 48, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st);
         return true;
     case 64:
-        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST, SYNC1>(q, k, v, y, batch, p, st)
-                 : fl_launch_as<T, 64, 64, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st);
+        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 64, 64, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st);
         return true;
-    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
-    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
-    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST, SYNC1>(q, k, v, y, batch, p, st); return true;
+    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
+    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
+    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
     default: return false;
     }
 }
@@ -420,6 +526,13 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
         break;
     case CUDA_ATTENTION_EXACT_SYNC1:
         if (fl_launch_exact<T, 2, 1, true>(q, k, v, y, batch, p, two, st, &e))
+            return e;
+        break;
+    case CUDA_ATTENTION_LEAN: /* its max on raw scores needs a positive scale */
+        if (p->scale_log2 > 0.0f && fl_launch_exact<T, 2, 1, false, true>(q, k, v, y, batch, p,
+                                                                           two, st, &e))
+            return e;
+        if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
             return e;
         break;
     default:

@@ -310,7 +310,7 @@ static void json_plan(struct bench *b, const char *which, const struct cuda_back
     json_entry(b, buf);
 }
 
-#define N_PLANS 7
+#define N_PLANS 8
 
 /* After the plan table (med[i][0] 2 rows, med[i][1] 16 rows; plan 0 the base): the
  * single changes faster at 2 rows by ≥ 1 % and not slower at 16 rows by > 1 %, fastest
@@ -362,14 +362,15 @@ static enum status adopt_best(struct bench *b, const struct cuda_backend_options
  * ("unet_step_im2col", conv_gemm_rows 8192), cuDNN's timed search ("unet_step_find"),
  * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
  * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as one
- * strided-batched GEMM ("unet_step_stacked"); then adopt_best. */
+ * strided-batched GEMM ("unet_step_stacked"), the lean-softmax flash attention
+ * ("unet_step_lean"); then adopt_best. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
     const struct cuda_backend_options base = b->plan;
     struct cuda_backend_options plans[N_PLANS];
     const char *names[N_PLANS] = {"unet_step",          "unet_step_im2col",   "unet_step_find",
                                   "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused",
-                                  "unet_step_stacked"};
+                                  "unet_step_stacked",  "unet_step_lean"};
     for (int i = 0; i < N_PLANS; i++)
         plans[i] = base;
     plans[1].conv_gemm_rows = 8192;
@@ -378,6 +379,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
     plans[4].group_norm_kernel = 1;
     plans[5].group_norm_kernel = 2;
     plans[6].linear_stack = true;
+    plans[7].attention_kernel = CUDA_ATTENTION_LEAN;
     double med[N_PLANS][2] = {{0}};
     enum status s = STATUS_OK;
     for (int i = 0; i < N_PLANS && s == STATUS_OK; i++) {
@@ -528,6 +530,7 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
                     {"3 stages", 0, CUDA_ATTENTION_EXACT3, 160},
                     {"bk 128", 0, CUDA_ATTENTION_EXACT_BK128, 80},
                     {"1 sync", 0, CUDA_ATTENTION_EXACT_SYNC1, 160},
+                    {"lean", 0, CUDA_ATTENTION_LEAN, 160},
                     {"1 tile", 1, CUDA_ATTENTION_DEFAULT, 64},
                     {"2 tiles", 2, CUDA_ATTENTION_DEFAULT, 64}};
     enum { N_VARIANTS = sizeof variants / sizeof variants[0] };

@@ -41,6 +41,7 @@ struct suite {
                                    one strided-batched GEMM */
     struct backend *gpu_bk128;  /* flash attention on key tiles of 128 */
     struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
+    struct backend *gpu_lean;   /* flash attention with the lean softmax */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -784,7 +785,10 @@ int main(int argc, char **argv)
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_bk128, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_SYNC1;
-    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_sync1, &err) != STATUS_OK) {
+    if (sp == STATUS_OK)
+        sp = cuda_backend_create(&opt, &su.gpu_sync1, &err);
+    opt.attention_kernel = CUDA_ATTENTION_LEAN;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_lean, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
     }
@@ -809,6 +813,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_stages, "[3 stages]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_bk128, "[bk 128]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_sync1, "[1 sync]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_lean, "[lean]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
@@ -837,6 +842,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_stages);
     backend_destroy(su.gpu_bk128);
     backend_destroy(su.gpu_sync1);
+    backend_destroy(su.gpu_lean);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
