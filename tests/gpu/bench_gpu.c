@@ -17,7 +17,8 @@
  * > 1 % at 16) are combined, the combination timed ("unet_step_best"), and when it beats
  * the base plan it is the plan of every later part (the "plan" entry says which):
  * one run measures the alternatives and the figures with the best of them.  --plan
- * sets the base (default: the backend's defaults); --no-adopt keeps the base throughout.
+ * sets the base (default: the backend's defaults); --no-adopt keeps the base throughout;
+ * --exclude a,b leaves those plan-table entries (unet_step_a, …) out of the adoption.
  * Weights and activations in --dtype (f16 by default; f32 runs on TF32).  Each figure
  * is the median of --repeat runs after warm-up runs (the workspace grows and cuDNN
  * picks its algorithms there); the device is synchronised around every timed run.
@@ -26,7 +27,7 @@
  *
  * Usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] [--repeat 10]
  *                  [--steps 20] [--batches 1,4,8,16] [--budget 240] [--json FILE] [--cpu]
- *                  [--profile N] [--plan PLAN] [--no-adopt]
+ *                  [--profile N] [--plan PLAN] [--no-adopt] [--exclude a,b]
  * --cpu runs the same on the CPU backend (f32): a smoke test of this program.
  * Exit 0 on success, 77 without a GPU, 1 on an error. */
 #include <getopt.h>
@@ -61,6 +62,8 @@ struct opts {
                     timed between syncs, the `profile` costliest shapes each */
     const char *plan; /* --plan: the base plan's text (NULL: the defaults) */
     bool no_adopt;    /* --no-adopt: keep the base plan after the plan table */
+    const char *exclude; /* --exclude: plan-table names ("lean,gn_fused") not to adopt
+                            (their conformance cases failed); still timed */
 };
 
 struct bench {
@@ -312,17 +315,38 @@ static void json_plan(struct bench *b, const char *which, const struct cuda_back
 
 #define N_PLANS 8
 
+/* Whether the plan-table entry `name` ("unet_step_lean") is in --exclude ("lean,…"). */
+static bool plan_excluded(const struct bench *b, const char *name)
+{
+    const char *want = name + strlen("unet_step_");
+    const size_t len = strlen(want);
+    for (const char *p = b->o.exclude; p && *p;) {
+        const size_t n = strcspn(p, ",");
+        if (n == len && strncmp(p, want, n) == 0)
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
 /* After the plan table (med[i][0] 2 rows, med[i][1] 16 rows; plan 0 the base): the
  * single changes faster at 2 rows by ≥ 1 % and not slower at 16 rows by > 1 %, fastest
  * first, merged; timed as "unet_step_best" and kept as b->plan when faster than the
  * base at 2 rows. */
 static enum status adopt_best(struct bench *b, const struct cuda_backend_options *plans,
-                              double med[N_PLANS][2], struct errbuf *err)
+                              const char *const *names, double med[N_PLANS][2],
+                              struct errbuf *err)
 {
     int order[N_PLANS], n = 0;
-    for (int i = 1; i < N_PLANS; i++)
-        if (med[i][0] > 0 && med[i][0] < 0.99 * med[0][0] && med[i][1] <= 1.01 * med[0][1])
-            order[n++] = i;
+    for (int i = 1; i < N_PLANS; i++) {
+        if (!(med[i][0] > 0 && med[i][0] < 0.99 * med[0][0] && med[i][1] <= 1.01 * med[0][1]))
+            continue;
+        if (plan_excluded(b, names[i])) {
+            printf("plan: %s was faster but is excluded (--exclude)\n", names[i]);
+            continue;
+        }
+        order[n++] = i;
+    }
     for (int i = 1; i < n; i++) /* insertion sort by the 2-row median */
         for (int j = i; j > 0 && med[order[j]][0] < med[order[j - 1]][0]; j--) {
             const int t = order[j];
@@ -396,7 +420,7 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
     if (b->o.cpu || s != STATUS_OK)
         return s;
     cuda_backend_set_plan(b->be, &base);
-    return adopt_best(b, plans, med, err);
+    return adopt_best(b, plans, names, med, err);
 }
 
 /* fn(ctx) once warm, then once with every op timed between syncs (engine/profile.h):
@@ -799,6 +823,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                        {"profile", required_argument, 0, 'p'},
                                        {"plan", required_argument, 0, 'P'},
                                        {"no-adopt", no_argument, 0, 'A'},
+                                       {"exclude", required_argument, 0, 'X'},
                                        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -813,6 +838,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'p': o->profile = atoi(optarg); break;
         case 'P': o->plan = optarg; break;
         case 'A': o->no_adopt = true; break;
+        case 'X': o->exclude = optarg; break;
         case 'd':
             if (!strcmp(optarg, "f16"))
                 o->dtype = DTYPE_F16;
@@ -864,7 +890,8 @@ int main(int argc, char **argv)
     if (parse_opts(argc, argv, &b.o) != 0) {
         fprintf(stderr, "usage: bench_gpu --model DIR [--size 512] [--dtype f16|bf16|f32] "
                         "[--repeat 10] [--steps 20] [--batches 1,4,8,16] [--budget 240] "
-                        "[--json FILE] [--cpu] [--profile N] [--plan PLAN] [--no-adopt]\n");
+                        "[--json FILE] [--cpu] [--profile N] [--plan PLAN] [--no-adopt] "
+                        "[--exclude a,b]\n");
         return 2;
     }
     b.t_start = now_s();

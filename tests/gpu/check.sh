@@ -168,10 +168,17 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
   b=$(($(left) - 150))
   ((b > 150)) && b=150
   ((b < 10)) && b=10
-  # a plan is adopted only when every op passed its conformance test (a faster but
-  # wrong kernel must not become the figures' plan)
+  # a choice is adopted only when its conformance cases passed, and none at all when
+  # the default path failed or the suite did not finish (a faster but wrong kernel
+  # must not become the figures' plan): tests/gpu/adopt_args.py
   adopt=()
-  ((OPS_RC != 0)) && adopt=(--no-adopt)
+  if ((OPS_RC == 1)); then # it finished, and some cases failed
+    read -r -a adopt <<<"$(python3 "$ROOT/tests/gpu/adopt_args.py" "$OUT/ops.json")"
+    ((${#adopt[@]} == 0)) && adopt=(--no-adopt)
+  elif ((OPS_RC != 0)); then # a crash or a timeout
+    adopt=(--no-adopt)
+  fi
+  echo "bench: adoption ${adopt[*]:-of every faster choice}"
   run_stage bench "$((b + 40))" "$B/bench_gpu" --model "$WORK/sd15" --dtype f16 --size 512 \
     --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json" \
     --profile "${CHECK_PROFILE:-25}" --plan "${CHECK_PLAN:-default}" "${adopt[@]}"

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""bench_gpu's adoption arguments from test_gpu_ops's results (ops.json, argv[1]).
+
+bench_gpu adopts the planning choices its plan table measures faster.  A choice whose
+own conformance cases failed must not be adopted, and when the default path itself
+failed (or the suite did not finish) nothing is: prints `--exclude a,b` (the plan-table
+names whose variant failed), `--no-adopt`, or nothing.
+"""
+import json
+import sys
+
+# test_gpu_ops's variant tag → bench_gpu's plan-table name (unet_step_<name>)
+TAG_PLAN = {"[lean]": "lean", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
+            "[stacked gemm]": "stacked", "[autotuned]": "autotune", "[im2col]": "im2col"}
+# variants that are no plan-table entry: their failure blocks nothing adopted
+OTHER_TAGS = ("[scalar]", "[padded]", "[3 stages]", "[bk 128]", "[1 sync]")
+
+
+def main():
+    try:
+        with open(sys.argv[1]) as f:
+            ops = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError, IndexError):
+        print("--no-adopt")
+        return 0
+    excluded = set()
+    for o in ops:
+        if o.get("ok"):
+            continue
+        name = o.get("op", "")
+        tag = name[name.find("["):] if "[" in name else ""
+        if tag in TAG_PLAN:
+            excluded.add(TAG_PLAN[tag])
+        elif tag not in OTHER_TAGS:
+            print("--no-adopt")  # the default path (or a whole-backend check) failed
+            return 0
+    if excluded:
+        print("--exclude " + ",".join(sorted(excluded)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
