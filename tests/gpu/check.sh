@@ -5,9 +5,11 @@
 #
 #   1 env        what the machine has (GPU, driver, nvcc, torch, cuDNN wheel)
 #   2 deps       unpacks .gpu-deps/prefix.tar.xz (jansson, utf8proc, OpenBLAS, pkgconf)
-#   3 build      engine + models + tests/gpu + benchmark, DIFFUSIOND_SERVER=OFF,
-#                BUILD_TESTING=OFF (no Check), sm_90 (CHECK_CUDA_ARCH to change);
-#                meanwhile tools/make_random_sd15.py writes the random SD1.5 folder
+#   3 build      engine + models + tests/gpu + benchmark + diffusiond, BUILD_TESTING=OFF
+#                (no Check), sm_90 (CHECK_CUDA_ARCH to change); with the server
+#                (DIFFUSIOND_SERVER=ON) when the prefix has its libraries, and again
+#                without it if that build fails; meanwhile tools/make_random_sd15.py
+#                writes the random SD1.5 folder
 #   4 ops        tests/gpu/test_gpu_ops: every op, CUDA vs CPU, f32/f16/bf16
 #   5 pipeline   tests/gpu/test_gpu_pipeline: sd1-tiny, sd2-tiny, CUDA vs CPU PSNR
 #   6 bench      tests/gpu/bench_gpu on the random SD1.5 (fp16, 512²), with a per-op
@@ -16,11 +18,12 @@
 #                base (CHECK_PLAN, default: the backend's defaults), adopts the faster
 #                ones for its later parts and records the plan in bench.json
 #   7 diffusers  tools/bench_diffusers_gpu.py on the same folder and card
-#   8 load       `diffusiond bench load --in-process --device cuda` on the bundled model
+#   8 load       `diffusiond bench load --device cuda` on the bundled model
 #                (models/default): goodput of the three batching modes under Poisson
-#                arrivals on the GPU (the scheduler issue's benchmark; no HTTP: the GPU
-#                machine has no libmicrohttpd), with bench.json's plan; every request
-#                in load-trace.csv; CHECK_SKIP_LOAD=1 leaves it out
+#                arrivals on the GPU (the scheduler issue's benchmark), through the real
+#                server over HTTP when `serve` was built and starts (its libraries load),
+#                else the scheduler in process (--in-process); with bench.json's plan;
+#                every request in load-trace.csv; CHECK_SKIP_LOAD=1 leaves it out
 #   9 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
 #  10 summary    summary.json: stage results, the figures, ratios and the issue's goals
 #
@@ -110,16 +113,23 @@ print(':'.join(os.path.join(p, d, 'lib') for p in nvidia.__path__ for d in sorte
 }
 
 stage_build() {
-  local gen=() nvcc_arg=()
+  local gen=() nvcc_arg=() server=OFF
   command -v ninja >/dev/null && gen=(-G Ninja)
   local nvcc_path
   nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
   [[ -n $nvcc_path ]] && nvcc_arg=(-DCMAKE_CUDA_COMPILER="$nvcc_path")
-  cmake -S "$ROOT" -B "$WORK/build" "${gen[@]}" "${nvcc_arg[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DDIFFUSIOND_CUDA=ON -DDIFFUSIOND_SERVER=OFF -DBUILD_TESTING=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" || return 1
-  cmake --build "$WORK/build" -j"$(nproc)" --target test_gpu_ops test_gpu_pipeline bench_gpu \
-    diffusiond
+  pkg-config --exists libmicrohttpd libpng libturbojpeg libwebp && server=ON
+  build_with() {
+    cmake -S "$ROOT" -B "$WORK/build" "${gen[@]}" "${nvcc_arg[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DDIFFUSIOND_CUDA=ON -DDIFFUSIOND_SERVER="$1" -DBUILD_TESTING=OFF \
+      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" &&
+      cmake --build "$WORK/build" -j"$(nproc)" --target test_gpu_ops test_gpu_pipeline \
+        bench_gpu diffusiond
+  }
+  build_with "$server" && return 0
+  [[ $server == ON ]] || return 1
+  echo "build: with the server it failed; again without it (the load stage then runs in process)"
+  build_with OFF
 }
 
 stage_model() {
@@ -205,9 +215,17 @@ try:
     print(next(e['plan'] for e in json.load(open(sys.argv[1]))['results'] if e.get('part') == 'plan'))
 except Exception:
     print(sys.argv[2])" "$OUT/bench.json" "${CHECK_PLAN:-default}")
-  echo "load: --cuda-plan $plan"
+  # through the real server when it was built and starts here, else in process
+  target=(--in-process)
+  if "$WORK/build/server/diffusiond" serve --help >/dev/null 2>&1; then
+    target=()
+  else
+    echo "load: no working \`diffusiond serve\` here (not built, or its libraries do not load):"
+    "$WORK/build/server/diffusiond" serve --help 2>&1 | head -3
+  fi
+  echo "load: --cuda-plan $plan, target ${target[*]:-the server over HTTP}"
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
-    --in-process --device cuda --cuda-plan "$plan" --model "$ROOT/models/default" \
+    "${target[@]}" --device cuda --cuda-plan "$plan" --model "$ROOT/models/default" \
     --duration 3 --min-requests 40 --refine 2 --json "$OUT/load.json" \
     --trace "$OUT/load-trace.csv"
 fi

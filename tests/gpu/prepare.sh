@@ -4,9 +4,14 @@
 # has CUDA, PyTorch and cuDNN (Python wheels) but no network and no -dev packages:
 #
 #   .gpu-deps/prefix.tar.xz  jansson, utf8proc, OpenBLAS (+ libgfortran) and pkgconf,
-#                            headers + shared libraries + .pc files, from Debian's .debs
-#                            (apt-get download, dpkg-deb -x; static archives and docs
-#                            dropped); check.sh unpacks it and points pkg-config there;
+#                            and the server's libmicrohttpd, libpng, libjpeg-turbo's
+#                            TurboJPEG and libwebp: headers + shared libraries + .pc
+#                            files, from Debian's .debs (apt-get download, dpkg-deb -x;
+#                            static archives and docs dropped; Requires.private cut, the
+#                            build links shared); check.sh unpacks it and points
+#                            pkg-config there.  libmicrohttpd's TLS library (gnutls) is
+#                            the GPU machine's own: without it check.sh falls back to
+#                            the scheduler in process for the load stage;
 #   .gpu-deps/wheels/        diffusers (+ importlib_metadata) for the side-by-side
 #                            benchmark (torch, transformers, hub are on that machine).
 #
@@ -18,7 +23,9 @@ cd "$ROOT"
 DEST="$ROOT/.gpu-deps"
 DEBS=(libjansson-dev libjansson4 libutf8proc-dev libutf8proc2 libopenblas-dev libopenblas0
       libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 pkgconf-bin
-      libpkgconf3)
+      libpkgconf3
+      libmicrohttpd-dev libmicrohttpd12 libpng-dev libpng16-16 libturbojpeg0-dev
+      libturbojpeg0 libwebp-dev libwebp7 libwebpmux3 libwebpdemux2)
 DIFFUSERS_VERSION=${DIFFUSERS_VERSION:-0.42.1}   # needs huggingface-hub >= 1.32 (the GPU image has 1.33)
 
 work=$(mktemp -d)
@@ -39,6 +46,8 @@ done
 find "$work/prefix" -name '*.a' -delete
 rm -rf "$work/prefix/usr/share/doc" "$work/prefix/usr/share/man" "$work/prefix/usr/share/lintian" \
        "$work/prefix/etc"
+# shared linking only: a private requirement (gnutls, zlib) need not be there as a .pc
+find "$work/prefix" -name '*.pc' -exec sed -i '/^Requires.private:/d' {} +
 # Debian's openblas.pc lives under the alternatives folder; expose it where pkg-config looks
 ln -sf ../openblas-pthread/pkgconfig/openblas.pc \
       "$work/prefix/usr/lib/x86_64-linux-gnu/pkgconfig/openblas.pc"
