@@ -61,6 +61,8 @@ enum cuda_attention_kernel {
                                    no mask on whole tiles, 32-bit limits on partial ones,
                                    the scale folded into one FFMA before ex2 (a positive
                                    scale; else EXACT2) */
+    CUDA_ATTENTION_LEAN_MMA,    /* LEAN with the row sums on the tensor cores (P · ones, one
+                                   more mma per 16 keys) instead of one FADD per score */
 };
 
 struct cuda_backend_options {

@@ -201,6 +201,65 @@ __device__ __forceinline__ void fl_softmax_lean(float (&s)[MT][NT][4], float (&o
     }
 }
 
+/* fl_softmax_lean with P packed as made (the kernel's SOFT 2): each pair
+ * p = 2^(s·c − m·c) of one row is packed to T and left in s[mt][n][0] (row g) and
+ * s[mt][n][1] (row g + 8) as the bits of a float (the P·V loop reads them as the A
+ * fragment); the row sums are not added here (the P·V loop multiplies P by ones into
+ * ls), only rescaled with O. */
+template <typename T, int MT, int NT, int ND>
+__device__ __forceinline__ void fl_softmax_lean_mma(float (&s)[MT][NT][4], float (&o)[MT][ND][4],
+                                                  float (&ls)[MT][4], float (&m)[MT][2],
+                                                  bool whole, int64_t k0, int64_t nk,
+                                                  int64_t w0, int g, int t,
+                                                  const struct cm_attn_dims &p)
+{
+    const float c = p.scale_log2;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        if (!whole) {
+            const int64_t row0 = w0 + mt * 16 + g;
+            fl_mask_lean<MT, NT>(s, mt, fl_key_limit(row0, k0, nk, p.causal, NT * 8),
+                                 fl_key_limit(row0 + 8, k0, nk, p.causal, NT * 8), t);
+        }
+        float tm0 = s[mt][0][0], tm1 = s[mt][0][2];
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
+            tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
+        }
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+        const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
+        const float b0 = mn0 == -INFINITY ? 0.0f : mn0 * c;
+        const float b1 = mn1 == -INFINITY ? 0.0f : mn1 * c;
+        const float c0 = cm_ex2(fmaf(m[mt][0], c, -b0)), c1 = cm_ex2(fmaf(m[mt][1], c, -b1));
+        m[mt][0] = mn0;
+        m[mt][1] = mn1;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            const uint32_t p01 = cm_pack<T>(cm_ex2(fmaf(s[mt][n][0], c, -b0)),
+                                            cm_ex2(fmaf(s[mt][n][1], c, -b0)));
+            const uint32_t p23 = cm_pack<T>(cm_ex2(fmaf(s[mt][n][2], c, -b1)),
+                                            cm_ex2(fmaf(s[mt][n][3], c, -b1)));
+            s[mt][n][0] = __uint_as_float(p01);
+            s[mt][n][1] = __uint_as_float(p23);
+        }
+        ls[mt][0] *= c0;
+        ls[mt][1] *= c0;
+        ls[mt][2] *= c1;
+        ls[mt][3] *= c1;
+#pragma unroll
+        for (int i = 0; i < ND; i++) {
+            o[mt][i][0] *= c0;
+            o[mt][i][1] *= c0;
+            o[mt][i][2] *= c1;
+            o[mt][i][3] *= c1;
+        }
+    }
+}
+
 /* D: the exact head dim the kernel is built for (a multiple of 8: no padding columns
  * are computed; a dim of 8 mod 16 ends Q·Kᵀ with one m16n8k8), or 0: any multiple of 8
  * up to DP, read from p.d and zero-padded to DP in shared memory.
@@ -212,13 +271,18 @@ __device__ __forceinline__ void fl_softmax_lean(float (&s)[MT][NT][4], float (&o
  * SYNC1: one barrier per key tile — wait for tile j, barrier, then load tile j+ST−1
  * into the stage tile j−1 used (every warp is past it) — instead of two (load, wait,
  * barrier, compute, barrier).
- * LEAN: the softmax in fewer instructions per score (needs scale > 0): a tile wholly
- * inside Nk (and the causal limit) is not masked at all, a partial tile is masked with
- * 32-bit key offsets against per-row limits computed once, the row max is taken on the
- * raw scores (m kept unscaled), and each probability is one FFMA and one ex2:
- * p = 2^(s·c − m·c), c = scale·log2 e.  Without it every score pays a 64-bit key
- * compare and a select (or a branch) and a separate multiply by c. */
-template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1, bool LEAN = false>
+ * SOFT: the softmax.  0: fl_softmax.  1 (LEAN, needs scale > 0): fewer instructions
+ * per score — a tile wholly inside Nk (and the causal limit) is not masked at all, a
+ * partial tile is masked with 32-bit key offsets against per-row limits computed once,
+ * the row max is taken on the raw scores (m kept unscaled), and each probability is one
+ * FFMA and one ex2: p = 2^(s·c − m·c), c = scale·log2 e (fl_softmax pays a 64-bit key
+ * compare and a select or a branch per score, and a separate multiply by c).  2
+ * (LEAN_MMA): LEAN with P packed to T as it is made and the row sums l taken by the
+ * tensor cores — one more m16n8k16 per 16 keys, P times a B fragment of ones,
+ * accumulated in f32 beside O (so l sums exactly the rounded P that O sums) — instead
+ * of one FADD per score.  (ex2.approx.f16x2 would halve nothing: sm_90 runs it as two
+ * MUFU.EX2.F16 and a PRMT.) */
+template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1, int SOFT = 0>
 __global__ static void __launch_bounds__(FL_WARPS * 32)
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
@@ -274,10 +338,13 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
     uint32_t qf[MT][KQ][4]; /* the k8 block uses [0..1] */
     float o[MT][ND][4];
     float m[MT][2], l[MT][2]; /* per tile: rows g and g+8 */
+    float ls[MT][4];          /* SOFT 2: the row sums as an m16n8 accumulator (P · ones):
+                                 [0], [1] row g, [2], [3] row g+8 */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         m[mt][0] = m[mt][1] = -INFINITY;
         l[mt][0] = l[mt][1] = 0.0f;
+        ls[mt][0] = ls[mt][1] = ls[mt][2] = ls[mt][3] = 0.0f;
 #pragma unroll
         for (int i = 0; i < ND; i++)
             o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
@@ -350,7 +417,9 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
             /* mask (only a tile past Nk or on the causal diagonal), scale (base 2), the
              * online softmax per row; P stays in s */
             const bool whole = k0 + BK <= nk && (!p.causal || k0 + BK - 1 <= w0);
-            if constexpr (LEAN)
+            if constexpr (SOFT == 2)
+                fl_softmax_lean_mma<T, MT, NT, ND>(s, o, ls, m, whole, k0, nk, w0, g, t, p);
+            else if constexpr (SOFT == 1)
                 fl_softmax_lean<MT, NT, ND>(s, o, m, l, whole, k0, nk, w0, g, t, p);
             else
                 fl_softmax<MT, NT, ND>(s, o, m, l, whole, k0, nk, w0, g, t, p);
@@ -360,10 +429,18 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
                 uint32_t a[MT][4];
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    a[mt][0] = cm_pack<T>(s[mt][2 * kb2][0], s[mt][2 * kb2][1]);
-                    a[mt][1] = cm_pack<T>(s[mt][2 * kb2][2], s[mt][2 * kb2][3]);
-                    a[mt][2] = cm_pack<T>(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
-                    a[mt][3] = cm_pack<T>(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
+                    if constexpr (SOFT == 2) { /* P packed by fl_softmax_lean_mma; row sums */
+                        a[mt][0] = __float_as_uint(s[mt][2 * kb2][0]);
+                        a[mt][1] = __float_as_uint(s[mt][2 * kb2][1]);
+                        a[mt][2] = __float_as_uint(s[mt][2 * kb2 + 1][0]);
+                        a[mt][3] = __float_as_uint(s[mt][2 * kb2 + 1][1]);
+                        cm_mma<T>(ls[mt], a[mt], cm_ones2<T>(), cm_ones2<T>());
+                    } else {
+                        a[mt][0] = cm_pack<T>(s[mt][2 * kb2][0], s[mt][2 * kb2][1]);
+                        a[mt][1] = cm_pack<T>(s[mt][2 * kb2][2], s[mt][2 * kb2][3]);
+                        a[mt][2] = cm_pack<T>(s[mt][2 * kb2 + 1][0], s[mt][2 * kb2 + 1][1]);
+                        a[mt][3] = cm_pack<T>(s[mt][2 * kb2 + 1][2], s[mt][2 * kb2 + 1][3]);
+                    }
                 }
                 const T *vrow = vs + (kb2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S;
 #pragma unroll
@@ -393,10 +470,15 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         float l0 = l[mt][0], l1 = l[mt][1];
-        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        if constexpr (SOFT == 2) { /* the mma summed the whole row already */
+            l0 = ls[mt][0];
+            l1 = ls[mt][2];
+        } else {
+            l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+            l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        }
         const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
         const int64_t row0 = w0 + mt * 16 + g, row1 = row0 + 8;
 #pragma unroll
@@ -419,18 +501,18 @@ __global__ static void __launch_bounds__(FL_WARPS * 32)
 }
 
 template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1 = false,
-          bool LEAN = false>
+          int SOFT = 0>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
                                 const struct cm_attn_dims *p, cudaStream_t st)
 {
     const size_t smem = fl_smem(DP, BK, MT, ST, sizeof(T));
-    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST, SYNC1, LEAN>,
+    cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST, SYNC1, SOFT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
     const int rows = FL_QROWS * MT;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fl_kernel<T, D, DP, BK, MT, ST, SYNC1, LEAN><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    fl_kernel<T, D, DP, BK, MT, ST, SYNC1, SOFT><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -450,32 +532,32 @@ static void fl_shape(int d, int *dp, int *bk)
 
 /* Stable Diffusion's head dims (SD1: 40, 80, 160; SD2: 64; 128) on kernels built for
  * exactly them, ST stages, key tiles of 64 (BK2 = 2: of 128 for head dims ≤ 80, one row
- * tile per warp), the LEAN softmax or not; false: not one of them. */
-template <typename T, int ST, int BK2, bool SYNC1 = false, bool LEAN = false>
+ * tile per warp), the softmax SOFT (fl_kernel); false: not one of them. */
+template <typename T, int ST, int BK2, bool SYNC1 = false, int SOFT = 0>
 static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t batch,
                             const struct cm_attn_dims *p, bool two, cudaStream_t st,
                             cudaError_t *e)
 {
     if constexpr (BK2 == 2) {
         switch (p->d) {
-        case 40: *e = fl_launch_as<T, 40, 48, 128, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
-        case 64: *e = fl_launch_as<T, 64, 64, 128, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
-        case 80: *e = fl_launch_as<T, 80, 80, 128, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
+        case 40: *e = fl_launch_as<T, 40, 48, 128, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st); return true;
+        case 64: *e = fl_launch_as<T, 64, 64, 128, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st); return true;
+        case 80: *e = fl_launch_as<T, 80, 80, 128, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st); return true;
         default: break; /* wider heads: the 64-key tiles below */
         }
     }
     switch (p->d) {
     case 40:
-        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st)
-                 : fl_launch_as<T, 40, 48, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st);
+        *e = two ? fl_launch_as<T, 40, 48, 64, 2, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 40, 48, 64, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st);
         return true;
     case 64:
-        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st)
-                 : fl_launch_as<T, 64, 64, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st);
+        *e = two ? fl_launch_as<T, 64, 64, 64, 2, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st)
+                 : fl_launch_as<T, 64, 64, 64, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st);
         return true;
-    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
-    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
-    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST, SYNC1, LEAN>(q, k, v, y, batch, p, st); return true;
+    case 80: *e = fl_launch_as<T, 80, 80, 64, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st); return true;
+    case 128: *e = fl_launch_as<T, 128, 128, 64, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st); return true;
+    case 160: *e = fl_launch_as<T, 160, 160, 32, 1, ST, SYNC1, SOFT>(q, k, v, y, batch, p, st); return true;
     default: return false;
     }
 }
@@ -529,8 +611,15 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
             return e;
         break;
     case CUDA_ATTENTION_LEAN: /* its max on raw scores needs a positive scale */
-        if (p->scale_log2 > 0.0f && fl_launch_exact<T, 2, 1, false, true>(q, k, v, y, batch, p,
-                                                                           two, st, &e))
+        if (p->scale_log2 > 0.0f && fl_launch_exact<T, 2, 1, false, 1>(q, k, v, y, batch, p,
+                                                                        two, st, &e))
+            return e;
+        if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
+            return e;
+        break;
+    case CUDA_ATTENTION_LEAN_MMA:
+        if (p->scale_log2 > 0.0f && fl_launch_exact<T, 2, 1, false, 2>(q, k, v, y, batch, p,
+                                                                        two, st, &e))
             return e;
         if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
             return e;

@@ -101,6 +101,11 @@ __device__ __forceinline__ float cm_ex2(float x)
     return y;
 }
 
+/* Two 1.0 of T in one register (a B fragment of ones: row sums on the tensor cores). */
+template <typename T> __device__ __forceinline__ uint32_t cm_ones2();
+template <> __device__ __forceinline__ uint32_t cm_ones2<__half>() { return 0x3c003c00u; }
+template <> __device__ __forceinline__ uint32_t cm_ones2<__nv_bfloat16>() { return 0x3f803f80u; }
+
 /* Two floats → one register of two T (lower half = first). */
 template <typename T> __device__ __forceinline__ uint32_t cm_pack(float lo, float hi);
 template <> __device__ __forceinline__ uint32_t cm_pack<__half>(float lo, float hi)

@@ -20,7 +20,7 @@ static const struct {
     {"auto", CUDA_ATTENTION_DEFAULT},     {"padded", CUDA_ATTENTION_PADDED},
     {"exact2", CUDA_ATTENTION_EXACT2},    {"exact3", CUDA_ATTENTION_EXACT3},
     {"bk128", CUDA_ATTENTION_EXACT_BK128}, {"sync1", CUDA_ATTENTION_EXACT_SYNC1},
-    {"lean", CUDA_ATTENTION_LEAN},
+    {"lean", CUDA_ATTENTION_LEAN},        {"lean_mma", CUDA_ATTENTION_LEAN_MMA},
 };
 #define N_ATTENTION ((int)(sizeof ATTENTION_NAMES / sizeof ATTENTION_NAMES[0]))
 #define IM2COL_MAX (1 << 30)
@@ -68,7 +68,8 @@ static enum status apply_item(const char *key, const char *value,
         for (i = 0; i < N_ATTENTION && strcmp(ATTENTION_NAMES[i].name, value); i++) {
         }
         if (i == N_ATTENTION)
-            return bad_value(key, value, "auto, padded, exact2, exact3, bk128, sync1 or lean",
+            return bad_value(key, value,
+                             "auto, padded, exact2, exact3, bk128, sync1, lean or lean_mma",
                              err);
         opt->attention_kernel = ATTENTION_NAMES[i].kernel;
     } else if (strcmp(key, "tiles") == 0) {

@@ -10,7 +10,8 @@
  *     autotune=on|off         gemm_autotune
  *     find=on|off             cudnn_find
  *     im2col=N                conv_gemm_rows (0 … 1 Gi; 0: every convolution on cuDNN)
- *     attention=auto|padded|exact2|exact3|bk128|sync1|lean   attention_kernel
+ *     attention=auto|padded|exact2|exact3|bk128|sync1|lean|lean_mma
+ *                             attention_kernel
  *     tiles=0|1|2             attention_row_tiles
  * Keys not given keep opt's values; a later key overrides an earlier one.
  *

@@ -10,7 +10,7 @@ import json
 import sys
 
 # test_gpu_ops's variant tag → bench_gpu's plan-table name (unet_step_<name>)
-TAG_PLAN = {"[lean]": "lean", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
+TAG_PLAN = {"[lean]": "lean", "[lean mma]": "lean_mma", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
             "[stacked gemm]": "stacked", "[autotuned]": "autotune", "[im2col]": "im2col"}
 # variants that are no plan-table entry: their failure blocks nothing adopted
 OTHER_TAGS = ("[scalar]", "[padded]", "[3 stages]", "[bk 128]", "[1 sync]")

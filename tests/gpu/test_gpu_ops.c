@@ -42,6 +42,7 @@ struct suite {
     struct backend *gpu_bk128;  /* flash attention on key tiles of 128 */
     struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
     struct backend *gpu_lean;   /* flash attention with the lean softmax */
+    struct backend *gpu_lean_mma; /* … and the row sums on the tensor cores */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -788,7 +789,10 @@ int main(int argc, char **argv)
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_sync1, &err);
     opt.attention_kernel = CUDA_ATTENTION_LEAN;
-    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_lean, &err) != STATUS_OK) {
+    if (sp == STATUS_OK)
+        sp = cuda_backend_create(&opt, &su.gpu_lean, &err);
+    opt.attention_kernel = CUDA_ATTENTION_LEAN_MMA;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_lean_mma, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
     }
@@ -814,6 +818,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_bk128, "[bk 128]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_sync1, "[1 sync]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean, "[lean]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_lean_mma, "[lean mma]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
@@ -843,6 +848,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_bk128);
     backend_destroy(su.gpu_sync1);
     backend_destroy(su.gpu_lean);
+    backend_destroy(su.gpu_lean_mma);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;

@@ -72,6 +72,7 @@ START_TEST(test_round_trip)
         "gn=fused,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1",
         "gn=split,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2",
         "gn=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0",
+        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0",
     };
     for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
         struct cuda_backend_options o = defaults();
