@@ -226,7 +226,7 @@ except Exception:
   echo "load: --cuda-plan $plan, target ${target[*]:-the server over HTTP}"
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
     "${target[@]}" --device cuda --cuda-plan "$plan" --model "$ROOT/models/default" \
-    --duration 3 --min-requests 40 --refine 2 --json "$OUT/load.json" \
+    --duration 3 --min-requests 60 --refine 2 --json "$OUT/load.json" \
     --trace "$OUT/load-trace.csv"
 fi
 
