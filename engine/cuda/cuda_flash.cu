@@ -260,6 +260,15 @@ __device__ __forceinline__ void fl_softmax_lean_mma(float (&s)[MT][NT][4], float
     }
 }
 
+/* Blocks per multiprocessor the kernel is compiled for (registers ≤ 65536 / (128 · it)):
+ * LEAN_MMA at head dim 40 fits 168 registers without spilling (sm_90, both row-tile
+ * counts), so three blocks (12 warps) share an SM instead of two; everything else is
+ * left to the compiler (forcing 168 spills at head dim 64 with two row tiles). */
+__host__ __device__ constexpr int fl_min_blocks(int d, int soft)
+{
+    return soft == 2 && d == 40 ? 3 : 1;
+}
+
 /* D: the exact head dim the kernel is built for (a multiple of 8: no padding columns
  * are computed; a dim of 8 mod 16 ends Q·Kᵀ with one m16n8k8), or 0: any multiple of 8
  * up to DP, read from p.d and zero-padded to DP in shared memory.
@@ -283,7 +292,7 @@ __device__ __forceinline__ void fl_softmax_lean_mma(float (&s)[MT][NT][4], float
  * of one FADD per score.  (ex2.approx.f16x2 would halve nothing: sm_90 runs it as two
  * MUFU.EX2.F16 and a PRMT.) */
 template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1, int SOFT = 0>
-__global__ static void __launch_bounds__(FL_WARPS * 32)
+__global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT))
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
