@@ -775,8 +775,7 @@ static enum status load_env_open(struct load_env *e, struct errbuf *err)
 {
     if (e->o.in_process) { /* --device as serve takes it; cpu when not given */
         TRY(device_backend_create(e->o.device ? e->o.device : "cpu", NULL, e->o.cuda_plan,
-                                  e->o.threads,
-                                  &e->backend, NULL, err));
+                                  e->o.threads, &e->backend, NULL, err));
         struct sd_model_options mo;
         sd_model_options_default(&mo);
         mo.backend = e->backend;
