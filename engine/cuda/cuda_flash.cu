@@ -264,9 +264,9 @@ __device__ __forceinline__ void fl_softmax_lean_mma(float (&s)[MT][NT][4], float
  * LEAN_MMA at head dim 40 fits 168 registers without spilling (sm_90, both row-tile
  * counts), so three blocks (12 warps) share an SM instead of two; everything else is
  * left to the compiler (forcing 168 spills at head dim 64 with two row tiles). */
-__host__ __device__ constexpr int fl_min_blocks(int d, int soft)
+__host__ __device__ constexpr int fl_min_blocks(int d, int soft, int mt)
 {
-    return soft == 2 && d == 40 ? 3 : 1;
+    return soft == 2 && d == 40 ? (mt == 1 ? 4 : 3) : 1;
 }
 
 /* D: the exact head dim the kernel is built for (a multiple of 8: no padding columns
@@ -292,7 +292,7 @@ __host__ __device__ constexpr int fl_min_blocks(int d, int soft)
  * of one FADD per score.  (ex2.approx.f16x2 would halve nothing: sm_90 runs it as two
  * MUFU.EX2.F16 and a PRMT.) */
 template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1, int SOFT = 0>
-__global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT))
+__global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT, MT))
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800

@@ -9,8 +9,8 @@ names whose variant failed), `--no-adopt`, or nothing.
 import json
 import sys
 
-# test_gpu_ops's variant tag → bench_gpu's plan-table name (unet_step_<name>)
-TAG_PLAN = {"[lean]": "lean", "[lean mma]": "lean_mma", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
+# test_gpu_ops's variant tag → bench_gpu's plan-table names (unet_step_<name>)
+TAG_PLAN = {"[lean]": "lean", "[lean mma]": "lean_mma,lean_mma_t1", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
             "[stacked gemm]": "stacked", "[autotuned]": "autotune", "[im2col]": "im2col"}
 # variants that are no plan-table entry: their failure blocks nothing adopted
 OTHER_TAGS = ("[scalar]", "[padded]", "[3 stages]", "[bk 128]", "[1 sync]")
@@ -30,7 +30,7 @@ def main():
         name = o.get("op", "")
         tag = name[name.find("["):] if "[" in name else ""
         if tag in TAG_PLAN:
-            excluded.add(TAG_PLAN[tag])
+            excluded.update(TAG_PLAN[tag].split(","))
         elif tag not in OTHER_TAGS:
             print("--no-adopt")  # the default path (or a whole-backend check) failed
             return 0

@@ -313,7 +313,7 @@ static void json_plan(struct bench *b, const char *which, const struct cuda_back
     json_entry(b, buf);
 }
 
-#define N_PLANS 9
+#define N_PLANS 10
 
 /* Whether the plan-table entry `name` ("unet_step_lean") is in --exclude ("lean,…"). */
 static bool plan_excluded(const struct bench *b, const char *name)
@@ -387,15 +387,16 @@ static enum status adopt_best(struct bench *b, const struct cuda_backend_options
  * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
  * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as one
  * strided-batched GEMM ("unet_step_stacked"), the lean-softmax flash attention
- * ("unet_step_lean", and with the row sums on the tensor cores "unet_step_lean_mma");
- * then adopt_best. */
+ * ("unet_step_lean", and with the row sums on the tensor cores "unet_step_lean_mma",
+ * that with one row tile per warp "unet_step_lean_mma_t1"); then adopt_best. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
     const struct cuda_backend_options base = b->plan;
     struct cuda_backend_options plans[N_PLANS];
     const char *names[N_PLANS] = {"unet_step",          "unet_step_im2col",   "unet_step_find",
                                   "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused",
-                                  "unet_step_stacked",  "unet_step_lean",     "unet_step_lean_mma"};
+                                  "unet_step_stacked",  "unet_step_lean",     "unet_step_lean_mma",
+                                  "unet_step_lean_mma_t1"};
     for (int i = 0; i < N_PLANS; i++)
         plans[i] = base;
     plans[1].conv_gemm_rows = 8192;
@@ -406,6 +407,8 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
     plans[6].linear_stack = true;
     plans[7].attention_kernel = CUDA_ATTENTION_LEAN;
     plans[8].attention_kernel = CUDA_ATTENTION_LEAN_MMA;
+    plans[9].attention_kernel = CUDA_ATTENTION_LEAN_MMA;
+    plans[9].attention_row_tiles = 1;
     double med[N_PLANS][2] = {{0}};
     enum status s = STATUS_OK;
     for (int i = 0; i < N_PLANS && s == STATUS_OK; i++) {
@@ -558,6 +561,7 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
                     {"1 sync", 0, CUDA_ATTENTION_EXACT_SYNC1, 160},
                     {"lean", 0, CUDA_ATTENTION_LEAN, 160},
                     {"lean mma", 0, CUDA_ATTENTION_LEAN_MMA, 160},
+                    {"lean mma 1 tile", 1, CUDA_ATTENTION_LEAN_MMA, 64},
                     {"1 tile", 1, CUDA_ATTENTION_DEFAULT, 64},
                     {"2 tiles", 2, CUDA_ATTENTION_DEFAULT, 64}};
     enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
