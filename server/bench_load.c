@@ -87,6 +87,8 @@ struct load_opts {
     int threads, max_rows, max_wait_ms;
     int min_requests;      /* arrivals go on past the duration until this many */
     int refine;            /* bisections of each mode's bracket after the walk */
+    double budget;         /* seconds for the whole run (0: none): no rate run starts
+                              after it, the results so far are reported */
     int sizes[2];
     uint64_t seed;
 };
@@ -99,7 +101,7 @@ static void usage(FILE *out)
             "                             [--max-rows R] [--max-wait MS] [--sizes A,B] [--seed N]\n"
             "                             [--min-requests N] [--json FILE] [--device D]\n"
             "                             [--start-rate R] [--refine N] [--trace FILE]\n"
-            "                             [--cuda-plan PLAN] [--in-process]\n"
+            "                             [--cuda-plan PLAN] [--budget S] [--in-process]\n"
             "Open-loop Poisson arrivals (fixed seed) of a mixed workload — steps %d–%d, two\n"
             "sizes, Euler / Euler a / DPM++ 2M, CFG 7.5 — sent over HTTP to a `diffusiond\n"
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
@@ -129,6 +131,9 @@ static void usage(FILE *out)
             "  --sizes A,B    the two square image sizes (default: native and 1.5 × native)\n"
             "  --seed N       the workload's seed (default 1)\n"
             "  --min-requests N  arrivals continue past the duration until N (default 40)\n"
+            "  --budget S     seconds for the whole run: once spent, no further rate run or\n"
+            "                 burst starts, and what was measured is reported (a mode whose\n"
+            "                 boundary was not bracketed yet is marked so; default: none)\n"
             "  --json FILE    also write the results as JSON\n"
             "  --trace FILE   also write every request as a CSV line: mode, rate, arrival,\n"
             "                 size, steps, sampler, outcome, latency, its single-request\n"
@@ -180,6 +185,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"in-process", no_argument, NULL, 'i'},   {"device", required_argument, NULL, 'D'},
         {"start-rate", required_argument, NULL, 'a'}, {"refine", required_argument, NULL, 'F'},
         {"trace", required_argument, NULL, 'T'}, {"cuda-plan", required_argument, NULL, 'P'},
+        {"budget", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
@@ -208,6 +214,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'j': o->json = optarg; break;
         case 'T': o->trace = optarg; break;
         case 'P': o->cuda_plan = optarg; break;
+        case 'B': o->budget = atof(optarg); bad |= !(o->budget >= 0); break;
         case 'i': o->in_process = true; break;
         case 'D': o->device = optarg; break;
         case 'a': bad |= parse_list(optarg, &o->start_rate, &o->start_rel, 1) != 1; break;
@@ -256,10 +263,23 @@ struct load_env {
     double goodput[SCHED_MODE_COUNT_];
     double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
     bool ran[SCHED_MODE_COUNT_];
+    bool unbracketed[SCHED_MODE_COUNT_]; /* --budget ran out before its boundary was found */
+    bool cut_short;                      /* --budget ran out: some runs were left out */
     FILE *trace; /* --trace, or NULL */
     int burst_n;
     double t_start;
 };
+
+/* Whether --budget is spent (then the run says so once and starts nothing more). */
+static bool budget_spent(struct load_env *e)
+{
+    if (e->o.budget <= 0 || now_s() - e->t_start < e->o.budget)
+        return false;
+    if (!e->cut_short)
+        printf("bench load: the %.0f s budget is spent: no further runs\n", e->o.budget);
+    e->cut_short = true;
+    return true;
+}
 
 #define CALIB_STEPS 17 /* the calibration request: size 0, the mix's mean steps */
 
@@ -552,6 +572,10 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
     for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
         if (!e->ran[m])
             continue;
+        if (budget_spent(e)) {
+            printf("  %-7s  skipped (the budget is spent)\n", sched_mode_name((enum sched_mode)m));
+            continue;
+        }
         TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &e->capacity_occ[m],
                       err));
         printf("  %-7s  %8.2f requests/s  occupancy %.2f\n", sched_mode_name((enum sched_mode)m),
@@ -604,6 +628,8 @@ static enum status refine(struct load_env *e, struct walk *w, struct errbuf *err
             if (!e->ran[m] || lo <= 0 || hi <= lo ||
                 e->n_results >= LOAD_MAX_RATES * SCHED_MODE_COUNT_)
                 continue;
+            if (budget_spent(e))
+                return STATUS_OK;
             struct rate_result *r = &e->results[e->n_results];
             TRY(run_rate(e, (enum sched_mode)m, sqrt(lo * hi), r, err));
             e->n_results++;
@@ -635,6 +661,11 @@ static enum status sweep(struct load_env *e, const double *rates, int n_rates, i
         for (int m = 0; m < SCHED_MODE_COUNT_; m++) {
             if (w[m].done || e->n_results >= LOAD_MAX_RATES * SCHED_MODE_COUNT_)
                 continue;
+            if (budget_spent(e)) { /* the modes still walking have no boundary yet */
+                for (int k = 0; k < SCHED_MODE_COUNT_; k++)
+                    e->unbracketed[k] = !w[k].done;
+                return STATUS_OK;
+            }
             struct rate_result *r = &e->results[e->n_results];
             TRY(run_rate(e, (enum sched_mode)m, rates[w[m].idx], r, err));
             e->n_results++;
@@ -682,13 +713,17 @@ static void print_ratios(const struct load_env *e)
     printf("\ngoodput (p95 slowdown ≤ %.0f):", LOAD_SLO_FACTOR);
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         if (e->ran[m])
-            printf(" %s %.2f/s", sched_mode_name((enum sched_mode)m), e->goodput[m]);
+            printf(" %s %.2f/s%s", sched_mode_name((enum sched_mode)m), e->goodput[m],
+                   e->unbracketed[m] ? " (not bracketed: the budget ran out)" : "");
     printf("\n");
     const double *g = e->goodput;
     if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && g[SCHED_MODE_REQUEST] > 0)
         printf("step / request: %.2fx (goal ≥ 2)\n", g[SCHED_MODE_STEP] / g[SCHED_MODE_REQUEST]);
     if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_NONE] && g[SCHED_MODE_NONE] > 0)
         printf("step / none:    %.2fx (goal ≥ 3)\n", g[SCHED_MODE_STEP] / g[SCHED_MODE_NONE]);
+    if (e->cut_short)
+        printf("(the --budget ran out: a goodput not bracketed is only the highest rate met so "
+               "far)\n");
 }
 
 /* --- the JSON file ----------------------------------------------------------------------- */
@@ -764,8 +799,12 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     json_num(f, "step_none", ratio(e->goodput[SCHED_MODE_STEP], e->goodput[SCHED_MODE_NONE]), "},\n");
     fprintf(f, "  \"capacity_burst\": %d,\n", e->burst_n);
     json_modes(f, e, "capacity_per_s", e->capacity, ",");
-    json_modes(f, e, "capacity_occupancy", e->capacity_occ, "");
-    fprintf(f, "}\n");
+    json_modes(f, e, "capacity_occupancy", e->capacity_occ, ",");
+    double unbracketed[SCHED_MODE_COUNT_];
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
+        unbracketed[m] = e->unbracketed[m];
+    json_modes(f, e, "unbracketed", unbracketed, ",");
+    fprintf(f, "  \"complete\": %s\n}\n", e->cut_short ? "false" : "true");
     return fclose(f) == 0 ? STATUS_OK : status_fail(err, STATUS_IO, "--json %s: write failed", path);
 }
 

@@ -223,10 +223,13 @@ except Exception:
     echo "load: no working \`diffusiond serve\` here (not built, or its libraries do not load):"
     "$WORK/build/server/diffusiond" serve --help 2>&1 | head -3
   fi
-  echo "load: --cuda-plan $plan, target ${target[*]:-the server over HTTP}"
+  # its own budget ends it (with what it measured) before the stage's timeout would
+  lb=$((b - 15))
+  ((lb < 10)) && lb=10
+  echo "load: --cuda-plan $plan, target ${target[*]:-the server over HTTP}, budget ${lb}s"
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
     "${target[@]}" --device cuda --cuda-plan "$plan" --model "$ROOT/models/default" \
-    --duration 3 --min-requests 60 --refine 2 --json "$OUT/load.json" \
+    --duration 3 --min-requests 60 --refine 2 --budget "$lb" --json "$OUT/load.json" \
     --trace "$OUT/load-trace.csv"
 fi
 

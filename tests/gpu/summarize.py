@@ -99,10 +99,14 @@ def main():
     # the scheduler's goodput per mode on the GPU (diffusiond bench load --in-process)
     sched = load(os.path.join(out, "load.json"))
     if isinstance(sched, dict) and "goodput" in sched:
-        s["load"] = {k: sched.get(k) for k in ("device", "model", "mean_single_request_s",
-                                                "goodput", "ratios", "capacity_per_s")}
+        s["load"] = {k: sched.get(k) for k in ("target", "device", "model",
+                                                "mean_single_request_s", "goodput", "ratios",
+                                                "capacity_per_s", "unbracketed", "complete")}
         r = sched.get("ratios", {})
-        if "step_request" in r and "step_none" in r:
+        open_ended = any((sched.get("unbracketed") or {}).values())  # --budget ran out
+        if open_ended:
+            goals["sched_goodput_bracketed"] = False
+        elif "step_request" in r and "step_none" in r:
             goals["sched_step_ge_2x_request"] = r["step_request"] >= 2.0
             goals["sched_step_ge_3x_none"] = r["step_none"] >= 3.0
     with open(os.path.join(out, "summary.json"), "w") as f:
