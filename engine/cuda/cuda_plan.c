@@ -129,3 +129,114 @@ void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t 
              ONOFF_NAMES[opt->gemm_autotune], ONOFF_NAMES[opt->cudnn_find],
              opt->conv_gemm_rows, attention, tiles >= 0 && tiles <= 2 ? TILES_NAMES[tiles] : "0");
 }
+
+bool cuda_plan_same(const struct cuda_backend_options *a, const struct cuda_backend_options *b)
+{
+    char ta[CUDA_PLAN_TEXT_MAX], tb[CUDA_PLAN_TEXT_MAX];
+    cuda_plan_format(a, ta, sizeof ta);
+    cuda_plan_format(b, tb, sizeof tb);
+    return strcmp(ta, tb) == 0;
+}
+
+/* The alternatives, as plan texts over the base (their order is the table's). */
+static const struct {
+    const char *name, *text;
+} TRIALS[] = {
+    {"im2col", "im2col=8192"},
+    {"find", "find=on"},
+    {"autotune", "autotune=on"},
+    {"gn_split", "gn=split"},
+    {"gn_fused", "gn=fused"},
+    {"stacked", "stack=on"},
+    {"lean", "attention=lean"},
+    {"lean_mma", "attention=lean_mma"},
+    {"lean_mma_t1", "attention=lean_mma,tiles=1"},
+};
+#define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))
+
+int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_trial *out,
+                     int max)
+{
+    int n = 0;
+    for (int i = 0; i < N_TRIALS && n < max; i++) {
+        struct cuda_plan_trial t;
+        memset(&t, 0, sizeof t);
+        t.name = TRIALS[i].name;
+        t.plan = *base;
+        struct errbuf ignored; /* the table's texts are valid */
+        if (cuda_plan_parse(TRIALS[i].text, &t.plan, &ignored) == STATUS_OK &&
+            !cuda_plan_same(&t.plan, base))
+            out[n++] = t;
+    }
+    return n;
+}
+
+void cuda_plan_exclude(struct cuda_plan_trial *t, int n, const char *list)
+{
+    for (int i = 0; i < n; i++)
+        for (const char *p = list; p && *p;) {
+            const size_t len = strcspn(p, ",");
+            if (len == strlen(t[i].name) && strncmp(p, t[i].name, len) == 0)
+                t[i].excluded = true;
+            p += len + (p[len] == ',');
+        }
+}
+
+/* Whether trial plan p changes a field that dst already changed from base. */
+static bool plan_overlaps(const struct cuda_backend_options *dst,
+                          const struct cuda_backend_options *p,
+                          const struct cuda_backend_options *base)
+{
+#define TAKEN(f) (p->f != base->f && dst->f != base->f)
+    return TAKEN(cudnn_find) || TAKEN(conv_gemm_rows) || TAKEN(gemm_autotune) ||
+           TAKEN(linear_stack) || TAKEN(group_norm_kernel) || TAKEN(attention_kernel) ||
+           TAKEN(attention_row_tiles);
+#undef TAKEN
+}
+
+/* dst takes every field in which p differs from base. */
+static void plan_take(struct cuda_backend_options *dst, const struct cuda_backend_options *p,
+                      const struct cuda_backend_options *base)
+{
+#define TAKE(f)                                                                                    \
+    if (p->f != base->f)                                                                           \
+        dst->f = p->f;
+    TAKE(cudnn_find)
+    TAKE(conv_gemm_rows)
+    TAKE(gemm_autotune)
+    TAKE(linear_stack)
+    TAKE(group_norm_kernel)
+    TAKE(attention_kernel)
+    TAKE(attention_row_tiles)
+#undef TAKE
+}
+
+static bool trial_wins(const struct cuda_plan_trial *t, double base_small_s, double base_large_s)
+{
+    return !t->excluded && t->small_s > 0 && t->small_s < 0.99 * base_small_s &&
+           t->large_s > 0 && t->large_s <= 1.01 * base_large_s;
+}
+
+int cuda_plan_combine(const struct cuda_backend_options *base, double base_small_s,
+                      double base_large_s, const struct cuda_plan_trial *t, int n,
+                      struct cuda_backend_options *best)
+{
+    int order[CUDA_PLAN_TRIALS_MAX], k = 0;
+    for (int i = 0; i < n && k < CUDA_PLAN_TRIALS_MAX; i++)
+        if (trial_wins(&t[i], base_small_s, base_large_s))
+            order[k++] = i;
+    for (int i = 1; i < k; i++) /* insertion sort, fastest (small) first */
+        for (int j = i; j > 0 && t[order[j]].small_s < t[order[j - 1]].small_s; j--) {
+            const int tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+        }
+    *best = *base;
+    int taken = 0;
+    for (int i = 0; i < k; i++)
+        if (!plan_overlaps(best, &t[order[i]].plan, base)) {
+            plan_take(best, &t[order[i]].plan, base);
+            taken++;
+        }
+    return taken;
+}

@@ -15,11 +15,16 @@
  *     tiles=0|1|2             attention_row_tiles
  * Keys not given keep opt's values; a later key overrides an earlier one.
  *
+ * It also holds the choosing of a plan by measurement (cuda_plan_trials / _combine:
+ * the alternatives bench_gpu times, and how the faster ones are combined), plain logic
+ * the unit tests check without a GPU.
+ *
  * Ownership: none (the caller's buffers).  Thread-safety: reentrant.
  */
 #ifndef DIFFUSIOND_ENGINE_CUDA_PLAN_H
 #define DIFFUSIOND_ENGINE_CUDA_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/cuda/cuda_backend.h"
@@ -34,5 +39,40 @@ enum status cuda_plan_parse(const char *text, struct cuda_backend_options *opt,
 
 /* Every planning field of opt as such a text (parse gives opt's fields back). */
 void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t cap);
+
+/* True when a and b plan alike (every planning field equal). */
+bool cuda_plan_same(const struct cuda_backend_options *a, const struct cuda_backend_options *b);
+
+/* --- choosing a plan by measurement (bench_gpu's plan table) -------------------------- */
+
+#define CUDA_PLAN_TRIALS_MAX 16
+
+/* One alternative to a base plan: the base with one choice changed (a choice may set
+ * more than one field: "lean_mma_t1" is attention=lean_mma,tiles=1), and what the
+ * caller measured with it. */
+struct cuda_plan_trial {
+    const char *name;                 /* "im2col", "gn_fused", "lean", … */
+    struct cuda_backend_options plan; /* the base with the choice applied */
+    double small_s, large_s;          /* the caller's medians (e.g. a U-Net step at 2 and
+                                         16 rows); ≤ 0: not measured */
+    bool excluded;                    /* not to be chosen (cuda_plan_exclude) */
+};
+
+/* The alternatives to base that differ from it, in a fixed order, into out[0 .. max);
+ * their count.  Measurements zero, none excluded. */
+int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_trial *out,
+                     int max);
+
+/* Marks the trials named in list ("lean,gn_fused"; NULL or "": none) excluded. */
+void cuda_plan_exclude(struct cuda_plan_trial *t, int n, const char *list);
+
+/* The combination to try: over base, the trials measured faster than base at small by
+ * ≥ 1 % and not slower at large by > 1 % (base_small_s, base_large_s: the base's), not
+ * excluded, taken fastest (small) first, each whole or not at all — a trial whose
+ * fields an earlier (faster) one already changed is left out, so no field mix arises
+ * that nobody measured.  *best = the result; returns how many trials it took. */
+int cuda_plan_combine(const struct cuda_backend_options *base, double base_small_s,
+                      double base_large_s, const struct cuda_plan_trial *t, int n,
+                      struct cuda_backend_options *best);
 
 #endif

@@ -62,8 +62,8 @@ struct opts {
                     timed between syncs, the `profile` costliest shapes each */
     const char *plan; /* --plan: the base plan's text (NULL: the defaults) */
     bool no_adopt;    /* --no-adopt: keep the base plan after the plan table */
-    const char *exclude; /* --exclude: plan-table names ("lean,gn_fused") not to adopt
-                            (their conformance cases failed); still timed */
+    const char *exclude; /* --exclude: trial names ("lean,gn_fused", cuda_plan_trials) not
+                            to adopt (their conformance cases failed); still timed */
 };
 
 struct bench {
@@ -279,32 +279,6 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
     return s;
 }
 
-/* dst takes each planning field in which p differs from base, unless dst already
- * differs from base there (an earlier, faster plan set it). */
-static void plan_merge(struct cuda_backend_options *dst, const struct cuda_backend_options *p,
-                       const struct cuda_backend_options *base)
-{
-#define MERGE(f)                                                                                   \
-    if (p->f != base->f && dst->f == base->f)                                                      \
-        dst->f = p->f;
-    MERGE(cudnn_find)
-    MERGE(conv_gemm_rows)
-    MERGE(gemm_autotune)
-    MERGE(linear_stack)
-    MERGE(group_norm_kernel)
-    MERGE(attention_kernel)
-    MERGE(attention_row_tiles)
-#undef MERGE
-}
-
-static bool plan_same(const struct cuda_backend_options *a, const struct cuda_backend_options *b)
-{
-    char ta[CUDA_PLAN_TEXT_MAX], tb[CUDA_PLAN_TEXT_MAX];
-    cuda_plan_format(a, ta, sizeof ta);
-    cuda_plan_format(b, tb, sizeof tb);
-    return strcmp(ta, tb) == 0;
-}
-
 static void json_plan(struct bench *b, const char *which, const struct cuda_backend_options *p)
 {
     char text[CUDA_PLAN_TEXT_MAX], buf[CUDA_PLAN_TEXT_MAX + 64];
@@ -313,53 +287,22 @@ static void json_plan(struct bench *b, const char *which, const struct cuda_back
     json_entry(b, buf);
 }
 
-#define N_PLANS 10
-
-/* Whether the plan-table entry `name` ("unet_step_lean") is in --exclude ("lean,…"). */
-static bool plan_excluded(const struct bench *b, const char *name)
+/* After the plan table (base_2 / base_16: the base's medians): the combination of the
+ * trials measured faster (cuda_plan_combine), timed as "unet_step_best" and kept as
+ * b->plan when faster than the base at 2 rows. */
+static enum status adopt_best(struct bench *b, const struct cuda_plan_trial *t, int n,
+                              double base_2, double base_16, struct errbuf *err)
 {
-    const char *want = name + strlen("unet_step_");
-    const size_t len = strlen(want);
-    for (const char *p = b->o.exclude; p && *p;) {
-        const size_t n = strcspn(p, ",");
-        if (n == len && strncmp(p, want, n) == 0)
-            return true;
-        p += n + (p[n] == ',');
-    }
-    return false;
-}
-
-/* After the plan table (med[i][0] 2 rows, med[i][1] 16 rows; plan 0 the base): the
- * single changes faster at 2 rows by ≥ 1 % and not slower at 16 rows by > 1 %, fastest
- * first, merged; timed as "unet_step_best" and kept as b->plan when faster than the
- * base at 2 rows. */
-static enum status adopt_best(struct bench *b, const struct cuda_backend_options *plans,
-                              const char *const *names, double med[N_PLANS][2],
-                              struct errbuf *err)
-{
-    int order[N_PLANS], n = 0;
-    for (int i = 1; i < N_PLANS; i++) {
-        if (!(med[i][0] > 0 && med[i][0] < 0.99 * med[0][0] && med[i][1] <= 1.01 * med[0][1]))
-            continue;
-        if (plan_excluded(b, names[i])) {
-            printf("plan: %s was faster but is excluded (--exclude)\n", names[i]);
-            continue;
-        }
-        order[n++] = i;
-    }
-    for (int i = 1; i < n; i++) /* insertion sort by the 2-row median */
-        for (int j = i; j > 0 && med[order[j]][0] < med[order[j - 1]][0]; j--) {
-            const int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    struct cuda_backend_options best = b->plan;
-    for (int k = 0; k < n; k++)
-        plan_merge(&best, &plans[order[k]], &b->plan);
+    for (int i = 0; i < n; i++)
+        if (t[i].excluded && t[i].small_s > 0 && t[i].small_s < 0.99 * base_2)
+            printf("plan: %s was faster but is excluded (--exclude)\n", t[i].name);
+    struct cuda_backend_options best;
+    const int taken = cuda_plan_combine(&b->plan, base_2, base_16, t, n, &best);
     char text[CUDA_PLAN_TEXT_MAX];
     cuda_plan_format(&best, text, sizeof text);
-    if (n == 0 || b->o.no_adopt) {
-        printf("plan: %s (the base: %s)\n", text, n ? "--no-adopt" : "no single change was faster");
+    if (taken == 0 || b->o.no_adopt) {
+        printf("plan: %s (the base: %s)\n", text,
+               taken ? "--no-adopt" : "no single change was faster");
         json_plan(b, "plan", &b->plan);
         return STATUS_OK;
     }
@@ -370,10 +313,10 @@ static enum status adopt_best(struct bench *b, const struct cuda_backend_options
         s = bench_unet_rows(b, UNET_MAX_ROWS, "unet_step_best", true, &m16, err);
     if (s != STATUS_OK)
         return s;
-    const bool adopt = m2 < med[0][0];
+    const bool adopt = m2 < base_2;
     printf("plan: %s — %s (2 rows %.2f ms against the base's %.2f)\n", text,
            adopt ? "adopted for the rest of the run" : "not faster combined, the base kept",
-           m2 * 1e3, med[0][0] * 1e3);
+           m2 * 1e3, base_2 * 1e3);
     if (adopt)
         b->plan = best;
     cuda_backend_set_plan(b->be, &b->plan);
@@ -382,50 +325,32 @@ static enum status adopt_best(struct bench *b, const struct cuda_backend_options
 }
 
 /* The step at 2 and 16 rows with the base plan (b->plan), then (on CUDA, eager only)
- * with one planning choice changed each: small convolutions as im2col + GEMM
- * ("unet_step_im2col", conv_gemm_rows 8192), cuDNN's timed search ("unet_step_find"),
- * cuBLASLt's candidates timed ("unet_step_autotune"), the other GroupNorm kernels
- * ("unet_step_gn_split", "unet_step_gn_fused"), the attention projections as one
- * strided-batched GEMM ("unet_step_stacked"), the lean-softmax flash attention
- * ("unet_step_lean", and with the row sums on the tensor cores "unet_step_lean_mma",
- * that with one row tile per warp "unet_step_lean_mma_t1"); then adopt_best. */
+ * with each alternative of cuda_plan_trials ("unet_step_<name>": small convolutions as
+ * im2col + GEMM, cuDNN's timed search, cuBLASLt's candidates timed, the other GroupNorm
+ * kernels, the stacked projections as one strided-batched GEMM, the lean-softmax
+ * attention kernels); then adopt_best. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
-    const struct cuda_backend_options base = b->plan;
-    struct cuda_backend_options plans[N_PLANS];
-    const char *names[N_PLANS] = {"unet_step",          "unet_step_im2col",   "unet_step_find",
-                                  "unet_step_autotune", "unet_step_gn_split", "unet_step_gn_fused",
-                                  "unet_step_stacked",  "unet_step_lean",     "unet_step_lean_mma",
-                                  "unet_step_lean_mma_t1"};
-    for (int i = 0; i < N_PLANS; i++)
-        plans[i] = base;
-    plans[1].conv_gemm_rows = 8192;
-    plans[2].cudnn_find = true;
-    plans[3].gemm_autotune = true;
-    plans[4].group_norm_kernel = 1;
-    plans[5].group_norm_kernel = 2;
-    plans[6].linear_stack = true;
-    plans[7].attention_kernel = CUDA_ATTENTION_LEAN;
-    plans[8].attention_kernel = CUDA_ATTENTION_LEAN_MMA;
-    plans[9].attention_kernel = CUDA_ATTENTION_LEAN_MMA;
-    plans[9].attention_row_tiles = 1;
-    double med[N_PLANS][2] = {{0}};
-    enum status s = STATUS_OK;
-    for (int i = 0; i < N_PLANS && s == STATUS_OK; i++) {
-        if (i > 0 && b->o.cpu)
-            break;
-        if (i > 0 && plan_same(&plans[i], &base))
-            continue; /* the base has it already */
-        if (i > 0)
-            cuda_backend_set_plan(b->be, &plans[i]);
-        s = bench_unet_rows(b, 2, names[i], i == 0, &med[i][0], err);
-        if (s == STATUS_OK)
-            s = bench_unet_rows(b, UNET_MAX_ROWS, names[i], i == 0, &med[i][1], err);
-    }
+    double base_2 = 0, base_16 = 0;
+    enum status s = bench_unet_rows(b, 2, "unet_step", true, &base_2, err);
+    if (s == STATUS_OK)
+        s = bench_unet_rows(b, UNET_MAX_ROWS, "unet_step", true, &base_16, err);
     if (b->o.cpu || s != STATUS_OK)
         return s;
+    const struct cuda_backend_options base = b->plan;
+    struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
+    const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
+    cuda_plan_exclude(t, n, b->o.exclude);
+    for (int i = 0; i < n && s == STATUS_OK; i++) {
+        char part[64];
+        snprintf(part, sizeof part, "unet_step_%s", t[i].name);
+        cuda_backend_set_plan(b->be, &t[i].plan);
+        s = bench_unet_rows(b, 2, part, false, &t[i].small_s, err);
+        if (s == STATUS_OK)
+            s = bench_unet_rows(b, UNET_MAX_ROWS, part, false, &t[i].large_s, err);
+    }
     cuda_backend_set_plan(b->be, &base);
-    return adopt_best(b, plans, names, med, err);
+    return s == STATUS_OK ? adopt_best(b, t, n, base_2, base_16, err) : s;
 }
 
 /* fn(ctx) once warm, then once with every op timed between syncs (engine/profile.h):

@@ -136,6 +136,122 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* --- choosing by measurement ------------------------------------------------------ */
+
+static int trial_index(const struct cuda_plan_trial *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+START_TEST(test_trials_differ_from_base)
+{
+    struct cuda_backend_options base = defaults();
+    struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
+    const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
+    ck_assert_int_eq(n, 9);
+    for (int i = 0; i < n; i++) {
+        ck_assert(!cuda_plan_same(&t[i].plan, &base));
+        ck_assert(t[i].small_s == 0 && t[i].large_s == 0 && !t[i].excluded);
+    }
+    const int t1 = trial_index(t, n, "lean_mma_t1");
+    ck_assert_int_ge(t1, 0);
+    ck_assert_int_eq(t[t1].plan.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
+    ck_assert_int_eq(t[t1].plan.attention_row_tiles, 1);
+    /* a base that already has a choice: that trial is left out */
+    struct errbuf err;
+    ck_assert_int_eq(cuda_plan_parse("gn=fused,stack=on", &base, &err), STATUS_OK);
+    ck_assert_int_eq(cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX), 7);
+    ck_assert_int_lt(trial_index(t, 7, "gn_fused"), 0);
+    ck_assert_int_lt(trial_index(t, 7, "stacked"), 0);
+    ck_assert_int_ge(trial_index(t, 7, "gn_split"), 0);
+    /* max bounds the count */
+    ck_assert_int_eq(cuda_plan_trials(&base, t, 2), 2);
+}
+END_TEST
+
+/* The base at 10 ms (small) and 40 ms (large); trials timed as given. */
+static int combine(const char *const *names, const double *small, const double *large, int k,
+                   const char *exclude, struct cuda_backend_options *best)
+{
+    const struct cuda_backend_options base = defaults();
+    struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
+    const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
+    for (int i = 0; i < k; i++) {
+        const int j = trial_index(t, n, names[i]);
+        ck_assert_int_ge(j, 0);
+        t[j].small_s = small[i];
+        t[j].large_s = large[i];
+    }
+    cuda_plan_exclude(t, n, exclude);
+    return cuda_plan_combine(&base, 0.010, 0.040, t, n, best);
+}
+
+START_TEST(test_combine_takes_the_faster)
+{
+    struct cuda_backend_options best;
+    /* gn_fused and stacked faster; find slower; autotune faster by < 1 %; im2col faster
+     * at 2 rows but slower at 16 */
+    const char *names[] = {"gn_fused", "stacked", "find", "autotune", "im2col"};
+    const double small[] = {0.0090, 0.0097, 0.0110, 0.00995, 0.0080};
+    const double large[] = {0.0380, 0.0400, 0.0400, 0.0390, 0.0420};
+    ck_assert_int_eq(combine(names, small, large, 5, NULL, &best), 2);
+    ck_assert_int_eq(best.group_norm_kernel, 2);
+    ck_assert(best.linear_stack);
+    ck_assert(!best.cudnn_find && !best.gemm_autotune);
+    ck_assert_int_eq(best.conv_gemm_rows, 0);
+    /* nothing faster: the base */
+    const double slow[] = {0.011, 0.012, 0.013, 0.014, 0.015};
+    ck_assert_int_eq(combine(names, slow, large, 5, NULL, &best), 0);
+    const struct cuda_backend_options base = defaults();
+    ck_assert(cuda_plan_same(&best, &base));
+    /* unmeasured trials (0) are never taken */
+    ck_assert_int_eq(combine(NULL, NULL, NULL, 0, NULL, &best), 0);
+}
+END_TEST
+
+START_TEST(test_combine_one_choice_per_field)
+{
+    struct cuda_backend_options best;
+    /* both GroupNorm kernels faster: the faster one */
+    const char *gn[] = {"gn_split", "gn_fused"};
+    const double gs[] = {0.0095, 0.0090}, gl[] = {0.039, 0.039};
+    ck_assert_int_eq(combine(gn, gs, gl, 2, NULL, &best), 1);
+    ck_assert_int_eq(best.group_norm_kernel, 2);
+    /* lean fastest, then lean_mma_t1 (attention + tiles): t1 is left out whole — no
+     * "lean with one tile" that nobody measured */
+    const char *att[] = {"lean", "lean_mma_t1", "lean_mma"};
+    const double as[] = {0.0080, 0.0085, 0.0090}, al[] = {0.035, 0.035, 0.035};
+    ck_assert_int_eq(combine(att, as, al, 3, NULL, &best), 1);
+    ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN);
+    ck_assert_int_eq(best.attention_row_tiles, 0);
+    /* t1 fastest: both its fields */
+    const double as2[] = {0.0090, 0.0080, 0.0085};
+    ck_assert_int_eq(combine(att, as2, al, 3, NULL, &best), 1);
+    ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
+    ck_assert_int_eq(best.attention_row_tiles, 1);
+}
+END_TEST
+
+START_TEST(test_combine_leaves_out_excluded)
+{
+    struct cuda_backend_options best;
+    const char *names[] = {"lean", "lean_mma", "gn_fused"};
+    const double small[] = {0.0080, 0.0085, 0.0090}, large[] = {0.035, 0.035, 0.038};
+    /* lean's conformance failed: the next attention kernel instead */
+    ck_assert_int_eq(combine(names, small, large, 3, "lean", &best), 2);
+    ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
+    ck_assert_int_eq(best.group_norm_kernel, 2);
+    ck_assert_int_eq(combine(names, small, large, 3, "lean,lean_mma,gn_fused", &best), 0);
+    ck_assert_int_eq(combine(names, small, large, 3, "gn_fused,", &best), 1);
+    ck_assert_int_eq(best.group_norm_kernel, 0);
+    /* a name that is only a prefix excludes nothing */
+    ck_assert_int_eq(combine(names, small, large, 3, "lea,gn", &best), 2);
+}
+END_TEST
+
 static Suite *cuda_plan_suite(void)
 {
     Suite *s = suite_create("cuda_plan");
@@ -146,6 +262,12 @@ static Suite *cuda_plan_suite(void)
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
+    TCase *choose = tcase_create("choose");
+    tcase_add_test(choose, test_trials_differ_from_base);
+    tcase_add_test(choose, test_combine_takes_the_faster);
+    tcase_add_test(choose, test_combine_one_choice_per_field);
+    tcase_add_test(choose, test_combine_leaves_out_excluded);
+    suite_add_tcase(s, choose);
     return s;
 }
 
