@@ -59,6 +59,19 @@ __device__ __forceinline__ void fl_load_rows(T *smem, int stride, const T *base,
     }
 }
 
+/* O's row tile mt rescaled: rows g by c0, rows g + 8 by c1 (the running max moved). */
+template <int MT, int ND>
+__device__ __forceinline__ void fl_rescale(float (&o)[MT][ND][4], int mt, float c0, float c1)
+{
+#pragma unroll
+    for (int i = 0; i < ND; i++) {
+        o[mt][i][0] *= c0;
+        o[mt][i][1] *= c0;
+        o[mt][i][2] *= c1;
+        o[mt][i][3] *= c1;
+    }
+}
+
 /* The online softmax of one key tile (the kernel's default): scores s{MT}{NT}{4} of
  * rows w0 + 16·mt + g (+ 8) and keys k0 + 8·n + 2t (+ 1) masked where past nk or the
  * causal limit (unless whole), scaled to base 2, the running max m and sum l updated,
@@ -85,11 +98,8 @@ __device__ __forceinline__ void fl_softmax(float (&s)[MT][NT][4], float (&o)[MT]
             tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
             tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
         }
-        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
-        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
-        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
-        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
-        const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
+        const float mn0 = fmaxf(m[mt][0], cm_quad_max(tm0));
+        const float mn1 = fmaxf(m[mt][1], cm_quad_max(tm1));
         /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
         const float b0 = mn0 == -INFINITY ? 0.0f : mn0;
         const float b1 = mn1 == -INFINITY ? 0.0f : mn1;
@@ -108,13 +118,7 @@ __device__ __forceinline__ void fl_softmax(float (&s)[MT][NT][4], float (&o)[MT]
         }
         l[mt][0] = l[mt][0] * c0 + rs0;
         l[mt][1] = l[mt][1] * c1 + rs1;
-#pragma unroll
-        for (int i = 0; i < ND; i++) {
-            o[mt][i][0] *= c0;
-            o[mt][i][1] *= c0;
-            o[mt][i][2] *= c1;
-            o[mt][i][3] *= c1;
-        }
+        fl_rescale<MT, ND>(o, mt, c0, c1);
     }
 }
 
@@ -145,14 +149,19 @@ __device__ __forceinline__ int fl_key_limit(int64_t row, int64_t k0, int64_t nk,
     return lim < 0 ? 0 : lim > bk ? bk : (int)lim;
 }
 
-/* fl_softmax in fewer instructions (the kernel's LEAN): no mask on a whole tile, 32-bit
- * limits on a partial one, the max on raw scores (m unscaled; needs scale > 0), each
- * probability one FFMA + ex2. */
-template <int MT, int NT, int ND>
+/* fl_softmax in fewer instructions (the kernel's SOFT 1 and 2): no mask on a whole
+ * tile, 32-bit limits on a partial one, the max on raw scores (m unscaled; needs
+ * scale > 0), each probability one FFMA + ex2.  PACK (SOFT 2): each pair of a row is
+ * packed to T as made and left in s[mt][n][0] (row g) and s[mt][n][1] (row g + 8) as
+ * the bits of a float (the P·V loop reads them as the A fragment and sums the rows by
+ * multiplying P with ones into ls: here ls is only rescaled); else P stays in s as
+ * floats and the row sums go to l. */
+template <typename T, int MT, int NT, int ND, bool PACK>
 __device__ __forceinline__ void fl_softmax_lean(float (&s)[MT][NT][4], float (&o)[MT][ND][4],
                                                 float (&m)[MT][2], float (&l)[MT][2],
-                                                bool whole, int64_t k0, int64_t nk, int64_t w0,
-                                                int g, int t, const struct cm_attn_dims &p)
+                                                float (&ls)[MT][4], bool whole, int64_t k0,
+                                                int64_t nk, int64_t w0, int g, int t,
+                                                const struct cm_attn_dims &p)
 {
     const float c = p.scale_log2;
 #pragma unroll
@@ -168,95 +177,43 @@ __device__ __forceinline__ void fl_softmax_lean(float (&s)[MT][NT][4], float (&o
             tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
             tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
         }
-        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
-        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
-        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
-        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
-        const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
+        const float mn0 = fmaxf(m[mt][0], cm_quad_max(tm0));
+        const float mn1 = fmaxf(m[mt][1], cm_quad_max(tm1));
         /* a row with every key so far masked keeps m = −inf: subtract 0 instead */
         const float b0 = mn0 == -INFINITY ? 0.0f : mn0 * c;
         const float b1 = mn1 == -INFINITY ? 0.0f : mn1 * c;
         const float c0 = cm_ex2(fmaf(m[mt][0], c, -b0)), c1 = cm_ex2(fmaf(m[mt][1], c, -b1));
         m[mt][0] = mn0;
         m[mt][1] = mn1;
-        float rs0 = 0.0f, rs1 = 0.0f;
+        if constexpr (PACK) {
 #pragma unroll
-        for (int n = 0; n < NT; n++) {
-            s[mt][n][0] = cm_ex2(fmaf(s[mt][n][0], c, -b0));
-            s[mt][n][1] = cm_ex2(fmaf(s[mt][n][1], c, -b0));
-            s[mt][n][2] = cm_ex2(fmaf(s[mt][n][2], c, -b1));
-            s[mt][n][3] = cm_ex2(fmaf(s[mt][n][3], c, -b1));
-            rs0 += s[mt][n][0] + s[mt][n][1];
-            rs1 += s[mt][n][2] + s[mt][n][3];
-        }
-        l[mt][0] = l[mt][0] * c0 + rs0;
-        l[mt][1] = l[mt][1] * c1 + rs1;
+            for (int n = 0; n < NT; n++) {
+                const uint32_t p01 = cm_pack<T>(cm_ex2(fmaf(s[mt][n][0], c, -b0)),
+                                                cm_ex2(fmaf(s[mt][n][1], c, -b0)));
+                const uint32_t p23 = cm_pack<T>(cm_ex2(fmaf(s[mt][n][2], c, -b1)),
+                                                cm_ex2(fmaf(s[mt][n][3], c, -b1)));
+                s[mt][n][0] = __uint_as_float(p01);
+                s[mt][n][1] = __uint_as_float(p23);
+            }
+            ls[mt][0] *= c0;
+            ls[mt][1] *= c0;
+            ls[mt][2] *= c1;
+            ls[mt][3] *= c1;
+        } else {
+            float rs0 = 0.0f, rs1 = 0.0f;
 #pragma unroll
-        for (int i = 0; i < ND; i++) {
-            o[mt][i][0] *= c0;
-            o[mt][i][1] *= c0;
-            o[mt][i][2] *= c1;
-            o[mt][i][3] *= c1;
+            for (int n = 0; n < NT; n++) {
+                s[mt][n][0] = cm_ex2(fmaf(s[mt][n][0], c, -b0));
+                s[mt][n][1] = cm_ex2(fmaf(s[mt][n][1], c, -b0));
+                s[mt][n][2] = cm_ex2(fmaf(s[mt][n][2], c, -b1));
+                s[mt][n][3] = cm_ex2(fmaf(s[mt][n][3], c, -b1));
+                rs0 += s[mt][n][0] + s[mt][n][1];
+                rs1 += s[mt][n][2] + s[mt][n][3];
+            }
+            l[mt][0] = l[mt][0] * c0 + rs0;
+            l[mt][1] = l[mt][1] * c1 + rs1;
         }
-    }
-}
-
-/* fl_softmax_lean with P packed as made (the kernel's SOFT 2): each pair
- * p = 2^(s·c − m·c) of one row is packed to T and left in s[mt][n][0] (row g) and
- * s[mt][n][1] (row g + 8) as the bits of a float (the P·V loop reads them as the A
- * fragment); the row sums are not added here (the P·V loop multiplies P by ones into
- * ls), only rescaled with O. */
-template <typename T, int MT, int NT, int ND>
-__device__ __forceinline__ void fl_softmax_lean_mma(float (&s)[MT][NT][4], float (&o)[MT][ND][4],
-                                                  float (&ls)[MT][4], float (&m)[MT][2],
-                                                  bool whole, int64_t k0, int64_t nk,
-                                                  int64_t w0, int g, int t,
-                                                  const struct cm_attn_dims &p)
-{
-    const float c = p.scale_log2;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        if (!whole) {
-            const int64_t row0 = w0 + mt * 16 + g;
-            fl_mask_lean<MT, NT>(s, mt, fl_key_limit(row0, k0, nk, p.causal, NT * 8),
-                                 fl_key_limit(row0 + 8, k0, nk, p.causal, NT * 8), t);
-        }
-        float tm0 = s[mt][0][0], tm1 = s[mt][0][2];
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
-            tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
-        }
-        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
-        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
-        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
-        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
-        const float mn0 = fmaxf(m[mt][0], tm0), mn1 = fmaxf(m[mt][1], tm1);
-        const float b0 = mn0 == -INFINITY ? 0.0f : mn0 * c;
-        const float b1 = mn1 == -INFINITY ? 0.0f : mn1 * c;
-        const float c0 = cm_ex2(fmaf(m[mt][0], c, -b0)), c1 = cm_ex2(fmaf(m[mt][1], c, -b1));
-        m[mt][0] = mn0;
-        m[mt][1] = mn1;
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            const uint32_t p01 = cm_pack<T>(cm_ex2(fmaf(s[mt][n][0], c, -b0)),
-                                            cm_ex2(fmaf(s[mt][n][1], c, -b0)));
-            const uint32_t p23 = cm_pack<T>(cm_ex2(fmaf(s[mt][n][2], c, -b1)),
-                                            cm_ex2(fmaf(s[mt][n][3], c, -b1)));
-            s[mt][n][0] = __uint_as_float(p01);
-            s[mt][n][1] = __uint_as_float(p23);
-        }
-        ls[mt][0] *= c0;
-        ls[mt][1] *= c0;
-        ls[mt][2] *= c1;
-        ls[mt][3] *= c1;
-#pragma unroll
-        for (int i = 0; i < ND; i++) {
-            o[mt][i][0] *= c0;
-            o[mt][i][1] *= c0;
-            o[mt][i][2] *= c1;
-            o[mt][i][3] *= c1;
-        }
+        fl_rescale<MT, ND>(o, mt, c0, c1);
     }
 }
 
@@ -426,10 +383,9 @@ __global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT, M
             /* mask (only a tile past Nk or on the causal diagonal), scale (base 2), the
              * online softmax per row; P stays in s */
             const bool whole = k0 + BK <= nk && (!p.causal || k0 + BK - 1 <= w0);
-            if constexpr (SOFT == 2)
-                fl_softmax_lean_mma<T, MT, NT, ND>(s, o, ls, m, whole, k0, nk, w0, g, t, p);
-            else if constexpr (SOFT == 1)
-                fl_softmax_lean<MT, NT, ND>(s, o, m, l, whole, k0, nk, w0, g, t, p);
+            if constexpr (SOFT != 0)
+                fl_softmax_lean<T, MT, NT, ND, SOFT == 2>(s, o, m, l, ls, whole, k0, nk, w0, g,
+                                                          t, p);
             else
                 fl_softmax<MT, NT, ND>(s, o, m, l, whole, k0, nk, w0, g, t, p);
             /* O{16·MT, D} += P{16·MT, BK} · V{BK, D}, each V fragment used MT times */
@@ -438,7 +394,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT, M
                 uint32_t a[MT][4];
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
-                    if constexpr (SOFT == 2) { /* P packed by fl_softmax_lean_mma; row sums */
+                    if constexpr (SOFT == 2) { /* P packed by fl_softmax_lean; row sums */
                         a[mt][0] = __float_as_uint(s[mt][2 * kb2][0]);
                         a[mt][1] = __float_as_uint(s[mt][2 * kb2][1]);
                         a[mt][2] = __float_as_uint(s[mt][2 * kb2 + 1][0]);

@@ -101,6 +101,13 @@ __device__ __forceinline__ float cm_ex2(float x)
     return y;
 }
 
+/* The max of v over the four lanes of a quad (the threads holding one mma row). */
+__device__ __forceinline__ float cm_quad_max(float v)
+{
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
 /* Two 1.0 of T in one register (a B fragment of ones: row sums on the tensor cores). */
 template <typename T> __device__ __forceinline__ uint32_t cm_ones2();
 template <> __device__ __forceinline__ uint32_t cm_ones2<__half>() { return 0x3c003c00u; }
