@@ -218,11 +218,10 @@ __device__ __forceinline__ void fl_softmax_lean(float (&s)[MT][NT][4], float (&o
 }
 
 /* Blocks per multiprocessor the kernel is compiled for (registers ≤ 65536 / (128 · it)):
- * LEAN_MMA at head dim 40 fits 168 registers without spilling (sm_90, both row-tile
- * counts), so three blocks (12 warps) share an SM instead of two, four with one row
- * tile (128 registers); 0 (as no bound: an explicit 1 made the compiler take more
- * registers) leaves the rest to the compiler (forcing 168 spills at head dim 64 with two
- * row tiles). */
+ * LEAN_MMA at head dim 40 fits 168 registers with two row tiles and 128 with one,
+ * without spilling (sm_90), so three blocks (12 warps) or four (16) share an SM instead
+ * of two; 0 (as no bound: an explicit 1 made the compiler take more registers) leaves
+ * the rest to the compiler (forcing 168 spills at head dim 64 with two row tiles). */
 __host__ __device__ constexpr int fl_min_blocks(int d, int soft, int mt)
 {
     return soft == 2 && d == 40 ? (mt == 1 ? 4 : 3) : 0;
