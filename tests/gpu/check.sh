@@ -32,8 +32,8 @@
 # CHECK_BUDGET_S (default 450 s), so the whole run ends inside 8 minutes even if one
 # stage hangs.  Exit status: 0 when ops and pipeline pass, else 1.
 #
-# From a session with a GPU:  run(command="bash tests/gpu/check.sh", carry=[".gpu-deps"],
-#                                 timeout_s=540)
+# From a session with a GPU:  run(command="CHECK_BUDGET_S=430 bash tests/gpu/check.sh",
+#                                 carry=[".gpu-deps"], timeout_s=480)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/out/gpu-check}

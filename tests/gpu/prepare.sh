@@ -15,8 +15,9 @@
 #   .gpu-deps/wheels/        diffusers (+ importlib_metadata) for the side-by-side
 #                            benchmark (torch, transformers, hub are on that machine).
 #
-# Then, from the session: run(command="bash tests/gpu/check.sh", carry=[".gpu-deps"],
-# timeout_s=540).  Size: about 20 MiB (the working tree plus carry must stay < 64 MiB).
+# Then, from the session: run(command="CHECK_BUDGET_S=430 bash tests/gpu/check.sh",
+# carry=[".gpu-deps"], timeout_s=480).  Size: about 14 MiB (the working tree plus carry
+# must stay < 64 MiB).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
