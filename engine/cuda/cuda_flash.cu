@@ -88,13 +88,8 @@ __device__ __forceinline__ void fl_softmax(float (&s)[MT][NT][4], float (&o)[MT]
         float tm0 = -INFINITY, tm1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NT; n++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
-                const int64_t row = e < 2 ? row0 : row1;
-                const bool ok = whole || (key < nk && (!p.causal || key <= row));
-                s[mt][n][e] = ok ? s[mt][n][e] * p.scale_log2 : -INFINITY;
-            }
+            cm_mask_scale(s[mt][n], k0 + n * 8 + 2 * t, row0, row1, nk, p.causal, whole,
+                          p.scale_log2);
             tm0 = fmaxf(tm0, fmaxf(s[mt][n][0], s[mt][n][1]));
             tm1 = fmaxf(tm1, fmaxf(s[mt][n][2], s[mt][n][3]));
         }

@@ -207,13 +207,8 @@ __global__ static void __launch_bounds__(FW_THREADS, 1)
         float tm0 = -INFINITY, tm1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NT; n++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
-                const int64_t row = e < 2 ? row0 : row1;
-                const bool ok = whole || (key < nk && (!p.causal || key <= row));
-                s[n][e] = ok ? s[n][e] * p.scale_log2 : -INFINITY;
-            }
+            cm_mask_scale(s[n], k0 + n * 8 + 2 * t, row0, row1, nk, p.causal, whole,
+                          p.scale_log2);
             tm0 = fmaxf(tm0, fmaxf(s[n][0], s[n][1]));
             tm1 = fmaxf(tm1, fmaxf(s[n][2], s[n][3]));
         }

@@ -101,6 +101,23 @@ __device__ __forceinline__ float cm_ex2(float x)
     return y;
 }
 
+/* One m16n8 score tile s (this thread's four: rows row0, row0 + 8 × keys key0, key0 + 1)
+ * masked and scaled for a base-2 softmax: a key at or past nk, or (causal) after its row,
+ * → −inf; the rest × scale_log2.  whole: no key of the tile is masked (skips the tests);
+ * both flash kernels' default softmax. */
+__device__ __forceinline__ void cm_mask_scale(float (&s)[4], int64_t key0, int64_t row0,
+                                              int64_t row1, int64_t nk, bool causal,
+                                              bool whole, float scale_log2)
+{
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const int64_t key = key0 + (e & 1);
+        const int64_t row = e < 2 ? row0 : row1;
+        const bool ok = whole || (key < nk && (!causal || key <= row));
+        s[e] = ok ? s[e] * scale_log2 : -INFINITY;
+    }
+}
+
 /* The max of v over the four lanes of a quad (the threads holding one mma row). */
 __device__ __forceinline__ float cm_quad_max(float v)
 {
