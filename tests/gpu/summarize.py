@@ -101,6 +101,29 @@ def main():
                     {k: r[k] for k in r if k.endswith("_ms")}
                     for r in (ours.get("results", []) if isinstance(ours, dict) else [])
                     if r.get("part") in ("profile_unet", "profile_vae")}
+    # the plan table: each alternative's U-Net step at 2 and 16 rows against the base
+    # (bench_gpu's unet_step_<trial>), the decision input for the defaults
+    base2, base16 = part(ours, "unet_step", rows=2), part(ours, "unet_step", rows=16)
+    table = {}
+    for r in (ours.get("results", []) if isinstance(ours, dict) else []):
+        name = r.get("part", "")
+        if name.startswith("unet_step_") and "rows" in r and not name.endswith("_graph"):
+            base = base2 if r["rows"] == 2 else base16
+            key = name[len("unet_step_"):]
+            entry = table.setdefault(key, {})
+            entry[f"{r['rows']}_rows_ms"] = r["median_ms"]
+            if base:
+                entry[f"{r['rows']}_rows_vs_base"] = round(r["median_ms"] / base["median_ms"], 3)
+    if table:
+        s["plan_table"] = table
+    # the attention kernels' TFLOP/s per shape and variant (bench_gpu's attention table)
+    att = {}
+    for r in (ours.get("results", []) if isinstance(ours, dict) else []):
+        if r.get("part") == "attention":
+            shape = f"{r['batch']}x{r['tokens']}x{r['channels']}/{r['heads']}"
+            att.setdefault(shape, {})[r["variant"]] = r["tflops"]
+    if att:
+        s["attention_tflops"] = att
     # the scheduler's goodput per mode on the GPU (diffusiond bench load --in-process)
     sched = load(os.path.join(out, "load.json"))
     if isinstance(sched, dict) and "goodput" in sched:
@@ -116,8 +139,9 @@ def main():
             goals["sched_step_ge_3x_none"] = r["step_none"] >= 3.0
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
-    print(json.dumps({k: s[k] for k in ("stages", "ops", "plan", "unet_step_ms", "ratios", "goals",
-                                         "profile", "graphs", "load")
+    print(json.dumps({k: s[k] for k in ("stages", "ops", "plan", "unet_step_ms", "plan_table",
+                                         "attention_tflops", "ratios", "goals", "profile",
+                                         "graphs", "load")
                       if k in s}, indent=1))
     return 0
 
