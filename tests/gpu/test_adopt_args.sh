@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# tests/gpu/test_adopt_args.sh — tests/gpu/adopt_args.py (which planning choices
+# check.sh lets bench_gpu adopt after test_gpu_ops) on made-up ops.json files: no GPU.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0
+
+# check NAME EXPECTED FILE: adopt_args.py on FILE prints EXPECTED
+check() {
+  local name=$1 want=$2 got
+  got=$(python3 "$here/adopt_args.py" "$3")
+  if [[ $got == "$want" ]]; then
+    echo "ok   $name"
+  else
+    echo "FAIL $name: got '$got', want '$want'"
+    fail=1
+  fi
+}
+
+# expect NAME EXPECTED LINES...: an ops.json of LINES
+expect() {
+  local name=$1 want=$2
+  shift 2
+  printf '%s\n' "$@" >"$work/ops.json"
+  check "$name" "$want" "$work/ops.json"
+}
+
+expect "all passed: adopt freely" "" '{"op":"conv","ok":true}' '{"op":"attention[lean]","ok":true}'
+expect "a variant failed: exclude its trials" "--exclude lean_mma,lean_mma_t1" \
+  '{"op":"attention_sd_self_d40[lean mma]","dtype":"f16","ok":false}' '{"op":"conv","ok":true}'
+expect "two variants" "--exclude gn_fused,lean" \
+  '{"op":"a[lean]","ok":false}' '{"op":"b[gn fused]","ok":false}' '{"op":"c","ok":true}'
+expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":false}'
+expect "the default path failed: adopt nothing" "--no-adopt" \
+  '{"op":"a[lean]","ok":false}' '{"op":"group_norm","dtype":"bf16","ok":false}'
+expect "a whole-backend check failed" "--no-adopt" '{"op":"cuda_graph_replay","ok":false}'
+expect "an unknown tag is treated as the default path" "--no-adopt" '{"op":"a[new]","ok":false}'
+expect "unreadable ops.json: adopt nothing" "--no-adopt" 'not json'
+check "missing ops.json: adopt nothing" "--no-adopt" "$work/missing.json"
+exit $fail
