@@ -571,20 +571,15 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
         if (fl_launch_exact<T, 2, 1, true>(q, k, v, y, batch, p, two, st, &e))
             return e;
         break;
-    case CUDA_ATTENTION_LEAN: /* its max on raw scores needs a positive scale */
-        if (p->scale_log2 > 0.0f && fl_launch_exact<T, 2, 1, false, 1>(q, k, v, y, batch, p,
-                                                                        two, st, &e))
+    case CUDA_ATTENTION_LEAN:
+    case CUDA_ATTENTION_LEAN_MMA: /* their max on raw scores needs a positive scale; else
+                                     the default kernel */
+        if (p->scale_log2 > 0.0f &&
+            (kernel == CUDA_ATTENTION_LEAN
+                 ? fl_launch_exact<T, 2, 1, false, 1>(q, k, v, y, batch, p, two, st, &e)
+                 : fl_launch_exact<T, 2, 1, false, 2>(q, k, v, y, batch, p, two, st, &e)))
             return e;
-        if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
-            return e;
-        break;
-    case CUDA_ATTENTION_LEAN_MMA:
-        if (p->scale_log2 > 0.0f && fl_launch_exact<T, 2, 1, false, 2>(q, k, v, y, batch, p,
-                                                                        two, st, &e))
-            return e;
-        if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
-            return e;
-        break;
+        [[fallthrough]];
     default:
         if (fl_launch_exact<T, 2, 1>(q, k, v, y, batch, p, two, st, &e))
             return e;

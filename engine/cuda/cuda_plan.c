@@ -211,10 +211,11 @@ static void plan_take(struct cuda_backend_options *dst, const struct cuda_backen
 #undef TAKE
 }
 
-static bool trial_wins(const struct cuda_plan_trial *t, double base_small_s, double base_large_s)
+bool cuda_plan_trial_faster(const struct cuda_plan_trial *t, double base_small_s,
+                            double base_large_s)
 {
-    return !t->excluded && t->small_s > 0 && t->small_s < 0.99 * base_small_s &&
-           t->large_s > 0 && t->large_s <= 1.01 * base_large_s;
+    return t->small_s > 0 && t->small_s < 0.99 * base_small_s && t->large_s > 0 &&
+           t->large_s <= 1.01 * base_large_s;
 }
 
 int cuda_plan_combine(const struct cuda_backend_options *base, double base_small_s,
@@ -223,7 +224,7 @@ int cuda_plan_combine(const struct cuda_backend_options *base, double base_small
 {
     int order[CUDA_PLAN_TRIALS_MAX], k = 0;
     for (int i = 0; i < n && k < CUDA_PLAN_TRIALS_MAX; i++)
-        if (trial_wins(&t[i], base_small_s, base_large_s))
+        if (!t[i].excluded && cuda_plan_trial_faster(&t[i], base_small_s, base_large_s))
             order[k++] = i;
     for (int i = 1; i < k; i++) /* insertion sort, fastest (small) first */
         for (int j = i; j > 0 && t[order[j]].small_s < t[order[j - 1]].small_s; j--) {

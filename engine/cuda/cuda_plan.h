@@ -66,9 +66,13 @@ int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_t
 /* Marks the trials named in list ("lean,gn_fused"; NULL or "": none) excluded. */
 void cuda_plan_exclude(struct cuda_plan_trial *t, int n, const char *list);
 
-/* The combination to try: over base, the trials measured faster than base at small by
- * ≥ 1 % and not slower at large by > 1 % (base_small_s, base_large_s: the base's), not
- * excluded, taken fastest (small) first, each whole or not at all — a trial whose
+/* Whether t was measured faster than the base (base_small_s, base_large_s): at small by
+ * ≥ 1 %, and not slower at large by > 1 % (exclusion aside). */
+bool cuda_plan_trial_faster(const struct cuda_plan_trial *t, double base_small_s,
+                            double base_large_s);
+
+/* The combination to try: over base, the trials cuda_plan_trial_faster says are faster
+ * and not excluded, taken fastest (small) first, each whole or not at all — a trial whose
  * fields an earlier (faster) one already changed is left out, so no field mix arises
  * that nobody measured.  *best = the result; returns how many trials it took. */
 int cuda_plan_combine(const struct cuda_backend_options *base, double base_small_s,

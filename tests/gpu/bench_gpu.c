@@ -294,7 +294,7 @@ static enum status adopt_best(struct bench *b, const struct cuda_plan_trial *t, 
                               double base_2, double base_16, struct errbuf *err)
 {
     for (int i = 0; i < n; i++)
-        if (t[i].excluded && t[i].small_s > 0 && t[i].small_s < 0.99 * base_2)
+        if (t[i].excluded && cuda_plan_trial_faster(&t[i], base_2, base_16))
             printf("plan: %s was faster but is excluded (--exclude)\n", t[i].name);
     struct cuda_backend_options best;
     const int taken = cuda_plan_combine(&b->plan, base_2, base_16, t, n, &best);
