@@ -566,7 +566,9 @@ enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *
         s = r->host_step ? step_host(r, &mo, err) : step_backend(r, &mo, err);
     }
     workspace_rewind(ws, mark);
-    return s;
+    /* done on the device before returning (pipeline.h): a GPU queue lets the host run
+     * a whole request's steps ahead, then wait in its decode while arrivals wait too */
+    return s == STATUS_OK ? backend_sync(model->backend, err) : s;
 }
 
 enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,

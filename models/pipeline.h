@@ -187,7 +187,10 @@ enum status sd_request_begin_text(const struct sd_model *model, struct workspace
 
 /* One denoising step for each of reqs[0 … n): one U-Net call over all their rows,
  * CFG, sampler steps.  Every request must be running (not done) and share the latent
- * size; at most SD_MAX_BATCH_ROWS rows.  STATUS_INVALID_ARGUMENT otherwise. */
+ * size; at most SD_MAX_BATCH_ROWS rows.  STATUS_INVALID_ARGUMENT otherwise.
+ * Returns once the step's device work is done (backend_sync): the caller's clock times
+ * the step itself, and a queue that ran ahead of the device cannot hold the caller
+ * (the scheduler) in the next download while requests wait to join. */
 enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
                          struct sd_request *const *reqs, int n, struct errbuf *err);
 
