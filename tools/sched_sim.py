@@ -9,11 +9,14 @@ Modes: none (FIFO) and none_edf (due-ordered), request (FIFO gather),
 step_rr (one call per bucket per iteration, the old policy), step_edf (one bucket per
 iteration by due time), step_edf + the join rule.  Used to choose the step-mode policy
 before measuring it for real; `python3 tools/sched_sim.py` (`--gpu`: the H200's costs,
-where an extra row in a call is nearly free).
+where an extra row in a call is nearly free; `--run-ahead`: steps that do not wait for
+the device, as before sd_unet_step synchronised — the worker launches the running
+requests' steps at once and waits in the first decode, so arrivals join only then).
 """
 import random, heapq, sys
 # CPU costs (bundled model): per-call cost c0 + c1*rows, scaled by size; fixed a per request
 SIZES = {64: (1.95e-3, 1.545e-3, 5.8e-3), 96: (1.95e-3*1.69, 1.545e-3*1.69, 11e-3)}
+RUN_AHEAD = '--run-ahead' in sys.argv
 if '--gpu' in sys.argv:
     # H200 run 6, U-Net graphs: alone 4.15 ms at 4 steps, 26.3 ms at 30 (64²), 4.35 / 27.1
     # (96²): ~0.83 ms a call at 2 rows, ~0.8 ms fixed; an extra row assumed ~1 % of a call
@@ -29,7 +32,7 @@ def gen(rate, n, seed):
     return out
 def run(reqs, mode, join_rule=False, factor=2.0):
     # event loop: the worker does one call at a time; fixed cost 'a' added at the end (decode/encode, overlapped? assume serial)
-    now = 0.0; i = 0; active = []; queue = []; done = {}
+    now = 0.0; i = 0; active = []; queue = []; done = {}; frozen = False
     for r in reqs: r['left'] = r['steps']; r['due'] = r['t'] + factor*alone(r['size'], r['steps'])
     pending = list(reqs)
     def key(r):
@@ -46,8 +49,9 @@ def run(reqs, mode, join_rule=False, factor=2.0):
                 now = min(lead['t'] + 0.007, reqs[i]['t'] if i < len(reqs) else 1e18); continue
             active = [q for q in queue if q['size']==lead['size']][:MAXROWS//2]
             for a in active: queue.remove(a)
-        if mode.startswith('step'):
+        if mode.startswith('step') and not frozen:
             active += queue; queue = []
+            frozen = RUN_AHEAD and bool(active)
         if not active:
             if i < len(reqs): now = max(now, reqs[i]['t']); continue
             break
@@ -70,6 +74,7 @@ def run(reqs, mode, join_rule=False, factor=2.0):
             for m in batch:
                 m['left'] -= 1
                 if m['left'] == 0:
+                    frozen = False  # the decode's download: the host caught up
                     now += SIZES[b][2]  # decode+encode on the worker (approx)
                     done[m['id']] = now - m['t']; active.remove(m)
     return done
