@@ -32,6 +32,10 @@ expect "a variant failed: exclude its trials" "--exclude lean_mma,lean_mma_t1" \
   '{"op":"attention_sd_self_d40[lean mma]","dtype":"f16","ok":false}' '{"op":"conv","ok":true}'
 expect "two variants" "--exclude gn_fused,lean" \
   '{"op":"a[lean]","ok":false}' '{"op":"b[gn fused]","ok":false}' '{"op":"c","ok":true}'
+expect "lean mma with two row tiles: exclude lean_mma" "--exclude lean_mma" \
+  '{"op":"attention_d64_ragged_causal[lean mma 2 tiles]","ok":false}'
+expect "the default kernel with two row tiles is the default path" "--no-adopt" \
+  '{"op":"attention_d64_ragged_causal[2 tiles]","ok":false}'
 expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":false}'
 expect "the default path failed: adopt nothing" "--no-adopt" \
   '{"op":"a[lean]","ok":false}' '{"op":"group_norm","dtype":"bf16","ok":false}'

@@ -43,6 +43,9 @@ struct suite {
     struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
     struct backend *gpu_lean;   /* flash attention with the lean softmax */
     struct backend *gpu_lean_mma; /* … and the row sums on the tensor cores */
+    struct backend *gpu_t2;     /* the default flash kernel with two row tiles per warp
+                                   wherever it has them (auto picks them for big grids) */
+    struct backend *gpu_lean_mma_t2; /* LEAN_MMA with two row tiles per warp */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -429,6 +432,12 @@ static const struct case_def CASES[] = {
     {"attention_d40_ragged", c_attention, 3, {3, 3, 3}, {{1, 100, 80}, {1, 130, 80}, {1, 130, 80}}, -2, 2, TOL_ATT, 2, 0, 0, false, {0}},
     {"attention_d40_ragged_causal", c_attention, 3, {3, 3, 3}, {{2, 150, 80}, {2, 150, 80}, {2, 150, 80}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_sd_cross_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
+    /* SD2's head dim 64 with a partial key tile, causal and past-the-end query rows (two
+     * row tiles per warp in the [2 tiles] variants); SD1's mid-block cross-attention:
+     * head dim 160 over 77 keys (a partial tile of 32) */
+    {"attention_d64_ragged_causal", c_attention, 3, {3, 3, 3}, {{1, 150, 128}, {1, 150, 128}, {1, 150, 128}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
+    {"attention_d64_ragged_cross", c_attention, 3, {3, 3, 3}, {{2, 200, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 5, 0, 0, false, {0}},
+    {"attention_sd_cross_d160", c_attention, 3, {3, 3, 3}, {{2, 64, 1280}, {2, 77, 1280}, {2, 77, 1280}}, -1, 1, TOL_ATT, 8, 0, 0, false, {0}},
     /* activations: i0 kind (3 silu, 4 geglu), i1 in place */
     {"gelu_erf", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 0, 0, 0, false, {0}},
     {"gelu_tanh", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 1, 0, 0, false, {0}},
@@ -792,7 +801,13 @@ int main(int argc, char **argv)
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_lean, &err);
     opt.attention_kernel = CUDA_ATTENTION_LEAN_MMA;
-    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_lean_mma, &err) != STATUS_OK) {
+    if (sp == STATUS_OK)
+        sp = cuda_backend_create(&opt, &su.gpu_lean_mma, &err);
+    opt.attention_row_tiles = 2;
+    if (sp == STATUS_OK)
+        sp = cuda_backend_create(&opt, &su.gpu_lean_mma_t2, &err);
+    opt.attention_kernel = CUDA_ATTENTION_DEFAULT;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_t2, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
     }
@@ -819,6 +834,8 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_sync1, "[1 sync]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean, "[lean]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean_mma, "[lean mma]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_t2, "[2 tiles]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_lean_mma_t2, "[lean mma 2 tiles]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
@@ -849,6 +866,8 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_sync1);
     backend_destroy(su.gpu_lean);
     backend_destroy(su.gpu_lean_mma);
+    backend_destroy(su.gpu_lean_mma_t2);
+    backend_destroy(su.gpu_t2);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;
