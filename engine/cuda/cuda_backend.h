@@ -84,7 +84,8 @@ struct cuda_backend_options {
     int group_norm_kernel;   /* 0: chosen per shape (for now the three kernels: the one-
                                 kernel path waits for a GPU run), 1: statistics/merge/
                                 apply kernels, 2: one kernel per (sample, group) where
-                                it applies (benchmarks and tests compare) */
+                                it applies (f16/bf16, even group width, ≤ 128 Ki values
+                                a group: every U-Net map; benchmarks and tests compare) */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU

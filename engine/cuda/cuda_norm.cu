@@ -9,8 +9,8 @@
  *   2. gn_merge_kernel, a block per (sample, group): Chan's formula in double over the
  *      chunks, then the affine form per channel, ab{N, C, 2} = (rstd·γ, β − mean·rstd·γ);
  *   3. the apply pass y = x·a + b (then SiLU), 16 bytes per thread when it can.
- * Or, for f16/bf16 groups of an even width (options.group_norm_kernel; by default those
- * of at most GN_FUSED_MAX values: every U-Net map), gn_fused_kernel: a block per
+ * Or, for f16/bf16 groups of an even width and at most GN_FUSED_MAX values (every U-Net
+ * map; options.group_norm_kernel), gn_fused_kernel: a block per
  * (sample, group) computes the statistics and applies them, one launch — and adds the
  * params' per-(sample, channel) shift first (the ResNet's time embedding), which the
  * three-kernel path leaves to backend.c.
@@ -340,16 +340,18 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     }
 }
 
-/* Whether the one-kernel path can take x → y (kernel: options.group_norm_kernel: 2
- * takes it where it can; 0, the default, not yet — it waits for a GPU run to check and
- * time it, then 0 is to choose it for groups of at most GN_FUSED_MAX values). */
+/* Whether the one-kernel path takes x → y (kernel: options.group_norm_kernel): 2 for
+ * groups of at most GN_FUSED_MAX values (every U-Net map; a block per group reading a
+ * VAE 512² group twice would leave most SMs idle); 0, the default, not yet — it waits
+ * for a GPU run to check and time it (GN_FUSED_BY_DEFAULT). */
 static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int groups, int kernel)
 {
     const int64_t c = tensor_last_dim(x), cg = c / groups;
     const int64_t per_group = tensor_numel(x) / x->shape[0] / groups;
     const bool can = dtype_size(y->dtype) == 2 && cg % 2 == 0 && cg / 2 <= GN_FUSED_THREADS &&
-                     ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0;
-    return can && (kernel == 2 || (kernel == 0 && GN_FUSED_BY_DEFAULT && per_group <= GN_FUSED_MAX));
+                     ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0 &&
+                     per_group <= GN_FUSED_MAX;
+    return can && (kernel == 2 || (kernel == 0 && GN_FUSED_BY_DEFAULT));
 }
 
 /* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least

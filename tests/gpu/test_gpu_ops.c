@@ -401,7 +401,12 @@ static const struct case_def CASES[] = {
     {"group_norm_odd_group_width", c_group_norm, 3, {4, 1, 1}, {{2, 7, 9, 15}, S1(15), S1(15)}, -2, 3, TOL_NORM, 5, 0, 0, true, {0}},
     {"group_norm_vae_offset", c_group_norm, 3, {4, 1, 1}, {{1, 128, 96, 128}, S1(128), S1(128)}, 50, 52, TOL_NORM, 32, 1, 0, false, {0}},
     {"group_norm_shift_sd", c_group_norm, 4, {4, 1, 1, 2}, {{2, 64, 64, 320}, S1(320), S1(320), {2, 320}}, -1, 3, TOL_NORM, 32, 1, 0, true, {0}},
-    {"group_norm_shift_offset", c_group_norm, 4, {4, 1, 1, 2}, {{2, 7, 9, 30}, S1(30), S1(30), {2, 30}}, 20, 22, TOL_NORM, 5, 0, 0, false, {0}},
+    /* SD's widest groups: 40, 60 and 80 channels (1280, 1920, 2560 in 32 groups), a
+     * position's channel pairs over more than one warp */
+    {"group_norm_shift_sd_c1280", c_group_norm, 4, {4, 1, 1, 2}, {{2, 8, 8, 1280}, S1(1280), S1(1280), {2, 1280}}, -1, 3, TOL_NORM, 32, 1, 0, true, {0}},
+    {"group_norm_sd_c1920", c_group_norm, 3, {4, 1, 1}, {{2, 16, 16, 1920}, S1(1920), S1(1920)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
+    {"group_norm_sd_c2560", c_group_norm, 3, {4, 1, 1}, {{2, 8, 8, 2560}, S1(2560), S1(2560)}, -1, 3, TOL_NORM, 32, 1, 0, true, {0}},
+    {"group_norm_shift_offset", c_group_norm, 4, {4, 1, 1, 2}, {{2, 7, 9, 30}, S1(30), S1(30), {2, 30}}, 6, 8, TOL_NORM, 5, 0, 0, false, {0}},
     {"group_norm_sd_64x64x320", c_group_norm, 3, {4, 1, 1}, {{2, 64, 64, 320}, S1(320), S1(320)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
     /* layer_norm: {x, gamma, beta} */
     {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
