@@ -734,6 +734,73 @@ static void check_graph(struct suite *su)
     backend_free(&y);
 }
 
+/* GEMM autotuning meets a capture: a linear of a shape never run before, recorded first
+ * (tuning must not time inside the capture: it takes the heuristic's choice), replayed,
+ * then run eagerly (tuned now); both must give x·wᵀ exactly (values exact in TF32). */
+static void check_graph_autotune(struct suite *su)
+{
+    enum { M = 37, K = 96, NO = 80 };
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct backend *b = su->gpu_padded; /* options.gemm_autotune on */
+    struct tensor x = tensor_desc2(DTYPE_F32, M, K), w = tensor_desc2(DTYPE_F32, NO, K);
+    struct tensor y = tensor_desc2(DTYPE_F32, M, NO), y2 = y;
+    static float hx[M * K], hw[NO * K], back[M * NO], back2[M * NO];
+    for (int i = 0; i < M * K; i++)
+        hx[i] = (float)(i % 7 - 3) * 0.25f;
+    for (int i = 0; i < NO * K; i++)
+        hw[i] = (float)(i % 5 - 2) * 0.5f;
+    struct backend_graph *g = NULL;
+    enum status s = backend_alloc(b, &x, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &w, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &y2, &err);
+    if (s == STATUS_OK)
+        s = backend_upload(&x, hx, DTYPE_F32, &err);
+    if (s == STATUS_OK)
+        s = backend_upload(&w, hw, DTYPE_F32, &err);
+    if (s == STATUS_OK)
+        s = backend_graph_begin(b, &err);
+    if (s == STATUS_OK) {
+        enum status run = backend_linear(&x, &w, NULL, NULL, &y, &err);
+        enum status e = backend_graph_end(b, &g, run == STATUS_OK ? &err : NULL);
+        s = run == STATUS_OK ? e : run;
+    }
+    if (s == STATUS_OK)
+        s = backend_graph_launch(g, &err);
+    if (s == STATUS_OK)
+        s = backend_download(&y, back, &err);
+    if (s == STATUS_OK)
+        s = backend_linear(&x, &w, NULL, NULL, &y2, &err);
+    if (s == STATUS_OK)
+        s = backend_download(&y2, back2, &err);
+    double worst = 0;
+    for (int i = 0; s == STATUS_OK && i < M; i++)
+        for (int j = 0; j < NO; j++) {
+            double want = 0;
+            for (int k = 0; k < K; k++)
+                want += (double)hx[i * K + k] * hw[j * K + k];
+            double d = fmax(fabs(back[i * NO + j] - want), fabs(back2[i * NO + j] - want));
+            worst = d > worst ? d : worst;
+        }
+    bool ok = s == STATUS_OK && worst == 0 && !backend_is_broken(b);
+    printf("%-4s %-40s (max |d| %.2e; %s%s%s)\n", ok ? "ok" : "FAIL",
+           "cuda_graph_replay[autotuned]", worst, status_name(s), s ? ": " : "",
+           s ? err.msg : "");
+    if (su->json)
+        fprintf(su->json, "{\"op\":\"cuda_graph_replay[autotuned]\",\"ok\":%s}\n",
+                ok ? "true" : "false");
+    ok ? su->passed++ : su->failed++;
+    backend_graph_destroy(g);
+    backend_free(&x);
+    backend_free(&w);
+    backend_free(&y);
+    backend_free(&y2);
+}
+
 /* A kernel writing through a bogus device address: STATUS_DEVICE and broken; run last. */
 static void check_sticky(struct suite *su)
 {
@@ -859,6 +926,7 @@ int main(int argc, char **argv)
         check_oom(&su);
         check_transfer(&su);
         check_graph(&su);
+        check_graph_autotune(&su);
         check_sticky(&su);
     }
     printf("%d passed, %d failed\n", su.passed, su.failed);
