@@ -438,10 +438,12 @@ static const struct case_def CASES[] = {
     {"attention_d40_ragged_causal", c_attention, 3, {3, 3, 3}, {{2, 150, 80}, {2, 150, 80}, {2, 150, 80}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_sd_cross_d40", c_attention, 3, {3, 3, 3}, {{2, 4096, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 8, 0, 0, false, {0}},
     /* SD2's head dim 64 with a partial key tile, causal and past-the-end query rows (two
-     * row tiles per warp in the [2 tiles] variants); SD1's mid-block cross-attention:
+     * row tiles per warp in the [2 tiles] variants); head dim 80 over key tiles of 64
+     * and 128 ([bk 128]), the last partial, causal; SD1's mid-block cross-attention:
      * head dim 160 over 77 keys (a partial tile of 32) */
     {"attention_d64_ragged_causal", c_attention, 3, {3, 3, 3}, {{1, 150, 128}, {1, 150, 128}, {1, 150, 128}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_d64_ragged_cross", c_attention, 3, {3, 3, 3}, {{2, 200, 320}, {2, 77, 320}, {2, 77, 320}}, -2, 2, TOL_ATT, 5, 0, 0, false, {0}},
+    {"attention_d80_self_causal", c_attention, 3, {3, 3, 3}, {{1, 300, 160}, {1, 300, 160}, {1, 300, 160}}, -2, 2, TOL_ATT, 2, 0, 0, true, {0}},
     {"attention_sd_cross_d160", c_attention, 3, {3, 3, 3}, {{2, 64, 1280}, {2, 77, 1280}, {2, 77, 1280}}, -1, 1, TOL_ATT, 8, 0, 0, false, {0}},
     /* activations: i0 kind (3 silu, 4 geglu), i1 in place */
     {"gelu_erf", c_act, 1, {2}, {{3, 1001}}, -6, 6, TOL_EW, 0, 0, 0, false, {0}},
