@@ -65,6 +65,11 @@ enum cuda_attention_kernel {
                                    more mma per 16 keys) instead of one FADD per score */
 };
 
+/* What group_norm_kernel 0 (auto) takes where the one-kernel path applies: 0 the
+ * three kernels (until a GPU run has checked and timed the one kernel), 1 the one
+ * kernel.  cuda_norm.cu decides by it; cuda_plan.c leaves out the trial auto already is. */
+#define CUDA_GN_AUTO_FUSED 0
+
 struct cuda_backend_options {
     int device;              /* CUDA device index */
     bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */

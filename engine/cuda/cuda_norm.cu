@@ -248,7 +248,6 @@ __global__ static void gn_apply8_kernel(const T *x, T *y, const float *ab, size_
 
 #define GN_FUSED_THREADS 512
 #define GN_FUSED_MAX 131072 /* values per group (256 KB of f16) for the automatic choice */
-#define GN_FUSED_BY_DEFAULT 0 /* the automatic choice takes the one-kernel path (once run) */
 
 /* Sum over the block in double (blockDim.x a multiple of 32); every thread gets it. */
 __device__ static double block_sum_d(double v, double *shared32)
@@ -343,7 +342,7 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
 /* Whether the one-kernel path takes x → y (kernel: options.group_norm_kernel): 2 for
  * groups of at most GN_FUSED_MAX values (every U-Net map; a block per group reading a
  * VAE 512² group twice would leave most SMs idle); 0, the default, not yet — it waits
- * for a GPU run to check and time it (GN_FUSED_BY_DEFAULT). */
+ * for a GPU run to check and time it (CUDA_GN_AUTO_FUSED, cuda_backend.h). */
 static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int groups, int kernel)
 {
     const int64_t c = tensor_last_dim(x), cg = c / groups;
@@ -351,7 +350,7 @@ static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int gro
     const bool can = dtype_size(y->dtype) == 2 && cg % 2 == 0 && cg / 2 <= GN_FUSED_THREADS &&
                      ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0 &&
                      per_group <= GN_FUSED_MAX;
-    return can && (kernel == 2 || (kernel == 0 && GN_FUSED_BY_DEFAULT));
+    return can && (kernel == 2 || (kernel == 0 && CUDA_GN_AUTO_FUSED));
 }
 
 /* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least

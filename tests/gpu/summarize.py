@@ -57,7 +57,10 @@ def main():
     plan = part(ours, "plan")
     s["plan"] = plan["plan"] if plan else None
     ub, ubg = part(ours, "unet_step_best", rows=2), part(ours, "unet_step_best_graph")
-    if ub and u and ub["median_ms"] < u["median_ms"]:
+    adopted = plan.get("adopted") if plan else None  # bench_gpu's own decision
+    if adopted is None:  # a bench.json from before it wrote one
+        adopted = bool(ub and u and ub["median_ms"] < u["median_ms"])
+    if adopted and ub:
         s["plan_adopted"] = True
         u, ug = ub, ubg
     if u:

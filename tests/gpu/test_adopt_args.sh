@@ -43,4 +43,24 @@ expect "a whole-backend check failed" "--no-adopt" '{"op":"cuda_graph_replay","o
 expect "an unknown tag is treated as the default path" "--no-adopt" '{"op":"a[new]","ok":false}'
 expect "unreadable ops.json: adopt nothing" "--no-adopt" 'not json'
 check "missing ops.json: adopt nothing" "--no-adopt" "$work/missing.json"
+
+# every plan name adopt_args.py can exclude is a trial of engine/cuda/cuda_plan.c (a
+# renamed trial would otherwise never be excluded)
+if python3 - "$here/adopt_args.py" "$here/../../engine/cuda/cuda_plan.c" <<'PY'; then
+import importlib.util, re, sys
+spec = importlib.util.spec_from_file_location("adopt_args", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+src = open(sys.argv[2]).read()
+trials = set(re.findall(r'\{"(\w+)", "[^"]*"\}', src[src.index("TRIALS[]"):]))
+names = {n for v in mod.TAG_PLAN.values() for n in v.split(",")}
+missing = sorted(names - trials)
+print("     trials:", ",".join(sorted(trials)))
+sys.exit(1 if missing or not trials else 0)
+PY
+  echo "ok   every excluded name is a trial"
+else
+  echo "FAIL adopt_args.py names a plan trial cuda_plan.c does not have"
+  fail=1
+fi
 exit $fail
