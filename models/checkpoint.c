@@ -513,6 +513,9 @@ enum status checkpoint_open(const char *path, const struct checkpoint_options *o
         checkpoint_close(ck);
         return s;
     }
+    for (int c = 0; c < N_WEIGHTED && opt->cancelled; c++)
+        if (ck->w[c])
+            weights_set_cancel(ck->w[c], opt->cancelled, opt->cancel_ctx);
     *out = ck;
     return STATUS_OK;
 }

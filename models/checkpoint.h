@@ -106,6 +106,9 @@ struct checkpoint_options {
     /* Keys merged over each component's config (either layout), e.g.
      * {"attention_head_dim": 2, "norm_num_groups": 4} for a non-standard U-Net. */
     const json_t *config_override[CHECKPOINT_COMPONENT_COUNT_];
+    /* Optional: given to every component's weights (weights_set_cancel). */
+    weights_cancel_fn cancelled;
+    void *cancel_ctx;
 };
 
 struct checkpoint_family_info {

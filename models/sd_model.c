@@ -217,6 +217,8 @@ enum status sd_model_load(const char *path, const struct sd_model_options *opt,
     ck_opt.config_dir = opt->config_dir;
     for (int c = 0; c < CHECKPOINT_COMPONENT_COUNT_; c++)
         ck_opt.config_override[c] = opt->config_override[c];
+    ck_opt.cancelled = opt->cancelled;
+    ck_opt.cancel_ctx = opt->cancel_ctx;
     struct checkpoint *ck;
     enum status s = checkpoint_open(path, &ck_opt, &ck, err);
     if (s != STATUS_OK)

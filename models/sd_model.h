@@ -52,6 +52,10 @@ struct sd_model_options {
     const char *data_dir;                  /* bundled data; NULL: the build's */
     /* Keys merged over each component's config (see checkpoint_options). */
     const json_t *config_override[CHECKPOINT_COMPONENT_COUNT_];
+    /* Optional: asked before each tensor is read; true → STATUS_CANCELLED, nothing
+     * left allocated (a service stopped during start-up; weights_set_cancel). */
+    weights_cancel_fn cancelled;
+    void *cancel_ctx;
 };
 
 /* Immutable after sd_model_load; fields are read-only for everyone else. */

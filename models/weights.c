@@ -12,6 +12,8 @@ struct weights {
     weights_name_map_fn map;     /* at most one of map and ref_map */
     weights_ref_map_fn ref_map;
     const void *map_ctx;
+    weights_cancel_fn cancelled; /* optional: asked before each tensor read */
+    void *cancel_ctx;
     char label[1024];
 };
 
@@ -238,6 +240,21 @@ static enum status upload_new(struct backend *b, int ndim, const int64_t *shape,
     return s;
 }
 
+void weights_set_cancel(struct weights *w, weights_cancel_fn cancelled, void *ctx)
+{
+    w->cancelled = cancelled;
+    w->cancel_ctx = ctx;
+}
+
+/* n floats of t into dst, unless the load was cancelled. */
+static enum status read_f32(const struct weights *w, const struct safetensors_tensor *t,
+                            float *dst, size_t n, struct errbuf *err)
+{
+    if (w->cancelled && w->cancelled(w->cancel_ctx))
+        return status_fail(err, STATUS_CANCELLED, "%s: loading cancelled", w->label);
+    return safetensors_read_f32(w->st, t, dst, n, err);
+}
+
 static enum status read_tensor(const struct weights *w, const struct safetensors_tensor *t,
                                float **host, struct errbuf *err)
 {
@@ -245,7 +262,7 @@ static enum status read_tensor(const struct weights *w, const struct safetensors
     if (!*host)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: tensor '%s': out of memory",
                            w->label, t->name);
-    enum status s = safetensors_read_f32(w->st, t, *host, t->numel, err);
+    enum status s = read_f32(w, t, *host, t->numel, err);
     if (s != STATUS_OK) {
         free(*host);
         *host = NULL;
@@ -342,7 +359,7 @@ enum status weights_load_linear_stack(const struct weights *w, const char *const
         struct safetensors_tensor t;
         s = find_conv(w, names[i], n_out, n_in, 1, 1, &t, err);
         if (s == STATUS_OK)
-            s = safetensors_read_f32(w->st, &t, all + (size_t)i * each, each, err);
+            s = read_f32(w, &t, all + (size_t)i * each, each, err);
     }
     if (s == STATUS_OK)
         s = upload_new(b, 3, (int64_t[]){g, n_out, n_in}, all, out, err);
@@ -357,5 +374,5 @@ enum status weights_read_f32(const struct weights *w, const char *name, float *d
     enum status s = find_float(w, name, &t, err);
     if (s != STATUS_OK)
         return s;
-    return safetensors_read_f32(w->st, &t, dst, n, err);
+    return read_f32(w, &t, dst, n, err);
 }

@@ -67,6 +67,12 @@ enum status weights_open_mapped_ref(struct safetensors *st, const char *label,
 
 void weights_close(struct weights *w);
 
+/* Optional: every read of a tensor from w (weights_load*, weights_read_f32) first asks
+ * cancelled(ctx) and fails with STATUS_CANCELLED when it says true — a service told to
+ * stop while it loads a large checkpoint.  cancelled runs on the loading thread. */
+typedef bool (*weights_cancel_fn)(void *ctx);
+void weights_set_cancel(struct weights *w, weights_cancel_fn cancelled, void *ctx);
+
 /* Where `name` lives in the file (identity for an unmapped source); false when the
  * layout has no such tensor. */
 bool weights_resolve(const struct weights *w, const char *name, struct weights_ref *ref);

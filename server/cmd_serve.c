@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +52,15 @@ struct serve {
     struct sd_model *model;
     struct scheduler *sched;
     uint64_t warmup_t0;
+    /* The model loads on its own thread while the main thread waits for signals: a
+     * signal goes to a thread that does not block it, and OpenBLAS's workers — started
+     * before main, so not under its mask — would take SIGTERM's default action. */
+    pthread_t loader;
+    bool loader_started;
+    atomic_bool load_done;    /* the loader finished (load_status, load_err are set) */
+    atomic_bool stop_loading; /* SIGTERM/SIGINT came first: the load's cancel check */
+    enum status load_status;
+    struct errbuf load_err;
 };
 
 /* --- set-up ---------------------------------------------------------------------------- */
@@ -134,6 +145,12 @@ static enum status start_http(struct serve *sv, struct errbuf *err)
     return STATUS_OK;
 }
 
+/* The model load's cancel check (sd_model_options.cancelled): a signal came first. */
+static bool stop_requested(void *ctx)
+{
+    return atomic_load(&((struct serve *)ctx)->stop_loading);
+}
+
 static enum status load_model(struct serve *sv, struct errbuf *err)
 {
     const uint64_t t0 = http_now_ns();
@@ -143,7 +160,12 @@ static enum status load_model(struct serve *sv, struct errbuf *err)
     struct sd_model_options opt;
     sd_model_options_default(&opt);
     opt.backend = sv->backend;
-    if (sd_model_load(sv->model_path, &opt, &sv->model, err) != STATUS_OK)
+    opt.cancelled = stop_requested;
+    opt.cancel_ctx = sv;
+    enum status s = sd_model_load(sv->model_path, &opt, &sv->model, err);
+    if (s == STATUS_CANCELLED)
+        return s;
+    if (s != STATUS_OK)
         return status_wrap(err, "model '%s'", sv->model_path);
     struct scheduler_config sc;
     scheduler_config_default(&sc);
@@ -203,14 +225,51 @@ static enum status start_warmup(struct serve *sv, struct errbuf *err)
     return scheduler_submit(sv->sched, &p, &cb, &opt, NULL, NULL, err);
 }
 
+/* --- the loader thread ------------------------------------------------------------------- */
+
+static void *loader_main(void *arg)
+{
+    struct serve *sv = arg;
+    errbuf_clear(&sv->load_err);
+    enum status s = load_model(sv, &sv->load_err);
+    if (s == STATUS_OK)
+        s = start_warmup(sv, &sv->load_err);
+    sv->load_status = s;
+    atomic_store(&sv->load_done, true);
+    return NULL;
+}
+
+static enum status start_loader(struct serve *sv, struct errbuf *err)
+{
+    const int e = pthread_create(&sv->loader, NULL, loader_main, sv);
+    if (e != 0)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "model loader thread: %s", strerror(e));
+    sv->loader_started = true;
+    return STATUS_OK;
+}
+
+/* Stops a load still running (its next tensor read fails) and joins the loader. */
+static void stop_loader(struct serve *sv)
+{
+    if (!sv->loader_started)
+        return;
+    atomic_store(&sv->stop_loading, true);
+    pthread_join(sv->loader, NULL);
+    sv->loader_started = false;
+}
+
 /* --- the signal loop and the drain ---------------------------------------------------- */
 
-/* Waits for SIGTERM/SIGINT, checking suspended clients meanwhile; returns the signal. */
-static int wait_for_signal(struct serve *sv, const sigset_t *set)
+/* Waits for SIGTERM/SIGINT, checking suspended clients meanwhile; returns the signal,
+ * or 0 once `until` (when not NULL) is true. */
+static int wait_for_signal(struct serve *sv, const sigset_t *set, atomic_bool *until)
 {
     const struct timespec tick = {.tv_sec = 0, .tv_nsec = CLIENT_CHECK_MS * 1000000L};
+    const struct timespec short_tick = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
     for (;;) {
-        const int sig = sigtimedwait(set, NULL, &tick);
+        if (until && atomic_load(until))
+            return 0;
+        const int sig = sigtimedwait(set, NULL, until ? &short_tick : &tick);
         if (sig > 0)
             return sig;
         if (sv->http)
@@ -288,18 +347,44 @@ static int parse(struct serve *sv, int argc, char **argv)
     return 0;
 }
 
+/* SIGTERM/SIGINT caught by a thread that does not block them — OpenBLAS's workers,
+ * started before main and so outside the mask — are passed on to the main thread (its
+ * tid is the pid), which blocks them until its sigtimedwait takes them; without this
+ * the kernel's choice of such a thread meant the default action (exit 143, no drain)
+ * whenever the main thread was not inside sigtimedwait. */
+static void pass_to_main_thread(int sig)
+{
+    const int saved = errno;
+    (void)syscall(SYS_tgkill, getpid(), getpid(), sig);
+    errno = saved;
+}
+
+static void take_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pass_to_main_thread;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+}
+
 int cmd_serve_main(int argc, char **argv)
 {
-    /* Before any thread exists: every thread inherits the mask; only sigtimedwait below
-     * takes these signals. */
+    /* Before any thread of ours exists: each inherits the mask; only sigtimedwait below
+     * takes these signals (pass_to_main_thread for the threads that were there before). */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    take_signals(&set);
 
     struct serve sv;
     memset(&sv, 0, sizeof sv);
+    atomic_init(&sv.load_done, false);
+    atomic_init(&sv.stop_loading, false);
     int rc = parse(&sv, argc, argv);
     if (rc != 0) {
         serve_config_free(&sv.cfg);
@@ -311,9 +396,22 @@ int cmd_serve_main(int argc, char **argv)
     if (st == STATUS_OK)
         st = start_http(&sv, &err);
     if (st == STATUS_OK)
-        st = load_model(&sv, &err);
-    if (st == STATUS_OK)
-        st = start_warmup(&sv, &err);
+        st = start_loader(&sv, &err);
+    int sig = 0;
+    if (st == STATUS_OK) {
+        sig = wait_for_signal(&sv, &set, &sv.load_done);
+        stop_loader(&sv); /* done already, or cancelled at its next tensor */
+        st = sv.load_status;
+        err = sv.load_err;
+    }
+    if (sig != 0) { /* SIGTERM/SIGINT while the model loaded: a clean stop */
+        LOG_INFOF("serve", "%s while loading the model: shutting down",
+                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+        drain(&sv);
+        teardown(&sv);
+        LOG_INFOF("serve", "stopped");
+        return 0;
+    }
     if (st != STATUS_OK) {
         LOG_ERRORF("serve", "%s", err.msg);
         if (sv.http)
@@ -321,7 +419,7 @@ int cmd_serve_main(int argc, char **argv)
         teardown(&sv);
         return st == STATUS_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_RUNTIME;
     }
-    const int sig = wait_for_signal(&sv, &set);
+    sig = wait_for_signal(&sv, &set, NULL);
     LOG_INFOF("serve", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(&sv);
     teardown(&sv);

@@ -6,7 +6,8 @@
 # body (404, 405 + Allow, 411, 413, 415) and after (400 naming the field), /metrics
 # (promtool when installed), the JSON access log, and SIGTERM with a generation in
 # flight: it is answered 200 and the process exits 0; with --drain-grace-s 0 the job in
-# flight is answered 503 shutting_down instead, and the exit is still 0.  tests/http/
+# flight is answered 503 shutting_down instead, and the exit is still 0; SIGTERM during
+# the start-up (the model loading) is a clean stop with exit 0 too.  tests/http/
 # (Python) is the full suite; this one needs only curl.
 set -euo pipefail
 
@@ -161,4 +162,23 @@ sigterm_in_flight '{"prompt":"x","steps":150,"n":8}' 0
 [[ $(cat "$out/late.code") == 503 ]] || fail "grace 0: in-flight job answered $(cat "$out/late.code")"
 grep -q '"code":"shutting_down"' "$out/late" || fail "grace 0: body $(cat "$out/late")"
 grep -qi '^Retry-After: [0-9]' "$out/late.head" || fail "grace 0: 503 without Retry-After"
+# --- SIGTERM during start-up, the model loading (on its own thread, the main thread
+# waiting for signals — OpenBLAS's workers, started before main, would otherwise take
+# the signal's default action): a clean stop, exit 0 ------------------------------------
+for attempt in 1 2 3; do
+    : >"$out/err"
+    "$bin" serve --port 0 --model "$root/models/default" --threads 1 >"$out/access" 2>"$out/err" &
+    pid=$!
+    for _ in $(seq 400); do # the moment it listens (the loader starts right after)
+        grep -q 'listening on' "$out/err" 2>/dev/null && break
+        sleep 0.005
+    done
+    kill -TERM "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    pid=
+    [[ $rc == 0 ]] || fail "start-up attempt $attempt: SIGTERM killed serve (exit $rc)"
+    grep -q 'stopped' "$out/err" || fail "start-up attempt $attempt: no 'stopped' line"
+    grep -q 'while loading the model' "$out/err" && echo "start-up attempt $attempt: stopped while loading"
+done
 echo "serve smoke: ok"

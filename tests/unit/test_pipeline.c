@@ -699,6 +699,62 @@ START_TEST(test_folder_defaults)
 }
 END_TEST
 
+/* Tensor reads a load asks about; it cancels from read `cancel_at` on (-1: never). */
+struct cancel_probe {
+    int calls, cancel_at;
+};
+
+static bool probe_cancelled(void *ctx)
+{
+    struct cancel_probe *p = ctx;
+    return p->cancel_at >= 0 && p->calls++ >= p->cancel_at;
+}
+
+static bool count_reads(void *ctx)
+{
+    ((struct cancel_probe *)ctx)->calls++;
+    return false;
+}
+
+/* A load told to stop (a service's SIGTERM during start-up) fails with STATUS_CANCELLED
+ * at its next tensor, whichever component it is in, and leaves nothing behind (the
+ * ASan build checks the leaks); both layouts. */
+START_TEST(test_load_cancelled)
+{
+    static const char *const paths[] = {SD "/sd1-tiny/diffusers",
+                                        SD "/sd1-tiny/sd1-tiny.safetensors"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct sd_model_options opt;
+        sd_model_options_default(&opt);
+        opt.backend = test_cpu_backend();
+        struct test_overrides ov; /* the single file's tiny configs */
+        memset(&ov, 0, sizeof ov);
+        if (i == 1)
+            test_tiny_overrides(false, &ov, opt.config_override);
+        struct cancel_probe all = {0, -1};
+        opt.cancelled = count_reads;
+        opt.cancel_ctx = &all;
+        struct sd_model *m = NULL;
+        struct errbuf err;
+        ck_assert_int_eq(sd_model_load(paths[i], &opt, &m, &err), STATUS_OK);
+        sd_model_free(m);
+        ck_assert_int_gt(all.calls, 10);
+        const int at[] = {0, all.calls / 3, all.calls / 2, all.calls - 1};
+        for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+            struct cancel_probe p = {0, at[k]};
+            opt.cancelled = probe_cancelled;
+            opt.cancel_ctx = &p;
+            m = (struct sd_model *)&p; /* must come back NULL */
+            ck_assert_int_eq(sd_model_load(paths[i], &opt, &m, &err), STATUS_CANCELLED);
+            ck_assert_ptr_null(m);
+            ck_assert_msg(strstr(err.msg, "cancelled"), "%s", err.msg);
+            ck_assert_int_eq(p.calls, at[k] + 1); /* stopped at the first read it refused */
+        }
+        test_overrides_free(&ov);
+    }
+}
+END_TEST
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines survive a failing (forked) test */
@@ -722,6 +778,7 @@ int main(void)
     tcase_add_test(tv, test_validation);
     tcase_add_test(tv, test_truncation_reported);
     tcase_add_test(tv, test_folder_defaults);
+    tcase_add_test(tv, test_load_cancelled);
     suite_add_tcase(s, tv);
     TCase *tf = tcase_create("full");
     tcase_set_timeout(tf, 0); /* minutes per case on a few cores */
