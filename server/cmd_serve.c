@@ -189,9 +189,10 @@ static enum status load_model(struct serve *sv, struct errbuf *err)
 
 static void set_ready(struct serve *sv)
 {
-    if (routes_state(sv->routes) == SERVE_WARMING) {
-        routes_set_state(sv->routes, SERVE_READY);
+    if (routes_advance_state(sv->routes, SERVE_WARMING, SERVE_READY)) {
         metrics_set_ready(sv->metrics, true);
+        if (routes_state(sv->routes) != SERVE_READY) /* the drain began meanwhile */
+            metrics_set_ready(sv->metrics, false);
     }
 }
 

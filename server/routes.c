@@ -60,6 +60,13 @@ void routes_set_state(struct routes *r, enum serve_state s)
     atomic_store_explicit(&r->state, (int)s, memory_order_release);
 }
 
+bool routes_advance_state(struct routes *r, enum serve_state from, enum serve_state to)
+{
+    int expected = (int)from;
+    return atomic_compare_exchange_strong_explicit(&r->state, &expected, (int)to,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}
+
 enum serve_state routes_state(const struct routes *r)
 {
     return (enum serve_state)atomic_load_explicit(&((struct routes *)r)->state,

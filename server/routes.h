@@ -71,6 +71,9 @@ void routes_attach_model(struct routes *r, struct scheduler *sched,
                          int n, int64_t created);
 
 void routes_set_state(struct routes *r, enum serve_state s);
+/* from → to only while the state is `from` (atomically); false when it is not (e.g. the
+ * warm-up finishing as the drain began must not undo "draining"). */
+bool routes_advance_state(struct routes *r, enum serve_state from, enum serve_state to);
 enum serve_state routes_state(const struct routes *r);
 
 /* The handlers to give http_server_start (user = r). */

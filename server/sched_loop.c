@@ -459,16 +459,25 @@ static void report_progress(struct scheduler *s, int n, int rows)
     }
 }
 
+static int job_index(struct sched_job *const *jobs, int nj, const struct sched_job *j)
+{
+    for (int i = 0; i < nj; i++)
+        if (jobs[i] == j)
+            return i;
+    return -1;
+}
+
+/* Fails every job with an image in the batch, once: the distinct jobs are collected
+ * first, since fail_job frees a job together with the images s->batch points into. */
 static void fail_batch_jobs(struct scheduler *s, int n, const struct errbuf *err)
 {
-    for (int i = 0; i < n; i++) {
-        struct sched_job *j = s->batch[i]->job;
-        bool seen = false;
-        for (int k = 0; k < i && !seen; k++)
-            seen = s->batch[k]->job == j;
-        if (!seen)
-            fail_job(s, j, err);
-    }
+    struct sched_job *jobs[SD_MAX_BATCH_ROWS];
+    int nj = 0;
+    for (int i = 0; i < n; i++)
+        if (job_index(jobs, nj, s->batch[i]->job) < 0)
+            jobs[nj++] = s->batch[i]->job;
+    for (int i = 0; i < nj; i++)
+        fail_job(s, jobs[i], err);
 }
 
 /* --- 4. decode and complete ---------------------------------------------------------- */
@@ -502,14 +511,6 @@ static enum status decode_chunk(struct scheduler *s, struct sched_image **imgs, 
     s->stats.decoded_images += (uint64_t)k;
     pthread_mutex_unlock(&s->lock);
     return STATUS_OK;
-}
-
-static int job_index(struct sched_job *const *jobs, int nj, const struct sched_job *j)
-{
-    for (int i = 0; i < nj; i++)
-        if (jobs[i] == j)
-            return i;
-    return -1;
 }
 
 /* Decodes the images of the batch that finished in this call, decode_batch at a time;
@@ -626,6 +627,7 @@ enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
     *worked = false;
     *wake_ns = 0;
     const uint64_t now = sched_now(s);
+    atomic_store(&s->hb_ns, now); /* woken early from a wait: alive from now */
     TRY(run_cancellations(s, now, worked, err));
     pthread_mutex_lock(&s->lock);
     int n = s->queue_len;
@@ -641,6 +643,9 @@ enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
     pthread_mutex_lock(&s->lock);
     update_gauges(s, wake_ns);
     pthread_mutex_unlock(&s->lock);
-    atomic_store(&s->hb_ns, sched_now(s)); /* the watchdog's heartbeat */
+    /* the watchdog's heartbeat; a deliberate wait (request mode's gather, a deadline)
+     * is no stall until the time it waits for */
+    const uint64_t end = sched_now(s);
+    atomic_store(&s->hb_ns, !*worked && *wake_ns > end ? *wake_ns : end);
     return st;
 }

@@ -30,6 +30,8 @@ struct fake {
     uint64_t begin_seed[MAX_JOBS];
     int released;
     bool real_clock;              /* threaded test: costs are real sleeps */
+    int fail_call;                /* > 0: U-Net call number fail_call fails (the device's
+                                     error for that call, as a CUDA out-of-memory) */
     pthread_mutex_t lock;
 };
 
@@ -62,7 +64,6 @@ static enum status fake_step(void *ctx, int model, struct sd_request *const *req
                              struct errbuf *err)
 {
     (void)model;
-    (void)err;
     struct fake *f = ctx;
     int rows = 0;
     for (int i = 0; i < n; i++)
@@ -75,7 +76,10 @@ static enum status fake_step(void *ctx, int model, struct sd_request *const *req
             f->call_seed[f->calls][i] = reqs[i]->seed;
     }
     f->calls++;
+    const bool fail = f->calls == f->fail_call;
     pthread_mutex_unlock(&f->lock);
+    if (fail)
+        return status_fail(err, STATUS_DEVICE, "fake step: the device failed this call");
     const uint64_t cost = f->per_call + f->per_row * (uint64_t)rows;
     if (f->real_clock)
         usleep((useconds_t)(cost / 1000));
@@ -822,6 +826,34 @@ END_TEST
 
 /* --- liveness heartbeat and per-job batch sizes --------------------------------------- */
 
+/* A U-Net call that fails fails each job with an image in it exactly once — a job of
+ * several images included (its images are freed with it) — and the others run on. */
+START_TEST(test_failed_step_fails_its_jobs_once)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, r);
+    f->fail_call = 2;
+    struct gen_params two = params(100, 4, 7.5, 64, 64);
+    two.n = 2;
+    const uint64_t a = submit(s, r, two, 0, 0);
+    const uint64_t b = submit(s, r, params(200, 4, 7.5, 64, 64), 0, 0);
+    poll1(s); /* call 1: a's two images and b */
+    poll1(s); /* call 2 fails */
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->complete[b], 1);
+    ck_assert_int_eq(r->status[a], STATUS_DEVICE);
+    ck_assert_int_eq(r->status[b], STATUS_DEVICE);
+    const uint64_t c = submit(s, r, params(300, 2, 7.5, 64, 64), 0, 0);
+    poll1(s);
+    poll1(s);
+    ck_assert_int_eq(r->complete[c], 1);
+    ck_assert_int_eq(r->status[c], STATUS_OK);
+    ck_assert_int_eq(r->complete[a] + r->complete[b], 2); /* still once each */
+    teardown(s, f, r);
+}
+END_TEST
+
 START_TEST(test_stall_and_batch_sizes)
 {
     struct fake *f = fake_new();
@@ -857,6 +889,30 @@ START_TEST(test_stall_and_batch_sizes)
 }
 END_TEST
 
+/* Request mode's gather wait is a deliberate wait, not a stall (a --request-max-wait-ms
+ * longer than --watchdog-s made /livez fail while one request waited for company). */
+START_TEST(test_gather_wait_is_no_stall)
+{
+    struct fake *f = fake_new();
+    struct record *rec = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_REQUEST, 16, 8, rec); /* waits 100 ms */
+    const uint64_t a = submit(s, rec, params(1, 2, 7.5, 64, 64), 0, 0);
+    uint64_t wake = 0;
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_poll(s, NULL, &wake, &err), STATUS_OK);
+    ck_assert_int_eq(f->calls, 0); /* gathering */
+    ck_assert_uint_gt(wake, f->now);
+    __atomic_store_n(&f->now, wake - 10 * MS, __ATOMIC_SEQ_CST);
+    ck_assert_double_eq(scheduler_stall_s(s), 0);
+    __atomic_store_n(&f->now, wake + 500 * MS, __ATOMIC_SEQ_CST); /* the worker overslept */
+    ck_assert_double_eq_tol(scheduler_stall_s(s), 0.5, 1e-6);
+    for (int i = 0; i < 10 && !rec->complete[a % MAX_JOBS]; i++)
+        poll1(s);
+    ck_assert_int_eq(rec->complete[a % MAX_JOBS], 1);
+    teardown(s, f, rec);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("scheduler");
@@ -880,6 +936,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_threaded_burst);
     tcase_add_test(tc, test_destroy_cancels_admitted);
     tcase_add_test(tc, test_stall_and_batch_sizes);
+    tcase_add_test(tc, test_failed_step_fails_its_jobs_once);
+    tcase_add_test(tc, test_gather_wait_is_no_stall);
     suite_add_tcase(s, tc);
     return s;
 }
