@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -293,7 +294,8 @@ static enum MHD_Result after_handler(struct http_exchange *ex, bool body_done)
         pthread_mutex_unlock(&s->lock);
         return MHD_YES;
     }
-    if (r || (body_done && !ex->deferred)) {
+    if (r || (body_done && (!ex->deferred || ex->answered))) { /* answered: even with no
+                                                                   response (out of memory) */
         ex->state = EX_SENT;
         pthread_mutex_unlock(&s->lock);
         if (!r)
@@ -634,6 +636,11 @@ const char *http_server_poller(const struct http_server *s) { return s->epoll ? 
 /* Whether the peer closed (or reset) the socket: EOF or an error on a peek. */
 static bool peer_gone(int fd)
 {
+    /* FIN or RST even behind bytes the client sent after its request (a pipelined
+     * request, then close): MSG_PEEK alone would see those bytes and never the end */
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        return true;
     char b;
     const ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);

@@ -20,9 +20,10 @@ static long parse_length(const char *p, const char *end)
         p++;
     long v = -1;
     for (; p < end && *p >= '0' && *p <= '9'; p++) {
-        v = (v < 0 ? 0 : v * 10) + (*p - '0');
-        if (v > (1L << 62))
-            return -1;
+        const int d = *p - '0';
+        if (v > ((1L << 62) - d) / 10)
+            return -1; /* v·10 + d would pass 2^62 (checked before it can overflow) */
+        v = (v < 0 ? 0 : v * 10) + d;
     }
     return v;
 }

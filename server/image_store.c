@@ -147,6 +147,16 @@ static bool id_wellformed(const char *id)
     return i == IMAGE_STORE_ID_LEN;
 }
 
+/* a == b over the id's IMAGE_STORE_ID_LEN characters in a time that does not depend on
+ * where they differ (the id is the only credential of a GET). */
+static bool id_equal(const char *a, const char *b)
+{
+    unsigned char d = 0;
+    for (int i = 0; i < IMAGE_STORE_ID_LEN; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
 enum status image_store_get(struct image_store *s, const char *id, int index, uint64_t now_ns,
                             uint8_t **out, size_t *len, const char **content_type,
                             struct errbuf *err)
@@ -160,7 +170,7 @@ enum status image_store_get(struct image_store *s, const char *id, int index, ui
     enum status st = status_fail(err, STATUS_NOT_FOUND, "image: no such image (or it expired)");
     for (int i = 0; i < s->capacity; i++) {
         const struct slot *sl = &s->slots[i];
-        if (!sl->used || sl->index != index || memcmp(sl->id, id, IMAGE_STORE_ID_LEN) != 0)
+        if (!sl->used || sl->index != index || !id_equal(sl->id, id))
             continue;
         uint8_t *copy = malloc(sl->len ? sl->len : 1);
         if (!copy) {

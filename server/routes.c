@@ -395,11 +395,13 @@ static double unix_now(void)
 
 static void on_finished(void *user, struct http_exchange *ex, int code, bool sent)
 {
-    (void)sent;
     struct routes *r = user;
     const struct route_req *rq = http_exchange_data(ex);
+    /* The client left before its answer: the encoder thread may be writing the answer
+     * fields right now (no lock orders them with this thread): not read. */
+    const bool gone = code == 499 && !sent;
     /* Arrival → answer (to the end of sending when no answer was given). */
-    const uint64_t end = rq && rq->answered_ns ? rq->answered_ns : http_now_ns();
+    const uint64_t end = rq && !gone && rq->answered_ns ? rq->answered_ns : http_now_ns();
     const double secs = (double)(end - http_exchange_start_ns(ex)) * 1e-9;
     const enum metrics_route route = rq ? rq->route : METRICS_ROUTE_OTHER;
     metrics_observe_request(r->cfg.metrics, route, code, secs);
@@ -412,11 +414,12 @@ static void on_finished(void *user, struct http_exchange *ex, int code, bool sen
     e.method = http_exchange_method_name(ex);
     e.path = http_exchange_path(ex);
     e.status = code;
-    e.bytes = rq ? rq->bytes : 0;
+    e.bytes = rq && !gone ? rq->bytes : 0;
     e.duration_ms = secs * 1e3;
     e.remote = http_exchange_client(ex);
-    if (rq) {
-        e.user = rq->user;
+    if (rq)
+        e.user = rq->user; /* written on this (the MHD) thread */
+    if (rq && !gone) {
         e.queue_ms = rq->queue_ms;
         e.total_ms = rq->total_ms;
     }

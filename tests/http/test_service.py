@@ -436,6 +436,14 @@ class TestDisconnectCancels(ServerCase):
         return metric(s, "diffusiond_scheduler_completed_total", result="cancelled")
 
     def test_disconnect_cancels_job(self):
+        self.check_disconnect(b"")
+
+    def test_disconnect_behind_pipelined_bytes(self):
+        # a second request sent while the first waits, then the close: the hang-up sits
+        # behind unread bytes (a peek alone sees the bytes and never the end)
+        self.check_disconnect(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    def check_disconnect(self, then):
         before = self.cancelled()
         steps = self.server.steps_for(20, size=128)
         body = json.dumps({"prompt": "abandoned", "size": "128x128", "steps": steps}).encode()
@@ -443,6 +451,9 @@ class TestDisconnectCancels(ServerCase):
         s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
         time.sleep(0.7)  # admitted and running
+        if then:
+            s.sendall(then)
+            time.sleep(0.1)
         s.close()
         t0 = time.monotonic()
         deadline = t0 + 15

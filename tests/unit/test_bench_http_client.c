@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "server/bench_http_client.h"
+#include "server/http_head.h"
 #include "tests/testutil.h"
 
 /* One connection: reads the request (head and Content-Length body), waits delay_ms,
@@ -271,6 +272,31 @@ START_TEST(test_invalid_requests)
 }
 END_TEST
 
+/* The head parser the clients share (server/http_head.h): a Content-Length is read up
+ * to 2^62; longer digit strings are refused before they can overflow (UBSan in the
+ * sanitizer build caught a 20-digit one). */
+START_TEST(test_head_content_length)
+{
+    static const struct {
+        const char *head;
+        long want;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", 12},
+        {"HTTP/1.1 200 OK\r\ncontent-length:\t0\r\n\r\n", 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 4611686018427387904\r\n\r\n", 4611686018427387904L},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 4611686018427387905\r\n\r\n", -1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", -1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", -1},
+        {"HTTP/1.1 200 OK\r\nServer: y\r\n\r\n", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *h = cases[i].head;
+        ck_assert_msg(http_head_content_length(h, strlen(h)) == cases[i].want, "case %zu: %ld", i,
+                      http_head_content_length(h, strlen(h)));
+    }
+}
+END_TEST
+
 static Suite *bench_http_client_suite(void)
 {
     Suite *s = suite_create("bench_http_client");
@@ -285,6 +311,7 @@ static Suite *bench_http_client_suite(void)
     tcase_add_test(c, test_slow_peer_times_out);
     tcase_add_test(c, test_garbage);
     tcase_add_test(c, test_invalid_requests);
+    tcase_add_test(c, test_head_content_length);
     suite_add_tcase(s, c);
     return s;
 }
