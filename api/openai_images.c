@@ -489,6 +489,26 @@ static enum status f_clip_skip(const json_t *v, const struct api_limits *lim,
     return STATUS_OK;
 }
 
+static enum status f_deadline_ms(const json_t *v, const struct api_limits *lim,
+                                 struct openai_image_request *req, struct api_error *e)
+{
+    json_int_t x = 0;
+    (void)lim;
+    TRY(read_int(v, "deadline_ms", 1, API_MAX_DEADLINE_MS, &x, e));
+    req->deadline_ms = (int64_t)x;
+    return STATUS_OK;
+}
+
+static enum status f_priority(const json_t *v, const struct api_limits *lim,
+                              struct openai_image_request *req, struct api_error *e)
+{
+    json_int_t x = 0;
+    (void)lim;
+    TRY(read_int(v, "priority", API_MIN_PRIORITY, API_MAX_PRIORITY, &x, e));
+    req->priority = (int)x;
+    return STATUS_OK;
+}
+
 /* Read in this order (the first failing field is reported). */
 static const struct {
     const char *name;
@@ -512,6 +532,8 @@ static const struct {
     {"sampler", f_sampler},
     {"scheduler", f_scheduler},
     {"clip_skip", f_clip_skip},
+    {"deadline_ms", f_deadline_ms},
+    {"priority", f_priority},
 };
 
 /* --- JSON errors ---------------------------------------------------------------------- */

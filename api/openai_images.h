@@ -39,6 +39,13 @@
  *   sampler           a models/sampler.h name (sampler_kind_parse); default the model's
  *   scheduler         a models/pipeline.h name (sd_scheduler_parse); default "default"
  *   clip_skip         integer, layers skipped, in [0, text encoder layers − 1]
+ *   deadline_ms       integer in [1, API_MAX_DEADLINE_MS]: the images within this many ms
+ *                     of arrival, else none — refused at once (429, code "deadline",
+ *                     Retry-After) when the scheduler's estimate cannot meet it, 504
+ *                     when it passes while the job runs; absent: no deadline
+ *   priority          integer in [API_MIN_PRIORITY, API_MAX_PRIORITY]: higher runs
+ *                     first (the scheduler's order: priority, deadline, due time,
+ *                     wait); default 0
  * Integers must be JSON integers: 2.0, 2e0, "2" and true are rejected for n.
  *
  * Ownership: the request owns its strings (malloc'ed; params.prompt and
@@ -60,6 +67,9 @@
 
 #define API_DEFAULT_QUALITY 90   /* output_compression when absent */
 #define API_USER_MAX_CHARS 256 /* code points, as JSON Schema's maxLength counts */
+#define API_MAX_DEADLINE_MS 86400000 /* a day */
+#define API_MIN_PRIORITY (-100)
+#define API_MAX_PRIORITY 100
 #define API_MAX_WARNINGS 4
 /* A random seed keeps its low 53 bits: exact as a JSON number in every client
  * (JavaScript's doubles too), and seed + i never passes 2^63 − 1. */
@@ -101,6 +111,8 @@ struct openai_image_request {
     enum sampler_kind sampler;
     enum sd_scheduler scheduler;
     int clip_skip;
+    int64_t deadline_ms; /* 0: none */
+    int priority;        /* default 0 */
     /* Resolved in parse (model-independent). */
     int n;                                  /* default 1 */
     enum image_format output_format;        /* default IMAGE_PNG */

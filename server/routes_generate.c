@@ -90,6 +90,10 @@ static void answer_failure(struct gen_job *j)
     if (j->status == STATUS_CANCELLED && j->reason == CANCEL_SHUTDOWN)
         api_error_set(&e, 503, NULL, NULL, "shutting_down",
                       "the server shut down before the images were ready; retry");
+    else if (j->status == STATUS_CANCELLED && j->reason == CANCEL_DEADLINE)
+        api_error_set(&e, 504, "server_error", NULL, "deadline_exceeded",
+                      "deadline_ms: it passed before the images were ready (%lld ms)",
+                      (long long)j->req.deadline_ms);
     else if (j->status == STATUS_CANCELLED)
         api_error_set(&e, 503, NULL, NULL, "cancelled", "the request was cancelled (%s)",
                       cancel_reason_name(j->reason));
@@ -300,7 +304,9 @@ void routes_generate(struct routes *r, struct http_exchange *ex)
     base_url(ex, j->base_url, sizeof j->base_url);
     http_exchange_defer(ex);
     const struct job_callbacks cb = {.on_complete = on_complete, .user = j};
-    const struct submit_options opt = {.model = j->model, .request_id = rq->request_id};
+    const struct submit_options opt = {.model = j->model, .request_id = rq->request_id,
+                                       .deadline_ms = j->req.deadline_ms,
+                                       .priority = j->req.priority};
     uint64_t job_id = 0;
     struct admission adm;
     struct errbuf err;

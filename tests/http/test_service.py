@@ -356,6 +356,32 @@ class TestQueueFull(ServerCase):
             codes.count(429))
 
 
+class TestDeadlineAndPriority(ServerCase):
+    ARGS = []
+
+    def test_deadline_cannot_be_met_429(self):
+        # 1 ms for a many-step request: refused at arrival, with when to retry
+        r = self.server.generate({"prompt": "late", "steps": 40, "deadline_ms": 1})
+        err = error_of(self, r, 429)
+        self.assertEqual(err["code"], "deadline")
+        self.assertEqual(err["type"], "rate_limit_error")
+        self.assertIsNotNone(r.header("Retry-After"))
+        samples = self.server.metrics()
+        self.assertGreaterEqual(
+            metric(samples, "diffusiond_rejections_total", reason="deadline"), 1)
+
+    def test_deadline_and_priority_met(self):
+        r = self.server.generate({"prompt": "in time", "steps": 2, "deadline_ms": 60000,
+                                  "priority": 5})
+        self.assertEqual(r.status, 200, r.body[:300])
+
+    def test_bad_values_name_the_field(self):
+        for field, value in (("deadline_ms", 0), ("deadline_ms", "100"), ("priority", 101)):
+            r = self.server.generate({"prompt": "x", field: value})
+            err = error_of(self, r, 400)
+            self.assertEqual(err["param"], field)
+
+
 class TestUrlExpiry(ServerCase):
     ARGS = ["--url-ttl-s", "1", "--url-store-images", "4"]
 

@@ -136,6 +136,14 @@ static const struct bad_case BAD[] = {
     {"{\"prompt\":\"a\",\"clip_skip\":2}", AT_RESOLVE, 400, "clip_skip"},
     {"{\"prompt\":\"a\",\"clip_skip\":-1}", AT_PARSE, 400, "clip_skip"},
     {"{\"prompt\":\"a\",\"clip_skip\":4294967296}", AT_PARSE, 400, "clip_skip"},
+    /* deadline and priority (the scheduler's) */
+    {"{\"prompt\":\"a\",\"deadline_ms\":0}", AT_PARSE, 400, "deadline_ms"},
+    {"{\"prompt\":\"a\",\"deadline_ms\":86400001}", AT_PARSE, 400, "deadline_ms"},
+    {"{\"prompt\":\"a\",\"deadline_ms\":\"500\"}", AT_PARSE, 400, "deadline_ms"},
+    {"{\"prompt\":\"a\",\"deadline_ms\":1.5}", AT_PARSE, 400, "deadline_ms"},
+    {"{\"prompt\":\"a\",\"priority\":101}", AT_PARSE, 400, "priority"},
+    {"{\"prompt\":\"a\",\"priority\":-101}", AT_PARSE, 400, "priority"},
+    {"{\"prompt\":\"a\",\"priority\":true}", AT_PARSE, 400, "priority"},
     /* OpenAI fields */
     {"{\"prompt\":\"a\",\"model\":5}", AT_PARSE, 400, "model"},
     {"{\"prompt\":\"a\",\"model\":\"\"}", AT_PARSE, 400, "model"},
@@ -291,6 +299,8 @@ START_TEST(test_defaults_from_model)
     ck_assert_int_eq(p->scheduler, SD_SCHEDULER_DEFAULT);
     ck_assert_int_eq(p->clip_skip, 0);
     ck_assert_int_eq(p->n, 1);
+    ck_assert_int_eq(req.deadline_ms, 0); /* none */
+    ck_assert_int_eq(req.priority, 0);
     ck_assert(p->seed == 0xDEADBEEFCAFEull); /* the caller's random seed (< 2^53: as is) */
     ck_assert(req.seed_random);
     ck_assert_int_eq(req.output_format, IMAGE_PNG);
@@ -313,7 +323,8 @@ START_TEST(test_every_field_applied)
            "\"output_compression\":0,\"model\":\"sd1-tiny\",\"user\":\"u-1\","
            "\"quality\":\"hd\",\"style\":\"vivid\",\"stream\":false,\"steps\":12,"
            "\"guidance_scale\":4,\"seed\":9223372036854775805,\"sampler\":\"euler_a\","
-           "\"scheduler\":\"trailing\",\"clip_skip\":1}",
+           "\"scheduler\":\"trailing\",\"clip_skip\":1,\"deadline_ms\":86400000,"
+           "\"priority\":-100}",
            &lim, 5, &req);
     const struct gen_params *p = &req.params;
     ck_assert_str_eq(p->prompt, "a café 🐶");
@@ -333,6 +344,8 @@ START_TEST(test_every_field_applied)
     ck_assert_int_eq(p->sampler, SAMPLER_EULER_A);
     ck_assert_int_eq(p->scheduler, SD_SCHEDULER_TRAILING);
     ck_assert_int_eq(p->clip_skip, 1);
+    ck_assert_int_eq(req.deadline_ms, 86400000);
+    ck_assert_int_eq(req.priority, -100);
     openai_image_request_free(&req);
 
     accept("{\"prompt\":\"x\",\"output_format\":\"jpeg\",\"guidance_scale\":7.25,"
