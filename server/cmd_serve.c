@@ -52,9 +52,9 @@ struct serve {
     struct sd_model *model;
     struct scheduler *sched;
     uint64_t warmup_t0;
-    /* The model loads on its own thread while the main thread waits for signals: a
-     * signal goes to a thread that does not block it, and OpenBLAS's workers — started
-     * before main, so not under its mask — would take SIGTERM's default action. */
+    /* The model loads on its own thread while the main thread already waits for
+     * signals: one during the load is taken at once and stops it at its next tensor.
+     * load_status and load_err are the loader's until it is joined. */
     pthread_t loader;
     bool loader_started;
     atomic_bool load_done;    /* the loader finished (load_status, load_err are set) */
