@@ -440,16 +440,31 @@ static void account_step(struct scheduler *s, int n, int rows, int64_t pixels, u
     }
 }
 
+static int job_index(struct sched_job *const *jobs, int nj, const struct sched_job *j)
+{
+    for (int i = 0; i < nj; i++)
+        if (jobs[i] == j)
+            return i;
+    return -1;
+}
+
+/* The distinct jobs of s->batch[0 … n) into jobs[], in batch order; their count. */
+static int batch_jobs(const struct scheduler *s, int n, struct sched_job **jobs)
+{
+    int nj = 0;
+    for (int i = 0; i < n; i++)
+        if (job_index(jobs, nj, s->batch[i]->job) < 0)
+            jobs[nj++] = s->batch[i]->job;
+    return nj;
+}
+
 /* Each job of the batch once: its call count, rows and progress callback. */
 static void report_progress(struct scheduler *s, int n, int rows)
 {
-    for (int i = 0; i < n; i++) {
-        struct sched_job *j = s->batch[i]->job;
-        bool seen = false;
-        for (int k = 0; k < i && !seen; k++)
-            seen = s->batch[k]->job == j;
-        if (seen)
-            continue;
+    struct sched_job *jobs[SD_MAX_BATCH_ROWS];
+    const int nj = batch_jobs(s, n, jobs);
+    for (int i = 0; i < nj; i++) {
+        struct sched_job *j = jobs[i];
         if (j->unet_calls < JOB_BATCH_SIZES_MAX)
             j->batch_sizes[j->unet_calls] = rows;
         j->unet_calls++;
@@ -459,23 +474,12 @@ static void report_progress(struct scheduler *s, int n, int rows)
     }
 }
 
-static int job_index(struct sched_job *const *jobs, int nj, const struct sched_job *j)
-{
-    for (int i = 0; i < nj; i++)
-        if (jobs[i] == j)
-            return i;
-    return -1;
-}
-
 /* Fails every job with an image in the batch, once: the distinct jobs are collected
  * first, since fail_job frees a job together with the images s->batch points into. */
 static void fail_batch_jobs(struct scheduler *s, int n, const struct errbuf *err)
 {
     struct sched_job *jobs[SD_MAX_BATCH_ROWS];
-    int nj = 0;
-    for (int i = 0; i < n; i++)
-        if (job_index(jobs, nj, s->batch[i]->job) < 0)
-            jobs[nj++] = s->batch[i]->job;
+    const int nj = batch_jobs(s, n, jobs);
     for (int i = 0; i < nj; i++)
         fail_job(s, jobs[i], err);
 }
