@@ -443,13 +443,9 @@ extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
 /* The planning options (what cuda_backend_set_plan may change later). */
 static void apply_plan(struct cuda_backend *cb, const struct cuda_backend_options *opt)
 {
-    cb->cudnn_find = opt->cudnn_find;
-    cb->conv_gemm_rows = opt->conv_gemm_rows;
-    cb->gemm_autotune = opt->gemm_autotune;
-    cb->linear_stack = opt->linear_stack;
-    cb->attention_kernel = (int)opt->attention_kernel;
-    cb->attention_row_tiles = opt->attention_row_tiles;
-    cb->group_norm_kernel = opt->group_norm_kernel;
+#define APPLY(f) cb->f = opt->f;
+    CUDA_PLAN_FIELDS(APPLY)
+#undef APPLY
 }
 
 static enum status setup(struct cuda_backend *cb, struct errbuf *err)

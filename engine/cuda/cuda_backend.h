@@ -70,6 +70,13 @@ enum cuda_attention_kernel {
  * kernel.  cuda_norm.cu decides by it; cuda_plan.c leaves out the trial auto already is. */
 #define CUDA_GN_AUTO_FUSED 0
 
+/* The planning fields of cuda_backend_options (what a plan text sets and
+ * cuda_backend_set_plan changes): X(field) for each, the one list their copies and
+ * comparisons expand. */
+#define CUDA_PLAN_FIELDS(X)                                                              \
+    X(cudnn_find) X(conv_gemm_rows) X(gemm_autotune) X(linear_stack) X(group_norm_kernel) \
+    X(attention_kernel) X(attention_row_tiles)
+
 struct cuda_backend_options {
     int device;              /* CUDA device index */
     bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */

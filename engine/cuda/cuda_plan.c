@@ -153,6 +153,7 @@ static const struct {
     {"lean_mma_t1", "attention=lean_mma,tiles=1"},
     {"find", "find=on"},
 };
+#define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))
 
 /* opt with gn=auto written as the kernel auto takes (CUDA_GN_AUTO_FUSED), so that a
  * trial that only names what auto already does is no alternative. */
@@ -163,11 +164,11 @@ static struct cuda_backend_options gn_resolved(const struct cuda_backend_options
         r.group_norm_kernel = CUDA_GN_AUTO_FUSED ? 2 : 1;
     return r;
 }
-#define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))
 
 int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_trial *out,
                      int max)
 {
+    const struct cuda_backend_options rb = gn_resolved(base);
     int n = 0;
     for (int i = 0; i < N_TRIALS && n < max; i++) {
         struct cuda_plan_trial t;
@@ -175,7 +176,6 @@ int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_t
         t.name = TRIALS[i].name;
         t.plan = *base;
         struct errbuf ignored; /* the table's texts are valid */
-        const struct cuda_backend_options rb = gn_resolved(base);
         if (cuda_plan_parse(TRIALS[i].text, &t.plan, &ignored) == STATUS_OK) {
             const struct cuda_backend_options rt = gn_resolved(&t.plan);
             if (!cuda_plan_same(&rt, &rb))
@@ -201,10 +201,8 @@ static bool plan_overlaps(const struct cuda_backend_options *dst,
                           const struct cuda_backend_options *p,
                           const struct cuda_backend_options *base)
 {
-#define TAKEN(f) (p->f != base->f && dst->f != base->f)
-    return TAKEN(cudnn_find) || TAKEN(conv_gemm_rows) || TAKEN(gemm_autotune) ||
-           TAKEN(linear_stack) || TAKEN(group_norm_kernel) || TAKEN(attention_kernel) ||
-           TAKEN(attention_row_tiles);
+#define TAKEN(f) || (p->f != base->f && dst->f != base->f)
+    return false CUDA_PLAN_FIELDS(TAKEN);
 #undef TAKEN
 }
 
@@ -215,13 +213,7 @@ static void plan_take(struct cuda_backend_options *dst, const struct cuda_backen
 #define TAKE(f)                                                                                    \
     if (p->f != base->f)                                                                           \
         dst->f = p->f;
-    TAKE(cudnn_find)
-    TAKE(conv_gemm_rows)
-    TAKE(gemm_autotune)
-    TAKE(linear_stack)
-    TAKE(group_norm_kernel)
-    TAKE(attention_kernel)
-    TAKE(attention_row_tiles)
+    CUDA_PLAN_FIELDS(TAKE)
 #undef TAKE
 }
 

@@ -15,10 +15,11 @@
  * Plans (CUDA): the U-Net step is also timed with one planning choice changed at a time
  * (engine/cuda/cuda_plan.h); the choices faster at 2 rows (by ≥ 1 %, and not slower by
  * > 1 % at 16) are combined, the combination timed ("unet_step_best"), and when it beats
- * the base plan it is the plan of every later part (the "plan" entry says which):
- * one run measures the alternatives and the figures with the best of them.  --plan
- * sets the base (default: the backend's defaults); --no-adopt keeps the base throughout;
- * --exclude a,b leaves those plan-table entries (unet_step_a, …) out of the adoption.
+ * the base plan at 2 rows and is not slower at 16, it is the plan of every later part
+ * (the "plan" entry says which): one run measures the alternatives and the figures with
+ * the best of them.  --plan sets the base (default: the backend's defaults); --no-adopt
+ * keeps the base throughout and runs no alternative; --exclude a,b does not run those
+ * alternatives (unet_step_a, …), so they are never adopted.
  * Weights and activations in --dtype (f16 by default; f32 runs on TF32).  Each figure
  * is the median of --repeat runs after warm-up runs (the workspace grows and cuDNN
  * picks its algorithms there); the device is synchronised around every timed run.
@@ -63,7 +64,7 @@ struct opts {
     const char *plan; /* --plan: the base plan's text (NULL: the defaults) */
     bool no_adopt;    /* --no-adopt: keep the base plan after the plan table */
     const char *exclude; /* --exclude: trial names ("lean,gn_fused", cuda_plan_trials) not
-                            to adopt (their conformance cases failed); still timed */
+                            to adopt (their conformance cases failed); not run */
 };
 
 struct bench {
@@ -307,9 +308,6 @@ static bool part_failed_alone(struct bench *b, const char *part, struct errbuf *
 static enum status adopt_best(struct bench *b, const struct cuda_plan_trial *t, int n,
                               double base_2, double base_16, struct errbuf *err)
 {
-    for (int i = 0; i < n; i++)
-        if (t[i].excluded && cuda_plan_trial_faster(&t[i], base_2, base_16))
-            printf("plan: %s was faster but is excluded (--exclude)\n", t[i].name);
     struct cuda_backend_options best;
     const int taken = cuda_plan_combine(&b->plan, base_2, base_16, t, n, &best);
     char text[CUDA_PLAN_TEXT_MAX];
