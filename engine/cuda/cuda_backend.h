@@ -48,7 +48,7 @@ extern "C" {
 /* Which flash-attention kernel takes f16/bf16 head dims that are multiples of 8 up to
  * 160 (benchmarks and tests compare them; the default is the measured best). */
 enum cuda_attention_kernel {
-    CUDA_ATTENTION_DEFAULT = 0, /* EXACT2 */
+    CUDA_ATTENTION_DEFAULT = 0, /* LEAN_MMA (the measured best: run 7, H200) */
     CUDA_ATTENTION_PADDED,      /* one kernel per padded dim (40 → 48), two K/V stages */
     CUDA_ATTENTION_EXACT2,      /* SD's head dims (40, 64, 80, 128, 160) on kernels built
                                    for exactly them (no padding columns), two stages;
@@ -66,9 +66,14 @@ enum cuda_attention_kernel {
 };
 
 /* What group_norm_kernel 0 (auto) takes where the one-kernel path applies: 0 the
- * three kernels (until a GPU run has checked and timed the one kernel), 1 the one
- * kernel.  cuda_norm.cu decides by it; cuda_plan.c leaves out the trial auto already is. */
-#define CUDA_GN_AUTO_FUSED 0
+ * three kernels, 1 the one kernel (measured faster on the H200, run 7: the U-Net step
+ * 0.71× at 2 rows, 0.98× at 16).  cuda_norm.cu decides by it; cuda_plan.c leaves out
+ * the trial auto already is. */
+#define CUDA_GN_AUTO_FUSED 1
+
+/* The kernel attention_kernel 0 (auto) is (cuda_flash.cu launches it; cuda_plan.c
+ * leaves out the trial auto already is). */
+#define CUDA_ATTENTION_AUTO_KERNEL CUDA_ATTENTION_LEAN_MMA
 
 /* The planning fields of cuda_backend_options (what a plan text sets and
  * cuda_backend_set_plan changes): X(field) for each, the one list their copies and
@@ -91,10 +96,10 @@ struct cuda_backend_options {
                                 first use (eagerly, never in a capture) and keep the
                                 fastest, instead of the heuristic's first */
     bool linear_stack;       /* linear_stack as one strided-batched GEMM (the input's
-                                batch stride 0) instead of G linears; off by default
-                                until a GPU run has checked and timed it */
-    int group_norm_kernel;   /* 0: chosen per shape (for now the three kernels: the one-
-                                kernel path waits for a GPU run), 1: statistics/merge/
+                                batch stride 0) instead of G linears (on by default:
+                                measured faster, run 7) */
+    int group_norm_kernel;   /* 0: chosen per shape (CUDA_GN_AUTO_FUSED: the one kernel
+                                where it applies, else the three), 1: statistics/merge/
                                 apply kernels, 2: one kernel per (sample, group) where
                                 it applies (f16/bf16, even group width, ≤ 128 Ki values
                                 a group: every U-Net map; benchmarks and tests compare) */
@@ -107,7 +112,8 @@ struct cuda_backend_options {
 };
 
 /* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 0 (cuDNN), heuristic
- * GEMM algorithms, f32 weights; the attention and GroupNorm kernels chosen per shape. */
+ * GEMM algorithms, linear_stack on, f32 weights; the attention and GroupNorm kernels
+ * auto (CUDA_ATTENTION_AUTO_KERNEL, CUDA_GN_AUTO_FUSED). */
 void cuda_backend_options_default(struct cuda_backend_options *opt);
 
 /* No driver/GPU or device out of range → STATUS_NOT_FOUND / STATUS_INVALID_ARGUMENT;
@@ -120,6 +126,12 @@ bool cuda_backend_broken(const struct backend *b);
 
 /* True when b is a CUDA backend. */
 bool cuda_backend_is(const struct backend *b);
+
+/* Queues a kernel that keeps b's device busy for `seconds` (0 … 1), so that the host
+ * can queue the work after it before the device starts on it: device marks
+ * (engine/profile.h) then time the device alone, not the host's launch pace (an eager
+ * SD1.5 step at 2 rows is launch-bound).  Benchmarks only; not during a capture. */
+enum status cuda_backend_hold(struct backend *b, double seconds, struct errbuf *err);
 
 /* Changes how ops are planned — opt's cudnn_find, conv_gemm_rows, gemm_autotune,
  * linear_stack, attention_kernel, attention_row_tiles and group_norm_kernel (the

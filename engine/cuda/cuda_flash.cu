@@ -546,6 +546,9 @@ static cudaError_t fl_launch_padded(const T *q, const T *k, const T *v, T *y, in
     }
 }
 
+static_assert(CUDA_ATTENTION_AUTO_KERNEL == CUDA_ATTENTION_LEAN_MMA,
+              "fl_launch takes auto (CUDA_ATTENTION_DEFAULT) as LEAN_MMA");
+
 template <typename T>
 static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct cm_attn_dims *p, int sm_count, int row_tiles,
@@ -571,9 +574,10 @@ static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t b
         if (fl_launch_exact<T, 2, 1, true>(q, k, v, y, batch, p, two, st, &e))
             return e;
         break;
+    case CUDA_ATTENTION_DEFAULT: /* CUDA_ATTENTION_AUTO_KERNEL */
     case CUDA_ATTENTION_LEAN:
     case CUDA_ATTENTION_LEAN_MMA: /* their max on raw scores needs a positive scale; else
-                                     the default kernel */
+                                     EXACT2 */
         if (p->scale_log2 > 0.0f &&
             (kernel == CUDA_ATTENTION_LEAN
                  ? fl_launch_exact<T, 2, 1, false, 1>(q, k, v, y, batch, p, two, st, &e)

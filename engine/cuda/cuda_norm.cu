@@ -341,8 +341,8 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
 
 /* Whether the one-kernel path takes x → y (kernel: options.group_norm_kernel): 2 for
  * groups of at most GN_FUSED_MAX values (every U-Net map; a block per group reading a
- * VAE 512² group twice would leave most SMs idle); 0, the default, not yet — it waits
- * for a GPU run to check and time it (CUDA_GN_AUTO_FUSED, cuda_backend.h). */
+ * VAE 512² group twice would leave most SMs idle); 0, the default, as
+ * CUDA_GN_AUTO_FUSED says (cuda_backend.h: on, measured faster in run 7). */
 static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int groups, int kernel)
 {
     const int64_t c = tensor_last_dim(x), cg = c / groups;

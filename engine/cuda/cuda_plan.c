@@ -139,15 +139,22 @@ bool cuda_plan_same(const struct cuda_backend_options *a, const struct cuda_back
 }
 
 /* The alternatives, as plan texts over the base (their order is the table's; cuDNN's
- * timed search last: the workspace it grows would change the GEMMs of later trials). */
+ * timed search last: the workspace it grows would change the GEMMs of later trials).
+ * Each field has a trial away from the default and one back to it, so that a base
+ * that is not the default is measured against it too. */
 static const struct {
     const char *name, *text;
 } TRIALS[] = {
-    {"im2col", "im2col=8192"},
+    {"im2col", "im2col=8192"}, /* at 2 rows every 3×3 of the U-Net; at 16, up to 16×16 */
+    {"im2col_2k", "im2col=2048"}, /* 2 rows: the 8×8 to 32×32 maps; 16: the 8×8 */
+    {"im2col_512", "im2col=512"}, /* 2 rows: the 8×8 and 16×16 maps; 16: none */
+    {"cudnn", "im2col=0"},
     {"autotune", "autotune=on"},
     {"gn_split", "gn=split"},
     {"gn_fused", "gn=fused"},
     {"stacked", "stack=on"},
+    {"unstacked", "stack=off"},
+    {"exact2", "attention=exact2"},
     {"lean", "attention=lean"},
     {"lean_mma", "attention=lean_mma"},
     {"lean_mma_t1", "attention=lean_mma,tiles=1"},
@@ -155,20 +162,23 @@ static const struct {
 };
 #define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))
 
-/* opt with gn=auto written as the kernel auto takes (CUDA_GN_AUTO_FUSED), so that a
- * trial that only names what auto already does is no alternative. */
-static struct cuda_backend_options gn_resolved(const struct cuda_backend_options *opt)
+/* opt with the auto kernels written as what they take (gn=auto: CUDA_GN_AUTO_FUSED,
+ * attention=auto: CUDA_ATTENTION_AUTO_KERNEL), so that a trial that only names what
+ * auto already does is no alternative. */
+static struct cuda_backend_options auto_resolved(const struct cuda_backend_options *opt)
 {
     struct cuda_backend_options r = *opt;
     if (r.group_norm_kernel == 0)
         r.group_norm_kernel = CUDA_GN_AUTO_FUSED ? 2 : 1;
+    if (r.attention_kernel == CUDA_ATTENTION_DEFAULT)
+        r.attention_kernel = CUDA_ATTENTION_AUTO_KERNEL;
     return r;
 }
 
 int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_trial *out,
                      int max)
 {
-    const struct cuda_backend_options rb = gn_resolved(base);
+    const struct cuda_backend_options rb = auto_resolved(base);
     int n = 0;
     for (int i = 0; i < N_TRIALS && n < max; i++) {
         struct cuda_plan_trial t;
@@ -177,7 +187,7 @@ int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_t
         t.plan = *base;
         struct errbuf ignored; /* the table's texts are valid */
         if (cuda_plan_parse(TRIALS[i].text, &t.plan, &ignored) == STATUS_OK) {
-            const struct cuda_backend_options rt = gn_resolved(&t.plan);
+            const struct cuda_backend_options rt = auto_resolved(&t.plan);
             if (!cuda_plan_same(&rt, &rb))
                 out[n++] = t;
         }

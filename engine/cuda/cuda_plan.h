@@ -58,8 +58,9 @@ struct cuda_plan_trial {
     bool excluded;                    /* not to be chosen (cuda_plan_exclude) */
 };
 
-/* The alternatives to base that differ from it (gn=auto counted as the kernel auto takes:
- * CUDA_GN_AUTO_FUSED), in a fixed order, into out[0 .. max);
+/* The alternatives to base that differ from it (gn=auto and attention=auto counted as the
+ * kernels auto takes: CUDA_GN_AUTO_FUSED, CUDA_ATTENTION_AUTO_KERNEL), in a fixed order,
+ * into out[0 .. max);
  * their count.  Measurements zero, none excluded. */
 int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_trial *out,
                      int max);

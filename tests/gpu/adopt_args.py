@@ -11,11 +11,11 @@ import sys
 
 # test_gpu_ops's variant tag → bench_gpu's plan-table names (unet_step_<name>)
 TAG_PLAN = {"[lean]": "lean", "[lean mma]": "lean_mma,lean_mma_t1", "[lean mma 2 tiles]": "lean_mma",
-            "[gn fused]": "gn_fused", "[gn split]": "gn_split",
-            "[stacked gemm]": "stacked", "[autotuned]": "autotune", "[im2col]": "im2col"}
-# variants that are no plan-table entry: their failure blocks nothing adopted ("[2 tiles]",
-# the default kernel with two row tiles per warp, is the default path for big grids: its
-# failure, as any unlisted tag's, adopts nothing)
+            "[exact2]": "exact2", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
+            "[stacked gemm]": "stacked", "[unstacked]": "unstacked", "[autotuned]": "autotune",
+            "[im2col]": "im2col,im2col_2k,im2col_512"}
+# variants that are no plan-table entry: their failure blocks nothing adopted (any
+# unlisted tag's failure, as the default path's, adopts nothing)
 OTHER_TAGS = ("[scalar]", "[padded]", "[3 stages]", "[bk 128]", "[1 sync]")
 
 

@@ -153,11 +153,14 @@ static enum status timed(struct bench *b, run_fn fn, void *ctx, int warm, int re
     return STATUS_OK;
 }
 
-/* Captures one fn(ctx) into a CUDA graph and times its replays.  A capture the
- * backend cannot make is reported (and the figure left out), not an error of the run. */
+/* Captures one fn(ctx) into a CUDA graph and times its replays (median seconds in
+ * *median_s when not NULL; 0 without a figure).  A capture the backend cannot make is
+ * reported (and the figure left out), not an error of the run. */
 static enum status timed_graph(struct bench *b, const char *part, run_fn fn, void *ctx,
-                               struct errbuf *err)
+                               double *median_s, struct errbuf *err)
 {
+    if (median_s)
+        *median_s = 0;
     if (b->o.cpu)
         return STATUS_OK;
     struct errbuf gerr;
@@ -198,6 +201,8 @@ static enum status timed_graph(struct bench *b, const char *part, run_fn fn, voi
     for (int i = 1; i < n; i++)
         best = t[i] < best ? t[i] : best;
     double med = median(t, n);
+    if (median_s)
+        *median_s = med;
     printf("%s  CUDA graph replay: median %.2f ms, best %.2f ms\n", part, med * 1e3, best * 1e3);
     char buf[200];
     snprintf(buf, sizeof buf, "{\"part\":\"%s_graph\",\"median_ms\":%.3f,\"best_ms\":%.3f}", part,
@@ -249,11 +254,13 @@ static enum status unet_run(struct bench *b, void *c, struct errbuf *err)
     return unet_forward(b->m->unet, &b->ws, &u->x, u->t, &u->ctx, &u->out, err);
 }
 
-/* A U-Net step of `rows` rows (2 = batch 1 with CFG), eager and (graph) replayed; part
- * names the JSON entries ("unet_step", "unet_step_find", ...). */
-static enum status bench_unet_rows(struct bench *b, int rows, const char *part, bool graph,
-                                   double *median_s, struct errbuf *err)
+/* A U-Net step of `rows` rows (2 = batch 1 with CFG), eager and replayed from a CUDA
+ * graph (the medians in *median_s and *graph_s; 0 without a graph figure); part names
+ * the JSON entries ("unet_step", "unet_step_find", ...). */
+static enum status bench_unet_rows(struct bench *b, int rows, const char *part,
+                                   double *median_s, double *graph_s, struct errbuf *err)
 {
+    *graph_s = 0;
     const int64_t h = b->o.size / 8;
     struct unet_ctx u;
     enum status s = unet_ctx_init(b, rows, &u, err);
@@ -270,11 +277,9 @@ static enum status bench_unet_rows(struct bench *b, int rows, const char *part, 
                  part, rows, (long long)h, med * 1e3, best * 1e3);
         json_entry(b, buf);
         *median_s = med;
-        if (graph) {
-            char gpart[64];
-            snprintf(gpart, sizeof gpart, "%s_%d", part, rows);
-            s = timed_graph(b, rows == 2 ? part : gpart, unet_run, &u, err);
-        }
+        char gpart[64];
+        snprintf(gpart, sizeof gpart, "%s_%d", part, rows);
+        s = timed_graph(b, rows == 2 ? part : gpart, unet_run, &u, graph_s, err);
     }
     unet_ctx_free(&u);
     return s;
@@ -301,12 +306,38 @@ static bool part_failed_alone(struct bench *b, const char *part, struct errbuf *
     return true;
 }
 
-/* After the plan table (base_2 / base_16: the base's medians): the combination of the
- * trials measured faster (cuda_plan_combine), timed as "unet_step_best" and kept as
- * b->plan when faster than the base at 2 rows and not slower at 16 by more than the
+/* One plan's U-Net step at 2 and 16 rows: eager and CUDA-graph-replayed medians (s; a
+ * replay 0 where its capture failed). */
+struct step_figs {
+    double eager_2, eager_16, graph_2, graph_16;
+};
+
+static enum status bench_unet_plan(struct bench *b, const char *part, struct step_figs *f,
+                                   struct errbuf *err)
+{
+    memset(f, 0, sizeof *f);
+    enum status s = bench_unet_rows(b, 2, part, &f->eager_2, &f->graph_2, err);
+    if (s == STATUS_OK)
+        s = bench_unet_rows(b, UNET_MAX_ROWS, part, &f->eager_16, &f->graph_16, err);
+    return s;
+}
+
+/* The decision figures: the replays when by_graph (what the scheduler runs: serve
+ * replays recorded U-Net graphs by default; 0 where a capture failed, so never
+ * chosen), else the eager ones. */
+static void step_decision(const struct step_figs *f, bool by_graph, double *small_s,
+                          double *large_s)
+{
+    *small_s = by_graph ? f->graph_2 : f->eager_2;
+    *large_s = by_graph ? f->graph_16 : f->eager_16;
+}
+
+/* After the plan table (base_2 / base_16: the base's decision figures): the combination
+ * of the trials measured faster (cuda_plan_combine), timed as "unet_step_best" and kept
+ * as b->plan when faster than the base at 2 rows and not slower at 16 by more than the
  * single trials may be (cuda_plan_trial_faster's terms). */
 static enum status adopt_best(struct bench *b, const struct cuda_plan_trial *t, int n,
-                              double base_2, double base_16, struct errbuf *err)
+                              double base_2, double base_16, bool by_graph, struct errbuf *err)
 {
     struct cuda_backend_options best;
     const int taken = cuda_plan_combine(&b->plan, base_2, base_16, t, n, &best);
@@ -319,19 +350,21 @@ static enum status adopt_best(struct bench *b, const struct cuda_plan_trial *t, 
         return STATUS_OK;
     }
     cuda_backend_set_plan(b->be, &best);
+    struct step_figs f;
     double m2 = 0, m16 = 0;
-    enum status s = bench_unet_rows(b, 2, "unet_step_best", true, &m2, err);
-    if (s == STATUS_OK)
-        s = bench_unet_rows(b, UNET_MAX_ROWS, "unet_step_best", true, &m16, err);
+    enum status s = bench_unet_plan(b, "unet_step_best", &f, err);
     if (s != STATUS_OK && !part_failed_alone(b, "unet_step_best", err))
         return s;
+    step_decision(&f, by_graph, &m2, &m16);
     const struct cuda_plan_trial combined = {.name = "combined", .plan = best,
                                              .small_s = s == STATUS_OK ? m2 : 0,
                                              .large_s = s == STATUS_OK ? m16 : 0};
     const bool adopt = cuda_plan_trial_faster(&combined, base_2, base_16);
-    printf("plan: %s — %s (2 rows %.2f ms, 16 rows %.2f ms against the base's %.2f, %.2f)\n",
+    printf("plan: %s — %s (%s: 2 rows %.2f ms, 16 rows %.2f ms against the base's %.2f, "
+           "%.2f)\n",
            text, adopt ? "adopted for the rest of the run" : "not faster combined, the base kept",
-           m2 * 1e3, m16 * 1e3, base_2 * 1e3, base_16 * 1e3);
+           by_graph ? "graph replays" : "eager", m2 * 1e3, m16 * 1e3, base_2 * 1e3,
+           base_16 * 1e3);
     if (adopt)
         b->plan = best;
     cuda_backend_set_plan(b->be, &b->plan);
@@ -339,23 +372,27 @@ static enum status adopt_best(struct bench *b, const struct cuda_plan_trial *t, 
     return STATUS_OK;
 }
 
-/* The step at 2 and 16 rows with the base plan (b->plan), then (on CUDA, eager only)
- * with each alternative of cuda_plan_trials ("unet_step_<name>": small convolutions as
- * im2col + GEMM, the GroupNorm kernel auto does not take, the stacked projections as
- * one strided-batched GEMM, cuBLASLt's candidates timed, the lean-softmax attention
- * kernels, cuDNN's timed search last: its workspace growth would change the GEMMs the
- * later ones get); then adopt_best.  A trial that is excluded (its conformance cases
- * failed) or, under --no-adopt, every trial is not run: a kernel that broke the device
- * in test_gpu_ops would break this run too.  A trial that fails without breaking the
- * device is left out. */
+/* The step at 2 and 16 rows with the base plan (b->plan), then (on CUDA) with each
+ * alternative of cuda_plan_trials ("unet_step_<name>": small convolutions as im2col +
+ * GEMM at three thresholds, the other GroupNorm kernel, the projections stacked or
+ * not, cuBLASLt's candidates timed, the other attention kernels, cuDNN's timed search
+ * last: its workspace growth would change the GEMMs the later ones get); then
+ * adopt_best.  Each is timed eagerly and replayed from a CUDA graph, and decided on the
+ * replays (the eager step at 2 rows is the host's launch time, not the device's: run 7
+ * measured im2col 22 % faster eagerly, where the graphs say what the device does) —
+ * eagerly only when the base could not be captured.  A trial that is excluded (its
+ * conformance cases failed) or, under --no-adopt, every trial is not run: a kernel that
+ * broke the device in test_gpu_ops would break this run too.  A trial that fails
+ * without breaking the device is left out. */
 static enum status bench_unet(struct bench *b, struct errbuf *err)
 {
-    double base_2 = 0, base_16 = 0;
-    enum status s = bench_unet_rows(b, 2, "unet_step", true, &base_2, err);
-    if (s == STATUS_OK)
-        s = bench_unet_rows(b, UNET_MAX_ROWS, "unet_step", true, &base_16, err);
+    struct step_figs f;
+    enum status s = bench_unet_plan(b, "unet_step", &f, err);
     if (b->o.cpu || s != STATUS_OK)
         return s;
+    const bool by_graph = f.graph_2 > 0 && f.graph_16 > 0; /* else the eager figures */
+    double base_2 = 0, base_16 = 0;
+    step_decision(&f, by_graph, &base_2, &base_16);
     const struct cuda_backend_options base = b->plan;
     struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
@@ -369,9 +406,8 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
         char part[64];
         snprintf(part, sizeof part, "unet_step_%s", t[i].name);
         cuda_backend_set_plan(b->be, &t[i].plan);
-        s = bench_unet_rows(b, 2, part, false, &t[i].small_s, err);
-        if (s == STATUS_OK)
-            s = bench_unet_rows(b, UNET_MAX_ROWS, part, false, &t[i].large_s, err);
+        s = bench_unet_plan(b, part, &f, err);
+        step_decision(&f, by_graph, &t[i].small_s, &t[i].large_s);
         if (s != STATUS_OK) {
             if (!part_failed_alone(b, part, err))
                 return s;
@@ -380,12 +416,15 @@ static enum status bench_unet(struct bench *b, struct errbuf *err)
         }
     }
     cuda_backend_set_plan(b->be, &base);
-    return adopt_best(b, t, n, base_2, base_16, err);
+    return adopt_best(b, t, n, base_2, base_16, by_graph, err);
 }
 
-/* fn(ctx) once warm, then once with every op timed between syncs (engine/profile.h):
- * the per-kind table and the `profile` costliest shapes on stdout, ms per kind in the
- * JSON entry `part`. */
+#define PROFILE_HOLD_S 0.2 /* longer than the host takes to queue a profiled U-Net step */
+
+/* fn(ctx) once warm, then once with every op timed on the device (engine/profile.h),
+ * the device held first (cuda_backend_hold) so that the host has queued the run before
+ * it starts: the per-kind table and the `profile` costliest shapes on stdout, ms per
+ * kind in the JSON entry `part`. */
 static enum status profile_once(struct bench *b, run_fn fn, void *ctx, const char *title,
                                 const char *part, int rows, struct errbuf *err)
 {
@@ -397,7 +436,13 @@ static enum status profile_once(struct bench *b, run_fn fn, void *ctx, const cha
         s = op_profile_create(&prof, err);
     if (s == STATUS_OK) {
         op_profile_attach(b->be, prof);
-        s = fn(b, ctx, err);
+        /* the device held while the host queues the run: each op's time is the
+         * device's, not a wait for the host to launch it */
+        if (!b->o.cpu && cuda_backend_hold(b->be, PROFILE_HOLD_S, err) != STATUS_OK &&
+            !part_failed_alone(b, "profile: the device hold", err))
+            s = STATUS_DEVICE;
+        if (s == STATUS_OK)
+            s = fn(b, ctx, err);
         op_profile_detach(b->be);
     }
     if (s == STATUS_OK) {
@@ -519,8 +564,8 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
                     {"lean", 0, CUDA_ATTENTION_LEAN, 160},
                     {"lean mma", 0, CUDA_ATTENTION_LEAN_MMA, 160},
                     {"lean mma 1 tile", 1, CUDA_ATTENTION_LEAN_MMA, 64},
-                    {"1 tile", 1, CUDA_ATTENTION_DEFAULT, 64},
-                    {"2 tiles", 2, CUDA_ATTENTION_DEFAULT, 64}};
+                    {"lean mma 2 tiles", 2, CUDA_ATTENTION_LEAN_MMA, 64},
+                    {"exact2", 0, CUDA_ATTENTION_EXACT2, 160}};
     enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
     struct backend *forced[N_VARIANTS] = {NULL};
     enum status s = STATUS_OK;
@@ -578,7 +623,7 @@ static enum status bench_vae(struct bench *b, struct errbuf *err)
                  "{\"part\":\"vae_decode\",\"size\":%d,\"median_ms\":%.3f,\"best_ms\":%.3f}",
                  b->o.size, med * 1e3, best * 1e3);
         json_entry(b, buf);
-        s = timed_graph(b, "vae_decode", vae_run, &v, err);
+        s = timed_graph(b, "vae_decode", vae_run, &v, NULL, err);
     }
     /* the VAE with the other convolution plan and GroupNorm kernels, eager */
     static const struct {

@@ -23,7 +23,8 @@
 #                arrivals on the GPU (the scheduler issue's benchmark), through the real
 #                server over HTTP when `serve` was built and starts (its libraries load),
 #                else the scheduler in process (--in-process); with bench.json's plan;
-#                every request in load-trace.csv; CHECK_SKIP_LOAD=1 leaves it out
+#                every request in load-trace.csv; CHECK_SKIP_LOAD=1 leaves it out,
+#                CHECK_LOAD_MODEL=sd15 runs it on the random SD1.5 at 512² and 768²
 #   9 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
 #  10 summary    summary.json: stage results, the figures, ratios and the goals
 #
@@ -226,10 +227,18 @@ except Exception:
   # its own budget ends it (with what it measured) before the stage's timeout would
   lb=$((b - 15))
   ((lb < 10)) && lb=10
-  echo "load: --cuda-plan $plan, target ${target[*]:-the server over HTTP}, budget ${lb}s"
+  # CHECK_LOAD_MODEL=sd15: the random SD1.5 of the bench stage instead (512² and 768²;
+  # its single requests take 0.1–0.5 s, so the search starts at 1× their mean rate)
+  model=$ROOT/models/default
+  extra=(--min-requests 60 --refine 2)
+  if [[ ${CHECK_LOAD_MODEL:-} == sd15 && -f $WORK/sd15/model_index.json ]]; then
+    model=$WORK/sd15
+    extra=(--min-requests 40 --refine 1 --start-rate 1x)
+  fi
+  echo "load: $model, --cuda-plan $plan, target ${target[*]:-the server over HTTP}, budget ${lb}s"
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
-    "${target[@]}" --device cuda --cuda-plan "$plan" --model "$ROOT/models/default" \
-    --duration 3 --min-requests 60 --refine 2 --budget "$lb" --json "$OUT/load.json" \
+    "${target[@]}" --device cuda --cuda-plan "$plan" --model "$model" \
+    --duration 3 "${extra[@]}" --budget "$lb" --json "$OUT/load.json" \
     --trace "$OUT/load-trace.csv"
 fi
 

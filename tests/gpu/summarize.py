@@ -106,17 +106,29 @@ def main():
                     if r.get("part") in ("profile_unet", "profile_vae")}
     # the plan table: each alternative's U-Net step at 2 and 16 rows against the base
     # (bench_gpu's unet_step_<trial>), the decision input for the defaults
+    # and replayed from CUDA graphs ("<part>_graph" at 2 rows, "<part>_16_graph" at 16:
+    # what bench_gpu decides on since run 8)
     base2, base16 = part(ours, "unet_step", rows=2), part(ours, "unet_step", rows=16)
+    gbase2, gbase16 = part(ours, "unet_step_graph"), part(ours, "unet_step_16_graph")
     table = {}
     for r in (ours.get("results", []) if isinstance(ours, dict) else []):
         name = r.get("part", "")
-        if name.startswith("unet_step_") and "rows" in r and not name.endswith("_graph"):
-            base = base2 if r["rows"] == 2 else base16
-            key = name[len("unet_step_"):]
-            entry = table.setdefault(key, {})
-            entry[f"{r['rows']}_rows_ms"] = r["median_ms"]
-            if base:
-                entry[f"{r['rows']}_rows_vs_base"] = round(r["median_ms"] / base["median_ms"], 3)
+        if not name.startswith("unet_step_"):
+            continue
+        if "rows" in r and not name.endswith("_graph"):
+            rows, kind, key = r["rows"], "", name[len("unet_step_"):]
+            base = base2 if rows == 2 else base16
+        elif name.endswith("_graph") and name not in ("unet_step_graph", "unet_step_16_graph"):
+            key = name[len("unet_step_"):-len("_graph")]
+            rows = 16 if key.endswith("_16") else 2
+            key = key[:-len("_16")] if rows == 16 else key
+            kind, base = "graph_", gbase2 if rows == 2 else gbase16
+        else:
+            continue
+        entry = table.setdefault(key, {})
+        entry[f"{rows}_rows_{kind}ms"] = r["median_ms"]
+        if base:
+            entry[f"{rows}_rows_{kind}vs_base"] = round(r["median_ms"] / base["median_ms"], 3)
     if table:
         s["plan_table"] = table
     # the attention kernels' TFLOP/s per shape and variant (bench_gpu's attention table)

@@ -34,8 +34,10 @@ expect "two variants" "--exclude gn_fused,lean" \
   '{"op":"a[lean]","ok":false}' '{"op":"b[gn fused]","ok":false}' '{"op":"c","ok":true}'
 expect "lean mma with two row tiles: exclude lean_mma" "--exclude lean_mma" \
   '{"op":"attention_d64_ragged_causal[lean mma 2 tiles]","ok":false}'
-expect "the default kernel with two row tiles is the default path" "--no-adopt" \
-  '{"op":"attention_d64_ragged_causal[2 tiles]","ok":false}'
+expect "the kernel before LEAN_MMA: exclude exact2" "--exclude exact2" \
+  '{"op":"attention_d64_ragged_causal[exact2]","ok":false}'
+expect "im2col: all three thresholds" "--exclude im2col,im2col_2k,im2col_512,unstacked" \
+  '{"op":"conv_sd_8x8[im2col]","ok":false}' '{"op":"linear_stack_odd[unstacked]","ok":false}'
 expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":false}'
 expect "the default path failed: adopt nothing" "--no-adopt" \
   '{"op":"a[lean]","ok":false}' '{"op":"group_norm","dtype":"bf16","ok":false}'

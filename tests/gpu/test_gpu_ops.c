@@ -43,8 +43,8 @@ struct suite {
     struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
     struct backend *gpu_lean;   /* flash attention with the lean softmax */
     struct backend *gpu_lean_mma; /* … and the row sums on the tensor cores */
-    struct backend *gpu_t2;     /* the default flash kernel with two row tiles per warp
-                                   wherever it has them (auto picks them for big grids) */
+    struct backend *gpu_exact2; /* flash attention on EXACT2 (the default before LEAN_MMA);
+                                   linear_stack as G linears */
     struct backend *gpu_lean_mma_t2; /* LEAN_MMA with two row tiles per warp */
     FILE *json;
     int failed, passed;
@@ -880,8 +880,10 @@ int main(int argc, char **argv)
     opt.attention_row_tiles = 2;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_lean_mma_t2, &err);
-    opt.attention_kernel = CUDA_ATTENTION_DEFAULT;
-    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_t2, &err) != STATUS_OK) {
+    opt.attention_kernel = CUDA_ATTENTION_EXACT2;
+    opt.attention_row_tiles = 0;
+    opt.linear_stack = false;
+    if (sp != STATUS_OK || cuda_backend_create(&opt, &su.gpu_exact2, &err) != STATUS_OK) {
         fprintf(stderr, "cuda backend (attention kernels): %s\n", err.msg);
         return 1;
     }
@@ -908,7 +910,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_sync1, "[1 sync]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean, "[lean]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean_mma, "[lean mma]", &CASES[i], DTYPES[d]);
-                check_case(&su, su.gpu_t2, "[2 tiles]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_exact2, "[exact2]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean_mma_t2, "[lean mma 2 tiles]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
@@ -920,8 +922,10 @@ int main(int argc, char **argv)
             if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul ||
                 CASES[i].fn == c_linear_stack)
                 check_case(&su, su.gpu_padded, "[autotuned]", &CASES[i], DTYPES[d]);
-            if (CASES[i].fn == c_linear_stack)
+            if (CASES[i].fn == c_linear_stack) {
                 check_case(&su, su.gpu_stages, "[stacked gemm]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_exact2, "[unstacked]", &CASES[i], DTYPES[d]);
+            }
         }
     }
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
@@ -942,7 +946,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_lean);
     backend_destroy(su.gpu_lean_mma);
     backend_destroy(su.gpu_lean_mma_t2);
-    backend_destroy(su.gpu_t2);
+    backend_destroy(su.gpu_exact2);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;

@@ -17,6 +17,7 @@ static struct cuda_backend_options defaults(void)
     struct cuda_backend_options o;
     memset(&o, 0, sizeof o);
     o.allow_tf32 = true;
+    o.linear_stack = true;
     o.weight_dtype = DTYPE_F16;
     return o;
 }
@@ -156,9 +157,16 @@ START_TEST(test_trials_differ_from_base)
     struct cuda_backend_options base = defaults();
     struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    ck_assert_int_eq(n, 8); /* every trial but the GroupNorm kernel auto already takes */
+    /* every trial but those the defaults already are: cudnn (im2col=0), stacked, the
+     * GroupNorm kernel auto takes, lean_mma (attention auto) */
+    ck_assert_int_eq(n, 10);
     ck_assert_int_lt(trial_index(t, n, CUDA_GN_AUTO_FUSED ? "gn_fused" : "gn_split"), 0);
     ck_assert_int_ge(trial_index(t, n, CUDA_GN_AUTO_FUSED ? "gn_split" : "gn_fused"), 0);
+    ck_assert_int_lt(trial_index(t, n, "cudnn"), 0);
+    ck_assert_int_lt(trial_index(t, n, "stacked"), 0);
+    ck_assert_int_lt(trial_index(t, n, "lean_mma"), 0);
+    ck_assert_int_ge(trial_index(t, n, "unstacked"), 0);
+    ck_assert_int_ge(trial_index(t, n, "exact2"), 0);
     ck_assert_str_eq(t[n - 1].name, "find"); /* its workspace growth after the others */
     for (int i = 0; i < n; i++) {
         ck_assert(!cuda_plan_same(&t[i].plan, &base));
@@ -168,13 +176,22 @@ START_TEST(test_trials_differ_from_base)
     ck_assert_int_ge(t1, 0);
     ck_assert_int_eq(t[t1].plan.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
     ck_assert_int_eq(t[t1].plan.attention_row_tiles, 1);
-    /* a base that already has a choice: that trial is left out */
+    ck_assert_int_eq(t[trial_index(t, n, "im2col_512")].plan.conv_gemm_rows, 512);
+    /* a base away from the defaults: the trials back to them, not those it already has */
     struct errbuf err;
-    ck_assert_int_eq(cuda_plan_parse("gn=fused,stack=on", &base, &err), STATUS_OK);
-    ck_assert_int_eq(cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX), 7);
-    ck_assert_int_lt(trial_index(t, 7, "gn_fused"), 0);
-    ck_assert_int_lt(trial_index(t, 7, "stacked"), 0);
-    ck_assert_int_ge(trial_index(t, 7, "gn_split"), 0);
+    ck_assert_int_eq(cuda_plan_parse("gn=split,stack=off,im2col=2048,attention=exact2", &base,
+                                     &err),
+                     STATUS_OK);
+    const int m = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
+    ck_assert_int_eq(m, 10);
+    ck_assert_int_ge(trial_index(t, m, "cudnn"), 0);
+    ck_assert_int_ge(trial_index(t, m, "stacked"), 0);
+    ck_assert_int_ge(trial_index(t, m, "gn_fused"), 0);
+    ck_assert_int_ge(trial_index(t, m, "lean_mma"), 0);
+    ck_assert_int_lt(trial_index(t, m, "gn_split"), 0);
+    ck_assert_int_lt(trial_index(t, m, "unstacked"), 0);
+    ck_assert_int_lt(trial_index(t, m, "im2col_2k"), 0);
+    ck_assert_int_lt(trial_index(t, m, "exact2"), 0);
     /* max bounds the count */
     ck_assert_int_eq(cuda_plan_trials(&base, t, 2), 2);
 }
@@ -200,14 +217,14 @@ static int combine(const char *const *names, const double *small, const double *
 START_TEST(test_combine_takes_the_faster)
 {
     struct cuda_backend_options best;
-    /* gn_fused and stacked faster; find slower; autotune faster by < 1 %; im2col faster
+    /* the GroupNorm trial and unstacked faster; find slower; autotune faster by < 1 %; im2col faster
      * at 2 rows but slower at 16 */
-    const char *names[] = {GN_TRIAL, "stacked", "find", "autotune", "im2col"};
+    const char *names[] = {GN_TRIAL, "unstacked", "find", "autotune", "im2col"};
     const double small[] = {0.0090, 0.0097, 0.0110, 0.00995, 0.0080};
     const double large[] = {0.0380, 0.0400, 0.0400, 0.0390, 0.0420};
     ck_assert_int_eq(combine(names, small, large, 5, NULL, &best), 2);
     ck_assert_int_eq(best.group_norm_kernel, GN_TRIAL_KERNEL);
-    ck_assert(best.linear_stack);
+    ck_assert(!best.linear_stack);
     ck_assert(!best.cudnn_find && !best.gemm_autotune);
     ck_assert_int_eq(best.conv_gemm_rows, 0);
     /* nothing faster: the base */
@@ -225,7 +242,7 @@ START_TEST(test_combine_one_choice_per_field)
     struct cuda_backend_options best;
     /* lean fastest, then lean_mma_t1 (attention + tiles): t1 is left out whole — no
      * "lean with one tile" that nobody measured */
-    const char *att[] = {"lean", "lean_mma_t1", "lean_mma"};
+    const char *att[] = {"lean", "lean_mma_t1", "exact2"};
     const double as[] = {0.0080, 0.0085, 0.0090}, al[] = {0.035, 0.035, 0.035};
     ck_assert_int_eq(combine(att, as, al, 3, NULL, &best), 1);
     ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN);
@@ -235,20 +252,25 @@ START_TEST(test_combine_one_choice_per_field)
     ck_assert_int_eq(combine(att, as2, al, 3, NULL, &best), 1);
     ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
     ck_assert_int_eq(best.attention_row_tiles, 1);
+    /* three im2col thresholds: the fastest of those not slower at 16 rows */
+    const char *conv[] = {"im2col", "im2col_2k", "im2col_512"};
+    const double cs[] = {0.0075, 0.0080, 0.0090}, cl[] = {0.0405, 0.0400, 0.0398};
+    ck_assert_int_eq(combine(conv, cs, cl, 3, NULL, &best), 1);
+    ck_assert_int_eq(best.conv_gemm_rows, 2048);
 }
 END_TEST
 
 START_TEST(test_combine_leaves_out_excluded)
 {
     struct cuda_backend_options best;
-    const char *names[] = {"lean", "lean_mma", GN_TRIAL};
+    const char *names[] = {"lean", "exact2", GN_TRIAL};
     const double small[] = {0.0080, 0.0085, 0.0090}, large[] = {0.035, 0.035, 0.038};
     /* lean's conformance failed: the next attention kernel instead */
     ck_assert_int_eq(combine(names, small, large, 3, "lean", &best), 2);
-    ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
+    ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_EXACT2);
     ck_assert_int_eq(best.group_norm_kernel, GN_TRIAL_KERNEL);
     char all[64], gn_only[32];
-    snprintf(all, sizeof all, "lean,lean_mma,%s", GN_TRIAL);
+    snprintf(all, sizeof all, "lean,exact2,%s", GN_TRIAL);
     snprintf(gn_only, sizeof gn_only, "%s,", GN_TRIAL);
     ck_assert_int_eq(combine(names, small, large, 3, all, &best), 0);
     ck_assert_int_eq(combine(names, small, large, 3, gn_only, &best), 1);
