@@ -436,8 +436,12 @@ extern "C" void cuda_backend_options_default(struct cuda_backend_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->device = 0;
     opt->allow_tf32 = true;
-    opt->conv_gemm_rows = 0; /* every 3×3 on cuDNN: 3 % faster than im2col on the H200 */
-    opt->linear_stack = true; /* one strided-batched GEMM: 0.92× at 2 rows (run 7) */
+    /* run 8 (H200, CUDA graph replays): im2col + GEMM for the 8×8 and 16×16 maps at 2
+     * rows and cuBLASLt's candidates timed, 0.981× at 2 rows and 0.985× at 16 together;
+     * the stacked projections 0.92× at 2 rows (run 7) */
+    opt->conv_gemm_rows = 512;
+    opt->gemm_autotune = true;
+    opt->linear_stack = true;
     opt->weight_dtype = DTYPE_F32;
 }
 

@@ -102,7 +102,9 @@ struct cuda_backend_options {
                                 where it applies, else the three), 1: statistics/merge/
                                 apply kernels, 2: one kernel per (sample, group) where
                                 it applies (f16/bf16, even group width, ≤ 128 Ki values
-                                a group: every U-Net map; benchmarks and tests compare) */
+                                a group: every U-Net map; benchmarks and tests compare),
+                                3: as 2, and on sm_90 with few (sample, group) pairs
+                                each group split over a cluster of up to 8 blocks */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU
@@ -111,9 +113,11 @@ struct cuda_backend_options {
                                 weights, and size workspaces, in it (f32, f16, bf16) */
 };
 
-/* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 0 (cuDNN), heuristic
- * GEMM algorithms, linear_stack on, f32 weights; the attention and GroupNorm kernels
- * auto (CUDA_ATTENTION_AUTO_KERNEL, CUDA_GN_AUTO_FUSED). */
+/* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 512 (im2col + GEMM
+ * for the smallest maps, cuDNN for the rest), GEMM algorithms timed on first use
+ * (gemm_autotune), linear_stack on, f32 weights; the attention and GroupNorm kernels
+ * auto (CUDA_ATTENTION_AUTO_KERNEL, CUDA_GN_AUTO_FUSED) — the plan GPU run 8 measured
+ * fastest (docs/benchmarks.md). */
 void cuda_backend_options_default(struct cuda_backend_options *opt);
 
 /* No driver/GPU or device out of range → STATUS_NOT_FOUND / STATUS_INVALID_ARGUMENT;

@@ -13,11 +13,16 @@
  * map; options.group_norm_kernel), gn_fused_kernel: a block per
  * (sample, group) computes the statistics and applies them, one launch — and adds the
  * params' per-(sample, channel) shift first (the ResNet's time embedding), which the
- * three-kernel path leaves to backend.c.
+ * three-kernel path leaves to backend.c.  With group_norm_kernel 3 on sm_90 and few
+ * (sample, group) pairs (a U-Net step at 1–2 rows: 64 blocks for 132 SMs),
+ * gn_cluster_kernel splits each group's positions over a thread-block cluster of up to
+ * 8 blocks that add their sums through distributed shared memory — still one launch.
  * y may be x.
  * LayerNorm: one warp per row, two passes over the row, then the affine write; for
  * f16/bf16 rows of C % 8 == 0, C ≤ 2048 (16-byte aligned) the row stays in registers as
  * 8-element vectors (one read, one write), else three passes over memory. */
+#include <cooperative_groups.h>
+
 #include "engine/cuda/cuda_internal.h"
 
 #define GN_THREADS 512
@@ -339,6 +344,95 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     }
 }
 
+/* grid (G, N, CL), clusters of (1, 1, CL) blocks, GN_FUSED_THREADS threads (sm_90): the
+ * fused kernel's work for group (n, g) split over a cluster — block rank q takes
+ * positions q·rows + r, (q + CL)·rows + r, … — each block's Σ(x − shift) and
+ * Σ(x − shift)² (double, over the block) put in its shared memory, every block adding
+ * all CL of them in rank order (so every block gets the same mean and rstd) through
+ * distributed shared memory, then the apply over its own positions.  Every thread of
+ * every block reaches both cluster barriers (the second keeps a block's sums alive
+ * until the others have read them).  y may be x. */
+template <typename T, bool SILU>
+__global__ static void __launch_bounds__(GN_FUSED_THREADS)
+    gn_cluster_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
+                      int64_t positions, int c, int groups, float eps)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace coop = cooperative_groups;
+    coop::cluster_group cluster = coop::this_cluster();
+    __shared__ double red[32];
+    __shared__ double sums[2];
+    const int g = blockIdx.x, n = blockIdx.y, cg = c / groups, cp = cg / 2;
+    const int q = (int)cluster.block_rank(), nq = (int)cluster.num_blocks();
+    const int k = threadIdx.x % cp, r = threadIdx.x / cp, rows = blockDim.x / cp;
+    const size_t off = (size_t)n * (size_t)(positions * c) + (size_t)g * cg + 2 * k;
+    const T *xb = x + off;
+    T *yb = y + off;
+    const int ch = g * cg + 2 * k;
+    const float add0 = add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f;
+    const float add1 = add ? cuda_ld(add + (size_t)n * c + ch + 1) : 0.0f;
+    const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg) +
+                        (add ? cuda_ld(add + (size_t)n * c + (size_t)g * cg) : 0.0f);
+    const int64_t first = (int64_t)q * rows + r, step = (int64_t)rows * nq;
+    float s = 0.0f, qs = 0.0f;
+    if (r < rows) {
+#pragma unroll 4
+        for (int64_t p = first; p < positions; p += step) {
+            const float2 v = gn_ld2(xb + p * c);
+            const float a = v.x + add0 - shift, b = v.y + add1 - shift;
+            s += a + b;
+            qs += a * a + b * b;
+        }
+    }
+    const double bs = block_sum_d((double)s, red), bq = block_sum_d((double)qs, red);
+    if (threadIdx.x == 0) {
+        sums[0] = bs;
+        sums[1] = bq;
+    }
+    cluster.sync();
+    double ts = 0.0, tq = 0.0;
+    for (int b = 0; b < nq; b++) {
+        const double *o = cluster.map_shared_rank(sums, b);
+        ts += o[0];
+        tq += o[1];
+    }
+    cluster.sync();
+    const double cnt = (double)positions * cg, ds = ts / cnt, dq = tq / cnt;
+    const double var = dq - ds * ds > 0.0 ? dq - ds * ds : 0.0;
+    const float mean = shift + (float)ds, rstd = (float)(1.0 / sqrt(var + (double)eps));
+    if (r >= rows)
+        return;
+    const float a0 = rstd * (gamma ? cuda_ld(gamma + ch) : 1.0f);
+    const float a1 = rstd * (gamma ? cuda_ld(gamma + ch + 1) : 1.0f);
+    const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) + (add0 - mean) * a0};
+    const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) + (add1 - mean) * a1};
+#pragma unroll 4
+    for (int64_t p = first; p < positions; p += step) {
+        const float2 v = gn_ld2(xb + p * c);
+        gn_st2(yb + p * c, gn_out<SILU>(v.x, ab0), gn_out<SILU>(v.y, ab1));
+    }
+#else
+    __trap(); /* launched only on sm_90 and later (gn_cluster_blocks) */
+#endif
+}
+
+/* Blocks per cluster for group_norm_kernel 3: 1 (the fused kernel) below sm_90 or when
+ * the (sample, group) pairs alone give two blocks per SM; else doubled up to 8 while
+ * the grid is under two blocks per SM and each block keeps at least two rounds of
+ * positions. */
+static int gn_cluster_blocks(const struct cuda_backend *cb, int64_t n, int groups,
+                             int64_t positions, int cg)
+{
+    if (cb->cc_major < 9)
+        return 1;
+    const int64_t rows = GN_FUSED_THREADS / (cg / 2);
+    int cl = 1;
+    while (cl < 8 && n * groups * cl < 2 * (int64_t)cb->sm_count &&
+           positions >= rows * cl * 4)
+        cl *= 2;
+    return cl;
+}
+
 /* Whether the one-kernel path takes x → y (kernel: options.group_norm_kernel): 2 for
  * groups of at most GN_FUSED_MAX values (every U-Net map; a block per group reading a
  * VAE 512² group twice would leave most SMs idle); 0, the default, as
@@ -350,7 +444,7 @@ static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int gro
     const bool can = dtype_size(y->dtype) == 2 && cg % 2 == 0 && cg / 2 <= GN_FUSED_THREADS &&
                      ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0 &&
                      per_group <= GN_FUSED_MAX;
-    return can && (kernel == 2 || (kernel == 0 && CUDA_GN_AUTO_FUSED));
+    return can && (kernel == 2 || kernel == 3 || (kernel == 0 && CUDA_GN_AUTO_FUSED));
 }
 
 /* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least
@@ -436,27 +530,51 @@ static void gn_launch(const struct tensor *x, const struct tensor *gamma,
                                                           total, positions, c);
 }
 
+/* The one-kernel path: gn_fused_kernel, or gn_cluster_kernel over clusters of `cl`
+ * blocks (cl > 1). */
+template <typename T, bool SILU>
+static cudaError_t gn_launch_fused_as(const T *x, T *y, const T *gp, const T *bp, const T *ap,
+                                      int64_t n, int64_t positions, int c,
+                                      const struct group_norm_params *p, int cl, cudaStream_t st)
+{
+    if (cl <= 1) {
+        gn_fused_kernel<T, SILU><<<dim3((unsigned)p->groups, (unsigned)n), GN_FUSED_THREADS, 0,
+                                   st>>>(x, y, gp, bp, ap, positions, c, p->groups, p->eps);
+        return cudaSuccess;
+    }
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)p->groups, (unsigned)n, (unsigned)cl);
+    cfg.blockDim = dim3(GN_FUSED_THREADS);
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = (unsigned)cl;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, gn_cluster_kernel<T, SILU>, x, y, gp, bp, ap, positions, c,
+                              p->groups, p->eps);
+}
+
 template <typename T>
-static void gn_launch_fused(const struct tensor *x, const struct tensor *gamma,
-                            const struct tensor *beta, const struct group_norm_params *p,
-                            struct tensor *y, cudaStream_t st)
+static cudaError_t gn_launch_fused(const struct tensor *x, const struct tensor *gamma,
+                                   const struct tensor *beta, const struct group_norm_params *p,
+                                   struct tensor *y, int cl, cudaStream_t st)
 {
     const int64_t n = x->shape[0], c = tensor_last_dim(x);
     const int64_t positions = tensor_numel(x) / (n * c);
     const T *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
     const T *bp = beta ? (const T *)beta->data : (const T *)NULL;
     const T *ap = p->shift ? (const T *)p->shift->data : (const T *)NULL;
-    const dim3 grid((unsigned)p->groups, (unsigned)n);
     if constexpr (sizeof(T) == 2) { /* gn_use_fused: f16/bf16 only */
         if (p->silu)
-            gn_fused_kernel<T, true><<<grid, GN_FUSED_THREADS, 0, st>>>(
-                (const T *)x->data, (T *)y->data, gp, bp, ap, positions, (int)c, p->groups,
-                p->eps);
-        else
-            gn_fused_kernel<T, false><<<grid, GN_FUSED_THREADS, 0, st>>>(
-                (const T *)x->data, (T *)y->data, gp, bp, ap, positions, (int)c, p->groups,
-                p->eps);
+            return gn_launch_fused_as<T, true>((const T *)x->data, (T *)y->data, gp, bp, ap, n,
+                                               positions, (int)c, p, cl, st);
+        return gn_launch_fused_as<T, false>((const T *)x->data, (T *)y->data, gp, bp, ap, n,
+                                            positions, (int)c, p, cl, st);
     }
+    return cudaSuccess;
 }
 
 enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
@@ -470,7 +588,14 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
                            (long long)x->shape[0]);
     const int64_t c = tensor_last_dim(x), positions = tensor_numel(x) / x->shape[0] / c;
     if (gn_use_fused(x, y, p->groups, cb->group_norm_kernel)) {
-        CUDA_DISPATCH(y->dtype, gn_launch_fused<T>(x, gamma, beta, p, y, cb->stream));
+        const int cl = cb->group_norm_kernel == 3
+                           ? gn_cluster_blocks(cb, x->shape[0], p->groups, positions,
+                                               (int)(c / p->groups))
+                           : 1;
+        cudaError_t e = cudaSuccess;
+        CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, cl, cb->stream));
+        if (e != cudaSuccess)
+            return cuda_check(cb, e, "group_norm (cluster launch)", err);
         return cuda_check_launch(cb, "group_norm", err);
     }
     if (p->shift) /* backend.c adds it first, then the norm */

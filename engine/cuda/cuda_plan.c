@@ -10,7 +10,7 @@
 #define ITEM_MAX 64 /* one "key=value", NUL included */
 
 /* A key's values by name, in field order (value i ↔ field value i). */
-static const char *const GN_NAMES[] = {"auto", "split", "fused", NULL};
+static const char *const GN_NAMES[] = {"auto", "split", "fused", "cluster", NULL};
 static const char *const ONOFF_NAMES[] = {"off", "on", NULL};
 static const char *const TILES_NAMES[] = {"0", "1", "2", NULL};
 static const struct {
@@ -48,7 +48,7 @@ static enum status apply_item(const char *key, const char *value,
     int i;
     if (strcmp(key, "gn") == 0) {
         if ((i = name_index(GN_NAMES, value)) < 0)
-            return bad_value(key, value, "auto, split or fused", err);
+            return bad_value(key, value, "auto, split, fused or cluster", err);
         opt->group_norm_kernel = i;
     } else if (strcmp(key, "stack") == 0 || strcmp(key, "autotune") == 0 ||
                strcmp(key, "find") == 0) {
@@ -125,7 +125,7 @@ void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t 
     const int gn = opt->group_norm_kernel;
     const int tiles = opt->attention_row_tiles;
     snprintf(buf, cap, "gn=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s",
-             gn >= 0 && gn <= 2 ? GN_NAMES[gn] : "auto", ONOFF_NAMES[opt->linear_stack],
+             gn >= 0 && gn <= 3 ? GN_NAMES[gn] : "auto", ONOFF_NAMES[opt->linear_stack],
              ONOFF_NAMES[opt->gemm_autotune], ONOFF_NAMES[opt->cudnn_find],
              opt->conv_gemm_rows, attention, tiles >= 0 && tiles <= 2 ? TILES_NAMES[tiles] : "0");
 }
@@ -150,8 +150,10 @@ static const struct {
     {"im2col_512", "im2col=512"}, /* 2 rows: the 8×8 and 16×16 maps; 16: none */
     {"cudnn", "im2col=0"},
     {"autotune", "autotune=on"},
+    {"heuristic", "autotune=off"},
     {"gn_split", "gn=split"},
     {"gn_fused", "gn=fused"},
+    {"gn_cluster", "gn=cluster"},
     {"stacked", "stack=on"},
     {"unstacked", "stack=off"},
     {"exact2", "attention=exact2"},

@@ -5,7 +5,7 @@
  * build still validates the flag).
  *
  *   "key=value,key=value,…" (spaces not allowed; "" and "default" change nothing)
- *     gn=auto|split|fused     group_norm_kernel 0 / 1 / 2
+ *     gn=auto|split|fused|cluster  group_norm_kernel 0 / 1 / 2 / 3
  *     stack=on|off            linear_stack
  *     autotune=on|off         gemm_autotune
  *     find=on|off             cudnn_find

@@ -11,9 +11,10 @@ import sys
 
 # test_gpu_ops's variant tag → bench_gpu's plan-table names (unet_step_<name>)
 TAG_PLAN = {"[lean]": "lean", "[lean mma]": "lean_mma,lean_mma_t1", "[lean mma 2 tiles]": "lean_mma",
-            "[exact2]": "exact2", "[gn fused]": "gn_fused", "[gn split]": "gn_split",
+            "[exact2]": "exact2", "[gn fused]": "gn_fused", "[gn split]": "gn_split", "[gn cluster]": "gn_cluster",
             "[stacked gemm]": "stacked", "[unstacked]": "unstacked", "[autotuned]": "autotune",
-            "[im2col]": "im2col,im2col_2k,im2col_512"}
+            "[heuristic]": "heuristic", "[im2col]": "im2col,im2col_2k,im2col_512",
+            "[cudnn]": "cudnn"}
 # variants that are no plan-table entry: their failure blocks nothing adopted (any
 # unlisted tag's failure, as the default path's, adopts nothing)
 OTHER_TAGS = ("[scalar]", "[padded]", "[3 stages]", "[bk 128]", "[1 sync]")

@@ -38,6 +38,9 @@ expect "the kernel before LEAN_MMA: exclude exact2" "--exclude exact2" \
   '{"op":"attention_d64_ragged_causal[exact2]","ok":false}'
 expect "im2col: all three thresholds" "--exclude im2col,im2col_2k,im2col_512,unstacked" \
   '{"op":"conv_sd_8x8[im2col]","ok":false}' '{"op":"linear_stack_odd[unstacked]","ok":false}'
+expect "the cluster GroupNorm" "--exclude gn_cluster" '{"op":"group_norm_sd_64x64x320[gn cluster]","ok":false}'
+expect "the ways back to cuDNN and the heuristic GEMMs" "--exclude cudnn,heuristic" \
+  '{"op":"conv_sd_8x8[cudnn]","ok":false}' '{"op":"linear_odd[heuristic]","ok":false}'
 expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":false}'
 expect "the default path failed: adopt nothing" "--no-adopt" \
   '{"op":"a[lean]","ok":false}' '{"op":"group_norm","dtype":"bf16","ok":false}'

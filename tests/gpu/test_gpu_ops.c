@@ -35,11 +35,14 @@ struct suite {
     struct backend *gpu_scalar; /* attention on the f32 kernels (options.attention_scalar),
                                    small convolutions as im2col + GEMM (conv_gemm_rows) */
     struct backend *gpu_padded; /* flash attention on the padded kernels; GroupNorm on
-                                   the statistics/merge/apply kernels; GEMMs autotuned */
+                                   the statistics/merge/apply kernels; GEMMs autotuned;
+                                   every convolution on cuDNN */
     struct backend *gpu_stages; /* flash attention on three K/V stages; GroupNorm on the
                                    one-kernel path wherever it applies; linear_stack as
-                                   one strided-batched GEMM */
-    struct backend *gpu_bk128;  /* flash attention on key tiles of 128 */
+                                   one strided-batched GEMM; GEMMs on cuBLASLt's
+                                   heuristic choice */
+    struct backend *gpu_bk128;  /* flash attention on key tiles of 128; GroupNorm split over
+                                   thread-block clusters where that applies (sm_90) */
     struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
     struct backend *gpu_lean;   /* flash attention with the lean softmax */
     struct backend *gpu_lean_mma; /* … and the row sums on the tensor cores */
@@ -864,11 +867,12 @@ int main(int argc, char **argv)
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_stages, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
-    opt.group_norm_kernel = 0;
+    opt.group_norm_kernel = 3;
     opt.linear_stack = false;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_bk128, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_SYNC1;
+    opt.group_norm_kernel = 0;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_sync1, &err);
     opt.attention_kernel = CUDA_ATTENTION_LEAN;
@@ -913,15 +917,20 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_exact2, "[exact2]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean_mma_t2, "[lean mma 2 tiles]", &CASES[i], DTYPES[d]);
             }
-            if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32)
+            if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32) {
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_padded, "[cudnn]", &CASES[i], DTYPES[d]);
+            }
             if (CASES[i].fn == c_group_norm) {
                 check_case(&su, su.gpu_padded, "[gn split]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_stages, "[gn fused]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_bk128, "[gn cluster]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul ||
-                CASES[i].fn == c_linear_stack)
+                CASES[i].fn == c_linear_stack) {
                 check_case(&su, su.gpu_padded, "[autotuned]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_stages, "[heuristic]", &CASES[i], DTYPES[d]);
+            }
             if (CASES[i].fn == c_linear_stack) {
                 check_case(&su, su.gpu_stages, "[stacked gemm]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_exact2, "[unstacked]", &CASES[i], DTYPES[d]);

@@ -18,6 +18,8 @@ static struct cuda_backend_options defaults(void)
     memset(&o, 0, sizeof o);
     o.allow_tf32 = true;
     o.linear_stack = true;
+    o.gemm_autotune = true;
+    o.conv_gemm_rows = 512;
     o.weight_dtype = DTYPE_F16;
     return o;
 }
@@ -77,6 +79,7 @@ START_TEST(test_round_trip)
         "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0",
         "gn=fused,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1",
         "gn=split,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2",
+        "gn=cluster,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0",
         "gn=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0",
         "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0",
     };
@@ -90,7 +93,7 @@ START_TEST(test_round_trip)
     }
     /* the longest text fits */
     struct cuda_backend_options o = defaults();
-    o.group_norm_kernel = 2;
+    o.group_norm_kernel = 3;
     o.linear_stack = o.gemm_autotune = o.cudnn_find = true;
     o.conv_gemm_rows = 1 << 30;
     o.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
@@ -157,12 +160,16 @@ START_TEST(test_trials_differ_from_base)
     struct cuda_backend_options base = defaults();
     struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    /* every trial but those the defaults already are: cudnn (im2col=0), stacked, the
+    /* every trial but those the defaults already are: im2col_512, autotune, stacked, the
      * GroupNorm kernel auto takes, lean_mma (attention auto) */
-    ck_assert_int_eq(n, 10);
+    ck_assert_int_eq(n, 11);
+    ck_assert_int_eq(t[trial_index(t, n, "gn_cluster")].plan.group_norm_kernel, 3);
     ck_assert_int_lt(trial_index(t, n, CUDA_GN_AUTO_FUSED ? "gn_fused" : "gn_split"), 0);
     ck_assert_int_ge(trial_index(t, n, CUDA_GN_AUTO_FUSED ? "gn_split" : "gn_fused"), 0);
-    ck_assert_int_lt(trial_index(t, n, "cudnn"), 0);
+    ck_assert_int_lt(trial_index(t, n, "im2col_512"), 0);
+    ck_assert_int_lt(trial_index(t, n, "autotune"), 0);
+    ck_assert_int_ge(trial_index(t, n, "cudnn"), 0);
+    ck_assert_int_ge(trial_index(t, n, "heuristic"), 0);
     ck_assert_int_lt(trial_index(t, n, "stacked"), 0);
     ck_assert_int_lt(trial_index(t, n, "lean_mma"), 0);
     ck_assert_int_ge(trial_index(t, n, "unstacked"), 0);
@@ -176,14 +183,14 @@ START_TEST(test_trials_differ_from_base)
     ck_assert_int_ge(t1, 0);
     ck_assert_int_eq(t[t1].plan.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
     ck_assert_int_eq(t[t1].plan.attention_row_tiles, 1);
-    ck_assert_int_eq(t[trial_index(t, n, "im2col_512")].plan.conv_gemm_rows, 512);
+    ck_assert_int_eq(t[trial_index(t, n, "im2col_2k")].plan.conv_gemm_rows, 2048);
     /* a base away from the defaults: the trials back to them, not those it already has */
     struct errbuf err;
     ck_assert_int_eq(cuda_plan_parse("gn=split,stack=off,im2col=2048,attention=exact2", &base,
                                      &err),
                      STATUS_OK);
     const int m = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    ck_assert_int_eq(m, 10);
+    ck_assert_int_eq(m, 11);
     ck_assert_int_ge(trial_index(t, m, "cudnn"), 0);
     ck_assert_int_ge(trial_index(t, m, "stacked"), 0);
     ck_assert_int_ge(trial_index(t, m, "gn_fused"), 0);
@@ -217,16 +224,16 @@ static int combine(const char *const *names, const double *small, const double *
 START_TEST(test_combine_takes_the_faster)
 {
     struct cuda_backend_options best;
-    /* the GroupNorm trial and unstacked faster; find slower; autotune faster by < 1 %; im2col faster
+    /* the GroupNorm trial and unstacked faster; find slower; heuristic faster by < 1 %; im2col faster
      * at 2 rows but slower at 16 */
-    const char *names[] = {GN_TRIAL, "unstacked", "find", "autotune", "im2col"};
+    const char *names[] = {GN_TRIAL, "unstacked", "find", "heuristic", "im2col"};
     const double small[] = {0.0090, 0.0097, 0.0110, 0.00995, 0.0080};
     const double large[] = {0.0380, 0.0400, 0.0400, 0.0390, 0.0420};
     ck_assert_int_eq(combine(names, small, large, 5, NULL, &best), 2);
     ck_assert_int_eq(best.group_norm_kernel, GN_TRIAL_KERNEL);
     ck_assert(!best.linear_stack);
-    ck_assert(!best.cudnn_find && !best.gemm_autotune);
-    ck_assert_int_eq(best.conv_gemm_rows, 0);
+    ck_assert(!best.cudnn_find && best.gemm_autotune);
+    ck_assert_int_eq(best.conv_gemm_rows, 512);
     /* nothing faster: the base */
     const double slow[] = {0.011, 0.012, 0.013, 0.014, 0.015};
     ck_assert_int_eq(combine(names, slow, large, 5, NULL, &best), 0);
@@ -253,7 +260,7 @@ START_TEST(test_combine_one_choice_per_field)
     ck_assert_int_eq(best.attention_kernel, CUDA_ATTENTION_LEAN_MMA);
     ck_assert_int_eq(best.attention_row_tiles, 1);
     /* three im2col thresholds: the fastest of those not slower at 16 rows */
-    const char *conv[] = {"im2col", "im2col_2k", "im2col_512"};
+    const char *conv[] = {"im2col", "im2col_2k", "cudnn"};
     const double cs[] = {0.0075, 0.0080, 0.0090}, cl[] = {0.0405, 0.0400, 0.0398};
     ck_assert_int_eq(combine(conv, cs, cl, 3, NULL, &best), 1);
     ck_assert_int_eq(best.conv_gemm_rows, 2048);
