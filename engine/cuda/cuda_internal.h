@@ -31,6 +31,9 @@ struct cuda_backend {
     bool linear_stack;    /* options.linear_stack */
     int group_norm_kernel; /* options.group_norm_kernel */
     int cc_major;        /* the device's compute capability (major) */
+    int gn_cluster;      /* whether gn_cluster_kernel can run here (cuda_norm.cu): 0 not
+                            asked yet, 1 yes, -1 no (no cluster launch, its code was built
+                            from PTX below compute_90, or a cluster launch failed) */
     size_t max_smem;     /* opt-in shared memory per block, bytes */
     int sm_count;        /* multiprocessors */
     enum dtype weight_dtype;

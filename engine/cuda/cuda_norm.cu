@@ -24,6 +24,9 @@
 #include <cooperative_groups.h>
 
 #include "engine/cuda/cuda_internal.h"
+extern "C" {
+#include "engine/log.h"
+}
 
 #define GN_THREADS 512
 #define LN_WARPS 8
@@ -416,14 +419,35 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
 #endif
 }
 
-/* Blocks per cluster for group_norm_kernel 3: 1 (the fused kernel) below sm_90 or when
- * the (sample, group) pairs alone give two blocks per SM; else doubled up to 8 while
- * the grid is under two blocks per SM and each block keeps at least two rounds of
- * positions. */
-static int gn_cluster_blocks(const struct cuda_backend *cb, int64_t n, int groups,
-                             int64_t positions, int cg)
+/* Whether gn_cluster_kernel runs here: cluster launches, and the kernel's code built
+ * from compute_90 PTX or later — a build for older GPUs only, JIT-compiled on an H100,
+ * would run the __trap stub (a sticky error).  Asked once, kept in cb->gn_cluster. */
+static bool gn_cluster_ok(struct cuda_backend *cb)
 {
-    if (cb->cc_major < 9)
+    if (cb->gn_cluster == 0) {
+        int cluster = 0;
+        struct cudaFuncAttributes fa;
+        const bool ok =
+            cb->cc_major >= 9 &&
+            cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, cb->device) ==
+                cudaSuccess &&
+            cluster && cudaFuncGetAttributes(&fa, gn_cluster_kernel<__half, false>) == cudaSuccess &&
+            fa.ptxVersion >= 90;
+        if (!ok)
+            (void)cudaGetLastError(); /* an attribute query's error is no op's */
+        cb->gn_cluster = ok ? 1 : -1;
+    }
+    return cb->gn_cluster > 0;
+}
+
+/* Blocks per cluster for group_norm_kernel 3: 1 (the fused kernel) where clusters do not
+ * run (gn_cluster_ok) or when the (sample, group) pairs alone give two blocks per SM;
+ * else doubled up to 8 while the grid is under two blocks per SM and each block keeps
+ * at least two rounds of positions. */
+static int gn_cluster_blocks(struct cuda_backend *cb, int64_t n, int groups, int64_t positions,
+                             int cg)
+{
+    if (!gn_cluster_ok(cb))
         return 1;
     const int64_t rows = GN_FUSED_THREADS / (cg / 2);
     int cl = 1;
@@ -546,7 +570,7 @@ static cudaError_t gn_launch_fused_as(const T *x, T *y, const T *gp, const T *bp
     cfg.gridDim = dim3((unsigned)p->groups, (unsigned)n, (unsigned)cl);
     cfg.blockDim = dim3(GN_FUSED_THREADS);
     cfg.stream = st;
-    cudaLaunchAttribute attr[1];
+    cudaLaunchAttribute attr[1] = {};
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 1;
     attr[0].val.clusterDim.y = 1;
@@ -574,7 +598,7 @@ static cudaError_t gn_launch_fused(const struct tensor *x, const struct tensor *
         return gn_launch_fused_as<T, false>((const T *)x->data, (T *)y->data, gp, bp, ap, n,
                                             positions, (int)c, p, cl, st);
     }
-    return cudaSuccess;
+    return cudaErrorInvalidValue; /* gn_use_fused takes f16/bf16 only */
 }
 
 enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
@@ -592,10 +616,21 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
                            ? gn_cluster_blocks(cb, x->shape[0], p->groups, positions,
                                                (int)(c / p->groups))
                            : 1;
-        cudaError_t e = cudaSuccess;
+        cudaError_t e = cudaErrorInvalidValue;
         CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, cl, cb->stream));
+        if (e != cudaSuccess && cl > 1) {
+            /* a cluster launch refused without harm (resources, configuration): no
+             * clusters from now on, and this call on the one-block kernel */
+            (void)cudaGetLastError();
+            if (cudaPeekAtLastError() != cudaSuccess)
+                return cuda_check(cb, e, "group_norm (cluster launch)", err);
+            cb->gn_cluster = -1;
+            LOG_WARNF("cuda", "group_norm: cluster launch refused (%s); one block per group",
+                      cudaGetErrorString(e));
+            CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, 1, cb->stream));
+        }
         if (e != cudaSuccess)
-            return cuda_check(cb, e, "group_norm (cluster launch)", err);
+            return cuda_check(cb, e, "group_norm", err);
         return cuda_check_launch(cb, "group_norm", err);
     }
     if (p->shift) /* backend.c adds it first, then the norm */
