@@ -294,13 +294,81 @@ template <typename T> __device__ __forceinline__ void gn_st2(T *p, float a, floa
     *(uint32_t *)p = w.u;
 }
 
+/* Thread (r, k) of group (n, g) on the one-kernel paths: its channel pair k's pointers
+ * (x, y at position 0), its time-embedding shift (add{N,C}, NULL: none) and the
+ * statistics' shift — the group's first value with its add: no cancellation when
+ * |mean| ≫ std. */
+template <typename T> struct gn_pair {
+    const T *x;
+    T *y;
+    int ch;
+    float add0, add1, shift;
+};
+
+template <typename T>
+__device__ __forceinline__ gn_pair<T> gn_pair_at(const T *x, T *y, const T *add,
+                                                 int64_t positions, int c, int cg, int n, int g,
+                                                 int k)
+{
+    gn_pair<T> t;
+    const size_t off = (size_t)n * (size_t)(positions * c) + (size_t)g * cg + 2 * k;
+    t.x = x + off;
+    t.y = y + off;
+    t.ch = g * cg + 2 * k;
+    t.add0 = add ? cuda_ld(add + (size_t)n * c + t.ch) : 0.0f;
+    t.add1 = add ? cuda_ld(add + (size_t)n * c + t.ch + 1) : 0.0f;
+    t.shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg) +
+              (add ? cuda_ld(add + (size_t)n * c + (size_t)g * cg) : 0.0f);
+    return t;
+}
+
+/* *s, *q = Σ(x + add − shift) and Σ(x + add − shift)² over the pair at positions first,
+ * first + step, … */
+template <typename T>
+__device__ __forceinline__ void gn_pair_sums(const gn_pair<T> &t, int64_t first, int64_t step,
+                                             int64_t positions, int c, float *s, float *q)
+{
+    float ss = 0.0f, qq = 0.0f;
+#pragma unroll 8
+    for (int64_t p = first; p < positions; p += step) {
+        const float2 v = gn_ld2(t.x + p * c);
+        const float a = v.x + t.add0 - t.shift, b = v.y + t.add1 - t.shift;
+        ss += a + b;
+        qq += a * a + b * b;
+    }
+    *s = ss;
+    *q = qq;
+}
+
+/* The group's mean and rstd from its sums (double) over cnt values, then the pair at
+ * the same positions written as y = (x + add − mean)·rstd·γ + β = x·a + b (then
+ * SiLU), b = β + (add − mean)·a. */
+template <typename T, bool SILU>
+__device__ __forceinline__ void gn_pair_apply(const gn_pair<T> &t, double sum, double sumsq,
+                                              double cnt, const T *gamma, const T *beta,
+                                              float eps, int64_t first, int64_t step,
+                                              int64_t positions, int c)
+{
+    const double ds = sum / cnt, dq = sumsq / cnt;
+    const double var = dq - ds * ds > 0.0 ? dq - ds * ds : 0.0;
+    const float mean = t.shift + (float)ds, rstd = (float)(1.0 / sqrt(var + (double)eps));
+    const float a0 = rstd * (gamma ? cuda_ld(gamma + t.ch) : 1.0f);
+    const float a1 = rstd * (gamma ? cuda_ld(gamma + t.ch + 1) : 1.0f);
+    const float ab0[2] = {a0, (beta ? cuda_ld(beta + t.ch) : 0.0f) + (t.add0 - mean) * a0};
+    const float ab1[2] = {a1, (beta ? cuda_ld(beta + t.ch + 1) : 0.0f) + (t.add1 - mean) * a1};
+#pragma unroll 8
+    for (int64_t p = first; p < positions; p += step) {
+        const float2 v = gn_ld2(t.x + p * c);
+        gn_st2(t.y + p * c, gn_out<SILU>(v.x, ab0), gn_out<SILU>(v.y, ab1));
+    }
+}
+
 /* grid (G, N), GN_FUSED_THREADS threads: the whole group (n, g) — P positions × cg
  * channels (cg even, f16/bf16, 4-byte aligned) — in one block, one launch instead of
  * three.  Thread (r, k) = (tid / (cg/2), tid % (cg/2)) owns channel pair k of positions
- * r, r + rows, ... (rows = threads / (cg/2)).  Pass 1 sums x − shift and (x − shift)²
- * (shift = the group's first value: no cancellation when |mean| ≫ std), reduced over
- * the block in double; pass 2 (the group's values again, mostly from L2) writes
- * y = x·a + b (then SiLU) with the thread's two channels' (a, b).  y may be x. */
+ * r, r + rows, ... (rows = threads / (cg/2)): its sums (gn_pair_sums), reduced over
+ * the block in double, then (the group's values again, mostly from L2) the apply
+ * (gn_pair_apply).  y may be x. */
 template <typename T, bool SILU>
 __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     gn_fused_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
@@ -309,52 +377,24 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     __shared__ double red[32];
     const int g = blockIdx.x, n = blockIdx.y, cg = c / groups, cp = cg / 2;
     const int k = threadIdx.x % cp, r = threadIdx.x / cp, rows = blockDim.x / cp;
-    const size_t off = (size_t)n * (size_t)(positions * c) + (size_t)g * cg + 2 * k;
-    const T *xb = x + off;
-    T *yb = y + off;
-    /* add{N,C} (the shift of group_norm_params, NULL: none) for this thread's pair, and
-     * for the group's first channel (the statistics' shift: the group's first value) */
-    const int ch = g * cg + 2 * k;
-    const float add0 = add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f;
-    const float add1 = add ? cuda_ld(add + (size_t)n * c + ch + 1) : 0.0f;
-    const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg) +
-                        (add ? cuda_ld(add + (size_t)n * c + (size_t)g * cg) : 0.0f);
+    const gn_pair<T> t = gn_pair_at(x, y, add, positions, c, cg, n, g, k);
     float s = 0.0f, q = 0.0f;
-    if (r < rows) {
-#pragma unroll 8
-        for (int64_t p = r; p < positions; p += rows) {
-            const float2 v = gn_ld2(xb + p * c);
-            const float a = v.x + add0 - shift, b = v.y + add1 - shift;
-            s += a + b;
-            q += a * a + b * b;
-        }
-    }
-    const double cnt = (double)positions * cg;
-    const double ds = block_sum_d((double)s, red) / cnt, dq = block_sum_d((double)q, red) / cnt;
-    const double var = dq - ds * ds > 0.0 ? dq - ds * ds : 0.0;
-    const float mean = shift + (float)ds, rstd = (float)(1.0 / sqrt(var + (double)eps));
-    if (r >= rows)
-        return;
-    /* y = (x + add − mean)·rstd·γ + β = x·a + b with b = β + (add − mean)·a */
-    const float a0 = rstd * (gamma ? cuda_ld(gamma + ch) : 1.0f);
-    const float a1 = rstd * (gamma ? cuda_ld(gamma + ch + 1) : 1.0f);
-    const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) + (add0 - mean) * a0};
-    const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) + (add1 - mean) * a1};
-#pragma unroll 8
-    for (int64_t p = r; p < positions; p += rows) {
-        const float2 v = gn_ld2(xb + p * c);
-        gn_st2(yb + p * c, gn_out<SILU>(v.x, ab0), gn_out<SILU>(v.y, ab1));
-    }
+    if (r < rows)
+        gn_pair_sums(t, r, rows, positions, c, &s, &q);
+    const double bs = block_sum_d((double)s, red), bq = block_sum_d((double)q, red);
+    if (r < rows)
+        gn_pair_apply<T, SILU>(t, bs, bq, (double)positions * cg, gamma, beta, eps, r, rows,
+                               positions, c);
 }
 
 /* grid (G, N, CL), clusters of (1, 1, CL) blocks, GN_FUSED_THREADS threads (sm_90): the
  * fused kernel's work for group (n, g) split over a cluster — block rank q takes
- * positions q·rows + r, (q + CL)·rows + r, … — each block's Σ(x − shift) and
- * Σ(x − shift)² (double, over the block) put in its shared memory, every block adding
- * all CL of them in rank order (so every block gets the same mean and rstd) through
- * distributed shared memory, then the apply over its own positions.  Every thread of
- * every block reaches both cluster barriers (the second keeps a block's sums alive
- * until the others have read them).  y may be x. */
+ * positions q·rows + r, (q + CL)·rows + r, … — each block's sums (double, over the
+ * block) put in its shared memory, every block adding all CL of them in rank order (so
+ * every block gets the same mean and rstd) through distributed shared memory, then the
+ * apply over its own positions.  Every thread of every block reaches both cluster
+ * barriers (the second keeps a block's sums alive until the others have read them).
+ * y may be x. */
 template <typename T, bool SILU>
 __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     gn_cluster_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
@@ -368,25 +408,11 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     const int g = blockIdx.x, n = blockIdx.y, cg = c / groups, cp = cg / 2;
     const int q = (int)cluster.block_rank(), nq = (int)cluster.num_blocks();
     const int k = threadIdx.x % cp, r = threadIdx.x / cp, rows = blockDim.x / cp;
-    const size_t off = (size_t)n * (size_t)(positions * c) + (size_t)g * cg + 2 * k;
-    const T *xb = x + off;
-    T *yb = y + off;
-    const int ch = g * cg + 2 * k;
-    const float add0 = add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f;
-    const float add1 = add ? cuda_ld(add + (size_t)n * c + ch + 1) : 0.0f;
-    const float shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg) +
-                        (add ? cuda_ld(add + (size_t)n * c + (size_t)g * cg) : 0.0f);
+    const gn_pair<T> t = gn_pair_at(x, y, add, positions, c, cg, n, g, k);
     const int64_t first = (int64_t)q * rows + r, step = (int64_t)rows * nq;
     float s = 0.0f, qs = 0.0f;
-    if (r < rows) {
-#pragma unroll 4
-        for (int64_t p = first; p < positions; p += step) {
-            const float2 v = gn_ld2(xb + p * c);
-            const float a = v.x + add0 - shift, b = v.y + add1 - shift;
-            s += a + b;
-            qs += a * a + b * b;
-        }
-    }
+    if (r < rows)
+        gn_pair_sums(t, first, step, positions, c, &s, &qs);
     const double bs = block_sum_d((double)s, red), bq = block_sum_d((double)qs, red);
     if (threadIdx.x == 0) {
         sums[0] = bs;
@@ -400,22 +426,11 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
         tq += o[1];
     }
     cluster.sync();
-    const double cnt = (double)positions * cg, ds = ts / cnt, dq = tq / cnt;
-    const double var = dq - ds * ds > 0.0 ? dq - ds * ds : 0.0;
-    const float mean = shift + (float)ds, rstd = (float)(1.0 / sqrt(var + (double)eps));
-    if (r >= rows)
-        return;
-    const float a0 = rstd * (gamma ? cuda_ld(gamma + ch) : 1.0f);
-    const float a1 = rstd * (gamma ? cuda_ld(gamma + ch + 1) : 1.0f);
-    const float ab0[2] = {a0, (beta ? cuda_ld(beta + ch) : 0.0f) + (add0 - mean) * a0};
-    const float ab1[2] = {a1, (beta ? cuda_ld(beta + ch + 1) : 0.0f) + (add1 - mean) * a1};
-#pragma unroll 4
-    for (int64_t p = first; p < positions; p += step) {
-        const float2 v = gn_ld2(xb + p * c);
-        gn_st2(yb + p * c, gn_out<SILU>(v.x, ab0), gn_out<SILU>(v.y, ab1));
-    }
+    if (r < rows)
+        gn_pair_apply<T, SILU>(t, ts, tq, (double)positions * cg, gamma, beta, eps, first,
+                               step, positions, c);
 #else
-    __trap(); /* launched only on sm_90 and later (gn_cluster_blocks) */
+    __trap(); /* launched only where gn_cluster_ok holds */
 #endif
 }
 
