@@ -92,7 +92,7 @@ static enum status load_params(const struct weights *w, const char *prefix,
     enum status s = load_norm(w, prefix, "norm1", cin, b, &r->norm1_w, &r->norm1_b, err);
     if (s == STATUS_OK)
         s = load_conv(w, prefix, "conv1", cout, cin, 3, b, &r->conv1_w, &r->conv1_b, err);
-    if (s == STATUS_OK && r->cfg.temb_channels > 0)
+    if (s == STATUS_OK && r->cfg.temb_channels > 0 && !r->cfg.temb_projected)
         s = load_linear(w, prefix, "time_emb_proj", cout, r->cfg.temb_channels, b, &r->temb_w,
                         &r->temb_b, err);
     if (s == STATUS_OK)
@@ -139,9 +139,11 @@ static enum status project_temb(const struct resnet_block *r, struct workspace *
     return backend_linear(temb_silu, &r->temb_w, &r->temb_b, NULL, t, err);
 }
 
+/* temb is SiLU(temb){N,temb_channels} (projected false) or the block's projection
+ * {N,Cout} (projected true), as the block was loaded for. */
 static enum status check_inputs(const struct resnet_block *r, const struct tensor *x,
-                                const struct tensor *temb_silu, const struct tensor *y,
-                                struct errbuf *err)
+                                const struct tensor *temb, bool projected,
+                                const struct tensor *y, struct errbuf *err)
 {
     const struct resnet_config *c = &r->cfg;
     if (x->ndim != 4 || x->shape[3] != c->in_channels || y->ndim != 4 ||
@@ -150,19 +152,26 @@ static enum status check_inputs(const struct resnet_block *r, const struct tenso
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "resnet: x must be {N,H,W,%d} and y {N,H,W,%d}", c->in_channels,
                            c->out_channels);
-    if (c->temb_channels > 0 &&
-        (!temb_silu || temb_silu->ndim != 2 || temb_silu->shape[0] != x->shape[0] ||
-         temb_silu->shape[1] != c->temb_channels))
-        return status_fail(err, STATUS_INVALID_ARGUMENT, "resnet: temb must be {N,%d}",
-                           c->temb_channels);
+    if (c->temb_channels > 0 && projected != c->temb_projected)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           projected ? "resnet: the block projects its time embedding itself "
+                                       "(resnet_forward)"
+                                     : "resnet: the block's time embedding is projected by the "
+                                       "caller (resnet_forward_projected)");
+    const int64_t temb_width = projected ? c->out_channels : c->temb_channels;
+    if (c->temb_channels > 0 && (!temb || temb->ndim != 2 || temb->shape[0] != x->shape[0] ||
+                                 temb->shape[1] != temb_width))
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "resnet: temb must be {N,%lld}",
+                           (long long)temb_width);
     if (x->data == y->data)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "resnet: y must not alias x");
     return STATUS_OK;
 }
 
-/* The block body; intermediates from ws (the caller rewinds). */
+/* The block body; intermediates from ws (the caller rewinds).  temb as check_inputs
+ * took it. */
 static enum status forward_body(const struct resnet_block *r, struct workspace *ws,
-                                const struct tensor *x, const struct tensor *temb_silu,
+                                const struct tensor *x, const struct tensor *temb,
                                 struct tensor *y, struct errbuf *err)
 {
     const struct resnet_config *c = &r->cfg;
@@ -179,8 +188,10 @@ static enum status forward_body(const struct resnet_block *r, struct workspace *
     if (s == STATUS_OK)
         s = backend_conv2d(&a, &r->conv1_w, &r->conv1_b, NULL, &k3, &h, err);
     struct tensor t; /* {N,Cout} */
-    if (s == STATUS_OK && c->temb_channels > 0) {
-        s = project_temb(r, ws, temb_silu, n, &t, err);
+    if (s == STATUS_OK && c->temb_channels > 0 && c->temb_projected) {
+        gn2.shift = temb;
+    } else if (s == STATUS_OK && c->temb_channels > 0) {
+        s = project_temb(r, ws, temb, n, &t, err);
         gn2.shift = &t;
     }
     if (s == STATUS_OK)
@@ -216,17 +227,32 @@ static enum status apply_output_scale(const struct resnet_block *r, struct tenso
     return backend_axpby(&flat, &flat, &alpha, &beta, &flat, err);
 }
 
-enum status resnet_forward(const struct resnet_block *r, struct workspace *ws,
-                           const struct tensor *x, const struct tensor *temb_silu,
+/* Checks, then the body over ws (rewound after), then the output scale. */
+static enum status forward(const struct resnet_block *r, struct workspace *ws,
+                           const struct tensor *x, const struct tensor *temb, bool projected,
                            struct tensor *y, struct errbuf *err)
 {
-    enum status s = check_inputs(r, x, temb_silu, y, err);
+    enum status s = check_inputs(r, x, temb, projected, y, err);
     if (s != STATUS_OK)
         return s;
     struct workspace_mark m = workspace_mark(ws);
-    s = forward_body(r, ws, x, temb_silu, y, err);
+    s = forward_body(r, ws, x, temb, y, err);
     workspace_rewind(ws, m);
     if (s == STATUS_OK)
         s = apply_output_scale(r, y, err);
     return s;
+}
+
+enum status resnet_forward(const struct resnet_block *r, struct workspace *ws,
+                           const struct tensor *x, const struct tensor *temb_silu,
+                           struct tensor *y, struct errbuf *err)
+{
+    return forward(r, ws, x, temb_silu, false, y, err);
+}
+
+enum status resnet_forward_projected(const struct resnet_block *r, struct workspace *ws,
+                                     const struct tensor *x, const struct tensor *temb_proj,
+                                     struct tensor *y, struct errbuf *err)
+{
+    return forward(r, ws, x, temb_proj, true, y, err);
 }

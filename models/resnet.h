@@ -29,6 +29,9 @@ struct resnet_config {
     int in_channels;           /* Cin */
     int out_channels;          /* Cout */
     int temb_channels;         /* 0: no time-embedding projection (VAE) */
+    bool temb_projected;       /* the caller projects the time embedding for the block
+                                  (resnet_forward_projected; the U-Net does all its
+                                  blocks' at once): time_emb_proj is not loaded here */
     int groups;                /* GroupNorm groups for both norms */
     float eps;                 /* GroupNorm eps (VAE 1e-6, U-Net norm_eps 1e-5) */
     float output_scale_factor; /* 1 in SD */
@@ -38,7 +41,8 @@ struct resnet_block {
     struct resnet_config cfg;
     struct tensor norm1_w, norm1_b;   /* {Cin} */
     struct tensor conv1_w, conv1_b;   /* {Cout,3,3,Cin}, {Cout} */
-    struct tensor temb_w, temb_b;     /* {Cout,temb_channels}, {Cout}; unset without temb */
+    struct tensor temb_w, temb_b;     /* {Cout,temb_channels}, {Cout}; unset without temb
+                                         or when cfg.temb_projected */
     struct tensor norm2_w, norm2_b;   /* {Cout} */
     struct tensor conv2_w, conv2_b;   /* {Cout,3,3,Cout}, {Cout} */
     struct tensor short_w, short_b;   /* {Cout,1,1,Cin}, {Cout}; unset when Cin == Cout */
@@ -63,5 +67,12 @@ void resnet_free(struct resnet_block *r);
 enum status resnet_forward(const struct resnet_block *r, struct workspace *ws,
                            const struct tensor *x, const struct tensor *temb_silu,
                            struct tensor *y, struct errbuf *err);
+
+/* The same for a block loaded with cfg.temb_projected: temb_proj{N,Cout} is
+ * time_emb_proj(SiLU(temb)) for this block, projected by the caller (NULL when
+ * temb_channels is 0).  resnet_forward refuses such a block, and this one any other. */
+enum status resnet_forward_projected(const struct resnet_block *r, struct workspace *ws,
+                                     const struct tensor *x, const struct tensor *temb_proj,
+                                     struct tensor *y, struct errbuf *err);
 
 #endif

@@ -367,6 +367,27 @@ enum status weights_load_linear_stack(const struct weights *w, const char *const
     return s;
 }
 
+enum status weights_load_vec_stack(const struct weights *w, const char *const *names, int g,
+                                   int64_t n, struct backend *b, struct tensor *out,
+                                   struct errbuf *err)
+{
+    float *all = malloc((size_t)g * (size_t)n * sizeof *all);
+    if (!all)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: tensor '%s': out of memory",
+                           w->label, names[0]);
+    enum status s = STATUS_OK;
+    for (int i = 0; i < g && s == STATUS_OK; i++) {
+        struct safetensors_tensor t;
+        s = find_shaped(w, names[i], 1, (int64_t[]){n}, &t, err);
+        if (s == STATUS_OK)
+            s = read_f32(w, &t, all + (size_t)i * (size_t)n, (size_t)n, err);
+    }
+    if (s == STATUS_OK)
+        s = upload_new(b, 3, (int64_t[]){g, 1, n}, all, out, err);
+    free(all);
+    return s;
+}
+
 enum status weights_read_f32(const struct weights *w, const char *name, float *dst, size_t n,
                              struct errbuf *err)
 {

@@ -115,6 +115,12 @@ enum status weights_load_linear_stack(const struct weights *w, const char *const
                                       int64_t n_out, int64_t n_in, struct backend *b,
                                       struct tensor *out, struct errbuf *err);
 
+/* Loads g vectors {n} (names[0..g)) as one {g,1,n} tensor: the biases of a
+ * weights_load_linear_stack, added to its {g,rows,n} output by backend_add. */
+enum status weights_load_vec_stack(const struct weights *w, const char *const *names, int g,
+                                   int64_t n, struct backend *b, struct tensor *out,
+                                   struct errbuf *err);
+
 /* Reads `name` (n elements, any float dtype; a row slice reads only its rows) into
  * host floats; errors as weights_load's. */
 enum status weights_read_f32(const struct weights *w, const char *name, float *dst, size_t n,

@@ -391,6 +391,7 @@ static const struct case_def CASES[] = {
     {"linear_stack_odd", c_linear_stack, 2, {2, 3}, {{7, 37}, {3, 29, 37}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_stack_sd_qkv", c_linear_stack, 2, {3, 3}, {{2, 4096, 320}, {3, 320, 320}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_stack_sd_ctx_kv", c_linear_stack, 2, {3, 3}, {{2, 77, 768}, {2, 1280, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    {"linear_stack_sd_temb", c_linear_stack, 2, {2, 3}, {{2, 1280}, {12, 1280, 1280}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_sd_ctx_k", c_linear, 2, {3, 2}, {{2, 77, 768}, {320, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     /* matmul: {a, b}; flag trans_b, f0 alpha */
     {"matmul_odd", c_matmul, 2, {3, 3}, {{3, 17, 23}, {3, 23, 19}}, -1, 1, TOL_GEMM, 0, 0, 1.0f, false, {0}},
@@ -467,6 +468,7 @@ static const struct case_def CASES[] = {
     {"mul_same_vec", c_binary, 2, {2, 2}, {{3, 24}, {3, 24}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
     {"add_bcast_channels_sd", c_binary, 2, {4, 4}, {{2, 16, 16, 320}, {2, 1, 1, 320}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     {"add_bcast_c_only", c_binary, 2, {4, 4}, {{2, 3, 5, 16}, {1, 1, 1, 16}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
+    {"add_bcast_temb_bias", c_binary, 2, {3, 3}, {{12, 2, 1280}, {12, 1, 1280}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},
     {"mul_bcast_vec_row", c_binary, 2, {2, 2}, {{5, 24}, {1, 24}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
     {"mul_bcast_tokens", c_binary, 2, {3, 3}, {{2, 7, 24}, {2, 1, 24}}, -2, 2, TOL_EW, 0, 0, 0, true, {0}},
     {"add_bcast_batch_vec", c_binary, 2, {4, 4}, {{3, 4, 5, 8}, {1, 4, 5, 8}}, -2, 2, TOL_EW, 0, 0, 0, false, {0}},

@@ -218,6 +218,65 @@ START_TEST(test_unet_block_with_temb)
 }
 END_TEST
 
+/* A block loaded with temb_projected (the U-Net's way: it projects every block's time
+ * embedding at once) gives what the block gives with its own projection, and each
+ * entry point refuses the other kind of block. */
+START_TEST(test_unet_block_projected_by_caller)
+{
+    struct backend *b = test_cpu_backend();
+    struct errbuf err;
+    struct weights *w;
+    ck_assert_int_eq(weights_open_dir(FIX "/unet", false, &w, &err), STATUS_OK);
+    const char *prefix = "down_blocks.1.resnets.0";
+    struct resnet_config c = {.in_channels = 8, .out_channels = 16, .temb_channels = 32,
+                              .groups = 4, .eps = 1e-5f, .output_scale_factor = 1.0f};
+    struct resnet_block own, proj;
+    ck_assert_msg(resnet_load(w, prefix, &c, b, &own, &err) == STATUS_OK, "%s", err.msg);
+    c.temb_projected = true;
+    ck_assert_msg(resnet_load(w, prefix, &c, b, &proj, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_ptr_null(proj.temb_w.data); /* not loaded: the caller has it */
+
+    const int n = 2, hw = 4;
+    float *xh = test_random_floats((size_t)n * hw * hw * 8, 21, -2.0f, 2.0f);
+    float *th = test_random_floats((size_t)n * 32, 22, -1.0f, 1.0f);
+    struct tensor x = test_tensor(b, 4, (int64_t[]){n, hw, hw, 8}, xh);
+    struct tensor temb = test_tensor(b, 2, (int64_t[]){n, 32}, th);
+    struct tensor t = test_tensor(b, 2, (int64_t[]){n, 16}, NULL);
+    struct tensor y1 = test_tensor(b, 4, (int64_t[]){n, hw, hw, 16}, NULL);
+    struct tensor y2 = test_tensor(b, 4, (int64_t[]){n, hw, hw, 16}, NULL);
+    struct workspace ws;
+    ck_assert_int_eq(workspace_init(&ws, b, DTYPE_F32, 0, &err), STATUS_OK);
+    ck_assert_int_eq(backend_linear(&temb, &own.temb_w, &own.temb_b, NULL, &t, &err), STATUS_OK);
+    ck_assert_msg(resnet_forward(&own, &ws, &x, &temb, &y1, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_msg(resnet_forward_projected(&proj, &ws, &x, &t, &y2, &err) == STATUS_OK, "%s",
+                  err.msg);
+    float *a = test_download(&y1), *bb = test_download(&y2);
+    for (size_t i = 0; i < (size_t)n * hw * hw * 16; i++)
+        ck_assert_msg(a[i] == bb[i], "element %zu: %g vs %g", i, a[i], bb[i]);
+
+    ck_assert_int_eq(resnet_forward(&proj, &ws, &x, &temb, &y2, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.msg, "resnet_forward_projected"), "%s", err.msg);
+    ck_assert_int_eq(resnet_forward_projected(&own, &ws, &x, &t, &y2, &err),
+                     STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.msg, "itself"), "%s", err.msg);
+    ck_assert_int_eq(resnet_forward_projected(&proj, &ws, &x, &temb, &y2, &err),
+                     STATUS_INVALID_ARGUMENT); /* {N,32}, not the block's {N,16} */
+    ck_assert_msg(strstr(err.msg, "{N,16}"), "%s", err.msg);
+
+    free(a);
+    free(bb);
+    free(xh);
+    free(th);
+    workspace_destroy(&ws);
+    struct tensor *all[] = {&x, &temb, &t, &y1, &y2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        backend_free(all[i]);
+    resnet_free(&own);
+    resnet_free(&proj);
+    weights_close(w);
+}
+END_TEST
+
 START_TEST(test_errors_name_tensor_and_config)
 {
     struct backend *b = test_cpu_backend();
@@ -266,6 +325,7 @@ int main(void)
     tcase_add_test(tc, test_vae_block_with_shortcut);
     tcase_add_test(tc, test_vae_block_identity);
     tcase_add_test(tc, test_unet_block_with_temb);
+    tcase_add_test(tc, test_unet_block_projected_by_caller);
     tcase_add_test(tc, test_errors_name_tensor_and_config);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
