@@ -107,7 +107,8 @@ static void usage(FILE *out)
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
             "mode and rate: p50/p95/p99 latency (client side, arrival to the full answer),\n"
             "p95 slowdown over each request's single-request latency (measured alone on an\n"
-            "idle server), mean occupancy (/metrics); goodput = the highest rate whose p95\n"
+            "idle server), mean occupancy and the share of U-Net calls replayed from a\n"
+            "CUDA graph (/metrics); goodput = the highest rate whose p95\n"
             "slowdown ≤ %.0f below the first that misses (non-200 answers and failures count\n"
             "as misses); the mode ratios.\n"
             "  --model PATH   diffusers folder or .safetensors (default: the bundled model)\n"
@@ -244,6 +245,7 @@ struct rate_result {
     double p50, p95, p99;  /* latency, s */
     double slow_p95;       /* p95 of latency / single-request latency (misses = ∞) */
     double occupancy;
+    double replayed;       /* share of the U-Net calls replayed from a CUDA graph */
     double speed;          /* calibration now / at the start (> 1: the machine is slower) */
     bool pass;
 };
@@ -262,6 +264,7 @@ struct load_env {
     int n_results;
     double goodput[SCHED_MODE_COUNT_];
     double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
+    double capacity_replayed[SCHED_MODE_COUNT_];
     bool ran[SCHED_MODE_COUNT_];
     bool unbracketed[SCHED_MODE_COUNT_]; /* --budget ran out before its boundary was found */
     bool cut_short;                      /* --budget ran out: some runs were left out */
@@ -437,14 +440,18 @@ static enum status summarise(const struct load_request *reqs, int n, double elap
     return STATUS_OK;
 }
 
-/* Mean rows per U-Net call since (rows0, calls0), over max_rows. */
-static enum status occupancy_since(const struct load_env *e, struct load_target *t,
-                                   uint64_t rows0, uint64_t calls0, double *occ,
-                                   struct errbuf *err)
+/* Since the counts c0: the mean rows per U-Net call over max_rows (*occ) and the share
+ * of the calls replayed from a recorded CUDA graph (*replayed; on a GPU a call that is
+ * not replayed ran eagerly or was being recorded). */
+static enum status calls_since(const struct load_env *e, struct load_target *t,
+                               const struct load_counts *c0, double *occ, double *replayed,
+                               struct errbuf *err)
 {
-    uint64_t rows, calls;
-    TRY(load_target_rows(t, &rows, &calls, err));
-    *occ = calls > calls0 ? (double)(rows - rows0) / (double)(calls - calls0) / e->o.max_rows : 0;
+    struct load_counts c;
+    TRY(load_target_counts(t, &c, err));
+    const uint64_t calls = c.calls - c0->calls;
+    *occ = calls ? (double)(c.rows - c0->rows) / (double)calls / e->o.max_rows : 0;
+    *replayed = calls ? (double)(c.replays - c0->replays) / (double)calls : 0;
     return STATUS_OK;
 }
 
@@ -503,17 +510,17 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
     struct load_target *t;
     TRY(target_open(e, mode, e->max_wait_ms, &t, err));
     warm_up(e, t);
-    uint64_t rows0 = 0, calls0 = 0;
+    struct load_counts c0;
     const int cap = (int)(rate * e->o.duration * 2) + 2 * e->o.min_requests + 16;
     struct load_request *reqs = calloc((size_t)cap, sizeof *reqs);
-    enum status s = reqs ? load_target_rows(t, &rows0, &calls0, err)
+    enum status s = reqs ? load_target_counts(t, &c0, err)
                          : status_fail(err, STATUS_OUT_OF_MEMORY, "requests");
     if (s == STATUS_OK) {
         const double t0 = now_s();
         const int n = arrivals(e, t, rate, r->speed, reqs, cap, t0);
         load_target_wait(t);
         const double elapsed = now_s() - t0;
-        s = occupancy_since(e, t, rows0, calls0, &r->occupancy, err);
+        s = calls_since(e, t, &c0, &r->occupancy, &r->replayed, err);
         if (s == STATUS_OK)
             s = summarise(reqs, n, elapsed, r, err);
         trace_rate(e, mode, rate, reqs, n, t0);
@@ -532,14 +539,14 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
  * completions per second and mean occupancy — the batching gain without the tail
  * latency that a shared machine's background load dominates. */
 static enum status run_burst(const struct load_env *e, enum sched_mode mode, int n, double *per_s,
-                             double *occupancy, struct errbuf *err)
+                             double *occupancy, double *replayed, struct errbuf *err)
 {
     struct load_target *t;
     TRY(target_open(e, mode, e->max_wait_ms, &t, err));
     warm_up(e, t);
-    uint64_t rows0 = 0, calls0 = 0;
+    struct load_counts c0;
     struct load_request *reqs = calloc((size_t)n, sizeof *reqs);
-    enum status s = reqs ? load_target_rows(t, &rows0, &calls0, err)
+    enum status s = reqs ? load_target_counts(t, &c0, err)
                          : status_fail(err, STATUS_OUT_OF_MEMORY, "requests");
     if (s == STATUS_OK) {
         uint64_t rng = e->o.seed * 7919u;
@@ -556,7 +563,7 @@ static enum status run_burst(const struct load_env *e, enum sched_mode mode, int
         for (int i = 0; i < n; i++)
             done += reqs[i].outcome == LOAD_OK;
         *per_s = done / elapsed;
-        s = occupancy_since(e, t, rows0, calls0, occupancy, err);
+        s = calls_since(e, t, &c0, occupancy, replayed, err);
     }
     struct errbuf cerr;
     errbuf_clear(&cerr);
@@ -577,9 +584,10 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
             continue;
         }
         TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &e->capacity_occ[m],
-                      err));
-        printf("  %-7s  %8.2f requests/s  occupancy %.2f\n", sched_mode_name((enum sched_mode)m),
-               e->capacity[m], e->capacity_occ[m]);
+                      &e->capacity_replayed[m], err));
+        printf("  %-7s  %8.2f requests/s  occupancy %.2f  graph replays %.2f\n",
+               sched_mode_name((enum sched_mode)m), e->capacity[m], e->capacity_occ[m],
+               e->capacity_replayed[m]);
     }
     const double *c = e->capacity;
     if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && c[SCHED_MODE_REQUEST] > 0)
@@ -593,9 +601,10 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
 
 static void print_rate(const struct rate_result *r)
 {
-    printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %s\n",
+    printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %5.2f  %s\n",
            sched_mode_name(r->mode), r->rate, r->achieved, r->offered, r->non200, r->failed,
-           r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->speed, r->pass ? "ok" : "MISS");
+           r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->replayed, r->speed,
+           r->pass ? "ok" : "MISS");
 }
 
 /* One mode's walk along the sorted rates: up from the start while it passes, down
@@ -651,8 +660,9 @@ static enum status sweep(struct load_env *e, const double *rates, int n_rates, i
                          struct errbuf *err)
 {
     printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, e->max_wait_ms);
-    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s\n", "mode", "rate/s",
-           "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95", "occ", "speed");
+    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s  %5s\n", "mode",
+           "rate/s", "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95", "occ",
+           "graph", "speed");
     struct walk w[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         w[m] = (struct walk){.idx = start, .done = !e->ran[m]};
@@ -753,6 +763,7 @@ static void json_result(FILE *f, const struct rate_result *r, bool last)
     json_num(f, "p99_s", r->p99, ", ");
     json_num(f, "slowdown_p95", r->slow_p95, ", ");
     json_num(f, "occupancy", r->occupancy, ", ");
+    json_num(f, "graph_replayed", r->replayed, ", ");
     json_num(f, "speed", r->speed, ", ");
     fprintf(f, "\"pass\": %s}%s\n", r->pass ? "true" : "false", last ? "" : ",");
 }
@@ -800,6 +811,7 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     fprintf(f, "  \"capacity_burst\": %d,\n", e->burst_n);
     json_modes(f, e, "capacity_per_s", e->capacity, ",");
     json_modes(f, e, "capacity_occupancy", e->capacity_occ, ",");
+    json_modes(f, e, "capacity_graph_replayed", e->capacity_replayed, ",");
     double unbracketed[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         unbracketed[m] = e->unbracketed[m];

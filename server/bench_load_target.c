@@ -317,14 +317,16 @@ static bool metric_value(const char *text, const char *name, uint64_t *out)
     return false;
 }
 
-enum status load_target_rows(struct load_target *t, uint64_t *rows, uint64_t *calls,
-                             struct errbuf *err)
+enum status load_target_counts(struct load_target *t, struct load_counts *out,
+                               struct errbuf *err)
 {
+    memset(out, 0, sizeof *out);
     if (t->in_process) {
         struct scheduler_stats st;
         scheduler_stats(t->sched, &st);
-        *rows = st.unet_rows;
-        *calls = st.unet_calls;
+        out->rows = st.unet_rows;
+        out->calls = st.unet_calls;
+        out->replays = st.unet_graph_replays;
         return STATUS_OK;
     }
     const struct bench_http_request hr = {.port = t->port, .method = "GET", .path = "/metrics",
@@ -332,8 +334,10 @@ enum status load_target_rows(struct load_target *t, uint64_t *rows, uint64_t *ca
     struct bench_http_response res;
     TRY(bench_http_exchange(&hr, &res, err));
     const bool ok = res.status_code == 200 &&
-                    metric_value(res.body, "diffusiond_unet_batch_rows_sum", rows) &&
-                    metric_value(res.body, "diffusiond_unet_batch_rows_count", calls);
+                    metric_value(res.body, "diffusiond_unet_batch_rows_sum", &out->rows) &&
+                    metric_value(res.body, "diffusiond_unet_batch_rows_count", &out->calls);
+    if (ok)
+        (void)metric_value(res.body, "diffusiond_unet_graph_replays_total", &out->replays);
     const int code = res.status_code;
     bench_http_response_free(&res);
     if (!ok)

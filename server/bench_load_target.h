@@ -8,7 +8,8 @@
  * /v1/images/generations on its own connection and reads the whole response; the
  * request is OK when the answer is a 200 whose data[0].b64_json is a PNG.  The request's
  * latency runs from the submission (its arrival) to the end of the response read.
- * load_target_rows scrapes /metrics (diffusiond_unet_batch_rows_sum / _count);
+ * load_target_counts scrapes /metrics (diffusiond_unet_batch_rows_sum / _count,
+ * diffusiond_unet_graph_replays_total);
  * load_target_close sends SIGTERM and fails unless the server exits with status 0.
  * In process: scheduler_submit / the completion callback, scheduler_stats.
  *
@@ -77,9 +78,13 @@ void load_target_submit(struct load_target *t, struct load_request *req, double 
 /* Waits until every submitted request has completed. */
 void load_target_wait(struct load_target *t);
 
-/* U-Net rows and calls since the target started (HTTP: from /metrics). */
-enum status load_target_rows(struct load_target *t, uint64_t *rows, uint64_t *calls,
-                             struct errbuf *err);
+/* U-Net rows, calls and calls replayed from a recorded CUDA graph since the target
+ * started (HTTP: from /metrics; replays 0 where the server does not report them). */
+struct load_counts {
+    uint64_t rows, calls, replays;
+};
+enum status load_target_counts(struct load_target *t, struct load_counts *out,
+                               struct errbuf *err);
 
 /* The model's native image width (HTTP: the "size" of an answer to a request without
  * one). */

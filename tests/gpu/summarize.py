@@ -144,7 +144,8 @@ def main():
     if isinstance(sched, dict) and "goodput" in sched:
         s["load"] = {k: sched.get(k) for k in ("target", "device", "model",
                                                 "mean_single_request_s", "goodput", "ratios",
-                                                "capacity_per_s", "unbracketed", "complete")}
+                                                "capacity_per_s", "capacity_graph_replayed",
+                                                "unbracketed", "complete")}
         r = sched.get("ratios", {})
         open_ended = any((sched.get("unbracketed") or {}).values())  # --budget ran out
         if open_ended:
