@@ -107,8 +107,9 @@ static void usage(FILE *out)
             "serve --batching <mode>` started from this binary for each mode and rate.  Per\n"
             "mode and rate: p50/p95/p99 latency (client side, arrival to the full answer),\n"
             "p95 slowdown over each request's single-request latency (measured alone on an\n"
-            "idle server), mean occupancy and the share of U-Net calls replayed from a\n"
-            "CUDA graph (/metrics); goodput = the highest rate whose p95\n"
+            "idle server), from /metrics the mean occupancy, the share of U-Net calls\n"
+            "replayed from a CUDA graph, the mean call and how busy the worker was;\n"
+            "goodput = the highest rate whose p95\n"
             "slowdown ≤ %.0f below the first that misses (non-200 answers and failures count\n"
             "as misses); the mode ratios.\n"
             "  --model PATH   diffusers folder or .safetensors (default: the bundled model)\n"
@@ -246,6 +247,8 @@ struct rate_result {
     double slow_p95;       /* p95 of latency / single-request latency (misses = ∞) */
     double occupancy;
     double replayed;       /* share of the U-Net calls replayed from a CUDA graph */
+    double call_ms;        /* mean U-Net call, ms (to its device's end) */
+    double busy;           /* the worker's busy iterations over the wall time */
     double speed;          /* calibration now / at the start (> 1: the machine is slower) */
     bool pass;
 };
@@ -265,6 +268,7 @@ struct load_env {
     double goodput[SCHED_MODE_COUNT_];
     double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
     double capacity_replayed[SCHED_MODE_COUNT_];
+    double capacity_call_ms[SCHED_MODE_COUNT_], capacity_busy[SCHED_MODE_COUNT_];
     bool ran[SCHED_MODE_COUNT_];
     bool unbracketed[SCHED_MODE_COUNT_]; /* --budget ran out before its boundary was found */
     bool cut_short;                      /* --budget ran out: some runs were left out */
@@ -440,18 +444,26 @@ static enum status summarise(const struct load_request *reqs, int n, double elap
     return STATUS_OK;
 }
 
-/* Since the counts c0: the mean rows per U-Net call over max_rows (*occ) and the share
- * of the calls replayed from a recorded CUDA graph (*replayed; on a GPU a call that is
- * not replayed ran eagerly or was being recorded). */
+/* What the worker did since the counts c0, over `elapsed` wall seconds. */
+struct call_figures {
+    double occupancy; /* mean rows per U-Net call over max_rows */
+    double replayed;  /* share of the calls replayed from a recorded CUDA graph (on a GPU
+                         one that is not ran eagerly or was being recorded) */
+    double call_ms;   /* mean call, to its device's end */
+    double busy;      /* busy iterations' seconds over the wall time */
+};
+
 static enum status calls_since(const struct load_env *e, struct load_target *t,
-                               const struct load_counts *c0, double *occ, double *replayed,
-                               struct errbuf *err)
+                               const struct load_counts *c0, double elapsed,
+                               struct call_figures *f, struct errbuf *err)
 {
     struct load_counts c;
     TRY(load_target_counts(t, &c, err));
     const uint64_t calls = c.calls - c0->calls;
-    *occ = calls ? (double)(c.rows - c0->rows) / (double)calls / e->o.max_rows : 0;
-    *replayed = calls ? (double)(c.replays - c0->replays) / (double)calls : 0;
+    f->occupancy = calls ? (double)(c.rows - c0->rows) / (double)calls / e->o.max_rows : 0;
+    f->replayed = calls ? (double)(c.replays - c0->replays) / (double)calls : 0;
+    f->call_ms = calls ? (c.unet_s - c0->unet_s) / (double)calls * 1e3 : 0;
+    f->busy = elapsed > 0 ? (c.busy_s - c0->busy_s) / elapsed : 0;
     return STATUS_OK;
 }
 
@@ -520,7 +532,12 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
         const int n = arrivals(e, t, rate, r->speed, reqs, cap, t0);
         load_target_wait(t);
         const double elapsed = now_s() - t0;
-        s = calls_since(e, t, &c0, &r->occupancy, &r->replayed, err);
+        struct call_figures f;
+        s = calls_since(e, t, &c0, elapsed, &f, err);
+        r->occupancy = f.occupancy;
+        r->replayed = f.replayed;
+        r->call_ms = f.call_ms;
+        r->busy = f.busy;
         if (s == STATUS_OK)
             s = summarise(reqs, n, elapsed, r, err);
         trace_rate(e, mode, rate, reqs, n, t0);
@@ -539,7 +556,7 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
  * completions per second and mean occupancy — the batching gain without the tail
  * latency that a shared machine's background load dominates. */
 static enum status run_burst(const struct load_env *e, enum sched_mode mode, int n, double *per_s,
-                             double *occupancy, double *replayed, struct errbuf *err)
+                             struct call_figures *f, struct errbuf *err)
 {
     struct load_target *t;
     TRY(target_open(e, mode, e->max_wait_ms, &t, err));
@@ -563,7 +580,7 @@ static enum status run_burst(const struct load_env *e, enum sched_mode mode, int
         for (int i = 0; i < n; i++)
             done += reqs[i].outcome == LOAD_OK;
         *per_s = done / elapsed;
-        s = calls_since(e, t, &c0, occupancy, replayed, err);
+        s = calls_since(e, t, &c0, elapsed, f, err);
     }
     struct errbuf cerr;
     errbuf_clear(&cerr);
@@ -583,11 +600,16 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
             printf("  %-7s  skipped (the budget is spent)\n", sched_mode_name((enum sched_mode)m));
             continue;
         }
-        TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &e->capacity_occ[m],
-                      &e->capacity_replayed[m], err));
-        printf("  %-7s  %8.2f requests/s  occupancy %.2f  graph replays %.2f\n",
-               sched_mode_name((enum sched_mode)m), e->capacity[m], e->capacity_occ[m],
-               e->capacity_replayed[m]);
+        struct call_figures f;
+        TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &f, err));
+        e->capacity_occ[m] = f.occupancy;
+        e->capacity_replayed[m] = f.replayed;
+        e->capacity_call_ms[m] = f.call_ms;
+        e->capacity_busy[m] = f.busy;
+        printf("  %-7s  %8.2f requests/s  occupancy %.2f  graph replays %.2f  call %.2f ms  "
+               "busy %.2f\n",
+               sched_mode_name((enum sched_mode)m), e->capacity[m], f.occupancy, f.replayed,
+               f.call_ms, f.busy);
     }
     const double *c = e->capacity;
     if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && c[SCHED_MODE_REQUEST] > 0)
@@ -601,10 +623,11 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
 
 static void print_rate(const struct rate_result *r)
 {
-    printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %5.2f  %s\n",
+    printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %7.2f  "
+           "%5.2f  %5.2f  %s\n",
            sched_mode_name(r->mode), r->rate, r->achieved, r->offered, r->non200, r->failed,
-           r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->replayed, r->speed,
-           r->pass ? "ok" : "MISS");
+           r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->replayed, r->call_ms, r->busy,
+           r->speed, r->pass ? "ok" : "MISS");
 }
 
 /* One mode's walk along the sorted rates: up from the start while it passes, down
@@ -660,9 +683,9 @@ static enum status sweep(struct load_env *e, const double *rates, int n_rates, i
                          struct errbuf *err)
 {
     printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, e->max_wait_ms);
-    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s  %5s\n", "mode",
-           "rate/s", "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95", "occ",
-           "graph", "speed");
+    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s  %7s  %5s  %5s\n",
+           "mode", "rate/s", "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95",
+           "occ", "graph", "call ms", "busy", "speed");
     struct walk w[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         w[m] = (struct walk){.idx = start, .done = !e->ran[m]};
@@ -764,6 +787,8 @@ static void json_result(FILE *f, const struct rate_result *r, bool last)
     json_num(f, "slowdown_p95", r->slow_p95, ", ");
     json_num(f, "occupancy", r->occupancy, ", ");
     json_num(f, "graph_replayed", r->replayed, ", ");
+    json_num(f, "unet_call_ms", r->call_ms, ", ");
+    json_num(f, "worker_busy", r->busy, ", ");
     json_num(f, "speed", r->speed, ", ");
     fprintf(f, "\"pass\": %s}%s\n", r->pass ? "true" : "false", last ? "" : ",");
 }
@@ -812,6 +837,8 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     json_modes(f, e, "capacity_per_s", e->capacity, ",");
     json_modes(f, e, "capacity_occupancy", e->capacity_occ, ",");
     json_modes(f, e, "capacity_graph_replayed", e->capacity_replayed, ",");
+    json_modes(f, e, "capacity_unet_call_ms", e->capacity_call_ms, ",");
+    json_modes(f, e, "capacity_worker_busy", e->capacity_busy, ",");
     double unbracketed[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         unbracketed[m] = e->unbracketed[m];

@@ -306,15 +306,24 @@ const char *load_target_first_error(struct load_target *t)
 /* --- statistics ----------------------------------------------------------------------------- */
 
 /* The value of the sample line "<name> <value>" in a Prometheus exposition. */
-static bool metric_value(const char *text, const char *name, uint64_t *out)
+static bool metric_double(const char *text, const char *name, double *out)
 {
     const size_t n = strlen(name);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (strncmp(p, name, n) == 0 && p[n] == ' ') {
-            *out = strtoull(p + n + 1, NULL, 10);
+            *out = strtod(p + n + 1, NULL);
             return true;
         }
     return false;
+}
+
+static bool metric_value(const char *text, const char *name, uint64_t *out)
+{
+    double v;
+    if (!metric_double(text, name, &v) || !(v >= 0))
+        return false;
+    *out = (uint64_t)v;
+    return true;
 }
 
 enum status load_target_counts(struct load_target *t, struct load_counts *out,
@@ -327,6 +336,8 @@ enum status load_target_counts(struct load_target *t, struct load_counts *out,
         out->rows = st.unet_rows;
         out->calls = st.unet_calls;
         out->replays = st.unet_graph_replays;
+        out->unet_s = st.unet_s;
+        out->busy_s = st.busy_s;
         return STATUS_OK;
     }
     const struct bench_http_request hr = {.port = t->port, .method = "GET", .path = "/metrics",
@@ -336,8 +347,11 @@ enum status load_target_counts(struct load_target *t, struct load_counts *out,
     const bool ok = res.status_code == 200 &&
                     metric_value(res.body, "diffusiond_unet_batch_rows_sum", &out->rows) &&
                     metric_value(res.body, "diffusiond_unet_batch_rows_count", &out->calls);
-    if (ok)
+    if (ok) { /* newer counters: 0 where the server has none */
         (void)metric_value(res.body, "diffusiond_unet_graph_replays_total", &out->replays);
+        (void)metric_double(res.body, "diffusiond_unet_seconds_total", &out->unet_s);
+        (void)metric_double(res.body, "diffusiond_scheduler_busy_seconds_total", &out->busy_s);
+    }
     const int code = res.status_code;
     bench_http_response_free(&res);
     if (!ok)

@@ -9,7 +9,8 @@
  * request is OK when the answer is a 200 whose data[0].b64_json is a PNG.  The request's
  * latency runs from the submission (its arrival) to the end of the response read.
  * load_target_counts scrapes /metrics (diffusiond_unet_batch_rows_sum / _count,
- * diffusiond_unet_graph_replays_total);
+ * diffusiond_unet_graph_replays_total, diffusiond_unet_seconds_total,
+ * diffusiond_scheduler_busy_seconds_total);
  * load_target_close sends SIGTERM and fails unless the server exits with status 0.
  * In process: scheduler_submit / the completion callback, scheduler_stats.
  *
@@ -79,9 +80,11 @@ void load_target_submit(struct load_target *t, struct load_request *req, double 
 void load_target_wait(struct load_target *t);
 
 /* U-Net rows, calls and calls replayed from a recorded CUDA graph since the target
- * started (HTTP: from /metrics; replays 0 where the server does not report them). */
+ * started, and the worker's seconds in U-Net calls and in busy iterations (HTTP: from
+ * /metrics; 0 where the server does not report them). */
 struct load_counts {
     uint64_t rows, calls, replays;
+    double unet_s, busy_s;
 };
 enum status load_target_counts(struct load_target *t, struct load_counts *out,
                                struct errbuf *err);

@@ -220,6 +220,13 @@ static void counter1(FILE *f, const char *name, const char *help, uint64_t v)
 }
 
 /* A counter family with one label taking the values names[0 … n). */
+/* A counter of seconds (a float). */
+static void counter_s(FILE *f, const char *name, const char *help, double v)
+{
+    family(f, name, "counter", help);
+    fprintf(f, "%s %.9g\n", name, v);
+}
+
 static void counter_by(FILE *f, const char *name, const char *help, const char *label_name,
                        const char *const *names, const uint64_t *values, int n)
 {
@@ -375,9 +382,17 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
     counter1(f, "diffusiond_unet_calls_total", "U-Net calls.", s->unet_calls);
     counter1(f, "diffusiond_unet_graph_replays_total",
              "U-Net calls replayed from a recorded CUDA graph.", s->unet_graph_replays);
+    counter_s(f, "diffusiond_unet_seconds_total",
+              "Seconds in U-Net calls, each until its device work is done.", s->unet_s);
+    counter_s(f, "diffusiond_scheduler_busy_seconds_total",
+              "Seconds of scheduler iterations that did work (calls, decodes, admission, "
+              "text encoding, callbacks).",
+              s->busy_s);
     counter1(f, "diffusiond_vae_decode_calls_total", "VAE decoder calls.", s->decode_calls);
     counter1(f, "diffusiond_vae_decoded_images_total", "Images through the VAE decoder.",
              s->decoded_images);
+    counter_s(f, "diffusiond_vae_decode_seconds_total", "Seconds in VAE decoder calls.",
+              s->decode_s);
     static const char *const lookups[] = {"hit", "miss"};
     const uint64_t lookups_v[] = {s->text_cache_hits, s->text_cache_misses};
     counter_by(f, "diffusiond_text_cache_lookups_total",

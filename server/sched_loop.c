@@ -419,6 +419,7 @@ static void account_step(struct scheduler *s, int n, int rows, int64_t pixels, u
                          uint64_t t1)
 {
     sched_record_step(s, rows, pixels, secs(t0, t1));
+    s->stats.unet_s += secs(t0, t1);
     s->stats.unet_calls++;
     s->stats.unet_rows += (uint64_t)rows;
     s->stats.rows_hist[rows < SCHED_HIST_MAX ? rows : SCHED_HIST_MAX]++;
@@ -511,6 +512,7 @@ static enum status decode_chunk(struct scheduler *s, struct sched_image **imgs, 
     }
     pthread_mutex_lock(&s->lock);
     sched_record_decode(s, k, dt);
+    s->stats.decode_s += dt;
     s->stats.decode_calls++;
     s->stats.decoded_images += (uint64_t)k;
     pthread_mutex_unlock(&s->lock);
@@ -644,12 +646,14 @@ enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
     TRY(st);
     begin_admitted(s, worked);
     step_most_urgent(s, worked);
+    const uint64_t end = sched_now(s);
     pthread_mutex_lock(&s->lock);
     update_gauges(s, wake_ns);
+    if (*worked)
+        s->stats.busy_s += secs(now, end);
     pthread_mutex_unlock(&s->lock);
     /* the watchdog's heartbeat; a deliberate wait (request mode's gather, a deadline)
      * is no stall until the time it waits for */
-    const uint64_t end = sched_now(s);
     atomic_store(&s->hb_ns, !*worked && *wake_ns > end ? *wake_ns : end);
     return st;
 }

@@ -194,6 +194,10 @@ struct scheduler_stats {
     uint64_t decode_calls, decoded_images;
     uint64_t text_cache_hits, text_cache_misses;
     uint64_t unet_graph_replays;        /* U-Net calls replayed from a graph */
+    double unet_s, decode_s;   /* seconds in U-Net calls (each to its device's end) and
+                                  in VAE decodes, summed */
+    double busy_s;             /* seconds of worker iterations that did work: the calls,
+                                  decodes, admission, text encoding, callbacks */
     bool draining;
 };
 

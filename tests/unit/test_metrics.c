@@ -82,6 +82,9 @@ static void populate(struct metrics *m, struct scheduler_stats *s)
     s->rows_hist[SCHED_HIST_MAX] = 1; /* ≥ 64 rows */
     s->unet_calls = 13;
     s->unet_graph_replays = 11;
+    s->unet_s = 1.25;
+    s->decode_s = 0.5;
+    s->busy_s = 2.5;
     s->unet_rows = 5 + 8 + 32 + 40 + 80;
     s->submitted = 10;
     s->rejected_queue_full = 1;
@@ -201,6 +204,9 @@ START_TEST(test_rows_histogram)
     ck_assert_double_eq(sample(t, "diffusiond_unet_batch_rows_count"), 13);
     ck_assert_double_eq(sample(t, "diffusiond_unet_batch_rows_sum"), 165);
     ck_assert_double_eq(sample(t, "diffusiond_unet_graph_replays_total"), 11);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_seconds_total"), 1.25);
+    ck_assert_double_eq(sample(t, "diffusiond_vae_decode_seconds_total"), 0.5);
+    ck_assert_double_eq(sample(t, "diffusiond_scheduler_busy_seconds_total"), 2.5);
     free(t);
     /* without scheduler stats the scheduler families are absent */
     t = render(m, NULL);
