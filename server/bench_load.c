@@ -33,6 +33,7 @@
 #define LOAD_SLO_FACTOR 2.0
 #define LOAD_MIN_STEPS 4
 #define LOAD_MAX_STEPS 30
+#define WARM_STEPS 8 /* steps of the GPU warm-up's requests (warm_up) */
 
 #ifdef DIFFUSIOND_HAVE_SERVE
 #define LOAD_HAVE_HTTP 1
@@ -382,12 +383,15 @@ static void warm_up(const struct load_env *e, struct load_target *t)
     if (!e->o.device || strcmp(e->o.device, "cuda") != 0)
         return;
     /* on the GPU, U-Net calls replay recorded graphs per (size, rows), each recorded at
-     * its second call: k requests of 3 steps at once, k = 1 .., per size, record every
-     * row count the run will meet, as a server running for a while has them */
+     * its second call: k requests of WARM_STEPS steps at once, k = 1 .., per size, record
+     * every row count the run will meet, as a server running for a while has them.  In
+     * step mode the k arrive over HTTP a little apart and join call by call, so the
+     * call with all k needs steps to spare to come twice (3 steps were too few when
+     * the arrivals spread over more than one call) */
     for (int z = 0; z < 2; z++)
         for (int k = 1; k <= e->o.max_rows / 2; k++) {
             for (int i = 0; i < k; i++)
-                workload_request(e, 3, z, (uint64_t)(100 + i), &reqs[i]);
+                workload_request(e, WARM_STEPS, z, (uint64_t)(100 + i), &reqs[i]);
             for (int i = 0; i < k; i++)
                 load_target_submit(t, &reqs[i], 0);
             load_target_wait(t);
