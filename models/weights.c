@@ -345,11 +345,13 @@ enum status weights_load_linear(const struct weights *w, const char *name, int64
     return s;
 }
 
-enum status weights_load_linear_stack(const struct weights *w, const char *const *names, int g,
-                                      int64_t n_out, int64_t n_in, struct backend *b,
-                                      struct tensor *out, struct errbuf *err)
+/* g tensors names[0..g) as one tensor of `shape` (g parts of shape's other dims): each
+ * found as a linear weight {rows, cols} (cols > 0) or a vector {rows} (cols 0). */
+static enum status load_stacked(const struct weights *w, const char *const *names, int g,
+                                int64_t rows, int64_t cols, int ndim, const int64_t *shape,
+                                struct backend *b, struct tensor *out, struct errbuf *err)
 {
-    const size_t each = (size_t)n_out * (size_t)n_in;
+    const size_t each = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
     float *all = malloc((size_t)g * each * sizeof *all);
     if (!all)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: tensor '%s': out of memory",
@@ -357,35 +359,29 @@ enum status weights_load_linear_stack(const struct weights *w, const char *const
     enum status s = STATUS_OK;
     for (int i = 0; i < g && s == STATUS_OK; i++) {
         struct safetensors_tensor t;
-        s = find_conv(w, names[i], n_out, n_in, 1, 1, &t, err);
+        s = cols > 0 ? find_conv(w, names[i], rows, cols, 1, 1, &t, err)
+                     : find_shaped(w, names[i], 1, (int64_t[]){rows}, &t, err);
         if (s == STATUS_OK)
             s = read_f32(w, &t, all + (size_t)i * each, each, err);
     }
     if (s == STATUS_OK)
-        s = upload_new(b, 3, (int64_t[]){g, n_out, n_in}, all, out, err);
+        s = upload_new(b, ndim, shape, all, out, err);
     free(all);
     return s;
+}
+
+enum status weights_load_linear_stack(const struct weights *w, const char *const *names, int g,
+                                      int64_t n_out, int64_t n_in, struct backend *b,
+                                      struct tensor *out, struct errbuf *err)
+{
+    return load_stacked(w, names, g, n_out, n_in, 3, (int64_t[]){g, n_out, n_in}, b, out, err);
 }
 
 enum status weights_load_vec_stack(const struct weights *w, const char *const *names, int g,
                                    int64_t n, struct backend *b, struct tensor *out,
                                    struct errbuf *err)
 {
-    float *all = malloc((size_t)g * (size_t)n * sizeof *all);
-    if (!all)
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "%s: tensor '%s': out of memory",
-                           w->label, names[0]);
-    enum status s = STATUS_OK;
-    for (int i = 0; i < g && s == STATUS_OK; i++) {
-        struct safetensors_tensor t;
-        s = find_shaped(w, names[i], 1, (int64_t[]){n}, &t, err);
-        if (s == STATUS_OK)
-            s = read_f32(w, &t, all + (size_t)i * (size_t)n, (size_t)n, err);
-    }
-    if (s == STATUS_OK)
-        s = upload_new(b, 3, (int64_t[]){g, 1, n}, all, out, err);
-    free(all);
-    return s;
+    return load_stacked(w, names, g, n, 0, 3, (int64_t[]){g, 1, n}, b, out, err);
 }
 
 enum status weights_read_f32(const struct weights *w, const char *name, float *dst, size_t n,
