@@ -240,16 +240,22 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
 
 /* --- the environment and the results --------------------------------------------------- */
 
+/* What the worker did over a run (calls_since). */
+struct call_figures {
+    double occupancy; /* mean rows per U-Net call over max_rows */
+    double replayed;  /* share of the calls replayed from a recorded CUDA graph (on a GPU
+                         one that is not ran eagerly or was being recorded) */
+    double call_ms;   /* mean call, to its device's end */
+    double busy;      /* busy iterations' seconds over the wall time */
+};
+
 struct rate_result {
     enum sched_mode mode;
     double rate, achieved;
     int offered, non200, failed;
     double p50, p95, p99;  /* latency, s */
     double slow_p95;       /* p95 of latency / single-request latency (misses = ∞) */
-    double occupancy;
-    double replayed;       /* share of the U-Net calls replayed from a CUDA graph */
-    double call_ms;        /* mean U-Net call, ms (to its device's end) */
-    double busy;           /* the worker's busy iterations over the wall time */
+    struct call_figures calls; /* what the server's worker did meanwhile */
     double speed;          /* calibration now / at the start (> 1: the machine is slower) */
     bool pass;
 };
@@ -448,15 +454,7 @@ static enum status summarise(const struct load_request *reqs, int n, double elap
     return STATUS_OK;
 }
 
-/* What the worker did since the counts c0, over `elapsed` wall seconds. */
-struct call_figures {
-    double occupancy; /* mean rows per U-Net call over max_rows */
-    double replayed;  /* share of the calls replayed from a recorded CUDA graph (on a GPU
-                         one that is not ran eagerly or was being recorded) */
-    double call_ms;   /* mean call, to its device's end */
-    double busy;      /* busy iterations' seconds over the wall time */
-};
-
+/* The call figures since the counts c0, over `elapsed` wall seconds. */
 static enum status calls_since(const struct load_env *e, struct load_target *t,
                                const struct load_counts *c0, double elapsed,
                                struct call_figures *f, struct errbuf *err)
@@ -536,12 +534,7 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
         const int n = arrivals(e, t, rate, r->speed, reqs, cap, t0);
         load_target_wait(t);
         const double elapsed = now_s() - t0;
-        struct call_figures f;
-        s = calls_since(e, t, &c0, elapsed, &f, err);
-        r->occupancy = f.occupancy;
-        r->replayed = f.replayed;
-        r->call_ms = f.call_ms;
-        r->busy = f.busy;
+        s = calls_since(e, t, &c0, elapsed, &r->calls, err);
         if (s == STATUS_OK)
             s = summarise(reqs, n, elapsed, r, err);
         trace_rate(e, mode, rate, reqs, n, t0);
@@ -630,8 +623,8 @@ static void print_rate(const struct rate_result *r)
     printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %7.2f  "
            "%5.2f  %5.2f  %s\n",
            sched_mode_name(r->mode), r->rate, r->achieved, r->offered, r->non200, r->failed,
-           r->p50, r->p95, r->p99, r->slow_p95, r->occupancy, r->replayed, r->call_ms, r->busy,
-           r->speed, r->pass ? "ok" : "MISS");
+           r->p50, r->p95, r->p99, r->slow_p95, r->calls.occupancy, r->calls.replayed,
+           r->calls.call_ms, r->calls.busy, r->speed, r->pass ? "ok" : "MISS");
 }
 
 /* One mode's walk along the sorted rates: up from the start while it passes, down
@@ -789,10 +782,10 @@ static void json_result(FILE *f, const struct rate_result *r, bool last)
     json_num(f, "p95_s", r->p95, ", ");
     json_num(f, "p99_s", r->p99, ", ");
     json_num(f, "slowdown_p95", r->slow_p95, ", ");
-    json_num(f, "occupancy", r->occupancy, ", ");
-    json_num(f, "graph_replayed", r->replayed, ", ");
-    json_num(f, "unet_call_ms", r->call_ms, ", ");
-    json_num(f, "worker_busy", r->busy, ", ");
+    json_num(f, "occupancy", r->calls.occupancy, ", ");
+    json_num(f, "graph_replayed", r->calls.replayed, ", ");
+    json_num(f, "unet_call_ms", r->calls.call_ms, ", ");
+    json_num(f, "worker_busy", r->calls.busy, ", ");
     json_num(f, "speed", r->speed, ", ");
     fprintf(f, "\"pass\": %s}%s\n", r->pass ? "true" : "false", last ? "" : ",");
 }
