@@ -65,11 +65,12 @@ enum cuda_attention_kernel {
                                    more mma per 16 keys) instead of one FADD per score */
 };
 
-/* What group_norm_kernel 0 (auto) takes where the one-kernel path applies: 0 the
- * three kernels, 1 the one kernel (measured faster on the H200, run 7: the U-Net step
- * 0.71× at 2 rows, 0.98× at 16).  cuda_norm.cu decides by it; cuda_plan.c leaves out
- * the trial auto already is. */
-#define CUDA_GN_AUTO_FUSED 1
+/* The group_norm_kernel that 0 (auto) is, 1 … 4 (each falls back as it says where it
+ * does not apply): 3, the cluster one-kernel path — adopted by the H200's plan table in
+ * GPU run 9 (U-Net step at 2 rows 6.13 ms replayed against the one-block kernel's 6.31;
+ * run 7 had moved auto from the three kernels to the one-block kernel, 0.71× at 2 rows).
+ * cuda_norm.cu decides by it; cuda_plan.c leaves out the trial auto already is. */
+#define CUDA_GN_AUTO_KERNEL 3
 
 /* The kernel attention_kernel 0 (auto) is (cuda_flash.cu launches it; cuda_plan.c
  * leaves out the trial auto already is). */
@@ -98,13 +99,15 @@ struct cuda_backend_options {
     bool linear_stack;       /* linear_stack as one strided-batched GEMM (the input's
                                 batch stride 0) instead of G linears (on by default:
                                 measured faster, run 7) */
-    int group_norm_kernel;   /* 0: chosen per shape (CUDA_GN_AUTO_FUSED: the one kernel
-                                where it applies, else the three), 1: statistics/merge/
-                                apply kernels, 2: one kernel per (sample, group) where
-                                it applies (f16/bf16, even group width, ≤ 128 Ki values
-                                a group: every U-Net map; benchmarks and tests compare),
-                                3: as 2, and on sm_90 with few (sample, group) pairs
-                                each group split over a cluster of up to 8 blocks */
+    int group_norm_kernel;   /* 0: CUDA_GN_AUTO_KERNEL, 1: statistics/merge/apply
+                                kernels, 2: one kernel per (sample, group) where it
+                                applies (f16/bf16, even group width, ≤ 128 Ki values a
+                                group: every U-Net map; else 1), 3: as 2, and on sm_90
+                                with few (sample, group) pairs each group split over a
+                                cluster of up to 8 blocks, 4: two kernels over whole
+                                positions (16-byte loads) where they apply (f16/bf16,
+                                C % 8 == 0, groups of ≥ 8 channels: the U-Net's maps;
+                                else as 3); benchmarks and tests compare */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU
@@ -116,7 +119,7 @@ struct cuda_backend_options {
 /* device 0, TF32 allowed, heuristic conv algorithms, conv_gemm_rows 512 (im2col + GEMM
  * for the smallest maps, cuDNN for the rest), GEMM algorithms timed on first use
  * (gemm_autotune), linear_stack on, f32 weights; the attention and GroupNorm kernels
- * auto (CUDA_ATTENTION_AUTO_KERNEL, CUDA_GN_AUTO_FUSED) — the plan GPU run 8 measured
+ * auto (CUDA_ATTENTION_AUTO_KERNEL, CUDA_GN_AUTO_KERNEL) — the plan GPU run 8 measured
  * fastest (docs/benchmarks.md). */
 void cuda_backend_options_default(struct cuda_backend_options *opt);
 

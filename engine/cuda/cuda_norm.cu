@@ -472,10 +472,10 @@ static int gn_cluster_blocks(struct cuda_backend *cb, int64_t n, int groups, int
     return cl;
 }
 
-/* Whether the one-kernel path takes x → y (kernel: options.group_norm_kernel): 2 for
- * groups of at most GN_FUSED_MAX values (every U-Net map; a block per group reading a
- * VAE 512² group twice would leave most SMs idle); 0, the default, as
- * CUDA_GN_AUTO_FUSED says (cuda_backend.h: on, measured faster in run 7). */
+/* Whether the one-kernel path takes x → y (kernel: options.group_norm_kernel with 0
+ * read as CUDA_GN_AUTO_KERNEL): 2 to 4 for groups of at most GN_FUSED_MAX values
+ * (every U-Net map; a block per group reading a VAE 512² group twice would leave most
+ * SMs idle) — 4 where the tiled path does not apply. */
 static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int groups, int kernel)
 {
     const int64_t c = tensor_last_dim(x), cg = c / groups;
@@ -483,7 +483,7 @@ static bool gn_use_fused(const struct tensor *x, const struct tensor *y, int gro
     const bool can = dtype_size(y->dtype) == 2 && cg % 2 == 0 && cg / 2 <= GN_FUSED_THREADS &&
                      ((uintptr_t)x->data & 3u) == 0 && ((uintptr_t)y->data & 3u) == 0 &&
                      per_group <= GN_FUSED_MAX;
-    return can && (kernel == 2 || kernel == 3 || (kernel == 0 && CUDA_GN_AUTO_FUSED));
+    return can && kernel >= 2;
 }
 
 /* Chunks per sample for the pair kernel: about GN_BLOCKS blocks in all, at least
@@ -616,6 +616,212 @@ static cudaError_t gn_launch_fused(const struct tensor *x, const struct tensor *
     return cudaErrorInvalidValue; /* gn_use_fused takes f16/bf16 only */
 }
 
+/* --- two kernels over whole positions (group_norm_kernel 4) -------------------------- */
+
+/* The one-kernel paths give a block one group: cg channels (20 bytes of a 640-byte
+ * position at C = 320) read at a stride of C, so each warp load touches ~7 rows of
+ * memory.  The tiled path reads whole positions instead — 16-byte vectors, a warp
+ * over contiguous memory — and pays a second launch for it:
+ *   1. gn_tile_stats_kernel, grid (S, N), GN_TILE_THREADS threads: thread (r, v) owns
+ *      the 8 channels 8v … 8v + 7 (at most two groups: cg ≥ 8) of positions r, r + R, …
+ *      of the block's chunk; its shifted sums per group (the one-kernel paths' shift:
+ *      the group's first value with its add) are added in double, in thread order, into
+ *      part{N, S, G} (sum, sum of squares); the chunk-0 block writes the shifts{N, G};
+ *   2. gn_tile_apply_kernel, grid (SB, N), GN_TILE_APPLY_THREADS threads: the groups'
+ *      mean and rstd from the S partials (chunk order: every block the same), then
+ *      y = x·a + b (then SiLU) over the block's chunk, a thread's 8 channels fixed.
+ * Both kernels read x only through the stats (the shifts are kept), so y may be x. */
+#define GN_TILE_THREADS 1024
+#define GN_TILE_APPLY_THREADS 512
+#define GN_TILE_MAX_CHUNKS 16 /* partials per (sample, group) that every apply block adds */
+#define GN_TILE_MAX_GROUPS 128
+
+/* The group's statistics shift: its first value with its add. */
+template <typename T>
+__device__ __forceinline__ float gn_tile_shift(const T *xn, const T *add, int n, int c, int ch)
+{
+    return cuda_ld(xn + ch) + (add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f);
+}
+
+/* Threads per block for kernel capacity `most`: whole rows of C/8 vectors. */
+static int gn_tile_threads(int64_t c, int most)
+{
+    const int vecs = (int)(c / CUDA_VEC);
+    return vecs * (most / vecs);
+}
+
+template <typename T>
+__global__ static void __launch_bounds__(GN_TILE_THREADS)
+    gn_tile_stats_kernel(const T *x, const T *add, double2 *part, float *shifts,
+                         int64_t positions, int c, int groups, int64_t len)
+{
+    __shared__ float4 red[GN_TILE_THREADS]; /* (s0, q0, s1, q1) per thread */
+    const int vecs = c / CUDA_VEC, rows = blockDim.x / vecs, n = blockIdx.y, cg = c / groups;
+    const int v = threadIdx.x % vecs, r = threadIdx.x / vecs, ch0 = v * CUDA_VEC;
+    const int g0 = ch0 / cg, split = (g0 + 1) * cg - ch0; /* channels j < split: group g0 */
+    const T *xn = x + (size_t)n * (size_t)positions * c;
+    float s0 = 0.0f, q0 = 0.0f, s1 = 0.0f, q1 = 0.0f;
+    if (r < rows) {
+        const float sh0 = gn_tile_shift(xn, add, n, c, g0 * cg);
+        const float sh1 = split < CUDA_VEC ? gn_tile_shift(xn, add, n, c, (g0 + 1) * cg) : 0.0f;
+        float off[CUDA_VEC]; /* x − off = x + add − shift */
+#pragma unroll
+        for (int j = 0; j < CUDA_VEC; j++)
+            off[j] = (j < split ? sh0 : sh1) - (add ? cuda_ld(add + (size_t)n * c + ch0 + j) : 0.0f);
+        const int64_t p0 = (int64_t)blockIdx.x * len;
+        const int64_t p1 = p0 + len < positions ? p0 + len : positions;
+#pragma unroll 4
+        for (int64_t p = p0 + r; p < p1; p += rows) {
+            float f[CUDA_VEC];
+            cuda_ld8(xn + p * c + ch0, f);
+#pragma unroll
+            for (int j = 0; j < CUDA_VEC; j++) {
+                const float d = f[j] - off[j];
+                if (j < split) {
+                    s0 += d;
+                    q0 += d * d;
+                } else {
+                    s1 += d;
+                    q1 += d * d;
+                }
+            }
+        }
+    }
+    red[threadIdx.x] = make_float4(s0, q0, s1, q1);
+    __syncthreads();
+    for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+        /* the vectors over group g: g is the first group of vf only when vf·8 ≥ g·cg */
+        const int vf = g * cg / CUDA_VEC, vl = (g * cg + cg - 1) / CUDA_VEC;
+        double s = 0.0, q = 0.0;
+        for (int rr = 0; rr < rows; rr++)
+            for (int vv = vf; vv <= vl; vv++) {
+                const float4 t = red[rr * vecs + vv];
+                const bool first = vv * CUDA_VEC / cg == g;
+                s += first ? t.x : t.z;
+                q += first ? t.y : t.w;
+            }
+        part[((size_t)n * gridDim.x + blockIdx.x) * groups + g] = make_double2(s, q);
+        if (blockIdx.x == 0)
+            shifts[(size_t)n * groups + g] = gn_tile_shift(xn, add, n, c, g * cg);
+    }
+}
+
+template <typename T, bool SILU>
+__global__ static void __launch_bounds__(GN_TILE_APPLY_THREADS)
+    gn_tile_apply_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
+                         const double2 *part, const float *shifts, int chunks,
+                         int64_t positions, int c, int groups, float eps, int64_t len)
+{
+    __shared__ float2 stat[GN_TILE_MAX_GROUPS]; /* (mean, rstd) */
+    const int n = blockIdx.y, cg = c / groups;
+    for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+        double s = 0.0, q = 0.0;
+        for (int k = 0; k < chunks; k++) {
+            const double2 t = part[((size_t)n * chunks + k) * groups + g];
+            s += t.x;
+            q += t.y;
+        }
+        const double cnt = (double)positions * cg, ds = s / cnt, dq = q / cnt;
+        const double var = dq - ds * ds > 0.0 ? dq - ds * ds : 0.0;
+        stat[g] = make_float2(shifts[(size_t)n * groups + g] + (float)ds,
+                              (float)(1.0 / sqrt(var + (double)eps)));
+    }
+    __syncthreads();
+    const int vecs = c / CUDA_VEC, rows = blockDim.x / vecs;
+    const int v = threadIdx.x % vecs, r = threadIdx.x / vecs, ch0 = v * CUDA_VEC;
+    if (r >= rows)
+        return;
+    float a[CUDA_VEC], b[CUDA_VEC];
+#pragma unroll
+    for (int j = 0; j < CUDA_VEC; j++) {
+        const int ch = ch0 + j;
+        const float2 st = stat[ch / cg];
+        a[j] = st.y * (gamma ? cuda_ld(gamma + ch) : 1.0f);
+        b[j] = (beta ? cuda_ld(beta + ch) : 0.0f) +
+               ((add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f) - st.x) * a[j];
+    }
+    const size_t base = (size_t)n * (size_t)positions * c + ch0;
+    const int64_t p0 = (int64_t)blockIdx.x * len;
+    const int64_t p1 = p0 + len < positions ? p0 + len : positions;
+#pragma unroll 4
+    for (int64_t p = p0 + r; p < p1; p += rows) {
+        float f[CUDA_VEC];
+        cuda_ld8(x + base + p * c, f);
+#pragma unroll
+        for (int j = 0; j < CUDA_VEC; j++) {
+            const float ab[2] = {a[j], b[j]};
+            f[j] = gn_out<SILU>(f[j], ab);
+        }
+        cuda_st8(y + base + p * c, f);
+    }
+}
+
+/* Whether the tiled path takes x → y: f16/bf16, C a multiple of 8 (16-byte aligned
+ * maps) of at most GN_TILE_THREADS vectors, groups of at least 8 channels (a vector
+ * spans at most two), at most GN_TILE_MAX_GROUPS groups, and the one-kernel paths'
+ * GN_FUSED_MAX values a group (the U-Net's maps; a VAE map's few blocks of
+ * GN_TILE_MAX_CHUNKS partials each would be slow). */
+static bool gn_use_tile(const struct tensor *x, const struct tensor *y, int groups)
+{
+    const int64_t c = tensor_last_dim(x), cg = c / groups;
+    const int64_t per_group = tensor_numel(x) / x->shape[0] / groups;
+    return dtype_size(y->dtype) == 2 && c % CUDA_VEC == 0 && c / CUDA_VEC <= GN_TILE_APPLY_THREADS &&
+           cg >= CUDA_VEC && groups <= GN_TILE_MAX_GROUPS && cuda_aligned16(x->data) &&
+           cuda_aligned16(y->data) && per_group <= GN_FUSED_MAX;
+}
+
+/* Chunks of positions per sample: about `blocks` blocks in all, at most `most`, each
+ * thread at least one position. */
+static int gn_tile_chunks(int64_t n, int64_t positions, int64_t rows, int64_t blocks, int most)
+{
+    int64_t s = (blocks + n - 1) / n;
+    const int64_t fill = (positions + rows - 1) / rows;
+    if (s > fill)
+        s = fill;
+    return (int)(s < 1 ? 1 : s > most ? most : s);
+}
+
+/* Scratch bytes of the tiled path: part{N, S, G} double2, then shifts{N, G} float. */
+static size_t gn_tile_scratch(int64_t n, int chunks, int groups)
+{
+    return (size_t)n * (size_t)chunks * (size_t)groups * sizeof(double2) +
+           (size_t)n * (size_t)groups * sizeof(float);
+}
+
+template <typename T>
+static void gn_tile_launch(const struct cuda_backend *cb, const struct tensor *x,
+                           const struct tensor *gamma, const struct tensor *beta,
+                           const struct group_norm_params *p, struct tensor *y, int chunks,
+                           void *scratch)
+{
+    if constexpr (sizeof(T) == 2) { /* gn_use_tile: f16/bf16 only */
+    const int64_t n = x->shape[0], c = tensor_last_dim(x);
+    const int64_t positions = tensor_numel(x) / (n * c);
+    double2 *part = (double2 *)scratch;
+    float *shifts = (float *)(part + (size_t)n * (size_t)chunks * (size_t)p->groups);
+    const T *xp = (const T *)x->data, *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
+    const T *bp = beta ? (const T *)beta->data : (const T *)NULL;
+    const T *ap = p->shift ? (const T *)p->shift->data : (const T *)NULL;
+    const int ts = gn_tile_threads(c, GN_TILE_THREADS);
+    const int64_t len = (positions + chunks - 1) / chunks;
+    gn_tile_stats_kernel<T><<<dim3((unsigned)chunks, (unsigned)n), ts, 0, cb->stream>>>(
+        xp, ap, part, shifts, positions, (int)c, p->groups, len);
+    const int ta = gn_tile_threads(c, GN_TILE_APPLY_THREADS);
+    const int sb = gn_tile_chunks(n, positions, ta / (c / CUDA_VEC), 2 * (int64_t)cb->sm_count,
+                                  65535);
+    const int64_t lb = (positions + sb - 1) / sb;
+    const dim3 grid((unsigned)sb, (unsigned)n);
+    if (p->silu)
+        gn_tile_apply_kernel<T, true><<<grid, ta, 0, cb->stream>>>(
+            xp, (T *)y->data, gp, bp, ap, part, shifts, chunks, positions, (int)c, p->groups,
+            p->eps, lb);
+    else
+        gn_tile_apply_kernel<T, false><<<grid, ta, 0, cb->stream>>>(
+            xp, (T *)y->data, gp, bp, ap, part, shifts, chunks, positions, (int)c, p->groups,
+            p->eps, lb);
+    }
+}
+
 enum status cuda_group_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
                             const struct tensor *beta, const struct group_norm_params *p,
                             struct tensor *y, struct errbuf *err)
@@ -626,8 +832,17 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
         return status_fail(err, STATUS_UNSUPPORTED, "cuda group_norm: batch %lld too large",
                            (long long)x->shape[0]);
     const int64_t c = tensor_last_dim(x), positions = tensor_numel(x) / x->shape[0] / c;
-    if (gn_use_fused(x, y, p->groups, cb->group_norm_kernel)) {
-        const int cl = cb->group_norm_kernel == 3
+    const int kernel = cb->group_norm_kernel ? cb->group_norm_kernel : CUDA_GN_AUTO_KERNEL;
+    if (kernel == 4 && gn_use_tile(x, y, p->groups)) {
+        const int64_t rows = gn_tile_threads(c, GN_TILE_THREADS) / (c / CUDA_VEC);
+        const int chunks = gn_tile_chunks(x->shape[0], positions, 2 * rows, cb->sm_count,
+                                          GN_TILE_MAX_CHUNKS);
+        TRY(cuda_scratch_reserve(cb, gn_tile_scratch(x->shape[0], chunks, p->groups), err));
+        CUDA_DISPATCH(y->dtype, gn_tile_launch<T>(cb, x, gamma, beta, p, y, chunks, cb->scratch));
+        return cuda_check_launch(cb, "group_norm", err);
+    }
+    if (gn_use_fused(x, y, p->groups, kernel)) {
+        const int cl = kernel >= 3
                            ? gn_cluster_blocks(cb, x->shape[0], p->groups, positions,
                                                (int)(c / p->groups))
                            : 1;

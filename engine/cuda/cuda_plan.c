@@ -10,7 +10,7 @@
 #define ITEM_MAX 64 /* one "key=value", NUL included */
 
 /* A key's values by name, in field order (value i ↔ field value i). */
-static const char *const GN_NAMES[] = {"auto", "split", "fused", "cluster", NULL};
+static const char *const GN_NAMES[] = {"auto", "split", "fused", "cluster", "tile", NULL};
 static const char *const ONOFF_NAMES[] = {"off", "on", NULL};
 static const char *const TILES_NAMES[] = {"0", "1", "2", NULL};
 static const struct {
@@ -48,7 +48,7 @@ static enum status apply_item(const char *key, const char *value,
     int i;
     if (strcmp(key, "gn") == 0) {
         if ((i = name_index(GN_NAMES, value)) < 0)
-            return bad_value(key, value, "auto, split, fused or cluster", err);
+            return bad_value(key, value, "auto, split, fused, cluster or tile", err);
         opt->group_norm_kernel = i;
     } else if (strcmp(key, "stack") == 0 || strcmp(key, "autotune") == 0 ||
                strcmp(key, "find") == 0) {
@@ -125,7 +125,7 @@ void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t 
     const int gn = opt->group_norm_kernel;
     const int tiles = opt->attention_row_tiles;
     snprintf(buf, cap, "gn=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s",
-             gn >= 0 && gn <= 3 ? GN_NAMES[gn] : "auto", ONOFF_NAMES[opt->linear_stack],
+             gn >= 0 && gn <= 4 ? GN_NAMES[gn] : "auto", ONOFF_NAMES[opt->linear_stack],
              ONOFF_NAMES[opt->gemm_autotune], ONOFF_NAMES[opt->cudnn_find],
              opt->conv_gemm_rows, attention, tiles >= 0 && tiles <= 2 ? TILES_NAMES[tiles] : "0");
 }
@@ -154,6 +154,7 @@ static const struct {
     {"gn_split", "gn=split"},
     {"gn_fused", "gn=fused"},
     {"gn_cluster", "gn=cluster"},
+    {"gn_tile", "gn=tile"},
     {"stacked", "stack=on"},
     {"unstacked", "stack=off"},
     {"exact2", "attention=exact2"},
@@ -164,14 +165,14 @@ static const struct {
 };
 #define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))
 
-/* opt with the auto kernels written as what they take (gn=auto: CUDA_GN_AUTO_FUSED,
+/* opt with the auto kernels written as what they take (gn=auto: CUDA_GN_AUTO_KERNEL,
  * attention=auto: CUDA_ATTENTION_AUTO_KERNEL), so that a trial that only names what
  * auto already does is no alternative. */
 static struct cuda_backend_options auto_resolved(const struct cuda_backend_options *opt)
 {
     struct cuda_backend_options r = *opt;
     if (r.group_norm_kernel == 0)
-        r.group_norm_kernel = CUDA_GN_AUTO_FUSED ? 2 : 1;
+        r.group_norm_kernel = CUDA_GN_AUTO_KERNEL;
     if (r.attention_kernel == CUDA_ATTENTION_DEFAULT)
         r.attention_kernel = CUDA_ATTENTION_AUTO_KERNEL;
     return r;

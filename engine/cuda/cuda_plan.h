@@ -5,7 +5,7 @@
  * build still validates the flag).
  *
  *   "key=value,key=value,…" (spaces not allowed; "" and "default" change nothing)
- *     gn=auto|split|fused|cluster  group_norm_kernel 0 / 1 / 2 / 3
+ *     gn=auto|split|fused|cluster|tile  group_norm_kernel 0 / 1 / 2 / 3 / 4
  *     stack=on|off            linear_stack
  *     autotune=on|off         gemm_autotune
  *     find=on|off             cudnn_find
@@ -45,7 +45,7 @@ bool cuda_plan_same(const struct cuda_backend_options *a, const struct cuda_back
 
 /* --- choosing a plan by measurement (bench_gpu's plan table) -------------------------- */
 
-#define CUDA_PLAN_TRIALS_MAX 16
+#define CUDA_PLAN_TRIALS_MAX 24
 
 /* One alternative to a base plan: the base with one choice changed (a choice may set
  * more than one field: "lean_mma_t1" is attention=lean_mma,tiles=1), and what the
@@ -59,7 +59,7 @@ struct cuda_plan_trial {
 };
 
 /* The alternatives to base that differ from it (gn=auto and attention=auto counted as the
- * kernels auto takes: CUDA_GN_AUTO_FUSED, CUDA_ATTENTION_AUTO_KERNEL), in a fixed order,
+ * kernels auto takes: CUDA_GN_AUTO_KERNEL, CUDA_ATTENTION_AUTO_KERNEL), in a fixed order,
  * into out[0 .. max);
  * their count.  Measurements zero, none excluded. */
 int cuda_plan_trials(const struct cuda_backend_options *base, struct cuda_plan_trial *out,

@@ -43,7 +43,7 @@ struct suite {
                                    heuristic choice */
     struct backend *gpu_bk128;  /* flash attention on key tiles of 128; GroupNorm split over
                                    thread-block clusters where that applies (sm_90) */
-    struct backend *gpu_sync1;  /* flash attention with one barrier per key tile */
+    struct backend *gpu_sync1;  /* flash attention with one barrier per key tile; GroupNorm on the tiled path */
     struct backend *gpu_lean;   /* flash attention with the lean softmax */
     struct backend *gpu_lean_mma; /* … and the row sums on the tensor cores */
     struct backend *gpu_exact2; /* flash attention on EXACT2 (the default before LEAN_MMA);
@@ -411,6 +411,9 @@ static const struct case_def CASES[] = {
     {"group_norm_sd_c1920", c_group_norm, 3, {4, 1, 1}, {{2, 16, 16, 1920}, S1(1920), S1(1920)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
     {"group_norm_sd_c2560", c_group_norm, 3, {4, 1, 1}, {{2, 8, 8, 2560}, S1(2560), S1(2560)}, -1, 3, TOL_NORM, 32, 1, 0, true, {0}},
     {"group_norm_shift_offset", c_group_norm, 4, {4, 1, 1, 2}, {{2, 7, 9, 30}, S1(30), S1(30), {2, 30}}, 6, 8, TOL_NORM, 5, 0, 0, false, {0}},
+    /* the tiled path's edges: groups of exactly one vector (8 channels), in place, an
+     * offset mean, odd positions, the time-embedding shift */
+    {"group_norm_shift_offset_c40", c_group_norm, 4, {4, 1, 1, 2}, {{2, 33, 35, 40}, S1(40), S1(40), {2, 40}}, 50, 52, TOL_NORM, 5, 1, 0, true, {0}},
     {"group_norm_sd_64x64x320", c_group_norm, 3, {4, 1, 1}, {{2, 64, 64, 320}, S1(320), S1(320)}, -1, 3, TOL_NORM, 32, 0, 0, true, {0}},
     /* layer_norm: {x, gamma, beta} */
     {"layer_norm_odd", c_layer_norm, 3, {3, 1, 1}, {{3, 5, 37}, S1(37), S1(37)}, -2, 2, TOL_NORM, 0, 0, 0, false, {0}},
@@ -874,9 +877,10 @@ int main(int argc, char **argv)
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_bk128, &err);
     opt.attention_kernel = CUDA_ATTENTION_EXACT_SYNC1;
-    opt.group_norm_kernel = 0;
+    opt.group_norm_kernel = 4;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_sync1, &err);
+    opt.group_norm_kernel = 0;
     opt.attention_kernel = CUDA_ATTENTION_LEAN;
     if (sp == STATUS_OK)
         sp = cuda_backend_create(&opt, &su.gpu_lean, &err);
@@ -927,6 +931,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_padded, "[gn split]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_stages, "[gn fused]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_bk128, "[gn cluster]", &CASES[i], DTYPES[d]);
+                check_case(&su, su.gpu_sync1, "[gn tile]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_linear || CASES[i].fn == c_matmul ||
                 CASES[i].fn == c_linear_stack) {

@@ -9,8 +9,10 @@
 
 /* What cuda_backend_options_default sets for planning (that function is in the .cu). */
 /* The GroupNorm trial of the default base: the kernel gn=auto does not take. */
-#define GN_TRIAL (CUDA_GN_AUTO_FUSED ? "gn_split" : "gn_fused")
-#define GN_TRIAL_KERNEL (CUDA_GN_AUTO_FUSED ? 1 : 2)
+#define GN_TRIAL (CUDA_GN_AUTO_KERNEL == 1 ? "gn_fused" : "gn_split")
+#define GN_TRIAL_KERNEL (CUDA_GN_AUTO_KERNEL == 1 ? 2 : 1)
+/* The GroupNorm trials by group_norm_kernel 1 … 4. */
+static const char *const GN_TRIALS[] = {NULL, "gn_split", "gn_fused", "gn_cluster", "gn_tile"};
 
 static struct cuda_backend_options defaults(void)
 {
@@ -80,6 +82,7 @@ START_TEST(test_round_trip)
         "gn=fused,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1",
         "gn=split,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2",
         "gn=cluster,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0",
+        "gn=tile,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0",
         "gn=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0",
         "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0",
     };
@@ -182,10 +185,14 @@ START_TEST(test_trials_differ_from_base)
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
     /* every trial but those the defaults already are: im2col_512, autotune, stacked, the
      * GroupNorm kernel auto takes, lean_mma (attention auto) */
-    ck_assert_int_eq(n, 11);
-    ck_assert_int_eq(t[trial_index(t, n, "gn_cluster")].plan.group_norm_kernel, 3);
-    expect_trials(t, n, CUDA_GN_AUTO_FUSED ? "gn_split" : "gn_fused",
-                  CUDA_GN_AUTO_FUSED ? "gn_fused" : "gn_split");
+    ck_assert_int_eq(n, 12);
+    for (int k = 1; k <= 4; k++) {
+        const int i = trial_index(t, n, GN_TRIALS[k]);
+        if (k == CUDA_GN_AUTO_KERNEL)
+            ck_assert_msg(i < 0, "trial %s is what gn=auto takes", GN_TRIALS[k]);
+        else
+            ck_assert_msg(i >= 0 && t[i].plan.group_norm_kernel == k, "trial %s", GN_TRIALS[k]);
+    }
     expect_trials(t, n, "cudnn,heuristic,unstacked,exact2",
                   "im2col_512,autotune,stacked,lean_mma");
     ck_assert_str_eq(t[n - 1].name, "find"); /* its workspace growth after the others */
@@ -204,7 +211,7 @@ START_TEST(test_trials_differ_from_base)
                                      &err),
                      STATUS_OK);
     const int m = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    ck_assert_int_eq(m, 11);
+    ck_assert_int_eq(m, 12);
     expect_trials(t, m, "cudnn,stacked,gn_fused,lean_mma", "gn_split,unstacked,im2col_2k,exact2");
     /* max bounds the count */
     ck_assert_int_eq(cuda_plan_trials(&base, t, 2), 2);
