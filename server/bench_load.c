@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,7 +247,10 @@ struct call_figures {
     double replayed;  /* share of the calls replayed from a recorded CUDA graph (on a GPU
                          one that is not ran eagerly or was being recorded) */
     double call_ms;   /* mean call, to its device's end */
+    double call_p50_ms, call_p99_ms; /* the call-time histogram's bucket bounds that hold
+                                        half and 99 % of the calls (∞: above the last) */
     double busy;      /* busy iterations' seconds over the wall time */
+    double decoding;  /* VAE decodes' seconds over the wall time */
 };
 
 struct rate_result {
@@ -273,9 +277,8 @@ struct load_env {
     struct rate_result results[LOAD_MAX_RATES * SCHED_MODE_COUNT_];
     int n_results;
     double goodput[SCHED_MODE_COUNT_];
-    double capacity[SCHED_MODE_COUNT_], capacity_occ[SCHED_MODE_COUNT_];
-    double capacity_replayed[SCHED_MODE_COUNT_];
-    double capacity_call_ms[SCHED_MODE_COUNT_], capacity_busy[SCHED_MODE_COUNT_];
+    double capacity[SCHED_MODE_COUNT_];
+    struct call_figures capacity_calls[SCHED_MODE_COUNT_];
     bool ran[SCHED_MODE_COUNT_];
     bool unbracketed[SCHED_MODE_COUNT_]; /* --budget ran out before its boundary was found */
     bool cut_short;                      /* --budget ran out: some runs were left out */
@@ -454,6 +457,24 @@ static enum status summarise(const struct load_request *reqs, int n, double elap
     return STATUS_OK;
 }
 
+/* The upper bound (ms) of the call-time bucket that holds the q-quantile of the calls
+ * counted in hist (INFINITY: the open last bucket; 0: no calls). */
+static double call_quantile_ms(const uint64_t hist[SCHED_CALL_BUCKETS + 1], double q)
+{
+    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
+    uint64_t total = 0, cum = 0;
+    for (int b = 0; b <= SCHED_CALL_BUCKETS; b++)
+        total += hist[b];
+    if (total == 0)
+        return 0;
+    for (int b = 0; b < SCHED_CALL_BUCKETS; b++) {
+        cum += hist[b];
+        if ((double)cum >= q * (double)total)
+            return bounds_ms[b];
+    }
+    return INFINITY;
+}
+
 /* The call figures since the counts c0, over `elapsed` wall seconds. */
 static enum status calls_since(const struct load_env *e, struct load_target *t,
                                const struct load_counts *c0, double elapsed,
@@ -465,7 +486,13 @@ static enum status calls_since(const struct load_env *e, struct load_target *t,
     f->occupancy = calls ? (double)(c.rows - c0->rows) / (double)calls / e->o.max_rows : 0;
     f->replayed = calls ? (double)(c.replays - c0->replays) / (double)calls : 0;
     f->call_ms = calls ? (c.unet_s - c0->unet_s) / (double)calls * 1e3 : 0;
+    uint64_t hist[SCHED_CALL_BUCKETS + 1];
+    for (int b = 0; b <= SCHED_CALL_BUCKETS; b++)
+        hist[b] = c.call_hist[b] - c0->call_hist[b];
+    f->call_p50_ms = call_quantile_ms(hist, 0.50);
+    f->call_p99_ms = call_quantile_ms(hist, 0.99);
     f->busy = elapsed > 0 ? (c.busy_s - c0->busy_s) / elapsed : 0;
+    f->decoding = elapsed > 0 ? (c.decode_s - c0->decode_s) / elapsed : 0;
     return STATUS_OK;
 }
 
@@ -599,14 +626,11 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
         }
         struct call_figures f;
         TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &f, err));
-        e->capacity_occ[m] = f.occupancy;
-        e->capacity_replayed[m] = f.replayed;
-        e->capacity_call_ms[m] = f.call_ms;
-        e->capacity_busy[m] = f.busy;
-        printf("  %-7s  %8.2f requests/s  occupancy %.2f  graph replays %.2f  call %.2f ms  "
-               "busy %.2f\n",
+        e->capacity_calls[m] = f;
+        printf("  %-7s  %8.2f requests/s  occupancy %.2f  graph replays %.2f  call %.2f ms "
+               "(p50 ≤ %g, p99 ≤ %g)  busy %.2f  decoding %.2f\n",
                sched_mode_name((enum sched_mode)m), e->capacity[m], f.occupancy, f.replayed,
-               f.call_ms, f.busy);
+               f.call_ms, f.call_p50_ms, f.call_p99_ms, f.busy, f.decoding);
     }
     const double *c = e->capacity;
     if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && c[SCHED_MODE_REQUEST] > 0)
@@ -804,6 +828,15 @@ static void json_modes(FILE *f, const struct load_env *e, const char *key, const
     fprintf(f, "}%s\n", after);
 }
 
+/* One call figure (at `offset` in struct call_figures) of each mode's burst. */
+static void json_capacity(FILE *f, const struct load_env *e, const char *key, size_t offset)
+{
+    double v[SCHED_MODE_COUNT_];
+    for (int m = 0; m < SCHED_MODE_COUNT_; m++)
+        memcpy(&v[m], (const char *)&e->capacity_calls[m] + offset, sizeof v[m]);
+    json_modes(f, e, key, v, ",");
+}
+
 static enum status write_json(const struct load_env *e, const char *path, struct errbuf *err)
 {
     FILE *f = fopen(path, "w");
@@ -832,10 +865,13 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     json_num(f, "step_none", ratio(e->goodput[SCHED_MODE_STEP], e->goodput[SCHED_MODE_NONE]), "},\n");
     fprintf(f, "  \"capacity_burst\": %d,\n", e->burst_n);
     json_modes(f, e, "capacity_per_s", e->capacity, ",");
-    json_modes(f, e, "capacity_occupancy", e->capacity_occ, ",");
-    json_modes(f, e, "capacity_graph_replayed", e->capacity_replayed, ",");
-    json_modes(f, e, "capacity_unet_call_ms", e->capacity_call_ms, ",");
-    json_modes(f, e, "capacity_worker_busy", e->capacity_busy, ",");
+    json_capacity(f, e, "capacity_occupancy", offsetof(struct call_figures, occupancy));
+    json_capacity(f, e, "capacity_graph_replayed", offsetof(struct call_figures, replayed));
+    json_capacity(f, e, "capacity_unet_call_ms", offsetof(struct call_figures, call_ms));
+    json_capacity(f, e, "capacity_unet_call_p50_ms", offsetof(struct call_figures, call_p50_ms));
+    json_capacity(f, e, "capacity_unet_call_p99_ms", offsetof(struct call_figures, call_p99_ms));
+    json_capacity(f, e, "capacity_worker_busy", offsetof(struct call_figures, busy));
+    json_capacity(f, e, "capacity_decoding", offsetof(struct call_figures, decoding));
     double unbracketed[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         unbracketed[m] = e->unbracketed[m];

@@ -326,6 +326,29 @@ static bool metric_value(const char *text, const char *name, uint64_t *out)
     return true;
 }
 
+/* The per-bucket call counts from /metrics' cumulative diffusiond_unet_call_seconds
+ * (zeros where the server has none). */
+static void call_hist_from(const char *text, uint64_t hist[SCHED_CALL_BUCKETS + 1])
+{
+    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
+    uint64_t prev = 0;
+    for (int b = 0; b <= SCHED_CALL_BUCKETS; b++) {
+        char name[96];
+        if (b < SCHED_CALL_BUCKETS)
+            snprintf(name, sizeof name, "diffusiond_unet_call_seconds_bucket{le=\"%g\"}",
+                     bounds_ms[b] / 1e3);
+        else
+            snprintf(name, sizeof name, "diffusiond_unet_call_seconds_bucket{le=\"+Inf\"}");
+        uint64_t cum = 0;
+        if (!metric_value(text, name, &cum) || cum < prev) {
+            memset(hist, 0, sizeof(uint64_t) * (SCHED_CALL_BUCKETS + 1));
+            return;
+        }
+        hist[b] = cum - prev;
+        prev = cum;
+    }
+}
+
 enum status load_target_counts(struct load_target *t, struct load_counts *out,
                                struct errbuf *err)
 {
@@ -338,6 +361,8 @@ enum status load_target_counts(struct load_target *t, struct load_counts *out,
         out->replays = st.unet_graph_replays;
         out->unet_s = st.unet_s;
         out->busy_s = st.busy_s;
+        out->decode_s = st.decode_s;
+        memcpy(out->call_hist, st.call_hist, sizeof out->call_hist);
         return STATUS_OK;
     }
     const struct bench_http_request hr = {.port = t->port, .method = "GET", .path = "/metrics",
@@ -351,6 +376,8 @@ enum status load_target_counts(struct load_target *t, struct load_counts *out,
         (void)metric_value(res.body, "diffusiond_unet_graph_replays_total", &out->replays);
         (void)metric_double(res.body, "diffusiond_unet_seconds_total", &out->unet_s);
         (void)metric_double(res.body, "diffusiond_scheduler_busy_seconds_total", &out->busy_s);
+        (void)metric_double(res.body, "diffusiond_vae_decode_seconds_total", &out->decode_s);
+        call_hist_from(res.body, out->call_hist);
     }
     const int code = res.status_code;
     bench_http_response_free(&res);

@@ -80,11 +80,12 @@ void load_target_submit(struct load_target *t, struct load_request *req, double 
 void load_target_wait(struct load_target *t);
 
 /* U-Net rows, calls and calls replayed from a recorded CUDA graph since the target
- * started, and the worker's seconds in U-Net calls and in busy iterations (HTTP: from
- * /metrics; 0 where the server does not report them). */
+ * started, the worker's seconds in U-Net calls, VAE decodes and busy iterations, its calls by
+ * duration (HTTP: from /metrics; 0 where the server does not report them). */
 struct load_counts {
     uint64_t rows, calls, replays;
-    double unet_s, busy_s;
+    double unet_s, decode_s, busy_s;
+    uint64_t call_hist[SCHED_CALL_BUCKETS + 1]; /* calls by duration (scheduler_stats) */
 };
 enum status load_target_counts(struct load_target *t, struct load_counts *out,
                                struct errbuf *err);

@@ -358,6 +358,22 @@ static void render_rows(FILE *f, const struct scheduler_stats *s)
             name, cum, name, s->unet_rows, name, cum);
 }
 
+/* The U-Net call-time histogram from the scheduler's per-bucket counts. */
+static void render_calls(FILE *f, const struct scheduler_stats *s)
+{
+    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
+    const char *name = "diffusiond_unet_call_seconds";
+    family(f, name, "histogram", "U-Net calls by duration, each until its device work is done.");
+    uint64_t cum = 0;
+    for (int b = 0; b < SCHED_CALL_BUCKETS; b++) {
+        cum += s->call_hist[b];
+        fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds_ms[b] / 1e3, cum);
+    }
+    cum += s->call_hist[SCHED_CALL_BUCKETS];
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9g\n%s_count %" PRIu64 "\n", name,
+            cum, name, s->unet_s, name, cum);
+}
+
 static void render_scheduler(FILE *f, const struct scheduler_stats *s)
 {
     gauge1(f, "diffusiond_queue_depth", "Generation jobs waiting for admission.", s->queue_depth);
@@ -384,6 +400,7 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
              "U-Net calls replayed from a recorded CUDA graph.", s->unet_graph_replays);
     counter_s(f, "diffusiond_unet_seconds_total",
               "Seconds in U-Net calls, each until its device work is done.", s->unet_s);
+    render_calls(f, s);
     counter_s(f, "diffusiond_scheduler_busy_seconds_total",
               "Seconds of scheduler iterations that did work (calls, decodes, admission, "
               "text encoding, callbacks).",

@@ -414,6 +414,16 @@ static int job_steps_left(const struct sched_job *j)
     return left;
 }
 
+/* The call-time histogram's bucket of a call of `seconds`. */
+static int call_bucket(double seconds)
+{
+    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
+    int b = 0;
+    while (b < SCHED_CALL_BUCKETS && seconds * 1e3 > bounds_ms[b])
+        b++;
+    return b;
+}
+
 /* Books one step of the batch (the call ran from t0 to t1) [lock]. */
 static void account_step(struct scheduler *s, int n, int rows, int64_t pixels, uint64_t t0,
                          uint64_t t1)
@@ -423,6 +433,7 @@ static void account_step(struct scheduler *s, int n, int rows, int64_t pixels, u
     s->stats.unet_calls++;
     s->stats.unet_rows += (uint64_t)rows;
     s->stats.rows_hist[rows < SCHED_HIST_MAX ? rows : SCHED_HIST_MAX]++;
+    s->stats.call_hist[call_bucket(secs(t0, t1))]++;
     for (int i = 0; i < n; i++) {
         struct sched_image *img = s->batch[i];
         struct sched_job *j = img->job;

@@ -45,6 +45,9 @@
 #include "models/sd_model.h"
 
 #define SCHED_MAX_MODELS 8
+/* Upper bounds (ms) of the U-Net call-time histogram's buckets, the last open-ended. */
+#define SCHED_CALL_BOUNDS_MS {0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000}
+#define SCHED_CALL_BUCKETS 11
 #define SCHED_HIST_MAX 64 /* rows-per-call histogram / EWMA table size (rows ≥ it share the last) */
 
 enum sched_mode {
@@ -188,6 +191,9 @@ struct scheduler_stats {
     uint64_t completed_ok, completed_error, cancelled;
     uint64_t unet_calls, unet_rows;     /* rows summed over calls */
     uint64_t rows_hist[SCHED_HIST_MAX + 1]; /* calls by rows (index = rows, last = ≥ max) */
+    uint64_t call_hist[SCHED_CALL_BUCKETS + 1]; /* calls by duration: [i] within bound i of
+                                                   SCHED_CALL_BOUNDS_MS (above bound i − 1),
+                                                   [SCHED_CALL_BUCKETS] longer */
     double mean_rows;          /* unet_rows / unet_calls */
     double mean_occupancy;     /* mean rows / max_batch_rows */
     double step_ewma_s[SCHED_HIST_MAX + 1]; /* per rows; 0 where never measured */

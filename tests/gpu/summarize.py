@@ -145,7 +145,9 @@ def main():
         s["load"] = {k: sched.get(k) for k in ("target", "device", "model",
                                                 "mean_single_request_s", "goodput", "ratios",
                                                 "capacity_per_s", "capacity_graph_replayed",
-                                                "capacity_unet_call_ms", "capacity_worker_busy",
+                                                "capacity_unet_call_ms", "capacity_unet_call_p50_ms",
+                                                "capacity_unet_call_p99_ms", "capacity_worker_busy",
+                                                "capacity_decoding",
                                                 "unbracketed", "complete")}
         r = sched.get("ratios", {})
         open_ended = any((sched.get("unbracketed") or {}).values())  # --budget ran out

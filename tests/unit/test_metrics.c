@@ -80,6 +80,9 @@ static void populate(struct metrics *m, struct scheduler_stats *s)
     s->rows_hist[16] = 2;
     s->rows_hist[40] = 1;
     s->rows_hist[SCHED_HIST_MAX] = 1; /* ≥ 64 rows */
+    s->call_hist[0] = 6;                  /* ≤ 0.25 ms */
+    s->call_hist[2] = 4;                  /* (0.5, 1] ms */
+    s->call_hist[SCHED_CALL_BUCKETS] = 3; /* over 1 s */
     s->unet_calls = 13;
     s->unet_graph_replays = 11;
     s->unet_s = 1.25;
@@ -205,6 +208,13 @@ START_TEST(test_rows_histogram)
     ck_assert_double_eq(sample(t, "diffusiond_unet_batch_rows_sum"), 165);
     ck_assert_double_eq(sample(t, "diffusiond_unet_graph_replays_total"), 11);
     ck_assert_double_eq(sample(t, "diffusiond_unet_seconds_total"), 1.25);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"0.00025\"}"), 6);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"0.0005\"}"), 6);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"0.001\"}"), 10);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"1\"}"), 10);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"+Inf\"}"), 13);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_count"), 13);
+    ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_sum"), 1.25);
     ck_assert_double_eq(sample(t, "diffusiond_vae_decode_seconds_total"), 0.5);
     ck_assert_double_eq(sample(t, "diffusiond_scheduler_busy_seconds_total"), 2.5);
     free(t);

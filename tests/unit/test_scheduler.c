@@ -289,6 +289,10 @@ START_TEST(test_join_and_leave)
     /* step time EWMA per batch size, from the fake cost (40 ms + 10 ms/row) */
     ck_assert_double_eq_tol(st.step_ewma_s[2], 0.060, 1e-9);
     ck_assert_double_eq_tol(st.step_ewma_s[3], 0.070, 1e-9);
+    /* the call-time histogram: 60 and 70 ms calls, all in (50, 100] ms */
+    ck_assert_uint_eq(st.call_hist[7], 0);
+    ck_assert_uint_eq(st.call_hist[8], 4);
+    ck_assert_uint_eq(st.call_hist[9], 0);
     ck_assert_uint_eq(st.completed_ok, 2);
     ck_assert_int_eq(st.active_rows, 0);
     teardown(s, f, r);
