@@ -83,7 +83,7 @@ void load_target_wait(struct load_target *t);
  * started, the worker's seconds in U-Net calls, VAE decodes and busy iterations, its calls by
  * duration (HTTP: from /metrics; 0 where the server does not report them). */
 struct load_counts {
-    uint64_t rows, calls, replays;
+    uint64_t rows, calls, replays, recorded;
     double unet_s, decode_s, busy_s;
     uint64_t call_hist[SCHED_CALL_BUCKETS + 1]; /* calls by duration (scheduler_stats) */
 };

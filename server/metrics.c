@@ -398,6 +398,10 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
     counter1(f, "diffusiond_unet_calls_total", "U-Net calls.", s->unet_calls);
     counter1(f, "diffusiond_unet_graph_replays_total",
              "U-Net calls replayed from a recorded CUDA graph.", s->unet_graph_replays);
+    counter1(f, "diffusiond_unet_graphs_recorded_total",
+             "CUDA graphs recorded for U-Net calls (one per batch shape; a recording and "
+             "the eager call before it are slow calls).",
+             s->unet_graphs_recorded);
     counter_s(f, "diffusiond_unet_seconds_total",
               "Seconds in U-Net calls, each until its device work is done.", s->unet_s);
     render_calls(f, s);

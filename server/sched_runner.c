@@ -111,4 +111,5 @@ void sched_pipeline_runner_counters(void *state, struct scheduler_stats *st)
     struct sd_graphs_stats gs;
     sd_graphs_stats(r->graphs, &gs);
     st->unet_graph_replays = gs.replays;
+    st->unet_graphs_recorded = gs.recorded;
 }

@@ -147,7 +147,7 @@ def main():
                                                 "capacity_per_s", "capacity_graph_replayed",
                                                 "capacity_unet_call_ms", "capacity_unet_call_p50_ms",
                                                 "capacity_unet_call_p99_ms", "capacity_worker_busy",
-                                                "capacity_decoding",
+                                                "capacity_decoding", "capacity_graphs_recorded",
                                                 "unbracketed", "complete")}
         r = sched.get("ratios", {})
         open_ended = any((sched.get("unbracketed") or {}).values())  # --budget ran out
