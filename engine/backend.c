@@ -129,6 +129,11 @@ struct backend_graph {
     void *impl;
 };
 
+bool backend_records_graphs(const struct backend *b)
+{
+    return b->ops->graph_begin != NULL;
+}
+
 enum status backend_graph_begin(struct backend *b, struct errbuf *err)
 {
     if (!b || !b->ops->graph_begin)

@@ -177,6 +177,8 @@ enum dtype backend_weight_dtype(const struct backend *b);
  * Ownership: the caller destroys a graph, before its backend.  Thread-safety: as b's. */
 struct backend_graph;
 
+/* Whether b records graphs at all (the CUDA backend; not the CPU's). */
+bool backend_records_graphs(const struct backend *b);
 enum status backend_graph_begin(struct backend *b, struct errbuf *err);
 enum status backend_graph_end(struct backend *b, struct backend_graph **out,
                               struct errbuf *err);

@@ -52,6 +52,10 @@ struct serve {
     struct sd_model *model;
     struct scheduler *sched;
     uint64_t warmup_t0;
+    /* the warm-up's jobs (serve_warmup_jobs), one after another: the next is submitted
+     * by the previous one's completion (the scheduler's worker thread) */
+    int warmup_jobs, warmup_next;
+    bool warmup_graphs;
     /* The model loads on its own thread while the main thread already waits for
      * signals: one during the load is taken at once and stops it at its next tensor.
      * load_status and load_err are the loader's until it is joined. */
@@ -196,34 +200,65 @@ static void set_ready(struct serve *sv)
     }
 }
 
+static enum status submit_warmup_job(struct serve *sv, struct errbuf *err);
+
 static void warmup_done(void *user, struct job_result *res)
 {
     struct serve *sv = user;
-    if (res->status == STATUS_OK)
-        LOG_INFOF("serve", "warm-up generation done in %.2f s; ready",
-                  (double)(http_now_ns() - sv->warmup_t0) * 1e-9);
-    else
+    if (res->status != STATUS_OK) {
         LOG_WARNF("serve", "warm-up generation failed (%s); ready anyway", res->error);
+        set_ready(sv);
+        return;
+    }
+    if (sv->warmup_next < sv->warmup_jobs) {
+        struct errbuf err;
+        errbuf_clear(&err);
+        if (submit_warmup_job(sv, &err) == STATUS_OK)
+            return;
+        LOG_WARNF("serve", "warm-up job %d of %d not submitted (%s); ready anyway",
+                  sv->warmup_next, sv->warmup_jobs, err.msg);
+    } else {
+        LOG_INFOF("serve", "warm-up done in %.2f s (%d generation%s%s); ready",
+                  (double)(http_now_ns() - sv->warmup_t0) * 1e-9, sv->warmup_jobs,
+                  sv->warmup_jobs == 1 ? "" : "s",
+                  sv->warmup_graphs ? ", a U-Net graph per batch size" : "");
+    }
     set_ready(sv);
+}
+
+/* Submits warm-up job warmup_next (serve_warmup_job) and counts it. */
+static enum status submit_warmup_job(struct serve *sv, struct errbuf *err)
+{
+    struct serve_warmup_job w;
+    /* counted before the submission: the job may complete (warmup_done reads the count)
+     * before scheduler_submit returns */
+    serve_warmup_job(&sv->cfg, sv->warmup_graphs, sv->warmup_next++, &w);
+    struct gen_params p;
+    gen_params_default(sv->model, &p);
+    p.prompt = "a warm-up picture";
+    p.n = w.images;
+    p.steps = p.steps > w.steps ? w.steps : p.steps; /* every buffer of a step */
+    if (gen_params_validate(sv->model, &p, NULL) != STATUS_OK) {
+        gen_params_default(sv->model, &p);
+        p.prompt = "a warm-up picture";
+    }
+    const struct job_callbacks cb = {.on_complete = warmup_done, .user = sv};
+    const struct submit_options opt = {.request_id = "warm-up"};
+    return scheduler_submit(sv->sched, &p, &cb, &opt, NULL, NULL, err);
 }
 
 static enum status start_warmup(struct serve *sv, struct errbuf *err)
 {
     routes_set_state(sv->routes, SERVE_WARMING);
-    if (!sv->cfg.warmup) {
+    sv->warmup_graphs = sv->cfg.unet_graphs && backend_records_graphs(sv->backend);
+    sv->warmup_jobs = serve_warmup_jobs(&sv->cfg, sv->warmup_graphs);
+    sv->warmup_next = 0;
+    if (sv->warmup_jobs == 0) {
         set_ready(sv);
         return STATUS_OK;
     }
-    struct gen_params p;
-    gen_params_default(sv->model, &p);
-    p.prompt = "a warm-up picture";
-    p.steps = p.steps > 2 ? 2 : p.steps; /* every buffer of a step at the native size */
-    if (gen_params_validate(sv->model, &p, NULL) != STATUS_OK)
-        gen_params_default(sv->model, &p);
-    const struct job_callbacks cb = {.on_complete = warmup_done, .user = sv};
-    const struct submit_options opt = {.request_id = "warm-up"};
     sv->warmup_t0 = http_now_ns();
-    return scheduler_submit(sv->sched, &p, &cb, &opt, NULL, NULL, err);
+    return submit_warmup_job(sv, err);
 }
 
 /* --- the loader thread ------------------------------------------------------------------- */

@@ -58,7 +58,8 @@ static const struct setting settings[] = {
     {"cuda-plan", "DIFFUSIOND_CUDA_PLAN", SET_STRING, F(cuda_plan), 0, 0, "",
      "on cuda: planning choices over the defaults, key=value,… (gn=auto|split|fused|cluster, stack=on|off, autotune=on|off, find=on|off, im2col=N, attention=…, tiles=0|1|2; docs/cuda.md); empty: the defaults"},
     {"warmup", "DIFFUSIOND_WARMUP", SET_BOOL, F(warmup), 0, 0, "true",
-     "run one generation before /readyz reports ready (--no-warmup to skip)"},
+     "run one generation before /readyz reports ready, on a GPU with U-Net graphs one per "
+     "batch size up to --max-batch-rows (--no-warmup to skip)"},
     {"batching", "DIFFUSIOND_BATCHING", SET_BATCHING, F(batching), 0, 0, "step",
      "batching mode: step (continuous, per denoising step), request, or none"},
     {"max-batch-rows", "DIFFUSIOND_MAX_BATCH_ROWS", SET_INT, F(max_batch_rows), 1,
@@ -654,6 +655,22 @@ size_t serve_config_describe(const struct serve_config *cfg, char *buf, size_t c
     if (len >= cap)
         len = cap - 1;
     return len;
+}
+
+int serve_warmup_jobs(const struct serve_config *cfg, bool graphs)
+{
+    if (!cfg->warmup)
+        return 0;
+    const int k = cfg->max_batch_rows / 2;
+    return graphs && k > 1 ? k : 1;
+}
+
+void serve_warmup_job(const struct serve_config *cfg, bool graphs, int i,
+                      struct serve_warmup_job *job)
+{
+    (void)cfg;
+    job->images = graphs ? i + 1 : 1;
+    job->steps = graphs ? 3 : 2;
 }
 
 void serve_config_to_scheduler(const struct serve_config *cfg, struct scheduler_config *sc)

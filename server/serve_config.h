@@ -121,6 +121,21 @@ void serve_config_print_markdown(FILE *out);
  * API keys shown only as a count.  Returns the length (truncated to cap-1). */
 size_t serve_config_describe(const struct serve_config *cfg, char *buf, size_t cap);
 
+/* The start-up warm-up (--warmup): jobs run one after another before /readyz says
+ * ready.  Without U-Net graphs one generation of 2 steps at the native size (every
+ * buffer of a step); where the U-Net calls replay CUDA graphs (`graphs`: --unet-graphs
+ * on a backend that records them) one job of k images for k = 1 … max_batch_rows / 2,
+ * 3 steps each (CFG: 2k rows) — the eager call autotunes the new GEMM shapes, the second
+ * records the graph — so that the first requests at each batch size are replays, not
+ * ~60 ms stalls (the bundled model on an H200, GPU run 10).  Job i's images and steps. */
+struct serve_warmup_job {
+    int images, steps;
+};
+/* The number of warm-up jobs (0: --no-warmup); *job = job i of them (i < count). */
+int serve_warmup_jobs(const struct serve_config *cfg, bool graphs);
+void serve_warmup_job(const struct serve_config *cfg, bool graphs, int i,
+                      struct serve_warmup_job *job);
+
 /* Copies the scheduler settings into sc (models, clock, runner left untouched). */
 void serve_config_to_scheduler(const struct serve_config *cfg, struct scheduler_config *sc);
 

@@ -398,6 +398,32 @@ START_TEST(test_to_scheduler)
 }
 END_TEST
 
+/* The warm-up: one 2-step generation, or with U-Net graphs one 3-step job per even
+ * row count (k images, CFG) up to max_batch_rows; none with --no-warmup. */
+START_TEST(test_warmup_jobs)
+{
+    struct serve_config c;
+    serve_config_default(&c);
+    c.max_batch_rows = 16;
+    struct serve_warmup_job w;
+    ck_assert_int_eq(serve_warmup_jobs(&c, false), 1);
+    serve_warmup_job(&c, false, 0, &w);
+    ck_assert_int_eq(w.images, 1);
+    ck_assert_int_eq(w.steps, 2);
+    ck_assert_int_eq(serve_warmup_jobs(&c, true), 8);
+    for (int i = 0; i < 8; i++) {
+        serve_warmup_job(&c, true, i, &w);
+        ck_assert_int_eq(w.images, i + 1); /* 2, 4, … 16 rows */
+        ck_assert_int_eq(w.steps, 3);      /* eager (autotune), recorded, replayed */
+    }
+    c.max_batch_rows = 3; /* one CFG image fits: a single job */
+    ck_assert_int_eq(serve_warmup_jobs(&c, true), 1);
+    c.warmup = false;
+    ck_assert_int_eq(serve_warmup_jobs(&c, true), 0);
+    ck_assert_int_eq(serve_warmup_jobs(&c, false), 0);
+}
+END_TEST
+
 static Suite *serve_config_suite(void)
 {
     Suite *s = suite_create("serve_config");
@@ -413,6 +439,7 @@ static Suite *serve_config_suite(void)
     TCase *doc = tcase_create("docs");
     tcase_add_test(doc, test_help_lists_every_setting);
     tcase_add_test(doc, test_docs_match_table);
+    tcase_add_test(doc, test_warmup_jobs);
     suite_add_tcase(s, doc);
     return s;
 }
