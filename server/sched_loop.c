@@ -460,14 +460,20 @@ static int job_index(struct sched_job *const *jobs, int nj, const struct sched_j
     return -1;
 }
 
-/* The distinct jobs of s->batch[0 … n) into jobs[], in batch order; their count. */
-static int batch_jobs(const struct scheduler *s, int n, struct sched_job **jobs)
+/* The distinct jobs of imgs[0 … n) into jobs[], in order; their count. */
+static int distinct_jobs(struct sched_image *const *imgs, int n, struct sched_job **jobs)
 {
     int nj = 0;
     for (int i = 0; i < n; i++)
-        if (job_index(jobs, nj, s->batch[i]->job) < 0)
-            jobs[nj++] = s->batch[i]->job;
+        if (job_index(jobs, nj, imgs[i]->job) < 0)
+            jobs[nj++] = imgs[i]->job;
     return nj;
+}
+
+/* The distinct jobs of s->batch[0 … n). */
+static int batch_jobs(const struct scheduler *s, int n, struct sched_job **jobs)
+{
+    return distinct_jobs(s->batch, n, jobs);
 }
 
 /* Each job of the batch once: its call count, rows and progress callback. */
@@ -515,12 +521,11 @@ static enum status decode_chunk(struct scheduler *s, struct sched_image **imgs, 
         s->runner.release(s->runner.ctx, &imgs[i]->req);
         imgs[i]->begun = false;
         j->n_decoded++;
-        bool seen = false;
-        for (int q = 0; q < i && !seen; q++)
-            seen = imgs[q]->job == j;
-        if (!seen)
-            j->decode_s += dt;
     }
+    struct sched_job *jobs[SD_MAX_BATCH_ROWS];
+    const int nj = distinct_jobs(imgs, k, jobs);
+    for (int i = 0; i < nj; i++) /* each job's decode time once per call */
+        jobs[i]->decode_s += dt;
     pthread_mutex_lock(&s->lock);
     sched_record_decode(s, k, dt);
     s->stats.decode_s += dt;

@@ -88,6 +88,8 @@ struct cuda_backend_options {
     bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */
     bool cudnn_find;         /* per conv shape, time cuDNN's algorithms on first use
                                 (slower first call) instead of its heuristic choice */
+    int group_norm_cluster_max; /* group_norm_kernel 3's most blocks a cluster (2, 4 or 8;
+                                   0: 8) — bench_gpu's GroupNorm table compares */
     bool attention_scalar;   /* f16/bf16 attention on the f32 (CUDA-core) kernels instead
                                 of the tensor-core one (tests compare both) */
     int attention_row_tiles; /* flash attention's 16-row query tiles per warp: 0 = chosen

@@ -24,6 +24,7 @@ struct cuda_backend {
     bool allow_tf32;
     bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
+    int gn_cluster_max;    /* options.group_norm_cluster_max, 0 read as 8 */
     int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
     int attention_kernel; /* enum cuda_attention_kernel */

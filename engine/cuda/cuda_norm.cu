@@ -457,16 +457,17 @@ static bool gn_cluster_ok(struct cuda_backend *cb)
 
 /* Blocks per cluster for group_norm_kernel 3: 1 (the fused kernel) where clusters do not
  * run (gn_cluster_ok) or when the (sample, group) pairs alone give two blocks per SM;
- * else doubled up to 8 while the grid is under two blocks per SM and each block keeps
- * at least two rounds of positions. */
+ * else doubled up to 8 (options.group_norm_cluster_max) while the grid is under two
+ * blocks per SM and each block keeps at least four rounds of positions. */
 static int gn_cluster_blocks(struct cuda_backend *cb, int64_t n, int groups, int64_t positions,
                              int cg)
 {
     if (!gn_cluster_ok(cb))
         return 1;
     const int64_t rows = GN_FUSED_THREADS / (cg / 2);
+    const int most = cb->gn_cluster_max > 0 && cb->gn_cluster_max < 8 ? cb->gn_cluster_max : 8;
     int cl = 1;
-    while (cl < 8 && n * groups * cl < 2 * (int64_t)cb->sm_count &&
+    while (cl < most && n * groups * cl < 2 * (int64_t)cb->sm_count &&
            positions >= rows * cl * 4)
         cl *= 2;
     return cl;

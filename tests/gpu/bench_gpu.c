@@ -590,6 +590,117 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
     return s;
 }
 
+/* --- GroupNorm ------------------------------------------------------------------- */
+
+#define GN_CALLS 50 /* calls per recorded graph: a replay's launch and sync spread over them */
+
+struct gn_ctx {
+    struct tensor x, gamma, beta, shift, y; /* {N,H,W,C}, {C}, {C}, {N,C}, {N,H,W,C} */
+    bool with_shift;
+};
+
+static enum status gn_run(struct bench *b, void *c, struct errbuf *err)
+{
+    (void)b;
+    struct gn_ctx *g = c;
+    struct group_norm_params p = {32, 1e-5f, true, g->with_shift ? &g->shift : NULL};
+    for (int i = 0; i < GN_CALLS; i++)
+        TRY(backend_group_norm(&g->x, &g->gamma, &g->beta, &p, &g->y, err));
+    return STATUS_OK;
+}
+
+/* One GroupNorm+SiLU shape on backend `be` (variant: its kernel): µs a call, from CUDA
+ * graph replays of GN_CALLS calls. */
+static enum status bench_gn_shape(struct bench *b, struct backend *be, const char *variant,
+                                  const int64_t shape[4], bool with_shift, struct errbuf *err)
+{
+    struct bench bb = *b;
+    bb.be = be;
+    struct gn_ctx g;
+    memset(&g, 0, sizeof g);
+    g.with_shift = with_shift;
+    const int64_t c = shape[3], nc[2] = {shape[0], shape[3]};
+    enum status s = normal_tensor(&bb, 4, shape, 21, &g.x, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(&bb, 1, &c, 22, &g.gamma, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(&bb, 1, &c, 23, &g.beta, err);
+    if (s == STATUS_OK)
+        s = normal_tensor(&bb, 2, nc, 24, &g.shift, err);
+    if (s == STATUS_OK) {
+        g.y = tensor_desc(b->o.dtype, 4, shape);
+        s = backend_alloc(be, &g.y, err);
+    }
+    if (s == STATUS_OK) /* eagerly first: scratch reserved outside the capture */
+        s = gn_run(&bb, &g, err);
+    if (s == STATUS_OK)
+        s = backend_sync(be, err);
+    double med = 0;
+    if (s == STATUS_OK)
+        s = timed_graph(&bb, "group_norm", gn_run, &g, &med, err);
+    if (s == STATUS_OK && med > 0) {
+        const double us = med / GN_CALLS * 1e6;
+        printf("group_norm [%lld,%lld,%lld,%lld]%s, %-10s: %.2f µs a call\n",
+               (long long)shape[0], (long long)shape[1], (long long)shape[2],
+               (long long)shape[3], with_shift ? " + shift" : "", variant, us);
+        char buf[256];
+        snprintf(buf, sizeof buf,
+                 "{\"part\":\"group_norm\",\"shape\":\"%lldx%lldx%lldx%lld\",\"shift\":%s,"
+                 "\"variant\":\"%s\",\"us\":%.2f}",
+                 (long long)shape[0], (long long)shape[1], (long long)shape[2],
+                 (long long)shape[3], with_shift ? "true" : "false", variant, us);
+        json_entry(b, buf);
+    }
+    backend_free(&g.x);
+    backend_free(&g.gamma);
+    backend_free(&g.beta);
+    backend_free(&g.shift);
+    backend_free(&g.y);
+    return s;
+}
+
+/* The U-Net's GroupNorm+SiLU shapes at 2 and 16 rows on the run's plan and on each
+ * kernel forced: the three kernels, the one-block kernel, clusters of up to 8, 4 and 2
+ * blocks, the tiled pair. */
+static enum status bench_group_norm(struct bench *b, struct errbuf *err)
+{
+    if (b->o.cpu)
+        return STATUS_OK;
+    static const struct {
+        int64_t shape[4];
+        bool shift;
+    } shapes[] = {{{2, 64, 64, 320}, true},  {{2, 32, 32, 640}, true},
+                  {{2, 16, 16, 1280}, true}, {{2, 8, 8, 1280}, true},
+                  {{16, 64, 64, 320}, true}, {{16, 32, 32, 640}, true}};
+    static const struct {
+        const char *name;
+        int kernel, cluster_max;
+    } variants[] = {{"split", 1, 0},    {"fused", 2, 0},     {"cluster", 3, 8},
+                    {"cluster ≤4", 3, 4}, {"cluster ≤2", 3, 2}, {"tile", 4, 0}};
+    enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+    struct backend *forced[N_VARIANTS] = {NULL};
+    enum status s = STATUS_OK;
+    for (int i = 0; i < N_VARIANTS && s == STATUS_OK; i++) {
+        struct cuda_backend_options opt;
+        cuda_backend_options_default(&opt);
+        opt.weight_dtype = b->o.dtype;
+        opt.group_norm_kernel = variants[i].kernel;
+        opt.group_norm_cluster_max = variants[i].cluster_max;
+        s = cuda_backend_create(&opt, &forced[i], err);
+    }
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && s == STATUS_OK; i++) {
+        if (over_budget(b))
+            break;
+        s = bench_gn_shape(b, b->be, "plan", shapes[i].shape, shapes[i].shift, err);
+        for (int f = 0; f < N_VARIANTS && s == STATUS_OK; f++)
+            s = bench_gn_shape(b, forced[f], variants[f].name, shapes[i].shape,
+                               shapes[i].shift, err);
+    }
+    for (int i = 0; i < N_VARIANTS; i++)
+        backend_destroy(forced[i]);
+    return s;
+}
+
 /* --- VAE decode ------------------------------------------------------------------- */
 
 struct vae_ctx {
@@ -953,6 +1064,8 @@ int main(int argc, char **argv)
         s = bench_vae(&b, &err);
     if (s == STATUS_OK)
         s = bench_attention(&b, &err);
+    if (s == STATUS_OK)
+        s = bench_group_norm(&b, &err);
     for (int rows = 2; s == STATUS_OK && b.o.profile > 0 && rows <= UNET_MAX_ROWS; rows *= 8)
         s = profile_unet(&b, rows, &err);
     for (int i = 0; s == STATUS_OK && i < b.o.n_batches; i++) {

@@ -139,6 +139,13 @@ def main():
             att.setdefault(shape, {})[r["variant"]] = r["tflops"]
     if att:
         s["attention_tflops"] = att
+    # GroupNorm+SiLU µs a call per shape and kernel (bench_gpu's GroupNorm table)
+    gn = {}
+    for r in (ours.get("results", []) if isinstance(ours, dict) else []):
+        if r.get("part") == "group_norm":
+            gn.setdefault(r["shape"], {})[r["variant"]] = r["us"]
+    if gn:
+        s["group_norm_us"] = gn
     # the scheduler's goodput per mode on the GPU (diffusiond bench load --in-process)
     sched = load(os.path.join(out, "load.json"))
     if isinstance(sched, dict) and "goodput" in sched:
@@ -159,7 +166,7 @@ def main():
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
     print(json.dumps({k: s[k] for k in ("stages", "ops", "plan", "unet_step_ms", "plan_table",
-                                         "attention_tflops", "ratios", "goals", "profile",
+                                         "attention_tflops", "group_norm_us", "ratios", "goals", "profile",
                                          "graphs", "load")
                       if k in s}, indent=1))
     return 0
