@@ -55,6 +55,7 @@ template <typename T, int MAXD>
 __global__ static void __launch_bounds__(FA_WARPS * 32)
     fa_tiled_kernel(const T *q, const T *k, const T *v, T *y, struct fa_dims p)
 {
+    cuda_pdl_enter();
     extern __shared__ float smem[];
     const int d = p.d, dp = d + 1, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t ld = (int64_t)p.heads * d; /* row stride of every tensor */
@@ -167,6 +168,7 @@ template <typename T>
 __global__ static void fa_generic_kernel(const T *q, const T *k, const T *v, T *y,
                                          struct fa_dims p)
 {
+    cuda_pdl_enter();
     extern __shared__ float smem[];
     const int d = p.d;
     const int64_t ld = (int64_t)p.heads * d, i = blockIdx.x;
@@ -252,6 +254,7 @@ template <typename T, int FW_WARPS, int FW_BK>
 __global__ static void __launch_bounds__(FW_WARPS * 32)
     fa_wmma_kernel(const T *q, const T *k, const T *v, T *y, struct fa_dims p, int dp)
 {
+    cuda_pdl_enter();
     constexpr int HALF = FW_BK / 2; /* keys per lane in the softmax (two lanes per row) */
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     namespace wm = nvcuda::wmma;
@@ -407,7 +410,7 @@ __global__ static void __launch_bounds__(FW_WARPS * 32)
 
 template <typename T, int WARPS, int BK>
 static cudaError_t fw_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                const struct fa_dims *p, int dp, cudaStream_t st)
+                                const struct fa_dims *p, int dp, struct cuda_launch st)
 {
     const size_t smem = fw_smem(dp, sizeof(T), WARPS, BK);
     cudaError_t e = cudaFuncSetAttribute(fa_wmma_kernel<T, WARPS, BK>,
@@ -416,7 +419,7 @@ static cudaError_t fw_launch_as(const T *q, const T *k, const T *v, T *y, int64_
         return e;
     const int rows = WARPS * FW_ROWS;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fa_wmma_kernel<T, WARPS, BK><<<grid, WARPS * 32, smem, st>>>(q, k, v, y, *p, dp);
+    cuda_launch_kernel(st, fa_wmma_kernel<T, WARPS, BK>, grid, WARPS * 32, smem, q, k, v, y, *p, dp);
     return cudaGetLastError();
 }
 
@@ -433,7 +436,7 @@ static size_t fw_need(int d, size_t t_size)
 
 template <typename T>
 static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct fa_dims *p, cudaStream_t st)
+                             const struct fa_dims *p, struct cuda_launch st)
 {
     const int dp = (p->d + 15) / 16 * 16;
     if (dp <= 256)
@@ -444,14 +447,14 @@ static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t b
 /* The tensor-core kernel exists for the 16-bit types only. */
 template <typename T>
 static bool fw_try(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                   const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
+                   const struct fa_dims *p, struct cuda_launch st, cudaError_t *e)
 { /* f32: no tensor-core kernel */
     (void)q, (void)k, (void)v, (void)y, (void)batch, (void)p, (void)st, (void)e;
     return false;
 }
 template <>
 bool fw_try<__half>(const __half *q, const __half *k, const __half *v, __half *y, int64_t batch,
-                    const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
+                    const struct fa_dims *p, struct cuda_launch st, cudaError_t *e)
 {
     *e = fw_launch<__half>(q, k, v, y, batch, p, st);
     return true;
@@ -459,7 +462,7 @@ bool fw_try<__half>(const __half *q, const __half *k, const __half *v, __half *y
 template <>
 bool fw_try<__nv_bfloat16>(const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                            const __nv_bfloat16 *v, __nv_bfloat16 *y, int64_t batch,
-                           const struct fa_dims *p, cudaStream_t st, cudaError_t *e)
+                           const struct fa_dims *p, struct cuda_launch st, cudaError_t *e)
 {
     *e = fw_launch<__nv_bfloat16>(q, k, v, y, batch, p, st);
     return true;
@@ -476,7 +479,7 @@ static size_t fa_tiled_smem(int d)
 template <typename T>
 static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct fa_dims *p, bool tensor_cores, size_t max_smem,
-                             cudaStream_t st)
+                             struct cuda_launch st)
 {
     cudaError_t e = cudaSuccess;
     const size_t fw = fw_need(p->d, sizeof(T));
@@ -487,9 +490,9 @@ static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t b
         dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
         size_t smem = fa_tiled_smem(p->d);
         if (p->d <= 64) {
-            fa_tiled_kernel<T, 64><<<grid, FA_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+            cuda_launch_kernel(st, fa_tiled_kernel<T, 64>, grid, FA_WARPS * 32, smem, q, k, v, y, *p);
         } else if (p->d <= 128) {
-            fa_tiled_kernel<T, 128><<<grid, FA_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+            cuda_launch_kernel(st, fa_tiled_kernel<T, 128>, grid, FA_WARPS * 32, smem, q, k, v, y, *p);
         } else {
             /* 52 KiB (D = 160) to 83 KiB (D = 256): above the default 48 KiB */
             cudaError_t e = cudaFuncSetAttribute(fa_tiled_kernel<T, 256>,
@@ -497,7 +500,7 @@ static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t b
                                                  (int)smem);
             if (e != cudaSuccess)
                 return e;
-            fa_tiled_kernel<T, 256><<<grid, FA_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+            cuda_launch_kernel(st, fa_tiled_kernel<T, 256>, grid, FA_WARPS * 32, smem, q, k, v, y, *p);
         }
         return cudaGetLastError();
     }
@@ -510,7 +513,7 @@ static cudaError_t fa_launch(const T *q, const T *k, const T *v, T *y, int64_t b
             return e;
     }
     dim3 grid((unsigned)p->nq, (unsigned)p->heads, (unsigned)batch);
-    fa_generic_kernel<T><<<grid, FA_GENERIC_THREADS, smem, st>>>(q, k, v, y, *p);
+    cuda_launch_kernel(st, fa_generic_kernel<T>, grid, FA_GENERIC_THREADS, smem, q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -548,6 +551,6 @@ enum status cuda_attention(struct backend *b, const struct tensor *q, const stru
     const bool tc = !cb->attention_scalar && cb->cc_major >= 8;
     CUDA_DISPATCH(y->dtype, e = fa_launch<T>((const T *)q->data, (const T *)k->data,
                                              (const T *)v->data, (T *)y->data, batch, &dims,
-                                             tc, cb->max_smem, cb->stream));
+                                             tc, cb->max_smem, cuda_launch_on(cb)));
     return cuda_check(cb, e, "attention", err);
 }

@@ -88,16 +88,17 @@ enum status cuda_scratch_reserve(struct cuda_backend *cb, size_t bytes, struct e
 template <typename S, typename D>
 __global__ static void convert_kernel(const S *src, D *dst, size_t n)
 {
+    cuda_pdl_enter();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         cuda_st(dst + i, cuda_ld(src + i));
 }
 
 template <typename S>
-static void convert_from(const S *src, void *dst, enum dtype dst_dt, size_t n, cudaStream_t st)
+static void convert_from(const S *src, void *dst, enum dtype dst_dt, size_t n, struct cuda_launch st)
 {
     unsigned blocks = cuda_blocks(n, 256);
-    CUDA_DISPATCH(dst_dt, (convert_kernel<S, T><<<blocks, 256, 0, st>>>(src, (T *)dst, n)));
+    CUDA_DISPATCH(dst_dt, (cuda_launch_kernel(st, convert_kernel<S, T>, blocks, 256, 0, src, (T *)dst, n)));
 }
 
 enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype src_dt, void *dst,
@@ -110,7 +111,7 @@ enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype sr
                           cudaMemcpyAsync(dst, src, n * dtype_size(src_dt),
                                           cudaMemcpyDeviceToDevice, cb->stream),
                           "convert (copy)", err);
-    CUDA_DISPATCH(src_dt, convert_from((const T *)src, dst, dst_dt, n, cb->stream));
+    CUDA_DISPATCH(src_dt, convert_from((const T *)src, dst, dst_dt, n, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "convert", err);
 }
 
@@ -548,6 +549,7 @@ extern "C" void cuda_backend_set_plan(struct backend *b, const struct cuda_backe
  * ns / 500 rounds of its loop, so that a timer that does not advance cannot hang it. */
 __global__ static void hold_kernel(unsigned long long ns)
 {
+    cuda_pdl_enter();
     unsigned long long t0, t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
     for (unsigned long long round = 0; round <= ns / 500; round++) {

@@ -81,13 +81,17 @@ enum cuda_attention_kernel {
  * comparisons expand. */
 #define CUDA_PLAN_FIELDS(X)                                                              \
     X(cudnn_find) X(conv_gemm_rows) X(gemm_autotune) X(linear_stack) X(group_norm_kernel) \
-    X(attention_kernel) X(attention_row_tiles)
+    X(attention_kernel) X(attention_row_tiles) X(pdl)
 
 struct cuda_backend_options {
     int device;              /* CUDA device index */
     bool allow_tf32;         /* f32 GEMMs/convolutions on TF32 tensor cores */
     bool cudnn_find;         /* per conv shape, time cuDNN's algorithms on first use
                                 (slower first call) instead of its heuristic choice */
+    bool pdl;                /* programmatic dependent launch of the backend's own
+                                kernels on sm_90 (each overlaps its launch with the tail
+                                of the kernel before it; cuda_internal.h); off by
+                                default until a GPU run measures it */
     int group_norm_cluster_max; /* group_norm_kernel 3's most blocks a cluster (2, 4 or 8;
                                    0: 8) — bench_gpu's GroupNorm table compares */
     bool attention_scalar;   /* f16/bf16 attention on the f32 (CUDA-core) kernels instead

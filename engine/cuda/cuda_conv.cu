@@ -226,6 +226,7 @@ struct im2col_dims {
 __global__ static void im2col8_kernel(const uint4 *x, uint4 *col, unsigned total,
                                       struct im2col_dims d)
 {
+    cuda_pdl_enter();
     for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += gridDim.x * blockDim.x) {
         unsigned r = i / d.c8;
@@ -279,7 +280,7 @@ static enum status conv_as_gemm(struct cuda_backend *cb, const struct tensor *x,
                                 (int)w->shape[1], (int)w->shape[2], p->stride, p->padding,
                                 (int)y->shape[1], (int)y->shape[2]};
         const unsigned total = (unsigned)(bytes / 16);
-        im2col8_kernel<<<cuda_blocks(total, 256), 256, 0, cb->stream>>>(
+        cuda_launch_kernel(cuda_launch_on(cb), im2col8_kernel, cuda_blocks(total, 256), 256, 0, 
             (const uint4 *)x->data, (uint4 *)cb->scratch, total, d);
         TRY(cuda_check_launch(cb, "conv2d im2col", err));
         xm.data = cb->scratch;

@@ -47,20 +47,21 @@ __device__ __forceinline__ float ew_apply(float x)
 template <typename T, int ACT>
 __global__ static void act_kernel(const T *x, T *y, size_t n)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, n) cuda_st(y + i, ew_apply<ACT>(cuda_ld(x + i)));
 }
 
 template <typename T>
-static void act_launch(const void *x, void *y, size_t n, int act, cudaStream_t st)
+static void act_launch(const void *x, void *y, size_t n, int act, struct cuda_launch st)
 {
     unsigned g = cuda_blocks(n, EW_THREADS);
     const T *xs = (const T *)x;
     T *ys = (T *)y;
     switch (act) {
-    case EW_GELU_ERF: act_kernel<T, EW_GELU_ERF><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
-    case EW_GELU_TANH: act_kernel<T, EW_GELU_TANH><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
-    case EW_GELU_QUICK: act_kernel<T, EW_GELU_QUICK><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
-    default: act_kernel<T, EW_SILU><<<g, EW_THREADS, 0, st>>>(xs, ys, n); break;
+    case EW_GELU_ERF: cuda_launch_kernel(st, act_kernel<T, EW_GELU_ERF>, g, EW_THREADS, 0, xs, ys, n); break;
+    case EW_GELU_TANH: cuda_launch_kernel(st, act_kernel<T, EW_GELU_TANH>, g, EW_THREADS, 0, xs, ys, n); break;
+    case EW_GELU_QUICK: cuda_launch_kernel(st, act_kernel<T, EW_GELU_QUICK>, g, EW_THREADS, 0, xs, ys, n); break;
+    default: cuda_launch_kernel(st, act_kernel<T, EW_SILU>, g, EW_THREADS, 0, xs, ys, n); break;
     }
 }
 
@@ -70,7 +71,7 @@ static enum status activation(struct backend *b, const struct tensor *x, int act
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
     size_t n = (size_t)tensor_numel(x);
-    CUDA_DISPATCH(y->dtype, act_launch<T>(x->data, y->data, n, act, cb->stream));
+    CUDA_DISPATCH(y->dtype, act_launch<T>(x->data, y->data, n, act, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "activation", err);
 }
 
@@ -91,6 +92,7 @@ enum status cuda_silu(struct backend *b, const struct tensor *x, struct tensor *
 template <typename T>
 __global__ static void geglu_kernel(const T *x, T *y, size_t rows, size_t c)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, rows * c) {
         size_t r = i / c, ch = i - r * c;
         const T *h = x + r * 2 * c;
@@ -103,6 +105,7 @@ __global__ static void geglu_kernel(const T *x, T *y, size_t rows, size_t c)
 template <typename T>
 __global__ static void geglu_vec_kernel(const T *x, T *y, size_t nvec, size_t cv)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, nvec) {
         size_t r = i / cv, k = i - r * cv;
         const T *h = x + (r * 2 * cv + k) * EW_VEC; /* x[r, 8k]; its gate is C further */
@@ -117,17 +120,17 @@ __global__ static void geglu_vec_kernel(const T *x, T *y, size_t nvec, size_t cv
 }
 
 template <typename T>
-static void geglu_launch(const T *x, T *y, size_t rows, size_t c, cudaStream_t st)
+static void geglu_launch(const T *x, T *y, size_t rows, size_t c, struct cuda_launch st)
 {
     if constexpr (sizeof(T) == 2) {
         if (c % EW_VEC == 0 && cuda_aligned16(x) && cuda_aligned16(y)) {
             size_t nvec = rows * c / EW_VEC;
-            geglu_vec_kernel<T><<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+            cuda_launch_kernel(st, geglu_vec_kernel<T>, cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, 
                 x, y, nvec, c / EW_VEC);
             return;
         }
     }
-    geglu_kernel<T><<<cuda_blocks(rows * c, EW_THREADS), EW_THREADS, 0, st>>>(x, y, rows, c);
+    cuda_launch_kernel(st, geglu_kernel<T>, cuda_blocks(rows * c, EW_THREADS), EW_THREADS, 0, x, y, rows, c);
 }
 
 enum status cuda_geglu(struct backend *b, const struct tensor *x, struct tensor *y,
@@ -137,7 +140,7 @@ enum status cuda_geglu(struct backend *b, const struct tensor *x, struct tensor 
     TRY(cuda_usable(cb, err));
     size_t rows = (size_t)tensor_rows(y), c = (size_t)tensor_last_dim(y);
     CUDA_DISPATCH(y->dtype,
-                  geglu_launch<T>((const T *)x->data, (T *)y->data, rows, c, cb->stream));
+                  geglu_launch<T>((const T *)x->data, (T *)y->data, rows, c, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "geglu", err);
 }
 
@@ -152,6 +155,7 @@ struct ew_bcast {
 template <typename T, bool MUL, bool SAME>
 __global__ static void bcast_kernel(const T *a, const T *bt, T *y, size_t n, struct ew_bcast j)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, n) {
         size_t bi = i;
         if (!SAME) {
@@ -181,6 +185,7 @@ __device__ __forceinline__ void ew_binary8(float a[EW_VEC], const float b[EW_VEC
 template <typename T, bool MUL>
 __global__ static void same_vec_kernel(const T *a, const T *bt, T *y, size_t nvec)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, nvec) {
         float av[EW_VEC], bv[EW_VEC];
         cuda_ld8(a + i * EW_VEC, av);
@@ -197,6 +202,7 @@ template <typename T, bool MUL>
 __global__ static void bcast_vec_kernel(const T *a, const T *bt, T *y, size_t nvec, size_t miv,
                                         unsigned iv, bool one_outer)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, nvec) {
         size_t o = one_outer ? 0 : i / miv;
         unsigned rem = (unsigned)(i - o * miv); /* m·iv + inner vector */
@@ -232,7 +238,7 @@ static bool bcast_split(const int64_t as[4], const int64_t bs[4], size_t *o, siz
 /* The vector kernels when they apply (f16/bf16, aligned, whole vectors); false: not. */
 template <typename T, bool MUL>
 static bool bcast_vec_launch(const T *ap, const T *bp, T *yp, size_t n, const int64_t as[4],
-                             const int64_t bs[4], bool same, cudaStream_t st)
+                             const int64_t bs[4], bool same, struct cuda_launch st)
 {
     if constexpr (sizeof(T) == 2) {
         if (!cuda_aligned16(ap) || !cuda_aligned16(bp) || !cuda_aligned16(yp) || n % EW_VEC != 0)
@@ -240,14 +246,14 @@ static bool bcast_vec_launch(const T *ap, const T *bp, T *yp, size_t n, const in
         size_t nvec = n / EW_VEC;
         unsigned g = cuda_blocks(nvec, EW_THREADS);
         if (same) {
-            same_vec_kernel<T, MUL><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, nvec);
+            cuda_launch_kernel(st, same_vec_kernel<T, MUL>, g, EW_THREADS, 0, ap, bp, yp, nvec);
             return true;
         }
         size_t o, m, in;
         if (!bcast_split(as, bs, &o, &m, &in) || in % EW_VEC != 0 ||
             m * (in / EW_VEC) > UINT32_MAX)
             return false;
-        bcast_vec_kernel<T, MUL><<<g, EW_THREADS, 0, st>>>(
+        cuda_launch_kernel(st, bcast_vec_kernel<T, MUL>, g, EW_THREADS, 0, 
             ap, bp, yp, nvec, m * (in / EW_VEC), (unsigned)(in / EW_VEC), o == 1);
         return true;
     } else {
@@ -258,7 +264,7 @@ static bool bcast_vec_launch(const T *ap, const T *bp, T *yp, size_t n, const in
 
 template <typename T, bool MUL>
 static void bcast_launch(const struct tensor *a, const struct tensor *bt, struct tensor *y,
-                         cudaStream_t st)
+                         struct cuda_launch st)
 {
     size_t n = (size_t)tensor_numel(a);
     unsigned g = cuda_blocks(n, EW_THREADS);
@@ -280,9 +286,9 @@ static void bcast_launch(const struct tensor *a, const struct tensor *bt, struct
     if (bcast_vec_launch<T, MUL>(ap, bp, yp, n, j.shape, bshape, same, st))
         return;
     if (same)
-        bcast_kernel<T, MUL, true><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, n, j);
+        cuda_launch_kernel(st, bcast_kernel<T, MUL, true>, g, EW_THREADS, 0, ap, bp, yp, n, j);
     else
-        bcast_kernel<T, MUL, false><<<g, EW_THREADS, 0, st>>>(ap, bp, yp, n, j);
+        cuda_launch_kernel(st, bcast_kernel<T, MUL, false>, g, EW_THREADS, 0, ap, bp, yp, n, j);
 }
 
 enum status cuda_add(struct backend *b, const struct tensor *a, const struct tensor *bt,
@@ -290,7 +296,7 @@ enum status cuda_add(struct backend *b, const struct tensor *a, const struct ten
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
-    CUDA_DISPATCH(y->dtype, (bcast_launch<T, false>(a, bt, y, cb->stream)));
+    CUDA_DISPATCH(y->dtype, (bcast_launch<T, false>(a, bt, y, cuda_launch_on(cb))));
     return cuda_check_launch(cb, "add", err);
 }
 
@@ -299,7 +305,7 @@ enum status cuda_mul(struct backend *b, const struct tensor *a, const struct ten
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
-    CUDA_DISPATCH(y->dtype, (bcast_launch<T, true>(a, bt, y, cb->stream)));
+    CUDA_DISPATCH(y->dtype, (bcast_launch<T, true>(a, bt, y, cuda_launch_on(cb))));
     return cuda_check_launch(cb, "mul", err);
 }
 
@@ -317,6 +323,7 @@ template <typename T>
 __global__ static void axpby_kernel(const T *x, const T *yin, T *out, size_t row_len,
                                     size_t rows, struct ew_rows s)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, rows * row_len) {
         size_t r = i / row_len;
         cuda_st(out + i, s.alpha[r] * cuda_ld(x + i) + s.beta[r] * cuda_ld(yin + i));
@@ -325,7 +332,7 @@ __global__ static void axpby_kernel(const T *x, const T *yin, T *out, size_t row
 
 template <typename T>
 static void axpby_launch(const struct tensor *x, const struct tensor *yin, const float *alpha,
-                         const float *beta, struct tensor *out, cudaStream_t st)
+                         const float *beta, struct tensor *out, struct cuda_launch st)
 {
     size_t rows = (size_t)x->shape[0], row_len = (size_t)tensor_numel(x) / rows;
     for (size_t r0 = 0; r0 < rows; r0 += AXPBY_CHUNK) {
@@ -338,7 +345,7 @@ static void axpby_launch(const struct tensor *x, const struct tensor *yin, const
         for (size_t r = nr; r < AXPBY_CHUNK; r++)
             s.alpha[r] = s.beta[r] = 0.0f;
         size_t off = r0 * row_len;
-        axpby_kernel<T><<<cuda_blocks(nr * row_len, EW_THREADS), EW_THREADS, 0, st>>>(
+        cuda_launch_kernel(st, axpby_kernel<T>, cuda_blocks(nr * row_len, EW_THREADS), EW_THREADS, 0, 
             (const T *)x->data + off, (const T *)yin->data + off, (T *)out->data + off, row_len,
             nr, s);
     }
@@ -350,7 +357,7 @@ enum status cuda_axpby(struct backend *b, const struct tensor *x, const struct t
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
-    CUDA_DISPATCH(out->dtype, axpby_launch<T>(x, yin, alpha, beta, out, cb->stream));
+    CUDA_DISPATCH(out->dtype, axpby_launch<T>(x, yin, alpha, beta, out, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "axpby", err);
 }
 
@@ -360,6 +367,7 @@ template <typename T>
 __global__ static void upsample_kernel(const T *x, T *y, int64_t n, int64_t h, int64_t w,
                                        int64_t ho, int64_t wo, int64_t c)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, (size_t)(n * ho * wo * c)) {
         int64_t ch = (int64_t)i % c, rest = (int64_t)i / c;
         int64_t ox = rest % wo;
@@ -376,6 +384,7 @@ __global__ static void upsample_kernel(const T *x, T *y, int64_t n, int64_t h, i
 __global__ static void upsample2x_vec_kernel(const uint4 *x, uint4 *y, size_t nvec, size_t wcv,
                                              unsigned cv)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, nvec) {
         size_t row = i / wcv;                     /* input row n·H + sy */
         unsigned rem = (unsigned)(i - row * wcv); /* sx·cv + k */
@@ -391,7 +400,7 @@ __global__ static void upsample2x_vec_kernel(const uint4 *x, uint4 *y, size_t nv
 }
 
 /* The vector kernel when it applies; false: not. */
-static bool upsample_vec_launch(const struct tensor *x, struct tensor *y, cudaStream_t st)
+static bool upsample_vec_launch(const struct tensor *x, struct tensor *y, struct cuda_launch st)
 {
     size_t es = dtype_size(y->dtype);
     size_t row_bytes = (size_t)x->shape[2] * (size_t)x->shape[3] * es;
@@ -401,7 +410,7 @@ static bool upsample_vec_launch(const struct tensor *x, struct tensor *y, cudaSt
         return false;
     size_t nvec = (size_t)tensor_numel(x) * es / 16;
     unsigned cv = (unsigned)((size_t)x->shape[3] * es / 16);
-    upsample2x_vec_kernel<<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+    cuda_launch_kernel(st, upsample2x_vec_kernel, cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, 
         (const uint4 *)x->data, (uint4 *)y->data, nvec, row_bytes / 16, cv);
     return true;
 }
@@ -411,10 +420,10 @@ enum status cuda_upsample_nearest(struct backend *b, const struct tensor *x, str
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
-    if (upsample_vec_launch(x, y, cb->stream))
+    if (upsample_vec_launch(x, y, cuda_launch_on(cb)))
         return cuda_check_launch(cb, "upsample_nearest", err);
     unsigned g = cuda_blocks((size_t)tensor_numel(y), EW_THREADS);
-    CUDA_DISPATCH(y->dtype, (upsample_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+    CUDA_DISPATCH(y->dtype, (cuda_launch_kernel(cuda_launch_on(cb), upsample_kernel<T>, g, EW_THREADS, 0, 
                                 (const T *)x->data, (T *)y->data, x->shape[0], x->shape[1],
                                 x->shape[2], y->shape[1], y->shape[2], x->shape[3])));
     return cuda_check_launch(cb, "upsample_nearest", err);
@@ -424,6 +433,7 @@ template <typename T>
 __global__ static void concat_kernel(const T *a, const T *bt, T *y, size_t rows, size_t ca,
                                      size_t cb)
 {
+    cuda_pdl_enter();
     size_t c = ca + cb;
     GRID_LOOP(i, rows * c) {
         size_t r = i / c, ch = i - r * c;
@@ -436,6 +446,7 @@ __global__ static void concat_kernel(const T *a, const T *bt, T *y, size_t rows,
 __global__ static void concat_vec_kernel(const uint4 *a, const uint4 *bt, uint4 *y, size_t nvec,
                                          unsigned av, unsigned bv)
 {
+    cuda_pdl_enter();
     const unsigned cv = av + bv;
     GRID_LOOP(i, nvec) {
         size_t r = i / cv;
@@ -449,14 +460,14 @@ __global__ static void concat_vec_kernel(const uint4 *a, const uint4 *bt, uint4 
 
 /* The vector kernel when it applies; false: not. */
 static bool concat_vec_launch(const void *a, const void *bt, void *y, size_t rows, size_t ca,
-                              size_t cbn, size_t es, cudaStream_t st)
+                              size_t cbn, size_t es, struct cuda_launch st)
 {
     if ((ca * es) % 16 != 0 || (cbn * es) % 16 != 0 || (ca + cbn) * es / 16 > UINT32_MAX ||
         !cuda_aligned16(a) || !cuda_aligned16(bt) || !cuda_aligned16(y))
         return false;
     unsigned av = (unsigned)(ca * es / 16), bv = (unsigned)(cbn * es / 16);
     size_t nvec = rows * (av + bv);
-    concat_vec_kernel<<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+    cuda_launch_kernel(st, concat_vec_kernel, cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, 
         (const uint4 *)a, (const uint4 *)bt, (uint4 *)y, nvec, av, bv);
     return true;
 }
@@ -469,10 +480,10 @@ enum status cuda_concat_channels(struct backend *b, const struct tensor *a,
     size_t rows = (size_t)tensor_rows(y);
     size_t ca = (size_t)tensor_last_dim(a), cbn = (size_t)tensor_last_dim(bt);
     if (concat_vec_launch(a->data, bt->data, y->data, rows, ca, cbn, dtype_size(y->dtype),
-                          cb->stream))
+                          cuda_launch_on(cb)))
         return cuda_check_launch(cb, "concat_channels", err);
     unsigned g = cuda_blocks(rows * (ca + cbn), EW_THREADS);
-    CUDA_DISPATCH(y->dtype, (concat_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+    CUDA_DISPATCH(y->dtype, (cuda_launch_kernel(cuda_launch_on(cb), concat_kernel<T>, g, EW_THREADS, 0, 
                                 (const T *)a->data, (const T *)bt->data, (T *)y->data, rows, ca,
                                 cbn)));
     return cuda_check_launch(cb, "concat_channels", err);
@@ -491,6 +502,7 @@ template <typename T>
 __global__ static void timestep_kernel(T *y, size_t rows, int64_t half, float neg_log,
                                        float denom, bool flip, struct ew_times ts)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, rows * (size_t)half) {
         size_t r = i / (size_t)half;
         int64_t k = (int64_t)(i - r * (size_t)half);
@@ -519,7 +531,7 @@ enum status cuda_timestep_embedding(struct backend *b, const float *timesteps,
         for (size_t r = 0; r < TS_CHUNK; r++)
             ts.t[r] = r < nr ? timesteps[r0 + r] : 0.0f;
         unsigned g = cuda_blocks(nr * (size_t)half, EW_THREADS);
-        CUDA_DISPATCH(y->dtype, (timestep_kernel<T><<<g, EW_THREADS, 0, cb->stream>>>(
+        CUDA_DISPATCH(y->dtype, (cuda_launch_kernel(cuda_launch_on(cb), timestep_kernel<T>, g, EW_THREADS, 0, 
                                     (T *)y->data + r0 * (size_t)p->dim, nr, half, neg_log, denom,
                                     p->flip_sin_to_cos, ts)));
     }
@@ -562,6 +574,7 @@ template <typename T>
 __global__ static void bias_residual_kernel(T *y, const T *bias, const T *res, size_t n,
                                             size_t c)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, n) {
         float v = cuda_ld(y + i);
         if (bias)
@@ -578,6 +591,7 @@ template <typename T>
 __global__ static void bias_residual_vec_kernel(T *y, const T *bias, const T *res, size_t nvec,
                                                 size_t cv)
 {
+    cuda_pdl_enter();
     GRID_LOOP(i, nvec) {
         float v[EW_VEC], t[EW_VEC];
         cuda_ld8(y + i * EW_VEC, v);
@@ -599,17 +613,17 @@ __global__ static void bias_residual_vec_kernel(T *y, const T *bias, const T *re
 
 template <typename T>
 static void bias_residual_launch(T *y, const T *bias, const T *res, size_t n, size_t c,
-                                 cudaStream_t st)
+                                 struct cuda_launch st)
 {
     if constexpr (sizeof(T) == 2) {
         if (c % EW_VEC == 0 && cuda_aligned16(y) && cuda_aligned16(bias) && cuda_aligned16(res)) {
             size_t nvec = n / EW_VEC;
-            bias_residual_vec_kernel<T><<<cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, st>>>(
+            cuda_launch_kernel(st, bias_residual_vec_kernel<T>, cuda_blocks(nvec, EW_THREADS), EW_THREADS, 0, 
                 y, bias, res, nvec, c / EW_VEC);
             return;
         }
     }
-    bias_residual_kernel<T><<<cuda_blocks(n, EW_THREADS), EW_THREADS, 0, st>>>(y, bias, res, n,
+    cuda_launch_kernel(st, bias_residual_kernel<T>, cuda_blocks(n, EW_THREADS), EW_THREADS, 0, y, bias, res, n,
                                                                                c);
 }
 
@@ -623,6 +637,6 @@ enum status cuda_bias_residual(struct cuda_backend *cb, const struct tensor *bia
     CUDA_DISPATCH(y->dtype, bias_residual_launch<T>(
                                 (T *)y->data, bias ? (const T *)bias->data : (const T *)NULL,
                                 residual ? (const T *)residual->data : (const T *)NULL, n, c,
-                                cb->stream));
+                                cuda_launch_on(cb)));
     return cuda_check_launch(cb, "conv epilogue", err);
 }

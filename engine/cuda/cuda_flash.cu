@@ -248,6 +248,7 @@ template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1, int SOF
 __global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT, MT))
     fl_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
+    cuda_pdl_enter();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     static_assert(D % 8 == 0 && D <= DP && DP % 16 == 0 && BK % 32 == 0 && ST >= 2, "shape");
     constexpr int S = DP + 8;                  /* smem row stride, elements */
@@ -464,7 +465,7 @@ __global__ static void __launch_bounds__(FL_WARPS * 32, fl_min_blocks(D, SOFT, M
 template <typename T, int D, int DP, int BK, int MT, int ST, bool SYNC1 = false,
           int SOFT = 0>
 static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                const struct cm_attn_dims *p, cudaStream_t st)
+                                const struct cm_attn_dims *p, struct cuda_launch st)
 {
     const size_t smem = fl_smem(DP, BK, MT, ST, sizeof(T));
     cudaError_t e = cudaFuncSetAttribute(fl_kernel<T, D, DP, BK, MT, ST, SYNC1, SOFT>,
@@ -473,7 +474,7 @@ static cudaError_t fl_launch_as(const T *q, const T *k, const T *v, T *y, int64_
         return e;
     const int rows = FL_QROWS * MT;
     dim3 grid((unsigned)((p->nq + rows - 1) / rows), (unsigned)p->heads, (unsigned)batch);
-    fl_kernel<T, D, DP, BK, MT, ST, SYNC1, SOFT><<<grid, FL_WARPS * 32, smem, st>>>(q, k, v, y, *p);
+    cuda_launch_kernel(st, fl_kernel<T, D, DP, BK, MT, ST, SYNC1, SOFT>, grid, FL_WARPS * 32, smem, q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -496,7 +497,7 @@ static void fl_shape(int d, int *dp, int *bk)
  * tile per warp), the softmax SOFT (fl_kernel); false: not one of them. */
 template <typename T, int ST, int BK2, bool SYNC1 = false, int SOFT = 0>
 static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                            const struct cm_attn_dims *p, bool two, cudaStream_t st,
+                            const struct cm_attn_dims *p, bool two, struct cuda_launch st,
                             cudaError_t *e)
 {
     if constexpr (BK2 == 2) {
@@ -527,7 +528,7 @@ static bool fl_launch_exact(const T *q, const T *k, const T *v, T *y, int64_t ba
 template <typename T>
 static cudaError_t fl_launch_padded(const T *q, const T *k, const T *v, T *y, int64_t batch,
                                     const struct cm_attn_dims *p, bool two, int dp,
-                                    cudaStream_t st)
+                                    struct cuda_launch st)
 {
     switch (dp) {
     case 32:
@@ -552,7 +553,7 @@ static_assert(CUDA_ATTENTION_AUTO_KERNEL == CUDA_ATTENTION_LEAN_MMA,
 template <typename T>
 static cudaError_t fl_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
                              const struct cm_attn_dims *p, int sm_count, int row_tiles,
-                             int kernel, cudaStream_t st)
+                             int kernel, struct cuda_launch st)
 {
     int dp, bk;
     fl_shape(p->d, &dp, &bk);
@@ -617,9 +618,9 @@ cudaError_t cuda_flash_launch(struct cuda_backend *cb, enum dtype dt, const void
     if (dt == DTYPE_F16)
         return fl_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
                                  (__half *)y, batch, &p, cb->sm_count,
-                                 cb->attention_row_tiles, cb->attention_kernel, cb->stream);
+                                 cb->attention_row_tiles, cb->attention_kernel, cuda_launch_on(cb));
     return fl_launch<__nv_bfloat16>((const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
                                     (const __nv_bfloat16 *)v, (__nv_bfloat16 *)y, batch, &p,
                                     cb->sm_count, cb->attention_row_tiles, cb->attention_kernel,
-                                    cb->stream);
+                                    cuda_launch_on(cb));
 }

@@ -93,6 +93,7 @@ template <typename T, int DP>
 __global__ static void __launch_bounds__(FW_THREADS, 1)
     fw_kernel(const T *q, const T *k, const T *v, T *y, struct cm_attn_dims p)
 {
+    cuda_pdl_enter();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     constexpr int S = DP + 8;          /* smem row stride, elements */
     constexpr int DW = DP / FW_SLICES; /* dims per warp */
@@ -284,7 +285,7 @@ __global__ static void __launch_bounds__(FW_THREADS, 1)
 
 template <typename T, int DP>
 static cudaError_t fw_launch_as(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                                const struct cm_attn_dims *p, cudaStream_t st)
+                                const struct cm_attn_dims *p, struct cuda_launch st)
 {
     const size_t smem = fw_smem(DP);
     cudaError_t e = cudaFuncSetAttribute(fw_kernel<T, DP>,
@@ -293,7 +294,7 @@ static cudaError_t fw_launch_as(const T *q, const T *k, const T *v, T *y, int64_
         return e;
     dim3 grid((unsigned)((p->nq + FW_QROWS - 1) / FW_QROWS), (unsigned)p->heads,
               (unsigned)batch);
-    fw_kernel<T, DP><<<grid, FW_THREADS, smem, st>>>(q, k, v, y, *p);
+    cuda_launch_kernel(st, fw_kernel<T, DP>, grid, FW_THREADS, smem, q, k, v, y, *p);
     return cudaGetLastError();
 }
 
@@ -303,7 +304,7 @@ static int fw_dp(int d) { return (d + 63) / 64 * 64; }
 
 template <typename T>
 static cudaError_t fw_launch(const T *q, const T *k, const T *v, T *y, int64_t batch,
-                             const struct cm_attn_dims *p, cudaStream_t st)
+                             const struct cm_attn_dims *p, struct cuda_launch st)
 {
     switch (fw_dp(p->d)) {
     case 192: return fw_launch_as<T, 192>(q, k, v, y, batch, p, st);
@@ -334,8 +335,8 @@ cudaError_t cuda_flash_wide_launch(struct cuda_backend *cb, enum dtype dt, const
     const struct cm_attn_dims p = cm_attn_dims_make(nq, nk, heads, d, scale, causal);
     if (dt == DTYPE_F16)
         return fw_launch<__half>((const __half *)q, (const __half *)k, (const __half *)v,
-                                 (__half *)y, batch, &p, cb->stream);
+                                 (__half *)y, batch, &p, cuda_launch_on(cb));
     return fw_launch<__nv_bfloat16>((const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
                                     (const __nv_bfloat16 *)v, (__nv_bfloat16 *)y, batch, &p,
-                                    cb->stream);
+                                    cuda_launch_on(cb));
 }

@@ -31,6 +31,7 @@ struct cuda_backend {
     bool gemm_autotune;   /* options.gemm_autotune */
     bool linear_stack;    /* options.linear_stack */
     int group_norm_kernel; /* options.group_norm_kernel */
+    bool pdl;              /* options.pdl */
     int cc_major;        /* the device's compute capability (major) */
     int gn_cluster;      /* whether gn_cluster_kernel can run here (cuda_norm.cu): 0 not
                             asked yet, 1 yes, -1 no (no cluster launch, its code was built
@@ -149,6 +150,58 @@ __device__ __forceinline__ void cuda_st8(T *p, const float f[CUDA_VEC])
         default: break;                                                                   \
         }                                                                                 \
     } while (0)
+
+/* --- launches ------------------------------------------------------------------------
+ * Programmatic dependent launch (options.pdl, sm_90): a kernel launched with it may be
+ * scheduled while the kernel before it on the stream is still finishing, its launch and
+ * ramp-up hidden behind that kernel's tail.  So every kernel of this backend begins with
+ * cuda_pdl_enter(): griddepcontrol.wait holds it until the grids it depends on have
+ * completed and their writes are visible (at once for a plain launch), then
+ * griddepcontrol.launch_dependents lets the next kernel be scheduled (which waits in
+ * turn).  Below sm_90 it compiles to nothing.  tests/lint/cuda_kernels_enter.py checks that
+ * every __global__ of engine/cuda/ begins with it. */
+__device__ __forceinline__ void cuda_pdl_enter()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* Where and how the backend's kernels launch: its stream, and whether with PDL. */
+struct cuda_launch {
+    cudaStream_t stream;
+    bool pdl;
+};
+
+static inline struct cuda_launch cuda_launch_on(const struct cuda_backend *cb)
+{
+    struct cuda_launch l = {cb->stream, cb->pdl && cb->cc_major >= 9};
+    return l;
+}
+
+/* kernel<<<grid, block, smem, l.stream>>>(args…), with the PDL attribute when l.pdl;
+ * errors surface as a <<<>>> launch's do (cudaGetLastError, cuda_check_launch). */
+template <typename... P, typename... A>
+static inline void cuda_launch_kernel(const struct cuda_launch &l, void (*kernel)(P...),
+                                      dim3 grid, dim3 block, size_t smem, A... args)
+{
+    if (!l.pdl) {
+        kernel<<<grid, block, smem, l.stream>>>(args...);
+        return;
+    }
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = l.stream;
+    cudaLaunchAttribute attr[1] = {};
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    (void)cudaLaunchKernelEx(&cfg, kernel, args...);
+}
 
 /* --- ops (arguments validated by engine/backend.c) ------------------------------- */
 

@@ -55,6 +55,7 @@ template <typename T>
 __global__ static void gn_partial_kernel(const T *x, float *part, int64_t positions, int64_t c,
                                          int groups, int64_t len)
 {
+    cuda_pdl_enter();
     __shared__ float red[32];
     const int g = blockIdx.x, n = blockIdx.y, sidx = blockIdx.z, chunks = gridDim.z;
     const int64_t cg = c / groups, count = positions * cg;
@@ -105,6 +106,7 @@ template <typename T>
 __global__ static void gn_pairs_kernel(const T *x, float *part, int64_t positions, int c,
                                        int groups, int64_t len)
 {
+    cuda_pdl_enter();
     extern __shared__ float gp_sm[]; /* [by][C/2][2] */
     const int pairs = c / 2, bx = blockDim.x, by = blockDim.y;
     const int s = blockIdx.x, n = blockIdx.y, chunks = gridDim.x;
@@ -170,6 +172,7 @@ template <typename T>
 __global__ static void gn_merge_kernel(const float *part, float *ab, int groups, int chunks,
                                        int64_t c, const T *gamma, const T *beta, float eps)
 {
+    cuda_pdl_enter();
     __shared__ double sm[3][GN_MERGE_THREADS];
     const int i = blockIdx.x, n = i / groups, g = i - n * groups;
     const float *pp = part + (size_t)i * chunks * 3;
@@ -222,6 +225,7 @@ template <typename T, bool SILU>
 __global__ static void gn_apply_kernel(const T *x, T *y, const float *ab, size_t n,
                                        int64_t positions, int64_t c)
 {
+    cuda_pdl_enter();
     const size_t pc = (size_t)(positions * c);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -235,6 +239,7 @@ template <typename T, bool SILU>
 __global__ static void gn_apply8_kernel(const T *x, T *y, const float *ab, size_t n8,
                                         int64_t positions, int64_t c)
 {
+    cuda_pdl_enter();
     const size_t pc = (size_t)(positions * c);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -374,6 +379,7 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     gn_fused_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
                     int64_t positions, int c, int groups, float eps)
 {
+    cuda_pdl_enter();
     __shared__ double red[32];
     const int g = blockIdx.x, n = blockIdx.y, cg = c / groups, cp = cg / 2;
     const int k = threadIdx.x % cp, r = threadIdx.x / cp, rows = blockDim.x / cp;
@@ -400,6 +406,7 @@ __global__ static void __launch_bounds__(GN_FUSED_THREADS)
     gn_cluster_kernel(const T *x, T *y, const T *gamma, const T *beta, const T *add,
                       int64_t positions, int c, int groups, float eps)
 {
+    cuda_pdl_enter();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     namespace coop = cooperative_groups;
     coop::cluster_group cluster = coop::this_cluster();
@@ -527,7 +534,7 @@ static size_t gn_scratch_floats(int64_t n, int64_t c, int64_t positions, int gro
 template <typename T>
 static void gn_launch(const struct tensor *x, const struct tensor *gamma,
                       const struct tensor *beta, const struct group_norm_params *p,
-                      struct tensor *y, float *scratch, cudaStream_t st)
+                      struct tensor *y, float *scratch, struct cuda_launch st)
 {
     const int64_t n = x->shape[0], c = tensor_last_dim(x);
     const int64_t positions = tensor_numel(x) / (n * c);
@@ -538,35 +545,35 @@ static void gn_launch(const struct tensor *x, const struct tensor *gamma,
         const int64_t len = (positions + chunks - 1) / chunks;
         const dim3 block = gn_pair_block(c);
         const size_t smem = sizeof(float) * 2 * (size_t)block.y * (size_t)(c / 2);
-        gn_pairs_kernel<T><<<dim3((unsigned)chunks, (unsigned)n), block, smem, st>>>(
+        cuda_launch_kernel(st, gn_pairs_kernel<T>, dim3((unsigned)chunks, (unsigned)n), block, smem, 
             (const T *)x->data, part, positions, (int)c, p->groups, len);
     } else {
         const int64_t count = positions * (c / p->groups);
         chunks = gn_chunks(count);
         const int64_t len = (count + chunks - 1) / chunks;
         dim3 grid((unsigned)p->groups, (unsigned)n, (unsigned)chunks);
-        gn_partial_kernel<T><<<grid, GN_THREADS, 0, st>>>((const T *)x->data, part, positions,
+        cuda_launch_kernel(st, gn_partial_kernel<T>, grid, GN_THREADS, 0, (const T *)x->data, part, positions,
                                                           c, p->groups, len);
     }
     const T *gp = gamma ? (const T *)gamma->data : (const T *)NULL;
     const T *bp = beta ? (const T *)beta->data : (const T *)NULL;
-    gn_merge_kernel<T><<<(unsigned)(n * p->groups), GN_MERGE_THREADS, 0, st>>>(
+    cuda_launch_kernel(st, gn_merge_kernel<T>, (unsigned)(n * p->groups), GN_MERGE_THREADS, 0, 
         part, ab, p->groups, chunks, c, gp, bp, p->eps);
     const size_t total = (size_t)tensor_numel(x);
     const bool vec = sizeof(T) == 2 && c % CUDA_VEC == 0 && cuda_aligned16(x->data) &&
                      cuda_aligned16(y->data);
     const unsigned blocks = cuda_blocks(vec ? total / 8 : total, 256);
     if (vec && p->silu)
-        gn_apply8_kernel<T, true><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+        cuda_launch_kernel(st, gn_apply8_kernel<T, true>, blocks, 256, 0, (const T *)x->data, (T *)y->data, ab,
                                                           total / 8, positions, c);
     else if (vec)
-        gn_apply8_kernel<T, false><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+        cuda_launch_kernel(st, gn_apply8_kernel<T, false>, blocks, 256, 0, (const T *)x->data, (T *)y->data, ab,
                                                            total / 8, positions, c);
     else if (p->silu)
-        gn_apply_kernel<T, true><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+        cuda_launch_kernel(st, gn_apply_kernel<T, true>, blocks, 256, 0, (const T *)x->data, (T *)y->data, ab,
                                                          total, positions, c);
     else
-        gn_apply_kernel<T, false><<<blocks, 256, 0, st>>>((const T *)x->data, (T *)y->data, ab,
+        cuda_launch_kernel(st, gn_apply_kernel<T, false>, blocks, 256, 0, (const T *)x->data, (T *)y->data, ab,
                                                           total, positions, c);
 }
 
@@ -575,24 +582,25 @@ static void gn_launch(const struct tensor *x, const struct tensor *gamma,
 template <typename T, bool SILU>
 static cudaError_t gn_launch_fused_as(const T *x, T *y, const T *gp, const T *bp, const T *ap,
                                       int64_t n, int64_t positions, int c,
-                                      const struct group_norm_params *p, int cl, cudaStream_t st)
+                                      const struct group_norm_params *p, int cl, struct cuda_launch st)
 {
     if (cl <= 1) {
-        gn_fused_kernel<T, SILU><<<dim3((unsigned)p->groups, (unsigned)n), GN_FUSED_THREADS, 0,
-                                   st>>>(x, y, gp, bp, ap, positions, c, p->groups, p->eps);
+        cuda_launch_kernel(st, gn_fused_kernel<T, SILU>, dim3((unsigned)p->groups, (unsigned)n), GN_FUSED_THREADS, 0, x, y, gp, bp, ap, positions, c, p->groups, p->eps);
         return cudaSuccess;
     }
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)p->groups, (unsigned)n, (unsigned)cl);
     cfg.blockDim = dim3(GN_FUSED_THREADS);
-    cfg.stream = st;
-    cudaLaunchAttribute attr[1] = {};
+    cfg.stream = st.stream;
+    cudaLaunchAttribute attr[2] = {};
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 1;
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = (unsigned)cl;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cfg.numAttrs = st.pdl ? 2 : 1;
     return cudaLaunchKernelEx(&cfg, gn_cluster_kernel<T, SILU>, x, y, gp, bp, ap, positions, c,
                               p->groups, p->eps);
 }
@@ -600,7 +608,7 @@ static cudaError_t gn_launch_fused_as(const T *x, T *y, const T *gp, const T *bp
 template <typename T>
 static cudaError_t gn_launch_fused(const struct tensor *x, const struct tensor *gamma,
                                    const struct tensor *beta, const struct group_norm_params *p,
-                                   struct tensor *y, int cl, cudaStream_t st)
+                                   struct tensor *y, int cl, struct cuda_launch st)
 {
     const int64_t n = x->shape[0], c = tensor_last_dim(x);
     const int64_t positions = tensor_numel(x) / (n * c);
@@ -656,6 +664,7 @@ __global__ static void __launch_bounds__(GN_TILE_THREADS)
     gn_tile_stats_kernel(const T *x, const T *add, double2 *part, float *shifts,
                          int64_t positions, int c, int groups, int64_t len)
 {
+    cuda_pdl_enter();
     __shared__ float4 red[GN_TILE_THREADS]; /* (s0, q0, s1, q1) per thread */
     const int vecs = c / CUDA_VEC, rows = blockDim.x / vecs, n = blockIdx.y, cg = c / groups;
     const int v = threadIdx.x % vecs, r = threadIdx.x / vecs, ch0 = v * CUDA_VEC;
@@ -713,6 +722,7 @@ __global__ static void __launch_bounds__(GN_TILE_APPLY_THREADS)
                          const double2 *part, const float *shifts, int chunks,
                          int64_t positions, int c, int groups, float eps, int64_t len)
 {
+    cuda_pdl_enter();
     __shared__ float2 stat[GN_TILE_MAX_GROUPS]; /* (mean, rstd) */
     const int n = blockIdx.y, cg = c / groups;
     for (int g = threadIdx.x; g < groups; g += blockDim.x) {
@@ -805,7 +815,7 @@ static void gn_tile_launch(const struct cuda_backend *cb, const struct tensor *x
     const T *ap = p->shift ? (const T *)p->shift->data : (const T *)NULL;
     const int ts = gn_tile_threads(c, GN_TILE_THREADS);
     const int64_t len = (positions + chunks - 1) / chunks;
-    gn_tile_stats_kernel<T><<<dim3((unsigned)chunks, (unsigned)n), ts, 0, cb->stream>>>(
+    cuda_launch_kernel(cuda_launch_on(cb), gn_tile_stats_kernel<T>, dim3((unsigned)chunks, (unsigned)n), ts, 0, 
         xp, ap, part, shifts, positions, (int)c, p->groups, len);
     const int ta = gn_tile_threads(c, GN_TILE_APPLY_THREADS);
     const int sb = gn_tile_chunks(n, positions, ta / (c / CUDA_VEC), 2 * (int64_t)cb->sm_count,
@@ -813,11 +823,11 @@ static void gn_tile_launch(const struct cuda_backend *cb, const struct tensor *x
     const int64_t lb = (positions + sb - 1) / sb;
     const dim3 grid((unsigned)sb, (unsigned)n);
     if (p->silu)
-        gn_tile_apply_kernel<T, true><<<grid, ta, 0, cb->stream>>>(
+        cuda_launch_kernel(cuda_launch_on(cb), gn_tile_apply_kernel<T, true>, grid, ta, 0, 
             xp, (T *)y->data, gp, bp, ap, part, shifts, chunks, positions, (int)c, p->groups,
             p->eps, lb);
     else
-        gn_tile_apply_kernel<T, false><<<grid, ta, 0, cb->stream>>>(
+        cuda_launch_kernel(cuda_launch_on(cb), gn_tile_apply_kernel<T, false>, grid, ta, 0, 
             xp, (T *)y->data, gp, bp, ap, part, shifts, chunks, positions, (int)c, p->groups,
             p->eps, lb);
     }
@@ -848,7 +858,7 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
                                                (int)(c / p->groups))
                            : 1;
         cudaError_t e = cudaErrorInvalidValue;
-        CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, cl, cb->stream));
+        CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, cl, cuda_launch_on(cb)));
         if (e != cudaSuccess && cl > 1) {
             /* a cluster launch refused without harm (resources, configuration): no
              * clusters from now on, and this call on the one-block kernel */
@@ -858,7 +868,7 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
             cb->gn_cluster = -1;
             LOG_WARNF("cuda", "group_norm: cluster launch refused (%s); one block per group",
                       cudaGetErrorString(e));
-            CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, 1, cb->stream));
+            CUDA_DISPATCH(y->dtype, e = gn_launch_fused<T>(x, gamma, beta, p, y, 1, cuda_launch_on(cb)));
         }
         if (e != cudaSuccess)
             return cuda_check(cb, e, "group_norm", err);
@@ -869,7 +879,7 @@ enum status cuda_group_norm(struct backend *b, const struct tensor *x, const str
     const size_t scratch_bytes =
         gn_scratch_floats(x->shape[0], c, positions, p->groups) * sizeof(float);
     TRY(cuda_scratch_reserve(cb, scratch_bytes, err));
-    CUDA_DISPATCH(y->dtype, gn_launch<T>(x, gamma, beta, p, y, (float *)cb->scratch, cb->stream));
+    CUDA_DISPATCH(y->dtype, gn_launch<T>(x, gamma, beta, p, y, (float *)cb->scratch, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "group_norm", err);
 }
 
@@ -878,6 +888,7 @@ template <typename T>
 __global__ static void ln_kernel(const T *x, T *y, const T *gamma, const T *beta, size_t rows,
                                  int64_t c, float eps)
 {
+    cuda_pdl_enter();
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
     if (row >= rows)
@@ -918,6 +929,7 @@ template <typename T, int NV>
 __global__ static void ln_vec_kernel(const T *x, T *y, const T *gamma, const T *beta,
                                      size_t rows, int cv, float eps)
 {
+    cuda_pdl_enter();
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
     if (row >= rows)
@@ -987,7 +999,7 @@ __global__ static void ln_vec_kernel(const T *x, T *y, const T *gamma, const T *
  * general one. */
 template <typename T>
 static void ln_launch(const T *x, T *y, const T *gamma, const T *beta, size_t rows, int64_t c,
-                      float eps, unsigned blocks, cudaStream_t st)
+                      float eps, unsigned blocks, struct cuda_launch st)
 {
     const unsigned th = LN_WARPS * 32;
     if constexpr (sizeof(T) == 2) {
@@ -997,7 +1009,7 @@ static void ln_launch(const T *x, T *y, const T *gamma, const T *beta, size_t ro
             switch (nv) {
 #define LN_CASE(NV)                                                                       \
     case NV:                                                                              \
-        ln_vec_kernel<T, NV><<<blocks, th, 0, st>>>(x, y, gamma, beta, rows, cv, eps);    \
+        cuda_launch_kernel(st, ln_vec_kernel<T, NV>, blocks, th, 0, x, y, gamma, beta, rows, cv, eps);    \
         return;
                 LN_CASE(1) LN_CASE(2) LN_CASE(3) LN_CASE(4)
                 LN_CASE(5) LN_CASE(6) LN_CASE(7) LN_CASE(8)
@@ -1006,7 +1018,7 @@ static void ln_launch(const T *x, T *y, const T *gamma, const T *beta, size_t ro
             }
         }
     }
-    ln_kernel<T><<<blocks, th, 0, st>>>(x, y, gamma, beta, rows, c, eps);
+    cuda_launch_kernel(st, ln_kernel<T>, blocks, th, 0, x, y, gamma, beta, rows, c, eps);
 }
 
 enum status cuda_layer_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
@@ -1023,6 +1035,6 @@ enum status cuda_layer_norm(struct backend *b, const struct tensor *x, const str
     CUDA_DISPATCH(y->dtype, ln_launch<T>((const T *)x->data, (T *)y->data,
                                          gamma ? (const T *)gamma->data : (const T *)NULL,
                                          beta ? (const T *)beta->data : (const T *)NULL, rows,
-                                         c, eps, (unsigned)blocks, cb->stream));
+                                         c, eps, (unsigned)blocks, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "layer_norm", err);
 }

@@ -13,6 +13,7 @@
  *     attention=auto|padded|exact2|exact3|bk128|sync1|lean|lean_mma
  *                             attention_kernel
  *     tiles=0|1|2             attention_row_tiles
+ *     pdl=on|off              pdl (programmatic dependent launch)
  * Keys not given keep opt's values; a later key overrides an earlier one.
  *
  * It also holds the choosing of a plan by measurement (cuda_plan_trials / _combine:

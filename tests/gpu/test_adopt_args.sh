@@ -40,6 +40,7 @@ expect "im2col: all three thresholds" "--exclude im2col,im2col_2k,im2col_512,uns
   '{"op":"conv_sd_8x8[im2col]","ok":false}' '{"op":"linear_stack_odd[unstacked]","ok":false}'
 expect "the cluster GroupNorm" "--exclude gn_cluster" '{"op":"group_norm_sd_64x64x320[gn cluster]","ok":false}'
 expect "the tiled GroupNorm" "--exclude gn_tile" '{"op":"group_norm_shift_offset_c40[gn tile]","ok":false}'
+expect "programmatic dependent launch" "--exclude pdl" '{"op":"cuda_graph_replay[pdl]","ok":false}' '{"op":"conv_sd_8x8[pdl]","ok":false}'
 expect "the ways back to cuDNN and the heuristic GEMMs" "--exclude cudnn,heuristic" \
   '{"op":"conv_sd_8x8[cudnn]","ok":false}' '{"op":"linear_odd[heuristic]","ok":false}'
 expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":false}'

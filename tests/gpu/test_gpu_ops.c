@@ -49,6 +49,7 @@ struct suite {
     struct backend *gpu_exact2; /* flash attention on EXACT2 (the default before LEAN_MMA);
                                    linear_stack as G linears */
     struct backend *gpu_lean_mma_t2; /* LEAN_MMA with two row tiles per warp */
+    struct backend *gpu_pdl;    /* the defaults with programmatic dependent launch */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -690,8 +691,9 @@ static void check_transfer(struct suite *su)
 }
 
 /* A captured CUDA graph (silu, then axpby with baked-in scalars) replays on the
- * tensors' current contents. */
-static void check_graph(struct suite *su)
+ * tensors' current contents — on backend b, reported as `name` (with PDL: axpby, reading
+ * silu's output, may be scheduled before silu ends). */
+static void check_graph(struct suite *su, struct backend *b, const char *name)
 {
     enum { N = 3 * 1000 };
     struct errbuf err;
@@ -702,23 +704,23 @@ static void check_graph(struct suite *su)
     for (int i = 0; i < N; i++)
         host[i] = (float)(i % 17) * 0.25f - 2.0f;
     struct backend_graph *g = NULL;
-    enum status s = backend_alloc(su->gpu, &x, &err);
+    enum status s = backend_alloc(b, &x, &err);
     if (s == STATUS_OK)
-        s = backend_alloc(su->gpu, &y, &err);
+        s = backend_alloc(b, &y, &err);
     if (s == STATUS_OK)
         s = backend_upload(&x, host, DTYPE_F32, &err);
     for (int pass = 0; pass < 2 && s == STATUS_OK; pass++) { /* warm-up, then capture */
         if (pass == 1)
-            s = backend_graph_begin(su->gpu, &err);
+            s = backend_graph_begin(b, &err);
         if (s == STATUS_OK)
             s = backend_silu(&x, &y, &err);
         if (s == STATUS_OK)
             s = backend_axpby(&y, &x, al, be, &y, &err);
         if (pass == 1) {
-            enum status e = backend_graph_end(su->gpu, &g, s == STATUS_OK ? &err : NULL);
+            enum status e = backend_graph_end(b, &g, s == STATUS_OK ? &err : NULL);
             s = s == STATUS_OK ? e : s;
         } else if (s == STATUS_OK) {
-            s = backend_sync(su->gpu, &err);
+            s = backend_sync(b, &err);
         }
     }
     for (int i = 0; i < N; i++)
@@ -737,10 +739,10 @@ static void check_graph(struct suite *su)
         worst = d > worst ? d : worst;
     }
     bool ok = s == STATUS_OK && worst < 1e-4;
-    printf("%-4s %-40s (max |d| %.2e; %s%s%s)\n", ok ? "ok" : "FAIL", "cuda_graph_replay", worst,
+    printf("%-4s %-40s (max |d| %.2e; %s%s%s)\n", ok ? "ok" : "FAIL", name, worst,
            status_name(s), s ? ": " : "", s ? err.msg : "");
     if (su->json)
-        fprintf(su->json, "{\"op\":\"cuda_graph_replay\",\"ok\":%s}\n", ok ? "true" : "false");
+        fprintf(su->json, "{\"op\":\"%s\",\"ok\":%s}\n", name, ok ? "true" : "false");
     ok ? su->passed++ : su->failed++;
     backend_graph_destroy(g);
     backend_free(&x);
@@ -856,6 +858,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cuda backend: %s\n", err.msg);
         return 1;
     }
+    opt.pdl = true;
+    if (cuda_backend_create(&opt, &su.gpu_pdl, &err) != STATUS_OK) {
+        fprintf(stderr, "cuda backend (PDL): %s\n", err.msg);
+        return 1;
+    }
+    opt.pdl = false;
     opt.attention_scalar = true;
     opt.conv_gemm_rows = 8192;
     if (cuda_backend_create(&opt, &su.gpu_scalar, &err) != STATUS_OK) {
@@ -913,6 +921,7 @@ int main(int argc, char **argv)
             continue;
         for (size_t d = 0; d < sizeof DTYPES / sizeof DTYPES[0]; d++) {
             check_case(&su, su.gpu, "", &CASES[i], DTYPES[d]);
+            check_case(&su, su.gpu_pdl, "[pdl]", &CASES[i], DTYPES[d]);
             /* f16/bf16 attention runs on tensor cores by default: the f32 kernels too;
              * small f16/bf16 convolutions run as im2col + GEMM: cuDNN too */
             if (CASES[i].fn == c_attention && DTYPES[d] != DTYPE_F32) {
@@ -950,7 +959,8 @@ int main(int argc, char **argv)
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
         check_oom(&su);
         check_transfer(&su);
-        check_graph(&su);
+        check_graph(&su, su.gpu, "cuda_graph_replay");
+        check_graph(&su, su.gpu_pdl, "cuda_graph_replay[pdl]");
         check_graph_autotune(&su);
         check_sticky(&su);
     }
@@ -966,6 +976,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_lean_mma);
     backend_destroy(su.gpu_lean_mma_t2);
     backend_destroy(su.gpu_exact2);
+    backend_destroy(su.gpu_pdl);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;

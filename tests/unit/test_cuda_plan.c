@@ -31,9 +31,10 @@ START_TEST(test_every_key)
     struct cuda_backend_options o = defaults();
     struct errbuf err;
     ck_assert_int_eq(cuda_plan_parse("gn=fused,stack=on,autotune=on,find=on,im2col=8192,"
-                                     "attention=bk128,tiles=2",
+                                     "attention=bk128,tiles=2,pdl=on",
                                      &o, &err),
                      STATUS_OK);
+    ck_assert(o.pdl);
     ck_assert_int_eq(o.group_norm_kernel, 2);
     ck_assert(o.linear_stack);
     ck_assert(o.gemm_autotune);
@@ -78,13 +79,13 @@ END_TEST
 START_TEST(test_round_trip)
 {
     static const char *const plans[] = {
-        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0",
-        "gn=fused,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1",
-        "gn=split,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2",
-        "gn=cluster,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0",
-        "gn=tile,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0",
-        "gn=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0",
-        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0",
+        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0,pdl=off",
+        "gn=fused,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1,pdl=on",
+        "gn=split,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2,pdl=off",
+        "gn=cluster,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0,pdl=off",
+        "gn=tile,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0,pdl=on",
+        "gn=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0,pdl=off",
+        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0,pdl=on",
     };
     for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
         struct cuda_backend_options o = defaults();
@@ -132,6 +133,7 @@ START_TEST(test_errors)
     expect_error("im2col=2000000000", "im2col");
     expect_error("attention=flash", "attention='flash'");
     expect_error("tiles=3", "tiles='3'");
+    expect_error("pdl=1", "pdl='1'");
     expect_error("speed=max", "unknown key 'speed'");
     expect_error("gn", "'gn' is not key=value");
     expect_error("=on", "is not key=value");
@@ -185,7 +187,7 @@ START_TEST(test_trials_differ_from_base)
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
     /* every trial but those the defaults already are: im2col_512, autotune, stacked, the
      * GroupNorm kernel auto takes, lean_mma (attention auto) */
-    ck_assert_int_eq(n, 12);
+    ck_assert_int_eq(n, 13);
     for (int k = 1; k <= 4; k++) {
         const int i = trial_index(t, n, GN_TRIALS[k]);
         if (k == CUDA_GN_AUTO_KERNEL)
@@ -193,8 +195,9 @@ START_TEST(test_trials_differ_from_base)
         else
             ck_assert_msg(i >= 0 && t[i].plan.group_norm_kernel == k, "trial %s", GN_TRIALS[k]);
     }
-    expect_trials(t, n, "cudnn,heuristic,unstacked,exact2",
-                  "im2col_512,autotune,stacked,lean_mma");
+    expect_trials(t, n, "cudnn,heuristic,unstacked,exact2,pdl",
+                  "im2col_512,autotune,stacked,lean_mma,no_pdl");
+    ck_assert(t[trial_index(t, n, "pdl")].plan.pdl);
     ck_assert_str_eq(t[n - 1].name, "find"); /* its workspace growth after the others */
     for (int i = 0; i < n; i++) {
         ck_assert(!cuda_plan_same(&t[i].plan, &base));
@@ -211,7 +214,7 @@ START_TEST(test_trials_differ_from_base)
                                      &err),
                      STATUS_OK);
     const int m = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    ck_assert_int_eq(m, 12);
+    ck_assert_int_eq(m, 13);
     expect_trials(t, m, "cudnn,stacked,gn_fused,lean_mma", "gn_split,unstacked,im2col_2k,exact2");
     /* max bounds the count */
     ck_assert_int_eq(cuda_plan_trials(&base, t, 2), 2);
