@@ -538,6 +538,54 @@ static enum status bench_att_shape(struct bench *b, struct backend *be, const ch
     return s;
 }
 
+/* Backends on the defaults in the run's dtype, out[i] changed by set(&opt, i) — a
+ * table's forced kernel choices; variant_backends_destroy frees them (NULLs too). */
+typedef void (*variant_fn)(struct cuda_backend_options *opt, int i);
+
+static enum status variant_backends(const struct bench *b, int n, variant_fn set,
+                                    struct backend **out, struct errbuf *err)
+{
+    enum status s = STATUS_OK;
+    for (int i = 0; i < n && s == STATUS_OK; i++) {
+        struct cuda_backend_options opt;
+        cuda_backend_options_default(&opt);
+        opt.weight_dtype = b->o.dtype;
+        set(&opt, i);
+        s = cuda_backend_create(&opt, &out[i], err);
+    }
+    return s;
+}
+
+static void variant_backends_destroy(struct backend **be, int n)
+{
+    for (int i = 0; i < n; i++)
+        backend_destroy(be[i]);
+}
+
+/* The attention table's kernel choices (max_d: the widest head dim each takes). */
+static const struct {
+    const char *name;
+    int row_tiles;
+    enum cuda_attention_kernel kernel;
+    int max_d;
+} ATT_VARIANTS[] = {{"default", 0, CUDA_ATTENTION_DEFAULT, 160},
+                    {"padded", 0, CUDA_ATTENTION_PADDED, 160},
+                    {"3 stages", 0, CUDA_ATTENTION_EXACT3, 160},
+                    {"bk 128", 0, CUDA_ATTENTION_EXACT_BK128, 80},
+                    {"1 sync", 0, CUDA_ATTENTION_EXACT_SYNC1, 160},
+                    {"lean", 0, CUDA_ATTENTION_LEAN, 160},
+                    {"lean mma", 0, CUDA_ATTENTION_LEAN_MMA, 160},
+                    {"lean mma 1 tile", 1, CUDA_ATTENTION_LEAN_MMA, 64},
+                    {"lean mma 2 tiles", 2, CUDA_ATTENTION_LEAN_MMA, 64},
+                    {"exact2", 0, CUDA_ATTENTION_EXACT2, 160}};
+#define N_ATT_VARIANTS ((int)(sizeof ATT_VARIANTS / sizeof ATT_VARIANTS[0]))
+
+static void att_variant(struct cuda_backend_options *opt, int i)
+{
+    opt->attention_row_tiles = ATT_VARIANTS[i].row_tiles;
+    opt->attention_kernel = ATT_VARIANTS[i].kernel;
+}
+
 /* The U-Net's and the VAE's self-attention shapes on the run's plan ("plan": the
  * adopted one, else the base); the flash kernel's head dims (≤ 160) also on each kernel
  * choice: the default, the padded kernel, three K/V stages, …, and (D ≤ 64) 1 and 2
@@ -551,42 +599,17 @@ static enum status bench_attention(struct bench *b, struct errbuf *err)
         int heads;
     } shapes[] = {{2, 4096, 320, 8}, {16, 4096, 320, 8}, {2, 1024, 640, 8}, {16, 1024, 640, 8},
                   {16, 256, 1280, 8}, {1, 4096, 512, 1}};
-    static const struct {
-        const char *name;
-        int row_tiles;
-        enum cuda_attention_kernel kernel;
-        int max_d;
-    } variants[] = {{"default", 0, CUDA_ATTENTION_DEFAULT, 160},
-                    {"padded", 0, CUDA_ATTENTION_PADDED, 160},
-                    {"3 stages", 0, CUDA_ATTENTION_EXACT3, 160},
-                    {"bk 128", 0, CUDA_ATTENTION_EXACT_BK128, 80},
-                    {"1 sync", 0, CUDA_ATTENTION_EXACT_SYNC1, 160},
-                    {"lean", 0, CUDA_ATTENTION_LEAN, 160},
-                    {"lean mma", 0, CUDA_ATTENTION_LEAN_MMA, 160},
-                    {"lean mma 1 tile", 1, CUDA_ATTENTION_LEAN_MMA, 64},
-                    {"lean mma 2 tiles", 2, CUDA_ATTENTION_LEAN_MMA, 64},
-                    {"exact2", 0, CUDA_ATTENTION_EXACT2, 160}};
-    enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
-    struct backend *forced[N_VARIANTS] = {NULL};
-    enum status s = STATUS_OK;
-    for (int i = 0; i < N_VARIANTS && s == STATUS_OK; i++) {
-        struct cuda_backend_options opt;
-        cuda_backend_options_default(&opt);
-        opt.weight_dtype = b->o.dtype;
-        opt.attention_row_tiles = variants[i].row_tiles;
-        opt.attention_kernel = variants[i].kernel;
-        s = cuda_backend_create(&opt, &forced[i], err);
-    }
+    struct backend *forced[N_ATT_VARIANTS] = {NULL};
+    enum status s = variant_backends(b, N_ATT_VARIANTS, att_variant, forced, err);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && s == STATUS_OK; i++) {
         s = bench_att_shape(b, b->be, "plan", shapes[i].batch, shapes[i].n, shapes[i].c,
                             shapes[i].heads, err);
-        for (int f = 0; f < N_VARIANTS && s == STATUS_OK; f++)
-            if (shapes[i].c / shapes[i].heads <= variants[f].max_d)
-                s = bench_att_shape(b, forced[f], variants[f].name, shapes[i].batch,
+        for (int f = 0; f < N_ATT_VARIANTS && s == STATUS_OK; f++)
+            if (shapes[i].c / shapes[i].heads <= ATT_VARIANTS[f].max_d)
+                s = bench_att_shape(b, forced[f], ATT_VARIANTS[f].name, shapes[i].batch,
                                     shapes[i].n, shapes[i].c, shapes[i].heads, err);
     }
-    for (int i = 0; i < N_VARIANTS; i++)
-        backend_destroy(forced[i]);
+    variant_backends_destroy(forced, N_ATT_VARIANTS);
     return s;
 }
 
@@ -659,9 +682,23 @@ static enum status bench_gn_shape(struct bench *b, struct backend *be, const cha
     return s;
 }
 
+/* The GroupNorm table's kernel choices: the three kernels, the one-block kernel,
+ * clusters of up to 8, 4 and 2 blocks, the tiled pair. */
+static const struct {
+    const char *name;
+    int kernel, cluster_max;
+} GN_VARIANTS[] = {{"split", 1, 0},      {"fused", 2, 0},      {"cluster", 3, 8},
+                   {"cluster ≤4", 3, 4}, {"cluster ≤2", 3, 2}, {"tile", 4, 0}};
+#define N_GN_VARIANTS ((int)(sizeof GN_VARIANTS / sizeof GN_VARIANTS[0]))
+
+static void gn_variant(struct cuda_backend_options *opt, int i)
+{
+    opt->group_norm_kernel = GN_VARIANTS[i].kernel;
+    opt->group_norm_cluster_max = GN_VARIANTS[i].cluster_max;
+}
+
 /* The U-Net's GroupNorm+SiLU shapes at 2 and 16 rows on the run's plan and on each
- * kernel forced: the three kernels, the one-block kernel, clusters of up to 8, 4 and 2
- * blocks, the tiled pair. */
+ * kernel choice forced. */
 static enum status bench_group_norm(struct bench *b, struct errbuf *err)
 {
     if (b->o.cpu)
@@ -672,32 +709,17 @@ static enum status bench_group_norm(struct bench *b, struct errbuf *err)
     } shapes[] = {{{2, 64, 64, 320}, true},  {{2, 32, 32, 640}, true},
                   {{2, 16, 16, 1280}, true}, {{2, 8, 8, 1280}, true},
                   {{16, 64, 64, 320}, true}, {{16, 32, 32, 640}, true}};
-    static const struct {
-        const char *name;
-        int kernel, cluster_max;
-    } variants[] = {{"split", 1, 0},    {"fused", 2, 0},     {"cluster", 3, 8},
-                    {"cluster ≤4", 3, 4}, {"cluster ≤2", 3, 2}, {"tile", 4, 0}};
-    enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
-    struct backend *forced[N_VARIANTS] = {NULL};
-    enum status s = STATUS_OK;
-    for (int i = 0; i < N_VARIANTS && s == STATUS_OK; i++) {
-        struct cuda_backend_options opt;
-        cuda_backend_options_default(&opt);
-        opt.weight_dtype = b->o.dtype;
-        opt.group_norm_kernel = variants[i].kernel;
-        opt.group_norm_cluster_max = variants[i].cluster_max;
-        s = cuda_backend_create(&opt, &forced[i], err);
-    }
+    struct backend *forced[N_GN_VARIANTS] = {NULL};
+    enum status s = variant_backends(b, N_GN_VARIANTS, gn_variant, forced, err);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && s == STATUS_OK; i++) {
         if (over_budget(b))
             break;
         s = bench_gn_shape(b, b->be, "plan", shapes[i].shape, shapes[i].shift, err);
-        for (int f = 0; f < N_VARIANTS && s == STATUS_OK; f++)
-            s = bench_gn_shape(b, forced[f], variants[f].name, shapes[i].shape,
+        for (int f = 0; f < N_GN_VARIANTS && s == STATUS_OK; f++)
+            s = bench_gn_shape(b, forced[f], GN_VARIANTS[f].name, shapes[i].shape,
                                shapes[i].shift, err);
     }
-    for (int i = 0; i < N_VARIANTS; i++)
-        backend_destroy(forced[i]);
+    variant_backends_destroy(forced, N_GN_VARIANTS);
     return s;
 }
 
