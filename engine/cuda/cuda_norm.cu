@@ -16,7 +16,10 @@
  * three-kernel path leaves to backend.c.  With group_norm_kernel 3 on sm_90 and few
  * (sample, group) pairs (a U-Net step at 1–2 rows: 64 blocks for 132 SMs),
  * gn_cluster_kernel splits each group's positions over a thread-block cluster of up to
- * 8 blocks that add their sums through distributed shared memory — still one launch.
+ * 8 blocks that add their sums through distributed shared memory — still one launch
+ * (the default: CUDA_GN_AUTO_KERNEL).  With group_norm_kernel 4 (C % 8 == 0, groups of
+ * ≥ 8 channels) two kernels read whole positions in 16-byte vectors instead: the
+ * statistics per chunk, then the apply (gn_tile_stats_kernel, gn_tile_apply_kernel).
  * y may be x.
  * LayerNorm: one warp per row, two passes over the row, then the affine write; for
  * f16/bf16 rows of C % 8 == 0, C ≤ 2048 (16-byte aligned) the row stays in registers as
