@@ -513,7 +513,6 @@ extern "C" enum status cuda_backend_create(const struct cuda_backend_options *op
     cb->device = opt->device;
     cb->allow_tf32 = opt->allow_tf32;
     cb->attention_scalar = opt->attention_scalar;
-    cb->gn_cluster_max = opt->group_norm_cluster_max;
     apply_plan(cb, opt);
     cb->weight_dtype = opt->weight_dtype;
     enum status s = setup(cb, err);

@@ -81,7 +81,7 @@ enum cuda_attention_kernel {
  * comparisons expand. */
 #define CUDA_PLAN_FIELDS(X)                                                              \
     X(cudnn_find) X(conv_gemm_rows) X(gemm_autotune) X(linear_stack) X(group_norm_kernel) \
-    X(attention_kernel) X(attention_row_tiles) X(pdl)
+    X(attention_kernel) X(attention_row_tiles) X(pdl) X(group_norm_cluster_max)
 
 struct cuda_backend_options {
     int device;              /* CUDA device index */
@@ -93,7 +93,9 @@ struct cuda_backend_options {
                                 of the kernel before it; cuda_internal.h); off by
                                 default until a GPU run measures it */
     int group_norm_cluster_max; /* group_norm_kernel 3's most blocks a cluster (2, 4 or 8;
-                                   0: 8) — bench_gpu's GroupNorm table compares */
+                                   0: 8); 8 can leave a partial second wave of blocks
+                                   (512 at 2 rows for 396 resident), so the plan table
+                                   and bench_gpu's GroupNorm table compare 4 and 2 */
     bool attention_scalar;   /* f16/bf16 attention on the f32 (CUDA-core) kernels instead
                                 of the tensor-core one (tests compare both) */
     int attention_row_tiles; /* flash attention's 16-row query tiles per warp: 0 = chosen

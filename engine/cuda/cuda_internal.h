@@ -24,13 +24,13 @@ struct cuda_backend {
     bool allow_tf32;
     bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
-    int gn_cluster_max;    /* options.group_norm_cluster_max, 0 read as 8 */
     int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
     int attention_kernel; /* enum cuda_attention_kernel */
     bool gemm_autotune;   /* options.gemm_autotune */
     bool linear_stack;    /* options.linear_stack */
     int group_norm_kernel; /* options.group_norm_kernel */
+    int group_norm_cluster_max; /* options.group_norm_cluster_max, 0 read as 8 */
     bool pdl;              /* options.pdl */
     int cc_major;        /* the device's compute capability (major) */
     int gn_cluster;      /* whether gn_cluster_kernel can run here (cuda_norm.cu): 0 not

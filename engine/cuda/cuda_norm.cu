@@ -475,7 +475,9 @@ static int gn_cluster_blocks(struct cuda_backend *cb, int64_t n, int groups, int
     if (!gn_cluster_ok(cb))
         return 1;
     const int64_t rows = GN_FUSED_THREADS / (cg / 2);
-    const int most = cb->gn_cluster_max > 0 && cb->gn_cluster_max < 8 ? cb->gn_cluster_max : 8;
+    const int most = cb->group_norm_cluster_max > 0 && cb->group_norm_cluster_max < 8
+                         ? cb->group_norm_cluster_max
+                         : 8;
     int cl = 1;
     while (cl < most && n * groups * cl < 2 * (int64_t)cb->sm_count &&
            positions >= rows * cl * 4)

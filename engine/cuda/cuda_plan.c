@@ -13,6 +13,8 @@
 static const char *const GN_NAMES[] = {"auto", "split", "fused", "cluster", "tile", NULL};
 static const char *const ONOFF_NAMES[] = {"off", "on", NULL};
 static const char *const TILES_NAMES[] = {"0", "1", "2", NULL};
+static const char *const GNCL_NAMES[] = {"auto", "2", "4", "8", NULL}; /* 0, 2, 4, 8 */
+static const int GNCL_VALUES[] = {0, 2, 4, 8};
 static const struct {
     const char *name;
     enum cuda_attention_kernel kernel;
@@ -73,14 +75,18 @@ static enum status apply_item(const char *key, const char *value,
                              "auto, padded, exact2, exact3, bk128, sync1, lean or lean_mma",
                              err);
         opt->attention_kernel = ATTENTION_NAMES[i].kernel;
+    } else if (strcmp(key, "gncl") == 0) {
+        if ((i = name_index(GNCL_NAMES, value)) < 0)
+            return bad_value(key, value, "auto, 2, 4 or 8", err);
+        opt->group_norm_cluster_max = GNCL_VALUES[i];
     } else if (strcmp(key, "tiles") == 0) {
         if ((i = name_index(TILES_NAMES, value)) < 0)
             return bad_value(key, value, "0, 1 or 2", err);
         opt->attention_row_tiles = i;
     } else {
         return status_fail(err, STATUS_INVALID_ARGUMENT,
-                           "cuda plan: unknown key '%s' (gn, stack, autotune, find, im2col, "
-                           "attention, tiles, pdl)",
+                           "cuda plan: unknown key '%s' (gn, gncl, stack, autotune, find, "
+                           "im2col, attention, tiles, pdl)",
                            key);
     }
     return STATUS_OK;
@@ -125,9 +131,13 @@ void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t 
             attention = ATTENTION_NAMES[i].name;
     const int gn = opt->group_norm_kernel;
     const int tiles = opt->attention_row_tiles;
+    const char *gncl = "auto";
+    for (int i = 1; GNCL_NAMES[i]; i++)
+        if (GNCL_VALUES[i] == opt->group_norm_cluster_max)
+            gncl = GNCL_NAMES[i];
     snprintf(buf, cap,
-             "gn=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s,pdl=%s",
-             gn >= 0 && gn <= 4 ? GN_NAMES[gn] : "auto", ONOFF_NAMES[opt->linear_stack],
+             "gn=%s,gncl=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s,pdl=%s",
+             gn >= 0 && gn <= 4 ? GN_NAMES[gn] : "auto", gncl, ONOFF_NAMES[opt->linear_stack],
              ONOFF_NAMES[opt->gemm_autotune], ONOFF_NAMES[opt->cudnn_find],
              opt->conv_gemm_rows, attention, tiles >= 0 && tiles <= 2 ? TILES_NAMES[tiles] : "0",
              ONOFF_NAMES[opt->pdl]);
@@ -156,7 +166,9 @@ static const struct {
     {"heuristic", "autotune=off"},
     {"gn_split", "gn=split"},
     {"gn_fused", "gn=fused"},
-    {"gn_cluster", "gn=cluster"},
+    {"gn_cluster", "gn=cluster,gncl=auto"},
+    {"gn_cluster4", "gn=cluster,gncl=4"}, /* 2 rows: 256 blocks, one wave of residents */
+    {"gn_cluster2", "gn=cluster,gncl=2"},
     {"gn_tile", "gn=tile"},
     {"stacked", "stack=on"},
     {"unstacked", "stack=off"},
@@ -170,7 +182,7 @@ static const struct {
 };
 #define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))
 
-/* opt with the auto kernels written as what they take (gn=auto: CUDA_GN_AUTO_KERNEL,
+/* opt with the auto kernels written as what they take (gn=auto: CUDA_GN_AUTO_KERNEL, gncl=auto: 8,
  * attention=auto: CUDA_ATTENTION_AUTO_KERNEL), so that a trial that only names what
  * auto already does is no alternative. */
 static struct cuda_backend_options auto_resolved(const struct cuda_backend_options *opt)
@@ -178,6 +190,8 @@ static struct cuda_backend_options auto_resolved(const struct cuda_backend_optio
     struct cuda_backend_options r = *opt;
     if (r.group_norm_kernel == 0)
         r.group_norm_kernel = CUDA_GN_AUTO_KERNEL;
+    if (r.group_norm_cluster_max == 0)
+        r.group_norm_cluster_max = 8;
     if (r.attention_kernel == CUDA_ATTENTION_DEFAULT)
         r.attention_kernel = CUDA_ATTENTION_AUTO_KERNEL;
     return r;

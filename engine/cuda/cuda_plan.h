@@ -6,6 +6,7 @@
  *
  *   "key=value,key=value,…" (spaces not allowed; "" and "default" change nothing)
  *     gn=auto|split|fused|cluster|tile  group_norm_kernel 0 / 1 / 2 / 3 / 4
+ *     gncl=auto|2|4|8         group_norm_cluster_max (0 / 2 / 4 / 8)
  *     stack=on|off            linear_stack
  *     autotune=on|off         gemm_autotune
  *     find=on|off             cudnn_find

@@ -11,7 +11,7 @@ import sys
 
 # test_gpu_ops's variant tag → bench_gpu's plan-table names (unet_step_<name>)
 TAG_PLAN = {"[lean]": "lean", "[lean mma]": "lean_mma,lean_mma_t1", "[lean mma 2 tiles]": "lean_mma",
-            "[exact2]": "exact2", "[gn fused]": "gn_fused", "[gn split]": "gn_split", "[gn cluster]": "gn_cluster", "[gn tile]": "gn_tile", "[pdl]": "pdl",
+            "[exact2]": "exact2", "[gn fused]": "gn_fused", "[gn split]": "gn_split", "[gn cluster]": "gn_cluster,gn_cluster4,gn_cluster2", "[gn tile]": "gn_tile", "[pdl]": "pdl",
             "[stacked gemm]": "stacked", "[unstacked]": "unstacked", "[autotuned]": "autotune",
             "[heuristic]": "heuristic", "[im2col]": "im2col,im2col_2k,im2col_512",
             "[cudnn]": "cudnn"}

@@ -79,13 +79,13 @@ END_TEST
 START_TEST(test_round_trip)
 {
     static const char *const plans[] = {
-        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0,pdl=off",
-        "gn=fused,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1,pdl=on",
-        "gn=split,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2,pdl=off",
-        "gn=cluster,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0,pdl=off",
-        "gn=tile,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0,pdl=on",
-        "gn=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0,pdl=off",
-        "gn=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0,pdl=on",
+        "gn=auto,gncl=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0,pdl=off",
+        "gn=fused,gncl=auto,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1,pdl=on",
+        "gn=split,gncl=2,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2,pdl=off",
+        "gn=cluster,gncl=4,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0,pdl=off",
+        "gn=tile,gncl=auto,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0,pdl=on",
+        "gn=auto,gncl=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0,pdl=off",
+        "gn=auto,gncl=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0,pdl=on",
     };
     for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
         struct cuda_backend_options o = defaults();
@@ -101,6 +101,7 @@ START_TEST(test_round_trip)
     o.linear_stack = o.gemm_autotune = o.cudnn_find = true;
     o.conv_gemm_rows = 1 << 30;
     o.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
+    o.pdl = true;
     char text[CUDA_PLAN_TEXT_MAX];
     cuda_plan_format(&o, text, sizeof text);
     ck_assert_uint_lt(strlen(text), CUDA_PLAN_TEXT_MAX - 1);
@@ -134,6 +135,7 @@ START_TEST(test_errors)
     expect_error("attention=flash", "attention='flash'");
     expect_error("tiles=3", "tiles='3'");
     expect_error("pdl=1", "pdl='1'");
+    expect_error("gncl=3", "gncl='3'");
     expect_error("speed=max", "unknown key 'speed'");
     expect_error("gn", "'gn' is not key=value");
     expect_error("=on", "is not key=value");
@@ -187,7 +189,7 @@ START_TEST(test_trials_differ_from_base)
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
     /* every trial but those the defaults already are: im2col_512, autotune, stacked, the
      * GroupNorm kernel auto takes, lean_mma (attention auto) */
-    ck_assert_int_eq(n, 13);
+    ck_assert_int_eq(n, 15);
     for (int k = 1; k <= 4; k++) {
         const int i = trial_index(t, n, GN_TRIALS[k]);
         if (k == CUDA_GN_AUTO_KERNEL)
@@ -198,6 +200,12 @@ START_TEST(test_trials_differ_from_base)
     expect_trials(t, n, "cudnn,heuristic,unstacked,exact2,pdl",
                   "im2col_512,autotune,stacked,lean_mma,no_pdl");
     ck_assert(t[trial_index(t, n, "pdl")].plan.pdl);
+    /* the cluster sizes: the cluster kernel with at most 4 or 2 blocks a cluster */
+    const int c4 = trial_index(t, n, "gn_cluster4"), c2 = trial_index(t, n, "gn_cluster2");
+    ck_assert(c4 >= 0 && c2 >= 0);
+    ck_assert_int_eq(t[c4].plan.group_norm_kernel, 3);
+    ck_assert_int_eq(t[c4].plan.group_norm_cluster_max, 4);
+    ck_assert_int_eq(t[c2].plan.group_norm_cluster_max, 2);
     ck_assert_str_eq(t[n - 1].name, "find"); /* its workspace growth after the others */
     for (int i = 0; i < n; i++) {
         ck_assert(!cuda_plan_same(&t[i].plan, &base));
@@ -214,7 +222,7 @@ START_TEST(test_trials_differ_from_base)
                                      &err),
                      STATUS_OK);
     const int m = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    ck_assert_int_eq(m, 13);
+    ck_assert_int_eq(m, 15);
     expect_trials(t, m, "cudnn,stacked,gn_fused,lean_mma", "gn_split,unstacked,im2col_2k,exact2");
     /* max bounds the count */
     ck_assert_int_eq(cuda_plan_trials(&base, t, 2), 2);
