@@ -408,14 +408,22 @@ static enum status apply_cfg(struct sd_request *const *reqs, struct batch *b, st
     return backend_axpby(&cond, &uncond, g, h, &cond, err);
 }
 
-/* --- U-Net graphs ------------------------------------------------------------------ */
+/* --- graphs (U-Net calls and VAE decodes) --------------------------------------------- */
 
-struct sd_graph_entry {
+/* What a graph was recorded over: the model, the call (U-Net or VAE decode), its rows
+ * and latent size, its tensors' addresses (in, context, out) and the workspace's
+ * generation — a replay runs on exactly those. */
+struct graph_key {
     const struct sd_model *model;
+    bool vae;
     int rows;
     int64_t lh, lw, lc;
-    const void *x, *ctx, *out; /* the batch tensors' addresses */
-    unsigned generation;       /* the workspace's */
+    const void *x, *ctx, *out;
+    unsigned generation;
+};
+
+struct sd_graph_entry {
+    struct graph_key key;
     bool warm;                 /* ran eagerly once */
     struct backend_graph *graph;
     uint64_t used;             /* tick of the last use */
@@ -425,6 +433,7 @@ struct sd_graphs {
     struct sd_graph_entry e[SD_GRAPHS_MAX];
     int n;
     uint64_t tick;
+    bool vae_off;              /* a VAE recording failed: decodes eager from now on */
     struct sd_graphs_stats stats;
 };
 
@@ -451,21 +460,31 @@ void sd_graphs_stats(const struct sd_graphs *g, struct sd_graphs_stats *out)
         memset(out, 0, sizeof *out);
 }
 
-static bool entry_matches(const struct sd_graph_entry *e, const struct sd_model *m,
-                          const struct batch *b, unsigned generation)
+/* The key of a call from `in` (rows, latent size) to `out` (ctx: the U-Net's context). */
+static struct graph_key graph_key_of(const struct sd_model *m, bool vae, const struct tensor *in,
+                                     const struct tensor *ctx, const struct tensor *out,
+                                     unsigned generation)
 {
-    return e->model == m && e->rows == (int)b->x.shape[0] && e->lh == b->x.shape[1] &&
-           e->lw == b->x.shape[2] && e->lc == b->x.shape[3] && e->x == b->x.data &&
-           e->ctx == b->ctx.data && e->out == b->out.data && e->generation == generation;
+    struct graph_key k = {.model = m, .vae = vae, .rows = (int)in->shape[0],
+                          .lh = in->shape[1], .lw = in->shape[2], .lc = in->shape[3],
+                          .x = in->data, .ctx = ctx ? ctx->data : NULL, .out = out->data,
+                          .generation = generation};
+    return k;
 }
 
-/* The entry for this batch: found, or made (replacing the least recently used). */
-static struct sd_graph_entry *graph_entry(struct sd_graphs *g, const struct sd_model *m,
-                                          const struct batch *b, unsigned generation)
+static bool key_equal(const struct graph_key *a, const struct graph_key *b)
+{
+    return a->model == b->model && a->vae == b->vae && a->rows == b->rows && a->lh == b->lh &&
+           a->lw == b->lw && a->lc == b->lc && a->x == b->x && a->ctx == b->ctx &&
+           a->out == b->out && a->generation == b->generation;
+}
+
+/* The entry for this key: found, or made (replacing the least recently used). */
+static struct sd_graph_entry *graph_entry(struct sd_graphs *g, const struct graph_key *key)
 {
     g->tick++;
     for (int i = 0; i < g->n; i++)
-        if (entry_matches(&g->e[i], m, b, generation)) {
+        if (key_equal(&g->e[i].key, key)) {
             g->e[i].used = g->tick;
             return &g->e[i];
         }
@@ -479,70 +498,123 @@ static struct sd_graph_entry *graph_entry(struct sd_graphs *g, const struct sd_m
     struct sd_graph_entry *e = &g->e[slot];
     if (e->graph) { /* a replay of it may still be queued */
         struct errbuf ignored;
-        (void)backend_sync(m->backend, &ignored);
+        (void)backend_sync(key->model->backend, &ignored);
         backend_graph_destroy(e->graph);
     }
-    *e = (struct sd_graph_entry){.model = m, .rows = (int)b->x.shape[0], .lh = b->x.shape[1],
-                                 .lw = b->x.shape[2], .lc = b->x.shape[3], .x = b->x.data,
-                                 .ctx = b->ctx.data, .out = b->out.data,
-                                 .generation = generation, .used = g->tick};
+    *e = (struct sd_graph_entry){.key = *key, .used = g->tick};
     return e;
 }
 
-/* Records the U-Net call of this batch into e->graph; false (and graphs off for good
- * when the backend records none) when it cannot be used. */
-static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e,
-                         const struct sd_model *model, struct workspace *ws, struct batch *b)
+/* The ops of one call (unet_run, vae_run), eager or being recorded. */
+typedef enum status (*graph_run_fn)(const struct sd_model *m, struct workspace *ws, void *call,
+                                    struct errbuf *err);
+
+struct unet_call_args {
+    struct batch *b;
+};
+
+static enum status unet_run(const struct sd_model *m, struct workspace *ws, void *call,
+                            struct errbuf *err)
 {
+    struct batch *b = ((struct unet_call_args *)call)->b;
+    return unet_forward(m->unet, ws, &b->x, b->t, &b->ctx, &b->out, err);
+}
+
+struct vae_call_args {
+    const struct tensor *z;
+    struct tensor *img;
+};
+
+static enum status vae_run(const struct sd_model *m, struct workspace *ws, void *call,
+                           struct errbuf *err)
+{
+    struct vae_call_args *a = call;
+    return vae_decode(m->vae, ws, a->z, a->img, err);
+}
+
+/* Records run(call) into e->graph (a U-Net's with its timesteps settable: t, rows);
+ * false when it cannot be used.  A backend that records nothing, or a U-Net recording
+ * that failed, turns graphs off for good (stats.unsupported); a VAE recording that
+ * failed turns VAE graphs off (vae_off). */
+static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e, struct workspace *ws,
+                         graph_run_fn run_fn, void *call, const float *t, int rows)
+{
+    const struct sd_model *model = e->key.model;
     struct errbuf err;
     errbuf_clear(&err);
     enum status s = backend_graph_begin(model->backend, &err);
     if (s != STATUS_OK) {
         g->stats.unsupported = true;
-        LOG_DEBUGF("pipeline", "no U-Net graphs: %s", err.msg);
+        LOG_DEBUGF("pipeline", "no graphs: %s", err.msg);
         return false;
     }
     const unsigned generation = ws->generation;
-    enum status run = unet_forward(model->unet, ws, &b->x, b->t, &b->ctx, &b->out, &err);
+    enum status run = run_fn(model, ws, call, &err);
     struct backend_graph *graph = NULL;
     s = backend_graph_end(model->backend, &graph, run == STATUS_OK ? &err : NULL);
-    if (run == STATUS_OK && s == STATUS_OK) /* its timesteps must be settable */
-        s = backend_graph_set_timesteps(graph, b->t, (int)b->x.shape[0], &err);
+    if (run == STATUS_OK && s == STATUS_OK && t) /* its timesteps must be settable */
+        s = backend_graph_set_timesteps(graph, t, rows, &err);
     if (run != STATUS_OK || s != STATUS_OK || ws->generation != generation) {
         /* an op that cannot be recorded, or the workspace moved: eager from now on */
         backend_graph_destroy(graph);
-        g->stats.unsupported = run != STATUS_OK || s != STATUS_OK;
-        LOG_DEBUGF("pipeline", "U-Net graph not recorded: %s",
+        if (run != STATUS_OK || s != STATUS_OK) {
+            if (e->key.vae)
+                g->vae_off = true;
+            else
+                g->stats.unsupported = true;
+        }
+        LOG_DEBUGF("pipeline", "%s graph not recorded: %s", e->key.vae ? "VAE" : "U-Net",
                    err.msg[0] ? err.msg : "the workspace grew while recording");
         return false;
     }
     e->graph = graph;
-    g->stats.recorded++;
+    if (e->key.vae)
+        g->stats.vae_recorded++;
+    else
+        g->stats.recorded++;
     return true;
 }
 
-/* The U-Net call of a built batch: replayed, recorded then replayed, or eager. */
-static enum status unet_call(const struct sd_model *model, struct workspace *ws,
-                             struct sd_graphs *g, struct batch *b, struct errbuf *err)
+/* One call through the graphs: replayed, recorded then replayed, or eager (the first
+ * call of a key, a backend without graphs, VAE graphs off).  t: the U-Net's timesteps
+ * (NULL: a VAE decode). */
+static enum status graph_call(struct sd_graphs *g, struct workspace *ws,
+                              const struct graph_key *key, graph_run_fn run_fn, void *call,
+                              const float *t, struct errbuf *err)
 {
-    const int rows = (int)b->x.shape[0];
     struct sd_graph_entry *e = NULL;
-    if (g && !g->stats.unsupported) {
-        e = graph_entry(g, model, b, ws->generation);
-        if (!e->graph && e->warm && !graph_record(g, e, model, ws, b))
+    if (g && !g->stats.unsupported && !(key->vae && g->vae_off)) {
+        e = graph_entry(g, key);
+        if (!e->graph && e->warm && !graph_record(g, e, ws, run_fn, call, t, key->rows))
             e = NULL;
     }
     if (!e || !e->graph) {
         if (e)
             e->warm = true;
-        if (g)
+        if (g && key->vae)
+            g->stats.vae_eager++;
+        else if (g)
             g->stats.eager++;
-        return unet_forward(model->unet, ws, &b->x, b->t, &b->ctx, &b->out, err);
+        return run_fn(key->model, ws, call, err);
     }
-    TRY(backend_graph_set_timesteps(e->graph, b->t, rows, err));
+    if (t)
+        TRY(backend_graph_set_timesteps(e->graph, t, key->rows, err));
     TRY(backend_graph_launch(e->graph, err));
-    g->stats.replays++;
+    if (key->vae)
+        g->stats.vae_replays++;
+    else
+        g->stats.replays++;
     return STATUS_OK;
+}
+
+/* The U-Net call of a built batch. */
+static enum status unet_call(const struct sd_model *model, struct workspace *ws,
+                             struct sd_graphs *g, struct batch *b, struct errbuf *err)
+{
+    const struct graph_key key = graph_key_of(model, false, &b->x, &b->ctx, &b->out,
+                                              ws->generation);
+    struct unet_call_args call = {b};
+    return graph_call(g, ws, &key, unet_run, &call, b->t, err);
 }
 
 enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,
@@ -619,9 +691,9 @@ static enum status images_from_host(const float *host, int n, int w, int h, bool
     return STATUS_OK;
 }
 
-enum status sd_decode(const struct sd_model *model, struct workspace *ws,
-                      struct sd_request *const *reqs, int n, bool with_unit,
-                      struct sd_image *images, struct errbuf *err)
+enum status sd_decode_graphs(const struct sd_model *model, struct workspace *ws,
+                             struct sd_graphs *graphs, struct sd_request *const *reqs, int n,
+                             bool with_unit, struct sd_image *images, struct errbuf *err)
 {
     enum status s = check_decode(reqs, n, err);
     if (s != STATUS_OK)
@@ -641,8 +713,11 @@ enum status sd_decode(const struct sd_model *model, struct workspace *ws,
         struct tensor row = row_view(&z, i, 1);
         s = copy_scaled(&reqs[i]->latent, 1.0f, &row, err);
     }
-    if (s == STATUS_OK)
-        s = vae_decode(model->vae, ws, &z, &img, err);
+    if (s == STATUS_OK) {
+        const struct graph_key key = graph_key_of(model, true, &z, NULL, &img, ws->generation);
+        struct vae_call_args call = {&z, &img};
+        s = graph_call(graphs, ws, &key, vae_run, &call, NULL, err);
+    }
     if (s == STATUS_OK)
         s = backend_download(&img, host, err);
     workspace_rewind(ws, mark);
@@ -650,6 +725,13 @@ enum status sd_decode(const struct sd_model *model, struct workspace *ws,
         s = images_from_host(host, n, w, h, with_unit, reqs, images, err);
     free(host);
     return s;
+}
+
+enum status sd_decode(const struct sd_model *model, struct workspace *ws,
+                      struct sd_request *const *reqs, int n, bool with_unit,
+                      struct sd_image *images, struct errbuf *err)
+{
+    return sd_decode_graphs(model, ws, NULL, reqs, n, with_unit, images, err);
 }
 
 void sd_image_free(struct sd_image *img)

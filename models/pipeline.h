@@ -201,7 +201,8 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
  * U-Net and replays it, later ones replay it with their own timesteps — the same
  * kernels on the same data, so the same numbers as sd_unet_step.  On a backend without
  * graphs (CPU), or after a recording failed, every call runs eagerly.  At most
- * SD_GRAPHS_MAX graphs, the least recently used replaced.
+ * SD_GRAPHS_MAX graphs (U-Net calls and VAE decodes together: sd_decode_graphs), the
+ * least recently used replaced.
  * Ownership: the caller's (sd_graphs_destroy, before the backend).  Thread-safety: one
  * thread, the one that runs the steps. */
 #define SD_GRAPHS_MAX 32
@@ -209,10 +210,11 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
 struct sd_graphs;
 
 struct sd_graphs_stats {
-    unsigned recorded; /* graphs recorded */
+    unsigned recorded; /* U-Net graphs recorded */
     unsigned replays;  /* U-Net calls replayed from a graph */
     unsigned eager;    /* U-Net calls run eagerly */
-    bool unsupported;  /* the backend records no graphs (or a recording failed) */
+    unsigned vae_recorded, vae_replays, vae_eager; /* the same for VAE decodes */
+    bool unsupported;  /* the backend records no graphs (or a U-Net recording failed) */
 };
 
 enum status sd_graphs_create(struct sd_graphs **out, struct errbuf *err);
@@ -244,6 +246,15 @@ struct sd_image {
 enum status sd_decode(const struct sd_model *model, struct workspace *ws,
                       struct sd_request *const *reqs, int n, bool with_unit,
                       struct sd_image *images, struct errbuf *err);
+
+/* sd_decode with the VAE call through `graphs` (NULL: exactly sd_decode): per (model,
+ * images, latent size, tensors' addresses, workspace generation) eager first, recorded
+ * at the second call, replayed after — as the U-Net's (a bundled-model decode on an
+ * H200 is ~2 ms of eager launches, GPU run 10).  A VAE recording that fails turns VAE
+ * graphs off for `graphs`, not the U-Net's. */
+enum status sd_decode_graphs(const struct sd_model *model, struct workspace *ws,
+                             struct sd_graphs *graphs, struct sd_request *const *reqs, int n,
+                             bool with_unit, struct sd_image *images, struct errbuf *err);
 
 void sd_image_free(struct sd_image *img);
 

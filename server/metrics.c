@@ -414,6 +414,8 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
              s->decoded_images);
     counter_s(f, "diffusiond_vae_decode_seconds_total", "Seconds in VAE decoder calls.",
               s->decode_s);
+    counter1(f, "diffusiond_vae_graph_replays_total",
+             "VAE decoder calls replayed from a recorded CUDA graph.", s->vae_graph_replays);
     static const char *const lookups[] = {"hit", "miss"};
     const uint64_t lookups_v[] = {s->text_cache_hits, s->text_cache_misses};
     counter_by(f, "diffusiond_text_cache_lookups_total",

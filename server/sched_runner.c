@@ -54,7 +54,7 @@ static enum status pr_decode(void *ctx, int model, struct sd_request *const *req
                              struct sd_image *images, struct errbuf *err)
 {
     struct pipeline_runner *r = ctx;
-    return sd_decode(r->models[model], &r->ws, reqs, n, false, images, err);
+    return sd_decode_graphs(r->models[model], &r->ws, r->graphs, reqs, n, false, images, err);
 }
 
 static void pr_release(void *ctx, struct sd_request *req)
@@ -112,4 +112,5 @@ void sched_pipeline_runner_counters(void *state, struct scheduler_stats *st)
     sd_graphs_stats(r->graphs, &gs);
     st->unet_graph_replays = gs.replays;
     st->unet_graphs_recorded = gs.recorded;
+    st->vae_graph_replays = gs.vae_replays;
 }

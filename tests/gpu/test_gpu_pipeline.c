@@ -152,7 +152,8 @@ struct step_times {
 };
 
 /* Steps N_IMAGES requests of p to the end through sd_unet_step_graphs (graphs may be
- * NULL: eager) and decodes them. */
+ * NULL: eager) and decodes them (through the graphs: three times — eager, recorded,
+ * replayed — keeping the replay's images). */
 static enum status step_all(struct sd_model *m, struct workspace *ws, struct sd_graphs *graphs,
                             const struct gen_params *p, struct sd_image *img,
                             struct step_times *times, struct errbuf *err)
@@ -180,8 +181,11 @@ static enum status step_all(struct sd_model *m, struct workspace *ws, struct sd_
         times->step_s += t1 - t0;
         times->after_s += now_s() - t1;
     }
-    if (s == STATUS_OK)
-        s = sd_decode(m, ws, all, N_IMAGES, true, img, err);
+    for (int pass = 0; pass < (graphs ? 3 : 1) && s == STATUS_OK; pass++) {
+        for (int i = 0; i < N_IMAGES; i++)
+            sd_image_free(&img[i]);
+        s = sd_decode_graphs(m, ws, graphs, all, N_IMAGES, true, img, err);
+    }
     for (int i = 0; i < N_IMAGES; i++)
         sd_request_free(&req[i]);
     return s;
@@ -245,11 +249,12 @@ static int check_graphs(const char *src, const char *name, bool pdl, FILE *json)
     }
     /* a step left nothing queued: the syncs after them took < 10 % of the steps' time */
     const bool paced = times.after_s <= 0.1 * times.step_s;
-    const bool ok = s == STATUS_OK && worst >= 60.0 && st.replays > 0 && !st.unsupported &&
-                    paced;
-    printf("%-4s %s U-Net %s: %u recorded, %u replayed, %u eager; PSNR vs eager "
-           "%.2f dB%s; steps %.1f ms, syncs after them %.2f ms%s%s%s\n",
-           ok ? "ok" : "FAIL", name, variant, st.recorded, st.replays, st.eager, worst,
+    const bool ok = s == STATUS_OK && worst >= 60.0 && st.replays > 0 && st.vae_replays > 0 &&
+                    !st.unsupported && paced;
+    printf("%-4s %s U-Net %s: %u recorded, %u replayed, %u eager (VAE %u, %u, %u); PSNR vs "
+           "eager %.2f dB%s; steps %.1f ms, syncs after them %.2f ms%s%s%s\n",
+           ok ? "ok" : "FAIL", name, variant, st.recorded, st.replays, st.eager, st.vae_recorded,
+           st.vae_replays, st.vae_eager, worst,
            identical ? " (identical)" : "", times.step_s * 1e3, times.after_s * 1e3,
            paced ? "" : " (a step returned with work queued)", s ? "  error: " : "",
            s ? err.msg : "");
