@@ -182,6 +182,7 @@ static void submit_in_process(struct load_target *t, struct job_ctx *c)
     p.guidance = 7.5;
     p.sampler = q->sampler;
     p.seed = q->seed;
+    p.n = q->images > 0 ? q->images : 1;
     const struct job_callbacks cb = {.on_complete = job_done, .user = c};
     if (scheduler_submit(t->sched, &p, &cb, NULL, NULL, NULL, NULL) != STATUS_OK) {
         free(c);
@@ -250,9 +251,10 @@ static void json_body(const struct load_request *q, char *buf, size_t cap)
         snprintf(size, sizeof size, "\"size\":\"%dx%d\",", q->size, q->size);
     snprintf(buf, cap,
              "{\"prompt\":\"%s\",%s\"steps\":%d,\"guidance_scale\":7.5,\"sampler\":\"%s\","
-             "\"seed\":%" PRIu64 ",\"n\":1,\"response_format\":\"b64_json\","
+             "\"seed\":%" PRIu64 ",\"n\":%d,\"response_format\":\"b64_json\","
              "\"output_format\":\"png\"}",
-             q->prompt, size, q->steps, sampler_kind_name(q->sampler), q->seed);
+             q->prompt, size, q->steps, sampler_kind_name(q->sampler), q->seed,
+             q->images > 0 ? q->images : 1);
 }
 
 static void submit_http(struct load_target *t, struct job_ctx *c)

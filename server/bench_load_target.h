@@ -42,6 +42,7 @@ enum load_outcome {
 /* One request of the workload: what to ask for, and what happened. */
 struct load_request {
     int steps, size_index;
+    int images; /* images in the request ("n"); 0: 1 */
     const char *prompt;
     int size; /* square side, pixels; 0: the model's native size */
     enum sampler_kind sampler;

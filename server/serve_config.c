@@ -662,14 +662,17 @@ int serve_warmup_jobs(const struct serve_config *cfg, bool graphs)
     if (!cfg->warmup)
         return 0;
     const int k = cfg->max_batch_rows / 2;
-    return graphs && k > 1 ? k : 1;
+    return graphs && k > 1 ? k + 1 : 1;
 }
 
 void serve_warmup_job(const struct serve_config *cfg, bool graphs, int i,
                       struct serve_warmup_job *job)
 {
-    (void)cfg;
-    job->images = graphs ? i + 1 : 1;
+    const int k = cfg->max_batch_rows / 2;
+    /* K, K, K − 1, … 1: the first job's U-Net call and decode are the largest, so the
+     * workspace reaches its high-water mark there (and its generation, part of every
+     * graph's key, moves for the last time); the second records the K-image graph anew */
+    job->images = graphs && k > 1 ? (i == 0 ? k : k - i + 1) : 1;
     job->steps = graphs ? 3 : 2;
 }
 

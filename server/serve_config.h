@@ -124,10 +124,13 @@ size_t serve_config_describe(const struct serve_config *cfg, char *buf, size_t c
 /* The start-up warm-up (--warmup): jobs run one after another before /readyz says
  * ready.  Without U-Net graphs one generation of 2 steps at the native size (every
  * buffer of a step); where the U-Net calls replay CUDA graphs (`graphs`: --unet-graphs
- * on a backend that records them) one job of k images for k = 1 … max_batch_rows / 2,
- * 3 steps each (CFG: 2k rows) — the eager call autotunes the new GEMM shapes, the second
- * records the graph — so that the first requests at each batch size are replays, not
- * ~60 ms stalls (the bundled model on an H200, GPU run 10).  Job i's images and steps. */
+ * on a backend that records them) one job of k images for k = K, K, K − 1, … 1
+ * (K = max_batch_rows / 2), 3 steps each (CFG: 2k rows) — the eager call autotunes the
+ * new GEMM shapes, the second records the graph — so that the first requests at each
+ * batch size are replays, not ~60 ms stalls (the bundled model on an H200, GPU run 10).
+ * The largest job comes first so that the workspace's growth (which moves every graph's
+ * key) is over before the others record, and again to record its own graph after it.
+ * Job i's images and steps. */
 struct serve_warmup_job {
     int images, steps;
 };

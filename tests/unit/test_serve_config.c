@@ -399,7 +399,8 @@ START_TEST(test_to_scheduler)
 END_TEST
 
 /* The warm-up: one 2-step generation, or with U-Net graphs one 3-step job per even
- * row count (k images, CFG) up to max_batch_rows; none with --no-warmup. */
+ * row count (k images, CFG) up to max_batch_rows, the largest first and twice; none with
+ * --no-warmup. */
 START_TEST(test_warmup_jobs)
 {
     struct serve_config c;
@@ -410,11 +411,12 @@ START_TEST(test_warmup_jobs)
     serve_warmup_job(&c, false, 0, &w);
     ck_assert_int_eq(w.images, 1);
     ck_assert_int_eq(w.steps, 2);
-    ck_assert_int_eq(serve_warmup_jobs(&c, true), 8);
-    for (int i = 0; i < 8; i++) {
+    ck_assert_int_eq(serve_warmup_jobs(&c, true), 9);
+    const int want[9] = {8, 8, 7, 6, 5, 4, 3, 2, 1}; /* the largest first, then 16 … 2 rows */
+    for (int i = 0; i < 9; i++) {
         serve_warmup_job(&c, true, i, &w);
-        ck_assert_int_eq(w.images, i + 1); /* 2, 4, … 16 rows */
-        ck_assert_int_eq(w.steps, 3);      /* eager (autotune), recorded, replayed */
+        ck_assert_int_eq(w.images, want[i]);
+        ck_assert_int_eq(w.steps, 3); /* eager (autotune), recorded, replayed */
     }
     c.max_batch_rows = 3; /* one CFG image fits: a single job */
     ck_assert_int_eq(serve_warmup_jobs(&c, true), 1);
