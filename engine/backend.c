@@ -173,6 +173,11 @@ enum status backend_graph_set_timesteps(struct backend_graph *g, const float *ti
     return g->b->ops->graph_set_timesteps(g->impl, timesteps, rows, err);
 }
 
+bool backend_graph_current(const struct backend_graph *g)
+{
+    return g && (!g->b->ops->graph_current || g->b->ops->graph_current(g->impl));
+}
+
 enum status backend_graph_launch(struct backend_graph *g, struct errbuf *err)
 {
     if (!g)

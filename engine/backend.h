@@ -77,6 +77,7 @@ struct backend_ops {
     enum status (*graph_set_timesteps)(void *impl, const float *timesteps, int rows,
                                        struct errbuf *err);
     enum status (*graph_launch)(void *impl, struct errbuf *err);
+    bool (*graph_current)(const void *impl); /* optional (NULL: always) */
     void (*graph_destroy)(void *impl);
     /* optional (NULL: engine/profile.h times ops between syncs): device timestamps.
      * mark records timestamp `index` (0 ≤ index < BACKEND_MARKS) in b's queue;
@@ -185,6 +186,11 @@ enum status backend_graph_end(struct backend *b, struct backend_graph **out,
 enum status backend_graph_set_timesteps(struct backend_graph *g, const float *timesteps,
                                         int rows, struct errbuf *err);
 enum status backend_graph_launch(struct backend_graph *g, struct errbuf *err);
+/* Whether g can still be launched: false once a buffer of the backend's own that it was
+ * recorded over (the CUDA backend's GEMM/convolution workspace or op scratch) has been
+ * reallocated — its kernels would write into a freed block, so backend_graph_launch
+ * refuses it (STATUS_UNSUPPORTED); record it again. */
+bool backend_graph_current(const struct backend_graph *g);
 void backend_graph_destroy(struct backend_graph *g);
 
 /* --- ops ---------------------------------------------------------------------

@@ -585,6 +585,15 @@ static enum status graph_call(struct sd_graphs *g, struct workspace *ws,
     struct sd_graph_entry *e = NULL;
     if (g && !g->stats.unsupported && !(key->vae && g->vae_off)) {
         e = graph_entry(g, key);
+        if (e->graph && !backend_graph_current(e->graph)) {
+            /* recorded before a backend buffer (workspace, scratch) was reallocated; a
+             * replay of it may still be queued */
+            struct errbuf ignored;
+            (void)backend_sync(key->model->backend, &ignored);
+            backend_graph_destroy(e->graph);
+            e->graph = NULL;
+            g->stats.stale++;
+        }
         if (!e->graph && e->warm && !graph_record(g, e, ws, run_fn, call, t, key->rows))
             e = NULL;
     }

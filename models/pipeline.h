@@ -214,6 +214,8 @@ struct sd_graphs_stats {
     unsigned replays;  /* U-Net calls replayed from a graph */
     unsigned eager;    /* U-Net calls run eagerly */
     unsigned vae_recorded, vae_replays, vae_eager; /* the same for VAE decodes */
+    unsigned stale;    /* graphs dropped as recorded before a backend buffer grew
+                          (backend_graph_current), recorded again */
     bool unsupported;  /* the backend records no graphs (or a U-Net recording failed) */
 };
 

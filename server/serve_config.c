@@ -657,18 +657,25 @@ size_t serve_config_describe(const struct serve_config *cfg, char *buf, size_t c
     return len;
 }
 
+/* K: the most images a warm-up job has (CFG rows / 2, at most a request's n). */
+static int warmup_images_max(const struct serve_config *cfg)
+{
+    const int k = cfg->max_batch_rows / 2;
+    return k > GEN_MAX_IMAGES ? GEN_MAX_IMAGES : k;
+}
+
 int serve_warmup_jobs(const struct serve_config *cfg, bool graphs)
 {
     if (!cfg->warmup)
         return 0;
-    const int k = cfg->max_batch_rows / 2;
+    const int k = warmup_images_max(cfg);
     return graphs && k > 1 ? k + 1 : 1;
 }
 
 void serve_warmup_job(const struct serve_config *cfg, bool graphs, int i,
                       struct serve_warmup_job *job)
 {
-    const int k = cfg->max_batch_rows / 2;
+    const int k = warmup_images_max(cfg);
     /* K, K, K − 1, … 1: the first job's U-Net call and decode are the largest, so the
      * workspace reaches its high-water mark there (and its generation, part of every
      * graph's key, moves for the last time); the second records the K-image graph anew */

@@ -70,6 +70,7 @@ static enum status grow(struct cuda_backend *cb, void **buf, size_t *cap, size_t
         (void)cudaFreeAsync(*buf, cb->stream);
     *buf = p;
     *cap = want;
+    cb->buffers_epoch++; /* graphs recorded over the old block are stale (cuda_graph_current) */
     return STATUS_OK;
 }
 
@@ -390,6 +391,7 @@ static enum status cuda_graph_end(struct backend *b, void **impl, struct errbuf 
 static enum status cuda_graph_set_timesteps(void *impl, const float *timesteps, int rows,
                                             struct errbuf *err);
 static enum status cuda_graph_launch(void *impl, struct errbuf *err);
+static bool cuda_graph_current(const void *impl);
 static void cuda_graph_destroy(void *impl);
 static enum status cuda_mark(struct backend *b, int index, struct errbuf *err);
 static enum status cuda_mark_seconds(struct backend *b, int from, int to, double *seconds,
@@ -409,6 +411,7 @@ static const struct backend_ops cuda_ops = {
     .graph_end = cuda_graph_end,
     .graph_set_timesteps = cuda_graph_set_timesteps,
     .graph_launch = cuda_graph_launch,
+    .graph_current = cuda_graph_current,
     .graph_destroy = cuda_graph_destroy,
     .mark = cuda_mark,
     .mark_seconds = cuda_mark_seconds,
@@ -454,6 +457,21 @@ static void apply_plan(struct cuda_backend *cb, const struct cuda_backend_option
 #undef APPLY
 }
 
+__global__ static void hold_kernel(unsigned long long ns);
+
+/* Whether programmatic dependent launch can run here (cb->pdl_ok): sm_90 or later, and
+ * this file's kernels (as every kernel of the backend, built alike) compiled from PTX
+ * of compute_90 or later — else cuda_pdl_enter() compiled to nothing. */
+static bool pdl_supported(const struct cuda_backend *cb)
+{
+    struct cudaFuncAttributes fa;
+    const bool ok = cb->cc_major >= 9 &&
+                    cudaFuncGetAttributes(&fa, hold_kernel) == cudaSuccess && fa.ptxVersion >= 90;
+    if (!ok)
+        (void)cudaGetLastError(); /* an attribute query's error is no op's */
+    return ok;
+}
+
 static enum status setup(struct cuda_backend *cb, struct errbuf *err)
 {
     TRY(cuda_check(cb, cudaSetDevice(cb->device), "cudaSetDevice", err));
@@ -468,6 +486,7 @@ static enum status setup(struct cuda_backend *cb, struct errbuf *err)
     TRY(cuda_check(cb, cudaDeviceGetAttribute(&cb->sm_count, cudaDevAttrMultiProcessorCount,
                                               cb->device),
                    "multiprocessor count", err));
+    cb->pdl_ok = pdl_supported(cb);
     TRY(cuda_check(cb, cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking),
                    "cudaStreamCreate", err));
     TRY(cuda_check(cb, cudaDeviceGetDefaultMemPool(&cb->pool, cb->device), "memory pool", err));
@@ -628,6 +647,7 @@ static enum status cuda_mark_seconds(struct backend *b, int from, int to, double
 
 struct cuda_graph {
     struct cuda_backend *cb;
+    unsigned epoch;                /* cb->buffers_epoch it was recorded at */
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     int n_ts;                      /* timestep_embedding kernel nodes recorded */
@@ -639,6 +659,7 @@ static enum status cuda_graph_begin(struct backend *b, struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
+    cb->capture_epoch = cb->buffers_epoch;
     return cuda_check(cb, cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal),
                       "begin capture", err);
 }
@@ -686,6 +707,12 @@ static enum status cuda_graph_end(struct backend *b, void **out, struct errbuf *
     }
     g->cb = cb;
     g->graph = graph;
+    g->epoch = cb->buffers_epoch;
+    if (cb->buffers_epoch != cb->capture_epoch) { /* an op grew a buffer inside the capture */
+        cuda_graph_destroy(g);
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "cuda graph: the workspace or scratch grew while recording");
+    }
     s = cuda_check(cb, cudaGraphInstantiate(&g->exec, graph, 0), "instantiate graph", err);
     if (s == STATUS_OK)
         find_timestep_nodes(g);
@@ -711,10 +738,20 @@ static enum status cuda_graph_set_timesteps(void *impl, const float *timesteps, 
                       "graph timesteps", err);
 }
 
+static bool cuda_graph_current(const void *impl)
+{
+    const struct cuda_graph *g = (const struct cuda_graph *)impl;
+    return g->epoch == g->cb->buffers_epoch;
+}
+
 static enum status cuda_graph_launch(void *impl, struct errbuf *err)
 {
     const struct cuda_graph *g = (const struct cuda_graph *)impl;
     TRY(cuda_usable(g->cb, err));
+    if (!cuda_graph_current(g)) /* its kernels would write into a freed block */
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "cuda graph: recorded before the workspace or scratch grew; record "
+                           "it again");
     return cuda_check(g->cb, cudaGraphLaunch(g->exec, g->cb->stream), "graph launch", err);
 }
 

@@ -32,6 +32,9 @@ struct cuda_backend {
     int group_norm_kernel; /* options.group_norm_kernel */
     int group_norm_cluster_max; /* options.group_norm_cluster_max, 0 read as 8 */
     bool pdl;              /* options.pdl */
+    bool pdl_ok;           /* PDL can run here: sm_90+, and the kernels' code built from
+                              compute_90 PTX or later (cuda_pdl_enter's wait compiled in;
+                              a build for older GPUs JIT-compiled here has no wait) */
     int cc_major;        /* the device's compute capability (major) */
     int gn_cluster;      /* whether gn_cluster_kernel can run here (cuda_norm.cu): 0 not
                             asked yet, 1 yes, -1 no (no cluster launch, its code was built
@@ -48,6 +51,9 @@ struct cuda_backend {
     size_t workspace_bytes;
     void *scratch;       /* small per-op device scratch (GroupNorm statistics, ...) */
     size_t scratch_bytes;
+    unsigned buffers_epoch; /* changes whenever workspace or scratch is (re)allocated: a
+                               graph recorded before holds the freed block's address */
+    unsigned capture_epoch; /* buffers_epoch when the current capture began */
     struct cuda_conv_cache *conv_cache;
     struct cuda_gemm_cache *gemm_cache;
     cudaEvent_t *marks;  /* [BACKEND_MARKS] profile timestamps, created on first use */
@@ -176,7 +182,7 @@ struct cuda_launch {
 
 static inline struct cuda_launch cuda_launch_on(const struct cuda_backend *cb)
 {
-    struct cuda_launch l = {cb->stream, cb->pdl && cb->cc_major >= 9};
+    struct cuda_launch l = {cb->stream, cb->pdl && cb->pdl_ok};
     return l;
 }
 

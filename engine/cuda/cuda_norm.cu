@@ -479,7 +479,7 @@ static int gn_cluster_blocks(struct cuda_backend *cb, int64_t n, int groups, int
                          ? cb->group_norm_cluster_max
                          : 8;
     int cl = 1;
-    while (cl < most && n * groups * cl < 2 * (int64_t)cb->sm_count &&
+    while (cl * 2 <= most && n * groups * cl < 2 * (int64_t)cb->sm_count &&
            positions >= rows * cl * 4)
         cl *= 2;
     return cl;

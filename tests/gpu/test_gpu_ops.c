@@ -749,6 +749,76 @@ static void check_graph(struct suite *su, struct backend *b, const char *name)
     backend_free(&y);
 }
 
+/* A graph recorded over the backend's scratch goes stale when the scratch grows: a
+ * GroupNorm on the three-kernel path (its statistics in the scratch) recorded on a
+ * small map, then a large map run eagerly — the graph must report itself stale
+ * (backend_graph_current), its launch must be refused, and the backend must go on. */
+static void check_graph_stale(struct suite *su)
+{
+    struct errbuf err;
+    errbuf_clear(&err);
+    /* a fresh backend (its scratch not grown by the cases before) on the three kernels */
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.group_norm_kernel = 1;
+    struct backend *b = NULL;
+    if (cuda_backend_create(&opt, &b, &err) != STATUS_OK) {
+        printf("FAIL %-40s (backend: %s)\n", "cuda_graph_stale", err.msg);
+        su->failed++;
+        return;
+    }
+    const int64_t small[4] = {1, 4, 4, 64}, large[4] = {2, 64, 64, 64};
+    struct tensor x = tensor_desc(DTYPE_F32, 4, small), y = x;
+    struct tensor bx = tensor_desc(DTYPE_F32, 4, large), by = bx;
+    const struct group_norm_params p = {32, 1e-5f, false, NULL};
+    struct backend_graph *g = NULL;
+    enum status s = backend_alloc(b, &x, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &bx, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &by, &err);
+    if (s == STATUS_OK) /* eagerly first (the scratch it needs), then recorded */
+        s = backend_group_norm(&x, NULL, NULL, &p, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_sync(b, &err);
+    if (s == STATUS_OK)
+        s = backend_graph_begin(b, &err);
+    if (s == STATUS_OK) {
+        enum status run = backend_group_norm(&x, NULL, NULL, &p, &y, &err);
+        enum status e = backend_graph_end(b, &g, run == STATUS_OK ? &err : NULL);
+        s = run != STATUS_OK ? run : e;
+    }
+    const bool current_before = s == STATUS_OK && backend_graph_current(g);
+    if (s == STATUS_OK) /* a map whose statistics need more scratch */
+        s = backend_group_norm(&bx, NULL, NULL, &p, &by, &err);
+    const bool stale = s == STATUS_OK && !backend_graph_current(g);
+    struct errbuf lerr;
+    errbuf_clear(&lerr);
+    const enum status launched = s == STATUS_OK ? backend_graph_launch(g, &lerr) : STATUS_OK;
+    if (s == STATUS_OK) /* and the backend goes on */
+        s = backend_group_norm(&x, NULL, NULL, &p, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_sync(b, &err);
+    const bool ok = s == STATUS_OK && current_before && stale && launched == STATUS_UNSUPPORTED &&
+                    !backend_is_broken(b);
+    printf("%-4s %-40s (current after recording %s, stale after the scratch grew %s, launch "
+           "%s; %s%s%s)\n",
+           ok ? "ok" : "FAIL", "cuda_graph_stale", current_before ? "yes" : "no",
+           stale ? "yes" : "no", status_name(launched), status_name(s), s ? ": " : "",
+           s ? err.msg : "");
+    if (su->json)
+        fprintf(su->json, "{\"op\":\"cuda_graph_stale\",\"ok\":%s}\n", ok ? "true" : "false");
+    ok ? su->passed++ : su->failed++;
+    backend_graph_destroy(g);
+    backend_free(&x);
+    backend_free(&y);
+    backend_free(&bx);
+    backend_free(&by);
+    backend_destroy(b);
+}
+
 /* GEMM autotuning meets a capture: a linear of a shape never run before, recorded first
  * (tuning must not time inside the capture: it takes the heuristic's choice), replayed,
  * then run eagerly (tuned now); both must give x·wᵀ exactly (values exact in TF32). */
@@ -962,6 +1032,7 @@ int main(int argc, char **argv)
         check_graph(&su, su.gpu, "cuda_graph_replay");
         check_graph(&su, su.gpu_pdl, "cuda_graph_replay[pdl]");
         check_graph_autotune(&su);
+        check_graph_stale(&su);
         check_sticky(&su);
     }
     printf("%d passed, %d failed\n", su.passed, su.failed);

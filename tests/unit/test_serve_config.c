@@ -418,6 +418,12 @@ START_TEST(test_warmup_jobs)
         ck_assert_int_eq(w.images, want[i]);
         ck_assert_int_eq(w.steps, 3); /* eager (autotune), recorded, replayed */
     }
+    c.max_batch_rows = 256; /* at most a request's n (GEN_MAX_IMAGES) a job */
+    ck_assert_int_eq(serve_warmup_jobs(&c, true), GEN_MAX_IMAGES + 1);
+    serve_warmup_job(&c, true, 0, &w);
+    ck_assert_int_eq(w.images, GEN_MAX_IMAGES);
+    serve_warmup_job(&c, true, GEN_MAX_IMAGES, &w);
+    ck_assert_int_eq(w.images, 1);
     c.max_batch_rows = 3; /* one CFG image fits: a single job */
     ck_assert_int_eq(serve_warmup_jobs(&c, true), 1);
     c.warmup = false;
