@@ -599,6 +599,14 @@ static void check_case(struct suite *su, struct backend *gpu, const char *varian
         free(in[k]);
 }
 
+/* A whole-backend check's result: counted, and its ops.json line (op `name`). */
+static void record_check(struct suite *su, const char *name, bool ok)
+{
+    if (su->json)
+        fprintf(su->json, "{\"op\":\"%s\",\"ok\":%s}\n", name, ok ? "true" : "false");
+    ok ? su->passed++ : su->failed++;
+}
+
 /* An allocation far beyond the card fails with OUT_OF_MEMORY; the backend lives on. */
 static void check_oom(struct suite *su)
 {
@@ -618,9 +626,7 @@ static void check_oom(struct suite *su)
     backend_free(&small);
     printf("%-4s %-32s (alloc 4 TiB: %s; %s)\n", ok ? "ok" : "FAIL", "oom_then_usable",
            status_name(s), err.msg);
-    if (su->json)
-        fprintf(su->json, "{\"op\":\"oom_then_usable\",\"ok\":%s}\n", ok ? "true" : "false");
-    ok ? su->passed++ : su->failed++;
+    record_check(su, "oom_then_usable", ok);
 }
 
 /* Whether back[0..n) holds want[0..n) as stored in dt: exactly in f32, within f16
@@ -741,9 +747,7 @@ static void check_graph(struct suite *su, struct backend *b, const char *name)
     bool ok = s == STATUS_OK && worst < 1e-4;
     printf("%-4s %-40s (max |d| %.2e; %s%s%s)\n", ok ? "ok" : "FAIL", name, worst,
            status_name(s), s ? ": " : "", s ? err.msg : "");
-    if (su->json)
-        fprintf(su->json, "{\"op\":\"%s\",\"ok\":%s}\n", name, ok ? "true" : "false");
-    ok ? su->passed++ : su->failed++;
+    record_check(su, name, ok);
     backend_graph_destroy(g);
     backend_free(&x);
     backend_free(&y);
@@ -764,7 +768,7 @@ static void check_graph_stale(struct suite *su)
     struct backend *b = NULL;
     if (cuda_backend_create(&opt, &b, &err) != STATUS_OK) {
         printf("FAIL %-40s (backend: %s)\n", "cuda_graph_stale", err.msg);
-        su->failed++;
+        record_check(su, "cuda_graph_stale", false);
         return;
     }
     const int64_t small[4] = {1, 4, 4, 64}, large[4] = {2, 64, 64, 64};
@@ -808,9 +812,7 @@ static void check_graph_stale(struct suite *su)
            ok ? "ok" : "FAIL", "cuda_graph_stale", current_before ? "yes" : "no",
            stale ? "yes" : "no", status_name(launched), status_name(s), s ? ": " : "",
            s ? err.msg : "");
-    if (su->json)
-        fprintf(su->json, "{\"op\":\"cuda_graph_stale\",\"ok\":%s}\n", ok ? "true" : "false");
-    ok ? su->passed++ : su->failed++;
+    record_check(su, "cuda_graph_stale", ok);
     backend_graph_destroy(g);
     backend_free(&x);
     backend_free(&y);
@@ -875,10 +877,7 @@ static void check_graph_autotune(struct suite *su)
     printf("%-4s %-40s (max |d| %.2e; %s%s%s)\n", ok ? "ok" : "FAIL",
            "cuda_graph_replay[autotuned]", worst, status_name(s), s ? ": " : "",
            s ? err.msg : "");
-    if (su->json)
-        fprintf(su->json, "{\"op\":\"cuda_graph_replay[autotuned]\",\"ok\":%s}\n",
-                ok ? "true" : "false");
-    ok ? su->passed++ : su->failed++;
+    record_check(su, "cuda_graph_replay[autotuned]", ok);
     backend_graph_destroy(g);
     backend_free(&x);
     backend_free(&w);
@@ -904,9 +903,7 @@ static void check_sticky(struct suite *su)
               backend_sync(su->gpu, NULL) == STATUS_DEVICE;
     printf("%-4s %-32s (%s: %s)\n", ok ? "ok" : "FAIL", "sticky_error_breaks", status_name(s),
            err.msg);
-    if (su->json)
-        fprintf(su->json, "{\"op\":\"sticky_error_breaks\",\"ok\":%s}\n", ok ? "true" : "false");
-    ok ? su->passed++ : su->failed++;
+    record_check(su, "sticky_error_breaks", ok);
     x.data = NULL; /* the context is gone; nothing to free */
 }
 
