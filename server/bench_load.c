@@ -479,7 +479,6 @@ static enum status summarise(const struct load_request *reqs, int n, double elap
  * counted in hist (INFINITY: the open last bucket; 0: no calls). */
 static double call_quantile_ms(const uint64_t hist[SCHED_CALL_BUCKETS + 1], double q)
 {
-    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
     uint64_t total = 0, cum = 0;
     for (int b = 0; b <= SCHED_CALL_BUCKETS; b++)
         total += hist[b];
@@ -488,7 +487,7 @@ static double call_quantile_ms(const uint64_t hist[SCHED_CALL_BUCKETS + 1], doub
     for (int b = 0; b < SCHED_CALL_BUCKETS; b++) {
         cum += hist[b];
         if ((double)cum >= q * (double)total)
-            return bounds_ms[b];
+            return scheduler_call_bound_ms(b);
     }
     return INFINITY;
 }

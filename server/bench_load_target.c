@@ -332,13 +332,12 @@ static bool metric_value(const char *text, const char *name, uint64_t *out)
  * (zeros where the server has none). */
 static void call_hist_from(const char *text, uint64_t hist[SCHED_CALL_BUCKETS + 1])
 {
-    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
     uint64_t prev = 0;
     for (int b = 0; b <= SCHED_CALL_BUCKETS; b++) {
         char name[96];
         if (b < SCHED_CALL_BUCKETS)
             snprintf(name, sizeof name, "diffusiond_unet_call_seconds_bucket{le=\"%g\"}",
-                     bounds_ms[b] / 1e3);
+                     scheduler_call_bound_ms(b) / 1e3);
         else
             snprintf(name, sizeof name, "diffusiond_unet_call_seconds_bucket{le=\"+Inf\"}");
         uint64_t cum = 0;

@@ -361,13 +361,13 @@ static void render_rows(FILE *f, const struct scheduler_stats *s)
 /* The U-Net call-time histogram from the scheduler's per-bucket counts. */
 static void render_calls(FILE *f, const struct scheduler_stats *s)
 {
-    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
     const char *name = "diffusiond_unet_call_seconds";
     family(f, name, "histogram", "U-Net calls by duration, each until its device work is done.");
     uint64_t cum = 0;
     for (int b = 0; b < SCHED_CALL_BUCKETS; b++) {
         cum += s->call_hist[b];
-        fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds_ms[b] / 1e3, cum);
+        fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                scheduler_call_bound_ms(b) / 1e3, cum);
     }
     cum += s->call_hist[SCHED_CALL_BUCKETS];
     fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9g\n%s_count %" PRIu64 "\n", name,

@@ -417,9 +417,8 @@ static int job_steps_left(const struct sched_job *j)
 /* The call-time histogram's bucket of a call of `seconds`. */
 static int call_bucket(double seconds)
 {
-    static const double bounds_ms[SCHED_CALL_BUCKETS] = SCHED_CALL_BOUNDS_MS;
     int b = 0;
-    while (b < SCHED_CALL_BUCKETS && seconds * 1e3 > bounds_ms[b])
+    while (b < SCHED_CALL_BUCKETS && seconds * 1e3 > scheduler_call_bound_ms(b))
         b++;
     return b;
 }

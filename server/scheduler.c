@@ -395,6 +395,13 @@ enum status scheduler_disconnect(struct scheduler *s, uint64_t job_id, struct er
     return scheduler_cancel(s, job_id, CANCEL_DISCONNECT, err);
 }
 
+double scheduler_call_bound_ms(int b)
+{
+    static const double bounds[SCHED_CALL_BUCKETS] = {0.25, 0.5, 1,  2,   5,  10,
+                                                      20,   50,  100, 250, 1000};
+    return bounds[b];
+}
+
 void scheduler_stats(struct scheduler *s, struct scheduler_stats *out)
 {
     pthread_mutex_lock(&s->lock);

@@ -45,8 +45,8 @@
 #include "models/sd_model.h"
 
 #define SCHED_MAX_MODELS 8
-/* Upper bounds (ms) of the U-Net call-time histogram's buckets, the last open-ended. */
-#define SCHED_CALL_BOUNDS_MS {0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000}
+/* Buckets of the U-Net call-time histogram with an upper bound
+ * (scheduler_call_bound_ms), then one open-ended. */
 #define SCHED_CALL_BUCKETS 11
 #define SCHED_HIST_MAX 64 /* rows-per-call histogram / EWMA table size (rows ≥ it share the last) */
 
@@ -192,7 +192,7 @@ struct scheduler_stats {
     uint64_t unet_calls, unet_rows;     /* rows summed over calls */
     uint64_t rows_hist[SCHED_HIST_MAX + 1]; /* calls by rows (index = rows, last = ≥ max) */
     uint64_t call_hist[SCHED_CALL_BUCKETS + 1]; /* calls by duration: [i] within bound i of
-                                                   SCHED_CALL_BOUNDS_MS (above bound i − 1),
+                                                   scheduler_call_bound_ms(i) (above bound i − 1),
                                                    [SCHED_CALL_BUCKETS] longer */
     double mean_rows;          /* unet_rows / unet_calls */
     double mean_occupancy;     /* mean rows / max_batch_rows */
@@ -241,6 +241,10 @@ enum status scheduler_cancel(struct scheduler *s, uint64_t job_id, enum cancel_r
 enum status scheduler_disconnect(struct scheduler *s, uint64_t job_id, struct errbuf *err);
 
 void scheduler_stats(struct scheduler *s, struct scheduler_stats *out);
+
+/* The upper bound (ms) of call-time bucket b (0 ≤ b < SCHED_CALL_BUCKETS):
+ * 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000. */
+double scheduler_call_bound_ms(int b);
 
 /* Liveness for a watchdog, lock-free (atomics only; never waits on the worker): the
  * seconds the scheduler has had admitted work (queued, running or completing) while
