@@ -505,18 +505,15 @@ static struct sd_graph_entry *graph_entry(struct sd_graphs *g, const struct grap
     return e;
 }
 
-/* The ops of one call (unet_run, vae_run), eager or being recorded. */
+/* The ops of one call (unet_run: call is the struct batch; vae_run), eager or being
+ * recorded. */
 typedef enum status (*graph_run_fn)(const struct sd_model *m, struct workspace *ws, void *call,
                                     struct errbuf *err);
-
-struct unet_call_args {
-    struct batch *b;
-};
 
 static enum status unet_run(const struct sd_model *m, struct workspace *ws, void *call,
                             struct errbuf *err)
 {
-    struct batch *b = ((struct unet_call_args *)call)->b;
+    struct batch *b = call;
     return unet_forward(m->unet, ws, &b->x, b->t, &b->ctx, &b->out, err);
 }
 
@@ -622,8 +619,7 @@ static enum status unet_call(const struct sd_model *model, struct workspace *ws,
 {
     const struct graph_key key = graph_key_of(model, false, &b->x, &b->ctx, &b->out,
                                               ws->generation);
-    struct unet_call_args call = {b};
-    return graph_call(g, ws, &key, unet_run, &call, b->t, err);
+    return graph_call(g, ws, &key, unet_run, b, b->t, err);
 }
 
 enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,
