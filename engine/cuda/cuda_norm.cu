@@ -302,6 +302,15 @@ template <typename T> __device__ __forceinline__ void gn_st2(T *p, float a, floa
     *(uint32_t *)p = w.u;
 }
 
+/* The statistics shift of the group whose first channel is ch in sample n (xn: the
+ * sample's map): that value with its add — no cancellation when |mean| ≫ std.  Every
+ * one-launch and tiled path shifts by it. */
+template <typename T>
+__device__ __forceinline__ float gn_group_shift(const T *xn, const T *add, int n, int c, int ch)
+{
+    return cuda_ld(xn + ch) + (add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f);
+}
+
 /* Thread (r, k) of group (n, g) on the one-kernel paths: its channel pair k's pointers
  * (x, y at position 0), its time-embedding shift (add{N,C}, NULL: none) and the
  * statistics' shift — the group's first value with its add: no cancellation when
@@ -325,8 +334,7 @@ __device__ __forceinline__ gn_pair<T> gn_pair_at(const T *x, T *y, const T *add,
     t.ch = g * cg + 2 * k;
     t.add0 = add ? cuda_ld(add + (size_t)n * c + t.ch) : 0.0f;
     t.add1 = add ? cuda_ld(add + (size_t)n * c + t.ch + 1) : 0.0f;
-    t.shift = cuda_ld(x + (size_t)n * (size_t)(positions * c) + (size_t)g * cg) +
-              (add ? cuda_ld(add + (size_t)n * c + (size_t)g * cg) : 0.0f);
+    t.shift = gn_group_shift(x + (size_t)n * (size_t)(positions * c), add, n, c, g * cg);
     return t;
 }
 
@@ -650,13 +658,6 @@ static cudaError_t gn_launch_fused(const struct tensor *x, const struct tensor *
 #define GN_TILE_MAX_CHUNKS 16 /* partials per (sample, group) that every apply block adds */
 #define GN_TILE_MAX_GROUPS 128
 
-/* The group's statistics shift: its first value with its add. */
-template <typename T>
-__device__ __forceinline__ float gn_tile_shift(const T *xn, const T *add, int n, int c, int ch)
-{
-    return cuda_ld(xn + ch) + (add ? cuda_ld(add + (size_t)n * c + ch) : 0.0f);
-}
-
 /* Threads per block for kernel capacity `most`: whole rows of C/8 vectors. */
 static int gn_tile_threads(int64_t c, int most)
 {
@@ -677,8 +678,8 @@ __global__ static void __launch_bounds__(GN_TILE_THREADS)
     const T *xn = x + (size_t)n * (size_t)positions * c;
     float s0 = 0.0f, q0 = 0.0f, s1 = 0.0f, q1 = 0.0f;
     if (r < rows) {
-        const float sh0 = gn_tile_shift(xn, add, n, c, g0 * cg);
-        const float sh1 = split < CUDA_VEC ? gn_tile_shift(xn, add, n, c, (g0 + 1) * cg) : 0.0f;
+        const float sh0 = gn_group_shift(xn, add, n, c, g0 * cg);
+        const float sh1 = split < CUDA_VEC ? gn_group_shift(xn, add, n, c, (g0 + 1) * cg) : 0.0f;
         float off[CUDA_VEC]; /* x − off = x + add − shift */
 #pragma unroll
         for (int j = 0; j < CUDA_VEC; j++)
@@ -717,7 +718,7 @@ __global__ static void __launch_bounds__(GN_TILE_THREADS)
             }
         part[((size_t)n * gridDim.x + blockIdx.x) * groups + g] = make_double2(s, q);
         if (blockIdx.x == 0)
-            shifts[(size_t)n * groups + g] = gn_tile_shift(xn, add, n, c, g * cg);
+            shifts[(size_t)n * groups + g] = gn_group_shift(xn, add, n, c, g * cg);
     }
 }
 
