@@ -193,6 +193,21 @@ void backend_graph_destroy(struct backend_graph *g)
     free(g);
 }
 
+/* --- lanes -------------------------------------------------------------------- */
+
+int backend_lanes(const struct backend *b)
+{
+    return b && b->ops->lanes ? b->ops->lanes(b) : 1;
+}
+
+enum status backend_lane_select(struct backend *b, int lane, struct errbuf *err)
+{
+    if (lane < 0 || lane >= BACKEND_LANES_MAX)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "lane %d outside [0, %d)", lane,
+                           BACKEND_LANES_MAX);
+    return b->ops->lane_select ? b->ops->lane_select(b, lane, err) : STATUS_OK;
+}
+
 /* --- ops ---------------------------------------------------------------------- */
 
 enum status backend_conv2d(const struct tensor *x, const struct tensor *w,

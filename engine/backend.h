@@ -79,6 +79,9 @@ struct backend_ops {
     enum status (*graph_launch)(void *impl, struct errbuf *err);
     bool (*graph_current)(const void *impl); /* optional (NULL: always) */
     void (*graph_destroy)(void *impl);
+    /* optional (NULL: one lane, everything in order): lanes, see backend_lane_select */
+    int (*lanes)(const struct backend *b);
+    enum status (*lane_select)(struct backend *b, int lane, struct errbuf *err);
     /* optional (NULL: engine/profile.h times ops between syncs): device timestamps.
      * mark records timestamp `index` (0 ≤ index < BACKEND_MARKS) in b's queue;
      * mark_seconds, once both have passed (after a sync), the time between two. */
@@ -156,6 +159,7 @@ enum status backend_upload(struct tensor *dst, const void *src, enum dtype src_d
                            struct errbuf *err);
 /* Copies src into numel(src) host floats. Synchronous. */
 enum status backend_download(const struct tensor *src, float *dst, struct errbuf *err);
+/* Waits until every op issued on b — on every lane — is done. */
 enum status backend_sync(struct backend *b, struct errbuf *err);
 /* True once b's device has failed for good (a sticky CUDA error): every later call
  * fails with STATUS_DEVICE and only a new process recovers, so liveness must fail.
@@ -192,6 +196,24 @@ enum status backend_graph_launch(struct backend_graph *g, struct errbuf *err);
  * refuses it (STATUS_UNSUPPORTED); record it again. */
 bool backend_graph_current(const struct backend_graph *g);
 void backend_graph_destroy(struct backend_graph *g);
+
+/* --- lanes -------------------------------------------------------------------
+ * A lane is an in-order queue of device work; the lanes of one backend run
+ * concurrently (the CUDA backend: a stream each, with its own GEMM/convolution
+ * workspace and op scratch; weights and tensors are shared).  Ops, uploads, downloads
+ * and recordings go to the lane selected last (lane 0 from the start).  A tensor that
+ * one lane writes may be used on another lane only after backend_sync; a graph is
+ * recorded on, and always replays on, the lane selected at its graph_begin.  Selecting
+ * inside a recording fails.  A backend without lanes (the CPU's) runs every op at once,
+ * so any lane 0 … BACKEND_LANES_MAX − 1 may be selected and backend_lanes says 1.
+ * Thread-safety: as b's (one thread issues to every lane). */
+#define BACKEND_LANES_MAX 4
+
+/* How many lanes of b run concurrently: 1 (CPU), BACKEND_LANES_MAX (CUDA). */
+int backend_lanes(const struct backend *b);
+/* Sends the following work to `lane` (0 ≤ lane < BACKEND_LANES_MAX, else
+ * STATUS_INVALID_ARGUMENT). */
+enum status backend_lane_select(struct backend *b, int lane, struct errbuf *err);
 
 /* --- ops ---------------------------------------------------------------------
  * Every tensor argument lives on the same backend (the one of the output). */

@@ -622,7 +622,7 @@ static enum status unet_call(const struct sd_model *model, struct workspace *ws,
     return graph_call(g, ws, &key, unet_run, b, b->t, err);
 }
 
-enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,
+enum status sd_unet_step_launch(const struct sd_model *model, struct workspace *ws,
                                 struct sd_graphs *graphs, struct sd_request *const *reqs,
                                 int n, struct errbuf *err)
 {
@@ -643,6 +643,14 @@ enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *
         s = r->host_step ? step_host(r, &mo, err) : step_backend(r, &mo, err);
     }
     workspace_rewind(ws, mark);
+    return s;
+}
+
+enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,
+                                struct sd_graphs *graphs, struct sd_request *const *reqs,
+                                int n, struct errbuf *err)
+{
+    enum status s = sd_unet_step_launch(model, ws, graphs, reqs, n, err);
     /* done on the device before returning (pipeline.h): a GPU queue lets the host run
      * a whole request's steps ahead, then wait in its decode while arrivals wait too */
     return s == STATUS_OK ? backend_sync(model->backend, err) : s;

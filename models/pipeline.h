@@ -228,6 +228,15 @@ enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *
                                 struct sd_graphs *graphs, struct sd_request *const *reqs,
                                 int n, struct errbuf *err);
 
+/* sd_unet_step_graphs without its closing backend_sync: the step's device work is
+ * queued on the backend's selected lane (engine/backend.h) and done after the caller's
+ * backend_sync, which must come before the requests are stepped, decoded or freed
+ * again.  So steps of different buckets run concurrently on different lanes, each with
+ * its own workspace and graphs (one thread issues them all). */
+enum status sd_unet_step_launch(const struct sd_model *model, struct workspace *ws,
+                                struct sd_graphs *graphs, struct sd_request *const *reqs,
+                                int n, struct errbuf *err);
+
 /* True when every step has run. */
 bool sd_request_done(const struct sd_request *req);
 int sd_request_step(const struct sd_request *req);   /* steps done so far */

@@ -50,6 +50,22 @@ struct sched_job {
     struct sched_job *next;      /* [lock] in the active list */
 };
 
+/* A bucket: the jobs of one model and image size, stepped together. */
+struct bucket_key {
+    int model, width, height;
+};
+
+/* One U-Net call of an iteration [worker]. */
+struct sched_call {
+    struct bucket_key key;
+    int lane;                    /* the backend lane it runs on */
+    struct sched_image **batch;  /* [max_batch_rows] its images */
+    struct sd_request **reqs;    /* [max_batch_rows] their requests */
+    int n, rows;
+    enum status st;              /* its outcome */
+    struct errbuf err;
+};
+
 struct scheduler {
     struct scheduler_config cfg;
     struct sched_runner runner;
@@ -78,8 +94,11 @@ struct scheduler {
     _Atomic uint64_t hb_ns;      /* the worker's last finished iteration (or the moment
                                     work arrived at an idle scheduler) */
 
-    struct sched_image **batch;  /* [worker] scratch, max_batch_rows */
-    struct sd_request **reqs;    /* [worker] scratch */
+    int lanes;                   /* cfg.lanes resolved: calls per iteration at most */
+    struct sched_call calls[BACKEND_LANES_MAX]; /* [worker] this iteration's, [lanes] */
+    struct bucket_key lane_of[SCHED_MAX_BUCKETS]; /* [worker] bucket i's lane is i % lanes
+                                                     (the order they were first stepped) */
+    int n_lane_of;
     struct sched_job **scratch;  /* [worker] scratch, queue_capacity + active */
     int scratch_cap;
 };
@@ -114,8 +133,9 @@ int sched_job_cmp(const struct sched_job *a, const struct sched_job *b);
 enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
                           struct errbuf *err);
 
-/* sched_runner.c: the product runner over the real pipeline. */
-enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
+/* sched_runner.c: the product runner over the real pipeline, with a workspace and U-Net
+ * graphs per lane (lanes ≥ 1; begin and decode on lane 0). */
+enum status sched_pipeline_runner_create(const struct scheduler_config *cfg, int lanes,
                                          struct sched_runner *out, void **state,
                                          struct errbuf *err);
 void sched_pipeline_runner_destroy(void *state);

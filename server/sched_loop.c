@@ -1,6 +1,7 @@
 /* server/sched_loop.c — one iteration of the worker: cancellations and deadline expiry,
- * admission (text encode + begin), one U-Net call over the most urgent bucket, batched
- * decode of the images that finished, completion callbacks (docs/scheduler.md). */
+ * admission (text encode + begin), one U-Net call over the most urgent bucket (and, with
+ * lanes, one over each next bucket whose lane is free, concurrently), batched decode of
+ * the images that finished, completion callbacks (docs/scheduler.md). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -324,10 +325,6 @@ static void begin_admitted(struct scheduler *s, bool *worked)
 
 /* --- 3. one U-Net call --------------------------------------------------------------- */
 
-struct bucket_key {
-    int model, width, height;
-};
-
 static bool in_bucket(const struct sched_job *j, const struct bucket_key *k)
 {
     return j->model == k->model && j->p.width == k->width && j->p.height == k->height;
@@ -341,17 +338,53 @@ static bool has_running(const struct sched_job *j)
     return false;
 }
 
-/* The bucket of the most urgent job with running images; false when none runs
- * [worker]. */
-static bool most_urgent_bucket(const struct scheduler *s, struct bucket_key *key)
+static bool key_equal(const struct bucket_key *a, const struct bucket_key *b)
 {
-    const struct sched_job *best = NULL;
-    for (const struct sched_job *j = s->active; j; j = j->next)
-        if (has_running(j) && (!best || sched_job_cmp(j, best) < 0))
-            best = j;
-    if (best)
-        *key = (struct bucket_key){best->model, best->p.width, best->p.height};
-    return best != NULL;
+    return a->model == b->model && a->width == b->width && a->height == b->height;
+}
+
+/* The lane of bucket k: i % lanes for the i-th bucket ever stepped, so a bucket keeps
+ * its lane (and the graphs recorded there); a full table starts over [worker]. */
+static int lane_of(struct scheduler *s, const struct bucket_key *k)
+{
+    for (int i = 0; i < s->n_lane_of; i++)
+        if (key_equal(&s->lane_of[i], k))
+            return i % s->lanes;
+    if (s->n_lane_of == SCHED_MAX_BUCKETS)
+        s->n_lane_of = 0;
+    s->lane_of[s->n_lane_of] = *k;
+    return s->n_lane_of++ % s->lanes;
+}
+
+/* This iteration's calls into s->calls (their keys and lanes), by the urgency of each
+ * bucket's most urgent running job: the first bucket always, then — with lanes > 1 —
+ * each next bucket whose lane is still free.  Their count [worker]. */
+static int plan_calls(struct scheduler *s)
+{
+    int n = 0, nc = 0;
+    for (struct sched_job *j = s->active; j; j = j->next)
+        if (has_running(j))
+            s->scratch[n++] = j;
+    qsort(s->scratch, (size_t)n, sizeof *s->scratch, by_urgency);
+    for (int i = 0; i < n && nc < s->lanes; i++) {
+        const struct sched_job *j = s->scratch[i];
+        const struct bucket_key k = {j->model, j->p.width, j->p.height};
+        bool taken = false;
+        for (int c = 0; c < nc && !taken; c++)
+            taken = key_equal(&s->calls[c].key, &k);
+        if (taken)
+            continue;
+        const int lane = lane_of(s, &k);
+        for (int c = 0; c < nc && !taken; c++)
+            taken = s->calls[c].lane == lane;
+        if (taken && nc > 0)
+            continue; /* its lane runs a more urgent bucket: next iteration */
+        s->calls[nc].key = k;
+        s->calls[nc].lane = lane;
+        s->calls[nc].n = s->calls[nc].rows = 0;
+        nc++;
+    }
+    return nc;
 }
 
 /* Whether image i of j runs and fits in a call of `rows` rows (one always runs)
@@ -373,36 +406,36 @@ static int fitting_rows(const struct scheduler *s, const struct sched_job *j, in
     return add;
 }
 
-/* The running images of bucket k, most urgent job first, ≤ max rows; a job joins the
- * call unless its rows would make a more urgent job in it miss its due time
- * (sched_join_delays: on a GPU an extra row is nearly free and everyone joins; on a
- * CPU a short request is not slowed by a long one that has time to spare) [worker]. */
-static int gather_batch(struct scheduler *s, const struct bucket_key *key, int *rows)
+/* The running images of call c's bucket into c, most urgent job first, ≤ max rows; a
+ * job joins the call unless its rows would make a more urgent job in it miss its due
+ * time (sched_join_delays: on a GPU an extra row is nearly free and everyone joins; on
+ * a CPU a short request is not slowed by a long one that has time to spare) [worker]. */
+static void gather_batch(struct scheduler *s, struct sched_call *c)
 {
-    int n = 0, jn = 0, n_in = 0;
+    int n = 0, jn = 0, n_in = 0, rows = 0;
     for (struct sched_job *j = s->active; j; j = j->next)
-        if (in_bucket(j, key))
+        if (in_bucket(j, &c->key))
             s->scratch[jn++] = j;
     qsort(s->scratch, (size_t)jn, sizeof *s->scratch, by_urgency);
-    const double pixels = (double)key->width * (double)key->height;
+    const double pixels = (double)c->key.width * (double)c->key.height;
     const uint64_t now = sched_now(s);
-    *rows = 0;
     for (int k = 0; k < jn; k++) {
         struct sched_job *j = s->scratch[k];
-        const int add = fitting_rows(s, j, *rows);
+        const int add = fitting_rows(s, j, rows);
         if (add == 0 ||
-            (n_in > 0 && sched_join_delays(s, s->scratch, n_in, *rows, add, pixels, now)))
+            (n_in > 0 && sched_join_delays(s, s->scratch, n_in, rows, add, pixels, now)))
             continue;
         for (int i = 0; i < j->n_begun; i++) {
-            if (!image_fits(s, j, i, *rows))
+            if (!image_fits(s, j, i, rows))
                 continue;
-            s->batch[n] = &j->images[i];
-            s->reqs[n++] = &j->images[i].req;
-            *rows += j->rows;
+            c->batch[n] = &j->images[i];
+            c->reqs[n++] = &j->images[i].req;
+            rows += j->rows;
         }
         s->scratch[n_in++] = j; /* the jobs in the call, at the front (k ≥ n_in) */
     }
-    return n;
+    c->n = n;
+    c->rows = rows;
 }
 
 static int job_steps_left(const struct sched_job *j)
@@ -423,18 +456,21 @@ static int call_bucket(double seconds)
     return b;
 }
 
-/* Books one step of the batch (the call ran from t0 to t1) [lock]. */
-static void account_step(struct scheduler *s, int n, int rows, int64_t pixels, uint64_t t0,
-                         uint64_t t1)
+/* Books one step of call c (it ran from t0 to t1, beside nc − 1 others) [lock]. */
+static void account_step(struct scheduler *s, const struct sched_call *c, int nc,
+                         uint64_t t0, uint64_t t1)
 {
-    sched_record_step(s, rows, pixels, secs(t0, t1));
-    s->stats.unet_s += secs(t0, t1);
+    const int rows = c->rows;
+    sched_record_step(s, rows, (int64_t)c->key.width * c->key.height, secs(t0, t1));
+    if (c == &s->calls[0]) /* concurrent calls share their time */
+        s->stats.unet_s += secs(t0, t1);
     s->stats.unet_calls++;
+    s->stats.unet_concurrent_calls += nc > 1;
     s->stats.unet_rows += (uint64_t)rows;
     s->stats.rows_hist[rows < SCHED_HIST_MAX ? rows : SCHED_HIST_MAX]++;
     s->stats.call_hist[call_bucket(secs(t0, t1))]++;
-    for (int i = 0; i < n; i++) {
-        struct sched_image *img = s->batch[i];
+    for (int i = 0; i < c->n; i++) {
+        struct sched_image *img = c->batch[i];
         struct sched_job *j = img->job;
         img->steps_done++;
         s->pending_rowsteps -= j->rows;
@@ -469,36 +505,30 @@ static int distinct_jobs(struct sched_image *const *imgs, int n, struct sched_jo
     return nj;
 }
 
-/* The distinct jobs of s->batch[0 … n). */
-static int batch_jobs(const struct scheduler *s, int n, struct sched_job **jobs)
-{
-    return distinct_jobs(s->batch, n, jobs);
-}
-
-/* Each job of the batch once: its call count, rows and progress callback. */
-static void report_progress(struct scheduler *s, int n, int rows)
+/* Each job of call c once: its call count, rows and progress callback. */
+static void report_progress(const struct sched_call *c)
 {
     struct sched_job *jobs[SD_MAX_BATCH_ROWS];
-    const int nj = batch_jobs(s, n, jobs);
+    const int nj = distinct_jobs(c->batch, c->n, jobs);
     for (int i = 0; i < nj; i++) {
         struct sched_job *j = jobs[i];
         if (j->unet_calls < JOB_BATCH_SIZES_MAX)
-            j->batch_sizes[j->unet_calls] = rows;
+            j->batch_sizes[j->unet_calls] = c->rows;
         j->unet_calls++;
-        j->rows_sum += rows;
+        j->rows_sum += c->rows;
         if (j->cb.on_progress)
             j->cb.on_progress(j->cb.user, j->id, j->steps_done_total, j->p.steps * j->p.n);
     }
 }
 
-/* Fails every job with an image in the batch, once: the distinct jobs are collected
- * first, since fail_job frees a job together with the images s->batch points into. */
-static void fail_batch_jobs(struct scheduler *s, int n, const struct errbuf *err)
+/* Fails every job with an image in call c, once: the distinct jobs are collected
+ * first, since fail_job frees a job together with the images c->batch points into. */
+static void fail_batch_jobs(struct scheduler *s, const struct sched_call *c)
 {
     struct sched_job *jobs[SD_MAX_BATCH_ROWS];
-    const int nj = batch_jobs(s, n, jobs);
+    const int nj = distinct_jobs(c->batch, c->n, jobs);
     for (int i = 0; i < nj; i++)
-        fail_job(s, jobs[i], err);
+        fail_job(s, jobs[i], &c->err);
 }
 
 /* --- 4. decode and complete ---------------------------------------------------------- */
@@ -534,20 +564,20 @@ static enum status decode_chunk(struct scheduler *s, struct sched_image **imgs, 
     return STATUS_OK;
 }
 
-/* Decodes the images of the batch that finished in this call, decode_batch at a time;
- * then completes the jobs with every image decoded (a failed chunk fails its jobs). */
-static void decode_finished(struct scheduler *s, int n, bool *worked)
+/* Decodes the images of call c that finished in it, decode_batch at a time; then
+ * completes the jobs with every image decoded (a failed chunk fails its jobs). */
+static void decode_finished(struct scheduler *s, const struct sched_call *c, bool *worked)
 {
     struct sched_image *done[SD_MAX_BATCH_ROWS];
     struct sched_job *jobs[SD_MAX_BATCH_ROWS];
     bool failed[SD_MAX_BATCH_ROWS] = {false};
     int k = 0, nj = 0;
-    for (int i = 0; i < n; i++) {
-        if (!s->batch[i]->finished)
+    for (int i = 0; i < c->n; i++) {
+        if (!c->batch[i]->finished)
             continue;
-        done[k++] = s->batch[i];
-        if (job_index(jobs, nj, s->batch[i]->job) < 0)
-            jobs[nj++] = s->batch[i]->job;
+        done[k++] = c->batch[i];
+        if (job_index(jobs, nj, c->batch[i]->job) < 0)
+            jobs[nj++] = c->batch[i]->job;
     }
     struct errbuf ferr;
     errbuf_clear(&ferr);
@@ -574,40 +604,63 @@ static void decode_finished(struct scheduler *s, int n, bool *worked)
     }
 }
 
-/* One U-Net call over bucket `key`, then its decodes and completions. */
-static void step_bucket(struct scheduler *s, const struct bucket_key *key, bool *worked)
+/* Runs calls[0 … nc): with one lane through the runner's step; with lanes, each
+ * launched on its lane, then one wait for all (a failed wait fails every call that
+ * launched) [worker]. */
+static void run_calls(struct scheduler *s, int nc)
 {
-    int rows = 0;
-    const int n = gather_batch(s, key, &rows);
-    if (n == 0)
+    for (int i = 0; i < nc; i++) {
+        struct sched_call *c = &s->calls[i];
+        errbuf_clear(&c->err);
+        c->st = s->lanes == 1
+                    ? s->runner.step(s->runner.ctx, c->key.model, c->reqs, c->n, &c->err)
+                    : s->runner.launch(s->runner.ctx, c->key.model, c->lane, c->reqs, c->n,
+                                       &c->err);
+    }
+    if (s->lanes == 1)
         return;
+    struct errbuf werr;
+    if (s->runner.wait(s->runner.ctx, &werr) == STATUS_OK)
+        return;
+    for (int i = 0; i < nc; i++)
+        if (s->calls[i].st == STATUS_OK) {
+            s->calls[i].st = werr.code != STATUS_OK ? werr.code : STATUS_INTERNAL;
+            s->calls[i].err = werr;
+        }
+}
+
+/* The iteration's U-Net calls: the bucket of the most urgent running job (earliest
+ * deadline, then earliest due time — a short job overtakes a long one at the next step
+ * boundary, and a waiting job's due time comes), over every running image in it up to
+ * the max rows; with lanes, the next buckets in that order whose lanes are free, each
+ * its own call, concurrently.  Admission never waits for another bucket (no head-of-
+ * line blocking).  Then each call's books, progress, decodes and completions. */
+static void step_buckets(struct scheduler *s, bool *worked)
+{
+    const int nc = plan_calls(s);
+    if (nc == 0)
+        return;
+    for (int i = 0; i < nc; i++)
+        gather_batch(s, &s->calls[i]);
     const uint64_t t0 = sched_now(s);
-    struct errbuf serr;
-    enum status st = s->runner.step(s->runner.ctx, key->model, s->reqs, n, &serr);
+    run_calls(s, nc);
     const uint64_t t1 = sched_now(s);
     atomic_store(&s->hb_ns, t1);
     *worked = true;
-    if (st != STATUS_OK) {
-        fail_batch_jobs(s, n, &serr);
-        return;
-    }
     pthread_mutex_lock(&s->lock);
-    account_step(s, n, rows, (int64_t)key->width * key->height, t0, t1);
+    for (int i = 0; i < nc; i++)
+        if (s->calls[i].st == STATUS_OK)
+            account_step(s, &s->calls[i], nc, t0, t1);
     pthread_mutex_unlock(&s->lock);
-    report_progress(s, n, rows);
-    decode_finished(s, n, worked);
-}
-
-/* One U-Net call: the bucket of the most urgent running job (earliest deadline, then
- * earliest due time — a short job overtakes a long one at the next step boundary, and
- * a waiting job's due time comes), over every running image in it up to the max rows.
- * Admission never waits for another bucket (no head-of-line blocking); the device
- * runs one bucket per iteration. */
-static void step_most_urgent(struct scheduler *s, bool *worked)
-{
-    struct bucket_key key;
-    if (most_urgent_bucket(s, &key))
-        step_bucket(s, &key, worked);
+    for (int i = 0; i < nc; i++) {
+        const struct sched_call *c = &s->calls[i];
+        if (c->st != STATUS_OK) {
+            fail_batch_jobs(s, c);
+            continue;
+        }
+        report_progress(c);
+        decode_finished(s, c, worked);
+    }
 }
 
 /* --- the iteration ----------------------------------------------------------------------- */
@@ -660,7 +713,7 @@ enum status sched_iterate(struct scheduler *s, bool *worked, uint64_t *wake_ns,
     pthread_mutex_unlock(&s->lock);
     TRY(st);
     begin_admitted(s, worked);
-    step_most_urgent(s, worked);
+    step_buckets(s, worked);
     const uint64_t end = sched_now(s);
     pthread_mutex_lock(&s->lock);
     update_gauges(s, wake_ns);

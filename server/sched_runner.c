@@ -1,7 +1,8 @@
 /* server/sched_runner.c — the product runner: the scheduler's image operations on the
  * real pipeline (models/pipeline.h), text through the LRU cache (server/text_cache.h).
- * Owns the worker's workspace; used only by the worker thread (the cache counters are
- * read by the worker too). */
+ * Owns a workspace and the U-Net graphs per backend lane: a bucket's steps launch on
+ * its lane with that lane's; text encoding, begin and decode run on lane 0 with lane
+ * 0's.  Used only by the worker thread (the cache counters are read by the worker too). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,25 +11,37 @@
 
 struct pipeline_runner {
     const struct sd_model *models[SCHED_MAX_MODELS];
-    struct workspace ws;
+    struct backend *backend;
+    int lanes;
+    struct workspace ws[BACKEND_LANES_MAX];      /* [lanes], lane k's */
+    struct sd_graphs *graphs[BACKEND_LANES_MAX]; /* [lanes]; NULL unless cfg->unet_graphs */
     struct text_cache *cache;
-    struct sd_graphs *graphs; /* NULL unless cfg->unet_graphs */
+    bool begun;               /* lane 0 has begin work queued that another lane may read */
 };
 
+/* Lane 0 for begin and decode (a no-op when it is selected). */
+static enum status lane0(struct pipeline_runner *r, struct errbuf *err)
+{
+    return backend_lane_select(r->backend, 0, err);
+}
+
 /* The cond (prompt at clip_skip) and, with CFG, uncond (negative prompt, last layer)
- * embeddings from the cache, then sd_request_begin_text. */
+ * embeddings from the cache, then sd_request_begin_text; on lane 0. */
 static enum status pr_begin(void *ctx, int model, const struct gen_params *p, int image,
                             struct sd_request *req, struct errbuf *err)
 {
     struct pipeline_runner *r = ctx;
     const struct sd_model *m = r->models[model];
+    struct workspace *ws = &r->ws[0];
     memset(req, 0, sizeof *req);
+    TRY(lane0(r, err));
+    r->begun = true;
     const struct text_cache_entry *cond = NULL, *uncond = NULL;
-    enum status s = text_cache_acquire(r->cache, m, &r->ws, p->prompt, p->clip_skip, &cond, err);
+    enum status s = text_cache_acquire(r->cache, m, ws, p->prompt, p->clip_skip, &cond, err);
     if (s != STATUS_OK)
         return status_wrap(err, "prompt");
     if (p->guidance > 1.0) {
-        s = text_cache_acquire(r->cache, m, &r->ws, p->negative_prompt, 0, &uncond, err);
+        s = text_cache_acquire(r->cache, m, ws, p->negative_prompt, 0, &uncond, err);
         if (s != STATUS_OK)
             status_wrap(err, "negative_prompt");
     }
@@ -36,25 +49,51 @@ static enum status pr_begin(void *ctx, int model, const struct gen_params *p, in
         const struct sd_text_embeddings text = {
             .cond = &cond->emb, .uncond = uncond ? &uncond->emb : NULL,
             .cond_truncated = cond->truncated, .uncond_truncated = uncond && uncond->truncated};
-        s = sd_request_begin_text(m, &r->ws, p, image, &text, req, err);
+        s = sd_request_begin_text(m, ws, p, image, &text, req, err);
     }
     text_cache_release(r->cache, cond);
     text_cache_release(r->cache, uncond);
     return s;
 }
 
+/* One step over reqs on `lane`, queued (backend_lanes: the lanes run concurrently).
+ * The requests' begin work on lane 0 is waited for first, so another lane reads
+ * their latents and text only once written. */
+static enum status pr_launch(void *ctx, int model, int lane, struct sd_request *const *reqs,
+                             int n, struct errbuf *err)
+{
+    struct pipeline_runner *r = ctx;
+    if (lane < 0 || lane >= r->lanes)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "lane %d outside [0, %d)", lane,
+                           r->lanes);
+    if (r->begun && lane != 0)
+        TRY(backend_sync(r->backend, err));
+    r->begun = r->begun && lane == 0;
+    TRY(backend_lane_select(r->backend, lane, err));
+    return sd_unet_step_launch(r->models[model], &r->ws[lane], r->graphs[lane], reqs, n, err);
+}
+
+static enum status pr_wait(void *ctx, struct errbuf *err)
+{
+    struct pipeline_runner *r = ctx;
+    r->begun = false;
+    return backend_sync(r->backend, err);
+}
+
 static enum status pr_step(void *ctx, int model, struct sd_request *const *reqs, int n,
                            struct errbuf *err)
 {
-    struct pipeline_runner *r = ctx;
-    return sd_unet_step_graphs(r->models[model], &r->ws, r->graphs, reqs, n, err);
+    TRY(pr_launch(ctx, model, 0, reqs, n, err));
+    return pr_wait(ctx, err);
 }
 
 static enum status pr_decode(void *ctx, int model, struct sd_request *const *reqs, int n,
                              struct sd_image *images, struct errbuf *err)
 {
     struct pipeline_runner *r = ctx;
-    return sd_decode_graphs(r->models[model], &r->ws, r->graphs, reqs, n, false, images, err);
+    TRY(lane0(r, err));
+    return sd_decode_graphs(r->models[model], &r->ws[0], r->graphs[0], reqs, n, false, images,
+                            err);
 }
 
 static void pr_release(void *ctx, struct sd_request *req)
@@ -63,7 +102,20 @@ static void pr_release(void *ctx, struct sd_request *req)
     sd_request_free(req);
 }
 
-enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
+static void runner_free(struct pipeline_runner *r)
+{
+    struct errbuf ignored;
+    if (r->lanes > 1) /* nothing queued on any lane may use what is freed below */
+        (void)backend_sync(r->backend, &ignored);
+    for (int k = 0; k < r->lanes; k++) {
+        sd_graphs_destroy(r->graphs[k]);
+        workspace_destroy(&r->ws[k]);
+    }
+    text_cache_destroy(r->cache);
+    free(r);
+}
+
+enum status sched_pipeline_runner_create(const struct scheduler_config *cfg, int lanes,
                                          struct sched_runner *out, void **state,
                                          struct errbuf *err)
 {
@@ -72,23 +124,23 @@ enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
     if (!r)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "scheduler: pipeline runner");
     memcpy(r->models, cfg->models, sizeof r->models);
-    enum status s = workspace_init(&r->ws, cfg->models[0]->backend,
-                                   backend_weight_dtype(cfg->models[0]->backend), 0, err);
-    if (s != STATUS_OK) {
-        free(r);
-        return s;
+    r->backend = cfg->models[0]->backend;
+    enum status s = STATUS_OK;
+    for (; r->lanes < lanes && s == STATUS_OK; r->lanes++) {
+        s = workspace_init(&r->ws[r->lanes], r->backend, backend_weight_dtype(r->backend), 0,
+                           err);
+        if (s == STATUS_OK && cfg->unet_graphs)
+            s = sd_graphs_create(&r->graphs[r->lanes], err);
     }
-    s = text_cache_create(cfg->text_cache_entries, &r->cache, err);
-    if (s == STATUS_OK && cfg->unet_graphs)
-        s = sd_graphs_create(&r->graphs, err);
+    if (s == STATUS_OK)
+        s = text_cache_create(cfg->text_cache_entries, &r->cache, err);
     if (s != STATUS_OK) {
-        text_cache_destroy(r->cache);
-        workspace_destroy(&r->ws);
-        free(r);
+        runner_free(r);
         return s;
     }
     *out = (struct sched_runner){.ctx = r, .begin = pr_begin, .step = pr_step,
-                                 .decode = pr_decode, .release = pr_release};
+                                 .launch = pr_launch, .wait = pr_wait, .decode = pr_decode,
+                                 .release = pr_release};
     *state = r;
     return STATUS_OK;
 }
@@ -96,21 +148,20 @@ enum status sched_pipeline_runner_create(const struct scheduler_config *cfg,
 void sched_pipeline_runner_destroy(void *state)
 {
     struct pipeline_runner *r = state;
-    if (!r)
-        return;
-    sd_graphs_destroy(r->graphs);
-    text_cache_destroy(r->cache);
-    workspace_destroy(&r->ws);
-    free(r);
+    if (r)
+        runner_free(r);
 }
 
 void sched_pipeline_runner_counters(void *state, struct scheduler_stats *st)
 {
     const struct pipeline_runner *r = state;
     text_cache_counters(r->cache, &st->text_cache_hits, &st->text_cache_misses);
-    struct sd_graphs_stats gs;
-    sd_graphs_stats(r->graphs, &gs);
-    st->unet_graph_replays = gs.replays;
-    st->unet_graphs_recorded = gs.recorded;
-    st->vae_graph_replays = gs.vae_replays;
+    st->unet_graph_replays = st->unet_graphs_recorded = st->vae_graph_replays = 0;
+    for (int k = 0; k < r->lanes; k++) {
+        struct sd_graphs_stats gs;
+        sd_graphs_stats(r->graphs[k], &gs);
+        st->unet_graph_replays += gs.replays;
+        st->unet_graphs_recorded += gs.recorded;
+        st->vae_graph_replays += gs.vae_replays;
+    }
 }

@@ -108,15 +108,48 @@ static enum status config_resolve(struct scheduler_config *c, struct errbuf *err
     return STATUS_OK;
 }
 
+/* cfg.lanes → s->lanes: 1 outside step mode; auto: 2 where the backend runs lanes
+ * concurrently and the runner launches (the product runner does), else 1. */
+static enum status resolve_lanes(struct scheduler *s, struct errbuf *err)
+{
+    const struct scheduler_config *c = &s->cfg;
+    if (c->lanes < 0 || c->lanes > BACKEND_LANES_MAX)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "lanes: %d outside [0, %d]", c->lanes,
+                           BACKEND_LANES_MAX);
+    const bool launches = !c->runner || (c->runner->launch && c->runner->wait);
+    if (c->lanes > 1 && !launches)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "lanes: %d, but the runner has no launch/wait", c->lanes);
+    int lanes = c->lanes;
+    if (lanes == 0)
+        lanes = launches && !c->runner && backend_lanes(c->models[0]->backend) > 1 ? 2 : 1;
+    s->lanes = c->mode == SCHED_MODE_STEP ? lanes : 1;
+    return STATUS_OK;
+}
+
+static void free_scratch(struct scheduler *s)
+{
+    for (int k = 0; k < BACKEND_LANES_MAX; k++) {
+        free(s->calls[k].batch);
+        free(s->calls[k].reqs);
+    }
+    free(s->scratch);
+    free(s->queue);
+}
+
 static enum status alloc_scratch(struct scheduler *s, struct errbuf *err)
 {
     const int rows = s->cfg.max_batch_rows;
     s->scratch_cap = s->cfg.queue_capacity + 8;
-    s->batch = calloc((size_t)rows, sizeof *s->batch);
-    s->reqs = calloc((size_t)rows, sizeof *s->reqs);
+    bool ok = true;
+    for (int k = 0; k < s->lanes; k++) {
+        s->calls[k].batch = calloc((size_t)rows, sizeof *s->calls[k].batch);
+        s->calls[k].reqs = calloc((size_t)rows, sizeof *s->calls[k].reqs);
+        ok = ok && s->calls[k].batch && s->calls[k].reqs;
+    }
     s->scratch = calloc((size_t)s->scratch_cap, sizeof *s->scratch);
     s->queue = calloc((size_t)s->cfg.queue_capacity, sizeof *s->queue);
-    if (!s->batch || !s->reqs || !s->scratch || !s->queue)
+    if (!ok || !s->scratch || !s->queue)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "scheduler: scratch arrays");
     return STATUS_OK;
 }
@@ -143,18 +176,18 @@ enum status scheduler_create(const struct scheduler_config *cfg, struct schedule
     s->next_id = 1;
     enum status st = config_resolve(&s->cfg, err);
     if (st == STATUS_OK)
+        st = resolve_lanes(s, err);
+    if (st == STATUS_OK)
         st = alloc_scratch(s, err);
     if (st == STATUS_OK)
         st = init_sync(s, err);
     if (st == STATUS_OK && s->cfg.runner)
         s->runner = *s->cfg.runner;
     else if (st == STATUS_OK)
-        st = sched_pipeline_runner_create(&s->cfg, &s->runner, &s->pipeline_runner, err);
+        st = sched_pipeline_runner_create(&s->cfg, s->lanes, &s->runner, &s->pipeline_runner,
+                                          err);
     if (st != STATUS_OK) {
-        free(s->batch);
-        free(s->reqs);
-        free(s->scratch);
-        free(s->queue);
+        free_scratch(s);
         free(s);
         return st;
     }
@@ -525,9 +558,6 @@ void scheduler_destroy(struct scheduler *s)
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->idle_cv);
     pthread_mutex_destroy(&s->lock);
-    free(s->batch);
-    free(s->reqs);
-    free(s->scratch);
-    free(s->queue);
+    free_scratch(s);
     free(s);
 }

@@ -9,7 +9,8 @@
  *        ──▶ every iteration: the bucket of the most urgent running job (priority,
  *            deadline, due time = submit + due_factor × time alone, submit), its
  *            active images ≤ max_batch_rows rows (CFG 2 rows, guidance ≤ 1 one), run
- *            ONE sd_unet_step
+ *            ONE sd_unet_step — and with lanes > 1 the next buckets in that order
+ *            whose lane is free, one call each, concurrently on the backend's lanes
  *        ──▶ images that finished leave: sd_decode batched across the images of that
  *            bucket that finished together ──▶ on_complete (RGB8 images + metrics)
  *
@@ -74,7 +75,11 @@ struct sched_clock {
  * a fake (the only place one is allowed).  All calls are on the worker thread.
  *   begin    start image `image` of p on model `model`; fill req (its rows, lh, lw
  *            are read by the scheduler)
- *   step     one U-Net step over reqs[0 … n) (same bucket)
+ *   step     one U-Net step over reqs[0 … n) (same bucket), done on return
+ *   launch   optional (with wait; needed for lanes > 1): the same step on backend lane
+ *            `lane`, queued — it is done once wait returns; the launches of one
+ *            iteration are of different buckets and different lanes
+ *   wait     until every launched step is done
  *   decode   decode reqs[0 … n) (finished, same bucket) into images[0 … n)
  *   release  free req (may be half-begun or empty) */
 struct sched_runner {
@@ -83,6 +88,9 @@ struct sched_runner {
                          struct sd_request *req, struct errbuf *err);
     enum status (*step)(void *ctx, int model, struct sd_request *const *reqs, int n,
                         struct errbuf *err);
+    enum status (*launch)(void *ctx, int model, int lane, struct sd_request *const *reqs,
+                          int n, struct errbuf *err);
+    enum status (*wait)(void *ctx, struct errbuf *err);
     enum status (*decode)(void *ctx, int model, struct sd_request *const *reqs, int n,
                           struct sd_image *images, struct errbuf *err);
     void (*release)(void *ctx, struct sd_request *req);
@@ -103,6 +111,13 @@ struct scheduler_config {
                                   short job overtakes a long one, which is never
                                   starved: its due time comes); 0: 2; < 0: by arrival
                                   only.  Modes request and none: by arrival. */
+    int lanes;                 /* step mode: buckets stepped concurrently in one iteration,
+                                  a U-Net call each on its own backend lane (engine/
+                                  backend.h; each bucket keeps one lane, the one it was
+                                  first given, so its graphs are recorded once); 0: auto
+                                  = 2 where the backend's lanes run concurrently (CUDA),
+                                  else 1; at most BACKEND_LANES_MAX.  Modes request and
+                                  none: 1 */
     bool unet_graphs;          /* replay each U-Net call from a recorded backend graph
                                   where the backend records them (CUDA; models/
                                   pipeline.h, sd_unet_step_graphs); default on (the
@@ -190,6 +205,7 @@ struct scheduler_stats {
     uint64_t submitted, rejected_queue_full, rejected_deadline, rejected_draining;
     uint64_t completed_ok, completed_error, cancelled;
     uint64_t unet_calls, unet_rows;     /* rows summed over calls */
+    uint64_t unet_concurrent_calls;     /* calls that ran beside another bucket's (lanes) */
     uint64_t rows_hist[SCHED_HIST_MAX + 1]; /* calls by rows (index = rows, last = ≥ max) */
     uint64_t call_hist[SCHED_CALL_BUCKETS + 1]; /* calls by duration: [i] within bound i of
                                                    scheduler_call_bound_ms(i) (above bound i − 1),
@@ -203,8 +219,9 @@ struct scheduler_stats {
     uint64_t unet_graphs_recorded;      /* graphs recorded (each call that records one, and
                                            the eager call before it, is a slow one) */
     uint64_t vae_graph_replays;         /* VAE decodes replayed from a graph */
-    double unet_s, decode_s;   /* seconds in U-Net calls (each to its device's end) and
-                                  in VAE decodes, summed */
+    double unet_s, decode_s;   /* seconds in U-Net calls (each to its device's end;
+                                  concurrent calls counted once) and in VAE decodes,
+                                  summed */
     double busy_s;             /* seconds of worker iterations that did work: the calls,
                                   decodes, admission, text encoding, callbacks */
     bool draining;

@@ -125,7 +125,8 @@ enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype sr
  * overlaps the DMA of chunk i.  cb->stage_done[k] is recorded after each copy that
  * reads or writes buffer k; the host waits on it before it writes (upload) or reads
  * (download) the buffer.  Copies on the device side need no wait: they are all on
- * cb->stream, in order.  So upload never reads the caller's memory after it returns
+ * cb->stream, in order (a buffer last used on another lane's stream is waited for by
+ * its event like any other).  So upload never reads the caller's memory after it returns
  * (its last chunk may still be in flight from the pinned buffer), and download's result
  * is complete on return.  The backend is used by one thread at a time, and so are
  * these buffers.  No pinned memory (cudaHostAlloc failed), a capture in progress, or
@@ -273,27 +274,40 @@ static enum status d2h(struct cuda_backend *cb, void *dst, const void *src, size
 
 static void cuda_marks_destroy(struct cuda_backend *cb);
 
+/* Lane k's state, wherever it lives now (struct cuda_lane). */
+static struct cuda_lane lane_state(const struct cuda_backend *cb, int k)
+{
+    if (k != cb->lane)
+        return cb->lanes[k];
+    return (struct cuda_lane){cb->stream, cb->workspace, cb->workspace_bytes, cb->scratch,
+                              cb->scratch_bytes, cb->buffers_epoch};
+}
+
 static void cuda_destroy(struct backend *b)
 {
     struct cuda_backend *cb = cuda_of(b);
     (void)cudaSetDevice(cb->device);
-    if (!cb->broken)
-        (void)cudaStreamSynchronize(cb->stream);
+    for (int k = 0; k < BACKEND_LANES_MAX && !cb->broken; k++)
+        if (lane_state(cb, k).stream)
+            (void)cudaStreamSynchronize(lane_state(cb, k).stream);
     cuda_conv_cache_destroy(cb->conv_cache);
     cuda_gemm_cache_destroy(cb->gemm_cache);
     cuda_marks_destroy(cb);
-    stage_destroy(cb); /* after the sync above: no copy reads or writes it any more */
-    if (cb->workspace)
-        (void)cudaFreeAsync(cb->workspace, cb->stream);
-    if (cb->scratch)
-        (void)cudaFreeAsync(cb->scratch, cb->stream);
+    stage_destroy(cb); /* after the syncs above: no copy reads or writes it any more */
     if (cb->cudnn)
         (void)cudnnDestroy(cb->cudnn);
     if (cb->lt)
         (void)cublasLtDestroy(cb->lt);
-    if (cb->stream) {
-        (void)cudaStreamSynchronize(cb->stream);
-        (void)cudaStreamDestroy(cb->stream);
+    for (int k = 0; k < BACKEND_LANES_MAX; k++) {
+        const struct cuda_lane l = lane_state(cb, k);
+        if (!l.stream)
+            continue;
+        if (l.workspace)
+            (void)cudaFreeAsync(l.workspace, l.stream);
+        if (l.scratch)
+            (void)cudaFreeAsync(l.scratch, l.stream);
+        (void)cudaStreamSynchronize(l.stream);
+        (void)cudaStreamDestroy(l.stream);
     }
     (void)cudaGetLastError();
     free(cb);
@@ -373,7 +387,63 @@ static enum status cuda_sync(struct backend *b, struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
-    return cuda_check(cb, cudaStreamSynchronize(cb->stream), "sync", err);
+    for (int k = 0; k < BACKEND_LANES_MAX; k++) {
+        const cudaStream_t st = lane_state(cb, k).stream;
+        if (st)
+            TRY(cuda_check(cb, cudaStreamSynchronize(st), "sync", err));
+    }
+    return STATUS_OK;
+}
+
+static int cuda_lanes(const struct backend *b)
+{
+    (void)b;
+    return BACKEND_LANES_MAX;
+}
+
+static bool capturing(cudaStream_t st)
+{
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    const bool busy = cudaStreamIsCapturing(st, &cs) != cudaSuccess ||
+                      cs != cudaStreamCaptureStatusNone;
+    (void)cudaGetLastError();
+    return busy;
+}
+
+/* Makes lane k the selected one: its stream (made on first use, with a workspace at
+ * least as large as the lane selected before), buffers and epoch into the backend's
+ * fields, cuDNN's handle onto its stream.  (A GEMM algorithm chosen for a larger
+ * workspace than a lane has grows that lane's first: cuda_gemm.cu.) */
+static enum status cuda_lane_select(struct backend *b, int lane, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    if (lane == cb->lane)
+        return STATUS_OK;
+    if (capturing(cb->stream))
+        return status_fail(err, STATUS_UNSUPPORTED, "cuda: lane %d selected while recording",
+                           lane);
+    struct cuda_lane to = cb->lanes[lane];
+    if (!to.stream)
+        TRY(cuda_check(cb, cudaStreamCreateWithFlags(&to.stream, cudaStreamNonBlocking),
+                       "lane stream", err));
+    cudnnStatus_t ds = cudnnSetStream(cb->cudnn, to.stream);
+    if (ds != CUDNN_STATUS_SUCCESS) {
+        cb->lanes[lane] = to; /* the new stream is destroyed with the backend */
+        return status_fail(err, STATUS_DEVICE, "cudnnSetStream: %s", cudnnGetErrorString(ds));
+    }
+    const bool fresh = !to.workspace;
+    const size_t want = cb->workspace_bytes;
+    cb->lanes[cb->lane] = lane_state(cb, cb->lane);
+    cb->lane = lane;
+    cb->stream = to.stream;
+    cb->workspace = to.workspace;
+    cb->workspace_bytes = to.workspace_bytes;
+    cb->scratch = to.scratch;
+    cb->scratch_bytes = to.scratch_bytes;
+    cb->buffers_epoch = to.buffers_epoch;
+    memset(&cb->lanes[lane], 0, sizeof cb->lanes[lane]);
+    return fresh ? cuda_workspace_reserve(cb, want, err) : STATUS_OK;
 }
 
 static bool cuda_broken_op(const struct backend *b)
@@ -413,6 +483,8 @@ static const struct backend_ops cuda_ops = {
     .graph_launch = cuda_graph_launch,
     .graph_current = cuda_graph_current,
     .graph_destroy = cuda_graph_destroy,
+    .lanes = cuda_lanes,
+    .lane_select = cuda_lane_select,
     .mark = cuda_mark,
     .mark_seconds = cuda_mark_seconds,
     .conv2d = cuda_conv2d,
@@ -647,7 +719,9 @@ static enum status cuda_mark_seconds(struct backend *b, int from, int to, double
 
 struct cuda_graph {
     struct cuda_backend *cb;
-    unsigned epoch;                /* cb->buffers_epoch it was recorded at */
+    int lane;                      /* recorded on, and replayed on, this lane */
+    cudaStream_t stream;           /* its stream */
+    unsigned epoch;                /* the lane's buffers_epoch it was recorded at */
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     int n_ts;                      /* timestep_embedding kernel nodes recorded */
@@ -706,6 +780,8 @@ static enum status cuda_graph_end(struct backend *b, void **out, struct errbuf *
         return status_fail(err, STATUS_OUT_OF_MEMORY, "cuda graph: out of memory");
     }
     g->cb = cb;
+    g->lane = cb->lane;
+    g->stream = cb->stream;
     g->graph = graph;
     g->epoch = cb->buffers_epoch;
     if (cb->buffers_epoch != cb->capture_epoch) { /* an op grew a buffer inside the capture */
@@ -741,7 +817,7 @@ static enum status cuda_graph_set_timesteps(void *impl, const float *timesteps, 
 static bool cuda_graph_current(const void *impl)
 {
     const struct cuda_graph *g = (const struct cuda_graph *)impl;
-    return g->epoch == g->cb->buffers_epoch;
+    return g->epoch == lane_state(g->cb, g->lane).buffers_epoch;
 }
 
 static enum status cuda_graph_launch(void *impl, struct errbuf *err)
@@ -752,7 +828,7 @@ static enum status cuda_graph_launch(void *impl, struct errbuf *err)
         return status_fail(err, STATUS_UNSUPPORTED,
                            "cuda graph: recorded before the workspace or scratch grew; record "
                            "it again");
-    return cuda_check(g->cb, cudaGraphLaunch(g->exec, g->cb->stream), "graph launch", err);
+    return cuda_check(g->cb, cudaGraphLaunch(g->exec, g->stream), "graph launch", err);
 }
 
 static void cuda_graph_destroy(void *impl)

@@ -38,6 +38,7 @@ struct gemm_entry {
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES]; /* the heuristic's list, best first */
     int n_cand;
     bool tuned; /* algo is the fastest of cand, timed (or tuning is off) */
+    size_t ws_bytes; /* the workspace the candidates were chosen for (may use) */
 };
 
 struct cuda_gemm_cache {
@@ -147,6 +148,7 @@ static enum status describe(struct cuda_backend *cb, const struct gemm_key *k,
     cublasLtMatmulPreference_t pref;
     LT_TRY(cublasLtMatmulPreferenceCreate(&pref), "preference");
     uint64_t ws = cb->workspace_bytes;
+    e->ws_bytes = cb->workspace_bytes;
     uint32_t al = k->align;
     cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
@@ -285,7 +287,8 @@ static enum status gemm(struct cuda_backend *cb, struct gemm_key *k, const void 
     struct gemm_entry tmp, *e = NULL;
     memset(&tmp, 0, sizeof tmp);
     TRY(lookup(cb, k, &tmp, &e, err));
-    enum status s = STATUS_OK;
+    /* chosen on a lane with a larger workspace: this lane's grows to it */
+    enum status s = cuda_workspace_reserve(cb, e->ws_bytes, err);
     if (bias) {
         cublasStatus_t ls = cublasLtMatmulDescSetAttribute(
             e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);

@@ -18,6 +18,18 @@
 struct cuda_conv_cache;
 struct cuda_gemm_cache;
 
+/* A lane (engine/backend.h): its stream and the buffers its ops write besides their
+ * outputs.  The selected lane's live in struct cuda_backend's stream, workspace and
+ * scratch fields; the others' here. */
+struct cuda_lane {
+    cudaStream_t stream;  /* NULL until the lane is first selected */
+    void *workspace;
+    size_t workspace_bytes;
+    void *scratch;
+    size_t scratch_bytes;
+    unsigned buffers_epoch;
+};
+
 struct cuda_backend {
     struct backend base; /* first member */
     int device;
@@ -43,6 +55,10 @@ struct cuda_backend {
     int sm_count;        /* multiprocessors */
     enum dtype weight_dtype;
     bool broken;         /* a sticky error was seen: everything fails from now on */
+    /* the selected lane (engine/backend.h): stream, workspace, scratch and
+       buffers_epoch below are its; lanes[k] holds lane k's while k is not selected */
+    int lane;
+    struct cuda_lane lanes[BACKEND_LANES_MAX];
     cudaStream_t stream;
     cudaMemPool_t pool;
     cudnnHandle_t cudnn;
@@ -51,8 +67,9 @@ struct cuda_backend {
     size_t workspace_bytes;
     void *scratch;       /* small per-op device scratch (GroupNorm statistics, ...) */
     size_t scratch_bytes;
-    unsigned buffers_epoch; /* changes whenever workspace or scratch is (re)allocated: a
-                               graph recorded before holds the freed block's address */
+    unsigned buffers_epoch; /* changes whenever the lane's workspace or scratch is
+                               (re)allocated: a graph recorded on the lane before holds
+                               the freed block's address */
     unsigned capture_epoch; /* buffers_epoch when the current capture began */
     struct cuda_conv_cache *conv_cache;
     struct cuda_gemm_cache *gemm_cache;

@@ -3,7 +3,8 @@
  * the estimate), ordering (no head-of-line blocking across buckets, priority, earliest
  * deadline, longest wait), joining and leaving at step boundaries, the row limit,
  * cancellation (by id, disconnect, deadline, queued or running), request and none
- * modes, and a threaded burst where every admitted job completes exactly once. */
+ * modes, lanes (two buckets' calls in one iteration, each bucket on its own lane), and
+ * a threaded burst where every admitted job completes exactly once. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,11 @@ struct fake {
     bool real_clock;              /* threaded test: costs are real sleeps */
     int fail_call;                /* > 0: U-Net call number fail_call fails (the device's
                                      error for that call, as a CUDA out-of-memory) */
+    int lanes;                    /* > 0: cfg.lanes, and the runner launches and waits */
+    int call_lane[MAX_CALLS];     /* the lane of each launched call */
+    int iteration;                /* waits so far: the iteration of each launch … */
+    int call_iteration[MAX_CALLS];
+    uint64_t launched_cost;       /* the longest launched call since the last wait */
     pthread_mutex_t lock;
 };
 
@@ -85,6 +91,47 @@ static enum status fake_step(void *ctx, int model, struct sd_request *const *req
         usleep((useconds_t)(cost / 1000));
     else
         __atomic_add_fetch(&f->now, cost, __ATOMIC_SEQ_CST);
+    return STATUS_OK;
+}
+
+/* Concurrent calls: recorded as fake_step does, but the clock moves at the wait, by
+ * the longest call launched since the last one (they ran side by side). */
+static enum status fake_launch(void *ctx, int model, int lane, struct sd_request *const *reqs,
+                               int n, struct errbuf *err)
+{
+    (void)model;
+    struct fake *f = ctx;
+    int rows = 0;
+    for (int i = 0; i < n; i++)
+        rows += reqs[i]->rows;
+    pthread_mutex_lock(&f->lock);
+    if (f->calls < MAX_CALLS) {
+        f->call_rows[f->calls] = rows;
+        f->call_n[f->calls] = n;
+        f->call_lane[f->calls] = lane;
+        f->call_iteration[f->calls] = f->iteration;
+        for (int i = 0; i < n && i < 16; i++)
+            f->call_seed[f->calls][i] = reqs[i]->seed;
+    }
+    f->calls++;
+    const bool fail = f->calls == f->fail_call;
+    const uint64_t cost = f->per_call + f->per_row * (uint64_t)rows;
+    if (!fail && cost > f->launched_cost)
+        f->launched_cost = cost;
+    pthread_mutex_unlock(&f->lock);
+    return fail ? status_fail(err, STATUS_DEVICE, "fake launch: the device failed this call")
+                : STATUS_OK;
+}
+
+static enum status fake_wait(void *ctx, struct errbuf *err)
+{
+    (void)err;
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    __atomic_add_fetch(&f->now, f->launched_cost, __ATOMIC_SEQ_CST);
+    f->launched_cost = 0;
+    f->iteration++;
+    pthread_mutex_unlock(&f->lock);
     return STATUS_OK;
 }
 
@@ -192,6 +239,11 @@ static struct scheduler *make_sched(struct fake *f, enum sched_mode mode, int ma
         cfg.clock = (struct sched_clock){.now_ns = fake_now, .ctx = f};
     runner = FAKE_RUNNER;
     runner.ctx = f;
+    if (f->lanes > 0) {
+        runner.launch = fake_launch;
+        runner.wait = fake_wait;
+        cfg.lanes = f->lanes;
+    }
     cfg.runner = &runner;
     struct scheduler *s;
     struct errbuf err;
@@ -732,6 +784,13 @@ START_TEST(test_config_validation)
     cfg.max_batch_rows = SD_MAX_BATCH_ROWS + 1;
     ck_assert_int_eq(scheduler_create(&cfg, &s, &err), STATUS_INVALID_ARGUMENT);
     ck_assert_msg(strncmp(err.msg, "max_batch_rows", 14) == 0, "%s", err.msg);
+    cfg.max_batch_rows = 0;
+    cfg.lanes = 2; /* the fake runner has no launch */
+    ck_assert_int_eq(scheduler_create(&cfg, &s, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(err.msg, "lanes", 5) == 0, "%s", err.msg);
+    cfg.lanes = BACKEND_LANES_MAX + 1;
+    ck_assert_int_eq(scheduler_create(&cfg, &s, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(err.msg, "lanes", 5) == 0, "%s", err.msg);
     enum sched_mode m;
     ck_assert_int_eq(sched_mode_parse("request", &m, NULL), STATUS_OK);
     ck_assert_int_eq(m, SCHED_MODE_REQUEST);
@@ -832,6 +891,87 @@ END_TEST
 
 /* A U-Net call that fails fails each job with an image in it exactly once — a job of
  * several images included (its images are freed with it) — and the others run on. */
+/* --- lanes: buckets side by side ------------------------------------------------------ */
+
+/* Two sizes with lanes 2: each iteration steps both buckets, one call each, the first
+ * bucket stepped on lane 0 and the second on lane 1 for good (its graphs stay there);
+ * the clock moves by the longer call only; a third size shares lane 0 with the first,
+ * so it runs only in iterations that lane is free or when it is the most urgent. */
+START_TEST(test_lanes_step_buckets_side_by_side)
+{
+    struct fake *f = fake_new();
+    f->lanes = 2;
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, r);
+    const uint64_t a = submit(s, r, params(100, 4, 7.5, 64, 64), 0, 0);
+    const uint64_t c = submit(s, r, params(300, 4, 7.5, 64, 64), 0, 0);
+    const uint64_t b = submit(s, r, params(200, 4, 7.5, 96, 96), 0, 0);
+    const uint64_t t0 = f->now;
+    for (int i = 0; i < 4; i++)
+        poll1(s);
+    ck_assert_int_eq(f->calls, 8);
+    for (int k = 0; k < 8; k++) {
+        ck_assert_int_eq(f->call_iteration[k], k / 2);
+        const bool small = call_has(f, k, 100);
+        ck_assert_int_eq(call_has(f, k, 300), small);
+        ck_assert_int_eq(call_has(f, k, 200), !small);
+        ck_assert_int_eq(f->call_lane[k], small ? 0 : 1);
+        ck_assert_int_eq(f->call_rows[k], small ? 4 : 2);
+    }
+    /* side by side: 4 iterations of the longer call (40 + 4 × 10 ms) */
+    ck_assert_uint_eq(f->now - t0, 4 * 80 * MS);
+    ck_assert_int_eq(r->complete[a] + r->complete[b] + r->complete[c], 3);
+    ck_assert_int_eq(r->status[b], STATUS_OK);
+    ck_assert_int_eq(r->metrics[b].unet_calls, 4);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.unet_calls, 8);
+    ck_assert_uint_eq(st.unet_concurrent_calls, 8);
+    ck_assert_double_eq_tol(st.unet_s, 0.320, 1e-9); /* concurrent calls counted once */
+    /* 96² is the most urgent now (its deadline), then a third size, then 64² — whose
+     * lane the third size shares: two calls an iteration, 96² on lane 1 as before */
+    const uint64_t d = submit(s, r, params(400, 2, 7.5, 96, 96), 5000, 0);
+    const uint64_t e = submit(s, r, params(500, 2, 7.5, 128, 128), 6000, 0);
+    const uint64_t g = submit(s, r, params(600, 2, 7.5, 64, 64), 0, 0);
+    const int first = f->calls;
+    poll1(s);
+    ck_assert_int_eq(f->calls - first, 2);
+    ck_assert(call_has(f, first, 400) && f->call_lane[first] == 1);
+    ck_assert(call_has(f, first + 1, 500) && f->call_lane[first + 1] == 0);
+    poll1(s); /* d and e finish */
+    ck_assert_int_eq(r->complete[d] + r->complete[e], 2);
+    ck_assert_int_eq(r->complete[g], 0); /* its lane was taken both times */
+    poll1(s);
+    poll1(s);
+    ck_assert_int_eq(r->complete[g], 1);
+    ck_assert_int_eq(f->call_lane[f->calls - 1], 0);
+    teardown(s, f, r);
+}
+END_TEST
+
+/* A failed launch fails the jobs of its call only; the other bucket's go on. */
+START_TEST(test_lanes_failed_launch_fails_its_call_only)
+{
+    struct fake *f = fake_new();
+    f->lanes = 2;
+    f->fail_call = 3; /* iteration 2's first call: the 64² bucket */
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 16, 8, r);
+    const uint64_t a = submit(s, r, params(100, 3, 7.5, 64, 64), 0, 0);
+    const uint64_t b = submit(s, r, params(200, 3, 7.5, 96, 96), 0, 0);
+    poll1(s);
+    poll1(s);
+    ck_assert_int_eq(r->complete[a], 1);
+    ck_assert_int_eq(r->status[a], STATUS_DEVICE);
+    ck_assert_int_eq(r->complete[b], 0);
+    poll1(s);
+    ck_assert_int_eq(r->complete[b], 1);
+    ck_assert_int_eq(r->status[b], STATUS_OK);
+    ck_assert_int_eq(r->metrics[b].unet_calls, 3);
+    teardown(s, f, r);
+}
+END_TEST
+
 START_TEST(test_failed_step_fails_its_jobs_once)
 {
     struct fake *f = fake_new();
@@ -941,6 +1081,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_destroy_cancels_admitted);
     tcase_add_test(tc, test_stall_and_batch_sizes);
     tcase_add_test(tc, test_failed_step_fails_its_jobs_once);
+    tcase_add_test(tc, test_lanes_step_buckets_side_by_side);
+    tcase_add_test(tc, test_lanes_failed_launch_fails_its_call_only);
     tcase_add_test(tc, test_gather_wait_is_no_stall);
     suite_add_tcase(s, tc);
     return s;

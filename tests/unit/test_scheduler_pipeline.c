@@ -82,13 +82,15 @@ static void rec_free(struct rec *r)
     free(r);
 }
 
-static struct scheduler *make(const struct sd_model *m, int max_rows, struct rec *r)
+static struct scheduler *make_lanes(const struct sd_model *m, int max_rows, int lanes,
+                                    struct rec *r)
 {
     struct scheduler_config cfg;
     scheduler_config_default(&cfg);
     cfg.models[0] = m;
     cfg.n_models = 1;
     cfg.max_batch_rows = max_rows;
+    cfg.lanes = lanes;
     /* arrival order: the calls these tests count must not depend on the wall-clock step
      * costs that step mode's due times and join rule read (those are tested on a fake
      * clock in test_scheduler.c); with it every running request joins every call */
@@ -98,6 +100,11 @@ static struct scheduler *make(const struct sd_model *m, int max_rows, struct rec
     ck_assert_msg(scheduler_create(&cfg, &s, &err) == STATUS_OK, "%s", err.msg);
     r->sched = s;
     return s;
+}
+
+static struct scheduler *make(const struct sd_model *m, int max_rows, struct rec *r)
+{
+    return make_lanes(m, max_rows, 0, r);
 }
 
 static uint64_t submit(struct scheduler *s, struct rec *r, const struct gen_params *p)
@@ -211,6 +218,46 @@ START_TEST(test_join_leave_and_invariance)
      * and "blurry"; hits: request 2's prompt (A) for image 0, both rows for image 1 */
     ck_assert_uint_eq(st.text_cache_misses, 5);
     ck_assert_uint_eq(st.text_cache_hits, 3);
+    scheduler_destroy(s);
+    rec_free(r);
+    sd_model_free(m);
+}
+END_TEST
+
+/* Lanes 2 on the real pipeline (the CPU runs the two lanes' calls one after the other;
+ * the scheduler's books and each lane's own workspace are what is tested here, the
+ * GPU's concurrency in tests/gpu): two sizes step in the same iterations, one call
+ * each, and each image is the one it is alone. */
+START_TEST(test_lanes_two_sizes_invariance)
+{
+    struct sd_model *m = load_sd1();
+    struct rec *r = calloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    struct scheduler *s = make_lanes(m, 8, 2, r);
+    struct gen_params p[2] = {mixed(m, 0), mixed(m, 3)};
+    p[1].width = p[1].height = p[0].width * 3 / 2;
+    uint64_t id[2];
+    for (int i = 0; i < 2; i++)
+        id[i] = submit(s, r, &p[i]);
+    for (int i = 0; i < p[0].steps; i++)
+        poll1(s);
+    struct scheduler_stats st;
+    scheduler_stats(s, &st);
+    ck_assert_uint_eq(st.unet_calls, (uint64_t)(p[0].steps + p[1].steps));
+    ck_assert_uint_eq(st.unet_concurrent_calls, 2 * (uint64_t)p[1].steps);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(r->complete[id[i]], 1);
+        ck_assert_int_eq(r->status[id[i]], STATUS_OK);
+        ck_assert_int_eq(r->metrics[id[i]].unet_calls, p[i].steps);
+        struct sd_image one;
+        alone(m, p[i], 0, &one);
+        ck_assert_int_eq(r->images[id[i]][0].width, p[i].width);
+        const double db = psnr_rgb8(&r->images[id[i]][0], &one);
+        printf("lanes: request %d (%dx%d) beside the other size vs alone: %.2f dB\n", i,
+               p[i].width, p[i].height, db);
+        ck_assert_msg(db >= MIN_PSNR_BATCH, "request %d: %.2f dB", i, db);
+        sd_image_free(&one);
+    }
     scheduler_destroy(s);
     rec_free(r);
     sd_model_free(m);
@@ -350,6 +397,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_join_leave_and_invariance);
     tcase_add_test(tc, test_cancel_frees_slot);
+    tcase_add_test(tc, test_lanes_two_sizes_invariance);
     tcase_add_test(tc, test_concurrent_burst);
     tcase_add_test(tc, test_begin_with_embeddings);
     suite_add_tcase(s, tc);
