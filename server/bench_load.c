@@ -257,6 +257,7 @@ struct call_figures {
     double busy;      /* busy iterations' seconds over the wall time */
     double decoding;  /* VAE decodes' seconds over the wall time */
     double recorded;  /* graphs recorded meanwhile */
+    double concurrent; /* share of the calls that ran beside another size's (lanes) */
 };
 
 struct rate_result {
@@ -511,6 +512,7 @@ static enum status calls_since(const struct load_env *e, struct load_target *t,
     f->busy = elapsed > 0 ? (c.busy_s - c0->busy_s) / elapsed : 0;
     f->decoding = elapsed > 0 ? (c.decode_s - c0->decode_s) / elapsed : 0;
     f->recorded = (double)(c.recorded - c0->recorded);
+    f->concurrent = calls ? (double)(c.concurrent - c0->concurrent) / (double)calls : 0;
     return STATUS_OK;
 }
 
@@ -646,9 +648,11 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
         TRY(run_burst(e, (enum sched_mode)m, e->burst_n, &e->capacity[m], &f, err));
         e->capacity_calls[m] = f;
         printf("  %-7s  %8.2f requests/s  occupancy %.2f  graph replays %.2f  call %.2f ms "
-               "(p50 ≤ %g, p99 ≤ %g)  busy %.2f  decoding %.2f  graphs recorded %.0f\n",
+               "(p50 ≤ %g, p99 ≤ %g)  busy %.2f  decoding %.2f  graphs recorded %.0f  "
+               "side by side %.2f\n",
                sched_mode_name((enum sched_mode)m), e->capacity[m], f.occupancy, f.replayed,
-               f.call_ms, f.call_p50_ms, f.call_p99_ms, f.busy, f.decoding, f.recorded);
+               f.call_ms, f.call_p50_ms, f.call_p99_ms, f.busy, f.decoding, f.recorded,
+               f.concurrent);
     }
     const double *c = e->capacity;
     if (e->ran[SCHED_MODE_STEP] && e->ran[SCHED_MODE_REQUEST] && c[SCHED_MODE_REQUEST] > 0)
@@ -827,6 +831,7 @@ static void json_result(FILE *f, const struct rate_result *r, bool last)
     json_num(f, "occupancy", r->calls.occupancy, ", ");
     json_num(f, "graph_replayed", r->calls.replayed, ", ");
     json_num(f, "unet_call_ms", r->calls.call_ms, ", ");
+    json_num(f, "concurrent_calls", r->calls.concurrent, ", ");
     json_num(f, "worker_busy", r->calls.busy, ", ");
     json_num(f, "speed", r->speed, ", ");
     fprintf(f, "\"pass\": %s}%s\n", r->pass ? "true" : "false", last ? "" : ",");
@@ -891,6 +896,7 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     json_capacity(f, e, "capacity_worker_busy", offsetof(struct call_figures, busy));
     json_capacity(f, e, "capacity_decoding", offsetof(struct call_figures, decoding));
     json_capacity(f, e, "capacity_graphs_recorded", offsetof(struct call_figures, recorded));
+    json_capacity(f, e, "capacity_concurrent_calls", offsetof(struct call_figures, concurrent));
     double unbracketed[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         unbracketed[m] = e->unbracketed[m];

@@ -361,6 +361,7 @@ enum status load_target_counts(struct load_target *t, struct load_counts *out,
         out->calls = st.unet_calls;
         out->replays = st.unet_graph_replays;
         out->recorded = st.unet_graphs_recorded;
+        out->concurrent = st.unet_concurrent_calls;
         out->unet_s = st.unet_s;
         out->busy_s = st.busy_s;
         out->decode_s = st.decode_s;
@@ -377,6 +378,7 @@ enum status load_target_counts(struct load_target *t, struct load_counts *out,
     if (ok) { /* newer counters: 0 where the server has none */
         (void)metric_value(res.body, "diffusiond_unet_graph_replays_total", &out->replays);
         (void)metric_value(res.body, "diffusiond_unet_graphs_recorded_total", &out->recorded);
+        (void)metric_value(res.body, "diffusiond_unet_concurrent_calls_total", &out->concurrent);
         (void)metric_double(res.body, "diffusiond_unet_seconds_total", &out->unet_s);
         (void)metric_double(res.body, "diffusiond_scheduler_busy_seconds_total", &out->busy_s);
         (void)metric_double(res.body, "diffusiond_vae_decode_seconds_total", &out->decode_s);

@@ -85,6 +85,7 @@ void load_target_wait(struct load_target *t);
  * duration (HTTP: from /metrics; 0 where the server does not report them). */
 struct load_counts {
     uint64_t rows, calls, replays, recorded;
+    uint64_t concurrent;  /* calls beside another size's, on another lane */
     double unet_s, decode_s, busy_s;
     uint64_t call_hist[SCHED_CALL_BUCKETS + 1]; /* calls by duration (scheduler_stats) */
 };

@@ -402,6 +402,10 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
              "CUDA graphs recorded for U-Net calls (one per batch shape; a recording and "
              "the eager call before it are slow calls).",
              s->unet_graphs_recorded);
+    counter1(f, "diffusiond_unet_concurrent_calls_total",
+             "U-Net calls that ran beside another image size's call, on another device "
+             "lane (serve --lanes).",
+             s->unet_concurrent_calls);
     counter_s(f, "diffusiond_unet_seconds_total",
               "Seconds in U-Net calls, each until its device work is done.", s->unet_s);
     render_calls(f, s);

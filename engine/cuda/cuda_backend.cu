@@ -565,6 +565,13 @@ static enum status setup(struct cuda_backend *cb, struct errbuf *err)
     uint64_t threshold = UINT64_MAX; /* keep freed blocks for reuse */
     TRY(cuda_check(cb, cudaMemPoolSetAttribute(cb->pool, cudaMemPoolAttrReleaseThreshold, &threshold),
                    "memory pool threshold", err));
+    /* lanes run concurrently: a block freed on one lane's stream and wanted on another's
+     * is reused only once its free has completed, never by making the second lane wait
+     * for the first (which would serialise them); the pool keeps more blocks instead */
+    int no = 0;
+    TRY(cuda_check(cb, cudaMemPoolSetAttribute(cb->pool, cudaMemPoolReuseAllowInternalDependencies,
+                                               &no),
+                   "memory pool reuse", err));
     cudnnStatus_t ds = cudnnCreate(&cb->cudnn);
     if (ds != CUDNN_STATUS_SUCCESS) {
         cb->cudnn = NULL;

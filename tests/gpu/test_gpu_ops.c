@@ -9,7 +9,8 @@
  * convs, 4096-token attention with 8 heads of 40, 8 heads of 160, the VAE's 4096 tokens
  * with one head of 512) are both covered.  Also: allocation
  * failure → STATUS_OUT_OF_MEMORY with the backend still usable; a captured CUDA graph
- * replays on new contents; an illegal address →
+ * replays on new contents; lanes (two streams) give the same bits as one and run side
+ * by side; an illegal address →
  * STATUS_DEVICE and backend_is_broken (run last: it ends the CUDA context).
  *
  * Usage: test_gpu_ops [results.json]   exit 0 all pass, 1 a failure, 77 no GPU.
@@ -821,6 +822,170 @@ static void check_graph_stale(struct suite *su)
     backend_destroy(b);
 }
 
+/* The lane check's chain on lane `lane`: y = linear(GN+SiLU(conv(x))) — cuDNN or
+ * im2col (workspace, scratch), the GroupNorm's statistics (scratch), cuBLASLt
+ * (workspace): every per-lane buffer. */
+struct lane_chain {
+    struct tensor w, bias, lw, h, g, y; /* h, g, y: per input */
+};
+
+static enum status lane_chain_run(struct backend *b, int lane, const struct tensor *x,
+                                  struct lane_chain *c, struct errbuf *err)
+{
+    const struct conv2d_params cp = {1, 1};
+    const struct group_norm_params gp = {32, 1e-5f, true, NULL};
+    enum status s = backend_lane_select(b, lane, err);
+    if (s == STATUS_OK)
+        s = backend_conv2d(x, &c->w, &c->bias, NULL, &cp, &c->h, err);
+    if (s == STATUS_OK)
+        s = backend_group_norm(&c->h, NULL, NULL, &gp, &c->g, err);
+    if (s == STATUS_OK)
+        s = backend_linear(&c->g, &c->lw, NULL, NULL, &c->y, err);
+    return s;
+}
+
+static enum status lane_alloc(struct backend *b, struct tensor *t, const float *host,
+                              struct errbuf *err)
+{
+    enum status s = backend_alloc(b, t, err);
+    return s == STATUS_OK && host ? backend_upload(t, host, DTYPE_F32, err) : s;
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Lanes (engine/backend.h): the chain on inputs A (lane 0) and B (lane 1) gives the same
+ * bits as both on lane 0 one after the other; lane 1's work finishes while lane 0 is
+ * still held busy for 0.3 s (the lanes run side by side); a graph recorded on lane 1
+ * replays there (launched while lane 0 is selected); selecting a lane inside a
+ * recording fails; backend_sync waits for every lane. */
+static void check_lanes(struct suite *su)
+{
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.weight_dtype = DTYPE_F16;
+    struct backend *b = NULL;
+    if (cuda_backend_create(&opt, &b, &err) != STATUS_OK) {
+        printf("FAIL %-40s (backend: %s)\n", "cuda_lanes", err.msg);
+        record_check(su, "cuda_lanes", false);
+        return;
+    }
+    enum { C = 64, HW = 16 };
+    const int64_t xs[4] = {2, HW, HW, C}, ws[4] = {C, 3, 3, C}, ls[2] = {C, C};
+    const size_t nx = 2 * HW * HW * C;
+    struct lane_chain ch[2];
+    struct tensor x[2];
+    float *hx[2] = {random_floats(nx, 11, -1, 1), random_floats(nx, 12, -1, 1)};
+    float *hw = random_floats(C * 9 * C, 13, -0.1f, 0.1f), *hb = random_floats(C, 14, -1, 1);
+    float *hl = random_floats(C * C, 15, -0.2f, 0.2f);
+    float *ref[2] = {malloc(nx * sizeof(float)), malloc(nx * sizeof(float))};
+    float *got = malloc(nx * sizeof(float));
+    enum status s = STATUS_OK;
+    for (int k = 0; k < 2; k++) {
+        ch[k].w = tensor_desc(DTYPE_F16, 4, ws);
+        ch[k].bias = tensor_desc1(DTYPE_F16, C);
+        ch[k].lw = tensor_desc(DTYPE_F16, 2, ls);
+        ch[k].h = ch[k].g = ch[k].y = x[k] = tensor_desc(DTYPE_F16, 4, xs);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &x[k], hx[k], &err);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &ch[k].w, hw, &err);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &ch[k].bias, hb, &err);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &ch[k].lw, hl, &err);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &ch[k].h, NULL, &err);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &ch[k].g, NULL, &err);
+        if (s == STATUS_OK)
+            s = lane_alloc(b, &ch[k].y, NULL, &err);
+    }
+    /* one after the other on lane 0: the reference bits */
+    for (int k = 0; k < 2 && s == STATUS_OK; k++) {
+        s = lane_chain_run(b, 0, &x[k], &ch[k], &err);
+        if (s == STATUS_OK)
+            s = backend_download(&ch[k].y, ref[k], &err);
+    }
+    /* side by side: lane 0 held for 0.3 s first, lane 1 must finish during the hold */
+    double lane1_s = -1;
+    bool same[2] = {false, false};
+    if (s == STATUS_OK)
+        s = backend_sync(b, &err);
+    const double t0 = wall_s();
+    if (s == STATUS_OK)
+        s = cuda_backend_hold(b, 0.3, &err);
+    if (s == STATUS_OK)
+        s = lane_chain_run(b, 0, &x[0], &ch[0], &err);
+    if (s == STATUS_OK)
+        s = lane_chain_run(b, 1, &x[1], &ch[1], &err);
+    if (s == STATUS_OK && (s = backend_download(&ch[1].y, got, &err)) == STATUS_OK) {
+        lane1_s = wall_s() - t0;
+        same[1] = memcmp(got, ref[1], nx * sizeof(float)) == 0;
+    }
+    if (s == STATUS_OK)
+        s = backend_sync(b, &err);
+    const double both_s = wall_s() - t0;
+    if (s == STATUS_OK)
+        s = backend_lane_select(b, 0, &err);
+    if (s == STATUS_OK && (s = backend_download(&ch[0].y, got, &err)) == STATUS_OK)
+        same[0] = memcmp(got, ref[0], nx * sizeof(float)) == 0;
+    /* a graph recorded on lane 1, launched with lane 0 selected */
+    struct backend_graph *g = NULL;
+    bool graph_same = false;
+    enum status inside = STATUS_OK;
+    if (s == STATUS_OK)
+        s = backend_lane_select(b, 1, &err);
+    if (s == STATUS_OK)
+        s = backend_graph_begin(b, &err);
+    if (s == STATUS_OK) {
+        enum status run = lane_chain_run(b, 1, &x[0], &ch[1], &err);
+        struct errbuf ierr;
+        inside = backend_lane_select(b, 0, &ierr); /* must fail: recording */
+        enum status e = backend_graph_end(b, &g, run == STATUS_OK ? &err : NULL);
+        s = run != STATUS_OK ? run : e;
+    }
+    if (s == STATUS_OK)
+        s = backend_lane_select(b, 0, &err);
+    if (s == STATUS_OK)
+        s = backend_graph_launch(g, &err);
+    if (s == STATUS_OK)
+        s = backend_sync(b, &err);
+    if (s == STATUS_OK && (s = backend_download(&ch[1].y, got, &err)) == STATUS_OK)
+        graph_same = memcmp(got, ref[0], nx * sizeof(float)) == 0;
+    const bool ok = s == STATUS_OK && same[0] && same[1] && lane1_s >= 0 && lane1_s < 0.2 &&
+                    both_s >= 0.29 && inside == STATUS_UNSUPPORTED && graph_same;
+    printf("%-4s %-40s (bits as one lane: %s/%s; lane 1 done after %.3f s of lane 0's 0.3 s "
+           "hold, both %.3f s; graph on lane 1 %s; select while recording %s; %s%s%s)\n",
+           ok ? "ok" : "FAIL", "cuda_lanes", same[0] ? "yes" : "no", same[1] ? "yes" : "no",
+           lane1_s, both_s, graph_same ? "same" : "differs", status_name(inside),
+           status_name(s), s ? ": " : "", s ? err.msg : "");
+    record_check(su, "cuda_lanes", ok);
+    backend_graph_destroy(g);
+    for (int k = 0; k < 2; k++) {
+        backend_free(&x[k]);
+        backend_free(&ch[k].w);
+        backend_free(&ch[k].bias);
+        backend_free(&ch[k].lw);
+        backend_free(&ch[k].h);
+        backend_free(&ch[k].g);
+        backend_free(&ch[k].y);
+        free(hx[k]);
+        free(ref[k]);
+    }
+    free(hw);
+    free(hb);
+    free(hl);
+    free(got);
+    backend_destroy(b);
+}
+
 /* GEMM autotuning meets a capture: a linear of a shape never run before, recorded first
  * (tuning must not time inside the capture: it takes the heuristic's choice), replayed,
  * then run eagerly (tuned now); both must give x·wᵀ exactly (values exact in TF32). */
@@ -1030,6 +1195,7 @@ int main(int argc, char **argv)
         check_graph(&su, su.gpu_pdl, "cuda_graph_replay[pdl]");
         check_graph_autotune(&su);
         check_graph_stale(&su);
+        check_lanes(&su);
         check_sticky(&su);
     }
     printf("%d passed, %d failed\n", su.passed, su.failed);

@@ -277,6 +277,143 @@ static int check_graphs(const char *src, const char *name, bool pdl, FILE *json)
     return ok || pdl ? 0 : 1;
 }
 
+/* Two sizes' requests (N_IMAGES each) stepped to the end: with `lanes`, each
+ * iteration launches size k's running requests on lane k with workspace and graphs k
+ * (sd_unet_step_launch), then one backend_sync; without, both through
+ * sd_unet_step_graphs on lane 0, one after the other.  Decoded on lane 0. */
+static enum status lanes_run(struct sd_model *m, struct workspace ws[2],
+                             struct sd_graphs *graphs[2], const struct gen_params p[2],
+                             bool lanes, struct sd_image img[2][N_IMAGES], struct errbuf *err)
+{
+    struct sd_request req[2][N_IMAGES];
+    struct sd_request *all[N_IMAGES], *run[N_IMAGES];
+    memset(req, 0, sizeof req);
+    enum status s = backend_lane_select(m->backend, 0, err);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N_IMAGES && s == STATUS_OK; i++)
+            s = sd_request_begin(m, &ws[0], &p[k], i, &req[k][i], err);
+    if (s == STATUS_OK) /* begun on lane 0, read on lane 1 */
+        s = backend_sync(m->backend, err);
+    for (bool more = true; more && s == STATUS_OK;) {
+        more = false;
+        for (int k = 0; k < 2 && s == STATUS_OK; k++) {
+            int n = 0;
+            for (int i = 0; i < N_IMAGES; i++)
+                if (!sd_request_done(&req[k][i]))
+                    run[n++] = &req[k][i];
+            if (n == 0)
+                continue;
+            more = true;
+            const int lane = lanes ? k : 0;
+            s = backend_lane_select(m->backend, lane, err);
+            if (s == STATUS_OK && lanes)
+                s = sd_unet_step_launch(m, &ws[lane], graphs[lane], run, n, err);
+            else if (s == STATUS_OK)
+                s = sd_unet_step_graphs(m, &ws[lane], graphs[lane], run, n, err);
+        }
+        if (s == STATUS_OK)
+            s = backend_sync(m->backend, err);
+    }
+    if (s == STATUS_OK)
+        s = backend_lane_select(m->backend, 0, err);
+    for (int k = 0; k < 2 && s == STATUS_OK; k++) {
+        for (int i = 0; i < N_IMAGES; i++)
+            all[i] = &req[k][i];
+        s = sd_decode_graphs(m, &ws[0], graphs[0], all, N_IMAGES, true, img[k], err);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N_IMAGES; i++)
+            sd_request_free(&req[k][i]);
+    return s;
+}
+
+/* Lanes through the pipeline (f16, U-Net graphs): two sizes stepped side by side on
+ * lanes 0 and 1, each lane with its own workspace and graphs, give the images of the
+ * same requests stepped one size after the other on lane 0 (required: PSNR ≥ 60 dB,
+ * replays on both lanes). */
+static int check_lanes(const char *src, const char *name, FILE *json)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.weight_dtype = DTYPE_F16;
+    struct backend *gpu = NULL;
+    struct sd_model *m = NULL;
+    struct sd_graphs *graphs[2] = {NULL, NULL};
+    struct workspace ws[2];
+    memset(ws, 0, sizeof ws);
+    static struct sd_image one[2][N_IMAGES], side[2][N_IMAGES];
+    memset(one, 0, sizeof one);
+    memset(side, 0, sizeof side);
+    enum status s = cuda_backend_create(&opt, &gpu, &err);
+    if (s == STATUS_OK) {
+        struct sd_model_options mo;
+        sd_model_options_default(&mo);
+        mo.backend = gpu;
+        s = sd_model_load(dir, &mo, &m, &err);
+    }
+    for (int k = 0; k < 2 && s == STATUS_OK; k++) {
+        s = workspace_init(&ws[k], gpu, backend_weight_dtype(gpu), 0, &err);
+        if (s == STATUS_OK)
+            s = sd_graphs_create(&graphs[k], &err);
+    }
+    struct gen_params p[2];
+    if (s == STATUS_OK) {
+        for (int k = 0; k < 2; k++) {
+            gen_params_default(m, &p[k]);
+            p[k].prompt = k ? "a blue sphere in the snow" : "a red cube on a wooden table";
+            p[k].steps = 10 + 2 * k;
+            p[k].guidance = 7.5;
+            p[k].seed = 7 + (uint64_t)k;
+            p[k].n = N_IMAGES;
+        }
+        p[1].width = p[1].height = p[0].width * 3 / 2;
+        s = lanes_run(m, ws, graphs, p, false, one, &err);
+    }
+    if (s == STATUS_OK) /* twice: the first records each lane's graphs */
+        s = lanes_run(m, ws, graphs, p, true, side, &err);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N_IMAGES; i++)
+            sd_image_free(&side[k][i]);
+    if (s == STATUS_OK)
+        s = lanes_run(m, ws, graphs, p, true, side, &err);
+    struct sd_graphs_stats st[2];
+    sd_graphs_stats(graphs[0], &st[0]);
+    sd_graphs_stats(graphs[1], &st[1]);
+    double worst = INFINITY;
+    for (int k = 0; k < 2 && s == STATUS_OK; k++)
+        for (int i = 0; i < N_IMAGES; i++) {
+            const double pv = psnr(&one[k][i], &side[k][i]);
+            worst = pv < worst ? pv : worst;
+        }
+    const bool ok = s == STATUS_OK && worst >= 60.0 && st[0].replays > 0 && st[1].replays > 0;
+    printf("%-4s %s lanes f16: two sizes side by side vs one after the other: PSNR %.2f dB; "
+           "U-Net replays lane 0 %u, lane 1 %u%s%s\n",
+           ok ? "ok" : "FAIL", name, worst, st[0].replays, st[1].replays, s ? "  error: " : "",
+           s ? err.msg : "");
+    if (json)
+        fprintf(json,
+                "{\"fixture\":\"%s\",\"variant\":\"lanes f16\",\"required\":true,\"ok\":%s,"
+                "\"psnr_db\":%.3f,\"replays_lane0\":%u,\"replays_lane1\":%u,\"status\":\"%s\"}\n",
+                name, ok ? "true" : "false", isinf(worst) ? 999.0 : worst, st[0].replays,
+                st[1].replays, status_name(s));
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N_IMAGES; i++) {
+            sd_image_free(&one[k][i]);
+            sd_image_free(&side[k][i]);
+        }
+    for (int k = 0; k < 2; k++) {
+        sd_graphs_destroy(graphs[k]);
+        workspace_destroy(&ws[k]);
+    }
+    sd_model_free(m);
+    backend_destroy(gpu);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -307,7 +444,8 @@ int main(int argc, char **argv)
     int failed = check_fixture(argv[1], "sd1-tiny", cpu, json) +
                  check_fixture(argv[1], "sd2-tiny", cpu, json) +
                  check_graphs(argv[1], "sd1-tiny", false, json) +
-                 check_graphs(argv[1], "sd1-tiny", true, json);
+                 check_graphs(argv[1], "sd1-tiny", true, json) +
+                 check_lanes(argv[1], "sd1-tiny", json);
     if (json)
         fclose(json);
     backend_destroy(cpu);
