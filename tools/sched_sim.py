@@ -7,7 +7,10 @@ call cost c0 + c1*rows per size fitted to the bundled model's measured latencies
 slowdown (latency / the request's own single-request latency) stays <= 2.
 Modes: none (FIFO) and none_edf (due-ordered), request (FIFO gather),
 step_rr (one call per bucket per iteration, the old policy), step_edf (one bucket per
-iteration by due time), step_edf + the join rule.  Used to choose the step-mode policy
+iteration by due time), step_edf + the join rule, step_lanes (step_edf, and the other
+size's bucket in the same iteration on a second lane: the iteration costs the longer
+call × LANE_OVERLAP, 1.25 unless `--overlap X` — two launch-bound CUDA graphs on two
+streams are assumed to overlap imperfectly).  Used to choose the step-mode policy
 before measuring it for real; `python3 tools/sched_sim.py` (`--gpu`: the H200's costs,
 where an extra row in a call is nearly free; `--run-ahead`: steps that do not wait for
 the device, as before sd_unet_step synchronised — the worker launches the running
@@ -21,6 +24,7 @@ if '--gpu' in sys.argv:
     # H200 run 6, U-Net graphs: alone 4.15 ms at 4 steps, 26.3 ms at 30 (64²), 4.35 / 27.1
     # (96²): ~0.83 ms a call at 2 rows, ~0.8 ms fixed; an extra row assumed ~1 % of a call
     SIZES = {64: (0.84e-3, 0.008e-3, 0.78e-3), 96: (0.87e-3, 0.009e-3, 0.86e-3)}
+LANE_OVERLAP = float(sys.argv[sys.argv.index('--overlap') + 1]) if '--overlap' in sys.argv else 1.25
 def call(size, rows): c0, c1, _ = SIZES[size]; return c0 + c1*rows
 def alone(size, steps): return SIZES[size][2] + steps*call(size, 2)
 MAXROWS = 16
@@ -35,6 +39,15 @@ def run(reqs, mode, join_rule=False, factor=2.0):
     now = 0.0; i = 0; active = []; queue = []; done = {}; frozen = False
     for r in reqs: r['left'] = r['steps']; r['due'] = r['t'] + factor*alone(r['size'], r['steps'])
     pending = list(reqs)
+    def leave(calls):
+        nonlocal now, frozen
+        for b, batch, _ in calls:
+            for m in batch:
+                m['left'] -= 1
+                if m['left'] == 0:
+                    frozen = False  # the decode's download: the host caught up
+                    now += SIZES[b][2]  # decode+encode on the worker (approx)
+                    done[m['id']] = now - m['t']; active.remove(m)
     def key(r):
         if mode in ('fcfs','none','request'): return r['t']
         return (r['due'], r['t'])
@@ -61,6 +74,11 @@ def run(reqs, mode, join_rule=False, factor=2.0):
             buckets = sorted({a['size'] for a in active}, key=lambda s: min(a['t'] for a in active if a['size']==s))
         else:
             best = min(active, key=key); buckets = [best['size']]
+            if mode == 'step_lanes':  # the next bucket by urgency, on the other lane
+                rest = [a for a in active if a['size'] != best['size']]
+                if rest: buckets.append(min(rest, key=key)['size'])
+        lanes = mode == 'step_lanes' and len(buckets) > 1
+        calls = []
         for b in buckets:
             members = sorted([a for a in active if a['size']==b], key=key)
             batch = []
@@ -70,20 +88,21 @@ def run(reqs, mode, join_rule=False, factor=2.0):
                     c = call(b, 2*len(batch)+2); c0 = call(b, 2*len(batch))
                     if any(now + x['left']*c0 <= x['due'] - SIZES[b][2] < now + x['left']*c for x in batch): continue
                 batch.append(m)
-            c = call(b, 2*len(batch)); now += c
-            for m in batch:
-                m['left'] -= 1
-                if m['left'] == 0:
-                    frozen = False  # the decode's download: the host caught up
-                    now += SIZES[b][2]  # decode+encode on the worker (approx)
-                    done[m['id']] = now - m['t']; active.remove(m)
+            calls.append((b, batch, call(b, 2*len(batch))))
+            if not lanes:  # one call after the other (step_rr), each then its leavers
+                now += calls[-1][2]
+                leave(calls[-1:])
+                calls = []
+        if lanes:  # side by side: the longer call × the overlap factor, then the leavers
+            now += max(c for _, _, c in calls) * LANE_OVERLAP
+            leave(calls)
     return done
 def p95_slow(reqs, done):
     s = sorted(done[r['id']]/alone(r['size'], r['steps']) for r in reqs)
     return s[int(0.95*len(s))]
 mean_alone = sum(alone(s, st) for s in (64,96) for st in range(4,31))/54
 print("mean alone", mean_alone, "capacity none ~", 1/mean_alone)
-for mode, jr in (("none", False), ("none_edf", False), ("request", False), ("step_rr", False), ("step_edf", False), ("step_edf", True)):
+for mode, jr in (("none", False), ("none_edf", False), ("request", False), ("step_rr", False), ("step_edf", False), ("step_edf", True), ("step_lanes", True)):
     good = 0
     for x in [0.05,0.1,0.15,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.2,1.4]:
         rate = x/mean_alone; rq = gen(rate, 3000, 1); d = run(rq, mode, jr)
