@@ -155,6 +155,7 @@ def main():
                                                 "capacity_unet_call_ms", "capacity_unet_call_p50_ms",
                                                 "capacity_unet_call_p99_ms", "capacity_worker_busy",
                                                 "capacity_decoding", "capacity_graphs_recorded",
+                                                "capacity_concurrent_calls",
                                                 "unbracketed", "complete")}
         r = sched.get("ratios", {})
         open_ended = any((sched.get("unbracketed") or {}).values())  # --budget ran out
@@ -163,11 +164,16 @@ def main():
         elif "step_request" in r and "step_none" in r:
             goals["sched_step_ge_2x_request"] = r["step_request"] >= 2.0
             goals["sched_step_ge_3x_none"] = r["step_none"] >= 3.0
+    # step mode again with one lane (check.sh's load1 stage): what lanes change
+    one = load(os.path.join(out, "load-lanes1.json"))
+    if isinstance(one, dict) and "goodput" in one:
+        s["load_lanes1"] = {k: one.get(k) for k in ("goodput", "capacity_per_s",
+                                                     "capacity_unet_call_ms", "unbracketed")}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(s, f, indent=1)
     print(json.dumps({k: s[k] for k in ("stages", "ops", "plan", "unet_step_ms", "plan_table",
                                          "attention_tflops", "group_norm_us", "ratios", "goals", "profile",
-                                         "graphs", "load")
+                                         "graphs", "load", "load_lanes1")
                       if k in s}, indent=1))
     return 0
 
