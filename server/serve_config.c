@@ -56,7 +56,7 @@ static const struct setting settings[] = {
     {"dtype", "DIFFUSIOND_DTYPE", SET_STRING, F(dtype), 0, 0, "f16",
      "on cuda: weights and activations in f16, bf16 or f32 (the CPU computes in f32)"},
     {"cuda-plan", "DIFFUSIOND_CUDA_PLAN", SET_STRING, F(cuda_plan), 0, 0, "",
-     "on cuda: planning choices over the defaults, key=value,… (gn=auto|split|fused|cluster|tile, gncl=auto|2|4|8, stack=on|off, autotune=on|off, find=on|off, im2col=N, attention=…, tiles=0|1|2, pdl=on|off; docs/cuda.md); empty: the defaults"},
+     "on cuda: planning choices over the defaults, key=value,… (gn=auto|split|fused|cluster|tile, gncl=auto|2|4|8, stack=on|off, autotune=on|off, find=on|off, im2col=N, attention=…, tiles=0|1|2, pdl=on|off, convfuse=on|off; docs/cuda.md); empty: the defaults"},
     {"warmup", "DIFFUSIOND_WARMUP", SET_BOOL, F(warmup), 0, 0, "true",
      "run one generation before /readyz reports ready, on a GPU with U-Net graphs one per "
      "batch size up to --max-batch-rows (--no-warmup to skip)"},

@@ -669,6 +669,11 @@ extern "C" enum status cuda_backend_hold(struct backend *b, double seconds, stru
     return cuda_check_launch(cb, "hold", err);
 }
 
+extern "C" unsigned long cuda_backend_conv_fused_calls(const struct backend *b)
+{
+    return ((const struct cuda_backend *)b)->conv_fused_calls;
+}
+
 extern "C" size_t cuda_backend_pool_bytes(const struct backend *b)
 {
     const struct cuda_backend *cb = (const struct cuda_backend *)b;

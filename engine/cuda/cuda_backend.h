@@ -81,7 +81,7 @@ enum cuda_attention_kernel {
  * comparisons expand. */
 #define CUDA_PLAN_FIELDS(X)                                                              \
     X(cudnn_find) X(conv_gemm_rows) X(gemm_autotune) X(linear_stack) X(group_norm_kernel) \
-    X(attention_kernel) X(attention_row_tiles) X(pdl) X(group_norm_cluster_max)
+    X(attention_kernel) X(attention_row_tiles) X(pdl) X(group_norm_cluster_max) X(conv_fuse)
 
 struct cuda_backend_options {
     int device;              /* CUDA device index */
@@ -116,6 +116,10 @@ struct cuda_backend_options {
                                 positions (16-byte loads) where they apply (f16/bf16,
                                 C % 8 == 0, groups of ≥ 8 channels: the U-Net's maps;
                                 else as 3); benchmarks and tests compare */
+    bool conv_fuse;          /* cuDNN convolutions with a bias add it (and the residual)
+                                inside cuDNN's call (cudnnConvolutionBiasActivationForward
+                                on IMPLICIT_PRECOMP_GEMM) instead of a kernel after it;
+                                off by default until a GPU run measures it */
     int conv_gemm_rows;      /* f16/bf16 convolutions with at most this many output
                                 positions (N·Ho·Wo) run as im2col + cuBLASLt GEMM instead
                                 of cuDNN (small maps, where cuDNN leaves most of the GPU
@@ -154,6 +158,10 @@ enum status cuda_backend_hold(struct backend *b, double seconds, struct errbuf *
  * that each shape is planned again on its next use (benchmarks compare the choices).
  * Not during a capture.  b must be a CUDA backend. */
 void cuda_backend_set_plan(struct backend *b, const struct cuda_backend_options *opt);
+
+/* Convolutions run so far with bias and residual inside cuDNN's call (options.conv_fuse;
+ * tests tell whether cuDNN took the fused path at all). */
+unsigned long cuda_backend_conv_fused_calls(const struct backend *b);
 
 /* Bytes the backend's memory pool holds now (in use and cached). */
 size_t cuda_backend_pool_bytes(const struct backend *b);

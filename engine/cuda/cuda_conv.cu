@@ -7,7 +7,11 @@
  * by default, or (options.cudnn_find) cudnnFindConvolutionForwardAlgorithmEx, which
  * times the candidates on the real buffers; the shared workspace grows to the chosen
  * algorithm's need.  Bias and residual follow in one
- * epilogue kernel (cuda_bias_residual).
+ * epilogue kernel (cuda_bias_residual) — or, with options.conv_fuse, inside cuDNN's
+ * call: cudnnConvolutionBiasActivationForward, y = conv(x) + residual + bias with the
+ * identity activation (which cuDNN runs only on IMPLICIT_PRECOMP_GEMM; a shape it
+ * refuses, and a convolution without bias, take the first way), one kernel and one
+ * rounding instead of two.
  *
  * Two shapes skip cuDNN and run as cuBLASLt GEMMs (cuda_linear: bias and residual in
  * its epilogue, no extra pass):
@@ -38,6 +42,11 @@ struct conv_entry {
     cudnnConvolutionDescriptor_t cd;
     cudnnConvolutionFwdAlgo_t algo;
     size_t ws_bytes;
+    /* options.conv_fuse's path for this shape: 0 not tried yet, 1 runs, -1 refused */
+    int fuse;
+    cudnnTensorDescriptor_t bd;      /* the bias {1, Cout, 1, 1} */
+    cudnnActivationDescriptor_t ad;  /* identity */
+    size_t fuse_ws_bytes;
 };
 
 struct cuda_conv_cache {
@@ -55,6 +64,10 @@ static void entry_release(struct conv_entry *e)
         (void)cudnnDestroyFilterDescriptor(e->wd);
     if (e->cd)
         (void)cudnnDestroyConvolutionDescriptor(e->cd);
+    if (e->bd)
+        (void)cudnnDestroyTensorDescriptor(e->bd);
+    if (e->ad)
+        (void)cudnnDestroyActivationDescriptor(e->ad);
     memset(e, 0, sizeof *e);
 }
 
@@ -292,6 +305,83 @@ static enum status conv_as_gemm(struct cuda_backend *cb, const struct tensor *x,
     return cuda_linear(&cb->base, &xm, &wm, bias, residual ? &rm : NULL, &ym, err);
 }
 
+/* The fused path's descriptors and workspace for e (e->fuse 1), or e->fuse −1 when
+ * cuDNN refuses the shape. */
+static enum status fuse_prepare(struct cuda_backend *cb, struct conv_entry *e,
+                                struct errbuf *err)
+{
+    e->fuse = -1;
+    DNN_TRY(cudnnCreateTensorDescriptor(&e->bd), "bias descriptor");
+    DNN_TRY(cudnnSetTensor4dDescriptor(e->bd, CUDNN_TENSOR_NHWC, cudnn_type(e->key.dtype), 1,
+                                       (int)e->key.cout, 1, 1),
+            "bias descriptor");
+    DNN_TRY(cudnnCreateActivationDescriptor(&e->ad), "activation descriptor");
+    DNN_TRY(cudnnSetActivationDescriptor(e->ad, CUDNN_ACTIVATION_IDENTITY,
+                                         CUDNN_NOT_PROPAGATE_NAN, 0.0),
+            "activation descriptor");
+    if (cudnnGetConvolutionForwardWorkspaceSize(cb->cudnn, e->xd, e->wd, e->cd, e->yd,
+                                                CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                                &e->fuse_ws_bytes) != CUDNN_STATUS_SUCCESS)
+        return STATUS_OK; /* refused: the unfused path */
+    e->fuse = 1;
+    return STATUS_OK;
+}
+
+/* y = conv(x, w) + residual + bias in one cuDNN call (e->fuse 1).  STATUS_UNSUPPORTED
+ * (and e->fuse −1) when cuDNN refuses it at the call: the caller takes the unfused
+ * path, which writes all of y. */
+static enum status conv_fused(struct cuda_backend *cb, struct conv_entry *e,
+                              const struct tensor *x, const struct tensor *w,
+                              const struct tensor *bias, const struct tensor *residual,
+                              struct tensor *y, struct errbuf *err)
+{
+    TRY(cuda_workspace_reserve(cb, e->fuse_ws_bytes, err));
+    const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
+    const void *z = residual ? residual->data : y->data; /* not read with alpha2 0 */
+    cudnnStatus_t ds = cudnnConvolutionBiasActivationForward(
+        cb->cudnn, &one, e->xd, x->data, e->wd, w->data, e->cd,
+        CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, cb->workspace, cb->workspace_bytes,
+        &alpha2, e->yd, z, e->bd, bias->data, e->ad, e->yd, y->data);
+    if (ds != CUDNN_STATUS_SUCCESS) { /* cuDNN 9's refusals come in many sub-codes: any */
+        e->fuse = -1;
+        return status_fail(err, STATUS_UNSUPPORTED, "cudnn: fused convolution refused: %s",
+                           cudnnGetErrorString(ds));
+    }
+    cb->conv_fused_calls++;
+    return cuda_check_launch(cb, "conv2d (fused)", err);
+}
+
+/* The cuDNN convolution, then bias and residual in the epilogue kernel. */
+static enum status conv_unfused(struct cuda_backend *cb, struct conv_entry *e,
+                                const struct tensor *x, const struct tensor *w,
+                                const struct tensor *bias, const struct tensor *residual,
+                                struct tensor *y, struct errbuf *err)
+{
+    TRY(cuda_workspace_reserve(cb, e->ws_bytes, err));
+    const float one = 1.0f, zero = 0.0f;
+    cudnnStatus_t ds = cudnnConvolutionForward(cb->cudnn, &one, e->xd, x->data, e->wd, w->data,
+                                               e->cd, e->algo, cb->workspace,
+                                               cb->workspace_bytes, &zero, e->yd, y->data);
+    if (ds != CUDNN_STATUS_SUCCESS)
+        return dnn_fail(ds, "convolution", err);
+    TRY(cuda_check_launch(cb, "conv2d", err));
+    return cuda_bias_residual(cb, bias, residual, y, err);
+}
+
+/* Whether conv(x, w) + bias + residual goes through cuDNN's fused call (preparing e's
+ * descriptors on the first try). */
+static enum status wants_fused(struct cuda_backend *cb, struct conv_entry *e,
+                               const struct tensor *bias, bool *fused, struct errbuf *err)
+{
+    *fused = false;
+    if (!cb->conv_fuse || !bias || e->fuse < 0)
+        return STATUS_OK;
+    if (e->fuse == 0)
+        TRY(fuse_prepare(cb, e, err));
+    *fused = e->fuse > 0;
+    return STATUS_OK;
+}
+
 enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct tensor *w,
                         const struct tensor *bias, const struct tensor *residual,
                         const struct conv2d_params *p, struct tensor *y, struct errbuf *err)
@@ -309,19 +399,17 @@ enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct 
     struct conv_entry tmp, *e = NULL;
     memset(&tmp, 0, sizeof tmp);
     TRY(lookup(cb, &key, x->data, w->data, y->data, &tmp, &e, err));
-    enum status s = cuda_workspace_reserve(cb, e->ws_bytes, err);
-    if (s == STATUS_OK) {
-        const float one = 1.0f, zero = 0.0f;
-        cudnnStatus_t ds = cudnnConvolutionForward(cb->cudnn, &one, e->xd, x->data, e->wd, w->data,
-                                                   e->cd, e->algo, cb->workspace,
-                                                   cb->workspace_bytes, &zero, e->yd, y->data);
-        s = ds == CUDNN_STATUS_SUCCESS ? STATUS_OK : dnn_fail(ds, "convolution", err);
+    bool fused = false;
+    enum status s = wants_fused(cb, e, bias, &fused, err);
+    if (s == STATUS_OK && fused)
+        s = conv_fused(cb, e, x, w, bias, residual, y, err);
+    if (s == STATUS_UNSUPPORTED && fused && e->fuse < 0) { /* refused at the call */
+        s = STATUS_OK;
+        fused = false;
     }
+    if (s == STATUS_OK && !fused)
+        s = conv_unfused(cb, e, x, w, bias, residual, y, err);
     if (e == &tmp)
         entry_release(&tmp);
-    if (s == STATUS_OK)
-        s = cuda_check_launch(cb, "conv2d", err);
-    if (s == STATUS_OK)
-        s = cuda_bias_residual(cb, bias, residual, y, err);
     return s;
 }

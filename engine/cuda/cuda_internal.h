@@ -37,6 +37,8 @@ struct cuda_backend {
     bool cudnn_find;     /* time convolution algorithms instead of the heuristic */
     bool attention_scalar; /* f16/bf16 attention on the f32 kernels, not tensor cores */
     int conv_gemm_rows;  /* convolutions over ≤ this many positions: im2col + GEMM */
+    bool conv_fuse;      /* options.conv_fuse */
+    unsigned long conv_fused_calls; /* convolutions cuDNN ran with bias/residual fused */
     int attention_row_tiles; /* 0 auto, 1 or 2 (options.attention_row_tiles) */
     int attention_kernel; /* enum cuda_attention_kernel */
     bool gemm_autotune;   /* options.gemm_autotune */

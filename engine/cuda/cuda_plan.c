@@ -53,12 +53,14 @@ static enum status apply_item(const char *key, const char *value,
             return bad_value(key, value, "auto, split, fused, cluster or tile", err);
         opt->group_norm_kernel = i;
     } else if (strcmp(key, "stack") == 0 || strcmp(key, "autotune") == 0 ||
-               strcmp(key, "find") == 0 || strcmp(key, "pdl") == 0) {
+               strcmp(key, "find") == 0 || strcmp(key, "pdl") == 0 ||
+               strcmp(key, "convfuse") == 0) {
         if ((i = name_index(ONOFF_NAMES, value)) < 0)
             return bad_value(key, value, "on or off", err);
         bool *field = key[0] == 's'   ? &opt->linear_stack
                       : key[0] == 'a' ? &opt->gemm_autotune
                       : key[0] == 'p' ? &opt->pdl
+                      : key[0] == 'c' ? &opt->conv_fuse
                                       : &opt->cudnn_find;
         *field = i == 1;
     } else if (strcmp(key, "im2col") == 0) {
@@ -86,7 +88,7 @@ static enum status apply_item(const char *key, const char *value,
     } else {
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "cuda plan: unknown key '%s' (gn, gncl, stack, autotune, find, "
-                           "im2col, attention, tiles, pdl)",
+                           "im2col, attention, tiles, pdl, convfuse)",
                            key);
     }
     return STATUS_OK;
@@ -136,11 +138,12 @@ void cuda_plan_format(const struct cuda_backend_options *opt, char *buf, size_t 
         if (GNCL_VALUES[i] == opt->group_norm_cluster_max)
             gncl = GNCL_NAMES[i];
     snprintf(buf, cap,
-             "gn=%s,gncl=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s,pdl=%s",
+             "gn=%s,gncl=%s,stack=%s,autotune=%s,find=%s,im2col=%d,attention=%s,tiles=%s,pdl=%s,"
+             "convfuse=%s",
              gn >= 0 && gn <= 4 ? GN_NAMES[gn] : "auto", gncl, ONOFF_NAMES[opt->linear_stack],
              ONOFF_NAMES[opt->gemm_autotune], ONOFF_NAMES[opt->cudnn_find],
              opt->conv_gemm_rows, attention, tiles >= 0 && tiles <= 2 ? TILES_NAMES[tiles] : "0",
-             ONOFF_NAMES[opt->pdl]);
+             ONOFF_NAMES[opt->pdl], ONOFF_NAMES[opt->conv_fuse]);
 }
 
 bool cuda_plan_same(const struct cuda_backend_options *a, const struct cuda_backend_options *b)
@@ -178,6 +181,8 @@ static const struct {
     {"lean_mma_t1", "attention=lean_mma,tiles=1"},
     {"pdl", "pdl=on"},
     {"no_pdl", "pdl=off"},
+    {"convfuse", "convfuse=on"},
+    {"no_convfuse", "convfuse=off"},
     {"find", "find=on"},
 };
 #define N_TRIALS ((int)(sizeof TRIALS / sizeof TRIALS[0]))

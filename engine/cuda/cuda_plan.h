@@ -15,6 +15,7 @@
  *                             attention_kernel
  *     tiles=0|1|2             attention_row_tiles
  *     pdl=on|off              pdl (programmatic dependent launch)
+ *     convfuse=on|off         conv_fuse (bias and residual inside cuDNN's convolution)
  * Keys not given keep opt's values; a later key overrides an earlier one.
  *
  * It also holds the choosing of a plan by measurement (cuda_plan_trials / _combine:

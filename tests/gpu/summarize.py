@@ -40,8 +40,11 @@ def main():
     s = {"stages": json.loads(os.environ.get("STAGES_JSON", "[]"))}
     ops = lines(os.path.join(out, "ops.json"))
     if isinstance(ops, list):
+        info = {o["info"]: o.get("count") for o in ops if "info" in o}  # reports, no verdict
+        ops = [o for o in ops if "info" not in o]
         s["ops"] = {"passed": sum(1 for o in ops if o.get("ok")),
-                    "failed": [f"{o.get('op')}/{o.get('dtype', '')}" for o in ops if not o.get("ok")]}
+                    "failed": [f"{o.get('op')}/{o.get('dtype', '')}" for o in ops if not o.get("ok")],
+                    **info}
     else:
         s["ops"] = ops
     pipe = lines(os.path.join(out, "pipeline.json"))

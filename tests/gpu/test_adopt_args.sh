@@ -44,6 +44,9 @@ expect "programmatic dependent launch" "--exclude pdl" '{"op":"cuda_graph_replay
 expect "the ways back to cuDNN and the heuristic GEMMs" "--exclude cudnn,heuristic" \
   '{"op":"conv_sd_8x8[cudnn]","ok":false}' '{"op":"linear_odd[heuristic]","ok":false}'
 expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":false}'
+expect "fused convolutions" "--exclude convfuse" '{"op":"conv_sd_64x64x320[convfuse]","dtype":"f16","ok":false}'
+expect "a report line is no failure" "" '{"info":"conv_fused_calls","count":12}' '{"op":"conv","ok":true}'
+expect "lanes are no plan's concern" "" '{"op":"cuda_lanes","ok":false}'
 expect "the default path failed: adopt nothing" "--no-adopt" \
   '{"op":"a[lean]","ok":false}' '{"op":"group_norm","dtype":"bf16","ok":false}'
 expect "a whole-backend check failed" "--no-adopt" '{"op":"cuda_graph_replay","ok":false}'

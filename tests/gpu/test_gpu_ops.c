@@ -51,6 +51,8 @@ struct suite {
                                    linear_stack as G linears */
     struct backend *gpu_lean_mma_t2; /* LEAN_MMA with two row tiles per warp */
     struct backend *gpu_pdl;    /* the defaults with programmatic dependent launch */
+    struct backend *gpu_convfuse; /* every convolution on cuDNN, bias and residual inside
+                                     its call (options.conv_fuse) */
     FILE *json;
     int failed, passed;
     const char *filter; /* run only cases whose name contains this (NULL: all) */
@@ -1096,6 +1098,13 @@ int main(int argc, char **argv)
         return 1;
     }
     opt.pdl = false;
+    opt.conv_fuse = true;
+    opt.conv_gemm_rows = 0;
+    if (cuda_backend_create(&opt, &su.gpu_convfuse, &err) != STATUS_OK) {
+        fprintf(stderr, "cuda backend (fused convolutions): %s\n", err.msg);
+        return 1;
+    }
+    opt.conv_fuse = false;
     opt.attention_scalar = true;
     opt.conv_gemm_rows = 8192;
     if (cuda_backend_create(&opt, &su.gpu_scalar, &err) != STATUS_OK) {
@@ -1167,6 +1176,8 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_exact2, "[exact2]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_lean_mma_t2, "[lean mma 2 tiles]", &CASES[i], DTYPES[d]);
             }
+            if (CASES[i].fn == c_conv)
+                check_case(&su, su.gpu_convfuse, "[convfuse]", &CASES[i], DTYPES[d]);
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32) {
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_padded, "[cudnn]", &CASES[i], DTYPES[d]);
@@ -1188,6 +1199,13 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* what the [convfuse] cases ran: fused by cuDNN, or its refusal's unfused path (a
+     * report, not a check: cuDNN decides which shapes and dtypes it fuses) */
+    printf("info %-40s %lu convolutions fused by cuDNN\n", "conv_fused_calls",
+           cuda_backend_conv_fused_calls(su.gpu_convfuse));
+    if (su.json)
+        fprintf(su.json, "{\"info\":\"conv_fused_calls\",\"count\":%lu}\n",
+                cuda_backend_conv_fused_calls(su.gpu_convfuse));
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
         check_oom(&su);
         check_transfer(&su);
@@ -1211,6 +1229,7 @@ int main(int argc, char **argv)
     backend_destroy(su.gpu_lean_mma_t2);
     backend_destroy(su.gpu_exact2);
     backend_destroy(su.gpu_pdl);
+    backend_destroy(su.gpu_convfuse);
     backend_destroy(su.gpu);
     backend_destroy(su.cpu);
     return su.failed ? 1 : 0;

@@ -31,10 +31,11 @@ START_TEST(test_every_key)
     struct cuda_backend_options o = defaults();
     struct errbuf err;
     ck_assert_int_eq(cuda_plan_parse("gn=fused,stack=on,autotune=on,find=on,im2col=8192,"
-                                     "attention=bk128,tiles=2,pdl=on",
+                                     "attention=bk128,tiles=2,pdl=on,convfuse=on",
                                      &o, &err),
                      STATUS_OK);
     ck_assert(o.pdl);
+    ck_assert(o.conv_fuse);
     ck_assert_int_eq(o.group_norm_kernel, 2);
     ck_assert(o.linear_stack);
     ck_assert(o.gemm_autotune);
@@ -79,13 +80,13 @@ END_TEST
 START_TEST(test_round_trip)
 {
     static const char *const plans[] = {
-        "gn=auto,gncl=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0,pdl=off",
-        "gn=fused,gncl=auto,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1,pdl=on",
-        "gn=split,gncl=2,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2,pdl=off",
-        "gn=cluster,gncl=4,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0,pdl=off",
-        "gn=tile,gncl=auto,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0,pdl=on",
-        "gn=auto,gncl=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0,pdl=off",
-        "gn=auto,gncl=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0,pdl=on",
+        "gn=auto,gncl=auto,stack=off,autotune=off,find=off,im2col=0,attention=auto,tiles=0,pdl=off,convfuse=off",
+        "gn=fused,gncl=auto,stack=on,autotune=on,find=off,im2col=4096,attention=exact3,tiles=1,pdl=on,convfuse=on",
+        "gn=split,gncl=2,stack=off,autotune=off,find=on,im2col=0,attention=sync1,tiles=2,pdl=off,convfuse=off",
+        "gn=cluster,gncl=4,stack=on,autotune=on,find=off,im2col=512,attention=auto,tiles=0,pdl=off,convfuse=off",
+        "gn=tile,gncl=auto,stack=on,autotune=on,find=off,im2col=512,attention=lean_mma,tiles=0,pdl=on,convfuse=on",
+        "gn=auto,gncl=auto,stack=on,autotune=off,find=off,im2col=0,attention=lean,tiles=0,pdl=off,convfuse=off",
+        "gn=auto,gncl=auto,stack=off,autotune=off,find=off,im2col=0,attention=lean_mma,tiles=0,pdl=on,convfuse=off",
     };
     for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
         struct cuda_backend_options o = defaults();
@@ -101,7 +102,7 @@ START_TEST(test_round_trip)
     o.linear_stack = o.gemm_autotune = o.cudnn_find = true;
     o.conv_gemm_rows = 1 << 30;
     o.attention_kernel = CUDA_ATTENTION_EXACT_BK128;
-    o.pdl = true;
+    o.pdl = o.conv_fuse = true;
     char text[CUDA_PLAN_TEXT_MAX];
     cuda_plan_format(&o, text, sizeof text);
     ck_assert_uint_lt(strlen(text), CUDA_PLAN_TEXT_MAX - 1);
@@ -188,8 +189,8 @@ START_TEST(test_trials_differ_from_base)
     struct cuda_plan_trial t[CUDA_PLAN_TRIALS_MAX];
     const int n = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
     /* every trial but those the defaults already are: im2col_512, autotune, stacked, the
-     * GroupNorm kernel auto takes, lean_mma (attention auto) */
-    ck_assert_int_eq(n, 15);
+     * GroupNorm kernel auto takes, lean_mma (attention auto), no_pdl, no_convfuse */
+    ck_assert_int_eq(n, 16);
     for (int k = 1; k <= 4; k++) {
         const int i = trial_index(t, n, GN_TRIALS[k]);
         if (k == CUDA_GN_AUTO_KERNEL)
@@ -197,9 +198,10 @@ START_TEST(test_trials_differ_from_base)
         else
             ck_assert_msg(i >= 0 && t[i].plan.group_norm_kernel == k, "trial %s", GN_TRIALS[k]);
     }
-    expect_trials(t, n, "cudnn,heuristic,unstacked,exact2,pdl",
-                  "im2col_512,autotune,stacked,lean_mma,no_pdl");
+    expect_trials(t, n, "cudnn,heuristic,unstacked,exact2,pdl,convfuse",
+                  "im2col_512,autotune,stacked,lean_mma,no_pdl,no_convfuse");
     ck_assert(t[trial_index(t, n, "pdl")].plan.pdl);
+    ck_assert(t[trial_index(t, n, "convfuse")].plan.conv_fuse);
     /* the cluster sizes: the cluster kernel with at most 4 or 2 blocks a cluster */
     const int c4 = trial_index(t, n, "gn_cluster4"), c2 = trial_index(t, n, "gn_cluster2");
     ck_assert(c4 >= 0 && c2 >= 0);
@@ -222,7 +224,7 @@ START_TEST(test_trials_differ_from_base)
                                      &err),
                      STATUS_OK);
     const int m = cuda_plan_trials(&base, t, CUDA_PLAN_TRIALS_MAX);
-    ck_assert_int_eq(m, 15);
+    ck_assert_int_eq(m, 16);
     expect_trials(t, m, "cudnn,stacked,gn_fused,lean_mma", "gn_split,unstacked,im2col_2k,exact2");
     /* max bounds the count */
     ck_assert_int_eq(cuda_plan_trials(&base, t, 2), 2);
