@@ -145,6 +145,24 @@ static int check_fixture(const char *src, const char *name, struct backend *cpu,
     return failed;
 }
 
+/* A CUDA backend of opt and fixture `name` (under src's tests/fixtures/sd) loaded onto
+ * it. */
+static enum status load_on_gpu(const char *src, const char *name,
+                               const struct cuda_backend_options *opt, struct backend **gpu,
+                               struct sd_model **m, struct errbuf *err)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
+    enum status s = cuda_backend_create(opt, gpu, err);
+    if (s == STATUS_OK) {
+        struct sd_model_options mo;
+        sd_model_options_default(&mo);
+        mo.backend = *gpu;
+        s = sd_model_load(dir, &mo, m, err);
+    }
+    return s;
+}
+
 /* Seconds in the steps, and in a backend_sync right after each (the work a step left
  * queued on the device: none, sd_unet_step returns once its work is done). */
 struct step_times {
@@ -196,8 +214,6 @@ static enum status step_all(struct sd_model *m, struct workspace *ws, struct sd_
  * and keeps the next session from making it the default). */
 static int check_graphs(const char *src, const char *name, bool pdl, FILE *json)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
     struct errbuf err;
     errbuf_clear(&err);
     struct cuda_backend_options opt;
@@ -214,13 +230,7 @@ static int check_graphs(const char *src, const char *name, bool pdl, FILE *json)
     struct step_times times = {0, 0};
     memset(eager, 0, sizeof eager);
     memset(replay, 0, sizeof replay);
-    enum status s = cuda_backend_create(&opt, &gpu, &err);
-    if (s == STATUS_OK) {
-        struct sd_model_options mo;
-        sd_model_options_default(&mo);
-        mo.backend = gpu;
-        s = sd_model_load(dir, &mo, &m, &err);
-    }
+    enum status s = load_on_gpu(src, name, &opt, &gpu, &m, &err);
     if (s == STATUS_OK)
         s = workspace_init(&ws, gpu, backend_weight_dtype(gpu), 0, &err);
     if (s == STATUS_OK)
@@ -333,8 +343,6 @@ static enum status lanes_run(struct sd_model *m, struct workspace ws[2],
  * replays on both lanes). */
 static int check_lanes(const char *src, const char *name, FILE *json)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
     struct errbuf err;
     errbuf_clear(&err);
     struct cuda_backend_options opt;
@@ -348,13 +356,7 @@ static int check_lanes(const char *src, const char *name, FILE *json)
     static struct sd_image one[2][N_IMAGES], side[2][N_IMAGES];
     memset(one, 0, sizeof one);
     memset(side, 0, sizeof side);
-    enum status s = cuda_backend_create(&opt, &gpu, &err);
-    if (s == STATUS_OK) {
-        struct sd_model_options mo;
-        sd_model_options_default(&mo);
-        mo.backend = gpu;
-        s = sd_model_load(dir, &mo, &m, &err);
-    }
+    enum status s = load_on_gpu(src, name, &opt, &gpu, &m, &err);
     for (int k = 0; k < 2 && s == STATUS_OK; k++) {
         s = workspace_init(&ws[k], gpu, backend_weight_dtype(gpu), 0, &err);
         if (s == STATUS_OK)

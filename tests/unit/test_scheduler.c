@@ -66,41 +66,11 @@ static enum status fake_begin(void *ctx, int model, const struct gen_params *p, 
     return STATUS_OK;
 }
 
-static enum status fake_step(void *ctx, int model, struct sd_request *const *reqs, int n,
-                             struct errbuf *err)
+/* Records a call of reqs[0 … n) on `lane` (its rows, seeds, iteration); whether it is
+ * the one to fail (fail_call).  Its cost goes to *cost. */
+static bool fake_record_call(struct fake *f, struct sd_request *const *reqs, int n, int lane,
+                             uint64_t *cost)
 {
-    (void)model;
-    struct fake *f = ctx;
-    int rows = 0;
-    for (int i = 0; i < n; i++)
-        rows += reqs[i]->rows;
-    pthread_mutex_lock(&f->lock);
-    if (f->calls < MAX_CALLS) {
-        f->call_rows[f->calls] = rows;
-        f->call_n[f->calls] = n;
-        for (int i = 0; i < n && i < 16; i++)
-            f->call_seed[f->calls][i] = reqs[i]->seed;
-    }
-    f->calls++;
-    const bool fail = f->calls == f->fail_call;
-    pthread_mutex_unlock(&f->lock);
-    if (fail)
-        return status_fail(err, STATUS_DEVICE, "fake step: the device failed this call");
-    const uint64_t cost = f->per_call + f->per_row * (uint64_t)rows;
-    if (f->real_clock)
-        usleep((useconds_t)(cost / 1000));
-    else
-        __atomic_add_fetch(&f->now, cost, __ATOMIC_SEQ_CST);
-    return STATUS_OK;
-}
-
-/* Concurrent calls: recorded as fake_step does, but the clock moves at the wait, by
- * the longest call launched since the last one (they ran side by side). */
-static enum status fake_launch(void *ctx, int model, int lane, struct sd_request *const *reqs,
-                               int n, struct errbuf *err)
-{
-    (void)model;
-    struct fake *f = ctx;
     int rows = 0;
     for (int i = 0; i < n; i++)
         rows += reqs[i]->rows;
@@ -115,7 +85,36 @@ static enum status fake_launch(void *ctx, int model, int lane, struct sd_request
     }
     f->calls++;
     const bool fail = f->calls == f->fail_call;
-    const uint64_t cost = f->per_call + f->per_row * (uint64_t)rows;
+    pthread_mutex_unlock(&f->lock);
+    *cost = f->per_call + f->per_row * (uint64_t)rows;
+    return fail;
+}
+
+static enum status fake_step(void *ctx, int model, struct sd_request *const *reqs, int n,
+                             struct errbuf *err)
+{
+    (void)model;
+    struct fake *f = ctx;
+    uint64_t cost;
+    if (fake_record_call(f, reqs, n, 0, &cost))
+        return status_fail(err, STATUS_DEVICE, "fake step: the device failed this call");
+    if (f->real_clock)
+        usleep((useconds_t)(cost / 1000));
+    else
+        __atomic_add_fetch(&f->now, cost, __ATOMIC_SEQ_CST);
+    return STATUS_OK;
+}
+
+/* Concurrent calls: recorded as fake_step does, but the clock moves at the wait, by
+ * the longest call launched since the last one (they ran side by side). */
+static enum status fake_launch(void *ctx, int model, int lane, struct sd_request *const *reqs,
+                               int n, struct errbuf *err)
+{
+    (void)model;
+    struct fake *f = ctx;
+    uint64_t cost;
+    const bool fail = fake_record_call(f, reqs, n, lane, &cost);
+    pthread_mutex_lock(&f->lock);
     if (!fail && cost > f->launched_cost)
         f->launched_cost = cost;
     pthread_mutex_unlock(&f->lock);
