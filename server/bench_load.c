@@ -92,6 +92,7 @@ struct load_opts {
     bool start_rel;        /* start_rate is a multiple too */
     int n_rates;           /* 0: chosen from the single-request latency */
     int threads, max_rows, max_wait_ms;
+    int lanes;             /* step mode's lanes (serve --lanes); 0: the default */
     int min_requests;      /* arrivals go on past the duration until this many */
     int refine;            /* bisections of each mode's bracket after the walk */
     double budget;         /* seconds for the whole run (0: none): no rate run starts
@@ -134,6 +135,8 @@ static void usage(FILE *out)
             "  --device D     the server's --device auto|cpu|cuda (default: its own, auto);\n"
             "                 with --in-process this process's (default cpu)\n"
             "  --cuda-plan P  the CUDA backend's planning choices (serve --cuda-plan)\n"
+            "  --lanes N      step mode's lanes: sizes stepped side by side (serve --lanes;\n"
+            "                 default: the server's, 1)\n"
             "  --max-rows R   U-Net rows per call (default 16)\n"
             "  --max-wait MS  request mode's gather wait (default: a quarter of the single-\n"
             "                 request latency of the shortest request, 4 steps at size A)\n"
@@ -194,7 +197,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         {"in-process", no_argument, NULL, 'i'},   {"device", required_argument, NULL, 'D'},
         {"start-rate", required_argument, NULL, 'a'}, {"refine", required_argument, NULL, 'F'},
         {"trace", required_argument, NULL, 'T'}, {"cuda-plan", required_argument, NULL, 'P'},
-        {"budget", required_argument, NULL, 'B'},
+        {"budget", required_argument, NULL, 'B'}, {"lanes", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct load_opts){.mode = "all", .duration = 10, .threads = threadpool_cpu_count(),
@@ -223,6 +226,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case 'j': o->json = optarg; break;
         case 'T': o->trace = optarg; break;
         case 'P': o->cuda_plan = optarg; break;
+        case 'L': o->lanes = atoi(optarg); bad |= o->lanes < 1 || o->lanes > BACKEND_LANES_MAX; break;
         case 'B': o->budget = atof(optarg); bad |= !(o->budget >= 0); break;
         case 'i': o->in_process = true; break;
         case 'D': o->device = optarg; break;
@@ -328,7 +332,7 @@ static enum status target_open(const struct load_env *e, enum sched_mode mode, i
                                          .max_rows = e->o.max_rows, .max_wait_ms = max_wait_ms,
                                          .model = e->model, .model_path = e->o.model,
                                          .threads = e->o.threads, .device = e->o.device,
-                                         .cuda_plan = e->o.cuda_plan};
+                                         .cuda_plan = e->o.cuda_plan, .lanes = e->o.lanes};
     return load_target_open(&c, out, err);
 }
 
@@ -866,10 +870,10 @@ static enum status write_json(const struct load_env *e, const char *path, struct
     if (!f)
         return status_fail(err, STATUS_IO, "--json %s: cannot write", path);
     fprintf(f, "{\n  \"target\": \"%s\", \"device\": \"%s\", \"model\": \"%s\", \"threads\": %d, \"max_rows\": %d, "
-               "\"max_wait_ms\": %d,\n  \"sizes\": [%d, %d], \"steps\": [%d, %d], "
+               "\"lanes\": %d, \"max_wait_ms\": %d,\n  \"sizes\": [%d, %d], \"steps\": [%d, %d], "
                "\"duration_s\": %g, \"min_requests\": %d, \"seed\": %llu, \"slo_factor\": %g,\n",
             e->o.in_process ? "in-process" : "http", e->o.device ? e->o.device : "default",
-            e->o.model, e->o.threads, e->o.max_rows,
+            e->o.model, e->o.threads, e->o.max_rows, e->o.lanes > 0 ? e->o.lanes : 1,
             e->max_wait_ms, e->o.sizes[0], e->o.sizes[1], LOAD_MIN_STEPS, LOAD_MAX_STEPS,
             e->o.duration, e->o.min_requests, (unsigned long long)e->o.seed, LOAD_SLO_FACTOR);
     fprintf(f, "  \"single_request_s\": [");

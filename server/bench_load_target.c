@@ -70,6 +70,7 @@ static enum status open_in_process(const struct load_target_config *c, struct lo
     cfg.n_models = 1;
     cfg.mode = c->mode;
     cfg.max_batch_rows = c->max_rows;
+    cfg.lanes = c->lanes;
     cfg.queue_capacity = 256;
     cfg.request_max_wait_ms = c->max_wait_ms > 0 ? c->max_wait_ms : -1;
     TRY(scheduler_create(&cfg, &t->sched, err));
@@ -84,12 +85,12 @@ static enum status open_in_process(const struct load_target_config *c, struct lo
 static enum status open_http(const struct load_target_config *c, struct load_target *t,
                              struct errbuf *err)
 {
-    char threads[16], rows[16], wait[16], conns[16];
+    char threads[16], rows[16], wait[16], conns[16], lanes[16];
     snprintf(threads, sizeof threads, "%d", c->threads);
     snprintf(rows, sizeof rows, "%d", c->max_rows);
     snprintf(wait, sizeof wait, "%d", c->max_wait_ms);
     snprintf(conns, sizeof conns, "%d", LOAD_TARGET_MAX_INFLIGHT + 16);
-    const char *args[22] = {
+    const char *args[24] = {
         "--model", c->model_path, "--threads", threads, "--batching", sched_mode_name(c->mode),
         "--max-batch-rows", rows, "--request-max-wait-ms", wait, "--queue-capacity", "256",
         "--max-connections", conns, "--connection-timeout-s", "600", "--min-side", "8"};
@@ -101,6 +102,11 @@ static enum status open_http(const struct load_target_config *c, struct load_tar
     if (c->cuda_plan) {
         args[n++] = "--cuda-plan";
         args[n++] = c->cuda_plan;
+    }
+    if (c->lanes > 0) {
+        snprintf(lanes, sizeof lanes, "%d", c->lanes);
+        args[n++] = "--lanes";
+        args[n++] = lanes;
     }
     TRY(bench_serve_start(sched_mode_name(c->mode), args, n, SERVER_READY_S, &t->serve, err));
     t->port = bench_serve_port(t->serve);

@@ -65,6 +65,7 @@ struct load_target_config {
     int threads;               /* HTTP: the server's --threads */
     const char *device;        /* HTTP: the server's --device, or NULL (its default) */
     const char *cuda_plan;     /* HTTP: the server's --cuda-plan, or NULL (its default) */
+    int lanes;                 /* step mode's lanes (serve --lanes); 0: the default */
 };
 
 struct load_target;

@@ -108,8 +108,8 @@ static enum status config_resolve(struct scheduler_config *c, struct errbuf *err
     return STATUS_OK;
 }
 
-/* cfg.lanes → s->lanes: 1 outside step mode; auto: 2 where the backend runs lanes
- * concurrently and the runner launches (the product runner does), else 1. */
+/* cfg.lanes → s->lanes: 0 read as 1 (until a GPU run has measured two lanes against
+ * one: tests/gpu/check.sh's load and load1 stages); 1 outside step mode. */
 static enum status resolve_lanes(struct scheduler *s, struct errbuf *err)
 {
     const struct scheduler_config *c = &s->cfg;
@@ -120,9 +120,7 @@ static enum status resolve_lanes(struct scheduler *s, struct errbuf *err)
     if (c->lanes > 1 && !launches)
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "lanes: %d, but the runner has no launch/wait", c->lanes);
-    int lanes = c->lanes;
-    if (lanes == 0)
-        lanes = launches && !c->runner && backend_lanes(c->models[0]->backend) > 1 ? 2 : 1;
+    const int lanes = c->lanes > 0 ? c->lanes : 1;
     s->lanes = c->mode == SCHED_MODE_STEP ? lanes : 1;
     return STATUS_OK;
 }

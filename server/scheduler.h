@@ -114,10 +114,10 @@ struct scheduler_config {
     int lanes;                 /* step mode: buckets stepped concurrently in one iteration,
                                   a U-Net call each on its own backend lane (engine/
                                   backend.h; each bucket keeps one lane, the one it was
-                                  first given, so its graphs are recorded once); 0: auto
-                                  = 2 where the backend's lanes run concurrently (CUDA),
-                                  else 1; at most BACKEND_LANES_MAX.  Modes request and
-                                  none: 1 */
+                                  first given, so its graphs are recorded once); 0: 1
+                                  (two not yet measured on a GPU); at most
+                                  BACKEND_LANES_MAX (only CUDA's run concurrently; the
+                                  CPU's one after the other).  Modes request and none: 1 */
     bool unet_graphs;          /* replay each U-Net call from a recorded backend graph
                                   where the backend records them (CUDA; models/
                                   pipeline.h, sd_unet_step_graphs); default on (the

@@ -64,9 +64,9 @@ static const struct setting settings[] = {
      "batching mode: step (continuous, per denoising step), request, or none"},
     {"max-batch-rows", "DIFFUSIOND_MAX_BATCH_ROWS", SET_INT, F(max_batch_rows), 1,
      SD_MAX_BATCH_ROWS, "16", "U-Net rows per call (an image with guidance > 1 takes 2)"},
-    {"lanes", "DIFFUSIOND_LANES", SET_INT, F(lanes), 0, BACKEND_LANES_MAX, "0",
+    {"lanes", "DIFFUSIOND_LANES", SET_INT, F(lanes), 1, BACKEND_LANES_MAX, "1",
      "step batching: image sizes stepped at once, one U-Net call each on its own device "
-     "stream; 0: auto (2 on cuda, 1 on the CPU)"},
+     "stream (cuda; the CPU runs them one after the other)"},
     {"queue-capacity", "DIFFUSIOND_QUEUE_CAPACITY", SET_INT, F(queue_capacity), 1, 1000000,
      "64", "jobs waiting for admission; beyond it requests get 429"},
     {"request-max-wait-ms", "DIFFUSIOND_REQUEST_MAX_WAIT_MS", SET_INT, F(request_max_wait_ms),

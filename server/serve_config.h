@@ -59,7 +59,7 @@ struct serve_config {
     /* scheduler (server/scheduler.h's scheduler_config) */
     enum sched_mode batching;
     int max_batch_rows, queue_capacity, request_max_wait_ms, text_cache_entries;
-    int lanes;                          /* scheduler_config.lanes (0: auto) */
+    int lanes;                          /* scheduler_config.lanes */
     /* HTTP limits */
     int64_t max_body_bytes;             /* 413 above it (1 MiB) */
     int max_connections;                /* 256 */

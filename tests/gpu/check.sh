@@ -25,9 +25,11 @@
 #                else the scheduler in process (--in-process); with bench.json's plan;
 #                every request in load-trace.csv; CHECK_SKIP_LOAD=1 leaves it out,
 #                CHECK_LOAD_MODEL=sd15 runs it on the random SD1.5 at 512² and 768²
-#   8b load1     when the load stage ran over HTTP and ≥ 70 s are left: step mode alone
-#                again with `serve --lanes 1` (DIFFUSIOND_LANES=1: one bucket per
-#                iteration, as before lanes) into load-lanes1.json — what lanes change
+#                Step mode runs with `--lanes 2` (two sizes side by side on two
+#                streams; serve's default is 1 until measured; CHECK_LANES overrides)
+#   8b load1     when ≥ 70 s are left: step mode alone again with `--lanes 1` (one
+#                bucket per iteration, the default) into load-lanes1.json — what
+#                lanes change
 #   9 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
 #  10 summary    summary.json: stage results, the figures, ratios and the goals
 #
@@ -240,16 +242,16 @@ except Exception:
   fi
   echo "load: $model, --cuda-plan $plan, target ${target[*]:-the server over HTTP}, budget ${lb}s"
   PYTHONUNBUFFERED=1 run_stage load "$b" "$WORK/build/server/diffusiond" bench load \
-    "${target[@]}" --device cuda --cuda-plan "$plan" --model "$model" \
+    "${target[@]}" --device cuda --cuda-plan "$plan" --model "$model" --lanes "${CHECK_LANES:-2}" \
     --duration 3 "${extra[@]}" --budget "$lb" --json "$OUT/load.json" \
     --trace "$OUT/load-trace.csv"
-  # the same step mode with one lane (serve's default on cuda is 2: docs/scheduler.md)
-  if ((${#target[@]} == 0 && $(left) >= 70)); then
+  # the same step mode with one lane (serve's default: docs/scheduler.md)
+  if (($(left) >= 70)); then
     lb=$(($(left) - 45))
     ((lb > 90)) && lb=90
-    DIFFUSIOND_LANES=1 PYTHONUNBUFFERED=1 run_stage load1 "$((lb + 15))" \
-      "$WORK/build/server/diffusiond" bench load --mode step --device cuda \
-      --cuda-plan "$plan" --model "$model" --duration 3 "${extra[@]}" --budget "$lb" \
+    PYTHONUNBUFFERED=1 run_stage load1 "$((lb + 15))" "$WORK/build/server/diffusiond" \
+      bench load "${target[@]}" --mode step --lanes 1 --device cuda --cuda-plan "$plan" \
+      --model "$model" --duration 3 "${extra[@]}" --budget "$lb" \
       --json "$OUT/load-lanes1.json"
   fi
 fi
