@@ -16,7 +16,8 @@ struct pipeline_runner {
     struct workspace ws[BACKEND_LANES_MAX];      /* [lanes], lane k's */
     struct sd_graphs *graphs[BACKEND_LANES_MAX]; /* [lanes]; NULL unless cfg->unet_graphs */
     struct text_cache *cache;
-    bool begun;               /* lane 0 has begin work queued that another lane may read */
+    bool begun;               /* lane 0 has begin work queued that another lane may read
+                                 (waited for at the next launch, with lanes) */
 };
 
 /* Lane 0 for begin and decode (a no-op when it is selected). */
@@ -57,8 +58,10 @@ static enum status pr_begin(void *ctx, int model, const struct gen_params *p, in
 }
 
 /* One step over reqs on `lane`, queued (backend_lanes: the lanes run concurrently).
- * The requests' begin work on lane 0 is waited for first, so another lane reads
- * their latents and text only once written. */
+ * With lanes, the first launch after begins waits for their work on lane 0 — whatever
+ * lane it is for, so that it is the begins alone that are waited for, not a call
+ * launched on lane 0 this iteration — and another lane reads the requests' latents
+ * and text only once written. */
 static enum status pr_launch(void *ctx, int model, int lane, struct sd_request *const *reqs,
                              int n, struct errbuf *err)
 {
@@ -66,9 +69,9 @@ static enum status pr_launch(void *ctx, int model, int lane, struct sd_request *
     if (lane < 0 || lane >= r->lanes)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "lane %d outside [0, %d)", lane,
                            r->lanes);
-    if (r->begun && lane != 0)
+    if (r->begun && r->lanes > 1)
         TRY(backend_sync(r->backend, err));
-    r->begun = r->begun && lane == 0;
+    r->begun = false;
     TRY(backend_lane_select(r->backend, lane, err));
     return sd_unet_step_launch(r->models[model], &r->ws[lane], r->graphs[lane], reqs, n, err);
 }
