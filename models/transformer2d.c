@@ -79,7 +79,8 @@ void transformer2d_free(struct transformer2d *t)
 }
 
 /* attn: "<prefix>.to_q.weight" … "<prefix>.to_out.0.bias"; keys/values from kv_dim
- * (self-attention: kv_dim 0, keys/values from the queries' input). */
+ * (self-attention: kv_dim 0, keys/values from the queries' input; kv_dim < 0: a
+ * cross-attention whose to_k/to_v the caller applies, external_cross_kv). */
 static enum status attention_load(struct t2d_attention *a, const struct weights *w,
                                   const char *prefix, int d, int kv_dim, struct backend *b,
                                   struct errbuf *err)
@@ -92,12 +93,14 @@ static enum status attention_load(struct t2d_attention *a, const struct weights 
         TRY(weights_load_linear_stack(w, names, 3, d, d, b, &a->proj, err));
     else {
         TRY(load_lin(w, prefix, "to_q.weight", d, d, b, &a->to_q, err));
-        TRY(weights_load_linear_stack(w, names + 1, 2, d, kv_dim, b, &a->proj, err));
+        if (kv_dim > 0)
+            TRY(weights_load_linear_stack(w, names + 1, 2, d, kv_dim, b, &a->proj, err));
     }
     TRY(load_lin(w, prefix, "to_out.0.weight", d, d, b, &a->to_out_w, err));
     return load_vec(w, prefix, "to_out.0.bias", d, b, &a->to_out_b, err);
 }
 
+/* cross_dim < 0: attn2's keys and values come from the caller (external_cross_kv). */
 static enum status block_load(struct t2d_block *blk, const struct weights *w, const char *prefix,
                               int d, int cross_dim, struct backend *b, struct errbuf *err)
 {
@@ -136,7 +139,7 @@ static enum status load_all(struct transformer2d *t, const struct weights *w, co
         char sub[NAME_MAX_], idx[32];
         snprintf(idx, sizeof idx, "%d", i);
         TRY(block_load(&t->blocks[i], w, join(sub, sizeof sub, prefix, ".transformer_blocks.", idx),
-                       d, c->cross_dim, b, err));
+                       d, c->external_cross_kv ? -1 : c->cross_dim, b, err));
     }
     return STATUS_OK;
 }
@@ -171,28 +174,31 @@ static enum status ws_tensor3(struct workspace *ws, int64_t a, int64_t b, int64_
 
 /* y{B,N,D} = x + to_out(attention(q, k, v)); n{B,N,D}, kv{B,L,Ckv}.  Self-attention
  * (a->proj {3,D,D}): q, k, v = n·[to_q; to_k; to_v]ᵀ in one stacked GEMM; cross: q =
- * to_q(n), then k, v = kv·[to_k; to_v]ᵀ in one. */
+ * to_q(n), then k, v = kv·[to_k; to_v]ᵀ in one — or given (given_kv: k, v {B,L,D}). */
 static enum status attention_forward(const struct transformer2d *t, const struct t2d_attention *a,
                                      struct workspace *ws, const struct tensor *n,
-                                     const struct tensor *kv, const struct tensor *x,
-                                     struct tensor *y, struct errbuf *err)
+                                     const struct tensor *kv, const struct tensor *given_kv,
+                                     const struct tensor *x, struct tensor *y,
+                                     struct errbuf *err)
 {
     int64_t bsz = n->shape[0], nq = n->shape[1], nk = kv->shape[1], d = t->inner;
     const bool self = a->proj.shape[0] == 3;
+    const bool project = self || !given_kv;
     struct workspace_mark mark = workspace_mark(ws);
     struct tensor qs, kvs, o; /* qs {1,B,N,D} (cross only); kvs {2|3,B,L,D}; o {B,N,D} */
     enum status s;
-    if ((s = workspace_tensor(ws, 4, (int64_t[]){self ? 3 : 2, bsz, nk, d}, &kvs, err)) !=
-            STATUS_OK ||
+    if ((project &&
+         (s = workspace_tensor(ws, 4, (int64_t[]){self ? 3 : 2, bsz, nk, d}, &kvs, err)) !=
+             STATUS_OK) ||
         (!self && (s = workspace_tensor(ws, 4, (int64_t[]){1, bsz, nq, d}, &qs, err)) !=
                       STATUS_OK) ||
         (s = ws_tensor3(ws, bsz, nq, d, &o, err)) != STATUS_OK)
         goto out;
-    if ((s = backend_linear_stack(kv, &a->proj, &kvs, err)) != STATUS_OK)
+    if (project && (s = backend_linear_stack(kv, &a->proj, &kvs, err)) != STATUS_OK)
         goto out;
     struct tensor q = self ? tensor_index(&kvs, 0) : tensor_index(&qs, 0);
-    const struct tensor k = tensor_index(&kvs, self ? 1 : 0);
-    const struct tensor v = tensor_index(&kvs, self ? 2 : 1);
+    const struct tensor k = project ? tensor_index(&kvs, self ? 1 : 0) : given_kv[0];
+    const struct tensor v = project ? tensor_index(&kvs, self ? 2 : 1) : given_kv[1];
     if (!self && (s = backend_linear(n, &a->to_q, NULL, NULL, &q, err)) != STATUS_OK)
         goto out;
     struct attention_params p = {
@@ -231,11 +237,12 @@ out:
     return s;
 }
 
-/* One BasicTransformerBlock: y{B,N,D} from x{B,N,D}; x is clobbered (scratch). */
+/* One BasicTransformerBlock: y{B,N,D} from x{B,N,D}; x is clobbered (scratch).
+ * cross_kv: its cross-attention's keys and values, or NULL (projected here). */
 static enum status block_forward(const struct transformer2d *t, const struct t2d_block *blk,
                                  struct workspace *ws, struct tensor *x,
-                                 const struct tensor *context, struct tensor *y,
-                                 struct errbuf *err)
+                                 const struct tensor *context, const struct tensor *cross_kv,
+                                 struct tensor *y, struct errbuf *err)
 {
     struct workspace_mark mark = workspace_mark(ws);
     struct tensor nrm; /* {B,N,D}: LayerNorm output feeding each sub-layer */
@@ -244,11 +251,12 @@ static enum status block_forward(const struct transformer2d *t, const struct t2d
         goto out;
     /* self-attention: y = x + attn1(LN1(x)) */
     if ((s = backend_layer_norm(x, &blk->norm1_w, &blk->norm1_b, 1e-5f, &nrm, err)) != STATUS_OK ||
-        (s = attention_forward(t, &blk->attn1, ws, &nrm, &nrm, x, y, err)) != STATUS_OK)
+        (s = attention_forward(t, &blk->attn1, ws, &nrm, &nrm, NULL, x, y, err)) != STATUS_OK)
         goto out;
     /* cross-attention: x = y + attn2(LN2(y), context) */
     if ((s = backend_layer_norm(y, &blk->norm2_w, &blk->norm2_b, 1e-5f, &nrm, err)) != STATUS_OK ||
-        (s = attention_forward(t, &blk->attn2, ws, &nrm, context, y, x, err)) != STATUS_OK)
+        (s = attention_forward(t, &blk->attn2, ws, &nrm, context, cross_kv, y, x, err)) !=
+            STATUS_OK)
         goto out;
     /* feed-forward: y = x + ff(LN3(x)) */
     s = feed_forward(t, blk, ws, x, y, err);
@@ -277,9 +285,23 @@ out:
     return s;
 }
 
+/* Whether cross_kv holds 2 × layers tensors {B,L,D} for context {B,L,·}. */
+static bool cross_kv_fits(const struct transformer2d *t, const struct tensor *context,
+                          const struct tensor *cross_kv)
+{
+    for (int i = 0; i < 2 * t->cfg.layers; i++) {
+        const struct tensor *k = &cross_kv[i];
+        if (k->ndim != 3 || k->shape[0] != context->shape[0] ||
+            k->shape[1] != context->shape[1] || k->shape[2] != t->inner)
+            return false;
+    }
+    return true;
+}
+
 enum status transformer2d_forward(const struct transformer2d *t, struct workspace *ws,
                                   const struct tensor *x, const struct tensor *context,
-                                  struct tensor *out, struct errbuf *err)
+                                  const struct tensor *cross_kv, struct tensor *out,
+                                  struct errbuf *err)
 {
     if (x->ndim != 4 || x->shape[3] != t->cfg.channels || !tensor_same_shape(x, out) ||
         context->ndim != 3 || context->shape[0] != x->shape[0] ||
@@ -287,6 +309,11 @@ enum status transformer2d_forward(const struct transformer2d *t, struct workspac
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "transformer2d: x must be {B,H,W,%d}, out the same, context "
                            "{B,L,%d}", t->cfg.channels, t->cfg.cross_dim);
+    if (cross_kv ? !cross_kv_fits(t, context, cross_kv) : t->cfg.external_cross_kv)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "transformer2d: cross_kv must be %d tensors {B,L,%d}%s",
+                           2 * t->cfg.layers, t->inner,
+                           cross_kv ? "" : " (its to_k/to_v were not loaded)");
     int64_t bsz = x->shape[0], n = x->shape[1] * x->shape[2];
     struct workspace_mark mark = workspace_mark(ws);
     struct tensor a, b2; /* {B,N,D} ping-pong token buffers */
@@ -297,7 +324,8 @@ enum status transformer2d_forward(const struct transformer2d *t, struct workspac
         goto out;
     struct tensor *cur = &a, *next = &b2;
     for (int i = 0; i < t->cfg.layers; i++) {
-        if ((s = block_forward(t, &t->blocks[i], ws, cur, context, next, err)) != STATUS_OK)
+        if ((s = block_forward(t, &t->blocks[i], ws, cur, context,
+                               cross_kv ? &cross_kv[2 * i] : NULL, next, err)) != STATUS_OK)
             goto out;
         struct tensor *tmp = cur;
         cur = next;

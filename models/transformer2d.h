@@ -30,12 +30,17 @@ struct transformer2d_config {
     int groups;             /* GroupNorm groups */
     bool linear_projection; /* proj_in/out stored as linear {D,C} (else conv {D,C,1,1}) */
     bool upcast_attention;
+    bool external_cross_kv; /* the cross-attentions' to_k/to_v are not loaded: the caller
+                               projects the context (the U-Net, for all its blocks in a
+                               few stacked GEMMs) and passes the keys and values to
+                               transformer2d_forward */
 };
 
 struct t2d_attention {
     /* self-attention: proj {3,D,D} = to_q, to_k, to_v stacked, to_q unused (no data);
      * cross-attention: to_q {D,D}, proj {2,D,Ckv} = to_k, to_v stacked
-     * (backend_linear_stack: one GEMM for the stacked projections) */
+     * (backend_linear_stack: one GEMM for the stacked projections), or no proj with
+     * external_cross_kv */
     struct tensor to_q, proj;
     struct tensor to_out_w, to_out_b; /* {D,D}, {D} */
 };
@@ -63,9 +68,12 @@ enum status transformer2d_load(struct transformer2d *t, const struct weights *w,
                                struct backend *b, struct errbuf *err);
 void transformer2d_free(struct transformer2d *t);
 
-/* out{B,H,W,C} = Transformer2D(x{B,H,W,C}, context{B,L,cross_dim}); out ≠ x. */
+/* out{B,H,W,C} = Transformer2D(x{B,H,W,C}, context{B,L,cross_dim}); out ≠ x.  cross_kv:
+ * NULL, or (required with external_cross_kv) 2 × layers tensors {B,L,D} — block i's
+ * cross-attention keys [2i] and values [2i + 1], the context through its to_k, to_v. */
 enum status transformer2d_forward(const struct transformer2d *t, struct workspace *ws,
                                   const struct tensor *x, const struct tensor *context,
-                                  struct tensor *out, struct errbuf *err);
+                                  const struct tensor *cross_kv, struct tensor *out,
+                                  struct errbuf *err);
 
 #endif

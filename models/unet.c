@@ -8,6 +8,10 @@
  * Every resnet's time_emb_proj(SiLU(temb)) is computed at the start of the pass, one
  * backend_linear_stack (+ one bias add) per resnet width over weights stacked at load
  * (an SD1.5 step: 3 calls, not 22 GEMMs of 2–32 rows), and stays for the pass.
+ * Likewise every cross-attention's keys and values (to_k, to_v of the context, the
+ * same for the whole pass): one backend_linear_stack per transformer width over the
+ * blocks' to_k/to_v stacked at load (SD1.5: 3 calls, not 16 stacked GEMMs of 2·77
+ * rows), the transformers given their slices (transformer2d external_cross_kv).
  */
 #include "models/unet.h"
 
@@ -21,6 +25,8 @@
 #define NAME_MAX_ 256
 #define MAX_SKIPS (1 + UNET_MAX_BLOCKS * (UNET_MAX_LAYERS + 1))
 #define MAX_RESNETS (UNET_MAX_BLOCKS * (2 * UNET_MAX_LAYERS + 1) + 2)
+#define MAX_ATTNS MAX_RESNETS /* a transformer follows some of the resnets */
+#define MAX_TLAYERS 16        /* blocks per transformer (transformer_layers_per_block) */
 
 struct unet_down_block {
     int n_layers;
@@ -46,6 +52,13 @@ struct unet_temb_group {
     struct tensor w, b; /* {G,Cout,T}, {G,1,Cout} */
 };
 
+/* The cross-attention keys/values of the transformers of one inner width D: to_k and
+ * to_v of each of their blocks, in loading order, stacked. */
+struct unet_kv_group {
+    int inner, n;       /* D; blocks in the group */
+    struct tensor w;    /* {2n, D, Ccontext}: block s's to_k at 2s, to_v at 2s + 1 */
+};
+
 struct unet_model {
     struct unet_config cfg;
     struct backend *backend;
@@ -63,6 +76,11 @@ struct unet_model {
     const struct resnet_block *temb_block[MAX_RESNETS]; /* resnet k in loading order: */
     int temb_group[MAX_RESNETS], temb_slot[MAX_RESNETS]; /* its group and place in it */
     int n_temb_blocks;
+    struct unet_kv_group kv[UNET_MAX_BLOCKS]; /* one per transformer width */
+    int n_kv;
+    const struct transformer2d *kv_attn[MAX_ATTNS]; /* transformer k in loading order: */
+    int kv_group[MAX_ATTNS], kv_slot[MAX_ATTNS];    /* its group, its first block's slot */
+    int n_kv_attns;
 };
 
 /* --- loading ------------------------------------------------------------------- */
@@ -134,6 +152,7 @@ static enum status load_attn(const struct unet_model *m, const struct weights *w
         .groups = m->cfg.norm_num_groups,
         .linear_projection = m->cfg.use_linear_projection,
         .upcast_attention = m->cfg.upcast_attention,
+        .external_cross_kv = true, /* load_kv_groups stacks them */
     };
     return transformer2d_load(t, w, prefix, &tc, m->backend, err);
 }
@@ -291,6 +310,110 @@ static enum status load_temb_groups(struct unet_model *m, const struct weights *
     return s;
 }
 
+/* Transformer k in loading order (down blocks', the mid block's, up blocks') and its
+ * weights prefix, or NULL past the last. */
+static const struct transformer2d *attn_at(const struct unet_model *m, int k, char *prefix,
+                                           size_t cap)
+{
+    for (int i = 0; i < m->cfg.n_blocks; i++) {
+        const int n = m->down[i].has_attn ? m->down[i].n_layers : 0;
+        if (k < n) {
+            snprintf(prefix, cap, "down_blocks.%d.attentions.%d", i, k);
+            return &m->down[i].attns[k];
+        }
+        k -= n;
+    }
+    if (k == 0) {
+        snprintf(prefix, cap, "mid_block.attentions.0");
+        return &m->mid_attn;
+    }
+    k--;
+    for (int i = 0; i < m->cfg.n_blocks; i++) {
+        const int n = m->up[i].has_attn ? m->up[i].n_layers : 0;
+        if (k < n) {
+            snprintf(prefix, cap, "up_blocks.%d.attentions.%d", i, k);
+            return &m->up[i].attns[k];
+        }
+        k -= n;
+    }
+    return NULL;
+}
+
+/* Every transformer's place in the group of its inner width (groups in order of first
+ * use). */
+static enum status assign_kv_groups(struct unet_model *m, struct errbuf *err)
+{
+    char prefix[NAME_MAX_];
+    const struct transformer2d *t;
+    for (int k = 0; (t = attn_at(m, k, prefix, sizeof prefix)) != NULL; k++) {
+        if (k == MAX_ATTNS || t->cfg.layers > MAX_TLAYERS)
+            return status_fail(err, STATUS_UNSUPPORTED,
+                               "unet: %s: more than %d transformers or %d blocks in one",
+                               prefix, MAX_ATTNS, MAX_TLAYERS);
+        int g = 0;
+        while (g < m->n_kv && m->kv[g].inner != t->inner)
+            g++;
+        if (g == m->n_kv) {
+            if (g == UNET_MAX_BLOCKS)
+                return status_fail(err, STATUS_INTERNAL, "unet: more than %d transformer widths",
+                                   UNET_MAX_BLOCKS);
+            m->kv[m->n_kv++].inner = t->inner;
+        }
+        m->kv_attn[k] = t;
+        m->kv_group[k] = g;
+        m->kv_slot[k] = m->kv[g].n;
+        m->kv[g].n += t->cfg.layers;
+        m->n_kv_attns = k + 1;
+    }
+    return STATUS_OK;
+}
+
+/* Group g's stacked to_k/to_v from "<prefix>.transformer_blocks.<i>.attn2.to_{k,v}". */
+static enum status load_kv_group(struct unet_model *m, const struct weights *w, int g,
+                                 struct errbuf *err)
+{
+    struct unet_kv_group *kg = &m->kv[g];
+    char(*names)[NAME_MAX_] = malloc(2 * (size_t)kg->n * sizeof *names);
+    const char **np = malloc(2 * (size_t)kg->n * sizeof *np);
+    if (!names || !np) {
+        free(names);
+        free(np);
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "unet: out of memory");
+    }
+    char prefix[64]; /* "up_blocks.7.attentions.8" at most */
+    int cross_dim = 0;
+    for (int k = 0; k < m->n_kv_attns; k++) {
+        if (m->kv_group[k] != g)
+            continue;
+        const struct transformer2d *t = attn_at(m, k, prefix, sizeof prefix);
+        cross_dim = t->cfg.cross_dim;
+        for (int i = 0; i < t->cfg.layers; i++) {
+            const int s = m->kv_slot[k] + i;
+            snprintf(names[2 * s], NAME_MAX_, "%s.transformer_blocks.%d.attn2.to_k.weight",
+                     prefix, i);
+            snprintf(names[2 * s + 1], NAME_MAX_, "%s.transformer_blocks.%d.attn2.to_v.weight",
+                     prefix, i);
+            np[2 * s] = names[2 * s];
+            np[2 * s + 1] = names[2 * s + 1];
+        }
+    }
+    enum status s = weights_load_linear_stack(w, np, 2 * kg->n, kg->inner, cross_dim,
+                                              m->backend, &kg->w, err);
+    free(names);
+    free(np);
+    return s;
+}
+
+/* The cross-attentions' keys/values projections, stacked per width (file comment). */
+static enum status load_kv_groups(struct unet_model *m, const struct weights *w,
+                                  struct errbuf *err)
+{
+    TRY(assign_kv_groups(m, err));
+    for (int g = 0; g < m->n_kv; g++)
+        TRY(load_kv_group(m, w, g, err));
+    return STATUS_OK;
+}
+
 static enum status load_all(struct unet_model *m, const struct weights *w, struct errbuf *err)
 {
     const struct unet_config *c = &m->cfg;
@@ -306,6 +429,7 @@ static enum status load_all(struct unet_model *m, const struct weights *w, struc
     for (int i = 0; i < c->n_blocks; i++)
         TRY(load_up_block(m, w, i, err));
     TRY(load_temb_groups(m, w, err));
+    TRY(load_kv_groups(m, w, err));
     TRY(load_vec(w, "conv_norm_out.weight", c0, b, &m->norm_out_w, err));
     TRY(load_vec(w, "conv_norm_out.bias", c0, b, &m->norm_out_b, err));
     return load_conv(w, "conv_out", c->out_channels, c0, c->conv_out_kernel, b, &m->conv_out_w,
@@ -380,6 +504,8 @@ void unet_free(struct unet_model *m)
         backend_free(&m->temb[g].w);
         backend_free(&m->temb[g].b);
     }
+    for (int g = 0; g < m->n_kv; g++)
+        backend_free(&m->kv[g].w);
     transformer2d_free(&m->mid_attn);
     free(m);
 }
@@ -414,6 +540,8 @@ struct pass {
     struct tensor temb;           /* {B,T}: SiLU(time_embedding(t)) */
     struct tensor temb_proj[UNET_MAX_BLOCKS]; /* group g: {G,B,Cout}, each resnet's
                                                  time_emb_proj(temb) */
+    struct tensor kv[UNET_MAX_BLOCKS]; /* group g: {2n,B,L,D}, each cross-attention's
+                                          to_k(context), to_v(context) */
     struct tensor pp[2];          /* {max elems}: ping-pong hidden-state storage */
     struct tensor skips[MAX_SKIPS];
     int n_skips;
@@ -512,6 +640,35 @@ static enum status temb_projections(struct pass *p, struct errbuf *err)
     return STATUS_OK;
 }
 
+/* Every cross-attention's keys and values: per width one stacked GEMM. */
+static enum status kv_projections(struct pass *p, struct errbuf *err)
+{
+    const int64_t l = p->context->shape[1];
+    for (int g = 0; g < p->m->n_kv; g++) {
+        const struct unet_kv_group *kg = &p->m->kv[g];
+        struct tensor *y = &p->kv[g];
+        TRY(workspace_tensor(p->ws, 4, (int64_t[]){2 * (int64_t)kg->n, p->batch, l, kg->inner},
+                             y, err));
+        TRY(backend_linear_stack(p->context, &kg->w, y, err));
+    }
+    return STATUS_OK;
+}
+
+/* out = transformer t(x) with its blocks' cross-attention keys and values. */
+static enum status run_attn(struct pass *p, const struct transformer2d *t,
+                            const struct tensor *x, struct tensor *out, struct errbuf *err)
+{
+    for (int k = 0; k < p->m->n_kv_attns; k++)
+        if (p->m->kv_attn[k] == t) {
+            struct tensor kv[2 * MAX_TLAYERS];
+            const struct tensor *all = &p->kv[p->m->kv_group[k]];
+            for (int i = 0; i < 2 * t->cfg.layers; i++)
+                kv[i] = tensor_index(all, 2 * p->m->kv_slot[k] + i);
+            return transformer2d_forward(t, p->ws, x, p->context, kv, out, err);
+        }
+    return status_fail(err, STATUS_INTERNAL, "unet: a transformer without its keys and values");
+}
+
 /* y = resnet r(x) with its projection of the time embedding. */
 static enum status run_resnet(struct pass *p, const struct resnet_block *r,
                               const struct tensor *x, struct tensor *y, struct errbuf *err)
@@ -545,7 +702,7 @@ static enum status down_block(struct pass *p, int i, const struct tensor **cur,
             mid = pp_view(p, pp_other(p, *cur), h, w, c);
             TRY(run_resnet(p, &d->resnets[j], *cur, &mid, err));
             TRY(push_skip(p, h, w, c, &skip, err));
-            TRY(transformer2d_forward(&d->attns[j], p->ws, &mid, p->context, skip, err));
+            TRY(run_attn(p, &d->attns[j], &mid, skip, err));
         } else {
             TRY(push_skip(p, h, w, c, &skip, err));
             TRY(run_resnet(p, &d->resnets[j], *cur, skip, err));
@@ -568,7 +725,7 @@ static enum status mid_block(struct pass *p, const struct tensor **cur, struct t
     *a = pp_view(p, 0, h, w, c);
     *b = pp_view(p, 1, h, w, c);
     TRY(run_resnet(p, &p->m->mid_resnets[0], *cur, a, err));
-    TRY(transformer2d_forward(&p->m->mid_attn, p->ws, a, p->context, b, err));
+    TRY(run_attn(p, &p->m->mid_attn, a, b, err));
     TRY(run_resnet(p, &p->m->mid_resnets[1], b, a, err));
     *cur = a;
     return STATUS_OK;
@@ -598,7 +755,7 @@ static enum status up_layer(struct pass *p, const struct unet_up_block *u, int j
     if (s != STATUS_OK || !u->has_attn)
         return s;
     hold[1] = pp_view(p, 1 - dst, h, w, c);
-    s = transformer2d_forward(&u->attns[j], p->ws, &hold[0], p->context, &hold[1], err);
+    s = run_attn(p, &u->attns[j], &hold[0], &hold[1], err);
     *cur = &hold[1];
     return s;
 }
@@ -694,6 +851,7 @@ static enum status forward_body(struct pass *p, const struct tensor *x, const fl
     TRY(workspace_tensor(p->ws, 1, (int64_t[]){n}, &p->pp[1], err));
     TRY(time_embedding(p, timesteps, err));
     TRY(temb_projections(p, err));
+    TRY(kv_projections(p, err));
     struct tensor *s0 = NULL;
     TRY(push_skip(p, h, w, c->block_out_channels[0], &s0, err));
     struct conv2d_params cp = {.stride = 1, .padding = (c->conv_in_kernel - 1) / 2};
