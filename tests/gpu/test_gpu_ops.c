@@ -395,6 +395,8 @@ static const struct case_def CASES[] = {
     {"linear_stack_odd", c_linear_stack, 2, {2, 3}, {{7, 37}, {3, 29, 37}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_stack_sd_qkv", c_linear_stack, 2, {3, 3}, {{2, 4096, 320}, {3, 320, 320}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_stack_sd_ctx_kv", c_linear_stack, 2, {3, 3}, {{2, 77, 768}, {2, 1280, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
+    /* the U-Net's keys/values of every 1280-wide cross-attention in one GEMM */
+    {"linear_stack_sd_ctx_kv_width", c_linear_stack, 2, {3, 3}, {{2, 77, 768}, {12, 1280, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_stack_sd_temb", c_linear_stack, 2, {2, 3}, {{2, 1280}, {12, 1280, 1280}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     {"linear_sd_ctx_k", c_linear, 2, {3, 2}, {{2, 77, 768}, {320, 768}}, -1, 1, TOL_GEMM, 0, 0, 0, false, {0}},
     /* matmul: {a, b}; flag trans_b, f0 alpha */
