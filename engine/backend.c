@@ -514,6 +514,24 @@ enum status backend_axpby(const struct tensor *x, const struct tensor *yin, cons
                     out->backend->ops->axpby(out->backend, x, yin, alpha, beta, out, err));
 }
 
+enum status backend_gather_rows(const struct tensor *const *rows, const float *scales, int n,
+                                struct tensor *dst, struct errbuf *err)
+{
+    TRY(check_tensor(dst, "gather_rows output", err));
+    if (!rows || n < 1 || n > BACKEND_GATHER_MAX || dst->shape[0] != n)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "gather_rows: %d rows into an output of %lld (1 … %d)", n,
+                           (long long)dst->shape[0], BACKEND_GATHER_MAX);
+    const int64_t row = tensor_numel(dst) / n;
+    for (int i = 0; i < n; i++) {
+        TRY(check_peer(rows[i], "gather_rows row", dst, false, err));
+        if (tensor_numel(rows[i]) != row)
+            return shape_error(err, "gather_rows", "row", rows[i]);
+    }
+    return DISPATCH(dst->backend, "gather_rows", rows[0], NULL, dst,
+                    dst->backend->ops->gather_rows(dst->backend, rows, scales, n, dst, err));
+}
+
 enum status backend_upsample_nearest(const struct tensor *x, struct tensor *y,
                                      struct errbuf *err)
 {

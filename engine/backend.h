@@ -126,6 +126,9 @@ struct backend_ops {
                          struct errbuf *err);
     enum status (*upsample_nearest)(struct backend *b, const struct tensor *x,
                                     struct tensor *y, struct errbuf *err);
+    enum status (*gather_rows)(struct backend *b, const struct tensor *const *rows,
+                               const float *scales, int n, struct tensor *dst,
+                               struct errbuf *err);
     enum status (*concat_channels)(struct backend *b, const struct tensor *a,
                                    const struct tensor *bt, struct tensor *y,
                                    struct errbuf *err);
@@ -279,6 +282,14 @@ enum status backend_mul(const struct tensor *a, const struct tensor *bt, struct 
  * beta are host arrays of shape[0] floats.  out may alias x or yin. */
 enum status backend_axpby(const struct tensor *x, const struct tensor *yin, const float *alpha,
                           const float *beta, struct tensor *out, struct errbuf *err);
+
+/* dst rows [0, n) = scales[i] · rows[i] (scales NULL: 1, exact copies): n source
+ * tensors of one dst row's elements each (any shape), dst's dtype and backend; dst's
+ * shape[0] is n (≤ BACKEND_GATHER_MAX).  The rows may not overlap dst.  One launch for
+ * what n scaled copies did (a U-Net step's batch assembly from its requests). */
+#define BACKEND_GATHER_MAX 256
+enum status backend_gather_rows(const struct tensor *const *rows, const float *scales, int n,
+                                struct tensor *dst, struct errbuf *err);
 
 /* y{N,Ho,Wo,C} = nearest-neighbour resize of x{N,H,W,C} to Ho ≥ H, Wo ≥ W, as
  * PyTorch's F.interpolate(mode="nearest", size=(Ho,Wo)): source row

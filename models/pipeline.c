@@ -11,6 +11,8 @@
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
+_Static_assert(SD_MAX_BATCH_ROWS <= BACKEND_GATHER_MAX, "a batch is one backend_gather_rows");
+
 /* Rows [row0, row0 + rows) of t (dim 0) as a tensor of the same storage. */
 static struct tensor row_view(const struct tensor *t, int64_t row0, int64_t rows)
 {
@@ -353,15 +355,22 @@ struct batch {
     int n, k;                     /* requests, requests with CFG */
 };
 
-/* Batch row `row` = request r's row `which` (0 cond, 1 uncond) at its current step. */
-static enum status fill_row(struct batch *b, const struct sd_request *r, int row, int which,
-                            struct errbuf *err)
+/* Where batch row `row` comes from: request r's latent (scaled for the model input) and
+ * its context row `which` (0 cond, 1 uncond), at its current step. */
+struct batch_sources {
+    const struct tensor *x[SD_MAX_BATCH_ROWS], *ctx[SD_MAX_BATCH_ROWS];
+    float scale[SD_MAX_BATCH_ROWS];
+    struct tensor ctx_rows[SD_MAX_BATCH_ROWS]; /* the context row views ctx points at */
+};
+
+static void source_row(struct batch *b, struct batch_sources *src, const struct sd_request *r,
+                       int row, int which)
 {
-    struct tensor x = row_view(&b->x, row, 1), ctx = row_view(&b->ctx, row, 1);
-    struct tensor src = row_view(&r->context, which, 1);
     b->t[row] = sampler_timestep(&r->sampler);
-    enum status s = copy_scaled(&r->latent, sampler_model_input_scale(&r->sampler), &x, err);
-    return s == STATUS_OK ? copy_scaled(&src, 1.0f, &ctx, err) : s;
+    src->x[row] = &r->latent;
+    src->scale[row] = sampler_model_input_scale(&r->sampler);
+    src->ctx_rows[row] = row_view(&r->context, which, 1);
+    src->ctx[row] = &src->ctx_rows[row];
 }
 
 static enum status build_batch(const struct sd_model *m, struct workspace *ws,
@@ -385,12 +394,22 @@ static enum status build_batch(const struct sd_model *m, struct workspace *ws,
     b->k = 0;
     for (int i = 0; i < n; i++)
         b->k += reqs[i]->rows == 2;
-    for (int pos = 0; pos < n && s == STATUS_OK; pos++) {
+    if (s != STATUS_OK)
+        return s;
+    struct batch_sources *src = malloc(sizeof *src);
+    if (!src)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "sd_unet_step: batch sources");
+    for (int pos = 0; pos < n; pos++) {
         const struct sd_request *r = reqs[b->order[pos]];
-        s = fill_row(b, r, pos, 0, err);
-        if (s == STATUS_OK && r->rows == 2)
-            s = fill_row(b, r, n + pos, 1, err);
+        source_row(b, src, r, pos, 0);
+        if (r->rows == 2)
+            source_row(b, src, r, n + pos, 1);
     }
+    /* the batch in two launches (backend_gather_rows), not two copies a row */
+    s = backend_gather_rows(src->x, src->scale, rows, &b->x, err);
+    if (s == STATUS_OK)
+        s = backend_gather_rows(src->ctx, NULL, rows, &b->ctx, err);
+    free(src);
     return s;
 }
 
@@ -666,8 +685,9 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
 
 static enum status check_decode(struct sd_request *const *reqs, int n, struct errbuf *err)
 {
-    if (!reqs || n < 1)
-        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_decode: no requests");
+    if (!reqs || n < 1 || n > SD_MAX_BATCH_ROWS)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_decode: %d requests (1 … %d)", n,
+                           SD_MAX_BATCH_ROWS);
     for (int i = 0; i < n; i++) {
         if (!reqs[i] || !reqs[i]->model || !sd_request_done(reqs[i]))
             return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_decode: request %d is not done",
@@ -722,10 +742,11 @@ enum status sd_decode_graphs(const struct sd_model *model, struct workspace *ws,
     s = workspace_tensor(ws, 4, zs, &z, err);
     if (s == STATUS_OK)
         s = workspace_tensor(ws, 4, is, &img, err);
-    for (int i = 0; i < n && s == STATUS_OK; i++) {
-        struct tensor row = row_view(&z, i, 1);
-        s = copy_scaled(&reqs[i]->latent, 1.0f, &row, err);
-    }
+    const struct tensor *latents[SD_MAX_BATCH_ROWS];
+    for (int i = 0; i < n; i++)
+        latents[i] = &reqs[i]->latent;
+    if (s == STATUS_OK)
+        s = backend_gather_rows(latents, NULL, n, &z, err);
     if (s == STATUS_OK) {
         const struct graph_key key = graph_key_of(model, true, &z, NULL, &img, ws->generation);
         struct vae_call_args call = {&z, &img};

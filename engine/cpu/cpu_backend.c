@@ -96,6 +96,7 @@ static const struct backend_ops cpu_ops = {
     .mul = cpu_mul,
     .axpby = cpu_axpby,
     .upsample_nearest = cpu_upsample_nearest,
+    .gather_rows = cpu_gather_rows,
     .concat_channels = cpu_concat_channels,
     .timestep_embedding = cpu_timestep_embedding,
 };

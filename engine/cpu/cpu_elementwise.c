@@ -287,6 +287,28 @@ enum status cpu_mul(struct backend *b, const struct tensor *a, const struct tens
     return ew_broadcast(b, a, bt, EW_MUL, y);
 }
 
+/* --- gather_rows ---------------------------------------------------------------- */
+
+/* Rows are small (a latent or a text embedding): one pass each, no threads. */
+enum status cpu_gather_rows(struct backend *b, const struct tensor *const *rows,
+                            const float *scales, int n, struct tensor *dst, struct errbuf *err)
+{
+    (void)b;
+    (void)err;
+    const size_t row = (size_t)tensor_numel(dst) / (size_t)n;
+    float *out = dst->data;
+    for (int i = 0; i < n; i++) {
+        const float *src = rows[i]->data, s = scales ? scales[i] : 1.0f;
+        float *o = out + (size_t)i * row;
+        if (s == 1.0f)
+            memcpy(o, src, row * sizeof *o);
+        else
+            for (size_t e = 0; e < row; e++)
+                o[e] = s * src[e];
+    }
+    return STATUS_OK;
+}
+
 /* --- axpby --------------------------------------------------------------------- */
 
 struct ew_axpby_job {

@@ -70,6 +70,8 @@ enum status cpu_axpby(struct backend *b, const struct tensor *x, const struct te
                       struct errbuf *err);
 enum status cpu_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
                                  struct errbuf *err);
+enum status cpu_gather_rows(struct backend *b, const struct tensor *const *rows,
+                            const float *scales, int n, struct tensor *dst, struct errbuf *err);
 enum status cpu_concat_channels(struct backend *b, const struct tensor *a,
                                 const struct tensor *bt, struct tensor *y, struct errbuf *err);
 enum status cpu_timestep_embedding(struct backend *b, const float *timesteps,

@@ -501,6 +501,7 @@ static const struct backend_ops cuda_ops = {
     .mul = cuda_mul,
     .axpby = cuda_axpby,
     .upsample_nearest = cuda_upsample_nearest,
+    .gather_rows = cuda_gather_rows,
     .concat_channels = cuda_concat_channels,
     .timestep_embedding = cuda_timestep_embedding,
 };

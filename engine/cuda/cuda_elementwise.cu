@@ -10,6 +10,7 @@
  * scalars (axpby's per-row α/β, timesteps) are passed by value in chunks, so no
  * host→device copy is queued and the ops can be graph-captured. */
 #include <math.h>
+#include <string.h>
 
 #include "engine/cuda/cuda_internal.h"
 #include "engine/nearest.h"
@@ -359,6 +360,54 @@ enum status cuda_axpby(struct backend *b, const struct tensor *x, const struct t
     TRY(cuda_usable(cb, err));
     CUDA_DISPATCH(out->dtype, axpby_launch<T>(x, yin, alpha, beta, out, cuda_launch_on(cb)));
     return cuda_check_launch(cb, "axpby", err);
+}
+
+/* --- gather_rows: dst[r] = scale[r] · rows[r] ------------------------------------------ */
+
+struct gather_chunk {
+    const void *src[AXPBY_CHUNK];
+    float scale[AXPBY_CHUNK];
+};
+
+/* grid (x blocks over a row, y = the chunk's rows): row blockIdx.y of the chunk. */
+template <typename T>
+__global__ static void gather_kernel(T *dst, size_t row_len, struct gather_chunk c)
+{
+    cuda_pdl_enter();
+    const T *src = (const T *)c.src[blockIdx.y];
+    const float s = c.scale[blockIdx.y];
+    T *out = dst + (size_t)blockIdx.y * row_len;
+    GRID_LOOP(i, row_len)
+        cuda_st(out + i, s * cuda_ld(src + i));
+}
+
+template <typename T>
+static void gather_launch(const struct tensor *const *rows, const float *scales, int n,
+                          struct tensor *dst, struct cuda_launch st)
+{
+    const size_t row_len = (size_t)tensor_numel(dst) / (size_t)n;
+    for (int r0 = 0; r0 < n; r0 += AXPBY_CHUNK) {
+        const int nr = n - r0 < AXPBY_CHUNK ? n - r0 : AXPBY_CHUNK;
+        struct gather_chunk c;
+        memset(&c, 0, sizeof c);
+        for (int r = 0; r < nr; r++) {
+            c.src[r] = rows[r0 + r]->data;
+            c.scale[r] = scales ? scales[r0 + r] : 1.0f;
+        }
+        unsigned bx = cuda_blocks(row_len, EW_THREADS);
+        bx = bx > 64 ? 64 : bx; /* rows are a latent or an embedding: a few blocks each */
+        cuda_launch_kernel(st, gather_kernel<T>, dim3(bx, (unsigned)nr), EW_THREADS, 0,
+                           (T *)dst->data + (size_t)r0 * row_len, row_len, c);
+    }
+}
+
+enum status cuda_gather_rows(struct backend *b, const struct tensor *const *rows,
+                             const float *scales, int n, struct tensor *dst, struct errbuf *err)
+{
+    struct cuda_backend *cb = cuda_of(b);
+    TRY(cuda_usable(cb, err));
+    CUDA_DISPATCH(dst->dtype, gather_launch<T>(rows, scales, n, dst, cuda_launch_on(cb)));
+    return cuda_check_launch(cb, "gather_rows", err);
 }
 
 /* --- upsample_nearest, concat -------------------------------------------------------- */

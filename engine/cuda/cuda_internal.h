@@ -265,6 +265,8 @@ enum status cuda_mul(struct backend *b, const struct tensor *a, const struct ten
 enum status cuda_axpby(struct backend *b, const struct tensor *x, const struct tensor *yin,
                        const float *alpha, const float *beta, struct tensor *out,
                        struct errbuf *err);
+enum status cuda_gather_rows(struct backend *b, const struct tensor *const *rows,
+                             const float *scales, int n, struct tensor *dst, struct errbuf *err);
 enum status cuda_upsample_nearest(struct backend *b, const struct tensor *x, struct tensor *y,
                                   struct errbuf *err);
 enum status cuda_concat_channels(struct backend *b, const struct tensor *a,

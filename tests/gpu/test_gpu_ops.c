@@ -990,6 +990,63 @@ static void check_lanes(struct suite *su)
     backend_destroy(b);
 }
 
+/* backend_gather_rows in each dtype: 131 rows (two launches of 128 and 3) of 1000
+ * elements from separate tensors, scaled and copied; the result must be each value
+ * times its scale rounded once to the dtype, exactly (the CPU's f32 product). */
+static void check_gather(struct suite *su)
+{
+    enum { N = 131, ROW = 1000 };
+    const enum dtype dts[3] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        struct errbuf err;
+        errbuf_clear(&err);
+        struct tensor rows[N];
+        const struct tensor *ptrs[N];
+        float scales[N];
+        float *host = random_floats((size_t)N * ROW, 303, -8.0f, 8.0f);
+        float *back = malloc((size_t)N * ROW * sizeof *back);
+        round_to(host, (size_t)N * ROW, dts[d]);
+        memset(rows, 0, sizeof rows);
+        enum status s = back ? STATUS_OK : STATUS_OUT_OF_MEMORY;
+        for (int i = 0; i < N && s == STATUS_OK; i++) {
+            rows[i] = tensor_desc2(dts[d], 1, ROW);
+            ptrs[i] = &rows[i];
+            scales[i] = i % 7 == 0 ? 1.0f : 0.37f * (float)(i % 5) - 0.5f;
+            s = backend_alloc(su->gpu, &rows[i], &err);
+            if (s == STATUS_OK)
+                s = backend_upload(&rows[i], host + (size_t)i * ROW, DTYPE_F32, &err);
+        }
+        struct tensor dst = tensor_desc2(dts[d], N, ROW);
+        if (s == STATUS_OK)
+            s = backend_alloc(su->gpu, &dst, &err);
+        bool exact[2] = {false, false};
+        for (int scaled = 0; scaled < 2 && s == STATUS_OK; scaled++) {
+            s = backend_gather_rows(ptrs, scaled ? scales : NULL, N, &dst, &err);
+            if (s == STATUS_OK)
+                s = backend_download(&dst, back, &err);
+            exact[scaled] = s == STATUS_OK;
+            for (size_t e = 0; s == STATUS_OK && e < (size_t)N * ROW && exact[scaled]; e++) {
+                float want = scaled ? scales[e / ROW] * host[e] : host[e];
+                round_to(&want, 1, dts[d]);
+                exact[scaled] = back[e] == want;
+            }
+        }
+        const bool ok = s == STATUS_OK && exact[0] && exact[1];
+        printf("%-4s %-40s %-4s (copies %s, scaled %s; %s%s%s)\n", ok ? "ok" : "FAIL",
+               "gather_rows", dtype_name(dts[d]), exact[0] ? "exact" : "wrong",
+               exact[1] ? "exact" : "wrong", status_name(s), s ? ": " : "", s ? err.msg : "");
+        if (su->json)
+            fprintf(su->json, "{\"op\":\"gather_rows\",\"dtype\":\"%s\",\"ok\":%s}\n",
+                    dtype_name(dts[d]), ok ? "true" : "false");
+        ok ? su->passed++ : su->failed++;
+        for (int i = 0; i < N; i++)
+            backend_free(&rows[i]);
+        backend_free(&dst);
+        free(host);
+        free(back);
+    }
+}
+
 /* GEMM autotuning meets a capture: a linear of a shape never run before, recorded first
  * (tuning must not time inside the capture: it takes the heuristic's choice), replayed,
  * then run eagerly (tuned now); both must give x·wᵀ exactly (values exact in TF32). */
@@ -1211,6 +1268,7 @@ int main(int argc, char **argv)
     if (!su.filter) { /* a filtered run (check.sh's sanitizer pass) is the op cases only */
         check_oom(&su);
         check_transfer(&su);
+        check_gather(&su);
         check_graph(&su, su.gpu, "cuda_graph_replay");
         check_graph(&su, su.gpu_pdl, "cuda_graph_replay[pdl]");
         check_graph_autotune(&su);

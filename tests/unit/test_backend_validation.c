@@ -169,6 +169,16 @@ START_TEST(test_elementwise_rejects)
     expect_invalid(backend_geglu(&x_odd, &x_odd, &err), &err, "geglu", "odd input");
     expect_invalid(backend_axpby(&a, &y, NULL, beta, &y, &err), &err, "axpby", "no alpha");
     expect_invalid(backend_axpby(&a, &y_half, alpha, beta, &y, &err), &err, "axpby", "shapes");
+    /* a {2,4,4,8}: rows of 128 elements = y_half {2,4,4,4} whole; x_odd has 21 */
+    const struct tensor *fit[2] = {&y_half, &y_half}, *small[2] = {&x_odd, &x_odd};
+    const struct tensor *mixed[2] = {&y_half, &x_odd};
+    expect_invalid(backend_gather_rows(small, NULL, 2, &a, &err), &err, "gather_rows",
+                   "row size");
+    expect_invalid(backend_gather_rows(fit, NULL, 1, &a, &err), &err, "gather_rows",
+                   "row count");
+    expect_invalid(backend_gather_rows(mixed, NULL, 2, &a, &err), &err, "gather_rows",
+                   "a row of another size");
+    expect_invalid(backend_gather_rows(NULL, NULL, 2, &a, &err), &err, "gather_rows", "no rows");
     expect_invalid(backend_upsample_nearest(&a, &y_up_bad, &err), &err, "upsample",
                    "output narrower than input");
     expect_invalid(backend_upsample_nearest(&b_3d, &y_up, &err), &err, "upsample", "3-D");

@@ -243,6 +243,45 @@ START_TEST(test_axpby)
 }
 END_TEST
 
+/* Rows from separate tensors of any shape with the row's element count, scaled (a
+ * zero and a negative scale among them) or copied exactly (scales NULL). */
+START_TEST(test_gather_rows)
+{
+    struct backend *be = test_cpu_backend();
+    enum { N = 5 };
+    const int64_t dshape[3] = {N, 7, 9}, rshape[4] = {1, 3, 3, 7};
+    const size_t row = 63;
+    const float scales[N] = {1.0f, 0.5f, -2.0f, 0.0f, 0.18215f};
+    struct tensor rows[N];
+    const struct tensor *ptrs[N];
+    float *host[N];
+    for (int i = 0; i < N; i++) {
+        host[i] = test_random_floats(row, 80 + (uint64_t)i, -4.0f, 4.0f);
+        rows[i] = test_tensor(be, 4, rshape, host[i]);
+        ptrs[i] = &rows[i];
+    }
+    struct tensor dst = test_tensor(be, 3, dshape, NULL);
+    struct errbuf err;
+    for (int scaled = 0; scaled < 2; scaled++) {
+        ck_assert_int_eq(backend_gather_rows(ptrs, scaled ? scales : NULL, N, &dst, &err),
+                         STATUS_OK);
+        float *got = test_download(&dst);
+        for (int i = 0; i < N; i++)
+            for (size_t e = 0; e < row; e++) {
+                const float want = scaled ? scales[i] * host[i][e] : host[i][e];
+                ck_assert_msg(got[i * row + e] == want, "row %d element %zu: %g, want %g", i, e,
+                              (double)got[i * row + e], (double)want);
+            }
+        free(got);
+    }
+    backend_free(&dst);
+    for (int i = 0; i < N; i++) {
+        backend_free(&rows[i]);
+        free(host[i]);
+    }
+}
+END_TEST
+
 /* --- upsample / concat ------------------------------------------------------------------ */
 
 /* PyTorch's nearest index, written here independently: floor(dst · in/out) in float,
@@ -414,6 +453,7 @@ static Suite *elementwise_suite(void)
     tcase_add_test(tc, test_geglu);
     tcase_add_loop_test(tc, test_broadcast, 0, (int)(sizeof bcast_cases / sizeof bcast_cases[0]));
     tcase_add_test(tc, test_axpby);
+    tcase_add_test(tc, test_gather_rows);
     tcase_add_test(tc, test_upsample_nearest);
     tcase_add_test(tc, test_concat_channels);
     tcase_add_test(tc, test_timestep_embedding);
