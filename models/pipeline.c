@@ -641,28 +641,86 @@ static enum status unet_call(const struct sd_model *model, struct workspace *ws,
     return graph_call(g, ws, &key, unet_run, b, b->t, err);
 }
 
-enum status sd_unet_step_launch(const struct sd_model *model, struct workspace *ws,
-                                struct sd_graphs *graphs, struct sd_request *const *reqs,
-                                int n, struct errbuf *err)
+/* A step between its U-Net call and its CFG and sampler ops (pipeline.h). */
+struct sd_step {
+    struct workspace *ws;
+    struct workspace_mark mark;
+    struct sd_request *reqs[SD_MAX_BATCH_ROWS];
+    int n;
+    bool open;                 /* started, not yet completed */
+    struct batch b;
+};
+
+enum status sd_step_create(struct sd_step **out, struct errbuf *err)
 {
+    *out = calloc(1, sizeof **out);
+    return *out ? STATUS_OK : status_fail(err, STATUS_OUT_OF_MEMORY, "sd_step: out of memory");
+}
+
+void sd_step_destroy(struct sd_step *st)
+{
+    free(st);
+}
+
+bool sd_step_open(const struct sd_step *st)
+{
+    return st->open;
+}
+
+enum status sd_unet_step_start(const struct sd_model *model, struct workspace *ws,
+                               struct sd_graphs *graphs, struct sd_request *const *reqs, int n,
+                               struct sd_step *st, struct errbuf *err)
+{
+    if (st->open)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_unet_step_start: a step is open");
     int rows = 0;
     enum status s = check_batch(reqs, n, &rows, err);
     if (s != STATUS_OK)
         return s;
-    const struct workspace_mark mark = workspace_mark(ws);
-    struct batch b;
-    s = build_batch(model, ws, reqs, n, rows, &b, err);
+    st->ws = ws;
+    st->mark = workspace_mark(ws);
+    st->n = n;
+    memcpy(st->reqs, reqs, sizeof *reqs * (size_t)n);
+    s = build_batch(model, ws, reqs, n, rows, &st->b, err);
     if (s == STATUS_OK)
-        s = unet_call(model, ws, graphs, &b, err);
-    if (s == STATUS_OK)
-        s = apply_cfg(reqs, &b, err);
-    for (int pos = 0; pos < n && s == STATUS_OK; pos++) {
-        struct sd_request *r = reqs[b.order[pos]];
-        const struct tensor mo = row_view(&b.out, pos, 1);
+        s = unet_call(model, ws, graphs, &st->b, err);
+    if (s != STATUS_OK)
+        workspace_rewind(ws, st->mark);
+    st->open = s == STATUS_OK;
+    return s;
+}
+
+enum status sd_unet_step_complete(struct sd_step *st, struct errbuf *err)
+{
+    if (!st->open)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "sd_unet_step_complete: no open step");
+    struct batch *b = &st->b;
+    enum status s = apply_cfg(st->reqs, b, err);
+    for (int pos = 0; pos < st->n && s == STATUS_OK; pos++) {
+        struct sd_request *r = st->reqs[b->order[pos]];
+        const struct tensor mo = row_view(&b->out, pos, 1);
         s = r->host_step ? step_host(r, &mo, err) : step_backend(r, &mo, err);
     }
-    workspace_rewind(ws, mark);
+    workspace_rewind(st->ws, st->mark);
+    st->open = false;
     return s;
+}
+
+void sd_unet_step_abandon(struct sd_step *st)
+{
+    if (st->open)
+        workspace_rewind(st->ws, st->mark);
+    st->open = false;
+}
+
+enum status sd_unet_step_launch(const struct sd_model *model, struct workspace *ws,
+                                struct sd_graphs *graphs, struct sd_request *const *reqs,
+                                int n, struct errbuf *err)
+{
+    struct sd_step st; /* ~5 KB */
+    st.open = false;
+    enum status s = sd_unet_step_start(model, ws, graphs, reqs, n, &st, err);
+    return s == STATUS_OK ? sd_unet_step_complete(&st, err) : s;
 }
 
 enum status sd_unet_step_graphs(const struct sd_model *model, struct workspace *ws,

@@ -237,6 +237,26 @@ enum status sd_unet_step_launch(const struct sd_model *model, struct workspace *
                                 struct sd_graphs *graphs, struct sd_request *const *reqs,
                                 int n, struct errbuf *err);
 
+/* sd_unet_step_launch in two halves, so that the steps of several buckets on several
+ * lanes all have their U-Net calls queued before any of them queues its CFG and
+ * sampler ops (the host's launches for those would otherwise delay the next lane's
+ * call).  start: the batch and the U-Net call, queued on the selected lane; complete
+ * (with that lane selected again): CFG and the sampler steps, queued, and the
+ * workspace rewound.  Between the two the requests and ws belong to the step.  A
+ * failed start leaves nothing open (complete is not called); complete (or abandon)
+ * always closes the step.  Ownership: the caller's (sd_step_destroy); one open step per sd_step. */
+struct sd_step;
+enum status sd_step_create(struct sd_step **out, struct errbuf *err);
+void sd_step_destroy(struct sd_step *st);
+bool sd_step_open(const struct sd_step *st);
+enum status sd_unet_step_start(const struct sd_model *model, struct workspace *ws,
+                               struct sd_graphs *graphs, struct sd_request *const *reqs, int n,
+                               struct sd_step *st, struct errbuf *err);
+enum status sd_unet_step_complete(struct sd_step *st, struct errbuf *err);
+/* Closes an open step without its second half (its lane cannot be selected: the
+ * requests' latents are left at this step's start, the caller fails them). */
+void sd_unet_step_abandon(struct sd_step *st);
+
 /* True when every step has run. */
 bool sd_request_done(const struct sd_request *req);
 int sd_request_step(const struct sd_request *req);   /* steps done so far */

@@ -15,6 +15,7 @@ struct pipeline_runner {
     int lanes;
     struct workspace ws[BACKEND_LANES_MAX];      /* [lanes], lane k's */
     struct sd_graphs *graphs[BACKEND_LANES_MAX]; /* [lanes]; NULL unless cfg->unet_graphs */
+    struct sd_step *steps[BACKEND_LANES_MAX];    /* [lanes]: a launched step's second half */
     struct text_cache *cache;
     bool begun;               /* lane 0 has begin work queued that another lane may read
                                  (waited for at the next launch, with lanes) */
@@ -57,7 +58,8 @@ static enum status pr_begin(void *ctx, int model, const struct gen_params *p, in
     return s;
 }
 
-/* One step over reqs on `lane`, queued (backend_lanes: the lanes run concurrently).
+/* One step over reqs on `lane`, its U-Net call queued (backend_lanes: the lanes run
+ * concurrently); its CFG and sampler ops follow in pr_wait, after every lane's call.
  * With lanes, the first launch after begins waits for their work on lane 0 — whatever
  * lane it is for, so that it is the begins alone that are waited for, not a call
  * launched on lane 0 this iteration — and another lane reads the requests' latents
@@ -73,14 +75,34 @@ static enum status pr_launch(void *ctx, int model, int lane, struct sd_request *
         TRY(backend_sync(r->backend, err));
     r->begun = false;
     TRY(backend_lane_select(r->backend, lane, err));
-    return sd_unet_step_launch(r->models[model], &r->ws[lane], r->graphs[lane], reqs, n, err);
+    return sd_unet_step_start(r->models[model], &r->ws[lane], r->graphs[lane], reqs, n,
+                              r->steps[lane], err);
 }
 
+/* The launched steps' second halves, each on its lane, then every lane done.  A
+ * failure is every launched call's (the scheduler fails them all). */
 static enum status pr_wait(void *ctx, struct errbuf *err)
 {
     struct pipeline_runner *r = ctx;
     r->begun = false;
-    return backend_sync(r->backend, err);
+    enum status s = STATUS_OK;
+    for (int k = 0; k < r->lanes; k++) {
+        if (!sd_step_open(r->steps[k]))
+            continue;
+        struct errbuf kerr;
+        enum status ks = backend_lane_select(r->backend, k, &kerr);
+        if (ks == STATUS_OK)
+            ks = sd_unet_step_complete(r->steps[k], &kerr);
+        else
+            sd_unet_step_abandon(r->steps[k]);
+        if (ks != STATUS_OK && s == STATUS_OK) { /* the first failure is the message */
+            s = ks;
+            if (err)
+                *err = kerr;
+        }
+    }
+    const enum status sync = backend_sync(r->backend, s == STATUS_OK ? err : NULL);
+    return s == STATUS_OK ? sync : s;
 }
 
 static enum status pr_step(void *ctx, int model, struct sd_request *const *reqs, int n,
@@ -111,6 +133,7 @@ static void runner_free(struct pipeline_runner *r)
     if (r->lanes > 1) /* nothing queued on any lane may use what is freed below */
         (void)backend_sync(r->backend, &ignored);
     for (int k = 0; k < r->lanes; k++) {
+        sd_step_destroy(r->steps[k]);
         sd_graphs_destroy(r->graphs[k]);
         workspace_destroy(&r->ws[k]);
     }
@@ -134,6 +157,8 @@ enum status sched_pipeline_runner_create(const struct scheduler_config *cfg, int
                            err);
         if (s == STATUS_OK && cfg->unet_graphs)
             s = sd_graphs_create(&r->graphs[r->lanes], err);
+        if (s == STATUS_OK)
+            s = sd_step_create(&r->steps[r->lanes], err);
     }
     if (s == STATUS_OK)
         s = text_cache_create(cfg->text_cache_entries, &r->cache, err);

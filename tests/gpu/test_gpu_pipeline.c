@@ -287,14 +287,30 @@ static int check_graphs(const char *src, const char *name, bool pdl, FILE *json)
     return ok || pdl ? 0 : 1;
 }
 
-/* Two sizes' requests (N_IMAGES each) stepped to the end: with `lanes`, each
- * iteration launches size k's running requests on lane k with workspace and graphs k
- * (sd_unet_step_launch), then one backend_sync; without, both through
- * sd_unet_step_graphs on lane 0, one after the other.  Decoded on lane 0. */
+/* Second halves of the open steps, each on its lane (as the scheduler's runner). */
+static enum status lanes_complete(struct sd_model *m, struct sd_step *steps[2],
+                                  struct errbuf *err)
+{
+    enum status s = STATUS_OK;
+    for (int k = 0; k < 2 && s == STATUS_OK; k++)
+        if (sd_step_open(steps[k])) {
+            s = backend_lane_select(m->backend, k, err);
+            s = s == STATUS_OK ? sd_unet_step_complete(steps[k], err) : s;
+        }
+    return s;
+}
+
+/* Two sizes' requests (N_IMAGES each) stepped to the end: with `steps` (lanes), each
+ * iteration starts size k's running requests' step on lane k with workspace and
+ * graphs k (sd_unet_step_start: both U-Net calls queued first), completes both, then
+ * one backend_sync; without, both through sd_unet_step_graphs on lane 0, one after the
+ * other.  Decoded on lane 0. */
 static enum status lanes_run(struct sd_model *m, struct workspace ws[2],
                              struct sd_graphs *graphs[2], const struct gen_params p[2],
-                             bool lanes, struct sd_image img[2][N_IMAGES], struct errbuf *err)
+                             struct sd_step *steps[2], struct sd_image img[2][N_IMAGES],
+                             struct errbuf *err)
 {
+    const bool lanes = steps != NULL;
     struct sd_request req[2][N_IMAGES];
     struct sd_request *all[N_IMAGES], *run[N_IMAGES];
     memset(req, 0, sizeof req);
@@ -317,10 +333,12 @@ static enum status lanes_run(struct sd_model *m, struct workspace ws[2],
             const int lane = lanes ? k : 0;
             s = backend_lane_select(m->backend, lane, err);
             if (s == STATUS_OK && lanes)
-                s = sd_unet_step_launch(m, &ws[lane], graphs[lane], run, n, err);
+                s = sd_unet_step_start(m, &ws[lane], graphs[lane], run, n, steps[lane], err);
             else if (s == STATUS_OK)
                 s = sd_unet_step_graphs(m, &ws[lane], graphs[lane], run, n, err);
         }
+        if (s == STATUS_OK && lanes)
+            s = lanes_complete(m, steps, err);
         if (s == STATUS_OK)
             s = backend_sync(m->backend, err);
     }
@@ -351,6 +369,7 @@ static int check_lanes(const char *src, const char *name, FILE *json)
     struct backend *gpu = NULL;
     struct sd_model *m = NULL;
     struct sd_graphs *graphs[2] = {NULL, NULL};
+    struct sd_step *steps[2] = {NULL, NULL};
     struct workspace ws[2];
     memset(ws, 0, sizeof ws);
     static struct sd_image one[2][N_IMAGES], side[2][N_IMAGES];
@@ -361,6 +380,8 @@ static int check_lanes(const char *src, const char *name, FILE *json)
         s = workspace_init(&ws[k], gpu, backend_weight_dtype(gpu), 0, &err);
         if (s == STATUS_OK)
             s = sd_graphs_create(&graphs[k], &err);
+        if (s == STATUS_OK)
+            s = sd_step_create(&steps[k], &err);
     }
     struct gen_params p[2];
     if (s == STATUS_OK) {
@@ -373,15 +394,15 @@ static int check_lanes(const char *src, const char *name, FILE *json)
             p[k].n = N_IMAGES;
         }
         p[1].width = p[1].height = p[0].width * 3 / 2;
-        s = lanes_run(m, ws, graphs, p, false, one, &err);
+        s = lanes_run(m, ws, graphs, p, NULL, one, &err);
     }
     if (s == STATUS_OK) /* twice: the first records each lane's graphs */
-        s = lanes_run(m, ws, graphs, p, true, side, &err);
+        s = lanes_run(m, ws, graphs, p, steps, side, &err);
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < N_IMAGES; i++)
             sd_image_free(&side[k][i]);
     if (s == STATUS_OK)
-        s = lanes_run(m, ws, graphs, p, true, side, &err);
+        s = lanes_run(m, ws, graphs, p, steps, side, &err);
     struct sd_graphs_stats st[2];
     sd_graphs_stats(graphs[0], &st[0]);
     sd_graphs_stats(graphs[1], &st[1]);
@@ -408,6 +429,7 @@ static int check_lanes(const char *src, const char *name, FILE *json)
             sd_image_free(&side[k][i]);
         }
     for (int k = 0; k < 2; k++) {
+        sd_step_destroy(steps[k]);
         sd_graphs_destroy(graphs[k]);
         workspace_destroy(&ws[k]);
     }
