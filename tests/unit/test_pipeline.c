@@ -471,6 +471,73 @@ START_TEST(test_graphs_fall_back_on_cpu)
 }
 END_TEST
 
+/* A step in two halves (sd_unet_step_start / _complete): two sizes' steps started
+ * one after the other, each on its own workspace, then both completed, give each image
+ * of its request alone; the halves refuse misuse (complete with nothing open, a second
+ * start on an open step) and abandon closes a step without its second half. */
+START_TEST(test_step_halves)
+{
+    struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
+    struct workspace ws[2] = {make_ws(), make_ws()};
+    struct gen_params p[2] = {mixed_params(m, 0), mixed_params(m, 2)};
+    p[1].width = p[1].height = p[0].width * 3 / 2;
+    struct sd_request r[2];
+    struct sd_step *st[2];
+    struct errbuf err;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(sd_request_begin(m, &ws[0], &p[k], 0, &r[k], &err), STATUS_OK);
+        ck_assert_int_eq(sd_step_create(&st[k], &err), STATUS_OK);
+    }
+    ck_assert_int_eq(sd_unet_step_complete(st[0], &err), STATUS_INVALID_ARGUMENT);
+    while (!sd_request_done(&r[0]) || !sd_request_done(&r[1])) {
+        for (int k = 0; k < 2; k++) {
+            struct sd_request *one[1] = {&r[k]};
+            if (!sd_request_done(&r[k]))
+                ck_assert_msg(sd_unet_step_start(m, &ws[k], NULL, one, 1, st[k], &err) ==
+                                  STATUS_OK,
+                              "%s", err.msg);
+        }
+        if (sd_step_open(st[0])) { /* a second start on an open step is refused */
+            struct sd_request *one[1] = {&r[0]};
+            ck_assert_int_eq(sd_unet_step_start(m, &ws[0], NULL, one, 1, st[0], &err),
+                             STATUS_INVALID_ARGUMENT);
+        }
+        for (int k = 0; k < 2; k++)
+            if (sd_step_open(st[k]))
+                ck_assert_msg(sd_unet_step_complete(st[k], &err) == STATUS_OK, "%s", err.msg);
+    }
+    for (int k = 0; k < 2; k++) {
+        struct sd_request *one[1] = {&r[k]};
+        struct sd_image img, alone_img;
+        ck_assert_msg(sd_decode(m, &ws[0], one, 1, true, &img, &err) == STATUS_OK, "%s",
+                      err.msg);
+        alone(m, &ws[0], p[k], 0, &alone_img);
+        compare_images(k ? "step halves: 1.5x size" : "step halves: native size", &img,
+                       &alone_img);
+        sd_image_free(&img);
+        sd_image_free(&alone_img);
+    }
+    /* abandon: the workspace is back where the step started */
+    struct sd_request fresh;
+    ck_assert_int_eq(sd_request_begin(m, &ws[1], &p[0], 0, &fresh, &err), STATUS_OK);
+    struct sd_request *one[1] = {&fresh};
+    const struct workspace_mark before = workspace_mark(&ws[1]);
+    ck_assert_int_eq(sd_unet_step_start(m, &ws[1], NULL, one, 1, st[1], &err), STATUS_OK);
+    sd_unet_step_abandon(st[1]);
+    ck_assert(!sd_step_open(st[1]));
+    const struct workspace_mark after = workspace_mark(&ws[1]);
+    ck_assert(before.block == after.block && before.used == after.used &&
+              before.in_use == after.in_use);
+    sd_request_free(&fresh);
+    for (int k = 0; k < 2; k++) {
+        sd_request_free(&r[k]);
+        sd_step_destroy(st[k]);
+        workspace_destroy(&ws[k]);
+    }
+    sd_model_free(m);
+}
+END_TEST
+
 START_TEST(test_no_growth_after_warmup)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
@@ -771,6 +838,7 @@ int main(void)
     tcase_add_test(tb, test_mixed_batch);
     tcase_add_test(tb, test_join_running_batch);
     tcase_add_test(tb, test_graphs_fall_back_on_cpu);
+    tcase_add_test(tb, test_step_halves);
     tcase_add_test(tb, test_no_growth_after_warmup);
     tcase_add_test(tb, test_seed_convention_and_progress);
     suite_add_tcase(s, tb);
