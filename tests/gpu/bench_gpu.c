@@ -12,6 +12,10 @@
  *   txt2img     one request of B images through sd_txt2img (one U-Net call per step
  *               over its 2·B rows), at the first --batches size: the scheduler's
  *               overhead is the difference.
+ *   scheduler_lanes  B requests at --size and B at 1.5× it through the scheduler
+ *               (graphs on) with one lane and with two (scheduler_config.lanes), at
+ *               the first --batches size: images/s of each, their ratio, the calls
+ *               that ran side by side (on the CPU the lanes run one after the other).
  * Plans (CUDA): the U-Net step is also timed with one planning choice changed at a time
  * (engine/cuda/cuda_plan.h); the choices faster at 2 rows (by ≥ 1 %, and not slower by
  * > 1 % at 16) are combined, the combination timed ("unet_step_best"), and when it beats
@@ -864,9 +868,10 @@ static void sched_complete(void *user, struct job_result *r)
     }
 }
 
-/* Submits `batch` one-image jobs at once and polls until all completed; seconds in *t. */
-static enum status sched_round(struct bench *b, struct scheduler *s, int batch, uint64_t seed0,
-                               double *t, struct errbuf *err)
+/* Submits `batch` one-image jobs at once — and as many at size2 × size2 (0: none) —
+ * and polls until all completed; seconds in *t. */
+static enum status sched_round(struct bench *b, struct scheduler *s, int batch, int size2,
+                               uint64_t seed0, double *t, struct errbuf *err)
 {
     struct sched_ctx c;
     memset(&c, 0, sizeof c);
@@ -879,12 +884,14 @@ static enum status sched_round(struct bench *b, struct scheduler *s, int batch, 
     p.guidance = 7.5;
     p.sampler = SAMPLER_EULER;
     p.n = 1;
+    const int jobs = size2 > 0 ? 2 * batch : batch;
     double t0 = now_s();
-    for (int i = 0; i < batch; i++) {
+    for (int i = 0; i < jobs; i++) {
         p.seed = seed0 + (uint64_t)i;
+        p.width = p.height = i < batch ? b->o.size : size2;
         TRY(scheduler_submit(s, &p, &cb, NULL, NULL, NULL, err));
     }
-    while (c.done + c.failed < batch)
+    while (c.done + c.failed < jobs)
         TRY(scheduler_poll(s, NULL, NULL, err));
     TRY(backend_sync(b->be, err));
     *t = now_s() - t0;
@@ -894,7 +901,9 @@ static enum status sched_round(struct bench *b, struct scheduler *s, int batch, 
     return STATUS_OK;
 }
 
-static enum status bench_scheduler(struct bench *b, int batch, bool graphs, struct errbuf *err)
+/* A step-mode scheduler over b's model: max rows 2·batch, `lanes`, graphs or not. */
+static enum status sched_make(struct bench *b, int batch, int lanes, bool graphs,
+                              struct scheduler **out, struct errbuf *err)
 {
     struct scheduler_config cfg;
     scheduler_config_default(&cfg);
@@ -902,30 +911,45 @@ static enum status bench_scheduler(struct bench *b, int batch, bool graphs, stru
     cfg.n_models = 1;
     cfg.mode = SCHED_MODE_STEP;
     cfg.max_batch_rows = 2 * batch;
-    cfg.queue_capacity = batch > 64 ? batch : 64;
+    cfg.queue_capacity = batch > 32 ? 2 * batch : 64;
     /* capacity: arrival order, every running request joins the next U-Net call (the
      * default due-time order keeps a request out of a call that would make the ones in it
      * miss 2× their time alone: a latency policy, not a throughput one) */
     cfg.due_factor = -1;
     cfg.unet_graphs = graphs;
-    struct scheduler *s = NULL;
-    TRY(scheduler_create(&cfg, &s, err));
+    cfg.lanes = lanes;
+    return scheduler_create(&cfg, out, err);
+}
+
+/* A warm-up round, then up to two timed ones (fewer past the budget): their median. */
+static enum status sched_rounds(struct bench *b, struct scheduler *s, int batch, int size2,
+                                double *med, struct errbuf *err)
+{
     double t[3] = {0};
     int n = 0;
-    enum status st = sched_round(b, s, batch, 1000, &t[0], err); /* warm-up */
+    enum status st = sched_round(b, s, batch, size2, 1000, &t[0], err); /* warm-up */
     for (; st == STATUS_OK && n < 2; n++) {
-        st = sched_round(b, s, batch, 2000 + 100 * (uint64_t)n, &t[n], err);
+        st = sched_round(b, s, batch, size2, 2000 + 100 * (uint64_t)n, &t[n], err);
         if (over_budget(b)) {
             n++;
             break;
         }
     }
+    *med = st == STATUS_OK ? median(t, n) : 0;
+    return st;
+}
+
+static enum status bench_scheduler(struct bench *b, int batch, bool graphs, struct errbuf *err)
+{
+    struct scheduler *s = NULL;
+    TRY(sched_make(b, batch, 1, graphs, &s, err));
+    double med = 0;
+    const enum status st = sched_rounds(b, s, batch, 0, &med, err);
     struct scheduler_stats ss;
     scheduler_stats(s, &ss);
     scheduler_destroy(s);
     if (st != STATUS_OK)
         return st;
-    double med = median(t, n);
     const char *part = graphs ? "scheduler_graphs" : "scheduler";
     printf("%-16s %2d requests, %d Euler steps, CFG, %dx%d, %s: %.2f images/s "
            "(median %.3f s for the %d; mean rows per U-Net call %.1f; %llu of %llu U-Net "
@@ -939,6 +963,44 @@ static enum status bench_scheduler(struct bench *b, int batch, bool graphs, stru
              "\"median_s\":%.4f,\"mean_rows\":%.2f,\"graph_replays\":%llu}",
              part, batch, b->o.steps, batch / med, med, ss.mean_rows,
              (unsigned long long)ss.unet_graph_replays);
+    json_entry(b, buf);
+    return STATUS_OK;
+}
+
+/* Lanes (scheduler_config.lanes): `batch` requests at the bench's size and `batch` at
+ * 1.5× it, U-Net graphs on, with one lane (the two sizes' calls alternate) and with two
+ * (side by side on two streams): images/s of each and their ratio — whether two
+ * buckets' calls overlap on this card, the question the load stage's goodput rests on. */
+static enum status bench_scheduler_lanes(struct bench *b, int batch, struct errbuf *err)
+{
+    const int size2 = (b->o.size * 3 / 2 + 7) / 8 * 8;
+    double med[2] = {0, 0};
+    uint64_t side[2] = {0, 0}, calls[2] = {0, 0};
+    for (int lanes = 1; lanes <= 2; lanes++) {
+        struct scheduler *s = NULL;
+        TRY(sched_make(b, batch, lanes, true, &s, err));
+        const enum status st = sched_rounds(b, s, batch, size2, &med[lanes - 1], err);
+        struct scheduler_stats ss;
+        scheduler_stats(s, &ss);
+        scheduler_destroy(s);
+        if (st != STATUS_OK)
+            return st;
+        side[lanes - 1] = ss.unet_concurrent_calls;
+        calls[lanes - 1] = ss.unet_calls;
+    }
+    const double ips[2] = {2 * batch / med[0], 2 * batch / med[1]};
+    printf("scheduler_lanes  %d + %d requests (%dx%d and %dx%d), %d Euler steps, CFG, graphs: "
+           "1 lane %.2f images/s, 2 lanes %.2f images/s (%.2fx; %llu of %llu calls side by "
+           "side)\n",
+           batch, batch, b->o.size, b->o.size, size2, size2, b->o.steps, ips[0], ips[1],
+           ips[1] / ips[0], (unsigned long long)side[1], (unsigned long long)calls[1]);
+    char buf[320];
+    snprintf(buf, sizeof buf,
+             "{\"part\":\"scheduler_lanes\",\"batch\":%d,\"size2\":%d,\"steps\":%d,"
+             "\"images_per_s_1_lane\":%.3f,\"images_per_s_2_lanes\":%.3f,\"ratio\":%.3f,"
+             "\"side_by_side_calls\":%llu}",
+             batch, size2, b->o.steps, ips[0], ips[1], ips[1] / ips[0],
+             (unsigned long long)side[1]);
     json_entry(b, buf);
     return STATUS_OK;
 }
@@ -1103,5 +1165,7 @@ int main(int argc, char **argv)
     }
     if (s == STATUS_OK && b.o.n_batches > 0 && !over_budget(&b))
         s = bench_txt2img(&b, b.o.batches[0], &err);
+    if (s == STATUS_OK && b.o.n_batches > 0 && !over_budget(&b)) /* the CPU's: serial */
+        s = bench_scheduler_lanes(&b, b.o.batches[0], &err);
     return finish(&b, s, &err);
 }

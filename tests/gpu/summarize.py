@@ -149,6 +149,11 @@ def main():
             gn.setdefault(r["shape"], {})[r["variant"]] = r["us"]
     if gn:
         s["group_norm_us"] = gn
+    lanes = part(ours, "scheduler_lanes")  # two sizes, 1 lane against 2 (bench_gpu)
+    if lanes:
+        s["scheduler_lanes"] = {k: lanes.get(k) for k in (
+            "batch", "size2", "images_per_s_1_lane", "images_per_s_2_lanes", "ratio",
+            "side_by_side_calls")}
     # the scheduler's goodput per mode on the GPU (diffusiond bench load --in-process)
     sched = load(os.path.join(out, "load.json"))
     if isinstance(sched, dict) and "goodput" in sched:
@@ -176,7 +181,7 @@ def main():
         json.dump(s, f, indent=1)
     print(json.dumps({k: s[k] for k in ("stages", "ops", "plan", "unet_step_ms", "plan_table",
                                          "attention_tflops", "group_norm_us", "ratios", "goals", "profile",
-                                         "graphs", "load", "load_lanes1")
+                                         "graphs", "scheduler_lanes", "load", "load_lanes1")
                       if k in s}, indent=1))
     return 0
 
