@@ -13,9 +13,26 @@ static double secs(uint64_t a, uint64_t b)
     return b > a ? (double)(b - a) * 1e-9 : 0.0;
 }
 
+static struct bucket_key bucket_of(const struct sched_job *j)
+{
+    return (struct bucket_key){j->model, j->p.width, j->p.height};
+}
+
+static bool key_equal(const struct bucket_key *a, const struct bucket_key *b)
+{
+    return a->model == b->model && a->width == b->width && a->height == b->height;
+}
+
+static bool in_bucket(const struct sched_job *j, const struct bucket_key *k)
+{
+    const struct bucket_key jk = bucket_of(j);
+    return key_equal(&jk, k);
+}
+
 static bool same_bucket(const struct sched_job *a, const struct sched_job *b)
 {
-    return a->model == b->model && a->p.width == b->p.width && a->p.height == b->p.height;
+    const struct bucket_key bk = bucket_of(b);
+    return in_bucket(a, &bk);
 }
 
 /* Rows of the admitted, unfinished images in j's bucket. */
@@ -325,10 +342,6 @@ static void begin_admitted(struct scheduler *s, bool *worked)
 
 /* --- 3. one U-Net call --------------------------------------------------------------- */
 
-static bool in_bucket(const struct sched_job *j, const struct bucket_key *k)
-{
-    return j->model == k->model && j->p.width == k->width && j->p.height == k->height;
-}
 
 static bool has_running(const struct sched_job *j)
 {
@@ -336,11 +349,6 @@ static bool has_running(const struct sched_job *j)
         if (j->images[i].begun && !j->images[i].finished)
             return true;
     return false;
-}
-
-static bool key_equal(const struct bucket_key *a, const struct bucket_key *b)
-{
-    return a->model == b->model && a->width == b->width && a->height == b->height;
 }
 
 /* The lane of bucket k: i % lanes for the i-th bucket ever stepped, so a bucket keeps
@@ -367,8 +375,7 @@ static int plan_calls(struct scheduler *s)
             s->scratch[n++] = j;
     qsort(s->scratch, (size_t)n, sizeof *s->scratch, by_urgency);
     for (int i = 0; i < n && nc < s->lanes; i++) {
-        const struct sched_job *j = s->scratch[i];
-        const struct bucket_key k = {j->model, j->p.width, j->p.height};
+        const struct bucket_key k = bucket_of(s->scratch[i]);
         bool taken = false;
         for (int c = 0; c < nc && !taken; c++)
             taken = key_equal(&s->calls[c].key, &k);
@@ -377,7 +384,7 @@ static int plan_calls(struct scheduler *s)
         const int lane = lane_of(s, &k);
         for (int c = 0; c < nc && !taken; c++)
             taken = s->calls[c].lane == lane;
-        if (taken && nc > 0)
+        if (taken)
             continue; /* its lane runs a more urgent bucket: next iteration */
         s->calls[nc].key = k;
         s->calls[nc].lane = lane;
@@ -570,14 +577,11 @@ static void decode_finished(struct scheduler *s, const struct sched_call *c, boo
     struct sched_image *done[SD_MAX_BATCH_ROWS];
     struct sched_job *jobs[SD_MAX_BATCH_ROWS];
     bool failed[SD_MAX_BATCH_ROWS] = {false};
-    int k = 0, nj = 0;
-    for (int i = 0; i < c->n; i++) {
-        if (!c->batch[i]->finished)
-            continue;
-        done[k++] = c->batch[i];
-        if (job_index(jobs, nj, c->batch[i]->job) < 0)
-            jobs[nj++] = c->batch[i]->job;
-    }
+    int k = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->batch[i]->finished)
+            done[k++] = c->batch[i];
+    const int nj = distinct_jobs(done, k, jobs);
     struct errbuf ferr;
     errbuf_clear(&ferr);
     for (int at = 0; at < k; at += s->cfg.decode_batch) {
