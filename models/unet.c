@@ -52,10 +52,10 @@ struct unet_temb_group {
     struct tensor w, b; /* {G,Cout,T}, {G,1,Cout} */
 };
 
-/* The cross-attention keys/values of the transformers of one inner width D: to_k and
- * to_v of each of their blocks, in loading order, stacked. */
+/* The cross-attention keys/values of the transformers of one inner width D and context
+ * width: to_k and to_v of each of their blocks, in loading order, stacked. */
 struct unet_kv_group {
-    int inner, n;       /* D; blocks in the group */
+    int inner, cross_dim, n; /* D; Ccontext; blocks in the group */
     struct tensor w;    /* {2n, D, Ccontext}: block s's to_k at 2s, to_v at 2s + 1 */
 };
 
@@ -339,8 +339,8 @@ static const struct transformer2d *attn_at(const struct unet_model *m, int k, ch
     return NULL;
 }
 
-/* Every transformer's place in the group of its inner width (groups in order of first
- * use). */
+/* Every transformer's place in the group of its inner and context widths (groups in
+ * order of first use). */
 static enum status assign_kv_groups(struct unet_model *m, struct errbuf *err)
 {
     char prefix[NAME_MAX_];
@@ -351,13 +351,16 @@ static enum status assign_kv_groups(struct unet_model *m, struct errbuf *err)
                                "unet: %s: more than %d transformers or %d blocks in one",
                                prefix, MAX_ATTNS, MAX_TLAYERS);
         int g = 0;
-        while (g < m->n_kv && m->kv[g].inner != t->inner)
+        while (g < m->n_kv &&
+               (m->kv[g].inner != t->inner || m->kv[g].cross_dim != t->cfg.cross_dim))
             g++;
         if (g == m->n_kv) {
             if (g == UNET_MAX_BLOCKS)
                 return status_fail(err, STATUS_INTERNAL, "unet: more than %d transformer widths",
                                    UNET_MAX_BLOCKS);
-            m->kv[m->n_kv++].inner = t->inner;
+            m->kv[g].inner = t->inner;
+            m->kv[g].cross_dim = t->cfg.cross_dim;
+            m->n_kv++;
         }
         m->kv_attn[k] = t;
         m->kv_group[k] = g;
@@ -381,12 +384,10 @@ static enum status load_kv_group(struct unet_model *m, const struct weights *w, 
         return status_fail(err, STATUS_OUT_OF_MEMORY, "unet: out of memory");
     }
     char prefix[64]; /* "up_blocks.7.attentions.8" at most */
-    int cross_dim = 0;
     for (int k = 0; k < m->n_kv_attns; k++) {
         if (m->kv_group[k] != g)
             continue;
         const struct transformer2d *t = attn_at(m, k, prefix, sizeof prefix);
-        cross_dim = t->cfg.cross_dim;
         for (int i = 0; i < t->cfg.layers; i++) {
             const int s = m->kv_slot[k] + i;
             snprintf(names[2 * s], NAME_MAX_, "%s.transformer_blocks.%d.attn2.to_k.weight",
@@ -397,7 +398,7 @@ static enum status load_kv_group(struct unet_model *m, const struct weights *w, 
             np[2 * s + 1] = names[2 * s + 1];
         }
     }
-    enum status s = weights_load_linear_stack(w, np, 2 * kg->n, kg->inner, cross_dim,
+    enum status s = weights_load_linear_stack(w, np, 2 * kg->n, kg->inner, kg->cross_dim,
                                               m->backend, &kg->w, err);
     free(names);
     free(np);
