@@ -238,11 +238,8 @@ static enum status submit_warmup_job(struct serve *sv, struct errbuf *err)
     p.prompt = "a warm-up picture";
     p.n = w.images;
     p.steps = p.steps > w.steps ? w.steps : p.steps; /* every buffer of a step */
-    if (gen_params_validate(sv->model, &p, NULL) != STATUS_OK) { /* one image, then */
-        gen_params_default(sv->model, &p);
-        p.prompt = "a warm-up picture";
-        p.steps = p.steps > w.steps ? w.steps : p.steps;
-    }
+    if (gen_params_validate(sv->model, &p, NULL) != STATUS_OK)
+        p.n = 1; /* one image, then (the default's n) */
     const struct job_callbacks cb = {.on_complete = warmup_done, .user = sv};
     const struct submit_options opt = {.request_id = "warm-up"};
     return scheduler_submit(sv->sched, &p, &cb, &opt, NULL, NULL, err);
