@@ -581,6 +581,8 @@ static void decode_finished(struct scheduler *s, const struct sched_call *c, boo
     for (int i = 0; i < c->n; i++)
         if (c->batch[i]->finished)
             done[k++] = c->batch[i];
+    if (k == 0) /* the usual call: nobody finished */
+        return;
     const int nj = distinct_jobs(done, k, jobs);
     struct errbuf ferr;
     errbuf_clear(&ferr);
