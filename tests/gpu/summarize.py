@@ -36,7 +36,9 @@ def part(res, name, **kw):
 
 
 def main():
-    out = os.environ.get("OUT", ".")
+    out = os.environ.get("OUT")
+    if not out:  # check.sh always sets it; by hand, name the folder
+        sys.exit("summarize.py: set OUT to check.sh's output folder")
     s = {"stages": json.loads(os.environ.get("STAGES_JSON", "[]"))}
     ops = lines(os.path.join(out, "ops.json"))
     if isinstance(ops, list):
