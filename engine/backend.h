@@ -179,8 +179,9 @@ enum dtype backend_weight_dtype(const struct backend *b);
  * contents are read at replay).  Host scalars are baked in as they were, except the
  * timesteps of the recorded timestep_embedding (one, of at most 256 rows), which
  * backend_graph_set_timesteps replaces for the following launches.  What a recording
- * may contain: ops whose shapes ran once before on b (the CUDA backend's algorithm
- * choices are then made); no upload, download or sync.  The CPU backend records
+ * may contain: ops whose shapes ran once before on b's selected lane (the CUDA
+ * backend's algorithm choices are then made and that lane's buffers grown: a buffer
+ * that would grow inside a recording fails it); no upload, download or sync.  The CPU backend records
  * nothing: graph_begin → STATUS_UNSUPPORTED.  A failed recording leaves b usable.
  * Ownership: the caller destroys a graph, before its backend.  Thread-safety: as b's. */
 struct backend_graph;

@@ -79,13 +79,15 @@ static enum status pr_launch(void *ctx, int model, int lane, struct sd_request *
                               r->steps[lane], err);
 }
 
-/* The launched steps' second halves, each on its lane, then every lane done.  A
- * failure is every launched call's (the scheduler fails them all). */
+/* The launched steps' second halves, each on its lane, then every lane done.  A step
+ * whose lane cannot be selected is abandoned after that, when no lane still uses its
+ * workspace.  A failure is every launched call's (the scheduler fails them all). */
 static enum status pr_wait(void *ctx, struct errbuf *err)
 {
     struct pipeline_runner *r = ctx;
     r->begun = false;
     enum status s = STATUS_OK;
+    bool unselected[BACKEND_LANES_MAX] = {false};
     for (int k = 0; k < r->lanes; k++) {
         if (!sd_step_open(r->steps[k]))
             continue;
@@ -94,7 +96,7 @@ static enum status pr_wait(void *ctx, struct errbuf *err)
         if (ks == STATUS_OK)
             ks = sd_unet_step_complete(r->steps[k], &kerr);
         else
-            sd_unet_step_abandon(r->steps[k]);
+            unselected[k] = true;
         if (ks != STATUS_OK && s == STATUS_OK) { /* the first failure is the message */
             s = ks;
             if (err)
@@ -102,6 +104,9 @@ static enum status pr_wait(void *ctx, struct errbuf *err)
         }
     }
     const enum status sync = backend_sync(r->backend, s == STATUS_OK ? err : NULL);
+    for (int k = 0; k < r->lanes; k++)
+        if (unselected[k])
+            sd_unet_step_abandon(r->steps[k]);
     return s == STATUS_OK ? sync : s;
 }
 

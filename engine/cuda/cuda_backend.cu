@@ -56,13 +56,24 @@ enum status cuda_usable(struct cuda_backend *cb, struct errbuf *err)
     return cuda_check(cb, cudaSetDevice(cb->device), "cudaSetDevice", err);
 }
 
+static bool capturing(cudaStream_t st);
+
+/* A new backend's (and a new lane's) workspace; it grows to what the ops ask for. */
+#define FIRST_WORKSPACE_BYTES ((size_t)32 << 20)
+
 /* Grows *buf to at least `bytes` (stream-ordered; the old block is freed after the
- * work queued before it). */
+ * work queued before it).  Never inside a recording: there cudaMallocAsync would add a
+ * graph memory node, leaving *buf an address with no memory outside the graph (and the
+ * old block leaked) — the recording fails instead, the buffers as they were. */
 static enum status grow(struct cuda_backend *cb, void **buf, size_t *cap, size_t bytes,
                         const char *what, struct errbuf *err)
 {
     if (bytes <= *cap)
         return STATUS_OK;
+    if (capturing(cb->stream))
+        return status_fail(err, STATUS_UNSUPPORTED,
+                           "cuda: %s of %zu bytes needed while recording (have %zu)", what,
+                           bytes, *cap);
     size_t want = bytes + bytes / 4;
     void *p = NULL;
     TRY(cuda_check(cb, cudaMallocAsync(&p, want, cb->stream), what, err));
@@ -125,8 +136,8 @@ enum status cuda_convert(struct cuda_backend *cb, const void *src, enum dtype sr
  * overlaps the DMA of chunk i.  cb->stage_done[k] is recorded after each copy that
  * reads or writes buffer k; the host waits on it before it writes (upload) or reads
  * (download) the buffer.  Copies on the device side need no wait: they are all on
- * cb->stream, in order (a buffer last used on another lane's stream is waited for by
- * its event like any other).  So upload never reads the caller's memory after it returns
+ * cb->stream, in order — except a buffer's last copy on another lane's stream, which
+ * a download's first use of the buffer waits for by its event, as an upload does.  So upload never reads the caller's memory after it returns
  * (its last chunk may still be in flight from the pinned buffer), and download's result
  * is complete on return.  The backend is used by one thread at a time, and so are
  * these buffers.  No pinned memory (cudaHostAlloc failed), a capture in progress, or
@@ -235,6 +246,8 @@ static enum status d2h_staged(struct cuda_backend *cb, void *dst, const void *sr
         if (i < chunks) { /* queue chunk i; its buffer's previous chunk (i-2) is copied out */
             int k = (int)((k0 + i) % STAGE_BUFS);
             size_t off = i * STAGE_BYTES;
+            if (i < STAGE_BUFS) /* its last copy may be an upload still queued on a lane */
+                TRY(stage_wait(cb, k, err));
             TRY(stage_copy(cb, k, cb->stage + (size_t)k * STAGE_BYTES, (const char *)src + off,
                            stage_chunk(bytes, off), cudaMemcpyDeviceToHost, "download", err));
         }
@@ -410,10 +423,10 @@ static bool capturing(cudaStream_t st)
     return busy;
 }
 
-/* Makes lane k the selected one: its stream (made on first use, with a workspace at
- * least as large as the lane selected before), buffers and epoch into the backend's
- * fields, cuDNN's handle onto its stream.  (A GEMM algorithm chosen for a larger
- * workspace than a lane has grows that lane's first: cuda_gemm.cu.) */
+/* Makes lane k the selected one: its stream (made on first use, with the setup's
+ * workspace size: it grows on demand), buffers and epoch into the backend's fields,
+ * cuDNN's handle onto its stream.  (A GEMM algorithm chosen for a larger workspace
+ * than a lane has grows that lane's first: cuda_gemm.cu; a convolution's likewise.) */
 static enum status cuda_lane_select(struct backend *b, int lane, struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);
@@ -433,7 +446,6 @@ static enum status cuda_lane_select(struct backend *b, int lane, struct errbuf *
         return status_fail(err, STATUS_DEVICE, "cudnnSetStream: %s", cudnnGetErrorString(ds));
     }
     const bool fresh = !to.workspace;
-    const size_t want = cb->workspace_bytes;
     cb->lanes[cb->lane] = lane_state(cb, cb->lane);
     cb->lane = lane;
     cb->stream = to.stream;
@@ -443,7 +455,7 @@ static enum status cuda_lane_select(struct backend *b, int lane, struct errbuf *
     cb->scratch_bytes = to.scratch_bytes;
     cb->buffers_epoch = to.buffers_epoch;
     memset(&cb->lanes[lane], 0, sizeof cb->lanes[lane]);
-    return fresh ? cuda_workspace_reserve(cb, want, err) : STATUS_OK;
+    return fresh ? cuda_workspace_reserve(cb, FIRST_WORKSPACE_BYTES, err) : STATUS_OK;
 }
 
 static bool cuda_broken_op(const struct backend *b)
@@ -586,7 +598,7 @@ static enum status setup(struct cuda_backend *cb, struct errbuf *err)
         cb->lt = NULL;
         return status_fail(err, STATUS_DEVICE, "cublasLtCreate: status %d", (int)ls);
     }
-    return cuda_workspace_reserve(cb, (size_t)32 << 20, err);
+    return cuda_workspace_reserve(cb, FIRST_WORKSPACE_BYTES, err);
 }
 
 extern "C" enum status cuda_backend_create(const struct cuda_backend_options *opt,
