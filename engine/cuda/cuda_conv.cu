@@ -85,11 +85,17 @@ static cudnnDataType_t cudnn_type(enum dtype dt)
     return dt == DTYPE_F16 ? CUDNN_DATA_HALF : dt == DTYPE_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
+/* cuDNN 9's statuses come in categories (NOT_SUPPORTED 3000 and its sub-codes 3001…). */
+static int dnn_category(cudnnStatus_t s)
+{
+    return CUDNN_STATUS_CATEGORY((int)s);
+}
+
 static enum status dnn_fail(cudnnStatus_t s, const char *what, struct errbuf *err)
 {
     enum status code = s == CUDNN_STATUS_ALLOC_FAILED ? STATUS_OUT_OF_MEMORY
-                       : s == CUDNN_STATUS_NOT_SUPPORTED ? STATUS_UNSUPPORTED
-                                                          : STATUS_DEVICE;
+                       : dnn_category(s) == CUDNN_STATUS_NOT_SUPPORTED ? STATUS_UNSUPPORTED
+                                                                       : STATUS_DEVICE;
     return status_fail(err, code, "cudnn: %s: %s", what, cudnnGetErrorString(s));
 }
 
@@ -306,35 +312,42 @@ static enum status conv_as_gemm(struct cuda_backend *cb, const struct tensor *x,
 }
 
 /* The fused path's descriptors and workspace for e (e->fuse 1), or e->fuse −1 when
- * cuDNN refuses the shape. */
-static enum status fuse_prepare(struct cuda_backend *cb, struct conv_entry *e,
-                                struct errbuf *err)
+ * cuDNN refuses the shape or cannot make them (the unfused path then; never an error). */
+static void fuse_prepare(struct cuda_backend *cb, struct conv_entry *e)
 {
     e->fuse = -1;
-    DNN_TRY(cudnnCreateTensorDescriptor(&e->bd), "bias descriptor");
-    DNN_TRY(cudnnSetTensor4dDescriptor(e->bd, CUDNN_TENSOR_NHWC, cudnn_type(e->key.dtype), 1,
-                                       (int)e->key.cout, 1, 1),
-            "bias descriptor");
-    DNN_TRY(cudnnCreateActivationDescriptor(&e->ad), "activation descriptor");
-    DNN_TRY(cudnnSetActivationDescriptor(e->ad, CUDNN_ACTIVATION_IDENTITY,
-                                         CUDNN_NOT_PROPAGATE_NAN, 0.0),
-            "activation descriptor");
+    if (cudnnCreateTensorDescriptor(&e->bd) != CUDNN_STATUS_SUCCESS) {
+        e->bd = NULL;
+        return;
+    }
+    if (cudnnSetTensor4dDescriptor(e->bd, CUDNN_TENSOR_NHWC, cudnn_type(e->key.dtype), 1,
+                                   (int)e->key.cout, 1, 1) != CUDNN_STATUS_SUCCESS)
+        return;
+    if (cudnnCreateActivationDescriptor(&e->ad) != CUDNN_STATUS_SUCCESS) {
+        e->ad = NULL;
+        return;
+    }
+    if (cudnnSetActivationDescriptor(e->ad, CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN,
+                                     0.0) != CUDNN_STATUS_SUCCESS)
+        return;
     if (cudnnGetConvolutionForwardWorkspaceSize(cb->cudnn, e->xd, e->wd, e->cd, e->yd,
                                                 CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
                                                 &e->fuse_ws_bytes) != CUDNN_STATUS_SUCCESS)
-        return STATUS_OK; /* refused: the unfused path */
+        return;
     e->fuse = 1;
-    return STATUS_OK;
 }
 
-/* y = conv(x, w) + residual + bias in one cuDNN call (e->fuse 1).  STATUS_UNSUPPORTED
- * (and e->fuse −1) when cuDNN refuses it at the call: the caller takes the unfused
- * path, which writes all of y. */
+/* y = conv(x, w) + residual + bias in one cuDNN call (e->fuse 1).  *refused (and
+ * e->fuse −1, err untouched) when cuDNN refuses the call — a NOT_SUPPORTED or BAD_PARAM
+ * category, the shape's or its parameters' — and the caller takes the unfused path,
+ * which writes all of y.  Any other cuDNN failure is the convolution's (a sticky device
+ * fault breaks the backend, as every op's does). */
 static enum status conv_fused(struct cuda_backend *cb, struct conv_entry *e,
                               const struct tensor *x, const struct tensor *w,
                               const struct tensor *bias, const struct tensor *residual,
-                              struct tensor *y, struct errbuf *err)
+                              struct tensor *y, bool *refused, struct errbuf *err)
 {
+    *refused = false;
     TRY(cuda_workspace_reserve(cb, e->fuse_ws_bytes, err));
     const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
     const void *z = residual ? residual->data : y->data; /* not read with alpha2 0 */
@@ -342,10 +355,15 @@ static enum status conv_fused(struct cuda_backend *cb, struct conv_entry *e,
         cb->cudnn, &one, e->xd, x->data, e->wd, w->data, e->cd,
         CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, cb->workspace, cb->workspace_bytes,
         &alpha2, e->yd, z, e->bd, bias->data, e->ad, e->yd, y->data);
-    if (ds != CUDNN_STATUS_SUCCESS) { /* cuDNN 9's refusals come in many sub-codes: any */
-        e->fuse = -1;
-        return status_fail(err, STATUS_UNSUPPORTED, "cudnn: fused convolution refused: %s",
-                           cudnnGetErrorString(ds));
+    if (ds != CUDNN_STATUS_SUCCESS) {
+        const int c = dnn_category(ds);
+        if (c == CUDNN_STATUS_NOT_SUPPORTED || c == CUDNN_STATUS_BAD_PARAM) {
+            e->fuse = -1;
+            *refused = true;
+            return STATUS_OK;
+        }
+        TRY(cuda_check_launch(cb, "conv2d (fused)", err)); /* a sticky fault: broken */
+        return dnn_fail(ds, "fused convolution", err);
     }
     cb->conv_fused_calls++;
     return cuda_check_launch(cb, "conv2d (fused)", err);
@@ -370,16 +388,13 @@ static enum status conv_unfused(struct cuda_backend *cb, struct conv_entry *e,
 
 /* Whether conv(x, w) + bias + residual goes through cuDNN's fused call (preparing e's
  * descriptors on the first try). */
-static enum status wants_fused(struct cuda_backend *cb, struct conv_entry *e,
-                               const struct tensor *bias, bool *fused, struct errbuf *err)
+static bool wants_fused(struct cuda_backend *cb, struct conv_entry *e, const struct tensor *bias)
 {
-    *fused = false;
     if (!cb->conv_fuse || !bias || e->fuse < 0)
-        return STATUS_OK;
+        return false;
     if (e->fuse == 0)
-        TRY(fuse_prepare(cb, e, err));
-    *fused = e->fuse > 0;
-    return STATUS_OK;
+        fuse_prepare(cb, e);
+    return e->fuse > 0;
 }
 
 enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct tensor *w,
@@ -399,15 +414,11 @@ enum status cuda_conv2d(struct backend *b, const struct tensor *x, const struct 
     struct conv_entry tmp, *e = NULL;
     memset(&tmp, 0, sizeof tmp);
     TRY(lookup(cb, &key, x->data, w->data, y->data, &tmp, &e, err));
-    bool fused = false;
-    enum status s = wants_fused(cb, e, bias, &fused, err);
-    if (s == STATUS_OK && fused)
-        s = conv_fused(cb, e, x, w, bias, residual, y, err);
-    if (s == STATUS_UNSUPPORTED && fused && e->fuse < 0) { /* refused at the call */
-        s = STATUS_OK;
-        fused = false;
-    }
-    if (s == STATUS_OK && !fused)
+    bool fused = wants_fused(cb, e, bias), refused = false;
+    enum status s = STATUS_OK;
+    if (fused)
+        s = conv_fused(cb, e, x, w, bias, residual, y, &refused, err);
+    if (s == STATUS_OK && (!fused || refused))
         s = conv_unfused(cb, e, x, w, bias, residual, y, err);
     if (e == &tmp)
         entry_release(&tmp);

@@ -42,7 +42,13 @@ def main():
     s = {"stages": json.loads(os.environ.get("STAGES_JSON", "[]"))}
     ops = lines(os.path.join(out, "ops.json"))
     if isinstance(ops, list):
-        info = {o["info"]: o.get("count") for o in ops if "info" in o}  # reports, no verdict
+        # reports, no verdict; conv_fused_case: whether cuDNN fused each [convfuse] case
+        info = {o["info"]: o.get("count") for o in ops
+                if "info" in o and o["info"] != "conv_fused_case"}
+        cases = [o for o in ops if o.get("info") == "conv_fused_case"]
+        if cases:
+            info["conv_fused_cases"] = sum(1 for o in cases if o.get("count"))
+            info["conv_unfused_cases"] = [o.get("case") for o in cases if not o.get("count")]
         ops = [o for o in ops if "info" not in o]
         s["ops"] = {"passed": sum(1 for o in ops if o.get("ok")),
                     "failed": [f"{o.get('op')}/{o.get('dtype', '')}" for o in ops if not o.get("ok")],

@@ -47,6 +47,9 @@ expect "a variant that is no trial blocks nothing" "" '{"op":"a[padded]","ok":fa
 expect "fused convolutions" "--exclude convfuse" '{"op":"conv_sd_64x64x320[convfuse]","dtype":"f16","ok":false}'
 expect "a report line is no failure" "" '{"info":"conv_fused_calls","count":12}' '{"op":"conv","ok":true}'
 expect "lanes are no plan's concern" "" '{"op":"cuda_lanes","ok":false}'
+expect "nor a buffer growing while recording" "" '{"op":"cuda_graph_grow","ok":false}'
+expect "a per-case fusion report is no failure" "" \
+  '{"info":"conv_fused_case","case":"conv_sd_8x8/f16","count":0}' '{"op":"conv","ok":true}'
 expect "the default path failed: adopt nothing" "--no-adopt" \
   '{"op":"a[lean]","ok":false}' '{"op":"group_norm","dtype":"bf16","ok":false}'
 expect "a whole-backend check failed" "--no-adopt" '{"op":"cuda_graph_replay","ok":false}'

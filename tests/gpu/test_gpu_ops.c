@@ -132,6 +132,26 @@ static struct tensor *mk(struct run *r, int ndim, const int64_t *shape, const fl
     return r->s == STATUS_OK ? t : NULL;
 }
 
+/* The output of an op that writes all of it without reading it: NaN on the GPU (a
+ * kernel that reads it, or leaves some of it unwritten, shows as NaN), zeros on the
+ * CPU reference. */
+static struct tensor *mk_output(struct run *r, int ndim, const int64_t *shape)
+{
+    if (strcmp(backend_name(r->b), "cuda") != 0)
+        return mk(r, ndim, shape, NULL);
+    const size_t n = (size_t)numel_of(ndim, shape);
+    float *nans = malloc((n ? n : 1) * sizeof *nans);
+    if (!nans) {
+        r->s = STATUS_OUT_OF_MEMORY;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        nans[i] = NAN;
+    struct tensor *t = mk(r, ndim, shape, nans);
+    free(nans);
+    return t;
+}
+
 static void run_free(struct run *r)
 {
     for (int i = 0; i < r->n; i++)
@@ -182,7 +202,7 @@ static struct tensor *c_conv(struct run *r, const struct case_def *c, float **in
         res = mk(r, 4, ys, h);
         free(h);
     }
-    struct tensor *y = mk(r, 4, ys, NULL);
+    struct tensor *y = mk_output(r, 4, ys);
     if (r->s == STATUS_OK)
         r->s = backend_conv2d(x, w, bias, res, &p, y, &r->err);
     return y;
@@ -604,6 +624,21 @@ static void check_case(struct suite *su, struct backend *gpu, const char *varian
         free(in[k]);
 }
 
+/* A [convfuse] case, and whether cuDNN fused it — reported (ops.json: a
+ * conv_fused_case line), not checked: cuDNN decides which shapes and dtypes it fuses,
+ * and a shape it refuses runs unfused and must match all the same. */
+static void check_convfuse(struct suite *su, const struct case_def *c, enum dtype dt)
+{
+    const unsigned long before = cuda_backend_conv_fused_calls(su->gpu_convfuse);
+    check_case(su, su->gpu_convfuse, "[convfuse]", c, dt);
+    const unsigned long fused = cuda_backend_conv_fused_calls(su->gpu_convfuse) - before;
+    printf("info %-40s %-4s  %s\n", c->name, dtype_name(dt),
+           fused ? "fused by cuDNN" : "unfused (cuDNN refused, no bias, or a GEMM shape)");
+    if (su->json)
+        fprintf(su->json, "{\"info\":\"conv_fused_case\",\"case\":\"%s/%s\",\"count\":%lu}\n",
+                c->name, dtype_name(dt), fused);
+}
+
 /* A whole-backend check's result: counted, and its ops.json line (op `name`). */
 static void record_check(struct suite *su, const char *name, bool ok)
 {
@@ -823,6 +858,78 @@ static void check_graph_stale(struct suite *su)
     backend_free(&y);
     backend_free(&bx);
     backend_free(&by);
+    backend_destroy(b);
+}
+
+/* A recording whose op would grow a buffer (here the scratch of a fresh backend, the
+ * op never run before) fails with UNSUPPORTED and leaves the buffers as they were: the
+ * same op then runs eagerly, records, and replays to the eager result. */
+static void check_graph_grow(struct suite *su)
+{
+    struct errbuf err;
+    errbuf_clear(&err);
+    struct cuda_backend_options opt;
+    cuda_backend_options_default(&opt);
+    opt.group_norm_kernel = 1; /* the three-kernel path: its statistics in the scratch */
+    struct backend *b = NULL;
+    if (cuda_backend_create(&opt, &b, &err) != STATUS_OK) {
+        printf("FAIL %-40s (backend: %s)\n", "cuda_graph_grow", err.msg);
+        record_check(su, "cuda_graph_grow", false);
+        return;
+    }
+    const int64_t shape[4] = {2, 64, 64, 64};
+    const size_t n = 2 * 64 * 64 * 64;
+    const struct group_norm_params p = {32, 1e-5f, true, NULL};
+    struct tensor x = tensor_desc(DTYPE_F32, 4, shape), y = x;
+    float *hx = random_floats(n, 21, -2, 2), *want = malloc(n * sizeof(float)),
+          *got = malloc(n * sizeof(float));
+    struct backend_graph *g = NULL;
+    enum status s = backend_alloc(b, &x, &err);
+    if (s == STATUS_OK)
+        s = backend_alloc(b, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_upload(&x, hx, DTYPE_F32, &err);
+    enum status inside = STATUS_OK;
+    if (s == STATUS_OK)
+        s = backend_graph_begin(b, &err);
+    if (s == STATUS_OK) { /* never run before: its scratch would grow inside */
+        struct errbuf ierr;
+        inside = backend_group_norm(&x, NULL, NULL, &p, &y, &ierr);
+        (void)backend_graph_end(b, &g, NULL);
+        backend_graph_destroy(g);
+        g = NULL;
+    }
+    if (s == STATUS_OK) /* the buffers intact: eagerly, then recorded */
+        s = backend_group_norm(&x, NULL, NULL, &p, &y, &err);
+    if (s == STATUS_OK)
+        s = backend_download(&y, want, &err);
+    if (s == STATUS_OK)
+        s = backend_graph_begin(b, &err);
+    if (s == STATUS_OK) {
+        enum status run = backend_group_norm(&x, NULL, NULL, &p, &y, &err);
+        enum status e = backend_graph_end(b, &g, run == STATUS_OK ? &err : NULL);
+        s = run != STATUS_OK ? run : e;
+    }
+    if (s == STATUS_OK)
+        s = backend_upload(&y, hx, DTYPE_F32, &err); /* overwritten by the replay */
+    if (s == STATUS_OK)
+        s = backend_graph_launch(g, &err);
+    if (s == STATUS_OK)
+        s = backend_download(&y, got, &err);
+    const bool same = s == STATUS_OK && memcmp(got, want, n * sizeof(float)) == 0;
+    const bool ok = s == STATUS_OK && inside == STATUS_UNSUPPORTED && same &&
+                    !backend_is_broken(b);
+    printf("%-4s %-40s (op growing the scratch while recording: %s; then eager, recorded, "
+           "replay %s; %s%s%s)\n",
+           ok ? "ok" : "FAIL", "cuda_graph_grow", status_name(inside),
+           same ? "same" : "differs", status_name(s), s ? ": " : "", s ? err.msg : "");
+    record_check(su, "cuda_graph_grow", ok);
+    backend_graph_destroy(g);
+    backend_free(&x);
+    backend_free(&y);
+    free(hx);
+    free(want);
+    free(got);
     backend_destroy(b);
 }
 
@@ -1236,7 +1343,7 @@ int main(int argc, char **argv)
                 check_case(&su, su.gpu_lean_mma_t2, "[lean mma 2 tiles]", &CASES[i], DTYPES[d]);
             }
             if (CASES[i].fn == c_conv)
-                check_case(&su, su.gpu_convfuse, "[convfuse]", &CASES[i], DTYPES[d]);
+                check_convfuse(&su, &CASES[i], DTYPES[d]);
             if (CASES[i].fn == c_conv && DTYPES[d] != DTYPE_F32) {
                 check_case(&su, su.gpu_scalar, "[im2col]", &CASES[i], DTYPES[d]);
                 check_case(&su, su.gpu_padded, "[cudnn]", &CASES[i], DTYPES[d]);
@@ -1273,6 +1380,7 @@ int main(int argc, char **argv)
         check_graph(&su, su.gpu_pdl, "cuda_graph_replay[pdl]");
         check_graph_autotune(&su);
         check_graph_stale(&su);
+        check_graph_grow(&su);
         check_lanes(&su);
         check_sticky(&su);
     }
