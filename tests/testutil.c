@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/cpu_sgemm.h"
 #include "models/safetensors.h"
 
 struct test_rng test_rng_make(uint64_t seed)
@@ -176,6 +177,11 @@ struct backend *test_cpu_backend(void)
         ck_assert_msg(s == STATUS_OK, "cpu backend: %s", err.msg);
     }
     return cpu;
+}
+
+bool test_gemm_rows_exact(void)
+{
+    return cpu_gemm_uses_avx512(test_cpu_backend());
 }
 
 int test_run_suite(Suite *s)

@@ -63,6 +63,12 @@ void test_assert_close(const char *what, const float *got, const double *want, s
 /* A CPU backend with the default thread count; the suite's process keeps one. */
 struct backend *test_cpu_backend(void);
 
+/* Whether test_cpu_backend's GEMMs give a row the same bits whatever rows share its
+ * call: the AVX-512 kernels do; the portable path's OpenBLAS (a CPU without AVX-512)
+ * rounds a row by where it falls in its blocking, so there a batch's rows match their
+ * runs alone to float rounding, not bit for bit. */
+bool test_gemm_rows_exact(void);
+
 /* Removes dir and everything below it (symbolic links themselves, never their
  * targets); quiet about what is already gone. */
 void test_remove_tree(const char *dir);

@@ -22,6 +22,7 @@
 
 #define SD_DIR DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
 #define TOL 1e-4      /* issue 3: max abs error ≤ 1e-4 × std(reference) */
+#define BATCH_TOL 1e-5 /* a batch's row against it alone, where not bit for bit */
 #define TOL_FP16 1e-3 /* fp16 weight files: rounding of the weights allowed for */
 
 /* root: the fixture set's folder (SD_DIR, or DIFFUSIOND_FULL_DIR for the --full sets). */
@@ -287,9 +288,16 @@ START_TEST(test_batch_independent_and_workspace_reused)
     ck_assert_uint_eq(ws.in_use, 0);
     ck_assert_int_eq(ws.n_blocks, blocks); /* the reservation was enough */
     ck_assert_uint_le(ws.high_water, clip_workspace_bytes(m, r.n_prompts, r.len, DTYPE_F32));
+    const bool exact = test_gemm_rows_exact();
+    const double sd = test_std(all, per * (size_t)r.n_prompts);
     for (int p = 0; p < r.n_prompts; p++) {
         float *one = encode(m, &ws, ids + (size_t)p * r.len, 1, r.len, 0);
-        ck_assert_msg(memcmp(one, all + p * per, per * sizeof(float)) == 0, "prompt %d", p);
+        if (exact)
+            ck_assert_msg(memcmp(one, all + p * per, per * sizeof(float)) == 0, "prompt %d", p);
+        else /* float rounding (the portable GEMM's blocking), far below issue 3's 1e-4 */
+            ck_assert_msg(test_max_abs_diff(one, all + p * per, per) <= BATCH_TOL * sd,
+                          "prompt %d: max abs diff %g > %g x std %g", p,
+                          test_max_abs_diff(one, all + p * per, per), BATCH_TOL, sd);
         free(one);
     }
     ck_assert_int_eq(ws.n_blocks, blocks);
