@@ -33,6 +33,12 @@
 #   9 sanitizer  only when an op failed and time is left: its case under compute-sanitizer
 #  10 summary    summary.json: stage results, the figures, ratios and the issue's goals
 #
+# CHECK_STAGES (default "ops pipeline bench diffusers load load1") names the stages 4–8b
+# to run; env, deps, build and summary always run.  A second run of a session can spend
+# the budget on the scheduler alone: CHECK_STAGES="load load1" CHECK_PLAN=<the first
+# run's adopted plan>, the load stage then given up to the whole budget left (not 200 s)
+# and CHECK_LOAD_ARGS (default "--min-requests 60 --refine 2") for more requests a rate.
+#
 # Results and the log go to $OUT (the device tool's output folder; default
 # out/gpu-check).  Every stage runs under `timeout`, its limit cut to what is left of
 # CHECK_BUDGET_S (default 450 s), so the whole run ends inside 8 minutes even if one
@@ -52,6 +58,9 @@ START=$(date +%s)
 STAGES_JSON=""
 
 left() { echo $((TOTAL - ($(date +%s) - START))); }
+STAGES=" ${CHECK_STAGES:-ops pipeline bench diffusers load load1} "
+# wanted STAGE: whether CHECK_STAGES names it
+wanted() { [[ $STAGES == *" $1 "* ]]; }
 
 # run_stage NAME MAX_SECONDS CMD...: runs CMD under a timeout of at most MAX_SECONDS and
 # at most what is left of the budget (less a reserve for the summary).
@@ -160,8 +169,11 @@ timeout 60 python3 -m pip install -q --no-index --no-deps --no-compile --no-cach
   --target "$WORK/site" "$ROOT"/.gpu-deps/wheels/*.whl || echo "pip install of the wheels failed"
 export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
 
-# the random model is written while the build runs (both mostly on the CPU)
-( run_stage model 200 bash -c "ROOT='$ROOT' WORK='$WORK' CHECK_MODEL_ARGS='${CHECK_MODEL_ARGS:-}'; $(declare -f stage_model); stage_model" \
+# the random model is written while the build runs (both mostly on the CPU); only the
+# bench and diffusers stages (and CHECK_LOAD_MODEL=sd15) use it
+NEED_MODEL=0
+{ wanted bench || wanted diffusers || [[ ${CHECK_LOAD_MODEL:-} == sd15 ]]; } && NEED_MODEL=1
+( ((NEED_MODEL)) || exit 0; run_stage model 200 bash -c "ROOT='$ROOT' WORK='$WORK' CHECK_MODEL_ARGS='${CHECK_MODEL_ARGS:-}'; $(declare -f stage_model); stage_model" \
     >"$WORK/model.log" 2>&1 ) &
 MODEL_PID=$!
 run_stage build 240 bash -c "ROOT='$ROOT' WORK='$WORK' ARCH='$ARCH'; $(declare -f stage_build); stage_build"
@@ -170,17 +182,26 @@ B=$WORK/build/tests/gpu
 OPS_RC=1
 PIPE_RC=1
 if ((BUILD_RC == 0)); then
-  run_stage ops 120 "$B/test_gpu_ops" "$OUT/ops.json"
-  OPS_RC=$?
-  run_stage pipeline 120 "$B/test_gpu_pipeline" "$ROOT" "$OUT/pipeline.json"
-  PIPE_RC=$?
+  if wanted ops; then
+    run_stage ops 120 "$B/test_gpu_ops" "$OUT/ops.json"
+    OPS_RC=$?
+  else
+    OPS_RC=0 && echo "=== ops: not in CHECK_STAGES"
+  fi
+  if wanted pipeline; then
+    run_stage pipeline 120 "$B/test_gpu_pipeline" "$ROOT" "$OUT/pipeline.json"
+    PIPE_RC=$?
+  else
+    PIPE_RC=0 && echo "=== pipeline: not in CHECK_STAGES"
+  fi
 fi
 wait "$MODEL_PID"
 cat "$WORK/model.log"
-STAGES_JSON+="{\"stage\":\"model\",\"rc\":$([[ -f $WORK/sd15/model_index.json ]] && echo 0 || echo 1)},"
+((NEED_MODEL)) &&
+  STAGES_JSON+="{\"stage\":\"model\",\"rc\":$([[ -f $WORK/sd15/model_index.json ]] && echo 0 || echo 1)},"
 HAVE_GPU=0
 nvidia-smi -L >/dev/null 2>&1 && HAVE_GPU=1
-if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
+if ((HAVE_GPU && BUILD_RC == 0)) && wanted bench && [[ -f $WORK/sd15/model_index.json ]]; then
   b=$(($(left) - 150))
   ((b > 150)) && b=150
   ((b < 10)) && b=10
@@ -199,7 +220,8 @@ if ((HAVE_GPU && BUILD_RC == 0)) && [[ -f $WORK/sd15/model_index.json ]]; then
     --repeat 10 --steps 20 --batches 1,4,8,16 --budget "$b" --json "$OUT/bench.json" \
     --profile "${CHECK_PROFILE:-25}" --plan "${CHECK_PLAN:-default}" "${adopt[@]}"
 fi
-if ((HAVE_GPU)) && [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSERS:-} ]]; then
+if ((HAVE_GPU)) && wanted diffusers &&
+  [[ -f $WORK/sd15/model_index.json && -z ${CHECK_SKIP_DIFFUSERS:-} ]]; then
   b=$(($(left) - 40))
   ((b > 120)) && b=120
   ((b < 10)) && b=10
@@ -211,9 +233,12 @@ fi
 
 # The scheduler's goodput per batching mode on the GPU, in process (bundled model: small
 # enough that a sweep of the three modes fits the budget).
-if ((HAVE_GPU && BUILD_RC == 0)) && [[ -z ${CHECK_SKIP_LOAD:-} ]]; then
+if ((HAVE_GPU && BUILD_RC == 0)) && wanted load && [[ -z ${CHECK_SKIP_LOAD:-} ]]; then
   b=$(($(left) - 30))
-  ((b > 200)) && b=200
+  # beside the bench stages 200 s; alone, what load1 leaves (it takes at most ~105 s)
+  cap=200
+  wanted bench || wanted diffusers || { cap=$((b - 110)); wanted load1 || cap=$b; }
+  ((b > cap)) && b=$cap
   # the plan the bench stage measured best (or the base when it did not run)
   plan=$(python3 -c "
 import json, sys
@@ -235,7 +260,7 @@ except Exception:
   # CHECK_LOAD_MODEL=sd15: the random SD1.5 of the bench stage instead (512² and 768²;
   # its single requests take 0.1–0.5 s, so the search starts at 1× their mean rate)
   model=$ROOT/models/default
-  extra=(--min-requests 60 --refine 2)
+  read -r -a extra <<<"${CHECK_LOAD_ARGS:---min-requests 60 --refine 2}"
   if [[ ${CHECK_LOAD_MODEL:-} == sd15 && -f $WORK/sd15/model_index.json ]]; then
     model=$WORK/sd15
     extra=(--min-requests 40 --refine 1 --start-rate 1x)
@@ -246,7 +271,7 @@ except Exception:
     --duration 3 "${extra[@]}" --budget "$lb" --json "$OUT/load.json" \
     --trace "$OUT/load-trace.csv"
   # the same step mode with one lane (serve's default: docs/scheduler.md)
-  if (($(left) >= 70)); then
+  if wanted load1 && (($(left) >= 70)); then
     lb=$(($(left) - 45))
     ((lb > 90)) && lb=90
     PYTHONUNBUFFERED=1 run_stage load1 "$((lb + 15))" "$WORK/build/server/diffusiond" \
