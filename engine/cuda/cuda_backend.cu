@@ -396,6 +396,13 @@ static enum status cuda_download(struct backend *b, const struct tensor *src, fl
     return s;
 }
 
+void cuda_other_lanes_idle(struct cuda_backend *cb)
+{
+    for (int k = 0; k < BACKEND_LANES_MAX; k++)
+        if (k != cb->lane && cb->lanes[k].stream)
+            (void)cudaStreamSynchronize(cb->lanes[k].stream);
+}
+
 static enum status cuda_sync(struct backend *b, struct errbuf *err)
 {
     struct cuda_backend *cb = cuda_of(b);

@@ -161,6 +161,7 @@ static enum status find_algo(struct cuda_backend *cb, struct conv_entry *e, cons
             }
         }
         TRY(cuda_check(cb, cudaStreamSynchronize(cb->stream), "conv algorithm search", err));
+        cuda_other_lanes_idle(cb);
         cudnnStatus_t s = cudnnFindConvolutionForwardAlgorithmEx(
             cb->cudnn, e->xd, x, e->wd, w, e->cd, e->yd, y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
             &got, perf, ws, ws_bytes);

@@ -218,7 +218,8 @@ static enum status lookup(struct cuda_backend *cb, const struct gemm_key *k,
 /* options.gemm_autotune: times each candidate of e (GEMM_TUNE_RUNS runs after one warm
  * one, CUDA events) on the real operands into a scratch D with β = 0 (D may alias the
  * residual C, which a timing run must not overwrite) and keeps the fastest in e->algo.
- * Only outside a capture; a candidate that fails is passed over; any failure of the
+ * Only outside a capture, and with the other lanes idle (cuda_other_lanes_idle); a
+ * candidate that fails is passed over; any failure of the
  * tuning itself leaves the heuristic's choice. */
 #define GEMM_TUNE_RUNS 3
 static void tune(struct cuda_backend *cb, struct gemm_entry *e, const void *a, const void *bmat,
@@ -231,6 +232,7 @@ static void tune(struct cuda_backend *cb, struct gemm_entry *e, const void *a, c
         e->tuned = false; /* try again on an eager call */
         return;
     }
+    cuda_other_lanes_idle(cb);
     void *scratch = NULL;
     cudaEvent_t t0 = NULL, t1 = NULL;
     if (cudaMallocAsync(&scratch, d_bytes, cb->stream) != cudaSuccess ||

@@ -104,6 +104,12 @@ enum status cuda_check_launch(struct cuda_backend *cb, const char *what, struct 
 /* STATUS_DEVICE when the backend is already broken; else makes its device current. */
 enum status cuda_usable(struct cuda_backend *cb, struct errbuf *err);
 
+/* Waits until every lane but the selected one is idle, so that a timing on the
+ * selected lane (GEMM autotuning, cuDNN's algorithm search) runs alone: another lane's
+ * queued work would skew it, and the choice serves every lane.  Errors are left to the
+ * next checked call. */
+void cuda_other_lanes_idle(struct cuda_backend *cb);
+
 /* Ensures cb->workspace holds at least `bytes`; cb->scratch likewise. */
 enum status cuda_workspace_reserve(struct cuda_backend *cb, size_t bytes, struct errbuf *err);
 enum status cuda_scratch_reserve(struct cuda_backend *cb, size_t bytes, struct errbuf *err);
