@@ -559,9 +559,12 @@ static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e, struct w
     struct errbuf err;
     errbuf_clear(&err);
     enum status s = backend_graph_begin(model->backend, &err);
-    if (s != STATUS_OK) {
-        g->stats.unsupported = true;
-        LOG_DEBUGF("pipeline", "no graphs: %s", err.msg);
+    if (s != STATUS_OK) { /* the CPU backend's answer: no graphs of this kind */
+        if (e->key.vae)
+            g->vae_off = true;
+        else
+            g->stats.unsupported = true;
+        LOG_DEBUGF("pipeline", "no %s graphs: %s", e->key.vae ? "VAE" : "U-Net", err.msg);
         return false;
     }
     const unsigned generation = ws->generation;
@@ -573,14 +576,17 @@ static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e, struct w
     if (run != STATUS_OK || s != STATUS_OK || ws->generation != generation) {
         /* an op that cannot be recorded, or the workspace moved: eager from now on */
         backend_graph_destroy(graph);
-        if (run != STATUS_OK || s != STATUS_OK) {
+        if (run != STATUS_OK || s != STATUS_OK) { /* a backend that records: worth a warning */
             if (e->key.vae)
                 g->vae_off = true;
             else
                 g->stats.unsupported = true;
+            LOG_WARNF("pipeline", "%s graphs off from now on (calls run eagerly): %s",
+                      e->key.vae ? "VAE" : "U-Net", err.msg[0] ? err.msg : "recording failed");
+        } else {
+            LOG_DEBUGF("pipeline", "%s graph not recorded: the workspace grew while recording",
+                       e->key.vae ? "VAE" : "U-Net");
         }
-        LOG_DEBUGF("pipeline", "%s graph not recorded: %s", e->key.vae ? "VAE" : "U-Net",
-                   err.msg[0] ? err.msg : "the workspace grew while recording");
         return false;
     }
     e->graph = graph;
@@ -599,7 +605,7 @@ static enum status graph_call(struct sd_graphs *g, struct workspace *ws,
                               const float *t, struct errbuf *err)
 {
     struct sd_graph_entry *e = NULL;
-    if (g && !g->stats.unsupported && !(key->vae && g->vae_off)) {
+    if (g && !(key->vae ? g->vae_off : g->stats.unsupported)) {
         e = graph_entry(g, key);
         if (e->graph && !backend_graph_current(e->graph)) {
             /* recorded before a backend buffer (workspace, scratch) was reallocated; a
@@ -614,13 +620,15 @@ static enum status graph_call(struct sd_graphs *g, struct workspace *ws,
             e = NULL;
     }
     if (!e || !e->graph) {
-        if (e)
-            e->warm = true;
         if (g && key->vae)
             g->stats.vae_eager++;
         else if (g)
             g->stats.eager++;
-        return run_fn(key->model, ws, call, err);
+        TRY(run_fn(key->model, ws, call, err));
+        if (e) /* recorded next time: a call that failed (out of memory) may not have grown
+                  the workspace to what the recording needs */
+            e->warm = true;
+        return STATUS_OK;
     }
     if (t)
         TRY(backend_graph_set_timesteps(e->graph, t, key->rows, err));

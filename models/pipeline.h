@@ -205,7 +205,7 @@ enum status sd_unet_step(const struct sd_model *model, struct workspace *ws,
  * least recently used replaced.
  * Ownership: the caller's (sd_graphs_destroy, before the backend).  Thread-safety: one
  * thread, the one that runs the steps. */
-#define SD_GRAPHS_MAX 32
+#define SD_GRAPHS_MAX 64
 
 struct sd_graphs;
 

@@ -331,6 +331,9 @@ static enum status cuda_alloc(struct backend *b, struct tensor *t, struct errbuf
     struct cuda_backend *cb = cuda_of(b);
     TRY(cuda_usable(cb, err));
     size_t bytes = (tensor_nbytes(t) + 255) & ~(size_t)255;
+    if (capturing(cb->stream)) /* it would be the graph's memory, none outside it (grow) */
+        return status_fail(err, STATUS_UNSUPPORTED, "cuda: alloc of %zu bytes while recording",
+                           bytes);
     void *p = NULL;
     cudaError_t e = cudaMallocAsync(&p, bytes, cb->stream);
     if (e != cudaSuccess) {
