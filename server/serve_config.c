@@ -672,7 +672,7 @@ int serve_warmup_jobs(const struct serve_config *cfg, bool graphs)
     if (!cfg->warmup)
         return 0;
     const int k = warmup_images_max(cfg);
-    return graphs && k > 1 ? k + 1 : 1;
+    return graphs && k >= 1 ? k + 1 : 1;
 }
 
 void serve_warmup_job(const struct serve_config *cfg, bool graphs, int i,
@@ -681,8 +681,9 @@ void serve_warmup_job(const struct serve_config *cfg, bool graphs, int i,
     const int k = warmup_images_max(cfg);
     /* K, K, K − 1, … 1: the first job's U-Net call and decode are the largest, so the
      * workspace reaches its high-water mark there (and its generation, part of every
-     * graph's key, moves for the last time); the second records the K-image graph anew */
-    job->images = graphs && k > 1 ? (i == 0 ? k : k - i + 1) : 1;
+     * graph's key, moves for the last time); the second records the K-image graph anew
+     * (so with K = 1 too: the first job's decode moves the generation) */
+    job->images = graphs && k >= 1 ? (i == 0 ? k : k - i + 1) : 1;
     job->steps = graphs ? 3 : 2;
 }
 

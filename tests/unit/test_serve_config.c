@@ -424,7 +424,12 @@ START_TEST(test_warmup_jobs)
     ck_assert_int_eq(w.images, GEN_MAX_IMAGES);
     serve_warmup_job(&c, true, GEN_MAX_IMAGES, &w);
     ck_assert_int_eq(w.images, 1);
-    c.max_batch_rows = 3; /* one CFG image fits: a single job */
+    c.max_batch_rows = 3; /* one CFG image fits: twice (the first's decode moves the
+                             workspace's generation, which the second's graph keys) */
+    ck_assert_int_eq(serve_warmup_jobs(&c, true), 2);
+    serve_warmup_job(&c, true, 1, &w);
+    ck_assert_int_eq(w.images, 1);
+    c.max_batch_rows = 1; /* no CFG image fits a call: one plain job */
     ck_assert_int_eq(serve_warmup_jobs(&c, true), 1);
     c.warmup = false;
     ck_assert_int_eq(serve_warmup_jobs(&c, true), 0);
