@@ -196,8 +196,7 @@ if ((BUILD_RC == 0)); then
   fi
 fi
 wait "$MODEL_PID"
-cat "$WORK/model.log"
-((NEED_MODEL)) &&
+((NEED_MODEL)) && cat "$WORK/model.log" &&
   STAGES_JSON+="{\"stage\":\"model\",\"rc\":$([[ -f $WORK/sd15/model_index.json ]] && echo 0 || echo 1)},"
 HAVE_GPU=0
 nvidia-smi -L >/dev/null 2>&1 && HAVE_GPU=1
