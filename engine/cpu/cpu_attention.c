@@ -26,6 +26,8 @@
 #define ATT_GROUPS 8   /* AVX-512: up to this many query tiles per work item share
                           each key/value block while it is in cache */
 #define ATT_KBLOCK 128 /* keys per tile */
+#define ATT_BLAS_KBLOCK 512 /* keys per tile of the BLAS path: fewer, larger sgemm calls
+                               (a tile's scores, 64 × 512 floats, stay in L2) */
 #define ATT_ROWS 6     /* register block (keys or head dims) of the AVX-512 kernels */
 #define ATT_LOG2E 1.44269504088896341f
 
@@ -40,7 +42,8 @@ struct att_job {
     int64_t q_blocks;            /* work items per (batch, head) */
     float scale;
     bool causal;
-    bool flush_denormals; /* set FTZ/DAZ around the items (AVX-512 path) */
+    bool flush_denormals; /* set FTZ/DAZ around the items */
+    bool avx2;            /* BLAS path: its softmax in the AVX2 instantiation */
     att_item_fn item;
     float *scratch;    /* n_threads × per_thread floats, 64-byte aligned slices */
     size_t per_thread; /* floats, a multiple of 16 */
@@ -104,7 +107,7 @@ static void att_run(void *ctx, size_t begin, size_t end, int thread)
 
 static size_t att_blas_scratch(int64_t d)
 {
-    return (size_t)(ATT_QBLOCK * ATT_KBLOCK + ATT_QBLOCK * d + 2 * ATT_QBLOCK);
+    return (size_t)(ATT_QBLOCK * ATT_BLAS_KBLOCK + ATT_QBLOCK * d + 2 * ATT_QBLOCK);
 }
 
 /* Hides key j0+c from query i0+r when j0 + c > i0 + r; diff = j0 − i0. */
@@ -113,23 +116,64 @@ static void att_blas_mask(float *s, int nq, int kb, int64_t diff)
     for (int r = 0; r < nq; r++) {
         int64_t first = r - diff + 1; /* first hidden column */
         for (int64_t c = first < 0 ? 0 : first; c < kb; c++)
-            s[r * ATT_KBLOCK + c] = -INFINITY;
+            s[r * ATT_BLAS_KBLOCK + c] = -INFINITY;
     }
 }
 
+#define ATT_PARTS 16 /* partial maxima and sums a row: vectorisable lanes */
+
+/* max(mx, row[0 … kb)): ATT_PARTS partial maxima, then theirs (the same value in any
+ * order). */
+static inline __attribute__((always_inline)) float att_row_max(const float *row, int kb,
+                                                               float mx)
+{
+    float part[ATT_PARTS];
+    for (int i = 0; i < ATT_PARTS; i++)
+        part[i] = mx;
+    int c = 0;
+    for (; c + ATT_PARTS <= kb; c += ATT_PARTS)
+        for (int i = 0; i < ATT_PARTS; i++)
+            part[i] = row[c + i] > part[i] ? row[c + i] : part[i];
+    for (; c < kb; c++)
+        mx = row[c] > mx ? row[c] : mx;
+    for (int i = 0; i < ATT_PARTS; i++)
+        mx = part[i] > mx ? part[i] : mx;
+    return mx;
+}
+
+/* row[c] = e^(row[c] − mx) over [0, kb) and their sum, in ATT_PARTS partial sums (a
+ * fixed order for a row whatever its batch). */
+static inline __attribute__((always_inline)) float att_row_exp_sum(float *row, int kb,
+                                                                   float mx)
+{
+    float part[ATT_PARTS];
+    for (int i = 0; i < ATT_PARTS; i++)
+        part[i] = 0.0f;
+    int c = 0;
+    for (; c + ATT_PARTS <= kb; c += ATT_PARTS)
+        for (int i = 0; i < ATT_PARTS; i++) {
+            const float e = cpu_simd_expf(row[c + i] - mx);
+            row[c + i] = e;
+            part[i] += e;
+        }
+    float sum = 0.0f;
+    for (; c < kb; c++) {
+        row[c] = cpu_simd_expf(row[c] - mx);
+        sum += row[c];
+    }
+    for (int i = 0; i < ATT_PARTS; i++)
+        sum += part[i];
+    return sum;
+}
+
 /* Online-softmax update of the rows of s{nq, kb} (replaced by p) and of m, l, o. */
-static void att_blas_softmax(float *s, int nq, int kb, float *m, float *l, float *o, int64_t d)
+static inline __attribute__((always_inline)) void
+att_blas_softmax_body(float *s, int nq, int kb, float *m, float *l, float *o, int64_t d)
 {
     for (int r = 0; r < nq; r++) {
-        float *row = s + (size_t)r * ATT_KBLOCK;
-        float mx = m[r];
-        for (int c = 0; c < kb; c++)
-            mx = row[c] > mx ? row[c] : mx;
-        for (int c = 0; c < kb; c++)
-            row[c] = cpu_simd_expf(row[c] - mx);
-        float sum = 0.0f;
-        for (int c = 0; c < kb; c++)
-            sum += row[c];
+        float *row = s + (size_t)r * ATT_BLAS_KBLOCK;
+        const float mx = att_row_max(row, kb, m[r]);
+        const float sum = att_row_exp_sum(row, kb, mx);
         float corr = cpu_simd_expf(m[r] - mx); /* 0 on the first block (m = −inf) */
         l[r] = l[r] * corr + sum;
         m[r] = mx;
@@ -139,25 +183,40 @@ static void att_blas_softmax(float *s, int nq, int kb, float *m, float *l, float
     }
 }
 
+static void att_blas_softmax_base(float *s, int nq, int kb, float *m, float *l, float *o,
+                                  int64_t d)
+{
+    att_blas_softmax_body(s, nq, kb, m, l, o, d);
+}
+
+CPU_TARGET_AVX2 static void att_blas_softmax_avx2(float *s, int nq, int kb, float *m, float *l,
+                                                  float *o, int64_t d)
+{
+    att_blas_softmax_body(s, nq, kb, m, l, o, d);
+}
+
 static void att_blas_item(const struct att_job *j, size_t unit, float *scratch)
 {
     struct att_item it = att_item_of(j, unit);
     const int d = (int)j->d, ld = (int)j->c;
-    float *s = scratch, *o = s + ATT_QBLOCK * ATT_KBLOCK, *m = o + ATT_QBLOCK * j->d;
+    float *s = scratch, *o = s + ATT_QBLOCK * ATT_BLAS_KBLOCK, *m = o + ATT_QBLOCK * j->d;
     float *l = m + ATT_QBLOCK;
     memset(o, 0, sizeof *o * (size_t)(it.nq * d));
     for (int r = 0; r < it.nq; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
     }
-    for (int64_t j0 = 0; j0 < it.nk; j0 += ATT_KBLOCK) {
-        int kb = att_min(ATT_KBLOCK, it.nk - j0);
+    for (int64_t j0 = 0; j0 < it.nk; j0 += ATT_BLAS_KBLOCK) {
+        int kb = att_min(ATT_BLAS_KBLOCK, it.nk - j0);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, it.nq, kb, d, j->scale, it.q, ld,
-                    it.k + j0 * j->c, ld, 0.0f, s, ATT_KBLOCK);
+                    it.k + j0 * j->c, ld, 0.0f, s, ATT_BLAS_KBLOCK);
         if (j->causal && j0 + kb - 1 > it.i0)
             att_blas_mask(s, it.nq, kb, j0 - it.i0);
-        att_blas_softmax(s, it.nq, kb, m, l, o, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, it.nq, d, kb, 1.0f, s, ATT_KBLOCK,
+        if (j->avx2)
+            att_blas_softmax_avx2(s, it.nq, kb, m, l, o, d);
+        else
+            att_blas_softmax_base(s, it.nq, kb, m, l, o, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, it.nq, d, kb, 1.0f, s, ATT_BLAS_KBLOCK,
                     it.v + j0 * j->c, ld, 1.0f, o, d);
     }
     for (int r = 0; r < it.nq; r++) {
@@ -555,6 +614,7 @@ enum status cpu_attention_with(struct backend *b, const struct tensor *q, const 
     job.item_q = ATT_QBLOCK;
     job.item = att_blas_item;
     job.per_thread = att_blas_scratch(job.d);
+    job.avx2 = cpu_simd_avx2();
 #if CPU_SIMD_X86
     if (path == CPU_ATTENTION_AVX512) {
         job.item = att_avx512_item;

@@ -32,8 +32,10 @@
 
 #if CPU_SIMD_X86
 #define CPU_TARGET_AVX512 __attribute__((target("avx512f,fma")))
+#define CPU_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #else
 #define CPU_TARGET_AVX512
+#define CPU_TARGET_AVX2
 #endif
 
 /* True when the AVX-512 instantiations may run on this CPU (and OS). */
@@ -41,6 +43,18 @@ static inline bool cpu_simd_avx512(void)
 {
 #if CPU_SIMD_X86
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
+/* True when AVX2 instantiations may run (the x86 CPUs without AVX-512 of the last
+ * decade).  ISO C mode contracts no a·b + c into an FMA, so an AVX2 instantiation
+ * computes each element exactly as the baseline one does, 8 at a time. */
+static inline bool cpu_simd_avx2(void)
+{
+#if CPU_SIMD_X86
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return false;
 #endif

@@ -122,6 +122,8 @@ static const struct att_case att_cases[] = {
     {1, 200, 200, 2, 80, true, 1},   /* causal across several query and key blocks */
     {2, 257, 257, 1, 40, true, 3},   /* causal, large logits, one past a tile */
     {1, 1, 1, 1, 7, true, 1},        /* causal single token */
+    {1, 70, 1100, 2, 40, false, 4},  /* three of the BLAS path's 512-key tiles, large logits */
+    {1, 600, 600, 1, 64, true, 2},   /* causal across the BLAS path's key tiles */
 };
 
 START_TEST(test_attention_cases)
