@@ -578,6 +578,221 @@ CPU_TARGET_AVX512 static void att_avx512_item(const struct att_job *j, size_t un
                     ld);
 }
 
+
+/* --- AVX2 path ----------------------------------------------------------------
+ * The AVX-512 path's design on 8-float vectors, for the x86 CPUs without AVX-512: a
+ * work item is one tile of ATT2_LANES (32) queries of one (batch, head) in the lanes
+ * of 4 vectors — qt{D, 32} (scaled by scale·log2 e), ot{D, 32}, m, l, bmax {32} —
+ * and each block of ATT_KBLOCK keys turns into st{KBLOCK, 32} (scores, then
+ * probabilities); q·kᵀ and p·v are register blocks of ATT2_ROWS (3) keys or head dims
+ * × 4 vectors (12 accumulators of the 16 registers), reading k and v in place.  Every
+ * query's arithmetic is its own lane's, so its result does not depend on the queries
+ * beside it (a batch's rows are bit-identical to their runs alone).  FTZ/DAZ are on
+ * while items run. */
+
+#define ATT2_LANES 32
+#define ATT2_ROWS 3
+
+/* st{rows, 32} = k{rows, D}(stride ldk) · qt{D, 32}: rows keys × nv query vectors;
+ * then hides key row r from lanes t < first + r (causal; first ≤ −rows: none) and
+ * folds the rows into the running block maximum bmax{32}. */
+CPU_TARGET_AVX2 static inline __attribute__((always_inline)) void
+att2_qk_tile(const float *k, size_t ldk, const float *qt, int64_t d, float *st, float *bmax,
+             int64_t first, const int rows, const int nv)
+{
+    __m256 acc[ATT2_ROWS][4];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = _mm256_setzero_ps();
+    for (int64_t e = 0; e < d; e++) {
+        __m256 qv[4];
+        for (int v = 0; v < nv; v++)
+            qv[v] = _mm256_load_ps(qt + e * ATT2_LANES + 8 * v);
+        for (int r = 0; r < rows; r++) {
+            const __m256 kb = _mm256_set1_ps(k[(size_t)r * ldk + (size_t)e]);
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = _mm256_fmadd_ps(kb, qv[v], acc[r][v]);
+        }
+    }
+    if (first + rows > 1) {
+        const __m256 hidden = _mm256_set1_ps(-INFINITY);
+        const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+        for (int r = 0; r < rows; r++)
+            for (int v = 0; v < nv; v++) {
+                const int64_t count = first + r - 8 * v; /* hidden lanes in this vector */
+                if (count <= 0)
+                    continue;
+                const __m256 hide =
+                    _mm256_cmp_ps(lane, _mm256_set1_ps((float)(count < 8 ? count : 8)),
+                                  _CMP_LT_OQ);
+                acc[r][v] = _mm256_blendv_ps(acc[r][v], hidden, hide);
+            }
+    }
+    for (int v = 0; v < nv; v++) {
+        __m256 mx = _mm256_load_ps(bmax + 8 * v);
+        for (int r = 0; r < rows; r++) {
+            _mm256_store_ps(st + r * ATT2_LANES + 8 * v, acc[r][v]);
+            mx = _mm256_max_ps(mx, acc[r][v]);
+        }
+        _mm256_store_ps(bmax + 8 * v, mx);
+    }
+}
+
+/* ot{rows, 32} += v{kb, rows}ᵀ(stride ldv) · pt{kb, 32}: rows head dims × nv vectors. */
+CPU_TARGET_AVX2 static inline __attribute__((always_inline)) void
+att2_pv_tile(const float *v, size_t ldv, const float *pt, int kb, float *ot, const int rows,
+             const int nv)
+{
+    __m256 acc[ATT2_ROWS][4];
+    for (int r = 0; r < rows; r++)
+        for (int w = 0; w < nv; w++)
+            acc[r][w] = _mm256_load_ps(ot + r * ATT2_LANES + 8 * w);
+    for (int j = 0; j < kb; j++) {
+        __m256 pv[4];
+        for (int w = 0; w < nv; w++)
+            pv[w] = _mm256_load_ps(pt + j * ATT2_LANES + 8 * w);
+        const float *vr = v + (size_t)j * ldv;
+        for (int r = 0; r < rows; r++) {
+            const __m256 vb = _mm256_set1_ps(vr[r]);
+            for (int w = 0; w < nv; w++)
+                acc[r][w] = _mm256_fmadd_ps(vb, pv[w], acc[r][w]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int w = 0; w < nv; w++)
+            _mm256_store_ps(ot + r * ATT2_LANES + 8 * w, acc[r][w]);
+}
+
+/* Instantiates a tile kernel for rows 1..ATT2_ROWS × nv 1..4. */
+#define ATT2_CASES_V(X, V) X(1, V) X(2, V) X(3, V)
+#define ATT2_CASES(X) ATT2_CASES_V(X, 1) ATT2_CASES_V(X, 2) ATT2_CASES_V(X, 3) ATT2_CASES_V(X, 4)
+
+CPU_TARGET_AVX2 static void att2_qk_rows(const float *k, size_t ldk, const float *qt, int64_t d,
+                                         float *st, float *bmax, int64_t first, int rows, int nv)
+{
+#define ATT2_QK_CASE(R, V)                                                                \
+    case (R) * 8 + (V): att2_qk_tile(k, ldk, qt, d, st, bmax, first, R, V); break;
+    switch (rows * 8 + nv) {
+        ATT2_CASES(ATT2_QK_CASE)
+    default: break;
+    }
+#undef ATT2_QK_CASE
+}
+
+CPU_TARGET_AVX2 static void att2_pv_rows(const float *v, size_t ldv, const float *pt, int kb,
+                                         float *ot, int rows, int nv)
+{
+#define ATT2_PV_CASE(R, V)                                                                \
+    case (R) * 8 + (V): att2_pv_tile(v, ldv, pt, kb, ot, R, V); break;
+    switch (rows * 8 + nv) {
+        ATT2_CASES(ATT2_PV_CASE)
+    default: break;
+    }
+#undef ATT2_PV_CASE
+}
+
+/* 2^x for x ≤ 0: x = n + r (n integer, |r| ≤ ½), 2^r by the AVX-512 path's degree-6
+ * polynomial, 2^n built in the exponent bits.  x ≤ −127 (−inf: a hidden key) gives
+ * exactly 0 (n = −127 is the all-zero bit pattern); NaN stays NaN. */
+CPU_TARGET_AVX2 static inline __m256 att2_exp2(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_set1_ps(-127.0f), x); /* NaN in x survives (2nd operand) */
+    const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_sub_ps(x, n);
+    __m256 p = _mm256_set1_ps(1.5332508058997507e-04f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3394700851895845e-03f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.618491002565108e-03f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.550342285075941e-02f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(2.4022647364517877e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(6.931471992068655e-01f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+/* Online-softmax update (base 2) of st{kb, 32} → probabilities, and of m, l, ot;
+ * bmax{32} holds the block's row maxima. */
+CPU_TARGET_AVX2 static void att2_softmax(float *st, int kb, int nv, const float *bmax, float *m,
+                                         float *l, float *ot, int64_t d)
+{
+    for (int w = 0; w < nv; w++) {
+        const __m256 m_old = _mm256_load_ps(m + 8 * w);
+        const __m256 mx = _mm256_max_ps(m_old, _mm256_load_ps(bmax + 8 * w));
+        __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 2 <= kb; j += 2) {
+            float *p = st + j * ATT2_LANES + 8 * w;
+            const __m256 e0 = att2_exp2(_mm256_sub_ps(_mm256_load_ps(p), mx));
+            const __m256 e1 = att2_exp2(_mm256_sub_ps(_mm256_load_ps(p + ATT2_LANES), mx));
+            _mm256_store_ps(p, e0);
+            _mm256_store_ps(p + ATT2_LANES, e1);
+            sum0 = _mm256_add_ps(sum0, e0);
+            sum1 = _mm256_add_ps(sum1, e1);
+        }
+        if (j < kb) {
+            float *p = st + j * ATT2_LANES + 8 * w;
+            const __m256 e0 = att2_exp2(_mm256_sub_ps(_mm256_load_ps(p), mx));
+            _mm256_store_ps(p, e0);
+            sum0 = _mm256_add_ps(sum0, e0);
+        }
+        /* m_old = −inf on the first block: corr = 0 and l, ot are still zero */
+        const __m256 corr = att2_exp2(_mm256_sub_ps(m_old, mx));
+        const __m256 sum = _mm256_add_ps(sum0, sum1);
+        _mm256_store_ps(l + 8 * w, _mm256_fmadd_ps(_mm256_load_ps(l + 8 * w), corr, sum));
+        _mm256_store_ps(m + 8 * w, mx);
+        for (int64_t e = 0; e < d; e++) {
+            float *o = ot + e * ATT2_LANES + 8 * w;
+            _mm256_store_ps(o, _mm256_mul_ps(_mm256_load_ps(o), corr));
+        }
+    }
+}
+
+/* Scratch: st{KBLOCK, 32}, qt and ot {D, 32}, m, l, bmax {32}. */
+static size_t att_avx2_scratch(int64_t d)
+{
+    return (size_t)(ATT_KBLOCK * ATT2_LANES + 2 * d * ATT2_LANES + 3 * ATT2_LANES);
+}
+
+CPU_TARGET_AVX2 static void att_avx2_item(const struct att_job *j, size_t unit, float *scratch)
+{
+    const struct att_item it = att_item_of(j, unit);
+    const int64_t d = j->d;
+    const size_t ld = (size_t)j->c;
+    float *st = scratch, *qt = st + ATT_KBLOCK * ATT2_LANES, *ot = qt + d * ATT2_LANES;
+    float *m = ot + d * ATT2_LANES, *l = m + ATT2_LANES, *bmax = l + ATT2_LANES;
+    const float mul = j->scale * ATT_LOG2E;
+    for (int t = 0; t < ATT2_LANES; t++) { /* qt{D, 32}: the queries transposed, lanes ≥ nq 0 */
+        for (int64_t e = 0; e < d; e++)
+            qt[e * ATT2_LANES + t] = t < it.nq ? it.q[(size_t)t * ld + (size_t)e] * mul : 0.0f;
+        m[t] = -INFINITY;
+        l[t] = 0.0f;
+    }
+    memset(ot, 0, sizeof *ot * (size_t)(d * ATT2_LANES));
+    const int nv = (it.nq + 7) / 8;
+    for (int64_t j0 = 0; j0 < it.nk; j0 += ATT_KBLOCK) {
+        const int kb = att_min(ATT_KBLOCK, it.nk - j0);
+        for (int t = 0; t < ATT2_LANES; t++)
+            bmax[t] = -INFINITY;
+        for (int r = 0; r < kb; r += ATT2_ROWS) {
+            /* causal: key j0+r+x is hidden from lanes below j0 + r + x − i0 */
+            const int64_t first = j->causal ? j0 + r - it.i0 : -ATT2_ROWS;
+            att2_qk_rows(it.k + (size_t)(j0 + r) * ld, ld, qt, d, st + r * ATT2_LANES, bmax,
+                         first, att_min(ATT2_ROWS, kb - r), nv);
+        }
+        att2_softmax(st, kb, nv, bmax, m, l, ot, d);
+        for (int64_t e = 0; e < d; e += ATT2_ROWS)
+            att2_pv_rows(it.v + (size_t)j0 * ld + (size_t)e, ld, st, kb, ot + e * ATT2_LANES,
+                         att_min(ATT2_ROWS, d - e), nv);
+    }
+    for (int t = 0; t < it.nq; t++) { /* y{nq, D} = otᵀ / l */
+        const float inv = 1.0f / l[t];
+        float *yr = it.y + (size_t)t * ld;
+        for (int64_t e = 0; e < d; e++)
+            yr[e] = ot[e * ATT2_LANES + t] * inv;
+    }
+}
+
 #endif /* CPU_SIMD_X86 */
 
 /* --- entry points ------------------------------------------------------------- */
@@ -601,9 +816,13 @@ enum status cpu_attention_with(struct backend *b, const struct tensor *q, const 
                                struct errbuf *err)
 {
     if (path == CPU_ATTENTION_AUTO)
-        path = cpu_simd_avx512() ? CPU_ATTENTION_AVX512 : CPU_ATTENTION_BLAS;
+        path = cpu_simd_avx512() ? CPU_ATTENTION_AVX512
+               : cpu_simd_avx2() ? CPU_ATTENTION_AVX2
+                                 : CPU_ATTENTION_BLAS;
     if (path == CPU_ATTENTION_AVX512 && !cpu_simd_avx512())
         return status_fail(err, STATUS_UNSUPPORTED, "attention: this CPU has no AVX-512F/FMA");
+    if (path == CPU_ATTENTION_AVX2 && !cpu_simd_avx2())
+        return status_fail(err, STATUS_UNSUPPORTED, "attention: this CPU has no AVX2/FMA");
     struct att_job job = {
         .q = cpu_f32(q), .k = cpu_f32(k), .v = cpu_f32(v), .y = cpu_f32(y),
         .nq = q->shape[1], .nk = k->shape[1], .heads = p->heads, .c = q->shape[2],
@@ -622,6 +841,12 @@ enum status cpu_attention_with(struct backend *b, const struct tensor *q, const 
         int64_t groups = att_groups(q->shape[0] * job.heads, job.nq, cb->n_threads);
         job.item_q = ATT_QBLOCK * groups;
         job.per_thread = att_avx512_scratch(job.d, groups);
+    }
+    if (path == CPU_ATTENTION_AVX2) {
+        job.item = att_avx2_item;
+        job.flush_denormals = true;
+        job.item_q = ATT2_LANES;
+        job.per_thread = att_avx2_scratch(job.d);
     }
 #endif
     job.q_blocks = (job.nq + job.item_q - 1) / job.item_q;

@@ -61,7 +61,10 @@ static double *att_reference(const struct att_case *c, const float *q, const flo
 
 static const char *path_name(enum cpu_attention_path path)
 {
-    return path == CPU_ATTENTION_BLAS ? "blas" : path == CPU_ATTENTION_AVX512 ? "avx512" : "auto";
+    return path == CPU_ATTENTION_BLAS     ? "blas"
+           : path == CPU_ATTENTION_AVX512 ? "avx512"
+           : path == CPU_ATTENTION_AVX2   ? "avx2"
+                                          : "auto";
 }
 
 static void att_check_case(const struct att_case *c, uint64_t seed)
@@ -79,9 +82,10 @@ static void att_check_case(const struct att_case *c, uint64_t seed)
     struct tensor v = test_tensor(be, 3, ks, hv), y = test_tensor(be, 3, qs, NULL);
     struct attention_params p = {(int)c->heads, scale, c->causal};
     const enum cpu_attention_path paths[] = {CPU_ATTENTION_AUTO, CPU_ATTENTION_BLAS,
-                                             CPU_ATTENTION_AVX512};
+                                             CPU_ATTENTION_AVX512, CPU_ATTENTION_AVX2};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        if (paths[i] == CPU_ATTENTION_AVX512 && !cpu_simd_avx512())
+        if ((paths[i] == CPU_ATTENTION_AVX512 && !cpu_simd_avx512()) ||
+            (paths[i] == CPU_ATTENTION_AVX2 && !cpu_simd_avx2()))
             continue;
         struct errbuf err;
         errbuf_clear(&err);
@@ -315,9 +319,12 @@ START_TEST(test_attention_bench)
     const char *env = getenv("DIFFUSIOND_BENCH");
     if (!env || strcmp(env, "1") != 0)
         return;
-    for (int i = 0; i < 2; i++) {
-        enum cpu_attention_path path = i == 0 ? CPU_ATTENTION_AVX512 : CPU_ATTENTION_BLAS;
-        if (path == CPU_ATTENTION_AVX512 && !cpu_simd_avx512())
+    const enum cpu_attention_path paths[] = {CPU_ATTENTION_AVX512, CPU_ATTENTION_AVX2,
+                                             CPU_ATTENTION_BLAS};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        const enum cpu_attention_path path = paths[i];
+        if ((path == CPU_ATTENTION_AVX512 && !cpu_simd_avx512()) ||
+            (path == CPU_ATTENTION_AVX2 && !cpu_simd_avx2()))
             continue;
         bench_shape("SD1.5 64x64 self (320ch)", 2, 4096, 4096, 8, 40, path);
         bench_shape("SD1.5 32x32 self (640ch)", 2, 1024, 1024, 8, 80, path);
