@@ -216,8 +216,8 @@ static void att_blas_item(const struct att_job *j, size_t unit, float *scratch)
             att_blas_softmax_avx2(s, it.nq, kb, m, l, o, d);
         else
             att_blas_softmax_base(s, it.nq, kb, m, l, o, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, it.nq, d, kb, 1.0f, s, ATT_BLAS_KBLOCK,
-                    it.v + j0 * j->c, ld, 1.0f, o, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, it.nq, d, kb, 1.0f, s,
+                    ATT_BLAS_KBLOCK, it.v + j0 * j->c, ld, 1.0f, o, d);
     }
     for (int r = 0; r < it.nq; r++) {
         float inv = 1.0f / l[r];

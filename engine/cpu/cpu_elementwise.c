@@ -81,13 +81,25 @@ CPU_TARGET_AVX512 static void ew_act_avx512(const float *x, float *y, size_t n, 
     ew_act_span(x, y, n, act);
 }
 
+CPU_TARGET_AVX2 static void ew_act_avx2(const float *x, float *y, size_t n, enum ew_act act)
+{
+    ew_act_span(x, y, n, act);
+}
+
 CPU_TARGET_AVX512 static void ew_geglu_avx512(const float *x, float *y, size_t rows, size_t c)
+{
+    ew_geglu_span(x, y, rows, c);
+}
+
+CPU_TARGET_AVX2 static void ew_geglu_avx2(const float *x, float *y, size_t rows, size_t c)
 {
     ew_geglu_span(x, y, rows, c);
 }
 #else
 #define ew_act_avx512 ew_act_generic
+#define ew_act_avx2 ew_act_generic
 #define ew_geglu_avx512 ew_geglu_generic
+#define ew_geglu_avx2 ew_geglu_generic
 #endif
 
 struct ew_act_job {
@@ -96,7 +108,7 @@ struct ew_act_job {
     size_t n; /* elements, or rows for geglu */
     size_t c; /* geglu: output features */
     enum ew_act act;
-    bool avx512;
+    enum cpu_isa isa;
 };
 
 static void ew_act_run(void *ctx, size_t begin, size_t end, int thread)
@@ -104,14 +116,14 @@ static void ew_act_run(void *ctx, size_t begin, size_t end, int thread)
     (void)thread;
     const struct ew_act_job *j = ctx;
     size_t lo = begin * EW_CHUNK, hi = end * EW_CHUNK < j->n ? end * EW_CHUNK : j->n;
-    (j->avx512 ? ew_act_avx512 : ew_act_generic)(j->x + lo, j->y + lo, hi - lo, j->act);
+    CPU_ISA_PICK(j->isa, ew_act)(j->x + lo, j->y + lo, hi - lo, j->act);
 }
 
 static enum status ew_activation(struct backend *b, const struct tensor *x, enum ew_act act,
                                  struct tensor *y)
 {
     struct ew_act_job j = {cpu_f32(x), cpu_f32(y), (size_t)tensor_numel(x), 0, act,
-                           cpu_simd_avx512()};
+                           cpu_simd_isa()};
     threadpool_parallel_for(cpu_of(b)->pool, ew_items(j.n), 1, ew_act_run, &j);
     return STATUS_OK;
 }
@@ -136,8 +148,7 @@ static void ew_geglu_run(void *ctx, size_t begin, size_t end, int thread)
 {
     (void)thread;
     const struct ew_act_job *j = ctx;
-    (j->avx512 ? ew_geglu_avx512 : ew_geglu_generic)(j->x + begin * 2 * j->c, j->y + begin * j->c,
-                                                     end - begin, j->c);
+    CPU_ISA_PICK(j->isa, ew_geglu)(j->x + begin * 2 * j->c, j->y + begin * j->c, end - begin, j->c);
 }
 
 enum status cpu_geglu(struct backend *b, const struct tensor *x, struct tensor *y,
@@ -145,7 +156,7 @@ enum status cpu_geglu(struct backend *b, const struct tensor *x, struct tensor *
 {
     (void)err;
     struct ew_act_job j = {cpu_f32(x), cpu_f32(y), (size_t)tensor_rows(y),
-                           (size_t)tensor_last_dim(y), EW_GELU_ERF, cpu_simd_avx512()};
+                           (size_t)tensor_last_dim(y), EW_GELU_ERF, cpu_simd_isa()};
     threadpool_parallel_for(cpu_of(b)->pool, j.n, ew_row_grain(2 * (int64_t)j.c), ew_geglu_run,
                             &j);
     return STATUS_OK;
@@ -166,7 +177,7 @@ struct ew_bcast_job {
     int64_t shape[TENSOR_MAX_DIMS];     /* collapsed shape of a */
     int64_t bstride[TENSOR_MAX_DIMS];   /* bt's stride per collapsed dim (0: broadcast) */
     enum ew_binop op;
-    bool avx512;
+    enum cpu_isa isa;
 };
 
 static void ew_bcast_layout(struct ew_bcast_job *j, const struct tensor *a,
@@ -229,8 +240,15 @@ CPU_TARGET_AVX512 static void ew_binop_avx512(const float *a, const float *b, fl
 {
     ew_binop_span(a, b, y, n, scalar_b, op);
 }
+
+CPU_TARGET_AVX2 static void ew_binop_avx2(const float *a, const float *b, float *y, size_t n,
+                                          bool scalar_b, enum ew_binop op)
+{
+    ew_binop_span(a, b, y, n, scalar_b, op);
+}
 #else
 #define ew_binop_avx512 ew_binop_generic
+#define ew_binop_avx2 ew_binop_generic
 #endif
 
 /* Offset into bt of the first element of run r (runs = the innermost collapsed dim). */
@@ -256,8 +274,7 @@ static void ew_bcast_run(void *ctx, size_t begin, size_t end, int thread)
         size_t r = e / run, o = e % run;
         size_t cnt = run - o < stop - e ? run - o : stop - e;
         const float *b = j->bt + ew_bcast_offset(j, r) + (scalar_b ? 0 : o);
-        (j->avx512 ? ew_binop_avx512 : ew_binop_generic)(j->a + e, b, j->y + e, cnt, scalar_b,
-                                                         j->op);
+        CPU_ISA_PICK(j->isa, ew_binop)(j->a + e, b, j->y + e, cnt, scalar_b, j->op);
         e += cnt;
     }
 }
@@ -267,7 +284,7 @@ static enum status ew_broadcast(struct backend *b, const struct tensor *a, const
 {
     struct ew_bcast_job j = {.a = cpu_f32(a), .bt = cpu_f32(bt), .y = cpu_f32(y),
                              .n = (size_t)tensor_numel(a), .op = op,
-                             .avx512 = cpu_simd_avx512()};
+                             .isa = cpu_simd_isa()};
     ew_bcast_layout(&j, a, bt);
     threadpool_parallel_for(cpu_of(b)->pool, ew_items(j.n), 1, ew_bcast_run, &j);
     return STATUS_OK;
@@ -316,7 +333,7 @@ struct ew_axpby_job {
     float *out;
     const float *alpha, *beta; /* per row of `row` elements */
     size_t n, row;
-    bool avx512;
+    enum cpu_isa isa;
 };
 
 static inline __attribute__((always_inline)) void
@@ -338,8 +355,15 @@ CPU_TARGET_AVX512 static void ew_axpby_avx512(const float *x, const float *yin, 
 {
     ew_axpby_span(x, yin, out, n, alpha, beta);
 }
+
+CPU_TARGET_AVX2 static void ew_axpby_avx2(const float *x, const float *yin, float *out,
+                                          size_t n, float alpha, float beta)
+{
+    ew_axpby_span(x, yin, out, n, alpha, beta);
+}
 #else
 #define ew_axpby_avx512 ew_axpby_generic
+#define ew_axpby_avx2 ew_axpby_generic
 #endif
 
 static void ew_axpby_run(void *ctx, size_t begin, size_t end, int thread)
@@ -350,8 +374,8 @@ static void ew_axpby_run(void *ctx, size_t begin, size_t end, int thread)
     while (e < stop) {
         size_t r = e / j->row, o = e % j->row;
         size_t cnt = j->row - o < stop - e ? j->row - o : stop - e;
-        (j->avx512 ? ew_axpby_avx512 : ew_axpby_generic)(j->x + e, j->yin + e, j->out + e, cnt,
-                                                         j->alpha[r], j->beta[r]);
+        CPU_ISA_PICK(j->isa, ew_axpby)(j->x + e, j->yin + e, j->out + e, cnt,
+                                       j->alpha[r], j->beta[r]);
         e += cnt;
     }
 }
@@ -362,7 +386,7 @@ enum status cpu_axpby(struct backend *b, const struct tensor *x, const struct te
 {
     (void)err;
     struct ew_axpby_job j = {cpu_f32(x), cpu_f32(yin), cpu_f32(out), alpha, beta,
-                             (size_t)tensor_numel(x), 0, cpu_simd_avx512()};
+                             (size_t)tensor_numel(x), 0, cpu_simd_isa()};
     j.row = j.n / (size_t)x->shape[0];
     threadpool_parallel_for(cpu_of(b)->pool, ew_items(j.n), 1, ew_axpby_run, &j);
     return STATUS_OK;

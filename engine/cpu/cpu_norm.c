@@ -49,7 +49,8 @@ struct gn_job {
     int64_t chunks, chunk_len; /* per sample */
     const float *gamma, *beta; /* {C} or NULL */
     float eps;
-    bool silu, avx512;
+    bool silu;
+    enum cpu_isa isa;
     struct gn_stat *stats; /* {N, chunks, groups} */
     float *affine;         /* {N, 3, C}: mean, a, b */
     char *scratch;         /* per thread: d1, d2 {C} doubles, then f1, f2, shift {C} floats */
@@ -120,14 +121,29 @@ CPU_TARGET_AVX512 static void gn_sums_avx512(const float *x, int64_t len, int64_
     gn_sums_span(x, len, c, shift, f1, f2, d1, d2);
 }
 
+CPU_TARGET_AVX2 static void gn_sums_avx2(const float *x, int64_t len, int64_t c,
+                                         const float *shift, float *f1, float *f2,
+                                         double *d1, double *d2)
+{
+    gn_sums_span(x, len, c, shift, f1, f2, d1, d2);
+}
+
 CPU_TARGET_AVX512 static void gn_apply_avx512(const float *x, float *y, int64_t len, int64_t c,
                                               const float *mab, bool silu)
 {
     gn_apply_span(x, y, len, c, mab, silu);
 }
+
+CPU_TARGET_AVX2 static void gn_apply_avx2(const float *x, float *y, int64_t len, int64_t c,
+                                          const float *mab, bool silu)
+{
+    gn_apply_span(x, y, len, c, mab, silu);
+}
 #else
 #define gn_sums_avx512 gn_sums_generic
+#define gn_sums_avx2 gn_sums_generic
 #define gn_apply_avx512 gn_apply_generic
+#define gn_apply_avx2 gn_apply_generic
 #endif
 
 /* Rows [first, first + len) of sample n for chunk `item` = n·chunks + k. */
@@ -156,7 +172,7 @@ static void gn_stats_run(void *ctx, size_t begin, size_t end, int thread)
         }
         const float *x = j->x + (n * j->positions + first) * j->c;
         memcpy(shift, x, sizeof *shift * (size_t)j->c);
-        (j->avx512 ? gn_sums_avx512 : gn_sums_generic)(x, len, j->c, shift, f1, f2, d1, d2);
+        CPU_ISA_PICK(j->isa, gn_sums)(x, len, j->c, shift, f1, f2, d1, d2);
         /* per channel: mean_c = shift + s1/len, M2_c = s2 − s1²/len; per group:
          * M2 = Σ M2_c + len·Σ (mean_c − mean)² (exact combination of equal counts) */
         const double inv_len = 1.0 / (double)len;
@@ -207,8 +223,8 @@ static void gn_apply_run(void *ctx, size_t begin, size_t end, int thread)
         int64_t n, first;
         int64_t len = gn_chunk_rows(j, item, &n, &first);
         size_t off = (size_t)((n * j->positions + first) * j->c);
-        (j->avx512 ? gn_apply_avx512 : gn_apply_generic)(j->x + off, j->y + off, len, j->c,
-                                                         j->affine + n * 3 * j->c, j->silu);
+        CPU_ISA_PICK(j->isa, gn_apply)(j->x + off, j->y + off, len, j->c,
+                                       j->affine + n * 3 * j->c, j->silu);
     }
 }
 
@@ -223,7 +239,7 @@ enum status cpu_group_norm(struct backend *b, const struct tensor *x, const stru
         .x = cpu_f32(x), .y = cpu_f32(y), .n = x->shape[0], .c = tensor_last_dim(x),
         .groups = p->groups, .gamma = gamma ? cpu_f32(gamma) : NULL,
         .beta = beta ? cpu_f32(beta) : NULL, .eps = p->eps, .silu = p->silu,
-        .avx512 = cpu_simd_avx512(),
+        .isa = cpu_simd_isa(),
     };
     j.positions = tensor_numel(x) / (j.n * j.c);
     int64_t want = j.positions < GN_CHUNKS ? j.positions : GN_CHUNKS;
@@ -259,7 +275,7 @@ struct ln_job {
     int64_t c;
     const float *gamma, *beta;
     float eps;
-    bool avx512;
+    enum cpu_isa isa;
 };
 
 /* Σ (x[i] − shift) in 16 float lanes, then double. */
@@ -319,15 +335,21 @@ CPU_TARGET_AVX512 static void ln_rows_avx512(const struct ln_job *j, size_t begi
 {
     ln_rows_span(j, begin, end);
 }
+
+CPU_TARGET_AVX2 static void ln_rows_avx2(const struct ln_job *j, size_t begin, size_t end)
+{
+    ln_rows_span(j, begin, end);
+}
 #else
 #define ln_rows_avx512 ln_rows_generic
+#define ln_rows_avx2 ln_rows_generic
 #endif
 
 static void ln_run(void *ctx, size_t begin, size_t end, int thread)
 {
     (void)thread;
     const struct ln_job *j = ctx;
-    (j->avx512 ? ln_rows_avx512 : ln_rows_generic)(j, begin, end);
+    CPU_ISA_PICK(j->isa, ln_rows)(j, begin, end);
 }
 
 enum status cpu_layer_norm(struct backend *b, const struct tensor *x, const struct tensor *gamma,
@@ -338,7 +360,7 @@ enum status cpu_layer_norm(struct backend *b, const struct tensor *x, const stru
     struct ln_job j = {
         .x = cpu_f32(x), .y = cpu_f32(y), .c = tensor_last_dim(x),
         .gamma = gamma ? cpu_f32(gamma) : NULL, .beta = beta ? cpu_f32(beta) : NULL,
-        .eps = eps, .avx512 = cpu_simd_avx512(),
+        .eps = eps, .isa = cpu_simd_isa(),
     };
     size_t rows = (size_t)tensor_rows(x);
     size_t grain = (size_t)(4096 / j.c) + 1;

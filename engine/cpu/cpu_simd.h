@@ -3,8 +3,9 @@
  *
  * There is no global -march: hot loops are written once as plain C over spans
  * (static inline, so GCC vectorises them for whatever target the caller has) and
- * instantiated twice, once for the baseline ISA and once inside a function marked
- * CPU_TARGET_AVX512, chosen per call by cpu_simd_avx512().  The scalar math below
+ * instantiated three times — the baseline ISA, inside functions marked CPU_TARGET_AVX2
+ * and CPU_TARGET_AVX512 — chosen per call by cpu_simd_isa() (CPU_ISA_PICK).  ISO C
+ * mode contracts nothing into FMAs, so the three compute the same bits.  The scalar math below
  * uses only comparisons, multiplies/adds and bit casts, so it vectorises without
  * -ffast-math or libmvec.
  *
@@ -59,6 +60,18 @@ static inline bool cpu_simd_avx2(void)
     return false;
 #endif
 }
+
+/* The widest instantiation this CPU runs, for the ops instantiated three times. */
+enum cpu_isa { CPU_ISA_BASE, CPU_ISA_AVX2, CPU_ISA_AVX512 };
+
+static inline enum cpu_isa cpu_simd_isa(void)
+{
+    return cpu_simd_avx512() ? CPU_ISA_AVX512 : cpu_simd_avx2() ? CPU_ISA_AVX2 : CPU_ISA_BASE;
+}
+
+/* f's instantiation for isa: f##_avx512, f##_avx2 or f##_generic. */
+#define CPU_ISA_PICK(isa, f)                                                              \
+    ((isa) == CPU_ISA_AVX512 ? f##_avx512 : (isa) == CPU_ISA_AVX2 ? f##_avx2 : f##_generic)
 
 static inline float cpu_simd_from_bits(uint32_t u)
 {
