@@ -148,20 +148,24 @@ static double now(void)
 }
 
 /* The comparison visits every key whatever matches: matching the first key, the
- * last key, or none takes the same time within noise (median of many rounds). */
-static double time_check(const struct auth *a, const char *hdr, int reps)
+ * last key, or none takes the same time within noise.  best[k] = the fastest of 15
+ * rounds of reps checks of hdr[k]; the three headers alternate within each round, so
+ * a burst of load on the machine slows them alike. */
+static void time_checks(const struct auth *a, const char *const hdr[3], int reps,
+                        double best[3])
 {
-    double best = 1e9;
-    for (int round = 0; round < 11; round++) {
-        double t0 = now();
-        for (int i = 0; i < reps; i++)
-            if (auth_check(a, hdr) == (enum auth_result)99)
-                ck_abort();
-        double dt = now() - t0;
-        if (dt < best)
-            best = dt;
-    }
-    return best;
+    for (int k = 0; k < 3; k++)
+        best[k] = 1e9;
+    for (int round = 0; round < 15; round++)
+        for (int k = 0; k < 3; k++) {
+            double t0 = now();
+            for (int i = 0; i < reps; i++)
+                if (auth_check(a, hdr[k]) == (enum auth_result)99)
+                    ck_abort();
+            double dt = now() - t0;
+            if (dt < best[k])
+                best[k] = dt;
+        }
 }
 
 START_TEST(test_no_early_exit)
@@ -176,12 +180,16 @@ START_TEST(test_no_early_exit)
     struct auth *a = NULL;
     struct errbuf err;
     ck_assert_int_eq(auth_create(ptrs, N, &a, &err), STATUS_OK);
-    double first = time_check(a, "Bearer sk-key-00000", 150);
-    double last = time_check(a, "Bearer sk-key-02047", 150);
-    double none = time_check(a, "Bearer sk-key-99999", 150);
-    /* an early exit on the first match would make `first` several times faster */
-    ck_assert_msg(first > 0.6 * last && first < 1.6 * last, "first %g last %g", first, last);
-    ck_assert_msg(none > 0.6 * last && none < 1.6 * last, "none %g last %g", none, last);
+    const char *const hdr[3] = {"Bearer sk-key-00000", "Bearer sk-key-02047",
+                                "Bearer sk-key-99999"};
+    double t[3];
+    time_checks(a, hdr, 150, t);
+    const double first = t[0], last = t[1], none = t[2];
+    /* an early exit on the first match would make `first` ~N times faster (one key
+     * compared instead of 2048); the bounds leave room for a noisy, shared machine
+     * (a sanitizer build measured first/last 0.6 once with separate runs) */
+    ck_assert_msg(first > 0.3 * last && first < 3.0 * last, "first %g last %g", first, last);
+    ck_assert_msg(none > 0.3 * last && none < 3.0 * last, "none %g last %g", none, last);
     auth_destroy(a);
 }
 END_TEST
