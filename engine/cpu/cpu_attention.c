@@ -43,7 +43,6 @@ struct att_job {
     float scale;
     bool causal;
     bool flush_denormals; /* set FTZ/DAZ around the items */
-    bool avx2;            /* BLAS path: its softmax in the AVX2 instantiation */
     att_item_fn item;
     float *scratch;    /* n_threads × per_thread floats, 64-byte aligned slices */
     size_t per_thread; /* floats, a multiple of 16 */
@@ -167,8 +166,7 @@ static inline __attribute__((always_inline)) float att_row_exp_sum(float *row, i
 }
 
 /* Online-softmax update of the rows of s{nq, kb} (replaced by p) and of m, l, o. */
-static inline __attribute__((always_inline)) void
-att_blas_softmax_body(float *s, int nq, int kb, float *m, float *l, float *o, int64_t d)
+static void att_blas_softmax(float *s, int nq, int kb, float *m, float *l, float *o, int64_t d)
 {
     for (int r = 0; r < nq; r++) {
         float *row = s + (size_t)r * ATT_BLAS_KBLOCK;
@@ -183,17 +181,7 @@ att_blas_softmax_body(float *s, int nq, int kb, float *m, float *l, float *o, in
     }
 }
 
-static void att_blas_softmax_base(float *s, int nq, int kb, float *m, float *l, float *o,
-                                  int64_t d)
-{
-    att_blas_softmax_body(s, nq, kb, m, l, o, d);
-}
 
-CPU_TARGET_AVX2 static void att_blas_softmax_avx2(float *s, int nq, int kb, float *m, float *l,
-                                                  float *o, int64_t d)
-{
-    att_blas_softmax_body(s, nq, kb, m, l, o, d);
-}
 
 static void att_blas_item(const struct att_job *j, size_t unit, float *scratch)
 {
@@ -212,10 +200,7 @@ static void att_blas_item(const struct att_job *j, size_t unit, float *scratch)
                     it.k + j0 * j->c, ld, 0.0f, s, ATT_BLAS_KBLOCK);
         if (j->causal && j0 + kb - 1 > it.i0)
             att_blas_mask(s, it.nq, kb, j0 - it.i0);
-        if (j->avx2)
-            att_blas_softmax_avx2(s, it.nq, kb, m, l, o, d);
-        else
-            att_blas_softmax_base(s, it.nq, kb, m, l, o, d);
+        att_blas_softmax(s, it.nq, kb, m, l, o, d);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, it.nq, d, kb, 1.0f, s,
                     ATT_BLAS_KBLOCK, it.v + j0 * j->c, ld, 1.0f, o, d);
     }
@@ -833,7 +818,6 @@ enum status cpu_attention_with(struct backend *b, const struct tensor *q, const 
     job.item_q = ATT_QBLOCK;
     job.item = att_blas_item;
     job.per_thread = att_blas_scratch(job.d);
-    job.avx2 = cpu_simd_avx2();
 #if CPU_SIMD_X86
     if (path == CPU_ATTENTION_AVX512) {
         job.item = att_avx512_item;

@@ -10,7 +10,8 @@
  *
  *   CPU_ATTENTION_BLAS    q·kᵀ and p·v tiles (64 queries × 512 keys) via cblas_sgemm
  *                         on the strided head slices (lda = H·D); softmax with 16
- *                         partial maxima and sums a row (AVX2 where there is one).
+ *                         partial maxima and sums a row (vectorised).  What a CPU
+ *                         without AVX2 runs.
  *   CPU_ATTENTION_AVX512  queries in vector lanes: tiles of 64 queries are packed
  *                         transposed ({D, 64}); up to 8 tiles share each packed
  *                         key/value block; q·kᵀ and p·v are register-blocked FMA

@@ -861,6 +861,14 @@ static void check_graph_stale(struct suite *su)
     backend_destroy(b);
 }
 
+/* t allocated on b and, unless host is NULL, filled from host floats. */
+static enum status alloc_filled(struct backend *b, struct tensor *t, const float *host,
+                                struct errbuf *err)
+{
+    enum status s = backend_alloc(b, t, err);
+    return s == STATUS_OK && host ? backend_upload(t, host, DTYPE_F32, err) : s;
+}
+
 /* A recording whose op would grow a buffer (here the scratch of a fresh backend, the
  * op never run before) fails with UNSUPPORTED and leaves the buffers as they were: the
  * same op then runs eagerly, records, and replays to the eager result. */
@@ -884,11 +892,9 @@ static void check_graph_grow(struct suite *su)
     float *hx = random_floats(n, 21, -2, 2), *want = malloc(n * sizeof(float)),
           *got = malloc(n * sizeof(float));
     struct backend_graph *g = NULL;
-    enum status s = backend_alloc(b, &x, &err);
+    enum status s = alloc_filled(b, &x, hx, &err);
     if (s == STATUS_OK)
-        s = backend_alloc(b, &y, &err);
-    if (s == STATUS_OK)
-        s = backend_upload(&x, hx, DTYPE_F32, &err);
+        s = alloc_filled(b, &y, NULL, &err);
     enum status inside = STATUS_OK;
     if (s == STATUS_OK)
         s = backend_graph_begin(b, &err);
@@ -955,13 +961,6 @@ static enum status lane_chain_run(struct backend *b, int lane, const struct tens
     return s;
 }
 
-static enum status lane_alloc(struct backend *b, struct tensor *t, const float *host,
-                              struct errbuf *err)
-{
-    enum status s = backend_alloc(b, t, err);
-    return s == STATUS_OK && host ? backend_upload(t, host, DTYPE_F32, err) : s;
-}
-
 static double wall_s(void)
 {
     struct timespec ts;
@@ -1004,19 +1003,19 @@ static void check_lanes(struct suite *su)
         ch[k].lw = tensor_desc(DTYPE_F16, 2, ls);
         ch[k].h = ch[k].g = ch[k].y = x[k] = tensor_desc(DTYPE_F16, 4, xs);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &x[k], hx[k], &err);
+            s = alloc_filled(b, &x[k], hx[k], &err);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &ch[k].w, hw, &err);
+            s = alloc_filled(b, &ch[k].w, hw, &err);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &ch[k].bias, hb, &err);
+            s = alloc_filled(b, &ch[k].bias, hb, &err);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &ch[k].lw, hl, &err);
+            s = alloc_filled(b, &ch[k].lw, hl, &err);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &ch[k].h, NULL, &err);
+            s = alloc_filled(b, &ch[k].h, NULL, &err);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &ch[k].g, NULL, &err);
+            s = alloc_filled(b, &ch[k].g, NULL, &err);
         if (s == STATUS_OK)
-            s = lane_alloc(b, &ch[k].y, NULL, &err);
+            s = alloc_filled(b, &ch[k].y, NULL, &err);
     }
     /* one after the other on lane 0: the reference bits */
     for (int k = 0; k < 2 && s == STATUS_OK; k++) {
