@@ -578,9 +578,9 @@ static bool graph_record(struct sd_graphs *g, struct sd_graph_entry *e, struct w
         backend_graph_destroy(graph);
         if (run != STATUS_OK || s != STATUS_OK) { /* a backend that records: worth a warning */
             if (e->key.vae)
-                g->vae_off = true;
+                g->vae_off = g->stats.vae_failed = true;
             else
-                g->stats.unsupported = true;
+                g->stats.unsupported = g->stats.failed = true;
             LOG_WARNF("pipeline", "%s graphs off from now on (calls run eagerly): %s",
                       e->key.vae ? "VAE" : "U-Net", err.msg[0] ? err.msg : "recording failed");
         } else {

@@ -217,6 +217,8 @@ struct sd_graphs_stats {
     unsigned stale;    /* graphs dropped as recorded before a backend buffer grew
                           (backend_graph_current), recorded again */
     bool unsupported;  /* the backend records no graphs (or a U-Net recording failed) */
+    bool failed, vae_failed; /* a U-Net / VAE recording failed on a backend that records:
+                                those calls run eagerly (slower) from then on */
 };
 
 enum status sd_graphs_create(struct sd_graphs **out, struct errbuf *err);

@@ -420,6 +420,13 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
               s->decode_s);
     counter1(f, "diffusiond_vae_graph_replays_total",
              "VAE decoder calls replayed from a recorded CUDA graph.", s->vae_graph_replays);
+    family(f, "diffusiond_graph_recording_failed", "gauge",
+           "1 once a CUDA graph recording failed for that part: its calls run eagerly "
+           "(slower) from then on; the log says why.");
+    fprintf(f, "diffusiond_graph_recording_failed{part=\"unet\"} %d\n",
+            s->unet_graphs_failed ? 1 : 0);
+    fprintf(f, "diffusiond_graph_recording_failed{part=\"vae\"} %d\n",
+            s->vae_graphs_failed ? 1 : 0);
     static const char *const lookups[] = {"hit", "miss"};
     const uint64_t lookups_v[] = {s->text_cache_hits, s->text_cache_misses};
     counter_by(f, "diffusiond_text_cache_lookups_total",

@@ -190,11 +190,14 @@ void sched_pipeline_runner_counters(void *state, struct scheduler_stats *st)
     const struct pipeline_runner *r = state;
     text_cache_counters(r->cache, &st->text_cache_hits, &st->text_cache_misses);
     st->unet_graph_replays = st->unet_graphs_recorded = st->vae_graph_replays = 0;
+    st->unet_graphs_failed = st->vae_graphs_failed = false;
     for (int k = 0; k < r->lanes; k++) {
         struct sd_graphs_stats gs;
         sd_graphs_stats(r->graphs[k], &gs);
         st->unet_graph_replays += gs.replays;
         st->unet_graphs_recorded += gs.recorded;
         st->vae_graph_replays += gs.vae_replays;
+        st->unet_graphs_failed |= gs.failed;
+        st->vae_graphs_failed |= gs.vae_failed;
     }
 }

@@ -219,6 +219,8 @@ struct scheduler_stats {
     uint64_t unet_graphs_recorded;      /* graphs recorded (each call that records one, and
                                            the eager call before it, is a slow one) */
     uint64_t vae_graph_replays;         /* VAE decodes replayed from a graph */
+    bool unet_graphs_failed, vae_graphs_failed; /* a recording failed (any lane): those
+                                                    calls run eagerly from then on */
     double unet_s, decode_s;   /* seconds in U-Net calls (each to its device's end; calls
                                   side by side each the whole time) and in VAE decodes,
                                   summed */

@@ -18,7 +18,8 @@
 
 #include "engine/cuda/cuda_internal.h"
 
-#define GEMM_CACHE_MAX 1024
+#define GEMM_CACHE_MAX 4096 /* entries; a full cache describes the rest per call, untuned */
+#define GEMM_HASH_SLOTS 8192 /* open addressing over the entries (a power of two) */
 
 struct gemm_key {
     int64_t m, n, k, batch;
@@ -44,7 +45,10 @@ struct gemm_entry {
 struct cuda_gemm_cache {
     struct gemm_entry e[GEMM_CACHE_MAX];
     int n;
+    int slot[GEMM_HASH_SLOTS]; /* 1 + index into e, 0 = empty; linear probing */
 };
+static_assert(GEMM_HASH_SLOTS > GEMM_CACHE_MAX && (GEMM_HASH_SLOTS & (GEMM_HASH_SLOTS - 1)) == 0,
+              "the hash table always has an empty slot");
 
 static void entry_release(struct gemm_entry *e)
 {
@@ -187,6 +191,34 @@ static bool key_eq(const struct gemm_key *a, const struct gemm_key *b)
            a->bias == b->bias && a->residual == b->residual && a->align == b->align;
 }
 
+/* FNV-1a over the key's fields (not its padding). */
+static uint64_t key_hash(const struct gemm_key *k)
+{
+    const uint64_t f[] = {(uint64_t)k->m,        (uint64_t)k->n,        (uint64_t)k->k,
+                          (uint64_t)k->batch,    (uint64_t)k->stride_a, (uint64_t)k->stride_b,
+                          (uint64_t)k->stride_d, (uint64_t)k->dtype,
+                          (uint64_t)k->trans_a | (uint64_t)k->bias << 1 |
+                              (uint64_t)k->residual << 2 | (uint64_t)k->align << 3};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        h ^= f[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ h >> 29;
+}
+
+/* The hash slot holding k's entry, or the empty slot where it belongs (the table is
+ * never full: GEMM_HASH_SLOTS > GEMM_CACHE_MAX). */
+static int *find_slot(struct cuda_gemm_cache *c, const struct gemm_key *k)
+{
+    unsigned i = (unsigned)key_hash(k) & (GEMM_HASH_SLOTS - 1);
+    while (c->slot[i] && !key_eq(&c->e[c->slot[i] - 1].key, k))
+        i = (i + 1) & (GEMM_HASH_SLOTS - 1);
+    return &c->slot[i];
+}
+
+/* k's cached entry, else a new one described now: in the cache while it has room,
+ * else in *tmp (the caller releases it; it is not tuned) [stream owner]. */
 static enum status lookup(struct cuda_backend *cb, const struct gemm_key *k,
                           struct gemm_entry *tmp, struct gemm_entry **out, struct errbuf *err)
 {
@@ -196,11 +228,11 @@ static enum status lookup(struct cuda_backend *cb, const struct gemm_key *k,
             return status_fail(err, STATUS_OUT_OF_MEMORY, "gemm cache: out of memory");
     }
     struct cuda_gemm_cache *c = cb->gemm_cache;
-    for (int i = 0; i < c->n; i++)
-        if (key_eq(&c->e[i].key, k)) {
-            *out = &c->e[i];
-            return STATUS_OK;
-        }
+    int *slot = find_slot(c, k);
+    if (*slot) {
+        *out = &c->e[*slot - 1];
+        return STATUS_OK;
+    }
     struct gemm_entry *e = c->n < GEMM_CACHE_MAX ? &c->e[c->n] : tmp;
     memset(e, 0, sizeof *e);
     e->key = *k;
@@ -210,7 +242,9 @@ static enum status lookup(struct cuda_backend *cb, const struct gemm_key *k,
         return s;
     }
     if (e != tmp)
-        c->n++;
+        *slot = ++c->n;
+    else
+        e->tuned = true; /* timed afresh at every call otherwise: the heuristic's first */
     *out = e;
     return STATUS_OK;
 }

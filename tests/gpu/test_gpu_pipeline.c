@@ -266,7 +266,7 @@ static int check_graphs(const char *src, const char *name, bool pdl, FILE *json)
     const bool paced = times.after_s <= 0.1 * times.step_s;
     /* two U-Net keys recorded (4 rows, then 2 once image 0 has left) */
     const bool ok = s == STATUS_OK && worst >= 60.0 && st.replays > 0 && st.recorded >= 2 &&
-                    st.vae_replays > 0 && !st.unsupported && paced;
+                    st.vae_replays > 0 && !st.unsupported && !st.vae_failed && paced;
     printf("%-4s %s U-Net %s: %u recorded, %u replayed, %u eager (VAE %u, %u, %u); PSNR vs "
            "eager %.2f dB%s; steps %.1f ms, syncs after them %.2f ms%s%s%s\n",
            ok ? "ok" : "FAIL", name, variant, st.recorded, st.replays, st.eager, st.vae_recorded,

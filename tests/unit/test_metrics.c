@@ -88,6 +88,7 @@ static void populate(struct metrics *m, struct scheduler_stats *s)
     s->unet_graphs_recorded = 2;
     s->unet_concurrent_calls = 6;
     s->vae_graph_replays = 7;
+    s->vae_graphs_failed = true;
     s->unet_s = 1.25;
     s->decode_s = 0.5;
     s->busy_s = 2.5;
@@ -213,6 +214,8 @@ START_TEST(test_rows_histogram)
     ck_assert_double_eq(sample(t, "diffusiond_unet_graphs_recorded_total"), 2);
     ck_assert_double_eq(sample(t, "diffusiond_unet_concurrent_calls_total"), 6);
     ck_assert_double_eq(sample(t, "diffusiond_vae_graph_replays_total"), 7);
+    ck_assert_double_eq(sample(t, "diffusiond_graph_recording_failed{part=\"unet\"}"), 0);
+    ck_assert_double_eq(sample(t, "diffusiond_graph_recording_failed{part=\"vae\"}"), 1);
     ck_assert_double_eq(sample(t, "diffusiond_unet_seconds_total"), 1.25);
     ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"0.00025\"}"), 6);
     ck_assert_double_eq(sample(t, "diffusiond_unet_call_seconds_bucket{le=\"0.0005\"}"), 6);
