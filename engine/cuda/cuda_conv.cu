@@ -26,7 +26,8 @@
 
 #include "engine/cuda/cuda_internal.h"
 
-#define CONV_CACHE_MAX 512
+#define CONV_CACHE_MAX 2048  /* entries; a full cache describes the rest per call */
+#define CONV_HASH_SLOTS 4096 /* open addressing over the entries (a power of two) */
 #define CONV_FIND_WORKSPACE ((size_t)512 << 20) /* most a search may try */
 
 struct conv_key {
@@ -52,7 +53,10 @@ struct conv_entry {
 struct cuda_conv_cache {
     struct conv_entry e[CONV_CACHE_MAX];
     int n;
+    int slot[CONV_HASH_SLOTS]; /* 1 + index into e, 0 = empty; linear probing */
 };
+static_assert(CONV_HASH_SLOTS > CONV_CACHE_MAX && (CONV_HASH_SLOTS & (CONV_HASH_SLOTS - 1)) == 0,
+              "the hash table always has an empty slot");
 
 static void entry_release(struct conv_entry *e)
 {
@@ -192,6 +196,19 @@ static bool key_eq(const struct conv_key *a, const struct conv_key *b)
            a->padding == b->padding && a->dtype == b->dtype;
 }
 
+/* The hash slot holding k's entry, or the empty slot where it belongs. */
+static int *find_slot(struct cuda_conv_cache *c, const struct conv_key *k)
+{
+    const uint64_t f[] = {(uint64_t)k->n,  (uint64_t)k->h,    (uint64_t)k->w,
+                          (uint64_t)k->cin, (uint64_t)k->cout, (uint64_t)k->kh,
+                          (uint64_t)k->kw, (uint64_t)k->stride, (uint64_t)k->padding,
+                          (uint64_t)k->dtype};
+    unsigned i = (unsigned)cuda_key_hash(f, sizeof f / sizeof f[0]) & (CONV_HASH_SLOTS - 1);
+    while (c->slot[i] && !key_eq(&c->e[c->slot[i] - 1].key, k))
+        i = (i + 1) & (CONV_HASH_SLOTS - 1);
+    return &c->slot[i];
+}
+
 /* The cached entry for k, made (and its algorithm found) on first use.  When the cache
  * is full the entry lives in *tmp and the caller releases it. */
 static enum status lookup(struct cuda_backend *cb, const struct conv_key *k, const void *x,
@@ -204,11 +221,11 @@ static enum status lookup(struct cuda_backend *cb, const struct conv_key *k, con
             return status_fail(err, STATUS_OUT_OF_MEMORY, "conv cache: out of memory");
     }
     struct cuda_conv_cache *c = cb->conv_cache;
-    for (int i = 0; i < c->n; i++)
-        if (key_eq(&c->e[i].key, k)) {
-            *out = &c->e[i];
-            return STATUS_OK;
-        }
+    int *slot = find_slot(c, k);
+    if (*slot) {
+        *out = &c->e[*slot - 1];
+        return STATUS_OK;
+    }
     struct conv_entry *e = c->n < CONV_CACHE_MAX ? &c->e[c->n] : tmp;
     memset(e, 0, sizeof *e);
     e->key = *k;
@@ -220,7 +237,7 @@ static enum status lookup(struct cuda_backend *cb, const struct conv_key *k, con
         return s;
     }
     if (e != tmp)
-        c->n++;
+        *slot = ++c->n;
     *out = e;
     return STATUS_OK;
 }

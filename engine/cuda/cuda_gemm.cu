@@ -191,7 +191,6 @@ static bool key_eq(const struct gemm_key *a, const struct gemm_key *b)
            a->bias == b->bias && a->residual == b->residual && a->align == b->align;
 }
 
-/* FNV-1a over the key's fields (not its padding). */
 static uint64_t key_hash(const struct gemm_key *k)
 {
     const uint64_t f[] = {(uint64_t)k->m,        (uint64_t)k->n,        (uint64_t)k->k,
@@ -199,12 +198,7 @@ static uint64_t key_hash(const struct gemm_key *k)
                           (uint64_t)k->stride_d, (uint64_t)k->dtype,
                           (uint64_t)k->trans_a | (uint64_t)k->bias << 1 |
                               (uint64_t)k->residual << 2 | (uint64_t)k->align << 3};
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        h ^= f[i];
-        h *= 1099511628211ull;
-    }
-    return h ^ h >> 29;
+    return cuda_key_hash(f, sizeof f / sizeof f[0]);
 }
 
 /* The hash slot holding k's entry, or the empty slot where it belongs (the table is

@@ -118,6 +118,18 @@ enum status cuda_scratch_reserve(struct cuda_backend *cb, size_t bytes, struct e
 void cuda_conv_cache_destroy(struct cuda_conv_cache *c);
 void cuda_gemm_cache_destroy(struct cuda_gemm_cache *c);
 
+/* A cache key's hash: FNV-1a over its fields f[0..n), mixed (the caches' hash indexes
+ * take its low bits). */
+static inline uint64_t cuda_key_hash(const uint64_t *f, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= f[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ h >> 29;
+}
+
 /* Blocks of `threads` covering n items, capped (kernels use grid-stride loops). */
 static inline unsigned cuda_blocks(size_t n, unsigned threads)
 {
