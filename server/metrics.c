@@ -383,7 +383,9 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
     render_rows(f, s);
     gauge1(f, "diffusiond_batch_occupancy_ratio",
            "Mean rows per U-Net call divided by --max-batch-rows.", s->mean_occupancy);
-    counter1(f, "diffusiond_scheduler_submitted_total", "Jobs offered to the scheduler.",
+    counter1(f, "diffusiond_scheduler_submitted_total",
+             "Jobs the scheduler accepted; each completes exactly once (ok, error or "
+             "cancelled). Refused ones count in diffusiond_scheduler_rejected_total.",
              s->submitted);
     static const char *const rejected[] = {"queue_full", "deadline", "draining"};
     const uint64_t rejected_v[] = {s->rejected_queue_full, s->rejected_deadline,

@@ -202,7 +202,8 @@ struct scheduler_stats {
     int queue_depth;           /* jobs waiting */
     int active_jobs, active_images, active_rows;
     int buckets;               /* with active images */
-    uint64_t submitted, rejected_queue_full, rejected_deadline, rejected_draining;
+    uint64_t submitted;        /* jobs accepted (each completes once); refusals below */
+    uint64_t rejected_queue_full, rejected_deadline, rejected_draining;
     uint64_t completed_ok, completed_error, cancelled;
     uint64_t unet_calls, unet_rows;     /* rows summed over calls */
     uint64_t unet_concurrent_calls;     /* calls that ran beside another bucket's (lanes) */

@@ -1,0 +1,247 @@
+"""tests/http/test_abuse.py — `diffusiond serve` under the abuse a public endpoint
+meets (docs/reference matrix: "disconnect ×1000", "soak RSS ±2 %"):
+
+- a disconnect storm: hundreds of generation requests from concurrent clients, each
+  hanging up at a random moment — mid-head, mid-body, just after the body, while its
+  job waits or runs, or never (it reads its answer) — and afterwards every admitted
+  job accounted for exactly once (ok + error + cancelled = accepted),
+  nothing left queued or running, the server live, ready and still generating;
+- a soak: a few hundred mixed requests (sizes, n, formats, samplers, url images,
+  invalid bodies) and the server's resident memory after them within 2 % (or 4 MiB)
+  of what it was after the first round, the same requests again.
+
+Run: .venv/bin/python -m unittest -v tests/http/test_abuse.py  (DIFFUSIOND_BIN set).
+DIFFUSIOND_ABUSE_SCALE (default 1) multiplies the request counts."""
+import json
+import os
+import random
+import socket
+import threading
+import time
+import unittest
+
+from harness import Server, metric, read_response
+
+GEN = "/v1/images/generations"
+SCALE = float(os.environ.get("DIFFUSIOND_ABUSE_SCALE", "1"))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def summary(statuses):
+    """{status or what went wrong: count}, for failure messages."""
+    out = {}
+    for s in statuses:
+        key = "hung up" if s is None else s
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def accounted(samples):
+    """(jobs accepted, completed by any result, queue depth + active jobs); refusals
+    (429) count apart, in diffusiond_scheduler_rejected_total."""
+    accepted = metric(samples, "diffusiond_scheduler_submitted_total")
+    completed = sum(metric(samples, "diffusiond_scheduler_completed_total", result=r)
+                    for r in ("ok", "error", "cancelled"))
+    busy = (metric(samples, "diffusiond_queue_depth") +
+            metric(samples, "diffusiond_active_jobs"))
+    return accepted, completed, busy
+
+
+class AbuseCase(unittest.TestCase):
+    ARGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.ARGS)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        cls.server.close()
+        if code != 0:
+            raise AssertionError(f"diffusiond serve exited {code} after SIGTERM")
+
+    def settle(self, timeout=60):
+        """Waits until every admitted job has completed; returns the final counts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            admitted, completed, busy = accounted(self.server.metrics())
+            if (completed == admitted and busy == 0) or time.monotonic() > deadline:
+                return admitted, completed, busy
+            time.sleep(0.1)
+
+    def assert_healthy(self):
+        self.assertEqual(self.server.request("GET", "/livez", timeout=10).status, 200)
+        self.assertEqual(self.server.request("GET", "/readyz", timeout=10).status, 200)
+        r = self.server.generate({"prompt": "still here", "steps": 2, "seed": 7})
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertIsNone(self.server.proc.poll(), "the server exited")
+
+
+class TestDisconnectStorm(AbuseCase):
+    # step batching (the default), a queue small enough that some clients meet a 429
+    ARGS = ["--max-steps", "200", "--queue-capacity", "6", "--connection-timeout-s", "5"]
+    CLIENTS = 16
+
+    def one(self, rng, head, body):
+        """One client: sends (part of) the request, then hangs up or reads the answer.
+        Returns the status it read, or None when it hung up."""
+        how = rng.choice(["head", "body", "sent", "wait", "wait", "wait", "read", "read"])
+        data = head + body
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=180) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0"
+                         if rng.random() < 0.3 else b"\0" * 8)  # some hang up with an RST
+            if how == "head":
+                s.sendall(data[:rng.randrange(1, len(head))])
+                return None
+            if how == "body":
+                s.sendall(data[:len(head) + rng.randrange(0, len(body))])
+                return None
+            s.sendall(data)
+            if how == "sent":
+                return None
+            if how == "wait":  # while its job waits or runs
+                time.sleep(rng.uniform(0.0, 0.25))
+                return None
+            t0 = time.monotonic()
+            r = read_response(s)  # None: closed (or timed out) with no answer
+            return r.status if r else ("no answer" if time.monotonic() - t0 < 170 else "timeout")
+
+    def test_disconnect_storm(self):
+        n = int(1000 * SCALE)
+        rng_seed = random.Random(1234)
+        jobs = []
+        for i in range(n):
+            size = rng_seed.choice([64, 64, 96])
+            payload = {"prompt": f"storm {i % 37}", "size": f"{size}x{size}",
+                       "steps": rng_seed.randint(2, 24), "n": rng_seed.choice([1, 1, 2]),
+                       "seed": i, "output_format": rng_seed.choice(["png", "jpeg"])}
+            body = json.dumps(payload).encode()
+            head = (f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            jobs.append((rng_seed.randrange(1 << 30), head, body))
+        statuses = []
+        lock = threading.Lock()
+        errors = []
+
+        def client(k):
+            for seed, head, body in jobs[k::self.CLIENTS]:
+                try:
+                    st = self.one(random.Random(seed), head, body)
+                except OSError as e:  # a reset while reading counts as a hang-up
+                    st = f"oserror {type(e).__name__}"
+                with lock:
+                    statuses.append(st)
+                    if st is not None and st not in (200, 429) and not str(st).startswith("os"):
+                        errors.append(st)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(self.CLIENTS)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        self.assertFalse(any(t.is_alive() for t in threads), "a client hung")
+        self.assertEqual(len(statuses), n)
+        self.assertEqual(errors, [], f"answers other than 200 and 429 (all: {summary(statuses)})")
+        read = [s for s in statuses if s is not None]
+        self.assertGreater(read.count(200), n // 10,
+                           f"too few generations answered (all: {summary(statuses)})")
+        admitted, completed, busy = self.settle()
+        self.assertEqual((completed, busy), (admitted, 0),
+                         "admitted jobs not all completed exactly once: " +
+                         " ".join(f"{k[0]}{dict(k[1])}={v:g}" for k, v in
+                                  self.server.metrics().items()
+                                  if "scheduler" in k[0] or k[0] in (
+                                      "diffusiond_queue_depth", "diffusiond_active_jobs")))
+        s = self.server.metrics()
+        cancelled = metric(s, "diffusiond_scheduler_completed_total", result="cancelled")
+        self.assertGreater(cancelled, 0, "no hang-up cancelled a job")
+        self.assertEqual(metric(s, "diffusiond_scheduler_completed_total", result="error"), 0)
+        self.assert_healthy()
+        print(f"\n  storm: {n} clients in {time.monotonic() - t0:.1f} s; "
+              f"{read.count(200)} answered 200, {read.count(429)} 429, "
+              f"{len(statuses) - len(read)} hung up; accepted {admitted:.0f}, "
+              f"cancelled {cancelled:.0f}")
+
+
+class TestSoak(AbuseCase):
+    ARGS = ["--max-steps", "60", "--url-ttl-s", "2"]
+
+    def round(self, rng, n):
+        bad = [b"{", b'{"prompt": 5}', b'{"prompt": "x", "size": "7x7"}',
+               b'{"prompt": "x", "n": 0}', b'{"prompt": "x", "steps": 9999}']
+        codes = []
+
+        def work(i):
+            r = random.Random(rng + i)
+            if r.random() < 0.15:
+                resp = self.server.request("POST", GEN, r.choice(bad),
+                                           {"Content-Type": "application/json"})
+                return resp.status
+            size = r.choice([64, 96, 128])
+            payload = {"prompt": f"soak {r.randrange(50)}", "size": f"{size}x{size}",
+                       "steps": r.randint(2, 8), "n": r.choice([1, 2]), "seed": i,
+                       "output_format": r.choice(["png", "jpeg", "webp"]),
+                       "response_format": r.choice(["b64_json", "url"]),
+                       "sampler": r.choice(["euler", "euler_a", "dpmpp_2m"])}
+            resp = self.server.generate(payload)
+            if resp.status == 200 and payload["response_format"] == "url":
+                url = resp.json()["data"][0]["url"]
+                path = url[url.index("/v1/images/"):]
+                got = self.server.request("GET", path)
+                return 200 if got.status == 200 else 1000 + got.status
+            return resp.status
+
+        lock = threading.Lock()
+        idx = list(range(n))
+
+        def client():
+            while True:
+                with lock:
+                    if not idx:
+                        return
+                    i = idx.pop()
+                st = work(i)
+                with lock:
+                    codes.append(st)
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        return codes
+
+    def test_soak_rss(self):
+        n = int(250 * SCALE)
+        first = self.round(1, n)
+        self.assertTrue(all(c in (200, 400) for c in first), sorted(set(first)))
+        time.sleep(3)  # url images expire (--url-ttl-s 2)
+        self.settle()
+        before = rss_kib(self.server.proc.pid)
+        second = self.round(1, n)  # the same requests again
+        third = self.round(2, n)
+        self.assertEqual(sorted(first), sorted(second))
+        self.assertTrue(all(c in (200, 400) for c in third), sorted(set(third)))
+        time.sleep(3)
+        admitted, completed, busy = self.settle()
+        self.assertEqual((completed, busy), (admitted, 0))
+        after = rss_kib(self.server.proc.pid)
+        self.assert_healthy()
+        growth = after - before
+        print(f"\n  soak: RSS {before / 1024:.1f} MiB after {n} requests, "
+              f"{after / 1024:.1f} MiB after {2 * n} more ({growth:+d} KiB)")
+        self.assertLessEqual(growth, max(0.02 * before, 4096),
+                             f"RSS grew {growth} KiB over {2 * n} requests")
+
+
+if __name__ == "__main__":
+    unittest.main()
