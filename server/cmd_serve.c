@@ -132,6 +132,7 @@ static enum status start_http(struct serve *sv, struct errbuf *err)
 {
     const struct http_config hc = {
         .host = sv->cfg.host, .port = sv->cfg.port, .max_connections = sv->cfg.max_connections,
+        .max_connections_per_ip = sv->cfg.max_connections_per_ip,
         .connection_timeout_s = sv->cfg.connection_timeout_s,
         .connection_memory = (size_t)sv->cfg.connection_memory_bytes,
         .max_body_bytes = (size_t)sv->cfg.max_body_bytes};

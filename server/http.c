@@ -608,6 +608,7 @@ enum status http_server_start(const struct http_config *cfg, const struct http_h
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first: every message goes through it */
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&addr.u,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_memory,
         /* 0, not 1: in 0.9.75 strictness 1 only adds the HTTP/1.1 Host check, and MHD's

@@ -90,6 +90,7 @@ struct http_config {
     const char *host;          /* numeric IPv4/IPv6 address to bind; NULL/"": 127.0.0.1 */
     int port;                  /* 0: any free port (http_server_port tells which) */
     int max_connections;       /* MHD_OPTION_CONNECTION_LIMIT */
+    int max_connections_per_ip; /* MHD_OPTION_PER_IP_CONNECTION_LIMIT; 0: none */
     int connection_timeout_s;  /* idle timeout (not while suspended) */
     size_t connection_memory;  /* MHD_OPTION_CONNECTION_MEMORY_LIMIT (bytes) */
     size_t max_body_bytes;     /* hard cap on an accumulated body */

@@ -79,6 +79,10 @@ static const struct setting settings[] = {
      1 * GIB, "1MiB", "largest request body; 413 above it (suffixes KiB, MiB, GiB)"},
     {"max-connections", "DIFFUSIOND_MAX_CONNECTIONS", SET_INT, F(max_connections), 1, 1000000,
      "256", "open HTTP connections at most"},
+    {"max-connections-per-ip", "DIFFUSIOND_MAX_CONNECTIONS_PER_IP", SET_INT,
+     F(max_connections_per_ip), 0, 1000000, "0",
+     "open HTTP connections from one client address at most (refused past it; "
+     "0: no limit — behind a proxy every client has the proxy's address)"},
     {"connection-timeout-s", "DIFFUSIOND_CONNECTION_TIMEOUT_S", SET_INT,
      F(connection_timeout_s), 1, 86400, "30", "idle connection timeout, seconds"},
     {"connection-memory-bytes", "DIFFUSIOND_CONNECTION_MEMORY_BYTES", SET_BYTES,

@@ -63,6 +63,7 @@ struct serve_config {
     /* HTTP limits */
     int64_t max_body_bytes;             /* 413 above it (1 MiB) */
     int max_connections;                /* 256 */
+    int max_connections_per_ip;         /* 0: no limit */
     int connection_timeout_s;           /* idle timeout, 30 */
     int64_t connection_memory_bytes;    /* MHD per-connection memory limit, 64 KiB */
     /* request limits */

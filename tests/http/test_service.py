@@ -529,6 +529,54 @@ class TestConnections(ServerCase):
         self.assertGreater(dt, 1.2, "a 9th connection was served at once with a limit of 8")
 
 
+class TestPerIpLimit(ServerCase):
+    """--max-connections-per-ip 3 against a slowloris: one address (127.0.0.1) holds 3
+    connections open by sending a request head a byte at a time, under the idle timeout;
+    a 4th connection from it is refused, while a client from another address
+    (127.0.0.2, also loopback) is served at once."""
+    ARGS = ["--max-connections-per-ip", "3", "--connection-timeout-s", "5"]
+
+    def request_from(self, source):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
+                                      source_address=(source, 0)) as s:
+            s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            r = harness.read_response(s)
+            return r.status if r else None
+
+    def test_slowloris_from_one_address(self):
+        head = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+        slow = [socket.create_connection(("127.0.0.1", self.server.port), timeout=10,
+                                         source_address=("127.0.0.1", 0)) for _ in range(3)]
+        stop = threading.Event()
+
+        def trickle():
+            for i in range(len(head)):
+                if stop.wait(0.2):
+                    return
+                for s in slow:
+                    try:
+                        s.sendall(head[i:i + 1])
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=trickle)
+        t.start()
+        try:
+            time.sleep(0.6)  # all three accepted and trickling
+            self.assertIsNone(self.request_from("127.0.0.1"),
+                              "a 4th connection from the same address was served")
+            t0 = time.monotonic()
+            self.assertEqual(self.request_from("127.0.0.2"), 200)
+            self.assertLess(time.monotonic() - t0, 1.0, "another address was held back")
+        finally:
+            stop.set()
+            t.join()
+            for s in slow:
+                s.close()
+        time.sleep(0.3)  # the daemon sees the three close
+        self.assertEqual(self.request_from("127.0.0.1"), 200)
+
+
 # --- life cycle ------------------------------------------------------------------------------
 
 
