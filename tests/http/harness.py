@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 ROOT = os.environ.get("DIFFUSIOND_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -197,6 +198,24 @@ class Server:
         if r.status != 200:
             raise ServerError(f"/metrics answered {r.status}: {r.body[:300]!r}")
         return parse_metrics(r.text)
+
+
+class ServerCase(unittest.TestCase):
+    """A test class with its own server (ARGS / ENV), stopped with SIGTERM after its
+    tests: an exit code other than 0 fails the class."""
+    ARGS = ()
+    ENV = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.ARGS, env=cls.ENV)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        cls.server.close()
+        if code != 0:
+            raise AssertionError(f"diffusiond serve exited {code} after SIGTERM")
 
 
 class Response:

@@ -21,7 +21,7 @@ import threading
 import time
 import unittest
 
-from harness import Server, metric, read_response
+from harness import ServerCase, metric, read_response
 
 GEN = "/v1/images/generations"
 SCALE = float(os.environ.get("DIFFUSIOND_ABUSE_SCALE", "1"))
@@ -62,20 +62,7 @@ def accounted(samples):
     return accepted, completed, busy
 
 
-class AbuseCase(unittest.TestCase):
-    ARGS = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(cls.ARGS)
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.server.close()
-        if code != 0:
-            raise AssertionError(f"diffusiond serve exited {code} after SIGTERM")
-
+class AbuseCase(ServerCase):
     def settle(self, timeout=60):
         """Waits until every admitted job has completed; returns the final counts."""
         deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ import unittest
 from PIL import Image
 
 import harness
-from harness import Server, image_kind, metric, run_threads
+from harness import Server, ServerCase, image_kind, metric, run_threads
 
 GEN = "/v1/images/generations"
 # Load tests size their requests with Server.steps_for (a calibration request on the
@@ -38,23 +38,6 @@ def error_of(tc, r, status):
     err = r.json()["error"]
     tc.assertEqual(set(err), {"message", "type", "param", "code"})
     return err
-
-
-class ServerCase(unittest.TestCase):
-    """A test class with its own server (ARGS / ENV)."""
-    ARGS = ()
-    ENV = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(cls.ARGS, env=cls.ENV)
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.server.close()
-        if code != 0:
-            raise AssertionError(f"diffusiond serve exited {code} after SIGTERM")
 
 
 # --- auth ------------------------------------------------------------------------------------
