@@ -70,21 +70,16 @@ class TestSpec(unittest.TestCase):
         self.assertTrue(pat.fullmatch("auto"))
 
 
-class TestOpenAIClient(unittest.TestCase):
+class TestOpenAIClient(harness.ServerCase):
     KEY = "sk-test-key"
+    ARGS = ["--queue-capacity", "16"]
+    ENV = {"DIFFUSIOND_API_KEYS": KEY}
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(["--queue-capacity", "16"], env={"DIFFUSIOND_API_KEYS": cls.KEY})
+        super().setUpClass()
         cls.client = openai.OpenAI(base_url=cls.server.base_url + "/v1", api_key=cls.KEY,
                                    max_retries=0, timeout=120)
-
-    @classmethod
-    def tearDownClass(cls):
-        code = cls.server.stop()
-        cls.server.close()
-        if code != 0:
-            raise AssertionError(f"diffusiond serve exited {code}")
 
     def test_generate_b64_json(self):
         res = self.client.images.generate(model=harness.TINY_NAME, prompt="a small red house",
