@@ -6,6 +6,8 @@ meets (docs/reference matrix: "disconnect ×1000", "soak RSS ±2 %"):
   job waits or runs, or never (it reads its answer) — and afterwards every admitted
   job accounted for exactly once (ok + error + cancelled = accepted),
   nothing left queued or running, the server live, ready and still generating;
+- raw mutations: byte-level mutations of valid requests, each answered with one
+  well-formed response (or closed), the server unharmed;
 - a soak: a few hundred mixed requests (sizes, n, formats, samplers, url images,
   invalid bodies) and the server's resident memory after them within 2 % (or 4 MiB)
   of what it was after the first round, the same requests again (not in a
@@ -165,6 +167,108 @@ class TestDisconnectStorm(AbuseCase):
               f"{read.count(200)} answered 200, {read.count(429)} 429, "
               f"{len(statuses) - len(read)} hung up; accepted {admitted:.0f}, "
               f"cancelled {cancelled:.0f}")
+
+
+class TestRawMutations(AbuseCase):
+    """1000 byte-level mutations of valid requests (bit flips, cut, doubled or
+    spliced spans, header lines repeated or stretched, a random method, path or version)
+    sent over raw sockets from 8 clients: every answer is one well-formed HTTP/1.1
+    response with a status the service uses, an error answer labelled JSON parses with
+    an "error" (MHD's own rejections of a broken request line are not JSON), and the
+    server stays live, ready and generating.  A request cut short waits for the idle
+    timeout (MHD does not end a connection at a half-close mid-request), hence 1 s."""
+    ARGS = ["--max-steps", "8", "--max-body-bytes", "4KiB", "--connection-timeout-s", "1"]
+    STATUSES = {200, 204, 400, 401, 404, 405, 411, 413, 415, 429, 431, 501, 505}
+
+    def seeds(self):
+        gen = json.dumps({"prompt": "raw", "steps": 2, "size": "64x64", "n": 1}).encode()
+        return [
+            (f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             f"Content-Length: {len(gen)}\r\nConnection: close\r\n\r\n").encode() + gen,
+            b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"OPTIONS /v1/images/generations HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\n"
+            b"Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+        ]
+
+    @staticmethod
+    def mutate(rng, data):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            op = rng.randrange(7)
+            i = rng.randrange(len(b)) if b else 0
+            j = min(len(b), i + rng.randint(1, 16))
+            if op == 0 and b:      # flip a bit
+                b[i] ^= 1 << rng.randrange(8)
+            elif op == 1:          # cut the rest
+                del b[i:]
+            elif op == 2:          # double a span
+                b[i:i] = b[i:j]
+            elif op == 3:          # a random byte
+                b[i:i] = bytes([rng.randrange(256)])
+            elif op == 4:          # repeat a header line
+                lines = bytes(b).split(b"\r\n")
+                k = rng.randrange(len(lines))
+                lines.insert(k, lines[k])
+                b = bytearray(b"\r\n".join(lines))
+            elif op == 5:          # stretch a span
+                b[i:j] = b[i:j] * rng.choice([2, 100, 3000])
+            else:                  # a random method, path or version token
+                tok = rng.choice([b"PUT", b"DELETE", b"GET", b"POST", b"HTTP/1.0",
+                                  b"HTTP/2.0", b"/../../etc/passwd", b"%00", b"/v1/images/x/9"])
+                b[i:j] = tok
+        return bytes(b)
+
+    def check_answer(self, data):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                return "refused"
+            r = read_response(s)
+        if r is None:
+            return "closed"
+        self.assertIn(r.status, self.STATUSES, (data[:200], r.status))
+        ctype = r.header("Content-Type") or ""
+        if r.status >= 400 and ctype.startswith("application/json"):
+            self.assertIn("error", json.loads(r.body), (data[:200], r.body[:200]))
+        return r.status
+
+    def test_raw_mutations(self):
+        n = int(1000 * SCALE)
+        seeds = self.seeds()
+        rng = random.Random(99)
+        cases = [self.mutate(random.Random(rng.randrange(1 << 30)), rng.choice(seeds))
+                 for _ in range(n)]
+        seen = {}
+        lock = threading.Lock()
+        failures = []
+
+        def client(k):
+            for data in cases[k::8]:
+                try:
+                    st = self.check_answer(data)
+                except AssertionError as e:
+                    with lock:
+                        failures.append(str(e)[:300])
+                    continue
+                with lock:
+                    seen[st] = seen.get(st, 0) + 1
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        self.assertEqual(failures[:5], [])
+        self.assertGreater(seen.get(400, 0), n // 20, seen)
+        self.assertGreater(seen.get(200, 0), n // 20, seen)
+        admitted, completed, busy = self.settle()
+        self.assertEqual((completed, busy), (admitted, 0))
+        self.assert_healthy()
+        print(f"\n  raw: {n} mutated requests: {dict(sorted(seen.items(), key=str))}")
 
 
 class TestSoak(AbuseCase):
