@@ -159,7 +159,9 @@ struct schedule {
     bool zero_terminal_snr; /* config.rescale_betas_zero_snr */
 };
 
-/* Builds the tables (validates cfg first).  On failure s is left empty. */
+/* Builds the tables (validates cfg first).  A config whose ᾱ underflows to 0 (so many
+ * steps or such large β that σ is infinite) is STATUS_INVALID_ARGUMENT naming
+ * num_train_timesteps.  On failure s is left empty. */
 enum status schedule_build(struct schedule *s, const struct schedule_config *cfg,
                            struct errbuf *err);
 /* Frees the tables; s may be empty or NULL. */

@@ -194,6 +194,18 @@ START_TEST(test_build_validates)
     cfg.solver_type = (enum schedule_solver_type)5;
     ck_assert_int_eq(schedule_config_validate(&cfg, &err), STATUS_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(err.msg, "solver_type"));
+    /* in range, but ᾱ underflows (found by tests/fuzz/fuzz_model_config.c): a clear
+     * error instead of an infinite σ and NaN images */
+    schedule_config_defaults(&cfg);
+    cfg.num_train_timesteps = 10500;
+    ck_assert_int_eq(schedule_build(&s, &cfg, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "num_train_timesteps"));
+    ck_assert_ptr_null(s.sigmas);
+    cfg.num_train_timesteps = 1000; /* SD's: builds, every σ finite */
+    ck_assert_int_eq(schedule_build(&s, &cfg, &err), STATUS_OK);
+    for (int t = 0; t < s.n_train; t++)
+        ck_assert(isfinite(s.sigmas[t]) && s.alphas_cumprod[t] > 0.0f);
+    schedule_free(&s);
 }
 END_TEST
 
