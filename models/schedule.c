@@ -615,7 +615,7 @@ enum status schedule_build(struct schedule *s, const struct schedule_config *cfg
             ac = 0x1p-24f;
         s->sigmas[i] = sqrtf((1.0f - ac) / ac);
         s->log_sigmas[i] = logf(s->sigmas[i]);
-        if (!(ac > 0.0f) || !isfinite(s->sigmas[i])) { /* a step from there would be NaN */
+        if (!isfinite(s->sigmas[i])) { /* ᾱ = 0: a step from there would be NaN */
             schedule_free(s);
             return status_fail(err, STATUS_INVALID_ARGUMENT,
                                "num_train_timesteps: %d steps of β in [%g, %g] take ᾱ to 0 "

@@ -219,7 +219,6 @@ static void counter1(FILE *f, const char *name, const char *help, uint64_t v)
     fprintf(f, "%s %" PRIu64 "\n", name, v);
 }
 
-/* A counter family with one label taking the values names[0 … n). */
 /* A counter of seconds (a float). */
 static void counter_s(FILE *f, const char *name, const char *help, double v)
 {
@@ -227,12 +226,20 @@ static void counter_s(FILE *f, const char *name, const char *help, double v)
     fprintf(f, "%s %.9g\n", name, v);
 }
 
+/* A family of `type` with one label taking the values names[0 … n). */
+static void family_by(FILE *f, const char *name, const char *type, const char *help,
+                      const char *label_name, const char *const *names, const uint64_t *values,
+                      int n)
+{
+    family(f, name, type, help);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label_name, names[i], values[i]);
+}
+
 static void counter_by(FILE *f, const char *name, const char *help, const char *label_name,
                        const char *const *names, const uint64_t *values, int n)
 {
-    family(f, name, "counter", help);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label_name, names[i], values[i]);
+    family_by(f, name, "counter", help, label_name, names, values, n);
 }
 
 static void gauge1(FILE *f, const char *name, const char *help, double v)
@@ -422,13 +429,12 @@ static void render_scheduler(FILE *f, const struct scheduler_stats *s)
               s->decode_s);
     counter1(f, "diffusiond_vae_graph_replays_total",
              "VAE decoder calls replayed from a recorded CUDA graph.", s->vae_graph_replays);
-    family(f, "diffusiond_graph_recording_failed", "gauge",
-           "1 once a CUDA graph recording failed for that part: its calls run eagerly "
-           "(slower) from then on; the log says why.");
-    fprintf(f, "diffusiond_graph_recording_failed{part=\"unet\"} %d\n",
-            s->unet_graphs_failed ? 1 : 0);
-    fprintf(f, "diffusiond_graph_recording_failed{part=\"vae\"} %d\n",
-            s->vae_graphs_failed ? 1 : 0);
+    static const char *const parts[] = {"unet", "vae"};
+    const uint64_t failed_v[] = {s->unet_graphs_failed, s->vae_graphs_failed};
+    family_by(f, "diffusiond_graph_recording_failed", "gauge",
+              "1 once a CUDA graph recording failed for that part: its calls run eagerly "
+              "(slower) from then on; the log says why.",
+              "part", parts, failed_v, 2);
     static const char *const lookups[] = {"hit", "miss"};
     const uint64_t lookups_v[] = {s->text_cache_hits, s->text_cache_misses};
     counter_by(f, "diffusiond_text_cache_lookups_total",

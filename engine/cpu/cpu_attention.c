@@ -181,8 +181,6 @@ static void att_blas_softmax(float *s, int nq, int kb, float *m, float *l, float
     }
 }
 
-
-
 static void att_blas_item(const struct att_job *j, size_t unit, float *scratch)
 {
     struct att_item it = att_item_of(j, unit);

@@ -170,8 +170,8 @@ struct step_times {
 };
 
 /* Steps N_IMAGES requests of p (image 0 with 4 steps fewer) to the end through
- * sd_unet_step_graphs (graphs may be NULL: eager) and decodes them (through the graphs: three times — eager, recorded,
- * replayed — keeping the replay's images). */
+ * sd_unet_step_graphs (graphs may be NULL: eager) and decodes them (through the graphs:
+ * three times — eager, recorded, replayed — keeping the replay's images). */
 static enum status step_all(struct sd_model *m, struct workspace *ws, struct sd_graphs *graphs,
                             const struct gen_params *p, struct sd_image *img,
                             struct step_times *times, struct errbuf *err)
