@@ -321,9 +321,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_threads(fn, args_list):
+def run_threads(fn, args_list, timeout=None):
     """Runs fn(*args) for each args in threads; returns results in order (exceptions
-    are returned, not raised)."""
+    are returned, not raised).  With a timeout (seconds, for each join), a thread
+    still running after it is an AssertionError."""
     results = [None] * len(args_list)
 
     def work(i, a):
@@ -336,7 +337,9 @@ def run_threads(fn, args_list):
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout)
+    if any(t.is_alive() for t in threads):
+        raise AssertionError("a thread hung")
     return results
 
 

@@ -3,7 +3,7 @@ meets (docs/reference matrix: "disconnect ×1000", "soak RSS ±2 %"):
 
 - a disconnect storm: hundreds of generation requests from concurrent clients, each
   hanging up at a random moment — mid-head, mid-body, just after the body, while its
-  job waits or runs, or never (it reads its answer) — and afterwards every admitted
+  job waits or runs, or never (it reads its answer) — and afterwards every accepted
   job accounted for exactly once (ok + error + cancelled = accepted),
   nothing left queued or running, the server live, ready and still generating;
 - raw mutations: byte-level mutations of valid requests, each answered with one
@@ -15,15 +15,15 @@ meets (docs/reference matrix: "disconnect ×1000", "soak RSS ±2 %"):
 
 Run: .venv/bin/python -m unittest -v tests/http/test_abuse.py  (DIFFUSIOND_BIN set).
 DIFFUSIOND_ABUSE_SCALE (default 1) multiplies the request counts."""
+import collections
 import json
 import os
 import random
 import socket
-import threading
 import time
 import unittest
 
-from harness import ServerCase, metric, read_response
+from harness import ServerCase, metric, read_response, run_threads
 
 GEN = "/v1/images/generations"
 SCALE = float(os.environ.get("DIFFUSIOND_ABUSE_SCALE", "1"))
@@ -37,12 +37,14 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-def summary(statuses):
-    """{status or what went wrong: count}, for failure messages."""
-    out = {}
-    for s in statuses:
-        key = "hung up" if s is None else s
-        out[key] = out.get(key, 0) + 1
+def fan_out(client, n):
+    """client(k) for k < n in threads, each returning a list: their items, joined in
+    order (an exception in a client is raised here)."""
+    out = []
+    for r in run_threads(client, [(k,) for k in range(n)], timeout=600):
+        if isinstance(r, BaseException):
+            raise r
+        out += r
     return out
 
 
@@ -66,13 +68,21 @@ def accounted(samples):
 
 class AbuseCase(ServerCase):
     def settle(self, timeout=60):
-        """Waits until every admitted job has completed; returns the final counts."""
+        """Waits until every accepted job has completed, and asserts it: completed
+        exactly once, nothing queued or running.  Returns the jobs accepted."""
         deadline = time.monotonic() + timeout
         while True:
-            admitted, completed, busy = accounted(self.server.metrics())
-            if (completed == admitted and busy == 0) or time.monotonic() > deadline:
-                return admitted, completed, busy
+            accepted, completed, busy = accounted(self.server.metrics())
+            if (completed == accepted and busy == 0) or time.monotonic() > deadline:
+                break
             time.sleep(0.1)
+        self.assertEqual((completed, busy), (accepted, 0),
+                         "accepted jobs not all completed exactly once: " +
+                         " ".join(f"{k[0]}{dict(k[1])}={v:g}" for k, v in
+                                  self.server.metrics().items()
+                                  if "scheduler" in k[0] or k[0] in (
+                                      "diffusiond_queue_depth", "diffusiond_active_jobs")))
+        return accepted
 
     def assert_healthy(self):
         self.assertEqual(self.server.request("GET", "/livez", timeout=10).status, 200)
@@ -124,40 +134,27 @@ class TestDisconnectStorm(AbuseCase):
             head = (f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n").encode()
             jobs.append((rng_seed.randrange(1 << 30), head, body))
-        statuses = []
-        lock = threading.Lock()
-        errors = []
 
         def client(k):
+            out = []
             for seed, head, body in jobs[k::self.CLIENTS]:
                 try:
-                    st = self.one(random.Random(seed), head, body)
+                    out.append(self.one(random.Random(seed), head, body))
                 except OSError as e:  # a reset while reading counts as a hang-up
-                    st = f"oserror {type(e).__name__}"
-                with lock:
-                    statuses.append(st)
-                    if st is not None and st not in (200, 429) and not str(st).startswith("os"):
-                        errors.append(st)
+                    out.append(f"oserror {type(e).__name__}")
+            return out
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(self.CLIENTS)]
         t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=600)
-        self.assertFalse(any(t.is_alive() for t in threads), "a client hung")
+        statuses = fan_out(client, self.CLIENTS)  # a client that hangs fails here
         self.assertEqual(len(statuses), n)
-        self.assertEqual(errors, [], f"answers other than 200 and 429 (all: {summary(statuses)})")
+        summary = collections.Counter("hung up" if s is None else s for s in statuses)
+        errors = [s for s in statuses
+                  if s not in (None, 200, 429) and not str(s).startswith("oserror")]
+        self.assertEqual(errors, [], f"answers other than 200 and 429 (all: {summary})")
         read = [s for s in statuses if s is not None]
         self.assertGreater(read.count(200), n // 10,
-                           f"too few generations answered (all: {summary(statuses)})")
-        admitted, completed, busy = self.settle()
-        self.assertEqual((completed, busy), (admitted, 0),
-                         "admitted jobs not all completed exactly once: " +
-                         " ".join(f"{k[0]}{dict(k[1])}={v:g}" for k, v in
-                                  self.server.metrics().items()
-                                  if "scheduler" in k[0] or k[0] in (
-                                      "diffusiond_queue_depth", "diffusiond_active_jobs")))
+                           f"too few generations answered (all: {summary})")
+        accepted = self.settle()
         s = self.server.metrics()
         cancelled = metric(s, "diffusiond_scheduler_completed_total", result="cancelled")
         self.assertGreater(cancelled, 0, "no hang-up cancelled a job")
@@ -165,7 +162,7 @@ class TestDisconnectStorm(AbuseCase):
         self.assert_healthy()
         print(f"\n  storm: {n} clients in {time.monotonic() - t0:.1f} s; "
               f"{read.count(200)} answered 200, {read.count(429)} 429, "
-              f"{len(statuses) - len(read)} hung up; accepted {admitted:.0f}, "
+              f"{len(statuses) - len(read)} hung up; accepted {accepted:.0f}, "
               f"cancelled {cancelled:.0f}")
 
 
@@ -242,31 +239,23 @@ class TestRawMutations(AbuseCase):
         rng = random.Random(99)
         cases = [self.mutate(random.Random(rng.randrange(1 << 30)), rng.choice(seeds))
                  for _ in range(n)]
-        seen = {}
-        lock = threading.Lock()
-        failures = []
 
         def client(k):
+            out = []
             for data in cases[k::8]:
                 try:
-                    st = self.check_answer(data)
+                    out.append(self.check_answer(data))
                 except AssertionError as e:
-                    with lock:
-                        failures.append(str(e)[:300])
-                    continue
-                with lock:
-                    seen[st] = seen.get(st, 0) + 1
+                    out.append(AssertionError(str(e)[:300]))
+            return out
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=600)
+        answers = fan_out(client, 8)
+        failures = [str(a) for a in answers if isinstance(a, AssertionError)]
+        seen = collections.Counter(a for a in answers if not isinstance(a, AssertionError))
         self.assertEqual(failures[:5], [])
-        self.assertGreater(seen.get(400, 0), n // 20, seen)
-        self.assertGreater(seen.get(200, 0), n // 20, seen)
-        admitted, completed, busy = self.settle()
-        self.assertEqual((completed, busy), (admitted, 0))
+        self.assertGreater(seen[400], n // 20, seen)
+        self.assertGreater(seen[200], n // 20, seen)
+        self.settle()
         self.assert_healthy()
         print(f"\n  raw: {n} mutated requests: {dict(sorted(seen.items(), key=str))}")
 
@@ -277,7 +266,6 @@ class TestSoak(AbuseCase):
     def round(self, rng, n):
         bad = [b"{", b'{"prompt": 5}', b'{"prompt": "x", "size": "7x7"}',
                b'{"prompt": "x", "n": 0}', b'{"prompt": "x", "steps": 9999}']
-        codes = []
 
         def work(i):
             r = random.Random(rng + i)
@@ -299,25 +287,7 @@ class TestSoak(AbuseCase):
                 return 200 if got.status == 200 else 1000 + got.status
             return resp.status
 
-        lock = threading.Lock()
-        idx = list(range(n))
-
-        def client():
-            while True:
-                with lock:
-                    if not idx:
-                        return
-                    i = idx.pop()
-                st = work(i)
-                with lock:
-                    codes.append(st)
-
-        threads = [threading.Thread(target=client) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=600)
-        return codes
+        return fan_out(lambda k: [work(i) for i in range(k, n, 8)], 8)
 
     def test_soak_rss(self):
         n = int(250 * SCALE)
@@ -331,8 +301,7 @@ class TestSoak(AbuseCase):
         self.assertEqual(sorted(first), sorted(second))
         self.assertTrue(all(c in (200, 400) for c in third), sorted(set(third)))
         time.sleep(3)
-        admitted, completed, busy = self.settle()
-        self.assertEqual((completed, busy), (admitted, 0))
+        self.settle()
         after = rss_kib(self.server.proc.pid)
         self.assert_healthy()
         growth = after - before
