@@ -103,14 +103,18 @@ struct openai_image_request {
     char *prompt, *negative_prompt, *model, *user;
     /* What the body gave (parse); has_* false = absent → the model's default. */
     bool has_size, has_steps, has_guidance, has_seed, has_sampler, has_scheduler,
-        has_clip_skip;
-    int width, height;          /* when has_size ("auto" leaves it false) */
+        has_clip_skip, has_eta;
+    int width, height;          /* when has_size ("auto" leaves it false); 0: the model's
+                                   native side (A1111's width or height alone) */
+    bool a1111_fields;          /* errors name A1111's fields (api/a1111_request.h):
+                                   width/height, cfg_scale, batch_size */
     int steps;
     double guidance;
     uint64_t seed;
     enum sampler_kind sampler;
     enum sd_scheduler scheduler;
     int clip_skip;
+    double eta;          /* DDIM's eta when has_eta (A1111's eta; the OpenAI route has none) */
     int64_t deadline_ms; /* 0: none */
     int priority;        /* default 0 */
     /* Resolved in parse (model-independent). */

@@ -22,9 +22,9 @@ static void emit_ms(struct json_out *o, const char *comma_key, double v)
     json_out_fixed(o, clean(v), MS_DECIMALS);
 }
 
-static void emit_metrics(struct json_out *o, const struct api_images_response *r)
+void api_image_metrics_emit(struct json_out *o, const struct api_image_metrics *m,
+                            const struct api_image_out *images, int n_images)
 {
-    const struct api_image_metrics *m = &r->metrics;
     emit_ms(o, "\"metrics\":{\"queue_ms\":", m->queue_ms);
     emit_ms(o, ",\"text_encode_ms\":", m->text_encode_ms);
     emit_ms(o, ",\"denoise_ms\":", m->denoise_ms);
@@ -39,10 +39,10 @@ static void emit_metrics(struct json_out *o, const struct api_images_response *r
         json_out_i64(o, m->batch_sizes[i]);
     }
     json_out_cstr(o, "],\"seeds\":[");
-    for (int i = 0; i < r->n_images; i++) {
+    for (int i = 0; i < n_images; i++) {
         if (i)
             json_out_raw(o, ",", 1);
-        json_out_u64(o, r->images[i].seed);
+        json_out_u64(o, images[i].seed);
     }
     json_out_cstr(o, "]}");
 }
@@ -80,7 +80,7 @@ static void emit_images(struct json_out *o, const struct api_images_response *r)
     json_out_cstr(o, ",\"size\":");
     json_out_string(o, size);
     json_out_raw(o, ",", 1);
-    emit_metrics(o, r);
+    api_image_metrics_emit(o, &r->metrics, r->images, r->n_images);
     if (r->n_warnings > 0) {
         json_out_cstr(o, ",\"warnings\":[");
         for (int i = 0; i < r->n_warnings; i++) {

@@ -80,6 +80,12 @@ struct api_model_entry {
     const char *owned_by; /* NULL: "diffusiond" */
 };
 
+/* "metrics":{…} (the member, shape at the top; seeds from images[0 … n_images)) into o:
+ * shared with the A1111 route's body (api/a1111_response.h). */
+struct json_out;
+void api_image_metrics_emit(struct json_out *o, const struct api_image_metrics *m,
+                            const struct api_image_out *images, int n_images);
+
 /* GET /v1/models' body (shape at the top). */
 enum status api_models_list_write(const struct api_model_entry *models, int n, char **out,
                                   size_t *len, struct errbuf *err);

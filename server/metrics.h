@@ -46,13 +46,16 @@ enum metrics_route {
     METRICS_ROUTE_LIVEZ,           /* "/livez" (and its alias /healthz) */
     METRICS_ROUTE_READYZ,          /* "/readyz" */
     METRICS_ROUTE_METRICS,         /* "/metrics" */
+    METRICS_ROUTE_TXT2IMG,         /* "/sdapi/v1/txt2img" (A1111) */
+    METRICS_ROUTE_SDAPI,           /* "/sdapi/v1/{info}": A1111's options, samplers,
+                                      schedulers, sd-models, progress */
     METRICS_ROUTE_OTHER,           /* "other": unknown paths (404) */
     METRICS_ROUTE_COUNT_
 };
 const char *metrics_route_label(enum metrics_route r);
 
 /* The code label takes these values; any other status counts as "other". */
-#define METRICS_CODES 200, 201, 204, 400, 401, 403, 404, 405, 411, 413, 415, 429, 500, 503
+#define METRICS_CODES 200, 201, 204, 400, 401, 403, 404, 405, 411, 413, 415, 422, 429, 500, 503, 504
 
 enum metrics_reject {
     METRICS_REJECT_QUEUE_FULL = 0, /* 429 */

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/a1111_response.h"
 #include "engine/log.h"
 #include "server/auth.h"
 #include "server/cors.h"
@@ -36,6 +37,7 @@ enum status routes_create(const struct routes_config *cfg, struct routes **out,
         return status_fail(err, STATUS_OUT_OF_MEMORY, "routes");
     r->cfg = *cfg;
     atomic_init(&r->state, SERVE_LOADING);
+    atomic_init(&r->a1111_model, 0);
     *out = r;
     return STATUS_OK;
 }
@@ -108,16 +110,22 @@ void routes_answer_body(struct routes *r, struct http_exchange *ex, int code,
     routes_answer(r, ex, http_response_copy(code, content_type, body, len));
 }
 
-struct http_response *routes_error_response(const struct api_error *e)
+struct http_response *routes_error_response(struct http_exchange *ex, const struct api_error *e)
 {
+    const struct route_req *rq = http_exchange_data(ex);
     size_t len = 0;
+    if (rq && rq->a1111) {
+        char *body = a1111_error_body(e, &len);
+        const int code = e->http == 400 ? 422 : e->http;
+        return body ? http_response_new(code, "application/json", body, len) : NULL;
+    }
     char *body = api_error_body(e, &len);
     return body ? http_response_new(e->http, "application/json", body, len) : NULL;
 }
 
 void routes_answer_error(struct routes *r, struct http_exchange *ex, const struct api_error *e)
 {
-    routes_answer(r, ex, routes_error_response(e));
+    routes_answer(r, ex, routes_error_response(ex, e));
 }
 
 void routes_answer_unavailable(struct routes *r, struct http_exchange *ex)
@@ -127,7 +135,7 @@ void routes_answer_unavailable(struct routes *r, struct http_exchange *ex)
     api_error_set(&e, 503, NULL, NULL, st == SERVE_DRAINING ? "draining" : "loading",
                   "the server is %s; retry later", serve_state_name(st));
     metrics_reject(r->cfg.metrics, METRICS_REJECT_DRAINING);
-    struct http_response *resp = routes_error_response(&e);
+    struct http_response *resp = routes_error_response(ex, &e);
     char v[16];
     snprintf(v, sizeof v, "%d", RETRY_AFTER_UNAVAILABLE_S);
     if (resp)
@@ -137,19 +145,27 @@ void routes_answer_unavailable(struct routes *r, struct http_exchange *ex)
 
 /* --- dispatch ------------------------------------------------------------------------ */
 
+enum route_methods { ROUTE_GET, ROUTE_POST, ROUTE_GET_POST }; /* GET includes HEAD */
+
 struct route_def {
     const char *path;       /* exact path, or the prefix of /v1/images/{id}/{index} */
     enum metrics_route route;
-    bool post;              /* POST (else GET/HEAD) */
+    enum route_methods methods;
 };
 
 static const struct route_def ROUTE_TABLE[] = {
-    {"/v1/images/generations", METRICS_ROUTE_GENERATIONS, true},
-    {"/v1/models", METRICS_ROUTE_MODELS, false},
-    {"/livez", METRICS_ROUTE_LIVEZ, false},
-    {"/healthz", METRICS_ROUTE_LIVEZ, false},
-    {"/readyz", METRICS_ROUTE_READYZ, false},
-    {"/metrics", METRICS_ROUTE_METRICS, false},
+    {"/v1/images/generations", METRICS_ROUTE_GENERATIONS, ROUTE_POST},
+    {"/v1/models", METRICS_ROUTE_MODELS, ROUTE_GET},
+    {"/livez", METRICS_ROUTE_LIVEZ, ROUTE_GET},
+    {"/healthz", METRICS_ROUTE_LIVEZ, ROUTE_GET},
+    {"/readyz", METRICS_ROUTE_READYZ, ROUTE_GET},
+    {"/metrics", METRICS_ROUTE_METRICS, ROUTE_GET},
+    {"/sdapi/v1/txt2img", METRICS_ROUTE_TXT2IMG, ROUTE_POST},
+    {"/sdapi/v1/options", METRICS_ROUTE_SDAPI, ROUTE_GET_POST},
+    {"/sdapi/v1/samplers", METRICS_ROUTE_SDAPI, ROUTE_GET},
+    {"/sdapi/v1/schedulers", METRICS_ROUTE_SDAPI, ROUTE_GET},
+    {"/sdapi/v1/sd-models", METRICS_ROUTE_SDAPI, ROUTE_GET},
+    {"/sdapi/v1/progress", METRICS_ROUTE_SDAPI, ROUTE_GET},
 };
 
 /* /v1/images/<id>/<index>: one segment each, no further slash. */
@@ -165,7 +181,7 @@ static bool is_image_path(const char *p)
 
 static const struct route_def *match_route(const char *path)
 {
-    static const struct route_def image = {"/v1/images/", METRICS_ROUTE_IMAGE, false};
+    static const struct route_def image = {"/v1/images/", METRICS_ROUTE_IMAGE, ROUTE_GET};
     for (size_t i = 0; i < sizeof ROUTE_TABLE / sizeof ROUTE_TABLE[0]; i++)
         if (strcmp(path, ROUTE_TABLE[i].path) == 0)
             return &ROUTE_TABLE[i];
@@ -174,12 +190,28 @@ static const struct route_def *match_route(const char *path)
 
 static bool method_allowed(const struct route_def *d, enum http_method m)
 {
-    return m == HTTP_OPTIONS || (d->post ? m == HTTP_POST : (m == HTTP_GET || m == HTTP_HEAD));
+    const bool get = m == HTTP_GET || m == HTTP_HEAD;
+    switch (d->methods) {
+    case ROUTE_GET: return m == HTTP_OPTIONS || get;
+    case ROUTE_POST: return m == HTTP_OPTIONS || m == HTTP_POST;
+    case ROUTE_GET_POST: break;
+    }
+    return m == HTTP_OPTIONS || get || m == HTTP_POST;
 }
 
 static const char *allow_header(const struct route_def *d)
 {
-    return d->post ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
+    switch (d->methods) {
+    case ROUTE_GET: return "GET, HEAD, OPTIONS";
+    case ROUTE_POST: return "POST, OPTIONS";
+    case ROUTE_GET_POST: break;
+    }
+    return "GET, HEAD, POST, OPTIONS";
+}
+
+static bool is_sdapi_path(const char *p)
+{
+    return strncmp(p, "/sdapi/", 7) == 0;
 }
 
 /* OPTIONS that is not a CORS preflight: 204 with Allow (RFC 9110 §9.3.7). */
@@ -222,7 +254,7 @@ static void answer_405(struct routes *r, struct http_exchange *ex, const struct 
     struct api_error e;
     api_error_set(&e, 405, NULL, NULL, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
                   http_exchange_method_name(ex), http_exchange_path(ex), allow_header(d));
-    struct http_response *resp = routes_error_response(&e);
+    struct http_response *resp = routes_error_response(ex, &e);
     if (resp)
         http_response_header(resp, "Allow", allow_header(d), NULL);
     routes_answer(r, ex, resp);
@@ -243,7 +275,7 @@ static bool check_auth(struct routes *r, struct http_exchange *ex, const struct 
     struct api_error e;
     api_error_set(&e, 401, NULL, NULL, a == AUTH_INVALID_KEY ? "invalid_api_key" : "missing_api_key",
                   "%s", auth_message(a));
-    struct http_response *resp = routes_error_response(&e);
+    struct http_response *resp = routes_error_response(ex, &e);
     if (resp)
         http_response_header(resp, "WWW-Authenticate", auth_www_authenticate(a), NULL);
     routes_answer(r, ex, resp);
@@ -321,6 +353,7 @@ static void on_headers(void *user, struct http_exchange *ex)
     rq->queue_ms = rq->total_ms = -1;
     const struct route_def *d = match_route(http_exchange_path(ex));
     rq->route = d ? d->route : METRICS_ROUTE_OTHER;
+    rq->a1111 = is_sdapi_path(http_exchange_path(ex));
     if (request_id_choose(http_exchange_header(ex, "X-Request-Id"), rq->request_id, NULL) !=
         STATUS_OK)
         snprintf(rq->request_id, sizeof rq->request_id, "-");
@@ -361,7 +394,7 @@ static void on_headers(void *user, struct http_exchange *ex)
     }
     if (!check_auth(r, ex, d))
         return;
-    if (d->post)
+    if (http_exchange_method(ex) == HTTP_POST)
         check_post(r, ex);
 }
 
@@ -376,6 +409,8 @@ static void on_request(void *user, struct http_exchange *ex)
     case METRICS_ROUTE_LIVEZ: routes_livez(r, ex); return;
     case METRICS_ROUTE_READYZ: routes_readyz(r, ex); return;
     case METRICS_ROUTE_METRICS: routes_metrics(r, ex); return;
+    case METRICS_ROUTE_TXT2IMG: routes_generate(r, ex); return;
+    case METRICS_ROUTE_SDAPI: routes_sdapi(r, ex); return;
     default: http_exchange_respond(ex, NULL); return; /* unreachable: answered in on_headers */
     }
 }

@@ -6,8 +6,14 @@
  *   GET  /livez, /healthz         200 while the worker makes progress (watchdog)
  *   GET  /readyz                  200 once loaded and warmed up; 503 loading/draining
  *   GET  /metrics                 Prometheus text 0.0.4 (server/metrics.h)
+ *   POST /sdapi/v1/txt2img        AUTOMATIC1111's API (api/a1111_request.h) → the same
+ *                                 scheduler and encoder pool path as the OpenAI route
+ *   GET  /sdapi/v1/samplers, /schedulers, /sd-models, /progress; GET and POST
+ *        /sdapi/v1/options        A1111's lists and settings (api/a1111_response.h)
  *   OPTIONS <any>                 CORS preflight when CORS is on
- * Unknown path → 404, wrong method → 405 with Allow, both in OpenAI's error shape.
+ * Unknown path → 404, wrong method → 405 with Allow, both in OpenAI's error shape;
+ * every error on a /sdapi/ path is in A1111's shape instead, a 400 there answered as
+ * 422 (what A1111's FastAPI answers a body it cannot validate).
  * Every response carries X-Request-Id (a sane client value echoed, else a new one) and
  * the CORS headers; every request is counted in the metrics and, when enabled, logged
  * as one JSON access-log line.  Order of checks before the body is read: preflight,

@@ -1,6 +1,8 @@
-/* server/routes_generate.c — POST /v1/images/generations (server/routes.h).
+/* server/routes_generate.c — POST /v1/images/generations and POST /sdapi/v1/txt2img
+ * (server/routes.h): one path, two dialects (the body's fields and the answer's shape).
  *
- *   MHD thread    parse + resolve (api/openai_images.h), defer the exchange, submit
+ *   MHD thread    parse + resolve (api/openai_images.h; txt2img's body through
+ *                 api/a1111_request.h onto the same request), defer the exchange, submit
  *                 to the scheduler (429/503 when it refuses), tag the exchange with the
  *                 job id (for a disconnect), return: the connection is suspended.
  *   worker        on_complete: copies the result, takes the images, hands the job to
@@ -16,6 +18,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "api/a1111_response.h"
 #include "api/openai_response.h"
 #include "engine/log.h"
 #include "server/encoder_pool.h"
@@ -27,7 +30,9 @@
 struct gen_job {
     struct routes *r;
     struct http_exchange *ex;
-    struct openai_image_request req;
+    bool a1111;                 /* txt2img: A1111's body and answer */
+    struct a1111_txt2img t;     /* t.req: the request of both routes; the rest is
+                                   txt2img's (batch_size, n_iter, send_images) */
     int model;
     char base_url[URL_BASE_MAX]; /* "http://host:port" or "" (relative URLs) */
     /* the result (on_complete) */
@@ -44,7 +49,7 @@ static void job_free(struct gen_job *j)
     for (int i = 0; j->images && i < j->n_images; i++)
         sd_image_free(&j->images[i]);
     free(j->images);
-    openai_image_request_free(&j->req);
+    a1111_txt2img_free(&j->t);
     free(j);
 }
 
@@ -93,7 +98,7 @@ static void answer_failure(struct gen_job *j)
     else if (j->status == STATUS_CANCELLED && j->reason == CANCEL_DEADLINE)
         api_error_set(&e, 504, "server_error", NULL, "deadline_exceeded",
                       "deadline_ms: it passed before the images were ready (%lld ms)",
-                      (long long)j->req.deadline_ms);
+                      (long long)j->t.req.deadline_ms);
     else if (j->status == STATUS_CANCELLED)
         api_error_set(&e, 503, NULL, NULL, "cancelled", "the request was cancelled (%s)",
                       cancel_reason_name(j->reason));
@@ -103,7 +108,7 @@ static void answer_failure(struct gen_job *j)
         api_error_from_status(&e, j->status, &err, "");
         LOG_ERRORF("serve", "generation failed: %s", j->error);
     }
-    resp = routes_error_response(&e);
+    resp = routes_error_response(j->ex, &e);
     if (resp && e.http == 503) /* shutting down or out of memory: another replica may do it */
         http_response_header(resp, "Retry-After", "5", NULL);
     routes_answer(j->r, j->ex, resp);
@@ -113,12 +118,12 @@ static void answer_failure(struct gen_job *j)
 static enum status encode_images(struct gen_job *j, uint8_t **data, size_t *lens,
                                  struct errbuf *err)
 {
-    const struct gen_params *p = &j->req.params;
+    const struct gen_params *p = &j->t.req.params;
     const struct routes *r = j->r;
     for (int i = 0; i < j->n_images; i++) {
         const struct sd_image *im = &j->images[i];
         const struct image_meta meta = image_meta_for(p, r->names[j->model], im);
-        TRY(image_encode(j->req.output_format, im->rgb, im->width, im->height, j->req.quality,
+        TRY(image_encode(j->t.req.output_format, im->rgb, im->width, im->height, j->t.req.quality,
                          &meta, &data[i], &lens[i], err));
     }
     return STATUS_OK;
@@ -136,6 +141,28 @@ static void fill_metrics(const struct gen_job *j, double image_ms, double total_
         .batch_sizes = m->batch_sizes, .n_batch_sizes = m->n_batch_sizes};
 }
 
+/* The body in the route's dialect. */
+static enum status write_body(const struct gen_job *j, const struct api_image_out *out, int n,
+                              const struct api_image_metrics *m, char **body, size_t *len,
+                              struct errbuf *err)
+{
+    const int64_t created = (int64_t)time(NULL);
+    if (j->a1111) {
+        const struct a1111_txt2img_response resp = {
+            .t = &j->t, .model_name = j->r->names[j->model], .images = out, .n_images = n,
+            .width = j->images[0].width, .height = j->images[0].height, .created = created,
+            .metrics = *m};
+        return a1111_txt2img_response_write(&resp, body, len, err);
+    }
+    const struct api_images_response resp = {
+        .created = created, .output_format = j->t.req.output_format,
+        .width = j->images[0].width, .height = j->images[0].height,
+        .response_format = j->t.req.response_format, .images = out, .n_images = n,
+        .metrics = *m, .warnings = (const char *const *)j->t.req.warnings,
+        .n_warnings = j->t.req.n_warnings};
+    return api_images_response_write(&resp, body, len, err);
+}
+
 /* Builds the body (b64 or urls) and answers; frees data[] (taken by the store for url). */
 static enum status write_answer(struct gen_job *j, uint8_t **data, size_t *lens, double image_ms,
                                 struct errbuf *err)
@@ -144,9 +171,9 @@ static enum status write_answer(struct gen_job *j, uint8_t **data, size_t *lens,
     const int n = j->n_images;
     struct api_image_out out[GEN_MAX_IMAGES];
     char urls[GEN_MAX_IMAGES][URL_BASE_MAX + 64];
-    if (j->req.response_format == API_RESPONSE_URL) {
+    if (j->t.req.response_format == API_RESPONSE_URL) {
         char id[IMAGE_STORE_ID_BUF];
-        TRY(image_store_put(r->cfg.store, data, lens, n, content_type(j->req.output_format),
+        TRY(image_store_put(r->cfg.store, data, lens, n, content_type(j->t.req.output_format),
                             http_now_ns(), id, err));
         for (int i = 0; i < n; i++)
             snprintf(urls[i], sizeof urls[i], "%s/v1/images/%s/%d", j->base_url, id, i);
@@ -154,24 +181,20 @@ static enum status write_answer(struct gen_job *j, uint8_t **data, size_t *lens,
     for (int i = 0; i < n; i++)
         out[i] = (struct api_image_out){
             .data = data[i], .len = lens[i], .seed = j->images[i].seed,
-            .url = j->req.response_format == API_RESPONSE_URL ? urls[i] : NULL};
+            .url = j->t.req.response_format == API_RESPONSE_URL ? urls[i] : NULL};
     const double total_ms = (double)(http_now_ns() - http_exchange_start_ns(j->ex)) * 1e-6;
-    struct api_images_response resp = {
-        .created = (int64_t)time(NULL), .output_format = j->req.output_format,
-        .width = j->images[0].width, .height = j->images[0].height,
-        .response_format = j->req.response_format, .images = out, .n_images = n,
-        .warnings = (const char *const *)j->req.warnings, .n_warnings = j->req.n_warnings};
-    fill_metrics(j, image_ms, total_ms, &resp.metrics);
+    struct api_image_metrics am;
+    fill_metrics(j, image_ms, total_ms, &am);
     char *body = NULL;
     size_t len = 0;
-    TRY(api_images_response_write(&resp, &body, &len, err));
+    TRY(write_body(j, out, n, &am, &body, &len, err));
     struct http_response *hr = http_response_new(200, "application/json", body, len);
     char timing[256];
-    api_server_timing_format(&resp.metrics, timing, sizeof timing);
+    api_server_timing_format(&am, timing, sizeof timing);
     if (hr)
         http_response_header(hr, "Server-Timing", timing, NULL);
     struct route_req *rq = http_exchange_data(j->ex);
-    rq->queue_ms = resp.metrics.queue_ms;
+    rq->queue_ms = am.queue_ms;
     rq->total_ms = total_ms;
     metrics_observe_generation(r->cfg.metrics, j->m.queue_s, j->m.total_s, n, j->m.steps_done);
     routes_answer(r, j->ex, hr);
@@ -238,7 +261,7 @@ static void answer_rejection(struct routes *r, struct http_exchange *ex, enum st
                       "%s: the server is busy (%d requests waiting); retry after %lld ms",
                       full ? "queue full" : "deadline", adm->queue_depth,
                       (long long)adm->retry_after_ms);
-        struct http_response *resp = routes_error_response(&e);
+        struct http_response *resp = routes_error_response(ex, &e);
         const int64_t ra_ms = adm->retry_after_ms > 0 ? adm->retry_after_ms : 1000;
         char v[32];
         snprintf(v, sizeof v, "%lld", (long long)((ra_ms + 999) / 1000));
@@ -261,14 +284,17 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
     size_t len = 0;
     const char *body = (const char *)http_exchange_body(ex, &len);
     struct api_error e;
-    enum status st = openai_images_parse(body, len, &r->cfg.limits, &j->req, &e);
+    enum status st = j->a1111 ? a1111_txt2img_parse(body, len, &r->cfg.limits, &j->t, &e)
+                              : openai_images_parse(body, len, &r->cfg.limits, &j->t.req, &e);
     if (st == STATUS_OK) {
-        j->model = api_model_select(j->req.model, r->names, r->n_models, &e);
+        j->model = j->a1111 ? routes_a1111_model(r, j->t.req.model,
+                                                 "override_settings.sd_model_checkpoint", &e)
+                            : api_model_select(j->t.req.model, r->names, r->n_models, &e);
         if (j->model < 0)
             st = STATUS_NOT_FOUND;
     }
-    if (st == STATUS_OK && j->req.response_format == API_RESPONSE_URL &&
-        r->cfg.url_store_images > 0 && j->req.n > r->cfg.url_store_images) {
+    if (st == STATUS_OK && j->t.req.response_format == API_RESPONSE_URL &&
+        r->cfg.url_store_images > 0 && j->t.req.n > r->cfg.url_store_images) {
         api_error_set(&e, 400, NULL, "n", NULL,
                       "n: at most %d images with response_format \"url\" (the image store "
                       "holds %d; see --url-store-images)",
@@ -276,7 +302,7 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
         st = STATUS_INVALID_ARGUMENT;
     }
     if (st == STATUS_OK)
-        st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), &j->req,
+        st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), &j->t.req,
                                    &e);
     if (st == STATUS_OK)
         return true;
@@ -295,22 +321,23 @@ void routes_generate(struct routes *r, struct http_exchange *ex)
     }
     j->r = r;
     j->ex = ex;
+    j->a1111 = rq->route == METRICS_ROUTE_TXT2IMG;
     if (!prepare(r, ex, j)) {
         job_free(j);
         return;
     }
-    if (j->req.user && !(rq->user = strdup(j->req.user)))
+    if (j->t.req.user && !(rq->user = strdup(j->t.req.user)))
         LOG_WARNF("serve", "out of memory copying the user field");
     base_url(ex, j->base_url, sizeof j->base_url);
     http_exchange_defer(ex);
     const struct job_callbacks cb = {.on_complete = on_complete, .user = j};
     const struct submit_options opt = {.model = j->model, .request_id = rq->request_id,
-                                       .deadline_ms = j->req.deadline_ms,
-                                       .priority = j->req.priority};
+                                       .deadline_ms = j->t.req.deadline_ms,
+                                       .priority = j->t.req.priority};
     uint64_t job_id = 0;
     struct admission adm;
     struct errbuf err;
-    const enum status st = scheduler_submit(r->sched, &j->req.params, &cb, &opt, &job_id, &adm,
+    const enum status st = scheduler_submit(r->sched, &j->t.req.params, &cb, &opt, &job_id, &adm,
                                             &err);
     if (st != STATUS_OK) {
         answer_rejection(r, ex, st, &adm, &err);

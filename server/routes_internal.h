@@ -19,6 +19,8 @@ struct routes {
     const struct sd_model *models[SCHED_MAX_MODELS];
     const char *names[SCHED_MAX_MODELS];
     int n_models;
+    atomic_int a1111_model;           /* the model /sdapi/ requests use by default (POST
+                                         /sdapi/v1/options sets it) */
     int64_t created;
 };
 
@@ -27,6 +29,7 @@ struct routes {
  * after it (the exchange's lock orders them). */
 struct route_req {
     enum metrics_route route;
+    bool a1111;                       /* a /sdapi/ path: errors in A1111's shape */
     char request_id[REQUEST_ID_BUF];
     char *user;                       /* the generation's "user" (access log) */
     char *origin;                     /* the request's Origin (CORS), copied: headers
@@ -38,9 +41,11 @@ struct route_req {
 
 /* Adds the common headers (X-Request-Id, CORS) and answers. */
 void routes_answer(struct routes *r, struct http_exchange *ex, struct http_response *resp);
-/* The OpenAI-shaped error response for e (its http status); NULL when out of memory. */
-struct http_response *routes_error_response(const struct api_error *e);
-/* An OpenAI-shaped error answer (e: its http status, type, param, code, message). */
+/* The error response for e (its http status): OpenAI's shape, or A1111's on a /sdapi/
+ * path (a 400 there becomes a 422); NULL when out of memory. */
+struct http_response *routes_error_response(struct http_exchange *ex, const struct api_error *e);
+/* An error answer in the exchange's shape (e: its http status, type, param, code,
+ * message). */
 void routes_answer_error(struct routes *r, struct http_exchange *ex, const struct api_error *e);
 /* A JSON/text body answer (body copied). */
 void routes_answer_body(struct routes *r, struct http_exchange *ex, int code,
@@ -55,7 +60,15 @@ void routes_metrics(struct routes *r, struct http_exchange *ex);
 void routes_models(struct routes *r, struct http_exchange *ex);
 void routes_image(struct routes *r, struct http_exchange *ex);
 
-/* routes_generate.c: the body is complete; answers or defers. */
+/* routes_sdapi.c: A1111's GET lists and GET/POST options (by path). */
+void routes_sdapi(struct routes *r, struct http_exchange *ex);
+/* The model an A1111 request asks for (NULL: the current one, a1111_model): its index,
+ * or −1 with e a 404 naming `field` (where the request named it). */
+int routes_a1111_model(struct routes *r, const char *requested, const char *field,
+                       struct api_error *e);
+
+/* routes_generate.c: the body is complete (OpenAI's generations or A1111's txt2img, by
+ * the exchange's route); answers or defers. */
 void routes_generate(struct routes *r, struct http_exchange *ex);
 /* A deferred generation's client went away: tag is the scheduler job id + 1 (0: not
  * yet submitted). */

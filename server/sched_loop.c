@@ -673,9 +673,12 @@ static void step_buckets(struct scheduler *s, bool *worked)
 static void update_gauges(struct scheduler *s, uint64_t *wake)
 {
     int jobs = 0, images = 0, rows = 0, buckets = 0;
+    int64_t steps_done = 0, steps_total = 0;
     const struct sched_job *seen[SCHED_MAX_BUCKETS];
     for (const struct sched_job *j = s->active; j; j = j->next) {
         jobs++;
+        steps_done += j->steps_done_total;
+        steps_total += (int64_t)j->p.steps * j->p.n;
         bool running = false;
         for (int i = 0; i < j->n_begun; i++)
             if (j->images[i].begun && !j->images[i].finished) {
@@ -695,6 +698,8 @@ static void update_gauges(struct scheduler *s, uint64_t *wake)
     s->stats.active_jobs = jobs;
     s->stats.active_images = images;
     s->stats.active_rows = rows;
+    s->stats.active_steps_done = steps_done;
+    s->stats.active_steps_total = steps_total;
     s->stats.buckets = buckets;
     if (s->pipeline_runner)
         sched_pipeline_runner_counters(s->pipeline_runner, &s->stats);

@@ -201,6 +201,8 @@ struct scheduler_stats {
     enum sched_mode mode;
     int queue_depth;           /* jobs waiting */
     int active_jobs, active_images, active_rows;
+    int64_t active_steps_done, active_steps_total; /* over the active jobs' images: steps
+                                                      run, and steps in all */
     int buckets;               /* with active images */
     uint64_t submitted;        /* jobs accepted (each completes once); refusals below */
     uint64_t rejected_queue_full, rejected_deadline, rejected_draining;

@@ -1,0 +1,407 @@
+/* api/a1111_request.c — POST /sdapi/v1/txt2img and /sdapi/v1/options bodies
+ * (api/a1111_request.h). */
+#include "api/a1111_request.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/json_fields.h"
+
+typedef enum status (*txt2img_reader)(const json_t *v, const struct api_limits *lim,
+                                      struct a1111_txt2img *t, struct api_error *e);
+
+/* --- fields this server has --------------------------------------------------------- */
+
+static enum status f_prompt(const json_t *v, const struct api_limits *lim,
+                            struct a1111_txt2img *t, struct api_error *e)
+{
+    free(t->req.prompt); /* the default "" */
+    t->req.prompt = NULL;
+    return json_field_string(v, "prompt", lim->max_prompt_chars, &t->req.prompt, e);
+}
+
+static enum status f_negative_prompt(const json_t *v, const struct api_limits *lim,
+                                     struct a1111_txt2img *t, struct api_error *e)
+{
+    return json_field_string(v, "negative_prompt", lim->max_prompt_chars,
+                             &t->req.negative_prompt, e);
+}
+
+static enum status f_seed(const json_t *v, const struct api_limits *lim,
+                          struct a1111_txt2img *t, struct api_error *e)
+{
+    json_int_t x = 0;
+    (void)lim;
+    if (json_field_int(v, "seed", -1, LLONG_MAX, &x, e) != STATUS_OK)
+        return json_field_bad(e, "seed", "must be -1 (random) or an integer in [0, "
+                                         "9223372036854775807]%s%s", NULL, NULL);
+    t->req.has_seed = x >= 0;
+    t->req.seed = x >= 0 ? (uint64_t)x : 0;
+    return STATUS_OK;
+}
+
+static enum status f_sampler_name(const json_t *v, const struct api_limits *lim,
+                                  struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim;
+    TRY(json_field_sampler(v, "sampler_name", &t->req.sampler, e));
+    t->req.has_sampler = true;
+    return STATUS_OK;
+}
+
+/* A1111's deprecated name for the sampler: used when sampler_name is absent. */
+static enum status f_sampler_index(const json_t *v, const struct api_limits *lim,
+                                   struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim;
+    if (t->req.has_sampler)
+        return STATUS_OK;
+    TRY(json_field_sampler(v, "sampler_index", &t->req.sampler, e));
+    t->req.has_sampler = true;
+    return STATUS_OK;
+}
+
+static enum status f_scheduler(const json_t *v, const struct api_limits *lim,
+                               struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim;
+    TRY(json_field_scheduler(v, "scheduler", &t->req.scheduler, e));
+    t->req.has_scheduler = true;
+    return STATUS_OK;
+}
+
+static enum status f_batch_size(const json_t *v, const struct api_limits *lim,
+                                struct a1111_txt2img *t, struct api_error *e)
+{
+    json_int_t x = 0;
+    TRY(json_field_int(v, "batch_size", 1, lim->max_n, &x, e));
+    t->batch_size = (int)x;
+    return STATUS_OK;
+}
+
+static enum status f_n_iter(const json_t *v, const struct api_limits *lim,
+                            struct a1111_txt2img *t, struct api_error *e)
+{
+    json_int_t x = 0;
+    TRY(json_field_int(v, "n_iter", 1, lim->max_n, &x, e));
+    t->n_iter = (int)x;
+    return STATUS_OK;
+}
+
+static enum status f_steps(const json_t *v, const struct api_limits *lim,
+                           struct a1111_txt2img *t, struct api_error *e)
+{
+    json_int_t x = 0;
+    TRY(json_field_int(v, "steps", 1, lim->max_steps, &x, e));
+    t->req.has_steps = true;
+    t->req.steps = (int)x;
+    return STATUS_OK;
+}
+
+static enum status f_cfg_scale(const json_t *v, const struct api_limits *lim,
+                               struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim;
+    TRY(json_field_number(v, "cfg_scale", 0.0, GEN_MAX_GUIDANCE, &t->req.guidance, e));
+    t->req.has_guidance = true;
+    return STATUS_OK;
+}
+
+static enum status f_side(const json_t *v, const char *field, int lo, int hi, int *out,
+                          struct a1111_txt2img *t, struct api_error *e)
+{
+    json_int_t x = 0;
+    TRY(json_field_int(v, field, lo, hi, &x, e));
+    *out = (int)x;
+    t->req.has_size = true;
+    return STATUS_OK;
+}
+
+static enum status f_width(const json_t *v, const struct api_limits *lim,
+                           struct a1111_txt2img *t, struct api_error *e)
+{
+    return f_side(v, "width", lim->min_side, lim->max_width, &t->req.width, t, e);
+}
+
+static enum status f_height(const json_t *v, const struct api_limits *lim,
+                            struct a1111_txt2img *t, struct api_error *e)
+{
+    return f_side(v, "height", lim->min_side, lim->max_height, &t->req.height, t, e);
+}
+
+static enum status f_eta(const json_t *v, const struct api_limits *lim, struct a1111_txt2img *t,
+                         struct api_error *e)
+{
+    (void)lim;
+    TRY(json_field_number(v, "eta", 0.0, 1.0, &t->req.eta, e));
+    t->req.has_eta = true;
+    return STATUS_OK;
+}
+
+static enum status f_send_images(const json_t *v, const struct api_limits *lim,
+                                 struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim;
+    return json_field_bool(v, "send_images", &t->send_images, e);
+}
+
+static enum status add_warning(struct a1111_txt2img *t, const char *key, struct api_error *e)
+{
+    struct openai_image_request *r = &t->req;
+    if (r->n_warnings >= API_MAX_WARNINGS)
+        return STATUS_OK;
+    char msg[160];
+    snprintf(msg, sizeof msg, "override_settings.%.64s: not a setting of this server; ignored",
+             key);
+    if (!(r->warnings[r->n_warnings] = strdup(msg)))
+        return json_field_oom(e, "override_settings");
+    r->n_warnings++;
+    return STATUS_OK;
+}
+
+static enum status f_override_settings(const json_t *v, const struct api_limits *lim,
+                                       struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim;
+    if (!json_is_object(v))
+        return json_field_wrong_type(e, "override_settings", "an object", v);
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val) {
+        if (json_is_null(val))
+            continue;
+        if (strcmp(key, "sd_model_checkpoint") == 0) {
+            TRY(json_field_string(val, "override_settings.sd_model_checkpoint", 0,
+                                  &t->req.model, e));
+        } else if (strcmp(key, "CLIP_stop_at_last_layers") == 0) {
+            json_int_t x = 0;
+            TRY(json_field_int(val, "override_settings.CLIP_stop_at_last_layers", 1, INT_MAX,
+                               &x, e));
+            t->req.has_clip_skip = true;
+            t->req.clip_skip = (int)x - 1;
+        } else {
+            TRY(add_warning(t, key, e));
+        }
+    }
+    return STATUS_OK;
+}
+
+/* --- fields this server cannot honour: accepted at their "off" value only ---------- */
+
+static enum status must_be_false(const json_t *v, const char *field, const char *what,
+                                 struct api_error *e)
+{
+    bool on = false;
+    TRY(json_field_bool(v, field, &on, e));
+    return on ? json_field_bad(e, field, "%s is not supported; leave it out or false%s", what,
+                               NULL)
+              : STATUS_OK;
+}
+
+static enum status f_enable_hr(const json_t *v, const struct api_limits *lim,
+                               struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return must_be_false(v, "enable_hr", "hires. fix", e);
+}
+
+static enum status f_restore_faces(const json_t *v, const struct api_limits *lim,
+                                   struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return must_be_false(v, "restore_faces", "face restoration", e);
+}
+
+static enum status f_tiling(const json_t *v, const struct api_limits *lim,
+                            struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return must_be_false(v, "tiling", "tiling", e);
+}
+
+static enum status f_styles(const json_t *v, const struct api_limits *lim,
+                            struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    if (!json_is_array(v))
+        return json_field_wrong_type(e, "styles", "an array", v);
+    return json_array_size(v) == 0
+               ? STATUS_OK
+               : json_field_bad(e, "styles", "prompt styles are not supported; send []%s%s",
+                                NULL, NULL);
+}
+
+static enum status f_alwayson_scripts(const json_t *v, const struct api_limits *lim,
+                                      struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    if (!json_is_object(v))
+        return json_field_wrong_type(e, "alwayson_scripts", "an object", v);
+    return json_object_size(v) == 0
+               ? STATUS_OK
+               : json_field_bad(e, "alwayson_scripts",
+                                "extensions (scripts) are not supported; send {}%s%s", NULL,
+                                NULL);
+}
+
+static enum status f_script_name(const json_t *v, const struct api_limits *lim,
+                                 struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    if (!json_is_string(v))
+        return json_field_wrong_type(e, "script_name", "a string", v);
+    return json_string_length(v) == 0
+               ? STATUS_OK
+               : json_field_bad(e, "script_name",
+                                "scripts are not supported; leave it out, null or \"\"%s%s",
+                                NULL, NULL);
+}
+
+static enum status must_be_zero(const json_t *v, const char *field, const char *what,
+                                struct api_error *e)
+{
+    double x = 0;
+    TRY(json_field_number(v, field, -1e300, 1e300, &x, e));
+    return x == 0.0 ? STATUS_OK
+                    : json_field_bad(e, field, "%s is not supported; leave it out or 0%s", what,
+                                     NULL);
+}
+
+static enum status f_subseed_strength(const json_t *v, const struct api_limits *lim,
+                                      struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return must_be_zero(v, "subseed_strength", "a variation seed", e);
+}
+
+static enum status f_s_churn(const json_t *v, const struct api_limits *lim,
+                             struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return must_be_zero(v, "s_churn", "stochastic churn", e);
+}
+
+static enum status no_resize(const json_t *v, const char *field, struct api_error *e)
+{
+    json_int_t x = 0;
+    TRY(json_field_int(v, field, LLONG_MIN, LLONG_MAX, &x, e));
+    return x <= 0 ? STATUS_OK
+                  : json_field_bad(e, field, "resizing the seed is not supported; leave it out "
+                                             "or -1%s%s", NULL, NULL);
+}
+
+static enum status f_seed_resize_w(const json_t *v, const struct api_limits *lim,
+                                   struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return no_resize(v, "seed_resize_from_w", e);
+}
+
+static enum status f_seed_resize_h(const json_t *v, const struct api_limits *lim,
+                                   struct a1111_txt2img *t, struct api_error *e)
+{
+    (void)lim, (void)t;
+    return no_resize(v, "seed_resize_from_h", e);
+}
+
+/* Read in this order (the first failing field is reported); sampler_index after
+ * sampler_name, which wins. */
+static const struct {
+    const char *name;
+    txt2img_reader read;
+} FIELDS[] = {
+    {"prompt", f_prompt},
+    {"negative_prompt", f_negative_prompt},
+    {"seed", f_seed},
+    {"sampler_name", f_sampler_name},
+    {"sampler_index", f_sampler_index},
+    {"scheduler", f_scheduler},
+    {"batch_size", f_batch_size},
+    {"n_iter", f_n_iter},
+    {"steps", f_steps},
+    {"cfg_scale", f_cfg_scale},
+    {"width", f_width},
+    {"height", f_height},
+    {"eta", f_eta},
+    {"override_settings", f_override_settings},
+    {"send_images", f_send_images},
+    {"enable_hr", f_enable_hr},
+    {"restore_faces", f_restore_faces},
+    {"tiling", f_tiling},
+    {"styles", f_styles},
+    {"alwayson_scripts", f_alwayson_scripts},
+    {"script_name", f_script_name},
+    {"subseed_strength", f_subseed_strength},
+    {"s_churn", f_s_churn},
+    {"seed_resize_from_w", f_seed_resize_w},
+    {"seed_resize_from_h", f_seed_resize_h},
+};
+
+static enum status check_counts(const struct api_limits *lim, struct a1111_txt2img *t,
+                                struct api_error *e)
+{
+    if (t->batch_size * t->n_iter > lim->max_n) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "batch_size %d × n_iter %d = %d images; this server makes at "
+                 "most %d a request", t->batch_size, t->n_iter, t->batch_size * t->n_iter,
+                 lim->max_n);
+        return json_field_bad(e, "batch_size", "%s%s", msg, NULL);
+    }
+    t->req.n = t->batch_size * t->n_iter;
+    if (t->req.has_seed && t->req.seed > (uint64_t)LLONG_MAX - (uint64_t)(t->req.n - 1))
+        return json_field_bad(e, "seed", "seed + images - 1 must be at most 9223372036854775807 "
+                                         "(image i uses seed + i)%s%s", NULL, NULL);
+    return STATUS_OK;
+}
+
+enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
+                                struct a1111_txt2img *t, struct api_error *e)
+{
+    memset(t, 0, sizeof *t);
+    t->batch_size = t->n_iter = 1;
+    t->send_images = true;
+    t->req.n = 1;
+    t->req.output_format = IMAGE_PNG; /* A1111 answers PNG */
+    t->req.quality = API_DEFAULT_QUALITY;
+    t->req.response_format = API_RESPONSE_B64_JSON;
+    t->req.a1111_fields = true;
+    if (!(t->req.prompt = strdup("")))
+        return json_field_oom(e, "prompt");
+    json_t *root = NULL;
+    enum status s = json_field_load(body, len, &root, e);
+    for (size_t i = 0; s == STATUS_OK && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+        const json_t *v = json_object_get(root, FIELDS[i].name);
+        if (v && !json_is_null(v))
+            s = FIELDS[i].read(v, limits, t, e);
+    }
+    if (s == STATUS_OK)
+        s = check_counts(limits, t, e);
+    json_decref(root);
+    if (s != STATUS_OK)
+        a1111_txt2img_free(t);
+    return s;
+}
+
+void a1111_txt2img_free(struct a1111_txt2img *t)
+{
+    if (!t)
+        return;
+    openai_image_request_free(&t->req);
+    memset(t, 0, sizeof *t);
+}
+
+enum status a1111_options_parse(const char *body, size_t len, char **model,
+                                struct api_error *e)
+{
+    *model = NULL;
+    json_t *root = NULL;
+    TRY(json_field_load(body, len, &root, e));
+    const json_t *v = json_object_get(root, "sd_model_checkpoint");
+    enum status s = STATUS_OK;
+    if (v && !json_is_null(v))
+        s = json_field_string(v, "sd_model_checkpoint", 0, model, e);
+    json_decref(root);
+    return s;
+}

@@ -1,0 +1,73 @@
+/* api/a1111_request.h — the AUTOMATIC1111 web UI's API (/sdapi/v1), the request side:
+ * POST /sdapi/v1/txt2img's body mapped onto the OpenAI route's request
+ * (api/openai_images.h), so that both routes resolve, validate, run and seed images
+ * the same way; and POST /sdapi/v1/options' body.
+ *
+ * txt2img fields (A1111's names; null = absent; unknown fields ignored):
+ *   prompt             string, may be empty (default "")
+ *   negative_prompt    string
+ *   seed               integer: -1 (default) = random, else [0, 2^63 − 1]; image i of the
+ *                      request uses seed + i, as A1111's all_seeds
+ *   sampler_name       a sampler name, A1111's or ours ("Euler a", "DPM++ 2M", the legacy
+ *                      "DPM++ 2M Karras", "euler_a", …); absent: sampler_index (A1111's
+ *                      deprecated field), then the model's default
+ *   scheduler          "automatic" (default), "karras", "uniform", "sgm_uniform", or ours
+ *   batch_size, n_iter integers ≥ 1 whose product (the images) is ≤ the server's max n
+ *   steps              integer in [1, max_steps]; default the model's
+ *   cfg_scale          number in [0, 100]; default the model's
+ *   width, height      integers, multiples of 8 within the server's limits; each
+ *                      default the model's native side
+ *   eta                number in [0, 1]: DDIM's eta (other samplers ignore it)
+ *   override_settings  object: sd_model_checkpoint (a model name; default the route's
+ *                      current model), CLIP_stop_at_last_layers (integer ≥ 1: A1111's
+ *                      clip skip, 1 = the last layer); other keys ignored with a warning
+ *   send_images        boolean, default true (false: "images" is empty)
+ * Accepted at their "off" value only (anything else is an error naming the field, as
+ * this server cannot do it): enable_hr false, restore_faces false, tiling false,
+ * styles [], alwayson_scripts {}, script_name null or "", subseed_strength 0,
+ * s_churn 0, seed_resize_from_w/h ≤ 0.  Accepted and ignored: subseed,
+ * denoising_strength and the hr_* / firstphase_* fields (they act only with enable_hr),
+ * s_tmin, s_tmax, s_noise, save_images, do_not_save_samples, do_not_save_grid,
+ * override_settings_restore_afterwards, script_args, sampler_index's value when
+ * sampler_name is given.
+ *
+ * Errors are api_error 400s naming A1111's field (the route answers them as 422, the
+ * status A1111's FastAPI gives a body it cannot validate): "batch_size: …",
+ * "cfg_scale: …", "width: …".
+ *
+ * Ownership: as openai_image_request (a1111_txt2img_free; safe on a zeroed or failed
+ * request).  Thread-safety: reentrant.
+ */
+#ifndef DIFFUSIOND_API_A1111_REQUEST_H
+#define DIFFUSIOND_API_A1111_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api/api_error.h"
+#include "api/openai_images.h"
+
+struct a1111_txt2img {
+    struct openai_image_request req; /* what txt2img maps onto: req.n = batch_size × n_iter,
+                                        req.model = override_settings.sd_model_checkpoint,
+                                        req.a1111_fields set; resolve with
+                                        openai_images_resolve */
+    int batch_size, n_iter;
+    bool send_images;
+};
+
+/* Stage 1: body[0 … len) → t (zeroed first).  On failure e is filled and t holds
+ * nothing to free. */
+enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
+                                struct a1111_txt2img *t, struct api_error *e);
+
+/* Frees what t owns and zeroes it; t may be NULL. */
+void a1111_txt2img_free(struct a1111_txt2img *t);
+
+/* POST /sdapi/v1/options: the body's sd_model_checkpoint (a malloc'ed copy into *model,
+ * NULL when absent or null); other keys are A1111 UI settings this server has not and
+ * are ignored.  400 naming the field for a wrong type; a body that is not an object. */
+enum status a1111_options_parse(const char *body, size_t len, char **model,
+                                struct api_error *e);
+
+#endif

@@ -1,0 +1,452 @@
+/* tests/unit/test_a1111.c — api/a1111_request and api/a1111_response (A1111's /sdapi/v1).
+ *
+ * Malformed txt2img bodies: one table, each row its own Check test, asserting the
+ * stage that rejects it (parse, or resolve against the tiny SD1 fixture) and the
+ * A1111 field named in `param` and at the start of the message.
+ * Valid bodies: the defaults from the model, every honoured field applied (legacy
+ * sampler names split, seed -1 random, batch_size × n_iter images, clip skip and model
+ * from override_settings, unknown override keys warned), the "off" values of the
+ * features this server has not accepted, what webuiapi sends by default accepted.
+ * Responses: txt2img's body parsed back (images decoded, parameters, info as a JSON
+ * string with seeds and infotexts, send_images false), the lists (every sampler and
+ * scheduler name parses back to ours), options, progress and the error body.
+ * Built only with DIFFUSIOND_SERVER=ON (tests/CMakeLists.txt). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/a1111_request.h"
+#include "api/a1111_response.h"
+#include "api/base64.h"
+#include "tests/testutil.h"
+
+#define SD DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
+
+static struct sd_model *g_model; /* sd1-tiny: 64x64 native */
+
+static void load_model(void)
+{
+    struct sd_model_options opt;
+    sd_model_options_default(&opt);
+    opt.backend = test_cpu_backend();
+    struct errbuf err;
+    if (sd_model_load(SD "/sd1-tiny/diffusers", &opt, &g_model, &err) != STATUS_OK) {
+        fprintf(stderr, "sd1-tiny: %s\n", err.msg);
+        g_model = NULL;
+    }
+}
+
+static void free_model(void)
+{
+    sd_model_free(g_model);
+    g_model = NULL;
+}
+
+/* Parse (and resolve when parse passes) with the default limits. */
+static enum status parse_resolve(const char *body, struct a1111_txt2img *t, struct api_error *e,
+                                 bool *at_parse)
+{
+    struct api_limits lim;
+    api_limits_default(&lim);
+    memset(e, 0, sizeof *e);
+    enum status s = a1111_txt2img_parse(body, strlen(body), &lim, t, e);
+    *at_parse = s != STATUS_OK;
+    if (s == STATUS_OK)
+        s = openai_images_resolve(g_model, &lim, 0x123456789abcULL, &t->req, e);
+    return s;
+}
+
+/* --- malformed ------------------------------------------------------------------------ */
+
+enum stage { AT_PARSE, AT_RESOLVE };
+
+static const struct {
+    const char *body;
+    enum stage stage;
+    const char *param; /* NULL: JSON null */
+} BAD[] = {
+    {"{\"prompt\":5}", AT_PARSE, "prompt"},
+    {"{\"negative_prompt\":[]}", AT_PARSE, "negative_prompt"},
+    {"{\"seed\":-2}", AT_PARSE, "seed"},
+    {"{\"seed\":\"1\"}", AT_PARSE, "seed"},
+    {"{\"seed\":9223372036854775807,\"batch_size\":2}", AT_PARSE, "seed"},
+    {"{\"sampler_name\":\"Heun\"}", AT_PARSE, "sampler_name"},
+    {"{\"sampler_index\":\"DPM adaptive\"}", AT_PARSE, "sampler_index"},
+    {"{\"scheduler\":\"exponential\"}", AT_PARSE, "scheduler"},
+    {"{\"batch_size\":0}", AT_PARSE, "batch_size"},
+    {"{\"batch_size\":9}", AT_PARSE, "batch_size"},
+    {"{\"n_iter\":0}", AT_PARSE, "n_iter"},
+    {"{\"batch_size\":4,\"n_iter\":3}", AT_PARSE, "batch_size"},
+    {"{\"steps\":0}", AT_PARSE, "steps"},
+    {"{\"steps\":151}", AT_PARSE, "steps"},
+    {"{\"cfg_scale\":-1}", AT_PARSE, "cfg_scale"},
+    {"{\"cfg_scale\":\"7\"}", AT_PARSE, "cfg_scale"},
+    {"{\"width\":32}", AT_PARSE, "width"},
+    {"{\"height\":4096}", AT_PARSE, "height"},
+    {"{\"width\":100}", AT_RESOLVE, "width"},
+    {"{\"height\":100}", AT_RESOLVE, "height"},
+    {"{\"width\":64.5}", AT_PARSE, "width"},
+    {"{\"eta\":2}", AT_PARSE, "eta"},
+    {"{\"enable_hr\":true}", AT_PARSE, "enable_hr"},
+    {"{\"enable_hr\":1}", AT_PARSE, "enable_hr"},
+    {"{\"restore_faces\":true}", AT_PARSE, "restore_faces"},
+    {"{\"tiling\":true}", AT_PARSE, "tiling"},
+    {"{\"styles\":[\"s\"]}", AT_PARSE, "styles"},
+    {"{\"styles\":\"s\"}", AT_PARSE, "styles"},
+    {"{\"alwayson_scripts\":{\"controlnet\":{}}}", AT_PARSE, "alwayson_scripts"},
+    {"{\"script_name\":\"x/y/z plot\"}", AT_PARSE, "script_name"},
+    {"{\"subseed_strength\":0.5}", AT_PARSE, "subseed_strength"},
+    {"{\"s_churn\":1}", AT_PARSE, "s_churn"},
+    {"{\"seed_resize_from_w\":512}", AT_PARSE, "seed_resize_from_w"},
+    {"{\"send_images\":\"yes\"}", AT_PARSE, "send_images"},
+    {"{\"override_settings\":[]}", AT_PARSE, "override_settings"},
+    {"{\"override_settings\":{\"CLIP_stop_at_last_layers\":0}}", AT_PARSE,
+     "override_settings.CLIP_stop_at_last_layers"},
+    {"{\"override_settings\":{\"CLIP_stop_at_last_layers\":3}}", AT_RESOLVE, "clip_skip"},
+    {"{\"override_settings\":{\"sd_model_checkpoint\":5}}", AT_PARSE,
+     "override_settings.sd_model_checkpoint"},
+    {"{\"sampler_name\":\"DDIM\",\"scheduler\":\"karras\"}", AT_RESOLVE, "scheduler"},
+    {"{\"prompt\":\"a\",\"prompt\":\"b\"}", AT_PARSE, "prompt"},
+    {"[]", AT_PARSE, NULL},
+    {"", AT_PARSE, NULL},
+};
+
+START_TEST(test_malformed)
+{
+    ck_assert_ptr_nonnull(g_model);
+    struct a1111_txt2img t;
+    struct api_error e;
+    bool at_parse = false;
+    const enum status s = parse_resolve(BAD[_i].body, &t, &e, &at_parse);
+    ck_assert_msg(s != STATUS_OK, "row %d (%s): accepted", _i, BAD[_i].body);
+    ck_assert_msg(at_parse == (BAD[_i].stage == AT_PARSE), "row %d (%s): rejected at %s: %s", _i,
+                  BAD[_i].body, at_parse ? "parse" : "resolve", e.message);
+    ck_assert_int_eq(e.http, 400);
+    const char *want = BAD[_i].param ? BAD[_i].param : "";
+    ck_assert_msg(strcmp(e.param, want) == 0, "row %d (%s): param \"%s\", want \"%s\" (%s)", _i,
+                  BAD[_i].body, e.param, want, e.message);
+    if (BAD[_i].param)
+        ck_assert_msg(strncmp(e.message, want, strlen(want)) == 0, "row %d: message \"%s\"", _i,
+                      e.message);
+    a1111_txt2img_free(&t);
+}
+END_TEST
+
+/* --- valid ---------------------------------------------------------------------------- */
+
+START_TEST(test_defaults_from_model)
+{
+    struct a1111_txt2img t;
+    struct api_error e;
+    bool at_parse;
+    ck_assert_int_eq(parse_resolve("{}", &t, &e, &at_parse), STATUS_OK);
+    struct gen_params d;
+    gen_params_default(g_model, &d);
+    const struct gen_params *p = &t.req.params;
+    ck_assert_str_eq(p->prompt, ""); /* A1111 allows an empty prompt */
+    ck_assert_int_eq(p->width, d.width);
+    ck_assert_int_eq(p->height, d.height);
+    ck_assert_int_eq(p->steps, d.steps);
+    ck_assert_double_eq(p->guidance, d.guidance);
+    ck_assert_int_eq(p->sampler, d.sampler);
+    ck_assert_int_eq(p->n, 1);
+    ck_assert(t.send_images);
+    ck_assert(t.req.seed_random);
+    ck_assert_uint_eq(p->seed, 0x123456789abcULL & API_RANDOM_SEED_MASK);
+    ck_assert_int_eq(t.req.output_format, IMAGE_PNG);
+    a1111_txt2img_free(&t);
+}
+END_TEST
+
+START_TEST(test_fields_applied)
+{
+    struct a1111_txt2img t;
+    struct api_error e;
+    bool at_parse;
+    const char *body =
+        "{\"prompt\":\"a cat\",\"negative_prompt\":\"dog\",\"seed\":41,\"sampler_name\":"
+        "\"DPM++ 2M Karras\",\"batch_size\":2,\"n_iter\":3,\"steps\":7,\"cfg_scale\":4.5,"
+        "\"width\":72,\"eta\":0.25,\"send_images\":false,\"override_settings\":"
+        "{\"sd_model_checkpoint\":\"m\",\"CLIP_stop_at_last_layers\":2,\"sd_vae\":\"x\","
+        "\"samples_format\":null}}";
+    ck_assert_int_eq(parse_resolve(body, &t, &e, &at_parse), STATUS_OK);
+    const struct gen_params *p = &t.req.params;
+    ck_assert_str_eq(p->prompt, "a cat");
+    ck_assert_str_eq(p->negative_prompt, "dog");
+    ck_assert_uint_eq(p->seed, 41);
+    ck_assert(!t.req.seed_random);
+    ck_assert_int_eq(p->sampler, SAMPLER_DPMPP_2M_KARRAS);
+    ck_assert_int_eq(t.batch_size, 2);
+    ck_assert_int_eq(t.n_iter, 3);
+    ck_assert_int_eq(p->n, 6);
+    ck_assert_int_eq(p->steps, 7);
+    ck_assert_double_eq(p->guidance, 4.5);
+    ck_assert_int_eq(p->width, 72);
+    ck_assert_int_eq(p->height, 64); /* the native height */
+    ck_assert_double_eq(p->eta, 0.25);
+    ck_assert(!t.send_images);
+    ck_assert_str_eq(t.req.model, "m");
+    ck_assert_int_eq(p->clip_skip, 1); /* A1111's 2 = one layer skipped */
+    ck_assert_int_eq(t.req.n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "override_settings.sd_vae"));
+    a1111_txt2img_free(&t);
+}
+END_TEST
+
+START_TEST(test_sampler_names)
+{
+    static const struct {
+        const char *body;
+        enum sampler_kind kind;
+        enum sd_scheduler sched;
+    } C[] = {
+        {"{\"sampler_name\":\"Euler a\"}", SAMPLER_EULER_A, SD_SCHEDULER_DEFAULT},
+        {"{\"sampler_name\":\"Euler\",\"scheduler\":\"karras\"}", SAMPLER_EULER,
+         SD_SCHEDULER_KARRAS},
+        {"{\"sampler_name\":\"DPM++ 2M\",\"scheduler\":\"sgm_uniform\"}", SAMPLER_DPMPP_2M,
+         SD_SCHEDULER_TRAILING},
+        {"{\"sampler_name\":\"DDIM\",\"scheduler\":\"uniform\"}", SAMPLER_DDIM,
+         SD_SCHEDULER_LINSPACE},
+        {"{\"sampler_index\":\"Euler\"}", SAMPLER_EULER, SD_SCHEDULER_DEFAULT},
+        /* sampler_name wins over sampler_index (webuiapi sends both) */
+        {"{\"sampler_name\":\"LCM\",\"sampler_index\":\"Euler\"}", SAMPLER_LCM,
+         SD_SCHEDULER_DEFAULT},
+        {"{\"sampler_name\":null,\"sampler_index\":\"DDIM\",\"scheduler\":\"automatic\"}",
+         SAMPLER_DDIM, SD_SCHEDULER_DEFAULT},
+    };
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        struct a1111_txt2img t;
+        struct api_error e;
+        bool at_parse;
+        ck_assert_msg(parse_resolve(C[i].body, &t, &e, &at_parse) == STATUS_OK, "%s: %s",
+                      C[i].body, e.message);
+        ck_assert_int_eq(t.req.params.sampler, C[i].kind);
+        ck_assert_int_eq(t.req.params.scheduler, C[i].sched);
+        a1111_txt2img_free(&t);
+    }
+}
+END_TEST
+
+/* What webuiapi 0.9.17's txt2img() sends when called with a prompt alone. */
+START_TEST(test_webuiapi_defaults_accepted)
+{
+    const char *body =
+        "{\"enable_hr\":false,\"hr_scale\":2,\"hr_upscaler\":\"Latent\",\"hr_second_pass_steps\":0,"
+        "\"hr_resize_x\":0,\"hr_resize_y\":0,\"hr_checkpoint_name\":null,\"hr_sampler_name\":null,"
+        "\"hr_scheduler\":null,\"hr_prompt\":\"\",\"hr_negative_prompt\":\"\","
+        "\"denoising_strength\":0.7,\"firstphase_width\":0,\"firstphase_height\":0,"
+        "\"prompt\":\"a\",\"styles\":[],\"seed\":-1,\"subseed\":-1,\"subseed_strength\":0.0,"
+        "\"seed_resize_from_h\":0,\"seed_resize_from_w\":0,\"batch_size\":1,\"n_iter\":1,"
+        "\"steps\":30,\"cfg_scale\":7.0,\"width\":64,\"height\":64,\"restore_faces\":false,"
+        "\"tiling\":false,\"do_not_save_samples\":false,\"do_not_save_grid\":false,"
+        "\"negative_prompt\":\"\",\"eta\":1.0,\"s_churn\":0,\"s_tmax\":0,\"s_tmin\":0,"
+        "\"s_noise\":1,\"override_settings\":{},\"override_settings_restore_afterwards\":true,"
+        "\"sampler_name\":\"Euler a\",\"scheduler\":\"automatic\",\"sampler_index\":\"Euler a\","
+        "\"script_name\":null,\"script_args\":[],\"send_images\":true,\"save_images\":false,"
+        "\"alwayson_scripts\":{}}";
+    struct a1111_txt2img t;
+    struct api_error e;
+    bool at_parse;
+    ck_assert_msg(parse_resolve(body, &t, &e, &at_parse) == STATUS_OK, "%s", e.message);
+    ck_assert_int_eq(t.req.params.steps, 30);
+    ck_assert_int_eq(t.req.params.sampler, SAMPLER_EULER_A);
+    ck_assert(t.req.seed_random);
+    ck_assert_int_eq(t.req.n_warnings, 0);
+    a1111_txt2img_free(&t);
+}
+END_TEST
+
+START_TEST(test_options_parse)
+{
+    char *model = NULL;
+    struct api_error e;
+    const char *b1 = "{\"sd_model_checkpoint\":\"m1\",\"sd_vae\":\"Automatic\"}";
+    ck_assert_int_eq(a1111_options_parse(b1, strlen(b1), &model, &e), STATUS_OK);
+    ck_assert_str_eq(model, "m1");
+    free(model);
+    const char *b2 = "{\"samples_format\":\"jpg\"}";
+    ck_assert_int_eq(a1111_options_parse(b2, strlen(b2), &model, &e), STATUS_OK);
+    ck_assert_ptr_null(model);
+    const char *b3 = "{\"sd_model_checkpoint\":1}";
+    ck_assert_int_ne(a1111_options_parse(b3, strlen(b3), &model, &e), STATUS_OK);
+    ck_assert_str_eq(e.param, "sd_model_checkpoint");
+    ck_assert_int_ne(a1111_options_parse("[]", 2, &model, &e), STATUS_OK);
+}
+END_TEST
+
+/* --- responses ------------------------------------------------------------------------ */
+
+static json_t *load(const char *body, size_t len)
+{
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    ck_assert_msg(root != NULL, "not JSON (%s): %.200s", je.text, body);
+    return root;
+}
+
+START_TEST(test_txt2img_response)
+{
+    struct a1111_txt2img t;
+    struct api_error e;
+    bool at_parse;
+    const char *body = "{\"prompt\":\"a \\\"q\\\"\",\"negative_prompt\":\"n\",\"seed\":9,"
+                       "\"batch_size\":2,\"steps\":3,\"sampler_name\":\"Euler a\","
+                       "\"override_settings\":{\"x\":1}}";
+    ck_assert_int_eq(parse_resolve(body, &t, &e, &at_parse), STATUS_OK);
+    static const uint8_t png0[] = {1, 2, 3, 250}, png1[] = {7};
+    const struct api_image_out imgs[2] = {{.data = png0, .len = 4, .seed = 9},
+                                          {.data = png1, .len = 1, .seed = 10}};
+    const int batch[] = {4, 4, 4};
+    const struct a1111_txt2img_response r = {
+        .t = &t, .model_name = "tiny", .images = imgs, .n_images = 2, .width = 64,
+        .height = 64, .created = 1700000000,
+        .metrics = {.total_ms = 12.5, .batch_sizes = batch, .n_batch_sizes = 3}};
+    char *out = NULL;
+    size_t len = 0;
+    struct errbuf err;
+    ck_assert_int_eq(a1111_txt2img_response_write(&r, &out, &len, &err), STATUS_OK);
+    ck_assert_uint_eq(strlen(out), len);
+    json_t *root = load(out, len);
+    json_t *images = json_object_get(root, "images");
+    ck_assert_uint_eq(json_array_size(images), 2);
+    uint8_t dec[8];
+    size_t n = 0;
+    const char *b0 = json_string_value(json_array_get(images, 0));
+    ck_assert(base64_decode(b0, strlen(b0), dec, &n));
+    ck_assert_uint_eq(n, 4);
+    ck_assert_mem_eq(dec, png0, 4);
+    json_t *params = json_object_get(root, "parameters");
+    ck_assert_str_eq(json_string_value(json_object_get(params, "prompt")), "a \"q\"");
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "seed")), 9);
+    ck_assert_str_eq(json_string_value(json_object_get(params, "sampler_name")), "Euler a");
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "batch_size")), 2);
+    json_t *info = load(json_string_value(json_object_get(root, "info")),
+                        strlen(json_string_value(json_object_get(root, "info"))));
+    json_t *seeds = json_object_get(info, "all_seeds");
+    ck_assert_int_eq(json_integer_value(json_array_get(seeds, 1)), 10);
+    ck_assert_str_eq(json_string_value(json_object_get(info, "job_timestamp")),
+                     "20231114221320");
+    const char *it1 = json_string_value(json_array_get(json_object_get(info, "infotexts"), 1));
+    ck_assert_ptr_nonnull(strstr(it1, "Negative prompt: n\nSteps: 3, Sampler: Euler a"));
+    ck_assert_ptr_nonnull(strstr(it1, "Seed: 10, Size: 64x64, Model: tiny"));
+    json_t *m = json_object_get(root, "metrics");
+    ck_assert_uint_eq(json_array_size(json_object_get(m, "batch_sizes")), 3);
+    ck_assert_uint_eq(json_array_size(json_object_get(root, "warnings")), 1);
+    json_decref(info);
+    json_decref(root);
+    free(out);
+
+    t.send_images = false; /* the images are not sent; info still describes them */
+    ck_assert_int_eq(a1111_txt2img_response_write(&r, &out, &len, &err), STATUS_OK);
+    root = load(out, len);
+    ck_assert_uint_eq(json_array_size(json_object_get(root, "images")), 0);
+    json_decref(root);
+    free(out);
+    a1111_txt2img_free(&t);
+}
+END_TEST
+
+START_TEST(test_lists_parse_back)
+{
+    char *out = NULL;
+    size_t len = 0;
+    struct errbuf err;
+    ck_assert_int_eq(a1111_samplers_write(&out, &len, &err), STATUS_OK);
+    json_t *root = load(out, len);
+    ck_assert_uint_eq(json_array_size(root), SAMPLER_KIND_COUNT_ - 1);
+    for (size_t i = 0; i < json_array_size(root); i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(root, i), "name"));
+        enum sampler_kind k;
+        ck_assert_msg(sampler_kind_parse(name, &k, &err) == STATUS_OK, "%s", name);
+    }
+    json_decref(root);
+    free(out);
+    ck_assert_int_eq(a1111_schedulers_write(&out, &len, &err), STATUS_OK);
+    root = load(out, len);
+    ck_assert_uint_eq(json_array_size(root), SD_SCHEDULER_COUNT_);
+    for (size_t i = 0; i < json_array_size(root); i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(root, i), "name"));
+        enum sd_scheduler s;
+        ck_assert_msg(sd_scheduler_parse(name, &s, &err) == STATUS_OK, "%s", name);
+        ck_assert_int_eq((int)s, (int)i);
+        ck_assert_str_eq(a1111_scheduler_name(s), name);
+    }
+    json_decref(root);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_models_options_progress_error)
+{
+    char *out = NULL;
+    size_t len = 0;
+    struct errbuf err;
+    const char *names[] = {"a", "b\"c"};
+    ck_assert_int_eq(a1111_models_write(names, 2, &out, &len, &err), STATUS_OK);
+    json_t *root = load(out, len);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(root, 1), "title")),
+                     "b\"c");
+    json_decref(root);
+    free(out);
+    ck_assert_int_eq(a1111_options_write("a", &out, &len, &err), STATUS_OK);
+    root = load(out, len);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "sd_model_checkpoint")), "a");
+    json_decref(root);
+    free(out);
+    const struct a1111_progress p = {.job_count = 3, .steps_done = 5, .steps_total = 20};
+    ck_assert_int_eq(a1111_progress_write(&p, &out, &len, &err), STATUS_OK);
+    root = load(out, len);
+    ck_assert_double_eq(json_real_value(json_object_get(root, "progress")), 0.25);
+    json_t *state = json_object_get(root, "state");
+    ck_assert_int_eq(json_integer_value(json_object_get(state, "job_count")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(state, "sampling_steps")), 20);
+    json_decref(root);
+    free(out);
+    const struct a1111_progress idle = {0};
+    ck_assert_int_eq(a1111_progress_write(&idle, &out, &len, &err), STATUS_OK);
+    root = load(out, len);
+    ck_assert_double_eq(json_real_value(json_object_get(root, "progress")), 0.0);
+    json_decref(root);
+    free(out);
+    struct api_error e;
+    api_error_set(&e, 400, NULL, "steps", NULL, "steps: bad");
+    out = a1111_error_body(&e, &len);
+    root = load(out, len);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "detail")), "steps: bad");
+    ck_assert_str_eq(json_string_value(json_object_get(root, "errors")), "steps: bad");
+    ck_assert_str_eq(json_string_value(json_object_get(root, "param")), "steps");
+    ck_assert(json_is_null(json_object_get(root, "code")));
+    json_decref(root);
+    free(out);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("a1111");
+    TCase *bad = tcase_create("malformed");
+    tcase_add_unchecked_fixture(bad, load_model, free_model);
+    tcase_add_loop_test(bad, test_malformed, 0, (int)(sizeof BAD / sizeof BAD[0]));
+    suite_add_tcase(s, bad);
+    TCase *ok = tcase_create("valid");
+    tcase_add_unchecked_fixture(ok, load_model, free_model);
+    tcase_add_test(ok, test_defaults_from_model);
+    tcase_add_test(ok, test_fields_applied);
+    tcase_add_test(ok, test_sampler_names);
+    tcase_add_test(ok, test_webuiapi_defaults_accepted);
+    tcase_add_test(ok, test_options_parse);
+    suite_add_tcase(s, ok);
+    TCase *resp = tcase_create("responses");
+    tcase_add_unchecked_fixture(resp, load_model, free_model);
+    tcase_add_test(resp, test_txt2img_response);
+    tcase_add_test(resp, test_lists_parse_back);
+    tcase_add_test(resp, test_models_options_progress_error);
+    suite_add_tcase(s, resp);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite());
+}
