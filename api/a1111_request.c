@@ -51,14 +51,16 @@ static enum status f_sampler_name(const json_t *v, const struct api_limits *lim,
     return STATUS_OK;
 }
 
-/* A1111's deprecated name for the sampler: used when sampler_name is absent. */
+/* A1111's deprecated name for the sampler: checked always, used when sampler_name is
+ * absent. */
 static enum status f_sampler_index(const json_t *v, const struct api_limits *lim,
                                    struct a1111_txt2img *t, struct api_error *e)
 {
+    enum sampler_kind k;
     (void)lim;
-    if (t->req.has_sampler)
-        return STATUS_OK;
-    TRY(json_field_sampler(v, "sampler_index", &t->req.sampler, e));
+    TRY(json_field_sampler(v, "sampler_index", &k, e));
+    if (!t->req.has_sampler)
+        t->req.sampler = k;
     t->req.has_sampler = true;
     return STATUS_OK;
 }

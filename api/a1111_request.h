@@ -28,8 +28,8 @@
  * s_churn 0, seed_resize_from_w/h ≤ 0.  Accepted and ignored: subseed,
  * denoising_strength and the hr_* / firstphase_* fields (they act only with enable_hr),
  * s_tmin, s_tmax, s_noise, save_images, do_not_save_samples, do_not_save_grid,
- * override_settings_restore_afterwards, script_args, sampler_index's value when
- * sampler_name is given.
+ * override_settings_restore_afterwards, script_args.  sampler_index must be a sampler
+ * name even when sampler_name wins.
  *
  * Errors are api_error 400s naming A1111's field (the route answers them as 422, the
  * status A1111's FastAPI gives a body it cannot validate): "batch_size: …",

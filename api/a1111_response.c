@@ -14,6 +14,26 @@
 
 #define VERSION_NAME "diffusiond"
 
+/* A JSON string of s; bytes that are not well-formed UTF-8 (a model folder's name, a
+ * message cut mid-character) become U+FFFD, as json_out writes them, where jansson
+ * would refuse the string.  NULL when out of memory. */
+static json_t *utf8_string(const char *s)
+{
+    json_t *v = json_string(s ? s : "");
+    if (v || !s)
+        return v;
+    struct json_out c = json_out_counter();
+    json_out_string(&c, s);
+    char *buf = malloc(c.len + 1);
+    if (!buf)
+        return NULL;
+    struct json_out w = json_out_buffer(buf, c.len + 1);
+    json_out_string(&w, s);
+    v = w.overflow ? NULL : json_loadb(buf, w.len, JSON_DECODE_ANY, NULL);
+    free(buf);
+    return v;
+}
+
 /* json_dumps(root) into *out, *len; root released. */
 static enum status dump(json_t *root, char **out, size_t *len, struct errbuf *err)
 {
@@ -75,17 +95,18 @@ enum status a1111_models_write(const char *const *names, int n, char **out, size
 {
     json_t *list = json_array();
     for (int i = 0; list && i < n; i++)
-        json_array_append_new(list, json_pack("{s:s, s:s, s:n, s:n, s:s, s:n}", "title", names[i],
-                                              "model_name", names[i], "hash", "sha256",
-                                              "filename", names[i], "config"));
+        json_array_append_new(list, json_pack("{s:o, s:o, s:n, s:n, s:o, s:n}", "title",
+                                              utf8_string(names[i]), "model_name",
+                                              utf8_string(names[i]), "hash", "sha256",
+                                              "filename", utf8_string(names[i]), "config"));
     return dump(list, out, len, err);
 }
 
 enum status a1111_options_write(const char *model_name, char **out, size_t *len,
                                 struct errbuf *err)
 {
-    return dump(json_pack("{s:s, s:n, s:i, s:s}", "sd_model_checkpoint",
-                          model_name ? model_name : "", "sd_checkpoint_hash",
+    return dump(json_pack("{s:o, s:n, s:i, s:s}", "sd_model_checkpoint",
+                          utf8_string(model_name), "sd_checkpoint_hash",
                           "CLIP_stop_at_last_layers", 1, "samples_format", "png"),
                 out, len, err);
 }
@@ -105,18 +126,37 @@ enum status a1111_progress_write(const struct a1111_progress *p, char **out, siz
                 out, len, err);
 }
 
+/* By hand (json_out): a message may hold any bytes (a cut of the request's value). */
+static void emit_error(struct json_out *o, const struct api_error *e)
+{
+    json_out_cstr(o, "{\"error\":");
+    json_out_string(o, e->type);
+    json_out_cstr(o, ",\"detail\":");
+    json_out_string(o, e->message);
+    json_out_cstr(o, ",\"body\":\"\",\"errors\":");
+    json_out_string(o, e->message);
+    json_out_cstr(o, ",\"param\":");
+    json_out_string(o, e->param[0] ? e->param : NULL);
+    json_out_cstr(o, ",\"code\":");
+    json_out_string(o, e->code[0] ? e->code : NULL);
+    json_out_raw(o, "}", 1);
+}
+
 char *a1111_error_body(const struct api_error *e, size_t *len)
 {
-    json_t *root = json_pack("{s:s, s:s, s:s, s:s}", "error", e->type, "detail", e->message,
-                             "body", "", "errors", e->message);
-    if (root) {
-        json_object_set_new(root, "param", e->param[0] ? json_string(e->param) : json_null());
-        json_object_set_new(root, "code", e->code[0] ? json_string(e->code) : json_null());
-    }
-    char *body = NULL;
-    struct errbuf err;
-    if (dump(root, &body, len, &err) != STATUS_OK)
+    struct json_out c = json_out_counter();
+    emit_error(&c, e);
+    char *body = malloc(c.len + 1);
+    if (!body)
         return NULL;
+    struct json_out w = json_out_buffer(body, c.len + 1);
+    emit_error(&w, e);
+    if (w.overflow) {
+        free(body);
+        return NULL;
+    }
+    body[w.len] = '\0';
+    *len = w.len;
     return body;
 }
 
@@ -127,7 +167,7 @@ static json_t *parameters(const struct a1111_txt2img_response *r)
     const struct a1111_txt2img *t = r->t;
     const struct gen_params *p = &t->req.params;
     return json_pack("{s:s, s:s, s:I, s:i, s:f, s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:f, "
-                     "s:b, s:{s:s, s:i}}",
+                     "s:b, s:{s:o, s:i}}",
                      "prompt", p->prompt ? p->prompt : "", "negative_prompt",
                      p->negative_prompt ? p->negative_prompt : "", "seed", (json_int_t)p->seed,
                      "subseed", -1, "subseed_strength", 0.0, "sampler_name",
@@ -135,7 +175,7 @@ static json_t *parameters(const struct a1111_txt2img_response *r)
                      a1111_scheduler_name(p->scheduler), "batch_size", t->batch_size, "n_iter",
                      t->n_iter, "steps", p->steps, "cfg_scale", p->guidance, "width", r->width,
                      "height", r->height, "eta", p->eta, "send_images", t->send_images,
-                     "override_settings", "sd_model_checkpoint", r->model_name,
+                     "override_settings", "sd_model_checkpoint", utf8_string(r->model_name),
                      "CLIP_stop_at_last_layers", p->clip_skip + 1);
 }
 
@@ -171,8 +211,12 @@ static json_t *infotexts(const struct a1111_txt2img_response *r)
             return NULL;
         }
         image_parameters_format(&meta, text, need + 1);
-        json_array_append_new(a, json_string(text));
+        json_t *v = utf8_string(text);
         free(text);
+        if (!v || json_array_append_new(a, v) != 0) {
+            json_decref(a);
+            return NULL;
+        }
     }
     return a;
 }
@@ -191,14 +235,14 @@ static char *info_text(const struct a1111_txt2img_response *r)
         strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
     json_t *info = json_pack(
         "{s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:o, s:f, s:i, s:i, s:s, s:f, s:i, s:i, s:b, "
-        "s:n, s:s, s:n, s:i, s:i, s:{s:s}, s:i, s:o, s:[], s:s, s:i, s:s}",
+        "s:n, s:o, s:n, s:i, s:i, s:{s:s}, s:i, s:o, s:[], s:s, s:i, s:s}",
         "prompt", prompt, "all_prompts", repeat(prompt, r->n_images), "negative_prompt", neg,
         "all_negative_prompts", repeat(neg, r->n_images), "seed", (json_int_t)r->images[0].seed,
         "all_seeds", seeds(r), "subseed", (json_int_t)r->images[0].seed, "all_subseeds",
         seeds(r), "subseed_strength", 0.0, "width", r->width, "height", r->height,
         "sampler_name", sd_sampler_display_name(p->sampler, p->scheduler), "cfg_scale",
         p->guidance, "steps", p->steps, "batch_size", t->batch_size, "restore_faces", 0,
-        "sd_model_hash", "sd_model_name", r->model_name, "face_restoration_model",
+        "sd_model_hash", "sd_model_name", utf8_string(r->model_name), "face_restoration_model",
         "seed_resize_from_w", -1, "seed_resize_from_h", -1, "extra_generation_params",
         "Schedule type", SCHEDULERS[p->scheduler].label, "index_of_first_image", 0,
         "infotexts", infotexts(r), "styles", "job_timestamp", stamp, "clip_skip",

@@ -8,7 +8,8 @@
  *   S=api; B=build
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I. \
  *     $(pkg-config --cflags jansson) -DFIXTURE=\"$PWD/tests/fixtures/sd/sd1-tiny/diffusers\" \
- *     tests/fuzz/fuzz_openai_images.c $S/openai_images.c $S/api_error.c $S/json_out.c \
+ *     tests/fuzz/fuzz_openai_images.c $S/openai_images.c $S/json_fields.c $S/api_error.c \
+ *     $S/json_out.c \
  *     $S/base64.c $B/models/libdiffusiond_models.a $B/engine/libdiffusiond_engine.a \
  *     $(pkg-config --libs jansson libutf8proc) -lopenblas -lm -lpthread -o fuzz_openai_images
  *   ./fuzz_openai_images -max_total_time=150 -max_len=2048 CORPUS_DIR

@@ -1,7 +1,9 @@
 """tests/http/test_clients.py — third-party clients against the live server:
   * the official `openai` package: client.images.generate(...) → decodable images;
     its errors (AuthenticationError, BadRequestError, NotFoundError) on ours;
-  * schemathesis with api/openapi.yaml: zero failures (every check);
+  * the `webuiapi` package (AUTOMATIC1111's API client) in test_a1111.py;
+  * schemathesis with api/openapi.yaml: zero failures (every check), the OpenAI and the
+    A1111 routes;
   * openapi-spec-validator on api/openapi.yaml.
 
 The schemathesis run uses a server with small limits (sizes 64–128, n ≤ 2, steps ≤ 4,
@@ -48,6 +50,24 @@ def spec_with_limits(min_side, max_side, max_n, max_steps, max_prompt, max_clip_
     props["prompt"]["maxLength"] = max_prompt
     props["negative_prompt"]["maxLength"] = max_prompt
     props["clip_skip"]["maximum"] = max_clip_skip  # the model's: text encoder layers − 1
+    t2i = spec["components"]["schemas"]["Txt2ImgRequest"]
+    tp = t2i["properties"]
+    for side, hi in (("width", max_side), ("height", max_side)):
+        assert tp[side]["x-diffusiond-setting"].startswith("--min-side")
+        tp[side]["minimum"], tp[side]["maximum"] = min_side, hi
+    tp["batch_size"]["maximum"] = tp["n_iter"]["maximum"] = max_n
+    tp["steps"]["maximum"] = max_steps
+    tp["prompt"]["maxLength"] = tp["negative_prompt"]["maxLength"] = max_prompt
+    tp["override_settings"]["properties"]["CLIP_stop_at_last_layers"]["maximum"] = \
+        max_clip_skip + 1
+    # batch_size × n_iter ≤ max_n, for this max_n: replaces the default's three rules
+    rules = [r for r in t2i["allOf"] if "batch_size" not in r["if"].get("properties", {})]
+    assert len(rules) == len(t2i["allOf"]) - 3, "the spec's batch_size × n_iter rules moved"
+    t2i["allOf"] = rules + [
+        {"if": {"required": ["batch_size"],
+                "properties": {"batch_size": {"type": "integer", "minimum": b, "maximum": b}}},
+         "then": {"properties": {"n_iter": {"maximum": max_n // b}}}}
+        for b in range(2, max_n + 1)]
     return spec
 
 
@@ -68,6 +88,17 @@ class TestSpec(unittest.TestCase):
                 want = 64 <= w <= 2048 and w % 8 == 0
                 self.assertEqual(bool(pat.fullmatch(s)), want, s)
         self.assertTrue(pat.fullmatch("auto"))
+
+    def test_txt2img_product_rules_are_the_default_max_n(self):
+        import jsonschema
+        with open(SPEC) as f:
+            spec = yaml.safe_load(f)
+        schema = spec["components"]["schemas"]["Txt2ImgRequest"]
+        for b in range(1, 9):
+            for n in range(1, 9):
+                ok = jsonschema.Draft202012Validator(schema).is_valid(
+                    {"batch_size": b, "n_iter": n})
+                self.assertEqual(ok, b * n <= 8, (b, n))
 
 
 class TestOpenAIClient(harness.ServerCase):
@@ -152,10 +183,14 @@ class TestSchemathesis(unittest.TestCase):
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp)
             out = p.stdout + p.stderr
             samples = server.metrics()
-            codes = {dict(ls).get("code"): v for (n, ls), v in samples.items()
-                     if n == "diffusiond_http_requests_total"
-                     and dict(ls).get("route") == "/v1/images/generations"}
-            print(f"\nschemathesis: generation answers by code {codes}", file=sys.stderr)
+            def by_code(route):
+                return {dict(ls).get("code"): v for (n, ls), v in samples.items()
+                        if n == "diffusiond_http_requests_total"
+                        and dict(ls).get("route") == route}
+            codes = by_code("/v1/images/generations")
+            t2i_codes = by_code("/sdapi/v1/txt2img")
+            print(f"\nschemathesis: generation answers by code {codes}; txt2img {t2i_codes}",
+                  file=sys.stderr)
             summary = out[out.rfind("SUMMARY"):] if "SUMMARY" in out else out[-3000:]
             print(summary, file=sys.stderr)
             self.assertEqual(p.returncode, 0, f"schemathesis failed:\n{out[-12000:]}")
@@ -163,6 +198,8 @@ class TestSchemathesis(unittest.TestCase):
             # The run reached real generations, not only rejections.
             self.assertGreaterEqual(codes.get("200", 0), 20, codes)
             self.assertGreaterEqual(codes.get("400", 0), 20, codes)
+            self.assertGreaterEqual(t2i_codes.get("200", 0), 20, t2i_codes)
+            self.assertGreaterEqual(t2i_codes.get("422", 0), 20, t2i_codes)
         finally:
             code = server.stop()
             log = server.log()

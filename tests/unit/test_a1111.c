@@ -73,6 +73,7 @@ static const struct {
     {"{\"seed\":9223372036854775807,\"batch_size\":2}", AT_PARSE, "seed"},
     {"{\"sampler_name\":\"Heun\"}", AT_PARSE, "sampler_name"},
     {"{\"sampler_index\":\"DPM adaptive\"}", AT_PARSE, "sampler_index"},
+    {"{\"sampler_name\":\"Euler\",\"sampler_index\":5}", AT_PARSE, "sampler_index"},
     {"{\"scheduler\":\"exponential\"}", AT_PARSE, "scheduler"},
     {"{\"batch_size\":0}", AT_PARSE, "batch_size"},
     {"{\"batch_size\":9}", AT_PARSE, "batch_size"},
@@ -417,6 +418,23 @@ START_TEST(test_models_options_progress_error)
     ck_assert_str_eq(json_string_value(json_object_get(root, "errors")), "steps: bad");
     ck_assert_str_eq(json_string_value(json_object_get(root, "param")), "steps");
     ck_assert(json_is_null(json_object_get(root, "code")));
+    json_decref(root);
+    free(out);
+    /* a message holding bytes that are not UTF-8 (jansson's error text quotes the
+     * body; found by tests/fuzz/fuzz_a1111.c): still a JSON body, U+FFFD in their place */
+    api_error_set(&e, 400, NULL, NULL, NULL, "bad \xe7\xa3 byte");
+    out = a1111_error_body(&e, &len);
+    ck_assert_ptr_nonnull(out);
+    root = load(out, len);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "detail")),
+                     "bad \xef\xbf\xbd\xef\xbf\xbd byte");
+    json_decref(root);
+    free(out);
+    const char *bad_name[] = {"m\xff"}; /* a model folder's name */
+    ck_assert_int_eq(a1111_models_write(bad_name, 1, &out, &len, &err), STATUS_OK);
+    root = load(out, len);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(root, 0), "title")),
+                     "m\xef\xbf\xbd");
     json_decref(root);
     free(out);
 }

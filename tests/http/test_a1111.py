@@ -1,0 +1,219 @@
+"""tests/http/test_a1111.py — AUTOMATIC1111's API (/sdapi/v1) against the live server,
+through the `webuiapi` package (the A1111 client people script with) and raw HTTP:
+  * the lists (sd-models, samplers, schedulers, options) and every listed sampler and
+    scheduler usable in txt2img;
+  * txt2img: images of the asked size and count (batch_size × n_iter), info's seeds and
+    infotexts equal to each PNG's "parameters" chunk, a random seed that reproduces;
+  * the same request on both routes gives the same pixels (one request path);
+  * POST options choosing the model; progress while a job runs and when idle;
+  * errors in A1111's shape: 422 naming the field, 404 for an unknown model, 405, 415,
+    401 with auth on; the metrics' route labels.
+
+Run: .venv/bin/python -m unittest -v tests/http/test_a1111.py  (DIFFUSIOND_BIN set)."""
+import base64
+import io
+import json
+import threading
+import time
+import unittest
+
+import webuiapi
+from PIL import Image
+
+import harness
+
+TXT2IMG = "/sdapi/v1/txt2img"
+
+
+def png_pixels(data):
+    img = Image.open(io.BytesIO(data))
+    return img.size, img.convert("RGB").tobytes(), img.info.get("parameters")
+
+
+def assert_a1111_error(tc, r, status, param=None):
+    tc.assertEqual(r.status, status, r.body[:400])
+    body = r.json()
+    tc.assertEqual(set(body), {"error", "detail", "body", "errors", "param", "code"}, body)
+    tc.assertTrue(body["detail"])
+    tc.assertEqual(body["detail"], body["errors"])
+    tc.assertEqual(body["param"], param, body)
+    if param:
+        tc.assertTrue(body["detail"].startswith(param + ":"), body)
+    tc.assertTrue(r.header("X-Request-Id"))
+    return body
+
+
+class TestWebuiapi(harness.ServerCase):
+    ARGS = ["--max-steps", "150", "--max-n", "8", "--max-width", "256", "--max-height", "256"]
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.api = webuiapi.WebUIApi(host="127.0.0.1", port=cls.server.port)
+
+    def test_lists(self):
+        self.assertEqual(self.api.util_get_model_names(), [harness.TINY_NAME])
+        self.assertEqual(self.api.util_get_current_model(), harness.TINY_NAME)
+        self.assertEqual(set(self.api.util_get_sampler_names()),
+                         {"Euler", "Euler a", "DDIM", "DPM++ 2M", "DDPM", "LCM"})
+        self.assertEqual(set(self.api.util_get_scheduler_names()),
+                         {"automatic", "karras", "uniform", "sgm_uniform", "leading"})
+
+    def test_every_listed_sampler_and_scheduler_runs(self):
+        for name in self.api.util_get_sampler_names():
+            r = self.api.txt2img(prompt="a tree", seed=3, steps=2, sampler_name=name,
+                                 width=64, height=64)
+            self.assertEqual(len(r.images), 1, name)
+            self.assertEqual(r.info["sampler_name"], name)
+        for sched in self.api.util_get_scheduler_names():
+            r = self.api.txt2img(prompt="a tree", seed=3, steps=2, sampler_name="Euler",
+                                 scheduler=sched, width=64, height=64)
+            self.assertEqual(len(r.images), 1, sched)
+            self.assertEqual(r.parameters["scheduler"], sched)
+
+    def test_txt2img_batches_seeds_and_infotexts(self):
+        r = self.api.txt2img(prompt="a red boat", negative_prompt="fog", seed=7, steps=3,
+                             cfg_scale=5, width=64, height=96, batch_size=2, n_iter=2,
+                             sampler_name="DPM++ 2M", scheduler="karras")
+        self.assertEqual(len(r.images), 4)
+        self.assertEqual(r.info["all_seeds"], [7, 8, 9, 10])
+        self.assertEqual(r.info["sampler_name"], "DPM++ 2M Karras")
+        self.assertEqual((r.info["width"], r.info["height"]), (64, 96))
+        raw = r.json["images"]
+        for i, b64 in enumerate(raw):
+            size, _, text = png_pixels(base64.b64decode(b64))
+            self.assertEqual(size, (64, 96))
+            self.assertEqual(text, r.info["infotexts"][i])
+            self.assertIn(f"Seed: {7 + i},", text)
+            self.assertIn("Negative prompt: fog\nSteps: 3, Sampler: DPM++ 2M Karras", text)
+        self.assertEqual(r.parameters["seed"], 7)
+        self.assertEqual(r.parameters["batch_size"], 2)
+        self.assertEqual(r.parameters["n_iter"], 2)
+        self.assertEqual(len(r.json["metrics"]["seeds"]), 4)
+
+    def test_same_pixels_as_the_openai_route(self):
+        common = {"prompt": "a lighthouse", "negative_prompt": "dark", "seed": 1234,
+                  "steps": 4}
+        a = self.server.request("POST", TXT2IMG, dict(
+            common, cfg_scale=6.0, width=72, height=64, sampler_name="Euler a"))
+        self.assertEqual(a.status, 200, a.body[:300])
+        o = self.server.request("POST", "/v1/images/generations", dict(
+            common, guidance_scale=6.0, size="72x64", sampler="euler_a", model=harness.TINY_NAME))
+        self.assertEqual(o.status, 200, o.body[:300])
+        pa = png_pixels(base64.b64decode(a.json()["images"][0]))
+        po = png_pixels(base64.b64decode(o.json()["data"][0]["b64_json"]))
+        self.assertEqual(pa[0], (72, 64))
+        self.assertEqual(pa[:2], po[:2], "the two routes drew different pixels")
+        self.assertEqual(pa[2], po[2], "the PNG parameters differ")
+
+    def test_random_seed_is_reported_and_reproduces(self):
+        r1 = self.api.txt2img(prompt="a cat", seed=-1, steps=2, width=64, height=64)
+        seed = r1.info["seed"]
+        self.assertGreaterEqual(seed, 0)
+        r2 = self.api.txt2img(prompt="a cat", seed=seed, steps=2, width=64, height=64)
+        self.assertEqual(r1.images[0].tobytes(), r2.images[0].tobytes())
+
+    def test_send_images_false_and_ignored_overrides(self):
+        r = self.server.request("POST", TXT2IMG, {
+            "prompt": "x", "steps": 2, "send_images": False,
+            "override_settings": {"sd_vae": "Automatic",
+                                  "sd_model_checkpoint": harness.TINY_NAME}})
+        self.assertEqual(r.status, 200, r.body[:300])
+        body = r.json()
+        self.assertEqual(body["images"], [])
+        self.assertEqual(len(json.loads(body["info"])["all_seeds"]), 1)
+        self.assertEqual(body["warnings"],
+                         ["override_settings.sd_vae: not a setting of this server; ignored"])
+
+    def test_options_choose_the_model(self):
+        self.api.util_set_model(harness.TINY_NAME)
+        self.assertEqual(self.api.get_options()["sd_model_checkpoint"], harness.TINY_NAME)
+        r = self.server.request("POST", "/sdapi/v1/options", {"sd_model_checkpoint": "sd9"})
+        body = assert_a1111_error(self, r, 404, "sd_model_checkpoint")
+        self.assertEqual(body["code"], "model_not_found")
+        r = self.server.request("POST", "/sdapi/v1/options", {"samples_format": "jpg"})
+        self.assertEqual((r.status, r.body), (200, b"null"))
+
+    def test_errors_name_the_field(self):
+        cases = [({"steps": 0}, "steps"), ({"enable_hr": True}, "enable_hr"),
+                 ({"width": 100}, "width"), ({"cfg_scale": "7"}, "cfg_scale"),
+                 ({"batch_size": 4, "n_iter": 3}, "batch_size"),
+                 ({"sampler_name": "Heun"}, "sampler_name"),
+                 ({"alwayson_scripts": {"controlnet": {"args": []}}}, "alwayson_scripts"),
+                 ({"override_settings": {"CLIP_stop_at_last_layers": 5}}, "clip_skip")]
+        for body, param in cases:
+            with self.subTest(body=body):
+                assert_a1111_error(self, self.server.request("POST", TXT2IMG, body), 422, param)
+        r = self.server.request("POST", TXT2IMG,
+                                {"override_settings": {"sd_model_checkpoint": "nope"}})
+        assert_a1111_error(self, r, 404, "override_settings.sd_model_checkpoint")
+        assert_a1111_error(self, self.server.request("POST", TXT2IMG, b"{", headers={
+            "Content-Type": "application/json"}), 422, None)
+        # not JSON, with bytes that are not UTF-8 quoted in jansson's message (found by
+        # tests/fuzz/fuzz_a1111.c: the error body could not be written)
+        assert_a1111_error(self, self.server.request(
+            "POST", TXT2IMG, b'"\\\xe7\xa3\xa3\xa3\xa3\xa3\xdd\xff',
+            headers={"Content-Type": "application/json"}), 422, None)
+        r = self.server.request("POST", TXT2IMG, b"prompt=x",
+                                headers={"Content-Type": "text/plain"})
+        assert_a1111_error(self, r, 415)
+        r = self.server.request("DELETE", "/sdapi/v1/samplers")
+        assert_a1111_error(self, r, 405)
+        self.assertEqual(r.header("Allow"), "GET, HEAD, OPTIONS")
+        # the OpenAI route keeps its own shape
+        r = self.server.request("POST", "/v1/images/generations", {"prompt": "x", "steps": 0})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(set(r.json()), {"error"})
+
+    def test_progress_while_a_job_runs(self):
+        idle = self.api.get_progress()
+        self.assertEqual((idle["progress"], idle["state"]["job_count"]), (0.0, 0))
+        result = {}
+
+        def run():
+            result["r"] = self.server.request("POST", TXT2IMG, {
+                "prompt": "slow", "steps": 150, "batch_size": 4, "width": 256,
+                "height": 256}, timeout=300)
+
+        t = threading.Thread(target=run)
+        t.start()
+        seen = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and t.is_alive():
+            p = self.api.get_progress()
+            if p["state"]["job_count"] >= 1 and 0 < p["progress"] < 1:
+                seen = p
+                break
+            time.sleep(0.005)
+        t.join(300)
+        self.assertIsNotNone(seen, "no progress seen while the job ran")
+        self.assertEqual(seen["state"]["sampling_steps"], 600)
+        self.assertGreater(seen["state"]["sampling_step"], 0)
+        self.assertEqual(result["r"].status, 200)
+        self.assertEqual(self.api.get_progress()["state"]["job_count"], 0)
+
+    def test_metrics_count_the_routes(self):
+        self.server.request("POST", TXT2IMG, {"steps": 0})
+        self.server.request("GET", "/sdapi/v1/samplers")
+        samples = self.server.metrics()
+        seen = {(dict(ls)["route"], dict(ls)["code"]) for (n, ls), v in samples.items()
+                if n == "diffusiond_http_requests_total" and v > 0}
+        self.assertIn(("/sdapi/v1/txt2img", "422"), seen)
+        self.assertIn(("/sdapi/v1/{info}", "200"), seen)
+
+
+class TestAuth(harness.ServerCase):
+    KEY = "sk-a1111"
+    ENV = {"DIFFUSIOND_API_KEYS": KEY}
+
+    def test_sdapi_needs_the_key(self):
+        r = self.server.request("GET", "/sdapi/v1/sd-models")
+        assert_a1111_error(self, r, 401)
+        self.assertTrue(r.header("WWW-Authenticate").startswith("Bearer"))
+        r = self.server.request("POST", TXT2IMG, {"steps": 2},
+                                headers={"Authorization": f"Bearer {self.KEY}"})
+        self.assertEqual(r.status, 200, r.body[:300])
+
+
+if __name__ == "__main__":
+    unittest.main()
