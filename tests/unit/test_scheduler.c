@@ -313,6 +313,11 @@ START_TEST(test_join_and_leave)
     poll1(s); /* A admitted, its step 1 */
     const uint64_t b = submit(s, r, params(200, 2, 1.0, 64, 64), 0, 0);
     poll1(s); /* B joins: A step 2, B step 1 */
+    struct scheduler_stats mid; /* the running jobs' steps (A1111's /progress) */
+    scheduler_stats(s, &mid);
+    ck_assert_int_eq(mid.active_jobs, 2);
+    ck_assert_int_eq(mid.active_steps_done, 3);
+    ck_assert_int_eq(mid.active_steps_total, 6);
     poll1(s); /* A 3, B 2 → B leaves, decoded, completes */
     ck_assert_int_eq(r->complete[b], 1);
     ck_assert_int_eq(r->complete[a], 0);
@@ -346,6 +351,7 @@ START_TEST(test_join_and_leave)
     ck_assert_uint_eq(st.call_hist[9], 0);
     ck_assert_uint_eq(st.completed_ok, 2);
     ck_assert_int_eq(st.active_rows, 0);
+    ck_assert_int_eq(st.active_steps_total, 0);
     teardown(s, f, r);
 }
 END_TEST
