@@ -14,6 +14,11 @@
 
 #define VERSION_NAME "diffusiond"
 
+static void emit_string(struct json_out *o, const void *s)
+{
+    json_out_string(o, s);
+}
+
 /* A JSON string of s; bytes that are not well-formed UTF-8 (a model folder's name, a
  * message cut mid-character) become U+FFFD, as json_out writes them, where jansson
  * would refuse the string.  NULL when out of memory. */
@@ -22,14 +27,12 @@ static json_t *utf8_string(const char *s)
     json_t *v = json_string(s ? s : "");
     if (v || !s)
         return v;
-    struct json_out c = json_out_counter();
-    json_out_string(&c, s);
-    char *buf = malloc(c.len + 1);
-    if (!buf)
+    char *buf = NULL;
+    size_t len = 0;
+    struct errbuf err;
+    if (json_out_write_twice(emit_string, s, &buf, &len, &err) != STATUS_OK)
         return NULL;
-    struct json_out w = json_out_buffer(buf, c.len + 1);
-    json_out_string(&w, s);
-    v = w.overflow ? NULL : json_loadb(buf, w.len, JSON_DECODE_ANY, NULL);
+    v = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
     free(buf);
     return v;
 }
@@ -127,8 +130,9 @@ enum status a1111_progress_write(const struct a1111_progress *p, char **out, siz
 }
 
 /* By hand (json_out): a message may hold any bytes (a cut of the request's value). */
-static void emit_error(struct json_out *o, const struct api_error *e)
+static void emit_error(struct json_out *o, const void *arg)
 {
+    const struct api_error *e = arg;
     json_out_cstr(o, "{\"error\":");
     json_out_string(o, e->type);
     json_out_cstr(o, ",\"detail\":");
@@ -144,20 +148,9 @@ static void emit_error(struct json_out *o, const struct api_error *e)
 
 char *a1111_error_body(const struct api_error *e, size_t *len)
 {
-    struct json_out c = json_out_counter();
-    emit_error(&c, e);
-    char *body = malloc(c.len + 1);
-    if (!body)
-        return NULL;
-    struct json_out w = json_out_buffer(body, c.len + 1);
-    emit_error(&w, e);
-    if (w.overflow) {
-        free(body);
-        return NULL;
-    }
-    body[w.len] = '\0';
-    *len = w.len;
-    return body;
+    char *body = NULL;
+    struct errbuf err;
+    return json_out_write_twice(emit_error, e, &body, len, &err) == STATUS_OK ? body : NULL;
 }
 
 /* --- txt2img --------------------------------------------------------------------------- */
@@ -252,9 +245,15 @@ static char *info_text(const struct a1111_txt2img_response *r)
     return s;
 }
 
-static void emit(struct json_out *o, const struct a1111_txt2img_response *r,
-                 const char *params, const char *info)
+struct txt2img_body {
+    const struct a1111_txt2img_response *r;
+    const char *params, *info; /* JSON texts */
+};
+
+static void emit(struct json_out *o, const void *arg)
 {
+    const struct txt2img_body *b = arg;
+    const struct a1111_txt2img_response *r = b->r;
     json_out_cstr(o, "{\"images\":[");
     for (int i = 0; r->t->send_images && i < r->n_images; i++) {
         if (i)
@@ -262,9 +261,9 @@ static void emit(struct json_out *o, const struct a1111_txt2img_response *r,
         json_out_base64(o, r->images[i].data, r->images[i].len);
     }
     json_out_cstr(o, "],\"parameters\":");
-    json_out_cstr(o, params);
+    json_out_cstr(o, b->params);
     json_out_cstr(o, ",\"info\":");
-    json_out_string(o, info);
+    json_out_string(o, b->info);
     json_out_raw(o, ",", 1);
     api_image_metrics_emit(o, &r->metrics, r->images, r->n_images);
     const struct openai_image_request *q = &r->t->req;
@@ -295,20 +294,8 @@ enum status a1111_txt2img_response_write(const struct a1111_txt2img_response *r,
     if (!params || !info) {
         s = status_fail(err, STATUS_OUT_OF_MEMORY, "txt2img response");
     } else {
-        struct json_out o = json_out_counter();
-        emit(&o, r, params, info);
-        char *buf = malloc(o.len + 1);
-        struct json_out w = json_out_buffer(buf, o.len + 1);
-        if (buf)
-            emit(&w, r, params, info);
-        if (!buf || w.overflow) {
-            free(buf);
-            s = status_fail(err, STATUS_OUT_OF_MEMORY, "txt2img response of %zu bytes", o.len);
-        } else {
-            buf[w.len] = '\0';
-            *out = buf;
-            *len = w.len;
-        }
+        const struct txt2img_body b = {.r = r, .params = params, .info = info};
+        s = json_out_write_twice(emit, &b, out, len, err);
     }
     free(params);
     free(info);

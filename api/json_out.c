@@ -2,6 +2,8 @@
 #include "api/json_out.h"
 
 #include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,4 +171,28 @@ void json_out_base64(struct json_out *o, const uint8_t *data, size_t n)
     else if (at)
         base64_encode(data, n, at);
     json_out_raw(o, "\"", 1);
+}
+
+/* Runs emit twice: counting, then into one buffer of exactly that size (+ NUL). */
+enum status json_out_write_twice(void (*emit)(struct json_out *, const void *), const void *arg,
+                                 char **out, size_t *len, struct errbuf *err)
+{
+    struct json_out count = json_out_counter();
+    emit(&count, arg);
+    if (count.overflow || count.len == SIZE_MAX)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "JSON body: too large");
+    char *buf = malloc(count.len + 1);
+    if (!buf)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "JSON body: %zu bytes", count.len + 1);
+    struct json_out o = json_out_buffer(buf, count.len);
+    emit(&o, arg);
+    if (o.overflow || o.len != count.len) {
+        free(buf);
+        return status_fail(err, STATUS_INTERNAL, "JSON body: the writing pass (%zu bytes) "
+                           "differs from the counting pass (%zu)", o.len, count.len);
+    }
+    buf[o.len] = '\0';
+    *out = buf;
+    *len = o.len;
+    return STATUS_OK;
 }

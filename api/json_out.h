@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/status.h"
+
 struct json_out {
     char *buf;     /* NULL: counting */
     size_t cap;    /* bytes buf holds */
@@ -39,5 +41,11 @@ void json_out_u64(struct json_out *o, uint64_t v);
 void json_out_fixed(struct json_out *o, double v, int decimals);
 /* "<base64 of data>" written straight into the buffer. */
 void json_out_base64(struct json_out *o, const uint8_t *data, size_t n);
+
+/* A whole body: emit(o, arg) run twice, counting, then into one malloc'ed buffer of
+ * exactly that size (+ NUL) → *out (the caller frees), *len.  STATUS_OUT_OF_MEMORY;
+ * STATUS_INTERNAL when the two passes differ. */
+enum status json_out_write_twice(void (*emit)(struct json_out *, const void *), const void *arg,
+                                 char **out, size_t *len, struct errbuf *err);
 
 #endif

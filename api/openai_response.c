@@ -118,30 +118,6 @@ size_t api_images_response_length(const struct api_images_response *r)
     return o.len;
 }
 
-/* Runs emit twice: counting, then into one buffer of exactly that size (+ NUL). */
-static enum status write_twice(void (*emit)(struct json_out *, const void *), const void *arg,
-                               char **out, size_t *len, struct errbuf *err)
-{
-    struct json_out count = json_out_counter();
-    emit(&count, arg);
-    if (count.overflow || count.len == SIZE_MAX)
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "response: body too large");
-    char *buf = malloc(count.len + 1);
-    if (!buf)
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "response: %zu bytes", count.len + 1);
-    struct json_out o = json_out_buffer(buf, count.len);
-    emit(&o, arg);
-    if (o.overflow || o.len != count.len) {
-        free(buf);
-        return status_fail(err, STATUS_INTERNAL, "response: the writing pass (%zu bytes) "
-                           "differs from the counting pass (%zu)", o.len, count.len);
-    }
-    buf[o.len] = '\0';
-    *out = buf;
-    *len = o.len;
-    return STATUS_OK;
-}
-
 static void emit_images_v(struct json_out *o, const void *r)
 {
     emit_images(o, r);
@@ -153,7 +129,7 @@ enum status api_images_response_write(const struct api_images_response *r, char 
     if (!out || !len)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "response: output pointer is NULL");
     TRY(check_response(r, err));
-    return write_twice(emit_images_v, r, out, len, err);
+    return json_out_write_twice(emit_images_v, r, out, len, err);
 }
 
 /* --- GET /v1/models ------------------------------------------------------------------- */
@@ -189,7 +165,7 @@ enum status api_models_list_write(const struct api_model_entry *models, int n, c
         if (!models[i].id)
             return status_fail(err, STATUS_INVALID_ARGUMENT, "models: entry %d has no id", i);
     const struct models_list l = {models, n};
-    return write_twice(emit_models, &l, out, len, err);
+    return json_out_write_twice(emit_models, &l, out, len, err);
 }
 
 /* --- Server-Timing -------------------------------------------------------------------- */

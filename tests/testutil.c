@@ -179,6 +179,21 @@ struct backend *test_cpu_backend(void)
     return cpu;
 }
 
+struct sd_model *test_load_sd1_tiny(void)
+{
+    static const char path[] = DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd/sd1-tiny/diffusers";
+    struct sd_model_options opt;
+    sd_model_options_default(&opt);
+    opt.backend = test_cpu_backend();
+    struct sd_model *m = NULL;
+    struct errbuf err;
+    if (sd_model_load(path, &opt, &m, &err) != STATUS_OK) {
+        fprintf(stderr, "%s: %s\n", path, err.msg);
+        return NULL;
+    }
+    return m;
+}
+
 bool test_gemm_rows_exact(void)
 {
     return cpu_gemm_uses_avx512(test_cpu_backend());

@@ -9,6 +9,7 @@
 
 #include "engine/backend.h"
 #include "models/checkpoint.h"
+#include "models/sd_model.h"
 
 /* splitmix64-based generator; independent of the engine's Philox. */
 struct test_rng {
@@ -62,6 +63,12 @@ void test_assert_close(const char *what, const float *got, const double *want, s
 
 /* A CPU backend with the default thread count; the suite's process keeps one. */
 struct backend *test_cpu_backend(void);
+
+/* The tiny SD1 fixture (tests/fixtures/sd/sd1-tiny/diffusers: 64×64 native, 2 CLIP
+ * layers, 77 tokens) on test_cpu_backend, or NULL (the reason printed on stderr) —
+ * usable in an unchecked fixture, where a failed assertion is not allowed.  Free with
+ * sd_model_free. */
+struct sd_model *test_load_sd1_tiny(void);
 
 /* Whether test_cpu_backend's GEMMs give a row the same bits whatever rows share its
  * call: the AVX-512 kernels do; the portable path's OpenBLAS (a CPU without AVX-512)

@@ -6,7 +6,7 @@
  * Not part of ctest (needs clang's libFuzzer).  Build and run:
  *   clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -I. \
  *     $(pkg-config --cflags jansson) tests/fuzz/fuzz_json_out.c api/json_out.c \
- *     api/base64.c $(pkg-config --libs jansson) -o fuzz_json_out
+ *     api/base64.c engine/status.c $(pkg-config --libs jansson) -o fuzz_json_out
  *   ./fuzz_json_out -max_total_time=60 CORPUS_DIR
  */
 #include <jansson.h>

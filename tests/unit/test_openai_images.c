@@ -22,20 +22,11 @@
 #include "models/clip.h"
 #include "tests/testutil.h"
 
-#define SD DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
-
 static struct sd_model *g_model; /* sd1-tiny: 64x64 native, 2 CLIP layers, 77 tokens */
 
 static void load_model(void)
 {
-    struct sd_model_options opt;
-    sd_model_options_default(&opt);
-    opt.backend = test_cpu_backend();
-    struct errbuf err;
-    if (sd_model_load(SD "/sd1-tiny/diffusers", &opt, &g_model, &err) != STATUS_OK) {
-        fprintf(stderr, "sd1-tiny: %s\n", err.msg);
-        g_model = NULL;
-    }
+    g_model = test_load_sd1_tiny();
 }
 
 static void free_model(void)

@@ -16,18 +16,13 @@
 #include "server/scheduler.h"
 #include "tests/testutil.h"
 
-#define SD1 DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd/sd1-tiny/diffusers"
 #define MIN_PSNR_BATCH 45.0 /* issue 4 */
 #define MAX_JOBS 64
 
 static struct sd_model *load_sd1(void)
 {
-    struct sd_model_options opt;
-    sd_model_options_default(&opt);
-    opt.backend = test_cpu_backend();
-    struct sd_model *m;
-    struct errbuf err;
-    ck_assert_msg(sd_model_load(SD1, &opt, &m, &err) == STATUS_OK, "%s", err.msg);
+    struct sd_model *m = test_load_sd1_tiny();
+    ck_assert_ptr_nonnull(m);
     return m;
 }
 
