@@ -1,6 +1,7 @@
 /* server/sched_admission.c — the cost model (step time EWMA per batch size) and the
  * admission decision (docs/scheduler.md, "Admission"). */
 #include <math.h>
+#include <string.h>
 
 #include "server/sched_internal.h"
 
@@ -11,22 +12,69 @@ static int hist_index(int rows)
     return rows < SCHED_HIST_MAX ? rows : SCHED_HIST_MAX;
 }
 
-double sched_step_cost(const struct scheduler *s, int rows)
+/* The cost of `rows` rows from one size's table: measured there, else the nearest
+ * measured row count below (scaled up linearly: conservative where rows are cheaper in
+ * bulk), else above (scaled down); 0 when the table is empty. */
+static double rows_cost(const double *step, int rows)
 {
     if (rows < 1)
         rows = 1;
     const int i = hist_index(rows);
-    if (s->step_ewma[i] > 0)
-        return s->step_ewma[i];
-    /* nearest measured size below (scaled up linearly: conservative where rows are
-     * cheaper in bulk), else above (scaled down), else the configured guess */
+    if (step[i] > 0)
+        return step[i];
     for (int k = i - 1; k >= 1; k--)
-        if (s->step_ewma[k] > 0)
-            return s->step_ewma[k] * (double)rows / (double)k;
+        if (step[k] > 0)
+            return step[k] * (double)rows / (double)k;
     for (int k = i + 1; k <= SCHED_HIST_MAX; k++)
-        if (s->step_ewma[k] > 0)
-            return s->step_ewma[k] * (double)rows / (double)k;
-    return s->cfg.initial_step_s * (double)rows;
+        if (step[k] > 0)
+            return step[k] * (double)rows / (double)k;
+    return 0.0;
+}
+
+static const struct sched_size_cost *size_cost_at(const struct scheduler *s, double pixels)
+{
+    for (int i = 0; i < SCHED_COST_SIZES; i++)
+        if (s->size_cost[i].pixels > 0 && (double)s->size_cost[i].pixels == pixels)
+            return &s->size_cost[i];
+    return NULL;
+}
+
+double sched_call_cost(const struct scheduler *s, int rows, double pixels)
+{
+    const struct sched_size_cost *own = size_cost_at(s, pixels);
+    const double c = own ? rows_cost(own->step, rows) : 0.0;
+    if (c > 0)
+        return c;
+    const struct sched_size_cost *near = NULL; /* the nearest size by pixel ratio */
+    double best = 0;
+    for (int i = 0; i < SCHED_COST_SIZES && pixels > 0; i++) {
+        const struct sched_size_cost *z = &s->size_cost[i];
+        if (z->pixels <= 0)
+            continue;
+        const double d = fabs(log((double)z->pixels / pixels));
+        if (!near || d < best)
+            near = z, best = d;
+    }
+    const double nc = near ? rows_cost(near->step, rows) : 0.0;
+    if (nc > 0)
+        return nc * pixels / (double)near->pixels;
+    return s->cfg.initial_step_s * (double)(rows < 1 ? 1 : rows);
+}
+
+/* The slot of a measured size: its own, a free one, or the least recently measured. */
+static struct sched_size_cost *size_cost_slot(struct scheduler *s, int64_t pixels)
+{
+    struct sched_size_cost *lru = &s->size_cost[0];
+    for (int i = 0; i < SCHED_COST_SIZES; i++) {
+        struct sched_size_cost *z = &s->size_cost[i];
+        if (z->pixels == pixels)
+            return z;
+        if (z->pixels == 0 || (lru->pixels != 0 && z->used < lru->used))
+            lru = z;
+    }
+    memset(lru, 0, sizeof *lru);
+    lru->pixels = pixels;
+    return lru;
 }
 
 /* An exponentially weighted moving average: its first value is the first sample. */
@@ -41,6 +89,11 @@ void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double sec
     s->step_pixels_ewma = ewma_add(s->step_pixels_ewma, (double)pixels);
     s->step_ewma[i] = ewma_add(s->step_ewma[i], seconds);
     s->stats.step_ewma_s[i] = s->step_ewma[i];
+    if (pixels > 0) {
+        struct sched_size_cost *z = size_cost_slot(s, pixels);
+        z->step[i] = ewma_add(z->step[i], seconds);
+        z->used = ++s->calls_measured;
+    }
 }
 
 void sched_record_decode(struct scheduler *s, int images, double seconds)
@@ -63,20 +116,14 @@ int sched_job_cmp(const struct sched_job *a, const struct sched_job *b)
     return a->id < b->id ? -1 : (a->id > b->id);
 }
 
-/* A call's cost at images of `pixels` pixels against the measured calls' size mix. */
-static double pixel_scale(const struct scheduler *s, double pixels)
-{
-    return s->step_pixels_ewma > 0 ? pixels / s->step_pixels_ewma : 1.0;
-}
-
 double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j)
 {
     const int max_rows = s->cfg.max_batch_rows;
     const int all = j->rows * j->p.n;
     const int b = all < max_rows ? all : max_rows;
     const int rounds = (all + max_rows - 1) / max_rows;
-    const double scale = pixel_scale(s, (double)j->p.width * (double)j->p.height);
-    return (double)j->p.steps * rounds * sched_step_cost(s, b) * scale + s->decode_ewma * j->p.n;
+    const double pixels = (double)j->p.width * (double)j->p.height;
+    return (double)j->p.steps * rounds * sched_call_cost(s, b, pixels) + s->decode_ewma * j->p.n;
 }
 
 static bool meets(const struct sched_job *j, uint64_t now, double step_s, double decode_s)
@@ -89,11 +136,11 @@ static bool meets(const struct sched_job *j, uint64_t now, double step_s, double
 bool sched_join_delays(const struct scheduler *s, struct sched_job *const *in, int n, int rows,
                        int add, double pixels, uint64_t now)
 {
-    if (s->step_ewma[hist_index(rows + add)] <= 0)
+    const struct sched_size_cost *z = size_cost_at(s, pixels);
+    if (!z || z->step[hist_index(rows + add)] <= 0)
         return false;
-    const double scale = pixel_scale(s, pixels);
-    const double before = sched_step_cost(s, rows) * scale;
-    const double after = sched_step_cost(s, rows + add) * scale;
+    const double before = sched_call_cost(s, rows, pixels);
+    const double after = sched_call_cost(s, rows + add, pixels);
     for (int i = 0; i < n; i++)
         if (meets(in[i], now, before, s->decode_ewma) && !meets(in[i], now, after, s->decode_ewma))
             return true;
@@ -110,10 +157,18 @@ static int min_steps_left(const struct scheduler *s)
     return best;
 }
 
+/* The image size of the measured calls' mix (j's own before any call). */
+static double mix_pixels(const struct scheduler *s, const struct sched_job *j)
+{
+    return s->step_pixels_ewma > 0 ? s->step_pixels_ewma
+                                   : (double)j->p.width * (double)j->p.height;
+}
+
 /* Expected seconds from now until job j completes if admitted:
  *   b     = the batch the device will run: every unfinished row (admitted and j's),
  *           at most max_batch_rows (one image's rows in mode none);
- *   drain = all row-steps ahead, j's included, at the measured cost per row at b;
+ *   drain = all row-steps ahead at the measured cost per row at b (the others' at the
+ *           measured calls' size mix, j's at its own size);
  *   own   = j's own steps at b (it cannot finish faster than its step count);
  * expected = max(drain, own) + its decode. */
 static double expected_seconds(const struct scheduler *s, const struct sched_job *j)
@@ -127,8 +182,11 @@ static double expected_seconds(const struct scheduler *s, const struct sched_job
         b = max_rows;
     if (b < 1)
         b = 1;
-    const double t = sched_step_cost(s, b);
-    const double drain = (double)(s->pending_rowsteps + own_rowsteps) * t / (double)b;
+    /* the work ahead at the measured calls' size mix, j's own at its size */
+    const double t_mix = sched_call_cost(s, b, mix_pixels(s, j));
+    const double t = sched_call_cost(s, b, (double)j->p.width * (double)j->p.height);
+    const double drain = ((double)s->pending_rowsteps * t_mix + (double)own_rowsteps * t) /
+                         (double)b;
     const int rounds = (j->rows * j->p.n + max_rows - 1) / max_rows; /* n too big for one call */
     const double own = (double)j->p.steps * t * (rounds > 0 ? rounds : 1);
     return fmax(drain, own) + s->decode_ewma * j->p.n;
@@ -149,7 +207,8 @@ void sched_admission_judge(const struct scheduler *s, const struct sched_job *j,
         adm->reason = ADMIT_QUEUE_FULL;
         const int left = min_steps_left(s);
         const int b = s->pending_rows < s->cfg.max_batch_rows ? s->pending_rows : s->cfg.max_batch_rows;
-        const double t = left > 0 ? left * sched_step_cost(s, b) : s->cfg.request_max_wait_ms / 1e3;
+        const double t = left > 0 ? left * sched_call_cost(s, b, mix_pixels(s, j))
+                                  : s->cfg.request_max_wait_ms / 1e3;
         adm->retry_after_ms = (int64_t)ceil(t * 1e3 - 1e-6);
         if (adm->retry_after_ms < 1)
             adm->retry_after_ms = 1;

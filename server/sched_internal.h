@@ -50,6 +50,16 @@ struct sched_job {
     struct sched_job *next;      /* [lock] in the active list */
 };
 
+#define SCHED_COST_SIZES 8 /* image sizes whose call costs are kept apart (least recently
+                              measured one replaced) */
+
+/* The measured U-Net call costs at one image size. */
+struct sched_size_cost {
+    int64_t pixels;                  /* the images' width × height; 0: a free slot */
+    double step[SCHED_HIST_MAX + 1]; /* seconds per call by rows (EWMA); 0: unmeasured */
+    uint64_t used;                   /* the call count when it was last measured */
+};
+
 /* A bucket: the jobs of one model and image size, stepped together. */
 struct bucket_key {
     int model, width, height;
@@ -86,8 +96,12 @@ struct scheduler {
     struct sched_job *active;    /* [lock] admitted jobs (some image begun or to begin) */
     int64_t pending_rowsteps;    /* [lock] over queued + active jobs */
     int pending_rows;            /* [lock] rows of every image not finished */
-    double step_ewma[SCHED_HIST_MAX + 1]; /* [lock] seconds per U-Net call by rows */
+    double step_ewma[SCHED_HIST_MAX + 1]; /* [lock] seconds per U-Net call by rows, every
+                                             size (the statistics' step_ewma_s) */
     double step_pixels_ewma;     /* [lock] image pixels of those calls (their size mix) */
+    struct sched_size_cost size_cost[SCHED_COST_SIZES]; /* [lock] the call costs by image
+                                                           size: what the decisions use */
+    uint64_t calls_measured;     /* [lock] */
     double decode_ewma;          /* [lock] seconds per decoded image */
     struct scheduler_stats stats; /* [lock] */
     atomic_int hb_outstanding;   /* admitted jobs whose on_complete has not returned */
@@ -106,13 +120,16 @@ struct scheduler {
 uint64_t sched_now(const struct scheduler *s);
 
 /* sched_admission.c */
-/* Seconds per U-Net call of `rows` rows from the measured EWMAs [lock]. */
-double sched_step_cost(const struct scheduler *s, int rows);
+/* Seconds per U-Net call of `rows` rows over images of `pixels` pixels [lock]: that
+ * size's measured calls (the nearest measured row count, scaled linearly in rows); for a
+ * size never measured, the nearest measured size's cost scaled linearly in pixels;
+ * nothing measured: the configured guess (initial_step_s a row). */
+double sched_call_cost(const struct scheduler *s, int rows, double pixels);
 /* The admission decision for a job of `rows` rows per image × n images × steps [lock]. */
 void sched_admission_judge(const struct scheduler *s, const struct sched_job *j, uint64_t now,
                            struct admission *adm);
-/* Expected seconds for job j alone on the device: its steps at its own rows, scaled
- * by its pixels against the measured calls' mix, plus its decodes [lock]. */
+/* Expected seconds for job j alone on the device: its steps at its own rows and size
+ * (sched_call_cost), plus its decodes [lock]. */
 double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j);
 /* Whether growing a call over images of `pixels` pixels from `rows` to rows + add rows
  * would make one of the jobs in[0 … n) — those already in the call — miss its due
