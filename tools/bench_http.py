@@ -3,7 +3,8 @@
 `diffusiond serve` on a loopback port (Python stdlib only).
 
 1. Per-image overhead of HTTP + JSON + image encoding + base64, per output format
-   (default 512×512, JPEG and PNG, b64_json, n=1, 1 step so the request is short).
+   (default 512×512, JPEG and PNG, b64_json, n=1, 1 step so the request is short;
+   format "a1111": a PNG through POST /sdapi/v1/txt2img, AUTOMATIC1111's route).
    Each request is timed by the client from the first byte sent to the last byte of
    the response received (raw socket, the request pre-built), and the server reports
    its own metrics in the body.  Two figures per request:
@@ -50,9 +51,9 @@ def percentile(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def build_post(port, payload):
+def build_post(port, payload, path="/v1/images/generations"):
     body = json.dumps(payload).encode()
-    head = (f"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode()
     return head + body
@@ -75,12 +76,17 @@ def timed_exchange(port, request):
 
 
 def bench_overhead(srv, fmt, size, steps, n, warmup):
-    payload = {"prompt": "a lighthouse on a cliff at dusk, oil painting", "size": f"{size}x{size}",
-               "steps": steps, "n": 1, "seed": 1, "output_format": fmt,
-               "response_format": "b64_json"}
-    if fmt != "png":
-        payload["output_compression"] = 90
-    req = build_post(srv.port, payload)
+    prompt = "a lighthouse on a cliff at dusk, oil painting"
+    if fmt == "a1111":  # PNG through AUTOMATIC1111's txt2img (parameters, info, infotexts)
+        req = build_post(srv.port, {"prompt": prompt, "width": size, "height": size,
+                                    "steps": steps, "batch_size": 1, "seed": 1},
+                         "/sdapi/v1/txt2img")
+    else:
+        payload = {"prompt": prompt, "size": f"{size}x{size}", "steps": steps, "n": 1,
+                   "seed": 1, "output_format": fmt, "response_format": "b64_json"}
+        if fmt != "png":
+            payload["output_compression"] = 90
+        req = build_post(srv.port, payload)
     rows = []
     for i in range(warmup + n):
         client_ms, status, body = timed_exchange(srv.port, req)
@@ -96,7 +102,8 @@ def bench_overhead(srv, fmt, size, steps, n, warmup):
                 "service_ms": client_ms - gen,
                 "encode_path_ms": m["image_encode_ms"] + (client_ms - m["total_ms"]),
                 "body_bytes": len(body),
-                "image_bytes": len(doc["data"][0]["b64_json"]) * 3 // 4,
+                "image_bytes": len(doc["images"][0] if fmt == "a1111"
+                                   else doc["data"][0]["b64_json"]) * 3 // 4,
             })
     return rows
 
