@@ -11,7 +11,7 @@
  * from the arrival to the end of the response; with --in-process the scheduler in this
  * process.  The single-request latencies (the SLO base) come from the same kind of
  * target: an idle `--batching none` server kept for the whole run, which also measures
- * the machine's speed before each rate. */
+ * the machine's speed before and after each rate. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -271,7 +271,10 @@ struct rate_result {
     double p50, p95, p99;  /* latency, s */
     double slow_p95;       /* p95 of latency / single-request latency (misses = ∞) */
     struct call_figures calls; /* what the server's worker did meanwhile */
-    double speed;          /* calibration now / at the start (> 1: the machine is slower) */
+    double speed;          /* the calibration over the rate's run / at the start (> 1:
+                              the machine is slower): the geometric mean of the ones
+                              before and after it */
+    double drift;          /* the calibration after the run / before it */
     bool pass;
 };
 
@@ -559,6 +562,23 @@ static void trace_rate(const struct load_env *e, enum sched_mode mode, double ra
     }
 }
 
+/* The calibration again after the run (one taken at a fast or slow moment would scale
+ * every slowdown of the rate): the speed becomes the geometric mean of before and
+ * after, each request's single-request latency rescaled to it; the drift is kept. */
+static enum status recalibrate(const struct load_env *e, double before,
+                               struct load_request *reqs, int n, struct rate_result *r,
+                               struct errbuf *err)
+{
+    double after;
+    TRY(alone_median(e, e->ref, CALIB_STEPS, 0, &after, err));
+    const double speed = sqrt(before * after) / e->calib_ref;
+    for (int i = 0; i < n; i++)
+        reqs[i].slo_alone *= speed / r->speed;
+    r->speed = speed;
+    r->drift = after / before;
+    return STATUS_OK;
+}
+
 /* The rate's run on a fresh target of the mode: calibration on the reference, warm-up,
  * arrivals, the wait for all, occupancy; the target stopped (the server must exit 0). */
 static enum status run_rate(const struct load_env *e, enum sched_mode mode, double rate,
@@ -568,7 +588,8 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
     r->mode = mode;
     r->rate = rate;
     /* the machine's speed now against the single-request measurement (background load
-     * drifts): each request's single-request latency is scaled by it */
+     * drifts): each request's single-request latency is scaled by it — by the one
+     * measured before the run at arrival, then by the mean of before and after */
     double calib;
     TRY(alone_median(e, e->ref, CALIB_STEPS, 0, &calib, err));
     r->speed = calib / e->calib_ref;
@@ -586,6 +607,8 @@ static enum status run_rate(const struct load_env *e, enum sched_mode mode, doub
         load_target_wait(t);
         const double elapsed = now_s() - t0;
         s = calls_since(e, t, &c0, elapsed, &r->calls, err);
+        if (s == STATUS_OK)
+            s = recalibrate(e, calib, reqs, n, r, err);
         if (s == STATUS_OK)
             s = summarise(reqs, n, elapsed, r, err);
         trace_rate(e, mode, rate, reqs, n, t0);
@@ -671,10 +694,10 @@ static enum status capacity(struct load_env *e, struct errbuf *err)
 static void print_rate(const struct rate_result *r)
 {
     printf("  %-7s  %8.2f  %8.2f  %5d  %5d  %5d  %8.4f  %8.4f  %8.4f  %6.2f  %5.2f  %5.2f  %7.2f  "
-           "%5.2f  %5.2f  %s\n",
+           "%5.2f  %5.2f  %5.2f  %s\n",
            sched_mode_name(r->mode), r->rate, r->achieved, r->offered, r->non200, r->failed,
            r->p50, r->p95, r->p99, r->slow_p95, r->calls.occupancy, r->calls.replayed,
-           r->calls.call_ms, r->calls.busy, r->speed, r->pass ? "ok" : "MISS");
+           r->calls.call_ms, r->calls.busy, r->speed, r->drift, r->pass ? "ok" : "MISS");
 }
 
 /* One mode's walk along the sorted rates: up from the start while it passes, down
@@ -730,9 +753,9 @@ static enum status sweep(struct load_env *e, const double *rates, int n_rates, i
                          struct errbuf *err)
 {
     printf("\nmax rows %d, request mode's gather wait %d ms\n", e->o.max_rows, e->max_wait_ms);
-    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s  %7s  %5s  %5s\n",
+    printf("  %-7s  %8s  %8s  %5s  %5s  %5s  %8s  %8s  %8s  %6s  %5s  %5s  %7s  %5s  %5s  %5s\n",
            "mode", "rate/s", "done/s", "n", "!200", "fail", "p50 s", "p95 s", "p99 s", "slow95",
-           "occ", "graph", "call ms", "busy", "speed");
+           "occ", "graph", "call ms", "busy", "speed", "drift");
     struct walk w[SCHED_MODE_COUNT_];
     for (int m = 0; m < SCHED_MODE_COUNT_; m++)
         w[m] = (struct walk){.idx = start, .done = !e->ran[m]};
@@ -838,6 +861,7 @@ static void json_result(FILE *f, const struct rate_result *r, bool last)
     json_num(f, "concurrent_calls", r->calls.concurrent, ", ");
     json_num(f, "worker_busy", r->calls.busy, ", ");
     json_num(f, "speed", r->speed, ", ");
+    json_num(f, "calibration_drift", r->drift, ", ");
     fprintf(f, "\"pass\": %s}%s\n", r->pass ? "true" : "false", last ? "" : ",");
 }
 
