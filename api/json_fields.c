@@ -10,10 +10,10 @@
 
 /* --- errors --------------------------------------------------------------------------- */
 
-/* A 400 naming param ("<param>: <message>"; param NULL: JSON null).  fmt is one of
- * this file's literals with exactly two %s, filled with a and b (NULL = ""). */
+/* A 400 naming param ("<param>: <message>"; param NULL: JSON null).  fmt is a literal
+ * with exactly two %s, filled with a and b (NULL = ""). */
 enum status json_field_bad(struct api_error *e, const char *param, const char *fmt, const char *a,
-                       const char *b)
+                           const char *b)
 {
     char msg[API_ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
@@ -52,7 +52,7 @@ const char *json_field_type_word(const json_t *v)
 }
 
 enum status json_field_wrong_type(struct api_error *e, const char *field, const char *want,
-                              const json_t *v)
+                                  const json_t *v)
 {
     return json_field_bad(e, field, "must be %s (got %s)", want, json_field_type_word(v));
 }
@@ -68,7 +68,7 @@ static bool is_integral(double x)
 }
 
 enum status json_field_int(const json_t *v, const char *field, json_int_t lo, json_int_t hi,
-                            json_int_t *out, struct api_error *e)
+                           json_int_t *out, struct api_error *e)
 {
     json_int_t x;
     if (json_is_integer(v)) {
@@ -90,7 +90,7 @@ enum status json_field_int(const json_t *v, const char *field, json_int_t lo, js
 }
 
 enum status json_field_number(const json_t *v, const char *field, double lo, double hi,
-                               double *out, struct api_error *e)
+                              double *out, struct api_error *e)
 {
     if (!json_is_number(v))
         return json_field_wrong_type(e, field, "a number", v);
@@ -116,7 +116,7 @@ static size_t utf8_chars(const char *s, size_t n)
 
 /* A string copied into *out (malloc'ed); at most max_chars code points when > 0. */
 enum status json_field_string(const json_t *v, const char *field, int max_chars, char **out,
-                               struct api_error *e)
+                              struct api_error *e)
 {
     if (!json_is_string(v))
         return json_field_wrong_type(e, field, "a string", v);
@@ -136,7 +136,7 @@ enum status json_field_string(const json_t *v, const char *field, int max_chars,
 
 /* The index of v among names[0 … count) (exact match). */
 enum status json_field_choice(const json_t *v, const char *field, const char *const *names,
-                               int count, int *out, struct api_error *e)
+                              int count, int *out, struct api_error *e)
 {
     if (!json_is_string(v))
         return json_field_wrong_type(e, field, "a string", v);
@@ -282,10 +282,11 @@ static const char *json_reason(enum json_error_code code, const json_error_t *je
 }
 
 static enum status syntax_error(const char *body, size_t len, const json_error_t *je,
-                               struct api_error *e)
+                                struct api_error *e)
 {
     if (len == 0)
-        return json_field_bad(e, NULL, "the request body is empty; expected a JSON object%s%s", NULL, NULL);
+        return json_field_bad(e, NULL, "the request body is empty; expected a JSON object%s%s",
+                              NULL, NULL);
     char key[API_ERROR_PARAM_MAX];
     const size_t pos = je->position > 0 ? (size_t)je->position : 0;
     const enum json_error_code code = json_error_code(je);
@@ -297,8 +298,10 @@ static enum status syntax_error(const char *body, size_t len, const json_error_t
     if (code == json_error_duplicate_key && named)
         return json_field_bad(e, key, "duplicate key in the request body%s%s", NULL, NULL);
     if (named)
-        return json_field_bad(e, key, "invalid JSON value at byte %s: %s", where, json_reason(code, je));
-    return json_field_bad(e, NULL, "the request body is not valid JSON (byte %s: %s)", where, je->text);
+        return json_field_bad(e, key, "invalid JSON value at byte %s: %s", where,
+                              json_reason(code, je));
+    return json_field_bad(e, NULL, "the request body is not valid JSON (byte %s: %s)", where,
+                          je->text);
 }
 
 enum status json_field_bool(const json_t *v, const char *field, bool *out, struct api_error *e)

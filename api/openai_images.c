@@ -134,7 +134,8 @@ static enum status f_size(const json_t *v, const struct api_limits *lim,
     if (w < 0 || h < 0 || *p != '\0') {
         char echo[VALUE_ECHO_MAX + 1];
         snprintf(echo, sizeof echo, "%s", s);
-        return json_field_bad(e, "size", "must be \"WxH\" (decimal pixels, e.g. \"512x512\") or \"auto\" "
+        return json_field_bad(e, "size",
+                              "must be \"WxH\" (decimal pixels, e.g. \"512x512\") or \"auto\" "
                               "(got \"%s\")%s", echo, NULL);
     }
     TRY(check_side("width", w, lim->min_side, lim->max_width, e));
@@ -220,8 +221,8 @@ static enum status f_stream(const json_t *v, const struct api_limits *lim,
     if (!json_is_boolean(v))
         return json_field_wrong_type(e, "stream", "a boolean", v);
     if (json_is_true(v))
-        return json_field_bad(e, "stream", "streaming is not supported; leave it out or false%s%s", NULL,
-                   NULL);
+        return json_field_bad(e, "stream",
+                              "streaming is not supported; leave it out or false%s%s", NULL, NULL);
     return STATUS_OK;
 }
 
@@ -351,7 +352,8 @@ enum status openai_images_parse(const char *body, size_t len, const struct api_l
     if (s == STATUS_OK && !req->prompt)
         s = json_field_bad(e, "prompt", "is required (a non-empty string)%s%s", NULL, NULL);
     if (s == STATUS_OK && req->has_seed && req->seed > (uint64_t)LLONG_MAX - (uint64_t)(req->n - 1))
-        s = json_field_bad(e, "seed", "seed + n - 1 must be at most 9223372036854775807 (image i uses "
+        s = json_field_bad(e, "seed",
+                           "seed + n - 1 must be at most 9223372036854775807 (image i uses "
                            "seed + i)%s%s", NULL, NULL);
     json_decref(root);
     if (s != STATUS_OK)
