@@ -167,21 +167,33 @@ class TestDisconnectStorm(AbuseCase):
 
 
 class TestRawMutations(AbuseCase):
-    """1000 byte-level mutations of valid requests (bit flips, cut, doubled or
-    spliced spans, header lines repeated or stretched, a random method, path or version)
+    """1000 byte-level mutations of valid requests — the OpenAI and A1111 generations,
+    A1111's options and progress, health, models, metrics, a preflight — (bit flips, cut,
+    doubled or spliced spans, header lines repeated or stretched, a random method, path
+    or version)
     sent over raw sockets from 8 clients: every answer is one well-formed HTTP/1.1
     response with a status the service uses, an error answer labelled JSON parses with
     an "error" (MHD's own rejections of a broken request line are not JSON), and the
     server stays live, ready and generating.  A request cut short waits for the idle
     timeout (MHD does not end a connection at a half-close mid-request), hence 1 s."""
     ARGS = ["--max-steps", "8", "--max-body-bytes", "4KiB", "--connection-timeout-s", "1"]
-    STATUSES = {200, 204, 400, 401, 404, 405, 411, 413, 415, 429, 431, 501, 505}
+    STATUSES = {200, 204, 400, 401, 404, 405, 411, 413, 415, 422, 429, 431, 501, 505}
 
     def seeds(self):
         gen = json.dumps({"prompt": "raw", "steps": 2, "size": "64x64", "n": 1}).encode()
+        t2i = json.dumps({"prompt": "raw", "steps": 2, "width": 64, "height": 64,
+                          "batch_size": 1, "sampler_name": "Euler a", "seed": -1}).encode()
+        opts = b'{"sd_model_checkpoint": "sd1-tiny"}'
+
+        def post(path, body):
+            return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
         return [
-            (f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-             f"Content-Length: {len(gen)}\r\nConnection: close\r\n\r\n").encode() + gen,
+            post(GEN, gen),
+            post("/sdapi/v1/txt2img", t2i),
+            post("/sdapi/v1/options", opts),
+            b"GET /sdapi/v1/progress HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nConnection: close\r\n\r\n",
             b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -279,6 +291,12 @@ class TestSoak(AbuseCase):
                        "output_format": r.choice(["png", "jpeg", "webp"]),
                        "response_format": r.choice(["b64_json", "url"]),
                        "sampler": r.choice(["euler", "euler_a", "dpmpp_2m"])}
+            if r.random() < 0.2:  # the same through AUTOMATIC1111's route (PNG, b64)
+                resp = self.server.request("POST", "/sdapi/v1/txt2img", {
+                    "prompt": payload["prompt"], "width": size, "height": size,
+                    "steps": payload["steps"], "batch_size": payload["n"], "seed": i,
+                    "sampler_name": payload["sampler"]})
+                return resp.status
             resp = self.server.generate(payload)
             if resp.status == 200 and payload["response_format"] == "url":
                 url = resp.json()["data"][0]["url"]
