@@ -124,8 +124,9 @@ enum status a1111_progress_write(const struct a1111_progress *p, char **out, siz
                               "job_count", p->job_count, "job_timestamp", "0", "job_no", 0,
                               "sampling_step", (json_int_t)p->steps_done, "sampling_steps",
                               (json_int_t)p->steps_total);
+    const double eta = p->eta_s > 0 && p->eta_s < 1e9 ? p->eta_s : 0.0;
     return dump(json_pack("{s:f, s:f, s:o, s:n, s:n}", "progress", progress, "eta_relative",
-                          0.0, "state", state, "current_image", "textinfo"),
+                          eta, "state", state, "current_image", "textinfo"),
                 out, len, err);
 }
 

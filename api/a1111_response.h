@@ -27,7 +27,8 @@
  *                            "config":null}, …]
  * GET /sdapi/v1/options:    {"sd_model_checkpoint","sd_checkpoint_hash":null,
  *                            "CLIP_stop_at_last_layers":1,"samples_format":"png"}
- * GET /sdapi/v1/progress:   {"progress","eta_relative","state":{skipped, interrupted,
+ * GET /sdapi/v1/progress:   {"progress","eta_relative" (the seconds of work admitted and
+ *                            not yet run),"state":{skipped, interrupted,
  *                            job, job_count, job_timestamp, job_no, sampling_step,
  *                            sampling_steps},"current_image":null,"textinfo":null}
  * Errors (a1111_error_body): {"error":"<type>","detail":"<message>","body":"",
@@ -74,9 +75,10 @@ enum status a1111_options_write(const char *model_name, char **out, size_t *len,
 struct a1111_progress {
     int job_count;                   /* jobs queued or running */
     int64_t steps_done, steps_total; /* over the running jobs' images */
+    double eta_s;                    /* the scheduler's backlog estimate, seconds */
 };
 
-/* progress = steps_done / steps_total (0 when idle); eta_relative 0 (not estimated). */
+/* progress = steps_done / steps_total (0 when idle); eta_relative = eta_s. */
 enum status a1111_progress_write(const struct a1111_progress *p, char **out, size_t *len,
                                  struct errbuf *err);
 

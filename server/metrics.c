@@ -384,6 +384,9 @@ static void render_calls(FILE *f, const struct scheduler_stats *s)
 static void render_scheduler(FILE *f, const struct scheduler_stats *s)
 {
     gauge1(f, "diffusiond_queue_depth", "Generation jobs waiting for admission.", s->queue_depth);
+    gauge1(f, "diffusiond_scheduler_backlog_seconds",
+           "Estimated seconds of U-Net work admitted and not yet run (queued and running), "
+           "at the measured call costs.", s->backlog_s);
     gauge1(f, "diffusiond_active_jobs", "Generation jobs being denoised.", s->active_jobs);
     gauge1(f, "diffusiond_active_images", "Images being denoised.", s->active_images);
     gauge1(f, "diffusiond_active_rows", "U-Net rows of the images being denoised.", s->active_rows);

@@ -42,7 +42,7 @@ static void answer(struct routes *r, struct http_exchange *ex, enum status st, c
 }
 
 /* GET /sdapi/v1/progress: every job queued or running counts in job_count; progress is
- * the running jobs' steps done over their steps. */
+ * the running jobs' steps done over their steps; eta_relative the scheduler's backlog. */
 static enum status progress_write(struct routes *r, char **body, size_t *len,
                                   struct errbuf *err)
 {
@@ -52,7 +52,8 @@ static enum status progress_write(struct routes *r, char **body, size_t *len,
         scheduler_stats(r->sched, &s);
         p = (struct a1111_progress){.job_count = s.queue_depth + s.active_jobs,
                                     .steps_done = s.active_steps_done,
-                                    .steps_total = s.active_steps_total};
+                                    .steps_total = s.active_steps_total,
+                                    .eta_s = s.backlog_s};
     }
     return a1111_progress_write(&p, body, len, err);
 }

@@ -164,6 +164,15 @@ static double mix_pixels(const struct scheduler *s, const struct sched_job *j)
                                    : (double)j->p.width * (double)j->p.height;
 }
 
+double sched_backlog_seconds(const struct scheduler *s)
+{
+    if (s->pending_rowsteps <= 0 || s->pending_rows <= 0)
+        return 0.0;
+    const int cap = s->cfg.mode == SCHED_MODE_NONE ? 2 : s->cfg.max_batch_rows;
+    const int b = s->pending_rows < cap ? s->pending_rows : cap;
+    return (double)s->pending_rowsteps * sched_call_cost(s, b, s->step_pixels_ewma) / (double)b;
+}
+
 /* Expected seconds from now until job j completes if admitted:
  *   b     = the batch the device will run: every unfinished row (admitted and j's),
  *           at most max_batch_rows (one image's rows in mode none);

@@ -128,6 +128,10 @@ double sched_call_cost(const struct scheduler *s, int rows, double pixels);
 /* The admission decision for a job of `rows` rows per image × n images × steps [lock]. */
 void sched_admission_judge(const struct scheduler *s, const struct sched_job *j, uint64_t now,
                            struct admission *adm);
+/* Seconds of U-Net work admitted and not yet run: every row-step ahead at the batch the
+ * device will run (min(rows unfinished, max_batch_rows); mode none: one CFG image's
+ * 2 rows) and the measured calls' size mix; 0 with nothing pending [lock]. */
+double sched_backlog_seconds(const struct scheduler *s);
 /* Expected seconds for job j alone on the device: its steps at its own rows and size
  * (sched_call_cost), plus its decodes [lock]. */
 double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j);

@@ -439,6 +439,7 @@ void scheduler_stats(struct scheduler *s, struct scheduler_stats *out)
     *out = s->stats;
     out->queue_depth = s->queue_len;
     out->draining = s->draining;
+    out->backlog_s = sched_backlog_seconds(s);
     pthread_mutex_unlock(&s->lock);
     if (s->pipeline_runner && !s->started) /* the worker updates these when started */
         sched_pipeline_runner_counters(s->pipeline_runner, out);

@@ -203,6 +203,9 @@ struct scheduler_stats {
     int active_jobs, active_images, active_rows;
     int64_t active_steps_done, active_steps_total; /* over the active jobs' images: steps
                                                       run, and steps in all */
+    double backlog_s;          /* estimated seconds of U-Net work admitted (queued and
+                                  running) and not yet run, at the measured call costs:
+                                  every row-step ahead at the batch the device will run */
     int buckets;               /* with active images */
     uint64_t submitted;        /* jobs accepted (each completes once); refusals below */
     uint64_t rejected_queue_full, rejected_deadline, rejected_draining;

@@ -189,8 +189,10 @@ class TestWebuiapi(harness.ServerCase):
         self.assertIsNotNone(seen, "no progress seen while the job ran")
         self.assertEqual(seen["state"]["sampling_steps"], 600)
         self.assertGreater(seen["state"]["sampling_step"], 0)
+        self.assertGreater(seen["eta_relative"], 0)
         self.assertEqual(result["r"].status, 200)
-        self.assertEqual(self.api.get_progress()["state"]["job_count"], 0)
+        after = self.api.get_progress()
+        self.assertEqual((after["state"]["job_count"], after["eta_relative"]), (0, 0.0))
 
     def test_metrics_count_the_routes(self):
         self.server.request("POST", TXT2IMG, {"steps": 0})

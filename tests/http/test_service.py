@@ -745,7 +745,8 @@ class TestMetricsExposition(ServerCase):
     FAMILIES = [
         "diffusiond_http_requests_total", "diffusiond_http_request_duration_seconds_bucket",
         "diffusiond_queue_wait_seconds_bucket", "diffusiond_generation_duration_seconds_bucket",
-        "diffusiond_queue_depth", "diffusiond_unet_batch_rows_bucket",
+        "diffusiond_queue_depth", "diffusiond_scheduler_backlog_seconds",
+        "diffusiond_unet_batch_rows_bucket",
         "diffusiond_images_generated_total", "diffusiond_denoise_steps_total",
         "diffusiond_rejections_total", "diffusiond_model_loaded", "diffusiond_build_info",
         "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",

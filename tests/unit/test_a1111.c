@@ -386,10 +386,12 @@ START_TEST(test_models_options_progress_error)
     ck_assert_str_eq(json_string_value(json_object_get(root, "sd_model_checkpoint")), "a");
     json_decref(root);
     free(out);
-    const struct a1111_progress p = {.job_count = 3, .steps_done = 5, .steps_total = 20};
+    const struct a1111_progress p = {.job_count = 3, .steps_done = 5, .steps_total = 20,
+                                     .eta_s = 1.5};
     ck_assert_int_eq(a1111_progress_write(&p, &out, &len, &err), STATUS_OK);
     root = load(out, len);
     ck_assert_double_eq(json_real_value(json_object_get(root, "progress")), 0.25);
+    ck_assert_double_eq(json_real_value(json_object_get(root, "eta_relative")), 1.5);
     json_t *state = json_object_get(root, "state");
     ck_assert_int_eq(json_integer_value(json_object_get(state, "job_count")), 3);
     ck_assert_int_eq(json_integer_value(json_object_get(state, "sampling_steps")), 20);

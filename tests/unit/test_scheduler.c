@@ -318,6 +318,9 @@ START_TEST(test_join_and_leave)
     ck_assert_int_eq(mid.active_jobs, 2);
     ck_assert_int_eq(mid.active_steps_done, 3);
     ck_assert_int_eq(mid.active_steps_total, 6);
+    /* the backlog: A's 2 steps × 2 rows + B's 1 × 1 = 5 row-steps at 3 rows a call,
+     * measured at 70 ms (40 + 10 a row) */
+    ck_assert_double_eq_tol(mid.backlog_s, 5 * 0.070 / 3, 1e-9);
     poll1(s); /* A 3, B 2 → B leaves, decoded, completes */
     ck_assert_int_eq(r->complete[b], 1);
     ck_assert_int_eq(r->complete[a], 0);
@@ -352,6 +355,7 @@ START_TEST(test_join_and_leave)
     ck_assert_uint_eq(st.completed_ok, 2);
     ck_assert_int_eq(st.active_rows, 0);
     ck_assert_int_eq(st.active_steps_total, 0);
+    ck_assert_double_eq(st.backlog_s, 0.0);
     teardown(s, f, r);
 }
 END_TEST
