@@ -412,8 +412,14 @@ static const char *request_field(const struct openai_image_request *req, const c
         return req->a1111_fields ? gen_field : "size";
     if (strcmp(gen_field, "guidance") == 0)
         return req->a1111_fields ? "cfg_scale" : "guidance_scale";
-    if (strcmp(gen_field, "n") == 0 && req->a1111_fields)
-        return "batch_size";
+    static const char *const a1111[][2] = {
+        {"n", "batch_size"},
+        {"sampler", "sampler_name"},
+        {"clip_skip", "override_settings.CLIP_stop_at_last_layers"},
+    };
+    for (size_t i = 0; req->a1111_fields && i < sizeof a1111 / sizeof a1111[0]; i++)
+        if (strcmp(gen_field, a1111[i][0]) == 0)
+            return a1111[i][1];
     return gen_field;
 }
 

@@ -107,7 +107,8 @@ struct openai_image_request {
     int width, height;          /* when has_size ("auto" leaves it false); 0: the model's
                                    native side (A1111's width or height alone) */
     bool a1111_fields;          /* errors name A1111's fields (api/a1111_request.h):
-                                   width/height, cfg_scale, batch_size */
+                                   width/height, cfg_scale, batch_size, sampler_name,
+                                   override_settings.CLIP_stop_at_last_layers */
     int steps;
     double guidance;
     uint64_t seed;

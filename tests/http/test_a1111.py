@@ -140,7 +140,8 @@ class TestWebuiapi(harness.ServerCase):
                  ({"batch_size": 4, "n_iter": 3}, "batch_size"),
                  ({"sampler_name": "Heun"}, "sampler_name"),
                  ({"alwayson_scripts": {"controlnet": {"args": []}}}, "alwayson_scripts"),
-                 ({"override_settings": {"CLIP_stop_at_last_layers": 5}}, "clip_skip")]
+                 ({"override_settings": {"CLIP_stop_at_last_layers": 5}},
+                  "override_settings.CLIP_stop_at_last_layers")]
         for body, param in cases:
             with self.subTest(body=body):
                 assert_a1111_error(self, self.server.request("POST", TXT2IMG, body), 422, param)
