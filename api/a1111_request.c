@@ -149,18 +149,12 @@ static enum status f_send_images(const json_t *v, const struct api_limits *lim,
     return json_field_bool(v, "send_images", &t->send_images, e);
 }
 
-static enum status add_warning(struct a1111_txt2img *t, const char *key, struct api_error *e)
+static enum status warn_ignored(struct a1111_txt2img *t, const char *key, struct api_error *e)
 {
-    struct openai_image_request *r = &t->req;
-    if (r->n_warnings >= API_MAX_WARNINGS)
-        return STATUS_OK;
     char msg[160];
     snprintf(msg, sizeof msg, "override_settings.%.64s: not a setting of this server; ignored",
              key);
-    if (!(r->warnings[r->n_warnings] = strdup(msg)))
-        return json_field_oom(e, "override_settings");
-    r->n_warnings++;
-    return STATUS_OK;
+    return openai_image_request_warn(&t->req, msg, e);
 }
 
 static enum status f_override_settings(const json_t *v, const struct api_limits *lim,
@@ -184,7 +178,7 @@ static enum status f_override_settings(const json_t *v, const struct api_limits 
             t->req.has_clip_skip = true;
             t->req.clip_skip = (int)x - 1;
         } else {
-            TRY(add_warning(t, key, e));
+            TRY(warn_ignored(t, key, e));
         }
     }
     return STATUS_OK;

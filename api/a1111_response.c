@@ -173,7 +173,7 @@ static json_t *parameters(const struct a1111_txt2img_response *r)
                      "CLIP_stop_at_last_layers", p->clip_skip + 1);
 }
 
-/* n copies of s, or the images' seeds. */
+/* n copies of s. */
 static json_t *repeat(const char *s, int n)
 {
     json_t *a = json_array();
@@ -268,15 +268,7 @@ static void emit(struct json_out *o, const void *arg)
     json_out_raw(o, ",", 1);
     api_image_metrics_emit(o, &r->metrics, r->images, r->n_images);
     const struct openai_image_request *q = &r->t->req;
-    if (q->n_warnings > 0) {
-        json_out_cstr(o, ",\"warnings\":[");
-        for (int i = 0; i < q->n_warnings; i++) {
-            if (i)
-                json_out_raw(o, ",", 1);
-            json_out_string(o, q->warnings[i]);
-        }
-        json_out_raw(o, "]", 1);
-    }
+    api_warnings_emit(o, (const char *const *)q->warnings, q->n_warnings);
     json_out_raw(o, "}", 1);
 }
 

@@ -363,8 +363,8 @@ enum status openai_images_parse(const char *body, size_t len, const struct api_l
 
 /* --- resolve -------------------------------------------------------------------------- */
 
-static enum status add_warning(struct openai_image_request *req, const char *text,
-                               struct api_error *e)
+enum status openai_image_request_warn(struct openai_image_request *req, const char *text,
+                                      struct api_error *e)
 {
     if (req->n_warnings >= API_MAX_WARNINGS)
         return STATUS_OK;
@@ -401,7 +401,7 @@ static enum status warn_if_truncated(const struct tokenizer *tok, const char *fi
     snprintf(msg, sizeof msg,
              "%s: %d tokens with start and end, more than the model's %d: truncated to %d",
              field, info.n_tokens, max_len, max_len);
-    return add_warning(req, msg, e);
+    return openai_image_request_warn(req, msg, e);
 }
 
 /* gen_params_validate's field → the request's field (OpenAI's or A1111's names). */
@@ -481,7 +481,7 @@ static enum status resolve_fields(const struct sd_model *m, const struct api_lim
         snprintf(msg, sizeof msg, "steps: the model's default %d is above this server's limit: "
                  "%d used", p->steps, lim->max_steps);
         p->steps = lim->max_steps;
-        TRY(add_warning(req, msg, e));
+        TRY(openai_image_request_warn(req, msg, e));
     }
     if (req->has_guidance)
         p->guidance = req->guidance;

@@ -147,6 +147,11 @@ enum status openai_images_resolve(const struct sd_model *model, const struct api
                                   uint64_t random_seed, struct openai_image_request *req,
                                   struct api_error *e);
 
+/* Adds a copy of `text` (one line) to req->warnings; past API_MAX_WARNINGS it is
+ * dropped.  STATUS_OUT_OF_MEMORY (e a 503). */
+enum status openai_image_request_warn(struct openai_image_request *req, const char *text,
+                                      struct api_error *e);
+
 /* Frees the owned strings and warnings and zeroes req; req may be NULL. */
 void openai_image_request_free(struct openai_image_request *req);
 

@@ -22,6 +22,19 @@ static void emit_ms(struct json_out *o, const char *comma_key, double v)
     json_out_fixed(o, clean(v), MS_DECIMALS);
 }
 
+void api_warnings_emit(struct json_out *o, const char *const *warnings, int n)
+{
+    if (n <= 0)
+        return;
+    json_out_cstr(o, ",\"warnings\":[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            json_out_raw(o, ",", 1);
+        json_out_string(o, warnings[i]);
+    }
+    json_out_raw(o, "]", 1);
+}
+
 void api_image_metrics_emit(struct json_out *o, const struct api_image_metrics *m,
                             const struct api_image_out *images, int n_images)
 {
@@ -81,15 +94,7 @@ static void emit_images(struct json_out *o, const struct api_images_response *r)
     json_out_string(o, size);
     json_out_raw(o, ",", 1);
     api_image_metrics_emit(o, &r->metrics, r->images, r->n_images);
-    if (r->n_warnings > 0) {
-        json_out_cstr(o, ",\"warnings\":[");
-        for (int i = 0; i < r->n_warnings; i++) {
-            if (i)
-                json_out_raw(o, ",", 1);
-            json_out_string(o, r->warnings[i]);
-        }
-        json_out_raw(o, "]", 1);
-    }
+    api_warnings_emit(o, r->warnings, r->n_warnings);
     json_out_raw(o, "}", 1);
 }
 

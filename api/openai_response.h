@@ -85,6 +85,8 @@ struct api_model_entry {
 struct json_out;
 void api_image_metrics_emit(struct json_out *o, const struct api_image_metrics *m,
                             const struct api_image_out *images, int n_images);
+/* ,"warnings":["…", …] after a member, or nothing when n is 0 (shared likewise). */
+void api_warnings_emit(struct json_out *o, const char *const *warnings, int n);
 
 /* GET /v1/models' body (shape at the top). */
 enum status api_models_list_write(const struct api_model_entry *models, int n, char **out,

@@ -19,9 +19,9 @@ int routes_a1111_model(struct routes *r, const char *requested, const char *fiel
         const int m = atomic_load_explicit(&r->a1111_model, memory_order_relaxed);
         return m >= 0 && m < r->n_models ? m : 0;
     }
-    for (int i = 0; i < r->n_models; i++)
-        if (strcmp(requested, r->names[i]) == 0)
-            return i;
+    const int m = api_model_select(requested, r->names, r->n_models, e);
+    if (m >= 0)
+        return m;
     api_error_set(e, 404, NULL, field, "model_not_found",
                   "%s: the model \"%.40s\" is not loaded (GET /sdapi/v1/sd-models lists them)",
                   field, requested);

@@ -87,8 +87,7 @@ void sched_record_step(struct scheduler *s, int rows, int64_t pixels, double sec
 {
     const int i = hist_index(rows);
     s->step_pixels_ewma = ewma_add(s->step_pixels_ewma, (double)pixels);
-    s->step_ewma[i] = ewma_add(s->step_ewma[i], seconds);
-    s->stats.step_ewma_s[i] = s->step_ewma[i];
+    s->stats.step_ewma_s[i] = ewma_add(s->stats.step_ewma_s[i], seconds);
     if (pixels > 0) {
         struct sched_size_cost *z = size_cost_slot(s, pixels);
         z->step[i] = ewma_add(z->step[i], seconds);

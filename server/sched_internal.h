@@ -96,9 +96,8 @@ struct scheduler {
     struct sched_job *active;    /* [lock] admitted jobs (some image begun or to begin) */
     int64_t pending_rowsteps;    /* [lock] over queued + active jobs */
     int pending_rows;            /* [lock] rows of every image not finished */
-    double step_ewma[SCHED_HIST_MAX + 1]; /* [lock] seconds per U-Net call by rows, every
-                                             size (the statistics' step_ewma_s) */
-    double step_pixels_ewma;     /* [lock] image pixels of those calls (their size mix) */
+    double step_pixels_ewma;     /* [lock] image pixels of every measured call (the size
+                                    mix; stats.step_ewma_s: their seconds by rows) */
     struct sched_size_cost size_cost[SCHED_COST_SIZES]; /* [lock] the call costs by image
                                                            size: what the decisions use */
     uint64_t calls_measured;     /* [lock] */

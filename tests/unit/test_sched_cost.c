@@ -46,8 +46,8 @@ START_TEST(test_sizes_kept_apart)
     /* the statistics keep the all-sizes EWMA per row count */
     ck_assert(s->stats.step_ewma_s[2] > 0.060 && s->stats.step_ewma_s[2] < 0.240);
     /* the former estimate (the all-sizes EWMA × pixels ÷ the calls' pixel EWMA) */
-    const double old_64_4 = s->step_ewma[4] * PX64 / s->step_pixels_ewma;
-    const double old_128_2 = s->step_ewma[2] * PX128 / s->step_pixels_ewma;
+    const double old_64_4 = s->stats.step_ewma_s[4] * PX64 / s->step_pixels_ewma;
+    const double old_128_2 = s->stats.step_ewma_s[2] * PX128 / s->step_pixels_ewma;
     ck_assert_double_eq_tol(old_64_4, 0.0453, 1e-4);
     ck_assert_double_eq_tol(old_128_2, 0.3031, 1e-4);
 }
