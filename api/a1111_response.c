@@ -215,8 +215,8 @@ static json_t *infotexts(const struct a1111_txt2img_response *r)
     return a;
 }
 
-/* info: the JSON object A1111 sends as a string, malloc'ed. */
-static char *info_text(const struct a1111_txt2img_response *r)
+/* info: the JSON object A1111 sends as a string. */
+static json_t *info(const struct a1111_txt2img_response *r)
 {
     const struct a1111_txt2img *t = r->t;
     const struct gen_params *p = &t->req.params;
@@ -227,7 +227,7 @@ static char *info_text(const struct a1111_txt2img_response *r)
     struct tm tm;
     if (gmtime_r(&created, &tm))
         strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-    json_t *info = json_pack(
+    return json_pack(
         "{s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:o, s:f, s:i, s:i, s:s, s:f, s:i, s:i, s:b, "
         "s:n, s:o, s:n, s:i, s:i, s:{s:s}, s:i, s:o, s:[], s:s, s:i, s:s}",
         "prompt", prompt, "all_prompts", repeat(prompt, r->n_images), "negative_prompt", neg,
@@ -241,9 +241,6 @@ static char *info_text(const struct a1111_txt2img_response *r)
         "Schedule type", SCHEDULERS[p->scheduler].label, "index_of_first_image", 0,
         "infotexts", infotexts(r), "styles", "job_timestamp", stamp, "clip_skip",
         p->clip_skip + 1, "version", VERSION_NAME);
-    char *s = info ? json_dumps(info, JSON_COMPACT) : NULL;
-    json_decref(info);
-    return s;
 }
 
 struct txt2img_body {
@@ -279,18 +276,16 @@ enum status a1111_txt2img_response_write(const struct a1111_txt2img_response *r,
     *len = 0;
     if (!r || !r->t || !r->images || r->n_images < 1 || !r->model_name)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "txt2img response: no images");
-    json_t *pj = parameters(r);
-    char *params = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
-    json_decref(pj);
-    char *info = info_text(r);
-    enum status s = STATUS_OK;
-    if (!params || !info) {
-        s = status_fail(err, STATUS_OUT_OF_MEMORY, "txt2img response");
-    } else {
-        const struct txt2img_body b = {.r = r, .params = params, .info = info};
+    char *params = NULL, *info_s = NULL;
+    size_t n = 0;
+    enum status s = dump(parameters(r), &params, &n, err);
+    if (s == STATUS_OK)
+        s = dump(info(r), &info_s, &n, err);
+    if (s == STATUS_OK) {
+        const struct txt2img_body b = {.r = r, .params = params, .info = info_s};
         s = json_out_write_twice(emit, &b, out, len, err);
     }
     free(params);
-    free(info);
+    free(info_s);
     return s;
 }
