@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,6 +511,22 @@ static long count_fds(void)
     return n - 1;
 }
 
+/* Bytes the C allocator has handed out and not had back (every arena's chunks in use plus
+ * its direct mmaps): unlike the resident size, which keeps the high-water mark of freed
+ * heap, this falls back when memory is freed, so steady growth is a leak.  Left out
+ * where the C library has no mallinfo2 (glibc < 2.33, musl). */
+static void render_heap(FILE *f)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+    gauge1(f, "diffusiond_heap_in_use_bytes",
+           "Bytes allocated by malloc and not yet freed (glibc mallinfo2).",
+           (double)(mi.uordblks + mi.hblkhd));
+#else
+    (void)f;
+#endif
+}
+
 static void render_process(FILE *f)
 {
     struct proc_stat p;
@@ -527,6 +544,7 @@ static void render_process(FILE *f)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         gauge1(f, "process_max_fds", "Limit of open file descriptors.", (double)rl.rlim_cur);
+    render_heap(f);
 }
 
 enum status metrics_render(struct metrics *m, const struct scheduler_stats *sched, char **out,

@@ -17,6 +17,7 @@
  *     struct scheduler_stats passed to metrics_render (read at scrape time)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
  *     process_start_time_seconds (no prefix; read from /proc at scrape time)
+ *   heap_in_use_bytes                          gauge     glibc's mallinfo2 at scrape time
  * rejections_total counts what the HTTP layer refused (it calls metrics_reject for
  * each 429/503/400/401 it answers); the scheduler's own counts are rendered apart as
  * diffusiond_scheduler_rejected_total.

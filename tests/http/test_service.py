@@ -750,6 +750,7 @@ class TestMetricsExposition(ServerCase):
         "diffusiond_images_generated_total", "diffusiond_denoise_steps_total",
         "diffusiond_rejections_total", "diffusiond_model_loaded", "diffusiond_build_info",
         "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+        "diffusiond_heap_in_use_bytes",
     ]
 
     def test_families_present(self):

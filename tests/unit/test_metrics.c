@@ -269,6 +269,36 @@ START_TEST(test_process_metrics)
 }
 END_TEST
 
+/* The heap gauge follows malloc both ways: 8 MiB held shows, and is gone once freed. */
+START_TEST(test_heap_in_use)
+{
+#if defined(__SANITIZE_ADDRESS__) || !defined(__GLIBC__)
+    /* ASan's allocator is not glibc's; musl has no mallinfo2 (the series is left out) */
+#else
+    struct metrics *m = make("x");
+    const size_t big = (size_t)8 << 20;
+    char *t = render(m, NULL);
+    double before = sample(t, "diffusiond_heap_in_use_bytes");
+    free(t);
+    ck_assert_double_gt(before, 0);
+    char *hold = malloc(big);
+    ck_assert_ptr_nonnull(hold);
+    memset(hold, 1, big);
+    t = render(m, NULL);
+    double held = sample(t, "diffusiond_heap_in_use_bytes");
+    free(t);
+    free(hold);
+    t = render(m, NULL);
+    double after = sample(t, "diffusiond_heap_in_use_bytes");
+    free(t);
+    ck_assert_double_ge(held - before, (double)big);
+    ck_assert_double_lt(held - before, (double)big + (1 << 20));
+    ck_assert_double_le(after, held - (double)big + (1 << 20));
+    metrics_destroy(m);
+#endif
+}
+END_TEST
+
 START_TEST(test_bad_info)
 {
     struct metrics_info info = {.n_models = METRICS_MAX_MODELS + 1};
@@ -335,6 +365,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_rows_histogram);
     tcase_add_test(tc, test_label_escaping);
     tcase_add_test(tc, test_process_metrics);
+    tcase_add_test(tc, test_heap_in_use);
     tcase_add_test(tc, test_bad_info);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("threads");
