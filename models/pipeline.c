@@ -2,6 +2,7 @@
  * CFG and per-request sampler steps, batched VAE decode. */
 #include "models/pipeline.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,8 @@ static enum status init_sampler(const struct sd_model *m, const struct gen_param
     opt.eta = p->eta;
     opt.seed = req->seed;
     opt.subsequence = 0;
+    if (p->init_image)
+        opt.begin = p->steps - sd_img2img_steps(p->steps, p->strength);
     enum status s = sampler_init(&req->sampler, p->sampler, &sched, p->steps, &opt, err);
     if (s != STATUS_OK)
         return status_wrap(err, "sampler");
@@ -158,6 +161,74 @@ static enum status init_text(const struct sd_model *m, struct workspace *ws,
     return STATUS_OK;
 }
 
+/* img2img: the image's latent z = (mean + exp(logvar/2)·ε)·scaling_factor into
+ * z[0 … n) (host), diffusers' vae.encode(image).latent_dist.sample() · scaling_factor. */
+static enum status encode_image(const struct sd_model *m, struct workspace *ws,
+                                const struct gen_params *p, const struct sd_request *req,
+                                float *z, struct errbuf *err)
+{
+    const size_t px = (size_t)req->width * (size_t)req->height * 3, n = req->n_elems;
+    float *host = malloc(sizeof(float) * (px > 2 * n ? px : 2 * n));
+    if (!host)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "init_image: %zu floats", px);
+    for (size_t i = 0; i < px; i++) { /* VaeImageProcessor: /255, then 2x − 1, in float32 */
+        const float unit = (float)p->init_image[i] / 255.0f;
+        host[i] = 2.0f * unit - 1.0f;
+    }
+    const int64_t is[4] = {1, req->height, req->width, 3}, zs[4] = {1, req->lh, req->lw, req->lc};
+    const struct workspace_mark mark = workspace_mark(ws);
+    struct tensor image, mean, logvar;
+    enum status s = workspace_tensor(ws, 4, is, &image, err);
+    if (s == STATUS_OK)
+        s = workspace_tensor(ws, 4, zs, &mean, err);
+    if (s == STATUS_OK)
+        s = workspace_tensor(ws, 4, zs, &logvar, err);
+    if (s == STATUS_OK)
+        s = backend_upload(&image, host, DTYPE_F32, err);
+    if (s == STATUS_OK)
+        s = vae_encode(m->vae, ws, &image, &mean, &logvar, err);
+    if (s == STATUS_OK)
+        s = backend_download(&mean, host, err);
+    if (s == STATUS_OK)
+        s = backend_download(&logvar, host + n, err);
+    workspace_rewind(ws, mark);
+    if (s == STATUS_OK) {
+        float *eps = z; /* ε, then z in place */
+        if (p->encode_noise)
+            memcpy(eps, p->encode_noise, sizeof(float) * n);
+        else
+            philox_normal_fill(req->seed, 1, 0, eps, n);
+        const float scale = vae_scaling_factor(m->vae);
+        for (size_t i = 0; i < n; i++) {
+            const float std = expf(0.5f * host[n + i]);
+            z[i] = scale * (host[i] + std * eps[i]);
+        }
+    }
+    free(host);
+    return s == STATUS_OK ? STATUS_OK : status_wrap(err, "init_image");
+}
+
+/* img2img's initial latent into req->host: add_noise(z, noise) at the first step. */
+static enum status init_img2img(const struct sd_model *m, struct workspace *ws,
+                                const struct gen_params *p, struct sd_request *req,
+                                struct errbuf *err)
+{
+    const size_t n = req->n_elems;
+    float *z = malloc(sizeof(float) * n);
+    if (!z)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "init_image: latent of %zu floats", n);
+    enum status s = encode_image(m, ws, p, req, z, err);
+    if (s == STATUS_OK) {
+        if (p->init_noise)
+            memcpy(req->host, p->init_noise, sizeof(float) * n);
+        else
+            philox_normal_fill(req->seed, 0, 0, req->host, n);
+        sampler_add_noise(&req->sampler, z, req->host, req->host, n);
+    }
+    free(z);
+    return s;
+}
+
 /* latent, x₀ history, noise tensors and host scratch; the initial latent. */
 static enum status init_latent(const struct sd_model *m, struct workspace *ws,
                                const struct gen_params *p, struct sd_request *req,
@@ -176,7 +247,11 @@ static enum status init_latent(const struct sd_model *m, struct workspace *ws,
         s = alloc_tensor(m, ws->dtype, 4, shape, &req->noise, err);
     if (s != STATUS_OK)
         return s;
-    if (p->init_noise) {
+    if (p->init_image) {
+        s = init_img2img(m, ws, p, req, err);
+        if (s != STATUS_OK)
+            return s;
+    } else if (p->init_noise) {
         const float sigma = sampler_init_noise_sigma(&req->sampler);
         for (size_t i = 0; i < n; i++)
             req->host[i] = p->init_noise[i] * sigma;
@@ -249,12 +324,12 @@ bool sd_request_done(const struct sd_request *req)
 
 int sd_request_step(const struct sd_request *req)
 {
-    return sampler_step_index(&req->sampler);
+    return sampler_step_index(&req->sampler) - req->sampler.begin;
 }
 
 int sd_request_steps(const struct sd_request *req)
 {
-    return sampler_n_steps(&req->sampler);
+    return sampler_n_steps(&req->sampler) - req->sampler.begin;
 }
 
 /* --- one step ------------------------------------------------------------------------ */

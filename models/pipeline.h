@@ -33,7 +33,18 @@
  * latent is elements [0, N) of the standard-normal stream (seed + i, 0) in NHWC order
  * (N = h·w·C), times the sampler's init_noise_sigma; the noise of step k (Euler
  * ancestral, DDIM eta > 0, DDPM, LCM) is elements [(k + 1)·N, (k + 2)·N)
- * (models/sampler.h).  Test hooks in gen_params replace both with given tensors.
+ * (models/sampler.h).  Test hooks in gen_params replace them with given tensors.
+ *
+ * img2img (gen_params.init_image): the image x = rgb/255·2 − 1 (diffusers'
+ * VaeImageProcessor) is VAE-encoded in sd_request_begin (batch 1, on the worker); its
+ * latent is z = (mean + exp(logvar/2)·ε)·scaling_factor with ε elements [0, N) of
+ * the stream (seed + i, subsequence 1); the schedule of `steps` steps starts at step
+ * b = steps − int(steps·strength) (sampler_options.begin: DPM++ takes that step at
+ * first order, as diffusers' lower_order_nums does), and the initial latent is the
+ * scheduler's add_noise(z, noise, t_b) with noise elements [0, N) of (seed + i, 0):
+ * z + σ_b·noise (Euler, Euler a), α·z + σ·noise with α = 1/sqrt(σ_b² + 1), σ = σ_b·α
+ * (DPM++), sqrt(ᾱ_t)·z + sqrt(1 − ᾱ_t)·noise (DDIM, DDPM, LCM).  sd_request_step and
+ * sd_request_steps count the steps that run (from b).
  *
  * Scheduler (the timestep spacing / σ schedule, applied over the model's scheduler
  * config; the sampler class fills in the keys the config lacks, as diffusers'
@@ -112,15 +123,30 @@ struct gen_params {
                                     applies to the prompt, not the negative prompt */
     double eta;                  /* DDIM's eta in [0, 1] */
     int n;                       /* images, 1 … GEN_MAX_IMAGES */
+    /* img2img (init_image NULL: txt2img).  The start image: RGB8, row-major,
+     * width·height·3 bytes (borrowed; resizing is the caller's), and strength in
+     * (0, 1].  As diffusers' StableDiffusionImg2ImgPipeline: the schedule is the one of
+     * `steps` steps, of which the last k = int(steps·strength) run (k ≥ 1 required),
+     * from the image's latent noised to the first of them (sd_img2img_steps). */
+    const uint8_t *init_image;
+    double strength;
     /* Test hooks (NULL: off; need n = 1): the initial noise {h,w,C} NHWC, before
-     * init_noise_sigma (diffusers' `latents=`), and the noise of each step k
-     * (step_noise[k], {h,w,C}; entries of steps that draw none may be NULL). */
+     * init_noise_sigma (diffusers' `latents=`; img2img: the noise add_noise mixes into
+     * the image's latent), the noise of each step k (step_noise[k], {h,w,C}; entries
+     * of steps that draw none may be NULL; k counts from the first step of the whole
+     * schedule), and img2img's posterior sample ε {h,w,C} (latent_dist.sample()). */
     const float *init_noise;
     const float *const *step_noise;
+    const float *encode_noise;
 };
 
+/* Steps an img2img request runs: int(steps·strength), as diffusers' get_timesteps
+ * (Python's int() of the double product); txt2img (strength ignored): steps. */
+int sd_img2img_steps(int steps, double strength);
+
 /* The model's defaults: native size, its steps/guidance/sampler, scheduler default,
- * seed 0, clip_skip 0, eta 0, n 1, empty prompts, no hooks. */
+ * seed 0, clip_skip 0, eta 0, n 1, empty prompts, txt2img (strength 0.75, A1111's
+ * default, for a caller that sets init_image), no hooks. */
 void gen_params_default(const struct sd_model *model, struct gen_params *p);
 
 /* Checks every field against the model; the message starts with the field's name

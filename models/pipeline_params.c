@@ -81,6 +81,7 @@ void gen_params_default(const struct sd_model *model, struct gen_params *p)
     p->sampler = model->default_sampler;
     p->scheduler = SD_SCHEDULER_DEFAULT;
     p->n = 1;
+    p->strength = 0.75; /* read only with an init_image: AUTOMATIC1111's default */
 }
 
 struct schedule sd_schedule_variant(const struct schedule *base, enum sd_scheduler s)
@@ -163,9 +164,34 @@ static enum status check_numbers(const struct sd_model *m, const struct gen_para
     if (p->n < 1 || p->n > GEN_MAX_IMAGES)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "n: must be in [1, %d] (got %d)",
                            GEN_MAX_IMAGES, p->n);
-    if ((p->init_noise || p->step_noise) && p->n != 1)
+    if ((p->init_noise || p->step_noise || p->encode_noise) && p->n != 1)
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "n: the noise hooks need n = 1 (got %d)", p->n);
+    return STATUS_OK;
+}
+
+int sd_img2img_steps(int steps, double strength)
+{
+    const double k = (double)steps * strength; /* Python's int(): toward zero */
+    return k >= (double)steps ? steps : k > 0 ? (int)k : 0;
+}
+
+static enum status check_img2img(const struct gen_params *p, struct errbuf *err)
+{
+    if (!p->init_image) {
+        if (p->encode_noise)
+            return status_fail(err, STATUS_INVALID_ARGUMENT,
+                               "encode_noise: the hook needs an init_image");
+        return STATUS_OK;
+    }
+    if (!isfinite(p->strength) || p->strength <= 0.0 || p->strength > 1.0)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "strength: must be in (0, 1] (got %g)",
+                           p->strength);
+    if (sd_img2img_steps(p->steps, p->strength) < 1)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "strength: %g of %d steps runs no step (int(steps x strength) "
+                           "must be >= 1: raise strength or steps)",
+                           p->strength, p->steps);
     return STATUS_OK;
 }
 
@@ -178,6 +204,8 @@ static enum status check_plan(const struct sd_model *m, const struct gen_params 
     struct sampler_options opt;
     sampler_options_defaults(&opt);
     opt.eta = p->eta;
+    if (p->init_image)
+        opt.begin = p->steps - sd_img2img_steps(p->steps, p->strength);
     struct sampler_state st;
     enum status s = sampler_init(&st, p->sampler, &sched, p->steps, &opt, err);
     sampler_free(&st);
@@ -199,6 +227,8 @@ enum status gen_params_validate(const struct sd_model *model, const struct gen_p
         s = check_sampler(p, err);
     if (s == STATUS_OK)
         s = check_numbers(model, p, err);
+    if (s == STATUS_OK)
+        s = check_img2img(p, err);
     if (s == STATUS_OK)
         s = check_plan(model, p, err);
     return s;

@@ -135,7 +135,7 @@ static void resolve_class_defaults(enum sampler_kind kind, struct schedule_confi
 }
 
 static enum status check_request(enum sampler_kind kind, const struct schedule *sched,
-                                 int n_steps, double eta, struct errbuf *err)
+                                 int n_steps, int begin, double eta, struct errbuf *err)
 {
     if ((unsigned)kind >= SAMPLER_KIND_COUNT_)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "sampler: kind %d out of range",
@@ -150,6 +150,10 @@ static enum status check_request(enum sampler_kind kind, const struct schedule *
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "sampler %s: n_steps: %d exceeds num_train_timesteps %d",
                            sampler_kind_name(kind), n_steps, sched->n_train);
+    if (begin < 0 || begin >= n_steps)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "sampler %s: begin: step %d outside [0, %d)", sampler_kind_name(kind),
+                           begin, n_steps);
     if (!(eta >= 0.0 && eta <= 1.0))
         return status_fail(err, STATUS_INVALID_ARGUMENT, "sampler %s: eta: must be in [0, 1] (got %g)",
                            sampler_kind_name(kind), eta);
@@ -198,6 +202,32 @@ static enum status build_plan(const struct sampler_plan_in *in, struct sampler_s
 
 static enum status ensure_rows(struct sampler_state *st, size_t n, struct errbuf *err);
 
+/* The scheduler's add_noise at step `begin` (see sampler_add_noise). */
+static void add_noise_coeffs(const struct schedule *sched, struct sampler_state *st)
+{
+    const int b = st->begin;
+    switch (st->kind) {
+    case SAMPLER_EULER:
+    case SAMPLER_EULER_A:
+        st->add_noise_x = 1.0f;
+        st->add_noise_eps = st->sigmas[b];
+        return;
+    case SAMPLER_DPMPP_2M:
+    case SAMPLER_DPMPP_2M_KARRAS: { /* _sigma_to_alpha_sigma_t */
+        const float s = st->sigmas[b];
+        st->add_noise_x = 1.0f / sqrtf(s * s + 1.0f);
+        st->add_noise_eps = s * st->add_noise_x;
+        return;
+    }
+    default: { /* DDPMScheduler.add_noise (DDIM and LCM have the same) */
+        const float ac = sched->alphas_cumprod[(int)st->timesteps[b]];
+        st->add_noise_x = sqrtf(ac);
+        st->add_noise_eps = sqrtf(1.0f - ac);
+        return;
+    }
+    }
+}
+
 enum status sampler_init(struct sampler_state *st, enum sampler_kind kind,
                          const struct schedule *sched, int n_steps,
                          const struct sampler_options *opt, struct errbuf *err)
@@ -208,11 +238,11 @@ enum status sampler_init(struct sampler_state *st, enum sampler_kind kind,
     if (!opt)
         opt = &defaults;
     const double eta = kind == SAMPLER_DDIM ? opt->eta : 0.0;
-    enum status stat = check_request(kind, sched, n_steps, eta, err);
+    enum status stat = check_request(kind, sched, n_steps, opt->begin, eta, err);
     if (stat != STATUS_OK)
         return stat;
     struct sampler_plan_in in = {.kind = kind, .sched = sched, .cfg = sched->config,
-                                 .n = n_steps, .eta = eta};
+                                 .n = n_steps, .begin = opt->begin, .eta = eta};
     resolve_class_defaults(kind, &in.cfg);
     in.scratch = malloc(sizeof(double) * 4 * ((size_t)n_steps + 2));
     if (!in.scratch)
@@ -223,8 +253,11 @@ enum status sampler_init(struct sampler_state *st, enum sampler_kind kind,
         st->n_steps = n_steps;
         st->seed = opt->seed;
         st->subsequence = opt->subsequence;
+        st->begin = st->step = opt->begin;
         stat = build_plan(&in, st, err);
     }
+    if (stat == STATUS_OK)
+        add_noise_coeffs(sched, st);
     free(in.scratch);
     if (stat == STATUS_OK && opt->n_elems > 0)
         stat = ensure_rows(st, opt->n_elems, err);
@@ -254,6 +287,16 @@ void sampler_initial_latent(const struct sampler_state *st, float *latent, size_
     philox_normal_fill(st->seed, st->subsequence, 0, latent, n);
     for (size_t i = 0; i < n; i++)
         latent[i] *= st->init_noise_sigma;
+}
+
+void sampler_add_noise(const struct sampler_state *st, const float *x, const float *noise,
+                       float *latent, size_t n)
+{
+    const float a = st->add_noise_x, b = st->add_noise_eps;
+    for (size_t i = 0; i < n; i++) {
+        const float xa = a * x[i], nb = b * noise[i]; /* torch: two products, then the sum */
+        latent[i] = xa + nb;
+    }
 }
 
 bool sampler_done(const struct sampler_state *st)

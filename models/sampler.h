@@ -103,6 +103,9 @@ struct sampler_options {
     uint64_t seed;        /* the request's noise stream (engine/philox.h) */
     uint64_t subsequence;
     size_t n_elems;       /* latent elements per row; > 0 allocates the rows now */
+    int begin;            /* img2img: the first step that runs, in [0, n_steps): the
+                             schedule stays the n_steps one (diffusers' set_begin_index);
+                             DPM++ takes that step at first order */
 };
 
 /* eta 0, seed 0, subsequence 0, n_elems 0. */
@@ -130,7 +133,9 @@ struct sampler_coeffs {
 struct sampler_state {
     enum sampler_kind kind;
     int n_steps;
+    int begin;                      /* the first step (options.begin) */
     int step;                       /* index of the next step; n_steps when done */
+    float add_noise_x, add_noise_eps; /* add_noise at step `begin` (sampler_add_noise) */
     float init_noise_sigma;
     float *timesteps;               /* [n_steps] what the U-Net receives */
     float *sigmas;                  /* [n_steps + 1] Euler/DPM families; NULL otherwise */
@@ -160,6 +165,13 @@ float sampler_init_noise_sigma(const struct sampler_state *st);
 /* Fills latent[0..n) with the request's initial noise (Philox elements [0, n)) times
  * init_noise_sigma. */
 void sampler_initial_latent(const struct sampler_state *st, float *latent, size_t n);
+
+/* img2img's start: latent[i] = a·x[i] + b·noise[i], the scheduler's add_noise(x,
+ * noise, timestep of step `begin`): Euler, Euler a: a = 1, b = σ; DPM++: a = 1/sqrt(σ²
+ * + 1), b = σ·a; DDIM, DDPM, LCM: a = sqrt(ᾱ_t), b = sqrt(1 − ᾱ_t) — float32 as
+ * diffusers evaluates it.  latent may alias x or noise. */
+void sampler_add_noise(const struct sampler_state *st, const float *x, const float *noise,
+                       float *latent, size_t n);
 
 bool sampler_done(const struct sampler_state *st);
 int sampler_step_index(const struct sampler_state *st);

@@ -22,6 +22,7 @@ struct sampler_plan_in {
     const struct schedule *sched;
     struct schedule_config cfg; /* with the class defaults filled in */
     int n;                      /* n_steps */
+    int begin;                  /* the first step that runs (options.begin) */
     double eta;
     double *scratch;            /* 4·(n + 2) doubles */
 };

@@ -228,17 +228,18 @@ static void dpm_x0(enum schedule_prediction pred, struct vp s, struct sampler_co
     }
 }
 
-/* Step i of n: first order at the start and (lower_order_final …) at the end. */
-static bool dpm_first_order(const struct schedule_config *c, int i, int n)
+/* Step i of n: first order at the first step that runs (diffusers' lower_order_nums
+ * is 0 there, at set_begin_index's step too) and (lower_order_final …) at the end. */
+static bool dpm_first_order(const struct schedule_config *c, int i, int begin, int n)
 {
     const bool lower_final = i == n - 1 &&
                              (c->euler_at_final || (c->lower_order_final && n < 15) ||
                               c->final_sigmas_type == SCHEDULE_FINAL_ZERO);
-    return i == 0 || lower_final;
+    return i == begin || lower_final;
 }
 
-static void dpm_step(const struct schedule_config *c, const float *sigmas, int i, int n,
-                     struct sampler_coeffs_d *d)
+static void dpm_step(const struct schedule_config *c, const float *sigmas, int i, int begin,
+                     int n, struct sampler_coeffs_d *d)
 {
     const struct vp s0 = vp_of(sigmas[i]), t = vp_of(sigmas[i + 1]);
     const float h = t.lambda - s0.lambda;
@@ -246,7 +247,7 @@ static void dpm_step(const struct schedule_config *c, const float *sigmas, int i
     dpm_x0(c->prediction_type, s0, d);
     d->c_latent = t.sigma / s0.sigma;
     d->stores_x0 = i + 1 < n;
-    if (dpm_first_order(c, i, n)) {
+    if (dpm_first_order(c, i, begin, n)) {
         d->c_x0 = -(double)a; /* σ_t/σ_s·x − α_t(e^(−h) − 1)·D0 */
         return;
     }
@@ -290,7 +291,7 @@ enum status sampler_plan_dpmpp(const struct sampler_plan_in *in, struct sampler_
     st->init_noise_sigma = 1.0f;
     for (int i = 0; i < n; i++) {
         struct sampler_coeffs_d d = {0};
-        dpm_step(c, st->sigmas, i, n, &d);
+        dpm_step(c, st->sigmas, i, in->begin, n, &d);
         sampler_coeffs_store(&d, false, 0.0, &st->coeffs[i]);
     }
     return STATUS_OK;

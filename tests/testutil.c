@@ -148,6 +148,71 @@ float *test_read_tensor(const struct safetensors *st, const char *name, size_t *
     return p;
 }
 
+static enum sd_scheduler spacing_variant(const char *spacing, const char *model_spacing)
+{
+    if (!spacing || (model_spacing && strcmp(spacing, model_spacing) == 0))
+        return SD_SCHEDULER_DEFAULT;
+    enum sd_scheduler s;
+    ck_assert_int_eq(sd_scheduler_parse(spacing, &s, NULL), STATUS_OK);
+    return s;
+}
+
+void test_case_sampler(const json_t *sched, const struct sd_model *m, struct gen_params *p)
+{
+    static const char *const spacing_names[] = {"leading", "trailing", "linspace"};
+    const struct schedule_config *mc = &m->schedule.config;
+    const char *model_spacing = schedule_config_has(mc, SCHEDULE_F_TIMESTEP_SPACING)
+                                    ? spacing_names[mc->timestep_spacing]
+                                    : NULL; /* the sampler class's default */
+    const char *cls = json_string_value(json_object_get(sched, "class"));
+    const json_t *cfg = json_object_get(sched, "config");
+    const bool karras = json_is_true(json_object_get(cfg, "use_karras_sigmas"));
+    ck_assert_ptr_nonnull(cls);
+    p->scheduler = spacing_variant(json_string_value(json_object_get(cfg, "timestep_spacing")),
+                                   model_spacing);
+    if (strcmp(cls, "EulerDiscreteScheduler") == 0) {
+        p->sampler = SAMPLER_EULER;
+    } else if (strcmp(cls, "EulerAncestralDiscreteScheduler") == 0) {
+        p->sampler = SAMPLER_EULER_A;
+    } else if (strcmp(cls, "DDIMScheduler") == 0) {
+        p->sampler = SAMPLER_DDIM;
+    } else {
+        ck_assert_str_eq(cls, "DPMSolverMultistepScheduler");
+        p->sampler = karras ? SAMPLER_DPMPP_2M_KARRAS : SAMPLER_DPMPP_2M;
+        if (karras)
+            p->scheduler = SD_SCHEDULER_DEFAULT;
+    }
+    if (karras && p->sampler == SAMPLER_EULER)
+        p->scheduler = SD_SCHEDULER_KARRAS;
+}
+
+float *test_read_tensor_nhwc(const struct safetensors *st, const char *name, size_t *n)
+{
+    const struct safetensors_tensor *t = safetensors_find(st, name);
+    ck_assert_msg(t != NULL && t->ndim == 4, "reference tensor %s: missing or not 4-D", name);
+    float *raw = test_read_tensor(st, name, n);
+    const int64_t B = t->shape[0], C = t->shape[1], H = t->shape[2], W = t->shape[3];
+    float *out = malloc((*n ? *n : 1) * sizeof *out);
+    ck_assert_ptr_nonnull(out);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++)
+                    out[((b * H + y) * W + x) * C + c] = raw[((b * C + c) * H + y) * W + x];
+    free(raw);
+    return out;
+}
+
+double test_psnr(const float *a, const float *b, size_t n)
+{
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)a[i] - (double)b[i];
+        se += d * d;
+    }
+    return se == 0 ? INFINITY : 10.0 * log10(1.0 / (se / (double)n));
+}
+
 void test_tiny_overrides(bool sd2, struct test_overrides *ov,
                          const json_t *override[CHECKPOINT_COMPONENT_COUNT_])
 {

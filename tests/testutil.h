@@ -9,6 +9,7 @@
 
 #include "engine/backend.h"
 #include "models/checkpoint.h"
+#include "models/pipeline.h"
 #include "models/sd_model.h"
 
 /* splitmix64-based generator; independent of the engine's Philox. */
@@ -57,9 +58,25 @@ struct safetensors;
  * the tensor is missing. */
 float *test_read_tensor(const struct safetensors *st, const char *name, size_t *n);
 
+/* test_read_tensor for a 4-D NCHW reference ({B,C,H,W}, diffusers' layout): the
+ * floats come back NHWC. */
+float *test_read_tensor_nhwc(const struct safetensors *st, const char *name, size_t *n);
+
+/* PSNR in dB of two images of n floats in [0,1] (peak 1); +Inf when identical. */
+double test_psnr(const float *a, const float *b, size_t n);
+
 /* Fails the test (naming `what`) unless max|got−want| ≤ atol + rtol·max|want|. */
 void test_assert_close(const char *what, const float *got, const double *want, size_t n,
                        double atol, double rtol);
+
+/* A fixture case's diffusers scheduler (manifest `scheduler`: {"class", "config"}) as
+ * p->sampler and p->scheduler for model m: the class gives the sampler
+ * (use_karras_sigmas: the Karras variant), a config timestep_spacing other than the
+ * model's own gives that scheduler.  The tiny fixtures build their schedulers from the
+ * hub's SD configs (no timestep_spacing: the class's default), while the saved folders
+ * say what PNDM/DDIM wrote ("leading"), so an Euler case is SD_SCHEDULER_LINSPACE
+ * there. */
+void test_case_sampler(const json_t *sched, const struct sd_model *m, struct gen_params *p);
 
 /* A CPU backend with the default thread count; the suite's process keeps one. */
 struct backend *test_cpu_backend(void);

@@ -10,6 +10,9 @@ equal to diffusers.  See docs/fixtures.md for the contents and the C-side rules.
     # SD1.5-size and SD2.1-size random-weight checkpoints + references (not committed)
     python tools/make_fixtures.py --full [--out /tmp/diffusiond-full]
 
+Remaking sd1-tiny removes its img2img references: run tools/make_img2img_fixtures.py
+after it.
+
 Environment: see tools/requirements-fixtures.txt (torch CPU, diffusers, transformers
 4.57.x — the slow CLIPTokenizer — safetensors, accelerate; ftfy must NOT be
 installed, as for tools/make_tokenizer_fixtures.py).  No hub access is needed: every
@@ -245,11 +248,11 @@ class Recorder:
         if desc:
             self.desc[name] = desc
 
-    def save(self, path, manifest_files, root, content, compare=None):
+    def save(self, path, manifest_files, root, content, compare=None, generator="tools/make_fixtures.py"):
         """compare: {tensor name or glob: "tokens"|"component"|"image"} — what a C
         test checks (see COMPARE); the other tensors are inputs or diagnostics."""
         from safetensors.torch import save_file
-        save_file(self.t, path, metadata={"generator": "tools/make_fixtures.py"})
+        save_file(self.t, path, metadata={"generator": generator})
         rel = os.path.relpath(path, root)
         manifest_files[rel] = {
             "content": content, "bytes": os.path.getsize(path), "sha256": sha256(path),

@@ -72,72 +72,7 @@ static struct workspace make_ws(void)
     return ws;
 }
 
-/* A reference tensor as host floats; NCHW ones ({1,C,H,W}) come back NHWC. */
-static float *ref_read(struct safetensors *st, const char *name, bool nchw, size_t *numel)
-{
-    const struct safetensors_tensor *t = safetensors_find(st, name);
-    ck_assert_msg(t != NULL, "reference tensor %s", name);
-    float *raw = malloc(t->numel * sizeof *raw);
-    struct errbuf err;
-    ck_assert_int_eq(safetensors_read_f32(st, t, raw, t->numel, &err), STATUS_OK);
-    *numel = t->numel;
-    if (!nchw)
-        return raw;
-    ck_assert_int_eq(t->ndim, 4);
-    const int64_t C = t->shape[1], H = t->shape[2], W = t->shape[3];
-    float *out = malloc(t->numel * sizeof *out);
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t y = 0; y < H; y++)
-            for (int64_t x = 0; x < W; x++)
-                out[(y * W + x) * C + c] = raw[(c * H + y) * W + x];
-    free(raw);
-    return out;
-}
-
-static double psnr(const float *a, const float *b, size_t n)
-{
-    double se = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = (double)a[i] - (double)b[i];
-        se += d * d;
-    }
-    return se == 0 ? INFINITY : 10.0 * log10(1.0 / (se / (double)n));
-}
-
 /* --- a manifest case as gen_params ----------------------------------------------------- */
-
-static enum sd_scheduler spacing_variant(const char *spacing, const char *model_spacing)
-{
-    if (!spacing || (model_spacing && strcmp(spacing, model_spacing) == 0))
-        return SD_SCHEDULER_DEFAULT;
-    enum sd_scheduler s;
-    ck_assert_int_eq(sd_scheduler_parse(spacing, &s, NULL), STATUS_OK);
-    return s;
-}
-
-/* Sampler and scheduler from the case's diffusers class and config. */
-static void case_sampler(const json_t *sched, const char *model_spacing, struct gen_params *p)
-{
-    const char *cls = json_string_value(json_object_get(sched, "class"));
-    const json_t *cfg = json_object_get(sched, "config");
-    const bool karras = json_is_true(json_object_get(cfg, "use_karras_sigmas"));
-    p->scheduler = spacing_variant(json_string_value(json_object_get(cfg, "timestep_spacing")),
-                                   model_spacing);
-    if (strcmp(cls, "EulerDiscreteScheduler") == 0) {
-        p->sampler = SAMPLER_EULER;
-    } else if (strcmp(cls, "EulerAncestralDiscreteScheduler") == 0) {
-        p->sampler = SAMPLER_EULER_A;
-    } else if (strcmp(cls, "DDIMScheduler") == 0) {
-        p->sampler = SAMPLER_DDIM;
-    } else {
-        ck_assert_str_eq(cls, "DPMSolverMultistepScheduler");
-        p->sampler = karras ? SAMPLER_DPMPP_2M_KARRAS : SAMPLER_DPMPP_2M;
-        if (karras)
-            p->scheduler = SD_SCHEDULER_DEFAULT;
-    }
-    if (karras && p->sampler == SAMPLER_EULER)
-        p->scheduler = SD_SCHEDULER_KARRAS;
-}
 
 struct pipe_case {
     struct gen_params p;
@@ -149,7 +84,7 @@ struct pipe_case {
 };
 
 static void case_load(const char *root, const char *pipe, const char *name, const json_t *c,
-                      const char *model_spacing, struct pipe_case *pc)
+                      const struct sd_model *m, struct pipe_case *pc)
 {
     memset(pc, 0, sizeof *pc);
     struct gen_params *p = &pc->p;
@@ -163,7 +98,7 @@ static void case_load(const char *root, const char *pipe, const char *name, cons
     p->clip_skip = (int)json_integer_value(json_object_get(c, "clip_skip"));
     p->n = 1;
     const json_t *sched = json_object_get(c, "scheduler");
-    case_sampler(sched, model_spacing, p);
+    test_case_sampler(sched, m, p);
     pc->prediction = json_string_value(
         json_object_get(json_object_get(sched, "config"), "prediction_type"));
 
@@ -173,18 +108,18 @@ static void case_load(const char *root, const char *pipe, const char *name, cons
     struct errbuf err;
     ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
     size_t numel;
-    pc->init_noise = ref_read(st, "init_noise", true, &numel);
+    pc->init_noise = test_read_tensor_nhwc(st, "init_noise", &numel);
     p->init_noise = pc->init_noise;
     const int draws = (int)json_integer_value(json_object_get(c, "noise_draws"));
     ck_assert_int_le(draws, 16);
     for (int i = 0; i < draws; i++) {
         char key[32];
         snprintf(key, sizeof key, "noise.%d", i);
-        pc->noise[i] = ref_read(st, key, true, &numel);
+        pc->noise[i] = test_read_tensor_nhwc(st, key, &numel);
     }
     if (draws > 0)
         p->step_noise = (const float *const *)pc->noise;
-    pc->image = ref_read(st, "image", false, &pc->image_numel);
+    pc->image = test_read_tensor(st, "image", &pc->image_numel);
     safetensors_close(st);
 }
 
@@ -204,7 +139,7 @@ static double run_case(struct sd_model *m, struct workspace *ws, const struct pi
     enum status s = sd_txt2img(m, ws, &pc->p, 1, true, NULL, NULL, &img, t, &err);
     ck_assert_msg(s == STATUS_OK, "%s", err.msg);
     ck_assert_int_eq((size_t)img.width * (size_t)img.height * 3, pc->image_numel);
-    const double db = psnr(img.unit, pc->image, pc->image_numel);
+    const double db = test_psnr(img.unit, pc->image, pc->image_numel);
     sd_image_free(&img);
     return db;
 }
@@ -219,11 +154,6 @@ static void run_pipeline_at(const char *root, const char *pipe, bool single)
     struct sd_model *m = load_model_at(root, pipe, single, CHECKPOINT_PREDICTION_AUTO);
     struct sd_model *m_eps = NULL;
     struct workspace ws = make_ws();
-    static const char *const spacing_names[] = {"leading", "trailing", "linspace"};
-    const struct schedule_config *mc = &m->schedule.config;
-    const char *model_spacing = schedule_config_has(mc, SCHEDULE_F_TIMESTEP_SPACING)
-                                    ? spacing_names[mc->timestep_spacing]
-                                    : NULL; /* the sampler class's default */
     const char *model_pred = m->schedule.config.prediction_type == SCHEDULE_PRED_V ? "v_prediction"
                                                                                  : "epsilon";
     const char *name;
@@ -231,7 +161,7 @@ static void run_pipeline_at(const char *root, const char *pipe, bool single)
     double worst = INFINITY;
     json_object_foreach((json_t *)cases, name, c) {
         struct pipe_case pc;
-        case_load(root, pipe, name, c, model_spacing, &pc);
+        case_load(root, pipe, name, c, m, &pc);
         struct sd_model *use = m;
         if (strcmp(pc.prediction, model_pred) != 0) { /* prediction_type overridden */
             if (!m_eps)
@@ -337,7 +267,7 @@ static void compare_images(const char *what, const struct sd_image *a, const str
     ck_assert_int_eq(a->width, b->width);
     ck_assert_int_eq(a->height, b->height);
     const size_t n = (size_t)a->width * (size_t)a->height * 3;
-    const double db = psnr(a->unit, b->unit, n);
+    const double db = test_psnr(a->unit, b->unit, n);
     const bool identical = memcmp(a->unit, b->unit, n * sizeof(float)) == 0;
     printf("batch invariance %s: %s (PSNR %.2f dB)\n", what, identical ? "bit-identical" : "differs",
            db);

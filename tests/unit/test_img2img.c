@@ -1,0 +1,519 @@
+/* tests/unit/test_img2img.c — img2img (gen_params.init_image, strength) against
+ * diffusers' StableDiffusionImg2ImgPipeline on sd1-tiny: every img2img_<case>.safetensors
+ * of tools/make_img2img_fixtures.py (manifest pipelines.sd1-tiny.img2img.cases) with
+ * diffusers' posterior sample ε, add_noise noise and step noise injected, step by step
+ * (sd_request_begin, sd_unet_step, sd_decode) and through sd_txt2img, through the
+ * diffusers folder and the single file:
+ *   - the noised initial latent (VAE encode + add_noise): max |C − ref| ≤ 1e-4 × std,
+ *     issue 3's component tolerance;
+ *   - each step's latent: the same 1e-4 × std (it tells where a failing case
+ *     diverges);
+ *   - the image: PSNR ≥ 40 dB (issue 3, as tests/unit/test_pipeline.c).
+ * And: sd_img2img_steps is Python's int(steps·strength); strength outside (0, 1] or
+ * giving 0 steps is STATUS_INVALID_ARGUMENT naming "strength"; with the hooks off an
+ * img2img image is deterministic, differs from the txt2img image of its seed, follows
+ * the seed + i convention and draws the Philox streams models/pipeline.h documents. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/philox.h"
+#include "engine/workspace.h"
+#include "models/pipeline.h"
+#include "models/safetensors.h"
+#include "models/sd_model.h"
+#include "tests/testutil.h"
+
+#define SD DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd"
+#define PIPE "sd1-tiny"
+#define MIN_PSNR 40.0       /* issue 3: the image */
+#define MIN_PSNR_SAME 45.0  /* issue 4: the same request through another driver */
+#define COMPONENT_TOL 1e-4  /* issue 3: × std(reference), the initial latent */
+#define STEP_TOL 1e-4       /* × std(reference), each step's latent (measured ≤ 6e-6) */
+#define MAX_STEPS 64
+
+/* --- fixtures ------------------------------------------------------------------------ */
+
+static json_t *img2img_cases(json_t **man)
+{
+    json_error_t e;
+    *man = json_load_file(SD "/manifest.json", 0, &e);
+    ck_assert_msg(*man, "manifest.json: %s", e.text);
+    const json_t *cases = json_object_get(
+        json_object_get(json_object_get(json_object_get(*man, "pipelines"), PIPE), "img2img"),
+        "cases");
+    ck_assert_msg(json_object_size(cases) >= 1,
+                  "no pipelines." PIPE ".img2img.cases (tools/make_img2img_fixtures.py)");
+    return (json_t *)cases;
+}
+
+static struct sd_model *load_model(bool single)
+{
+    if (!single) {
+        struct sd_model *m = test_load_sd1_tiny();
+        ck_assert_ptr_nonnull(m);
+        return m;
+    }
+    struct sd_model_options opt;
+    sd_model_options_default(&opt);
+    opt.backend = test_cpu_backend();
+    struct test_overrides ov;
+    test_tiny_overrides(false, &ov, opt.config_override);
+    struct sd_model *m;
+    struct errbuf err;
+    enum status s = sd_model_load(SD "/" PIPE "/" PIPE ".safetensors", &opt, &m, &err);
+    test_overrides_free(&ov);
+    ck_assert_msg(s == STATUS_OK, "single file: %s", err.msg);
+    return m;
+}
+
+static struct workspace make_ws(void)
+{
+    struct workspace ws;
+    struct errbuf err;
+    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
+    return ws;
+}
+
+struct i2i_case {
+    const char *name;
+    struct gen_params p;
+    int t_start, steps_run;
+    uint8_t *rgb;
+    float *encode_noise, *init_noise, *latents_init;
+    float *noise[MAX_STEPS];            /* noise.i (step t_start + i) */
+    const float *step_noise[MAX_STEPS]; /* indexed by the whole schedule's step */
+    float *latents[MAX_STEPS];          /* step.i.latents, i counting the steps that ran */
+    size_t n_lat;                       /* latent elements */
+    float *image;                       /* NHWC [0,1] */
+    size_t image_numel;
+};
+
+static void case_load(const struct sd_model *m, const char *name, const json_t *c,
+                      struct i2i_case *k)
+{
+    memset(k, 0, sizeof *k);
+    k->name = name;
+    struct gen_params *p = &k->p;
+    p->prompt = json_string_value(json_object_get(c, "prompt"));
+    p->negative_prompt = json_string_value(json_object_get(c, "negative_prompt"));
+    p->width = (int)json_integer_value(json_object_get(c, "width"));
+    p->height = (int)json_integer_value(json_object_get(c, "height"));
+    p->steps = (int)json_integer_value(json_object_get(c, "steps"));
+    p->strength = json_number_value(json_object_get(c, "strength"));
+    p->guidance = json_number_value(json_object_get(c, "guidance_scale"));
+    p->eta = json_number_value(json_object_get(c, "eta")); /* null → 0 */
+    p->n = 1;
+    p->seed = 12345; /* unused: every draw is a hook */
+    test_case_sampler(json_object_get(c, "scheduler"), m, p);
+    ck_assert_str_eq(sampler_kind_name(p->sampler),
+                     json_string_value(json_object_get(c, "sampler")));
+    struct errbuf err;
+    k->t_start = (int)json_integer_value(json_object_get(c, "t_start"));
+    k->steps_run = (int)json_integer_value(json_object_get(c, "steps_run"));
+    ck_assert_int_le(p->steps, MAX_STEPS);
+    ck_assert_int_eq(k->t_start + k->steps_run, p->steps);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", SD, json_string_value(json_object_get(c, "file")));
+    struct safetensors *st;
+    ck_assert_msg(safetensors_open(path, &st, &err) == STATUS_OK, "%s", err.msg);
+    const struct safetensors_tensor *img = safetensors_find(st, "init_image");
+    ck_assert_ptr_nonnull(img);
+    ck_assert_int_eq(img->dtype, SAFETENSORS_U8);
+    ck_assert_uint_eq(img->numel, (size_t)p->width * (size_t)p->height * 3);
+    k->rgb = malloc(img->numel);
+    memcpy(k->rgb, img->data, img->numel);
+    p->init_image = k->rgb;
+    size_t n;
+    float *t_start = test_read_tensor(st, "t_start", &n);
+    ck_assert_int_eq((int)t_start[0], k->t_start);
+    free(t_start);
+    k->encode_noise = test_read_tensor_nhwc(st, "encode_noise", &k->n_lat);
+    k->init_noise = test_read_tensor_nhwc(st, "init_noise", &n);
+    ck_assert_uint_eq(n, k->n_lat);
+    k->latents_init = test_read_tensor_nhwc(st, "latents_init", &n);
+    p->encode_noise = k->encode_noise;
+    p->init_noise = k->init_noise;
+    const int draws = (int)json_integer_value(json_object_get(c, "noise_draws"));
+    ck_assert(draws == 0 || draws == k->steps_run);
+    for (int i = 0; i < draws; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "noise.%d", i);
+        k->noise[i] = test_read_tensor_nhwc(st, key, &n);
+        k->step_noise[k->t_start + i] = k->noise[i]; /* steps before t_start: NULL */
+    }
+    if (draws > 0)
+        p->step_noise = k->step_noise;
+    for (int i = 0; i < k->steps_run; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "step.%d.latents", i);
+        k->latents[i] = test_read_tensor_nhwc(st, key, &n);
+    }
+    k->image = test_read_tensor(st, "image", &k->image_numel);
+    safetensors_close(st);
+}
+
+static void case_free(struct i2i_case *k)
+{
+    free(k->rgb);
+    free(k->encode_noise);
+    free(k->init_noise);
+    free(k->latents_init);
+    for (int i = 0; i < MAX_STEPS; i++) {
+        free(k->noise[i]);
+        free(k->latents[i]);
+    }
+    free(k->image);
+}
+
+/* max |got − want| / std(want) */
+static double rel_err(const float *got, const float *want, size_t n)
+{
+    return test_max_abs_diff(got, want, n) / test_std(want, n);
+}
+
+/* One case step by step, checked at every step, then through sd_txt2img. */
+static double run_case(struct sd_model *m, struct workspace *ws, const struct i2i_case *k,
+                       const char *layout)
+{
+    const struct gen_params *p = &k->p;
+    struct errbuf err;
+    ck_assert_int_eq(sd_img2img_steps(p->steps, p->strength), k->steps_run);
+    ck_assert_msg(gen_params_validate(m, p, &err) == STATUS_OK, "%s: %s", k->name, err.msg);
+
+    struct sd_request req;
+    ck_assert_msg(sd_request_begin(m, ws, p, 0, &req, &err) == STATUS_OK, "%s: %s", k->name,
+                  err.msg);
+    ck_assert_uint_eq(req.n_elems, k->n_lat);
+    ck_assert_int_eq(sd_request_steps(&req), k->steps_run);
+    ck_assert_int_eq(sd_request_step(&req), 0);
+    float *lat = test_download(&req.latent);
+    const double e0 = rel_err(lat, k->latents_init, k->n_lat);
+    free(lat);
+    printf("img2img %-11s %-11s latents_init: max err %.3g × std\n", layout, k->name, e0);
+    ck_assert_msg(e0 <= COMPONENT_TOL, "%s (%s): initial latent max err %.3g × std > %g",
+                  k->name, layout, e0, COMPONENT_TOL);
+
+    struct sd_request *batch[1] = {&req};
+    double worst = 0;
+    for (int i = 0; i < k->steps_run; i++) {
+        ck_assert(!sd_request_done(&req));
+        ck_assert_msg(sd_unet_step(m, ws, batch, 1, &err) == STATUS_OK, "%s step %d: %s",
+                      k->name, i, err.msg);
+        ck_assert_int_eq(sd_request_step(&req), i + 1);
+        lat = test_download(&req.latent);
+        const double e = rel_err(lat, k->latents[i], k->n_lat);
+        free(lat);
+        printf("img2img %-11s %-11s step %d (schedule step %d): max err %.3g × std\n", layout,
+               k->name, i, k->t_start + i, e);
+        ck_assert_msg(e <= STEP_TOL, "%s (%s): step %d (schedule step %d) latent max err "
+                      "%.3g × std > %g", k->name, layout, i, k->t_start + i, e, STEP_TOL);
+        worst = fmax(worst, e);
+    }
+    ck_assert(sd_request_done(&req));
+
+    struct sd_image img;
+    ck_assert_msg(sd_decode(m, ws, batch, 1, true, &img, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_int_eq(img.width, p->width);
+    ck_assert_int_eq(img.height, p->height);
+    ck_assert_uint_eq((size_t)img.width * (size_t)img.height * 3, k->image_numel);
+    const double db = test_psnr(img.unit, k->image, k->image_numel);
+    const double emax = test_max_abs_diff(img.unit, k->image, k->image_numel);
+    printf("img2img %-11s %-11s %-8s %dx%d steps %d strength %.2f (t_start %d, %d run): "
+           "latents_init %.3g × std, steps worst %.3g × std, image max abs err %.3g, "
+           "PSNR %.2f dB\n",
+           layout, k->name, sampler_kind_name(p->sampler), p->width, p->height, p->steps,
+           p->strength, k->t_start, k->steps_run, e0, worst, emax, db);
+    ck_assert_msg(db >= MIN_PSNR, "%s (%s): PSNR %.2f dB < %.0f", k->name, layout, db, MIN_PSNR);
+    sd_request_free(&req);
+
+    /* the whole-batch driver: the same image */
+    struct sd_image whole;
+    ck_assert_msg(sd_txt2img(m, ws, p, 1, true, NULL, NULL, &whole, NULL, &err) == STATUS_OK,
+                  "%s: %s", k->name, err.msg);
+    const double db_whole = test_psnr(whole.unit, img.unit, k->image_numel);
+    ck_assert_msg(db_whole >= MIN_PSNR_SAME, "%s (%s): sd_txt2img vs steps: PSNR %.2f dB",
+                  k->name, layout, db_whole);
+    sd_image_free(&whole);
+    sd_image_free(&img);
+    fflush(stdout);
+    return db;
+}
+
+static void run_all(bool single)
+{
+    const char *layout = single ? "single-file" : "diffusers";
+    json_t *man;
+    const json_t *cases = img2img_cases(&man);
+    struct sd_model *m = load_model(single);
+    struct workspace ws = make_ws();
+    const char *name;
+    const json_t *c;
+    double worst = INFINITY;
+    json_object_foreach((json_t *)cases, name, c) {
+        struct i2i_case k;
+        case_load(m, name, c, &k);
+        worst = fmin(worst, run_case(m, &ws, &k, layout));
+        case_free(&k);
+    }
+    printf("img2img %s: worst PSNR %.2f dB over %zu cases\n", layout, worst,
+           json_object_size(cases));
+    workspace_destroy(&ws);
+    sd_model_free(m);
+    json_decref(man);
+}
+
+START_TEST(test_fixtures_folder)
+{
+    run_all(false);
+}
+END_TEST
+
+START_TEST(test_fixtures_single_file)
+{
+    run_all(true);
+}
+END_TEST
+
+/* --- steps, validation -------------------------------------------------------------- */
+
+START_TEST(test_img2img_steps)
+{
+    /* Python's int(steps * strength) of the double product */
+    static const struct {
+        int steps;
+        double strength;
+        int want;
+    } t[] = {
+        {10, 0.6, 6}, {8, 0.75, 6}, {10, 0.5, 5}, {10, 0.8, 8}, {10, 0.3, 3}, {4, 0.2, 0},
+        {50, 1.0, 50}, {1, 1.0, 1}, {100, 0.29, 28}, /* 28.999999999999996 */
+        {100, 0.58, 57},                             /* 57.99999999999999 */
+        {50, 0.57, 28},                              /* 28.499999999999996 */
+        {10, 0.7, 7}, {3, 0.1, 0}, {20, 0.35, 7}, {1000, 0.001, 1},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        ck_assert_msg(sd_img2img_steps(t[i].steps, t[i].strength) == t[i].want,
+                      "sd_img2img_steps(%d, %g) = %d, want %d", t[i].steps, t[i].strength,
+                      sd_img2img_steps(t[i].steps, t[i].strength), t[i].want);
+}
+END_TEST
+
+static void expect_invalid(const struct sd_model *m, const struct gen_params *p,
+                           const char *field)
+{
+    struct errbuf err;
+    ck_assert_int_eq(gen_params_validate(m, p, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strncmp(err.msg, field, strlen(field)) == 0, "want '%s…', got: %s", field,
+                  err.msg);
+}
+
+static uint8_t gray[64 * 64 * 3];
+
+START_TEST(test_strength_validation)
+{
+    struct sd_model *m = load_model(false);
+    struct gen_params p, q;
+    gen_params_default(m, &p);
+    memset(gray, 128, sizeof gray);
+    p.init_image = gray;
+    p.strength = 0.5;
+    p.steps = 10;
+    struct errbuf err;
+    ck_assert_msg(gen_params_validate(m, &p, &err) == STATUS_OK, "%s", err.msg);
+#define BAD(field, stmt) q = p; stmt; expect_invalid(m, &q, field)
+#define GOOD(stmt) q = p; stmt; \
+    ck_assert_msg(gen_params_validate(m, &q, &err) == STATUS_OK, "%s", err.msg)
+    BAD("strength", q.steps = 4; q.strength = 0.2);   /* int(0.8) = 0 steps */
+    BAD("strength", q.steps = 3; q.strength = 0.1);   /* int(0.30000000000000004) = 0 */
+    BAD("strength", q.strength = 0);
+    BAD("strength", q.strength = -0.5);
+    BAD("strength", q.strength = 1.0000001);
+    BAD("strength", q.strength = 1.5);
+    BAD("strength", q.strength = NAN);
+    BAD("strength", q.strength = INFINITY);
+    BAD("n", q.n = 2; q.encode_noise = (const float *)gray); /* hooks need n = 1 */
+    GOOD(q.strength = 1.0);
+    GOOD(q.steps = 4; q.strength = 0.25);              /* 1 step */
+    GOOD(q.steps = 1; q.strength = 1.0);
+    GOOD(q.init_image = NULL; q.strength = 0);         /* txt2img: strength not read */
+    GOOD(q.init_image = NULL; q.strength = 7);
+#undef BAD
+#undef GOOD
+    /* sd_request_begin and sd_txt2img validate too */
+    q = p;
+    q.steps = 4;
+    q.strength = 0.2;
+    struct workspace ws = make_ws();
+    struct sd_request r;
+    ck_assert_int_eq(sd_request_begin(m, &ws, &q, 0, &r, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.msg, "strength"), "%s", err.msg);
+    sd_request_free(&r);
+    struct sd_image img;
+    ck_assert_int_eq(sd_txt2img(m, &ws, &q, 1, false, NULL, NULL, &img, NULL, &err),
+                     STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.msg, "strength"), "%s", err.msg);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+}
+END_TEST
+
+/* --- without hooks ------------------------------------------------------------------- */
+
+/* The first fixture case's picture (the 64×64 init image). */
+static uint8_t *fixture_image(const struct sd_model *m, int *w, int *h)
+{
+    json_t *man;
+    const json_t *cases = img2img_cases(&man);
+    const char *name;
+    const json_t *c;
+    uint8_t *rgb = NULL;
+    json_object_foreach((json_t *)cases, name, c) {
+        if (json_integer_value(json_object_get(c, "width")) != 64 ||
+            json_integer_value(json_object_get(c, "height")) != 64)
+            continue;
+        struct i2i_case k;
+        case_load(m, name, c, &k);
+        *w = k.p.width;
+        *h = k.p.height;
+        rgb = k.rgb;
+        k.rgb = NULL;
+        case_free(&k);
+        break;
+    }
+    ck_assert_ptr_nonnull(rgb);
+    json_decref(man);
+    return rgb;
+}
+
+static void generate(struct sd_model *m, struct workspace *ws, const struct gen_params *p,
+                     struct sd_image *out)
+{
+    struct errbuf err;
+    ck_assert_msg(sd_txt2img(m, ws, p, 1, true, NULL, NULL, out, NULL, &err) == STATUS_OK, "%s",
+                  err.msg);
+}
+
+START_TEST(test_deterministic_without_hooks)
+{
+    struct sd_model *m = load_model(false);
+    struct workspace ws = make_ws();
+    int w, h;
+    uint8_t *rgb = fixture_image(m, &w, &h);
+    struct gen_params p;
+    gen_params_default(m, &p);
+    p.prompt = "a photograph of an astronaut riding a horse";
+    p.negative_prompt = "blurry";
+    p.width = w;
+    p.height = h;
+    p.steps = 6;
+    p.guidance = 7.5;
+    p.sampler = SAMPLER_EULER_A; /* draws step noise too */
+    p.seed = 4242;
+    p.init_image = rgb;
+    p.strength = 0.6;
+    const size_t nb = (size_t)w * (size_t)h * 3;
+
+    struct sd_image a, b, t2i, other, pair[2];
+    generate(m, &ws, &p, &a);
+    generate(m, &ws, &p, &b);
+    ck_assert_msg(memcmp(a.rgb, b.rgb, nb) == 0, "img2img: same seed, different pixels");
+    ck_assert_msg(memcmp(a.unit, b.unit, nb * sizeof(float)) == 0,
+                  "img2img: same seed, different floats");
+
+    struct gen_params q = p;
+    q.init_image = NULL;
+    generate(m, &ws, &q, &t2i);
+    printf("img2img vs txt2img, seed %llu: PSNR %.2f dB\n", (unsigned long long)p.seed,
+           test_psnr(a.unit, t2i.unit, nb));
+    ck_assert_msg(memcmp(a.rgb, t2i.rgb, nb) != 0, "img2img gave the txt2img image");
+
+    q = p;
+    q.seed = p.seed + 1;
+    generate(m, &ws, &q, &other);
+    ck_assert_msg(memcmp(a.rgb, other.rgb, nb) != 0, "img2img: seeds 4242 and 4243 agree");
+
+    /* image 1 of n = 2 is the image of seed + 1 alone */
+    q = p;
+    q.n = 2;
+    struct errbuf err;
+    ck_assert_msg(sd_txt2img(m, &ws, &q, 1, true, NULL, NULL, pair, NULL, &err) == STATUS_OK,
+                  "%s", err.msg);
+    const double db0 = test_psnr(pair[0].unit, a.unit, nb);
+    const double db1 = test_psnr(pair[1].unit, other.unit, nb);
+    printf("img2img n=2: image 0 vs seed alone %.2f dB, image 1 vs seed + 1 alone %.2f dB\n",
+           db0, db1);
+    ck_assert_msg(db0 >= MIN_PSNR_SAME && db1 >= MIN_PSNR_SAME, "n=2: %.2f / %.2f dB", db0, db1);
+
+    /* the hooks off draw what models/pipeline.h says: ε = (seed, subsequence 1)
+     * elements [0, N), the add_noise noise (seed, 0) [0, N), step k's noise (seed, 0)
+     * [(k + 1)·N, (k + 2)·N) with k counting the whole schedule's steps */
+    {
+        const size_t N = (size_t)(h / 8) * (size_t)(w / 8) * 4; /* sd1-tiny: factor 8, 4 ch */
+        const int b = p.steps - sd_img2img_steps(p.steps, p.strength);
+        float *eps = malloc(N * sizeof *eps), *noise = malloc(N * sizeof *noise);
+        float *steps[MAX_STEPS] = {0};
+        philox_normal_fill(p.seed, 1, 0, eps, N);
+        philox_normal_fill(p.seed, 0, 0, noise, N);
+        for (int k = b; k < p.steps; k++) {
+            steps[k] = malloc(N * sizeof(float));
+            philox_normal_fill(p.seed, 0, (uint64_t)(k + 1) * N, steps[k], N);
+        }
+        struct gen_params hk = p;
+        hk.encode_noise = eps;
+        hk.init_noise = noise;
+        hk.step_noise = (const float *const *)steps;
+        struct sd_image hooked;
+        generate(m, &ws, &hk, &hooked);
+        printf("img2img hooks = the documented Philox streams: %s (PSNR %.2f dB)\n",
+               memcmp(hooked.unit, a.unit, nb * sizeof(float)) == 0 ? "bit-identical" : "differs",
+               test_psnr(hooked.unit, a.unit, nb));
+        ck_assert_msg(memcmp(hooked.unit, a.unit, nb * sizeof(float)) == 0,
+                      "img2img: the hooks set to the documented streams change the image");
+        sd_image_free(&hooked);
+        for (int k = 0; k < MAX_STEPS; k++)
+            free(steps[k]);
+        free(eps);
+        free(noise);
+    }
+
+    /* strength 1: every step of the schedule runs (from the image's latent noised to
+     * the first timestep) */
+    q = p;
+    q.strength = 1.0;
+    struct sd_request r;
+    ck_assert_msg(sd_request_begin(m, &ws, &q, 0, &r, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_int_eq(sd_request_steps(&r), p.steps);
+    sd_request_free(&r);
+
+    for (int i = 0; i < 2; i++)
+        sd_image_free(&pair[i]);
+    sd_image_free(&a);
+    sd_image_free(&b);
+    sd_image_free(&t2i);
+    sd_image_free(&other);
+    free(rgb);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines survive a failing (forked) test */
+    Suite *s = suite_create("img2img");
+    TCase *tc = tcase_create("fixtures");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_fixtures_folder);
+    tcase_add_test(tc, test_fixtures_single_file);
+    suite_add_tcase(s, tc);
+    TCase *tv = tcase_create("validation");
+    tcase_set_timeout(tv, 120);
+    tcase_add_test(tv, test_img2img_steps);
+    tcase_add_test(tv, test_strength_validation);
+    tcase_add_test(tv, test_deterministic_without_hooks);
+    suite_add_tcase(s, tv);
+    return test_run_suite(s);
+}
