@@ -1,6 +1,7 @@
 /* api/json_fields.c — typed readers for JSON request fields (api/json_fields.h). */
 #include "api/json_fields.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,11 +331,82 @@ enum status json_field_scheduler(const json_t *v, const char *field, enum sd_sch
     return STATUS_OK;
 }
 
+/* The length of the number token at s[0 … n) (JSON grammar, loosely: sign, digits,
+ * fraction, exponent); *integral: no fraction or exponent. */
+static size_t number_token(const char *s, size_t n, bool *integral)
+{
+    size_t i = 0;
+    *integral = true;
+    if (i < n && s[i] == '-')
+        i++;
+    for (; i < n; i++) {
+        const char c = s[i];
+        if (c == '.' || c == 'e' || c == 'E' || ((c == '+' || c == '-') && i > 0 &&
+                                                 (s[i - 1] == 'e' || s[i - 1] == 'E')))
+            *integral = false;
+        else if (c < '0' || c > '9')
+            break;
+    }
+    return i;
+}
+
+/* A copy of body[0 … len) with every integer literal outside a string that does not
+ * fit in 64 bits written as a real ("…digits.0"), or NULL (out of memory). */
+static char *widen_big_integers(const char *body, size_t len, size_t *out_len)
+{
+    char *out = malloc(len + len / 2 + 2); /* ≥ 20 digits per ".0" added */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    bool in_str = false, escape = false;
+    for (size_t i = 0; i < len;) {
+        const char c = body[i];
+        if (in_str || c == '"' || !(c == '-' || (c >= '0' && c <= '9'))) {
+            if (in_str && escape)
+                escape = false;
+            else if (in_str && c == '\\')
+                escape = true;
+            else if (c == '"')
+                in_str = !in_str;
+            out[o++] = body[i++];
+            continue;
+        }
+        bool integral;
+        const size_t n = number_token(body + i, len - i, &integral);
+        memcpy(out + o, body + i, n);
+        o += n;
+        if (integral && n < 400) {
+            char tok[400];
+            memcpy(tok, body + i, n);
+            tok[n] = '\0';
+            errno = 0;
+            (void)strtoll(tok, NULL, 10);
+            if (errno == ERANGE) {
+                out[o++] = '.';
+                out[o++] = '0';
+            }
+        }
+        i += n;
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
 enum status json_field_load(const char *body, size_t len, json_t **root, struct api_error *e)
 {
     json_error_t je;
     memset(&je, 0, sizeof je);
     *root = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!*root && json_error_code(&je) == json_error_numeric_overflow) {
+        /* an integer beyond 64 bits, maybe in a field the route ignores: read such
+         * integers as reals (a field that is read then fails its range check by name) */
+        size_t wide_len = 0;
+        char *wide = widen_big_integers(body, len, &wide_len);
+        if (wide)
+            *root = json_loadb(wide, wide_len, JSON_REJECT_DUPLICATES, NULL);
+        free(wide);
+    }
     if (!*root)
         return syntax_error(body ? body : "", body ? len : 0, &je, e);
     if (json_is_object(*root))

@@ -396,6 +396,15 @@ START_TEST(test_unknown_and_null_fields_ignored)
     ck_assert_ptr_null(req.model);
     ck_assert_int_eq(req.n_warnings, 0);
     openai_image_request_free(&req);
+    /* integers beyond 64 bits in ignored fields (Python's json writes them) do not
+     * make the body unreadable; the read fields keep their exact 64-bit values, and
+     * digits inside strings are untouched */
+    accept("{\"x\":[-15869832131938678210560,{\"y\":922649505793620223933284352}],"
+           "\"prompt\":\"99999999999999999999999 \\\"-1\",\"seed\":9223372036854775807}",
+           &lim, 0, &req);
+    ck_assert_str_eq(req.params.prompt, "99999999999999999999999 \"-1");
+    ck_assert(req.params.seed == 9223372036854775807ull);
+    openai_image_request_free(&req);
 }
 END_TEST
 
