@@ -3,19 +3,21 @@
 #include "api/a1111_request.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/base64.h"
 #include "api/json_fields.h"
 
 typedef enum status (*txt2img_reader)(const json_t *v, const struct api_limits *lim,
-                                      struct a1111_txt2img *t, struct api_error *e);
+                                      struct a1111_request *t, struct api_error *e);
 
 /* --- fields this server has --------------------------------------------------------- */
 
 static enum status f_prompt(const json_t *v, const struct api_limits *lim,
-                            struct a1111_txt2img *t, struct api_error *e)
+                            struct a1111_request *t, struct api_error *e)
 {
     free(t->req.prompt); /* the default "" */
     t->req.prompt = NULL;
@@ -23,14 +25,14 @@ static enum status f_prompt(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_negative_prompt(const json_t *v, const struct api_limits *lim,
-                                     struct a1111_txt2img *t, struct api_error *e)
+                                     struct a1111_request *t, struct api_error *e)
 {
     return json_field_string(v, "negative_prompt", lim->max_prompt_chars,
                              &t->req.negative_prompt, e);
 }
 
 static enum status f_seed(const json_t *v, const struct api_limits *lim,
-                          struct a1111_txt2img *t, struct api_error *e)
+                          struct a1111_request *t, struct api_error *e)
 {
     json_int_t x = 0;
     (void)lim;
@@ -43,7 +45,7 @@ static enum status f_seed(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_sampler_name(const json_t *v, const struct api_limits *lim,
-                                  struct a1111_txt2img *t, struct api_error *e)
+                                  struct a1111_request *t, struct api_error *e)
 {
     (void)lim;
     TRY(json_field_sampler(v, "sampler_name", &t->req.sampler, e));
@@ -54,7 +56,7 @@ static enum status f_sampler_name(const json_t *v, const struct api_limits *lim,
 /* A1111's deprecated name for the sampler: checked always, used when sampler_name is
  * absent. */
 static enum status f_sampler_index(const json_t *v, const struct api_limits *lim,
-                                   struct a1111_txt2img *t, struct api_error *e)
+                                   struct a1111_request *t, struct api_error *e)
 {
     enum sampler_kind k;
     (void)lim;
@@ -66,7 +68,7 @@ static enum status f_sampler_index(const json_t *v, const struct api_limits *lim
 }
 
 static enum status f_scheduler(const json_t *v, const struct api_limits *lim,
-                               struct a1111_txt2img *t, struct api_error *e)
+                               struct a1111_request *t, struct api_error *e)
 {
     (void)lim;
     TRY(json_field_scheduler(v, "scheduler", &t->req.scheduler, e));
@@ -75,7 +77,7 @@ static enum status f_scheduler(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_batch_size(const json_t *v, const struct api_limits *lim,
-                                struct a1111_txt2img *t, struct api_error *e)
+                                struct a1111_request *t, struct api_error *e)
 {
     json_int_t x = 0;
     TRY(json_field_int(v, "batch_size", 1, lim->max_n, &x, e));
@@ -84,7 +86,7 @@ static enum status f_batch_size(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_n_iter(const json_t *v, const struct api_limits *lim,
-                            struct a1111_txt2img *t, struct api_error *e)
+                            struct a1111_request *t, struct api_error *e)
 {
     json_int_t x = 0;
     TRY(json_field_int(v, "n_iter", 1, lim->max_n, &x, e));
@@ -93,7 +95,7 @@ static enum status f_n_iter(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_steps(const json_t *v, const struct api_limits *lim,
-                           struct a1111_txt2img *t, struct api_error *e)
+                           struct a1111_request *t, struct api_error *e)
 {
     json_int_t x = 0;
     TRY(json_field_int(v, "steps", 1, lim->max_steps, &x, e));
@@ -103,7 +105,7 @@ static enum status f_steps(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_cfg_scale(const json_t *v, const struct api_limits *lim,
-                               struct a1111_txt2img *t, struct api_error *e)
+                               struct a1111_request *t, struct api_error *e)
 {
     (void)lim;
     TRY(json_field_number(v, "cfg_scale", 0.0, GEN_MAX_GUIDANCE, &t->req.guidance, e));
@@ -112,7 +114,7 @@ static enum status f_cfg_scale(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_side(const json_t *v, const char *field, int lo, int hi, int *out,
-                          struct a1111_txt2img *t, struct api_error *e)
+                          struct a1111_request *t, struct api_error *e)
 {
     json_int_t x = 0;
     TRY(json_field_int(v, field, lo, hi, &x, e));
@@ -122,18 +124,18 @@ static enum status f_side(const json_t *v, const char *field, int lo, int hi, in
 }
 
 static enum status f_width(const json_t *v, const struct api_limits *lim,
-                           struct a1111_txt2img *t, struct api_error *e)
+                           struct a1111_request *t, struct api_error *e)
 {
     return f_side(v, "width", lim->min_side, lim->max_width, &t->req.width, t, e);
 }
 
 static enum status f_height(const json_t *v, const struct api_limits *lim,
-                            struct a1111_txt2img *t, struct api_error *e)
+                            struct a1111_request *t, struct api_error *e)
 {
     return f_side(v, "height", lim->min_side, lim->max_height, &t->req.height, t, e);
 }
 
-static enum status f_eta(const json_t *v, const struct api_limits *lim, struct a1111_txt2img *t,
+static enum status f_eta(const json_t *v, const struct api_limits *lim, struct a1111_request *t,
                          struct api_error *e)
 {
     (void)lim;
@@ -143,13 +145,13 @@ static enum status f_eta(const json_t *v, const struct api_limits *lim, struct a
 }
 
 static enum status f_send_images(const json_t *v, const struct api_limits *lim,
-                                 struct a1111_txt2img *t, struct api_error *e)
+                                 struct a1111_request *t, struct api_error *e)
 {
     (void)lim;
     return json_field_bool(v, "send_images", &t->send_images, e);
 }
 
-static enum status warn_ignored(struct a1111_txt2img *t, const char *key, struct api_error *e)
+static enum status warn_ignored(struct a1111_request *t, const char *key, struct api_error *e)
 {
     char msg[160];
     snprintf(msg, sizeof msg, "override_settings.%.64s: not a setting of this server; ignored",
@@ -158,7 +160,7 @@ static enum status warn_ignored(struct a1111_txt2img *t, const char *key, struct
 }
 
 static enum status f_override_settings(const json_t *v, const struct api_limits *lim,
-                                       struct a1111_txt2img *t, struct api_error *e)
+                                       struct a1111_request *t, struct api_error *e)
 {
     (void)lim;
     if (!json_is_object(v))
@@ -197,28 +199,28 @@ static enum status must_be_false(const json_t *v, const char *field, const char 
 }
 
 static enum status f_enable_hr(const json_t *v, const struct api_limits *lim,
-                               struct a1111_txt2img *t, struct api_error *e)
+                               struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return must_be_false(v, "enable_hr", "hires. fix", e);
 }
 
 static enum status f_restore_faces(const json_t *v, const struct api_limits *lim,
-                                   struct a1111_txt2img *t, struct api_error *e)
+                                   struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return must_be_false(v, "restore_faces", "face restoration", e);
 }
 
 static enum status f_tiling(const json_t *v, const struct api_limits *lim,
-                            struct a1111_txt2img *t, struct api_error *e)
+                            struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return must_be_false(v, "tiling", "tiling", e);
 }
 
 static enum status f_styles(const json_t *v, const struct api_limits *lim,
-                            struct a1111_txt2img *t, struct api_error *e)
+                            struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     if (!json_is_array(v))
@@ -230,7 +232,7 @@ static enum status f_styles(const json_t *v, const struct api_limits *lim,
 }
 
 static enum status f_alwayson_scripts(const json_t *v, const struct api_limits *lim,
-                                      struct a1111_txt2img *t, struct api_error *e)
+                                      struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     if (!json_is_object(v))
@@ -243,7 +245,7 @@ static enum status f_alwayson_scripts(const json_t *v, const struct api_limits *
 }
 
 static enum status f_script_name(const json_t *v, const struct api_limits *lim,
-                                 struct a1111_txt2img *t, struct api_error *e)
+                                 struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     if (!json_is_string(v))
@@ -266,14 +268,14 @@ static enum status must_be_zero(const json_t *v, const char *field, const char *
 }
 
 static enum status f_subseed_strength(const json_t *v, const struct api_limits *lim,
-                                      struct a1111_txt2img *t, struct api_error *e)
+                                      struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return must_be_zero(v, "subseed_strength", "a variation seed", e);
 }
 
 static enum status f_s_churn(const json_t *v, const struct api_limits *lim,
-                             struct a1111_txt2img *t, struct api_error *e)
+                             struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return must_be_zero(v, "s_churn", "stochastic churn", e);
@@ -289,14 +291,14 @@ static enum status no_resize(const json_t *v, const char *field, struct api_erro
 }
 
 static enum status f_seed_resize_w(const json_t *v, const struct api_limits *lim,
-                                   struct a1111_txt2img *t, struct api_error *e)
+                                   struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return no_resize(v, "seed_resize_from_w", e);
 }
 
 static enum status f_seed_resize_h(const json_t *v, const struct api_limits *lim,
-                                   struct a1111_txt2img *t, struct api_error *e)
+                                   struct a1111_request *t, struct api_error *e)
 {
     (void)lim, (void)t;
     return no_resize(v, "seed_resize_from_h", e);
@@ -335,7 +337,7 @@ static const struct {
     {"seed_resize_from_h", f_seed_resize_h},
 };
 
-static enum status check_counts(const struct api_limits *lim, struct a1111_txt2img *t,
+static enum status check_counts(const struct api_limits *lim, struct a1111_request *t,
                                 struct api_error *e)
 {
     if (t->batch_size * t->n_iter > lim->max_n) {
@@ -352,8 +354,7 @@ static enum status check_counts(const struct api_limits *lim, struct a1111_txt2i
     return STATUS_OK;
 }
 
-enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
-                                struct a1111_txt2img *t, struct api_error *e)
+static void defaults(struct a1111_request *t)
 {
     memset(t, 0, sizeof *t);
     t->batch_size = t->n_iter = 1;
@@ -363,28 +364,221 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
     t->req.quality = API_DEFAULT_QUALITY;
     t->req.response_format = API_RESPONSE_B64_JSON;
     t->req.a1111_fields = true;
+    t->strength = 0.75; /* A1111's default denoising_strength */
+}
+
+/* The txt2img fields of root (an object) into t. */
+static enum status read_fields(const json_t *root, const struct api_limits *limits,
+                               struct a1111_request *t, struct api_error *e)
+{
     if (!(t->req.prompt = strdup("")))
         return json_field_oom(e, "prompt");
-    json_t *root = NULL;
-    enum status s = json_field_load(body, len, &root, e);
-    for (size_t i = 0; s == STATUS_OK && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
         const json_t *v = json_object_get(root, FIELDS[i].name);
         if (v && !json_is_null(v))
-            s = FIELDS[i].read(v, limits, t, e);
+            TRY(FIELDS[i].read(v, limits, t, e));
     }
+    return check_counts(limits, t, e);
+}
+
+enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
+                                struct a1111_request *t, struct api_error *e)
+{
+    defaults(t);
+    json_t *root = NULL;
+    enum status s = json_field_load(body, len, &root, e);
     if (s == STATUS_OK)
-        s = check_counts(limits, t, e);
+        s = read_fields(root, limits, t, e);
     json_decref(root);
     if (s != STATUS_OK)
-        a1111_txt2img_free(t);
+        a1111_request_free(t);
     return s;
 }
 
-void a1111_txt2img_free(struct a1111_txt2img *t)
+/* --- img2img ------------------------------------------------------------------------ */
+
+/* A base64 string (after an optional "data:…," prefix) decoded into *bytes. */
+static enum status init_bytes(const json_t *v, uint8_t **bytes, size_t *n, struct api_error *e)
+{
+    const char *field = "init_images";
+    if (!json_is_string(v))
+        return json_field_wrong_type(e, field, "an array of base64 strings", v);
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (strncmp(s, "data:", 5) == 0) {
+        const char *comma = memchr(s, ',', len);
+        if (!comma)
+            return json_field_bad(e, field, "a data: URL without a comma%s%s", NULL, NULL);
+        len -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    *bytes = malloc(len / 4 * 3 + 3);
+    if (!*bytes)
+        return json_field_oom(e, field);
+    if (!base64_decode(s, len, *bytes, n)) {
+        free(*bytes);
+        *bytes = NULL;
+        return json_field_bad(e, field, "the first image is not valid base64 (standard "
+                                        "alphabet, '=' padding, no line breaks)%s%s", NULL, NULL);
+    }
+    return STATUS_OK;
+}
+
+static enum status read_init_images(const json_t *root, struct a1111_request *t,
+                                    struct api_error *e)
+{
+    const json_t *v = json_object_get(root, "init_images");
+    if (!v || json_is_null(v))
+        return json_field_bad(e, "init_images", "required: an array of base64 images%s%s", NULL,
+                              NULL);
+    if (!json_is_array(v))
+        return json_field_wrong_type(e, "init_images", "an array of base64 strings", v);
+    if (json_array_size(v) == 0)
+        return json_field_bad(e, "init_images", "must hold at least one image%s%s", NULL, NULL);
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    TRY(init_bytes(json_array_get(v, 0), &bytes, &n, e));
+    struct errbuf err;
+    const enum status s = image_decode(bytes, n, A1111_INIT_MAX_SIDE, A1111_INIT_MAX_PIXELS,
+                                       &t->init, &err);
+    free(bytes);
+    if (s == STATUS_OUT_OF_MEMORY)
+        return json_field_oom(e, "init_images");
+    if (s != STATUS_OK)
+        return json_field_bad(e, "init_images", "the first image: %s%s", err.msg, NULL);
+    if (json_array_size(v) > 1)
+        return openai_image_request_warn(&t->req, "init_images: only the first image is used",
+                                         e);
+    return STATUS_OK;
+}
+
+static enum status read_strength(const json_t *root, struct a1111_request *t,
+                                 struct api_error *e)
+{
+    const json_t *v = json_object_get(root, "denoising_strength");
+    if (!v || json_is_null(v))
+        return STATUS_OK;
+    TRY(json_field_number(v, "denoising_strength", 0.0, 1.0, &t->strength, e));
+    return t->strength > 0.0 ? STATUS_OK
+                             : json_field_bad(e, "denoising_strength",
+                                              "must be above 0 (0 would change nothing)%s%s",
+                                              NULL, NULL);
+}
+
+/* The img2img fields this server cannot honour, each at its off value only. */
+static enum status read_img2img_off(const json_t *root, struct api_error *e)
+{
+    static const char *const must_be_null[] = {"mask", "latent_mask"};
+    for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++) {
+        const json_t *v = json_object_get(root, must_be_null[i]);
+        if (v && !json_is_null(v))
+            return json_field_bad(e, must_be_null[i],
+                                  "inpainting is not supported; leave it out or null%s%s", NULL,
+                                  NULL);
+    }
+    const json_t *v = json_object_get(root, "include_init_images");
+    if (v && !json_is_null(v))
+        TRY(must_be_false(v, "include_init_images", "echoing the init images", e));
+    v = json_object_get(root, "resize_mode");
+    json_int_t mode = 0;
+    if (v && !json_is_null(v))
+        TRY(json_field_int(v, "resize_mode", 0, 3, &mode, e));
+    if (mode != 0)
+        return json_field_bad(e, "resize_mode", "only 0 (just resize) is supported%s%s", NULL,
+                              NULL);
+    v = json_object_get(root, "initial_noise_multiplier");
+    double mult = 1.0;
+    if (v && !json_is_null(v))
+        TRY(json_field_number(v, "initial_noise_multiplier", -1e300, 1e300, &mult, e));
+    return mult == 1.0 ? STATUS_OK
+                       : json_field_bad(e, "initial_noise_multiplier",
+                                        "is not supported; leave it out or 1%s%s", NULL, NULL);
+}
+
+/* An absent side (0) becomes the image's, rounded down to a multiple of 8, both scaled
+ * down (aspect kept) to fit the limits. */
+static enum status default_size(const struct api_limits *lim, struct a1111_request *t,
+                                struct api_error *e)
+{
+    if (t->req.width > 0 && t->req.height > 0)
+        return STATUS_OK;
+    double w = t->init.width, h = t->init.height;
+    const double fit = fmin(1.0, fmin(lim->max_width / w, lim->max_height / h));
+    w *= fit;
+    h *= fit;
+    const int w8 = (int)(w / 8) * 8, h8 = (int)(h / 8) * 8;
+    if ((t->req.width == 0 && w8 < lim->min_side) || (t->req.height == 0 && h8 < lim->min_side)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "a %dx%d image is below the smallest side, %d pixels; send "
+                 "width and height to resize it", t->init.width, t->init.height, lim->min_side);
+        return json_field_bad(e, "init_images", "%s%s", msg, NULL);
+    }
+    if (t->req.width == 0)
+        t->req.width = w8;
+    if (t->req.height == 0)
+        t->req.height = h8;
+    t->req.has_size = true;
+    if (fit < 1.0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "init_images: the %dx%d image is scaled down to %dx%d (the "
+                 "server's limits)", t->init.width, t->init.height, t->req.width, t->req.height);
+        return openai_image_request_warn(&t->req, msg, e);
+    }
+    return STATUS_OK;
+}
+
+enum status a1111_img2img_parse(const char *body, size_t len, const struct api_limits *limits,
+                                struct a1111_request *t, struct api_error *e)
+{
+    defaults(t);
+    json_t *root = NULL;
+    enum status s = json_field_load(body, len, &root, e);
+    if (s == STATUS_OK)
+        s = read_fields(root, limits, t, e);
+    if (s == STATUS_OK)
+        s = read_strength(root, t, e);
+    if (s == STATUS_OK)
+        s = read_img2img_off(root, e);
+    if (s == STATUS_OK)
+        s = read_init_images(root, t, e);
+    if (s == STATUS_OK)
+        s = default_size(limits, t, e);
+    json_decref(root);
+    if (s != STATUS_OK)
+        a1111_request_free(t);
+    return s;
+}
+
+enum status a1111_img2img_finish(struct a1111_request *t, struct api_error *e)
+{
+    if (!t->init.rgb)
+        return STATUS_OK;
+    struct gen_params *p = &t->req.params;
+    const int k = sd_img2img_steps(p->steps, t->strength);
+    if (k < 1) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%g of %d steps runs no step: int(steps x denoising_strength) "
+                 "must be at least 1", t->strength, p->steps);
+        return json_field_bad(e, "denoising_strength", "%s%s", msg, NULL);
+    }
+    struct errbuf err;
+    const enum status s = image_resize(&t->init, p->width, p->height, &t->resized, &err);
+    if (s == STATUS_OUT_OF_MEMORY)
+        return json_field_oom(e, "init_images");
+    if (s != STATUS_OK)
+        return json_field_bad(e, "init_images", "resizing: %s%s", err.msg, NULL);
+    p->init_image = t->resized.rgb;
+    p->strength = t->strength;
+    return STATUS_OK;
+}
+
+void a1111_request_free(struct a1111_request *t)
 {
     if (!t)
         return;
     openai_image_request_free(&t->req);
+    image_rgb8_free(&t->init);
+    image_rgb8_free(&t->resized);
     memset(t, 0, sizeof *t);
 }
 

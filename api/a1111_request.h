@@ -1,5 +1,5 @@
 /* api/a1111_request.h — the AUTOMATIC1111 web UI's API (/sdapi/v1), the request side:
- * POST /sdapi/v1/txt2img's body mapped onto the OpenAI route's request
+ * POST /sdapi/v1/txt2img's and img2img's bodies mapped onto the OpenAI route's request
  * (api/openai_images.h), so that both routes resolve, validate, run and seed images
  * the same way; and POST /sdapi/v1/options' body.
  *
@@ -35,7 +35,7 @@
  * status A1111's FastAPI gives a body it cannot validate): "batch_size: …",
  * "cfg_scale: …", "width: …".
  *
- * Ownership: as openai_image_request (a1111_txt2img_free; safe on a zeroed or failed
+ * Ownership: as openai_image_request (a1111_request_free; safe on a zeroed or failed
  * request).  Thread-safety: reentrant.
  */
 #ifndef DIFFUSIOND_API_A1111_REQUEST_H
@@ -45,24 +45,59 @@
 #include <stddef.h>
 
 #include "api/api_error.h"
+#include "api/image_decode.h"
 #include "api/openai_images.h"
 
-struct a1111_txt2img {
-    struct openai_image_request req; /* what txt2img maps onto: req.n = batch_size × n_iter,
+/* A txt2img or img2img request. */
+struct a1111_request {
+    struct openai_image_request req; /* what both map onto: req.n = batch_size × n_iter,
                                         req.model = override_settings.sd_model_checkpoint,
                                         req.a1111_fields set; resolve with
                                         openai_images_resolve */
     int batch_size, n_iter;
     bool send_images;
+    /* img2img only (init.rgb NULL for txt2img) */
+    struct image_rgb8 init;          /* init_images[0], decoded */
+    double strength;                 /* denoising_strength */
+    struct image_rgb8 resized;       /* init at the resolved size (a1111_img2img_finish) */
 };
 
 /* Stage 1: body[0 … len) → t (zeroed first).  On failure e is filled and t holds
  * nothing to free. */
 enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
-                                struct a1111_txt2img *t, struct api_error *e);
+                                struct a1111_request *t, struct api_error *e);
+
+/* POST /sdapi/v1/img2img: the txt2img fields and
+ *   init_images        required: a non-empty array of base64 strings (a data: URL's
+ *                      "data:image/png;base64," prefix allowed) of PNG, JPEG or WebP
+ *                      images, each side ≤ A1111_INIT_MAX_SIDE and at most
+ *                      A1111_INIT_MAX_PIXELS pixels; alpha flattened onto white.  The
+ *                      first is used (more: a warning — A1111 cycles them over the batch)
+ *   denoising_strength number in (0, 1], default 0.75; int(steps × strength) steps run
+ *                      (diffusers' img2img), so it must give at least one
+ *   width, height      default: the image's side rounded down to a multiple of 8 (scaled
+ *                      down, aspect kept, to fit the server's limits, with a warning);
+ *                      the image is resized to width × height (Pillow's Lanczos, A1111's
+ *                      "Just resize")
+ *   resize_mode        0 ("Just resize") only
+ * Accepted at their off value only: mask null, include_init_images false,
+ * initial_noise_multiplier 1, latent_mask null.  Ignored (they act only with a mask or
+ * an instruct-pix2pix model): inpainting_fill, inpaint_full_res,
+ * inpaint_full_res_padding, inpainting_mask_invert, mask_blur, mask_blur_x/y,
+ * image_cfg_scale. */
+#define A1111_INIT_MAX_SIDE 8192
+#define A1111_INIT_MAX_PIXELS ((size_t)4096 * 4096)
+enum status a1111_img2img_parse(const char *body, size_t len, const struct api_limits *limits,
+                                struct a1111_request *t, struct api_error *e);
+
+/* Stage 3 of img2img, after openai_images_resolve: resizes the init image to the
+ * resolved params' size and points params.init_image and params.strength at it; a
+ * strength that runs no step at the resolved steps is a 400 naming denoising_strength.
+ * A txt2img request: nothing to do. */
+enum status a1111_img2img_finish(struct a1111_request *t, struct api_error *e);
 
 /* Frees what t owns and zeroes it; t may be NULL. */
-void a1111_txt2img_free(struct a1111_txt2img *t);
+void a1111_request_free(struct a1111_request *t);
 
 /* POST /sdapi/v1/options: the body's sd_model_checkpoint (a malloc'ed copy into *model,
  * NULL when absent or null); other keys are A1111 UI settings this server has not and

@@ -156,11 +156,25 @@ char *a1111_error_body(const struct api_error *e, size_t *len)
 
 /* --- txt2img --------------------------------------------------------------------------- */
 
+/* img2img's keys (A1111's denoising_strength, resize_mode) added to obj; obj is
+ * returned (NULL stays NULL). */
+static json_t *with_img2img(json_t *obj, const struct gen_params *p, bool resize_mode)
+{
+    if (!obj || !p->init_image)
+        return obj;
+    if (json_object_set_new(obj, "denoising_strength", json_real(p->strength)) != 0 ||
+        (resize_mode && json_object_set_new(obj, "resize_mode", json_integer(0)) != 0)) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 static json_t *parameters(const struct a1111_txt2img_response *r)
 {
-    const struct a1111_txt2img *t = r->t;
+    const struct a1111_request *t = r->t;
     const struct gen_params *p = &t->req.params;
-    return json_pack("{s:s, s:s, s:I, s:i, s:f, s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:f, "
+    return with_img2img(json_pack("{s:s, s:s, s:I, s:i, s:f, s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:f, "
                      "s:b, s:{s:o, s:i}}",
                      "prompt", p->prompt ? p->prompt : "", "negative_prompt",
                      p->negative_prompt ? p->negative_prompt : "", "seed", (json_int_t)p->seed,
@@ -170,7 +184,8 @@ static json_t *parameters(const struct a1111_txt2img_response *r)
                      t->n_iter, "steps", p->steps, "cfg_scale", p->guidance, "width", r->width,
                      "height", r->height, "eta", p->eta, "send_images", t->send_images,
                      "override_settings", "sd_model_checkpoint", utf8_string(r->model_name),
-                     "CLIP_stop_at_last_layers", p->clip_skip + 1);
+                     "CLIP_stop_at_last_layers", p->clip_skip + 1),
+                        p, true);
 }
 
 /* n copies of s. */
@@ -218,7 +233,7 @@ static json_t *infotexts(const struct a1111_txt2img_response *r)
 /* info: the JSON object A1111 sends as a string. */
 static json_t *info(const struct a1111_txt2img_response *r)
 {
-    const struct a1111_txt2img *t = r->t;
+    const struct a1111_request *t = r->t;
     const struct gen_params *p = &t->req.params;
     const char *prompt = p->prompt ? p->prompt : "";
     const char *neg = p->negative_prompt ? p->negative_prompt : "";
@@ -227,7 +242,7 @@ static json_t *info(const struct a1111_txt2img_response *r)
     struct tm tm;
     if (gmtime_r(&created, &tm))
         strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-    return json_pack(
+    return with_img2img(json_pack(
         "{s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:o, s:f, s:i, s:i, s:s, s:f, s:i, s:i, s:b, "
         "s:n, s:o, s:n, s:i, s:i, s:{s:s}, s:i, s:o, s:[], s:s, s:i, s:s}",
         "prompt", prompt, "all_prompts", repeat(prompt, r->n_images), "negative_prompt", neg,
@@ -240,7 +255,8 @@ static json_t *info(const struct a1111_txt2img_response *r)
         "seed_resize_from_w", -1, "seed_resize_from_h", -1, "extra_generation_params",
         "Schedule type", SCHEDULERS[p->scheduler].label, "index_of_first_image", 0,
         "infotexts", infotexts(r), "styles", "job_timestamp", stamp, "clip_skip",
-        p->clip_skip + 1, "version", VERSION_NAME);
+        p->clip_skip + 1, "version", VERSION_NAME),
+        p, false);
 }
 
 struct txt2img_body {

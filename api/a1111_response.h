@@ -19,6 +19,9 @@
  *   parameters and info hold the values used (the seed drawn for -1, the model's
  *   defaults for what the body left out); sampler_name is A1111's display name ("Euler
  *   a", "DPM++ 2M Karras").
+ * POST /sdapi/v1/img2img: the same body (t->req.params.init_image set), with
+ *   denoising_strength in parameters and info and resize_mode 0 in parameters; the init
+ *   images are not echoed (A1111 echoes them in parameters: megabytes of base64 back).
  * GET /sdapi/v1/samplers:   [{"name","aliases":[…],"options":{}}, …]
  * GET /sdapi/v1/schedulers: [{"name","label","aliases":null,"default_rho","need_inner_model"}, …]
  *   Names A1111 knows where ours is one of them: automatic (the model's own
@@ -48,7 +51,7 @@
 #include "api/openai_response.h"
 
 struct a1111_txt2img_response {
-    const struct a1111_txt2img *t;      /* resolved: t->req.params holds the values used */
+    const struct a1111_request *t;      /* resolved: t->req.params holds the values used */
     const char *model_name;
     const struct api_image_out *images; /* [n_images] PNGs with their seeds */
     int n_images;                       /* ≥ 1 */

@@ -25,15 +25,18 @@ struct image_meta image_meta_for(const struct gen_params *p, const char *model_n
         .prompt = p->prompt, .negative_prompt = p->negative_prompt, .steps = p->steps,
         .sampler = sd_sampler_display_name(p->sampler, p->scheduler), .cfg = p->guidance,
         .seed = img->seed, .width = img->width, .height = img->height, .model = model_name,
-        .clip_skip = p->clip_skip + 1};
+        .clip_skip = p->clip_skip + 1, .denoising_strength = p->init_image ? p->strength : 0.0};
 }
 
 size_t image_parameters_format(const struct image_meta *m, char *buf, size_t cap)
 {
     const char *neg = m->negative_prompt ? m->negative_prompt : "";
-    char skip[32] = "";
-    if (m->clip_skip > 1)
-        snprintf(skip, sizeof skip, ", Clip skip: %d", m->clip_skip);
+    char skip[80] = "";
+    int at = 0;
+    if (m->denoising_strength > 0)
+        at = snprintf(skip, sizeof skip, ", Denoising strength: %g", m->denoising_strength);
+    if (m->clip_skip > 1 && at >= 0 && (size_t)at < sizeof skip)
+        snprintf(skip + at, sizeof skip - (size_t)at, ", Clip skip: %d", m->clip_skip);
     int n = snprintf(buf, cap,
                      "%s\n%s%s%sSteps: %d, Sampler: %s, CFG scale: %g, Seed: %" PRIu64
                      ", Size: %dx%d, Model: %s%s",

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/a1111_request.h" /* the start image's limits */
+#include "api/image_decode.h"
 #include "api/image_encode.h"
 #include "engine/workspace.h"
 #include "models/pipeline.h"
@@ -26,8 +28,9 @@ struct gen_cli {
     const char *model, *config_dir, *out, *prompt, *negative, *sampler, *scheduler;
     const char *device, *dtype; /* NULL: cpu; f16 on cuda */
     const char *cuda_plan;      /* NULL: the CUDA backend's defaults */
+    const char *init_image;     /* img2img's start image file; NULL: txt2img */
     int width, height, steps, clip_skip, n, threads, quality;
-    double cfg;
+    double cfg, strength;
     bool has_seed, fp16;
     uint64_t seed;
 };
@@ -50,6 +53,9 @@ static void usage(FILE *f)
             "  --scheduler NAME        default, karras, leading, linspace, trailing (sgm_uniform)\n"
             "  --clip-skip N           A1111's Clip skip: 1 = last layer (default), 2 = penultimate\n"
             "  -n N                    images (FILE-1.png, FILE-2.png, ... when N > 1)\n"
+            "  --init-image FILE       img2img: start from this PNG, JPEG or WebP (resized to\n"
+            "                          --width x --height; default its size rounded down to 8)\n"
+            "  --strength X            img2img: in (0, 1], int(steps x X) steps run (default 0.75)\n"
             "  --threads N             CPU threads (default: all)\n"
             "  --device cpu|cuda       where to run (default cpu; cuda needs a CUDA build)\n"
             "  --dtype f32|f16|bf16    cuda: weights and activations (default f16)\n"
@@ -96,7 +102,7 @@ static bool parse_seed(const char *s, struct gen_cli *c)
 enum opt_id {
     O_MODEL = 256, O_PROMPT, O_NEG, O_WIDTH, O_HEIGHT, O_STEPS, O_CFG, O_SEED, O_SAMPLER,
     O_SCHEDULER, O_CLIP_SKIP, O_THREADS, O_OUT, O_QUALITY, O_FP16, O_HELP, O_CONFIG_DIR,
-    O_DEVICE, O_DTYPE, O_CUDA_PLAN
+    O_DEVICE, O_DTYPE, O_CUDA_PLAN, O_INIT_IMAGE, O_STRENGTH
 };
 
 static bool apply_opt(int id, const char *v, struct gen_cli *c)
@@ -123,6 +129,11 @@ static bool apply_opt(int id, const char *v, struct gen_cli *c)
     case O_THREADS: return parse_int(v, 0, 4096, &c->threads);
     case O_QUALITY: return parse_int(v, 1, 100, &c->quality);
     case O_SEED: return parse_seed(v, c);
+    case O_INIT_IMAGE: c->init_image = v; return true;
+    case O_STRENGTH:
+        errno = 0;
+        c->strength = strtod(v, &end);
+        return !errno && end != v && !*end; /* the range is gen_params_validate's */
     case O_CFG:
         errno = 0;
         c->cfg = strtod(v, &end);
@@ -154,10 +165,13 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
         {"device", required_argument, NULL, O_DEVICE},
         {"dtype", required_argument, NULL, O_DTYPE},
         {"cuda-plan", required_argument, NULL, O_CUDA_PLAN},
+        {"init-image", required_argument, NULL, O_INIT_IMAGE},
+        {"strength", required_argument, NULL, O_STRENGTH},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(c, 0, sizeof *c);
     c->cfg = -1;
+    c->strength = 0.75;
     c->steps = -1;
     c->n = 1;
     c->quality = 90;
@@ -225,13 +239,75 @@ static uint64_t random_seed(void)
     return v & 0xffffffffull; /* A1111-sized seeds are easy to retype */
 }
 
-/* The request from the flags over the model's defaults; EXIT_USAGE on a bad value. */
-static int build_params(const struct sd_model *m, const struct gen_cli *c, struct gen_params *p)
+/* --init-image decoded into *img (limits of the A1111 route); EXIT_USAGE (reported). */
+static int read_init_image(const char *path, struct image_rgb8 *img)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *bytes = NULL;
+    size_t n = 0, cap = 0;
+    bool ok = f != NULL;
+    while (ok) {
+        if (n == cap) {
+            uint8_t *grown = cap < (64u << 20) ? realloc(bytes, cap ? 2 * cap : 1 << 16) : NULL;
+            ok = grown != NULL;
+            bytes = ok ? grown : bytes;
+            cap = ok ? (cap ? 2 * cap : 1 << 16) : cap;
+        }
+        const size_t got = ok ? fread(bytes + n, 1, cap - n, f) : 0;
+        n += got;
+        if (ok && got == 0) {
+            ok = !ferror(f);
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    struct errbuf err;
+    const enum status s = ok ? image_decode(bytes, n, A1111_INIT_MAX_SIDE, A1111_INIT_MAX_PIXELS,
+                                            img, &err)
+                             : STATUS_IO;
+    free(bytes);
+    if (s == STATUS_OK)
+        return 0;
+    fprintf(stderr, "diffusiond generate: --init-image %s: %s\n", path,
+            ok ? err.msg : (f ? "read error or larger than 64 MiB" : strerror(errno)));
+    return EXIT_USAGE;
+}
+
+/* The request from the flags over the model's defaults; EXIT_USAGE on a bad value.
+ * img2img: *init holds the image resized to the request's size (the caller frees it). */
+static int build_params(const struct sd_model *m, const struct gen_cli *c, struct gen_params *p,
+                        struct image_rgb8 *init)
 {
     struct errbuf err;
     gen_params_default(m, p);
     p->prompt = c->prompt;
     p->negative_prompt = c->negative ? c->negative : "";
+    if (c->init_image) {
+        struct image_rgb8 src = {0};
+        if (read_init_image(c->init_image, &src) != 0)
+            return EXIT_USAGE;
+        p->width = src.width / m->size_multiple * m->size_multiple;
+        p->height = src.height / m->size_multiple * m->size_multiple;
+        if (c->width)
+            p->width = c->width;
+        if (c->height)
+            p->height = c->height;
+        const bool fits = p->width <= GEN_MAX_SIDE && p->height <= GEN_MAX_SIDE;
+        enum status rs = p->width > 0 && p->height > 0
+                             ? STATUS_OK
+                             : status_fail(&err, STATUS_INVALID_ARGUMENT,
+                                           "a %dx%d image is too small", src.width, src.height);
+        if (rs == STATUS_OK && fits) /* else gen_params_validate names the side */
+            rs = image_resize(&src, p->width, p->height, init, &err);
+        image_rgb8_free(&src);
+        if (rs != STATUS_OK) {
+            fprintf(stderr, "diffusiond generate: --init-image %s: %s\n", c->init_image, err.msg);
+            return EXIT_USAGE;
+        }
+        p->init_image = init->rgb;
+        p->strength = c->strength;
+    }
     if (c->width)
         p->width = c->width;
     if (c->height)
@@ -339,6 +415,7 @@ struct session {
     struct sd_model *model;
     struct sd_image *images;
     int n_images;
+    struct image_rgb8 init; /* img2img's start image at the request's size */
 };
 
 static void session_close(struct session *s)
@@ -346,6 +423,7 @@ static void session_close(struct session *s)
     for (int i = 0; s->images && i < s->n_images; i++)
         sd_image_free(&s->images[i]);
     free(s->images);
+    image_rgb8_free(&s->init);
     sd_model_free(s->model);
     if (s->ws_ok)
         workspace_destroy(&s->ws);
@@ -399,12 +477,15 @@ static int run(struct session *s, const struct gen_cli *c, const char *path)
     int rc = load(s, c, path, &load_s);
     struct gen_params p;
     if (rc == 0)
-        rc = build_params(s->model, c, &p);
+        rc = build_params(s->model, c, &p, &s->init);
     if (rc != 0)
         return rc;
     fprintf(stderr, "generate: %s (%s), %dx%d, %d steps, %s, cfg %g, seed %" PRIu64 ", %d image(s)\n",
             s->model->name, checkpoint_family_name(s->model->family), p.width, p.height, p.steps,
             sd_sampler_display_name(p.sampler, p.scheduler), p.guidance, p.seed, p.n);
+    if (p.init_image)
+        fprintf(stderr, "generate: img2img from %s, strength %g: %d of the %d steps run\n",
+                c->init_image, p.strength, sd_img2img_steps(p.steps, p.strength), p.steps);
     s->images = calloc((size_t)p.n, sizeof *s->images);
     s->n_images = p.n;
     struct progress pr = {.tty = isatty(STDERR_FILENO) == 1, .t0 = now_s()};

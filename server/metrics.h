@@ -48,6 +48,7 @@ enum metrics_route {
     METRICS_ROUTE_READYZ,          /* "/readyz" */
     METRICS_ROUTE_METRICS,         /* "/metrics" */
     METRICS_ROUTE_TXT2IMG,         /* "/sdapi/v1/txt2img" (A1111) */
+    METRICS_ROUTE_IMG2IMG,         /* "/sdapi/v1/img2img" (A1111) */
     METRICS_ROUTE_SDAPI,           /* "/sdapi/v1/{info}": A1111's options, samplers,
                                       schedulers, sd-models, progress */
     METRICS_ROUTE_OTHER,           /* "other": unknown paths (404) */

@@ -161,6 +161,7 @@ static const struct route_def ROUTE_TABLE[] = {
     {"/readyz", METRICS_ROUTE_READYZ, ROUTE_GET},
     {"/metrics", METRICS_ROUTE_METRICS, ROUTE_GET},
     {"/sdapi/v1/txt2img", METRICS_ROUTE_TXT2IMG, ROUTE_POST},
+    {"/sdapi/v1/img2img", METRICS_ROUTE_IMG2IMG, ROUTE_POST},
     {"/sdapi/v1/options", METRICS_ROUTE_SDAPI, ROUTE_GET_POST},
     {"/sdapi/v1/samplers", METRICS_ROUTE_SDAPI, ROUTE_GET},
     {"/sdapi/v1/schedulers", METRICS_ROUTE_SDAPI, ROUTE_GET},
@@ -409,7 +410,8 @@ static void on_request(void *user, struct http_exchange *ex)
     case METRICS_ROUTE_LIVEZ: routes_livez(r, ex); return;
     case METRICS_ROUTE_READYZ: routes_readyz(r, ex); return;
     case METRICS_ROUTE_METRICS: routes_metrics(r, ex); return;
-    case METRICS_ROUTE_TXT2IMG: routes_generate(r, ex); return;
+    case METRICS_ROUTE_TXT2IMG:
+    case METRICS_ROUTE_IMG2IMG: routes_generate(r, ex); return;
     case METRICS_ROUTE_SDAPI: routes_sdapi(r, ex); return;
     default: http_exchange_respond(ex, NULL); return; /* unreachable: answered in on_headers */
     }

@@ -6,8 +6,8 @@
  *   GET  /livez, /healthz         200 while the worker makes progress (watchdog)
  *   GET  /readyz                  200 once loaded and warmed up; 503 loading/draining
  *   GET  /metrics                 Prometheus text 0.0.4 (server/metrics.h)
- *   POST /sdapi/v1/txt2img        AUTOMATIC1111's API (api/a1111_request.h) → the same
- *                                 scheduler and encoder pool path as the OpenAI route
+ *   POST /sdapi/v1/txt2img, /img2img  AUTOMATIC1111's API (api/a1111_request.h) → the
+ *                                 same scheduler and encoder pool path as the OpenAI route
  *   GET  /sdapi/v1/samplers, /schedulers, /sd-models, /progress; GET and POST
  *        /sdapi/v1/options        A1111's lists and settings (api/a1111_response.h)
  *   OPTIONS <any>                 CORS preflight when CORS is on

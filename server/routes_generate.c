@@ -1,8 +1,10 @@
-/* server/routes_generate.c — POST /v1/images/generations and POST /sdapi/v1/txt2img
- * (server/routes.h): one path, two dialects (the body's fields and the answer's shape).
+/* server/routes_generate.c — POST /v1/images/generations and POST /sdapi/v1/txt2img and
+ * /img2img (server/routes.h): one path, two dialects (the body's fields and the
+ * answer's shape).
  *
- *   MHD thread    parse + resolve (api/openai_images.h; txt2img's body through
- *                 api/a1111_request.h onto the same request), defer the exchange, submit
+ *   MHD thread    parse + resolve (api/openai_images.h; A1111's bodies through
+ *                 api/a1111_request.h onto the same request; img2img's image decoded
+ *                 and resized there, copied by scheduler_submit), defer the exchange, submit
  *                 to the scheduler (429/503 when it refuses), tag the exchange with the
  *                 job id (for a disconnect), return: the connection is suspended.
  *   worker        on_complete: copies the result, takes the images, hands the job to
@@ -30,8 +32,8 @@
 struct gen_job {
     struct routes *r;
     struct http_exchange *ex;
-    bool a1111;                 /* txt2img: A1111's body and answer */
-    struct a1111_txt2img t;     /* t.req: the request of both routes; the rest is
+    bool a1111;                 /* txt2img or img2img: A1111's body and answer */
+    struct a1111_request t;     /* t.req: the request of both routes; the rest is
                                    txt2img's (batch_size, n_iter, send_images) */
     int model;
     char base_url[URL_BASE_MAX]; /* "http://host:port" or "" (relative URLs) */
@@ -49,7 +51,7 @@ static void job_free(struct gen_job *j)
     for (int i = 0; j->images && i < j->n_images; i++)
         sd_image_free(&j->images[i]);
     free(j->images);
-    a1111_txt2img_free(&j->t);
+    a1111_request_free(&j->t);
     free(j);
 }
 
@@ -284,8 +286,11 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
     size_t len = 0;
     const char *body = (const char *)http_exchange_body(ex, &len);
     struct api_error e;
-    enum status st = j->a1111 ? a1111_txt2img_parse(body, len, &r->cfg.limits, &j->t, &e)
-                              : openai_images_parse(body, len, &r->cfg.limits, &j->t.req, &e);
+    const enum metrics_route route = ((const struct route_req *)http_exchange_data(ex))->route;
+    enum status st =
+        route == METRICS_ROUTE_IMG2IMG   ? a1111_img2img_parse(body, len, &r->cfg.limits, &j->t, &e)
+        : route == METRICS_ROUTE_TXT2IMG ? a1111_txt2img_parse(body, len, &r->cfg.limits, &j->t, &e)
+                                         : openai_images_parse(body, len, &r->cfg.limits, &j->t.req, &e);
     if (st == STATUS_OK) {
         j->model = j->a1111 ? routes_a1111_model(r, j->t.req.model,
                                                  "override_settings.sd_model_checkpoint", &e)
@@ -305,6 +310,8 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
         st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), &j->t.req,
                                    &e);
     if (st == STATUS_OK)
+        st = a1111_img2img_finish(&j->t, &e);
+    if (st == STATUS_OK)
         return true;
     metrics_reject(r->cfg.metrics, METRICS_REJECT_INVALID);
     routes_answer_error(r, ex, &e);
@@ -321,7 +328,7 @@ void routes_generate(struct routes *r, struct http_exchange *ex)
     }
     j->r = r;
     j->ex = ex;
-    j->a1111 = rq->route == METRICS_ROUTE_TXT2IMG;
+    j->a1111 = rq->route == METRICS_ROUTE_TXT2IMG || rq->route == METRICS_ROUTE_IMG2IMG;
     if (!prepare(r, ex, j)) {
         job_free(j);
         return;

@@ -122,7 +122,7 @@ double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j)
     const int b = all < max_rows ? all : max_rows;
     const int rounds = (all + max_rows - 1) / max_rows;
     const double pixels = (double)j->p.width * (double)j->p.height;
-    return (double)j->p.steps * rounds * sched_call_cost(s, b, pixels) + s->decode_ewma * j->p.n;
+    return (double)j->steps * rounds * sched_call_cost(s, b, pixels) + s->decode_ewma * j->p.n;
 }
 
 static bool meets(const struct sched_job *j, uint64_t now, double step_s, double decode_s)
@@ -182,7 +182,7 @@ double sched_backlog_seconds(const struct scheduler *s)
 static double expected_seconds(const struct scheduler *s, const struct sched_job *j)
 {
     const int max_rows = s->cfg.max_batch_rows;
-    const int64_t own_rowsteps = (int64_t)j->rows * j->p.n * j->p.steps;
+    const int64_t own_rowsteps = (int64_t)j->rows * j->p.n * j->steps;
     int b = s->pending_rows + j->rows * j->p.n;
     if (s->cfg.mode == SCHED_MODE_NONE)
         b = j->rows * j->p.n;
@@ -196,7 +196,7 @@ static double expected_seconds(const struct scheduler *s, const struct sched_job
     const double drain = ((double)s->pending_rowsteps * t_mix + (double)own_rowsteps * t) /
                          (double)b;
     const int rounds = (j->rows * j->p.n + max_rows - 1) / max_rows; /* n too big for one call */
-    const double own = (double)j->p.steps * t * (rounds > 0 ? rounds : 1);
+    const double own = (double)j->steps * t * (rounds > 0 ? rounds : 1);
     return fmax(drain, own) + s->decode_ewma * j->p.n;
 }
 

@@ -449,8 +449,8 @@ static int job_steps_left(const struct sched_job *j)
 {
     int left = 0;
     for (int i = 0; i < j->p.n; i++)
-        if (j->p.steps - j->images[i].steps_done > left)
-            left = j->p.steps - j->images[i].steps_done;
+        if (j->steps - j->images[i].steps_done > left)
+            left = j->steps - j->images[i].steps_done;
     return left;
 }
 
@@ -481,7 +481,7 @@ static void account_step(struct scheduler *s, const struct sched_call *c, int nc
         img->steps_done++;
         s->pending_rowsteps -= j->rows;
         j->rowsteps_left -= j->rows;
-        if (img->steps_done >= j->p.steps) {
+        if (img->steps_done >= j->steps) {
             img->finished = true;
             s->pending_rows -= j->rows;
         }
@@ -523,7 +523,7 @@ static void report_progress(const struct sched_call *c)
         j->unet_calls++;
         j->rows_sum += c->rows;
         if (j->cb.on_progress)
-            j->cb.on_progress(j->cb.user, j->id, j->steps_done_total, j->p.steps * j->p.n);
+            j->cb.on_progress(j->cb.user, j->id, j->steps_done_total, j->steps * j->p.n);
     }
 }
 
@@ -678,7 +678,7 @@ static void update_gauges(struct scheduler *s, uint64_t *wake)
     for (const struct sched_job *j = s->active; j; j = j->next) {
         jobs++;
         steps_done += j->steps_done_total;
-        steps_total += (int64_t)j->p.steps * j->p.n;
+        steps_total += (int64_t)j->steps * j->p.n;
         bool running = false;
         for (int i = 0; i < j->n_begun; i++)
             if (j->images[i].begun && !j->images[i].finished) {

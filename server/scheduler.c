@@ -260,6 +260,7 @@ void sched_job_free(struct sched_job *j)
     free(j->prompt);
     free(j->negative);
     free(j->request_id);
+    free(j->init_image);
     free(j);
 }
 
@@ -283,6 +284,13 @@ static enum status job_new(const struct gen_params *p, const struct job_callback
         j->prompt = dup_or_null(p->prompt, &failed);
         j->negative = dup_or_null(p->negative_prompt, &failed);
         j->request_id = dup_or_null(opt->request_id, &failed);
+        if (p->init_image) {
+            const size_t bytes = (size_t)p->width * (size_t)p->height * 3;
+            j->init_image = malloc(bytes);
+            if (j->init_image)
+                memcpy(j->init_image, p->init_image, bytes);
+            failed |= !j->init_image;
+        }
         j->images = calloc((size_t)p->n, sizeof *j->images);
         j->out = calloc((size_t)p->n, sizeof *j->out);
         failed |= !j->images || !j->out;
@@ -293,6 +301,8 @@ static enum status job_new(const struct gen_params *p, const struct job_callback
     }
     j->p.prompt = j->prompt;
     j->p.negative_prompt = j->negative;
+    j->p.init_image = j->init_image;
+    j->steps = p->init_image ? sd_img2img_steps(p->steps, p->strength) : p->steps;
     j->cb = *cb;
     j->model = opt->model;
     j->priority = opt->priority;
@@ -301,8 +311,8 @@ static enum status job_new(const struct gen_params *p, const struct job_callback
         j->images[i].job = j;
         j->images[i].index = i;
     }
-    j->rowsteps_left = (int64_t)j->rows * p->n * p->steps;
-    j->steps_left_max = p->steps;
+    j->rowsteps_left = (int64_t)j->rows * p->n * j->steps;
+    j->steps_left_max = j->steps;
     *out = j;
     return STATUS_OK;
 }

@@ -76,7 +76,7 @@ static const struct setting settings[] = {
     {"unet-graphs", "DIFFUSIOND_UNET_GRAPHS", SET_BOOL, F(unet_graphs), 0, 0, "true",
      "on cuda: replay each U-Net call from a recorded CUDA graph (the CPU ignores it)"},
     {"max-body-bytes", "DIFFUSIOND_MAX_BODY_BYTES", SET_BYTES, F(max_body_bytes), 1 * KIB,
-     1 * GIB, "1MiB", "largest request body; 413 above it (suffixes KiB, MiB, GiB)"},
+     1 * GIB, "8MiB", "largest request body (img2img's base64 images); 413 above it (suffixes KiB, MiB, GiB)"},
     {"max-connections", "DIFFUSIOND_MAX_CONNECTIONS", SET_INT, F(max_connections), 1, 1000000,
      "256", "open HTTP connections at most"},
     {"max-connections-per-ip", "DIFFUSIOND_MAX_CONNECTIONS_PER_IP", SET_INT,

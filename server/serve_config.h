@@ -61,7 +61,7 @@ struct serve_config {
     int max_batch_rows, queue_capacity, request_max_wait_ms, text_cache_entries;
     int lanes;                          /* scheduler_config.lanes */
     /* HTTP limits */
-    int64_t max_body_bytes;             /* 413 above it (1 MiB) */
+    int64_t max_body_bytes;             /* 413 above it (8 MiB: img2img's images) */
     int max_connections;                /* 256 */
     int max_connections_per_ip;         /* 0: no limit */
     int connection_timeout_s;           /* idle timeout, 30 */

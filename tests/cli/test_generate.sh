@@ -48,6 +48,25 @@ expect 0 "jpeg" "$bin" generate --model "$model" --prompt "x" --steps 2 --seed 1
     --scheduler karras --sampler dpmpp_2m --out "$out/img.JPG"
 head -c 2 "$out/img.JPG" | od -An -tx1 | grep -q "ff d8" || fail "img.JPG is a JPEG"
 
+# img2img: the size defaults to the image's (rounded down to 8), int(steps × strength)
+# steps run, the PNG records the strength; the same run twice gives the same file; a
+# strength that runs no step and a missing file are usage errors naming them
+"$bin" generate --model "$model" --prompt "a red cube" --steps 2 --seed 5 --width 72 \
+    --height 80 --out "$out/start.png" >/dev/null 2>&1 || fail "start image"
+expect 0 "img2img" "$bin" generate --model "$model" --prompt "a blue cube" --init-image \
+    "$out/start.png" --strength 0.5 --steps 6 --seed 9 --out "$out/i2i.png"
+grep -q "step 3/3" "$out/log" || { cat "$out/log" >&2; fail "img2img runs int(6 x 0.5) = 3 steps"; }
+grep -aq "Size: 72x80, Model: diffusers, Denoising strength: 0.5" "$out/i2i.png" || fail "img2img PNG text"
+expect 0 "img2img again" "$bin" generate --model "$model" --prompt "a blue cube" --init-image \
+    "$out/start.png" --strength 0.5 --steps 6 --seed 9 --out "$out/i2i-2.png"
+cmp -s "$out/i2i.png" "$out/i2i-2.png" || fail "img2img is deterministic"
+expect 2 "img2img no step" "$bin" generate --model "$model" --prompt x --init-image \
+    "$out/start.png" --strength 0.1 --steps 4 --out "$out/x.png"
+grep -q "strength" "$out/log" || fail "strength error names it"
+expect 2 "img2img missing file" "$bin" generate --model "$model" --prompt x --init-image \
+    "$out/none.png" --out "$out/x.png"
+grep -q -- "--init-image" "$out/log" || fail "missing file error names --init-image"
+
 expect 2 "missing --out" "$bin" generate --model "$model" --prompt x
 expect 2 "unknown option" "$bin" generate --prompt x --out "$out/x.png" --bogus
 expect 2 "width 100" "$bin" generate --model "$model" --prompt x --width 100 --out "$out/x.png"

@@ -2,7 +2,8 @@
  * body through a1111_txt2img_parse and, when accepted, openai_images_resolve on the tiny
  * SD1 fixture, then a1111_txt2img_response_write for it (fake one-byte images with the
  * request's seeds), parsed back with jansson; and the same bytes as a POST
- * /sdapi/v1/options body.  Aborts unless every rejection is a 400 (or 404 / 503) whose
+ * /sdapi/v1/options body, and as an img2img body (parse, resolve, finish: the image
+ * resized to the resolved size).  Aborts unless every rejection is a 400 (or 404 / 503) whose
  * A1111 error body is well-formed, and every response body is JSON whose info string
  * is JSON too with one seed per image.
  *
@@ -13,7 +14,8 @@
  *     $(pkg-config --cflags jansson) -DFIXTURE=\"$PWD/tests/fixtures/sd/sd1-tiny/diffusers\" \
  *     tests/fuzz/fuzz_a1111.c $S/a1111_request.c $S/a1111_response.c $S/openai_images.c \
  *     $S/openai_response.c $S/json_fields.c $S/api_error.c $S/json_out.c $S/base64.c \
- *     $S/image_encode.c $B/models/libdiffusiond_models.a $B/engine/libdiffusiond_engine.a \
+ *     $S/image_encode.c $S/image_decode.c $B/models/libdiffusiond_models.a \
+ *     $B/engine/libdiffusiond_engine.a \
  *     $(pkg-config --libs jansson libutf8proc libpng libturbojpeg libwebp) -lopenblas -lm \
  *     -lpthread -o fuzz_a1111
  *   ./fuzz_a1111 -max_total_time=150 -max_len=2048 CORPUS_DIR
@@ -67,7 +69,7 @@ static void check_error(const struct api_error *e)
 }
 
 /* The response for an accepted request: JSON, its info JSON with n seeds. */
-static void check_response(const struct a1111_txt2img *t)
+static void check_response(const struct a1111_request *t)
 {
     static const uint8_t png[1] = {0x89};
     struct api_image_out imgs[GEN_MAX_IMAGES];
@@ -95,7 +97,7 @@ static void check_response(const struct a1111_txt2img *t)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct api_limits lim;
-    struct a1111_txt2img t;
+    struct a1111_request t;
     struct api_error e;
     api_limits_default(&lim);
     enum status s = a1111_txt2img_parse((const char *)data, size, &lim, &t, &e);
@@ -105,7 +107,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_error(&e);
     else
         check_response(&t);
-    a1111_txt2img_free(&t);
+    a1111_request_free(&t);
+    /* the same bytes as an img2img body (its image, when one decodes, resized) */
+    s = a1111_img2img_parse((const char *)data, size, &lim, &t, &e);
+    if (s == STATUS_OK)
+        s = openai_images_resolve(g_model, &lim, 123, &t.req, &e);
+    if (s == STATUS_OK)
+        s = a1111_img2img_finish(&t, &e);
+    if (s != STATUS_OK)
+        check_error(&e);
+    else if (!t.req.params.init_image || t.resized.width != t.req.params.width)
+        abort();
+    else
+        check_response(&t);
+    a1111_request_free(&t);
     char *model = NULL;
     if (a1111_options_parse((const char *)data, size, &model, &e) != STATUS_OK)
         check_error(&e);

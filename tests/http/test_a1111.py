@@ -5,6 +5,10 @@ through the `webuiapi` package (the A1111 client people script with) and raw HTT
   * txt2img: images of the asked size and count (batch_size × n_iter), info's seeds and
     infotexts equal to each PNG's "parameters" chunk, a random seed that reproduces;
   * the same request on both routes gives the same pixels (one request path);
+  * img2img (webuiapi's img2img and raw JSON): the image's size by default, int(steps ×
+    denoising_strength) U-Net calls, denoising strength in info, parameters and the
+    PNG's text, the same pixels for the same request, pixels that depend on the image;
+    its errors naming the field;
   * POST options choosing the model; progress while a job runs and when idle;
   * errors in A1111's shape: 422 naming the field, 404 for an unknown model, 405, 415,
     401 with auth on; the metrics' route labels.
@@ -195,13 +199,84 @@ class TestWebuiapi(harness.ServerCase):
         after = self.api.get_progress()
         self.assertEqual((after["state"]["job_count"], after["eta_relative"]), (0, 0.0))
 
+    # --- img2img ---------------------------------------------------------------------
+
+    @staticmethod
+    def picture(w=80, h=72, shift=0):
+        """A deterministic RGB test picture: gradients and a block."""
+        img = Image.new("RGB", (w, h))
+        img.putdata([((x * 3 + shift) % 256, (y * 3) % 256, (x * y + shift) % 256)
+                     for y in range(h) for x in range(w)])
+        return img
+
+    def test_img2img_through_webuiapi(self):
+        kw = dict(prompt="a house", negative_prompt="rain", seed=11, steps=8, cfg_scale=5,
+                  sampler_name="Euler", denoising_strength=0.5, width=80, height=72)
+        r = self.api.img2img(images=[self.picture()], **kw)
+        self.assertEqual(len(r.images), 1)
+        self.assertEqual(r.images[0].size, (80, 72))
+        self.assertEqual(r.info["denoising_strength"], 0.5)
+        self.assertEqual(r.parameters["denoising_strength"], 0.5)
+        self.assertNotIn("init_images", r.parameters)
+        text = png_pixels(base64.b64decode(r.json["images"][0]))[2]
+        self.assertEqual(text, r.info["infotexts"][0])
+        self.assertIn("Size: 80x72, Model: " + harness.TINY_NAME + ", Denoising strength: 0.5",
+                      text)
+        # int(8 × 0.5) = 4 steps: four U-Net calls of two rows (CFG)
+        self.assertEqual(r.json["metrics"]["batch_sizes"], [2, 2, 2, 2])
+        again = self.api.img2img(images=[self.picture()], **kw)
+        self.assertEqual(r.images[0].tobytes(), again.images[0].tobytes(),
+                         "the same request drew different pixels")
+        other = self.api.img2img(images=[self.picture(shift=90)], **kw)
+        self.assertNotEqual(r.images[0].tobytes(), other.images[0].tobytes(),
+                            "the output does not depend on the init image")
+        txt = self.api.txt2img(**{k: v for k, v in kw.items() if k != "denoising_strength"})
+        self.assertNotEqual(r.images[0].tobytes(), txt.images[0].tobytes())
+
+    def test_img2img_size_defaults_to_the_image(self):
+        buf = io.BytesIO()
+        self.picture(101, 90).save(buf, "JPEG", quality=95)
+        r = self.server.request("POST", "/sdapi/v1/img2img", {
+            "init_images": [base64.b64encode(buf.getvalue()).decode()], "steps": 4,
+            "seed": 2, "batch_size": 2})
+        self.assertEqual(r.status, 200, r.body[:300])
+        info = json.loads(r.json()["info"])
+        self.assertEqual((info["width"], info["height"]), (96, 88))
+        self.assertEqual(info["all_seeds"], [2, 3])
+        self.assertEqual(info["denoising_strength"], 0.75)  # A1111's default: int(4·0.75) = 3 steps
+        self.assertEqual(r.json()["metrics"]["batch_sizes"], [4, 4, 4])
+        for b64 in r.json()["images"]:
+            self.assertEqual(png_pixels(base64.b64decode(b64))[0], (96, 88))
+
+    def test_img2img_errors_name_the_field(self):
+        url = "/sdapi/v1/img2img"
+        good = base64.b64encode(self.picture_png()).decode()
+        cases = [({"prompt": "x"}, "init_images"),
+                 ({"init_images": ["aGVsbG8gd29ybGQh"]}, "init_images"),
+                 ({"init_images": [good], "denoising_strength": 0}, "denoising_strength"),
+                 ({"init_images": [good], "denoising_strength": 0.1, "steps": 5},
+                  "denoising_strength"),
+                 ({"init_images": [good], "resize_mode": 2}, "resize_mode"),
+                 ({"init_images": [good], "mask": good}, "mask"),
+                 ({"init_images": [good], "width": 512}, "width")]
+        for body, param in cases:
+            with self.subTest(param=param, body=str(body)[:80]):
+                assert_a1111_error(self, self.server.request("POST", url, body), 422, param)
+
+    def picture_png(self):
+        buf = io.BytesIO()
+        self.picture().save(buf, "PNG")
+        return buf.getvalue()
+
     def test_metrics_count_the_routes(self):
         self.server.request("POST", TXT2IMG, {"steps": 0})
+        self.server.request("POST", "/sdapi/v1/img2img", {"steps": 0})
         self.server.request("GET", "/sdapi/v1/samplers")
         samples = self.server.metrics()
         seen = {(dict(ls)["route"], dict(ls)["code"]) for (n, ls), v in samples.items()
                 if n == "diffusiond_http_requests_total" and v > 0}
         self.assertIn(("/sdapi/v1/txt2img", "422"), seen)
+        self.assertIn(("/sdapi/v1/img2img", "422"), seen)
         self.assertIn(("/sdapi/v1/{info}", "200"), seen)
 
 

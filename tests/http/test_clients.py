@@ -38,6 +38,15 @@ def side_regex(lo, hi):
     return f"^(?:auto|(?:{sides})x(?:{sides}))$"
 
 
+def small_png_b64():
+    """A 64×64 PNG (gradients), base64."""
+    img = Image.new("RGB", (64, 64))
+    img.putdata([(x * 4, y * 4, (x + y) * 2) for y in range(64) for x in range(64)])
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def spec_with_limits(min_side, max_side, max_n, max_steps, max_prompt, max_clip_skip):
     """api/openapi.yaml with the server's settings in place of the defaults."""
     with open(SPEC) as f:
@@ -60,6 +69,22 @@ def spec_with_limits(min_side, max_side, max_n, max_steps, max_prompt, max_clip_
     tp["prompt"]["maxLength"] = tp["negative_prompt"]["maxLength"] = max_prompt
     tp["override_settings"]["properties"]["CLIP_stop_at_last_layers"]["maximum"] = \
         max_clip_skip + 1
+    # img2img: what the spec can only describe — the image decodes (here: one 64×64 PNG,
+    # so that every body the schema allows must be accepted) and int(steps ×
+    # denoising_strength) ≥ 1, spelled out for steps 1 … max_steps (absent: the model's
+    # default, capped at max_steps) and strength absent = 0.75
+    i2i = spec["components"]["schemas"]["Img2ImgRequest"]["allOf"][1]
+    i2i["properties"]["init_images"]["items"] = {"type": "string", "enum": [small_png_b64()]}
+    given = {"required": ["steps"], "properties": {"steps": {"type": "integer"}}}
+    i2i["allOf"] = [{"if": {"not": given},
+                     "then": {"properties": {"denoising_strength": {"minimum": 1 / max_steps}}}}]
+    for s in range(1, max_steps + 1):
+        need = {"properties": {"denoising_strength": {"minimum": 1 / s}}}
+        if 0.75 * s < 1:  # the default strength runs no step: it must be given
+            need["required"] = ["denoising_strength"]
+            need["properties"]["denoising_strength"]["type"] = "number"
+        i2i["allOf"].append({"if": {"required": ["steps"], "properties": {"steps": {"const": s}}},
+                             "then": need})
     # batch_size × n_iter ≤ max_n, for this max_n: replaces the default's three rules
     rules = [r for r in t2i["allOf"] if "batch_size" not in r["if"].get("properties", {})]
     assert len(rules) == len(t2i["allOf"]) - 3, "the spec's batch_size × n_iter rules moved"
@@ -189,12 +214,14 @@ class TestSchemathesis(unittest.TestCase):
                         and dict(ls).get("route") == route}
             codes = by_code("/v1/images/generations")
             t2i_codes = by_code("/sdapi/v1/txt2img")
-            print(f"\nschemathesis: generation answers by code {codes}; txt2img {t2i_codes}",
-                  file=sys.stderr)
+            i2i_codes = by_code("/sdapi/v1/img2img")
+            print(f"\nschemathesis: generation answers by code {codes}; txt2img {t2i_codes}; "
+                  f"img2img {i2i_codes}", file=sys.stderr)
             summary = out[out.rfind("SUMMARY"):] if "SUMMARY" in out else out[-3000:]
             print(summary, file=sys.stderr)
             self.assertEqual(p.returncode, 0, f"schemathesis failed:\n{out[-12000:]}")
             self.assertNotIn("FAILURES", out)
+            self.assertGreaterEqual(i2i_codes.get("200", 0), 1, i2i_codes)
             # The run reached real generations, not only rejections.
             self.assertGreaterEqual(codes.get("200", 0), 20, codes)
             self.assertGreaterEqual(codes.get("400", 0), 20, codes)

@@ -19,6 +19,7 @@
 #include "api/a1111_request.h"
 #include "api/a1111_response.h"
 #include "api/base64.h"
+#include "api/image_encode.h"
 #include "tests/testutil.h"
 
 static struct sd_model *g_model; /* sd1-tiny: 64x64 native */
@@ -35,7 +36,7 @@ static void free_model(void)
 }
 
 /* Parse (and resolve when parse passes) with the default limits. */
-static enum status parse_resolve(const char *body, struct a1111_txt2img *t, struct api_error *e,
+static enum status parse_resolve(const char *body, struct a1111_request *t, struct api_error *e,
                                  bool *at_parse)
 {
     struct api_limits lim;
@@ -109,7 +110,7 @@ static const struct {
 START_TEST(test_malformed)
 {
     ck_assert_ptr_nonnull(g_model);
-    struct a1111_txt2img t;
+    struct a1111_request t;
     struct api_error e;
     bool at_parse = false;
     const enum status s = parse_resolve(BAD[_i].body, &t, &e, &at_parse);
@@ -123,7 +124,7 @@ START_TEST(test_malformed)
     if (BAD[_i].param)
         ck_assert_msg(strncmp(e.message, want, strlen(want)) == 0, "row %d: message \"%s\"", _i,
                       e.message);
-    a1111_txt2img_free(&t);
+    a1111_request_free(&t);
 }
 END_TEST
 
@@ -131,7 +132,7 @@ END_TEST
 
 START_TEST(test_defaults_from_model)
 {
-    struct a1111_txt2img t;
+    struct a1111_request t;
     struct api_error e;
     bool at_parse;
     ck_assert_int_eq(parse_resolve("{}", &t, &e, &at_parse), STATUS_OK);
@@ -149,13 +150,13 @@ START_TEST(test_defaults_from_model)
     ck_assert(t.req.seed_random);
     ck_assert_uint_eq(p->seed, 0x123456789abcULL & API_RANDOM_SEED_MASK);
     ck_assert_int_eq(t.req.output_format, IMAGE_PNG);
-    a1111_txt2img_free(&t);
+    a1111_request_free(&t);
 }
 END_TEST
 
 START_TEST(test_fields_applied)
 {
-    struct a1111_txt2img t;
+    struct a1111_request t;
     struct api_error e;
     bool at_parse;
     const char *body =
@@ -184,7 +185,7 @@ START_TEST(test_fields_applied)
     ck_assert_int_eq(p->clip_skip, 1); /* A1111's 2 = one layer skipped */
     ck_assert_int_eq(t.req.n_warnings, 1);
     ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "override_settings.sd_vae"));
-    a1111_txt2img_free(&t);
+    a1111_request_free(&t);
 }
 END_TEST
 
@@ -210,14 +211,14 @@ START_TEST(test_sampler_names)
          SAMPLER_DDIM, SD_SCHEDULER_DEFAULT},
     };
     for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
-        struct a1111_txt2img t;
+        struct a1111_request t;
         struct api_error e;
         bool at_parse;
         ck_assert_msg(parse_resolve(C[i].body, &t, &e, &at_parse) == STATUS_OK, "%s: %s",
                       C[i].body, e.message);
         ck_assert_int_eq(t.req.params.sampler, C[i].kind);
         ck_assert_int_eq(t.req.params.scheduler, C[i].sched);
-        a1111_txt2img_free(&t);
+        a1111_request_free(&t);
     }
 }
 END_TEST
@@ -239,7 +240,7 @@ START_TEST(test_webuiapi_defaults_accepted)
         "\"sampler_name\":\"Euler a\",\"scheduler\":\"automatic\",\"sampler_index\":\"Euler a\","
         "\"script_name\":null,\"script_args\":[],\"send_images\":true,\"save_images\":false,"
         "\"alwayson_scripts\":{}}";
-    struct a1111_txt2img t;
+    struct a1111_request t;
     struct api_error e;
     bool at_parse;
     ck_assert_msg(parse_resolve(body, &t, &e, &at_parse) == STATUS_OK, "%s", e.message);
@@ -247,7 +248,7 @@ START_TEST(test_webuiapi_defaults_accepted)
     ck_assert_int_eq(t.req.params.sampler, SAMPLER_EULER_A);
     ck_assert(t.req.seed_random);
     ck_assert_int_eq(t.req.n_warnings, 0);
-    a1111_txt2img_free(&t);
+    a1111_request_free(&t);
 }
 END_TEST
 
@@ -281,7 +282,7 @@ static json_t *load(const char *body, size_t len)
 
 START_TEST(test_txt2img_response)
 {
-    struct a1111_txt2img t;
+    struct a1111_request t;
     struct api_error e;
     bool at_parse;
     const char *body = "{\"prompt\":\"a \\\"q\\\"\",\"negative_prompt\":\"n\",\"seed\":9,"
@@ -337,7 +338,7 @@ START_TEST(test_txt2img_response)
     ck_assert_uint_eq(json_array_size(json_object_get(root, "images")), 0);
     json_decref(root);
     free(out);
-    a1111_txt2img_free(&t);
+    a1111_request_free(&t);
 }
 END_TEST
 
@@ -435,12 +436,204 @@ START_TEST(test_models_options_progress_error)
 }
 END_TEST
 
+/* --- img2img ------------------------------------------------------------------------- */
+
+/* The base64 of a w×h PNG (a gradient); malloc'ed. */
+static char *png_b64(int w, int h)
+{
+    uint8_t *rgb = malloc((size_t)w * (size_t)h * 3);
+    ck_assert_ptr_nonnull(rgb);
+    for (int i = 0; i < w * h * 3; i++)
+        rgb[i] = (uint8_t)(i * 7 % 251);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    struct errbuf err;
+    ck_assert_int_eq(image_encode_png(rgb, w, h, NULL, &png, &len, &err), STATUS_OK);
+    char *b64 = malloc(base64_encoded_len(len) + 1);
+    ck_assert_ptr_nonnull(b64);
+    b64[base64_encode(png, len, b64)] = '\0';
+    free(png);
+    free(rgb);
+    return b64;
+}
+
+/* body = fmt with its one %s replaced by the base64 of a w×h PNG. */
+static char *img2img_body(const char *fmt, int w, int h)
+{
+    char *b64 = png_b64(w, h);
+    const size_t cap = strlen(fmt) + strlen(b64) + 1;
+    char *body = malloc(cap);
+    ck_assert_ptr_nonnull(body);
+    snprintf(body, cap, fmt, b64);
+    free(b64);
+    return body;
+}
+
+enum i2i_stage { I2I_PARSE, I2I_RESOLVE, I2I_FINISH };
+
+/* Parse, resolve and finish with lim (NULL: the defaults); *stage: where it stopped. */
+static enum status img2img_run(const char *body, const struct api_limits *lim,
+                               struct a1111_request *t, struct api_error *e,
+                               enum i2i_stage *stage)
+{
+    struct api_limits def;
+    api_limits_default(&def);
+    if (!lim)
+        lim = &def;
+    memset(e, 0, sizeof *e);
+    *stage = I2I_PARSE;
+    enum status s = a1111_img2img_parse(body, strlen(body), lim, t, e);
+    if (s != STATUS_OK)
+        return s;
+    *stage = I2I_RESOLVE;
+    if ((s = openai_images_resolve(g_model, lim, 5, &t->req, e)) != STATUS_OK)
+        return s;
+    *stage = I2I_FINISH;
+    return a1111_img2img_finish(t, e);
+}
+
+static const struct {
+    const char *fmt; /* %s: the base64 of a 72×80 PNG (a body without one ignores it) */
+    enum i2i_stage stage;
+    const char *param;
+} BAD_I2I[] = {
+    {"{\"prompt\":\"x\"}", I2I_PARSE, "init_images"},
+    {"{\"init_images\":[]}", I2I_PARSE, "init_images"},
+    {"{\"init_images\":\"%s\"}", I2I_PARSE, "init_images"},
+    {"{\"init_images\":[5]}", I2I_PARSE, "init_images"},
+    {"{\"init_images\":[\"not base64!\"]}", I2I_PARSE, "init_images"},
+    {"{\"init_images\":[\"aGVsbG8gd29ybGQh\"]}", I2I_PARSE, "init_images"}, /* "hello world!" */
+    {"{\"init_images\":[\"data:image/png;base64%s\"]}", I2I_PARSE, "init_images"},
+    {"{\"init_images\":[\"%s\"],\"denoising_strength\":0}", I2I_PARSE, "denoising_strength"},
+    {"{\"init_images\":[\"%s\"],\"denoising_strength\":1.5}", I2I_PARSE, "denoising_strength"},
+    {"{\"init_images\":[\"%s\"],\"denoising_strength\":\"0.5\"}", I2I_PARSE,
+     "denoising_strength"},
+    {"{\"init_images\":[\"%s\"],\"denoising_strength\":0.1,\"steps\":8}", I2I_FINISH,
+     "denoising_strength"},
+    {"{\"init_images\":[\"%s\"],\"resize_mode\":1}", I2I_PARSE, "resize_mode"},
+    {"{\"init_images\":[\"%s\"],\"mask\":\"%s\"}", I2I_PARSE, "mask"},
+    {"{\"init_images\":[\"%s\"],\"include_init_images\":true}", I2I_PARSE,
+     "include_init_images"},
+    {"{\"init_images\":[\"%s\"],\"initial_noise_multiplier\":0.5}", I2I_PARSE,
+     "initial_noise_multiplier"},
+    {"{\"init_images\":[\"%s\"],\"width\":100}", I2I_RESOLVE, "width"},
+    {"{\"init_images\":[\"%s\"],\"steps\":0}", I2I_PARSE, "steps"},
+};
+
+START_TEST(test_img2img_malformed)
+{
+    ck_assert_ptr_nonnull(g_model);
+    char *body;
+    if (!strstr(BAD_I2I[_i].fmt, "\"mask\"")) {
+        body = img2img_body(BAD_I2I[_i].fmt, 72, 80);
+    } else { /* the image twice */
+        char *b64 = png_b64(72, 80);
+        const size_t cap = strlen(BAD_I2I[_i].fmt) + 2 * strlen(b64) + 1;
+        body = malloc(cap);
+        snprintf(body, cap, BAD_I2I[_i].fmt, b64, b64);
+        free(b64);
+    }
+    struct a1111_request t;
+    struct api_error e;
+    enum i2i_stage stage;
+    const enum status s = img2img_run(body, NULL, &t, &e, &stage);
+    ck_assert_msg(s != STATUS_OK, "row %d: accepted", _i);
+    ck_assert_msg(stage == BAD_I2I[_i].stage, "row %d: rejected at stage %d: %s", _i,
+                  (int)stage, e.message);
+    ck_assert_int_eq(e.http, 400);
+    ck_assert_msg(strcmp(e.param, BAD_I2I[_i].param) == 0, "row %d: param \"%s\" (%s)", _i,
+                  e.param, e.message);
+    ck_assert_msg(strncmp(e.message, BAD_I2I[_i].param, strlen(BAD_I2I[_i].param)) == 0,
+                  "row %d: message \"%s\"", _i, e.message);
+    a1111_request_free(&t);
+    free(body);
+}
+END_TEST
+
+/* The image's own size rounded down to 8 by default; its pixels reach params. */
+START_TEST(test_img2img_defaults)
+{
+    char *body = img2img_body("{\"init_images\":[\"data:image/png;base64,%s\"],\"steps\":10}",
+                              100, 90);
+    struct a1111_request t;
+    struct api_error e;
+    enum i2i_stage stage;
+    ck_assert_int_eq(img2img_run(body, NULL, &t, &e, &stage), STATUS_OK);
+    const struct gen_params *p = &t.req.params;
+    ck_assert_int_eq(p->width, 96);
+    ck_assert_int_eq(p->height, 88);
+    ck_assert_double_eq(p->strength, 0.75); /* A1111's default */
+    ck_assert_ptr_eq(p->init_image, t.resized.rgb);
+    ck_assert_int_eq(t.resized.width, 96);
+    ck_assert_int_eq(t.resized.height, 88);
+    ck_assert_int_eq(t.init.width, 100);
+    ck_assert_int_eq(sd_img2img_steps(p->steps, p->strength), 7);
+    ck_assert_int_eq(t.req.n_warnings, 0);
+    a1111_request_free(&t);
+    free(body);
+}
+END_TEST
+
+/* Given sides win (the image resized to them); a second image is warned about. */
+START_TEST(test_img2img_fields)
+{
+    char *b64 = png_b64(40, 200);
+    char body[4096 * 8];
+    snprintf(body, sizeof body,
+             "{\"init_images\":[\"%s\",\"%s\"],\"width\":64,\"height\":72,"
+             "\"denoising_strength\":0.4,\"resize_mode\":0,\"mask\":null,"
+             "\"include_init_images\":false,\"initial_noise_multiplier\":1,"
+             "\"inpainting_fill\":1,\"image_cfg_scale\":1.5,\"seed\":4}",
+             b64, b64);
+    free(b64);
+    struct a1111_request t;
+    struct api_error e;
+    enum i2i_stage stage;
+    ck_assert_int_eq(img2img_run(body, NULL, &t, &e, &stage), STATUS_OK);
+    ck_assert_int_eq(t.req.params.width, 64);
+    ck_assert_int_eq(t.req.params.height, 72);
+    ck_assert_int_eq(t.resized.width, 64);
+    ck_assert_int_eq(t.resized.height, 72);
+    ck_assert_double_eq(t.req.params.strength, 0.4);
+    ck_assert_int_eq(t.req.n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "init_images"));
+    a1111_request_free(&t);
+}
+END_TEST
+
+/* An image above the limits is scaled down (aspect kept) with a warning; one below the
+ * smallest side is refused. */
+START_TEST(test_img2img_limits)
+{
+    struct api_limits lim;
+    api_limits_default(&lim);
+    lim.max_width = lim.max_height = 256;
+    char *body = img2img_body("{\"init_images\":[\"%s\"],\"steps\":4}", 1000, 500);
+    struct a1111_request t;
+    struct api_error e;
+    enum i2i_stage stage;
+    ck_assert_int_eq(img2img_run(body, &lim, &t, &e, &stage), STATUS_OK);
+    ck_assert_int_eq(t.req.params.width, 256);
+    ck_assert_int_eq(t.req.params.height, 128);
+    ck_assert_int_eq(t.req.n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "scaled down"));
+    a1111_request_free(&t);
+    free(body);
+    body = img2img_body("{\"init_images\":[\"%s\"]}", 40, 40);
+    ck_assert_int_ne(img2img_run(body, &lim, &t, &e, &stage), STATUS_OK);
+    ck_assert_str_eq(e.param, "init_images");
+    ck_assert_int_eq(stage, I2I_PARSE);
+    free(body);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("a1111");
     TCase *bad = tcase_create("malformed");
     tcase_add_unchecked_fixture(bad, load_model, free_model);
     tcase_add_loop_test(bad, test_malformed, 0, (int)(sizeof BAD / sizeof BAD[0]));
+    tcase_add_loop_test(bad, test_img2img_malformed, 0, (int)(sizeof BAD_I2I / sizeof BAD_I2I[0]));
     suite_add_tcase(s, bad);
     TCase *ok = tcase_create("valid");
     tcase_add_unchecked_fixture(ok, load_model, free_model);
@@ -449,6 +642,9 @@ static Suite *suite(void)
     tcase_add_test(ok, test_sampler_names);
     tcase_add_test(ok, test_webuiapi_defaults_accepted);
     tcase_add_test(ok, test_options_parse);
+    tcase_add_test(ok, test_img2img_defaults);
+    tcase_add_test(ok, test_img2img_fields);
+    tcase_add_test(ok, test_img2img_limits);
     suite_add_tcase(s, ok);
     TCase *resp = tcase_create("responses");
     tcase_add_unchecked_fixture(resp, load_model, free_model);

@@ -113,6 +113,7 @@ START_TEST(test_alone_seconds_and_join_rule_at_the_jobs_size)
     j.rows = 2;
     j.p.n = 1;
     j.p.steps = 10;
+    j.steps = 10;
     j.p.width = j.p.height = 128;
     ck_assert_double_eq_tol(sched_alone_seconds(s, &j), 10 * 0.240 + 0.010, 1e-12);
     /* the join rule: a 128² job due in 2.5 s with 10 steps left meets it at 2 rows (2.41
