@@ -381,18 +381,30 @@ static enum status read_fields(const json_t *root, const struct api_limits *limi
     return check_counts(limits, t, e);
 }
 
-enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
-                                struct a1111_request *t, struct api_error *e)
+static enum status read_img2img(const json_t *root, const struct api_limits *limits,
+                                struct a1111_request *t, struct api_error *e);
+
+/* A txt2img body, or with img2img an img2img one, into t (freed on failure). */
+static enum status parse_body(const char *body, size_t len, const struct api_limits *limits,
+                              bool img2img, struct a1111_request *t, struct api_error *e)
 {
     defaults(t);
     json_t *root = NULL;
     enum status s = json_field_load(body, len, &root, e);
     if (s == STATUS_OK)
         s = read_fields(root, limits, t, e);
+    if (s == STATUS_OK && img2img)
+        s = read_img2img(root, limits, t, e);
     json_decref(root);
     if (s != STATUS_OK)
         a1111_request_free(t);
     return s;
+}
+
+enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_limits *limits,
+                                struct a1111_request *t, struct api_error *e)
+{
+    return parse_body(body, len, limits, false, t, e);
 }
 
 /* --- img2img ------------------------------------------------------------------------ */
@@ -527,26 +539,20 @@ static enum status default_size(const struct api_limits *lim, struct a1111_reque
     return STATUS_OK;
 }
 
+/* img2img's own fields, after txt2img's. */
+static enum status read_img2img(const json_t *root, const struct api_limits *limits,
+                                struct a1111_request *t, struct api_error *e)
+{
+    TRY(read_strength(root, t, e));
+    TRY(read_img2img_off(root, e));
+    TRY(read_init_images(root, t, e));
+    return default_size(limits, t, e);
+}
+
 enum status a1111_img2img_parse(const char *body, size_t len, const struct api_limits *limits,
                                 struct a1111_request *t, struct api_error *e)
 {
-    defaults(t);
-    json_t *root = NULL;
-    enum status s = json_field_load(body, len, &root, e);
-    if (s == STATUS_OK)
-        s = read_fields(root, limits, t, e);
-    if (s == STATUS_OK)
-        s = read_strength(root, t, e);
-    if (s == STATUS_OK)
-        s = read_img2img_off(root, e);
-    if (s == STATUS_OK)
-        s = read_init_images(root, t, e);
-    if (s == STATUS_OK)
-        s = default_size(limits, t, e);
-    json_decref(root);
-    if (s != STATUS_OK)
-        a1111_request_free(t);
-    return s;
+    return parse_body(body, len, limits, true, t, e);
 }
 
 enum status a1111_img2img_finish(struct a1111_request *t, struct api_error *e)

@@ -244,6 +244,14 @@ struct backend *test_cpu_backend(void)
     return cpu;
 }
 
+struct workspace test_cpu_workspace(void)
+{
+    struct workspace ws;
+    struct errbuf err;
+    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
+    return ws;
+}
+
 struct sd_model *test_load_sd1_tiny(void)
 {
     static const char path[] = DIFFUSIOND_SOURCE_DIR "/tests/fixtures/sd/sd1-tiny/diffusers";

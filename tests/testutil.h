@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
+#include "engine/workspace.h"
 #include "models/checkpoint.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
@@ -80,6 +81,9 @@ void test_case_sampler(const json_t *sched, const struct sd_model *m, struct gen
 
 /* A CPU backend with the default thread count; the suite's process keeps one. */
 struct backend *test_cpu_backend(void);
+
+/* An f32 workspace on test_cpu_backend (the caller destroys it). */
+struct workspace test_cpu_workspace(void);
 
 /* The tiny SD1 fixture (tests/fixtures/sd/sd1-tiny/diffusers: 64×64 native, 2 CLIP
  * layers, 77 tokens) on test_cpu_backend, or NULL (the reason printed on stderr) —

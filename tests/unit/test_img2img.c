@@ -69,14 +69,6 @@ static struct sd_model *load_model(bool single)
     return m;
 }
 
-static struct workspace make_ws(void)
-{
-    struct workspace ws;
-    struct errbuf err;
-    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
-    return ws;
-}
-
 struct i2i_case {
     const char *name;
     struct gen_params p;
@@ -249,7 +241,7 @@ static void run_all(bool single)
     json_t *man;
     const json_t *cases = img2img_cases(&man);
     struct sd_model *m = load_model(single);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     const char *name;
     const json_t *c;
     double worst = INFINITY;
@@ -346,7 +338,7 @@ START_TEST(test_strength_validation)
     q = p;
     q.steps = 4;
     q.strength = 0.2;
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct sd_request r;
     ck_assert_int_eq(sd_request_begin(m, &ws, &q, 0, &r, &err), STATUS_INVALID_ARGUMENT);
     ck_assert_msg(strstr(err.msg, "strength"), "%s", err.msg);
@@ -399,7 +391,7 @@ static void generate(struct sd_model *m, struct workspace *ws, const struct gen_
 START_TEST(test_deterministic_without_hooks)
 {
     struct sd_model *m = load_model(false);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     int w, h;
     uint8_t *rgb = fixture_image(m, &w, &h);
     struct gen_params p;

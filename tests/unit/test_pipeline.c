@@ -64,14 +64,6 @@ static struct sd_model *load_model(const char *pipe, bool single, enum checkpoin
     return load_model_at(SD, pipe, single, pred);
 }
 
-static struct workspace make_ws(void)
-{
-    struct workspace ws;
-    struct errbuf err;
-    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
-    return ws;
-}
-
 /* --- a manifest case as gen_params ----------------------------------------------------- */
 
 struct pipe_case {
@@ -153,7 +145,7 @@ static void run_pipeline_at(const char *root, const char *pipe, bool single)
     ck_assert_int_ge(json_object_size(cases), 1);
     struct sd_model *m = load_model_at(root, pipe, single, CHECKPOINT_PREDICTION_AUTO);
     struct sd_model *m_eps = NULL;
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     const char *model_pred = m->schedule.config.prediction_type == SCHEDULE_PRED_V ? "v_prediction"
                                                                                  : "epsilon";
     const char *name;
@@ -291,7 +283,7 @@ static void alone(struct sd_model *m, struct workspace *ws, struct gen_params p,
 START_TEST(test_mixed_batch)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct gen_params p[N_MIXED];
     for (int i = 0; i < N_MIXED; i++)
         p[i] = mixed_params(m, i);
@@ -324,7 +316,7 @@ END_TEST
 START_TEST(test_join_running_batch)
 {
     struct sd_model *m = load_model("sd2-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct gen_params pa = mixed_params(m, 4), pb = mixed_params(m, 0);
     struct sd_request a, b;
     struct errbuf err;
@@ -366,7 +358,7 @@ END_TEST
 START_TEST(test_graphs_fall_back_on_cpu)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct gen_params p = mixed_params(m, 1);
     struct sd_graphs *graphs = NULL;
     struct errbuf err;
@@ -409,7 +401,7 @@ END_TEST
 START_TEST(test_step_halves)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws[2] = {make_ws(), make_ws()};
+    struct workspace ws[2] = {test_cpu_workspace(), test_cpu_workspace()};
     struct gen_params p[2] = {mixed_params(m, 0), mixed_params(m, 2)};
     p[1].width = p[1].height = p[0].width * 3 / 2;
     struct sd_request r[2];
@@ -472,7 +464,7 @@ END_TEST
 START_TEST(test_no_growth_after_warmup)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct gen_params p[2] = {mixed_params(m, 0), mixed_params(m, 2)};
     struct sd_image img[3];
     struct errbuf err;
@@ -551,7 +543,7 @@ START_TEST(test_validation)
     struct sd_request r;
     q = p;
     q.width = 100;
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     ck_assert_int_eq(sd_request_begin(m, &ws, &q, 0, &r, &err), STATUS_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(err.msg, "width"));
     ck_assert_int_eq(sd_request_begin(m, &ws, &p, 1, &r, &err), STATUS_INVALID_ARGUMENT);
@@ -571,7 +563,7 @@ END_TEST
 START_TEST(test_truncation_reported)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     json_t *man = manifest(SD);
     const json_t *pj = json_object_get(json_object_get(man, "pipelines"), "sd1-tiny");
     const json_t *prompts = json_object_get(pj, "prompts"), *trunc = json_object_get(pj, "truncated");
@@ -608,7 +600,7 @@ static void count_progress(void *user, int done, int total)
 START_TEST(test_seed_convention_and_progress)
 {
     struct sd_model *m = load_model("sd1-tiny", false, CHECKPOINT_PREDICTION_AUTO);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct gen_params p = mixed_params(m, 2); /* n = 2 */
     struct sd_image img[2], one;
     int calls[3] = {0, 0, 0};

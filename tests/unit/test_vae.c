@@ -94,14 +94,6 @@ static struct vae_model *load_vae(const char *pipeline_dir, bool fp16)
     return m;
 }
 
-static struct workspace make_ws(void)
-{
-    struct workspace ws;
-    struct errbuf err;
-    ck_assert_int_eq(workspace_init(&ws, test_cpu_backend(), DTYPE_F32, 0, &err), STATUS_OK);
-    return ws;
-}
-
 /* Decodes `z` (unscaled unless `scale`: then multiplied by scaling_factor first and
  * passed through vae_decode) and returns the image as host floats. */
 static float *run_decode(struct vae_model *m, struct workspace *ws, const struct ref *z,
@@ -133,7 +125,7 @@ static void check_decode(const char *pipeline, struct vae_model *m, const char *
     snprintf(oname, sizeof oname, "%s.out", key);
     struct ref z = ref_load(pipeline, "vae.safetensors", zname, true);
     struct ref want = ref_load(pipeline, "vae.safetensors", oname, true);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     float *got = run_decode(m, &ws, &z, scale);
     snprintf(what, sizeof what, "%s %s%s", label_of(pipeline), key,
              scale ? " (scaled latents)" : "");
@@ -153,7 +145,7 @@ static void check_encode(const char *pipeline, struct vae_model *m)
     struct tensor it = test_tensor(b, 4, (int64_t[]){img.n, img.h, img.w, img.c}, img.data);
     struct tensor mt = test_tensor(b, 4, (int64_t[]){mean.n, mean.h, mean.w, mean.c}, NULL);
     struct tensor lt = test_tensor(b, 4, (int64_t[]){mean.n, mean.h, mean.w, mean.c}, NULL);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct errbuf err;
     ck_assert_msg(vae_encode(m, &ws, &it, &mt, &lt, &err) == STATUS_OK, "%s", err.msg);
     ck_assert_uint_eq(ws.in_use, 0);
@@ -282,7 +274,7 @@ START_TEST(test_pipeline_image)
     struct ref z = ref_load(SD "sd1-tiny", "pipe_euler_clipskip1_96x64.safetensors", "vae_input", true);
     struct ref want = ref_load(SD "sd1-tiny", "pipe_euler_clipskip1_96x64.safetensors", "image", false);
     ck_assert_int_eq(want.w, 96);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     float *x = run_decode(m, &ws, &z, false);
     float *unit = malloc(ref_numel(&want) * sizeof *unit);
     vae_image_to_unit(x, ref_numel(&want), unit);
@@ -323,7 +315,7 @@ START_TEST(test_workspace_reused)
 {
     struct vae_model *m = load_vae(SD "sd2-tiny", false);
     struct ref z = ref_load(SD "sd2-tiny", "vae.safetensors", "decode.latents", true);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     free(run_decode(m, &ws, &z, true));
     unsigned grow = ws.grow_count;
     int blocks = ws.n_blocks;
@@ -469,7 +461,7 @@ START_TEST(test_shape_errors)
 {
     struct backend *b = test_cpu_backend();
     struct vae_model *m = load_vae(SD "sd1-tiny", false);
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     struct errbuf err;
     struct tensor z = test_tensor(b, 4, (int64_t[]){1, 4, 4, 4}, NULL);
     struct tensor img = test_tensor(b, 4, (int64_t[]){1, 16, 32, 3}, NULL);
@@ -502,7 +494,7 @@ START_TEST(test_batch_rows_independent)
     struct ref zz = {2, z0.h, z0.w, z0.c, malloc(2 * ref_numel(&z0) * sizeof(float))};
     memcpy(zz.data, z0.data, ref_numel(&z0) * sizeof(float));
     memcpy(zz.data + ref_numel(&z0), z1.data, ref_numel(&z0) * sizeof(float));
-    struct workspace ws = make_ws();
+    struct workspace ws = test_cpu_workspace();
     float *both = run_decode(m, &ws, &zz, false), *one = run_decode(m, &ws, &z1, false);
     const size_t npix = ref_numel(&want0);
     assert_rel("sd1-tiny batch 2 row 0", both, &want0, REL_TOL);
