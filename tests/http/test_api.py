@@ -228,7 +228,7 @@ class TestBodyChecks(unittest.TestCase):
 
     def test_413_before_the_body_is_read(self):
         # Only the headers are sent: the answer must come without the body.
-        big = 2 * 1024 * 1024
+        big = 16 * 1024 * 1024
         with socket.create_connection(("127.0.0.1", SERVER.port), timeout=10) as s:
             s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        f"Content-Length: {big}\r\n\r\n").encode())
@@ -240,7 +240,7 @@ class TestBodyChecks(unittest.TestCase):
         self.assertLess(dt, 5.0)
 
     def test_413_at_limit_plus_one(self):
-        limit = 1024 * 1024
+        limit = 8 * 1024 * 1024  # --max-body-bytes default
         with socket.create_connection(("127.0.0.1", SERVER.port), timeout=10) as s:
             s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        f"Content-Length: {limit + 1}\r\n\r\n").encode())
@@ -249,7 +249,7 @@ class TestBodyChecks(unittest.TestCase):
 
     def test_at_limit_is_read(self):
         # A body of exactly the limit is read and parsed (then 400: prompt too long).
-        limit = 1024 * 1024
+        limit = 8 * 1024 * 1024  # --max-body-bytes default
         prefix = b'{"prompt":"'
         body = prefix + b"a" * (limit - len(prefix) - 2) + b'"}'
         self.assertEqual(len(body), limit)

@@ -38,7 +38,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.batching, SCHED_MODE_STEP);
     ck_assert_int_eq(c.max_batch_rows, 16);
     ck_assert_int_eq(c.queue_capacity, 64);
-    ck_assert_int_eq(c.max_body_bytes, 1024 * 1024);
+    ck_assert_int_eq(c.max_body_bytes, 8 * 1024 * 1024);
     ck_assert_int_eq(c.max_connections, 256);
     ck_assert_int_eq(c.connection_timeout_s, 30);
     ck_assert_int_eq(c.connection_memory_bytes, 64 * 1024);
