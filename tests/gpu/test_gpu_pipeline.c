@@ -1,5 +1,6 @@
 /* tests/gpu/test_gpu_pipeline.c — the tiny fixture pipelines (tests/fixtures/sd:
- * sd1-tiny, sd2-tiny) end to end through sd_txt2img on the CUDA backend against the
+ * sd1-tiny, sd2-tiny, and sd1-tiny's img2img, which runs the VAE encoder too) end to
+ * end through sd_txt2img on the CUDA backend against the
  * CPU backend: same prompt, seed and sampler; PSNR of the decoded images (the [0,1]
  * floats) must be ≥ 35 dB for the f32 runs (TF32 on, then off).  f16 and bf16 runs
  * (weights and workspace in that dtype: backend_weight_dtype) are reported with their
@@ -33,9 +34,24 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Generates N_IMAGES images of `dir` on b; *secs the sd_txt2img wall time. */
-static enum status generate(const char *dir, struct backend *b, struct sd_image *img,
-                            double *secs, struct errbuf *err)
+/* img2img's start image: w×h RGB8 gradients (malloc'ed). */
+static uint8_t *start_image(int w, int h)
+{
+    uint8_t *rgb = malloc((size_t)w * (size_t)h * 3);
+    for (int y = 0; rgb && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *px = rgb + ((size_t)y * (size_t)w + (size_t)x) * 3;
+            px[0] = (uint8_t)(x * 255 / w);
+            px[1] = (uint8_t)(y * 255 / h);
+            px[2] = (uint8_t)((x + y) * 2);
+        }
+    return rgb;
+}
+
+/* Generates N_IMAGES images of `dir` on b (img2img: from start_image at strength 0.6,
+ * which runs the VAE encoder too); *secs the sd_txt2img wall time. */
+static enum status generate(const char *dir, struct backend *b, bool img2img,
+                            struct sd_image *img, double *secs, struct errbuf *err)
 {
     struct sd_model_options opt;
     sd_model_options_default(&opt);
@@ -56,9 +72,14 @@ static enum status generate(const char *dir, struct backend *b, struct sd_image 
     p.guidance = 7.5;
     p.seed = 1234;
     p.n = N_IMAGES;
+    uint8_t *start = img2img ? start_image(p.width, p.height) : NULL;
+    p.init_image = start;
+    p.strength = 0.6;
     double t0 = now_s();
-    s = sd_txt2img(m, &ws, &p, 1, true, NULL, NULL, img, NULL, err);
+    s = img2img && !start ? status_fail(err, STATUS_OUT_OF_MEMORY, "start image")
+                          : sd_txt2img(m, &ws, &p, 1, true, NULL, NULL, img, NULL, err);
     *secs = now_s() - t0;
+    free(start);
     workspace_destroy(&ws);
     sd_model_free(m);
     return s;
@@ -76,8 +97,10 @@ static double psnr(const struct sd_image *a, const struct sd_image *b)
     return mse > 0 ? 10.0 * log10(1.0 / mse) : INFINITY;
 }
 
-/* One fixture: CPU reference, then CUDA with TF32 on and off. Returns failures. */
-static int check_fixture(const char *src, const char *name, struct backend *cpu, FILE *json)
+/* One fixture (txt2img, or img2img): CPU reference, then CUDA with TF32 on and off.
+ * Returns failures. */
+static int check_fixture(const char *src, const char *name, bool img2img, struct backend *cpu,
+                         FILE *json)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
@@ -86,8 +109,10 @@ static int check_fixture(const char *src, const char *name, struct backend *cpu,
     struct sd_image ref[N_IMAGES];
     double t_cpu = 0;
     memset(ref, 0, sizeof ref);
-    if (generate(dir, cpu, ref, &t_cpu, &err) != STATUS_OK) {
-        printf("FAIL %s: cpu: %s\n", name, err.msg);
+    char label[64];
+    snprintf(label, sizeof label, "%s%s", name, img2img ? " img2img" : "");
+    if (generate(dir, cpu, img2img, ref, &t_cpu, &err) != STATUS_OK) {
+        printf("FAIL %s: cpu: %s\n", label, err.msg);
         return 1;
     }
     static const struct variant {
@@ -112,7 +137,7 @@ static int check_fixture(const char *src, const char *name, struct backend *cpu,
         double t_gpu = 0;
         enum status s = cuda_backend_create(&opt, &gpu, &err);
         if (s == STATUS_OK)
-            s = generate(dir, gpu, got, &t_gpu, &err);
+            s = generate(dir, gpu, img2img, got, &t_gpu, &err);
         double worst = INFINITY;
         if (s == STATUS_OK)
             for (int i = 0; i < N_IMAGES; i++) {
@@ -126,14 +151,14 @@ static int check_fixture(const char *src, const char *name, struct backend *cpu,
         bool ok = s == STATUS_OK && worst >= MIN_PSNR;
         const char *verdict = ok ? "ok" : va->required ? "FAIL" : "info";
         printf("%-4s %s %dx%d, %d images, cuda %s: PSNR %.2f dB (min %.0f%s)  cpu %.2f s  cuda %.2f s%s%s\n",
-               verdict, name, ref[0].width, ref[0].height, N_IMAGES, va->label, worst, MIN_PSNR,
+               verdict, label, ref[0].width, ref[0].height, N_IMAGES, va->label, worst, MIN_PSNR,
                va->required ? "" : ", not required", t_cpu, t_gpu, s ? "  error: " : "",
                s ? err.msg : "");
         if (json)
             fprintf(json,
                     "{\"fixture\":\"%s\",\"variant\":\"%s\",\"required\":%s,\"ok\":%s,"
                     "\"psnr_db\":%.3f,\"cpu_s\":%.4f,\"cuda_s\":%.4f,\"status\":\"%s\"}\n",
-                    name, va->label, va->required ? "true" : "false", ok ? "true" : "false",
+                    label, va->label, va->required ? "true" : "false", ok ? "true" : "false",
                     isinf(worst) ? 999.0 : worst, t_cpu, t_gpu, status_name(s));
         failed += !ok && va->required;
         for (int i = 0; i < N_IMAGES; i++)
@@ -472,8 +497,9 @@ int main(int argc, char **argv)
         return 1;
     }
     FILE *json = argc > 2 ? fopen(argv[2], "w") : NULL;
-    int failed = check_fixture(argv[1], "sd1-tiny", cpu, json) +
-                 check_fixture(argv[1], "sd2-tiny", cpu, json) +
+    int failed = check_fixture(argv[1], "sd1-tiny", false, cpu, json) +
+                 check_fixture(argv[1], "sd2-tiny", false, cpu, json) +
+                 check_fixture(argv[1], "sd1-tiny", true, cpu, json) +
                  check_graphs(argv[1], "sd1-tiny", false, json) +
                  check_graphs(argv[1], "sd1-tiny", true, json) +
                  check_lanes(argv[1], "sd1-tiny", json);
