@@ -364,7 +364,7 @@ static void defaults(struct a1111_request *t)
     t->req.quality = API_DEFAULT_QUALITY;
     t->req.response_format = API_RESPONSE_B64_JSON;
     t->req.a1111_fields = true;
-    t->strength = 0.75; /* A1111's default denoising_strength */
+    t->i2i.strength = API_IMG2IMG_DEFAULT_STRENGTH; /* A1111's denoising_strength */
 }
 
 /* The txt2img fields of root (an object) into t. */
@@ -409,6 +409,8 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
 
 /* --- img2img ------------------------------------------------------------------------ */
 
+static const struct api_img2img_fields FIELDS_I2I = {"init_images", "denoising_strength"};
+
 /* A base64 string (after an optional "data:…," prefix) decoded into *bytes. */
 static enum status init_bytes(const json_t *v, uint8_t **bytes, size_t *n, struct api_error *e)
 {
@@ -450,14 +452,10 @@ static enum status read_init_images(const json_t *root, struct a1111_request *t,
     uint8_t *bytes = NULL;
     size_t n = 0;
     TRY(init_bytes(json_array_get(v, 0), &bytes, &n, e));
-    struct errbuf err;
-    const enum status s = image_decode(bytes, n, A1111_INIT_MAX_SIDE, A1111_INIT_MAX_PIXELS,
-                                       &t->init, &err);
+    const enum status s = api_img2img_decode(bytes, n, &FIELDS_I2I, &t->i2i, e);
     free(bytes);
-    if (s == STATUS_OUT_OF_MEMORY)
-        return json_field_oom(e, "init_images");
     if (s != STATUS_OK)
-        return json_field_bad(e, "init_images", "the first image: %s%s", err.msg, NULL);
+        return s;
     if (json_array_size(v) > 1)
         return openai_image_request_warn(&t->req, "init_images: only the first image is used",
                                          e);
@@ -470,8 +468,8 @@ static enum status read_strength(const json_t *root, struct a1111_request *t,
     const json_t *v = json_object_get(root, "denoising_strength");
     if (!v || json_is_null(v))
         return STATUS_OK;
-    TRY(json_field_number(v, "denoising_strength", 0.0, 1.0, &t->strength, e));
-    return t->strength > 0.0 ? STATUS_OK
+    TRY(json_field_number(v, "denoising_strength", 0.0, 1.0, &t->i2i.strength, e));
+    return t->i2i.strength > 0.0 ? STATUS_OK
                              : json_field_bad(e, "denoising_strength",
                                               "must be above 0 (0 would change nothing)%s%s",
                                               NULL, NULL);
@@ -507,38 +505,6 @@ static enum status read_img2img_off(const json_t *root, struct api_error *e)
                                         "is not supported; leave it out or 1%s%s", NULL, NULL);
 }
 
-/* An absent side (0) becomes the image's, rounded down to a multiple of 8, both scaled
- * down (aspect kept) to fit the limits. */
-static enum status default_size(const struct api_limits *lim, struct a1111_request *t,
-                                struct api_error *e)
-{
-    if (t->req.width > 0 && t->req.height > 0)
-        return STATUS_OK;
-    double w = t->init.width, h = t->init.height;
-    const double fit = fmin(1.0, fmin(lim->max_width / w, lim->max_height / h));
-    w *= fit;
-    h *= fit;
-    const int w8 = (int)(w / 8) * 8, h8 = (int)(h / 8) * 8;
-    if ((t->req.width == 0 && w8 < lim->min_side) || (t->req.height == 0 && h8 < lim->min_side)) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "a %dx%d image is below the smallest side, %d pixels; send "
-                 "width and height to resize it", t->init.width, t->init.height, lim->min_side);
-        return json_field_bad(e, "init_images", "%s%s", msg, NULL);
-    }
-    if (t->req.width == 0)
-        t->req.width = w8;
-    if (t->req.height == 0)
-        t->req.height = h8;
-    t->req.has_size = true;
-    if (fit < 1.0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "init_images: the %dx%d image is scaled down to %dx%d (the "
-                 "server's limits)", t->init.width, t->init.height, t->req.width, t->req.height);
-        return openai_image_request_warn(&t->req, msg, e);
-    }
-    return STATUS_OK;
-}
-
 /* img2img's own fields, after txt2img's. */
 static enum status read_img2img(const json_t *root, const struct api_limits *limits,
                                 struct a1111_request *t, struct api_error *e)
@@ -546,7 +512,7 @@ static enum status read_img2img(const json_t *root, const struct api_limits *lim
     TRY(read_strength(root, t, e));
     TRY(read_img2img_off(root, e));
     TRY(read_init_images(root, t, e));
-    return default_size(limits, t, e);
+    return api_img2img_default_size(limits, &FIELDS_I2I, &t->i2i, &t->req, e);
 }
 
 enum status a1111_img2img_parse(const char *body, size_t len, const struct api_limits *limits,
@@ -557,25 +523,7 @@ enum status a1111_img2img_parse(const char *body, size_t len, const struct api_l
 
 enum status a1111_img2img_finish(struct a1111_request *t, struct api_error *e)
 {
-    if (!t->init.rgb)
-        return STATUS_OK;
-    struct gen_params *p = &t->req.params;
-    const int k = sd_img2img_steps(p->steps, t->strength);
-    if (k < 1) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "%g of %d steps runs no step: int(steps x denoising_strength) "
-                 "must be at least 1", t->strength, p->steps);
-        return json_field_bad(e, "denoising_strength", "%s%s", msg, NULL);
-    }
-    struct errbuf err;
-    const enum status s = image_resize(&t->init, p->width, p->height, &t->resized, &err);
-    if (s == STATUS_OUT_OF_MEMORY)
-        return json_field_oom(e, "init_images");
-    if (s != STATUS_OK)
-        return json_field_bad(e, "init_images", "resizing: %s%s", err.msg, NULL);
-    p->init_image = t->resized.rgb;
-    p->strength = t->strength;
-    return STATUS_OK;
+    return api_img2img_finish(&FIELDS_I2I, &t->i2i, &t->req, e);
 }
 
 void a1111_request_free(struct a1111_request *t)
@@ -583,8 +531,7 @@ void a1111_request_free(struct a1111_request *t)
     if (!t)
         return;
     openai_image_request_free(&t->req);
-    image_rgb8_free(&t->init);
-    image_rgb8_free(&t->resized);
+    api_img2img_free(&t->i2i);
     memset(t, 0, sizeof *t);
 }
 

@@ -45,7 +45,7 @@
 #include <stddef.h>
 
 #include "api/api_error.h"
-#include "api/image_decode.h"
+#include "api/img2img.h"
 #include "api/openai_images.h"
 
 /* A txt2img or img2img request. */
@@ -56,10 +56,8 @@ struct a1111_request {
                                         openai_images_resolve */
     int batch_size, n_iter;
     bool send_images;
-    /* img2img only (init.rgb NULL for txt2img) */
-    struct image_rgb8 init;          /* init_images[0], decoded */
-    double strength;                 /* denoising_strength */
-    struct image_rgb8 resized;       /* init at the resolved size (a1111_img2img_finish) */
+    struct api_img2img i2i;          /* img2img: init_images[0] and denoising_strength
+                                        (i2i.init.rgb NULL for txt2img) */
 };
 
 /* Stage 1: body[0 … len) → t (zeroed first).  On failure e is filled and t holds
@@ -70,8 +68,9 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
 /* POST /sdapi/v1/img2img: the txt2img fields and
  *   init_images        required: a non-empty array of base64 strings (a data: URL's
  *                      "data:image/png;base64," prefix allowed) of PNG, JPEG or WebP
- *                      images, each side ≤ A1111_INIT_MAX_SIDE and at most
- *                      A1111_INIT_MAX_PIXELS pixels; alpha flattened onto white.  The
+ *                      images, each side ≤ API_IMG2IMG_MAX_SIDE and at most
+ *                      API_IMG2IMG_MAX_PIXELS pixels (api/img2img.h); alpha flattened
+ *                      onto white.  The
  *                      first is used (more: a warning — A1111 cycles them over the batch)
  *   denoising_strength number in (0, 1], default 0.75; int(steps × strength) steps run
  *                      (diffusers' img2img), so it must give at least one
@@ -85,8 +84,6 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
  * an instruct-pix2pix model): inpainting_fill, inpaint_full_res,
  * inpaint_full_res_padding, inpainting_mask_invert, mask_blur, mask_blur_x/y,
  * image_cfg_scale. */
-#define A1111_INIT_MAX_SIDE 8192
-#define A1111_INIT_MAX_PIXELS ((size_t)4096 * 4096)
 enum status a1111_img2img_parse(const char *body, size_t len, const struct api_limits *limits,
                                 struct a1111_request *t, struct api_error *e);
 

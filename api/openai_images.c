@@ -337,13 +337,25 @@ static const struct {
 enum status openai_images_parse(const char *body, size_t len, const struct api_limits *limits,
                                 struct openai_image_request *req, struct api_error *e)
 {
+    json_t *root = NULL;
+    enum status s = json_field_load(body, len, &root, e);
+    if (s == STATUS_OK)
+        s = openai_images_parse_object(root, limits, req, e);
+    else
+        memset(req, 0, sizeof *req);
+    json_decref(root);
+    return s;
+}
+
+enum status openai_images_parse_object(const json_t *root, const struct api_limits *limits,
+                                       struct openai_image_request *req, struct api_error *e)
+{
     memset(req, 0, sizeof *req);
     req->n = 1;
     req->output_format = IMAGE_PNG;
     req->quality = API_DEFAULT_QUALITY;
     req->response_format = API_RESPONSE_B64_JSON;
-    json_t *root = NULL;
-    enum status s = json_field_load(body, len, &root, e);
+    enum status s = STATUS_OK;
     for (size_t i = 0; s == STATUS_OK && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
         const json_t *v = json_object_get(root, FIELDS[i].name);
         if (v && !json_is_null(v)) /* null = absent, as OpenAI's optional fields */
@@ -355,7 +367,6 @@ enum status openai_images_parse(const char *body, size_t len, const struct api_l
         s = json_field_bad(e, "seed",
                            "seed + n - 1 must be at most 9223372036854775807 (image i uses "
                            "seed + i)%s%s", NULL, NULL);
-    json_decref(root);
     if (s != STATUS_OK)
         openai_image_request_free(req);
     return s;

@@ -56,6 +56,7 @@
 #ifndef DIFFUSIOND_API_OPENAI_IMAGES_H
 #define DIFFUSIOND_API_OPENAI_IMAGES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -135,6 +136,11 @@ struct openai_image_request {
  * gives a 503 error. */
 enum status openai_images_parse(const char *body, size_t len, const struct api_limits *limits,
                                 struct openai_image_request *req, struct api_error *e);
+
+/* Stage 1 for a body already read as a JSON object (root is borrowed): what
+ * openai_images_parse does after json_field_load. */
+enum status openai_images_parse_object(const json_t *root, const struct api_limits *limits,
+                                       struct openai_image_request *req, struct api_error *e);
 
 /* Stage 2: req → req->params for `model`.  random_seed (its low 53 bits) is used when
  * the body had no seed (the caller draws it, e.g. with getrandom(2): the api layer

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/a1111_request.h" /* the start image's limits */
+#include "api/img2img.h" /* the start image's limits */
 #include "api/image_decode.h"
 #include "api/image_encode.h"
 #include "engine/workspace.h"
@@ -263,7 +263,7 @@ static int read_init_image(const char *path, struct image_rgb8 *img)
     if (f)
         fclose(f);
     struct errbuf err;
-    const enum status s = ok ? image_decode(bytes, n, A1111_INIT_MAX_SIDE, A1111_INIT_MAX_PIXELS,
+    const enum status s = ok ? image_decode(bytes, n, API_IMG2IMG_MAX_SIDE, API_IMG2IMG_MAX_PIXELS,
                                             img, &err)
                              : STATUS_IO;
     free(bytes);

@@ -51,8 +51,9 @@ struct metrics {
 };
 
 static const char *const route_labels[METRICS_ROUTE_COUNT_] = {
-    "/v1/images/generations", "/v1/models", "/v1/images/{id}/{index}", "/livez", "/readyz",
-    "/metrics", "/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/sdapi/v1/{info}", "other"};
+    "/v1/images/generations", "/v1/images/edits", "/v1/models", "/v1/images/{id}/{index}",
+    "/livez", "/readyz", "/metrics", "/sdapi/v1/txt2img", "/sdapi/v1/img2img",
+    "/sdapi/v1/{info}", "other"};
 
 static const char *const reject_labels[METRICS_REJECT_COUNT_] = {
     "queue_full", "deadline", "draining", "invalid", "auth"};

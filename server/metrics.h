@@ -42,6 +42,7 @@
 /* The route label: fixed values, never the raw path. */
 enum metrics_route {
     METRICS_ROUTE_GENERATIONS = 0, /* "/v1/images/generations" */
+    METRICS_ROUTE_EDITS,           /* "/v1/images/edits" (OpenAI's image edits) */
     METRICS_ROUTE_MODELS,          /* "/v1/models" */
     METRICS_ROUTE_IMAGE,           /* "/v1/images/{id}/{index}" */
     METRICS_ROUTE_LIVEZ,           /* "/livez" (and its alias /healthz) */

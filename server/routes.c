@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api/a1111_response.h"
+#include "api/multipart.h"
 #include "engine/log.h"
 #include "server/auth.h"
 #include "server/cors.h"
@@ -155,6 +156,7 @@ struct route_def {
 
 static const struct route_def ROUTE_TABLE[] = {
     {"/v1/images/generations", METRICS_ROUTE_GENERATIONS, ROUTE_POST},
+    {"/v1/images/edits", METRICS_ROUTE_EDITS, ROUTE_POST},
     {"/v1/models", METRICS_ROUTE_MODELS, ROUTE_GET},
     {"/livez", METRICS_ROUTE_LIVEZ, ROUTE_GET},
     {"/healthz", METRICS_ROUTE_LIVEZ, ROUTE_GET},
@@ -336,8 +338,13 @@ static bool check_post(struct routes *r, struct http_exchange *ex)
         reject_body(r, ex, 413, "body_too_large", msg);
         return false;
     }
-    if (!is_json_type(http_exchange_header(ex, "Content-Type"))) {
-        reject_body(r, ex, 415, "unsupported_media_type", "Content-Type must be application/json");
+    const char *type = http_exchange_header(ex, "Content-Type");
+    const struct route_req *rq = http_exchange_data(ex);
+    if (rq->route == METRICS_ROUTE_EDITS ? !multipart_content_type_is(type) : !is_json_type(type)) {
+        reject_body(r, ex, 415, "unsupported_media_type",
+                    rq->route == METRICS_ROUTE_EDITS
+                        ? "Content-Type must be multipart/form-data (with a boundary)"
+                        : "Content-Type must be application/json");
         return false;
     }
     return true;
@@ -404,7 +411,8 @@ static void on_request(void *user, struct http_exchange *ex)
     struct routes *r = user;
     const struct route_req *rq = http_exchange_data(ex);
     switch (rq->route) {
-    case METRICS_ROUTE_GENERATIONS: routes_generate(r, ex); return;
+    case METRICS_ROUTE_GENERATIONS:
+    case METRICS_ROUTE_EDITS: routes_generate(r, ex); return;
     case METRICS_ROUTE_MODELS: routes_models(r, ex); return;
     case METRICS_ROUTE_IMAGE: routes_image(r, ex); return;
     case METRICS_ROUTE_LIVEZ: routes_livez(r, ex); return;

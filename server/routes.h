@@ -1,6 +1,8 @@
 /* server/routes.h — the HTTP routes of `diffusiond serve` on top of server/http.h:
  *
  *   POST /v1/images/generations   OpenAI Images API → scheduler → encoder pool
+ *   POST /v1/images/edits         OpenAI's image edits (multipart/form-data, the image as
+ *                                 img2img's start; api/openai_edits.h) → the same path
  *   GET  /v1/models               the loaded model(s), OpenAI list shape
  *   GET  /v1/images/{id}/{index}  response_format "url" images (server/image_store.h)
  *   GET  /livez, /healthz         200 while the worker makes progress (watchdog)
@@ -17,7 +19,8 @@
  * Every response carries X-Request-Id (a sane client value echoed, else a new one) and
  * the CORS headers; every request is counted in the metrics and, when enabled, logged
  * as one JSON access-log line.  Order of checks before the body is read: preflight,
- * 404, 405, 401 (auth), then for POST 503 (loading/draining), 411, 413, 415.
+ * 404, 405, 401 (auth), then for POST 503 (loading/draining), 411, 413, 415 (JSON, or
+ * multipart/form-data for the edits route).
  *
  * State: loading → warming → ready → draining (routes_set_state; an atomic read by
  * every handler).  The scheduler and models are attached once loaded

@@ -1,10 +1,11 @@
-/* server/routes_generate.c — POST /v1/images/generations and POST /sdapi/v1/txt2img and
- * /img2img (server/routes.h): one path, two dialects (the body's fields and the
- * answer's shape).
+/* server/routes_generate.c — POST /v1/images/generations and /v1/images/edits, POST
+ * /sdapi/v1/txt2img and /img2img (server/routes.h): one path, two dialects (the body's
+ * fields and the answer's shape).
  *
  *   MHD thread    parse + resolve (api/openai_images.h; A1111's bodies through
- *                 api/a1111_request.h onto the same request; img2img's image decoded
- *                 and resized there, copied by scheduler_submit), defer the exchange, submit
+ *                 api/a1111_request.h, the edits route's multipart form through
+ *                 api/openai_edits.h, onto the same request; a start image decoded and
+ *                 resized there, copied by scheduler_submit), defer the exchange, submit
  *                 to the scheduler (429/503 when it refuses), tag the exchange with the
  *                 job id (for a disconnect), return: the connection is suspended.
  *   worker        on_complete: copies the result, takes the images, hands the job to
@@ -21,6 +22,7 @@
 #include <time.h>
 
 #include "api/a1111_response.h"
+#include "api/openai_edits.h"
 #include "api/openai_response.h"
 #include "engine/log.h"
 #include "server/encoder_pool.h"
@@ -33,8 +35,9 @@ struct gen_job {
     struct routes *r;
     struct http_exchange *ex;
     bool a1111;                 /* txt2img or img2img: A1111's body and answer */
-    struct a1111_request t;     /* t.req: the request of both routes; the rest is
-                                   txt2img's (batch_size, n_iter, send_images) */
+    struct a1111_request t;     /* the OpenAI generations' request (t.req) and A1111's */
+    struct openai_edit_request edit; /* the edits route's */
+    struct openai_image_request *req; /* the route's request: &t.req or &edit.req */
     int model;
     char base_url[URL_BASE_MAX]; /* "http://host:port" or "" (relative URLs) */
     /* the result (on_complete) */
@@ -52,6 +55,7 @@ static void job_free(struct gen_job *j)
         sd_image_free(&j->images[i]);
     free(j->images);
     a1111_request_free(&j->t);
+    openai_edit_request_free(&j->edit);
     free(j);
 }
 
@@ -100,7 +104,7 @@ static void answer_failure(struct gen_job *j)
     else if (j->status == STATUS_CANCELLED && j->reason == CANCEL_DEADLINE)
         api_error_set(&e, 504, "server_error", NULL, "deadline_exceeded",
                       "deadline_ms: it passed before the images were ready (%lld ms)",
-                      (long long)j->t.req.deadline_ms);
+                      (long long)j->req->deadline_ms);
     else if (j->status == STATUS_CANCELLED)
         api_error_set(&e, 503, NULL, NULL, "cancelled", "the request was cancelled (%s)",
                       cancel_reason_name(j->reason));
@@ -120,12 +124,12 @@ static void answer_failure(struct gen_job *j)
 static enum status encode_images(struct gen_job *j, uint8_t **data, size_t *lens,
                                  struct errbuf *err)
 {
-    const struct gen_params *p = &j->t.req.params;
+    const struct gen_params *p = &j->req->params;
     const struct routes *r = j->r;
     for (int i = 0; i < j->n_images; i++) {
         const struct sd_image *im = &j->images[i];
         const struct image_meta meta = image_meta_for(p, r->names[j->model], im);
-        TRY(image_encode(j->t.req.output_format, im->rgb, im->width, im->height, j->t.req.quality,
+        TRY(image_encode(j->req->output_format, im->rgb, im->width, im->height, j->req->quality,
                          &meta, &data[i], &lens[i], err));
     }
     return STATUS_OK;
@@ -157,11 +161,11 @@ static enum status write_body(const struct gen_job *j, const struct api_image_ou
         return a1111_txt2img_response_write(&resp, body, len, err);
     }
     const struct api_images_response resp = {
-        .created = created, .output_format = j->t.req.output_format,
+        .created = created, .output_format = j->req->output_format,
         .width = j->images[0].width, .height = j->images[0].height,
-        .response_format = j->t.req.response_format, .images = out, .n_images = n,
-        .metrics = *m, .warnings = (const char *const *)j->t.req.warnings,
-        .n_warnings = j->t.req.n_warnings};
+        .response_format = j->req->response_format, .images = out, .n_images = n,
+        .metrics = *m, .warnings = (const char *const *)j->req->warnings,
+        .n_warnings = j->req->n_warnings};
     return api_images_response_write(&resp, body, len, err);
 }
 
@@ -173,9 +177,9 @@ static enum status write_answer(struct gen_job *j, uint8_t **data, size_t *lens,
     const int n = j->n_images;
     struct api_image_out out[GEN_MAX_IMAGES];
     char urls[GEN_MAX_IMAGES][URL_BASE_MAX + 64];
-    if (j->t.req.response_format == API_RESPONSE_URL) {
+    if (j->req->response_format == API_RESPONSE_URL) {
         char id[IMAGE_STORE_ID_BUF];
-        TRY(image_store_put(r->cfg.store, data, lens, n, content_type(j->t.req.output_format),
+        TRY(image_store_put(r->cfg.store, data, lens, n, content_type(j->req->output_format),
                             http_now_ns(), id, err));
         for (int i = 0; i < n; i++)
             snprintf(urls[i], sizeof urls[i], "%s/v1/images/%s/%d", j->base_url, id, i);
@@ -183,7 +187,7 @@ static enum status write_answer(struct gen_job *j, uint8_t **data, size_t *lens,
     for (int i = 0; i < n; i++)
         out[i] = (struct api_image_out){
             .data = data[i], .len = lens[i], .seed = j->images[i].seed,
-            .url = j->t.req.response_format == API_RESPONSE_URL ? urls[i] : NULL};
+            .url = j->req->response_format == API_RESPONSE_URL ? urls[i] : NULL};
     const double total_ms = (double)(http_now_ns() - http_exchange_start_ns(j->ex)) * 1e-6;
     struct api_image_metrics am;
     fill_metrics(j, image_ms, total_ms, &am);
@@ -280,6 +284,22 @@ static void answer_rejection(struct routes *r, struct http_exchange *ex, enum st
     routes_answer_error(r, ex, &e);
 }
 
+/* Stage 1 in the route's dialect: j->req points at the request filled. */
+static enum status parse(struct routes *r, struct http_exchange *ex, enum metrics_route route,
+                         const char *body, size_t len, struct gen_job *j, struct api_error *e)
+{
+    const struct api_limits *lim = &r->cfg.limits;
+    switch (route) {
+    case METRICS_ROUTE_IMG2IMG: return a1111_img2img_parse(body, len, lim, &j->t, e);
+    case METRICS_ROUTE_TXT2IMG: return a1111_txt2img_parse(body, len, lim, &j->t, e);
+    case METRICS_ROUTE_EDITS:
+        j->req = &j->edit.req;
+        return openai_edits_parse(http_exchange_header(ex, "Content-Type"),
+                                  (const uint8_t *)body, len, lim, &j->edit, e);
+    default: return openai_images_parse(body, len, lim, j->req, e);
+    }
+}
+
 /* Parse, select the model, resolve; false when answered with an error. */
 static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *j)
 {
@@ -287,19 +307,16 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
     const char *body = (const char *)http_exchange_body(ex, &len);
     struct api_error e;
     const enum metrics_route route = ((const struct route_req *)http_exchange_data(ex))->route;
-    enum status st =
-        route == METRICS_ROUTE_IMG2IMG   ? a1111_img2img_parse(body, len, &r->cfg.limits, &j->t, &e)
-        : route == METRICS_ROUTE_TXT2IMG ? a1111_txt2img_parse(body, len, &r->cfg.limits, &j->t, &e)
-                                         : openai_images_parse(body, len, &r->cfg.limits, &j->t.req, &e);
+    enum status st = parse(r, ex, route, body, len, j, &e);
     if (st == STATUS_OK) {
-        j->model = j->a1111 ? routes_a1111_model(r, j->t.req.model,
+        j->model = j->a1111 ? routes_a1111_model(r, j->req->model,
                                                  "override_settings.sd_model_checkpoint", &e)
-                            : api_model_select(j->t.req.model, r->names, r->n_models, &e);
+                            : api_model_select(j->req->model, r->names, r->n_models, &e);
         if (j->model < 0)
             st = STATUS_NOT_FOUND;
     }
-    if (st == STATUS_OK && j->t.req.response_format == API_RESPONSE_URL &&
-        r->cfg.url_store_images > 0 && j->t.req.n > r->cfg.url_store_images) {
+    if (st == STATUS_OK && j->req->response_format == API_RESPONSE_URL &&
+        r->cfg.url_store_images > 0 && j->req->n > r->cfg.url_store_images) {
         api_error_set(&e, 400, NULL, "n", NULL,
                       "n: at most %d images with response_format \"url\" (the image store "
                       "holds %d; see --url-store-images)",
@@ -307,10 +324,11 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
         st = STATUS_INVALID_ARGUMENT;
     }
     if (st == STATUS_OK)
-        st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), &j->t.req,
+        st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), j->req,
                                    &e);
     if (st == STATUS_OK)
-        st = a1111_img2img_finish(&j->t, &e);
+        st = route == METRICS_ROUTE_EDITS ? openai_edits_finish(&j->edit, &e)
+                                          : a1111_img2img_finish(&j->t, &e);
     if (st == STATUS_OK)
         return true;
     metrics_reject(r->cfg.metrics, METRICS_REJECT_INVALID);
@@ -328,23 +346,24 @@ void routes_generate(struct routes *r, struct http_exchange *ex)
     }
     j->r = r;
     j->ex = ex;
+    j->req = &j->t.req;
     j->a1111 = rq->route == METRICS_ROUTE_TXT2IMG || rq->route == METRICS_ROUTE_IMG2IMG;
     if (!prepare(r, ex, j)) {
         job_free(j);
         return;
     }
-    if (j->t.req.user && !(rq->user = strdup(j->t.req.user)))
+    if (j->req->user && !(rq->user = strdup(j->req->user)))
         LOG_WARNF("serve", "out of memory copying the user field");
     base_url(ex, j->base_url, sizeof j->base_url);
     http_exchange_defer(ex);
     const struct job_callbacks cb = {.on_complete = on_complete, .user = j};
     const struct submit_options opt = {.model = j->model, .request_id = rq->request_id,
-                                       .deadline_ms = j->t.req.deadline_ms,
-                                       .priority = j->t.req.priority};
+                                       .deadline_ms = j->req->deadline_ms,
+                                       .priority = j->req->priority};
     uint64_t job_id = 0;
     struct admission adm;
     struct errbuf err;
-    const enum status st = scheduler_submit(r->sched, &j->t.req.params, &cb, &opt, &job_id, &adm,
+    const enum status st = scheduler_submit(r->sched, &j->req->params, &cb, &opt, &job_id, &adm,
                                             &err);
     if (st != STATUS_OK) {
         answer_rejection(r, ex, st, &adm, &err);

@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s = a1111_img2img_finish(&t, &e);
     if (s != STATUS_OK)
         check_error(&e);
-    else if (!t.req.params.init_image || t.resized.width != t.req.params.width)
+    else if (!t.req.params.init_image || t.i2i.resized.width != t.req.params.width)
         abort();
     else
         check_response(&t);

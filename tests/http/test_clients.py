@@ -85,6 +85,11 @@ def spec_with_limits(min_side, max_side, max_n, max_steps, max_prompt, max_clip_
             need["properties"]["denoising_strength"]["type"] = "number"
         i2i["allOf"].append({"if": {"required": ["steps"], "properties": {"steps": {"const": s}}},
                              "then": need})
+    # The edits route's form carries its image as binary, which schemathesis fills
+    # with random bytes: a valid body cannot be narrowed to decodable images, so that
+    # operation is left to TestOpenAIClient (the openai client's uploads), the unit
+    # tests (test_openai_edits, test_multipart) and tests/fuzz/fuzz_multipart.c.
+    del spec["paths"]["/v1/images/edits"]
     # batch_size × n_iter ≤ max_n, for this max_n: replaces the default's three rules
     rules = [r for r in t2i["allOf"] if "batch_size" not in r["if"].get("properties", {})]
     assert len(rules) == len(t2i["allOf"]) - 3, "the spec's batch_size × n_iter rules moved"
@@ -152,6 +157,66 @@ class TestOpenAIClient(harness.ServerCase):
         extra = res.model_extra or {}
         self.assertIn("metrics", extra)
         self.assertEqual(extra["metrics"]["seeds"], [11, 12])
+
+    @staticmethod
+    def start_png(w=90, h=80):
+        img = Image.new("RGB", (w, h))
+        img.putdata([((x * 5) % 256, (y * 3) % 256, (x ^ y) % 256) for y in range(h)
+                     for x in range(w)])
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return buf.getvalue()
+
+    def test_edit_through_the_client(self):
+        """images.edit (a multipart upload): img2img, int(steps × strength) U-Net calls,
+        the image's size rounded down to 8, n images with seeds seed + i."""
+        res = self.client.images.edit(model=harness.TINY_NAME, image=("start.png",
+                                      self.start_png(), "image/png"), prompt="a small red house",
+                                      n=2, response_format="b64_json",
+                                      extra_body={"steps": 6, "seed": 3, "strength": 0.5})
+        self.assertEqual(len(res.data), 2)
+        for d in res.data:
+            img = Image.open(io.BytesIO(base64.b64decode(d.b64_json)))
+            img.load()
+            self.assertEqual(img.size, (88, 80))
+            self.assertIn("Denoising strength: 0.5", img.info.get("parameters", ""))
+        metrics = (res.model_extra or {})["metrics"]
+        self.assertEqual(metrics["seeds"], [3, 4])
+        self.assertEqual(metrics["batch_sizes"], [4, 4, 4])  # int(6 × 0.5) steps, 2 × CFG rows
+
+    def test_edit_same_pixels_as_a1111_img2img(self):
+        """One request path: the edits route and A1111's img2img give the same image."""
+        png = self.start_png()
+        res = self.client.images.edit(model=harness.TINY_NAME, image=("s.png", png, "image/png"),
+                                      prompt="a lighthouse", size="64x72",
+                                      extra_body={"steps": 4, "seed": 21, "strength": 0.75,
+                                                  "guidance_scale": 6.0, "sampler": "euler"})
+        a = self.server.request("POST", "/sdapi/v1/img2img", {
+            "init_images": [base64.b64encode(png).decode()], "prompt": "a lighthouse",
+            "width": 64, "height": 72, "steps": 4, "seed": 21, "denoising_strength": 0.75,
+            "cfg_scale": 6.0, "sampler_name": "Euler"},
+            headers={"Authorization": f"Bearer {self.KEY}"})
+        self.assertEqual(a.status, 200, a.body[:300])
+        mine = Image.open(io.BytesIO(base64.b64decode(res.data[0].b64_json))).convert("RGB")
+        theirs = Image.open(io.BytesIO(base64.b64decode(a.json()["images"][0]))).convert("RGB")
+        self.assertEqual(mine.tobytes(), theirs.tobytes())
+
+    def test_edit_errors(self):
+        with self.assertRaises(openai.BadRequestError) as cm:
+            self.client.images.edit(image=("m.png", self.start_png(), "image/png"),
+                                    mask=("m.png", self.start_png(), "image/png"), prompt="x")
+        self.assertEqual(cm.exception.body.get("param"), "mask")
+        with self.assertRaises(openai.BadRequestError) as cm:
+            self.client.images.edit(image=("x.png", b"not an image", "image/png"), prompt="x")
+        self.assertEqual(cm.exception.body.get("param"), "image")
+        with self.assertRaises(openai.BadRequestError) as cm:
+            self.client.images.edit(image=("s.png", self.start_png(), "image/png"), prompt="x",
+                                    extra_body={"strength": 0.1, "steps": 4})
+        self.assertEqual(cm.exception.body.get("param"), "strength")
+        # a JSON body is not what this route takes
+        r = self.server.request("POST", "/v1/images/edits", {"prompt": "x"},
+                                headers={"Authorization": f"Bearer {self.KEY}"})
+        self.assertEqual(r.status, 415, r.body[:300])
 
     def test_generate_jpeg_and_url(self):
         res = self.client.images.generate(model=harness.TINY_NAME, prompt="a boat",

@@ -563,10 +563,10 @@ START_TEST(test_img2img_defaults)
     ck_assert_int_eq(p->width, 96);
     ck_assert_int_eq(p->height, 88);
     ck_assert_double_eq(p->strength, 0.75); /* A1111's default */
-    ck_assert_ptr_eq(p->init_image, t.resized.rgb);
-    ck_assert_int_eq(t.resized.width, 96);
-    ck_assert_int_eq(t.resized.height, 88);
-    ck_assert_int_eq(t.init.width, 100);
+    ck_assert_ptr_eq(p->init_image, t.i2i.resized.rgb);
+    ck_assert_int_eq(t.i2i.resized.width, 96);
+    ck_assert_int_eq(t.i2i.resized.height, 88);
+    ck_assert_int_eq(t.i2i.init.width, 100);
     ck_assert_int_eq(sd_img2img_steps(p->steps, p->strength), 7);
     ck_assert_int_eq(t.req.n_warnings, 0);
     a1111_request_free(&t);
@@ -592,8 +592,8 @@ START_TEST(test_img2img_fields)
     ck_assert_int_eq(img2img_run(body, NULL, &t, &e, &stage), STATUS_OK);
     ck_assert_int_eq(t.req.params.width, 64);
     ck_assert_int_eq(t.req.params.height, 72);
-    ck_assert_int_eq(t.resized.width, 64);
-    ck_assert_int_eq(t.resized.height, 72);
+    ck_assert_int_eq(t.i2i.resized.width, 64);
+    ck_assert_int_eq(t.i2i.resized.height, 72);
     ck_assert_double_eq(t.req.params.strength, 0.4);
     ck_assert_int_eq(t.req.n_warnings, 1);
     ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "init_images"));

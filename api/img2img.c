@@ -1,0 +1,84 @@
+/* api/img2img.c — the start image of the image-to-image routes (api/img2img.h). */
+#include "api/img2img.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "api/json_fields.h"
+
+enum status api_img2img_decode(const uint8_t *bytes, size_t len,
+                               const struct api_img2img_fields *fields, struct api_img2img *i2i,
+                               struct api_error *e)
+{
+    struct errbuf err;
+    const enum status s = image_decode(bytes, len, API_IMG2IMG_MAX_SIDE, API_IMG2IMG_MAX_PIXELS,
+                                       &i2i->init, &err);
+    if (s == STATUS_OUT_OF_MEMORY)
+        return json_field_oom(e, fields->image);
+    if (s != STATUS_OK)
+        return json_field_bad(e, fields->image, "%s%s", err.msg, NULL);
+    return STATUS_OK;
+}
+
+enum status api_img2img_default_size(const struct api_limits *lim,
+                                     const struct api_img2img_fields *fields,
+                                     const struct api_img2img *i2i,
+                                     struct openai_image_request *req, struct api_error *e)
+{
+    if (req->width > 0 && req->height > 0)
+        return STATUS_OK;
+    const struct image_rgb8 *img = &i2i->init;
+    double w = img->width, h = img->height;
+    const double fit = fmin(1.0, fmin(lim->max_width / w, lim->max_height / h));
+    w *= fit;
+    h *= fit;
+    const int w8 = (int)(w / 8) * 8, h8 = (int)(h / 8) * 8;
+    char msg[200];
+    if ((req->width == 0 && w8 < lim->min_side) || (req->height == 0 && h8 < lim->min_side)) {
+        snprintf(msg, sizeof msg, "a %dx%d image is below the smallest side, %d pixels; give "
+                 "the size to resize it", img->width, img->height, lim->min_side);
+        return json_field_bad(e, fields->image, "%s%s", msg, NULL);
+    }
+    if (req->width == 0)
+        req->width = w8;
+    if (req->height == 0)
+        req->height = h8;
+    req->has_size = true;
+    if (fit >= 1.0)
+        return STATUS_OK;
+    snprintf(msg, sizeof msg, "%s: the %dx%d image is scaled down to %dx%d (the server's limits)",
+             fields->image, img->width, img->height, req->width, req->height);
+    return openai_image_request_warn(req, msg, e);
+}
+
+enum status api_img2img_finish(const struct api_img2img_fields *fields, struct api_img2img *i2i,
+                               struct openai_image_request *req, struct api_error *e)
+{
+    if (!i2i->init.rgb)
+        return STATUS_OK;
+    struct gen_params *p = &req->params;
+    if (sd_img2img_steps(p->steps, i2i->strength) < 1) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%g of %d steps runs no step: int(steps x %s) must be at "
+                 "least 1", i2i->strength, p->steps, fields->strength);
+        return json_field_bad(e, fields->strength, "%s%s", msg, NULL);
+    }
+    struct errbuf err;
+    const enum status s = image_resize(&i2i->init, p->width, p->height, &i2i->resized, &err);
+    if (s == STATUS_OUT_OF_MEMORY)
+        return json_field_oom(e, fields->image);
+    if (s != STATUS_OK)
+        return json_field_bad(e, fields->image, "resizing: %s%s", err.msg, NULL);
+    p->init_image = i2i->resized.rgb;
+    p->strength = i2i->strength;
+    return STATUS_OK;
+}
+
+void api_img2img_free(struct api_img2img *i2i)
+{
+    if (!i2i)
+        return;
+    image_rgb8_free(&i2i->init);
+    image_rgb8_free(&i2i->resized);
+    i2i->strength = 0;
+}

@@ -1,0 +1,156 @@
+/* api/openai_edits.c — POST /v1/images/edits' multipart body (api/openai_edits.h). */
+#include "api/openai_edits.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/json_fields.h"
+#include "api/multipart.h"
+
+#define FIELD_NAME_MAX 64
+
+static const struct api_img2img_fields FIELDS_I2I = {"image", "strength"};
+
+/* The text fields whose JSON type is not a string (read as JSON scalars). */
+static bool scalar_field(const char *name)
+{
+    static const char *const names[] = {"n",           "steps",    "guidance_scale",
+                                        "seed",        "clip_skip", "deadline_ms",
+                                        "priority",    "output_compression", "strength",
+                                        "stream"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool is_image_part(const char *name)
+{
+    return strcmp(name, "image") == 0 || strcmp(name, "image[]") == 0;
+}
+
+/* A text part's value: a JSON scalar for the numeric and boolean fields (a string when
+ * it does not read as one, so that the field's reader names the wrong type), else a
+ * string; NULL for bytes that are not UTF-8. */
+static json_t *text_value(const char *name, const struct multipart_part *p)
+{
+    if (scalar_field(name)) {
+        json_t *v = json_loadb((const char *)p->data, p->len, JSON_DECODE_ANY, NULL);
+        if (v && !json_is_object(v) && !json_is_array(v))
+            return v;
+        json_decref(v);
+    }
+    return json_stringn((const char *)p->data, p->len);
+}
+
+/* The text parts into root; the image parts counted (*first: the first one). */
+static enum status read_parts(const struct multipart_form *form, json_t *root,
+                              const struct multipart_part **first, int *n_images,
+                              struct api_error *e)
+{
+    for (int i = 0; i < form->n; i++) {
+        const struct multipart_part *p = &form->parts[i];
+        char name[FIELD_NAME_MAX];
+        if (p->name_len == 0 || p->name_len >= sizeof name || memchr(p->name, '\0', p->name_len))
+            continue; /* no field of ours: ignored, as unknown fields */
+        memcpy(name, p->name, p->name_len);
+        name[p->name_len] = '\0';
+        if (is_image_part(name)) {
+            if (!*first)
+                *first = p;
+            ++*n_images;
+            continue;
+        }
+        if (strcmp(name, "mask") == 0)
+            return json_field_bad(e, "mask", "inpainting is not supported; send no mask%s%s",
+                                  NULL, NULL);
+        if (json_object_get(root, name))
+            return json_field_bad(e, name, "sent twice%s%s", NULL, NULL);
+        if (p->filename)
+            return json_field_bad(e, name, "must be a text field, not a file%s%s", NULL, NULL);
+        json_t *v = text_value(name, p);
+        if (!v)
+            return json_field_bad(e, name, "is not valid UTF-8 text%s%s", NULL, NULL);
+        if (json_object_set_new(root, name, v) != 0)
+            return json_field_oom(e, name);
+    }
+    return STATUS_OK;
+}
+
+static enum status read_strength(const json_t *root, struct api_img2img *i2i,
+                                 struct api_error *e)
+{
+    i2i->strength = API_IMG2IMG_DEFAULT_STRENGTH;
+    const json_t *v = json_object_get(root, "strength");
+    if (!v || json_is_null(v))
+        return STATUS_OK;
+    TRY(json_field_number(v, "strength", 0.0, 1.0, &i2i->strength, e));
+    return i2i->strength > 0.0 ? STATUS_OK
+                               : json_field_bad(e, "strength",
+                                                "must be above 0 (0 would change nothing)%s%s",
+                                                NULL, NULL);
+}
+
+/* The parts, read into r. */
+static enum status read_form(const struct multipart_form *form, const struct api_limits *limits,
+                             struct openai_edit_request *r, struct api_error *e)
+{
+    json_t *root = json_object();
+    if (!root)
+        return json_field_oom(e, "the form");
+    const struct multipart_part *image = NULL;
+    int n_images = 0;
+    enum status s = read_parts(form, root, &image, &n_images, e);
+    if (s == STATUS_OK)
+        s = openai_images_parse_object(root, limits, &r->req, e);
+    if (s == STATUS_OK)
+        s = read_strength(root, &r->i2i, e);
+    json_decref(root);
+    if (s == STATUS_OK && !image)
+        s = json_field_bad(e, "image", "is required: a PNG, JPEG or WebP file part%s%s", NULL,
+                           NULL);
+    if (s == STATUS_OK)
+        s = api_img2img_decode(image->data, image->len, &FIELDS_I2I, &r->i2i, e);
+    if (s == STATUS_OK && n_images > 1)
+        s = openai_image_request_warn(&r->req, "image: only the first image is used", e);
+    if (s == STATUS_OK)
+        s = api_img2img_default_size(limits, &FIELDS_I2I, &r->i2i, &r->req, e);
+    return s;
+}
+
+enum status openai_edits_parse(const char *content_type, const uint8_t *body, size_t len,
+                               const struct api_limits *limits, struct openai_edit_request *r,
+                               struct api_error *e)
+{
+    memset(r, 0, sizeof *r);
+    struct multipart_form *form = malloc(sizeof *form);
+    if (!form)
+        return json_field_oom(e, "the form");
+    struct errbuf err;
+    enum status s = multipart_parse(content_type, body, len, form, &err);
+    if (s == STATUS_OUT_OF_MEMORY)
+        s = json_field_oom(e, "the form");
+    else if (s != STATUS_OK)
+        s = json_field_bad(e, NULL, "the multipart/form-data body: %s%s", err.msg, NULL);
+    else
+        s = read_form(form, limits, r, e);
+    free(form);
+    if (s != STATUS_OK)
+        openai_edit_request_free(r);
+    return s;
+}
+
+enum status openai_edits_finish(struct openai_edit_request *r, struct api_error *e)
+{
+    return api_img2img_finish(&FIELDS_I2I, &r->i2i, &r->req, e);
+}
+
+void openai_edit_request_free(struct openai_edit_request *r)
+{
+    if (!r)
+        return;
+    openai_image_request_free(&r->req);
+    api_img2img_free(&r->i2i);
+    memset(r, 0, sizeof *r);
+}
