@@ -15,13 +15,17 @@ meets (docs/reference matrix: "disconnect ×1000", "soak RSS ±2 %"):
 
 Run: .venv/bin/python -m unittest -v tests/http/test_abuse.py  (DIFFUSIOND_BIN set).
 DIFFUSIOND_ABUSE_SCALE (default 1) multiplies the request counts."""
+import base64
 import collections
+import io
 import json
 import os
 import random
 import socket
 import time
 import unittest
+
+from PIL import Image
 
 from harness import ServerCase, metric, read_response, run_threads
 
@@ -184,14 +188,28 @@ class TestRawMutations(AbuseCase):
         t2i = json.dumps({"prompt": "raw", "steps": 2, "width": 64, "height": 64,
                           "batch_size": 1, "sampler_name": "Euler a", "seed": -1}).encode()
         opts = b'{"sd_model_checkpoint": "sd1-tiny"}'
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 40, 40)).save(buf, "PNG")  # ~100 bytes
+        png = buf.getvalue()
+        i2i = json.dumps({"prompt": "raw", "steps": 2, "init_images": [
+            base64.b64encode(png).decode()], "denoising_strength": 0.5}).encode()
+        boundary = "XyZzy42"
+        form = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in (("prompt", "raw"), ("steps", "2"), ("strength", "0.5")))
+        form += (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+                 f'filename="s.png"\r\nContent-Type: image/png\r\n\r\n').encode() + png
+        form += f"\r\n--{boundary}--\r\n".encode()
 
-        def post(path, body):
-            return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        def post(path, body, ctype="application/json"):
+            return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
         return [
             post(GEN, gen),
             post("/sdapi/v1/txt2img", t2i),
+            post("/sdapi/v1/img2img", i2i),
+            post("/v1/images/edits", form, f"multipart/form-data; boundary={boundary}"),
             post("/sdapi/v1/options", opts),
             b"GET /sdapi/v1/progress HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
