@@ -79,6 +79,10 @@ void test_assert_close(const char *what, const float *got, const double *want, s
  * there. */
 void test_case_sampler(const json_t *sched, const struct sd_model *m, struct gen_params *p);
 
+/* The whole file at path (a failed check when it cannot be read), NUL-terminated past
+ * *len bytes; the caller frees it. */
+uint8_t *test_read_file(const char *path, size_t *len);
+
 /* A CPU backend with the default thread count; the suite's process keeps one. */
 struct backend *test_cpu_backend(void);
 

@@ -18,19 +18,7 @@ static uint8_t *read_fixture(const char *name, size_t *len)
 {
     char path[512];
     snprintf(path, sizeof path, FIXTURES "%s", name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    const long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    uint8_t *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0'; /* for the .content-type files; the length excludes it */
-    *len = (size_t)n;
-    return buf;
+    return test_read_file(path, len);
 }
 
 /* Parses a malloc'ed copy of body[0 … len) holding exactly len bytes (so that an
