@@ -176,6 +176,11 @@ void test_case_sampler(const json_t *sched, const struct sd_model *m, struct gen
         p->sampler = SAMPLER_EULER_A;
     } else if (strcmp(cls, "DDIMScheduler") == 0) {
         p->sampler = SAMPLER_DDIM;
+    } else if (strcmp(cls, "DDPMScheduler") == 0) {
+        p->sampler = SAMPLER_DDPM;
+    } else if (strcmp(cls, "LCMScheduler") == 0) {
+        p->sampler = SAMPLER_LCM;
+        p->scheduler = SD_SCHEDULER_DEFAULT; /* LCM places its own timesteps */
     } else {
         ck_assert_str_eq(cls, "DPMSolverMultistepScheduler");
         p->sampler = karras ? SAMPLER_DPMPP_2M_KARRAS : SAMPLER_DPMPP_2M;

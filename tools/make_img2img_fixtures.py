@@ -38,6 +38,12 @@ CASES = [
     ("ddim", "DDIMScheduler", {}, dict(sampler="ddim", steps=10, strength=0.8, eta=0.0)),
     ("euler_96x64", "EulerDiscreteScheduler", {},
      dict(sampler="euler", steps=10, strength=0.3, width=96, height=64)),
+    ("euler_karras", "EulerDiscreteScheduler", {"use_karras_sigmas": True},
+     dict(sampler="euler", steps=8, strength=0.55)),
+    ("dpmpp_2m_karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True},
+     dict(sampler="dpmpp_2m_karras", steps=10, strength=0.7)),
+    ("ddpm", "DDPMScheduler", {}, dict(sampler="ddpm", steps=10, strength=0.6)),
+    ("lcm", "LCMScheduler", {}, dict(sampler="lcm", steps=4, strength=0.75)),
 ]
 CFG = 7.5
 
@@ -74,7 +80,9 @@ def run_case(pipe, spec, case, rec, gen_seed):
     pipeline's add_noise noise, the scheduler's step noise)."""
     import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img as m_pipe
     import diffusers.schedulers.scheduling_ddim as m_ddim
+    import diffusers.schedulers.scheduling_ddpm as m_ddpm
     import diffusers.schedulers.scheduling_euler_ancestral_discrete as m_ea
+    import diffusers.schedulers.scheduling_lcm as m_lcm
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     m_vae = inspect.getmodule(DiagonalGaussianDistribution)
 
@@ -91,7 +99,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
     image_in = torch.from_numpy(rgb.astype(np.float32) / np.float32(255)).permute(2, 0, 1)[None].contiguous()
 
     draws = {"vae": [], "pipe": [], "sched": []}
-    mods = {"vae": [m_vae], "pipe": [m_pipe], "sched": [m_ea, m_ddim]}
+    mods = {"vae": [m_vae], "pipe": [m_pipe], "sched": [m_ea, m_ddim, m_ddpm, m_lcm]}
     orig = {m: m.randn_tensor for ms in mods.values() for m in ms}
 
     def capture(kind, fn):
