@@ -452,10 +452,7 @@ static enum status read_init_images(const json_t *root, struct a1111_request *t,
     uint8_t *bytes = NULL;
     size_t n = 0;
     TRY(init_bytes(json_array_get(v, 0), &bytes, &n, e));
-    const enum status s = api_img2img_decode(bytes, n, &FIELDS_I2I, &t->i2i, e);
-    free(bytes);
-    if (s != STATUS_OK)
-        return s;
+    TRY(api_img2img_take(bytes, n, &FIELDS_I2I, &t->i2i, e));
     if (json_array_size(v) > 1)
         return openai_image_request_warn(&t->req, "init_images: only the first image is used",
                                          e);

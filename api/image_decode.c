@@ -25,6 +25,7 @@ void image_rgb8_free(struct image_rgb8 *img)
 struct limits {
     unsigned long side;
     size_t pixels;
+    bool probe; /* stop after the header: out gets the size, no pixels */
 };
 
 /* The header's size against the limits, before anything is decoded or allocated. */
@@ -155,7 +156,9 @@ static enum status png_pixels(const uint8_t *data, size_t len, const struct limi
      * high byte); libpng's default would take them as linear and brighten them. */
     img.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
     enum status s = check_size(img.width, img.height, lim, err);
-    if (s != STATUS_OK) {
+    if (s != STATUS_OK || lim->probe) {
+        if (s == STATUS_OK)
+            *out = (struct image_rgb8){(int)img.width, (int)img.height, NULL};
         png_image_free(&img);
         return s;
     }
@@ -180,6 +183,8 @@ static enum status png_pixels(const uint8_t *data, size_t len, const struct limi
 static enum status decode_png(const uint8_t *data, size_t len, const struct limits *lim,
                               struct image_rgb8 *out, struct errbuf *err)
 {
+    if (lim->probe) /* the header: no copy needed */
+        return png_pixels(data, len, lim, out, err);
     uint8_t *copy;
     size_t copy_len = 0;
     TRY(png_strip_gama(data, len, &copy, &copy_len, err));
@@ -224,6 +229,10 @@ static enum status jpeg_pixels(tjhandle tj, const uint8_t *data, size_t len,
     if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "a CMYK JPEG: only RGB and grayscale JPEGs are read");
+    if (lim->probe) {
+        *out = (struct image_rgb8){w, h, NULL};
+        return STATUS_OK;
+    }
     uint8_t *buf;
     TRY(alloc_pixels(w, h, 3, &buf, err));
     /* A warning (-1 with TJERR_WARNING) still decodes the whole image: refuse only an
@@ -290,6 +299,10 @@ static enum status decode_webp(const uint8_t *data, size_t len, const struct lim
     TRY(check_size((unsigned long)cfg.input.width, (unsigned long)cfg.input.height, lim, err));
     if (cfg.input.has_animation)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unsupported WebP: animated");
+    if (lim->probe) {
+        *out = (struct image_rgb8){cfg.input.width, cfg.input.height, NULL};
+        return STATUS_OK;
+    }
     const bool alpha = cfg.input.has_alpha != 0;
     const int w = cfg.input.width, h = cfg.input.height, channels = alpha ? 4 : 3;
     uint8_t *buf;
@@ -325,8 +338,8 @@ static enum image_kind sniff(const uint8_t *d, size_t len)
     return KIND_UNKNOWN;
 }
 
-enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
-                         struct image_rgb8 *out, struct errbuf *err)
+static enum status decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                          bool probe, struct image_rgb8 *out, struct errbuf *err)
 {
     if (!out)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "image_decode: out is NULL");
@@ -340,7 +353,8 @@ enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t m
     const struct limits lim = {
         .side = (unsigned long)(max_side < IMAGE_DECODE_SIDE_MAX ? max_side
                                                                  : IMAGE_DECODE_SIDE_MAX),
-        .pixels = max_pixels};
+        .pixels = max_pixels,
+        .probe = probe};
     switch (sniff(data, len)) {
     case KIND_PNG:
         return decode_png(data, len, &lim, out, err);
@@ -352,6 +366,22 @@ enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t m
     default:
         return status_fail(err, STATUS_INVALID_ARGUMENT, "not a PNG, JPEG or WebP image");
     }
+}
+
+enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                         struct image_rgb8 *out, struct errbuf *err)
+{
+    return decode(data, len, max_side, max_pixels, false, out, err);
+}
+
+enum status image_probe(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                        int *width, int *height, struct errbuf *err)
+{
+    struct image_rgb8 head;
+    TRY(decode(data, len, max_side, max_pixels, true, &head, err));
+    *width = head.width;
+    *height = head.height;
+    return STATUS_OK;
 }
 
 /* --- Lanczos resample (Pillow's ImagingResample) ------------------------------------------ */

@@ -76,6 +76,13 @@ void image_rgb8_free(struct image_rgb8 *img);
 enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
                          struct image_rgb8 *out, struct errbuf *err);
 
+/* The format's header only: the image's size and the same checks as image_decode
+ * (format, limits, CMYK, animation) without decoding a pixel — cheap, so a caller can
+ * size a request on one thread and decode on another.  A file that passes may still
+ * fail image_decode (corrupt data after the header). */
+enum status image_probe(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                        int *width, int *height, struct errbuf *err);
+
 /* Resamples in to width × height into *out (Pillow's LANCZOS; see above).  width and
  * height in [1, IMAGE_DECODE_SIDE_MAX] and in a non-empty image, else
  * STATUS_INVALID_ARGUMENT; STATUS_OUT_OF_MEMORY.  out must not be in. */

@@ -3,21 +3,34 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "api/json_fields.h"
 
-enum status api_img2img_decode(const uint8_t *bytes, size_t len,
-                               const struct api_img2img_fields *fields, struct api_img2img *i2i,
-                               struct api_error *e)
+bool api_img2img_has_image(const struct api_img2img *i2i)
 {
-    struct errbuf err;
-    const enum status s = image_decode(bytes, len, API_IMG2IMG_MAX_SIDE, API_IMG2IMG_MAX_PIXELS,
-                                       &i2i->init, &err);
+    return i2i->bytes != NULL;
+}
+
+/* A decoder's status as the route's error. */
+static enum status image_error(enum status s, const struct errbuf *err,
+                               const struct api_img2img_fields *fields, struct api_error *e)
+{
     if (s == STATUS_OUT_OF_MEMORY)
         return json_field_oom(e, fields->image);
-    if (s != STATUS_OK)
-        return json_field_bad(e, fields->image, "%s%s", err.msg, NULL);
-    return STATUS_OK;
+    return json_field_bad(e, fields->image, "%s%s", err->msg, NULL);
+}
+
+enum status api_img2img_take(uint8_t *bytes, size_t len, const struct api_img2img_fields *fields,
+                             struct api_img2img *i2i, struct api_error *e)
+{
+    free(i2i->bytes);
+    i2i->bytes = bytes;
+    i2i->len = len;
+    struct errbuf err;
+    const enum status s = image_probe(bytes, len, API_IMG2IMG_MAX_SIDE, API_IMG2IMG_MAX_PIXELS,
+                                      &i2i->width, &i2i->height, &err);
+    return s == STATUS_OK ? STATUS_OK : image_error(s, &err, fields, e);
 }
 
 enum status api_img2img_default_size(const struct api_limits *lim,
@@ -27,8 +40,7 @@ enum status api_img2img_default_size(const struct api_limits *lim,
 {
     if (req->width > 0 && req->height > 0)
         return STATUS_OK;
-    const struct image_rgb8 *img = &i2i->init;
-    double w = img->width, h = img->height;
+    double w = i2i->width, h = i2i->height;
     const double fit = fmin(1.0, fmin(lim->max_width / w, lim->max_height / h));
     w *= fit;
     h *= fit;
@@ -36,7 +48,7 @@ enum status api_img2img_default_size(const struct api_limits *lim,
     char msg[200];
     if ((req->width == 0 && w8 < lim->min_side) || (req->height == 0 && h8 < lim->min_side)) {
         snprintf(msg, sizeof msg, "a %dx%d image is below the smallest side, %d pixels; give "
-                 "the size to resize it", img->width, img->height, lim->min_side);
+                 "the size to resize it", i2i->width, i2i->height, lim->min_side);
         return json_field_bad(e, fields->image, "%s%s", msg, NULL);
     }
     if (req->width == 0)
@@ -47,14 +59,14 @@ enum status api_img2img_default_size(const struct api_limits *lim,
     if (fit >= 1.0)
         return STATUS_OK;
     snprintf(msg, sizeof msg, "%s: the %dx%d image is scaled down to %dx%d (the server's limits)",
-             fields->image, img->width, img->height, req->width, req->height);
+             fields->image, i2i->width, i2i->height, req->width, req->height);
     return openai_image_request_warn(req, msg, e);
 }
 
 enum status api_img2img_finish(const struct api_img2img_fields *fields, struct api_img2img *i2i,
                                struct openai_image_request *req, struct api_error *e)
 {
-    if (!i2i->init.rgb)
+    if (!api_img2img_has_image(i2i))
         return STATUS_OK;
     struct gen_params *p = &req->params;
     if (sd_img2img_steps(p->steps, i2i->strength) < 1) {
@@ -64,7 +76,11 @@ enum status api_img2img_finish(const struct api_img2img_fields *fields, struct a
         return json_field_bad(e, fields->strength, "%s%s", msg, NULL);
     }
     struct errbuf err;
-    const enum status s = image_resize(&i2i->init, p->width, p->height, &i2i->resized, &err);
+    enum status s = image_decode(i2i->bytes, i2i->len, API_IMG2IMG_MAX_SIDE,
+                                 API_IMG2IMG_MAX_PIXELS, &i2i->init, &err);
+    if (s != STATUS_OK)
+        return image_error(s, &err, fields, e);
+    s = image_resize(&i2i->init, p->width, p->height, &i2i->resized, &err);
     if (s == STATUS_OUT_OF_MEMORY)
         return json_field_oom(e, fields->image);
     if (s != STATUS_OK)
@@ -78,7 +94,8 @@ void api_img2img_free(struct api_img2img *i2i)
 {
     if (!i2i)
         return;
+    free(i2i->bytes);
     image_rgb8_free(&i2i->init);
     image_rgb8_free(&i2i->resized);
-    i2i->strength = 0;
+    *i2i = (struct api_img2img){0};
 }

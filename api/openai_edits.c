@@ -92,6 +92,17 @@ static enum status read_strength(const json_t *root, struct api_img2img *i2i,
                                                 NULL, NULL);
 }
 
+/* A copy of the image part, kept for api_img2img_finish (the body is the caller's). */
+static enum status take_image(const struct multipart_part *image, struct api_img2img *i2i,
+                              struct api_error *e)
+{
+    uint8_t *copy = malloc(image->len ? image->len : 1);
+    if (!copy)
+        return json_field_oom(e, "image");
+    memcpy(copy, image->data, image->len);
+    return api_img2img_take(copy, image->len, &FIELDS_I2I, i2i, e);
+}
+
 /* The parts, read into r. */
 static enum status read_form(const struct multipart_form *form, const struct api_limits *limits,
                              struct openai_edit_request *r, struct api_error *e)
@@ -111,7 +122,7 @@ static enum status read_form(const struct multipart_form *form, const struct api
         s = json_field_bad(e, "image", "is required: a PNG, JPEG or WebP file part%s%s", NULL,
                            NULL);
     if (s == STATUS_OK)
-        s = api_img2img_decode(image->data, image->len, &FIELDS_I2I, &r->i2i, e);
+        s = take_image(image, &r->i2i, e);
     if (s == STATUS_OK && n_images > 1)
         s = openai_image_request_warn(&r->req, "image: only the first image is used", e);
     if (s == STATUS_OK)

@@ -498,11 +498,29 @@ void http_exchange_defer(struct http_exchange *ex)
     pthread_mutex_unlock(&ex->srv->lock);
 }
 
-void http_exchange_set_tag(struct http_exchange *ex, uint64_t tag)
+bool http_exchange_set_tag(struct http_exchange *ex, uint64_t tag)
 {
     pthread_mutex_lock(&ex->srv->lock);
     ex->tag = tag;
+    const bool gone = ex->state == EX_GONE;
     pthread_mutex_unlock(&ex->srv->lock);
+    return gone;
+}
+
+void http_exchange_hold(struct http_exchange *ex)
+{
+    pthread_mutex_lock(&ex->srv->lock);
+    ex->refs++;
+    pthread_mutex_unlock(&ex->srv->lock);
+}
+
+void http_exchange_release(struct http_exchange *ex)
+{
+    pthread_mutex_lock(&ex->srv->lock);
+    const bool last = unref_locked(ex);
+    pthread_mutex_unlock(&ex->srv->lock);
+    if (last)
+        exchange_free(ex);
 }
 
 void http_exchange_respond(struct http_exchange *ex, struct http_response *r)

@@ -145,8 +145,16 @@ void *http_exchange_data(const struct http_exchange *ex);
 
 /* Inside on_request: the answer will come later (from any thread). */
 void http_exchange_defer(struct http_exchange *ex);
-/* The value given to on_abort (e.g. a job id). */
-void http_exchange_set_tag(struct http_exchange *ex, uint64_t tag);
+/* The value given to on_abort (e.g. a job id).  From any thread; true when the client
+ * has already gone (a deferred exchange whose on_abort ran before the tag was set: the
+ * caller cancels what it started itself). */
+bool http_exchange_set_tag(struct http_exchange *ex, uint64_t tag);
+/* Keeps ex allocated after it is answered (and its connection closed) until the
+ * matching http_exchange_release: for a thread that answers through another (e.g. a
+ * job's completion) and still touches ex after handing it over.  Any thread, after
+ * http_exchange_defer. */
+void http_exchange_hold(struct http_exchange *ex);
+void http_exchange_release(struct http_exchange *ex);
 /* Answers the exchange: inside on_headers/on_request, or once after defer from any
  * thread.  Takes r (a NULL r — out of memory — answers 500 with no body).  A second
  * answer is dropped (logged). */

@@ -4,8 +4,12 @@
  *
  *   MHD thread    parse + resolve (api/openai_images.h; A1111's bodies through
  *                 api/a1111_request.h, the edits route's multipart form through
- *                 api/openai_edits.h, onto the same request; a start image decoded and
- *                 resized there, copied by scheduler_submit), defer the exchange, submit
+ *                 api/openai_edits.h, onto the same request; a start image's header
+ *                 only), defer the exchange; with a start image, hold the exchange and
+ *                 hand the job to the encoder pool, which decodes and resizes the image
+ *                 (api_img2img_finish: the costly part, kept off this thread) and goes
+ *                 on from "submit" there (a client that left meanwhile gets its job
+ *                 cancelled when the tag is set); submit
  *                 to the scheduler (429/503 when it refuses), tag the exchange with the
  *                 job id (for a disconnect), return: the connection is suspended.
  *   worker        on_complete: copies the result, takes the images, hands the job to
@@ -327,13 +331,69 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
         st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), j->req,
                                    &e);
     if (st == STATUS_OK)
-        st = route == METRICS_ROUTE_EDITS ? openai_edits_finish(&j->edit, &e)
-                                          : a1111_img2img_finish(&j->t, &e);
-    if (st == STATUS_OK)
         return true;
     metrics_reject(r->cfg.metrics, METRICS_REJECT_INVALID);
     routes_answer_error(r, ex, &e);
     return false;
+}
+
+/* The start image decoded and resized into the request (api/img2img.h; a no-op for a
+ * text-to-image request); false when answered with an error.  Any thread. */
+static bool finish(struct gen_job *j)
+{
+    struct api_error e;
+    const enum status st = j->req == &j->edit.req ? openai_edits_finish(&j->edit, &e)
+                                                  : a1111_img2img_finish(&j->t, &e);
+    if (st == STATUS_OK)
+        return true;
+    metrics_reject(j->r->cfg.metrics, METRICS_REJECT_INVALID);
+    routes_answer_error(j->r, j->ex, &e);
+    return false;
+}
+
+/* Submits the prepared job to the scheduler (the exchange is deferred): answers a
+ * refusal, or tags the exchange with the job id for a disconnect.  Any thread; with
+ * `held`, the caller's hold on the exchange (http_exchange_hold) is released here. */
+static void submit(struct gen_job *j, bool held)
+{
+    struct routes *r = j->r;
+    struct http_exchange *ex = j->ex;
+    const struct route_req *rq = http_exchange_data(ex);
+    const struct job_callbacks cb = {.on_complete = on_complete, .user = j};
+    const struct submit_options opt = {.model = j->model, .request_id = rq->request_id,
+                                       .deadline_ms = j->req->deadline_ms,
+                                       .priority = j->req->priority};
+    uint64_t job_id = 0;
+    struct admission adm;
+    struct errbuf err;
+    const enum status st = scheduler_submit(r->sched, &j->req->params, &cb, &opt, &job_id, &adm,
+                                            &err);
+    if (st != STATUS_OK) {
+        answer_rejection(r, ex, st, &adm, &err);
+        job_free(j);
+    } else if (http_exchange_set_tag(ex, job_id + 1) &&
+               scheduler_disconnect(r->sched, job_id, &err) == STATUS_OK) {
+        /* the client left while its image was being decoded: no on_abort will come */
+        LOG_INFOF("serve", "job %llu: client disconnected; cancelled",
+                  (unsigned long long)job_id);
+    }
+    /* j now belongs to the completion chain (it may already be gone); ex to its answer */
+    if (held)
+        http_exchange_release(ex);
+}
+
+/* Encoder pool: an image-to-image job's decode and resize, then its submission, off
+ * the HTTP thread (a 12-megapixel JPEG takes about 0.5 s). */
+static void start_task(void *arg)
+{
+    struct gen_job *j = arg;
+    struct http_exchange *ex = j->ex;
+    if (finish(j))
+        submit(j, true);
+    else {
+        job_free(j);
+        http_exchange_release(ex);
+    }
 }
 
 void routes_generate(struct routes *r, struct http_exchange *ex)
@@ -356,22 +416,15 @@ void routes_generate(struct routes *r, struct http_exchange *ex)
         LOG_WARNF("serve", "out of memory copying the user field");
     base_url(ex, j->base_url, sizeof j->base_url);
     http_exchange_defer(ex);
-    const struct job_callbacks cb = {.on_complete = on_complete, .user = j};
-    const struct submit_options opt = {.model = j->model, .request_id = rq->request_id,
-                                       .deadline_ms = j->req->deadline_ms,
-                                       .priority = j->req->priority};
-    uint64_t job_id = 0;
-    struct admission adm;
-    struct errbuf err;
-    const enum status st = scheduler_submit(r->sched, &j->req->params, &cb, &opt, &job_id, &adm,
-                                            &err);
-    if (st != STATUS_OK) {
-        answer_rejection(r, ex, st, &adm, &err);
-        job_free(j);
+    const struct api_img2img *i2i = j->req == &j->edit.req ? &j->edit.i2i : &j->t.i2i;
+    if (!api_img2img_has_image(i2i)) {
+        submit(j, false);
         return;
     }
-    /* j now belongs to the completion chain (it may already be gone). */
-    http_exchange_set_tag(ex, job_id + 1);
+    http_exchange_hold(ex);
+    struct errbuf err;
+    if (encoder_pool_submit(r->cfg.pool, start_task, j, &err) != STATUS_OK)
+        start_task(j); /* out of memory for a task node: do it here rather than lose it */
 }
 
 void routes_generate_abort(struct routes *r, uint64_t tag)

@@ -518,6 +518,9 @@ static const struct {
      "initial_noise_multiplier"},
     {"{\"init_images\":[\"%s\"],\"width\":100}", I2I_RESOLVE, "width"},
     {"{\"init_images\":[\"%s\"],\"steps\":0}", I2I_PARSE, "steps"},
+    /* the PNG's first 48 bytes (its header whole, its pixels cut): the header read at
+     * parse passes, the decode at finish does not */
+    {"{\"init_images\":[\"%.64s\"]}", I2I_FINISH, "init_images"},
 };
 
 START_TEST(test_img2img_malformed)

@@ -53,6 +53,11 @@ static void check_decode(const char *name, int w, int h, int tol)
                   name, err.msg);
     ck_assert_int_eq(img.width, w);
     ck_assert_int_eq(img.height, h);
+    int pw = 0, ph = 0; /* the header alone gives the same size */
+    ck_assert_msg(image_probe(data, len, SIDE, PIXELS, &pw, &ph, &err) == STATUS_OK, "%s: %s",
+                  name, err.msg);
+    ck_assert_int_eq(pw, w);
+    ck_assert_int_eq(ph, h);
     const int d = max_diff(img.rgb, want, want_len);
     ck_assert_msg(d <= tol, "%s: max |decoded - Pillow| = %d > %d", name, d, tol);
     image_rgb8_free(&img);
@@ -113,6 +118,10 @@ static void check_refused(const char *name, int side, size_t pixels, const char 
     size_t len;
     uint8_t *data = read_fixture(name, &len);
     check_refused_buf(data, len, side, pixels, name, want);
+    int w = -1, h = -1; /* image_probe refuses it the same way, from the header */
+    struct errbuf err = {0};
+    ck_assert_int_eq(image_probe(data, len, side, pixels, &w, &h, &err), STATUS_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.msg, want) != NULL, "probe %s: \"%s\"", name, err.msg);
     free(data);
 }
 
@@ -274,6 +283,11 @@ START_TEST(test_truncated)
     free(data);
     data = read_fixture("png_rgb.png", &len);
     check_refused_buf(data, len / 2, SIDE, PIXELS, "half a PNG", "corrupt PNG: ");
+    /* its header is whole: image_probe (which reads nothing past it) passes */
+    int w = 0, h = 0;
+    struct errbuf err = {0};
+    ck_assert_int_eq(image_probe(data, len / 2, SIDE, PIXELS, &w, &h, &err), STATUS_OK);
+    ck_assert(w == 29 && h == 17);
     free(data);
 }
 END_TEST
