@@ -6,12 +6,22 @@
  * accepted form has at most MULTIPART_MAX_PARTS parts, each with a name, whose strings
  * lie in the body (or a name/filename in the form's scratch), whose contents lie in the
  * body in order without overlapping, never hold CRLF "--" and the boundary (for XyZ),
- * and are found by name (multipart_find gives the first part of that name).
+ * and are found by name (multipart_find gives the first part of that name).  Then the
+ * same body through openai_edits_parse (the edits route's mapping of the form): a 400
+ * or 503 whose message starts with its param, or a request with a prompt and a start
+ * image whose header gave a size within the limits and a size for the request.
  *
- * Not part of ctest (needs clang's libFuzzer).  Build (the module compiled from source so
- * that the sanitizers instrument it) and run:
+ * Not part of ctest (needs clang's libFuzzer).  Build (the api modules compiled from
+ * source so that the sanitizers instrument them, against a Release build's libraries)
+ * and run:
+ *   S=api; B=build
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I. \
- *     tests/fuzz/fuzz_multipart.c api/multipart.c engine/status.c -o fuzz_multipart
+ *     $(pkg-config --cflags jansson) tests/fuzz/fuzz_multipart.c $S/multipart.c \
+ *     $S/openai_edits.c $S/openai_images.c $S/img2img.c $S/image_decode.c \
+ *     $S/json_fields.c $S/api_error.c $S/json_out.c $S/base64.c $S/image_encode.c \
+ *     $B/models/libdiffusiond_models.a $B/engine/libdiffusiond_engine.a \
+ *     $(pkg-config --libs jansson libutf8proc libpng libturbojpeg libwebp) -lopenblas -lm \
+ *     -lpthread -o fuzz_multipart
  *   mkdir -p corpus && for f in tests/fixtures/multipart/[a-z]*.body; do \
  *     { printf '\001'; cat "${f%.body}.content-type"; printf '\n'; cat "$f"; } \
  *       > "corpus/$(basename "$f")"; done
@@ -23,6 +33,7 @@
 #include <string.h>
 
 #include "api/multipart.h"
+#include "api/openai_edits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -80,6 +91,30 @@ static void check_form(const struct multipart_form *f, const uint8_t *body, size
     }
 }
 
+/* The edits route's mapping of the same body: a clean refusal naming its field, or a
+ * request with a prompt and a start image within the limits. */
+static void check_edit(const char *ct, const uint8_t *body, size_t len)
+{
+    struct api_limits lim;
+    api_limits_default(&lim);
+    struct openai_edit_request r;
+    struct api_error e;
+    const enum status s = openai_edits_parse(ct, body, len, &lim, &r, &e);
+    if (s != STATUS_OK) {
+        const size_t p = strlen(e.param);
+        if ((e.http != 400 && e.http != 503) || !e.message[0] ||
+            (p && strncmp(e.message, e.param, p) != 0) || r.i2i.bytes || r.req.prompt)
+            abort();
+        return;
+    }
+    if (!r.req.prompt || !api_img2img_has_image(&r.i2i) || r.i2i.width < 1 ||
+        r.i2i.height < 1 || r.i2i.width > API_IMG2IMG_MAX_SIDE ||
+        r.i2i.height > API_IMG2IMG_MAX_SIDE || !(r.i2i.strength > 0 && r.i2i.strength <= 1) ||
+        (r.req.width != 0 && r.req.width < lim.min_side))
+        abort();
+    openai_edit_request_free(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -115,6 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else if (s != STATUS_INVALID_ARGUMENT || err.msg[0] == '\0' || f->n != 0)
         abort();
     free(f);
+    check_edit(ct, copy, len);
     free(copy);
     return 0;
 }
