@@ -364,7 +364,6 @@ static void defaults(struct a1111_request *t)
     t->req.quality = API_DEFAULT_QUALITY;
     t->req.response_format = API_RESPONSE_B64_JSON;
     t->req.a1111_fields = true;
-    t->i2i.strength = API_IMG2IMG_DEFAULT_STRENGTH; /* A1111's denoising_strength */
 }
 
 /* The txt2img fields of root (an object) into t. */
@@ -459,19 +458,6 @@ static enum status read_init_images(const json_t *root, struct a1111_request *t,
     return STATUS_OK;
 }
 
-static enum status read_strength(const json_t *root, struct a1111_request *t,
-                                 struct api_error *e)
-{
-    const json_t *v = json_object_get(root, "denoising_strength");
-    if (!v || json_is_null(v))
-        return STATUS_OK;
-    TRY(json_field_number(v, "denoising_strength", 0.0, 1.0, &t->i2i.strength, e));
-    return t->i2i.strength > 0.0 ? STATUS_OK
-                             : json_field_bad(e, "denoising_strength",
-                                              "must be above 0 (0 would change nothing)%s%s",
-                                              NULL, NULL);
-}
-
 /* The img2img fields this server cannot honour, each at its off value only. */
 static enum status read_img2img_off(const json_t *root, struct api_error *e)
 {
@@ -506,7 +492,7 @@ static enum status read_img2img_off(const json_t *root, struct api_error *e)
 static enum status read_img2img(const json_t *root, const struct api_limits *limits,
                                 struct a1111_request *t, struct api_error *e)
 {
-    TRY(read_strength(root, t, e));
+    TRY(api_img2img_read_strength(root, &FIELDS_I2I, &t->i2i, e));
     TRY(read_img2img_off(root, e));
     TRY(read_init_images(root, t, e));
     return api_img2img_default_size(limits, &FIELDS_I2I, &t->i2i, &t->req, e);

@@ -33,6 +33,20 @@ enum status api_img2img_take(uint8_t *bytes, size_t len, const struct api_img2im
     return s == STATUS_OK ? STATUS_OK : image_error(s, &err, fields, e);
 }
 
+enum status api_img2img_read_strength(const json_t *root, const struct api_img2img_fields *fields,
+                                      struct api_img2img *i2i, struct api_error *e)
+{
+    i2i->strength = API_IMG2IMG_DEFAULT_STRENGTH;
+    const json_t *v = json_object_get(root, fields->strength);
+    if (!v || json_is_null(v))
+        return STATUS_OK;
+    TRY(json_field_number(v, fields->strength, 0.0, 1.0, &i2i->strength, e));
+    return i2i->strength > 0.0 ? STATUS_OK
+                               : json_field_bad(e, fields->strength,
+                                                "must be above 0 (0 would change nothing)%s%s",
+                                                NULL, NULL);
+}
+
 enum status api_img2img_default_size(const struct api_limits *lim,
                                      const struct api_img2img_fields *fields,
                                      const struct api_img2img *i2i,

@@ -57,6 +57,12 @@ bool api_img2img_has_image(const struct api_img2img *i2i);
 enum status api_img2img_take(uint8_t *bytes, size_t len, const struct api_img2img_fields *fields,
                              struct api_img2img *i2i, struct api_error *e);
 
+/* The strength field of a JSON object (the body, or the edits form read as one):
+ * absent or null → API_IMG2IMG_DEFAULT_STRENGTH, else a number in (0, 1]; a 400 naming
+ * fields->strength. */
+enum status api_img2img_read_strength(const json_t *root, const struct api_img2img_fields *fields,
+                                      struct api_img2img *i2i, struct api_error *e);
+
 /* The sides req left at 0: the image's, rounded down to a multiple of 8, both scaled
  * down (aspect kept) to fit the limits with a warning; below min_side a 400 naming
  * fields->image.  Sets req->has_size. */

@@ -78,20 +78,6 @@ static enum status read_parts(const struct multipart_form *form, json_t *root,
     return STATUS_OK;
 }
 
-static enum status read_strength(const json_t *root, struct api_img2img *i2i,
-                                 struct api_error *e)
-{
-    i2i->strength = API_IMG2IMG_DEFAULT_STRENGTH;
-    const json_t *v = json_object_get(root, "strength");
-    if (!v || json_is_null(v))
-        return STATUS_OK;
-    TRY(json_field_number(v, "strength", 0.0, 1.0, &i2i->strength, e));
-    return i2i->strength > 0.0 ? STATUS_OK
-                               : json_field_bad(e, "strength",
-                                                "must be above 0 (0 would change nothing)%s%s",
-                                                NULL, NULL);
-}
-
 /* A copy of the image part, kept for api_img2img_finish (the body is the caller's). */
 static enum status take_image(const struct multipart_part *image, struct api_img2img *i2i,
                               struct api_error *e)
@@ -116,7 +102,7 @@ static enum status read_form(const struct multipart_form *form, const struct api
     if (s == STATUS_OK)
         s = openai_images_parse_object(root, limits, &r->req, e);
     if (s == STATUS_OK)
-        s = read_strength(root, &r->i2i, e);
+        s = api_img2img_read_strength(root, &FIELDS_I2I, &r->i2i, e);
     json_decref(root);
     if (s == STATUS_OK && !image)
         s = json_field_bad(e, "image", "is required: a PNG, JPEG or WebP file part%s%s", NULL,

@@ -171,7 +171,7 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
         {NULL, 0, NULL, 0}};
     memset(c, 0, sizeof *c);
     c->cfg = -1;
-    c->strength = 0.75;
+    c->strength = API_IMG2IMG_DEFAULT_STRENGTH;
     c->steps = -1;
     c->n = 1;
     c->quality = 90;
