@@ -575,6 +575,27 @@ def make_scheduler(spec, cls_name, overrides):
     return cls.from_config(base, **overrides)
 
 
+def record_unet(pipe):
+    """Hooks on pipe.unet recording every call: its sample (after scale_model_input), t,
+    encoder_hidden_states and output.  Returns (calls, remove)."""
+    calls = []
+
+    def pre_hook(mod, args, kwargs):
+        calls.append({"sample": args[0].clone(), "t": args[1].clone() if torch.is_tensor(args[1])
+                      else torch.tensor(args[1]), "ctx": kwargs["encoder_hidden_states"].clone()})
+
+    def post_hook(mod, args, kwargs, out):
+        calls[-1]["out"] = (out[0] if isinstance(out, tuple) else out.sample).clone()
+
+    h1 = pipe.unet.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    h2 = pipe.unet.register_forward_hook(post_hook, with_kwargs=True)
+
+    def remove():
+        h1.remove()
+        h2.remove()
+    return calls, remove
+
+
 def run_case(pipe, spec, case, rec, gen_noise):
     import diffusers.schedulers.scheduling_ddim as m_ddim
     import diffusers.schedulers.scheduling_euler_ancestral_discrete as m_ea
@@ -596,15 +617,6 @@ def run_case(pipe, spec, case, rec, gen_noise):
         drawn.append(t.clone())
         return t
 
-    unet_calls = []
-
-    def pre_hook(mod, args, kwargs):
-        unet_calls.append({"sample": args[0].clone(), "t": args[1].clone() if torch.is_tensor(args[1])
-                           else torch.tensor(args[1]), "ctx": kwargs["encoder_hidden_states"].clone()})
-
-    def post_hook(mod, args, kwargs, out):
-        unet_calls[-1]["out"] = (out[0] if isinstance(out, tuple) else out.sample).clone()
-
     def on_step(p, i, t, kws):
         steps.append(kws["latents"].clone())
         return kws
@@ -618,8 +630,7 @@ def run_case(pipe, spec, case, rec, gen_noise):
         decoded["out"] = (r[0] if isinstance(r, tuple) else r.sample).clone()
         return r
 
-    h1 = pipe.unet.register_forward_pre_hook(pre_hook, with_kwargs=True)
-    h2 = pipe.unet.register_forward_hook(post_hook, with_kwargs=True)
+    unet_calls, unhook = record_unet(pipe)
     for m in orig:
         m.randn_tensor = capture
     pipe.vae.decode = decode_rec
@@ -639,8 +650,7 @@ def run_case(pipe, spec, case, rec, gen_noise):
         with torch.no_grad():
             image = pipe(**call).images
     finally:
-        h1.remove()
-        h2.remove()
+        unhook()
         for m, fn in orig.items():
             m.randn_tensor = fn
         del pipe.vae.decode

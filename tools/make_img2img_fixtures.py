@@ -127,15 +127,6 @@ def run_case(pipe, spec, case, rec, gen_seed):
         added.update(x=original.clone(), noise=noise.clone(), t=timesteps.clone(), out=out.clone())
         return out
 
-    unet_calls = []
-
-    def pre_hook(mod, args, kwargs):
-        unet_calls.append({"sample": args[0].clone(), "t": args[1].clone() if torch.is_tensor(args[1])
-                           else torch.tensor(args[1]), "ctx": kwargs["encoder_hidden_states"].clone()})
-
-    def post_hook(mod, args, kwargs, out):
-        unet_calls[-1]["out"] = (out[0] if isinstance(out, tuple) else out.sample).clone()
-
     steps = []
 
     def on_step(p, i, t, kws):
@@ -149,8 +140,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
         decoded["z"] = z.clone()
         return orig_decode(z, *a, **k)
 
-    h1 = pipe.unet.register_forward_pre_hook(pre_hook, with_kwargs=True)
-    h2 = pipe.unet.register_forward_hook(post_hook, with_kwargs=True)
+    unet_calls, unhook = mf.record_unet(pipe)
     for kind, ms in mods.items():
         for m in ms:
             m.randn_tensor = capture(kind, orig[m])
@@ -167,8 +157,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
         with torch.no_grad():
             image = pipe(**call).images
     finally:
-        h1.remove()
-        h2.remove()
+        unhook()
         for m, fn in orig.items():
             m.randn_tensor = fn
         del pipe.vae.encode
