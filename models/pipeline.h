@@ -46,6 +46,21 @@
  * (DPM++), sqrt(ᾱ_t)·z + sqrt(1 − ᾱ_t)·noise (DDIM, DDPM, LCM).  sd_request_step and
  * sd_request_steps count the steps that run (from b).
  *
+ * Inpainting (gen_params.init_mask with init_image), as diffusers'
+ * StableDiffusionInpaintPipeline with a 4-channel U-Net: the latent mask m is the
+ * image mask binarized at 128 (its mask processor: value/255 ≥ 0.5 → 1) and sampled
+ * at each latent pixel's top-left image pixel (torch's nearest interpolate), one value
+ * for all latent channels.  The start is img2img's, except at strength 1, where it is
+ * noise·init_noise_sigma (diffusers' is_strength_max).  After each step, the kept
+ * pixels (m = 0) are reset to the image's latent z noised to the next step,
+ * add_noise(z, noise, t_next) with the start's noise, and after the last step to z
+ * itself: latent = m·latent + (1 − m)·z_t, an exact select.  inpaint_fill replaces z
+ * under m = 1 before the start (SD_FILL_LATENT_NOISE: Philox (seed + i, subsequence 2);
+ * the kept pixels are untouched).  sd_decode then composites the decoded image over
+ * the start image with the mask as alpha: rgb = (gen·a + start·(255 − a)) / 255,
+ * rounded (A1111's overlay: a kept pixel (a = 0) is the start image's exactly); the
+ * image's `unit` floats stay the decoder's own.
+ *
  * Scheduler (the timestep spacing / σ schedule, applied over the model's scheduler
  * config; the sampler class fills in the keys the config lacks, as diffusers'
  * from_config):
@@ -108,6 +123,16 @@ enum status sd_scheduler_parse(const char *name, enum sd_scheduler *out, struct 
  * metadata. */
 const char *sd_sampler_display_name(enum sampler_kind k, enum sd_scheduler s);
 
+/* Inpainting: what the repainted latent pixels start from (AUTOMATIC1111's
+ * inpainting_fill 1, 2, 3; its 0, "fill", is an image operation before the encode:
+ * the caller's). */
+enum sd_inpaint_fill {
+    SD_FILL_ORIGINAL = 0,   /* the start image's latent (diffusers; A1111's 1) */
+    SD_FILL_LATENT_NOISE,   /* standard-normal noise: Philox (seed + i, subsequence 2) */
+    SD_FILL_LATENT_NOTHING, /* zeros */
+    SD_FILL_COUNT_
+};
+
 /* One request.  A plain value; strings are borrowed (see the top). */
 struct gen_params {
     const char *prompt;          /* UTF-8; NULL = "" */
@@ -130,6 +155,12 @@ struct gen_params {
      * from the image's latent noised to the first of them (sd_img2img_steps). */
     const uint8_t *init_image;
     double strength;
+    /* Inpainting (needs init_image; NULL: plain img2img).  The mask: 8-bit, row-major,
+     * width·height bytes (borrowed), 255 = repaint, 0 = keep, values between blend the
+     * final overlay (see "Inpainting" at the top).  inpaint_fill: what the repainted
+     * area starts from (SD_FILL_ORIGINAL unless a mask is given). */
+    const uint8_t *init_mask;
+    enum sd_inpaint_fill inpaint_fill;
     /* Test hooks (NULL: off; need n = 1): the initial noise {h,w,C} NHWC, before
      * init_noise_sigma (diffusers' `latents=`; img2img: the noise add_noise mixes into
      * the image's latent), the noise of each step k (step_noise[k], {h,w,C}; entries

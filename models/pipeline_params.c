@@ -178,10 +178,19 @@ int sd_img2img_steps(int steps, double strength)
 
 static enum status check_img2img(const struct gen_params *p, struct errbuf *err)
 {
+    if ((unsigned)p->inpaint_fill >= SD_FILL_COUNT_)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "inpaint_fill: unknown value %d",
+                           (int)p->inpaint_fill);
+    if (p->inpaint_fill != SD_FILL_ORIGINAL && !p->init_mask)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "inpaint_fill: needs a mask (init_mask)");
     if (!p->init_image) {
         if (p->encode_noise)
             return status_fail(err, STATUS_INVALID_ARGUMENT,
                                "encode_noise: the hook needs an init_image");
+        if (p->init_mask)
+            return status_fail(err, STATUS_INVALID_ARGUMENT,
+                               "init_mask: a mask needs an init_image");
         return STATUS_OK;
     }
     if (!isfinite(p->strength) || p->strength <= 0.0 || p->strength > 1.0)
