@@ -218,13 +218,21 @@ static enum status init_img2img(const struct sd_model *m, struct workspace *ws,
     if (!z)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "init_image: latent of %zu floats", n);
     enum status s = encode_image(m, ws, p, req, z, err);
+    float *noise = s == STATUS_OK && inpaint_wanted(p) ? malloc(sizeof(float) * n) : req->host;
+    if (!noise)
+        s = status_fail(err, STATUS_OUT_OF_MEMORY, "init_mask: noise of %zu floats", n);
     if (s == STATUS_OK) {
         if (p->init_noise)
-            memcpy(req->host, p->init_noise, sizeof(float) * n);
+            memcpy(noise, p->init_noise, sizeof(float) * n);
         else
-            philox_normal_fill(req->seed, 0, 0, req->host, n);
-        sampler_add_noise(&req->sampler, z, req->host, req->host, n);
+            philox_normal_fill(req->seed, 0, 0, noise, n);
+        if (inpaint_wanted(p))
+            s = inpaint_begin(m, p, req, z, noise, req->host, err);
+        else
+            sampler_add_noise(&req->sampler, z, noise, req->host, n);
     }
+    if (noise != req->host)
+        free(noise);
     free(z);
     return s;
 }
@@ -312,6 +320,7 @@ void sd_request_free(struct sd_request *req)
     backend_free(&req->x0[0]);
     backend_free(&req->x0[1]);
     backend_free(&req->noise);
+    inpaint_free(req);
     sampler_free(&req->sampler);
     free(req->host);
     memset(req, 0, sizeof *req);
@@ -783,6 +792,8 @@ enum status sd_unet_step_complete(struct sd_step *st, struct errbuf *err)
         struct sd_request *r = st->reqs[b->order[pos]];
         const struct tensor mo = row_view(&b->out, pos, 1);
         s = r->host_step ? step_host(r, &mo, err) : step_backend(r, &mo, err);
+        if (s == STATUS_OK)
+            s = inpaint_after_step(r, err);
     }
     workspace_rewind(st->ws, st->mark);
     st->open = false;
@@ -859,6 +870,7 @@ static enum status images_from_host(const float *host, int n, int w, int h, bool
             return status_fail(err, STATUS_OUT_OF_MEMORY, "sd_decode: image %d", i);
         }
         vae_image_to_rgb8(host + px * (size_t)i, px, img->rgb);
+        inpaint_overlay(reqs[i], img->rgb);
         if (with_unit)
             vae_image_to_unit(host + px * (size_t)i, px, img->unit);
     }

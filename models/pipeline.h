@@ -207,6 +207,11 @@ struct sd_request {
     bool host_step;             /* a step clamps x₀ (clip_sample): the step runs on the host */
     float *host;                /* host scratch: noise, and on host_step latent + output */
     const float *const *step_noise; /* test hook (borrowed) */
+    /* inpainting (gen_params.init_mask; all empty otherwise), {1,lh,lw,lc} each */
+    struct tensor inpaint_z;     /* keep·z: the image's latent on the kept pixels, else 0 */
+    struct tensor inpaint_noise; /* keep·noise: the start's noise, likewise */
+    struct tensor inpaint_paint; /* 1 on the repainted pixels (m = 1), else 0 */
+    uint8_t *overlay;            /* width·height·4: the start image's RGB, then the mask */
 };
 
 /* Starts image `image_index` of p (validated here too): tokenizes and encodes the

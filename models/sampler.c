@@ -160,11 +160,12 @@ static enum status check_request(enum sampler_kind kind, const struct schedule *
     return STATUS_OK;
 }
 
-/* coeffs [n] · timesteps [n] · c_in [n] · sigmas [n + 1] in one block. */
+/* coeffs [n] · timesteps [n] · c_in [n] · add_noise_x [n] · add_noise_eps [n] ·
+ * sigmas [n + 1] in one block. */
 static enum status alloc_plan(struct sampler_state *st, int n, bool with_sigmas,
                               struct errbuf *err)
 {
-    const size_t floats = 2 * (size_t)n + (with_sigmas ? (size_t)n + 1 : 0);
+    const size_t floats = 4 * (size_t)n + (with_sigmas ? (size_t)n + 1 : 0);
     char *mem = malloc(sizeof(struct sampler_coeffs) * (size_t)n + sizeof(float) * floats);
     if (!mem)
         return status_fail(err, STATUS_OUT_OF_MEMORY, "sampler: plan for %d steps", n);
@@ -173,7 +174,9 @@ static enum status alloc_plan(struct sampler_state *st, int n, bool with_sigmas,
     float *f = (float *)(mem + sizeof(struct sampler_coeffs) * (size_t)n);
     st->timesteps = f;
     st->c_in = f + n;
-    st->sigmas = with_sigmas ? f + 2 * (size_t)n : NULL;
+    st->add_noise_x = f + 2 * (size_t)n;
+    st->add_noise_eps = f + 3 * (size_t)n;
+    st->sigmas = with_sigmas ? f + 4 * (size_t)n : NULL;
     return STATUS_OK;
 }
 
@@ -202,30 +205,35 @@ static enum status build_plan(const struct sampler_plan_in *in, struct sampler_s
 
 static enum status ensure_rows(struct sampler_state *st, size_t n, struct errbuf *err);
 
-/* The scheduler's add_noise at step `begin` (see sampler_add_noise). */
-static void add_noise_coeffs(const struct schedule *sched, struct sampler_state *st)
+/* The scheduler's add_noise at step k (see sampler_add_noise). */
+static void add_noise_at(const struct schedule *sched, struct sampler_state *st, int k)
 {
-    const int b = st->begin;
     switch (st->kind) {
     case SAMPLER_EULER:
     case SAMPLER_EULER_A:
-        st->add_noise_x = 1.0f;
-        st->add_noise_eps = st->sigmas[b];
+        st->add_noise_x[k] = 1.0f;
+        st->add_noise_eps[k] = st->sigmas[k];
         return;
     case SAMPLER_DPMPP_2M:
     case SAMPLER_DPMPP_2M_KARRAS: { /* _sigma_to_alpha_sigma_t */
-        const float s = st->sigmas[b];
-        st->add_noise_x = 1.0f / sqrtf(s * s + 1.0f);
-        st->add_noise_eps = s * st->add_noise_x;
+        const float s = st->sigmas[k];
+        st->add_noise_x[k] = 1.0f / sqrtf(s * s + 1.0f);
+        st->add_noise_eps[k] = s * st->add_noise_x[k];
         return;
     }
     default: { /* DDPMScheduler.add_noise (DDIM and LCM have the same) */
-        const float ac = sched->alphas_cumprod[(int)st->timesteps[b]];
-        st->add_noise_x = sqrtf(ac);
-        st->add_noise_eps = sqrtf(1.0f - ac);
+        const float ac = sched->alphas_cumprod[(int)st->timesteps[k]];
+        st->add_noise_x[k] = sqrtf(ac);
+        st->add_noise_eps[k] = sqrtf(1.0f - ac);
         return;
     }
     }
+}
+
+static void add_noise_coeffs(const struct schedule *sched, struct sampler_state *st)
+{
+    for (int k = 0; k < st->n_steps; k++)
+        add_noise_at(sched, st, k);
 }
 
 enum status sampler_init(struct sampler_state *st, enum sampler_kind kind,
@@ -292,11 +300,17 @@ void sampler_initial_latent(const struct sampler_state *st, float *latent, size_
 void sampler_add_noise(const struct sampler_state *st, const float *x, const float *noise,
                        float *latent, size_t n)
 {
-    const float a = st->add_noise_x, b = st->add_noise_eps;
+    const float a = st->add_noise_x[st->begin], b = st->add_noise_eps[st->begin];
     for (size_t i = 0; i < n; i++) {
         const float xa = a * x[i], nb = b * noise[i]; /* torch: two products, then the sum */
         latent[i] = xa + nb;
     }
+}
+
+void sampler_add_noise_coeffs(const struct sampler_state *st, int k, float *a, float *b)
+{
+    *a = st->add_noise_x[k];
+    *b = st->add_noise_eps[k];
 }
 
 bool sampler_done(const struct sampler_state *st)

@@ -135,7 +135,8 @@ struct sampler_state {
     int n_steps;
     int begin;                      /* the first step (options.begin) */
     int step;                       /* index of the next step; n_steps when done */
-    float add_noise_x, add_noise_eps; /* add_noise at step `begin` (sampler_add_noise) */
+    float *add_noise_x, *add_noise_eps; /* [n_steps] add_noise's factors at each step
+                                       (sampler_add_noise_coeffs) */
     float init_noise_sigma;
     float *timesteps;               /* [n_steps] what the U-Net receives */
     float *sigmas;                  /* [n_steps + 1] Euler/DPM families; NULL otherwise */
@@ -172,6 +173,10 @@ void sampler_initial_latent(const struct sampler_state *st, float *latent, size_
  * diffusers evaluates it.  latent may alias x or noise. */
 void sampler_add_noise(const struct sampler_state *st, const float *x, const float *noise,
                        float *latent, size_t n);
+
+/* The factors a, b of add_noise at the timestep of step k in [0, n_steps) (as above):
+ * what inpainting mixes the kept pixels with after each step. */
+void sampler_add_noise_coeffs(const struct sampler_state *st, int k, float *a, float *b);
 
 bool sampler_done(const struct sampler_state *st);
 int sampler_step_index(const struct sampler_state *st);

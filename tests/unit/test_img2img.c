@@ -12,7 +12,15 @@
  * And: sd_img2img_steps is Python's int(steps·strength); strength outside (0, 1] or
  * giving 0 steps is STATUS_INVALID_ARGUMENT naming "strength"; with the hooks off an
  * img2img image is deterministic, differs from the txt2img image of its seed, follows
- * the seed + i convention and draws the Philox streams models/pipeline.h documents. */
+ * the seed + i convention and draws the Philox streams models/pipeline.h documents.
+ *
+ * Inpainting (gen_params.init_mask) the same way, against diffusers'
+ * StableDiffusionInpaintPipeline (tools/make_inpaint_fixtures.py, manifest
+ * pipelines.sd1-tiny.inpaint.cases): each step's latent after the kept pixels' reset
+ * within STEP_TOL, the decoder's floats (`unit`, before the overlay) PSNR ≥ 40 dB, and
+ * the 8-bit image exactly the overlay of the decoder's pixels on the start image
+ * (kept pixels the start image's own).  Plus: a mask needs an image, a fill needs a
+ * mask; each fill gives its own masked area and the same kept pixels. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,17 +44,23 @@
 
 /* --- fixtures ------------------------------------------------------------------------ */
 
-static json_t *img2img_cases(json_t **man)
+/* pipelines.sd1-tiny.<kind>.cases: kind "img2img" or "inpaint". */
+static json_t *fixture_cases(const char *kind, json_t **man)
 {
     json_error_t e;
     *man = json_load_file(SD "/manifest.json", 0, &e);
     ck_assert_msg(*man, "manifest.json: %s", e.text);
     const json_t *cases = json_object_get(
-        json_object_get(json_object_get(json_object_get(*man, "pipelines"), PIPE), "img2img"),
+        json_object_get(json_object_get(json_object_get(*man, "pipelines"), PIPE), kind),
         "cases");
     ck_assert_msg(json_object_size(cases) >= 1,
-                  "no pipelines." PIPE ".img2img.cases (tools/make_img2img_fixtures.py)");
+                  "no pipelines." PIPE ".%s.cases (tools/make_%s_fixtures.py)", kind, kind);
     return (json_t *)cases;
+}
+
+static json_t *img2img_cases(json_t **man)
+{
+    return fixture_cases("img2img", man);
 }
 
 static struct sd_model *load_model(bool single)
@@ -73,7 +87,7 @@ struct i2i_case {
     const char *name;
     struct gen_params p;
     int t_start, steps_run;
-    uint8_t *rgb;
+    uint8_t *rgb, *mask;                /* mask: inpainting cases only */
     float *encode_noise, *init_noise, *latents_init;
     float *noise[MAX_STEPS];            /* noise.i (step t_start + i) */
     const float *step_noise[MAX_STEPS]; /* indexed by the whole schedule's step */
@@ -119,6 +133,14 @@ static void case_load(const struct sd_model *m, const char *name, const json_t *
     k->rgb = malloc(img->numel);
     memcpy(k->rgb, img->data, img->numel);
     p->init_image = k->rgb;
+    const struct safetensors_tensor *mask = safetensors_find(st, "init_mask");
+    if (mask) { /* an inpainting case */
+        ck_assert_int_eq(mask->dtype, SAFETENSORS_U8);
+        ck_assert_uint_eq(mask->numel, (size_t)p->width * (size_t)p->height);
+        k->mask = malloc(mask->numel);
+        memcpy(k->mask, mask->data, mask->numel);
+        p->init_mask = k->mask;
+    }
     size_t n;
     float *t_start = test_read_tensor(st, "t_start", &n);
     ck_assert_int_eq((int)t_start[0], k->t_start);
@@ -126,7 +148,8 @@ static void case_load(const struct sd_model *m, const char *name, const json_t *
     k->encode_noise = test_read_tensor_nhwc(st, "encode_noise", &k->n_lat);
     k->init_noise = test_read_tensor_nhwc(st, "init_noise", &n);
     ck_assert_uint_eq(n, k->n_lat);
-    k->latents_init = test_read_tensor_nhwc(st, "latents_init", &n);
+    if (safetensors_find(st, "latents_init")) /* img2img's add_noise output */
+        k->latents_init = test_read_tensor_nhwc(st, "latents_init", &n);
     p->encode_noise = k->encode_noise;
     p->init_noise = k->init_noise;
     const int draws = (int)json_integer_value(json_object_get(c, "noise_draws"));
@@ -152,6 +175,7 @@ static void case_load(const struct sd_model *m, const char *name, const json_t *
 static void case_free(struct i2i_case *k)
 {
     free(k->rgb);
+    free(k->mask);
     free(k->encode_noise);
     free(k->init_noise);
     free(k->latents_init);
@@ -166,6 +190,35 @@ static void case_free(struct i2i_case *k)
 static double rel_err(const float *got, const float *want, size_t n)
 {
     return test_max_abs_diff(got, want, n) / test_std(want, n);
+}
+
+/* Inpainting: the 8-bit image is the decoder's pixels (round(unit·255)) composited
+ * over the start image with the mask as alpha, exactly; the kept pixels (mask 0) are
+ * the start image's and some repainted ones differ from it.  img2img: 8-bit = the
+ * decoder's pixels. */
+static void check_overlay(const struct i2i_case *k, const struct sd_image *img)
+{
+    const size_t px = (size_t)img->width * (size_t)img->height;
+    size_t kept = 0, kept_same = 0, painted = 0, painted_differ = 0;
+    for (size_t i = 0; i < px * 3; i++) {
+        const unsigned gen = (unsigned)nearbyintf(img->unit[i] * 255.0f);
+        const unsigned a = k->mask ? k->mask[i / 3] : 255, start = k->rgb[i];
+        const unsigned want = (gen * a + start * (255 - a) + 127) / 255;
+        ck_assert_msg(img->rgb[i] == want, "%s: pixel %zu channel %zu: %u, want %u (decoder %u, "
+                      "start %u, mask %u)", k->name, i / 3, i % 3, img->rgb[i], want, gen,
+                      start, a);
+        kept += a == 0;
+        kept_same += a == 0 && img->rgb[i] == start;
+        painted += a == 255;
+        painted_differ += a == 255 && img->rgb[i] != start;
+    }
+    if (k->mask) {
+        printf("inpaint %-11s overlay exact: %zu kept samples all the start image's, %zu of %zu "
+               "repainted ones differ from it\n", k->name, kept_same, painted_differ, painted);
+        ck_assert(kept > 0 && kept_same == kept);
+        ck_assert_msg(painted_differ > painted / 2, "%s: the repainted area is the start image",
+                      k->name);
+    }
 }
 
 /* One case step by step, checked at every step, then through sd_txt2img. */
@@ -184,9 +237,10 @@ static double run_case(struct sd_model *m, struct workspace *ws, const struct i2
     ck_assert_int_eq(sd_request_steps(&req), k->steps_run);
     ck_assert_int_eq(sd_request_step(&req), 0);
     float *lat = test_download(&req.latent);
-    const double e0 = rel_err(lat, k->latents_init, k->n_lat);
+    const double e0 = k->latents_init ? rel_err(lat, k->latents_init, k->n_lat) : 0.0;
     free(lat);
-    printf("img2img %-11s %-11s latents_init: max err %.3g × std\n", layout, k->name, e0);
+    if (k->latents_init) /* inpainting: the first step's latent tells */
+        printf("img2img %-11s %-11s latents_init: max err %.3g × std\n", layout, k->name, e0);
     ck_assert_msg(e0 <= COMPONENT_TOL, "%s (%s): initial latent max err %.3g × std > %g",
                   k->name, layout, e0, COMPONENT_TOL);
 
@@ -221,6 +275,7 @@ static double run_case(struct sd_model *m, struct workspace *ws, const struct i2
            layout, k->name, sampler_kind_name(p->sampler), p->width, p->height, p->steps,
            p->strength, k->t_start, k->steps_run, e0, worst, emax, db);
     ck_assert_msg(db >= MIN_PSNR, "%s (%s): PSNR %.2f dB < %.0f", k->name, layout, db, MIN_PSNR);
+    check_overlay(k, &img);
     sd_request_free(&req);
 
     /* the whole-batch driver: the same image */
@@ -236,11 +291,11 @@ static double run_case(struct sd_model *m, struct workspace *ws, const struct i2
     return db;
 }
 
-static void run_all(bool single)
+static void run_all(bool single, const char *kind)
 {
     const char *layout = single ? "single-file" : "diffusers";
     json_t *man;
-    const json_t *cases = img2img_cases(&man);
+    const json_t *cases = fixture_cases(kind, &man);
     struct sd_model *m = load_model(single);
     struct workspace ws = test_cpu_workspace();
     const char *name;
@@ -252,7 +307,7 @@ static void run_all(bool single)
         worst = fmin(worst, run_case(m, &ws, &k, layout));
         case_free(&k);
     }
-    printf("img2img %s: worst PSNR %.2f dB over %zu cases\n", layout, worst,
+    printf("%s %s: worst PSNR %.2f dB over %zu cases\n", kind, layout, worst,
            json_object_size(cases));
     workspace_destroy(&ws);
     sd_model_free(m);
@@ -261,13 +316,25 @@ static void run_all(bool single)
 
 START_TEST(test_fixtures_folder)
 {
-    run_all(false);
+    run_all(false, "img2img");
 }
 END_TEST
 
 START_TEST(test_fixtures_single_file)
 {
-    run_all(true);
+    run_all(true, "img2img");
+}
+END_TEST
+
+START_TEST(test_inpaint_fixtures_folder)
+{
+    run_all(false, "inpaint");
+}
+END_TEST
+
+START_TEST(test_inpaint_fixtures_single_file)
+{
+    run_all(true, "inpaint");
 }
 END_TEST
 
@@ -493,6 +560,120 @@ START_TEST(test_deterministic_without_hooks)
 }
 END_TEST
 
+/* The first 64×64 inpainting fixture's start image and mask. */
+static void fixture_mask(const struct sd_model *m, uint8_t **rgb, uint8_t **mask)
+{
+    json_t *man;
+    const json_t *cases = fixture_cases("inpaint", &man);
+    const char *name;
+    const json_t *c;
+    *rgb = *mask = NULL;
+    json_object_foreach((json_t *)cases, name, c) {
+        if (json_integer_value(json_object_get(c, "width")) != 64 ||
+            json_integer_value(json_object_get(c, "height")) != 64)
+            continue;
+        struct i2i_case k;
+        case_load(m, name, c, &k);
+        *rgb = k.rgb;
+        *mask = k.mask;
+        k.rgb = k.mask = NULL;
+        case_free(&k);
+        break;
+    }
+    ck_assert(*rgb && *mask);
+    json_decref(man);
+}
+
+/* Samples where a differs from b, over the pixels whose mask is `value`. */
+static size_t differ_where(const uint8_t *a, const uint8_t *b, const uint8_t *mask,
+                           unsigned value, size_t px)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < px * 3; i++)
+        n += mask[i / 3] == value && a[i] != b[i];
+    return n;
+}
+
+START_TEST(test_inpaint_validation_and_fill)
+{
+    struct sd_model *m = load_model(false);
+    struct workspace ws = test_cpu_workspace();
+    uint8_t *rgb, *mask;
+    fixture_mask(m, &rgb, &mask);
+    struct gen_params p, q;
+    gen_params_default(m, &p);
+    p.prompt = "a red apple on a table";
+    p.width = p.height = 64;
+    p.steps = 6;
+    p.guidance = 7.5;
+    p.sampler = SAMPLER_EULER_A;
+    p.seed = 99;
+    p.init_image = rgb;
+    p.init_mask = mask;
+    p.strength = 0.6;
+    struct errbuf err;
+    ck_assert_msg(gen_params_validate(m, &p, &err) == STATUS_OK, "%s", err.msg);
+    q = p;
+    q.init_image = NULL;
+    expect_invalid(m, &q, "init_mask");
+    q = p;
+    q.init_mask = NULL;
+    q.inpaint_fill = SD_FILL_LATENT_NOISE;
+    expect_invalid(m, &q, "inpaint_fill");
+    q = p;
+    q.inpaint_fill = SD_FILL_COUNT_;
+    expect_invalid(m, &q, "inpaint_fill");
+
+    /* each fill: the kept pixels are the start image's, the repainted area its own;
+     * the same request twice gives the same pixels */
+    const size_t px = 64 * 64, nb = px * 3;
+    struct sd_image img[SD_FILL_COUNT_], again;
+    for (int f = 0; f < SD_FILL_COUNT_; f++) {
+        q = p;
+        q.inpaint_fill = (enum sd_inpaint_fill)f;
+        generate(m, &ws, &q, &img[f]);
+        ck_assert_uint_eq(differ_where(img[f].rgb, rgb, mask, 0, px), 0);
+        ck_assert_msg(differ_where(img[f].rgb, rgb, mask, 255, px) > 0,
+                      "fill %d: the repainted area is the start image", f);
+    }
+    q = p;
+    q.inpaint_fill = SD_FILL_LATENT_NOISE;
+    generate(m, &ws, &q, &again);
+    ck_assert(memcmp(again.rgb, img[SD_FILL_LATENT_NOISE].rgb, nb) == 0);
+    sd_image_free(&again);
+    for (int f = 0; f < SD_FILL_COUNT_; f++)
+        for (int g = f + 1; g < SD_FILL_COUNT_; g++) {
+            const size_t d = differ_where(img[f].rgb, img[g].rgb, mask, 255, px);
+            printf("inpaint fills %d and %d at strength 0.6: %zu repainted samples differ\n", f,
+                   g, d);
+            ck_assert_msg(d > 0, "fills %d and %d give the same image", f, g);
+        }
+    /* at strength 1 the start is pure noise: the fill changes nothing */
+    for (int f = 0; f < SD_FILL_COUNT_; f++) {
+        sd_image_free(&img[f]);
+        q = p;
+        q.strength = 1.0;
+        q.inpaint_fill = (enum sd_inpaint_fill)f;
+        generate(m, &ws, &q, &img[f]);
+        if (f > 0)
+            ck_assert_msg(memcmp(img[f].rgb, img[0].rgb, nb) == 0,
+                          "strength 1: fill %d changed the image", f);
+    }
+    /* without a mask the same request is img2img: it changes the kept pixels too */
+    q = p;
+    q.init_mask = NULL;
+    generate(m, &ws, &q, &again);
+    ck_assert(differ_where(again.rgb, rgb, mask, 0, px) > 0);
+    sd_image_free(&again);
+    for (int f = 0; f < SD_FILL_COUNT_; f++)
+        sd_image_free(&img[f]);
+    free(rgb);
+    free(mask);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines survive a failing (forked) test */
@@ -501,12 +682,15 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_fixtures_folder);
     tcase_add_test(tc, test_fixtures_single_file);
+    tcase_add_test(tc, test_inpaint_fixtures_folder);
+    tcase_add_test(tc, test_inpaint_fixtures_single_file);
     suite_add_tcase(s, tc);
     TCase *tv = tcase_create("validation");
     tcase_set_timeout(tv, 120);
     tcase_add_test(tv, test_img2img_steps);
     tcase_add_test(tv, test_strength_validation);
     tcase_add_test(tv, test_deterministic_without_hooks);
+    tcase_add_test(tv, test_inpaint_validation_and_fill);
     suite_add_tcase(s, tv);
     return test_run_suite(s);
 }
