@@ -1,5 +1,6 @@
 /* tests/gpu/test_gpu_pipeline.c — the tiny fixture pipelines (tests/fixtures/sd:
- * sd1-tiny, sd2-tiny, and sd1-tiny's img2img, which runs the VAE encoder too) end to
+ * sd1-tiny, sd2-tiny, and sd1-tiny's img2img, which runs the VAE encoder too, and its
+ * inpainting, whose kept latent pixels are reset on the device after every step) end to
  * end through sd_txt2img on the CUDA backend against the
  * CPU backend: same prompt, seed and sampler; PSNR of the decoded images (the [0,1]
  * floats) must be ≥ 35 dB for the f32 runs (TF32 on, then off).  f16 and bf16 runs
@@ -48,11 +49,27 @@ static uint8_t *start_image(int w, int h)
     return rgb;
 }
 
+/* Inpainting's mask: w×h, 255 (repaint) inside a centred disc, 0 outside (malloc'ed). */
+static uint8_t *start_mask(int w, int h)
+{
+    uint8_t *m = malloc((size_t)w * (size_t)h);
+    for (int y = 0; m && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const int dx = 2 * x - w, dy = 2 * y - h, r = w < h ? w / 2 : h / 2;
+            m[(size_t)y * (size_t)w + (size_t)x] = dx * dx + dy * dy <= r * r ? 255 : 0;
+        }
+    return m;
+}
+
+enum gen_mode { MODE_TXT2IMG, MODE_IMG2IMG, MODE_INPAINT };
+
 /* Generates N_IMAGES images of `dir` on b (img2img: from start_image at strength 0.6,
- * which runs the VAE encoder too); *secs the sd_txt2img wall time. */
-static enum status generate(const char *dir, struct backend *b, bool img2img,
+ * which runs the VAE encoder too; inpaint: the same through start_mask, whose kept
+ * pixels are reset after every step); *secs the sd_txt2img wall time. */
+static enum status generate(const char *dir, struct backend *b, enum gen_mode mode,
                             struct sd_image *img, double *secs, struct errbuf *err)
 {
+    const bool img2img = mode != MODE_TXT2IMG;
     struct sd_model_options opt;
     sd_model_options_default(&opt);
     opt.backend = b;
@@ -73,13 +90,17 @@ static enum status generate(const char *dir, struct backend *b, bool img2img,
     p.seed = 1234;
     p.n = N_IMAGES;
     uint8_t *start = img2img ? start_image(p.width, p.height) : NULL;
+    uint8_t *mask = mode == MODE_INPAINT ? start_mask(p.width, p.height) : NULL;
     p.init_image = start;
+    p.init_mask = mask;
     p.strength = 0.6;
     double t0 = now_s();
-    s = img2img && !start ? status_fail(err, STATUS_OUT_OF_MEMORY, "start image")
-                          : sd_txt2img(m, &ws, &p, 1, true, NULL, NULL, img, NULL, err);
+    s = (img2img && !start) || (mode == MODE_INPAINT && !mask)
+            ? status_fail(err, STATUS_OUT_OF_MEMORY, "start image")
+            : sd_txt2img(m, &ws, &p, 1, true, NULL, NULL, img, NULL, err);
     *secs = now_s() - t0;
     free(start);
+    free(mask);
     workspace_destroy(&ws);
     sd_model_free(m);
     return s;
@@ -97,11 +118,12 @@ static double psnr(const struct sd_image *a, const struct sd_image *b)
     return mse > 0 ? 10.0 * log10(1.0 / mse) : INFINITY;
 }
 
-/* One fixture (txt2img, or img2img): CPU reference, then CUDA with TF32 on and off.
- * Returns failures. */
-static int check_fixture(const char *src, const char *name, bool img2img, struct backend *cpu,
-                         FILE *json)
+/* One fixture (txt2img, img2img or inpaint): CPU reference, then CUDA with TF32 on and
+ * off.  Returns failures. */
+static int check_fixture(const char *src, const char *name, enum gen_mode mode,
+                         struct backend *cpu, FILE *json)
 {
+    static const char *const suffix[] = {"", " img2img", " inpaint"};
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/fixtures/sd/%s/diffusers", src, name);
     struct errbuf err;
@@ -110,8 +132,8 @@ static int check_fixture(const char *src, const char *name, bool img2img, struct
     double t_cpu = 0;
     memset(ref, 0, sizeof ref);
     char label[64];
-    snprintf(label, sizeof label, "%s%s", name, img2img ? " img2img" : "");
-    if (generate(dir, cpu, img2img, ref, &t_cpu, &err) != STATUS_OK) {
+    snprintf(label, sizeof label, "%s%s", name, suffix[mode]);
+    if (generate(dir, cpu, mode, ref, &t_cpu, &err) != STATUS_OK) {
         printf("FAIL %s: cpu: %s\n", label, err.msg);
         return 1;
     }
@@ -137,7 +159,7 @@ static int check_fixture(const char *src, const char *name, bool img2img, struct
         double t_gpu = 0;
         enum status s = cuda_backend_create(&opt, &gpu, &err);
         if (s == STATUS_OK)
-            s = generate(dir, gpu, img2img, got, &t_gpu, &err);
+            s = generate(dir, gpu, mode, got, &t_gpu, &err);
         double worst = INFINITY;
         if (s == STATUS_OK)
             for (int i = 0; i < N_IMAGES; i++) {
@@ -497,9 +519,10 @@ int main(int argc, char **argv)
         return 1;
     }
     FILE *json = argc > 2 ? fopen(argv[2], "w") : NULL;
-    int failed = check_fixture(argv[1], "sd1-tiny", false, cpu, json) +
-                 check_fixture(argv[1], "sd2-tiny", false, cpu, json) +
-                 check_fixture(argv[1], "sd1-tiny", true, cpu, json) +
+    int failed = check_fixture(argv[1], "sd1-tiny", MODE_TXT2IMG, cpu, json) +
+                 check_fixture(argv[1], "sd2-tiny", MODE_TXT2IMG, cpu, json) +
+                 check_fixture(argv[1], "sd1-tiny", MODE_IMG2IMG, cpu, json) +
+                 check_fixture(argv[1], "sd1-tiny", MODE_INPAINT, cpu, json) +
                  check_graphs(argv[1], "sd1-tiny", false, json) +
                  check_graphs(argv[1], "sd1-tiny", true, json) +
                  check_lanes(argv[1], "sd1-tiny", json);
