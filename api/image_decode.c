@@ -20,12 +20,37 @@ void image_rgb8_free(struct image_rgb8 *img)
     *img = (struct image_rgb8){0, 0, NULL};
 }
 
+void image_rgba8_free(struct image_rgba8 *img)
+{
+    if (!img)
+        return;
+    free(img->rgba);
+    *img = (struct image_rgba8){0, 0, NULL, false, false};
+}
+
+void image_gray8_free(struct image_gray8 *img)
+{
+    if (!img)
+        return;
+    free(img->v);
+    *img = (struct image_gray8){0, 0, NULL};
+}
+
 /* --- shared ----------------------------------------------------------------------------- */
 
 struct limits {
     unsigned long side;
     size_t pixels;
     bool probe; /* stop after the header: out gets the size, no pixels */
+    bool rgba;  /* keep the alpha channel (image_decode_rgba): no flattening */
+};
+
+/* What a format's decoder hands back: 3 or 4 channels (4: alpha, unflattened, only
+ * with limits.rgba), and what the file says about transparency. */
+struct decoded {
+    int width, height, channels;
+    uint8_t *px;
+    bool has_alpha, pillow_rgba;
 };
 
 /* The header's size against the limits, before anything is decoded or allocated. */
@@ -144,8 +169,16 @@ static enum status png_strip_gama(const uint8_t *data, size_t len, uint8_t **cop
     return STATUS_OK;
 }
 
+/* Pillow opens a PNG of colour type 6 (RGB + alpha, 8 or 16 bits) in mode RGBA; its
+ * other transparent PNGs (gray + alpha, palette or RGB with tRNS) in other modes.  The
+ * IHDR chunk comes first (libpng has read it when this is asked). */
+static bool png_pillow_rgba(const uint8_t *data, size_t len)
+{
+    return len > 25 && memcmp(data + 12, "IHDR", 4) == 0 && data[25] == 6;
+}
+
 static enum status png_pixels(const uint8_t *data, size_t len, const struct limits *lim,
-                              struct image_rgb8 *out, struct errbuf *err)
+                              struct decoded *out, struct errbuf *err)
 {
     png_image img;
     memset(&img, 0, sizeof img);
@@ -158,7 +191,7 @@ static enum status png_pixels(const uint8_t *data, size_t len, const struct limi
     enum status s = check_size(img.width, img.height, lim, err);
     if (s != STATUS_OK || lim->probe) {
         if (s == STATUS_OK)
-            *out = (struct image_rgb8){(int)img.width, (int)img.height, NULL};
+            *out = (struct decoded){(int)img.width, (int)img.height, 0, NULL, false, false};
         png_image_free(&img);
         return s;
     }
@@ -176,12 +209,12 @@ static enum status png_pixels(const uint8_t *data, size_t len, const struct limi
         free(buf);
         return png_failed(&img, err);
     }
-    *out = (struct image_rgb8){w, h, alpha ? flatten_rgba(buf, (size_t)w * (size_t)h) : buf};
+    *out = (struct decoded){w, h, alpha ? 4 : 3, buf, alpha, alpha && png_pillow_rgba(data, len)};
     return STATUS_OK;
 }
 
 static enum status decode_png(const uint8_t *data, size_t len, const struct limits *lim,
-                              struct image_rgb8 *out, struct errbuf *err)
+                              struct decoded *out, struct errbuf *err)
 {
     if (lim->probe) /* the header: no copy needed */
         return png_pixels(data, len, lim, out, err);
@@ -217,7 +250,7 @@ static enum status jpeg_failed(tjhandle tj, const uint8_t *data, size_t len,
 /* After the header: the size checked, then the pixels (TJPF_RGB, default flags: the
  * accurate integer IDCT and fancy upsampling, as Pillow decodes). */
 static enum status jpeg_pixels(tjhandle tj, const uint8_t *data, size_t len,
-                               const struct limits *lim, struct image_rgb8 *out,
+                               const struct limits *lim, struct decoded *out,
                                struct errbuf *err)
 {
     int w = 0, h = 0, subsamp = -1, colorspace = -1;
@@ -230,7 +263,7 @@ static enum status jpeg_pixels(tjhandle tj, const uint8_t *data, size_t len,
         return status_fail(err, STATUS_INVALID_ARGUMENT,
                            "a CMYK JPEG: only RGB and grayscale JPEGs are read");
     if (lim->probe) {
-        *out = (struct image_rgb8){w, h, NULL};
+        *out = (struct decoded){w, h, 0, NULL, false, false};
         return STATUS_OK;
     }
     uint8_t *buf;
@@ -243,12 +276,12 @@ static enum status jpeg_pixels(tjhandle tj, const uint8_t *data, size_t len,
         free(buf);
         return jpeg_failed(tj, data, len, err);
     }
-    *out = (struct image_rgb8){w, h, buf};
+    *out = (struct decoded){w, h, 3, buf, false, false};
     return STATUS_OK;
 }
 
 static enum status decode_jpeg(const uint8_t *data, size_t len, const struct limits *lim,
-                               struct image_rgb8 *out, struct errbuf *err)
+                               struct decoded *out, struct errbuf *err)
 {
 #if SIZE_MAX > ULONG_MAX /* TurboJPEG takes unsigned long sizes */
     if (len > ULONG_MAX)
@@ -288,7 +321,7 @@ static enum status webp_failed(VP8StatusCode code, struct errbuf *err)
 }
 
 static enum status decode_webp(const uint8_t *data, size_t len, const struct limits *lim,
-                               struct image_rgb8 *out, struct errbuf *err)
+                               struct decoded *out, struct errbuf *err)
 {
     WebPDecoderConfig cfg;
     if (!WebPInitDecoderConfig(&cfg))
@@ -300,7 +333,7 @@ static enum status decode_webp(const uint8_t *data, size_t len, const struct lim
     if (cfg.input.has_animation)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unsupported WebP: animated");
     if (lim->probe) {
-        *out = (struct image_rgb8){cfg.input.width, cfg.input.height, NULL};
+        *out = (struct decoded){cfg.input.width, cfg.input.height, 0, NULL, false, false};
         return STATUS_OK;
     }
     const bool alpha = cfg.input.has_alpha != 0;
@@ -318,7 +351,8 @@ static enum status decode_webp(const uint8_t *data, size_t len, const struct lim
         free(buf);
         return webp_failed(st, err);
     }
-    *out = (struct image_rgb8){w, h, alpha ? flatten_rgba(buf, (size_t)w * (size_t)h) : buf};
+    /* Pillow opens a WebP with alpha in mode RGBA */
+    *out = (struct decoded){w, h, channels, buf, alpha, alpha};
     return STATUS_OK;
 }
 
@@ -339,11 +373,9 @@ static enum image_kind sniff(const uint8_t *d, size_t len)
 }
 
 static enum status decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
-                          bool probe, struct image_rgb8 *out, struct errbuf *err)
+                          const struct limits *flags, struct decoded *out, struct errbuf *err)
 {
-    if (!out)
-        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_decode: out is NULL");
-    *out = (struct image_rgb8){0, 0, NULL};
+    *out = (struct decoded){0, 0, 0, NULL, false, false};
     if (!data && len > 0)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "image_decode: data is NULL");
     if (max_side < 1 || max_pixels < 1)
@@ -354,7 +386,8 @@ static enum status decode(const uint8_t *data, size_t len, int max_side, size_t 
         .side = (unsigned long)(max_side < IMAGE_DECODE_SIDE_MAX ? max_side
                                                                  : IMAGE_DECODE_SIDE_MAX),
         .pixels = max_pixels,
-        .probe = probe};
+        .probe = flags->probe,
+        .rgba = flags->rgba};
     switch (sniff(data, len)) {
     case KIND_PNG:
         return decode_png(data, len, &lim, out, err);
@@ -371,16 +404,77 @@ static enum status decode(const uint8_t *data, size_t len, int max_side, size_t 
 enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
                          struct image_rgb8 *out, struct errbuf *err)
 {
-    return decode(data, len, max_side, max_pixels, false, out, err);
+    if (!out)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_decode: out is NULL");
+    *out = (struct image_rgb8){0, 0, NULL};
+    const struct limits flags = {0};
+    struct decoded d;
+    TRY(decode(data, len, max_side, max_pixels, &flags, &d, err));
+    const size_t npix = (size_t)d.width * (size_t)d.height;
+    *out = (struct image_rgb8){d.width, d.height, d.channels == 4 ? flatten_rgba(d.px, npix)
+                                                                  : d.px};
+    return STATUS_OK;
+}
+
+/* RGB (w·h·3 bytes) widened in place to RGBA with alpha 255 (buf holds w·h·4). */
+static void widen_rgb(uint8_t *buf, size_t npix)
+{
+    for (size_t i = npix; i-- > 0;) { /* from the end: pixel i is read before it is overwritten */
+        buf[4 * i + 3] = 255;
+        buf[4 * i + 2] = buf[3 * i + 2];
+        buf[4 * i + 1] = buf[3 * i + 1];
+        buf[4 * i] = buf[3 * i];
+    }
+}
+
+enum status image_decode_rgba(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                              struct image_rgba8 *out, struct errbuf *err)
+{
+    if (!out)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_decode_rgba: out is NULL");
+    *out = (struct image_rgba8){0, 0, NULL, false, false};
+    const struct limits flags = {.rgba = true};
+    struct decoded d;
+    TRY(decode(data, len, max_side, max_pixels, &flags, &d, err));
+    const size_t npix = (size_t)d.width * (size_t)d.height;
+    if (d.channels == 3) {
+        uint8_t *wide = realloc(d.px, npix * 4);
+        if (!wide) {
+            free(d.px);
+            return status_fail(err, STATUS_OUT_OF_MEMORY, "%dx%d image: %zu bytes of pixels",
+                               d.width, d.height, npix * 4);
+        }
+        widen_rgb(wide, npix);
+        d.px = wide;
+    }
+    *out = (struct image_rgba8){d.width, d.height, d.px, d.has_alpha, d.pillow_rgba};
+    return STATUS_OK;
 }
 
 enum status image_probe(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
                         int *width, int *height, struct errbuf *err)
 {
-    struct image_rgb8 head;
-    TRY(decode(data, len, max_side, max_pixels, true, &head, err));
+    const struct limits flags = {.probe = true};
+    struct decoded head;
+    TRY(decode(data, len, max_side, max_pixels, &flags, &head, err));
     *width = head.width;
     *height = head.height;
+    return STATUS_OK;
+}
+
+enum status image_rgba8_flatten(const struct image_rgba8 *in, struct image_rgb8 *out,
+                                struct errbuf *err)
+{
+    if (!out)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_rgba8_flatten: out is NULL");
+    *out = (struct image_rgb8){0, 0, NULL};
+    if (!in || !in->rgba || in->width < 1 || in->height < 1)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_rgba8_flatten: an empty image");
+    const size_t npix = (size_t)in->width * (size_t)in->height;
+    uint8_t *buf;
+    TRY(alloc_pixels(in->width, in->height, 4, &buf, err));
+    memcpy(buf, in->rgba, npix * 4);
+    *out = (struct image_rgb8){in->width, in->height, flatten_rgba(buf, npix)};
     return STATUS_OK;
 }
 
@@ -478,38 +572,62 @@ static uint8_t clip8(int64_t acc)
     return (uint8_t)(v > 255 ? 255 : v);
 }
 
-/* Rows [row0, row0 + rows) of src (src_w wide) resampled along x into dst (out_w wide). */
-static void pass_horizontal(const uint8_t *src, int src_w, int row0, int rows,
-                            const struct axis *ax, int out_w, uint8_t *dst)
+/* An image being resampled: w·h pixels of ch (1 or 3) interleaved 8-bit samples. */
+struct plane {
+    int w, h, ch;
+    const uint8_t *px;
+};
+
+/* One output pixel of the horizontal pass: RGB unrolled (the start images). */
+static void h_pixel_rgb(const uint8_t *p, const int32_t *k, int n, uint8_t *o)
 {
+    int64_t r = 1 << (COEF_BITS - 1), g = r, b = r;
+    for (int j = 0; j < n; j++) {
+        r += (int64_t)p[3 * j] * k[j];
+        g += (int64_t)p[3 * j + 1] * k[j];
+        b += (int64_t)p[3 * j + 2] * k[j];
+    }
+    o[0] = clip8(r);
+    o[1] = clip8(g);
+    o[2] = clip8(b);
+}
+
+static void h_pixel_gray(const uint8_t *p, const int32_t *k, int n, uint8_t *o)
+{
+    int64_t v = 1 << (COEF_BITS - 1);
+    for (int j = 0; j < n; j++)
+        v += (int64_t)p[j] * k[j];
+    o[0] = clip8(v);
+}
+
+/* Rows [row0, row0 + rows) of src resampled along x into dst (out_w wide, src->ch). */
+static void pass_horizontal(const struct plane *src, int row0, int rows, const struct axis *ax,
+                            int out_w, uint8_t *dst)
+{
+    const int ch = src->ch;
     for (int y = 0; y < rows; y++) {
-        const uint8_t *in = src + (size_t)(row0 + y) * (size_t)src_w * 3;
-        uint8_t *o = dst + (size_t)y * (size_t)out_w * 3;
+        const uint8_t *in = src->px + (size_t)(row0 + y) * (size_t)src->w * (size_t)ch;
+        uint8_t *o = dst + (size_t)y * (size_t)out_w * (size_t)ch;
         for (int x = 0; x < out_w; x++) {
             const int32_t *k = ax->k + (size_t)x * (size_t)ax->ksize;
-            const uint8_t *p = in + (size_t)ax->first[x] * 3;
-            int64_t r = 1 << (COEF_BITS - 1), g = r, b = r;
-            for (int j = 0; j < ax->count[x]; j++) {
-                r += (int64_t)p[3 * j] * k[j];
-                g += (int64_t)p[3 * j + 1] * k[j];
-                b += (int64_t)p[3 * j + 2] * k[j];
-            }
-            o[3 * x] = clip8(r);
-            o[3 * x + 1] = clip8(g);
-            o[3 * x + 2] = clip8(b);
+            const uint8_t *p = in + (size_t)ax->first[x] * (size_t)ch;
+            if (ch == 3)
+                h_pixel_rgb(p, k, ax->count[x], o + 3 * (size_t)x);
+            else
+                h_pixel_gray(p, k, ax->count[x], o + (size_t)x);
         }
     }
 }
 
-/* src (w wide) resampled along y into dst (out_h rows); the axis's rows are relative to
- * src's first row, row0 of the image. */
-static void pass_vertical(const uint8_t *src, int w, int row0, const struct axis *ax,
-                          int out_h, uint8_t *dst)
+/* src resampled along y into dst (out_h rows); the axis's rows are relative to src's
+ * first row, row0 of the image. */
+static void pass_vertical(const struct plane *src, int row0, const struct axis *ax, int out_h,
+                          uint8_t *dst)
 {
-    const size_t stride = (size_t)w * 3;
+    const size_t stride = (size_t)src->w * (size_t)src->ch;
     for (int y = 0; y < out_h; y++) {
         const int32_t *k = ax->k + (size_t)y * (size_t)ax->ksize;
-        const uint8_t *top = src + (size_t)(ax->first[y] - row0) * stride;
+        const uint8_t *top = src->px + (size_t)(ax->first[y] - row0) * stride;
         uint8_t *o = dst + (size_t)y * stride;
         for (size_t c = 0; c < stride; c++) {
             int64_t acc = 1 << (COEF_BITS - 1);
@@ -523,62 +641,79 @@ static void pass_vertical(const uint8_t *src, int w, int row0, const struct axis
 /* Pillow (≥ 13) runs the vertical pass first when the height shrinks by more than twice
  * what the width does (a smaller intermediate); the order changes where the intermediate
  * is rounded to 8 bits, so it is followed here. */
-static bool vertical_first(const struct image_rgb8 *in, int width, int height)
+static bool vertical_first(const struct plane *in, int width, int height)
 {
-    const int dy = in->height - height, dx = in->width - width;
+    const int dy = in->h - height, dx = in->w - width;
     return dy > 0 && dy > 2 * dx;
 }
 
 /* Both passes; the intermediate image in tmp. */
-static enum status resize_two_pass(const struct image_rgb8 *in, const struct axis *hx,
+static enum status resize_two_pass(const struct plane *in, const struct axis *hx,
                                    const struct axis *vy, int width, int height, uint8_t *dst,
                                    struct errbuf *err)
 {
     uint8_t *tmp;
     if (vertical_first(in, width, height)) {
-        TRY(alloc_pixels(in->width, height, 3, &tmp, err));
-        pass_vertical(in->rgb, in->width, 0, vy, height, tmp);
-        pass_horizontal(tmp, in->width, 0, height, hx, width, dst);
+        TRY(alloc_pixels(in->w, height, in->ch, &tmp, err));
+        pass_vertical(in, 0, vy, height, tmp);
+        const struct plane mid = {in->w, height, in->ch, tmp};
+        pass_horizontal(&mid, 0, height, hx, width, dst);
     } else {
         /* only the rows the vertical pass reads go through the horizontal one */
         const int row0 = vy->first[0];
         const int rows = vy->first[height - 1] + vy->count[height - 1] - row0;
-        TRY(alloc_pixels(width, rows, 3, &tmp, err));
-        pass_horizontal(in->rgb, in->width, row0, rows, hx, width, tmp);
-        pass_vertical(tmp, width, row0, vy, height, dst);
+        TRY(alloc_pixels(width, rows, in->ch, &tmp, err));
+        pass_horizontal(in, row0, rows, hx, width, tmp);
+        const struct plane mid = {width, rows, in->ch, tmp};
+        pass_vertical(&mid, row0, vy, height, dst);
     }
     free(tmp);
     return STATUS_OK;
 }
 
-static enum status resize_checked(const struct image_rgb8 *in, int width, int height,
-                                  struct image_rgb8 *out, struct errbuf *err)
+static enum status resize_checked(const struct plane *in, int width, int height, uint8_t **out,
+                                  struct errbuf *err)
 {
-    const bool horizontal = width != in->width, vertical = height != in->height;
+    const bool horizontal = width != in->w, vertical = height != in->h;
     struct axis hx = {0, NULL, NULL, NULL}, vy = {0, NULL, NULL, NULL};
     uint8_t *dst = NULL;
     enum status s = STATUS_OK;
     if (horizontal)
-        s = axis_make(in->width, width, &hx, err);
+        s = axis_make(in->w, width, &hx, err);
     if (s == STATUS_OK && vertical)
-        s = axis_make(in->height, height, &vy, err);
+        s = axis_make(in->h, height, &vy, err);
     if (s == STATUS_OK)
-        s = alloc_pixels(width, height, 3, &dst, err);
+        s = alloc_pixels(width, height, in->ch, &dst, err);
     if (s == STATUS_OK) {
-        if (!horizontal)
-            pass_vertical(in->rgb, width, 0, &vy, height, dst);
+        if (!horizontal && !vertical)
+            memcpy(dst, in->px, (size_t)width * (size_t)height * (size_t)in->ch);
+        else if (!horizontal)
+            pass_vertical(in, 0, &vy, height, dst);
         else if (!vertical)
-            pass_horizontal(in->rgb, in->width, 0, height, &hx, width, dst);
+            pass_horizontal(in, 0, height, &hx, width, dst);
         else
             s = resize_two_pass(in, &hx, &vy, width, height, dst, err);
     }
     if (s == STATUS_OK)
-        *out = (struct image_rgb8){width, height, dst};
+        *out = dst;
     else
         free(dst);
     axis_free(&hx);
     axis_free(&vy);
     return s;
+}
+
+/* The checks both resizes share; what = the function's name. */
+static enum status check_resize(const char *what, const uint8_t *px, int in_w, int in_h,
+                                int width, int height, struct errbuf *err)
+{
+    if (!px || in_w < 1 || in_h < 1)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "%s: an empty input image", what);
+    if (width < 1 || height < 1 || width > IMAGE_DECODE_SIDE_MAX ||
+        height > IMAGE_DECODE_SIDE_MAX)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "%s: %dx%d outside [1, %d] a side",
+                           what, width, height, IMAGE_DECODE_SIDE_MAX);
+    return STATUS_OK;
 }
 
 enum status image_resize(const struct image_rgb8 *in, int width, int height,
@@ -587,19 +722,30 @@ enum status image_resize(const struct image_rgb8 *in, int width, int height,
     if (!out || out == in)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "image_resize: out is NULL or in");
     *out = (struct image_rgb8){0, 0, NULL};
-    if (!in || !in->rgb || in->width < 1 || in->height < 1)
+    if (!in)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "image_resize: an empty input image");
-    if (width < 1 || height < 1 || width > IMAGE_DECODE_SIDE_MAX ||
-        height > IMAGE_DECODE_SIDE_MAX)
+    TRY(check_resize("image_resize", in->rgb, in->width, in->height, width, height, err));
+    const struct plane src = {in->width, in->height, 3, in->rgb};
+    uint8_t *px;
+    TRY(resize_checked(&src, width, height, &px, err));
+    *out = (struct image_rgb8){width, height, px};
+    return STATUS_OK;
+}
+
+enum status image_resize_gray(const struct image_gray8 *in, int width, int height,
+                              struct image_gray8 *out, struct errbuf *err)
+{
+    if (!out || out == in)
         return status_fail(err, STATUS_INVALID_ARGUMENT,
-                           "image_resize: %dx%d outside [1, %d] a side", width, height,
-                           IMAGE_DECODE_SIDE_MAX);
-    if (width == in->width && height == in->height) {
-        uint8_t *copy;
-        TRY(alloc_pixels(width, height, 3, &copy, err));
-        memcpy(copy, in->rgb, (size_t)width * (size_t)height * 3);
-        *out = (struct image_rgb8){width, height, copy};
-        return STATUS_OK;
-    }
-    return resize_checked(in, width, height, out, err);
+                           "image_resize_gray: out is NULL or in");
+    *out = (struct image_gray8){0, 0, NULL};
+    if (!in)
+        return status_fail(err, STATUS_INVALID_ARGUMENT,
+                           "image_resize_gray: an empty input image");
+    TRY(check_resize("image_resize_gray", in->v, in->width, in->height, width, height, err));
+    const struct plane src = {in->width, in->height, 1, in->v};
+    uint8_t *px;
+    TRY(resize_checked(&src, width, height, &px, err));
+    *out = (struct image_gray8){width, height, px};
+    return STATUS_OK;
 }

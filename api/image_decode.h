@@ -1,5 +1,6 @@
-/* api/image_decode.h — uploaded start images (img2img) decoded to 8-bit RGB, and resized
- * the way AUTOMATIC1111's "Just resize" does (Pillow's Image.resize with LANCZOS).
+/* api/image_decode.h — uploaded start images (img2img) decoded to 8-bit RGB (or RGBA with
+ * the alpha kept, for masks), and resized the way AUTOMATIC1111's "Just resize" does
+ * (Pillow's Image.resize with LANCZOS), RGB or one gray plane (a mask).
  *
  * image_decode() detects the format by its magic bytes, not by any name or MIME type:
  *   PNG  (89 'PNG' 0D 0A 1A 0A) — libpng's simplified png_image API, from memory: every
@@ -15,8 +16,11 @@
  *        bytes between markers) are not.  CMYK/YCCK JPEGs are refused.
  *   WebP ("RIFF" size "WEBP")   — libwebp: WebPGetFeatures, then WebPDecode{RGB,RGBA}Into;
  *        still images only (lossy, lossless, with alpha; not animated).
- * Alpha is flattened onto white, as A1111 flattens img2img images onto its
+ * image_decode flattens alpha onto white, as A1111 flattens img2img images onto its
  * img2img_background_color (#ffffff): out = round(c·a/255 + 255·(1 − a/255)).
+ * image_decode_rgba keeps it: the same decode, 4 samples a pixel (alpha 255 where the
+ * file has none), and says whether the file has transparency and whether Pillow would
+ * open it in mode "RGBA" (what AUTOMATIC1111's masks look at; api/image_mask.h).
  * Colour profiles and gamma chunks are ignored (A1111 ignores them too).
  *
  * The size limits are checked against the header before any pixel is decoded or
@@ -37,21 +41,24 @@
  * TurboJPEG and libwebp return codes).
  *
  * image_resize() is Pillow's ImagingResample with the Lanczos-3 filter (the one
- * Image.resize(size, Image.LANCZOS) runs on an RGB image): separable, each output
+ * Image.resize(size, Image.LANCZOS) runs on an RGB image; image_resize_gray() the same
+ * on one 8-bit plane, as on an "L" image — per channel the same sums): separable, each output
  * sample a normalized window of the filter over center ± 3·max(1, in/out) input
  * samples, coefficients in 22-bit fixed point, each pass rounded and clipped to 8 bits.
  * The horizontal pass runs first unless the height shrinks by more than twice as many
  * pixels as the width (Pillow ≥ 13's order; Pillow ≤ 12 always ran horizontal first,
  * which differs by a few units where the order changed).  Same size: a copy.
  *
- * Ownership: a filled struct image_rgb8 owns its malloc'ed pixels; the caller releases
- * them with image_rgb8_free.  On failure *out is left empty ({0, 0, NULL}).
+ * Ownership: a filled struct image_rgb8 / image_rgba8 / image_gray8 owns its malloc'ed
+ * pixels; the caller releases them with image_rgb8_free / image_rgba8_free /
+ * image_gray8_free.  On failure *out is left empty ({0, 0, NULL}).
  * Thread-safety: every function is reentrant (no shared state; decoder handles are per
  * call), so request threads may call them concurrently.
  */
 #ifndef DIFFUSIOND_API_IMAGE_DECODE_H
 #define DIFFUSIOND_API_IMAGE_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,14 +74,42 @@ struct image_rgb8 {
     uint8_t *rgb;
 };
 
+/* width·height·4 bytes, R G B A per pixel, the samples as the file holds them. */
+struct image_rgba8 {
+    int width, height;
+    uint8_t *rgba;
+    bool has_alpha;   /* the file has transparency: an alpha channel (PNG gray + alpha or
+                         RGBA, WebP with alpha) or a PNG tRNS chunk; false: every alpha is 255 */
+    bool pillow_rgba; /* Pillow opens the file in mode "RGBA": a PNG of colour type 6 (RGB +
+                         alpha, 8 or 16 bits) or a WebP with alpha */
+};
+
+/* width·height bytes, one 8-bit sample a pixel, rows top to bottom (a mask). */
+struct image_gray8 {
+    int width, height;
+    uint8_t *v;
+};
+
 /* Frees img's pixels and zeroes it.  NULL-safe; an empty image is fine. */
 void image_rgb8_free(struct image_rgb8 *img);
+void image_rgba8_free(struct image_rgba8 *img);
+void image_gray8_free(struct image_gray8 *img);
 
 /* Decodes len bytes of PNG, JPEG or WebP into *out (see the top of this file).
  * max_side ≥ 1 and max_pixels ≥ 1, data non-NULL when len > 0 and out non-NULL (else
  * STATUS_INVALID_ARGUMENT naming the argument: a programmer error). */
 enum status image_decode(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
                          struct image_rgb8 *out, struct errbuf *err);
+
+/* image_decode without the flattening: RGBA, alpha 255 where the file has none (the RGB
+ * samples are image_decode's where alpha is 255).  Same arguments and errors. */
+enum status image_decode_rgba(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                              struct image_rgba8 *out, struct errbuf *err);
+
+/* in flattened onto white into *out, exactly as image_decode flattens (a copy; in is
+ * left as it is).  STATUS_INVALID_ARGUMENT for an empty in; STATUS_OUT_OF_MEMORY. */
+enum status image_rgba8_flatten(const struct image_rgba8 *in, struct image_rgb8 *out,
+                                struct errbuf *err);
 
 /* The format's header only: the image's size and the same checks as image_decode
  * (format, limits, CMYK, animation) without decoding a pixel — cheap, so a caller can
@@ -88,5 +123,9 @@ enum status image_probe(const uint8_t *data, size_t len, int max_side, size_t ma
  * STATUS_INVALID_ARGUMENT; STATUS_OUT_OF_MEMORY.  out must not be in. */
 enum status image_resize(const struct image_rgb8 *in, int width, int height,
                          struct image_rgb8 *out, struct errbuf *err);
+
+/* image_resize on one plane (Pillow's LANCZOS on an "L" image; the same rules). */
+enum status image_resize_gray(const struct image_gray8 *in, int width, int height,
+                              struct image_gray8 *out, struct errbuf *err);
 
 #endif

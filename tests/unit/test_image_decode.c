@@ -4,7 +4,9 @@
  * Pillow reads (alpha flattened onto white); the size limits refuse headers that claim
  * a huge image before decoding; truncated, corrupt and garbage inputs give a clear error
  * and an empty image; image_resize equals Pillow's Image.resize(size, LANCZOS) within
- * ±1 (down, up, mixed, a large factor) and copies at the same size.  The expected bytes
+ * ±1 (down, up, mixed, a large factor) and copies at the same size.  image_decode_rgba
+ * keeps alpha (Pillow's RGBA bytes, the transparency flags, flattening = image_decode);
+ * image_resize_gray equals Pillow's LANCZOS on an "L" image exactly.  The expected bytes
  * are committed fixtures (tests/fixtures/images, made by tools/make_image_fixtures.py).
  * Built only with DIFFUSIOND_SERVER=ON (tests/CMakeLists.txt). */
 #include <stdio.h>
@@ -94,6 +96,80 @@ START_TEST(test_webp)
     check_decode("webp_lossless.webp", 27, 19, 0);
     check_decode("webp_alpha.webp", 25, 17, 0);
     check_decode("webp_lossy.webp", 31, 21, 2); /* equal today; libwebp versions may differ */
+}
+END_TEST
+
+/* --- RGBA (alpha kept) ----------------------------------------------------------------- */
+
+/* FNV-1a 64 over n bytes (the expected hashes: Pillow's bytes through the same). */
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* image_decode_rgba of fixture `name`: its flags, image_rgba8_flatten = image_decode's
+ * pixels exactly, and (hash ≠ 0) the RGBA bytes equal Pillow's
+ * Image.open(name).convert("RGBA").tobytes() (FNV-1a). */
+static void check_rgba(const char *name, bool has_alpha, bool pillow_rgba, uint64_t hash)
+{
+    size_t len;
+    uint8_t *data = read_fixture(name, &len);
+    struct image_rgba8 rgba;
+    struct image_rgb8 rgb, flat;
+    struct errbuf err = {0};
+    ck_assert_msg(image_decode_rgba(data, len, SIDE, PIXELS, &rgba, &err) == STATUS_OK, "%s: %s",
+                  name, err.msg);
+    ck_assert_int_eq(image_decode(data, len, SIDE, PIXELS, &rgb, &err), STATUS_OK);
+    ck_assert_int_eq(rgba.width, rgb.width);
+    ck_assert_int_eq(rgba.height, rgb.height);
+    ck_assert_msg(rgba.has_alpha == has_alpha, "%s: has_alpha %d", name, rgba.has_alpha);
+    ck_assert_msg(rgba.pillow_rgba == pillow_rgba, "%s: pillow_rgba %d", name, rgba.pillow_rgba);
+    const size_t npix = (size_t)rgb.width * (size_t)rgb.height;
+    ck_assert_int_eq(image_rgba8_flatten(&rgba, &flat, &err), STATUS_OK);
+    ck_assert_msg(memcmp(flat.rgb, rgb.rgb, npix * 3) == 0, "%s: flattened differs", name);
+    for (size_t i = 0; !has_alpha && i < npix; i++)
+        ck_assert_int_eq(rgba.rgba[4 * i + 3], 255);
+    if (hash)
+        ck_assert_msg(fnv1a(rgba.rgba, npix * 4) == hash, "%s: RGBA differs from Pillow's",
+                      name);
+    image_rgb8_free(&flat);
+    image_rgb8_free(&rgb);
+    image_rgba8_free(&rgba);
+    ck_assert_ptr_null(rgba.rgba);
+    free(data);
+}
+
+START_TEST(test_rgba)
+{
+    check_rgba("png_rgb.png", false, false, 0);
+    check_rgba("png_rgba.png", true, true, 0x96f96015ddcf3b4aULL);
+    check_rgba("png_rgba16.png", true, true, 0); /* 16 bits: ±1 from Pillow (see test_png) */
+    check_rgba("png_gray.png", false, false, 0);
+    check_rgba("png_gray_alpha.png", true, false, 0x8392aa957b032ed9ULL); /* Pillow: "LA" */
+    check_rgba("png_palette.png", false, false, 0);
+    check_rgba("png_palette_trns.png", true, false, 0); /* Pillow: "P" with transparency */
+    check_rgba("jpg_rgb.jpg", false, false, 0);
+    check_rgba("jpg_gray.jpg", false, false, 0);
+    check_rgba("webp_lossless.webp", false, false, 0);
+    check_rgba("webp_alpha.webp", true, true, 0xc91411baa37692b0ULL);
+    check_rgba("webp_lossy.webp", false, false, 0);
+    /* the same refusals and argument checks as image_decode */
+    struct image_rgba8 img = {1, 1, (uint8_t *)&img, true, true};
+    struct errbuf err = {0};
+    ck_assert_int_eq(image_decode_rgba((const uint8_t *)"GIF89a", 6, SIDE, PIXELS, &img, &err),
+                     STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_null(img.rgba);
+    ck_assert(!img.has_alpha);
+    ck_assert_int_eq(image_decode_rgba(NULL, 0, SIDE, PIXELS, NULL, &err),
+                     STATUS_INVALID_ARGUMENT);
+    struct image_rgb8 flat;
+    ck_assert_int_eq(image_rgba8_flatten(&img, &flat, &err), STATUS_INVALID_ARGUMENT);
+    image_rgba8_free(NULL);
 }
 END_TEST
 
@@ -434,6 +510,50 @@ START_TEST(test_resize_same_size_and_one_axis)
 }
 END_TEST
 
+/* image_resize_gray against Pillow's LANCZOS on an "L" image (FNV-1a of its bytes, Pillow
+ * 13), and against image_resize's RGB path on the plane copied to R, G and B. */
+static void check_resize_gray(int w, int h, uint64_t hash)
+{
+    struct image_gray8 src = {48, 40, malloc(48 * 40)}, out;
+    struct image_rgb8 rgb = {48, 40, malloc(48 * 40 * 3)}, rgb_out;
+    ck_assert_ptr_nonnull(src.v);
+    ck_assert_ptr_nonnull(rgb.rgb);
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 48; x++) {
+            const uint8_t v = (uint8_t)((x * 37 + y * 91 + ((x * y) % 13) * 11) & 255);
+            src.v[y * 48 + x] = v;
+            memset(rgb.rgb + 3 * (y * 48 + x), v, 3);
+        }
+    struct errbuf err = {0};
+    ck_assert_msg(image_resize_gray(&src, w, h, &out, &err) == STATUS_OK, "%s", err.msg);
+    ck_assert_int_eq(image_resize(&rgb, w, h, &rgb_out, &err), STATUS_OK);
+    ck_assert_int_eq(out.width, w);
+    ck_assert_int_eq(out.height, h);
+    for (int i = 0; i < w * h; i++)
+        ck_assert_msg(out.v[i] == rgb_out.rgb[3 * i], "%dx%d: pixel %d: gray %d, RGB %d", w, h,
+                      i, out.v[i], rgb_out.rgb[3 * i]);
+    ck_assert_msg(fnv1a(out.v, (size_t)w * (size_t)h) == hash, "%dx%d: differs from Pillow's",
+                  w, h);
+    image_gray8_free(&out);
+    image_gray8_free(&src);
+    image_rgb8_free(&rgb_out);
+    image_rgb8_free(&rgb);
+}
+
+START_TEST(test_resize_gray_pillow)
+{
+    check_resize_gray(17, 13, 0x213b7250736fc579ULL);
+    check_resize_gray(64, 56, 0xefe1b29fa7c1d0b3ULL);
+    check_resize_gray(61, 9, 0x5099e5bbe890f034ULL); /* vertical pass first */
+    check_resize_gray(5, 3, 0xb83263eabdbefc31ULL);
+    check_resize_gray(48, 7, 0x67e3b47510b6e9f6ULL); /* one axis */
+    check_resize_gray(100, 40, 0x896e97f90ea8b46dULL);
+    struct image_gray8 empty = {0, 0, NULL}, out;
+    ck_assert_int_eq(image_resize_gray(&empty, 5, 5, &out, NULL), STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_null(out.v);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("image_decode");
@@ -447,10 +567,12 @@ int main(void)
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_corrupt);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_rgba);
     suite_add_tcase(s, tc);
     TCase *rs = tcase_create("resize");
     tcase_add_test(rs, test_resize_pillow);
     tcase_add_test(rs, test_resize_same_size_and_one_axis);
+    tcase_add_test(rs, test_resize_gray_pillow);
     suite_add_tcase(s, rs);
     return test_run_suite(s);
 }
