@@ -20,7 +20,8 @@
  * within STEP_TOL, the decoder's floats (`unit`, before the overlay) PSNR ≥ 40 dB, and
  * the 8-bit image exactly the overlay of the decoder's pixels on the start image
  * (kept pixels the start image's own).  Plus: a mask needs an image, a fill needs a
- * mask; each fill gives its own masked area and the same kept pixels. */
+ * mask; each fill gives its own masked area and the same kept pixels; an inpainting
+ * request inside a batch with txt2img and img2img requests gives its images alone. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -674,6 +675,63 @@ START_TEST(test_inpaint_validation_and_fill)
 }
 END_TEST
 
+/* An inpainting request (n = 2) inside one batch with a txt2img and an img2img request
+ * gives the images it gives alone (issue 4's batch invariance). */
+START_TEST(test_inpaint_in_mixed_batch)
+{
+    struct sd_model *m = load_model(false);
+    struct workspace ws = test_cpu_workspace();
+    uint8_t *rgb, *mask;
+    fixture_mask(m, &rgb, &mask);
+    struct gen_params p[3];
+    for (int i = 0; i < 3; i++) {
+        gen_params_default(m, &p[i]);
+        p[i].prompt = i == 1 ? "a red cube" : "a photograph of an astronaut riding a horse";
+        p[i].width = p[i].height = 64;
+        p[i].guidance = 7.5;
+        p[i].seed = 500 + (uint64_t)i;
+    }
+    p[0].sampler = SAMPLER_EULER_A; /* inpainting, two images */
+    p[0].steps = 6;
+    p[0].init_image = rgb;
+    p[0].init_mask = mask;
+    p[0].strength = 0.8;
+    p[0].n = 2;
+    p[1].sampler = SAMPLER_DPMPP_2M; /* txt2img */
+    p[1].steps = 5;
+    p[2].sampler = SAMPLER_EULER; /* img2img */
+    p[2].steps = 8;
+    p[2].init_image = rgb;
+    p[2].strength = 0.5;
+    struct sd_image batch[4];
+    struct errbuf err;
+    ck_assert_msg(sd_txt2img(m, &ws, p, 3, true, NULL, NULL, batch, NULL, &err) == STATUS_OK,
+                  "%s", err.msg);
+    const size_t nb = 64 * 64 * 3;
+    int idx = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < p[i].n; j++, idx++) {
+            struct gen_params q = p[i];
+            q.seed += (uint64_t)j;
+            q.n = 1;
+            struct sd_image one;
+            generate(m, &ws, &q, &one);
+            const double db = test_psnr(batch[idx].unit, one.unit, nb);
+            printf("inpaint mixed batch: params %d image %d vs alone: PSNR %.2f dB\n", i, j, db);
+            ck_assert_msg(db >= MIN_PSNR_SAME, "params %d image %d: %.2f dB", i, j, db);
+            sd_image_free(&one);
+        }
+    ck_assert_uint_eq(differ_where(batch[0].rgb, rgb, mask, 0, 64 * 64), 0);
+    ck_assert_uint_eq(differ_where(batch[1].rgb, rgb, mask, 0, 64 * 64), 0);
+    for (int i = 0; i < 4; i++)
+        sd_image_free(&batch[i]);
+    free(rgb);
+    free(mask);
+    workspace_destroy(&ws);
+    sd_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines survive a failing (forked) test */
@@ -691,6 +749,7 @@ int main(void)
     tcase_add_test(tv, test_strength_validation);
     tcase_add_test(tv, test_deterministic_without_hooks);
     tcase_add_test(tv, test_inpaint_validation_and_fill);
+    tcase_add_test(tv, test_inpaint_in_mixed_batch);
     suite_add_tcase(s, tv);
     return test_run_suite(s);
 }
