@@ -78,7 +78,8 @@
  * batch no step allocates anything.
  *
  * Ownership: the caller owns params (strings are borrowed and read only during
- * gen_params_validate and sd_request_begin; the hooks' arrays must live as long as the
+ * gen_params_validate and sd_request_begin; the hooks' arrays, and with a mask the
+ * init_image and init_mask (the overlay reads them), must live as long as the
  * request), requests (sd_request_free) and the images sd_decode returns
  * (sd_image_free).  The model is borrowed and must outlive its requests.
  * Thread-safety: a request belongs to one thread at a time; the step functions use
@@ -211,7 +212,8 @@ struct sd_request {
     struct tensor inpaint_z;     /* keep·z: the image's latent on the kept pixels, else 0 */
     struct tensor inpaint_noise; /* keep·noise: the start's noise, likewise */
     struct tensor inpaint_paint; /* 1 on the repainted pixels (m = 1), else 0 */
-    uint8_t *overlay;            /* width·height·4: the start image's RGB, then the mask */
+    const uint8_t *overlay_rgb, *overlay_mask; /* gen_params' init_image and init_mask
+                                                   (borrowed until sd_decode) */
 };
 
 /* Starts image `image_index` of p (validated here too): tokenizes and encodes the

@@ -29,19 +29,6 @@ static void latent_keep(const struct gen_params *p, const struct sd_request *req
         }
 }
 
-/* The overlay: the start image's RGB, then its mask. */
-static enum status keep_overlay(const struct gen_params *p, struct sd_request *req,
-                                struct errbuf *err)
-{
-    const size_t px = (size_t)p->width * (size_t)p->height;
-    req->overlay = malloc(px * 4);
-    if (!req->overlay)
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "init_mask: overlay of %zu pixels", px);
-    memcpy(req->overlay, p->init_image, px * 3);
-    memcpy(req->overlay + px * 3, p->init_mask, px);
-    return STATUS_OK;
-}
-
 static enum status upload_new(const struct sd_model *m, const struct sd_request *req,
                               const float *host, struct tensor *t, struct errbuf *err)
 {
@@ -73,10 +60,12 @@ enum status inpaint_begin(const struct sd_model *m, const struct gen_params *p,
     const size_t lpx = (size_t)req->lh * (size_t)req->lw;
     uint8_t *keep = malloc(lpx);
     float *scratch = malloc(sizeof(float) * n);
-    enum status s = keep && scratch ? keep_overlay(p, req, err)
+    enum status s = keep && scratch ? STATUS_OK
                                     : status_fail(err, STATUS_OUT_OF_MEMORY,
                                                   "init_mask: latent mask of %zu floats", n);
     if (s == STATUS_OK) {
+        req->overlay_rgb = p->init_image; /* borrowed until sd_decode (pipeline.h) */
+        req->overlay_mask = p->init_mask;
         latent_keep(p, req, m->downscale, keep);
         for (size_t i = 0; i < n; i++) /* keep·z */
             scratch[i] = keep[i / lc] ? z[i] : 0.0f;
@@ -126,10 +115,10 @@ enum status inpaint_after_step(struct sd_request *req, struct errbuf *err)
 
 void inpaint_overlay(const struct sd_request *req, uint8_t *rgb)
 {
-    if (!req->overlay)
+    if (!req->overlay_rgb)
         return;
     const size_t px = (size_t)req->width * (size_t)req->height;
-    const uint8_t *start = req->overlay, *mask = req->overlay + px * 3;
+    const uint8_t *start = req->overlay_rgb, *mask = req->overlay_mask;
     for (size_t i = 0; i < px; i++) {
         const unsigned a = mask[i];
         for (int c = 0; c < 3; c++) {
@@ -144,6 +133,5 @@ void inpaint_free(struct sd_request *req)
     backend_free(&req->inpaint_z);
     backend_free(&req->inpaint_noise);
     backend_free(&req->inpaint_paint);
-    free(req->overlay);
-    req->overlay = NULL;
+    req->overlay_rgb = req->overlay_mask = NULL;
 }

@@ -16,7 +16,7 @@ struct schedule sd_schedule_variant(const struct schedule *base, enum sd_schedul
 bool inpaint_wanted(const struct gen_params *p);
 
 /* The start of an inpainting request (sd_request_begin, after the image's latent z
- * and the start's noise, both host {lh,lw,lc}): keeps the overlay, uploads
+ * and the start's noise, both host {lh,lw,lc}): borrows the overlay's image and mask, uploads
  * keep·z, keep·noise and the paint mask into req's inpaint_* tensors, and writes the
  * start latent into latent (host): noise·init_noise_sigma at strength ≥ 1, else
  * add_noise(z with inpaint_fill under the mask, noise) at the first step.  z is
@@ -33,7 +33,7 @@ enum status inpaint_after_step(struct sd_request *req, struct errbuf *err);
  * mask as alpha; no-op without an overlay. */
 void inpaint_overlay(const struct sd_request *req, uint8_t *rgb);
 
-/* Frees the inpaint_* tensors and the overlay. */
+/* Frees the inpaint_* tensors; forgets the overlay. */
 void inpaint_free(struct sd_request *req);
 
 #endif
