@@ -100,6 +100,21 @@ void sched_record_decode(struct scheduler *s, int images, double seconds)
     s->decode_ewma = ewma_add(s->decode_ewma, seconds / (images > 0 ? images : 1));
 }
 
+void sched_record_start_encode(struct scheduler *s, double pixels, double seconds)
+{
+    if (pixels > 0)
+        s->start_encode_ewma = ewma_add(s->start_encode_ewma, seconds / pixels);
+}
+
+/* The VAE encodes of j's start images (image to image; 0 for text to image): each image
+ * encodes its own, at the measured seconds per pixel. */
+static double start_encode_seconds(const struct scheduler *s, const struct sched_job *j)
+{
+    if (!j->p.init_image)
+        return 0.0;
+    return s->start_encode_ewma * (double)j->p.width * (double)j->p.height * j->p.n;
+}
+
 int sched_job_cmp(const struct sched_job *a, const struct sched_job *b)
 {
     if (a->priority != b->priority)
@@ -122,7 +137,8 @@ double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j)
     const int b = all < max_rows ? all : max_rows;
     const int rounds = (all + max_rows - 1) / max_rows;
     const double pixels = (double)j->p.width * (double)j->p.height;
-    return (double)j->steps * rounds * sched_call_cost(s, b, pixels) + s->decode_ewma * j->p.n;
+    return start_encode_seconds(s, j) + (double)j->steps * rounds * sched_call_cost(s, b, pixels) +
+           s->decode_ewma * j->p.n;
 }
 
 static bool meets(const struct sched_job *j, uint64_t now, double step_s, double decode_s)
@@ -178,7 +194,7 @@ double sched_backlog_seconds(const struct scheduler *s)
  *   drain = all row-steps ahead at the measured cost per row at b (the others' at the
  *           measured calls' size mix, j's at its own size);
  *   own   = j's own steps at b (it cannot finish faster than its step count);
- * expected = max(drain, own) + its decode. */
+ * expected = its start images' encodes + max(drain, own) + its decode. */
 static double expected_seconds(const struct scheduler *s, const struct sched_job *j)
 {
     const int max_rows = s->cfg.max_batch_rows;
@@ -197,7 +213,7 @@ static double expected_seconds(const struct scheduler *s, const struct sched_job
                          (double)b;
     const int rounds = (j->rows * j->p.n + max_rows - 1) / max_rows; /* n too big for one call */
     const double own = (double)j->steps * t * (rounds > 0 ? rounds : 1);
-    return fmax(drain, own) + s->decode_ewma * j->p.n;
+    return start_encode_seconds(s, j) + fmax(drain, own) + s->decode_ewma * j->p.n;
 }
 
 void sched_admission_judge(const struct scheduler *s, const struct sched_job *j, uint64_t now,

@@ -105,6 +105,8 @@ struct scheduler {
                                                            size: what the decisions use */
     uint64_t calls_measured;     /* [lock] */
     double decode_ewma;          /* [lock] seconds per decoded image */
+    double start_encode_ewma;    /* [lock] seconds per pixel of an image-to-image image's
+                                    begin (its start image's VAE encode); 0 unmeasured */
     struct scheduler_stats stats; /* [lock] */
     atomic_int hb_outstanding;   /* admitted jobs whose on_complete has not returned */
     _Atomic uint64_t hb_ns;      /* the worker's last finished iteration (or the moment
@@ -134,9 +136,11 @@ void sched_admission_judge(const struct scheduler *s, const struct sched_job *j,
  * device will run (min(rows unfinished, max_batch_rows); mode none: one CFG image's
  * 2 rows) and the measured calls' size mix; 0 with nothing pending [lock]. */
 double sched_backlog_seconds(const struct scheduler *s);
-/* Expected seconds for job j alone on the device: its steps at its own rows and size
- * (sched_call_cost), plus its decodes [lock]. */
+/* Expected seconds for job j alone on the device: its start images' encodes (image to
+ * image), its steps at its own rows and size (sched_call_cost), plus its decodes [lock]. */
 double sched_alone_seconds(const struct scheduler *s, const struct sched_job *j);
+/* Records an image-to-image image's begin of `seconds` at `pixels` [lock]. */
+void sched_record_start_encode(struct scheduler *s, double pixels, double seconds);
 /* Whether growing a call over images of `pixels` pixels from `rows` to rows + add rows
  * would make one of the jobs in[0 … n) — those already in the call — miss its due
  * time (or deadline) that it meets at `rows`, at the measured call costs; false while

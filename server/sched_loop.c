@@ -332,7 +332,13 @@ static void begin_admitted(struct scheduler *s, bool *worked)
                 j->t_admit = t0;
             st = s->runner.begin(s->runner.ctx, j->model, &j->p, img->index, &img->req, &err);
             img->begun = st == STATUS_OK;
-            j->encode_s += secs(t0, sched_now(s));
+            const double dt = secs(t0, sched_now(s));
+            j->encode_s += dt;
+            if (st == STATUS_OK && j->p.init_image) {
+                pthread_mutex_lock(&s->lock);
+                sched_record_start_encode(s, (double)j->p.width * (double)j->p.height, dt);
+                pthread_mutex_unlock(&s->lock);
+            }
             *worked = true;
         }
         if (st != STATUS_OK)

@@ -38,6 +38,8 @@ struct fake {
     int iteration;                /* waits so far: the iteration of each launch … */
     int call_iteration[MAX_CALLS];
     uint64_t launched_cost;       /* the longest launched call since the last wait */
+    uint64_t begin_i2i;           /* the clock's advance at an image-to-image begin (its
+                                     start image's VAE encode) */
     pthread_mutex_t lock;
 };
 
@@ -58,6 +60,8 @@ static enum status fake_begin(void *ctx, int model, const struct gen_params *p, 
     req->width = p->width;
     req->height = p->height;
     req->seed = p->seed + (uint64_t)image;
+    if (p->init_image)
+        __atomic_add_fetch(&f->now, f->begin_i2i, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&f->lock);
     if (f->begins < MAX_JOBS)
         f->begin_seed[f->begins] = req->seed;
@@ -699,6 +703,47 @@ START_TEST(test_admission_deadline_and_estimate)
 }
 END_TEST
 
+/* The estimate of an image-to-image job (deadline refusals, due times) counts its start
+ * image's VAE encode at the seconds per pixel measured on earlier begins: nothing
+ * before one was measured, 40 ms per 64² image after. */
+static double estimate(struct scheduler *s, struct record *r, struct gen_params p)
+{
+    const struct job_callbacks cb = {.on_complete = on_complete, .user = r};
+    const struct submit_options opt = {.deadline_ms = 1};
+    struct admission adm;
+    struct errbuf err;
+    ck_assert_int_eq(scheduler_submit(s, &p, &cb, &opt, NULL, &adm, &err), STATUS_TIMEOUT);
+    return adm.expected_s;
+}
+
+START_TEST(test_admission_counts_start_encodes)
+{
+    struct fake *f = fake_new();
+    f->begin_i2i = 40 * MS;
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 8, r);
+    static uint8_t start[96 * 64 * 3];
+    struct gen_params t2i = params(1, 10, 7.5, 64, 64), i2i = t2i;
+    i2i.init_image = start;
+    i2i.strength = 1.0; /* the same 10 steps */
+    ck_assert_double_eq_tol(estimate(s, r, i2i), estimate(s, r, t2i), 1e-12);
+    const uint64_t a = submit(s, r, i2i, 0, 0);
+    poll1(s); /* begun (40 ms measured) and stepped */
+    const double e_t = estimate(s, r, t2i), e_i = estimate(s, r, i2i);
+    printf("estimate: txt2img %.3f s, img2img %.3f s\n", e_t, e_i);
+    ck_assert_double_eq_tol(e_i - e_t, 0.040, 1e-9);
+    struct gen_params wide = i2i; /* 1.5× the pixels: 60 ms */
+    wide.width = 96;
+    struct gen_params wide_t = t2i;
+    wide_t.width = 96;
+    ck_assert_double_eq_tol(estimate(s, r, wide) - estimate(s, r, wide_t), 0.060, 1e-9);
+    for (int i = 0; i < 12; i++)
+        poll1(s);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    teardown(s, f, r);
+}
+END_TEST
+
 START_TEST(test_draining_rejects)
 {
     struct fake *f = fake_new();
@@ -1082,6 +1127,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_deadline_expiry);
     tcase_add_test(tc, test_admission_queue_full);
     tcase_add_test(tc, test_admission_deadline_and_estimate);
+    tcase_add_test(tc, test_admission_counts_start_encodes);
     tcase_add_test(tc, test_draining_rejects);
     tcase_add_test(tc, test_request_mode);
     tcase_add_test(tc, test_none_mode);
