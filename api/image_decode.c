@@ -189,13 +189,14 @@ static enum status png_pixels(const uint8_t *data, size_t len, const struct limi
      * high byte); libpng's default would take them as linear and brighten them. */
     img.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
     enum status s = check_size(img.width, img.height, lim, err);
+    const bool alpha = (img.format & PNG_FORMAT_FLAG_ALPHA) != 0; /* tRNS counts */
     if (s != STATUS_OK || lim->probe) {
         if (s == STATUS_OK)
-            *out = (struct decoded){(int)img.width, (int)img.height, 0, NULL, false, false};
+            *out = (struct decoded){(int)img.width, (int)img.height, 0, NULL, alpha,
+                                    alpha && png_pillow_rgba(data, len)};
         png_image_free(&img);
         return s;
     }
-    const bool alpha = (img.format & PNG_FORMAT_FLAG_ALPHA) != 0; /* tRNS counts */
     const int w = (int)img.width, h = (int)img.height;
     img.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
     uint8_t *buf;
@@ -333,7 +334,8 @@ static enum status decode_webp(const uint8_t *data, size_t len, const struct lim
     if (cfg.input.has_animation)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "unsupported WebP: animated");
     if (lim->probe) {
-        *out = (struct decoded){cfg.input.width, cfg.input.height, 0, NULL, false, false};
+        const bool has = cfg.input.has_alpha != 0;
+        *out = (struct decoded){cfg.input.width, cfg.input.height, 0, NULL, has, has};
         return STATUS_OK;
     }
     const bool alpha = cfg.input.has_alpha != 0;
@@ -459,6 +461,19 @@ enum status image_probe(const uint8_t *data, size_t len, int max_side, size_t ma
     TRY(decode(data, len, max_side, max_pixels, &flags, &head, err));
     *width = head.width;
     *height = head.height;
+    return STATUS_OK;
+}
+
+enum status image_probe_rgba(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                             struct image_rgba8 *head, struct errbuf *err)
+{
+    if (!head)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "image_probe_rgba: head is NULL");
+    *head = (struct image_rgba8){0, 0, NULL, false, false};
+    const struct limits flags = {.probe = true};
+    struct decoded d;
+    TRY(decode(data, len, max_side, max_pixels, &flags, &d, err));
+    *head = (struct image_rgba8){d.width, d.height, NULL, d.has_alpha, d.pillow_rgba};
     return STATUS_OK;
 }
 

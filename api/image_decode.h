@@ -118,6 +118,11 @@ enum status image_rgba8_flatten(const struct image_rgba8 *in, struct image_rgb8 
 enum status image_probe(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
                         int *width, int *height, struct errbuf *err);
 
+/* image_probe with what image_decode_rgba would say about transparency: *head gets the
+ * size, has_alpha and pillow_rgba, and no pixels (rgba NULL). */
+enum status image_probe_rgba(const uint8_t *data, size_t len, int max_side, size_t max_pixels,
+                             struct image_rgba8 *head, struct errbuf *err);
+
 /* Resamples in to width × height into *out (Pillow's LANCZOS; see above).  width and
  * height in [1, IMAGE_DECODE_SIDE_MAX] and in a non-empty image, else
  * STATUS_INVALID_ARGUMENT; STATUS_OUT_OF_MEMORY.  out must not be in. */

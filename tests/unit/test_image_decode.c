@@ -5,7 +5,8 @@
  * a huge image before decoding; truncated, corrupt and garbage inputs give a clear error
  * and an empty image; image_resize equals Pillow's Image.resize(size, LANCZOS) within
  * ±1 (down, up, mixed, a large factor) and copies at the same size.  image_decode_rgba
- * keeps alpha (Pillow's RGBA bytes, the transparency flags, flattening = image_decode);
+ * keeps alpha (Pillow's RGBA bytes, the transparency flags — image_probe_rgba's from the
+ * header the same —, flattening = image_decode);
  * image_resize_gray equals Pillow's LANCZOS on an "L" image exactly.  The expected bytes
  * are committed fixtures (tests/fixtures/images, made by tools/make_image_fixtures.py).
  * Built only with DIFFUSIOND_SERVER=ON (tests/CMakeLists.txt). */
@@ -129,6 +130,13 @@ static void check_rgba(const char *name, bool has_alpha, bool pillow_rgba, uint6
     ck_assert_int_eq(rgba.height, rgb.height);
     ck_assert_msg(rgba.has_alpha == has_alpha, "%s: has_alpha %d", name, rgba.has_alpha);
     ck_assert_msg(rgba.pillow_rgba == pillow_rgba, "%s: pillow_rgba %d", name, rgba.pillow_rgba);
+    struct image_rgba8 head; /* the header alone says the same */
+    ck_assert_int_eq(image_probe_rgba(data, len, SIDE, PIXELS, &head, &err), STATUS_OK);
+    ck_assert_int_eq(head.width, rgba.width);
+    ck_assert_int_eq(head.height, rgba.height);
+    ck_assert_ptr_null(head.rgba);
+    ck_assert_msg(head.has_alpha == has_alpha && head.pillow_rgba == pillow_rgba,
+                  "%s: probed %d %d", name, head.has_alpha, head.pillow_rgba);
     const size_t npix = (size_t)rgb.width * (size_t)rgb.height;
     ck_assert_int_eq(image_rgba8_flatten(&rgba, &flat, &err), STATUS_OK);
     ck_assert_msg(memcmp(flat.rgb, rgb.rgb, npix * 3) == 0, "%s: flattened differs", name);
