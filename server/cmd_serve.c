@@ -115,6 +115,7 @@ static enum status make_services(struct serve *sv, struct errbuf *err)
     struct routes_config rc = {
         .metrics = sv->metrics, .auth = sv->auth, .cors = sv->cors, .pool = sv->pool,
         .store = sv->store, .max_body_bytes = (size_t)sv->cfg.max_body_bytes,
+        .max_body_bytes_total = (size_t)sv->cfg.max_body_bytes_total,
         .watchdog_s = sv->cfg.watchdog_s, .url_ttl_s = sv->cfg.url_ttl_s,
         .url_store_images = sv->cfg.url_store_images,
         .access_log = sv->cfg.access_log ? stdout : NULL};

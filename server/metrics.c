@@ -56,7 +56,7 @@ static const char *const route_labels[METRICS_ROUTE_COUNT_] = {
     "/sdapi/v1/{info}", "other"};
 
 static const char *const reject_labels[METRICS_REJECT_COUNT_] = {
-    "queue_full", "deadline", "draining", "invalid", "auth"};
+    "queue_full", "deadline", "draining", "invalid", "auth", "body_budget"};
 
 const char *metrics_route_label(enum metrics_route r)
 {

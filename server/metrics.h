@@ -66,6 +66,7 @@ enum metrics_reject {
     METRICS_REJECT_DRAINING,       /* 503 while loading or draining */
     METRICS_REJECT_INVALID,        /* 4xx for a malformed or out-of-bounds request */
     METRICS_REJECT_AUTH,           /* 401 */
+    METRICS_REJECT_BODY_BUDGET,    /* 503: the request bodies held at once are at the limit */
     METRICS_REJECT_COUNT_
 };
 const char *metrics_reject_label(enum metrics_reject r);

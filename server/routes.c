@@ -230,10 +230,45 @@ static void free_route_req(void *p)
 {
     struct route_req *rq = p;
     if (rq) {
+        if (rq->body_reserved)
+            atomic_fetch_sub(&rq->r->body_bytes, rq->body_reserved);
         free(rq->user);
         free(rq->origin);
     }
     free(rq);
+}
+
+/* Reserves len bytes of the bodies' budget for this exchange (released with it); false
+ * when the bodies held would pass max_body_bytes_total. */
+static bool reserve_body(struct routes *r, struct route_req *rq, uint64_t len)
+{
+    const uint64_t total = r->cfg.max_body_bytes_total;
+    if (!total || !len)
+        return true;
+    uint64_t held = atomic_load(&r->body_bytes);
+    do {
+        if (held > total || len > total - held)
+            return false;
+    } while (!atomic_compare_exchange_weak(&r->body_bytes, &held, held + len));
+    rq->r = r;
+    rq->body_reserved = len;
+    return true;
+}
+
+/* 503: the bodies held at once would pass the budget. */
+static void answer_bodies_busy(struct routes *r, struct http_exchange *ex, int64_t len)
+{
+    struct api_error e;
+    api_error_set(&e, 503, NULL, NULL, "uploads_busy",
+                  "the server holds request bodies of %llu bytes; %lld more would pass its "
+                  "limit of %zu bytes (--max-body-bytes-total); retry later",
+                  (unsigned long long)atomic_load(&r->body_bytes), (long long)len,
+                  r->cfg.max_body_bytes_total);
+    metrics_reject(r->cfg.metrics, METRICS_REJECT_BODY_BUDGET);
+    struct http_response *resp = routes_error_response(ex, &e);
+    if (resp)
+        http_response_header(resp, "Retry-After", "1", NULL);
+    routes_answer(r, ex, resp);
 }
 
 static void answer_preflight(struct routes *r, struct http_exchange *ex)
@@ -339,12 +374,16 @@ static bool check_post(struct routes *r, struct http_exchange *ex)
         return false;
     }
     const char *type = http_exchange_header(ex, "Content-Type");
-    const struct route_req *rq = http_exchange_data(ex);
+    struct route_req *rq = http_exchange_data(ex);
     if (rq->route == METRICS_ROUTE_EDITS ? !multipart_content_type_is(type) : !is_json_type(type)) {
         reject_body(r, ex, 415, "unsupported_media_type",
                     rq->route == METRICS_ROUTE_EDITS
                         ? "Content-Type must be multipart/form-data (with a boundary)"
                         : "Content-Type must be application/json");
+        return false;
+    }
+    if (!reserve_body(r, rq, (uint64_t)len)) {
+        answer_bodies_busy(r, ex, len);
         return false;
     }
     return true;

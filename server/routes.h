@@ -61,6 +61,7 @@ struct routes_config {
     struct image_store *store;     /* required */
     struct api_limits limits;
     size_t max_body_bytes;
+    size_t max_body_bytes_total;   /* bodies held at once (headers to answer); 0: no limit */
     int watchdog_s;                /* /livez 503 after a stall this long */
     int url_ttl_s;                 /* Cache-Control of /v1/images/… */
     int url_store_images;          /* the store's capacity: a "url" request's n ≤ it */

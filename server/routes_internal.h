@@ -21,6 +21,8 @@ struct routes {
     int n_models;
     atomic_int a1111_model;           /* the model /sdapi/ requests use by default (POST
                                          /sdapi/v1/options sets it) */
+    _Atomic uint64_t body_bytes;      /* Content-Length of the bodies held (reserved at
+                                         the headers, released with the exchange) */
     int64_t created;
 };
 
@@ -37,6 +39,8 @@ struct route_req {
     double queue_ms, total_ms;        /* generations; −1 otherwise */
     uint64_t bytes;                   /* body bytes answered */
     uint64_t answered_ns;             /* when the answer was handed over (0: none) */
+    struct routes *r;                 /* whose body budget … */
+    uint64_t body_reserved;           /* … holds this many bytes for this exchange */
 };
 
 /* Adds the common headers (X-Request-Id, CORS) and answers. */

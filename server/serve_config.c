@@ -77,6 +77,11 @@ static const struct setting settings[] = {
      "on cuda: replay each U-Net call from a recorded CUDA graph (the CPU ignores it)"},
     {"max-body-bytes", "DIFFUSIOND_MAX_BODY_BYTES", SET_BYTES, F(max_body_bytes), 1 * KIB,
      1 * GIB, "8MiB", "largest request body (img2img's base64 images); 413 above it (suffixes KiB, MiB, GiB)"},
+    {"max-body-bytes-total", "DIFFUSIOND_MAX_BODY_BYTES_TOTAL", SET_BYTES,
+     F(max_body_bytes_total), 1 * KIB, 64 * GIB, "256MiB",
+     "request bodies held at once, from their headers until the answer (uploads waiting "
+     "in the queue included); a request past it gets 503 with Retry-After; at least "
+     "--max-body-bytes"},
     {"max-connections", "DIFFUSIOND_MAX_CONNECTIONS", SET_INT, F(max_connections), 1, 1000000,
      "256", "open HTTP connections at most"},
     {"max-connections-per-ip", "DIFFUSIOND_MAX_CONNECTIONS_PER_IP", SET_INT,
@@ -471,6 +476,11 @@ static enum status validate(const struct serve_config *cfg, struct errbuf *err)
             return status_fail(err, STATUS_INVALID_ARGUMENT, "--%s / %s: %d is not a "
                                "multiple of 8", sides[i].flag, sides[i].env, v);
     }
+    if (cfg->max_body_bytes_total < cfg->max_body_bytes)
+        return status_fail(err, STATUS_INVALID_ARGUMENT, "--max-body-bytes-total / "
+                           "DIFFUSIOND_MAX_BODY_BYTES_TOTAL: %lld is below --max-body-bytes "
+                           "(%lld): a largest body could never be taken",
+                           (long long)cfg->max_body_bytes_total, (long long)cfg->max_body_bytes);
     if (cfg->min_side > cfg->max_width || cfg->min_side > cfg->max_height)
         return status_fail(err, STATUS_INVALID_ARGUMENT, "--min-side / DIFFUSIOND_MIN_SIDE: "
                            "%d is above --max-width (%d) or --max-height (%d)", cfg->min_side,

@@ -62,6 +62,7 @@ struct serve_config {
     int lanes;                          /* scheduler_config.lanes */
     /* HTTP limits */
     int64_t max_body_bytes;             /* 413 above it (8 MiB: img2img's images) */
+    int64_t max_body_bytes_total;       /* bodies held at once; 503 past it */
     int max_connections;                /* 256 */
     int max_connections_per_ip;         /* 0: no limit */
     int connection_timeout_s;           /* idle timeout, 30 */

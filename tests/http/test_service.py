@@ -167,11 +167,57 @@ class TestConfiguredLimits(ServerCase):
         self.assertEqual(error_of(self, r, 404)["code"], "model_not_found")
 
 
+class TestBodyBudget(ServerCase):
+    # two 2000-byte bodies held (sent up to their headers) fill a 4000-byte budget
+    ARGS = ["--max-body-bytes", "2048", "--max-body-bytes-total", "4000"]
+
+    def hold(self, length):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        s.sendall((f"POST {GEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {length}\r\n\r\n{{").encode())
+        return s
+
+    def small(self):
+        return self.server.request("POST", GEN, body=json.dumps({"prompt": "a", "steps": 1}),
+                                   headers={"Content-Type": "application/json"})
+
+    def rejected(self):
+        return metric(self.server.metrics(), "diffusiond_rejections_total", reason="body_budget")
+
+    def test_bodies_held_at_once(self):
+        self.assertEqual(self.small().status, 200)
+        held = [self.hold(2000), self.hold(2000)]
+        try:
+            time.sleep(0.3)  # both headers read: 4000 of 4000 bytes reserved
+            r = self.small()  # ~30 bytes: would pass 4000
+            err = error_of(self, r, 503)
+            self.assertEqual(err["code"], "uploads_busy", err)
+            self.assertIn("--max-body-bytes-total", err["message"])
+            self.assertEqual(r.header("Retry-After"), "1")
+            self.assertGreaterEqual(self.rejected(), 1)
+        finally:
+            held[0].close()
+        # the closed connection's reservation comes back
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.small()
+            if r.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(r.status, 200, r.body[:300])
+        held[1].close()
+        # a finished request keeps nothing: many in a row fit the budget
+        for _ in range(5):
+            self.assertEqual(self.small().status, 200)
+
+
 class TestBadSettings(unittest.TestCase):
     def test_bad_flag_names_flag_and_variable(self):
         for args, env, needle in [(["--port", "70000"], {}, "--port"),
                                   ([], {"DIFFUSIOND_MAX_N": "0"}, "DIFFUSIOND_MAX_N"),
                                   (["--batching", "sometimes"], {}, "--batching"),
+                                  (["--max-body-bytes-total", "1MiB"], {},
+                                   "--max-body-bytes-total"),
                                   (["--no-such-flag"], {}, "--no-such-flag")]:
             with self.subTest(args=args, env=env):
                 env2 = {k: v for k, v in os.environ.items() if not k.startswith("DIFFUSIOND_")}
