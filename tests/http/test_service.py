@@ -498,6 +498,36 @@ class TestDisconnectCancels(ServerCase):
         # behind unread bytes (a peek alone sees the bytes and never the end)
         self.check_disconnect(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
 
+    def test_disconnect_while_start_image_decodes(self):
+        # A 12-megapixel start image is decoded in the encoder pool after the body is in;
+        # the client leaves at once, so its job is submitted after it is gone (or the
+        # check of clients sees it first): either way the job is cancelled, nothing
+        # runs for nobody, and the server goes on.
+        import base64
+        import io
+        w, h = 4000, 3000
+        img = Image.linear_gradient("L").resize((w, h)).convert("RGB")
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        steps = self.server.steps_for(20, size=128)
+        body = json.dumps({"prompt": "abandoned", "width": 128, "height": 128, "steps": steps,
+                           "init_images": [base64.b64encode(buf.getvalue()).decode()]}).encode()
+        self.assertLess(len(body), 8 << 20)
+        before = self.cancelled()
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        s.sendall((f"POST /sdapi/v1/img2img HTTP/1.1\r\nHost: x\r\n"
+                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+                  .encode() + body)
+        s.close()
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 15 and self.cancelled() <= before:
+            time.sleep(0.05)
+        self.assertEqual(self.cancelled(), before + 1,
+                         "the job of a client that left during its image's decode")
+        r = self.server.generate({"prompt": "next", "steps": 2})
+        self.assertEqual(r.status, 200)
+        self.assertLess(time.monotonic() - t0, 5.0)
+
     def check_disconnect(self, then):
         before = self.cancelled()
         steps = self.server.steps_for(20, size=128)
