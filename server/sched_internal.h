@@ -26,9 +26,10 @@ struct sched_image {
 
 struct sched_job {
     uint64_t id;
-    struct gen_params p;         /* strings and init_image point at the copies below */
+    struct gen_params p;         /* strings, init_image and init_mask point at the copies below */
     char *prompt, *negative, *request_id;
     uint8_t *init_image;         /* img2img's start image (copy), NULL for txt2img */
+    uint8_t *init_mask;          /* inpainting's mask (copy, width·height bytes), or NULL */
     int steps;                   /* U-Net steps each image runs: p.steps, or for img2img
                                     int(p.steps · p.strength) (sd_img2img_steps) */
     struct job_callbacks cb;

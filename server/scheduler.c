@@ -261,6 +261,7 @@ void sched_job_free(struct sched_job *j)
     free(j->negative);
     free(j->request_id);
     free(j->init_image);
+    free(j->init_mask);
     free(j);
 }
 
@@ -269,6 +270,18 @@ static char *dup_or_null(const char *x, bool *failed)
     if (!x)
         return NULL;
     char *d = strdup(x);
+    *failed |= !d;
+    return d;
+}
+
+/* A copy of bytes[0 … n), or NULL for NULL. */
+static uint8_t *dup_bytes(const uint8_t *bytes, size_t n, bool *failed)
+{
+    if (!bytes)
+        return NULL;
+    uint8_t *d = malloc(n);
+    if (d)
+        memcpy(d, bytes, n);
     *failed |= !d;
     return d;
 }
@@ -284,13 +297,9 @@ static enum status job_new(const struct gen_params *p, const struct job_callback
         j->prompt = dup_or_null(p->prompt, &failed);
         j->negative = dup_or_null(p->negative_prompt, &failed);
         j->request_id = dup_or_null(opt->request_id, &failed);
-        if (p->init_image) {
-            const size_t bytes = (size_t)p->width * (size_t)p->height * 3;
-            j->init_image = malloc(bytes);
-            if (j->init_image)
-                memcpy(j->init_image, p->init_image, bytes);
-            failed |= !j->init_image;
-        }
+        const size_t pixels = (size_t)p->width * (size_t)p->height;
+        j->init_image = dup_bytes(p->init_image, pixels * 3, &failed);
+        j->init_mask = dup_bytes(p->init_mask, pixels, &failed);
         j->images = calloc((size_t)p->n, sizeof *j->images);
         j->out = calloc((size_t)p->n, sizeof *j->out);
         failed |= !j->images || !j->out;
@@ -302,6 +311,7 @@ static enum status job_new(const struct gen_params *p, const struct job_callback
     j->p.prompt = j->prompt;
     j->p.negative_prompt = j->negative;
     j->p.init_image = j->init_image;
+    j->p.init_mask = j->init_mask;
     j->steps = p->init_image ? sd_img2img_steps(p->steps, p->strength) : p->steps;
     j->cb = *cb;
     j->model = opt->model;

@@ -25,7 +25,8 @@
  *
  * Ownership: scheduler_create copies the config (the models, backend and runner are
  * borrowed and must outlive the scheduler).  scheduler_submit copies the params, their
- * strings and an img2img job's init_image; callbacks' user pointers are borrowed until on_complete returns.  The
+ * strings and an img2img job's init_image (and an inpainting job's init_mask, width·height
+ * bytes); callbacks' user pointers are borrowed until on_complete returns.  The
  * images in a job_result belong to on_complete's caller side: the callback may take
  * them (job_result_take_images) — otherwise they are freed when it returns.
  * Thread-safety: submit, cancel, disconnect, stats and drain may be called from any

@@ -40,6 +40,9 @@ struct fake {
     uint64_t launched_cost;       /* the longest launched call since the last wait */
     uint64_t begin_i2i;           /* the clock's advance at an image-to-image begin (its
                                      start image's VAE encode) */
+    const uint8_t *begin_image, *begin_mask; /* the last begin's params … */
+    uint8_t begin_image_last, begin_mask_last; /* … and their last bytes */
+    enum sd_inpaint_fill begin_fill;
     pthread_mutex_t lock;
 };
 
@@ -63,6 +66,12 @@ static enum status fake_begin(void *ctx, int model, const struct gen_params *p, 
     if (p->init_image)
         __atomic_add_fetch(&f->now, f->begin_i2i, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&f->lock);
+    const size_t pixels = (size_t)p->width * (size_t)p->height;
+    f->begin_image = p->init_image;
+    f->begin_mask = p->init_mask;
+    f->begin_image_last = p->init_image ? p->init_image[pixels * 3 - 1] : 0;
+    f->begin_mask_last = p->init_mask ? p->init_mask[pixels - 1] : 0;
+    f->begin_fill = p->inpaint_fill;
     if (f->begins < MAX_JOBS)
         f->begin_seed[f->begins] = req->seed;
     f->begins++;
@@ -744,6 +753,41 @@ START_TEST(test_admission_counts_start_encodes)
 }
 END_TEST
 
+/* The job copies the start image and the mask (width·height bytes) at submit: the
+ * caller's buffers may change or go right after; the fill is kept. */
+START_TEST(test_submit_copies_image_and_mask)
+{
+    struct fake *f = fake_new();
+    struct record *r = record_new(f);
+    struct scheduler *s = make_sched(f, SCHED_MODE_STEP, 8, 8, r);
+    uint8_t *image = malloc(96 * 64 * 3), *mask = malloc(96 * 64);
+    ck_assert(image && mask);
+    memset(image, 11, 96 * 64 * 3);
+    memset(mask, 222, 96 * 64);
+    struct gen_params p = params(1, 4, 7.5, 96, 64);
+    p.init_image = image;
+    p.init_mask = mask;
+    p.inpaint_fill = SD_FILL_LATENT_NOISE;
+    p.strength = 1.0;
+    const uint64_t a = submit(s, r, p, 0, 0);
+    memset(image, 0, 96 * 64 * 3);
+    memset(mask, 0, 96 * 64);
+    poll1(s); /* begun */
+    ck_assert_ptr_nonnull(f->begin_mask);
+    ck_assert_ptr_ne(f->begin_mask, mask);
+    ck_assert_ptr_ne(f->begin_image, image);
+    free(image);
+    free(mask);
+    ck_assert_int_eq(f->begin_image_last, 11);
+    ck_assert_int_eq(f->begin_mask_last, 222);
+    ck_assert_int_eq(f->begin_fill, SD_FILL_LATENT_NOISE);
+    for (int i = 0; i < 8; i++)
+        poll1(s);
+    ck_assert_int_eq(r->status[a], STATUS_OK);
+    teardown(s, f, r);
+}
+END_TEST
+
 START_TEST(test_draining_rejects)
 {
     struct fake *f = fake_new();
@@ -1128,6 +1172,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_admission_queue_full);
     tcase_add_test(tc, test_admission_deadline_and_estimate);
     tcase_add_test(tc, test_admission_counts_start_encodes);
+    tcase_add_test(tc, test_submit_copies_image_and_mask);
     tcase_add_test(tc, test_draining_rejects);
     tcase_add_test(tc, test_request_mode);
     tcase_add_test(tc, test_none_mode);
