@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/base64.h"
+#include "api/image_mask.h"
 #include "api/json_fields.h"
 
 typedef enum status (*txt2img_reader)(const json_t *v, const struct api_limits *lim,
@@ -408,14 +409,16 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
 
 /* --- img2img ------------------------------------------------------------------------ */
 
-static const struct api_img2img_fields FIELDS_I2I = {"init_images", "denoising_strength"};
+static const struct api_img2img_fields FIELDS_I2I = {"init_images", "denoising_strength", "mask",
+                                                     0.0, false};
 
-/* A base64 string (after an optional "data:…," prefix) decoded into *bytes. */
-static enum status init_bytes(const json_t *v, uint8_t **bytes, size_t *n, struct api_error *e)
+/* A base64 string (after an optional "data:…," prefix) decoded into *bytes; field and
+ * `what` name it in errors ("init_images", "the first image"; "mask", "it"). */
+static enum status b64_bytes(const json_t *v, const char *field, const char *want,
+                             const char *what, uint8_t **bytes, size_t *n, struct api_error *e)
 {
-    const char *field = "init_images";
     if (!json_is_string(v))
-        return json_field_wrong_type(e, field, "an array of base64 strings", v);
+        return json_field_wrong_type(e, field, want, v);
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (strncmp(s, "data:", 5) == 0) {
@@ -431,8 +434,8 @@ static enum status init_bytes(const json_t *v, uint8_t **bytes, size_t *n, struc
     if (!base64_decode(s, len, *bytes, n)) {
         free(*bytes);
         *bytes = NULL;
-        return json_field_bad(e, field, "the first image is not valid base64 (standard "
-                                        "alphabet, '=' padding, no line breaks)%s%s", NULL, NULL);
+        return json_field_bad(e, field, "%s is not valid base64 (standard alphabet, '=' "
+                                        "padding, no line breaks)", what, NULL);
     }
     return STATUS_OK;
 }
@@ -450,7 +453,8 @@ static enum status read_init_images(const json_t *root, struct a1111_request *t,
         return json_field_bad(e, "init_images", "must hold at least one image%s%s", NULL, NULL);
     uint8_t *bytes = NULL;
     size_t n = 0;
-    TRY(init_bytes(json_array_get(v, 0), &bytes, &n, e));
+    TRY(b64_bytes(json_array_get(v, 0), "init_images", "an array of base64 strings",
+                  "the first image", &bytes, &n, e));
     TRY(api_img2img_take(bytes, n, &FIELDS_I2I, &t->i2i, e));
     if (json_array_size(v) > 1)
         return openai_image_request_warn(&t->req, "init_images: only the first image is used",
@@ -461,15 +465,12 @@ static enum status read_init_images(const json_t *root, struct a1111_request *t,
 /* The img2img fields this server cannot honour, each at its off value only. */
 static enum status read_img2img_off(const json_t *root, struct api_error *e)
 {
-    static const char *const must_be_null[] = {"mask", "latent_mask"};
-    for (size_t i = 0; i < sizeof must_be_null / sizeof must_be_null[0]; i++) {
-        const json_t *v = json_object_get(root, must_be_null[i]);
-        if (v && !json_is_null(v))
-            return json_field_bad(e, must_be_null[i],
-                                  "inpainting is not supported; leave it out or null%s%s", NULL,
-                                  NULL);
-    }
-    const json_t *v = json_object_get(root, "include_init_images");
+    const json_t *v = json_object_get(root, "latent_mask");
+    if (v && !json_is_null(v))
+        return json_field_bad(e, "latent_mask", "a separate latent mask is not supported; "
+                                                "leave it out or null (mask is read)%s%s",
+                              NULL, NULL);
+    v = json_object_get(root, "include_init_images");
     if (v && !json_is_null(v))
         TRY(must_be_false(v, "include_init_images", "echoing the init images", e));
     v = json_object_get(root, "resize_mode");
@@ -488,6 +489,105 @@ static enum status read_img2img_off(const json_t *root, struct api_error *e)
                                         "is not supported; leave it out or 1%s%s", NULL, NULL);
 }
 
+/* --- inpainting ----------------------------------------------------------------------- */
+
+/* A1111's flags that are ints (inpainting_mask_invert) or bools (inpaint_full_res) in its
+ * API: either form, 0/1 or false/true. */
+static enum status read_flag(const json_t *root, const char *field, bool *out,
+                             struct api_error *e)
+{
+    const json_t *v = json_object_get(root, field);
+    if (!v || json_is_null(v))
+        return STATUS_OK;
+    if (json_is_boolean(v))
+        return json_field_bool(v, field, out, e);
+    json_int_t x = 0;
+    if (!json_is_number(v))
+        return json_field_wrong_type(e, field, "0, 1, false or true", v);
+    TRY(json_field_int(v, field, 0, 1, &x, e));
+    *out = x != 0;
+    return STATUS_OK;
+}
+
+/* An integer field in [lo, hi] into *out when present. */
+static enum status read_int(const json_t *root, const char *field, json_int_t lo, json_int_t hi,
+                            int *out, bool *given, struct api_error *e)
+{
+    const json_t *v = json_object_get(root, field);
+    if (!v || json_is_null(v))
+        return STATUS_OK;
+    json_int_t x = 0;
+    TRY(json_field_int(v, field, lo, hi, &x, e));
+    *out = (int)x;
+    if (given)
+        *given = true;
+    return STATUS_OK;
+}
+
+/* mask_blur sets both radii; mask_blur_x / _y alone set theirs (A1111's processing
+ * object: its mask_blur setter writes both), and beside mask_blur must equal it. */
+static enum status read_mask_blur(const json_t *root, struct api_inpaint *in, struct api_error *e)
+{
+    const json_int_t max = (json_int_t)IMAGE_MASK_BLUR_MAX;
+    int blur = API_INPAINT_DEFAULT_BLUR;
+    bool has_blur = false, has_x = false, has_y = false;
+    in->blur_x = in->blur_y = API_INPAINT_DEFAULT_BLUR;
+    TRY(read_int(root, "mask_blur", 0, max, &blur, &has_blur, e));
+    TRY(read_int(root, "mask_blur_x", 0, max, &in->blur_x, &has_x, e));
+    TRY(read_int(root, "mask_blur_y", 0, max, &in->blur_y, &has_y, e));
+    if (!has_blur)
+        return STATUS_OK;
+    const char *differs = has_x && in->blur_x != blur ? "mask_blur_x"
+                          : has_y && in->blur_y != blur ? "mask_blur_y" : NULL;
+    if (differs)
+        return json_field_bad(e, differs, "differs from mask_blur, which sets both radii; leave "
+                                          "it out or give it the same value%s%s", NULL, NULL);
+    in->blur_x = in->blur_y = blur;
+    return STATUS_OK;
+}
+
+/* inpainting_fill: A1111's 0 fill, 1 original, 2 latent noise, 3 latent nothing. */
+static enum status read_fill(const json_t *root, struct api_inpaint *in, struct api_error *e)
+{
+    static const enum api_inpaint_fill FILLS[4] = {API_FILL_FILL, API_FILL_ORIGINAL,
+                                                   API_FILL_LATENT_NOISE,
+                                                   API_FILL_LATENT_NOTHING};
+    int fill = 0;
+    TRY(read_int(root, "inpainting_fill", 0, 3, &fill, NULL, e));
+    in->fill = FILLS[fill];
+    return STATUS_OK;
+}
+
+static enum status read_mask(const json_t *root, struct a1111_request *t, struct api_error *e)
+{
+    const json_t *v = json_object_get(root, "mask");
+    if (!v || json_is_null(v))
+        return STATUS_OK;
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    TRY(b64_bytes(v, "mask", "a base64 string", "it", &bytes, &n, e));
+    return api_inpaint_take(bytes, n, API_MASK_A1111, "mask", &t->i2i.inpaint, e);
+}
+
+/* The inpainting fields: read (and checked) with or without a mask; they act with one. */
+static enum status read_inpaint(const json_t *root, struct a1111_request *t, struct api_error *e)
+{
+    struct api_inpaint *in = &t->i2i.inpaint;
+    TRY(read_fill(root, in, e));
+    TRY(read_flag(root, "inpainting_mask_invert", &in->invert, e));
+    TRY(read_mask_blur(root, in, e));
+    t->inpaint_full_res = true;
+    TRY(read_flag(root, "inpaint_full_res", &t->inpaint_full_res, e));
+    TRY(read_int(root, "inpaint_full_res_padding", 0, INT_MAX, &t->inpaint_full_res_padding,
+                 NULL, e));
+    TRY(read_mask(root, t, e));
+    if (!api_inpaint_has_mask(in) || !t->inpaint_full_res)
+        return STATUS_OK;
+    return openai_image_request_warn(&t->req, "inpaint_full_res: only whole-picture inpainting "
+                                              "is supported; the mask's area was inpainted in "
+                                              "place", e);
+}
+
 /* img2img's own fields, after txt2img's. */
 static enum status read_img2img(const json_t *root, const struct api_limits *limits,
                                 struct a1111_request *t, struct api_error *e)
@@ -495,6 +595,7 @@ static enum status read_img2img(const json_t *root, const struct api_limits *lim
     TRY(api_img2img_read_strength(root, &FIELDS_I2I, &t->i2i, e));
     TRY(read_img2img_off(root, e));
     TRY(read_init_images(root, t, e));
+    TRY(read_inpaint(root, t, e));
     return api_img2img_default_size(limits, &FIELDS_I2I, &t->i2i, &t->req, e);
 }
 

@@ -57,7 +57,10 @@ struct a1111_request {
     int batch_size, n_iter;
     bool send_images;
     struct api_img2img i2i;          /* img2img: init_images[0] and denoising_strength
-                                        (i2i.init.rgb NULL for txt2img) */
+                                        (i2i.init.rgb NULL for txt2img); the mask and its
+                                        options in i2i.inpaint */
+    bool inpaint_full_res;           /* img2img: as sent (read, echoed, not acted on) */
+    int inpaint_full_res_padding;
 };
 
 /* Stage 1: body[0 … len) → t (zeroed first).  On failure e is filled and t holds
@@ -79,17 +82,34 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
  *                      the image is resized to width × height (Pillow's Lanczos, A1111's
  *                      "Just resize")
  *   resize_mode        0 ("Just resize") only
- * Accepted at their off value only: mask null, include_init_images false,
- * initial_noise_multiplier 1, latent_mask null.  Ignored (they act only with a mask or
- * an instruct-pix2pix model): inpainting_fill, inpaint_full_res,
- * inpaint_full_res_padding, inpainting_mask_invert, mask_blur, mask_blur_x/y,
+ *   mask               inpainting (api/inpaint.h): a base64 PNG, JPEG or WebP (data: prefix
+ *                      allowed, the start image's limits), any size (resized with the
+ *                      image); its luma is the mask, white repaints (an RGBA image with
+ *                      some transparency: its alpha > 128 — A1111's create_binary_mask)
+ *   inpainting_mask_invert  0 (default) or 1 (false/true too): 1 repaints the black area
+ *   mask_blur          integer in [0, 1000], default 4: Pillow's GaussianBlur radius,
+ *                      applied at the mask's own size after the inversion, before the
+ *                      resize; mask_blur_x / mask_blur_y set one axis each when mask_blur
+ *                      is absent, and beside it must equal it (else a 400 naming them)
+ *   inpainting_fill    0 (default) fill: the repainted area of the resized start image
+ *                      first replaced by a push-pull fill of its surroundings
+ *                      (api/image_fill.h; not A1111's blur layers), 1 original, 2 latent
+ *                      noise, 3 latent nothing (models/pipeline.h's SD_FILL_*)
+ *   inpaint_full_res   boolean (0/1 too), default true: A1111's "only masked" crop is not
+ *                      done — the whole picture is inpainted, with a warning when true
+ *                      and a mask is given; inpaint_full_res_padding (integer ≥ 0) read
+ *                      and ignored
+ * Without a mask the inpainting fields are checked and have no effect.
+ * Accepted at their off value only: include_init_images false, initial_noise_multiplier
+ * 1, latent_mask null.  Ignored (it acts only with an instruct-pix2pix model):
  * image_cfg_scale. */
 enum status a1111_img2img_parse(const char *body, size_t len, const struct api_limits *limits,
                                 struct a1111_request *t, struct api_error *e);
 
-/* Stage 3 of img2img, after openai_images_resolve: resizes the init image to the
- * resolved params' size and points params.init_image and params.strength at it; a
- * strength that runs no step at the resolved steps is a 400 naming denoising_strength.
+/* Stage 3 of img2img, after openai_images_resolve: resizes the init image (and the
+ * mask) to the resolved params' size and points params.init_image, params.strength (and
+ * init_mask, inpaint_fill) at them; a strength that runs no step at the resolved steps
+ * is a 400 naming denoising_strength, a mask corrupt past its header one naming mask.
  * A txt2img request: nothing to do. */
 enum status a1111_img2img_finish(struct a1111_request *t, struct api_error *e);
 

@@ -156,14 +156,52 @@ char *a1111_error_body(const struct api_error *e, size_t *len)
 
 /* --- txt2img --------------------------------------------------------------------------- */
 
-/* img2img's keys (A1111's denoising_strength, resize_mode) added to obj; obj is
- * returned (NULL stays NULL). */
-static json_t *with_img2img(json_t *obj, const struct gen_params *p, bool resize_mode)
+/* A1111's inpainting_fill number of ours. */
+static int a1111_fill(enum api_inpaint_fill f)
 {
+    switch (f) {
+    case API_FILL_FILL: return 0;
+    case API_FILL_LATENT_NOISE: return 2;
+    case API_FILL_LATENT_NOTHING: return 3;
+    case API_FILL_ORIGINAL:
+    case API_FILL_COUNT_:
+    default: return 1;
+    }
+}
+
+/* The inpainting fields of the request as A1111's parameters echo them (its mask
+ * nulled, as A1111 nulls it). */
+static json_t *inpaint_params(const struct a1111_request *t)
+{
+    const struct api_inpaint *in = &t->i2i.inpaint;
+    json_t *blur = in->blur_x == in->blur_y ? json_integer(in->blur_x) : json_null();
+    return json_pack("{s:n, s:o, s:i, s:i, s:i, s:b, s:i, s:i, s:n}", "mask", "mask_blur", blur,
+                     "mask_blur_x", in->blur_x, "mask_blur_y", in->blur_y, "inpainting_fill",
+                     a1111_fill(in->fill), "inpaint_full_res", t->inpaint_full_res,
+                     "inpaint_full_res_padding", t->inpaint_full_res_padding,
+                     "inpainting_mask_invert", in->invert ? 1 : 0, "latent_mask");
+}
+
+/* img2img's keys added to obj: A1111's denoising_strength, and in parameters
+ * resize_mode and the inpainting fields, in info "Mask blur" among the
+ * extra_generation_params; obj is returned (NULL stays NULL). */
+static json_t *with_img2img(json_t *obj, const struct a1111_request *t, bool parameters)
+{
+    const struct gen_params *p = &t->req.params;
     if (!obj || !p->init_image)
         return obj;
-    if (json_object_set_new(obj, "denoising_strength", json_real(p->strength)) != 0 ||
-        (resize_mode && json_object_set_new(obj, "resize_mode", json_integer(0)) != 0)) {
+    bool failed = json_object_set_new(obj, "denoising_strength", json_real(p->strength)) != 0;
+    if (parameters) {
+        json_t *inpaint = inpaint_params(t);
+        failed |= json_object_set_new(obj, "resize_mode", json_integer(0)) != 0;
+        failed |= !inpaint || json_object_update(obj, inpaint) != 0;
+        json_decref(inpaint);
+    }
+    const int blur = api_inpaint_mask_blur(&t->i2i.inpaint);
+    if (!parameters && blur > 0)
+        failed |= json_object_set_new(json_object_get(obj, "extra_generation_params"),
+                                      "Mask blur", json_integer(blur)) != 0;
+    if (failed) {
         json_decref(obj);
         return NULL;
     }
@@ -185,7 +223,7 @@ static json_t *parameters(const struct a1111_txt2img_response *r)
                      "height", r->height, "eta", p->eta, "send_images", t->send_images,
                      "override_settings", "sd_model_checkpoint", utf8_string(r->model_name),
                      "CLIP_stop_at_last_layers", p->clip_skip + 1),
-                        p, true);
+                        t, true);
 }
 
 /* n copies of s. */
@@ -212,7 +250,8 @@ static json_t *infotexts(const struct a1111_txt2img_response *r)
     for (int i = 0; a && i < r->n_images; i++) {
         const struct sd_image img = {.width = r->width, .height = r->height,
                                      .seed = r->images[i].seed};
-        const struct image_meta meta = image_meta_for(p, r->model_name, &img);
+        struct image_meta meta = image_meta_for(p, r->model_name, &img);
+        meta.mask_blur = api_inpaint_mask_blur(&r->t->i2i.inpaint);
         const size_t need = image_parameters_format(&meta, NULL, 0);
         char *text = malloc(need + 1);
         if (!text) {
@@ -256,7 +295,7 @@ static json_t *info(const struct a1111_txt2img_response *r)
         "Schedule type", SCHEDULERS[p->scheduler].label, "index_of_first_image", 0,
         "infotexts", infotexts(r), "styles", "job_timestamp", stamp, "clip_skip",
         p->clip_skip + 1, "version", VERSION_NAME),
-        p, false);
+        t, false);
 }
 
 struct txt2img_body {

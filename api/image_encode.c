@@ -31,12 +31,14 @@ struct image_meta image_meta_for(const struct gen_params *p, const char *model_n
 size_t image_parameters_format(const struct image_meta *m, char *buf, size_t cap)
 {
     const char *neg = m->negative_prompt ? m->negative_prompt : "";
-    char skip[80] = "";
+    char skip[120] = "";
     int at = 0;
     if (m->denoising_strength > 0)
         at = snprintf(skip, sizeof skip, ", Denoising strength: %g", m->denoising_strength);
     if (m->clip_skip > 1 && at >= 0 && (size_t)at < sizeof skip)
-        snprintf(skip + at, sizeof skip - (size_t)at, ", Clip skip: %d", m->clip_skip);
+        at += snprintf(skip + at, sizeof skip - (size_t)at, ", Clip skip: %d", m->clip_skip);
+    if (m->mask_blur > 0 && at >= 0 && (size_t)at < sizeof skip)
+        snprintf(skip + at, sizeof skip - (size_t)at, ", Mask blur: %d", m->mask_blur);
     int n = snprintf(buf, cap,
                      "%s\n%s%s%sSteps: %d, Sampler: %s, CFG scale: %g, Seed: %" PRIu64
                      ", Size: %dx%d, Model: %s%s",

@@ -9,8 +9,9 @@
  *     <prompt>
  *     Negative prompt: <negative prompt>            (line left out when empty)
  *     Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 512x512,
- *     Model: v1-5-pruned, Denoising strength: 0.75, Clip skip: 2
- *                     (one line; Denoising strength for img2img, Clip skip when > 1)
+ *     Model: v1-5-pruned, Denoising strength: 0.75, Clip skip: 2, Mask blur: 4
+ *                     (one line; Denoising strength for img2img, Clip skip when > 1,
+ *                     Mask blur for an A1111 inpainting request with a blur)
  * tEXt is Latin-1 by the PNG spec; like A1111 the text is written as UTF-8 bytes.
  * JPEG: 4:2:0 chroma subsampling at quality < 90, 4:4:4 at ≥ 90, quality 1…100.
  * WebP: quality 0…99 lossy (libwebp's quality factor, method 2, YUV 4:2:0); 100
@@ -48,6 +49,8 @@ struct image_meta {
     const char *model;
     int clip_skip;       /* A1111's "Clip skip" (1 = last layer); written when > 1 */
     double denoising_strength; /* img2img's strength, written when > 0 (txt2img: 0) */
+    int mask_blur;       /* A1111's "Mask blur", written when > 0 (image_meta_for: 0; the
+                            caller sets it: api_inpaint_mask_blur) */
 };
 
 enum image_format { IMAGE_PNG = 0, IMAGE_JPEG, IMAGE_WEBP };

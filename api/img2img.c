@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "api/image_mask.h"
 #include "api/json_fields.h"
 
 bool api_img2img_has_image(const struct api_img2img *i2i)
@@ -37,10 +38,12 @@ enum status api_img2img_read_strength(const json_t *root, const struct api_img2i
                                       struct api_img2img *i2i, struct api_error *e)
 {
     i2i->strength = API_IMG2IMG_DEFAULT_STRENGTH;
+    i2i->strength_given = false;
     const json_t *v = json_object_get(root, fields->strength);
     if (!v || json_is_null(v))
         return STATUS_OK;
     TRY(json_field_number(v, fields->strength, 0.0, 1.0, &i2i->strength, e));
+    i2i->strength_given = true;
     return i2i->strength > 0.0 ? STATUS_OK
                                : json_field_bad(e, fields->strength,
                                                 "must be above 0 (0 would change nothing)%s%s",
@@ -77,12 +80,41 @@ enum status api_img2img_default_size(const struct api_limits *lim,
     return openai_image_request_warn(req, msg, e);
 }
 
+/* The start image decoded into i2i->init; with the route's mask_from_image_alpha and no
+ * mask given, its alpha read too, and made the mask when a pixel is fully transparent. */
+static enum status decode_start(const struct api_img2img_fields *fields,
+                                struct api_img2img *i2i, struct api_error *e)
+{
+    struct errbuf err;
+    if (!fields->mask_from_image_alpha || api_inpaint_has_mask(&i2i->inpaint)) {
+        const enum status s = image_decode(i2i->bytes, i2i->len, API_IMG2IMG_MAX_SIDE,
+                                           API_IMG2IMG_MAX_PIXELS, &i2i->init, &err);
+        return s == STATUS_OK ? STATUS_OK : image_error(s, &err, fields, e);
+    }
+    struct image_rgba8 rgba;
+    enum status s = image_decode_rgba(i2i->bytes, i2i->len, API_IMG2IMG_MAX_SIDE,
+                                      API_IMG2IMG_MAX_PIXELS, &rgba, &err);
+    if (s == STATUS_OK)
+        s = image_rgba8_flatten(&rgba, &i2i->init, &err);
+    if (s != STATUS_OK) {
+        image_rgba8_free(&rgba);
+        return image_error(s, &err, fields, e);
+    }
+    if (image_mask_any_transparent(&rgba))
+        s = api_inpaint_from_alpha(&rgba, fields->mask, &i2i->inpaint, e);
+    image_rgba8_free(&rgba);
+    return s;
+}
+
 enum status api_img2img_finish(const struct api_img2img_fields *fields, struct api_img2img *i2i,
                                struct openai_image_request *req, struct api_error *e)
 {
     if (!api_img2img_has_image(i2i))
         return STATUS_OK;
     struct gen_params *p = &req->params;
+    TRY(decode_start(fields, i2i, e));
+    if (api_inpaint_has_mask(&i2i->inpaint) && !i2i->strength_given && fields->mask_strength > 0)
+        i2i->strength = fields->mask_strength;
     if (sd_img2img_steps(p->steps, i2i->strength) < 1) {
         char msg[200];
         snprintf(msg, sizeof msg, "%g of %d steps runs no step: int(steps x %s) must be at "
@@ -90,18 +122,14 @@ enum status api_img2img_finish(const struct api_img2img_fields *fields, struct a
         return json_field_bad(e, fields->strength, "%s%s", msg, NULL);
     }
     struct errbuf err;
-    enum status s = image_decode(i2i->bytes, i2i->len, API_IMG2IMG_MAX_SIDE,
-                                 API_IMG2IMG_MAX_PIXELS, &i2i->init, &err);
-    if (s != STATUS_OK)
-        return image_error(s, &err, fields, e);
-    s = image_resize(&i2i->init, p->width, p->height, &i2i->resized, &err);
+    const enum status s = image_resize(&i2i->init, p->width, p->height, &i2i->resized, &err);
     if (s == STATUS_OUT_OF_MEMORY)
         return json_field_oom(e, fields->image);
     if (s != STATUS_OK)
         return json_field_bad(e, fields->image, "resizing: %s%s", err.msg, NULL);
     p->init_image = i2i->resized.rgb;
     p->strength = i2i->strength;
-    return STATUS_OK;
+    return api_inpaint_finish(fields->mask, &i2i->inpaint, &i2i->resized, p, e);
 }
 
 void api_img2img_free(struct api_img2img *i2i)
@@ -111,5 +139,6 @@ void api_img2img_free(struct api_img2img *i2i)
     free(i2i->bytes);
     image_rgb8_free(&i2i->init);
     image_rgb8_free(&i2i->resized);
+    api_inpaint_free(&i2i->inpaint);
     *i2i = (struct api_img2img){0};
 }

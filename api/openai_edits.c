@@ -10,7 +10,9 @@
 
 #define FIELD_NAME_MAX 64
 
-static const struct api_img2img_fields FIELDS_I2I = {"image", "strength"};
+/* With a mask the strength's default is 1 (diffusers' inpainting: the masked area
+ * repainted from noise); an image with transparent pixels and no mask carries its own. */
+static const struct api_img2img_fields FIELDS_I2I = {"image", "strength", "mask", 1.0, true};
 
 /* The text fields whose JSON type is not a string (read as JSON scalars). */
 static bool scalar_field(const char *name)
@@ -44,10 +46,16 @@ static json_t *text_value(const char *name, const struct multipart_part *p)
     return json_stringn((const char *)p->data, p->len);
 }
 
-/* The text parts into root; the image parts counted (*first: the first one). */
+/* The file parts read apart from the text fields. */
+struct file_parts {
+    const struct multipart_part *image; /* the first image part */
+    int n_images;
+    const struct multipart_part *mask;
+};
+
+/* The text parts into root; the image parts counted, the mask kept. */
 static enum status read_parts(const struct multipart_form *form, json_t *root,
-                              const struct multipart_part **first, int *n_images,
-                              struct api_error *e)
+                              struct file_parts *files, struct api_error *e)
 {
     for (int i = 0; i < form->n; i++) {
         const struct multipart_part *p = &form->parts[i];
@@ -57,14 +65,17 @@ static enum status read_parts(const struct multipart_form *form, json_t *root,
         memcpy(name, p->name, p->name_len);
         name[p->name_len] = '\0';
         if (is_image_part(name)) {
-            if (!*first)
-                *first = p;
-            ++*n_images;
+            if (!files->image)
+                files->image = p;
+            files->n_images++;
             continue;
         }
-        if (strcmp(name, "mask") == 0)
-            return json_field_bad(e, "mask", "inpainting is not supported; send no mask%s%s",
-                                  NULL, NULL);
+        if (strcmp(name, "mask") == 0) {
+            if (files->mask)
+                return json_field_bad(e, "mask", "sent twice%s%s", NULL, NULL);
+            files->mask = p;
+            continue;
+        }
         if (json_object_get(root, name))
             return json_field_bad(e, name, "sent twice%s%s", NULL, NULL);
         if (p->filename)
@@ -78,15 +89,34 @@ static enum status read_parts(const struct multipart_form *form, json_t *root,
     return STATUS_OK;
 }
 
-/* A copy of the image part, kept for api_img2img_finish (the body is the caller's). */
-static enum status take_image(const struct multipart_part *image, struct api_img2img *i2i,
+/* A copy of a file part (the body is the caller's); NULL when out of memory. */
+static uint8_t *part_copy(const struct multipart_part *p)
+{
+    uint8_t *copy = malloc(p->len ? p->len : 1);
+    if (copy)
+        memcpy(copy, p->data, p->len);
+    return copy;
+}
+
+/* The image part and the mask part (if any), kept for api_img2img_finish. */
+static enum status take_files(const struct file_parts *files, struct api_img2img *i2i,
                               struct api_error *e)
 {
-    uint8_t *copy = malloc(image->len ? image->len : 1);
+    uint8_t *copy = part_copy(files->image);
     if (!copy)
         return json_field_oom(e, "image");
-    memcpy(copy, image->data, image->len);
-    return api_img2img_take(copy, image->len, &FIELDS_I2I, i2i, e);
+    TRY(api_img2img_take(copy, files->image->len, &FIELDS_I2I, i2i, e));
+    if (!files->mask)
+        return STATUS_OK;
+    if (!(copy = part_copy(files->mask)))
+        return json_field_oom(e, "mask");
+    TRY(api_inpaint_take(copy, files->mask->len, API_MASK_ALPHA, "mask", &i2i->inpaint, e));
+    if (i2i->inpaint.width == i2i->width && i2i->inpaint.height == i2i->height)
+        return STATUS_OK;
+    char msg[160];
+    snprintf(msg, sizeof msg, "a %dx%d mask for a %dx%d image: it must have the image's size",
+             i2i->inpaint.width, i2i->inpaint.height, i2i->width, i2i->height);
+    return json_field_bad(e, "mask", "%s%s", msg, NULL);
 }
 
 /* The parts, read into r. */
@@ -96,20 +126,19 @@ static enum status read_form(const struct multipart_form *form, const struct api
     json_t *root = json_object();
     if (!root)
         return json_field_oom(e, "the form");
-    const struct multipart_part *image = NULL;
-    int n_images = 0;
-    enum status s = read_parts(form, root, &image, &n_images, e);
+    struct file_parts files = {NULL, 0, NULL};
+    enum status s = read_parts(form, root, &files, e);
     if (s == STATUS_OK)
         s = openai_images_parse_object(root, limits, &r->req, e);
     if (s == STATUS_OK)
         s = api_img2img_read_strength(root, &FIELDS_I2I, &r->i2i, e);
     json_decref(root);
-    if (s == STATUS_OK && !image)
+    if (s == STATUS_OK && !files.image)
         s = json_field_bad(e, "image", "is required: a PNG, JPEG or WebP file part%s%s", NULL,
                            NULL);
     if (s == STATUS_OK)
-        s = take_image(image, &r->i2i, e);
-    if (s == STATUS_OK && n_images > 1)
+        s = take_files(&files, &r->i2i, e);
+    if (s == STATUS_OK && files.n_images > 1)
         s = openai_image_request_warn(&r->req, "image: only the first image is used", e);
     if (s == STATUS_OK)
         s = api_img2img_default_size(limits, &FIELDS_I2I, &r->i2i, &r->req, e);

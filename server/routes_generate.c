@@ -132,7 +132,9 @@ static enum status encode_images(struct gen_job *j, uint8_t **data, size_t *lens
     const struct routes *r = j->r;
     for (int i = 0; i < j->n_images; i++) {
         const struct sd_image *im = &j->images[i];
-        const struct image_meta meta = image_meta_for(p, r->names[j->model], im);
+        struct image_meta meta = image_meta_for(p, r->names[j->model], im);
+        meta.mask_blur = api_inpaint_mask_blur(j->a1111 ? &j->t.i2i.inpaint
+                                                        : &j->edit.i2i.inpaint);
         TRY(image_encode(j->req->output_format, im->rgb, im->width, im->height, j->req->quality,
                          &meta, &data[i], &lens[i], err));
     }

@@ -7,9 +7,15 @@
  * sampler names split, seed -1 random, batch_size × n_iter images, clip skip and model
  * from override_settings, unknown override keys warned), the "off" values of the
  * features this server has not accepted, what webuiapi sends by default accepted.
+ * Inpainting (img2img's mask): bad masks and fields refused by name at their stage; a
+ * mask of another size resized with the image, blurred (soft edge) or not (as sent),
+ * inverted, its alpha read when it is an RGBA image with transparency; the fills mapped
+ * (0 changes only the start image's pixels under the mask); the fields without a mask
+ * change nothing; inpaint_full_res warned about.
  * Responses: txt2img's body parsed back (images decoded, parameters, info as a JSON
  * string with seeds and infotexts, send_images false), the lists (every sampler and
- * scheduler name parses back to ours), options, progress and the error body.
+ * scheduler name parses back to ours), options, progress and the error body;
+ * img2img's inpainting fields echoed and "Mask blur" in info and the infotext.
  * Built only with DIFFUSIOND_SERVER=ON (tests/CMakeLists.txt). */
 #include <jansson.h>
 #include <stdio.h>
@@ -21,6 +27,7 @@
 #include "api/base64.h"
 #include "api/image_encode.h"
 #include "tests/testutil.h"
+#include "tests/testutil_png.h"
 
 static struct sd_model *g_model; /* sd1-tiny: 64x64 native */
 
@@ -493,7 +500,7 @@ static enum status img2img_run(const char *body, const struct api_limits *lim,
 }
 
 static const struct {
-    const char *fmt; /* %s: the base64 of a 72×80 PNG (a body without one ignores it) */
+    const char *fmt; /* each %s: the base64 of a 72×80 PNG (a body without one ignores it) */
     enum i2i_stage stage;
     const char *param;
 } BAD_I2I[] = {
@@ -511,7 +518,30 @@ static const struct {
     {"{\"init_images\":[\"%s\"],\"denoising_strength\":0.1,\"steps\":8}", I2I_FINISH,
      "denoising_strength"},
     {"{\"init_images\":[\"%s\"],\"resize_mode\":1}", I2I_PARSE, "resize_mode"},
-    {"{\"init_images\":[\"%s\"],\"mask\":\"%s\"}", I2I_PARSE, "mask"},
+    {"{\"init_images\":[\"%s\"],\"mask\":\"not base64!\"}", I2I_PARSE, "mask"},
+    {"{\"init_images\":[\"%s\"],\"mask\":\"aGVsbG8gd29ybGQh\"}", I2I_PARSE, "mask"},
+    {"{\"init_images\":[\"%s\"],\"mask\":[\"%s\"]}", I2I_PARSE, "mask"},
+    {"{\"init_images\":[\"%s\"],\"mask\":\"data:image/png;base64%s\"}", I2I_PARSE, "mask"},
+    /* the mask's header whole, its pixels cut: refused where it is decoded */
+    {"{\"init_images\":[\"%s\"],\"mask\":\"%.64s\"}", I2I_FINISH, "mask"},
+    {"{\"init_images\":[\"%s\"],\"latent_mask\":\"%s\"}", I2I_PARSE, "latent_mask"},
+    {"{\"init_images\":[\"%s\"],\"mask_blur\":-1}", I2I_PARSE, "mask_blur"},
+    {"{\"init_images\":[\"%s\"],\"mask_blur\":2.5}", I2I_PARSE, "mask_blur"},
+    {"{\"init_images\":[\"%s\"],\"mask_blur\":1001}", I2I_PARSE, "mask_blur"},
+    {"{\"init_images\":[\"%s\"],\"mask_blur\":4,\"mask_blur_x\":8}", I2I_PARSE,
+     "mask_blur_x"},
+    {"{\"init_images\":[\"%s\"],\"mask_blur\":4,\"mask_blur_y\":0}", I2I_PARSE,
+     "mask_blur_y"},
+    {"{\"init_images\":[\"%s\"],\"mask_blur_y\":\"4\"}", I2I_PARSE, "mask_blur_y"},
+    {"{\"init_images\":[\"%s\"],\"inpainting_fill\":4}", I2I_PARSE, "inpainting_fill"},
+    {"{\"init_images\":[\"%s\"],\"inpainting_fill\":\"fill\"}", I2I_PARSE,
+     "inpainting_fill"},
+    {"{\"init_images\":[\"%s\"],\"inpainting_mask_invert\":2}", I2I_PARSE,
+     "inpainting_mask_invert"},
+    {"{\"init_images\":[\"%s\"],\"inpaint_full_res\":\"yes\"}", I2I_PARSE,
+     "inpaint_full_res"},
+    {"{\"init_images\":[\"%s\"],\"inpaint_full_res_padding\":-1}", I2I_PARSE,
+     "inpaint_full_res_padding"},
     {"{\"init_images\":[\"%s\"],\"include_init_images\":true}", I2I_PARSE,
      "include_init_images"},
     {"{\"init_images\":[\"%s\"],\"initial_noise_multiplier\":0.5}", I2I_PARSE,
@@ -526,16 +556,13 @@ static const struct {
 START_TEST(test_img2img_malformed)
 {
     ck_assert_ptr_nonnull(g_model);
-    char *body;
-    if (!strstr(BAD_I2I[_i].fmt, "\"mask\"")) {
-        body = img2img_body(BAD_I2I[_i].fmt, 72, 80);
-    } else { /* the image twice */
-        char *b64 = png_b64(72, 80);
-        const size_t cap = strlen(BAD_I2I[_i].fmt) + 2 * strlen(b64) + 1;
-        body = malloc(cap);
-        snprintf(body, cap, BAD_I2I[_i].fmt, b64, b64);
-        free(b64);
-    }
+    /* every conversion of fmt gets the image (a mask row's second: the image as a mask) */
+    char *b64 = png_b64(72, 80);
+    const size_t cap = strlen(BAD_I2I[_i].fmt) + 2 * strlen(b64) + 1;
+    char *body = malloc(cap);
+    ck_assert_ptr_nonnull(body);
+    snprintf(body, cap, BAD_I2I[_i].fmt, b64, b64);
+    free(b64);
     struct a1111_request t;
     struct api_error e;
     enum i2i_stage stage;
@@ -630,6 +657,213 @@ START_TEST(test_img2img_limits)
 }
 END_TEST
 
+/* --- inpainting --------------------------------------------------------------------- */
+
+/* A w×h gray mask, white (repaint) left of x = edge, black right of it. */
+static char *mask_b64(int w, int h, int edge)
+{
+    uint8_t *px = malloc((size_t)w * (size_t)h);
+    ck_assert_ptr_nonnull(px);
+    for (int i = 0; i < w * h; i++)
+        px[i] = i % w < edge ? 255 : 0;
+    char *b64 = test_png_base64(px, w, h, 1);
+    free(px);
+    return b64;
+}
+
+/* body = fmt (one %s: a 72×80 image, the next: mask_b64) run through finish. */
+static enum status inpaint_run(const char *fmt, const char *mask, struct a1111_request *t,
+                               struct api_error *e)
+{
+    char *image = png_b64(72, 80);
+    const size_t cap = strlen(fmt) + strlen(image) + strlen(mask) + 1;
+    char *body = malloc(cap);
+    ck_assert_ptr_nonnull(body);
+    snprintf(body, cap, fmt, image, mask);
+    free(image);
+    enum i2i_stage stage;
+    const enum status s = img2img_run(body, NULL, t, e, &stage);
+    free(body);
+    return s;
+}
+
+/* A mask of another size than the image: resized with it (A1111's), blurred by 4 by
+ * default (soft edge), the fill (0) applied to the start image under it only, a warning
+ * for inpaint_full_res (true by default); the strength's default stays A1111's. */
+START_TEST(test_img2img_mask_applied)
+{
+    char *mask = mask_b64(36, 40, 18);
+    struct a1111_request t;
+    struct api_error e;
+    ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"data:image/png;base64,%s\","
+                              "\"steps\":10}", mask, &t, &e) == STATUS_OK, "%s", e.message);
+    const struct gen_params *p = &t.req.params;
+    ck_assert_int_eq(p->width, 72);
+    ck_assert_int_eq(p->height, 80);
+    ck_assert_ptr_nonnull(p->init_mask);
+    ck_assert_ptr_eq(p->init_mask, t.i2i.inpaint.resized.v);
+    ck_assert_int_eq(t.i2i.inpaint.resized.width, 72);
+    ck_assert_int_eq(t.i2i.inpaint.resized.height, 80);
+    ck_assert_int_eq(p->inpaint_fill, SD_FILL_ORIGINAL);
+    ck_assert_double_eq(p->strength, 0.75);
+    const uint8_t *row = p->init_mask + 40 * 72;
+    ck_assert_int_eq(row[0], 255);
+    ck_assert_int_eq(row[71], 0);
+    int soft = 0;
+    for (int x = 0; x < 72; x++)
+        soft += row[x] > 0 && row[x] < 255;
+    ck_assert_int_ge(soft, 8); /* blur 4 at 36 wide, doubled by the resize */
+    /* fill 0: only the pixels to repaint changed (image = request size: resize copies) */
+    int changed = 0;
+    for (int i = 0; i < 72 * 80; i++) {
+        const bool same = memcmp(t.i2i.resized.rgb + 3 * i, t.i2i.init.rgb + 3 * i, 3) == 0;
+        if (p->init_mask[i] < 128)
+            ck_assert_msg(same, "pixel %d (mask %d) changed", i, p->init_mask[i]);
+        changed += !same;
+    }
+    ck_assert_int_gt(changed, 72 * 80 / 4);
+    ck_assert_int_eq(t.req.n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "inpaint_full_res"));
+    a1111_request_free(&t);
+    free(mask);
+}
+END_TEST
+
+/* At the image's size with no blur the mask arrives as sent; inverted, its complement;
+ * mask_blur_x alone blurs along x only; inpainting_fill 1-3 map to the pipeline's fills
+ * and leave the start image as it is. */
+START_TEST(test_img2img_mask_invert_blur_fill)
+{
+    char *mask = mask_b64(72, 80, 30);
+    struct a1111_request t;
+    struct api_error e;
+    static const struct {
+        const char *fields;
+        enum sd_inpaint_fill fill;
+        int edge_left, edge_right; /* the mask at x = 29 and 30 on every row */
+        bool soft_x;               /* values strictly between 0 and 255 along x */
+    } CASES[] = {
+        {"\"mask_blur\":0,\"inpainting_fill\":1", SD_FILL_ORIGINAL, 255, 0, false},
+        {"\"mask_blur\":0,\"inpainting_fill\":2,\"inpainting_mask_invert\":1",
+         SD_FILL_LATENT_NOISE, 0, 255, false},
+        {"\"mask_blur\":0,\"mask_blur_x\":0,\"mask_blur_y\":0,\"inpainting_fill\":3,"
+         "\"inpainting_mask_invert\":true,\"inpaint_full_res\":0",
+         SD_FILL_LATENT_NOTHING, 0, 255, false},
+        {"\"mask_blur_x\":3,\"mask_blur_y\":0,\"inpainting_fill\":1", SD_FILL_ORIGINAL, -1, -1,
+         true},
+    };
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
+        char fmt[512];
+        snprintf(fmt, sizeof fmt, "{\"init_images\":[\"%%s\"],\"mask\":\"%%s\",%s}",
+                 CASES[c].fields);
+        ck_assert_msg(inpaint_run(fmt, mask, &t, &e) == STATUS_OK, "case %zu: %s", c, e.message);
+        const struct gen_params *p = &t.req.params;
+        ck_assert_int_eq(p->inpaint_fill, CASES[c].fill);
+        ck_assert_int_eq(memcmp(t.i2i.resized.rgb, t.i2i.init.rgb, 72 * 80 * 3), 0);
+        for (int y = 0; y < 80; y++) {
+            const uint8_t *row = p->init_mask + y * 72;
+            if (CASES[c].edge_left >= 0) {
+                ck_assert_int_eq(row[29], CASES[c].edge_left);
+                ck_assert_int_eq(row[30], CASES[c].edge_right);
+            }
+            ck_assert_int_eq(row[29] > 0 && row[29] < 255, CASES[c].soft_x);
+            ck_assert_int_eq(row[0], CASES[c].edge_left == 0 ? 0 : 255);
+            ck_assert_int_eq(row[71], CASES[c].edge_left == 0 ? 255 : 0);
+            ck_assert_int_eq(row[29], p->init_mask[29]); /* no blur along y */
+        }
+        /* a mask given, inpaint_full_res false or true: warned only when true */
+        ck_assert_int_eq(t.req.n_warnings, strstr(CASES[c].fields, "full_res") ? 0 : 1);
+        a1111_request_free(&t);
+    }
+    free(mask);
+}
+END_TEST
+
+/* An RGBA mask with transparency: its alpha, binarized at 128, is the mask (A1111's
+ * create_binary_mask), not its colour (white everywhere here). */
+START_TEST(test_img2img_rgba_mask_alpha)
+{
+    uint8_t *px = malloc(72 * 80 * 4);
+    ck_assert_ptr_nonnull(px);
+    for (int i = 0; i < 72 * 80; i++) {
+        memset(px + 4 * i, 255, 3);
+        px[4 * i + 3] = i % 72 < 10 ? 200 : i % 72 < 20 ? 128 : 0;
+    }
+    char *mask = test_png_base64(px, 72, 80, 4);
+    free(px);
+    struct a1111_request t;
+    struct api_error e;
+    ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"%s\",\"mask_blur\":0,"
+                              "\"inpainting_fill\":1}", mask, &t, &e) == STATUS_OK,
+                  "%s", e.message);
+    const uint8_t *m = t.req.params.init_mask;
+    ck_assert_int_eq(m[5], 255);
+    ck_assert_int_eq(m[15], 0); /* 128 is not above 128 */
+    ck_assert_int_eq(m[50], 0);
+    a1111_request_free(&t);
+    free(mask);
+}
+END_TEST
+
+/* Without a mask the inpainting fields are checked and change nothing. */
+START_TEST(test_img2img_inpaint_fields_without_mask)
+{
+    struct a1111_request t;
+    struct api_error e;
+    ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":null,\"mask_blur\":8,"
+                              "\"inpainting_fill\":2,\"inpainting_mask_invert\":1,"
+                              "\"inpaint_full_res\":true,\"inpaint_full_res_padding\":32,"
+                              "\"latent_mask\":null}%s", "", &t, &e) == STATUS_OK,
+                  "%s", e.message);
+    ck_assert_ptr_null(t.req.params.init_mask);
+    ck_assert_int_eq(t.req.params.inpaint_fill, SD_FILL_ORIGINAL);
+    ck_assert_int_eq(t.req.n_warnings, 0);
+    ck_assert_int_eq(memcmp(t.i2i.resized.rgb, t.i2i.init.rgb, 72 * 80 * 3), 0);
+    a1111_request_free(&t);
+}
+END_TEST
+
+/* The response echoes the inpainting fields in parameters (the mask nulled, as A1111
+ * does), and "Mask blur" in info's extra_generation_params and the infotexts. */
+START_TEST(test_img2img_mask_response)
+{
+    char *mask = mask_b64(72, 80, 30);
+    struct a1111_request t;
+    struct api_error e;
+    ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"%s\",\"mask_blur\":6,"
+                              "\"inpainting_fill\":3,\"inpaint_full_res_padding\":12}",
+                              mask, &t, &e) == STATUS_OK, "%s", e.message);
+    static const uint8_t png[] = {1};
+    const struct api_image_out img = {.data = png, .len = 1, .seed = 3};
+    const struct a1111_txt2img_response r = {.t = &t, .model_name = "tiny", .images = &img,
+                                             .n_images = 1, .width = 72, .height = 80};
+    char *out = NULL;
+    size_t len = 0;
+    struct errbuf err;
+    ck_assert_int_eq(a1111_txt2img_response_write(&r, &out, &len, &err), STATUS_OK);
+    json_t *root = load(out, len);
+    json_t *params = json_object_get(root, "parameters");
+    ck_assert(json_is_null(json_object_get(params, "mask")));
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "mask_blur")), 6);
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "mask_blur_y")), 6);
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "inpainting_fill")), 3);
+    ck_assert(json_is_true(json_object_get(params, "inpaint_full_res")));
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "inpaint_full_res_padding")), 12);
+    ck_assert_int_eq(json_integer_value(json_object_get(params, "inpainting_mask_invert")), 0);
+    const char *info_s = json_string_value(json_object_get(root, "info"));
+    json_t *info = load(info_s, strlen(info_s));
+    json_t *extra = json_object_get(info, "extra_generation_params");
+    ck_assert_int_eq(json_integer_value(json_object_get(extra, "Mask blur")), 6);
+    const char *it = json_string_value(json_array_get(json_object_get(info, "infotexts"), 0));
+    ck_assert_ptr_nonnull(strstr(it, ", Denoising strength: 0.75, Mask blur: 6"));
+    json_decref(info);
+    json_decref(root);
+    free(out);
+    a1111_request_free(&t);
+    free(mask);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("a1111");
@@ -648,6 +882,11 @@ static Suite *suite(void)
     tcase_add_test(ok, test_img2img_defaults);
     tcase_add_test(ok, test_img2img_fields);
     tcase_add_test(ok, test_img2img_limits);
+    tcase_add_test(ok, test_img2img_mask_applied);
+    tcase_add_test(ok, test_img2img_mask_invert_blur_fill);
+    tcase_add_test(ok, test_img2img_rgba_mask_alpha);
+    tcase_add_test(ok, test_img2img_inpaint_fields_without_mask);
+    tcase_add_test(ok, test_img2img_mask_response);
     suite_add_tcase(s, ok);
     TCase *resp = tcase_create("responses");
     tcase_add_unchecked_fixture(resp, load_model, free_model);
