@@ -9,6 +9,8 @@ through the `webuiapi` package (the A1111 client people script with) and raw HTT
     denoising_strength) U-Net calls, denoising strength in info, parameters and the
     PNG's text, the same pixels for the same request, pixels that depend on the image;
     its errors naming the field;
+  * inpainting (webuiapi's img2img with mask_image, fills 0-2, invert): the pixels the
+    blurred mask keeps come back exactly as the start image, the masked area repainted;
   * POST options choosing the model; progress while a job runs and when idle;
   * errors in A1111's shape: 422 naming the field, 404 for an unknown model, 405, 415,
     401 with auth on; the metrics' route labels.
@@ -22,7 +24,7 @@ import time
 import unittest
 
 import webuiapi
-from PIL import Image
+from PIL import Image, ImageFilter
 
 import harness
 
@@ -257,11 +259,55 @@ class TestWebuiapi(harness.ServerCase):
                  ({"init_images": [good], "denoising_strength": 0.1, "steps": 5},
                   "denoising_strength"),
                  ({"init_images": [good], "resize_mode": 2}, "resize_mode"),
-                 ({"init_images": [good], "mask": good}, "mask"),
+                 ({"init_images": [good], "mask": "aGVsbG8gd29ybGQh"}, "mask"),
+                 ({"init_images": [good], "mask": good, "mask_blur": -1}, "mask_blur"),
+                 ({"init_images": [good], "inpainting_fill": 4}, "inpainting_fill"),
+                 ({"init_images": [good], "latent_mask": good}, "latent_mask"),
                  ({"init_images": [good], "width": 512}, "width")]
         for body, param in cases:
             with self.subTest(param=param, body=str(body)[:80]):
                 assert_a1111_error(self, self.server.request("POST", url, body), 422, param)
+
+    def test_inpaint_through_webuiapi(self):
+        """img2img with a mask (webuiapi's mask_image): the pixels whose blurred mask is 0
+        come back exactly as the start image (the overlay), the masked area is repainted;
+        the fields are echoed, Mask blur in info and the PNG text, inpaint_full_res (true
+        by default in webuiapi) warned about."""
+        start = self.picture()
+        mask = Image.new("L", start.size, 0)
+        mask.paste(255, (40, 0, 80, 72))  # repaint the right half
+        for fill in (0, 1, 2):
+            kw = dict(prompt="a window", seed=5, steps=6, cfg_scale=5, sampler_name="Euler",
+                      denoising_strength=0.75, width=80, height=72, mask_blur=4,
+                      inpainting_fill=fill)
+            r = self.api.img2img(images=[start], mask_image=mask, **kw)
+            self.assertEqual(r.images[0].size, (80, 72))
+            out = r.images[0].convert("RGB")
+            blurred = mask.filter(ImageFilter.GaussianBlur(4))  # what the server blurs
+            kept = [(x, y) for y in range(72) for x in range(80) if blurred.getpixel((x, y)) == 0]
+            repainted = [(x, y) for y in range(72) for x in range(80)
+                         if blurred.getpixel((x, y)) == 255]
+            self.assertGreaterEqual(len(kept), 25 * 72)
+            for xy in kept:
+                self.assertEqual(out.getpixel(xy), start.getpixel(xy), (fill, xy))
+            changed = sum(out.getpixel(xy) != start.getpixel(xy) for xy in repainted)
+            self.assertGreater(changed, len(repainted) // 2, fill)
+            self.assertEqual(r.parameters["mask_blur"], 4)
+            self.assertEqual(r.parameters["inpainting_fill"], fill)
+            self.assertIsNone(r.parameters["mask"])
+            self.assertEqual(r.info["extra_generation_params"]["Mask blur"], 4)
+            self.assertIn("Mask blur: 4", png_pixels(base64.b64decode(r.json["images"][0]))[2])
+            self.assertEqual(len(r.json["warnings"]), 1)
+            self.assertTrue(r.json["warnings"][0].startswith("inpaint_full_res:"))
+        # inverted and without the crop: the left half repainted, no warning
+        r = self.api.img2img(images=[start], mask_image=mask, inpainting_mask_invert=1,
+                             inpaint_full_res=False, mask_blur=0, inpainting_fill=1, **{
+                                 k: v for k, v in kw.items()
+                                 if k not in ("mask_blur", "inpainting_fill")})
+        out = r.images[0].convert("RGB")
+        self.assertEqual(out.crop((40, 0, 80, 72)).tobytes(), start.crop((40, 0, 80, 72)).tobytes())
+        self.assertNotEqual(out.crop((0, 0, 40, 72)).tobytes(), start.crop((0, 0, 40, 72)).tobytes())
+        self.assertNotIn("warnings", r.json)
 
     def picture_png(self):
         buf = io.BytesIO()

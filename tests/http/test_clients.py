@@ -201,11 +201,53 @@ class TestOpenAIClient(harness.ServerCase):
         theirs = Image.open(io.BytesIO(base64.b64decode(a.json()["images"][0]))).convert("RGB")
         self.assertEqual(mine.tobytes(), theirs.tobytes())
 
+    def test_edit_with_a_mask(self):
+        """images.edit with a mask (OpenAI's convention: its transparent pixels are edited):
+        the opaque part of the mask comes back exactly as the start image (the overlay),
+        the transparent part is repainted; the strength's default is 1 with a mask, so all
+        the steps run.  An image with transparent pixels and no mask is its own mask."""
+        start = Image.open(io.BytesIO(self.start_png(88, 80))).convert("RGB")
+        mask = Image.new("RGBA", (88, 80), (0, 0, 0, 255))
+        mask.paste((0, 0, 0, 0), (44, 0, 88, 80))  # edit the right half
+        buf = io.BytesIO()
+        mask.save(buf, "PNG")
+        res = self.client.images.edit(model=harness.TINY_NAME, prompt="a red door",
+                                      image=("s.png", self.start_png(88, 80), "image/png"),
+                                      mask=("m.png", buf.getvalue(), "image/png"),
+                                      response_format="b64_json",
+                                      extra_body={"steps": 4, "seed": 8})
+        out = Image.open(io.BytesIO(base64.b64decode(res.data[0].b64_json))).convert("RGB")
+        self.assertEqual(out.size, (88, 80))
+        self.assertEqual(out.crop((0, 0, 44, 80)).tobytes(), start.crop((0, 0, 44, 80)).tobytes())
+        right = start.crop((44, 0, 88, 80)).tobytes()
+        self.assertNotEqual(out.crop((44, 0, 88, 80)).tobytes(), right)
+        self.assertEqual((res.model_extra or {})["metrics"]["batch_sizes"], [2, 2, 2, 2])
+        # the image's own alpha as the mask: the same request, the same pixels
+        rgba = start.convert("RGBA")
+        rgba.putalpha(mask.getchannel("A"))
+        own = io.BytesIO()
+        rgba.save(own, "PNG")
+        res2 = self.client.images.edit(model=harness.TINY_NAME, prompt="a red door",
+                                       image=("s.png", own.getvalue(), "image/png"),
+                                       response_format="b64_json",
+                                       extra_body={"steps": 4, "seed": 8})
+        out2 = Image.open(io.BytesIO(base64.b64decode(res2.data[0].b64_json))).convert("RGB")
+        self.assertEqual(out2.crop((0, 0, 44, 80)).tobytes(),
+                         start.crop((0, 0, 44, 80)).tobytes())
+        self.assertNotEqual(out2.crop((44, 0, 88, 80)).tobytes(), right)
+
     def test_edit_errors(self):
         with self.assertRaises(openai.BadRequestError) as cm:
             self.client.images.edit(image=("m.png", self.start_png(), "image/png"),
                                     mask=("m.png", self.start_png(), "image/png"), prompt="x")
-        self.assertEqual(cm.exception.body.get("param"), "mask")
+        self.assertEqual(cm.exception.body.get("param"), "mask")  # no alpha channel
+        self.assertIn("no alpha channel", cm.exception.body.get("message"))
+        small = io.BytesIO()
+        Image.new("RGBA", (16, 16)).save(small, "PNG")
+        with self.assertRaises(openai.BadRequestError) as cm:
+            self.client.images.edit(image=("m.png", self.start_png(), "image/png"),
+                                    mask=("m.png", small.getvalue(), "image/png"), prompt="x")
+        self.assertEqual(cm.exception.body.get("param"), "mask")  # not the image's size
         with self.assertRaises(openai.BadRequestError) as cm:
             self.client.images.edit(image=("x.png", b"not an image", "image/png"), prompt="x")
         self.assertEqual(cm.exception.body.get("param"), "image")
