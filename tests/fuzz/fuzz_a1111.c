@@ -2,10 +2,11 @@
  * body through a1111_txt2img_parse and, when accepted, openai_images_resolve on the tiny
  * SD1 fixture, then a1111_txt2img_response_write for it (fake one-byte images with the
  * request's seeds), parsed back with jansson; and the same bytes as a POST
- * /sdapi/v1/options body, and as an img2img body (parse, resolve, finish: the image
- * resized to the resolved size).  Aborts unless every rejection is a 400 (or 404 / 503) whose
- * A1111 error body is well-formed, and every response body is JSON whose info string
- * is JSON too with one seed per image.
+ * /sdapi/v1/options body, and as an img2img body (parse, resolve, finish: the image —
+ * and an inpainting mask, read, blurred and resized — at the resolved size).  Aborts
+ * unless every rejection is a 400 (or 404 / 503) whose A1111 error body is well-formed,
+ * every response body is JSON whose info string is JSON too with one seed per image,
+ * and an accepted mask reaches params at the request's size.
  *
  * Not part of ctest (needs clang's libFuzzer).  Build against a Release build's
  * libraries and run (tests/fuzz/README.md):
@@ -14,7 +15,8 @@
  *     $(pkg-config --cflags jansson) -DFIXTURE=\"$PWD/tests/fixtures/sd/sd1-tiny/diffusers\" \
  *     tests/fuzz/fuzz_a1111.c $S/a1111_request.c $S/a1111_response.c $S/openai_images.c \
  *     $S/openai_response.c $S/json_fields.c $S/api_error.c $S/json_out.c $S/base64.c \
- *     $S/image_encode.c $S/image_decode.c $B/models/libdiffusiond_models.a \
+ *     $S/image_encode.c $S/image_decode.c $S/img2img.c $S/inpaint.c $S/image_mask.c \
+ *     $S/image_fill.c $B/models/libdiffusiond_models.a \
  *     $B/engine/libdiffusiond_engine.a \
  *     $(pkg-config --libs jansson libutf8proc libpng libturbojpeg libwebp) -lopenblas -lm \
  *     -lpthread -o fuzz_a1111
@@ -116,7 +118,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s = a1111_img2img_finish(&t, &e);
     if (s != STATUS_OK)
         check_error(&e);
-    else if (!t.req.params.init_image || t.i2i.resized.width != t.req.params.width)
+    else if (!t.req.params.init_image || t.i2i.resized.width != t.req.params.width ||
+             (api_inpaint_has_mask(&t.i2i.inpaint) &&
+              (t.req.params.init_mask != t.i2i.inpaint.resized.v ||
+               t.i2i.inpaint.resized.width != t.req.params.width ||
+               t.i2i.inpaint.resized.height != t.req.params.height)))
         abort();
     else
         check_response(&t);

@@ -9,7 +9,8 @@
  * and are found by name (multipart_find gives the first part of that name).  Then the
  * same body through openai_edits_parse (the edits route's mapping of the form): a 400
  * or 503 whose message starts with its param, or a request with a prompt and a start
- * image whose header gave a size within the limits and a size for the request.
+ * image whose header gave a size within the limits and a size for the request (and a
+ * mask part, if any, of the image's size with transparency).
  *
  * Not part of ctest (needs clang's libFuzzer).  Build (the api modules compiled from
  * source so that the sanitizers instrument them, against a Release build's libraries)
@@ -17,7 +18,8 @@
  *   S=api; B=build
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I. \
  *     $(pkg-config --cflags jansson) tests/fuzz/fuzz_multipart.c $S/multipart.c \
- *     $S/openai_edits.c $S/openai_images.c $S/img2img.c $S/image_decode.c \
+ *     $S/openai_edits.c $S/openai_images.c $S/img2img.c $S/image_decode.c $S/inpaint.c \
+ *     $S/image_mask.c $S/image_fill.c \
  *     $S/json_fields.c $S/api_error.c $S/json_out.c $S/base64.c $S/image_encode.c \
  *     $B/models/libdiffusiond_models.a $B/engine/libdiffusiond_engine.a \
  *     $(pkg-config --libs jansson libutf8proc libpng libturbojpeg libwebp) -lopenblas -lm \
@@ -110,7 +112,9 @@ static void check_edit(const char *ct, const uint8_t *body, size_t len)
     if (!r.req.prompt || !api_img2img_has_image(&r.i2i) || r.i2i.width < 1 ||
         r.i2i.height < 1 || r.i2i.width > API_IMG2IMG_MAX_SIDE ||
         r.i2i.height > API_IMG2IMG_MAX_SIDE || !(r.i2i.strength > 0 && r.i2i.strength <= 1) ||
-        (r.req.width != 0 && r.req.width < lim.min_side))
+        (r.req.width != 0 && r.req.width < lim.min_side) ||
+        (r.i2i.inpaint.bytes && (r.i2i.inpaint.width != r.i2i.width ||
+                                 r.i2i.inpaint.height != r.i2i.height)))
         abort();
     openai_edit_request_free(&r);
 }
