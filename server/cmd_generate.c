@@ -15,6 +15,8 @@
 #include "api/img2img.h" /* the start image's limits */
 #include "api/image_decode.h"
 #include "api/image_encode.h"
+#include "api/image_mask.h"
+#include "api/inpaint.h"
 #include "engine/workspace.h"
 #include "models/pipeline.h"
 #include "models/sd_model.h"
@@ -29,9 +31,11 @@ struct gen_cli {
     const char *device, *dtype; /* NULL: cpu; f16 on cuda */
     const char *cuda_plan;      /* NULL: the CUDA backend's defaults */
     const char *init_image;     /* img2img's start image file; NULL: txt2img */
-    int width, height, steps, clip_skip, n, threads, quality;
+    const char *mask;           /* inpainting's mask file (with init_image); NULL: none */
+    int width, height, steps, clip_skip, n, threads, quality, mask_blur;
     double cfg, strength;
-    bool has_seed, fp16;
+    bool has_seed, fp16, mask_invert;
+    enum api_inpaint_fill fill;
     uint64_t seed;
 };
 
@@ -56,6 +60,12 @@ static void usage(FILE *f)
             "  --init-image FILE       img2img: start from this PNG, JPEG or WebP (resized to\n"
             "                          --width x --height; default its size rounded down to 8)\n"
             "  --strength X            img2img: in (0, 1], int(steps x X) steps run (default 0.75)\n"
+            "  --mask FILE             inpainting (with --init-image): white repaints, black keeps\n"
+            "                          (its luma, as A1111's mask); resized with the image\n"
+            "  --mask-invert           repaint the black area instead\n"
+            "  --mask-blur N           Gaussian blur radius of the mask (default 0)\n"
+            "  --inpaint-fill MODE     what the masked area starts from: original (default),\n"
+            "                          fill (its surroundings), latent-noise, latent-nothing\n"
             "  --threads N             CPU threads (default: all)\n"
             "  --device cpu|cuda       where to run (default cpu; cuda needs a CUDA build)\n"
             "  --dtype f32|f16|bf16    cuda: weights and activations (default f16)\n"
@@ -102,8 +112,22 @@ static bool parse_seed(const char *s, struct gen_cli *c)
 enum opt_id {
     O_MODEL = 256, O_PROMPT, O_NEG, O_WIDTH, O_HEIGHT, O_STEPS, O_CFG, O_SEED, O_SAMPLER,
     O_SCHEDULER, O_CLIP_SKIP, O_THREADS, O_OUT, O_QUALITY, O_FP16, O_HELP, O_CONFIG_DIR,
-    O_DEVICE, O_DTYPE, O_CUDA_PLAN, O_INIT_IMAGE, O_STRENGTH
+    O_DEVICE, O_DTYPE, O_CUDA_PLAN, O_INIT_IMAGE, O_STRENGTH, O_MASK, O_MASK_INVERT,
+    O_MASK_BLUR, O_INPAINT_FILL
 };
+
+/* --inpaint-fill's names, in enum api_inpaint_fill order. */
+static bool parse_fill(const char *v, enum api_inpaint_fill *out)
+{
+    static const char *const NAMES[API_FILL_COUNT_] = {"original", "fill", "latent-noise",
+                                                       "latent-nothing"};
+    for (int i = 0; i < API_FILL_COUNT_; i++)
+        if (strcmp(v, NAMES[i]) == 0) {
+            *out = (enum api_inpaint_fill)i;
+            return true;
+        }
+    return false;
+}
 
 static bool apply_opt(int id, const char *v, struct gen_cli *c)
 {
@@ -130,6 +154,9 @@ static bool apply_opt(int id, const char *v, struct gen_cli *c)
     case O_QUALITY: return parse_int(v, 1, 100, &c->quality);
     case O_SEED: return parse_seed(v, c);
     case O_INIT_IMAGE: c->init_image = v; return true;
+    case O_MASK: c->mask = v; return true;
+    case O_MASK_BLUR: return parse_int(v, 0, (int)IMAGE_MASK_BLUR_MAX, &c->mask_blur);
+    case O_INPAINT_FILL: return parse_fill(v, &c->fill);
     case O_STRENGTH:
         errno = 0;
         c->strength = strtod(v, &end);
@@ -167,6 +194,10 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
         {"cuda-plan", required_argument, NULL, O_CUDA_PLAN},
         {"init-image", required_argument, NULL, O_INIT_IMAGE},
         {"strength", required_argument, NULL, O_STRENGTH},
+        {"mask", required_argument, NULL, O_MASK},
+        {"mask-invert", no_argument, NULL, O_MASK_INVERT},
+        {"mask-blur", required_argument, NULL, O_MASK_BLUR},
+        {"inpaint-fill", required_argument, NULL, O_INPAINT_FILL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0}};
     memset(c, 0, sizeof *c);
@@ -183,8 +214,8 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
             usage(stdout);
             return -1;
         }
-        if (id == O_FP16) {
-            c->fp16 = true;
+        if (id == O_FP16 || id == O_MASK_INVERT) {
+            *(id == O_FP16 ? &c->fp16 : &c->mask_invert) = true;
             continue;
         }
         if (id == '?' || id == ':') {
@@ -206,6 +237,10 @@ static int parse_args(int argc, char **argv, struct gen_cli *c)
     if (!c->prompt || !c->out) {
         fprintf(stderr, "diffusiond generate: %s is required (see --help)\n",
                 !c->prompt ? "--prompt" : "--out");
+        return EXIT_USAGE;
+    }
+    if (c->mask && !c->init_image) {
+        fprintf(stderr, "diffusiond generate: --mask needs --init-image (the image it masks)\n");
         return EXIT_USAGE;
     }
     return 0;
@@ -239,22 +274,25 @@ static uint64_t random_seed(void)
     return v & 0xffffffffull; /* A1111-sized seeds are easy to retype */
 }
 
-/* --init-image decoded into *img (limits of the A1111 route); EXIT_USAGE (reported). */
-static int read_init_image(const char *path, struct image_rgb8 *img)
+/* The whole file into *bytes (malloc'ed, *n bytes; at most 64 MiB); false with errno or
+ * *bytes NULL on failure (the caller reports it). */
+static bool read_file(const char *path, uint8_t **bytes, size_t *n, bool *opened)
 {
     FILE *f = fopen(path, "rb");
-    uint8_t *bytes = NULL;
-    size_t n = 0, cap = 0;
+    *bytes = NULL;
+    *n = 0;
+    size_t cap = 0;
     bool ok = f != NULL;
+    *opened = ok;
     while (ok) {
-        if (n == cap) {
-            uint8_t *grown = cap < (64u << 20) ? realloc(bytes, cap ? 2 * cap : 1 << 16) : NULL;
+        if (*n == cap) {
+            uint8_t *grown = cap < (64u << 20) ? realloc(*bytes, cap ? 2 * cap : 1 << 16) : NULL;
             ok = grown != NULL;
-            bytes = ok ? grown : bytes;
+            *bytes = ok ? grown : *bytes;
             cap = ok ? (cap ? 2 * cap : 1 << 16) : cap;
         }
-        const size_t got = ok ? fread(bytes + n, 1, cap - n, f) : 0;
-        n += got;
+        const size_t got = ok ? fread(*bytes + *n, 1, cap - *n, f) : 0;
+        *n += got;
         if (ok && got == 0) {
             ok = !ferror(f);
             break;
@@ -262,6 +300,25 @@ static int read_init_image(const char *path, struct image_rgb8 *img)
     }
     if (f)
         fclose(f);
+    if (!ok) {
+        free(*bytes);
+        *bytes = NULL;
+    }
+    return ok;
+}
+
+static const char *read_error(bool opened)
+{
+    return opened ? "read error or larger than 64 MiB" : strerror(errno);
+}
+
+/* --init-image decoded into *img (limits of the A1111 route); EXIT_USAGE (reported). */
+static int read_init_image(const char *path, struct image_rgb8 *img)
+{
+    uint8_t *bytes;
+    size_t n;
+    bool opened;
+    const bool ok = read_file(path, &bytes, &n, &opened);
     struct errbuf err;
     const enum status s = ok ? image_decode(bytes, n, API_IMG2IMG_MAX_SIDE, API_IMG2IMG_MAX_PIXELS,
                                             img, &err)
@@ -270,14 +327,41 @@ static int read_init_image(const char *path, struct image_rgb8 *img)
     if (s == STATUS_OK)
         return 0;
     fprintf(stderr, "diffusiond generate: --init-image %s: %s\n", path,
-            ok ? err.msg : (f ? "read error or larger than 64 MiB" : strerror(errno)));
+            ok ? err.msg : read_error(opened));
+    return EXIT_USAGE;
+}
+
+/* --mask read (A1111's rule: its luma, white repaints), inverted, blurred and resized to
+ * the request's size into p (init_mask, inpaint_fill; --inpaint-fill fill changes init);
+ * EXIT_USAGE (reported). */
+static int read_mask(const struct gen_cli *c, struct api_inpaint *in, struct image_rgb8 *init,
+                     struct gen_params *p)
+{
+    uint8_t *bytes;
+    size_t n;
+    bool opened;
+    if (!read_file(c->mask, &bytes, &n, &opened)) {
+        fprintf(stderr, "diffusiond generate: --mask %s: %s\n", c->mask, read_error(opened));
+        return EXIT_USAGE;
+    }
+    struct api_error e;
+    enum status s = api_inpaint_take(bytes, n, API_MASK_A1111, "--mask", in, &e);
+    in->invert = c->mask_invert;
+    in->blur_x = in->blur_y = c->mask_blur;
+    in->fill = c->fill;
+    if (s == STATUS_OK)
+        s = api_inpaint_finish("--mask", in, init, p, &e);
+    if (s == STATUS_OK)
+        return 0;
+    fprintf(stderr, "diffusiond generate: %s (%s)\n", e.message, c->mask);
     return EXIT_USAGE;
 }
 
 /* The request from the flags over the model's defaults; EXIT_USAGE on a bad value.
- * img2img: *init holds the image resized to the request's size (the caller frees it). */
+ * img2img: *init holds the image resized to the request's size, inpainting *in the mask
+ * (the caller frees them). */
 static int build_params(const struct sd_model *m, const struct gen_cli *c, struct gen_params *p,
-                        struct image_rgb8 *init)
+                        struct image_rgb8 *init, struct api_inpaint *in)
 {
     struct errbuf err;
     gen_params_default(m, p);
@@ -330,7 +414,7 @@ static int build_params(const struct sd_model *m, const struct gen_cli *c, struc
         fprintf(stderr, "diffusiond generate: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    return 0;
+    return c->mask ? read_mask(c, in, init, p) : 0;
 }
 
 /* --- progress and output ------------------------------------------------------------- */
@@ -392,7 +476,8 @@ static int write_images(const struct sd_model *m, const struct gen_cli *c,
     for (int i = 0; i < p->n; i++) {
         char path[4096];
         output_name(c->out, i, p->n, path, sizeof path);
-        const struct image_meta meta = image_meta_for(p, m->name, &imgs[i]);
+        struct image_meta meta = image_meta_for(p, m->name, &imgs[i]);
+        meta.mask_blur = p->init_mask ? c->mask_blur : 0;
         struct errbuf err;
         if (image_write_file(path, fmt, imgs[i].rgb, imgs[i].width, imgs[i].height, c->quality,
                              &meta, &err) != STATUS_OK) {
@@ -416,6 +501,7 @@ struct session {
     struct sd_image *images;
     int n_images;
     struct image_rgb8 init; /* img2img's start image at the request's size */
+    struct api_inpaint mask; /* inpainting's mask (init_mask points into it) */
 };
 
 static void session_close(struct session *s)
@@ -424,6 +510,7 @@ static void session_close(struct session *s)
         sd_image_free(&s->images[i]);
     free(s->images);
     image_rgb8_free(&s->init);
+    api_inpaint_free(&s->mask);
     sd_model_free(s->model);
     if (s->ws_ok)
         workspace_destroy(&s->ws);
@@ -477,7 +564,7 @@ static int run(struct session *s, const struct gen_cli *c, const char *path)
     int rc = load(s, c, path, &load_s);
     struct gen_params p;
     if (rc == 0)
-        rc = build_params(s->model, c, &p, &s->init);
+        rc = build_params(s->model, c, &p, &s->init, &s->mask);
     if (rc != 0)
         return rc;
     fprintf(stderr, "generate: %s (%s), %dx%d, %d steps, %s, cfg %g, seed %" PRIu64 ", %d image(s)\n",
@@ -486,6 +573,9 @@ static int run(struct session *s, const struct gen_cli *c, const char *path)
     if (p.init_image)
         fprintf(stderr, "generate: img2img from %s, strength %g: %d of the %d steps run\n",
                 c->init_image, p.strength, sd_img2img_steps(p.steps, p.strength), p.steps);
+    if (p.init_mask)
+        fprintf(stderr, "generate: inpainting with the mask %s%s\n", c->mask,
+                c->mask_invert ? " (inverted)" : "");
     s->images = calloc((size_t)p.n, sizeof *s->images);
     s->n_images = p.n;
     struct progress pr = {.tty = isatty(STDERR_FILENO) == 1, .t0 = now_s()};

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/cli/test_generate.sh <diffusiond> <source root> — `diffusiond generate` end to
 # end on the sd1-tiny fixture: PNG with the A1111 parameters chunk, -n 2 file names,
-# JPEG by extension, and the exit codes (2 usage, 1 runtime).
+# JPEG by extension, img2img and inpainting (--mask, its options and errors), and the
+# exit codes (2 usage, 1 runtime).
 set -euo pipefail
 
 bin=$1
@@ -66,6 +67,39 @@ grep -q "strength" "$out/log" || fail "strength error names it"
 expect 2 "img2img missing file" "$bin" generate --model "$model" --prompt x --init-image \
     "$out/none.png" --out "$out/x.png"
 grep -q -- "--init-image" "$out/log" || fail "missing file error names --init-image"
+
+# inpainting: a 72x80 gray mask, the right half white (repaint) — Pillow:
+#   m = Image.new("L", (72, 80), 0); m.paste(255, (36, 0, 72, 80)); m.save(f, "PNG", optimize=True)
+echo "iVBORw0KGgoAAAANSUhEUgAAAEgAAABQCAAAAACfA2xtAAAANElEQVR42u3MsREAAAQAMey/MwNoFMp8/ZeMQ314Kp4CgUAgEAgEAoFAIBAIBAKBQCAQaDfN2AGfeDkXwgAAAABJRU5ErkJggg==" \
+    | base64 -d >"$out/mask.png"
+expect 0 "inpaint" "$bin" generate --model "$model" --prompt "a blue cube" --init-image \
+    "$out/start.png" --mask "$out/mask.png" --mask-blur 4 --inpaint-fill fill --steps 4 \
+    --seed 9 --out "$out/inpaint.png"
+grep -q "inpainting with the mask" "$out/log" || fail "inpainting announced"
+grep -aq "Denoising strength: 0.75, Mask blur: 4" "$out/inpaint.png" || fail "inpaint PNG text"
+expect 0 "inpaint again" "$bin" generate --model "$model" --prompt "a blue cube" --init-image \
+    "$out/start.png" --mask "$out/mask.png" --mask-blur 4 --inpaint-fill fill --steps 4 \
+    --seed 9 --out "$out/inpaint-2.png"
+cmp -s "$out/inpaint.png" "$out/inpaint-2.png" || fail "inpainting is deterministic"
+for fill in original latent-noise latent-nothing; do
+    expect 0 "inpaint $fill" "$bin" generate --model "$model" --prompt "a blue cube" \
+        --init-image "$out/start.png" --mask "$out/mask.png" --mask-invert --inpaint-fill \
+        "$fill" --steps 4 --seed 9 --out "$out/inpaint-$fill.png"
+    cmp -s "$out/inpaint.png" "$out/inpaint-$fill.png" && fail "inpaint $fill: the same file"
+done
+cmp -s "$out/inpaint-latent-noise.png" "$out/inpaint-latent-nothing.png" \
+    && fail "latent noise and latent nothing drew the same image"
+expect 2 "mask without image" "$bin" generate --model "$model" --prompt x --mask \
+    "$out/mask.png" --out "$out/x.png"
+grep -q -- "--mask needs --init-image" "$out/log" || fail "mask without image message"
+expect 2 "mask not an image" "$bin" generate --model "$model" --prompt x --init-image \
+    "$out/start.png" --mask "$out/log" --out "$out/x.png"
+grep -q -- "--mask: not a PNG, JPEG or WebP image" "$out/log" || fail "bad mask names --mask"
+expect 2 "missing mask" "$bin" generate --model "$model" --prompt x --init-image \
+    "$out/start.png" --mask "$out/none.png" --out "$out/x.png"
+grep -q -- "--mask" "$out/log" || fail "missing mask names --mask"
+expect 2 "unknown fill" "$bin" generate --model "$model" --prompt x --init-image \
+    "$out/start.png" --mask "$out/mask.png" --inpaint-fill blur --out "$out/x.png"
 
 expect 2 "missing --out" "$bin" generate --model "$model" --prompt x
 expect 2 "unknown option" "$bin" generate --prompt x --out "$out/x.png" --bogus
