@@ -561,8 +561,8 @@ static enum status read_fill(const json_t *root, struct api_inpaint *in, struct 
 static enum status read_mask(const json_t *root, struct a1111_request *t, struct api_error *e)
 {
     const json_t *v = json_object_get(root, "mask");
-    if (!v || json_is_null(v))
-        return STATUS_OK;
+    if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+        return STATUS_OK; /* A1111 reads "" as no mask too */
     uint8_t *bytes = NULL;
     size_t n = 0;
     TRY(b64_bytes(v, "mask", "a base64 string", "it", &bytes, &n, e));

@@ -83,7 +83,8 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
  *                      "Just resize")
  *   resize_mode        0 ("Just resize") only
  *   mask               inpainting (api/inpaint.h): a base64 PNG, JPEG or WebP (data: prefix
- *                      allowed, the start image's limits), any size (resized with the
+ *                      allowed, the start image's limits; null or "": none, as A1111
+ *                      reads ""), any size (resized with the
  *                      image); its luma is the mask, white repaints (an RGBA image with
  *                      some transparency: its alpha > 128 — A1111's create_binary_mask)
  *   inpainting_mask_invert  0 (default) or 1 (false/true too): 1 repaints the black area

@@ -820,6 +820,11 @@ START_TEST(test_img2img_inpaint_fields_without_mask)
     ck_assert_int_eq(t.req.n_warnings, 0);
     ck_assert_int_eq(memcmp(t.i2i.resized.rgb, t.i2i.init.rgb, 72 * 80 * 3), 0);
     a1111_request_free(&t);
+    /* "" is no mask either (A1111's `if mask:`) */
+    ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"%s\"}", "", &t, &e) ==
+                      STATUS_OK, "%s", e.message);
+    ck_assert_ptr_null(t.req.params.init_mask);
+    a1111_request_free(&t);
 }
 END_TEST
 
