@@ -57,9 +57,10 @@
  * itself: latent = m·latent + (1 − m)·z_t, an exact select.  inpaint_fill replaces z
  * under m = 1 before the start (SD_FILL_LATENT_NOISE: Philox (seed + i, subsequence 2);
  * the kept pixels are untouched).  sd_decode then composites the decoded image over
- * the start image with the mask as alpha: rgb = (gen·a + start·(255 − a)) / 255,
- * rounded (A1111's overlay: a kept pixel (a = 0) is the start image's exactly); the
- * image's `unit` floats stay the decoder's own.
+ * the start image with alpha a = min(255, 2·mask): rgb = (gen·a + start·(255 − a)) /
+ * 255, rounded (A1111's overlay of its mask_for_overlay: a pixel with mask 0 is the start
+ * image's exactly, one the latent repaints (mask ≥ 128) the decoder's); the image's
+ * `unit` floats stay the decoder's own.
  *
  * Scheduler (the timestep spacing / σ schedule, applied over the model's scheduler
  * config; the sampler class fills in the keys the config lacks, as diffusers'
@@ -157,7 +158,7 @@ struct gen_params {
     const uint8_t *init_image;
     double strength;
     /* Inpainting (needs init_image; NULL: plain img2img).  The mask: 8-bit, row-major,
-     * width·height bytes (borrowed), 255 = repaint, 0 = keep, values between blend the
+     * width·height bytes (borrowed), 255 = repaint, 0 = keep, values below 128 blend the
      * final overlay (see "Inpainting" at the top).  inpaint_fill: what the repainted
      * area starts from (SD_FILL_ORIGINAL unless a mask is given). */
     const uint8_t *init_mask;

@@ -120,7 +120,7 @@ void inpaint_overlay(const struct sd_request *req, uint8_t *rgb)
     const size_t px = (size_t)req->width * (size_t)req->height;
     const uint8_t *start = req->overlay_rgb, *mask = req->overlay_mask;
     for (size_t i = 0; i < px; i++) {
-        const unsigned a = mask[i];
+        const unsigned a = mask[i] < 128 ? 2u * mask[i] : 255u; /* A1111: min(255, 2·mask) */
         for (int c = 0; c < 3; c++) {
             const size_t k = i * 3 + (size_t)c;
             rgb[k] = (uint8_t)((rgb[k] * a + start[k] * (255u - a) + 127u) / 255u);
