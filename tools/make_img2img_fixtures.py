@@ -74,17 +74,44 @@ def load_pipe(folder):
     return pipe
 
 
-def run_case(pipe, spec, case, rec, gen_seed):
-    """One StableDiffusionImg2ImgPipeline call with its three kinds of random draws
-    captured (where each randn_tensor is called from: the VAE's posterior sample, the
-    pipeline's add_noise noise, the scheduler's step noise)."""
-    import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img as m_pipe
+def capture_draws(m_pipe):
+    """Wraps randn_tensor where diffusers draws an image-to-image pipeline's noise: the
+    VAE's posterior sample ("vae"), the pipeline module m_pipe ("pipe") and the
+    schedulers that draw step noise ("sched").  Returns (draws, install, restore):
+    draws[kind] lists the tensors drawn, in order, between install() and restore()."""
     import diffusers.schedulers.scheduling_ddim as m_ddim
     import diffusers.schedulers.scheduling_ddpm as m_ddpm
     import diffusers.schedulers.scheduling_euler_ancestral_discrete as m_ea
     import diffusers.schedulers.scheduling_lcm as m_lcm
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     m_vae = inspect.getmodule(DiagonalGaussianDistribution)
+    draws = {"vae": [], "pipe": [], "sched": []}
+    mods = {"vae": [m_vae], "pipe": [m_pipe], "sched": [m_ea, m_ddim, m_ddpm, m_lcm]}
+    orig = {m: m.randn_tensor for ms in mods.values() for m in ms}
+
+    def capture(kind, fn):
+        def wrapped(*a, **k):
+            t = fn(*a, **k)
+            draws[kind].append(t.clone())
+            return t
+        return wrapped
+
+    def install():
+        for kind, ms in mods.items():
+            for m in ms:
+                m.randn_tensor = capture(kind, orig[m])
+
+    def restore():
+        for m, fn in orig.items():
+            m.randn_tensor = fn
+    return draws, install, restore
+
+
+def run_case(pipe, spec, case, rec, gen_seed):
+    """One StableDiffusionImg2ImgPipeline call with its three kinds of random draws
+    captured (where each randn_tensor is called from: the VAE's posterior sample, the
+    pipeline's add_noise noise, the scheduler's step noise)."""
+    import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img as m_pipe
 
     cname, cls_name, overrides, kw = case
     sched = mf.make_scheduler(spec, cls_name, overrides)
@@ -98,16 +125,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
     # the identity); checked below against what vae.encode received
     image_in = torch.from_numpy(rgb.astype(np.float32) / np.float32(255)).permute(2, 0, 1)[None].contiguous()
 
-    draws = {"vae": [], "pipe": [], "sched": []}
-    mods = {"vae": [m_vae], "pipe": [m_pipe], "sched": [m_ea, m_ddim, m_ddpm, m_lcm]}
-    orig = {m: m.randn_tensor for ms in mods.values() for m in ms}
-
-    def capture(kind, fn):
-        def wrapped(*a, **k):
-            t = fn(*a, **k)
-            draws[kind].append(t.clone())
-            return t
-        return wrapped
+    draws, install, restore = capture_draws(m_pipe)
 
     enc = {}
     orig_encode = pipe.vae.encode
@@ -141,9 +159,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
         return orig_decode(z, *a, **k)
 
     unet_calls, unhook = mf.record_unet(pipe)
-    for kind, ms in mods.items():
-        for m in ms:
-            m.randn_tensor = capture(kind, orig[m])
+    install()
     pipe.vae.encode = encode_rec
     pipe.vae.decode = decode_rec
     sched.add_noise = add_rec
@@ -158,8 +174,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
             image = pipe(**call).images
     finally:
         unhook()
-        for m, fn in orig.items():
-            m.randn_tensor = fn
+        restore()
         del pipe.vae.encode
         del pipe.vae.decode
         del sched.add_noise
@@ -231,8 +246,12 @@ def run_case(pipe, spec, case, rec, gen_seed):
     return info
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def write_cases(kind, cases, load_pipe, run_case, seed_base, compare, entry, description):
+    """The generators' common driver: parses --root/--threads, runs every case of `cases`
+    through run_case(pipe, spec, case, rec, gen_seed=seed_base + i) on sd1-tiny, writes
+    sd1-tiny/reference/<kind>_<case>.safetensors (replacing the earlier <kind>_ files)
+    and pipelines.sd1-tiny.<kind> = entry + the cases in the manifest."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=mf.TINY_OUT, help="fixture root holding manifest.json and sd1-tiny/")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -252,33 +271,41 @@ def main():
     t0 = time.time()
     pipe = load_pipe(folder)
     files = manifest["files"]
-    for k in [k for k in files if k.startswith(f"{PIPE}/reference/img2img_")]:
+    prefix = f"{PIPE}/reference/{kind}_"
+    for k in [k for k in files if k.startswith(prefix)]:
         del files[k]
-    cases = {}
-    for i, case in enumerate(CASES):
+    generator = entry["generator"]
+    done = {}
+    for i, case in enumerate(cases):
         t = time.time()
         rec = mf.Recorder()
-        info = run_case(pipe, spec, case, rec, gen_seed=spec["seed"] + 3000 + i)
-        p = os.path.join(refdir, f"img2img_{case[0]}.safetensors")
-        rec.save(p, files, root, f"img2img {case[0]}",
-                 compare={"image": "image", "latents_init": "component"},
-                 generator="tools/make_img2img_fixtures.py")
+        info = run_case(pipe, spec, case, rec, gen_seed=spec["seed"] + seed_base + i)
+        p = os.path.join(refdir, f"{kind}_{case[0]}.safetensors")
+        rec.save(p, files, root, f"{kind} {case[0]}", compare=compare, generator=generator)
         info["file"] = os.path.relpath(p, root)
         info["seconds"] = round(time.time() - t, 2)
-        cases[case[0]] = info
-    manifest["pipelines"][PIPE]["img2img"] = {
-        "generator": "tools/make_img2img_fixtures.py", "versions": mf.versions(), "threads": args.threads,
-        "pipeline_class": "StableDiffusionImg2ImgPipeline",
-        "init_image": "tools/make_img2img_fixtures.py init_image(h, w): gradients, a sinusoid, a disc, "
-                      "a rectangle, a checkerboard patch (uint8 RGB, stored in each file)",
-        "cases": cases,
+        done[case[0]] = info
+    manifest["pipelines"][PIPE][kind] = {
+        "generator": generator, "versions": mf.versions(), "threads": args.threads,
+        **{k: v for k, v in entry.items() if k != "generator"}, "cases": done,
     }
     manifest["files"] = dict(sorted(files.items()))
     with open(man_path, "w") as fp:
         json.dump(mf.json_safe(manifest), fp, indent=1, ensure_ascii=False, allow_nan=False)
         fp.write("\n")
-    total = sum(files[k]["bytes"] for k in files if k.startswith(f"{PIPE}/reference/img2img_"))
-    mf.log(f"done: {len(cases)} img2img cases, {total / 1e3:.0f} kB, {time.time() - t0:.1f}s")
+    total = sum(files[k]["bytes"] for k in files if k.startswith(prefix))
+    mf.log(f"done: {len(done)} {kind} cases, {total / 1e3:.0f} kB, {time.time() - t0:.1f}s")
+
+
+def main():
+    write_cases("img2img", CASES, load_pipe, run_case, seed_base=3000,
+                compare={"image": "image", "latents_init": "component"},
+                entry={"generator": "tools/make_img2img_fixtures.py",
+                       "pipeline_class": "StableDiffusionImg2ImgPipeline",
+                       "init_image": "tools/make_img2img_fixtures.py init_image(h, w): gradients, a "
+                                     "sinusoid, a disc, a rectangle, a checkerboard patch (uint8 RGB, "
+                                     "stored in each file)"},
+                description=__doc__)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import make_fixtures as mf  # noqa: E402
-from make_img2img_fixtures import init_image  # noqa: E402
+from make_img2img_fixtures import capture_draws, init_image, write_cases  # noqa: E402
 
 PIPE = "sd1-tiny"
 
@@ -77,12 +77,6 @@ def run_case(pipe, spec, case, rec, gen_seed):
     4-channel U-Net never reads), the start noise, the scheduler's step noise."""
     from PIL import Image
     import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint as m_pipe
-    import diffusers.schedulers.scheduling_ddim as m_ddim
-    import diffusers.schedulers.scheduling_ddpm as m_ddpm
-    import diffusers.schedulers.scheduling_euler_ancestral_discrete as m_ea
-    import diffusers.schedulers.scheduling_lcm as m_lcm
-    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-    m_vae = inspect.getmodule(DiagonalGaussianDistribution)
 
     cname, cls_name, overrides, kw = case
     sched = mf.make_scheduler(spec, cls_name, overrides)
@@ -97,16 +91,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
     image_in = torch.from_numpy(rgb.astype(np.float32) / np.float32(255)).permute(2, 0, 1)[None].contiguous()
     mask_in = Image.fromarray(mask, mode="L")
 
-    draws = {"vae": [], "pipe": [], "sched": []}
-    mods = {"vae": [m_vae], "pipe": [m_pipe], "sched": [m_ea, m_ddim, m_ddpm, m_lcm]}
-    orig = {m: m.randn_tensor for ms in mods.values() for m in ms}
-
-    def capture(kind, fn):
-        def wrapped(*a, **k):
-            t = fn(*a, **k)
-            draws[kind].append(t.clone())
-            return t
-        return wrapped
+    draws, install, restore = capture_draws(m_pipe)
 
     steps, masks = [], []
 
@@ -123,9 +108,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
         return orig_decode(z, *a, **k)
 
     unet_calls, unhook = mf.record_unet(pipe)
-    for kind, ms in mods.items():
-        for m in ms:
-            m.randn_tensor = capture(kind, orig[m])
+    install()
     pipe.vae.decode = decode_rec
     try:
         call = dict(prompt=mf.PROMPT, negative_prompt=mf.NEG, image=image_in, mask_image=mask_in,
@@ -139,8 +122,7 @@ def run_case(pipe, spec, case, rec, gen_seed):
             image = pipe(**call).images
     finally:
         unhook()
-        for m, fn in orig.items():
-            m.randn_tensor = fn
+        restore()
         del pipe.vae.decode
 
     steps_total = kw["steps"]
@@ -191,53 +173,14 @@ def run_case(pipe, spec, case, rec, gen_seed):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default=mf.TINY_OUT, help="fixture root holding manifest.json and sd1-tiny/")
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    if importlib.util.find_spec("ftfy") is not None:
-        sys.exit("ftfy is installed: the tokenizer would use ftfy.fix_text; uninstall it (see docs/fixtures.md)")
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    root = args.root
-    man_path = os.path.join(root, "manifest.json")
-    with open(man_path) as fp:
-        manifest = json.load(fp)
-    spec = mf.SPECS[PIPE]
-    folder = os.path.join(root, PIPE, "diffusers")
-    refdir = os.path.join(root, PIPE, "reference")
-    t0 = time.time()
-    pipe = load_pipe(folder)
-    files = manifest["files"]
-    for k in [k for k in files if k.startswith(f"{PIPE}/reference/inpaint_")]:
-        del files[k]
-    cases = {}
-    for i, case in enumerate(CASES):
-        t = time.time()
-        rec = mf.Recorder()
-        info = run_case(pipe, spec, case, rec, gen_seed=spec["seed"] + 4000 + i)
-        p = os.path.join(refdir, f"inpaint_{case[0]}.safetensors")
-        rec.save(p, files, root, f"inpaint {case[0]}", compare={"image": "image"},
-                 generator="tools/make_inpaint_fixtures.py")
-        info["file"] = os.path.relpath(p, root)
-        info["seconds"] = round(time.time() - t, 2)
-        cases[case[0]] = info
-    manifest["pipelines"][PIPE]["inpaint"] = {
-        "generator": "tools/make_inpaint_fixtures.py", "versions": mf.versions(), "threads": args.threads,
-        "pipeline_class": "StableDiffusionInpaintPipeline (4-channel U-Net)",
-        "init_image": "tools/make_img2img_fixtures.py init_image(h, w)",
-        "init_mask": "tools/make_inpaint_fixtures.py mask_image(h, w): a disc with a soft edge, a bar, "
-                     "latent sample points at 127/128 (uint8, stored in each file)",
-        "cases": cases,
-    }
-    manifest["files"] = dict(sorted(files.items()))
-    with open(man_path, "w") as fp:
-        json.dump(mf.json_safe(manifest), fp, indent=1, ensure_ascii=False, allow_nan=False)
-        fp.write("\n")
-    total = sum(files[k]["bytes"] for k in files if k.startswith(f"{PIPE}/reference/inpaint_"))
-    mf.log(f"done: {len(cases)} inpaint cases, {total / 1e3:.0f} kB, {time.time() - t0:.1f}s")
+    write_cases("inpaint", CASES, load_pipe, run_case, seed_base=4000, compare={"image": "image"},
+                entry={"generator": "tools/make_inpaint_fixtures.py",
+                       "pipeline_class": "StableDiffusionInpaintPipeline (4-channel U-Net)",
+                       "init_image": "tools/make_img2img_fixtures.py init_image(h, w)",
+                       "init_mask": "tools/make_inpaint_fixtures.py mask_image(h, w): a disc with a soft "
+                                    "edge, a bar, latent sample points at 127/128 (uint8, stored in each "
+                                    "file)"},
+                description=__doc__)
 
 
 if __name__ == "__main__":
