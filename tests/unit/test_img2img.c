@@ -59,10 +59,6 @@ static json_t *fixture_cases(const char *kind, json_t **man)
     return (json_t *)cases;
 }
 
-static json_t *img2img_cases(json_t **man)
-{
-    return fixture_cases("img2img", man);
-}
 
 static struct sd_model *load_model(bool single)
 {
@@ -424,11 +420,12 @@ END_TEST
 
 /* --- without hooks ------------------------------------------------------------------- */
 
-/* The first fixture case's picture (the 64×64 init image). */
-static uint8_t *fixture_image(const struct sd_model *m, int *w, int *h)
+/* The first 64×64 case of `kind`'s fixtures: its start image, and (mask not NULL) its
+ * mask (malloc'ed). */
+static uint8_t *fixture_start(const struct sd_model *m, const char *kind, uint8_t **mask)
 {
     json_t *man;
-    const json_t *cases = img2img_cases(&man);
+    const json_t *cases = fixture_cases(kind, &man);
     const char *name;
     const json_t *c;
     uint8_t *rgb = NULL;
@@ -438,14 +435,17 @@ static uint8_t *fixture_image(const struct sd_model *m, int *w, int *h)
             continue;
         struct i2i_case k;
         case_load(m, name, c, &k);
-        *w = k.p.width;
-        *h = k.p.height;
         rgb = k.rgb;
+        if (mask)
+            *mask = k.mask;
         k.rgb = NULL;
+        if (mask)
+            k.mask = NULL;
         case_free(&k);
         break;
     }
     ck_assert_ptr_nonnull(rgb);
+    ck_assert(!mask || *mask);
     json_decref(man);
     return rgb;
 }
@@ -462,8 +462,8 @@ START_TEST(test_deterministic_without_hooks)
 {
     struct sd_model *m = load_model(false);
     struct workspace ws = test_cpu_workspace();
-    int w, h;
-    uint8_t *rgb = fixture_image(m, &w, &h);
+    const int w = 64, h = 64;
+    uint8_t *rgb = fixture_start(m, "img2img", NULL);
     struct gen_params p;
     gen_params_default(m, &p);
     p.prompt = "a photograph of an astronaut riding a horse";
@@ -562,30 +562,6 @@ START_TEST(test_deterministic_without_hooks)
 }
 END_TEST
 
-/* The first 64×64 inpainting fixture's start image and mask. */
-static void fixture_mask(const struct sd_model *m, uint8_t **rgb, uint8_t **mask)
-{
-    json_t *man;
-    const json_t *cases = fixture_cases("inpaint", &man);
-    const char *name;
-    const json_t *c;
-    *rgb = *mask = NULL;
-    json_object_foreach((json_t *)cases, name, c) {
-        if (json_integer_value(json_object_get(c, "width")) != 64 ||
-            json_integer_value(json_object_get(c, "height")) != 64)
-            continue;
-        struct i2i_case k;
-        case_load(m, name, c, &k);
-        *rgb = k.rgb;
-        *mask = k.mask;
-        k.rgb = k.mask = NULL;
-        case_free(&k);
-        break;
-    }
-    ck_assert(*rgb && *mask);
-    json_decref(man);
-}
-
 /* Samples where a differs from b, over the pixels whose mask is `value`. */
 static size_t differ_where(const uint8_t *a, const uint8_t *b, const uint8_t *mask,
                            unsigned value, size_t px)
@@ -601,7 +577,7 @@ START_TEST(test_inpaint_validation_and_fill)
     struct sd_model *m = load_model(false);
     struct workspace ws = test_cpu_workspace();
     uint8_t *rgb, *mask;
-    fixture_mask(m, &rgb, &mask);
+    rgb = fixture_start(m, "inpaint", &mask);
     struct gen_params p, q;
     gen_params_default(m, &p);
     p.prompt = "a red apple on a table";
@@ -683,7 +659,7 @@ START_TEST(test_inpaint_in_mixed_batch)
     struct sd_model *m = load_model(false);
     struct workspace ws = test_cpu_workspace();
     uint8_t *rgb, *mask;
-    fixture_mask(m, &rgb, &mask);
+    rgb = fixture_start(m, "inpaint", &mask);
     struct gen_params p[3];
     for (int i = 0; i < 3; i++) {
         gen_params_default(m, &p[i]);
