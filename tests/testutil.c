@@ -208,6 +208,16 @@ float *test_read_tensor_nhwc(const struct safetensors *st, const char *name, siz
     return out;
 }
 
+uint64_t test_fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
 double test_psnr(const float *a, const float *b, size_t n)
 {
     double se = 0;

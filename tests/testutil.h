@@ -66,6 +66,9 @@ float *test_read_tensor_nhwc(const struct safetensors *st, const char *name, siz
 /* PSNR in dB of two images of n floats in [0,1] (peak 1); +Inf when identical. */
 double test_psnr(const float *a, const float *b, size_t n);
 
+/* FNV-1a 64 over n bytes (tests compare pixels with hashes of Pillow's bytes). */
+uint64_t test_fnv1a(const uint8_t *p, size_t n);
+
 /* Fails the test (naming `what`) unless max|got−want| ≤ atol + rtol·max|want|. */
 void test_assert_close(const char *what, const float *got, const double *want, size_t n,
                        double atol, double rtol);

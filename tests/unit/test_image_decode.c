@@ -102,17 +102,6 @@ END_TEST
 
 /* --- RGBA (alpha kept) ----------------------------------------------------------------- */
 
-/* FNV-1a 64 over n bytes (the expected hashes: Pillow's bytes through the same). */
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* image_decode_rgba of fixture `name`: its flags, image_rgba8_flatten = image_decode's
  * pixels exactly, and (hash ≠ 0) the RGBA bytes equal Pillow's
  * Image.open(name).convert("RGBA").tobytes() (FNV-1a). */
@@ -143,7 +132,7 @@ static void check_rgba(const char *name, bool has_alpha, bool pillow_rgba, uint6
     for (size_t i = 0; !has_alpha && i < npix; i++)
         ck_assert_int_eq(rgba.rgba[4 * i + 3], 255);
     if (hash)
-        ck_assert_msg(fnv1a(rgba.rgba, npix * 4) == hash, "%s: RGBA differs from Pillow's",
+        ck_assert_msg(test_fnv1a(rgba.rgba, npix * 4) == hash, "%s: RGBA differs from Pillow's",
                       name);
     image_rgb8_free(&flat);
     image_rgb8_free(&rgb);
@@ -540,7 +529,7 @@ static void check_resize_gray(int w, int h, uint64_t hash)
     for (int i = 0; i < w * h; i++)
         ck_assert_msg(out.v[i] == rgb_out.rgb[3 * i], "%dx%d: pixel %d: gray %d, RGB %d", w, h,
                       i, out.v[i], rgb_out.rgb[3 * i]);
-    ck_assert_msg(fnv1a(out.v, (size_t)w * (size_t)h) == hash, "%dx%d: differs from Pillow's",
+    ck_assert_msg(test_fnv1a(out.v, (size_t)w * (size_t)h) == hash, "%dx%d: differs from Pillow's",
                   w, h);
     image_gray8_free(&out);
     image_gray8_free(&src);

@@ -14,16 +14,6 @@
 
 #define IMAGES DIFFUSIOND_SOURCE_DIR "/tests/fixtures/images/"
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static struct image_rgba8 decode_fixture(const char *name)
 {
     char path[512];
@@ -40,7 +30,7 @@ static struct image_rgba8 decode_fixture(const char *name)
 
 static uint64_t plane_hash(const struct image_gray8 *m)
 {
-    return fnv1a(m->v, (size_t)m->width * (size_t)m->height);
+    return test_fnv1a(m->v, (size_t)m->width * (size_t)m->height);
 }
 
 START_TEST(test_luma_and_a1111)
