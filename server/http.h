@@ -130,7 +130,9 @@ int http_exchange_header_count(const struct http_exchange *ex, const char *name)
 int64_t http_exchange_content_length(const struct http_exchange *ex);
 /* Whether Transfer-Encoding was sent (we take no chunked bodies). */
 bool http_exchange_chunked(const struct http_exchange *ex);
-/* The body (on_request): NUL-terminated after len bytes; len 0 when none. */
+/* The body (on_request): NUL-terminated after len bytes; len 0 when none.  The bytes
+ * stay put, unchanged, until the exchange is freed: a thread that holds a deferred
+ * exchange (http_exchange_hold) may read them until its release. */
 const uint8_t *http_exchange_body(const struct http_exchange *ex, size_t *len);
 /* Whether the request line said HTTP/1.1 (not 1.0): a Host header is then required. */
 bool http_exchange_http11(const struct http_exchange *ex);

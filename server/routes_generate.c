@@ -2,16 +2,17 @@
  * /sdapi/v1/txt2img and /img2img (server/routes.h): one path, two dialects (the body's
  * fields and the answer's shape).
  *
- *   MHD thread    parse + resolve (api/openai_images.h; A1111's bodies through
- *                 api/a1111_request.h, the edits route's multipart form through
- *                 api/openai_edits.h, onto the same request; a start image's header
- *                 only), defer the exchange; with a start image, hold the exchange and
- *                 hand the job to the encoder pool, which decodes and resizes the image
- *                 (api_img2img_finish: the costly part, kept off this thread) and goes
- *                 on from "submit" there (a client that left meanwhile gets its job
- *                 cancelled when the tag is set); submit
- *                 to the scheduler (429/503 when it refuses), tag the exchange with the
- *                 job id (for a disconnect), return: the connection is suspended.
+ *   MHD thread    text to image: parse + resolve (api/openai_images.h; A1111's bodies
+ *                 through api/a1111_request.h), defer the exchange, submit to the
+ *                 scheduler (429/503 when it refuses), tag the exchange with the job id
+ *                 (for a disconnect), return: the connection is suspended.  Image to
+ *                 image (A1111's img2img, the edits route's multipart form through
+ *                 api/openai_edits.h): defer and hold the exchange at once and hand the
+ *                 job to the encoder pool, which parses the body there (its JSON and
+ *                 base64 or its form: megabytes), decodes and resizes the start image
+ *                 and its mask (api_img2img_finish: the costly part) and goes on from
+ *                 "submit" (a client that left meanwhile gets its job cancelled when
+ *                 the tag is set) — so a large upload never stalls this thread.
  *   worker        on_complete: copies the result, takes the images, hands the job to
  *                 the encoder pool (cheap: no encoding on the worker).
  *   encoder pool  encodes the images (PNG/JPEG/WebP), stores them for "url", writes
@@ -42,6 +43,9 @@ struct gen_job {
     struct a1111_request t;     /* the OpenAI generations' request (t.req) and A1111's */
     struct openai_edit_request edit; /* the edits route's */
     struct openai_image_request *req; /* the route's request: &t.req or &edit.req */
+    const char *body;           /* the exchange's body (read until the job is parsed) */
+    size_t body_len;
+    char *content_type;         /* the edits route's Content-Type (copied on the MHD thread) */
     int model;
     char base_url[URL_BASE_MAX]; /* "http://host:port" or "" (relative URLs) */
     /* the result (on_complete) */
@@ -60,6 +64,7 @@ static void job_free(struct gen_job *j)
     free(j->images);
     a1111_request_free(&j->t);
     openai_edit_request_free(&j->edit);
+    free(j->content_type);
     free(j);
 }
 
@@ -291,29 +296,29 @@ static void answer_rejection(struct routes *r, struct http_exchange *ex, enum st
 }
 
 /* Stage 1 in the route's dialect: j->req points at the request filled. */
-static enum status parse(struct routes *r, struct http_exchange *ex, enum metrics_route route,
-                         const char *body, size_t len, struct gen_job *j, struct api_error *e)
+static enum status parse(struct routes *r, enum metrics_route route, struct gen_job *j,
+                         struct api_error *e)
 {
     const struct api_limits *lim = &r->cfg.limits;
+    const char *body = j->body;
+    const size_t len = j->body_len;
     switch (route) {
     case METRICS_ROUTE_IMG2IMG: return a1111_img2img_parse(body, len, lim, &j->t, e);
     case METRICS_ROUTE_TXT2IMG: return a1111_txt2img_parse(body, len, lim, &j->t, e);
     case METRICS_ROUTE_EDITS:
         j->req = &j->edit.req;
-        return openai_edits_parse(http_exchange_header(ex, "Content-Type"),
-                                  (const uint8_t *)body, len, lim, &j->edit, e);
+        return openai_edits_parse(j->content_type, (const uint8_t *)body, len, lim, &j->edit, e);
     default: return openai_images_parse(body, len, lim, j->req, e);
     }
 }
 
-/* Parse, select the model, resolve; false when answered with an error. */
+/* Parse, select the model, resolve; false when answered with an error.  Any thread
+ * (the body and the headers it needs are the job's). */
 static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *j)
 {
-    size_t len = 0;
-    const char *body = (const char *)http_exchange_body(ex, &len);
     struct api_error e;
-    const enum metrics_route route = ((const struct route_req *)http_exchange_data(ex))->route;
-    enum status st = parse(r, ex, route, body, len, j, &e);
+    struct route_req *rq = http_exchange_data(ex);
+    enum status st = parse(r, rq->route, j, &e);
     if (st == STATUS_OK) {
         j->model = j->a1111 ? routes_a1111_model(r, j->req->model,
                                                  "override_settings.sd_model_checkpoint", &e)
@@ -332,8 +337,11 @@ static bool prepare(struct routes *r, struct http_exchange *ex, struct gen_job *
     if (st == STATUS_OK)
         st = openai_images_resolve(r->models[j->model], &r->cfg.limits, random_seed(), j->req,
                                    &e);
-    if (st == STATUS_OK)
+    if (st == STATUS_OK) {
+        if (j->req->user && !(rq->user = strdup(j->req->user)))
+            LOG_WARNF("serve", "out of memory copying the user field");
         return true;
+    }
     metrics_reject(r->cfg.metrics, METRICS_REJECT_INVALID);
     routes_answer_error(r, ex, &e);
     return false;
@@ -384,18 +392,25 @@ static void submit(struct gen_job *j, bool held)
         http_exchange_release(ex);
 }
 
-/* Encoder pool: an image-to-image job's decode and resize, then its submission, off
- * the HTTP thread (a 12-megapixel JPEG takes about 0.5 s). */
-static void start_task(void *arg)
+/* Encoder pool: an image-to-image job from its body on — the parse (an 8 MB body's
+ * JSON and base64, or multipart form: ~50 ms), the start image's decode and resize (a
+ * 12-megapixel JPEG: ~0.5 s), the submission — off the HTTP thread, which meanwhile
+ * serves every other connection. */
+static void image_task(void *arg)
 {
     struct gen_job *j = arg;
     struct http_exchange *ex = j->ex;
-    if (finish(j))
+    if (prepare(j->r, ex, j) && finish(j))
         submit(j, true);
     else {
         job_free(j);
         http_exchange_release(ex);
     }
+}
+
+static bool image_route(enum metrics_route route)
+{
+    return route == METRICS_ROUTE_IMG2IMG || route == METRICS_ROUTE_EDITS;
 }
 
 void routes_generate(struct routes *r, struct http_exchange *ex)
@@ -410,23 +425,30 @@ void routes_generate(struct routes *r, struct http_exchange *ex)
     j->ex = ex;
     j->req = &j->t.req;
     j->a1111 = rq->route == METRICS_ROUTE_TXT2IMG || rq->route == METRICS_ROUTE_IMG2IMG;
-    if (!prepare(r, ex, j)) {
-        job_free(j);
-        return;
-    }
-    if (j->req->user && !(rq->user = strdup(j->req->user)))
-        LOG_WARNF("serve", "out of memory copying the user field");
+    j->body = (const char *)http_exchange_body(ex, &j->body_len);
     base_url(ex, j->base_url, sizeof j->base_url);
-    http_exchange_defer(ex);
-    const struct api_img2img *i2i = j->req == &j->edit.req ? &j->edit.i2i : &j->t.i2i;
-    if (!api_img2img_has_image(i2i)) {
+    if (rq->route == METRICS_ROUTE_EDITS) {
+        const char *type = http_exchange_header(ex, "Content-Type");
+        if (!(j->content_type = strdup(type ? type : ""))) {
+            job_free(j);
+            http_exchange_respond(ex, NULL);
+            return;
+        }
+    }
+    if (!image_route(rq->route)) { /* a small JSON body: parsed here */
+        if (!prepare(r, ex, j)) {
+            job_free(j);
+            return;
+        }
+        http_exchange_defer(ex);
         submit(j, false);
         return;
     }
-    http_exchange_hold(ex);
+    http_exchange_defer(ex);
+    http_exchange_hold(ex); /* the body stays readable until the task is done with it */
     struct errbuf err;
-    if (encoder_pool_submit(r->cfg.pool, start_task, j, &err) != STATUS_OK)
-        start_task(j); /* out of memory for a task node: do it here rather than lose it */
+    if (encoder_pool_submit(r->cfg.pool, image_task, j, &err) != STATUS_OK)
+        image_task(j); /* out of memory for a task node: do it here rather than lose it */
 }
 
 void routes_generate_abort(struct routes *r, uint64_t tag)
