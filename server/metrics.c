@@ -43,6 +43,7 @@ struct metrics {
     struct histogram queue_s, generation_s;
     _Atomic uint64_t images, steps;
     _Atomic uint64_t rejections[METRICS_REJECT_COUNT_];
+    _Atomic int64_t body_bytes;
     _Atomic int model_loaded[METRICS_MAX_MODELS];
     _Atomic int ready;
     char *version, *cuda;
@@ -186,6 +187,11 @@ void metrics_set_ready(struct metrics *m, bool ready)
     atomic_store_explicit(&m->ready, ready, memory_order_relaxed);
 }
 
+void metrics_add_body_bytes(struct metrics *m, int64_t delta)
+{
+    atomic_fetch_add_explicit(&m->body_bytes, delta, memory_order_relaxed);
+}
+
 bool metrics_escape_label(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
@@ -307,6 +313,10 @@ static void render_http(FILE *f, struct metrics *m)
         snprintf(labels, sizeof labels, "route=\"%s\"", route_labels[r]);
         histogram_render(f, "diffusiond_http_request_duration_seconds", labels, &m->request_s[r]);
     }
+    gauge1(f, "diffusiond_http_body_bytes_held",
+           "Request bodies held, from their headers until their exchange ends (the budget "
+           "of --max-body-bytes-total).",
+           (double)atomic_load_explicit(&m->body_bytes, memory_order_relaxed));
 }
 
 static void render_generation(FILE *f, struct metrics *m)

@@ -100,6 +100,9 @@ void metrics_observe_generation(struct metrics *m, double queue_s, double total_
 void metrics_reject(struct metrics *m, enum metrics_reject reason);
 void metrics_set_model_loaded(struct metrics *m, int model, bool loaded);
 void metrics_set_ready(struct metrics *m, bool ready);
+/* Request bodies held (--max-body-bytes-total's budget): delta bytes reserved (> 0) or
+ * released (< 0). */
+void metrics_add_body_bytes(struct metrics *m, int64_t delta);
 
 /* The whole exposition into a malloc'd, NUL-terminated buffer (*out, *len without
  * the NUL; the caller frees).  sched may be NULL (the scheduler families are left

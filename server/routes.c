@@ -230,8 +230,10 @@ static void free_route_req(void *p)
 {
     struct route_req *rq = p;
     if (rq) {
-        if (rq->body_reserved)
+        if (rq->body_reserved) {
             atomic_fetch_sub(&rq->r->body_bytes, rq->body_reserved);
+            metrics_add_body_bytes(rq->r->cfg.metrics, -(int64_t)rq->body_reserved);
+        }
         free(rq->user);
         free(rq->origin);
     }
@@ -252,6 +254,7 @@ static bool reserve_body(struct routes *r, struct route_req *rq, uint64_t len)
     } while (!atomic_compare_exchange_weak(&r->body_bytes, &held, held + len));
     rq->r = r;
     rq->body_reserved = len;
+    metrics_add_body_bytes(r->cfg.metrics, (int64_t)len);
     return true;
 }
 

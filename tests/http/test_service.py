@@ -189,6 +189,8 @@ class TestBodyBudget(ServerCase):
         held = [self.hold(2000), self.hold(2000)]
         try:
             time.sleep(0.3)  # both headers read: 4000 of 4000 bytes reserved
+            self.assertEqual(metric(self.server.metrics(), "diffusiond_http_body_bytes_held"),
+                             4000)
             r = self.small()  # ~30 bytes: would pass 4000
             err = error_of(self, r, 503)
             self.assertEqual(err["code"], "uploads_busy", err)
@@ -209,6 +211,11 @@ class TestBodyBudget(ServerCase):
         # a finished request keeps nothing: many in a row fit the budget
         for _ in range(5):
             self.assertEqual(self.small().status, 200)
+        deadline = time.monotonic() + 10
+        while (metric(self.server.metrics(), "diffusiond_http_body_bytes_held") != 0 and
+               time.monotonic() < deadline):
+            time.sleep(0.1)
+        self.assertEqual(metric(self.server.metrics(), "diffusiond_http_body_bytes_held"), 0)
 
 
 class TestBadSettings(unittest.TestCase):
