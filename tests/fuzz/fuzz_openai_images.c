@@ -19,11 +19,7 @@
 #include <string.h>
 
 #include "api/openai_images.h"
-#include "engine/cpu/cpu_backend.h"
-
-#ifndef FIXTURE
-#define FIXTURE "tests/fixtures/sd/sd1-tiny/diffusers"
-#endif
+#include "tests/fuzz/fuzz_fixture.h"
 
 static struct sd_model *g_model;
 
@@ -33,17 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    struct backend *b;
-    struct errbuf err;
-    struct sd_model_options opt;
-    if (cpu_backend_create(1, &b, &err) != STATUS_OK)
-        abort();
-    sd_model_options_default(&opt);
-    opt.backend = b;
-    if (sd_model_load(FIXTURE, &opt, &g_model, &err) != STATUS_OK) {
-        fprintf(stderr, "%s: %s\n", FIXTURE, err.msg);
-        abort();
-    }
+    g_model = fuzz_load_fixture();
     return 0;
 }
 
