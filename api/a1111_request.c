@@ -580,12 +580,9 @@ static enum status read_inpaint(const json_t *root, struct a1111_request *t, str
     TRY(read_flag(root, "inpaint_full_res", &t->inpaint_full_res, e));
     TRY(read_int(root, "inpaint_full_res_padding", 0, INT_MAX, &t->inpaint_full_res_padding,
                  NULL, e));
-    TRY(read_mask(root, t, e));
-    if (!api_inpaint_has_mask(in) || !t->inpaint_full_res)
-        return STATUS_OK;
-    return openai_image_request_warn(&t->req, "inpaint_full_res: only whole-picture inpainting "
-                                              "is supported; the mask's area was inpainted in "
-                                              "place", e);
+    in->full_res = t->inpaint_full_res;
+    in->padding = t->inpaint_full_res_padding;
+    return read_mask(root, t, e);
 }
 
 /* img2img's own fields, after txt2img's. */

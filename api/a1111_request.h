@@ -59,7 +59,7 @@ struct a1111_request {
     struct api_img2img i2i;          /* img2img: init_images[0] and denoising_strength
                                         (i2i.init.rgb NULL for txt2img); the mask and its
                                         options in i2i.inpaint */
-    bool inpaint_full_res;           /* img2img: as sent (read, echoed, not acted on) */
+    bool inpaint_full_res;           /* img2img: as sent (echoed; i2i.inpaint acts on it) */
     int inpaint_full_res_padding;
 };
 
@@ -96,10 +96,12 @@ enum status a1111_txt2img_parse(const char *body, size_t len, const struct api_l
  *                      first replaced by a push-pull fill of its surroundings
  *                      (api/image_fill.h; not A1111's blur layers), 1 original, 2 latent
  *                      noise, 3 latent nothing (models/pipeline.h's SD_FILL_*)
- *   inpaint_full_res   boolean (0/1 too), default true: A1111's "only masked" crop is not
- *                      done — the whole picture is inpainted, with a warning when true
- *                      and a mask is given; inpaint_full_res_padding (integer ≥ 0) read
- *                      and ignored
+ *   inpaint_full_res   boolean (0/1 too), default true: A1111's "only masked" — the
+ *                      region around the mask (grown by inpaint_full_res_padding, an
+ *                      integer ≥ 0, and to the request's aspect ratio) is generated at
+ *                      the request's size and pasted back into the whole start image,
+ *                      which is the answer's size then (api/inpaint.h); false: the whole
+ *                      picture at the request's size
  * Without a mask the inpainting fields are checked and have no effect.
  * Accepted at their off value only: include_init_images false, initial_noise_multiplier
  * 1, latent_mask null.  Ignored (it acts only with an instruct-pix2pix model):

@@ -121,8 +121,16 @@ enum status api_img2img_finish(const struct api_img2img_fields *fields, struct a
                  "least 1", i2i->strength, p->steps, fields->strength);
         return json_field_bad(e, fields->strength, "%s%s", msg, NULL);
     }
+    TRY(api_inpaint_prepare(fields->mask, &i2i->inpaint, &i2i->init, p, req, e));
     struct errbuf err;
-    const enum status s = image_resize(&i2i->init, p->width, p->height, &i2i->resized, &err);
+    struct image_rgb8 crop = {0}; /* "only masked": the region around the mask */
+    enum status s = api_inpaint_cropped(&i2i->inpaint)
+                         ? api_inpaint_crop(&i2i->inpaint, &i2i->init, &crop, &err)
+                         : STATUS_OK;
+    if (s == STATUS_OK)
+        s = image_resize(crop.rgb ? &crop : &i2i->init, p->width, p->height, &i2i->resized,
+                         &err);
+    image_rgb8_free(&crop);
     if (s == STATUS_OUT_OF_MEMORY)
         return json_field_oom(e, fields->image);
     if (s != STATUS_OK)

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/image_fill.h"
 #include "api/image_mask.h"
@@ -90,20 +91,191 @@ static const enum sd_inpaint_fill SD_FILL[API_FILL_COUNT_] = {
     [API_FILL_LATENT_NOTHING] = SD_FILL_LATENT_NOTHING,
 };
 
-enum status api_inpaint_finish(const char *field, struct api_inpaint *in,
-                               struct image_rgb8 *start, struct gen_params *p,
-                               struct api_error *e)
+/* A mask operation's failure as the route's error. */
+static enum status op_error(enum status s, const struct errbuf *err, const char *field,
+                            struct api_error *e)
 {
-    if (!api_inpaint_has_mask(in))
+    return s == STATUS_OUT_OF_MEMORY ? json_field_oom(e, field)
+                                     : json_field_bad(e, field, "%s%s", err->msg, NULL);
+}
+
+/* The mask read by its rule, inverted, blurred (once). */
+static enum status mask_ready(const char *field, struct api_inpaint *in, struct api_error *e)
+{
+    if (in->prepared)
         return STATUS_OK;
     if (in->bytes && !in->mask.v)
         TRY(read_mask(field, in, e));
     if (in->invert)
         image_mask_invert(&in->mask);
     struct errbuf err;
-    enum status s = image_mask_blur(&in->mask, in->blur_x, in->blur_y, &err);
-    if (s == STATUS_OK)
-        s = image_resize_gray(&in->mask, p->width, p->height, &in->resized, &err);
+    const enum status s = image_mask_blur(&in->mask, in->blur_x, in->blur_y, &err);
+    if (s != STATUS_OK)
+        return op_error(s, &err, field, e);
+    in->prepared = true;
+    return STATUS_OK;
+}
+
+/* The bounding box [x1, x2) × [y1, y2) of m's non-zero pixels; false when there is none. */
+static bool mask_bbox(const struct image_gray8 *m, int *x1, int *y1, int *x2, int *y2)
+{
+    *x1 = m->width, *y1 = m->height, *x2 = 0, *y2 = 0;
+    for (int y = 0; y < m->height; y++)
+        for (int x = 0; x < m->width; x++)
+            if (m->v[(size_t)y * (size_t)m->width + (size_t)x]) {
+                *x1 = x < *x1 ? x : *x1;
+                *x2 = x + 1 > *x2 ? x + 1 : *x2;
+                *y1 = y < *y1 ? y : *y1;
+                *y2 = y + 1 > *y2 ? y + 1 : *y2;
+            }
+    return *x2 > 0;
+}
+
+/* One axis of A1111's expand_crop_region: [*a1, *a2) grown by `diff` (half before,
+ * the rest after), shifted back inside [0, size). */
+static void expand_axis(int *a1, int *a2, int diff, int size)
+{
+    *a1 -= diff / 2;
+    *a2 += diff - diff / 2;
+    if (*a2 >= size) {
+        const int over = *a2 - size;
+        *a2 -= over;
+        *a1 -= over;
+    }
+    if (*a1 < 0) {
+        *a2 -= *a1;
+        *a1 = 0;
+    }
+    if (*a2 >= size)
+        *a2 = size;
+}
+
+/* The region: the bbox padded and clamped (get_crop_region), grown to the aspect
+ * ratio width : height (expand_crop_region). */
+static void crop_region(struct api_inpaint *in, int x1, int y1, int x2, int y2, int width,
+                        int height)
+{
+    const int w = in->overlay.width, h = in->overlay.height;
+    const int pad = in->padding; /* up to INT_MAX: no sums that overflow */
+    x1 = pad < x1 ? x1 - pad : 0;
+    y1 = pad < y1 ? y1 - pad : 0;
+    x2 = pad < w - x2 ? x2 + pad : w;
+    y2 = pad < h - y2 ? y2 + pad : h;
+    const double ratio_crop = (double)(x2 - x1) / (double)(y2 - y1);
+    const double ratio = (double)width / (double)height;
+    if (ratio_crop > ratio) /* Python's int() of the float difference: toward zero */
+        expand_axis(&y1, &y2, (int)((double)(x2 - x1) / ratio - (double)(y2 - y1)), h);
+    else
+        expand_axis(&x1, &x2, (int)((double)(y2 - y1) * ratio - (double)(x2 - x1)), w);
+    in->crop_x = x1, in->crop_y = y1, in->crop_w = x2 - x1, in->crop_h = y2 - y1;
+}
+
+/* m's part [x, x + w) × [y, y + h) into out. */
+static enum status gray_crop(const struct image_gray8 *m, int x, int y, int w, int h,
+                             struct image_gray8 *out)
+{
+    out->v = malloc((size_t)w * (size_t)h);
+    if (!out->v)
+        return STATUS_OUT_OF_MEMORY;
+    out->width = w, out->height = h;
+    for (int r = 0; r < h; r++)
+        memcpy(out->v + (size_t)r * (size_t)w, m->v + (size_t)(y + r) * (size_t)m->width + x,
+               (size_t)w);
+    return STATUS_OK;
+}
+
+enum status api_inpaint_prepare(const char *field, struct api_inpaint *in,
+                                const struct image_rgb8 *start, const struct gen_params *p,
+                                struct openai_image_request *req, struct api_error *e)
+{
+    if (!api_inpaint_has_mask(in))
+        return STATUS_OK;
+    TRY(mask_ready(field, in, e));
+    if (!in->full_res)
+        return STATUS_OK;
+    struct errbuf err;
+    enum status s = image_resize_gray(&in->mask, start->width, start->height, &in->overlay,
+                                      &err);
+    if (s != STATUS_OK)
+        return op_error(s, &err, field, e);
+    int x1, y1, x2, y2;
+    if (!mask_bbox(&in->overlay, &x1, &y1, &x2, &y2)) { /* A1111: img2img, no mask */
+        free(in->bytes);
+        in->bytes = NULL;
+        image_gray8_free(&in->mask);
+        image_gray8_free(&in->overlay);
+        return openai_image_request_warn(req, "inpaint_full_res: the mask is blank; the "
+                                              "request ran as img2img without one", e);
+    }
+    crop_region(in, x1, y1, x2, y2, p->width, p->height);
+    image_gray8_free(&in->mask);
+    if (gray_crop(&in->overlay, in->crop_x, in->crop_y, in->crop_w, in->crop_h, &in->mask) !=
+        STATUS_OK)
+        return json_field_oom(e, field);
+    return STATUS_OK;
+}
+
+bool api_inpaint_cropped(const struct api_inpaint *in)
+{
+    return in->crop_w > 0 && api_inpaint_has_mask(in);
+}
+
+enum status api_inpaint_crop(const struct api_inpaint *in, const struct image_rgb8 *start,
+                             struct image_rgb8 *out, struct errbuf *err)
+{
+    const int w = in->crop_w, h = in->crop_h;
+    out->rgb = malloc((size_t)w * (size_t)h * 3);
+    if (!out->rgb)
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "a %dx%d crop", w, h);
+    out->width = w, out->height = h;
+    for (int r = 0; r < h; r++)
+        memcpy(out->rgb + (size_t)r * (size_t)w * 3,
+               start->rgb + ((size_t)(in->crop_y + r) * (size_t)start->width +
+                             (size_t)in->crop_x) * 3,
+               (size_t)w * 3);
+    return STATUS_OK;
+}
+
+enum status api_inpaint_paste(const struct api_inpaint *in, const struct image_rgb8 *start,
+                              const uint8_t *gen, int width, int height,
+                              struct image_rgb8 *out, struct errbuf *err)
+{
+    const struct image_rgb8 g = {.width = width, .height = height, .rgb = (uint8_t *)gen};
+    struct image_rgb8 fit = {0};
+    TRY(image_resize(&g, in->crop_w, in->crop_h, &fit, err));
+    const size_t bytes = (size_t)start->width * (size_t)start->height * 3;
+    out->rgb = malloc(bytes);
+    if (!out->rgb) {
+        image_rgb8_free(&fit);
+        return status_fail(err, STATUS_OUT_OF_MEMORY, "a %dx%d image", start->width,
+                           start->height);
+    }
+    out->width = start->width, out->height = start->height;
+    memcpy(out->rgb, start->rgb, bytes);
+    for (int r = 0; r < in->crop_h; r++)
+        for (int c = 0; c < in->crop_w; c++) {
+            const size_t at = (size_t)(in->crop_y + r) * (size_t)start->width +
+                              (size_t)(in->crop_x + c);
+            const unsigned a = in->overlay.v[at];
+            const uint8_t *src = fit.rgb + ((size_t)r * (size_t)in->crop_w + (size_t)c) * 3;
+            for (int k = 0; k < 3; k++) {
+                uint8_t *o = out->rgb + at * 3 + (size_t)k;
+                *o = (uint8_t)((src[k] * a + *o * (255u - a) + 127u) / 255u);
+            }
+        }
+    image_rgb8_free(&fit);
+    return STATUS_OK;
+}
+
+enum status api_inpaint_finish(const char *field, struct api_inpaint *in,
+                               struct image_rgb8 *start, struct gen_params *p,
+                               struct api_error *e)
+{
+    if (!api_inpaint_has_mask(in))
+        return STATUS_OK;
+    TRY(mask_ready(field, in, e));
+    struct errbuf err;
+    enum status s = image_resize_gray(&in->mask, p->width, p->height, &in->resized, &err);
     if (s == STATUS_OK && in->fill == API_FILL_FILL)
         s = image_fill_holes(start, &in->resized, &err);
     if (s != STATUS_OK)
@@ -111,6 +283,7 @@ enum status api_inpaint_finish(const char *field, struct api_inpaint *in,
                                          : json_field_bad(e, field, "%s%s", err.msg, NULL);
     p->init_mask = in->resized.v;
     p->inpaint_fill = SD_FILL[(int)in->fill >= 0 && in->fill < API_FILL_COUNT_ ? in->fill : 0];
+    p->inpaint_no_overlay = api_inpaint_cropped(in); /* the paste is the overlay */
     return STATUS_OK;
 }
 
@@ -126,5 +299,6 @@ void api_inpaint_free(struct api_inpaint *in)
     free(in->bytes);
     image_gray8_free(&in->mask);
     image_gray8_free(&in->resized);
+    image_gray8_free(&in->overlay);
     *in = (struct api_inpaint){0};
 }

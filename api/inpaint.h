@@ -39,6 +39,7 @@
 
 #include "api/api_error.h"
 #include "api/image_decode.h"
+#include "api/openai_images.h"
 #include "models/pipeline.h"
 
 enum api_mask_rule { API_MASK_A1111 = 0, API_MASK_ALPHA };
@@ -57,14 +58,21 @@ enum api_inpaint_fill {
 
 struct api_inpaint {
     uint8_t *bytes;             /* the mask file as uploaded; NULL: none */
+    bool full_res;              /* A1111's inpaint_full_res, "only masked" (see below) */
+    int padding;                /* its inpaint_full_res_padding, pixels */
     size_t len;
     int width, height;          /* its size, from its header */
     enum api_mask_rule rule;
     bool invert;                /* A1111's inpainting_mask_invert */
     int blur_x, blur_y;         /* Pillow GaussianBlur radii at the mask's size; 0: none */
     enum api_inpaint_fill fill;
-    struct image_gray8 mask;    /* read, inverted, blurred (finish; from_alpha) */
+    struct image_gray8 mask;    /* read, inverted, blurred (finish; from_alpha); with a
+                                   crop, the cropped part of `overlay` */
     struct image_gray8 resized; /* at the request's size: params.init_mask (finish) */
+    bool prepared;              /* mask read, inverted, blurred (api_inpaint_prepare) */
+    struct image_gray8 overlay; /* a crop's paste-back alpha: the mask at the start
+                                   image's size */
+    int crop_x, crop_y, crop_w, crop_h; /* the region generated; crop_w 0: none */
 };
 
 /* True when in holds a mask (bytes taken, or one made from an image's alpha). */
@@ -81,9 +89,38 @@ enum status api_inpaint_take(uint8_t *bytes, size_t len, enum api_mask_rule rule
 enum status api_inpaint_from_alpha(const struct image_rgba8 *img, const char *field,
                                    struct api_inpaint *in, struct api_error *e);
 
+/* A1111's "only masked" (full_res): the part of the start image around the mask is
+ * generated at the request's size and pasted back into the whole picture.
+ *   api_inpaint_prepare  the mask read, inverted and blurred; with full_res, resized to
+ *             the start image's size (the paste's alpha, `overlay`), and the region:
+ *             the bounding box of its non-zero pixels grown by `padding` and clamped to
+ *             the image (A1111's get_crop_region), then grown along one axis to the
+ *             request's aspect ratio (its expand_crop_region, integer steps as A1111
+ *             takes them); `mask` becomes the region's part of the mask.  A mask with
+ *             no non-zero pixel leaves no mask (plain img2img) and a warning, as A1111
+ *             switches to img2img.  Nothing to do without a mask.
+ *   api_inpaint_crop     the region of the start image (a copy), to be resized to the
+ *             request's size as the start image (then api_inpaint_finish as always)
+ *   api_inpaint_paste    after the generation: an image of the request's size resized
+ *             (Pillow's LANCZOS) to the region and composited into a copy of the start
+ *             image with `overlay` as alpha: out = (gen·a + start·(255 − a)) / 255,
+ *             rounded (A1111's uncrop + alpha_composite of its overlay; mask 0 pixels,
+ *             every pixel outside the region among them, are the start image's own).
+ * The pipeline's own overlay is off then (params.inpaint_no_overlay): the paste is the
+ * only one, as in A1111. */
+enum status api_inpaint_prepare(const char *field, struct api_inpaint *in,
+                                const struct image_rgb8 *start, const struct gen_params *p,
+                                struct openai_image_request *req, struct api_error *e);
+bool api_inpaint_cropped(const struct api_inpaint *in);
+enum status api_inpaint_crop(const struct api_inpaint *in, const struct image_rgb8 *start,
+                             struct image_rgb8 *out, struct errbuf *err);
+enum status api_inpaint_paste(const struct api_inpaint *in, const struct image_rgb8 *start,
+                              const uint8_t *gen, int width, int height,
+                              struct image_rgb8 *out, struct errbuf *err);
+
 /* The last stage (see the top): start is the start image at params' size (changed in
- * place by API_FILL_FILL); sets p->init_mask and p->inpaint_fill.  Nothing to do
- * without a mask. */
+ * place by API_FILL_FILL); sets p->init_mask and p->inpaint_fill (and, after a crop,
+ * p->inpaint_no_overlay).  Nothing to do without a mask. */
 enum status api_inpaint_finish(const char *field, struct api_inpaint *in,
                                struct image_rgb8 *start, struct gen_params *p,
                                struct api_error *e);

@@ -163,6 +163,9 @@ struct gen_params {
      * area starts from (SD_FILL_ORIGINAL unless a mask is given). */
     const uint8_t *init_mask;
     enum sd_inpaint_fill inpaint_fill;
+    bool inpaint_no_overlay;     /* the caller composites the image itself (A1111's "only
+                                    masked" pastes it into the whole picture): sd_decode's
+                                    rgb is the decoder's */
     /* Test hooks (NULL: off; need n = 1): the initial noise {h,w,C} NHWC, before
      * init_noise_sigma (diffusers' `latents=`; img2img: the noise add_noise mixes into
      * the image's latent), the noise of each step k (step_noise[k], {h,w,C}; entries

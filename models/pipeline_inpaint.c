@@ -64,8 +64,10 @@ enum status inpaint_begin(const struct sd_model *m, const struct gen_params *p,
                                     : status_fail(err, STATUS_OUT_OF_MEMORY,
                                                   "init_mask: latent mask of %zu floats", n);
     if (s == STATUS_OK) {
-        req->overlay_rgb = p->init_image; /* borrowed until sd_decode (pipeline.h) */
-        req->overlay_mask = p->init_mask;
+        if (!p->inpaint_no_overlay) {
+            req->overlay_rgb = p->init_image; /* borrowed until sd_decode (pipeline.h) */
+            req->overlay_mask = p->init_mask;
+        }
         latent_keep(p, req, m->downscale, keep);
         for (size_t i = 0; i < n; i++) /* keep·z */
             scratch[i] = keep[i / lc] ? z[i] : 0.0f;

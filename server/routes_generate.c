@@ -135,13 +135,23 @@ static enum status encode_images(struct gen_job *j, uint8_t **data, size_t *lens
 {
     const struct gen_params *p = &j->req->params;
     const struct routes *r = j->r;
+    const struct api_img2img *i2i = j->a1111 ? &j->t.i2i : &j->edit.i2i;
     for (int i = 0; i < j->n_images; i++) {
         const struct sd_image *im = &j->images[i];
-        struct image_meta meta = image_meta_for(p, r->names[j->model], im);
-        meta.mask_blur = api_inpaint_mask_blur(j->a1111 ? &j->t.i2i.inpaint
-                                                        : &j->edit.i2i.inpaint);
-        TRY(image_encode(j->req->output_format, im->rgb, im->width, im->height, j->req->quality,
-                         &meta, &data[i], &lens[i], err));
+        struct image_meta meta = image_meta_for(p, r->names[j->model], im); /* its size */
+        meta.mask_blur = api_inpaint_mask_blur(&i2i->inpaint);
+        struct image_rgb8 out = {.width = im->width, .height = im->height, .rgb = im->rgb};
+        struct image_rgb8 pasted = {0}; /* "only masked": into the whole start image */
+        if (api_inpaint_cropped(&i2i->inpaint)) {
+            TRY(api_inpaint_paste(&i2i->inpaint, &i2i->init, im->rgb, im->width, im->height,
+                                  &pasted, err));
+            out = pasted;
+        }
+        const enum status s = image_encode(j->req->output_format, out.rgb, out.width,
+                                           out.height, j->req->quality, &meta, &data[i],
+                                           &lens[i], err);
+        image_rgb8_free(&pasted);
+        TRY(s);
     }
     return STATUS_OK;
 }
@@ -167,7 +177,7 @@ static enum status write_body(const struct gen_job *j, const struct api_image_ou
     if (j->a1111) {
         const struct a1111_txt2img_response resp = {
             .t = &j->t, .model_name = j->r->names[j->model], .images = out, .n_images = n,
-            .width = j->images[0].width, .height = j->images[0].height, .created = created,
+            .width = j->req->params.width, .height = j->req->params.height, .created = created,
             .metrics = *m};
         return a1111_txt2img_response_write(&resp, body, len, err);
     }

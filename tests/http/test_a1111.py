@@ -271,8 +271,8 @@ class TestWebuiapi(harness.ServerCase):
     def test_inpaint_through_webuiapi(self):
         """img2img with a mask (webuiapi's mask_image): the pixels whose blurred mask is 0
         come back exactly as the start image (the overlay), the masked area is repainted;
-        the fields are echoed, Mask blur in info and the PNG text, inpaint_full_res (true
-        by default in webuiapi) warned about."""
+        the fields are echoed, Mask blur in info and the PNG text; inpaint_full_res (true
+        by default in webuiapi): the region around the mask generated and pasted back."""
         start = self.picture()
         mask = Image.new("L", start.size, 0)
         mask.paste(255, (40, 0, 80, 72))  # repaint the right half
@@ -297,8 +297,7 @@ class TestWebuiapi(harness.ServerCase):
             self.assertIsNone(r.parameters["mask"])
             self.assertEqual(r.info["extra_generation_params"]["Mask blur"], 4)
             self.assertIn("Mask blur: 4", png_pixels(base64.b64decode(r.json["images"][0]))[2])
-            self.assertEqual(len(r.json["warnings"]), 1)
-            self.assertTrue(r.json["warnings"][0].startswith("inpaint_full_res:"))
+            self.assertNotIn("warnings", r.json)
         # inverted and without the crop: the left half repainted, no warning
         r = self.api.img2img(images=[start], mask_image=mask, inpainting_mask_invert=1,
                              inpaint_full_res=False, mask_blur=0, inpainting_fill=1, **{
@@ -307,6 +306,36 @@ class TestWebuiapi(harness.ServerCase):
         out = r.images[0].convert("RGB")
         self.assertEqual(out.crop((40, 0, 80, 72)).tobytes(), start.crop((40, 0, 80, 72)).tobytes())
         self.assertNotEqual(out.crop((0, 0, 40, 72)).tobytes(), start.crop((0, 0, 40, 72)).tobytes())
+        self.assertNotIn("warnings", r.json)
+
+    def test_only_masked_pastes_into_the_start_image(self):
+        """inpaint_full_res (webuiapi's default): a small box is generated at the request's
+        size (64x64) around itself and pasted back, so the answer is the start image's
+        size (80x72), every pixel outside the blurred box exactly the start image's and the
+        box repainted; the parameters keep the request's size."""
+        start = self.picture()
+        mask = Image.new("L", start.size, 0)
+        mask.paste(255, (50, 30, 66, 46))
+        r = self.api.img2img(images=[start], mask_image=mask, prompt="a lamp", seed=9, steps=6,
+                             cfg_scale=5, sampler_name="Euler", denoising_strength=1.0,
+                             width=64, height=64, mask_blur=2, inpainting_fill=1,
+                             inpaint_full_res=True, inpaint_full_res_padding=8)
+        out = r.images[0].convert("RGB")
+        self.assertEqual(out.size, start.size)
+        self.assertEqual((r.parameters["width"], r.parameters["height"]), (64, 64))
+        blurred = mask.filter(ImageFilter.GaussianBlur(2))
+        kept = changed = boxed = 0
+        for y in range(start.size[1]):
+            for x in range(start.size[0]):
+                v = blurred.getpixel((x, y))
+                if v == 0:
+                    kept += 1
+                    self.assertEqual(out.getpixel((x, y)), start.getpixel((x, y)), (x, y))
+                elif v == 255:
+                    boxed += 1
+                    changed += out.getpixel((x, y)) != start.getpixel((x, y))
+        self.assertGreater(kept, 80 * 72 // 2)
+        self.assertGreater(changed, boxed // 2)
         self.assertNotIn("warnings", r.json)
 
     def picture_png(self):

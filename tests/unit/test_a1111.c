@@ -687,16 +687,17 @@ static enum status inpaint_run(const char *fmt, const char *mask, struct a1111_r
     return s;
 }
 
-/* A mask of another size than the image: resized with it (A1111's), blurred by 4 by
- * default (soft edge), the fill (0) applied to the start image under it only, a warning
- * for inpaint_full_res (true by default); the strength's default stays A1111's. */
+/* Whole picture (inpaint_full_res false): a mask of another size than the image
+ * resized with it (A1111's), blurred by 4 by default (soft edge), the fill (0) applied
+ * to the start image under it only; the strength's default stays A1111's. */
 START_TEST(test_img2img_mask_applied)
 {
     char *mask = mask_b64(36, 40, 18);
     struct a1111_request t;
     struct api_error e;
     ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"data:image/png;base64,%s\","
-                              "\"steps\":10}", mask, &t, &e) == STATUS_OK, "%s", e.message);
+                              "\"steps\":10,\"inpaint_full_res\":false}", mask, &t, &e) ==
+                      STATUS_OK, "%s", e.message);
     const struct gen_params *p = &t.req.params;
     ck_assert_int_eq(p->width, 72);
     ck_assert_int_eq(p->height, 80);
@@ -722,8 +723,8 @@ START_TEST(test_img2img_mask_applied)
         changed += !same;
     }
     ck_assert_int_gt(changed, 72 * 80 / 4);
-    ck_assert_int_eq(t.req.n_warnings, 1);
-    ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "inpaint_full_res"));
+    ck_assert_int_eq(t.req.n_warnings, 0);
+    ck_assert(!t.req.params.inpaint_no_overlay);
     a1111_request_free(&t);
     free(mask);
 }
@@ -754,8 +755,9 @@ START_TEST(test_img2img_mask_invert_blur_fill)
     };
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
         char fmt[512];
-        snprintf(fmt, sizeof fmt, "{\"init_images\":[\"%%s\"],\"mask\":\"%%s\",%s}",
-                 CASES[c].fields);
+        snprintf(fmt, sizeof fmt, "{\"init_images\":[\"%%s\"],\"mask\":\"%%s\",%s%s}",
+                 CASES[c].fields,
+                 strstr(CASES[c].fields, "full_res") ? "" : ",\"inpaint_full_res\":false");
         ck_assert_msg(inpaint_run(fmt, mask, &t, &e) == STATUS_OK, "case %zu: %s", c, e.message);
         const struct gen_params *p = &t.req.params;
         ck_assert_int_eq(p->inpaint_fill, CASES[c].fill);
@@ -771,11 +773,125 @@ START_TEST(test_img2img_mask_invert_blur_fill)
             ck_assert_int_eq(row[71], CASES[c].edge_left == 0 ? 255 : 0);
             ck_assert_int_eq(row[29], p->init_mask[29]); /* no blur along y */
         }
-        /* a mask given, inpaint_full_res false or true: warned only when true */
-        ck_assert_int_eq(t.req.n_warnings, strstr(CASES[c].fields, "full_res") ? 0 : 1);
+        ck_assert_int_eq(t.req.n_warnings, 0);
         a1111_request_free(&t);
     }
     free(mask);
+}
+END_TEST
+
+/* A 72×80 mask, 255 on [x1, x2) × [y1, y2), 0 elsewhere (base64 PNG). */
+static char *box_mask_b64(int x1, int y1, int x2, int y2)
+{
+    uint8_t px[72 * 80];
+    for (int i = 0; i < 72 * 80; i++)
+        px[i] = i % 72 >= x1 && i % 72 < x2 && i / 72 >= y1 && i / 72 < y2 ? 255 : 0;
+    return test_png_base64(px, 72, 80, 1);
+}
+
+/* "Only masked" (inpaint_full_res, true by default): the mask's bounding box grown by
+ * the padding and to the request's aspect ratio (A1111's get_crop_region and
+ * expand_crop_region, worked by hand below), the start image's region resized to the
+ * request's size as the start image, the region's mask as init_mask, the pipeline's own
+ * overlay off; a box at the bottom edge is shifted back inside; a blank mask runs as
+ * img2img with a warning. */
+START_TEST(test_img2img_only_masked)
+{
+    static const struct {
+        int x1, y1, x2, y2, pad;
+        int cx, cy, cw, ch; /* the region */
+    } CASES[] = {
+        /* 20×10 padded to 28×18 (ratio 1.56 > 72/80): height int(28/0.9 − 18) = 13 more,
+         * 6 above, 7 below */
+        {40, 50, 60, 60, 4, 36, 40, 28, 31},
+        /* 20×6 (3.33): 16 more, 8 above, 8 below → 8 past the bottom: shifted up */
+        {40, 74, 60, 80, 0, 40, 58, 20, 22},
+        /* 10×60 (0.17 < 0.9): width int(60·0.9 − 10) = 44 more, 22 left → past the left
+         * edge by 17: shifted right */
+        {5, 10, 15, 70, 0, 0, 10, 54, 60},
+    };
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
+        char *mask = box_mask_b64(CASES[c].x1, CASES[c].y1, CASES[c].x2, CASES[c].y2);
+        char fmt[256];
+        snprintf(fmt, sizeof fmt, "{\"init_images\":[\"%%s\"],\"mask\":\"%%s\",\"mask_blur\":0,"
+                 "\"inpainting_fill\":1,\"inpaint_full_res_padding\":%d}", CASES[c].pad);
+        struct a1111_request t;
+        struct api_error e;
+        ck_assert_msg(inpaint_run(fmt, mask, &t, &e) == STATUS_OK, "case %zu: %s", c, e.message);
+        free(mask);
+        const struct api_inpaint *in = &t.i2i.inpaint;
+        const struct gen_params *p = &t.req.params;
+        ck_assert_msg(in->crop_x == CASES[c].cx && in->crop_y == CASES[c].cy &&
+                          in->crop_w == CASES[c].cw && in->crop_h == CASES[c].ch,
+                      "case %zu: region %d,%d %dx%d, want %d,%d %dx%d", c, in->crop_x,
+                      in->crop_y, in->crop_w, in->crop_h, CASES[c].cx, CASES[c].cy,
+                      CASES[c].cw, CASES[c].ch);
+        ck_assert(api_inpaint_cropped(in));
+        ck_assert(p->inpaint_no_overlay);
+        ck_assert_int_eq(p->width, 72);
+        ck_assert_int_eq(p->height, 80);
+        ck_assert_int_eq(t.req.n_warnings, 0);
+        /* the start image: the region, resized */
+        struct image_rgb8 crop, want;
+        struct errbuf err;
+        ck_assert_int_eq(api_inpaint_crop(in, &t.i2i.init, &crop, &err), STATUS_OK);
+        ck_assert_int_eq(image_resize(&crop, 72, 80, &want, &err), STATUS_OK);
+        ck_assert_int_eq(memcmp(p->init_image, want.rgb, 72 * 80 * 3), 0);
+        image_rgb8_free(&crop);
+        image_rgb8_free(&want);
+        /* the mask: the box fills the region's middle, nothing at the region's corners
+         * away from it */
+        const int mx = ((CASES[c].x1 + CASES[c].x2) / 2 - in->crop_x) * 72 / in->crop_w;
+        const int my = ((CASES[c].y1 + CASES[c].y2) / 2 - in->crop_y) * 80 / in->crop_h;
+        ck_assert_int_eq(p->init_mask[my * 72 + mx], 255);
+        a1111_request_free(&t);
+    }
+    /* blank: img2img, no mask */
+    char *blank = box_mask_b64(0, 0, 0, 0);
+    struct a1111_request t;
+    struct api_error e;
+    ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"%s\",\"mask_blur\":0}",
+                              blank, &t, &e) == STATUS_OK, "%s", e.message);
+    free(blank);
+    ck_assert_ptr_null(t.req.params.init_mask);
+    ck_assert(!api_inpaint_cropped(&t.i2i.inpaint));
+    ck_assert_int_eq(t.req.n_warnings, 1);
+    ck_assert_ptr_nonnull(strstr(t.req.warnings[0], "blank"));
+    a1111_request_free(&t);
+}
+END_TEST
+
+/* The paste: outside the region and where the mask is 0 the start image's pixels, where
+ * it is 255 the generated image resized to the region, between a blend. */
+START_TEST(test_inpaint_paste)
+{
+    struct api_inpaint in = {.full_res = true, .crop_x = 10, .crop_y = 20, .crop_w = 30,
+                             .crop_h = 40};
+    struct image_rgb8 start = {.width = 60, .height = 70, .rgb = malloc(60 * 70 * 3)};
+    in.overlay = (struct image_gray8){.width = 60, .height = 70, .v = calloc(60 * 70, 1)};
+    ck_assert(start.rgb && in.overlay.v);
+    for (int i = 0; i < 60 * 70 * 3; i++)
+        start.rgb[i] = (uint8_t)(i * 13 % 256);
+    for (int y = 30; y < 50; y++)
+        for (int x = 15; x < 35; x++)
+            in.overlay.v[y * 60 + x] = x < 25 ? 255 : 100;
+    uint8_t gen[16 * 24 * 3];
+    memset(gen, 200, sizeof gen); /* a flat image: any resize of it is 200 */
+    struct image_rgb8 out;
+    struct errbuf err;
+    ck_assert_int_eq(api_inpaint_paste(&in, &start, gen, 16, 24, &out, &err), STATUS_OK);
+    ck_assert_int_eq(out.width, 60);
+    ck_assert_int_eq(out.height, 70);
+    for (int i = 0; i < 60 * 70; i++)
+        for (int k = 0; k < 3; k++) {
+            const unsigned a = in.overlay.v[i], s = start.rgb[i * 3 + k];
+            const unsigned want = a == 0 ? s : (200 * a + s * (255 - a) + 127) / 255;
+            ck_assert_msg(out.rgb[i * 3 + k] == want, "pixel %d: %u, want %u", i,
+                          out.rgb[i * 3 + k], want);
+        }
+    image_rgb8_free(&out);
+    image_rgb8_free(&start);
+    image_gray8_free(&in.overlay);
 }
 END_TEST
 
@@ -794,7 +910,8 @@ START_TEST(test_img2img_rgba_mask_alpha)
     struct a1111_request t;
     struct api_error e;
     ck_assert_msg(inpaint_run("{\"init_images\":[\"%s\"],\"mask\":\"%s\",\"mask_blur\":0,"
-                              "\"inpainting_fill\":1}", mask, &t, &e) == STATUS_OK,
+                              "\"inpainting_fill\":1,\"inpaint_full_res\":false}", mask, &t,
+                              &e) == STATUS_OK,
                   "%s", e.message);
     const uint8_t *m = t.req.params.init_mask;
     ck_assert_int_eq(m[5], 255);
@@ -890,6 +1007,8 @@ static Suite *suite(void)
     tcase_add_test(ok, test_img2img_mask_applied);
     tcase_add_test(ok, test_img2img_mask_invert_blur_fill);
     tcase_add_test(ok, test_img2img_rgba_mask_alpha);
+    tcase_add_test(ok, test_img2img_only_masked);
+    tcase_add_test(ok, test_inpaint_paste);
     tcase_add_test(ok, test_img2img_inpaint_fields_without_mask);
     tcase_add_test(ok, test_img2img_mask_response);
     suite_add_tcase(s, ok);

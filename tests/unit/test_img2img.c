@@ -637,6 +637,16 @@ START_TEST(test_inpaint_validation_and_fill)
             ck_assert_msg(memcmp(img[f].rgb, img[0].rgb, nb) == 0,
                           "strength 1: fill %d changed the image", f);
     }
+    /* inpaint_no_overlay: the decoder's pixels as they are (the caller pastes) */
+    q = p;
+    q.inpaint_no_overlay = true;
+    generate(m, &ws, &q, &again);
+    size_t decoder = 0;
+    for (size_t i = 0; i < nb; i++)
+        decoder += again.rgb[i] == (uint8_t)nearbyintf(again.unit[i] * 255.0f);
+    ck_assert_uint_eq(decoder, nb);
+    ck_assert(differ_where(again.rgb, rgb, mask, 0, px) > 0);
+    sd_image_free(&again);
     /* without a mask the same request is img2img: it changes the kept pixels too */
     q = p;
     q.init_mask = NULL;
