@@ -12,7 +12,9 @@
  *             mask_from_image_alpha and no mask: its alpha kept, and when some pixel is
  *             fully transparent that alpha becomes the mask, api/inpaint.h), the
  *             strength's default with a mask applied, int(steps × strength) ≥ 1, the
- *             image resized (Pillow's Lanczos) into i2i->resized, params' init_image /
+ *             mask prepared (api_inpaint_prepare; with "only masked" the region around
+ *             it cut from the image), the image (or that region) resized (Pillow's
+ *             Lanczos) into i2i->resized, params' init_image /
  *             strength set, then the mask's last stage (api_inpaint_finish: init_mask,
  *             inpaint_fill) — the costly part (a 12-megapixel JPEG: about 0.5 s), which
  *             the server runs off its HTTP thread

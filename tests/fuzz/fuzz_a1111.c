@@ -6,7 +6,8 @@
  * and an inpainting mask, read, blurred and resized — at the resolved size).  Aborts
  * unless every rejection is a 400 (or 404 / 503) whose A1111 error body is well-formed,
  * every response body is JSON whose info string is JSON too with one seed per image,
- * and an accepted mask reaches params at the request's size.
+ * and an accepted mask reaches params at the request's size (with inpaint_full_res, from
+ * a region inside the start image).
  *
  * Not part of ctest (needs clang's libFuzzer).  Build against a Release build's
  * libraries and run (tests/fuzz/README.md):
@@ -82,6 +83,17 @@ static void check_response(const struct a1111_request *t)
     free(out);
 }
 
+/* "Only masked": the region lies inside the start image, with the mask's paste alpha at
+ * the start image's size. */
+static bool crop_inside(const struct api_img2img *i2i)
+{
+    const struct api_inpaint *in = &i2i->inpaint;
+    return in->crop_x >= 0 && in->crop_y >= 0 && in->crop_w >= 1 && in->crop_h >= 1 &&
+           in->crop_x + in->crop_w <= i2i->init.width &&
+           in->crop_y + in->crop_h <= i2i->init.height &&
+           in->overlay.width == i2i->init.width && in->overlay.height == i2i->init.height;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct api_limits lim;
@@ -108,7 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              (api_inpaint_has_mask(&t.i2i.inpaint) &&
               (t.req.params.init_mask != t.i2i.inpaint.resized.v ||
                t.i2i.inpaint.resized.width != t.req.params.width ||
-               t.i2i.inpaint.resized.height != t.req.params.height)))
+               t.i2i.inpaint.resized.height != t.req.params.height)) ||
+             (api_inpaint_cropped(&t.i2i.inpaint) && !crop_inside(&t.i2i)))
         abort();
     else
         check_response(&t);
