@@ -91,14 +91,6 @@ static const enum sd_inpaint_fill SD_FILL[API_FILL_COUNT_] = {
     [API_FILL_LATENT_NOTHING] = SD_FILL_LATENT_NOTHING,
 };
 
-/* A mask operation's failure as the route's error. */
-static enum status op_error(enum status s, const struct errbuf *err, const char *field,
-                            struct api_error *e)
-{
-    return s == STATUS_OUT_OF_MEMORY ? json_field_oom(e, field)
-                                     : json_field_bad(e, field, "%s%s", err->msg, NULL);
-}
-
 /* The mask read by its rule, inverted, blurred (once). */
 static enum status mask_ready(const char *field, struct api_inpaint *in, struct api_error *e)
 {
@@ -111,7 +103,7 @@ static enum status mask_ready(const char *field, struct api_inpaint *in, struct 
     struct errbuf err;
     const enum status s = image_mask_blur(&in->mask, in->blur_x, in->blur_y, &err);
     if (s != STATUS_OK)
-        return op_error(s, &err, field, e);
+        return mask_error(s, &err, field, e);
     in->prepared = true;
     return STATUS_OK;
 }
@@ -170,18 +162,17 @@ static void crop_region(struct api_inpaint *in, int x1, int y1, int x2, int y2, 
     in->crop_x = x1, in->crop_y = y1, in->crop_w = x2 - x1, in->crop_h = y2 - y1;
 }
 
-/* m's part [x, x + w) × [y, y + h) into out. */
-static enum status gray_crop(const struct image_gray8 *m, int x, int y, int w, int h,
-                             struct image_gray8 *out)
+/* The region's part of an image of src_w pixels a row, `ch` bytes a pixel: a malloc'ed
+ * crop_w × crop_h copy, NULL out of memory. */
+static uint8_t *region_copy(const struct api_inpaint *in, const uint8_t *src, int src_w, int ch)
 {
-    out->v = malloc((size_t)w * (size_t)h);
-    if (!out->v)
-        return STATUS_OUT_OF_MEMORY;
-    out->width = w, out->height = h;
-    for (int r = 0; r < h; r++)
-        memcpy(out->v + (size_t)r * (size_t)w, m->v + (size_t)(y + r) * (size_t)m->width + x,
-               (size_t)w);
-    return STATUS_OK;
+    const size_t row = (size_t)in->crop_w * (size_t)ch;
+    uint8_t *out = malloc(row * (size_t)in->crop_h);
+    for (int r = 0; out && r < in->crop_h; r++)
+        memcpy(out + (size_t)r * row,
+               src + ((size_t)(in->crop_y + r) * (size_t)src_w + (size_t)in->crop_x) * (size_t)ch,
+               row);
+    return out;
 }
 
 enum status api_inpaint_prepare(const char *field, struct api_inpaint *in,
@@ -197,7 +188,7 @@ enum status api_inpaint_prepare(const char *field, struct api_inpaint *in,
     enum status s = image_resize_gray(&in->mask, start->width, start->height, &in->overlay,
                                       &err);
     if (s != STATUS_OK)
-        return op_error(s, &err, field, e);
+        return mask_error(s, &err, field, e);
     int x1, y1, x2, y2;
     if (!mask_bbox(&in->overlay, &x1, &y1, &x2, &y2)) { /* A1111: img2img, no mask */
         free(in->bytes);
@@ -209,10 +200,9 @@ enum status api_inpaint_prepare(const char *field, struct api_inpaint *in,
     }
     crop_region(in, x1, y1, x2, y2, p->width, p->height);
     image_gray8_free(&in->mask);
-    if (gray_crop(&in->overlay, in->crop_x, in->crop_y, in->crop_w, in->crop_h, &in->mask) !=
-        STATUS_OK)
-        return json_field_oom(e, field);
-    return STATUS_OK;
+    in->mask = (struct image_gray8){.width = in->crop_w, .height = in->crop_h,
+                                    .v = region_copy(in, in->overlay.v, in->overlay.width, 1)};
+    return in->mask.v ? STATUS_OK : json_field_oom(e, field);
 }
 
 bool api_inpaint_cropped(const struct api_inpaint *in)
@@ -223,17 +213,11 @@ bool api_inpaint_cropped(const struct api_inpaint *in)
 enum status api_inpaint_crop(const struct api_inpaint *in, const struct image_rgb8 *start,
                              struct image_rgb8 *out, struct errbuf *err)
 {
-    const int w = in->crop_w, h = in->crop_h;
-    out->rgb = malloc((size_t)w * (size_t)h * 3);
-    if (!out->rgb)
-        return status_fail(err, STATUS_OUT_OF_MEMORY, "a %dx%d crop", w, h);
-    out->width = w, out->height = h;
-    for (int r = 0; r < h; r++)
-        memcpy(out->rgb + (size_t)r * (size_t)w * 3,
-               start->rgb + ((size_t)(in->crop_y + r) * (size_t)start->width +
-                             (size_t)in->crop_x) * 3,
-               (size_t)w * 3);
-    return STATUS_OK;
+    *out = (struct image_rgb8){.width = in->crop_w, .height = in->crop_h,
+                               .rgb = region_copy(in, start->rgb, start->width, 3)};
+    return out->rgb ? STATUS_OK
+                    : status_fail(err, STATUS_OUT_OF_MEMORY, "a %dx%d crop", in->crop_w,
+                                  in->crop_h);
 }
 
 enum status api_inpaint_paste(const struct api_inpaint *in, const struct image_rgb8 *start,
@@ -279,8 +263,7 @@ enum status api_inpaint_finish(const char *field, struct api_inpaint *in,
     if (s == STATUS_OK && in->fill == API_FILL_FILL)
         s = image_fill_holes(start, &in->resized, &err);
     if (s != STATUS_OK)
-        return s == STATUS_OUT_OF_MEMORY ? json_field_oom(e, field)
-                                         : json_field_bad(e, field, "%s%s", err.msg, NULL);
+        return mask_error(s, &err, field, e);
     p->init_mask = in->resized.v;
     p->inpaint_fill = SD_FILL[(int)in->fill >= 0 && in->fill < API_FILL_COUNT_ ? in->fill : 0];
     p->inpaint_no_overlay = api_inpaint_cropped(in); /* the paste is the overlay */
