@@ -1,7 +1,7 @@
 /* models/pipeline_inpaint.c — inpainting on top of img2img: the latent mask, the
  * kept pixels' reset after every step, the final overlay.  See "Inpainting" in
  * models/pipeline.h; diffusers' StableDiffusionInpaintPipeline with a 4-channel U-Net
- * is the reference (tests/unit/test_inpaint.c). */
+ * is the reference (tests/unit/test_img2img.c, its inpainting cases). */
 #include <stdlib.h>
 #include <string.h>
 
