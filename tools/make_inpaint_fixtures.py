@@ -2,7 +2,7 @@
 """Make the inpainting parity fixtures: diffusers' StableDiffusionInpaintPipeline with the
 committed tiny SD1 model (tests/fixtures/sd/sd1-tiny/diffusers: a 4-channel U-Net, so
 the pipeline resets the unmasked latent pixels after every step), with every random
-draw captured, so tests/unit/test_inpaint.c can run the C pipeline on the same noise
+draw captured, so tests/unit/test_img2img.c can run the C pipeline on the same noise
 and compare.  See docs/fixtures.md ("inpainting") for the contents.
 
     python tools/make_inpaint_fixtures.py   # → tests/fixtures/sd/sd1-tiny/reference/inpaint_*.safetensors
